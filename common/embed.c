@@ -1,0 +1,454 @@
+#include "embed.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "shape.h"
+#include "sipnorm.h"
+
+#define EMBED_PAD 8 /* zero bytes after the data so an 8-byte load never reads past it */
+
+typedef struct {
+    uint64_t key;
+    uint32_t off; /* into the string arena; 0 = empty slot */
+    uint32_t len;
+} dict_slot_t;
+
+struct embed {
+    embed_opts_t o;
+    uint8_t *buf_a, *buf_b; /* preprocessing stages */
+    size_t buf_cap;
+    const uint8_t *last;
+    size_t last_len;
+    uint64_t *keys, *tmp;
+    size_t keys_cap;
+    bool keep_dict;
+    dict_slot_t *dict;
+    size_t dict_cap, dict_n;
+    char *arena;
+    size_t arena_len, arena_cap;
+};
+
+void embed_opts_default(embed_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = EMBED_NGRAM;
+    o->n = 4;
+    o->binary = false;
+    o->norm = EMBED_NORM_NONE;
+    o->shape = true;
+    o->header_norm = true;
+    embed_opts_set_delimiters(o, " \\t\\r\\n,;:=@/<>\"'()[]?&");
+}
+
+int embed_opts_parse_feature(embed_opts_t *o, const char *spec)
+{
+    if (strcmp(spec, "token") == 0 || strcmp(spec, "tokens") == 0) {
+        o->kind = EMBED_TOKEN;
+        return 0;
+    }
+    if (strncmp(spec, "ngram:", 6) == 0) {
+        char *end;
+        long n = strtol(spec + 6, &end, 10);
+        if (*end || n < 1 || n > 8)
+            return -1;
+        o->kind = EMBED_NGRAM;
+        o->n = (int)n;
+        return 0;
+    }
+    return -1;
+}
+
+int embed_opts_parse_norm(embed_opts_t *o, const char *spec)
+{
+    if (strcmp(spec, "none") == 0)
+        o->norm = EMBED_NORM_NONE;
+    else if (strcmp(spec, "l1") == 0)
+        o->norm = EMBED_NORM_L1;
+    else if (strcmp(spec, "l2") == 0)
+        o->norm = EMBED_NORM_L2;
+    else
+        return -1;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void embed_opts_set_delimiters(embed_opts_t *o, const char *d)
+{
+    memset(o->delim, 0, sizeof o->delim);
+    for (size_t i = 0; d[i]; i++) {
+        uint8_t c = (uint8_t)d[i];
+        if (c == '\\' && d[i + 1]) {
+            char e = d[++i];
+            if (e == 't')
+                c = '\t';
+            else if (e == 'r')
+                c = '\r';
+            else if (e == 'n')
+                c = '\n';
+            else if (e == 'x' && hexval(d[i + 1]) >= 0 && hexval(d[i + 2]) >= 0) {
+                c = (uint8_t)(hexval(d[i + 1]) * 16 + hexval(d[i + 2]));
+                i += 2;
+            } else
+                c = (uint8_t)e;
+        }
+        o->delim[c / 8] |= (uint8_t)(1u << (c % 8));
+    }
+}
+
+void embed_opts_feature_name(const embed_opts_t *o, char *buf, size_t cap)
+{
+    if (o->kind == EMBED_TOKEN)
+        snprintf(buf, cap, "token");
+    else
+        snprintf(buf, cap, "ngram:%d", o->n);
+}
+
+embed_t *embed_new(const embed_opts_t *opts)
+{
+    embed_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->o = *opts;
+    return e;
+}
+
+void embed_destroy(embed_t **self)
+{
+    embed_t *e = *self;
+    if (!e)
+        return;
+    free(e->buf_a);
+    free(e->buf_b);
+    free(e->keys);
+    free(e->tmp);
+    free(e->dict);
+    free(e->arena);
+    free(e);
+    *self = NULL;
+}
+
+const embed_opts_t *embed_opts(const embed_t *self)
+{
+    return &self->o;
+}
+
+void embed_keep_dictionary(embed_t *self, bool on)
+{
+    self->keep_dict = on;
+}
+
+static int grow_buffers(embed_t *e, size_t len)
+{
+    /* Header normalisation can lengthen compact names ("i" -> "Call-ID"). */
+    size_t need = len * 2 + 1024 + EMBED_PAD;
+    if (need <= e->buf_cap)
+        return 0;
+    uint8_t *a = realloc(e->buf_a, need), *b;
+    if (!a)
+        return -1;
+    e->buf_a = a;
+    b = realloc(e->buf_b, need);
+    if (!b)
+        return -1;
+    e->buf_b = b;
+    e->buf_cap = need;
+    return 0;
+}
+
+static int grow_keys(embed_t *e, size_t n)
+{
+    if (n <= e->keys_cap)
+        return 0;
+    size_t cap = e->keys_cap ? e->keys_cap : 1024;
+    while (cap < n)
+        cap *= 2;
+    uint64_t *k = realloc(e->keys, cap * sizeof *k);
+    if (!k)
+        return -1;
+    e->keys = k;
+    uint64_t *t = realloc(e->tmp, cap * sizeof *t);
+    if (!t)
+        return -1;
+    e->tmp = t;
+    e->keys_cap = cap;
+    return 0;
+}
+
+/* Runs header normalisation and shaping; returns the bytes to take features from. */
+static const uint8_t *preprocess(embed_t *e, const uint8_t *data, size_t len, size_t *out_len)
+{
+    const uint8_t *cur = data;
+    size_t n = len;
+    if (e->o.header_norm) {
+        n = sipnorm_headers(cur, n, e->buf_a, e->buf_cap - EMBED_PAD);
+        cur = e->buf_a;
+    }
+    if (e->o.shape) {
+        n = shape_apply(cur, n, e->buf_b);
+        cur = e->buf_b;
+    }
+    if (cur == data) {
+        memcpy(e->buf_b, data, len);
+        cur = e->buf_b;
+    }
+    memset((uint8_t *)cur + n, 0, EMBED_PAD);
+    *out_len = n;
+    return cur;
+}
+
+static size_t extract_ngrams(embed_t *e, const uint8_t *p, size_t len)
+{
+    int n = e->o.n;
+    if (len < (size_t)n)
+        return 0;
+    size_t count = len - (size_t)n + 1;
+    uint64_t mask = n == 8 ? ~0ULL : ((1ULL << (8 * n)) - 1);
+    if (n == 4) {
+        for (size_t i = 0; i < count; i++) {
+            uint32_t v;
+            memcpy(&v, p + i, 4);
+            e->keys[i] = v;
+        }
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            uint64_t v;
+            memcpy(&v, p + i, 8);
+            e->keys[i] = v & mask;
+        }
+    }
+    return count;
+}
+
+static bool is_delim(const embed_t *e, uint8_t c)
+{
+    return e->o.delim[c / 8] & (1u << (c % 8));
+}
+
+static void dict_insert(embed_t *e, uint64_t key, const uint8_t *s, size_t len);
+
+static size_t extract_tokens(embed_t *e, const uint8_t *p, size_t len)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < len;) {
+        while (i < len && is_delim(e, p[i]))
+            i++;
+        size_t start = i;
+        while (i < len && !is_delim(e, p[i]))
+            i++;
+        if (i > start) {
+            uint64_t key = XXH3_64bits(p + start, i - start) >> 1;
+            e->keys[count++] = key;
+            if (e->keep_dict)
+                dict_insert(e, key, p + start, i - start);
+        }
+    }
+    return count;
+}
+
+/* LSD radix sort by bytes, skipping byte positions on which every key agrees. */
+static void radix_sort(uint64_t *keys, uint64_t *tmp, size_t n)
+{
+    if (n < 2)
+        return;
+    uint64_t all_or = 0, all_and = ~0ULL;
+    for (size_t i = 0; i < n; i++) {
+        all_or |= keys[i];
+        all_and &= keys[i];
+    }
+    uint64_t varies = all_or ^ all_and;
+    uint64_t *src = keys, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        if (((varies >> shift) & 0xff) == 0)
+            continue;
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(src[i] >> shift) & 0xff]++;
+        size_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != keys)
+        memcpy(keys, src, n * sizeof *keys);
+}
+
+static void normalise(embed_t *e, sparse_t *out)
+{
+    if (e->o.binary)
+        for (size_t i = 0; i < out->n; i++)
+            out->vals[i] = 1.0;
+    double s = 0;
+    if (e->o.norm == EMBED_NORM_L1) {
+        for (size_t i = 0; i < out->n; i++)
+            s += out->vals[i];
+    } else if (e->o.norm == EMBED_NORM_L2) {
+        for (size_t i = 0; i < out->n; i++)
+            s += out->vals[i] * out->vals[i];
+        s = sqrt(s);
+    }
+    if (s > 0)
+        for (size_t i = 0; i < out->n; i++)
+            out->vals[i] /= s;
+    sparse_update_norm(out);
+}
+
+int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
+{
+    out->n = 0;
+    out->norm2 = 0;
+    if (grow_buffers(e, len) != 0 || grow_keys(e, len + 1) != 0)
+        return -1;
+    size_t plen;
+    const uint8_t *p = preprocess(e, data, len, &plen);
+    e->last = p;
+    e->last_len = plen;
+    size_t nk = e->o.kind == EMBED_NGRAM ? extract_ngrams(e, p, plen) : extract_tokens(e, p, plen);
+    radix_sort(e->keys, e->tmp, nk);
+    if (sparse_reserve(out, nk) != 0)
+        return -1;
+    size_t m = 0;
+    for (size_t i = 0; i < nk;) {
+        size_t j = i + 1;
+        while (j < nk && e->keys[j] == e->keys[i])
+            j++;
+        out->keys[m] = e->keys[i];
+        out->vals[m++] = (double)(j - i);
+        i = j;
+    }
+    out->n = m;
+    normalise(e, out);
+    return 0;
+}
+
+const uint8_t *embed_last_bytes(const embed_t *self, size_t *len)
+{
+    *len = self->last_len;
+    return self->last;
+}
+
+static int dict_grow(embed_t *e)
+{
+    size_t cap = e->dict_cap ? e->dict_cap * 2 : 4096;
+    dict_slot_t *d = calloc(cap, sizeof *d);
+    if (!d)
+        return -1;
+    for (size_t i = 0; i < e->dict_cap; i++) {
+        if (!e->dict[i].off)
+            continue;
+        size_t h = e->dict[i].key & (cap - 1);
+        while (d[h].off)
+            h = (h + 1) & (cap - 1);
+        d[h] = e->dict[i];
+    }
+    free(e->dict);
+    e->dict = d;
+    e->dict_cap = cap;
+    return 0;
+}
+
+static void dict_insert(embed_t *e, uint64_t key, const uint8_t *s, size_t len)
+{
+    if (len > 255)
+        len = 255;
+    if ((e->dict_n + 1) * 2 > e->dict_cap && dict_grow(e) != 0)
+        return;
+    size_t h = key & (e->dict_cap - 1);
+    while (e->dict[h].off) {
+        if (e->dict[h].key == key)
+            return;
+        h = (h + 1) & (e->dict_cap - 1);
+    }
+    if (e->arena_len + len + 1 > e->arena_cap) {
+        size_t cap = e->arena_cap ? e->arena_cap * 2 : 65536;
+        while (cap < e->arena_len + len + 1)
+            cap *= 2;
+        char *a = realloc(e->arena, cap);
+        if (!a)
+            return;
+        e->arena = a;
+        e->arena_cap = cap;
+        if (e->arena_len == 0)
+            e->arena_len = 1; /* offset 0 marks an empty slot */
+    }
+    memcpy(e->arena + e->arena_len, s, len);
+    e->dict[h] = (dict_slot_t){key, (uint32_t)e->arena_len, (uint32_t)len};
+    e->arena_len += len;
+    e->dict_n++;
+}
+
+void embed_ngram_bytes(uint64_t key, int n, uint8_t *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = (uint8_t)(key >> (8 * i));
+}
+
+/* Appends bytes readably: printable ASCII as is, shaping tokens by name, others as \xHH. */
+static size_t append_readable(char *buf, size_t cap, size_t o, const uint8_t *s, size_t len)
+{
+    for (size_t i = 0; i < len && o + 1 < cap; i++) {
+        const char *tok = shape_token_name(s[i]);
+        int w;
+        if (tok)
+            w = snprintf(buf + o, cap - o, "%s", tok);
+        else if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
+            w = snprintf(buf + o, cap - o, "%c", s[i]);
+        else if (s[i] == '\r')
+            w = snprintf(buf + o, cap - o, "\\r");
+        else if (s[i] == '\n')
+            w = snprintf(buf + o, cap - o, "\\n");
+        else if (s[i] == '\\')
+            w = snprintf(buf + o, cap - o, "\\\\");
+        else
+            w = snprintf(buf + o, cap - o, "\\x%02x", s[i]);
+        if (w < 0 || (size_t)w >= cap - o)
+            break;
+        o += (size_t)w;
+    }
+    return o;
+}
+
+void embed_feature_name(const embed_t *e, uint64_t key, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    if (e->o.kind == EMBED_NGRAM) {
+        uint8_t b[8];
+        embed_ngram_bytes(key, e->o.n, b);
+        append_readable(buf, cap, 0, b, (size_t)e->o.n);
+        return;
+    }
+    if (e->dict_cap) {
+        size_t h = key & (e->dict_cap - 1);
+        while (e->dict[h].off) {
+            if (e->dict[h].key == key) {
+                append_readable(buf, cap, 0, (const uint8_t *)e->arena + e->dict[h].off,
+                                e->dict[h].len);
+                return;
+            }
+            h = (h + 1) & (e->dict_cap - 1);
+        }
+    }
+    snprintf(buf, cap, "token:%016llx", (unsigned long long)key);
+}

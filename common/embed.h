@@ -1,0 +1,82 @@
+/*
+ * embed: a SIP message as a sparse vector of feature-string counts.
+ *
+ * Following Rieck and Laskov's string embeddings (as in sally), a message x
+ * maps to the counts f(x, s) of its feature strings s:
+ *   - byte n-grams (n = 1..8): every substring of length n. The n bytes
+ *     themselves, packed little-endian into 64 bits, are the key: no hash,
+ *     no collision, and a key always turns back into its string.
+ *   - tokens: maximal runs of bytes outside a delimiter set; the key is
+ *     XXH3-64 of the token (top bit cleared), with an optional dictionary
+ *     back to the string for explanations and signatures.
+ * Options: counts or binary; no, l1 or l2 normalisation; header-name
+ * normalisation (sipnorm) and value shaping (shape) applied first.
+ *
+ * Extraction is linear in the message length: keys are collected into a
+ * reused buffer and ordered by an LSD radix sort that skips byte positions
+ * on which all keys agree (4-grams need 4 passes), then counted in one run.
+ * Nothing is allocated per message once the buffers have grown.
+ */
+#ifndef SIPGUARD_EMBED_H
+#define SIPGUARD_EMBED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sparse.h"
+
+typedef enum { EMBED_NGRAM = 0, EMBED_TOKEN = 1 } embed_kind_t;
+typedef enum { EMBED_NORM_NONE = 0, EMBED_NORM_L1 = 1, EMBED_NORM_L2 = 2 } embed_norm_t;
+
+typedef struct {
+    embed_kind_t kind;
+    int n;             /* n-gram length, 1..8 */
+    bool binary;       /* 1 for present features instead of counts */
+    embed_norm_t norm;
+    bool shape;        /* value shaping (shape.h) */
+    bool header_norm;  /* header-name normalisation (sipnorm.h) */
+    uint8_t delim[32]; /* token delimiters, a bit per byte value */
+} embed_opts_t;
+
+/* Defaults: byte 4-grams, counts, no normalisation, shaping and header normalisation on,
+ * token delimiters " \t\r\n,;:=@/<>\"'()[]?&". */
+void embed_opts_default(embed_opts_t *o);
+/* Parses "ngram:N" or "token". Returns 0, or -1 when the spec is invalid. */
+int embed_opts_parse_feature(embed_opts_t *o, const char *spec);
+/* Parses "none", "l1", "l2". Returns 0 or -1. */
+int embed_opts_parse_norm(embed_opts_t *o, const char *spec);
+/* Sets the delimiter set from a string; \t \r \n \\ and \xHH escapes are understood. */
+void embed_opts_set_delimiters(embed_opts_t *o, const char *delims);
+/* Writes "ngram:4" or "token" into buf. */
+void embed_opts_feature_name(const embed_opts_t *o, char *buf, size_t cap);
+
+typedef struct embed embed_t;
+
+embed_t *embed_new(const embed_opts_t *opts);
+void embed_destroy(embed_t **self);
+const embed_opts_t *embed_opts(const embed_t *self);
+
+/* Keeps a dictionary from token keys to strings (tokens only), for feature names. */
+void embed_keep_dictionary(embed_t *self, bool on);
+
+/* Embeds one message into out (sorted by key, norm2 set). Returns 0, or -1 when out of memory. */
+int embed_message(embed_t *self, const uint8_t *data, size_t len, sparse_t *out);
+
+/*
+ * The preprocessed bytes (header names normalised, values shaped) that the
+ * features of the last embed_message() call were taken from.
+ */
+const uint8_t *embed_last_bytes(const embed_t *self, size_t *len);
+
+/*
+ * Writes a readable name of a feature key: the n-gram with non-printable
+ * bytes as \xHH and shaping tokens as <dig1-3> etc.; a token from the
+ * dictionary; or "token:HEX" when unknown.
+ */
+void embed_feature_name(const embed_t *self, uint64_t key, char *buf, size_t cap);
+
+/* The raw bytes of an n-gram key (n bytes written to out). */
+void embed_ngram_bytes(uint64_t key, int n, uint8_t *out);
+
+#endif

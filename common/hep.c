@@ -1,0 +1,258 @@
+#include "hep.h"
+
+#include <string.h>
+#include <zlib.h>
+
+enum {
+    HEP_IP_FAMILY = 0x01,
+    HEP_IP_PROTO = 0x02,
+    HEP_IPV4_SRC = 0x03,
+    HEP_IPV4_DST = 0x04,
+    HEP_IPV6_SRC = 0x05,
+    HEP_IPV6_DST = 0x06,
+    HEP_SRC_PORT = 0x07,
+    HEP_DST_PORT = 0x08,
+    HEP_TS_SEC = 0x09,
+    HEP_TS_USEC = 0x0a,
+    HEP_PROTO_TYPE = 0x0b,
+    HEP_CAPTURE_ID = 0x0c,
+    HEP_AUTH_KEY = 0x0e,
+    HEP_PAYLOAD = 0x0f,
+    HEP_PAYLOAD_ZIP = 0x10,
+};
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int hep_is_hep3(const uint8_t *buf, size_t len)
+{
+    return len >= 6 && memcmp(buf, "HEP3", 4) == 0;
+}
+
+/* The body size a generic chunk type must have, or 0 when it varies. */
+static size_t fixed_body_size(uint16_t type)
+{
+    switch (type) {
+    case HEP_IP_FAMILY:
+    case HEP_IP_PROTO:
+    case HEP_PROTO_TYPE:
+        return 1;
+    case HEP_SRC_PORT:
+    case HEP_DST_PORT:
+        return 2;
+    case HEP_IPV4_SRC:
+    case HEP_IPV4_DST:
+    case HEP_TS_SEC:
+    case HEP_TS_USEC:
+    case HEP_CAPTURE_ID:
+        return 4;
+    case HEP_IPV6_SRC:
+    case HEP_IPV6_DST:
+        return 16;
+    default:
+        return 0;
+    }
+}
+
+static int inflate_payload(const uint8_t *in, size_t in_len, uint8_t *out, size_t cap,
+                           size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* 15 + 32: accept zlib and gzip headers, as senders differ. */
+    if (inflateInit2(&z, 15 + 32) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)in_len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int rc = inflate(&z, Z_FINISH);
+    *out_len = cap - z.avail_out;
+    inflateEnd(&z);
+    return rc == Z_STREAM_END ? 0 : -1;
+}
+
+static void apply_chunk(hep_t *h, uint16_t type, const uint8_t *b, size_t blen)
+{
+    switch (type) {
+    case HEP_IP_FAMILY:
+        h->src.family = h->dst.family = b[0] == 2 ? 4 : b[0] == 10 ? 6 : 0;
+        break;
+    case HEP_IP_PROTO:
+        h->ip_proto = b[0];
+        break;
+    case HEP_IPV4_SRC:
+        memcpy(h->src.addr, b, 4);
+        break;
+    case HEP_IPV4_DST:
+        memcpy(h->dst.addr, b, 4);
+        break;
+    case HEP_IPV6_SRC:
+        memcpy(h->src.addr, b, 16);
+        break;
+    case HEP_IPV6_DST:
+        memcpy(h->dst.addr, b, 16);
+        break;
+    case HEP_SRC_PORT:
+        h->src.port = rd16(b);
+        break;
+    case HEP_DST_PORT:
+        h->dst.port = rd16(b);
+        break;
+    case HEP_TS_SEC:
+        h->ts_sec = rd32(b);
+        h->has_ts = 1;
+        break;
+    case HEP_TS_USEC:
+        h->ts_usec = (int32_t)(rd32(b) % 1000000u);
+        break;
+    case HEP_PROTO_TYPE:
+        h->proto_type = b[0];
+        break;
+    case HEP_CAPTURE_ID:
+        h->capture_id = rd32(b);
+        break;
+    case HEP_AUTH_KEY:
+        h->auth_key = (const char *)b;
+        h->auth_key_len = blen;
+        break;
+    case HEP_PAYLOAD:
+        h->payload = b;
+        h->payload_len = blen;
+        break;
+    default:
+        break; /* correlation id, VLAN, node name, vendor chunks: not needed */
+    }
+}
+
+int hep_decode(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_len, hep_t *out,
+               const char **why)
+{
+    memset(out, 0, sizeof *out);
+    if (!hep_is_hep3(buf, len)) {
+        *why = "hep: not a HEPv3 datagram";
+        return -1;
+    }
+    size_t total = rd16(buf + 4);
+    if (total != len) {
+        *why = total > len ? "hep: total length longer than datagram"
+                           : "hep: total length shorter than datagram";
+        return -1;
+    }
+    const uint8_t *zipped = NULL;
+    size_t zipped_len = 0;
+    for (size_t off = 6; off < len;) {
+        if (len - off < 6) {
+            *why = "hep: truncated chunk header";
+            return -1;
+        }
+        uint16_t vendor = rd16(buf + off), type = rd16(buf + off + 2);
+        size_t clen = rd16(buf + off + 4);
+        if (clen < 6) {
+            *why = "hep: chunk length below 6";
+            return -1;
+        }
+        if (clen > len - off) {
+            *why = "hep: chunk longer than packet";
+            return -1;
+        }
+        const uint8_t *body = buf + off + 6;
+        size_t blen = clen - 6;
+        if (vendor == 0) {
+            size_t want = fixed_body_size(type);
+            if (want && blen != want) {
+                *why = "hep: fixed-size chunk has wrong length";
+                return -1;
+            }
+            if (type == HEP_PAYLOAD_ZIP) {
+                zipped = body;
+                zipped_len = blen;
+            } else {
+                apply_chunk(out, type, body, blen);
+            }
+        }
+        off += clen;
+    }
+    if (!out->payload && zipped) {
+        size_t n = 0;
+        if (inflate_payload(zipped, zipped_len, scratch, scratch_len, &n) != 0) {
+            *why = "hep: compressed payload does not inflate";
+            return -1;
+        }
+        out->payload = scratch;
+        out->payload_len = n;
+        out->compressed = 1;
+    }
+    if (!out->payload) {
+        *why = "hep: no payload chunk";
+        return -1;
+    }
+    if (out->src.family == 0) {
+        *why = "hep: no IP family chunk";
+        return -1;
+    }
+    return 0;
+}
+
+static size_t put_chunk(uint8_t *buf, size_t cap, size_t off, uint16_t type, const void *body,
+                        size_t blen)
+{
+    if (off == 0 || blen > 0xffff - 6 || off + 6 + blen > cap)
+        return 0;
+    uint8_t *p = buf + off;
+    size_t clen = 6 + blen;
+    p[0] = 0;
+    p[1] = 0;
+    p[2] = (uint8_t)(type >> 8);
+    p[3] = (uint8_t)type;
+    p[4] = (uint8_t)(clen >> 8);
+    p[5] = (uint8_t)clen;
+    memcpy(p + 6, body, blen);
+    return off + clen;
+}
+
+size_t hep_encode(const msg_t *m, uint32_t capture_id, const char *auth_key, uint8_t *buf,
+                  size_t cap)
+{
+    if (cap < 6 || (m->src.family != 4 && m->src.family != 6))
+        return 0;
+    memcpy(buf, "HEP3", 4);
+    size_t off = 6;
+    uint8_t fam = m->src.family == 4 ? 2 : 10;
+    uint8_t proto = m->transport == TRANSPORT_TCP ? 6 : m->transport == TRANSPORT_SCTP ? 132 : 17;
+    uint8_t sp[2] = {(uint8_t)(m->src.port >> 8), (uint8_t)m->src.port};
+    uint8_t dp[2] = {(uint8_t)(m->dst.port >> 8), (uint8_t)m->dst.port};
+    uint32_t s = (uint32_t)m->ts_sec, us = (uint32_t)m->ts_usec, id = capture_id;
+    uint8_t ts[4] = {(uint8_t)(s >> 24), (uint8_t)(s >> 16), (uint8_t)(s >> 8), (uint8_t)s};
+    uint8_t tu[4] = {(uint8_t)(us >> 24), (uint8_t)(us >> 16), (uint8_t)(us >> 8), (uint8_t)us};
+    uint8_t ci[4] = {(uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
+    uint8_t sip = 1;
+    size_t alen = m->src.family == 4 ? 4 : 16;
+    off = put_chunk(buf, cap, off, HEP_IP_FAMILY, &fam, 1);
+    off = put_chunk(buf, cap, off, HEP_IP_PROTO, &proto, 1);
+    off = put_chunk(buf, cap, off, m->src.family == 4 ? HEP_IPV4_SRC : HEP_IPV6_SRC, m->src.addr,
+                    alen);
+    off = put_chunk(buf, cap, off, m->src.family == 4 ? HEP_IPV4_DST : HEP_IPV6_DST, m->dst.addr,
+                    alen);
+    off = put_chunk(buf, cap, off, HEP_SRC_PORT, sp, 2);
+    off = put_chunk(buf, cap, off, HEP_DST_PORT, dp, 2);
+    off = put_chunk(buf, cap, off, HEP_TS_SEC, ts, 4);
+    off = put_chunk(buf, cap, off, HEP_TS_USEC, tu, 4);
+    off = put_chunk(buf, cap, off, HEP_PROTO_TYPE, &sip, 1);
+    off = put_chunk(buf, cap, off, HEP_CAPTURE_ID, ci, 4);
+    if (auth_key)
+        off = put_chunk(buf, cap, off, HEP_AUTH_KEY, auth_key, strlen(auth_key));
+    off = put_chunk(buf, cap, off, HEP_PAYLOAD, m->data, m->len);
+    if (off == 0 || off > 0xffff)
+        return 0;
+    buf[4] = (uint8_t)(off >> 8);
+    buf[5] = (uint8_t)off;
+    return off;
+}

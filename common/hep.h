@@ -1,0 +1,55 @@
+/*
+ * hep: decoder for HEPv3 (Homer Encapsulation Protocol) datagrams.
+ *
+ * Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH, Asterisk res_hep and
+ * heplify mirror SIP in HEPv3: "HEP3", a 16-bit total length, then chunks of
+ * (vendor, type, length incl. 6-byte header, body), all big-endian. We take
+ * the generic chunks for addresses, ports, timestamp, protocol type, auth
+ * key and payload (plain, or zlib-compressed in chunk 0x10). Every length is
+ * checked against the datagram and fixed-size chunks against their size, as
+ * heplify does; a bad datagram is rejected with a reason, never half-read.
+ */
+#ifndef SIPGUARD_HEP_H
+#define SIPGUARD_HEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+typedef struct {
+    endpoint_t src, dst;
+    int ip_proto;     /* 6 TCP, 17 UDP, 132 SCTP; 0 when absent */
+    int proto_type;   /* 1 = SIP */
+    int64_t ts_sec;
+    int32_t ts_usec;
+    int has_ts;
+    uint32_t capture_id;
+    const char *auth_key; /* points into the datagram, not NUL-terminated */
+    size_t auth_key_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    int compressed; /* payload came from chunk 0x10 and was inflated into the scratch buffer */
+} hep_t;
+
+/* True when buf starts with the HEPv3 magic. */
+int hep_is_hep3(const uint8_t *buf, size_t len);
+
+/*
+ * Decodes one datagram. scratch (of scratch_len bytes) receives an inflated
+ * compressed payload. Returns 0 and fills out, or -1 and sets *why to a
+ * static reason.
+ */
+int hep_decode(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_len, hep_t *out,
+               const char **why);
+
+/*
+ * Writes a HEPv3 datagram for a message into buf (of cap bytes): the
+ * generic chunks for family, protocol, addresses, ports, timestamp, type SIP,
+ * capture id, optional auth key, and payload. Returns its length, or 0 when
+ * it does not fit. Used by tests, the generator and replay tools.
+ */
+size_t hep_encode(const msg_t *m, uint32_t capture_id, const char *auth_key, uint8_t *buf,
+                  size_t cap);
+
+#endif

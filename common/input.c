@@ -1,0 +1,260 @@
+#include "input.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    msg_t m;
+    uint8_t *data;
+} queued_t;
+
+struct input {
+    const input_format_t *fmt;
+    void *state;
+    char *name;
+    decode_opts_t opts;
+    skips_t skips;
+    queued_t *q;
+    size_t q_head, q_len, q_cap;
+    uint8_t *current; /* bytes of the message last handed out */
+    size_t count;
+    int at_end;
+    char err[512];
+};
+
+void *input_state(input_t *in)
+{
+    return in->state;
+}
+
+void input_set_state(input_t *in, void *state)
+{
+    in->state = state;
+}
+
+const decode_opts_t *input_opts(const input_t *in)
+{
+    return &in->opts;
+}
+
+skips_t *input_skips_mut(input_t *in)
+{
+    return &in->skips;
+}
+
+const skips_t *input_skips(const input_t *in)
+{
+    return &in->skips;
+}
+
+const char *input_name(const input_t *in)
+{
+    return in->name;
+}
+
+const char *input_error(const input_t *in)
+{
+    return in->err;
+}
+
+const char *input_format_name(const input_t *in)
+{
+    return in->fmt->name;
+}
+
+size_t input_count(const input_t *in)
+{
+    return in->count;
+}
+
+void input_set_error(input_t *in, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->err, sizeof in->err, fmt, ap);
+    va_end(ap);
+}
+
+void input_enqueue(input_t *in, const msg_t *m)
+{
+    if (in->q_head == in->q_len) {
+        in->q_head = in->q_len = 0;
+    }
+    if (in->q_len == in->q_cap) {
+        size_t cap = in->q_cap ? in->q_cap * 2 : 16;
+        queued_t *q = realloc(in->q, cap * sizeof *q);
+        if (!q) {
+            skips_add(&in->skips, "out of memory, message dropped");
+            return;
+        }
+        in->q = q;
+        in->q_cap = cap;
+    }
+    uint8_t *copy = malloc(m->len ? m->len : 1);
+    if (!copy) {
+        skips_add(&in->skips, "out of memory, message dropped");
+        return;
+    }
+    memcpy(copy, m->data, m->len);
+    queued_t *e = &in->q[in->q_len++];
+    e->m = *m;
+    if (!e->m.input)
+        e->m.input = in->name;
+    e->data = copy;
+    e->m.data = copy;
+}
+
+static input_t *input_alloc(const char *name, const decode_opts_t *opts)
+{
+    input_t *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->name = strdup(name);
+    if (opts)
+        in->opts = *opts;
+    else
+        decode_opts_default(&in->opts);
+    return in;
+}
+
+static int read_magic(const char *path, uint8_t magic[4])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    if (n < 4)
+        memset(magic + n, 0, 4 - n);
+    return 0;
+}
+
+static int is_pcap_magic(const uint8_t m[4])
+{
+    static const uint8_t magics[][4] = {
+        {0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, {0x4d, 0x3c, 0xb2, 0xa1},
+        {0xa1, 0xb2, 0x3c, 0x4d}, {0x0a, 0x0d, 0x0d, 0x0a}};
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
+        if (memcmp(m, magics[i], 4) == 0)
+            return 1;
+    return 0;
+}
+
+static int has_capture_extension(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && (strcmp(dot, ".pcap") == 0 || strcmp(dot, ".pcapng") == 0 ||
+                   strcmp(dot, ".cap") == 0);
+}
+
+/* Chooses the format of a path: pcap by magic, raw for directories and other files. */
+static const input_format_t *choose_format(const char *path, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode))
+        return &input_raw_format;
+    uint8_t magic[4];
+    if (read_magic(path, magic) != 0) {
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (is_pcap_magic(magic))
+        return &input_pcap_format;
+    if (memcmp(magic, "RTSS", 4) == 0 || memcmp(magic, "GMBU", 4) == 0) {
+        snprintf(errbuf, errlen,
+                 "%s: Microsoft NetMon capture format is not supported (convert it with "
+                 "editcap -F pcap)",
+                 path);
+        return NULL;
+    }
+    if (has_capture_extension(path)) {
+        snprintf(errbuf, errlen,
+                 "%s: not a pcap or pcapng file (magic %02x%02x%02x%02x); truncated or another "
+                 "format",
+                 path, magic[0], magic[1], magic[2], magic[3]);
+        return NULL;
+    }
+    return &input_raw_format;
+}
+
+static input_t *open_with(const input_format_t *fmt, input_t *in, const char *path,
+                          const void *mem, size_t mem_len, char *errbuf, size_t errlen)
+{
+    in->fmt = fmt;
+    if (fmt->open(in, path, mem, mem_len) != 0) {
+        snprintf(errbuf, errlen, "%s", in->err[0] ? in->err : "cannot open input");
+        skips_free(&in->skips);
+        free(in->name);
+        free(in);
+        return NULL;
+    }
+    return in;
+}
+
+input_t *input_open(const char *path, const decode_opts_t *opts, char *errbuf, size_t errlen)
+{
+    const input_format_t *fmt = choose_format(path, errbuf, errlen);
+    if (!fmt)
+        return NULL;
+    input_t *in = input_alloc(path, opts);
+    if (!in) {
+        snprintf(errbuf, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    return open_with(fmt, in, path, NULL, 0, errbuf, errlen);
+}
+
+input_t *input_open_memory(const char *name, const void *data, size_t len,
+                           const decode_opts_t *opts, char *errbuf, size_t errlen)
+{
+    input_t *in = input_alloc(name, opts);
+    if (!in) {
+        snprintf(errbuf, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    return open_with(&input_pcap_format, in, name, data, len, errbuf, errlen);
+}
+
+int input_next(input_t *in, msg_t *m)
+{
+    free(in->current);
+    in->current = NULL;
+    while (in->q_head == in->q_len) {
+        if (in->at_end)
+            return 0;
+        int rc = in->fmt->fill(in);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            in->at_end = 1;
+    }
+    queued_t *e = &in->q[in->q_head++];
+    in->current = e->data;
+    *m = e->m;
+    m->index = in->count++;
+    return 1;
+}
+
+void input_close(input_t **inp)
+{
+    input_t *in = *inp;
+    if (!in)
+        return;
+    in->fmt->close(in);
+    for (size_t i = in->q_head; i < in->q_len; i++)
+        free(in->q[i].data);
+    free(in->q);
+    free(in->current);
+    skips_free(&in->skips);
+    free(in->name);
+    free(in);
+    *inp = NULL;
+}

@@ -1,0 +1,38 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static const char *program = "sipguard";
+static log_level_t max_level = LOG_LEVEL_WARNING;
+
+void log_set_program(const char *name)
+{
+    program = name;
+}
+
+void log_set_level(log_level_t level)
+{
+    max_level = level;
+}
+
+log_level_t log_get_level(void)
+{
+    return max_level;
+}
+
+void log_write(log_level_t level, const char *func, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    if (level > max_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (max_level >= LOG_LEVEL_DEBUG)
+        fprintf(stderr, "%s: %s: %s: ", program, names[level], func);
+    else
+        fprintf(stderr, "%s: %s: ", program, names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

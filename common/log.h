@@ -1,0 +1,29 @@
+/*
+ * log: leveled diagnostics for every sipguard program.
+ *
+ * error(), warning(), info() and debug() prefix the message with the program
+ * name and, at debug level, the calling function, so that a message says
+ * where it came from. Messages go to stderr; the daemons will route them to
+ * syslog through log_set_syslog() in a later change.
+ */
+#ifndef SIPGUARD_LOG_H
+#define SIPGUARD_LOG_H
+
+typedef enum { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG } log_level_t;
+
+/* Sets the program name shown in front of every message. */
+void log_set_program(const char *name);
+/* Messages above this level are dropped. Default: LOG_LEVEL_WARNING. */
+void log_set_level(log_level_t level);
+log_level_t log_get_level(void);
+
+/* Prints one message at a level; prefer the macros below. */
+void log_write(log_level_t level, const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define error(...) log_write(LOG_LEVEL_ERROR, __func__, __VA_ARGS__)
+#define warning(...) log_write(LOG_LEVEL_WARNING, __func__, __VA_ARGS__)
+#define info(...) log_write(LOG_LEVEL_INFO, __func__, __VA_ARGS__)
+#define debug(...) log_write(LOG_LEVEL_DEBUG, __func__, __VA_ARGS__)
+
+#endif

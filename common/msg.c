@@ -1,0 +1,39 @@
+#include "msg.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+
+void msg_address_format(const endpoint_t *ep, char buf[46])
+{
+    buf[0] = '\0';
+    if (ep->family == 4)
+        inet_ntop(AF_INET, ep->addr, buf, INET6_ADDRSTRLEN);
+    else if (ep->family == 6)
+        inet_ntop(AF_INET6, ep->addr, buf, INET6_ADDRSTRLEN);
+}
+
+void msg_endpoint_format(const endpoint_t *ep, char buf[MSG_ENDPOINT_STRLEN])
+{
+    char a[INET6_ADDRSTRLEN];
+    msg_address_format(ep, a);
+    if (ep->family == 4)
+        snprintf(buf, MSG_ENDPOINT_STRLEN, "%s:%u", a, ep->port);
+    else if (ep->family == 6)
+        snprintf(buf, MSG_ENDPOINT_STRLEN, "[%s]:%u", a, ep->port);
+    else
+        buf[0] = '\0';
+}
+
+const char *msg_transport_name(transport_t t)
+{
+    switch (t) {
+    case TRANSPORT_UDP:
+        return "udp";
+    case TRANSPORT_TCP:
+        return "tcp";
+    case TRANSPORT_SCTP:
+        return "sctp";
+    default:
+        return "none";
+    }
+}

@@ -1,0 +1,45 @@
+/*
+ * shape: value shaping before embedding.
+ *
+ * Call-IDs, tags, branches, nonces, CSeq numbers, ports and addresses are
+ * random per message. As raw bytes they fill every vector with n-grams that
+ * no other message shares, so they dominate distances and a new legitimate
+ * call flow looks as far from training as an attack (DESIGN.md measured this
+ * on real captures). Shaping replaces each such run by one byte naming its
+ * class and length bucket: the randomness goes, an overlong or odd value
+ * still stands out.
+ *
+ * A "word" is a maximal run of ASCII letters and digits. Rules, in order:
+ *   - a dotted IPv4 address (four 1-3 digit groups)   -> SHAPE_IPV4
+ *   - a word of digits only                           -> digit token by length
+ *   - a word of hex digits with at least one digit    -> hex token by length
+ *   - any other word: each run of digits inside it     -> digit token by length
+ * Token bytes are 0xF5-0xFE, which never occur in valid UTF-8, so they do not
+ * collide with text that SIP allows.
+ */
+#ifndef SIPGUARD_SHAPE_H
+#define SIPGUARD_SHAPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    SHAPE_DIGITS_1_3 = 0xF5,
+    SHAPE_DIGITS_4_8 = 0xF6,
+    SHAPE_DIGITS_9_16 = 0xF7,
+    SHAPE_DIGITS_17_32 = 0xF8,
+    SHAPE_DIGITS_LONG = 0xF9,
+    SHAPE_HEX_1_8 = 0xFA,
+    SHAPE_HEX_9_16 = 0xFB,
+    SHAPE_HEX_17_32 = 0xFC,
+    SHAPE_HEX_LONG = 0xFD,
+    SHAPE_IPV4 = 0xFE,
+};
+
+/* Shapes in into out (at least len bytes). Returns the shaped length (<= len). */
+size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
+
+/* Readable name of a token byte ("<dig1-3>", "<hex9-16>", "<ipv4>"), or NULL for other bytes. */
+const char *shape_token_name(uint8_t b);
+
+#endif

@@ -1,0 +1,228 @@
+#include "sipcheck.h"
+
+#include <ctype.h>
+#include <osipparser2/osip_message.h>
+#include <osipparser2/osip_parser.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sipframe.h"
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_parser(void)
+{
+    parser_init();
+}
+
+void sipcheck_init(void)
+{
+    pthread_once(&init_once, init_parser);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int sipcheck_header_value(const uint8_t *data, size_t len, const char *name, const char *compact,
+                          char *buf, size_t cap)
+{
+    const uint8_t *p = memchr(data, '\n', len), *end = data + len;
+    size_t nlen = strlen(name);
+    while (p && ++p < end) {
+        const uint8_t *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if (eol == p || (eol == p + 1 && *p == '\r'))
+            break; /* blank line: end of headers */
+        const uint8_t *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            const uint8_t *ne = colon;
+            while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+                ne--;
+            size_t hl = (size_t)(ne - p);
+            if ((hl == nlen && strncasecmp((const char *)p, name, nlen) == 0) ||
+                (compact && hl == 1 && tolower(*p) == compact[0])) {
+                const uint8_t *v = colon + 1, *ve = eol;
+                while (v < ve && (*v == ' ' || *v == '\t'))
+                    v++;
+                while (ve > v && isspace(ve[-1]))
+                    ve--;
+                size_t n = (size_t)(ve - v);
+                if (n >= cap)
+                    n = cap - 1;
+                memcpy(buf, v, n);
+                buf[n] = '\0';
+                return (int)n;
+            }
+        }
+        p = eol;
+    }
+    return -1;
+}
+
+/* Method or status from the start line, without libosip2. */
+static void scan_start_line(const uint8_t *data, size_t len, sipinfo_t *out)
+{
+    if (len >= 12 && memcmp(data, "SIP/2.0 ", 8) == 0) {
+        out->is_request = false;
+        int st = 0;
+        for (size_t i = 8; i < 11 && isdigit(data[i]); i++)
+            st = st * 10 + (data[i] - '0');
+        out->status = st;
+        return;
+    }
+    size_t i = 0;
+    while (i < len && i < sizeof out->method - 1 && data[i] > ' ' && data[i] < 0x7f)
+        i++;
+    if (i > 0 && i < len && data[i] == ' ') {
+        out->is_request = true;
+        memcpy(out->method, data, i);
+        out->method[i] = '\0';
+    }
+}
+
+static void scan_fields(const uint8_t *data, size_t len, sipinfo_t *out)
+{
+    char buf[160];
+    scan_start_line(data, len, out);
+    sipcheck_header_value(data, len, "Call-ID", "i", out->call_id, sizeof out->call_id);
+    sipcheck_header_value(data, len, "User-Agent", NULL, out->user_agent, sizeof out->user_agent);
+    if (sipcheck_header_value(data, len, "CSeq", NULL, buf, sizeof buf) > 0) {
+        char m[32] = "";
+        unsigned long n = 0;
+        if (sscanf(buf, "%lu %31s", &n, m) >= 1) {
+            out->cseq = (uint32_t)n;
+            copy_str(out->cseq_method, sizeof out->cseq_method, m);
+        }
+    }
+}
+
+static const char *param(osip_list_t *params, const char *name)
+{
+    osip_generic_param_t *p = NULL;
+    if (osip_generic_param_get_byname(params, (char *)name, &p) == 0 && p && p->gvalue)
+        return p->gvalue;
+    return NULL;
+}
+
+static void extract_osip(osip_message_t *m, sipinfo_t *out)
+{
+    if (MSG_IS_REQUEST(m)) {
+        out->is_request = true;
+        copy_str(out->method, sizeof out->method, m->sip_method);
+        if (m->req_uri)
+            copy_str(out->ruri_user, sizeof out->ruri_user, m->req_uri->username);
+    } else {
+        out->is_request = false;
+        out->status = m->status_code;
+    }
+    if (m->call_id) {
+        char *s = NULL;
+        if (osip_call_id_to_str(m->call_id, &s) == 0) {
+            copy_str(out->call_id, sizeof out->call_id, s);
+            osip_free(s);
+        }
+    }
+    if (m->cseq) {
+        out->cseq = m->cseq->number ? (uint32_t)strtoul(m->cseq->number, NULL, 10) : 0;
+        copy_str(out->cseq_method, sizeof out->cseq_method, m->cseq->method);
+    }
+    if (m->from) {
+        copy_str(out->from_tag, sizeof out->from_tag, param(&m->from->gen_params, "tag"));
+        if (m->from->url)
+            copy_str(out->from_user, sizeof out->from_user, m->from->url->username);
+    }
+    if (m->to) {
+        copy_str(out->to_tag, sizeof out->to_tag, param(&m->to->gen_params, "tag"));
+        if (m->to->url)
+            copy_str(out->to_user, sizeof out->to_user, m->to->url->username);
+    }
+    osip_via_t *via = osip_list_get(&m->vias, 0);
+    if (via) {
+        copy_str(out->branch, sizeof out->branch, param(&via->via_params, "branch"));
+        copy_str(out->via_host, sizeof out->via_host, via->host);
+    }
+    osip_contact_t *ct = osip_list_get(&m->contacts, 0);
+    if (ct && ct->url)
+        copy_str(out->contact_host, sizeof out->contact_host, ct->url->host);
+    osip_header_t *h = NULL;
+    if (osip_message_get_user_agent(m, 0, &h) >= 0 && h)
+        copy_str(out->user_agent, sizeof out->user_agent, h->hvalue);
+    h = NULL;
+    if (osip_message_get_expires(m, 0, &h) >= 0 && h && h->hvalue)
+        out->expires = atoi(h->hvalue);
+    out->has_auth = osip_list_size(&m->authorizations) > 0 ||
+                    osip_list_size(&m->proxy_authorizations) > 0;
+}
+
+/* The first mandatory header (RFC 3261 section 8.1.1) the parsed message lacks, or NULL. */
+static const char *missing_mandatory(osip_message_t *m)
+{
+    if (osip_list_size(&m->vias) == 0)
+        return "missing mandatory header Via";
+    if (!m->from)
+        return "missing mandatory header From";
+    if (!m->to)
+        return "missing mandatory header To";
+    if (!m->call_id)
+        return "missing mandatory header Call-ID";
+    if (!m->cseq)
+        return "missing mandatory header CSeq";
+    return NULL;
+}
+
+void sipcheck_message(const uint8_t *data, size_t len, sipinfo_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->expires = -1;
+    out->reason = "";
+    if (len == 0) {
+        out->reason = "empty message";
+        return;
+    }
+    if (!sipframe_looks_like_sip(data, len)) {
+        out->reason = "bad start line";
+        scan_fields(data, len, out);
+        return;
+    }
+    osip_message_t *m = NULL;
+    if (osip_message_init(&m) != 0) {
+        out->reason = "out of memory";
+        return;
+    }
+    int rc = osip_message_parse(m, (const char *)data, len);
+    if (rc != 0) {
+        out->reason = "libosip2 rejected the message (syntax error)";
+        scan_fields(data, len, out);
+        osip_message_free(m);
+        return;
+    }
+    extract_osip(m, out);
+    const char *missing = missing_mandatory(m);
+    if (missing) {
+        out->reason = missing;
+    } else {
+        out->parse_ok = true;
+    }
+    if (!out->call_id[0] || !out->user_agent[0]) {
+        sipinfo_t scan;
+        memset(&scan, 0, sizeof scan);
+        scan_fields(data, len, &scan);
+        if (!out->user_agent[0])
+            copy_str(out->user_agent, sizeof out->user_agent, scan.user_agent);
+    }
+    osip_message_free(m);
+}

@@ -1,0 +1,112 @@
+#include "sipframe.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+static bool is_token_char(unsigned char c)
+{
+    return isalnum(c) || strchr("-.!%*_+`'~", c) != NULL;
+}
+
+bool sipframe_looks_like_sip(const unsigned char *buf, size_t len)
+{
+    if (len > 1024)
+        len = 1024;
+    const unsigned char *eol = memchr(buf, '\n', len);
+    size_t line = eol ? (size_t)(eol - buf) : len;
+    if (line >= 8 && memcmp(buf, "SIP/2.0 ", 8) == 0)
+        return true;
+    /* Request line: token SP ... SP SIP/2.0 */
+    size_t i = 0;
+    while (i < line && is_token_char(buf[i]))
+        i++;
+    if (i == 0 || i >= line || buf[i] != ' ')
+        return false;
+    size_t end = line;
+    if (end > 0 && buf[end - 1] == '\r')
+        end--;
+    if (end < i + 9)
+        return false;
+    return memcmp(buf + end - 8, " SIP/2.0", 8) == 0 || memmem(buf + i, end - i, "SIP/", 4);
+}
+
+size_t sipframe_skip_crlf(const unsigned char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == '\r' || buf[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* Length of the header block including its terminating blank line, or 0. */
+static size_t header_block_length(const unsigned char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
+            return i + 2;
+        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+/* Value of Content-Length (or "l") in the header block: >= 0, -1 absent, -2 invalid. */
+static long long content_length(const unsigned char *buf, size_t hlen)
+{
+    const unsigned char *p = buf, *end = buf + hlen;
+    while (p < end) {
+        const unsigned char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        const unsigned char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            const unsigned char *ne = colon;
+            while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+                ne--;
+            size_t nlen = (size_t)(ne - p);
+            if ((nlen == 14 && strncasecmp((const char *)p, "Content-Length", 14) == 0) ||
+                (nlen == 1 && (*p == 'l' || *p == 'L'))) {
+                const unsigned char *v = colon + 1;
+                while (v < eol && (*v == ' ' || *v == '\t'))
+                    v++;
+                if (v == eol || !isdigit(*v))
+                    return -2;
+                long long n = 0;
+                while (v < eol && isdigit(*v)) {
+                    if (n > 100000000LL)
+                        return -2;
+                    n = n * 10 + (*v++ - '0');
+                }
+                while (v < eol && (*v == ' ' || *v == '\t' || *v == '\r'))
+                    v++;
+                return v == eol ? n : -2;
+            }
+        }
+        p = eol + 1;
+    }
+    return -1;
+}
+
+sipframe_result_t sipframe_message_length(const unsigned char *buf, size_t len, size_t *msg_len,
+                                          size_t *header_len, long long *clen_out)
+{
+    *header_len = 0;
+    *clen_out = -1;
+    size_t hlen = header_block_length(buf, len);
+    if (hlen == 0)
+        return SIPFRAME_NEED_MORE;
+    *header_len = hlen;
+    long long cl = content_length(buf, hlen);
+    if (cl == -2) {
+        *msg_len = hlen;
+        return SIPFRAME_BAD_LENGTH;
+    }
+    if (cl < 0)
+        cl = 0;
+    *clen_out = cl;
+    *msg_len = hlen + (size_t)cl;
+    return *msg_len <= len ? SIPFRAME_COMPLETE : SIPFRAME_NEED_MORE;
+}

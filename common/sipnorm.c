@@ -1,0 +1,107 @@
+#include "sipnorm.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    const char *compact; /* one letter, or NULL */
+    const char *name;
+} header_name_t;
+
+/* RFC 3261 section 7.3.3 and the extensions' compact forms, then common long-only names. */
+static const header_name_t known[] = {
+    {"i", "Call-ID"},        {"m", "Contact"},         {"e", "Content-Encoding"},
+    {"l", "Content-Length"}, {"c", "Content-Type"},    {"f", "From"},
+    {"s", "Subject"},        {"k", "Supported"},       {"t", "To"},
+    {"v", "Via"},            {"o", "Event"},           {"r", "Refer-To"},
+    {"b", "Referred-By"},    {"u", "Allow-Events"},    {"x", "Session-Expires"},
+    {"y", "Identity"},       {"a", "Accept-Contact"},  {"j", "Reject-Contact"},
+    {"d", "Request-Disposition"},
+    {NULL, "Accept"},        {NULL, "Accept-Encoding"}, {NULL, "Accept-Language"},
+    {NULL, "Alert-Info"},    {NULL, "Allow"},          {NULL, "Authentication-Info"},
+    {NULL, "Authorization"}, {NULL, "CSeq"},           {NULL, "Call-Info"},
+    {NULL, "Content-Disposition"}, {NULL, "Content-Language"}, {NULL, "Date"},
+    {NULL, "Error-Info"},    {NULL, "Expires"},        {NULL, "In-Reply-To"},
+    {NULL, "Max-Forwards"},  {NULL, "MIME-Version"},   {NULL, "Min-Expires"},
+    {NULL, "Organization"},  {NULL, "Priority"},       {NULL, "Proxy-Authenticate"},
+    {NULL, "Proxy-Authorization"}, {NULL, "Proxy-Require"}, {NULL, "Record-Route"},
+    {NULL, "Reply-To"},      {NULL, "Require"},        {NULL, "Retry-After"},
+    {NULL, "Route"},         {NULL, "Server"},         {NULL, "Timestamp"},
+    {NULL, "Unsupported"},   {NULL, "User-Agent"},     {NULL, "Warning"},
+    {NULL, "WWW-Authenticate"}, {NULL, "RSeq"},        {NULL, "RAck"},
+    {NULL, "P-Asserted-Identity"}, {NULL, "P-Preferred-Identity"}, {NULL, "Privacy"},
+    {NULL, "Path"},          {NULL, "Service-Route"},  {NULL, "Subscription-State"},
+    {NULL, "SIP-ETag"},      {NULL, "SIP-If-Match"},   {NULL, "Min-SE"},
+    {NULL, "Diversion"},     {NULL, "Remote-Party-ID"}, {NULL, "Replaces"},
+};
+
+const char *sipnorm_canonical_name(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        const header_name_t *h = &known[i];
+        if (len == 1 && h->compact && tolower((unsigned char)name[0]) == h->compact[0])
+            return h->name;
+        if (strlen(h->name) == len && strncasecmp(h->name, name, len) == 0)
+            return h->name;
+    }
+    return NULL;
+}
+
+static int is_token(uint8_t c)
+{
+    return isalnum(c) || c == '-' || c == '.' || c == '!' || c == '%' || c == '*' || c == '_' ||
+           c == '+' || c == '`' || c == '\'' || c == '~';
+}
+
+size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    size_t o = 0, i = 0;
+    const uint8_t *nl = memchr(in, '\n', len);
+    if (!nl || cap < len)
+        goto unchanged;
+    i = (size_t)(nl - in) + 1;
+    memcpy(out, in, i); /* start line */
+    o = i;
+    while (i < len) {
+        if (in[i] == '\n' || (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n'))
+            break; /* blank line: body follows unchanged */
+        size_t n = 0;
+        while (i + n < len && is_token(in[i + n]))
+            n++;
+        const char *canon = n ? sipnorm_canonical_name((const char *)in + i, n) : NULL;
+        size_t ws = 0;
+        while (i + n + ws < len && (in[i + n + ws] == ' ' || in[i + n + ws] == '\t'))
+            ws++;
+        if (canon && i + n + ws < len && in[i + n + ws] == ':') {
+            size_t cl = strlen(canon);
+            if (o + cl + (len - i - n) > cap)
+                goto unchanged;
+            memcpy(out + o, canon, cl);
+            o += cl;
+            i += n;
+        } else if (n && i + n + ws < len && in[i + n + ws] == ':') {
+            for (size_t k = 0; k < n; k++)
+                out[o + k] = (uint8_t)tolower(in[i + k]);
+            o += n;
+            i += n;
+        }
+        const uint8_t *eol = memchr(in + i, '\n', len - i);
+        size_t rest = eol ? (size_t)(eol - (in + i)) + 1 : len - i;
+        if (o + rest > cap)
+            goto unchanged;
+        memcpy(out + o, in + i, rest);
+        o += rest;
+        i += rest;
+    }
+    if (o + (len - i) > cap)
+        goto unchanged;
+    memcpy(out + o, in + i, len - i);
+    return o + (len - i);
+unchanged:
+    if (cap >= len) {
+        memcpy(out, in, len);
+        return len;
+    }
+    return 0;
+}

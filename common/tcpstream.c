@@ -1,0 +1,327 @@
+#include "tcpstream.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sipframe.h"
+
+#define OOO_MAX 64
+
+typedef struct {
+    uint32_t seq;
+    uint8_t *data;
+    size_t len;
+} ooo_seg_t;
+
+typedef struct {
+    bool used;
+    endpoint_t src, dst;
+    bool have_seq;
+    uint32_t next_seq;
+    bool not_sip;   /* never produced SIP: ignore further bytes */
+    bool saw_sip;   /* produced at least one message */
+    uint8_t *buf;
+    size_t len, cap;
+    ooo_seg_t ooo[OOO_MAX];
+    int n_ooo;
+    uint64_t last_use;
+    msg_t tmpl; /* metadata of the latest segment, for messages emitted at flush */
+} stream_t;
+
+struct tcpstream {
+    stream_t *streams;
+    int n;
+    size_t max_msg;
+    skips_t *skips;
+    tcpstream_emit_fn emit;
+    void *ctx;
+    uint64_t clock;
+    int last_hit;
+};
+
+tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips,
+                           tcpstream_emit_fn emit, void *ctx)
+{
+    tcpstream_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->streams = calloc((size_t)max_streams, sizeof *t->streams);
+    if (!t->streams) {
+        free(t);
+        return NULL;
+    }
+    t->n = max_streams;
+    t->max_msg = max_msg;
+    t->skips = skips;
+    t->emit = emit;
+    t->ctx = ctx;
+    return t;
+}
+
+static void stream_release(stream_t *s)
+{
+    for (int i = 0; i < s->n_ooo; i++)
+        free(s->ooo[i].data);
+    free(s->buf);
+    memset(s, 0, sizeof *s);
+}
+
+void tcpstream_destroy(tcpstream_t **self)
+{
+    if (!*self)
+        return;
+    for (int i = 0; i < (*self)->n; i++)
+        stream_release(&(*self)->streams[i]);
+    free((*self)->streams);
+    free(*self);
+    *self = NULL;
+}
+
+static bool endpoint_equal(const endpoint_t *a, const endpoint_t *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+static void emit_bytes(tcpstream_t *t, stream_t *s, const msg_t *tmpl, size_t n, bool truncated)
+{
+    msg_t m = *tmpl;
+    m.src = s->src;
+    m.dst = s->dst;
+    m.transport = TRANSPORT_TCP;
+    m.data = s->buf;
+    m.len = n;
+    m.truncated = truncated;
+    s->saw_sip = true;
+    t->emit(t->ctx, &m);
+}
+
+static void consume(stream_t *s, size_t n)
+{
+    memmove(s->buf, s->buf + n, s->len - n);
+    s->len -= n;
+}
+
+/* Offset of the next line start after `from` that looks like a SIP start line, or 0. */
+static size_t next_sip_start(const stream_t *s, size_t from)
+{
+    for (size_t i = from; i < s->len; i++) {
+        if (s->buf[i] == '\n' && i + 1 < s->len &&
+            sipframe_looks_like_sip(s->buf + i + 1, s->len - i - 1))
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Deals with bytes at the buffer start that are not a SIP start line. Returns false to wait. */
+static bool resync(tcpstream_t *t, stream_t *s, bool closing)
+{
+    bool have_line = memchr(s->buf, '\n', s->len) != NULL || s->len >= 1024;
+    if (!have_line && !closing)
+        return false;
+    if (!s->saw_sip) {
+        skips_add(t->skips, "tcp: stream is not SIP (TLS, WebSocket or other protocol)");
+        s->not_sip = true;
+        s->len = 0;
+        return false;
+    }
+    size_t at = next_sip_start(s, 0);
+    skips_add(t->skips, "tcp: bytes between messages passed over (Content-Length too short?)");
+    if (at == 0) {
+        s->len = 0;
+        return false;
+    }
+    consume(s, at);
+    return true;
+}
+
+/* Cuts complete messages off the buffer; with closing, also what is left. */
+static void drain(tcpstream_t *t, stream_t *s, const msg_t *tmpl, bool closing)
+{
+    while (s->len > 0 && !s->not_sip) {
+        size_t skip = sipframe_skip_crlf(s->buf, s->len);
+        if (skip) {
+            consume(s, skip);
+            continue;
+        }
+        if (!sipframe_looks_like_sip(s->buf, s->len)) {
+            if (!resync(t, s, closing))
+                return;
+            continue;
+        }
+        size_t mlen, hlen;
+        long long cl;
+        sipframe_result_t r = sipframe_message_length(s->buf, s->len, &mlen, &hlen, &cl);
+        if (r == SIPFRAME_COMPLETE && mlen <= t->max_msg) {
+            emit_bytes(t, s, tmpl, mlen, false);
+            consume(s, mlen);
+            continue;
+        }
+        if (r == SIPFRAME_BAD_LENGTH) {
+            size_t at = next_sip_start(s, hlen - 1);
+            if (!at && !closing && s->len < t->max_msg)
+                return;
+            size_t n = at ? at : (s->len < t->max_msg ? s->len : t->max_msg);
+            skips_add(t->skips, "tcp: invalid Content-Length, message cut at next start line");
+            emit_bytes(t, s, tmpl, n, true);
+            consume(s, n);
+            continue;
+        }
+        bool too_long = (hlen && (size_t)cl + hlen > t->max_msg) || s->len >= t->max_msg;
+        if (!too_long && !closing)
+            return;
+        size_t at = hlen ? next_sip_start(s, hlen - 1) : 0;
+        if (!at && !closing && s->len < t->max_msg)
+            return;
+        size_t n = at ? at : (s->len < t->max_msg ? s->len : t->max_msg);
+        skips_add(t->skips, closing && !too_long
+                                ? "tcp: message incomplete at end of stream (kept, truncated)"
+                                : "tcp: message longer than limit (kept, truncated)");
+        emit_bytes(t, s, tmpl, n, true);
+        consume(s, n);
+    }
+}
+
+static bool append(stream_t *s, const uint8_t *data, size_t len)
+{
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + len)
+            cap *= 2;
+        uint8_t *b = realloc(s->buf, cap);
+        if (!b)
+            return false;
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    return true;
+}
+
+static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoint_t *dst)
+{
+    stream_t *hit = &t->streams[t->last_hit];
+    if (hit->used && endpoint_equal(&hit->src, src) && endpoint_equal(&hit->dst, dst))
+        return hit;
+    stream_t *free_s = NULL, *lru = NULL;
+    for (int i = 0; i < t->n; i++) {
+        stream_t *s = &t->streams[i];
+        if (s->used && endpoint_equal(&s->src, src) && endpoint_equal(&s->dst, dst)) {
+            t->last_hit = i;
+            return s;
+        }
+        if (!s->used && !free_s)
+            free_s = s;
+        if (s->used && (!lru || s->last_use < lru->last_use))
+            lru = s;
+    }
+    if (!free_s) {
+        skips_add(t->skips, "tcp: stream table full, least recently used stream dropped");
+        stream_release(lru);
+        free_s = lru;
+    }
+    free_s->used = true;
+    free_s->src = *src;
+    free_s->dst = *dst;
+    t->last_hit = (int)(free_s - t->streams);
+    return free_s;
+}
+
+/* Appends in-order bytes, trimming what was already seen. */
+static void accept_bytes(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_t *data,
+                         size_t len)
+{
+    int32_t ahead = (int32_t)(seq - s->next_seq);
+    if (ahead < 0) {
+        size_t dup = (size_t)(-(int64_t)ahead);
+        if (dup >= len)
+            return; /* pure retransmission */
+        data += dup;
+        len -= dup;
+    }
+    if (s->len + len > 4 * t->max_msg + 65536) {
+        skips_add(t->skips, "tcp: stream buffer over limit, bytes dropped");
+        s->len = 0;
+    }
+    if (!append(s, data, len)) {
+        skips_add(t->skips, "tcp: out of memory, bytes dropped");
+        return;
+    }
+    s->next_seq += (uint32_t)len;
+}
+
+static void queue_early(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_t *data, size_t len)
+{
+    if (s->n_ooo == OOO_MAX) {
+        skips_add(t->skips, "tcp: out-of-order queue full, segment dropped");
+        return;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy)
+        return;
+    memcpy(copy, data, len);
+    s->ooo[s->n_ooo++] = (ooo_seg_t){seq, copy, len};
+}
+
+/* Moves queued segments that now fit into the buffer. */
+static void drain_early(tcpstream_t *t, stream_t *s)
+{
+    bool moved = true;
+    while (moved) {
+        moved = false;
+        for (int i = 0; i < s->n_ooo; i++) {
+            ooo_seg_t *o = &s->ooo[i];
+            if ((int32_t)(o->seq - s->next_seq) > 0)
+                continue;
+            accept_bytes(t, s, o->seq, o->data, o->len);
+            free(o->data);
+            s->ooo[i] = s->ooo[--s->n_ooo];
+            moved = true;
+            break;
+        }
+    }
+}
+
+void tcpstream_segment(tcpstream_t *t, const msg_t *tmpl, uint32_t seq, uint8_t flags,
+                       const uint8_t *data, size_t len)
+{
+    stream_t *s = stream_for(t, &tmpl->src, &tmpl->dst);
+    s->last_use = ++t->clock;
+    s->tmpl = *tmpl;
+    if (flags & TCP_FLAG_SYN) {
+        s->have_seq = true;
+        s->next_seq = seq + 1;
+        seq++;
+    } else if (!s->have_seq) {
+        s->have_seq = true;
+        s->next_seq = seq;
+    }
+    if (len > 0 && !s->not_sip) {
+        if ((int32_t)(seq - s->next_seq) > 0)
+            queue_early(t, s, seq, data, len);
+        else
+            accept_bytes(t, s, seq, data, len);
+        drain_early(t, s);
+        drain(t, s, tmpl, false);
+    }
+    if (flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
+        drain(t, s, tmpl, true);
+        stream_release(s);
+    }
+}
+
+void tcpstream_flush(tcpstream_t *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        stream_t *s = &t->streams[i];
+        if (!s->used)
+            continue;
+        if (s->n_ooo) {
+            skips_add(t->skips, "tcp: gap never filled, queued segments dropped");
+        }
+        msg_t tmpl = s->tmpl;
+        drain(t, s, &tmpl, true);
+        stream_release(s);
+    }
+}

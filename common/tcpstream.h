@@ -1,0 +1,45 @@
+/*
+ * tcpstream: SIP messages out of TCP segments.
+ *
+ * Each direction of a connection is a stream with its own buffer. Segments
+ * are appended in sequence order: retransmitted bytes are trimmed, early
+ * segments wait in a small bounded queue until the gap fills. The buffer is
+ * cut into messages by the header block and Content-Length (sipframe), so
+ * several messages in one segment and one message across segments both
+ * work. Streams whose bytes never look like SIP (TLS, WebSocket, HTTP) are
+ * counted and ignored. A message whose Content-Length runs past the size
+ * limit, or that is unfinished when the stream closes, is still handed on,
+ * marked truncated, because such messages are exactly what we must score;
+ * after a Content-Length that was too short the reader resynchronises on the
+ * next SIP start line and counts the bytes it passed over.
+ */
+#ifndef SIPGUARD_TCPSTREAM_H
+#define SIPGUARD_TCPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "skips.h"
+
+typedef struct tcpstream tcpstream_t;
+
+/* Called for every message found; m->data is valid during the call only. */
+typedef void (*tcpstream_emit_fn)(void *ctx, const msg_t *m);
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+
+tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips,
+                           tcpstream_emit_fn emit, void *ctx);
+void tcpstream_destroy(tcpstream_t **self);
+
+/* Feeds one segment. tmpl supplies timestamps, endpoints and MAC for messages it completes. */
+void tcpstream_segment(tcpstream_t *self, const msg_t *tmpl, uint32_t seq, uint8_t flags,
+                       const uint8_t *data, size_t len);
+
+/* Emits what every stream still holds (end of input). */
+void tcpstream_flush(tcpstream_t *self);
+
+#endif
