@@ -1,0 +1,62 @@
+/*
+ * sipguard: the offline command. A thin front that picks the subcommand and
+ * hands over to the component that owns it; it holds no logic of its own.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "gen.h"
+#include "log.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"train", cmd_train, "learn normal traffic into a model file"},
+    {"score", cmd_score, "score every message against a model (JSON Lines)"},
+    {"eval", cmd_eval, "AUC and detection rates of a model on normal and attack inputs"},
+    {"embed", cmd_embed, "write the sparse vector of every message (libsvm or JSON)"},
+    {"gen", gen_command, "generate labelled SIP traffic (pcap + labels CSV)"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sipguard COMMAND [OPTIONS] ...\n\n"
+                 "sipguard learns what normal SIP looks like at a border node and scores\n"
+                 "every message against it. Commands:\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'sipguard COMMAND --help' describes a command and its options.\n"
+                 "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n");
+}
+
+int main(int argc, char **argv)
+{
+    log_set_program("sipguard");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("sipguard %s\n", SIPGUARD_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (!strcmp(argv[1], commands[i].name)) {
+            optind = 1;
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "sipguard: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

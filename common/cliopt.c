@@ -1,0 +1,94 @@
+#include "cliopt.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIOPT_MAX 64
+
+int cliopt_next(const clicmd_t *cmd, int argc, char **argv, const char **arg)
+{
+    struct option longs[CLIOPT_MAX + 1];
+    char shorts[CLIOPT_MAX * 2 + 2] = "";
+    size_t n = 0, sl = 0;
+    for (; cmd->opts[n].name && n < CLIOPT_MAX; n++) {
+        const cliopt_t *o = &cmd->opts[n];
+        longs[n] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
+                                   256 + (int)n};
+        if (o->letter) {
+            shorts[sl++] = o->letter;
+            if (o->arg)
+                shorts[sl++] = ':';
+        }
+    }
+    longs[n] = (struct option){0, 0, 0, 0};
+    shorts[sl] = '\0';
+    opterr = 0;
+    int c = getopt_long(argc, argv, shorts, longs, NULL);
+    if (c == -1)
+        return -1;
+    *arg = optarg;
+    if (c >= 256)
+        return c - 256;
+    for (size_t i = 0; i < n; i++)
+        if (cmd->opts[i].letter == c)
+            return (int)i;
+    if (optopt && optopt < 256)
+        fprintf(stderr, "sipguard: option -%c: %s\n", optopt,
+                strchr(shorts, optopt) ? "needs an argument" : "unknown option");
+    else
+        fprintf(stderr, "sipguard: %s: unknown option or missing argument\n",
+                argv[optind - 1]);
+    fprintf(stderr, "usage: %s\n(see --help)\n", cmd->usage);
+    return -2;
+}
+
+void cliopt_help(const clicmd_t *cmd, FILE *out)
+{
+    fprintf(out, "usage: %s\n\n%s\n\noptions:\n", cmd->usage, cmd->summary);
+    for (const cliopt_t *o = cmd->opts; o->name; o++) {
+        char lhs[64];
+        if (o->letter)
+            snprintf(lhs, sizeof lhs, "-%c, --%s%s%s", o->letter, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+        else
+            snprintf(lhs, sizeof lhs, "    --%s%s%s", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+        fprintf(out, "  %-28s %s", lhs, o->help);
+        if (o->def)
+            fprintf(out, " (default: %s)", o->def);
+        fputc('\n', out);
+    }
+    if (cmd->epilog)
+        fprintf(out, "\n%s\n", cmd->epilog);
+}
+
+int cliopt_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "sipguard: --%s: expected a number in [%g, %g], got '%s'\n", opt, lo, hi,
+                s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cliopt_int(const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "sipguard: --%s: expected an integer in [%ld, %ld], got '%s'\n", opt, lo,
+                hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,85 @@
+#include "report.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *report_message_fields(const msg_t *m, const sipinfo_t *info)
+{
+    char src[MSG_ENDPOINT_STRLEN], dst[MSG_ENDPOINT_STRLEN];
+    msg_endpoint_format(&m->src, src);
+    msg_endpoint_format(&m->dst, dst);
+    json_t *o = json_object();
+    json_object_set_new(o, "input", json_string(m->input ? m->input : ""));
+    json_object_set_new(o, "index", json_integer((json_int_t)m->index));
+    json_object_set_new(o, "ts", json_real((double)m->ts_sec + m->ts_usec / 1e6));
+    json_object_set_new(o, "src", src[0] ? json_string(src) : json_null());
+    json_object_set_new(o, "dst", dst[0] ? json_string(dst) : json_null());
+    json_object_set_new(o, "transport", json_string(msg_transport_name(m->transport)));
+    if (info->is_request && info->method[0])
+        json_object_set_new(o, "method", json_stringn_nocheck(info->method, strlen(info->method)));
+    else if (!info->is_request && info->status)
+        json_object_set_new(o, "status", json_integer(info->status));
+    json_object_set_new(o, "call_id", report_raw_string((const uint8_t *)info->call_id,
+                                                        strlen(info->call_id)));
+    json_object_set_new(o, "parse_ok", json_boolean(info->parse_ok));
+    if (!info->parse_ok)
+        json_object_set_new(o, "parse_error", json_string(info->reason));
+    if (info->user_agent[0])
+        json_object_set_new(o, "user_agent", report_raw_string((const uint8_t *)info->user_agent,
+                                                               strlen(info->user_agent)));
+    if (m->via_hep)
+        json_object_set_new(o, "hep", json_true());
+    if (m->truncated)
+        json_object_set_new(o, "truncated", json_true());
+    return o;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_seq(const uint8_t *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return s[0] ? 1 : 0;
+    size_t len = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || len > n || (len == 2 && s[0] < 0xc2) || s[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+json_t *report_raw_string(const uint8_t *data, size_t len)
+{
+    /* worst case: every byte becomes a 2-byte UTF-8 sequence */
+    char *buf = malloc(len * 2 + 1);
+    if (!buf)
+        return json_null();
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(data + i, len - i);
+        if (n) {
+            memcpy(buf + o, data + i, n);
+            o += n;
+            i += n;
+        } else if (data[i] == 0) { /* jansson keeps NUL as \u0000 */
+            buf[o++] = 0;
+            i++;
+        } else { /* invalid byte: its Latin-1 code point, for display */
+            uint8_t b = data[i++];
+            buf[o++] = (char)(0xc0 | (b >> 6));
+            buf[o++] = (char)(0x80 | (b & 0x3f));
+        }
+    }
+    json_t *s = json_stringn(buf, o);
+    free(buf);
+    return s ? s : json_null();
+}
+
+int report_write_line(json_t *obj, FILE *out)
+{
+    int rc = json_dumpf(obj, out, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
+    if (rc == 0 && fputc('\n', out) == EOF)
+        rc = -1;
+    return rc;
+}

@@ -1,0 +1,27 @@
+/*
+ * report: JSON encoding of what we say about a message (jansson).
+ *
+ * One place builds the fields every output shares (where the message came
+ * from, what it is), so `sipguard score`, the edge's anomaly reports and the
+ * overlay agree on names and formats. Schema: docs/report-schema.json.
+ */
+#ifndef SIPGUARD_REPORT_H
+#define SIPGUARD_REPORT_H
+
+#include <jansson.h>
+
+#include "msg.h"
+#include "sipcheck.h"
+
+/* A new object with input, index, ts, src, dst, transport, method or status, call_id,
+ * parse_ok (and parse_error when false), user_agent when present, truncated when set. */
+json_t *report_message_fields(const msg_t *m, const sipinfo_t *info);
+
+/* The raw bytes as a JSON string; bytes that are not valid UTF-8 become \u00XX escapes of
+ * their Latin-1 reading, so any message survives the round trip through JSON. */
+json_t *report_raw_string(const uint8_t *data, size_t len);
+
+/* Writes an object as one line (JSON Lines) and a newline; returns 0 or -1 on write error. */
+int report_write_line(json_t *obj, FILE *out);
+
+#endif

@@ -1,0 +1,1153 @@
+#include "gen.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <osipparser2/osip_md5.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cliopt.h"
+#include "msg.h"
+#include "pcapw.h"
+
+/* ------------------------------------------------------------ settings */
+
+enum { FLOW_HOLD, FLOW_CANCEL, FLOW_TCP, FLOW_MESSAGE, FLOW_PRESENCE, FLOW_REREG, FLOW_OPTIONS,
+       FLOW_COUNT };
+static const char *flow_names[FLOW_COUNT] = {"hold",     "cancel", "tcp",    "message",
+                                             "presence", "rereg",  "options"};
+
+enum { ATK_SCAN, ATK_GUESS, ATK_FLOOD, ATK_SPIT, ATK_BYE, ATK_CANCEL, ATK_DEREG, ATK_MALFORMED,
+       ATK_SPOOF, ATK_COUNT };
+static const char *attack_names[ATK_COUNT] = {"scan", "guess",  "flood",     "spit", "bye",
+                                              "cancel", "dereg", "malformed", "spoof"};
+
+typedef struct {
+    uint64_t seed;
+    int users;
+    double duration;   /* seconds of normal traffic */
+    double call_rate;  /* calls per user-hour */
+    double p_social;
+    int clique_min, clique_max;
+    bool without[FLOW_COUNT];
+    bool attacks[ATK_COUNT];
+    bool normal;       /* emit normal traffic */
+    double attack_scale; /* multiplies attack volume */
+    const char *prefix;
+} gen_opts_t;
+
+/* ------------------------------------------------------------ random */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static double uni(void)
+{
+    return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+
+static int irand(int lo, int hi)
+{
+    return lo + (int)(rnd() % (uint64_t)(hi - lo + 1));
+}
+
+static double expo(double mean)
+{
+    return -mean * log(1.0 - uni());
+}
+
+static void hexs(char *out, int n)
+{
+    static const char h[] = "0123456789abcdef";
+    for (int i = 0; i < n; i++)
+        out[i] = h[rnd() & 15];
+    out[n] = '\0';
+}
+
+static void digits(char *out, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = (char)('0' + rnd() % 10);
+    out[n] = '\0';
+}
+
+/* ------------------------------------------------------------ events */
+
+typedef struct {
+    double ts;
+    uint64_t seq;
+    endpoint_t src, dst;
+    transport_t tr;
+    char *data;
+    size_t len;
+    bool attack;
+    const char *family, *scenario;
+    char call_id[96];
+} event_t;
+
+static event_t *events;
+static size_t n_events, cap_events;
+static uint64_t event_seq;
+
+static void emit(double ts, const endpoint_t *src, const endpoint_t *dst, transport_t tr,
+                 const char *data, size_t len, bool attack, const char *family,
+                 const char *scenario, const char *call_id)
+{
+    if (n_events == cap_events) {
+        cap_events = cap_events ? cap_events * 2 : 65536;
+        events = realloc(events, cap_events * sizeof *events);
+        if (!events) {
+            fprintf(stderr, "sipguard gen: out of memory\n");
+            exit(1);
+        }
+    }
+    event_t *e = &events[n_events++];
+    e->ts = ts;
+    e->seq = event_seq++;
+    e->src = *src;
+    e->dst = *dst;
+    e->tr = tr;
+    e->data = malloc(len);
+    memcpy(e->data, data, len);
+    e->len = len;
+    e->attack = attack;
+    e->family = family;
+    e->scenario = scenario;
+    snprintf(e->call_id, sizeof e->call_id, "%s", call_id ? call_id : "");
+}
+
+/* ------------------------------------------------------------ user agents */
+
+typedef struct {
+    const char *ua;
+    bool compact;
+    bool tcp;
+    const char *branch_fmt; /* "hex" or "dig" */
+    const char *codecs;     /* payload types */
+    const char *order;      /* header order letters */
+} family_t;
+
+/* order letters: v Via, m Max-Forwards, f From, t To, i Call-ID, c CSeq, o Contact,
+ * u User-Agent, a Allow, s Supported, e Expires, z Authorization, x extra, y Content-Type, l Content-Length */
+static const family_t families[] = {
+    {"Linphone/3.12.0 (belle-sip/1.6.3)", false, false, "hex", "0 8 101", "vftiocmeaszuxyl"},
+    {"PJSUA v2.10 Linux-5.4/x86_64/glibc", true, false, "hex", "8 0 9 101", "vmotficzseauxyl"},
+    {"Yealink SIP-T46S 66.85.0.5", false, false, "dig", "9 0 8 18 101", "vfticmoazsueyxl"},
+    {"Grandstream GXP2170 1.0.11.23", false, true, "dig", "0 8 4 18 101", "vmftiocaezsuxyl"},
+};
+#define N_FAMILIES 4
+
+typedef struct {
+    int id;
+    char user[16], pass[24];
+    endpoint_t ep;
+    const family_t *fam;
+    bool tcp;
+    int clique;
+    double busy_until;
+    bool registered;
+} user_t;
+
+static endpoint_t proxy_ep;
+static const char *domain = "example.net";
+
+static endpoint_t ep4(int a, int b, int c, int d, uint16_t port)
+{
+    endpoint_t e = {0};
+    e.family = 4;
+    e.addr[0] = (uint8_t)a;
+    e.addr[1] = (uint8_t)b;
+    e.addr[2] = (uint8_t)c;
+    e.addr[3] = (uint8_t)d;
+    e.port = port;
+    return e;
+}
+
+static void ep_host(const endpoint_t *e, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%u.%u.%u.%u", e->addr[0], e->addr[1], e->addr[2], e->addr[3]);
+}
+
+/* ------------------------------------------------------------ message building */
+
+typedef struct {
+    char name[24];
+    char value[512];
+} hdr_t;
+
+typedef struct {
+    char start[1024];
+    hdr_t h[24];
+    int n;
+    char body[1024];
+} sipmsg_t;
+
+static void hset(sipmsg_t *m, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void hset(sipmsg_t *m, const char *name, const char *fmt, ...)
+{
+    hdr_t *h = &m->h[m->n++];
+    snprintf(h->name, sizeof h->name, "%s", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->value, sizeof h->value, fmt, ap);
+    va_end(ap);
+}
+
+static char order_letter(const char *name)
+{
+    static const char *names[] = {"Via",  "Max-Forwards", "From",    "To",     "Call-ID",
+                                  "CSeq", "Contact",      "User-Agent", "Allow", "Supported",
+                                  "Expires", "Authorization", "Content-Type", "Content-Length"};
+    static const char letters[] = "vmftico" "uasezyl";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(names[i], name))
+            return letters[i];
+    return 'x';
+}
+
+static const char *compact_name(const char *name)
+{
+    static const char *pairs[][2] = {{"Via", "v"},     {"From", "f"},    {"To", "t"},
+                                     {"Call-ID", "i"}, {"Contact", "m"}, {"Content-Type", "c"},
+                                     {"Content-Length", "l"}, {"Supported", "k"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (!strcmp(pairs[i][0], name))
+            return pairs[i][1];
+    return name;
+}
+
+/* Renders headers in the family's order (Via lines keep their relative order). */
+static size_t render(const sipmsg_t *m, const family_t *fam, char *out, size_t cap)
+{
+    size_t o = (size_t)snprintf(out, cap, "%s\r\n", m->start);
+    size_t blen = strlen(m->body);
+    for (const char *ord = fam->order; *ord; ord++) {
+        for (int i = 0; i < m->n; i++) {
+            if (order_letter(m->h[i].name) != *ord)
+                continue;
+            const char *name = fam->compact ? compact_name(m->h[i].name) : m->h[i].name;
+            o += (size_t)snprintf(out + o, cap - o, "%s: %s\r\n", name, m->h[i].value);
+        }
+        if (*ord == 'l')
+            o += (size_t)snprintf(out + o, cap - o, "%s: %zu\r\n",
+                                  fam->compact ? "l" : "Content-Length", blen);
+    }
+    o += (size_t)snprintf(out + o, cap - o, "\r\n%s", m->body);
+    return o < cap ? o : cap - 1;
+}
+
+static void new_branch(const family_t *f, char *out)
+{
+    char r[24];
+    if (!strcmp(f->branch_fmt, "hex"))
+        hexs(r, 16);
+    else
+        digits(r, 10);
+    sprintf(out, "z9hG4bK%s", r);
+}
+
+static void new_tag(const family_t *f, char *out)
+{
+    if (!strcmp(f->branch_fmt, "hex"))
+        hexs(out, 10);
+    else
+        digits(out, 9);
+}
+
+static void sdp(char *out, size_t cap, const user_t *u, const char *mode)
+{
+    char host[32];
+    ep_host(&u->ep, host, sizeof host);
+    char sess[16];
+    digits(sess, 8);
+    int port = 10000 + 2 * irand(0, 5000);
+    size_t o = (size_t)snprintf(out, cap,
+                                "v=0\r\no=%s %s %s IN IP4 %s\r\ns=call\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+                                "m=audio %d RTP/AVP %s\r\n",
+                                u->user, sess, sess, host, host, port, u->fam->codecs);
+    char codecs[64];
+    snprintf(codecs, sizeof codecs, "%s", u->fam->codecs);
+    for (char *tok = strtok(codecs, " "); tok; tok = strtok(NULL, " ")) {
+        int pt = atoi(tok);
+        const char *name = pt == 0 ? "PCMU/8000" : pt == 8 ? "PCMA/8000" : pt == 9 ? "G722/8000"
+                         : pt == 18 ? "G729/8000" : pt == 4 ? "G723/8000" : "telephone-event/8000";
+        o += (size_t)snprintf(out + o, cap - o, "a=rtpmap:%d %s\r\n", pt, name);
+    }
+    snprintf(out + o, cap - o, "a=%s\r\n", mode);
+}
+
+/* ------------------------------------------------------------ sending */
+
+typedef struct {
+    char call_id[96];
+    char ftag[24], ttag[24];
+    uint32_t cseq;
+    user_t *caller, *callee;
+} dialog_t;
+
+static const char *g_family = "normal", *g_scenario = "normal";
+static bool g_attack;
+
+static void send_msg(double ts, const endpoint_t *src, const endpoint_t *dst, bool tcp,
+                     const sipmsg_t *m, const family_t *fam, const char *call_id)
+{
+    static char buf[8192];
+    size_t n = render(m, fam, buf, sizeof buf);
+    emit(ts, src, dst, tcp ? TRANSPORT_TCP : TRANSPORT_UDP, buf, n, g_attack, g_family,
+         g_scenario, call_id);
+}
+
+static void via_of(const user_t *u, const char *branch, char *out, size_t cap)
+{
+    char host[32];
+    ep_host(&u->ep, host, sizeof host);
+    snprintf(out, cap, "SIP/2.0/%s %s:%u;branch=%s;rport", u->tcp ? "TCP" : "UDP", host,
+             u->ep.port, branch);
+}
+
+/* A request from user u to the proxy, and its copy forwarded by the proxy to `to` (if any). */
+static void request(double ts, user_t *u, user_t *to, const char *method, const char *ruri_user,
+                    dialog_t *d, const char *extra_name, const char *extra, const char *body,
+                    const char *ctype, const char *branch_in)
+{
+    sipmsg_t m = {0};
+    char branch[40], via[160], host[32];
+    if (branch_in)
+        snprintf(branch, sizeof branch, "%s", branch_in);
+    else
+        new_branch(u->fam, branch);
+    ep_host(&u->ep, host, sizeof host);
+    snprintf(m.start, sizeof m.start, "%s sip:%s@%s SIP/2.0", method, ruri_user, domain);
+    via_of(u, branch, via, sizeof via);
+    hset(&m, "Via", "%s", via);
+    hset(&m, "Max-Forwards", "70");
+    hset(&m, "From", "<sip:%s@%s>;tag=%s", d->caller == u || !d->callee ? u->user : d->callee->user,
+         domain, d->caller == u || !d->callee ? d->ftag : d->ttag);
+    if (d->callee && d->caller != u)
+        hset(&m, "To", "<sip:%s@%s>;tag=%s", d->caller->user, domain, d->ftag);
+    else
+        hset(&m, "To", "<sip:%s@%s>%s%s", ruri_user, domain, d->ttag[0] ? ";tag=" : "", d->ttag);
+    hset(&m, "Call-ID", "%s", d->call_id);
+    hset(&m, "CSeq", "%u %s", d->cseq, method);
+    hset(&m, "Contact", "<sip:%s@%s:%u%s>", u->user, host, u->ep.port, u->tcp ? ";transport=tcp" : "");
+    hset(&m, "User-Agent", "%s", u->fam->ua);
+    if (!strcmp(method, "INVITE") || !strcmp(method, "REGISTER"))
+        hset(&m, "Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO");
+    if (extra_name)
+        hset(&m, extra_name, "%s", extra);
+    if (body) {
+        hset(&m, "Content-Type", "%s", ctype);
+        snprintf(m.body, sizeof m.body, "%s", body);
+    }
+    send_msg(ts, &u->ep, &proxy_ep, u->tcp, &m, u->fam, d->call_id);
+    if (!to)
+        return;
+    /* forwarded leg: the proxy adds its Via and Record-Route */
+    sipmsg_t f = m;
+    char pbranch[40];
+    hexs(pbranch, 16);
+    snprintf(f.start, sizeof f.start, "%s sip:%s@%u.%u.%u.%u:%u SIP/2.0", method, to->user,
+             to->ep.addr[0], to->ep.addr[1], to->ep.addr[2], to->ep.addr[3], to->ep.port);
+    memmove(&f.h[1], &f.h[0], (size_t)f.n * sizeof f.h[0]);
+    f.n++;
+    snprintf(f.h[0].name, sizeof f.h[0].name, "Via");
+    snprintf(f.h[0].value, sizeof f.h[0].value, "SIP/2.0/%s 10.0.0.1:5060;branch=z9hG4bK%s",
+             to->tcp ? "TCP" : "UDP", pbranch);
+    for (int i = 0; i < f.n; i++)
+        if (!strcmp(f.h[i].name, "Max-Forwards"))
+            snprintf(f.h[i].value, sizeof f.h[i].value, "69");
+    send_msg(ts + 0.002, &proxy_ep, &to->ep, to->tcp, &f, u->fam, d->call_id);
+}
+
+/* A response from the proxy or from user `from` back to user `to` (both legs when both). */
+static void response(double ts, user_t *from, user_t *to, int code, const char *reason,
+                     const char *method, dialog_t *d, bool with_to_tag, const char *extra_name,
+                     const char *extra, const char *body)
+{
+    sipmsg_t m = {0};
+    const family_t *fam = from ? from->fam : to->fam;
+    snprintf(m.start, sizeof m.start, "SIP/2.0 %d %s", code, reason);
+    char via[160], branch[40];
+    new_branch(to->fam, branch);
+    via_of(to, branch, via, sizeof via);
+    hset(&m, "Via", "%s;received=%u.%u.%u.%u", via, to->ep.addr[0], to->ep.addr[1],
+         to->ep.addr[2], to->ep.addr[3]);
+    bool caller_side = to == d->caller;
+    user_t *f_user = caller_side ? d->caller : (d->callee ? d->callee : to);
+    hset(&m, "From", "<sip:%s@%s>;tag=%s", f_user->user, domain, caller_side ? d->ftag : d->ttag);
+    hset(&m, "To", "<sip:%s@%s>%s%s", d->callee && caller_side ? d->callee->user : to->user,
+         domain, with_to_tag ? ";tag=" : "", with_to_tag ? d->ttag : "");
+    hset(&m, "Call-ID", "%s", d->call_id);
+    hset(&m, "CSeq", "%u %s", d->cseq, method);
+    if (from)
+        hset(&m, "User-Agent", "%s", from->fam->ua);
+    else
+        hset(&m, "User-Agent", "Kamailio (5.6.3 (x86_64/linux))");
+    if (extra_name)
+        hset(&m, extra_name, "%s", extra);
+    if (body) {
+        hset(&m, "Content-Type", "application/sdp");
+        snprintf(m.body, sizeof m.body, "%s", body);
+    }
+    if (from)
+        send_msg(ts, &from->ep, &proxy_ep, from->tcp, &m, fam, d->call_id);
+    send_msg(ts + (from ? 0.002 : 0), &proxy_ep, &to->ep, to->tcp, &m, fam, d->call_id);
+}
+
+/* ------------------------------------------------------------ normal flows */
+
+static void md5_hex(const char *s, char out[33])
+{
+    osip_MD5_CTX c;
+    unsigned char d[16];
+    osip_MD5Init(&c);
+    osip_MD5Update(&c, (unsigned char *)s, (unsigned int)strlen(s));
+    osip_MD5Final(d, &c);
+    for (int i = 0; i < 16; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static void digest_response(const char *user, const char *pass, const char *nonce,
+                            const char *method, const char *uri, char out[33])
+{
+    char buf[512], ha1[33], ha2[33];
+    snprintf(buf, sizeof buf, "%s:%s:%s", user, domain, pass);
+    md5_hex(buf, ha1);
+    snprintf(buf, sizeof buf, "%s:%s", method, uri);
+    md5_hex(buf, ha2);
+    snprintf(buf, sizeof buf, "%s:%s:%s", ha1, nonce, ha2);
+    md5_hex(buf, out);
+}
+
+static void new_dialog(dialog_t *d, user_t *caller, user_t *callee)
+{
+    memset(d, 0, sizeof *d);
+    char r[40];
+    if (!strcmp(caller->fam->branch_fmt, "hex")) {
+        hexs(r, 32);
+        snprintf(d->call_id, sizeof d->call_id, "%s", r);
+    } else {
+        digits(r, 12);
+        snprintf(d->call_id, sizeof d->call_id, "%s@%u.%u.%u.%u", r, caller->ep.addr[0],
+                 caller->ep.addr[1], caller->ep.addr[2], caller->ep.addr[3]);
+    }
+    new_tag(caller->fam, d->ftag);
+    d->cseq = (uint32_t)irand(1, 30000);
+    d->caller = caller;
+    d->callee = callee;
+}
+
+static void do_register(double t, user_t *u, int expires, const char *password)
+{
+    dialog_t d;
+    new_dialog(&d, u, NULL);
+    char exp[16];
+    snprintf(exp, sizeof exp, "%d", expires);
+    request(t, u, NULL, "REGISTER", u->user, &d, "Expires", exp, NULL, NULL, NULL);
+    char nonce[40], chal[200];
+    hexs(nonce, 32);
+    snprintf(chal, sizeof chal, "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5", domain, nonce);
+    response(t + 0.01, NULL, u, 401, "Unauthorized", "REGISTER", &d, true, "WWW-Authenticate",
+             chal, NULL);
+    d.cseq++;
+    char uri[64], resp[33], auth[400];
+    snprintf(uri, sizeof uri, "sip:%s", domain);
+    digest_response(u->user, password, nonce, "REGISTER", uri, resp);
+    snprintf(auth, sizeof auth,
+             "Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", response=\"%s\", "
+             "algorithm=MD5",
+             u->user, domain, nonce, uri, resp);
+    d.ttag[0] = '\0';
+    request(t + 0.05, u, NULL, "REGISTER", u->user, &d, "Authorization", auth, NULL, NULL, NULL);
+    bool ok = !strcmp(password, u->pass);
+    response(t + 0.06, NULL, u, ok ? 200 : 403, ok ? "OK" : "Forbidden", "REGISTER", &d, true,
+             ok ? "Expires" : NULL, exp, NULL);
+}
+
+static void do_options(double t, user_t *u)
+{
+    dialog_t d;
+    new_dialog(&d, u, NULL);
+    request(t, u, NULL, "OPTIONS", "keepalive", &d, NULL, NULL, NULL, NULL, NULL);
+    response(t + 0.004, NULL, u, 200, "OK", "OPTIONS", &d, true, NULL, NULL, NULL);
+}
+
+static void do_message(double t, user_t *a, user_t *b)
+{
+    dialog_t d;
+    new_dialog(&d, a, b);
+    static const char *texts[] = {"are you there?", "call me back please", "ok, see you at 3",
+                                  "meeting moved to room 4"};
+    request(t, a, b, "MESSAGE", b->user, &d, NULL, NULL, texts[rnd() % 4], "text/plain", NULL);
+    new_tag(b->fam, d.ttag);
+    response(t + 0.05, b, a, 200, "OK", "MESSAGE", &d, true, NULL, NULL, NULL);
+}
+
+static void do_presence(double t, user_t *a, user_t *b)
+{
+    dialog_t d;
+    new_dialog(&d, a, b);
+    request(t, a, b, "SUBSCRIBE", b->user, &d, "Event", "presence", NULL, NULL, NULL);
+    new_tag(b->fam, d.ttag);
+    response(t + 0.05, b, a, 200, "OK", "SUBSCRIBE", &d, true, "Expires", "3600", NULL);
+    dialog_t n = d;
+    n.caller = b;
+    n.callee = a;
+    snprintf(n.ftag, sizeof n.ftag, "%s", d.ttag);
+    snprintf(n.ttag, sizeof n.ttag, "%s", d.ftag);
+    n.cseq = (uint32_t)irand(1, 1000);
+    char pidf[400];
+    snprintf(pidf, sizeof pidf,
+             "<?xml version=\"1.0\"?>\r\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" "
+             "entity=\"sip:%s@%s\"><tuple id=\"t1\"><status><basic>open</basic></status>"
+             "</tuple></presence>\r\n",
+             b->user, domain);
+    request(t + 0.1, b, a, "NOTIFY", a->user, &n, "Subscription-State", "active;expires=3600",
+            pidf, "application/pidf+xml", NULL);
+    response(t + 0.15, a, b, 200, "OK", "NOTIFY", &n, true, NULL, NULL, NULL);
+}
+
+typedef struct {
+    double answered, rejected, cancelled;
+} call_stats_t;
+
+static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *cdr)
+{
+    dialog_t d;
+    new_dialog(&d, a, b);
+    char body[1024];
+    sdp(body, sizeof body, a, "sendrecv");
+    char branch[40];
+    new_branch(a->fam, branch);
+    request(t, a, b, "INVITE", b->user, &d, "Supported", "replaces, timer", body,
+            "application/sdp", branch);
+    response(t + 0.003, NULL, a, 100, "Trying", "INVITE", &d, false, NULL, NULL, NULL);
+    new_tag(b->fam, d.ttag);
+    const char *cause;
+    double end = t;
+    double ring = 2 + uni() * 13;
+    if (b->busy_until > t) {
+        response(t + 0.08, b, a, 486, "Busy Here", "INVITE", &d, true, NULL, NULL, NULL);
+        cause = "busy";
+    } else {
+        response(t + 0.05, b, a, 180, "Ringing", "INVITE", &d, true, NULL, NULL, NULL);
+        double u = uni();
+        if (!o->without[FLOW_CANCEL] && u < 0.10) {
+            double tc = t + ring * 0.7;
+            request(tc, a, b, "CANCEL", b->user, &d, NULL, NULL, NULL, NULL, branch);
+            response(tc + 0.01, b, a, 200, "OK", "CANCEL", &d, true, NULL, NULL, NULL);
+            response(tc + 0.02, b, a, 487, "Request Terminated", "INVITE", &d, true, NULL, NULL,
+                     NULL);
+            cause = "cancelled";
+            end = tc;
+        } else if (u < 0.20) {
+            response(t + ring, b, a, u < 0.15 ? 480 : 603,
+                     u < 0.15 ? "Temporarily Unavailable" : "Decline", "INVITE", &d, true, NULL,
+                     NULL, NULL);
+            cause = u < 0.15 ? "unavailable" : "declined";
+            end = t + ring;
+        } else {
+            char ans[1024];
+            sdp(ans, sizeof ans, b, "sendrecv");
+            double ta = t + ring;
+            response(ta, b, a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
+            request(ta + 0.05, a, b, "ACK", b->user, &d, NULL, NULL, NULL, NULL, NULL);
+            double hold = expo(120);
+            a->busy_until = b->busy_until = ta + hold;
+            if (!o->without[FLOW_HOLD] && uni() < 0.25 && hold > 10) {
+                for (int k = 0; k < 2; k++) { /* hold, then resume */
+                    d.cseq++;
+                    double th = ta + hold * (k ? 0.6 : 0.3);
+                    char re[1024];
+                    sdp(re, sizeof re, a, k ? "sendrecv" : "sendonly");
+                    request(th, a, b, "INVITE", b->user, &d, NULL, NULL, re, "application/sdp",
+                            NULL);
+                    sdp(ans, sizeof ans, b, k ? "sendrecv" : "recvonly");
+                    response(th + 0.05, b, a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
+                    request(th + 0.1, a, b, "ACK", b->user, &d, NULL, NULL, NULL, NULL, NULL);
+                }
+            }
+            d.cseq++;
+            request(ta + hold, a, b, "BYE", b->user, &d, NULL, NULL, NULL, NULL, NULL);
+            response(ta + hold + 0.04, b, a, 200, "OK", "BYE", &d, true, NULL, NULL, NULL);
+            cause = "answered";
+            end = ta + hold;
+            if (cdr)
+                fprintf(cdr, "%s,%s,%.6f,%.6f,%.6f,%s\n", a->user, b->user, t, ta, end, cause);
+            return;
+        }
+    }
+    if (cdr)
+        fprintf(cdr, "%s,%s,%.6f,,%.6f,%s\n", a->user, b->user, t, end, cause);
+}
+
+/* ------------------------------------------------------------ population */
+
+static user_t *make_users(const gen_opts_t *o)
+{
+    user_t *u = calloc((size_t)o->users, sizeof *u);
+    int clique = 0, left = irand(o->clique_min, o->clique_max);
+    for (int i = 0; i < o->users; i++) {
+        u[i].id = i;
+        snprintf(u[i].user, sizeof u[i].user, "%d", 1000 + i);
+        snprintf(u[i].pass, sizeof u[i].pass, "pw%05d%04d", (int)(rnd() % 100000), i);
+        u[i].fam = &families[rnd() % N_FAMILIES];
+        u[i].tcp = u[i].fam->tcp && !o->without[FLOW_TCP];
+        u[i].ep = ep4(10, 1, 2 + i / 250, 2 + i % 250,
+                      (uint16_t)(u[i].fam->compact ? irand(40000, 60000) : 5060));
+        if (left-- == 0) {
+            clique++;
+            left = irand(o->clique_min, o->clique_max) - 1;
+        }
+        u[i].clique = clique;
+    }
+    return u;
+}
+
+static user_t *pick_callee(user_t *users, int n, user_t *a, double p_social)
+{
+    if (uni() < p_social) {
+        int same[64], k = 0;
+        for (int i = a->id - 8; i <= a->id + 8; i++)
+            if (i >= 0 && i < n && i != a->id && users[i].clique == a->clique && k < 64)
+                same[k++] = i;
+        if (k)
+            return &users[same[rnd() % (uint64_t)k]];
+    }
+    user_t *b;
+    do
+        b = &users[rnd() % (uint64_t)n];
+    while (b == a && n > 1);
+    return b;
+}
+
+static void gen_normal(const gen_opts_t *o, user_t *users, FILE *cdr)
+{
+    g_attack = false;
+    g_family = "normal";
+    g_scenario = "normal";
+    for (int i = 0; i < o->users; i++) {
+        user_t *u = &users[i];
+        double t = uni() * 30;
+        do_register(t, u, 3600, u->pass);
+        if (!o->without[FLOW_REREG])
+            for (double r = t + 1800 + uni() * 60; r < o->duration; r += 1800)
+                do_register(r, u, 3600, u->pass);
+        if (!o->without[FLOW_PRESENCE] && uni() < 0.3 && o->users > 1)
+            do_presence(t + 1 + uni() * 5, u, pick_callee(users, o->users, u, 1.0));
+        if (!o->without[FLOW_OPTIONS])
+            for (double k = t + 30 + uni() * 30; k < o->duration; k += 60 + uni() * 30)
+                if (u->fam->compact || u->tcp)
+                    do_options(k, u);
+        double rate = o->call_rate / 3600.0;
+        for (double c = t + 5 + expo(1 / rate); c < o->duration; c += expo(1 / rate)) {
+            user_t *b = pick_callee(users, o->users, u, o->p_social);
+            if (b == u)
+                continue;
+            if (!o->without[FLOW_MESSAGE] && uni() < 0.15)
+                do_message(c, u, b);
+            else
+                do_call(c, u, b, o, cdr);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ attacks */
+
+static user_t attacker(int a, int b, const char *ua, uint16_t port)
+{
+    static family_t fam;
+    user_t u = {0};
+    fam = families[0];
+    fam.ua = ua;
+    u.fam = &fam;
+    u.ep = ep4(203, 0, a, b, port);
+    snprintf(u.user, sizeof u.user, "%d", 100 + b);
+    return u;
+}
+
+static void label(const char *family, const char *scenario)
+{
+    g_attack = true;
+    g_family = family;
+    g_scenario = scenario;
+}
+
+static void atk_scan(const gen_opts_t *o, double t0)
+{
+    static const char *uas[] = {"friendly-scanner", "sipvicious", "sipcli/v1.8", "VaxSIPUserAgent/3.1",
+                                "Cisco v11.0.0"};
+    int n = (int)(200 * o->attack_scale);
+    for (int s = 0; s < 3; s++) {
+        user_t a = attacker(113, (uint8_t)(10 + s), uas[irand(0, 4)], (uint16_t)irand(5060, 5070));
+        if (s == 2) /* a scanner that hides its tool name */
+            a.fam = &families[2];
+        const char *method = s == 0 ? "OPTIONS" : s == 1 ? "REGISTER" : "INVITE";
+        label(s == 0 ? "scan-options" : s == 1 ? "scan-register" : "scan-invite",
+              s == 2 ? "extension-scan-stealth" : "extension-scan");
+        for (int i = 0; i < n; i++) {
+            double t = t0 + s * 20 + i * 0.02;
+            char ext[16];
+            snprintf(ext, sizeof ext, "%d", 100 + i);
+            user_t target = a;
+            snprintf(target.user, sizeof target.user, "%s", ext);
+            dialog_t d;
+            new_dialog(&d, &a, NULL);
+            request(t, &a, NULL, method, ext, &d, NULL, NULL, NULL, NULL, NULL);
+            response(t + 0.003, NULL, &a, s == 1 ? 401 : 404, s == 1 ? "Unauthorized" : "Not Found",
+                     method, &d, true, NULL, NULL, NULL);
+        }
+    }
+}
+
+static void atk_guess(const gen_opts_t *o, user_t *users, double t0)
+{
+    user_t a = attacker(113, 20, "friendly-scanner", 5061);
+    label("guess-register", "password-guessing");
+    user_t *victim = &users[0];
+    int n = (int)(150 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t as = a;
+        snprintf(as.user, sizeof as.user, "%s", victim->user);
+        snprintf(as.pass, sizeof as.pass, "%d", 1000 + i);
+        double t = t0 + i * 0.1;
+        do_register(t, &as, 3600, as.pass);
+    }
+}
+
+static void atk_flood(const gen_opts_t *o, user_t *users, double t0)
+{
+    static const int rates[] = {10, 25, 50, 100, 500, 1000};
+    char scen[48];
+    for (int r = 0; r < 6; r++) {
+        int n = (int)(rates[r] * 2 * o->attack_scale);
+        if (n < 20)
+            n = 20;
+        bool ddos = r % 2 == 1;
+        snprintf(scen, sizeof scen, "rate-%d%s", rates[r], ddos ? "-distributed" : "");
+        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"), strdup(scen));
+        for (int i = 0; i < n; i++) {
+            user_t a = attacker(114, (uint8_t)(ddos ? 1 + rnd() % 250 : 5), "sipp", 5060);
+            a.fam = &families[0];
+            user_t *v = &users[rnd() % (uint64_t)o->users];
+            dialog_t d;
+            new_dialog(&d, &a, v);
+            double t = t0 + r * 5 + i / (double)rates[r];
+            if (r == 4) {
+                request(t, &a, NULL, "REGISTER", a.user, &d, "Expires", "3600", NULL, NULL, NULL);
+                continue;
+            }
+            char body[1024];
+            sdp(body, sizeof body, &a, "sendrecv");
+            request(t, &a, v, "INVITE", v->user, &d, NULL, NULL, body, "application/sdp", NULL);
+        }
+    }
+}
+
+static void atk_spit(const gen_opts_t *o, user_t *users, double t0)
+{
+    user_t a = attacker(115, 7, "Asterisk PBX 1.6.0.10", 5060);
+    a.fam = &families[3];
+    label("spit", "many-short-calls");
+    int n = (int)(60 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t *b = &users[i % o->users];
+        dialog_t d;
+        new_dialog(&d, &a, b);
+        double t = t0 + i * 0.5;
+        char body[1024];
+        sdp(body, sizeof body, &a, "sendrecv");
+        request(t, &a, b, "INVITE", b->user, &d, NULL, NULL, body, "application/sdp", NULL);
+        new_tag(b->fam, d.ttag);
+        char ans[1024];
+        sdp(ans, sizeof ans, b, "sendrecv");
+        response(t + 1, b, &a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
+        request(t + 1.05, &a, b, "ACK", b->user, &d, NULL, NULL, NULL, NULL, NULL);
+        d.cseq++;
+        request(t + 4, &a, b, "BYE", b->user, &d, NULL, NULL, NULL, NULL, NULL);
+    }
+}
+
+/* Spoofed teardown: a BYE or CANCEL for another user's dialog from a foreign address. */
+static void atk_teardown(const gen_opts_t *o, user_t *users, double t0, bool bye)
+{
+    label(bye ? "spoof-bye" : "spoof-cancel", "dialog-teardown");
+    int n = (int)(40 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t *a = &users[rnd() % (uint64_t)o->users], *b = &users[rnd() % (uint64_t)o->users];
+        user_t fake = *a;
+        fake.ep = ep4(198, 51, 100, (uint8_t)(10 + i % 200), 5060);
+        dialog_t d;
+        new_dialog(&d, a, b);
+        new_tag(b->fam, d.ttag);
+        request(t0 + i * 0.7, &fake, b, bye ? "BYE" : "CANCEL", b->user, &d, NULL, NULL, NULL,
+                NULL, NULL);
+    }
+}
+
+static void atk_dereg(const gen_opts_t *o, user_t *users, double t0)
+{
+    label("dereg", "forced-deregistration");
+    int n = (int)(30 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t v = users[rnd() % (uint64_t)o->users];
+        v.ep = ep4(198, 51, 100, 77, 5070);
+        dialog_t d;
+        new_dialog(&d, &v, NULL);
+        request(t0 + i * 1.3, &v, NULL, "REGISTER", v.user, &d, "Expires", "0", NULL, NULL, NULL);
+    }
+}
+
+static void atk_spoof(const gen_opts_t *o, user_t *users, double t0)
+{
+    label("spoof-via", "via-contact-mismatch");
+    int n = (int)(40 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t *a = &users[rnd() % (uint64_t)o->users], *b = &users[rnd() % (uint64_t)o->users];
+        user_t fake = *a;
+        fake.ep = ep4(192, 0, 2, (uint8_t)(1 + i % 250), 5060);
+        dialog_t d;
+        new_dialog(&d, &fake, b);
+        char body[1024];
+        sdp(body, sizeof body, &fake, "sendrecv");
+        request(t0 + i, &fake, b, "INVITE", b->user, &d, "P-Asserted-Identity", "<sip:911@example.net>",
+                body, "application/sdp", NULL);
+    }
+}
+
+/* Fuzzer-style malformed messages, each from a valid INVITE with one anomaly category. */
+static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
+{
+    static const char *cats[] = {"overflow", "format-string", "sqli", "shell", "bad-utf8",
+                                 "nul-byte", "missing-header", "dup-header", "bad-request-line",
+                                 "content-length", "huge-number", "bad-separator"};
+    int n = (int)(25 * o->attack_scale);
+    user_t a = attacker(116, 9, "sipsak 0.9.6", 5060);
+    for (int c = 0; c < 12; c++) {
+        char fam[40];
+        snprintf(fam, sizeof fam, "malformed-%s", cats[c]);
+        label(strdup(fam), "fuzz");
+        for (int i = 0; i < n; i++) {
+            user_t *b = &users[rnd() % (uint64_t)o->users];
+            dialog_t d;
+            new_dialog(&d, &a, b);
+            sipmsg_t m = {0};
+            char via[160], branch[40], big[480];
+            new_branch(a.fam, branch);
+            via_of(&a, branch, via, sizeof via);
+            const char *user = b->user;
+            int len = irand(100, 470);
+            memset(big, 'A' + (int)(rnd() % 26), (size_t)len);
+            big[len] = '\0';
+            static const char *fmts[] = {"%s%s%s%n", "%x%x%x%x", "%99999999s", "%n%n%n"};
+            static const char *sqli[] = {"1' OR '1'='1", "'; DROP TABLE subscriber;--",
+                                         "1 UNION SELECT password FROM users", "admin'--"};
+            static const char *shell[] = {"$(reboot)", "`id`", "; cat /etc/passwd", "| nc -e /bin/sh"};
+            char display[512] = "\"Alice\"";
+            if (c == 0)
+                user = big;
+            else if (c == 1)
+                snprintf(display, sizeof display, "\"%s\"", fmts[rnd() % 4]);
+            else if (c == 2)
+                snprintf(display, sizeof display, "\"%s\"", sqli[rnd() % 4]);
+            else if (c == 3)
+                snprintf(display, sizeof display, "\"%s\"", shell[rnd() % 4]);
+            else if (c == 4)
+                snprintf(display, sizeof display, "\"\xc3\x28\xa0\xa1\xff\xfe%d\"", i);
+            if (c == 8)
+                snprintf(m.start, sizeof m.start, "%s sip:%s@%s SIP/%d.%d", i % 2 ? "INV ITE" : "INVITE",
+                         user, domain, irand(0, 9), irand(0, 9));
+            else
+                snprintf(m.start, sizeof m.start, "INVITE sip:%s@%s SIP/2.0", user, domain);
+            if (c != 6 || i % 3 != 0)
+                hset(&m, "Via", "%s", via);
+            if (c == 11)
+                hset(&m, "Max-Forwards", "70;;;,,,%d", i);
+            else
+                hset(&m, "Max-Forwards", c == 10 ? "4294967296999" : "70");
+            hset(&m, "From", "%s <sip:%s@%s>;tag=%s", display, a.user, domain, d.ftag);
+            hset(&m, "To", "<sip:%s@%s>", user, domain);
+            if (c != 6 || i % 3 != 1)
+                hset(&m, "Call-ID", "%s", d.call_id);
+            if (c == 7)
+                hset(&m, "Call-ID", "%s-dup", d.call_id);
+            hset(&m, "CSeq", "%s INVITE", c == 10 ? "99999999999999999999" : "1");
+            hset(&m, "Contact", "<sip:%s@203.0.116.9:5060>", a.user);
+            hset(&m, "User-Agent", "%s", a.fam->ua);
+            static char buf[8192];
+            size_t nb = render(&m, a.fam, buf, sizeof buf);
+            if (c == 5 && nb > 40)
+                buf[irand(20, (int)nb - 10)] = '\0';
+            if (c == 9) { /* negative or lying Content-Length */
+                char *cl = strstr(buf, "Content-Length: 0");
+                if (cl)
+                    snprintf(buf + (cl - buf), sizeof buf - (size_t)(cl - buf), "Content-Length: %s\r\n\r\n",
+                             i % 2 ? "-1" : "99999");
+                nb = strlen(buf);
+            }
+            emit(t0 + c * 3 + i * 0.1, &a.ep, &proxy_ep, TRANSPORT_UDP, buf, nb, true, g_family,
+                 g_scenario, d.call_id);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ output */
+
+static int by_time(const void *x, const void *y)
+{
+    const event_t *a = x, *b = y;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int write_output(const gen_opts_t *o, size_t *n_attack)
+{
+    char path[4096];
+    qsort(events, n_events, sizeof *events, by_time);
+    snprintf(path, sizeof path, "%s.pcap", o->prefix);
+    pcapw_t *w = pcapw_open(path);
+    snprintf(path, sizeof path, "%s.labels.csv", o->prefix);
+    FILE *lab = fopen(path, "w");
+    if (!w || !lab) {
+        fprintf(stderr, "sipguard gen: cannot write %s.*\n", o->prefix);
+        return -1;
+    }
+    fprintf(lab, "index,ts,label,family,scenario,call_id\n");
+    const double epoch = 1767225600.0; /* 2026-01-01T00:00:00Z */
+    *n_attack = 0;
+    for (size_t i = 0; i < n_events; i++) {
+        event_t *e = &events[i];
+        msg_t m = {0};
+        double ts = epoch + e->ts;
+        m.ts_sec = (int64_t)ts;
+        m.ts_usec = (int32_t)((ts - (double)m.ts_sec) * 1e6);
+        m.src = e->src;
+        m.dst = e->dst;
+        m.transport = e->tr;
+        m.data = (const uint8_t *)e->data;
+        m.len = e->len;
+        pcapw_write(w, &m);
+        *n_attack += e->attack;
+        fprintf(lab, "%zu,%lld.%06d,%s,%s,%s,\"%s\"\n", i, (long long)m.ts_sec, m.ts_usec,
+                e->attack ? "attack" : "normal", e->family, e->scenario, e->call_id);
+        free(e->data);
+    }
+    int rc = pcapw_close(&w);
+    if (fclose(lab) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* ------------------------------------------------------------ command */
+
+static const cliopt_t gen_opts[] = {
+    {"output", 'o', "PREFIX", "write PREFIX.pcap, PREFIX.labels.csv and PREFIX.cdr.csv (required)",
+     NULL},
+    {"preset", 'p', "NAME", "small (tests), demo, or eval (>= 200,000 messages)", "small"},
+    {"seed", 's', "N", "random seed; the same seed and options give identical output", "1"},
+    {"users", 'u', "N", "number of user agents", "preset"},
+    {"duration", 'd', "SECONDS", "length of normal traffic", "preset"},
+    {"call-rate", 0, "X", "calls per user-hour (Poisson)", "preset"},
+    {"p-social", 0, "X", "probability a call stays inside the caller's clique", "0.8"},
+    {"clique", 0, "MIN-MAX", "clique sizes", "3-7"},
+    {"without", 'w', "FLOW,...", "leave out legitimate flows: hold, cancel, tcp, message, presence, "
+     "rereg, options", NULL},
+    {"attacks", 'a', "LIST", "attack families: all, none, or a list of scan, guess, flood, spit, "
+     "bye, cancel, dereg, malformed, spoof", "all"},
+    {"attack-scale", 0, "X", "multiply the number of attack messages", "1"},
+    {"no-normal", 0, NULL, "emit attack traffic only", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t gen_cmd = {
+    "sipguard gen -o PREFIX [OPTIONS]",
+    "Generates labelled SIP traffic: a population of user agents behind a registrar/proxy\n"
+    "(digest registration, calls, cancels, busy and rejected calls, hold/resume, OPTIONS,\n"
+    "presence, MESSAGE over UDP and TCP) with attacks mixed in, labelled per message. The\n"
+    "capture is PREFIX.pcap; PREFIX.labels.csv holds index,ts,label,family,scenario,call_id\n"
+    "for each SIP message in capture order; PREFIX.cdr.csv lists the normal calls.",
+    gen_opts,
+    "examples:\n"
+    "  sipguard gen -o train --attacks none --without hold,cancel,tcp\n"
+    "  sipguard gen -o test --seed 2 --preset demo\n"
+    "exit status: 0 success, 1 cannot write the output, 2 usage error.",
+};
+
+static int parse_list(const char *arg, const char *const *names, int n, bool *set)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", arg);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int k;
+        for (k = 0; k < n && strcmp(tok, names[k]); k++)
+            ;
+        if (k == n) {
+            fprintf(stderr, "sipguard gen: unknown name '%s'\n", tok);
+            return -1;
+        }
+        set[k] = true;
+    }
+    return 0;
+}
+
+static void apply_preset(gen_opts_t *o, const char *p)
+{
+    if (!strcmp(p, "demo")) {
+        o->users = 100;
+        o->duration = 1800;
+        o->call_rate = 4;
+    } else if (!strcmp(p, "eval")) {
+        o->users = 1000;
+        o->duration = 7200;
+        o->call_rate = 5;
+        o->attack_scale = 5;
+    } else {
+        o->users = 40;
+        o->duration = 600;
+        o->call_rate = 6;
+        o->attack_scale = 0.5;
+    }
+}
+
+int gen_command(int argc, char **argv)
+{
+    gen_opts_t o = {0};
+    o.seed = 1;
+    o.p_social = 0.8;
+    o.clique_min = 3;
+    o.clique_max = 7;
+    o.normal = true;
+    o.attack_scale = 1;
+    apply_preset(&o, "small");
+    for (int k = 0; k < ATK_COUNT; k++)
+        o.attacks[k] = true;
+    long users = -1;
+    double duration = -1, rate = -1, scale = -1;
+    const char *arg;
+    int i;
+    while ((i = cliopt_next(&gen_cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return 2;
+        const char *name = gen_opts[i].name;
+        long l;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&gen_cmd, stdout);
+            return 0;
+        } else if (!strcmp(name, "output")) {
+            o.prefix = arg;
+        } else if (!strcmp(name, "preset")) {
+            if (strcmp(arg, "small") && strcmp(arg, "demo") && strcmp(arg, "eval")) {
+                fprintf(stderr, "sipguard gen: --preset: expected small, demo or eval\n");
+                return 2;
+            }
+            apply_preset(&o, arg);
+        } else if (!strcmp(name, "seed")) {
+            if (cliopt_int(name, arg, 0, 1L << 62, &l))
+                return 2;
+            o.seed = (uint64_t)l;
+        } else if (!strcmp(name, "users")) {
+            if (cliopt_int(name, arg, 2, 60000, &users))
+                return 2;
+        } else if (!strcmp(name, "duration")) {
+            if (cliopt_double(name, arg, 1, 30 * 86400, &duration))
+                return 2;
+        } else if (!strcmp(name, "call-rate")) {
+            if (cliopt_double(name, arg, 0.01, 1000, &rate))
+                return 2;
+        } else if (!strcmp(name, "p-social")) {
+            if (cliopt_double(name, arg, 0, 1, &o.p_social))
+                return 2;
+        } else if (!strcmp(name, "clique")) {
+            if (sscanf(arg, "%d-%d", &o.clique_min, &o.clique_max) != 2 || o.clique_min < 2 ||
+                o.clique_max < o.clique_min || o.clique_max > 60) {
+                fprintf(stderr, "sipguard gen: --clique: expected MIN-MAX, e.g. 3-7\n");
+                return 2;
+            }
+        } else if (!strcmp(name, "without")) {
+            if (parse_list(arg, flow_names, FLOW_COUNT, o.without))
+                return 2;
+        } else if (!strcmp(name, "attacks")) {
+            memset(o.attacks, 0, sizeof o.attacks);
+            if (!strcmp(arg, "all"))
+                for (int k = 0; k < ATK_COUNT; k++)
+                    o.attacks[k] = true;
+            else if (strcmp(arg, "none") && parse_list(arg, attack_names, ATK_COUNT, o.attacks))
+                return 2;
+        } else if (!strcmp(name, "attack-scale")) {
+            if (cliopt_double(name, arg, 0.01, 1000, &scale))
+                return 2;
+        } else if (!strcmp(name, "no-normal")) {
+            o.normal = false;
+        }
+    }
+    if (!o.prefix) {
+        fprintf(stderr, "sipguard gen: -o PREFIX is required\nusage: %s\n", gen_cmd.usage);
+        return 2;
+    }
+    if (users > 0)
+        o.users = (int)users;
+    if (duration > 0)
+        o.duration = duration;
+    if (rate > 0)
+        o.call_rate = rate;
+    if (scale > 0)
+        o.attack_scale = scale;
+    rng_state = o.seed * 0x9E3779B97F4A7C15ULL + 0x1234567;
+    proxy_ep = ep4(10, 0, 0, 1, 5060);
+    n_events = 0;
+    user_t *users_v = make_users(&o);
+    char path[4096];
+    snprintf(path, sizeof path, "%s.cdr.csv", o.prefix);
+    FILE *cdr = fopen(path, "w");
+    if (cdr)
+        fprintf(cdr, "caller,callee,start,answer,end,cause\n");
+    if (o.normal)
+        gen_normal(&o, users_v, cdr);
+    double t = o.normal ? 60 + uni() * (o.duration / 2) : 0;
+    if (o.attacks[ATK_SCAN])
+        atk_scan(&o, t);
+    if (o.attacks[ATK_GUESS])
+        atk_guess(&o, users_v, t + 100);
+    if (o.attacks[ATK_FLOOD])
+        atk_flood(&o, users_v, t + 150);
+    if (o.attacks[ATK_SPIT])
+        atk_spit(&o, users_v, t + 200);
+    if (o.attacks[ATK_BYE])
+        atk_teardown(&o, users_v, t + 240, true);
+    if (o.attacks[ATK_CANCEL])
+        atk_teardown(&o, users_v, t + 280, false);
+    if (o.attacks[ATK_DEREG])
+        atk_dereg(&o, users_v, t + 320);
+    if (o.attacks[ATK_MALFORMED])
+        atk_malformed(&o, users_v, t + 360);
+    if (o.attacks[ATK_SPOOF])
+        atk_spoof(&o, users_v, t + 420);
+    if (cdr)
+        fclose(cdr);
+    size_t n_attack;
+    int rc = write_output(&o, &n_attack);
+    fprintf(stderr, "generated %zu messages (%zu normal, %zu attack) into %s.pcap\n", n_events,
+            n_events - n_attack, n_attack, o.prefix);
+    free(events);
+    events = NULL;
+    cap_events = 0;
+    free(users_v);
+    return rc == 0 ? 0 : 1;
+}

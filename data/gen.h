@@ -1,0 +1,25 @@
+/*
+ * gen: the labelled SIP traffic generator behind `sipguard gen`.
+ *
+ * Normal traffic comes from a population of user agents behind one
+ * registrar/proxy: users in social cliques, Poisson call arrivals,
+ * exponential holding times, digest-authenticated registration with
+ * re-registration, INVITE dialogs that are answered, busy, rejected, time
+ * out or are cancelled, hold/resume re-INVITEs, OPTIONS keep-alives,
+ * presence SUBSCRIBE/NOTIFY and MESSAGE, over UDP and TCP, from several
+ * user-agent families that differ in header order, compact or long header
+ * names, branch/tag formats and codecs. Attacks are mixed in with their
+ * family and scenario labels. Everything is drawn from one seeded generator,
+ * so the same seed and options give byte-identical output.
+ *
+ * Output: PREFIX.pcap (Ethernet, IPv4, UDP/TCP, correct checksums) and
+ * PREFIX.labels.csv with one row per SIP message in capture order:
+ * index,ts,label,family,scenario,call_id.
+ */
+#ifndef SIPGUARD_GEN_H
+#define SIPGUARD_GEN_H
+
+/* Entry point of `sipguard gen`. */
+int gen_command(int argc, char **argv);
+
+#endif

@@ -1,0 +1,134 @@
+/* sipguard embed: write the sparse vector of every message (libsvm or JSON Lines). */
+#include <inttypes.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdutil.h"
+#include "commands.h"
+#include "report.h"
+
+static const cliopt_t embed_cmd_opts[] = {
+    CMD_EMBED_OPTIONS,
+    {"format", 0, "FMT", "libsvm (label index:value ...) or json (one object per message)",
+     "libsvm"},
+    {"label", 0, "N", "class label written at the start of each libsvm line", "0"},
+    CMD_INPUT_OPTIONS,
+    {"quiet", 'q', NULL, "print no skip table", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t embed_cmd = {
+    "sipguard embed [OPTIONS] INPUT...",
+    "Writes the embedding of every SIP message to standard output, in the same settings the\n"
+    "models use, so results can be checked against other tools (sally, LIBSVM, scikit-learn's\n"
+    "load_svmlight_file) or fed to them. In libsvm format the index of a feature is its\n"
+    "64-bit key plus one (for n-grams the key is the n bytes, little-endian; for tokens the\n"
+    "XXH3-64 hash shifted right by one); indices ascend. JSON adds readable feature names.",
+    embed_cmd_opts,
+    "exit status: 0 success, 1 write error, 2 usage error, 3 an input could not be read.",
+};
+
+typedef struct {
+    embed_t *e;
+    sparse_t *v;
+    bool json;
+    long label;
+    FILE *out;
+    int write_error;
+} embed_ctx_t;
+
+static int embed_one(void *p, const msg_t *m)
+{
+    embed_ctx_t *c = p;
+    if (embed_message(c->e, m->data, m->len, c->v) != 0)
+        return -1;
+    if (!c->json) {
+        fprintf(c->out, "%ld", c->label);
+        for (size_t i = 0; i < c->v->n; i++)
+            fprintf(c->out, " %" PRIu64 ":%.10g", c->v->keys[i] + 1, c->v->vals[i]);
+        if (fputc('\n', c->out) == EOF)
+            c->write_error = 1;
+        return c->write_error ? -1 : 0;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "input", json_string(m->input ? m->input : ""));
+    json_object_set_new(o, "index", json_integer((json_int_t)m->index));
+    json_object_set_new(o, "norm2", json_real(c->v->norm2));
+    json_t *feats = json_array();
+    for (size_t i = 0; i < c->v->n; i++) {
+        char name[96], key[24];
+        embed_feature_name(c->e, c->v->keys[i], name, sizeof name);
+        snprintf(key, sizeof key, "%016" PRIx64, c->v->keys[i]);
+        json_t *f = json_array();
+        json_array_append_new(f, json_string(key));
+        json_array_append_new(f, json_string(name));
+        json_array_append_new(f, json_real(c->v->vals[i]));
+        json_array_append_new(feats, f);
+    }
+    json_object_set_new(o, "features", feats);
+    c->write_error = report_write_line(o, c->out) != 0;
+    json_decref(o);
+    return c->write_error ? -1 : 0;
+}
+
+int cmd_embed(int argc, char **argv)
+{
+    embed_opts_t eo;
+    embed_opts_default(&eo);
+    decode_opts_t dopts;
+    decode_opts_default(&dopts);
+    embed_ctx_t c = {0};
+    c.out = stdout;
+    bool quiet = false;
+    const char *arg;
+    int i;
+    while ((i = cliopt_next(&embed_cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return EXIT_USAGE;
+        const char *name = embed_cmd_opts[i].name;
+        int r = cmd_embed_option(name, arg, &eo);
+        if (r == 0)
+            r = cmd_input_option(name, arg, &dopts);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&embed_cmd, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(name, "format")) {
+            if (strcmp(arg, "libsvm") && strcmp(arg, "json")) {
+                fprintf(stderr, "sipguard embed: --format: expected libsvm or json, got '%s'\n",
+                        arg);
+                return EXIT_USAGE;
+            }
+            c.json = !strcmp(arg, "json");
+        } else if (!strcmp(name, "label")) {
+            if (cliopt_int(name, arg, -1000000, 1000000, &c.label))
+                return EXIT_USAGE;
+        } else if (!strcmp(name, "quiet")) {
+            quiet = true;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "sipguard embed: no INPUT given\nusage: %s\n", embed_cmd.usage);
+        return EXIT_USAGE;
+    }
+    c.e = embed_new(&eo);
+    c.v = sparse_new();
+    embed_keep_dictionary(c.e, c.json);
+    int failed = 0;
+    int loop = cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, embed_one, &c,
+                                    &failed);
+    int rc = failed ? EXIT_INPUT : EXIT_OK;
+    if (loop != 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "sipguard embed: writing the vectors failed\n");
+        rc = EXIT_FAIL;
+    }
+    embed_destroy(&c.e);
+    sparse_destroy(&c.v);
+    return rc;
+}

@@ -1,0 +1,174 @@
+/* sipguard score: score every SIP message of the inputs against a model, as JSON Lines. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdutil.h"
+#include "commands.h"
+#include "model.h"
+#include "report.h"
+#include "sipcheck.h"
+
+static const cliopt_t score_opts[] = {
+    {"model", 'm', "MODEL", "model file from sipguard train (required)", NULL},
+    {"explain", 'e', NULL, "add the five features that raised each score most", NULL},
+    {"no-local", 0, NULL, "skip the local (k-NN) model: global score only", NULL},
+    {"anomalies", 'a', NULL, "print anomalous messages only", NULL},
+    {"output", 'o', "FILE", "write JSON Lines here instead of standard output", NULL},
+    CMD_INPUT_OPTIONS,
+    {"quiet", 'q', NULL, "print no summary and no skip table", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t score_cmd = {
+    "sipguard score -m MODEL [OPTIONS] INPUT...",
+    "Scores every SIP message of the inputs with the model's global and local models and\n"
+    "prints one JSON object per message (JSON Lines): input, index, ts, src, dst, transport,\n"
+    "method or status, call_id, parse_ok (parse_error when false), global, local, anomaly,\n"
+    "the thresholds, and with --explain the features that pushed each score up. A summary\n"
+    "goes to standard error.",
+    score_opts,
+    "exit status: 0 success, 1 failure (model unreadable, write error), 2 usage error,\n"
+    "3 an input could not be read (the others were scored).\n\n"
+    "example: sipguard score -m edge.model --explain -a today.pcap | jq .",
+};
+
+typedef struct {
+    model_scorer_t *scorer;
+    model_stats_t st;
+    bool explain, local, anomalies_only;
+    FILE *out;
+    size_t messages, anomalies, parse_fail, write_errors;
+} score_ctx_t;
+
+static json_t *explain_array(const model_feature_t *f, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "feature", json_string(f[i].feature));
+        json_object_set_new(o, "contribution", json_real(f[i].contribution));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static int score_one(void *p, const msg_t *m)
+{
+    score_ctx_t *c = p;
+    sipinfo_t info;
+    sipcheck_message(m->data, m->len, &info);
+    model_score_t sc;
+    if (model_score_message(c->scorer, m->data, m->len, c->local, &sc) != 0) {
+        fprintf(stderr, "sipguard score: out of memory\n");
+        return -1;
+    }
+    bool anomaly = sc.global_anomaly || sc.local_anomaly;
+    c->messages++;
+    c->anomalies += anomaly;
+    c->parse_fail += !info.parse_ok;
+    if (c->anomalies_only && !anomaly)
+        return 0;
+    json_t *o = report_message_fields(m, &info);
+    json_object_set_new(o, "global", json_real(sc.global));
+    json_object_set_new(o, "local", c->local ? json_real(sc.local) : json_null());
+    json_object_set_new(o, "anomaly", json_boolean(anomaly));
+    json_t *fired = json_array();
+    if (sc.global_anomaly)
+        json_array_append_new(fired, json_string("global"));
+    if (sc.local_anomaly)
+        json_array_append_new(fired, json_string("local"));
+    json_object_set_new(o, "detector", fired);
+    json_object_set_new(o, "threshold_global", json_real(c->st.thr_global));
+    json_object_set_new(o, "threshold_local", json_real(c->st.thr_local));
+    if (c->explain) {
+        model_explain_t ex;
+        model_explain(c->scorer, &sc, &ex);
+        json_t *e = json_object();
+        json_object_set_new(e, "global", explain_array(ex.global, ex.n_global));
+        if (c->local)
+            json_object_set_new(e, "local", explain_array(ex.local, ex.n_local));
+        json_object_set_new(o, "explain", e);
+    }
+    if (report_write_line(o, c->out) != 0)
+        c->write_errors++;
+    json_decref(o);
+    return c->write_errors ? -1 : 0;
+}
+
+int cmd_score(int argc, char **argv)
+{
+    decode_opts_t dopts;
+    decode_opts_default(&dopts);
+    const char *model_path = NULL, *out_path = NULL, *arg;
+    score_ctx_t c = {0};
+    c.local = true;
+    bool quiet = false;
+    int i;
+    while ((i = cliopt_next(&score_cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return EXIT_USAGE;
+        const char *name = score_opts[i].name;
+        int r = cmd_input_option(name, arg, &dopts);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&score_cmd, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(name, "model")) {
+            model_path = arg;
+        } else if (!strcmp(name, "explain")) {
+            c.explain = true;
+        } else if (!strcmp(name, "no-local")) {
+            c.local = false;
+        } else if (!strcmp(name, "anomalies")) {
+            c.anomalies_only = true;
+        } else if (!strcmp(name, "output")) {
+            out_path = arg;
+        } else if (!strcmp(name, "quiet")) {
+            quiet = true;
+        }
+    }
+    if (!model_path || optind >= argc) {
+        fprintf(stderr, "sipguard score: %s\nusage: %s\n",
+                model_path ? "no INPUT given" : "-m MODEL is required", score_cmd.usage);
+        return EXIT_USAGE;
+    }
+    char err[600];
+    model_t *m = model_load(model_path, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "sipguard score: %s\n", err);
+        return EXIT_FAIL;
+    }
+    sipcheck_init();
+    model_stats(m, &c.st);
+    c.scorer = model_scorer_new(m, c.explain);
+    c.out = out_path ? fopen(out_path, "w") : stdout;
+    int failed = 0, rc = EXIT_FAIL;
+    if (!c.out) {
+        fprintf(stderr, "sipguard score: %s: cannot open for writing\n", out_path);
+        goto out;
+    }
+    if (!c.scorer)
+        goto out;
+    int loop = cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, score_one, &c,
+                                    &failed);
+    if (fflush(c.out) != 0 || c.write_errors || loop != 0) {
+        fprintf(stderr, "sipguard score: writing the results failed\n");
+        goto out;
+    }
+    if (!quiet)
+        fprintf(stderr, "scored %zu messages: %zu anomalous, %zu failed to parse\n", c.messages,
+                c.anomalies, c.parse_fail);
+    rc = failed ? EXIT_INPUT : EXIT_OK;
+out:
+    if (c.out && c.out != stdout)
+        fclose(c.out);
+    model_scorer_destroy(&c.scorer);
+    model_destroy(&m);
+    return rc;
+}

@@ -1,0 +1,169 @@
+/* sipguard train: learn normal traffic into a model file. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdutil.h"
+#include "commands.h"
+#include "model.h"
+
+static const cliopt_t train_opts[] = {
+    {"output", 'o', "MODEL", "write the model to this file (required)", NULL},
+    CMD_EMBED_OPTIONS,
+    {"nu", 0, "X", "global model: fraction of training messages allowed outside the ball", "0.05"},
+    {"k", 'k', "K", "local model: number of nearest neighbours (1..64)", "5"},
+    {"fpr", 0, "X", "target false-positive rate of the calibrated thresholds", "0.001"},
+    {"holdout", 0, "X", "fraction of messages held back to calibrate thresholds", "0.2"},
+    {"no-local-norm", 0, NULL, "do not divide the local score by the message vector's norm", NULL},
+    {"seed", 0, "N", "seed for the hold-out draw and the tree", "1"},
+    CMD_INPUT_OPTIONS,
+    {"quiet", 'q', NULL, "print no summary and no skip table", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t train_cmd = {
+    "sipguard train [OPTIONS] -o MODEL INPUT...",
+    "Learns what normal SIP looks like from captures (pcap, pcapng, HEPv3 inside captures),\n"
+    "raw message files or directories of *.sip files, and writes a model: the embedding\n"
+    "settings, the global model (centre of a soft minimum enclosing ball, SVDD), the local\n"
+    "model (training vectors indexed for exact k-NN) and thresholds calibrated on held-out\n"
+    "messages to the target false-positive rate. Train on normal traffic only.",
+    train_opts,
+    "exit status: 0 success, 1 failure (no messages, cannot write), 2 usage error,\n"
+    "3 an input could not be read (the model is still written from the others).\n\n"
+    "example: sipguard train -o edge.model normal-week.pcap",
+};
+
+typedef struct {
+    embed_t *embed;
+    sparse_t *v;
+    model_builder_t *b;
+    double holdout;
+    uint64_t rng;
+    size_t messages;
+} train_ctx_t;
+
+static double uniform(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (double)(*s >> 11) / 9007199254740992.0;
+}
+
+static int train_one(void *p, const msg_t *m)
+{
+    train_ctx_t *c = p;
+    if (embed_message(c->embed, m->data, m->len, c->v) != 0 ||
+        model_builder_add(c->b, c->v, uniform(&c->rng) < c->holdout) != 0) {
+        fprintf(stderr, "sipguard: train: out of memory after %zu messages\n", c->messages);
+        return -1;
+    }
+    c->messages++;
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    model_opts_t mo;
+    model_opts_default(&mo);
+    decode_opts_t dopts;
+    decode_opts_default(&dopts);
+    const char *out = NULL, *arg;
+    bool quiet = false;
+    int i;
+    while ((i = cliopt_next(&train_cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return EXIT_USAGE;
+        const char *name = train_opts[i].name;
+        double d;
+        long l;
+        int r = cmd_embed_option(name, arg, &mo.embed);
+        if (r == 0)
+            r = cmd_input_option(name, arg, &dopts);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&train_cmd, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(name, "output")) {
+            out = arg;
+        } else if (!strcmp(name, "nu")) {
+            if (cliopt_double(name, arg, 1e-6, 1, &d))
+                return EXIT_USAGE;
+            mo.nu = d;
+        } else if (!strcmp(name, "k")) {
+            if (cliopt_int(name, arg, 1, KNN_MAX_K, &l))
+                return EXIT_USAGE;
+            mo.k = (int)l;
+        } else if (!strcmp(name, "fpr")) {
+            if (cliopt_double(name, arg, 0, 0.5, &d))
+                return EXIT_USAGE;
+            mo.fpr = d;
+        } else if (!strcmp(name, "holdout")) {
+            if (cliopt_double(name, arg, 0, 0.9, &d))
+                return EXIT_USAGE;
+            mo.holdout = d;
+        } else if (!strcmp(name, "no-local-norm")) {
+            mo.local_norm = false;
+        } else if (!strcmp(name, "seed")) {
+            if (cliopt_int(name, arg, 0, 1L << 62, &l))
+                return EXIT_USAGE;
+            mo.seed = (uint64_t)l;
+        } else if (!strcmp(name, "quiet")) {
+            quiet = true;
+        }
+    }
+    if (!out || optind >= argc) {
+        fprintf(stderr, "sipguard train: %s\nusage: %s\n", out ? "no INPUT given" : "-o MODEL is required",
+                train_cmd.usage);
+        return EXIT_USAGE;
+    }
+    train_ctx_t c = {0};
+    c.embed = embed_new(&mo.embed);
+    c.v = sparse_new();
+    c.b = model_builder_new(&mo);
+    c.holdout = mo.holdout;
+    c.rng = mo.seed * 0x9e3779b97f4a7c15ULL + 1;
+    int failed = 0, rc = EXIT_FAIL;
+    if (!c.embed || !c.v || !c.b)
+        goto out;
+    if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed) != 0)
+        goto out;
+    model_stats_t st;
+    char err[512];
+    model_t *m = model_builder_finish(c.b, &st, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "sipguard train: %s\n", err);
+        goto out;
+    }
+    if (model_save(m, out, err, sizeof err) != 0) {
+        fprintf(stderr, "sipguard train: %s\n", err);
+        model_destroy(&m);
+        goto out;
+    }
+    if (!quiet) {
+        char feat[32];
+        embed_opts_feature_name(&mo.embed, feat, sizeof feat);
+        fprintf(stderr,
+                "trained %s: %zu messages (%zu held out for calibration), %zu distinct vectors, "
+                "%zu features (%s%s)\n"
+                "global: SVDD nu=%g, %d Frank-Wolfe iterations, gap %.3g; threshold %.6g\n"
+                "local: k=%d%s; threshold %.6g (target FPR %g)\n",
+                out, st.messages + st.holdout, st.holdout, st.distinct, st.dim, feat,
+                mo.embed.shape ? ", shaped" : "", mo.nu, st.svdd_iterations, st.svdd_gap,
+                st.thr_global, mo.k, mo.local_norm ? ", divided by |m(z)|" : "", st.thr_local,
+                mo.fpr);
+    }
+    model_destroy(&m);
+    rc = failed ? EXIT_INPUT : EXIT_OK;
+out:
+    embed_destroy(&c.embed);
+    sparse_destroy(&c.v);
+    model_builder_destroy(&c.b);
+    return rc;
+}

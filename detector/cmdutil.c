@@ -1,0 +1,93 @@
+#include "cmdutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "input.h"
+
+int cmd_embed_option(const char *name, const char *arg, embed_opts_t *o)
+{
+    if (strcmp(name, "feature") == 0) {
+        if (embed_opts_parse_feature(o, arg) != 0) {
+            fprintf(stderr, "sipguard: --feature: expected ngram:N (1..8) or token, got '%s'\n",
+                    arg);
+            return -1;
+        }
+    } else if (strcmp(name, "binary") == 0) {
+        o->binary = true;
+    } else if (strcmp(name, "norm") == 0) {
+        if (embed_opts_parse_norm(o, arg) != 0) {
+            fprintf(stderr, "sipguard: --norm: expected none, l1 or l2, got '%s'\n", arg);
+            return -1;
+        }
+    } else if (strcmp(name, "no-shape") == 0) {
+        o->shape = false;
+    } else if (strcmp(name, "no-header-norm") == 0) {
+        o->header_norm = false;
+    } else if (strcmp(name, "delimiters") == 0) {
+        embed_opts_set_delimiters(o, arg);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int cmd_input_option(const char *name, const char *arg, decode_opts_t *o)
+{
+    long v;
+    if (strcmp(name, "sip-ports") == 0) {
+        unsigned lo, hi;
+        char extra;
+        if (sscanf(arg, "%u-%u%c", &lo, &hi, &extra) != 2 || lo > hi || hi > 65535) {
+            fprintf(stderr, "sipguard: --sip-ports: expected LO-HI (e.g. 5060-5090), got '%s'\n",
+                    arg);
+            return -1;
+        }
+        o->port_lo = (uint16_t)lo;
+        o->port_hi = (uint16_t)hi;
+    } else if (strcmp(name, "no-sniff") == 0) {
+        o->sniff = false;
+    } else if (strcmp(name, "hep-port") == 0) {
+        if (cliopt_int(name, arg, 1, 65535, &v) != 0)
+            return -1;
+        o->hep_port = (uint16_t)v;
+    } else if (strcmp(name, "max-message") == 0) {
+        if (cliopt_int(name, arg, 512, 16 << 20, &v) != 0)
+            return -1;
+        o->max_msg = (size_t)v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet,
+                         cmd_message_fn fn, void *ctx, int *failed_inputs)
+{
+    for (int i = 0; i < n; i++) {
+        char err[600];
+        input_t *in = input_open(paths[i], o, err, sizeof err);
+        if (!in) {
+            fprintf(stderr, "sipguard: %s\n", err);
+            (*failed_inputs)++;
+            continue;
+        }
+        msg_t m;
+        int rc;
+        while ((rc = input_next(in, &m)) == 1) {
+            if (fn(ctx, &m) != 0) {
+                input_close(&in);
+                return -1;
+            }
+        }
+        if (rc < 0) {
+            fprintf(stderr, "sipguard: %s: %s\n", paths[i], input_error(in));
+            (*failed_inputs)++;
+        }
+        if (!quiet)
+            skips_print(input_skips(in), paths[i], stderr);
+        input_close(&in);
+    }
+    return 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * cmdutil: what the detector's offline commands share: the embedding
+ * options (declared once, used by train and embed), the reader options, and
+ * the loop that reads every message of every input with errors and skips
+ * reported per file.
+ */
+#ifndef SIPGUARD_CMDUTIL_H
+#define SIPGUARD_CMDUTIL_H
+
+#include <stdbool.h>
+
+#include "cliopt.h"
+#include "decode.h"
+#include "embed.h"
+#include "msg.h"
+
+/* Exit codes of every sipguard command. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
+
+#define CMD_EMBED_OPTIONS                                                                         \
+    {"feature", 'f', "SPEC", "features: ngram:N (N = 1..8) or token", "ngram:4"},                \
+        {"binary", 0, NULL, "count each feature once (0/1) instead of its occurrences", NULL},    \
+        {"norm", 0, "NORM", "vector normalisation: none, l1 or l2", "none"},                      \
+        {"no-shape", 0, NULL, "keep digit/hex runs and addresses as they are (no value shaping)", \
+         NULL},                                                                                   \
+        {"no-header-norm", 0, NULL, "keep header names as written (no canonical names)", NULL},  \
+        {"delimiters", 0, "CHARS", "token delimiters; \\t \\r \\n \\xHH understood",               \
+         "\" \\t\\r\\n,;:=@/<>\\\"'()[]?&\""}
+
+#define CMD_INPUT_OPTIONS                                                                         \
+    {"sip-ports", 0, "LO-HI", "UDP/TCP ports that carry SIP", "5060-5090"},                        \
+        {"no-sniff", 0, NULL, "do not take SIP-looking payloads on other ports", NULL},           \
+        {"hep-port", 0, "PORT", "UDP port of HEPv3 datagrams", "9060"},                            \
+        {"max-message", 0, "BYTES", "longer messages are cut and marked truncated", "65535"}
+
+/* Applies an embedding option by name; 1 when handled, 0 when not its option, -1 invalid. */
+int cmd_embed_option(const char *name, const char *arg, embed_opts_t *o);
+/* Applies an input option by name; 1 when handled, 0 when not its option, -1 invalid. */
+int cmd_input_option(const char *name, const char *arg, decode_opts_t *o);
+
+typedef int (*cmd_message_fn)(void *ctx, const msg_t *m);
+
+/*
+ * Reads every message of every path and calls fn. A path that cannot be
+ * opened is reported and counted in *failed_inputs. Skips are printed to
+ * stderr per input unless quiet. Returns -1 when fn returned non-zero (abort).
+ */
+int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet,
+                         cmd_message_fn fn, void *ctx, int *failed_inputs);
+
+#endif

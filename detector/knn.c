@@ -1,0 +1,275 @@
+#include "knn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sparse.h"
+
+struct knn_searcher {
+    const trainset_t *t;
+    int k;
+    double *dense;
+    /* max-heap of the best k so far, ordered by (dist, point) */
+    double hd[KNN_MAX_K];
+    uint32_t hp[KNN_MAX_K];
+    int hn;
+    size_t visited;
+};
+
+/* --- building --- */
+
+typedef struct {
+    uint32_t point;
+    double d;
+} item_t;
+
+static int by_distance(const void *a, const void *b)
+{
+    const item_t *x = a, *y = b;
+    if (x->d != y->d)
+        return x->d < y->d ? -1 : 1;
+    return x->point < y->point ? -1 : x->point > y->point;
+}
+
+static double row_distance(const trainset_t *t, uint32_t a, uint32_t b)
+{
+    return sparse_distance_from(t->norm2[a], t->norm2[b], trainset_row_dot(t, a, b));
+}
+
+static uint64_t next_random(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *state >> 33;
+}
+
+/* Builds the subtree over items[0..n) into nodes from *next on; returns its root or -1. */
+static int32_t build(const trainset_t *t, item_t *items, size_t n, knn_node_t *nodes,
+                     uint32_t *next, uint64_t *rng)
+{
+    if (n == 0)
+        return -1;
+    size_t pick = next_random(rng) % n;
+    item_t tmp = items[0];
+    items[0] = items[pick];
+    items[pick] = tmp;
+    int32_t me = (int32_t)(*next)++;
+    knn_node_t *node = &nodes[me];
+    node->point = items[0].point;
+    node->inside = node->outside = -1;
+    node->radius = 0;
+    if (n == 1)
+        return me;
+    for (size_t i = 1; i < n; i++)
+        items[i].d = row_distance(t, node->point, items[i].point);
+    qsort(items + 1, n - 1, sizeof *items, by_distance);
+    size_t half = (n - 1) / 2; /* items[1..1+half) inside, the rest outside */
+    if (half == 0)
+        half = 1;
+    double radius = items[half].d;
+    /* Keep the split consistent with "inside means d <= radius". */
+    size_t cut = 1;
+    while (cut < n && items[cut].d <= radius)
+        cut++;
+    nodes[me].radius = radius;
+    int32_t in = build(t, items + 1, cut - 1, nodes, next, rng);
+    int32_t out = build(t, items + cut, n - cut, nodes, next, rng);
+    nodes[me].inside = in;
+    nodes[me].outside = out;
+    return me;
+}
+
+int knn_build(const trainset_t *t, uint64_t seed, knn_node_t *nodes)
+{
+    if (t->n == 0)
+        return 0;
+    item_t *items = malloc(t->n * sizeof *items);
+    if (!items)
+        return -1;
+    for (size_t i = 0; i < t->n; i++)
+        items[i] = (item_t){(uint32_t)i, 0};
+    uint32_t next = 0;
+    uint64_t rng = seed ? seed : 0x5eed;
+    build(t, items, t->n, nodes, &next, &rng);
+    free(items);
+    return 0;
+}
+
+/* --- searching --- */
+
+knn_searcher_t *knn_searcher_new(const trainset_t *t, int k)
+{
+    if (k < 1 || k > KNN_MAX_K)
+        return NULL;
+    knn_searcher_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->t = t;
+    s->k = k;
+    s->dense = calloc(t->dim ? t->dim : 1, sizeof *s->dense);
+    if (!s->dense) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void knn_searcher_destroy(knn_searcher_t **self)
+{
+    if (!*self)
+        return;
+    free((*self)->dense);
+    free(*self);
+    *self = NULL;
+}
+
+static int worse(double da, uint32_t pa, double db, uint32_t pb)
+{
+    return da > db || (da == db && pa > pb);
+}
+
+static void heap_sift_down(knn_searcher_t *s, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->hn && worse(s->hd[l], s->hp[l], s->hd[m], s->hp[m]))
+            m = l;
+        if (r < s->hn && worse(s->hd[r], s->hp[r], s->hd[m], s->hp[m]))
+            m = r;
+        if (m == i)
+            return;
+        double td = s->hd[i];
+        uint32_t tp = s->hp[i];
+        s->hd[i] = s->hd[m];
+        s->hp[i] = s->hp[m];
+        s->hd[m] = td;
+        s->hp[m] = tp;
+        i = m;
+    }
+}
+
+static void heap_push(knn_searcher_t *s, double d, uint32_t p)
+{
+    if (s->hn == s->k) {
+        if (!worse(s->hd[0], s->hp[0], d, p))
+            return;
+        s->hd[0] = d;
+        s->hp[0] = p;
+        heap_sift_down(s, 0);
+        return;
+    }
+    int i = s->hn++;
+    s->hd[i] = d;
+    s->hp[i] = p;
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!worse(s->hd[i], s->hp[i], s->hd[parent], s->hp[parent]))
+            break;
+        double td = s->hd[i];
+        uint32_t tp = s->hp[i];
+        s->hd[i] = s->hd[parent];
+        s->hp[i] = s->hp[parent];
+        s->hd[parent] = td;
+        s->hp[parent] = tp;
+        i = parent;
+    }
+}
+
+static void offer(knn_searcher_t *s, uint32_t point, double d)
+{
+    uint32_t copies = s->t->count[point];
+    if (copies > (uint32_t)s->k)
+        copies = (uint32_t)s->k;
+    for (uint32_t c = 0; c < copies; c++)
+        heap_push(s, d, point);
+}
+
+static double tau(const knn_searcher_t *s)
+{
+    return s->hn < s->k ? INFINITY : s->hd[0];
+}
+
+static double query_distance(knn_searcher_t *s, const query_t *q, uint32_t row)
+{
+    s->visited++;
+    return sparse_distance_from(q->norm2, s->t->norm2[row],
+                                trainset_row_dot_dense(s->t, row, s->dense));
+}
+
+static void search_node(knn_searcher_t *s, const knn_node_t *nodes, int32_t i, const query_t *q)
+{
+    while (i >= 0) {
+        const knn_node_t *node = &nodes[i];
+        double d = query_distance(s, q, node->point);
+        offer(s, node->point, d);
+        /* Slack against rounding in d: pruning must never drop a true neighbour. */
+        double eps = 1e-9 * (1.0 + d + node->radius);
+        int32_t near = d <= node->radius ? node->inside : node->outside;
+        int32_t far = d <= node->radius ? node->outside : node->inside;
+        if (near >= 0)
+            search_node(s, nodes, near, q);
+        double gap = d <= node->radius ? node->radius - d : d - node->radius;
+        if (far < 0 || gap > tau(s) + eps)
+            return;
+        i = far; /* tail call */
+    }
+}
+
+static void scatter(knn_searcher_t *s, const query_t *q, double sign)
+{
+    for (size_t i = 0; i < q->n; i++)
+        s->dense[q->ids[i]] = sign > 0 ? q->vals[i] : 0.0;
+}
+
+static void collect(knn_searcher_t *s, knn_result_t *r)
+{
+    int n = s->hn;
+    r->k = n;
+    /* pop the heap from the worst down */
+    for (int i = n - 1; i >= 0; i--) {
+        r->dist[i] = s->hd[0];
+        r->point[i] = s->hp[0];
+        s->hd[0] = s->hd[s->hn - 1];
+        s->hp[0] = s->hp[s->hn - 1];
+        s->hn--;
+        heap_sift_down(s, 0);
+    }
+    r->visited = s->visited;
+}
+
+void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const query_t *q, knn_result_t *r)
+{
+    s->hn = 0;
+    s->visited = 0;
+    scatter(s, q, 1);
+    if (s->t->n)
+        search_node(s, nodes, 0, q);
+    scatter(s, q, -1);
+    collect(s, r);
+}
+
+void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)
+{
+    s->hn = 0;
+    s->visited = 0;
+    scatter(s, q, 1);
+    for (size_t i = 0; i < s->t->n; i++)
+        offer(s, (uint32_t)i, query_distance(s, q, (uint32_t)i));
+    scatter(s, q, -1);
+    collect(s, r);
+}
+
+double knn_local_score(const trainset_t *t, const knn_result_t *r)
+{
+    if (r->k == 0)
+        return 0;
+    double first = 0, pairs = 0;
+    for (int i = 0; i < r->k; i++)
+        first += r->dist[i];
+    for (int i = 0; i < r->k; i++)
+        for (int j = i + 1; j < r->k; j++)
+            if (r->point[i] != r->point[j])
+                pairs += 2.0 * row_distance(t, r->point[i], r->point[j]);
+    double k = r->k;
+    return first / k - pairs / (k * k);
+}

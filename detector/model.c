@@ -1,0 +1,846 @@
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "svdd.h"
+
+#define MODEL_MAGIC "SIPGMDL1"
+
+typedef struct {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t file_size;
+    uint64_t checksum;
+    /* embedding */
+    uint32_t kind, n, binary, norm, shape, header_norm;
+    uint8_t delim[32];
+    /* parameters */
+    double nu, fpr, holdout;
+    uint32_t k, local_norm;
+    uint64_t seed;
+    /* sizes */
+    uint64_t dim, dict_cap, nrows, nnz, n_train, n_holdout;
+    double mu_norm2, thr_global, thr_local;
+    uint64_t svdd_iterations;
+    double svdd_gap;
+    /* section offsets from the file start */
+    uint64_t off_dict, off_mu, off_rowptr, off_ids, off_vals, off_norm2, off_count, off_nodes;
+} model_header_t;
+
+typedef struct {
+    uint64_t key;
+    uint32_t id;
+    uint32_t used;
+} dict_slot_t;
+
+struct model {
+    uint8_t *base; /* whole file image */
+    size_t size;
+    bool mapped;
+    model_header_t *h;
+    model_opts_t opts;
+    const dict_slot_t *dict;
+    const double *mu;
+    trainset_t t;
+    const knn_node_t *nodes;
+};
+
+void model_opts_default(model_opts_t *o)
+{
+    embed_opts_default(&o->embed);
+    o->nu = 0.05;
+    o->k = 5;
+    o->fpr = 0.001;
+    o->holdout = 0.2;
+    o->local_norm = true;
+    o->seed = 1;
+}
+
+/* ---------------------------------------------------------------- vecset */
+
+/* Distinct sparse vectors with counts (keys and float values in arenas). */
+typedef struct {
+    uint64_t *keys;
+    float *vals;
+    size_t nnz, cap;
+    uint64_t *rowptr;
+    uint32_t *count;
+    uint64_t *hash;
+    size_t rows, rows_cap;
+    uint32_t *index; /* open addressing: row + 1, 0 empty */
+    size_t index_cap;
+    size_t total;
+} vecset_t;
+
+static void vecset_free(vecset_t *v)
+{
+    free(v->keys);
+    free(v->vals);
+    free(v->rowptr);
+    free(v->count);
+    free(v->hash);
+    free(v->index);
+    memset(v, 0, sizeof *v);
+}
+
+static uint64_t vector_hash(const sparse_t *s, float *tmp)
+{
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, s->keys, s->n * sizeof *s->keys);
+    for (size_t i = 0; i < s->n; i++)
+        tmp[i] = (float)s->vals[i];
+    XXH3_64bits_update(&st, tmp, s->n * sizeof *tmp);
+    return XXH3_64bits_digest(&st);
+}
+
+static bool row_equals(const vecset_t *v, size_t row, const sparse_t *s, const float *vals)
+{
+    size_t a = v->rowptr[row], n = v->rowptr[row + 1] - a;
+    return n == s->n && memcmp(v->keys + a, s->keys, n * sizeof *s->keys) == 0 &&
+           memcmp(v->vals + a, vals, n * sizeof *vals) == 0;
+}
+
+static int vecset_rehash(vecset_t *v)
+{
+    size_t cap = v->index_cap ? v->index_cap * 2 : 1024;
+    uint32_t *idx = calloc(cap, sizeof *idx);
+    if (!idx)
+        return -1;
+    for (size_t r = 0; r < v->rows; r++) {
+        size_t h = v->hash[r] & (cap - 1);
+        while (idx[h])
+            h = (h + 1) & (cap - 1);
+        idx[h] = (uint32_t)(r + 1);
+    }
+    free(v->index);
+    v->index = idx;
+    v->index_cap = cap;
+    return 0;
+}
+
+static int vecset_add(vecset_t *v, const sparse_t *s, float *tmp)
+{
+    v->total++;
+    if ((v->rows + 1) * 2 > v->index_cap && vecset_rehash(v) != 0)
+        return -1;
+    uint64_t hv = vector_hash(s, tmp);
+    size_t h = hv & (v->index_cap - 1);
+    while (v->index[h]) {
+        size_t r = v->index[h] - 1;
+        if (v->hash[r] == hv && row_equals(v, r, s, tmp)) {
+            v->count[r]++;
+            return 0;
+        }
+        h = (h + 1) & (v->index_cap - 1);
+    }
+    if (v->rows + 1 >= v->rows_cap) {
+        size_t cap = v->rows_cap ? v->rows_cap * 2 : 1024;
+        uint64_t *rp = realloc(v->rowptr, (cap + 1) * sizeof *rp);
+        if (!rp)
+            return -1;
+        v->rowptr = rp;
+        uint32_t *c = realloc(v->count, cap * sizeof *c);
+        if (!c)
+            return -1;
+        v->count = c;
+        uint64_t *hs = realloc(v->hash, cap * sizeof *hs);
+        if (!hs)
+            return -1;
+        v->hash = hs;
+        v->rows_cap = cap;
+    }
+    if (v->nnz + s->n > v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 65536;
+        while (cap < v->nnz + s->n)
+            cap *= 2;
+        uint64_t *k = realloc(v->keys, cap * sizeof *k);
+        if (!k)
+            return -1;
+        v->keys = k;
+        float *f = realloc(v->vals, cap * sizeof *f);
+        if (!f)
+            return -1;
+        v->vals = f;
+        v->cap = cap;
+    }
+    if (v->rows == 0)
+        v->rowptr[0] = 0;
+    memcpy(v->keys + v->nnz, s->keys, s->n * sizeof *s->keys);
+    memcpy(v->vals + v->nnz, tmp, s->n * sizeof *tmp);
+    v->nnz += s->n;
+    v->rowptr[v->rows + 1] = v->nnz;
+    v->count[v->rows] = 1;
+    v->hash[v->rows] = hv;
+    v->index[h] = (uint32_t)(v->rows + 1);
+    v->rows++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- builder */
+
+struct model_builder {
+    model_opts_t o;
+    vecset_t train, held;
+    float *tmp;
+    size_t tmp_cap;
+};
+
+model_builder_t *model_builder_new(const model_opts_t *opts)
+{
+    model_builder_t *b = calloc(1, sizeof *b);
+    if (b)
+        b->o = *opts;
+    return b;
+}
+
+void model_builder_destroy(model_builder_t **self)
+{
+    if (!*self)
+        return;
+    vecset_free(&(*self)->train);
+    vecset_free(&(*self)->held);
+    free((*self)->tmp);
+    free(*self);
+    *self = NULL;
+}
+
+int model_builder_add(model_builder_t *b, const sparse_t *v, bool holdout)
+{
+    if (v->n > b->tmp_cap) {
+        float *t = realloc(b->tmp, v->n * sizeof *t);
+        if (!t)
+            return -1;
+        b->tmp = t;
+        b->tmp_cap = v->n;
+    }
+    return vecset_add(holdout ? &b->held : &b->train, v, b->tmp);
+}
+
+static int by_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t align8(size_t x)
+{
+    return (x + 7) & ~(size_t)7;
+}
+
+/* Sorted distinct keys of the training rows: the dictionary, id = position. */
+static uint64_t *distinct_keys(const vecset_t *v, size_t *n_out)
+{
+    uint64_t *k = malloc((v->nnz ? v->nnz : 1) * sizeof *k);
+    if (!k)
+        return NULL;
+    memcpy(k, v->keys, v->nnz * sizeof *k);
+    qsort(k, v->nnz, sizeof *k, by_u64);
+    size_t n = 0;
+    for (size_t i = 0; i < v->nnz; i++)
+        if (n == 0 || k[n - 1] != k[i])
+            k[n++] = k[i];
+    *n_out = n;
+    return k;
+}
+
+static size_t dict_capacity(size_t dim)
+{
+    size_t cap = 16;
+    while (cap < dim * 2)
+        cap *= 2;
+    return cap;
+}
+
+static uint64_t dict_hash(uint64_t key)
+{
+    return XXH3_64bits(&key, sizeof key);
+}
+
+static void model_bind(model_t *m)
+{
+    model_header_t *h = m->h;
+    m->dict = (const dict_slot_t *)(m->base + h->off_dict);
+    m->mu = (const double *)(m->base + h->off_mu);
+    m->t.n = h->nrows;
+    m->t.dim = h->dim;
+    m->t.rowptr = (const uint64_t *)(m->base + h->off_rowptr);
+    m->t.ids = (const uint32_t *)(m->base + h->off_ids);
+    m->t.vals = (const float *)(m->base + h->off_vals);
+    m->t.norm2 = (const double *)(m->base + h->off_norm2);
+    m->t.count = (const uint32_t *)(m->base + h->off_count);
+    m->nodes = (const knn_node_t *)(m->base + h->off_nodes);
+    embed_opts_default(&m->opts.embed);
+    m->opts.embed.kind = (embed_kind_t)h->kind;
+    m->opts.embed.n = (int)h->n;
+    m->opts.embed.binary = h->binary;
+    m->opts.embed.norm = (embed_norm_t)h->norm;
+    m->opts.embed.shape = h->shape;
+    m->opts.embed.header_norm = h->header_norm;
+    memcpy(m->opts.embed.delim, h->delim, sizeof h->delim);
+    m->opts.nu = h->nu;
+    m->opts.fpr = h->fpr;
+    m->opts.holdout = h->holdout;
+    m->opts.k = (int)h->k;
+    m->opts.local_norm = h->local_norm;
+    m->opts.seed = h->seed;
+}
+
+/* Lays out the file image and fills header, dictionary and rows from the training set. */
+static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, size_t dim)
+{
+    const vecset_t *v = &b->train;
+    size_t dict_cap = dict_capacity(dim);
+    size_t off = align8(sizeof(model_header_t));
+    model_header_t h = {0};
+    h.off_dict = off;
+    off = align8(off + dict_cap * sizeof(dict_slot_t));
+    h.off_mu = off;
+    off = align8(off + dim * sizeof(double));
+    h.off_rowptr = off;
+    off = align8(off + (v->rows + 1) * sizeof(uint64_t));
+    h.off_ids = off;
+    off = align8(off + v->nnz * sizeof(uint32_t));
+    h.off_vals = off;
+    off = align8(off + v->nnz * sizeof(float));
+    h.off_norm2 = off;
+    off = align8(off + v->rows * sizeof(double));
+    h.off_count = off;
+    off = align8(off + v->rows * sizeof(uint32_t));
+    h.off_nodes = off;
+    off = align8(off + v->rows * sizeof(knn_node_t));
+    model_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->base = calloc(1, off);
+    if (!m->base) {
+        free(m);
+        return NULL;
+    }
+    m->size = off;
+    memcpy(h.magic, MODEL_MAGIC, 8);
+    h.version = MODEL_VERSION;
+    h.header_size = sizeof h;
+    h.file_size = off;
+    const embed_opts_t *e = &b->o.embed;
+    h.kind = e->kind;
+    h.n = (uint32_t)e->n;
+    h.binary = e->binary;
+    h.norm = e->norm;
+    h.shape = e->shape;
+    h.header_norm = e->header_norm;
+    memcpy(h.delim, e->delim, sizeof h.delim);
+    h.nu = b->o.nu;
+    h.fpr = b->o.fpr;
+    h.holdout = b->o.holdout;
+    h.k = (uint32_t)b->o.k;
+    h.local_norm = b->o.local_norm;
+    h.seed = b->o.seed;
+    h.dim = dim;
+    h.dict_cap = dict_cap;
+    h.nrows = v->rows;
+    h.nnz = v->nnz;
+    h.n_train = v->total;
+    h.n_holdout = b->held.total;
+    memcpy(m->base, &h, sizeof h);
+    m->h = (model_header_t *)m->base;
+    model_bind(m);
+
+    dict_slot_t *dict = (dict_slot_t *)(m->base + h.off_dict);
+    for (size_t id = 0; id < dim; id++) {
+        size_t s = dict_hash(keys[id]) & (dict_cap - 1);
+        while (dict[s].used)
+            s = (s + 1) & (dict_cap - 1);
+        dict[s] = (dict_slot_t){keys[id], (uint32_t)id, 1};
+    }
+    uint64_t *rowptr = (uint64_t *)(m->base + h.off_rowptr);
+    uint32_t *ids = (uint32_t *)(m->base + h.off_ids);
+    float *vals = (float *)(m->base + h.off_vals);
+    double *norm2 = (double *)(m->base + h.off_norm2);
+    uint32_t *count = (uint32_t *)(m->base + h.off_count);
+    memcpy(rowptr, v->rowptr, (v->rows + 1) * sizeof *rowptr);
+    if (v->rows == 0)
+        rowptr[0] = 0;
+    memcpy(vals, v->vals, v->nnz * sizeof *vals);
+    memcpy(count, v->count, v->rows * sizeof *count);
+    for (size_t r = 0; r < v->rows; r++) {
+        double n2 = 0;
+        for (uint64_t i = v->rowptr[r]; i < v->rowptr[r + 1]; i++) {
+            const uint64_t *at = bsearch(&v->keys[i], keys, dim, sizeof *keys, by_u64);
+            ids[i] = (uint32_t)(at - keys);
+            n2 += (double)vals[i] * (double)vals[i];
+        }
+        norm2[r] = n2;
+    }
+    return m;
+}
+
+static int by_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The (1 - fpr) quantile of scores: at most fpr of them lie above it. */
+static double quantile_threshold(double *scores, size_t n, double fpr)
+{
+    if (n == 0)
+        return INFINITY;
+    qsort(scores, n, sizeof *scores, by_double);
+    double pos = ceil((1.0 - fpr) * (double)n) - 1.0;
+    size_t idx = pos < 0 ? 0 : (size_t)pos;
+    if (idx >= n)
+        idx = n - 1;
+    return scores[idx];
+}
+
+/* Scores the held-out messages (or, without any, the training rows) and sets thresholds. */
+static int calibrate(model_t *m, const vecset_t *held, bool resubstitute)
+{
+    const vecset_t *src = held;
+    size_t n = src->total;
+    double *g = malloc((n ? n : 1) * sizeof *g), *l = malloc((n ? n : 1) * sizeof *l);
+    model_scorer_t *s = model_scorer_new(m, false);
+    sparse_t *v = sparse_new();
+    int rc = -1;
+    if (!g || !l || !s || !v)
+        goto out;
+    size_t at = 0;
+    for (size_t r = 0; r < src->rows; r++) {
+        size_t a = src->rowptr[r], len = src->rowptr[r + 1] - a;
+        if (sparse_reserve(v, len) != 0)
+            goto out;
+        for (size_t i = 0; i < len; i++) {
+            v->keys[i] = src->keys[a + i];
+            v->vals[i] = src->vals[a + i];
+        }
+        v->n = len;
+        sparse_update_norm(v);
+        model_score_t sc;
+        model_score_vector(s, v, true, &sc);
+        for (uint32_t c = 0; c < src->count[r]; c++) {
+            g[at] = sc.global;
+            l[at++] = sc.local;
+        }
+    }
+    (void)resubstitute;
+    m->h->thr_global = quantile_threshold(g, at, m->h->fpr);
+    m->h->thr_local = quantile_threshold(l, at, m->h->fpr);
+    rc = 0;
+out:
+    free(g);
+    free(l);
+    model_scorer_destroy(&s);
+    sparse_destroy(&v);
+    return rc;
+}
+
+model_t *model_builder_finish(model_builder_t *b, model_stats_t *stats, char *err, size_t len)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (b->train.rows == 0) {
+        snprintf(err, len, "no training messages");
+        return NULL;
+    }
+    size_t dim;
+    uint64_t *keys = distinct_keys(&b->train, &dim);
+    model_t *m = keys ? layout_model(b, keys, dim) : NULL;
+    free(keys);
+    if (!m) {
+        snprintf(err, len, "out of memory laying out the model");
+        return NULL;
+    }
+    svdd_opts_t so;
+    svdd_opts_default(&so);
+    so.nu = b->o.nu;
+    svdd_result_t sr;
+    double *mu = (double *)(m->base + m->h->off_mu);
+    knn_node_t *nodes = (knn_node_t *)(m->base + m->h->off_nodes);
+    if (svdd_fit(&m->t, &so, mu, &sr) != 0 || knn_build(&m->t, b->o.seed, nodes) != 0) {
+        snprintf(err, len, "out of memory fitting the models");
+        model_destroy(&m);
+        return NULL;
+    }
+    double mu2 = 0;
+    for (size_t j = 0; j < dim; j++)
+        mu2 += mu[j] * mu[j];
+    m->h->mu_norm2 = mu2;
+    m->h->svdd_iterations = (uint64_t)sr.iterations;
+    m->h->svdd_gap = sr.gap;
+    bool resub = b->held.total == 0;
+    if (calibrate(m, resub ? &b->train : &b->held, resub) != 0) {
+        snprintf(err, len, "out of memory calibrating thresholds");
+        model_destroy(&m);
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (stats) {
+        model_stats(m, stats);
+        stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
+    return m;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static uint64_t image_checksum(const uint8_t *base, size_t size)
+{
+    model_header_t h;
+    memcpy(&h, base, sizeof h);
+    h.checksum = 0;
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, &h, sizeof h);
+    XXH3_64bits_update(&st, base + sizeof h, size - sizeof h);
+    return XXH3_64bits_digest(&st);
+}
+
+int model_save(const model_t *m, const char *path, char *err, size_t len)
+{
+    m->h->checksum = image_checksum(m->base, m->size);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, len, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t w = fwrite(m->base, 1, m->size, f);
+    int bad = w != m->size || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int saved_errno = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        saved_errno = errno;
+    }
+    if (bad) {
+        snprintf(err, len, "%s: write failed: %s", path, strerror(saved_errno));
+        unlink(tmp);
+        return -1;
+    }
+    /* Rename into place so a reader never sees half a model. */
+    if (rename(tmp, path) != 0) {
+        snprintf(err, len, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static bool section_ok(const model_header_t *h, uint64_t off, uint64_t bytes)
+{
+    return off % 8 == 0 && off >= h->header_size && off <= h->file_size &&
+           bytes <= h->file_size - off;
+}
+
+/* Checks that every offset and index in the image is in range. */
+static const char *validate(const model_t *m)
+{
+    const model_header_t *h = m->h;
+    if (h->kind > EMBED_TOKEN || h->n < 1 || h->n > 8 || h->norm > EMBED_NORM_L2 || h->k < 1 ||
+        h->k > KNN_MAX_K)
+        return "invalid embedding or model parameters";
+    if (h->dim > UINT32_MAX || h->nrows > UINT32_MAX || h->dict_cap < h->dim ||
+        (h->dict_cap & (h->dict_cap - 1)))
+        return "invalid sizes";
+    if (!section_ok(h, h->off_dict, h->dict_cap * sizeof(dict_slot_t)) ||
+        !section_ok(h, h->off_mu, h->dim * sizeof(double)) ||
+        !section_ok(h, h->off_rowptr, (h->nrows + 1) * sizeof(uint64_t)) ||
+        !section_ok(h, h->off_ids, h->nnz * sizeof(uint32_t)) ||
+        !section_ok(h, h->off_vals, h->nnz * sizeof(float)) ||
+        !section_ok(h, h->off_norm2, h->nrows * sizeof(double)) ||
+        !section_ok(h, h->off_count, h->nrows * sizeof(uint32_t)) ||
+        !section_ok(h, h->off_nodes, h->nrows * sizeof(knn_node_t)))
+        return "a section lies outside the file";
+    const trainset_t *t = &m->t;
+    if (t->rowptr[0] != 0 || t->rowptr[t->n] != h->nnz)
+        return "row offsets inconsistent";
+    for (size_t r = 0; r < t->n; r++) {
+        if (t->rowptr[r + 1] < t->rowptr[r])
+            return "row offsets not increasing";
+        if (m->nodes[r].point >= t->n || m->nodes[r].inside >= (int64_t)t->n ||
+            m->nodes[r].outside >= (int64_t)t->n)
+            return "tree node out of range";
+    }
+    for (size_t i = 0; i < h->nnz; i++)
+        if (t->ids[i] >= h->dim)
+            return "feature id out of range";
+    for (size_t s = 0; s < h->dict_cap; s++)
+        if (m->dict[s].used && m->dict[s].id >= h->dim)
+            return "dictionary id out of range";
+    return NULL;
+}
+
+model_t *model_load(const char *path, char *err, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, len, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(model_header_t)) {
+        snprintf(err, len, "%s: not a sipguard model (file too short: %lld bytes)", path,
+                 (long long)st.st_size);
+        close(fd);
+        return NULL;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        snprintf(err, len, "%s: mmap: %s", path, strerror(errno));
+        return NULL;
+    }
+    model_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        munmap(map, (size_t)st.st_size);
+        snprintf(err, len, "%s: out of memory", path);
+        return NULL;
+    }
+    m->base = map;
+    m->size = (size_t)st.st_size;
+    m->mapped = true;
+    m->h = map;
+    const char *why = NULL;
+    char buf[160];
+    if (memcmp(m->h->magic, MODEL_MAGIC, 7) != 0) {
+        why = "not a sipguard model (bad magic)";
+    } else if (m->h->version != MODEL_VERSION || m->h->magic[7] != MODEL_MAGIC[7]) {
+        snprintf(buf, sizeof buf, "model format version %u; this build reads version %d",
+                 m->h->version, MODEL_VERSION);
+        why = buf;
+    } else if (m->h->header_size != sizeof(model_header_t)) {
+        why = "header size does not match this version";
+    } else if (m->h->file_size != m->size) {
+        snprintf(buf, sizeof buf, "truncated or extended: file has %zu bytes, header says %llu",
+                 m->size, (unsigned long long)m->h->file_size);
+        why = buf;
+    } else if (image_checksum(m->base, m->size) != m->h->checksum) {
+        why = "checksum mismatch (file corrupt)";
+    } else {
+        model_bind(m);
+        why = validate(m);
+    }
+    if (why) {
+        snprintf(err, len, "%s: %s", path, why);
+        model_destroy(&m);
+        return NULL;
+    }
+    return m;
+}
+
+void model_destroy(model_t **self)
+{
+    model_t *m = *self;
+    if (!m)
+        return;
+    if (m->mapped)
+        munmap(m->base, m->size);
+    else
+        free(m->base);
+    free(m);
+    *self = NULL;
+}
+
+const model_opts_t *model_options(const model_t *m)
+{
+    return &m->opts;
+}
+
+const trainset_t *model_trainset(const model_t *m)
+{
+    return &m->t;
+}
+
+void model_stats(const model_t *m, model_stats_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->messages = m->h->n_train;
+    s->holdout = m->h->n_holdout;
+    s->distinct = m->h->nrows;
+    s->dim = m->h->dim;
+    s->nnz = m->h->nnz;
+    s->svdd_iterations = (int)m->h->svdd_iterations;
+    s->svdd_gap = m->h->svdd_gap;
+    s->thr_global = m->h->thr_global;
+    s->thr_local = m->h->thr_local;
+}
+
+/* ---------------------------------------------------------------- scoring */
+
+struct model_scorer {
+    const model_t *m;
+    embed_t *embed;
+    sparse_t *v;
+    uint32_t *qids;
+    double *qvals;
+    size_t qcap;
+    knn_searcher_t *knn;
+};
+
+model_scorer_t *model_scorer_new(const model_t *m, bool explain)
+{
+    model_scorer_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->m = m;
+    s->embed = embed_new(&m->opts.embed);
+    s->v = sparse_new();
+    s->knn = knn_searcher_new(&m->t, m->opts.k);
+    if (!s->embed || !s->v || !s->knn) {
+        model_scorer_destroy(&s);
+        return NULL;
+    }
+    embed_keep_dictionary(s->embed, explain);
+    return s;
+}
+
+void model_scorer_destroy(model_scorer_t **self)
+{
+    model_scorer_t *s = *self;
+    if (!s)
+        return;
+    embed_destroy(&s->embed);
+    sparse_destroy(&s->v);
+    knn_searcher_destroy(&s->knn);
+    free(s->qids);
+    free(s->qvals);
+    free(s);
+    *self = NULL;
+}
+
+embed_t *model_scorer_embed(model_scorer_t *s)
+{
+    return s->embed;
+}
+
+const sparse_t *model_scorer_vector(const model_scorer_t *s)
+{
+    return s->v;
+}
+
+/* Dense id of a feature key, or -1 when training never saw it. */
+static int64_t lookup(const model_t *m, uint64_t key)
+{
+    size_t mask = m->h->dict_cap - 1;
+    for (size_t s = dict_hash(key) & mask;; s = (s + 1) & mask) {
+        if (!m->dict[s].used)
+            return -1;
+        if (m->dict[s].key == key)
+            return m->dict[s].id;
+    }
+}
+
+int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out)
+{
+    const model_t *m = s->m;
+    if (v->n > s->qcap) {
+        uint32_t *qi = realloc(s->qids, v->n * sizeof *qi);
+        if (!qi)
+            return -1;
+        s->qids = qi;
+        double *qv = realloc(s->qvals, v->n * sizeof *qv);
+        if (!qv)
+            return -1;
+        s->qvals = qv;
+        s->qcap = v->n;
+    }
+    size_t nq = 0;
+    double dot = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        int64_t id = lookup(m, v->keys[i]);
+        if (id < 0)
+            continue;
+        s->qids[nq] = (uint32_t)id;
+        s->qvals[nq++] = v->vals[i];
+        dot += v->vals[i] * m->mu[id];
+    }
+    memset(out, 0, sizeof *out);
+    out->global = sparse_distance_from(v->norm2, m->h->mu_norm2, dot);
+    out->global_anomaly = out->global > m->h->thr_global;
+    if (want_local) {
+        query_t q = {s->qids, s->qvals, nq, v->norm2};
+        knn_search(s->knn, m->nodes, &q, &out->nn);
+        out->local = knn_local_score(&m->t, &out->nn);
+        if (m->opts.local_norm && v->norm2 > 0)
+            out->local /= sqrt(v->norm2);
+        out->local_done = true;
+        out->local_anomaly = out->local > m->h->thr_local;
+    }
+    return 0;
+}
+
+int model_score_message(model_scorer_t *s, const uint8_t *data, size_t len, bool want_local,
+                        model_score_t *out)
+{
+    if (embed_message(s->embed, data, len, s->v) != 0)
+        return -1;
+    return model_score_vector(s, s->v, want_local, out);
+}
+
+/* Value of a feature id in a training row, 0 when absent. */
+static double row_value(const trainset_t *t, size_t row, int64_t id)
+{
+    if (id < 0)
+        return 0;
+    uint64_t lo = t->rowptr[row], hi = t->rowptr[row + 1];
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (t->ids[mid] < (uint32_t)id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->rowptr[row + 1] && t->ids[lo] == (uint32_t)id ? t->vals[lo] : 0;
+}
+
+static void keep_top(model_feature_t *top, int *n, const char *name, double c)
+{
+    int pos = *n < MODEL_EXPLAIN_TOP ? (*n)++ : MODEL_EXPLAIN_TOP;
+    if (pos == MODEL_EXPLAIN_TOP) {
+        if (c <= top[MODEL_EXPLAIN_TOP - 1].contribution)
+            return;
+        pos = MODEL_EXPLAIN_TOP - 1;
+    }
+    while (pos > 0 && top[pos - 1].contribution < c) {
+        top[pos] = top[pos - 1];
+        pos--;
+    }
+    snprintf(top[pos].feature, sizeof top[pos].feature, "%s", name);
+    top[pos].contribution = c;
+}
+
+void model_explain(model_scorer_t *s, const model_score_t *score, model_explain_t *out)
+{
+    const model_t *m = s->m;
+    const sparse_t *v = s->v;
+    memset(out, 0, sizeof *out);
+    bool local = score->local_done && score->nn.k > 0;
+    for (size_t i = 0; i < v->n; i++) {
+        int64_t id = lookup(m, v->keys[i]);
+        double mu = id >= 0 ? m->mu[id] : 0;
+        double cg = (v->vals[i] - mu) * (v->vals[i] - mu) - mu * mu;
+        char name[96];
+        embed_feature_name(s->embed, v->keys[i], name, sizeof name);
+        if (cg > 0)
+            keep_top(out->global, &out->n_global, name, cg);
+        if (local) {
+            double p = row_value(&m->t, score->nn.point[0], id);
+            double cl = (v->vals[i] - p) * (v->vals[i] - p) - p * p;
+            if (cl > 0)
+                keep_top(out->local, &out->n_local, name, cl);
+        }
+    }
+}

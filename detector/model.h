@@ -1,0 +1,113 @@
+/*
+ * model: the content model of one edge: embedding settings, global model
+ * (SVDD centre), local model (training vectors and their VP-tree) and the
+ * calibrated thresholds, trained from normal traffic, saved to one file.
+ *
+ * File format (version 1): a fixed header (magic "SIPGMDL1", version,
+ * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
+ * whole file with the checksum field zeroed), then 8-byte aligned sections:
+ * feature dictionary (open-addressing table key -> id), centre (double per
+ * id), training rows (CSR: row offsets, ids, float values), squared norms,
+ * counts, VP-tree nodes. The file is used in place through mmap: loading
+ * checks size, magic, version, checksum and every offset, then points into
+ * the mapping, so a 100,000-message model loads in milliseconds and several
+ * processes share its pages.
+ *
+ * Thresholds are calibrated on normal messages held back from training:
+ * the score at the (1 - fpr) quantile of the held-out messages, so that at
+ * most that fraction of them would be flagged.
+ */
+#ifndef SIPGUARD_MODEL_H
+#define SIPGUARD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embed.h"
+#include "knn.h"
+#include "sparse.h"
+
+#define MODEL_VERSION 1
+
+typedef struct {
+    embed_opts_t embed;
+    double nu;        /* SVDD outlier fraction (default 0.05) */
+    int k;            /* neighbours of the local model (default 5) */
+    double fpr;       /* target false-positive rate of the thresholds (default 0.001) */
+    double holdout;   /* fraction of training messages held back for calibration (default 0.2) */
+    bool local_norm;  /* divide the local score by |m(z)| (default on) */
+    uint64_t seed;
+} model_opts_t;
+
+void model_opts_default(model_opts_t *o);
+
+typedef struct model model_t;
+
+typedef struct {
+    size_t messages, holdout, distinct, dim, nnz;
+    int svdd_iterations;
+    double svdd_gap;
+    double thr_global, thr_local;
+    double seconds;
+} model_stats_t;
+
+/* --- training --- */
+
+typedef struct model_builder model_builder_t;
+
+model_builder_t *model_builder_new(const model_opts_t *opts);
+void model_builder_destroy(model_builder_t **self);
+/* Adds one embedded training message; held-out messages only calibrate thresholds. */
+int model_builder_add(model_builder_t *self, const sparse_t *v, bool holdout);
+/* Fits both models and calibrates. Returns the model, or NULL with a reason in err. */
+model_t *model_builder_finish(model_builder_t *self, model_stats_t *stats, char *err, size_t len);
+
+/* --- files --- */
+
+int model_save(const model_t *m, const char *path, char *err, size_t len);
+model_t *model_load(const char *path, char *err, size_t len);
+void model_destroy(model_t **self);
+
+const model_opts_t *model_options(const model_t *m);
+void model_stats(const model_t *m, model_stats_t *stats);
+const trainset_t *model_trainset(const model_t *m);
+
+/* --- scoring (one scorer per thread) --- */
+
+typedef struct {
+    double global, local;
+    bool global_anomaly, local_anomaly;
+    bool local_done;
+    knn_result_t nn;
+} model_score_t;
+
+typedef struct {
+    char feature[96];
+    double contribution;
+} model_feature_t;
+
+#define MODEL_EXPLAIN_TOP 5
+
+typedef struct {
+    int n_global, n_local;
+    model_feature_t global[MODEL_EXPLAIN_TOP], local[MODEL_EXPLAIN_TOP];
+} model_explain_t;
+
+typedef struct model_scorer model_scorer_t;
+
+model_scorer_t *model_scorer_new(const model_t *m, bool explain);
+void model_scorer_destroy(model_scorer_t **self);
+embed_t *model_scorer_embed(model_scorer_t *s);
+
+/* Embeds and scores a message; local only when want_local. Returns 0, or -1 out of memory. */
+int model_score_message(model_scorer_t *s, const uint8_t *data, size_t len, bool want_local,
+                        model_score_t *out);
+/* Scores an already embedded vector. */
+int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out);
+/* The features of the last scored message that raised its scores most. */
+void model_explain(model_scorer_t *s, const model_score_t *score, model_explain_t *out);
+/* The last embedded vector. */
+const sparse_t *model_scorer_vector(const model_scorer_t *s);
+
+#endif
