@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# End-to-end test of the sipguard CLI: gen -> train -> score -> eval -> embed, exit codes
+# and error messages on bad input. Data is generated here from fixed seeds.
+set -u
+S="$1"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+pass=0
+check() { # name, condition...
+    local name=$1; shift
+    if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
+}
+cd "$T"
+"$S" gen -o train --attacks none --seed 1 --preset demo 2>/dev/null
+"$S" gen -o normal --attacks none --seed 2 2>/dev/null
+"$S" gen -o attack --no-normal --seed 3 --attacks scan,malformed 2>/dev/null
+"$S" gen -o again --attacks none --seed 1 --preset demo 2>/dev/null
+check "gen is deterministic" cmp -s train.pcap again.pcap
+"$S" train -q -o m.model train.pcap
+check "train writes a model" test -s m.model
+"$S" score -q -m m.model normal.pcap > normal.jsonl
+check "score prints one line per message" test "$(wc -l < normal.jsonl)" -eq "$(($(wc -l < normal.labels.csv) - 1))"
+check "score output has the fields" grep -q '"global":.*"local":.*"anomaly":' normal.jsonl
+"$S" score -q -m m.model --explain -a attack.pcap > attack.jsonl
+check "scanner and fuzz messages are flagged" test "$(wc -l < attack.jsonl)" -gt 100
+check "explain lists features" grep -q '"explain":{"global":\[{"feature"' attack.jsonl
+"$S" eval -m m.model --normal normal.pcap --attack attack.pcap --roc roc.csv --plot roc.svg > eval.txt
+check "eval prints AUC" grep -q "^local   AUC" eval.txt
+check "eval writes ROC csv" grep -q "^local," roc.csv
+check "eval writes SVG" grep -q "<svg" roc.svg
+"$S" embed --format libsvm normal.pcap | head -1 > one.svm
+check "libsvm line format" grep -Eq '^0( [0-9]+:[0-9.e+-]+)+$' one.svm
+"$S" embed --format json -f token normal.pcap | head -1 > one.json
+check "json embedding names tokens" grep -q '"features":\[\["' one.json
+# bad input: clear errors, right exit codes, no crash
+"$S" score -m m.model /nonexistent.pcap 2>err.txt; rc=$?
+check "missing input exits 3" test $rc -eq 3
+check "missing input named" grep -q "/nonexistent.pcap" err.txt
+head -c 100 m.model > bad.model
+"$S" score -m bad.model normal.pcap 2>err.txt; rc=$?
+check "truncated model exits 1" test $rc -eq 1
+check "truncated model error" grep -q "bad.model" err.txt
+"$S" train -o x.model --nu 7 train.pcap 2>err.txt; rc=$?
+check "bad option value exits 2" test $rc -eq 2
+check "bad option value explained" grep -q "expected a number" err.txt
+"$S" frobnicate 2>/dev/null; rc=$?
+check "unknown command exits 2" test $rc -eq 2
+head -c 5000 normal.pcap > cut.pcap
+"$S" score -m m.model cut.pcap > /dev/null 2>err.txt; rc=$?
+check "truncated capture is read up to the cut" test $rc -eq 0
+check "truncated capture reported" grep -q "capture truncated" err.txt
+"$S" train --help | grep -q -- "--holdout"; check "help lists options" test $? -eq 0
+echo "$pass passed, $fail failed"
+test $fail -eq 0

@@ -1,0 +1,198 @@
+/* Tests of common/embed, shape and sipnorm: the paper's worked examples and the options. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include <math.h>
+
+#include "embed.h"
+#include "shape.h"
+#include "sipnorm.h"
+
+static const char *paper = "BYE SIP:JOHN@DOE SIP/2.0";
+
+static double value_of(const sparse_t *v, uint64_t key)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (v->keys[i] == key)
+            return v->vals[i];
+    return 0;
+}
+
+static uint64_t ngram_key(const char *s, int n)
+{
+    uint64_t k = 0;
+    for (int i = 0; i < n; i++)
+        k |= (uint64_t)(uint8_t)s[i] << (8 * i);
+    return k;
+}
+
+static embed_t *plain_embedder(embed_kind_t kind, int n)
+{
+    embed_opts_t o;
+    embed_opts_default(&o);
+    o.kind = kind;
+    o.n = n;
+    o.shape = false;
+    o.header_norm = false;
+    embed_opts_set_delimiters(&o, " @:/");
+    return embed_new(&o);
+}
+
+static double token_count(embed_t *e, sparse_t *v, const char *tok)
+{
+    char name[96];
+    for (size_t i = 0; i < v->n; i++) {
+        embed_feature_name(e, v->keys[i], name, sizeof name);
+        if (!strcmp(name, tok))
+            return v->vals[i];
+    }
+    return 0;
+}
+
+static void test_tokens_of_paper_example(void **state)
+{
+    (void)state;
+    embed_t *e = plain_embedder(EMBED_TOKEN, 0);
+    embed_keep_dictionary(e, true);
+    sparse_t *v = sparse_new();
+    assert_int_equal(embed_message(e, (const uint8_t *)paper, strlen(paper), v), 0);
+    assert_int_equal(v->n, 5);
+    assert_true(token_count(e, v, "BYE") == 1);
+    assert_true(token_count(e, v, "SIP") == 2);
+    assert_true(token_count(e, v, "JOHN") == 1);
+    assert_true(token_count(e, v, "DOE") == 1);
+    assert_true(token_count(e, v, "2.0") == 1);
+    assert_true(v->norm2 == 1 + 4 + 1 + 1 + 1);
+    sparse_destroy(&v);
+    embed_destroy(&e);
+}
+
+static void test_ngrams_of_paper_example(void **state)
+{
+    (void)state;
+    embed_t *e4 = plain_embedder(EMBED_NGRAM, 4), *e3 = plain_embedder(EMBED_NGRAM, 3);
+    sparse_t *v = sparse_new();
+    embed_message(e4, (const uint8_t *)paper, strlen(paper), v);
+    assert_true(value_of(v, ngram_key("SIP:", 4)) == 1);
+    assert_true(value_of(v, ngram_key("SIP/", 4)) == 1);
+    double total = 0;
+    for (size_t i = 0; i < v->n; i++)
+        total += v->vals[i];
+    assert_true(total == strlen(paper) - 3);
+    for (size_t i = 1; i < v->n; i++)
+        assert_true(v->keys[i - 1] < v->keys[i]); /* sorted, distinct */
+    embed_message(e3, (const uint8_t *)paper, strlen(paper), v);
+    assert_true(value_of(v, ngram_key("SIP", 3)) == 2);
+    char name[32];
+    embed_feature_name(e4, ngram_key("SIP:", 4), name, sizeof name);
+    assert_string_equal(name, "SIP:");
+    sparse_destroy(&v);
+    embed_destroy(&e4);
+    embed_destroy(&e3);
+}
+
+static void test_binary_and_norms(void **state)
+{
+    (void)state;
+    embed_opts_t o;
+    embed_opts_default(&o);
+    o.shape = false;
+    o.n = 3;
+    o.binary = true;
+    o.norm = EMBED_NORM_L2;
+    embed_t *e = embed_new(&o);
+    sparse_t *v = sparse_new();
+    embed_message(e, (const uint8_t *)paper, strlen(paper), v);
+    assert_true(fabs(v->norm2 - 1.0) < 1e-12);
+    for (size_t i = 1; i < v->n; i++)
+        assert_true(fabs(v->vals[i] - v->vals[0]) < 1e-15);
+    embed_destroy(&e);
+    o.binary = false;
+    o.norm = EMBED_NORM_L1;
+    e = embed_new(&o);
+    embed_message(e, (const uint8_t *)paper, strlen(paper), v);
+    double s = 0;
+    for (size_t i = 0; i < v->n; i++)
+        s += v->vals[i];
+    assert_true(fabs(s - 1.0) < 1e-12);
+    sparse_destroy(&v);
+    embed_destroy(&e);
+}
+
+static void test_shape_replaces_random_values_by_class_and_length(void **state)
+{
+    (void)state;
+    const char *in = "Call-ID: a84b4c76e66710@10.1.2.3;branch=z9hG4bK776 CSeq: 314159 INVITE";
+    uint8_t out[256];
+    size_t n = shape_apply((const uint8_t *)in, strlen(in), out);
+    uint8_t expect[] = "Call-ID: \xfb@\xfe;branch=z\xf5hG\xf5" "bK\xf5 CSeq: \xf6 INVITE";
+    assert_int_equal(n, sizeof expect - 1);
+    assert_memory_equal(out, expect, n);
+    /* an overlong value keeps standing out */
+    char longnum[64];
+    memset(longnum, '7', 40);
+    longnum[40] = '\0';
+    n = shape_apply((const uint8_t *)longnum, 40, out);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], SHAPE_DIGITS_LONG);
+}
+
+static void test_same_flow_different_random_values_embed_identically(void **state)
+{
+    (void)state;
+    const char *a = "INVITE sip:1001@example.net SIP/2.0\r\nCall-ID: 8f3a9c01d2e4\r\nCSeq: 17 INVITE\r\n\r\n";
+    const char *b = "INVITE sip:1042@example.net SIP/2.0\r\nCall-ID: 11ab77cc90f1\r\nCSeq: 93 INVITE\r\n\r\n";
+    embed_opts_t o;
+    embed_opts_default(&o);
+    embed_t *e = embed_new(&o);
+    sparse_t *va = sparse_new(), *vb = sparse_new();
+    embed_message(e, (const uint8_t *)a, strlen(a), va);
+    embed_message(e, (const uint8_t *)b, strlen(b), vb);
+    assert_true(sparse_distance(va, vb) < 1e-12);
+    sparse_destroy(&va);
+    sparse_destroy(&vb);
+    embed_destroy(&e);
+}
+
+static void test_header_names_normalised(void **state)
+{
+    (void)state;
+    const char *in = "INVITE sip:a@b SIP/2.0\r\ni: x\r\ncall-id: y\r\nX-Custom: z\r\nv: SIP/2.0/UDP h\r\n\r\nbody i: q";
+    uint8_t out[512];
+    size_t n = sipnorm_headers((const uint8_t *)in, strlen(in), out, sizeof out);
+    const char *expect = "INVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\nCall-ID: y\r\nx-custom: z\r\nVia: SIP/2.0/UDP h\r\n\r\nbody i: q";
+    assert_int_equal(n, strlen(expect));
+    assert_memory_equal(out, expect, n);
+}
+
+static void test_empty_and_tiny_messages(void **state)
+{
+    (void)state;
+    embed_opts_t o;
+    embed_opts_default(&o);
+    embed_t *e = embed_new(&o);
+    sparse_t *v = sparse_new();
+    assert_int_equal(embed_message(e, (const uint8_t *)"", 0, v), 0);
+    assert_int_equal(v->n, 0);
+    assert_int_equal(embed_message(e, (const uint8_t *)"ab", 2, v), 0);
+    assert_int_equal(v->n, 0);
+    sparse_destroy(&v);
+    embed_destroy(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tokens_of_paper_example),
+        cmocka_unit_test(test_ngrams_of_paper_example),
+        cmocka_unit_test(test_binary_and_norms),
+        cmocka_unit_test(test_shape_replaces_random_values_by_class_and_length),
+        cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
+        cmocka_unit_test(test_header_names_normalised),
+        cmocka_unit_test(test_empty_and_tiny_messages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,193 @@
+/* Tests of detector/knn and svdd: exact k-NN against brute force, and the SVDD centre. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "knn.h"
+#include "svdd.h"
+
+typedef struct {
+    trainset_t t;
+    uint64_t *rowptr;
+    uint32_t *ids, *count;
+    float *vals;
+    double *norm2;
+} owned_t;
+
+static uint64_t rs = 42;
+static double urand(void)
+{
+    rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rs >> 11) / 9007199254740992.0;
+}
+
+/* n rows over dim features, about nnz per row, clustered around a few centres. */
+static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every)
+{
+    owned_t o = {0};
+    o.rowptr = calloc(n + 1, sizeof *o.rowptr);
+    o.ids = calloc(n * nnz, sizeof *o.ids);
+    o.vals = calloc(n * nnz, sizeof *o.vals);
+    o.norm2 = calloc(n, sizeof *o.norm2);
+    o.count = calloc(n, sizeof *o.count);
+    size_t at = 0;
+    for (size_t r = 0; r < n; r++) {
+        size_t base = (r % 7) * (dim / 8);
+        uint32_t id = (uint32_t)(base + (size_t)(urand() * 3));
+        for (size_t j = 0; j < nnz && id < dim; j++) {
+            o.ids[at] = id;
+            o.vals[at] = (float)(1 + floor(urand() * 4));
+            o.norm2[r] += (double)o.vals[at] * o.vals[at];
+            at++;
+            id += 1 + (uint32_t)(urand() * 3);
+        }
+        o.rowptr[r + 1] = at;
+        o.count[r] = dup_every && r % (size_t)dup_every == 0 ? 3 : 1;
+    }
+    o.t = (trainset_t){n, dim, o.rowptr, o.ids, o.vals, o.norm2, o.count};
+    return o;
+}
+
+static void free_set(owned_t *o)
+{
+    free(o->rowptr);
+    free(o->ids);
+    free(o->vals);
+    free(o->norm2);
+    free(o->count);
+}
+
+static void random_query(size_t dim, size_t nnz, uint32_t *ids, double *vals, query_t *q)
+{
+    size_t n = 0;
+    double n2 = 0;
+    uint32_t id = (uint32_t)(urand() * (double)(dim / 2));
+    for (size_t j = 0; j < nnz && id < dim; j++) {
+        ids[n] = id;
+        vals[n] = 1 + floor(urand() * 4);
+        n2 += vals[n] * vals[n];
+        n++;
+        id += 1 + (uint32_t)(urand() * 5);
+    }
+    *q = (query_t){ids, vals, n, n2 + 3.0 /* features outside the dictionary */};
+}
+
+static void check_against_brute(size_t n, int k, int dup_every)
+{
+    size_t dim = 4000, nnz = 40;
+    owned_t o = make_set(n, dim, nnz, dup_every);
+    knn_node_t *nodes = calloc(n, sizeof *nodes);
+    assert_int_equal(knn_build(&o.t, 7, nodes), 0);
+    knn_searcher_t *s = knn_searcher_new(&o.t, k);
+    uint32_t ids[64];
+    double vals[64];
+    size_t visited = 0;
+    for (int i = 0; i < 200; i++) {
+        query_t q;
+        random_query(dim, nnz, ids, vals, &q);
+        knn_result_t a, b;
+        knn_search(s, nodes, &q, &a);
+        visited += a.visited;
+        knn_search_brute(s, &q, &b);
+        assert_int_equal(a.k, b.k);
+        for (int j = 0; j < a.k; j++)
+            assert_true(fabs(a.dist[j] - b.dist[j]) <= 1e-9 * (1 + b.dist[j]));
+        double la = knn_local_score(&o.t, &a), lb = knn_local_score(&o.t, &b);
+        assert_true(fabs(la - lb) <= 1e-9 * (1 + fabs(lb)));
+    }
+    /* random far-away queries may visit every row; sublinear growth on SIP data is measured
+     * in bench/knn_bench, not asserted here */
+    assert_true(visited <= 200 * n);
+    knn_searcher_destroy(&s);
+    free(nodes);
+    free_set(&o);
+}
+
+static void test_knn_equals_brute_force_k1(void **state)
+{
+    (void)state;
+    check_against_brute(500, 1, 0);
+}
+
+static void test_knn_equals_brute_force_k5_with_duplicates(void **state)
+{
+    (void)state;
+    check_against_brute(2000, 5, 4);
+}
+
+static void test_knn_tiny_training_set(void **state)
+{
+    (void)state;
+    check_against_brute(3, 5, 0);
+}
+
+static void test_local_score_matches_definition(void **state)
+{
+    (void)state;
+    /* two rows: e1 and 2*e1; query at 0 with k = 2 */
+    uint64_t rowptr[] = {0, 1, 2};
+    uint32_t ids[] = {0, 0}, count[] = {1, 1};
+    float vals[] = {1, 2};
+    double norm2[] = {1, 4};
+    trainset_t t = {2, 1, rowptr, ids, vals, norm2, count};
+    knn_node_t nodes[2];
+    knn_build(&t, 1, nodes);
+    knn_searcher_t *s = knn_searcher_new(&t, 2);
+    query_t q = {NULL, NULL, 0, 0};
+    knn_result_t r;
+    knn_search(s, nodes, &q, &r);
+    /* (1/2)(1 + 2) - (1/4)(2 * |1 - 2|) = 1.5 - 0.5 */
+    assert_true(fabs(knn_local_score(&t, &r) - 1.0) < 1e-12);
+    knn_searcher_destroy(&s);
+}
+
+static double svdd_centre_1d(const float *x, int n, double nu)
+{
+    uint64_t rowptr[16];
+    uint32_t ids[16], count[16];
+    double norm2[16];
+    for (int i = 0; i < n; i++) {
+        rowptr[i] = (uint64_t)i;
+        ids[i] = 0;
+        norm2[i] = (double)x[i] * x[i];
+        count[i] = 1;
+    }
+    rowptr[n] = (uint64_t)n;
+    trainset_t t = {(size_t)n, 1, rowptr, ids, x, norm2, count};
+    svdd_opts_t o;
+    svdd_opts_default(&o);
+    o.nu = nu;
+    o.max_iter = 5000;
+    o.tol = 1e-12;
+    double mu = 0;
+    svdd_result_t res;
+    assert_int_equal(svdd_fit(&t, &o, &mu, &res), 0);
+    return mu;
+}
+
+static void test_svdd_hard_ball_centre_is_midpoint_not_mean(void **state)
+{
+    (void)state;
+    const float x[] = {0, 0, 0, 10};
+    /* small nu: the minimum enclosing ball, centred between the extremes */
+    assert_true(fabs(svdd_centre_1d(x, 4, 0.01) - 5.0) < 1e-3);
+    /* nu = 1 caps every weight at 1/n: the centre is the mean */
+    assert_true(fabs(svdd_centre_1d(x, 4, 1.0) - 2.5) < 1e-9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_knn_equals_brute_force_k1),
+        cmocka_unit_test(test_knn_equals_brute_force_k5_with_duplicates),
+        cmocka_unit_test(test_knn_tiny_training_set),
+        cmocka_unit_test(test_local_score_matches_definition),
+        cmocka_unit_test(test_svdd_hard_ball_centre_is_midpoint_not_mean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

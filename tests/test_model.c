@@ -1,0 +1,149 @@
+/* Tests of detector/model: training, calibration, scoring, and refusing bad model files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "model.h"
+
+static char path[64];
+
+static void make_normal(char *buf, size_t cap, int i)
+{
+    snprintf(buf, cap,
+             "REGISTER sip:example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.%d:5060;branch=z9hG4bK%08x\r\n"
+             "From: <sip:%d@example.net>;tag=%06x\r\nTo: <sip:%d@example.net>\r\n"
+             "Call-ID: %08x%08x@10.1.2.%d\r\nCSeq: %d REGISTER\r\nExpires: 3600\r\n"
+             "User-Agent: Linphone/3.12.0\r\nContent-Length: 0\r\n\r\n",
+             i % 250, i * 7919, 1000 + i % 50, i * 31, 1000 + i % 50, i * 104729, i, i % 250, i % 9 + 1);
+}
+
+static model_t *train(int n)
+{
+    model_opts_t o;
+    model_opts_default(&o);
+    model_builder_t *b = model_builder_new(&o);
+    embed_t *e = embed_new(&o.embed);
+    sparse_t *v = sparse_new();
+    char buf[1024];
+    for (int i = 0; i < n; i++) {
+        make_normal(buf, sizeof buf, i);
+        embed_message(e, (const uint8_t *)buf, strlen(buf), v);
+        model_builder_add(b, v, i % 5 == 0);
+    }
+    char err[256];
+    model_stats_t st;
+    model_t *m = model_builder_finish(b, &st, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(st.messages + st.holdout, n);
+    assert_true(st.distinct < st.messages); /* shaping merged repeated shapes */
+    embed_destroy(&e);
+    sparse_destroy(&v);
+    model_builder_destroy(&b);
+    return m;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(path, sizeof path, "/tmp/sipguard-model-%d.bin", (int)getpid());
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    return 0;
+}
+
+static void test_attack_scores_above_thresholds_normal_below(void **state)
+{
+    (void)state;
+    model_t *m = train(600);
+    char err[256];
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    m = model_load(path, err, sizeof err);
+    assert_non_null(m);
+    model_scorer_t *s = model_scorer_new(m, true);
+    char buf[1024];
+    make_normal(buf, sizeof buf, 100001);
+    model_score_t sc;
+    model_score_message(s, (const uint8_t *)buf, strlen(buf), true, &sc);
+    assert_false(sc.global_anomaly);
+    assert_false(sc.local_anomaly);
+    const char *attack = "OPTIONS sip:100@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5:5070;branch=z9hG4bK-1\r\n"
+                         "From: \"sipvicious\"<sip:100@1.1.1.1>;tag=6438\r\nTo: \"sipvicious\"<sip:100@1.1.1.1>\r\n"
+                         "Call-ID: 1' OR '1'='1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n";
+    model_score_message(s, (const uint8_t *)attack, strlen(attack), true, &sc);
+    assert_true(sc.global_anomaly || sc.local_anomaly);
+    assert_true(sc.local_anomaly);
+    model_explain_t ex;
+    model_explain(s, &sc, &ex);
+    assert_int_equal(ex.n_local, MODEL_EXPLAIN_TOP);
+    assert_true(ex.local[0].contribution >= ex.local[1].contribution);
+    model_scorer_destroy(&s);
+    model_destroy(&m);
+}
+
+static void rewrite_byte(long at, int value, long truncate_to)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    if (at >= 0) {
+        fseek(f, at, SEEK_SET);
+        fputc(value, f);
+    }
+    fclose(f);
+    if (truncate_to >= 0)
+        assert_int_equal(truncate(path, truncate_to), 0);
+}
+
+static void expect_load_error(const char *needle)
+{
+    char err[256];
+    model_t *m = model_load(path, err, sizeof err);
+    assert_null(m);
+    assert_non_null(strstr(err, needle));
+    assert_non_null(strstr(err, path));
+}
+
+static void test_corrupt_truncated_and_foreign_models_are_refused(void **state)
+{
+    (void)state;
+    model_t *m = train(200);
+    char err[256];
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    rewrite_byte(600, 0x5a, -1);
+    expect_load_error("checksum mismatch");
+    m = train(200);
+    model_save(m, path, err, sizeof err);
+    model_destroy(&m);
+    rewrite_byte(8, 9, -1); /* version field */
+    expect_load_error("version 9");
+    m = train(200);
+    model_save(m, path, err, sizeof err);
+    model_destroy(&m);
+    rewrite_byte(-1, 0, 1000);
+    expect_load_error("truncated");
+    rewrite_byte(0, 'X', -1);
+    expect_load_error("not a sipguard model");
+    rewrite_byte(-1, 0, 3);
+    expect_load_error("too short");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attack_scores_above_thresholds_normal_below),
+        cmocka_unit_test(test_corrupt_truncated_and_foreign_models_are_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
