@@ -1141,7 +1141,7 @@ int gen_command(int argc, char **argv)
         atk_spoof(&o, users_v, t + 420);
     if (cdr)
         fclose(cdr);
-    size_t n_attack;
+    size_t n_attack = 0;
     int rc = write_output(&o, &n_attack);
     fprintf(stderr, "generated %zu messages (%zu normal, %zu attack) into %s.pcap\n", n_events,
             n_events - n_attack, n_attack, o.prefix);
