@@ -29,16 +29,16 @@ static int setup(void **state)
     snprintf(corpus, sizeof corpus, "%s/corpus", SIPGUARD_SHARED_DIR);
     sipcheck_init();
     /* a model of the valid PROTOS baseline and the valid torture messages is enough to score */
-    model_opts_t o;
-    model_opts_default(&o);
-    model_builder_t *b = model_builder_new(&o);
-    embed_t *e = embed_new(&o.embed);
-    sparse_t *v = sparse_new();
     char dir[1100], err[512];
     snprintf(dir, sizeof dir, "%s/protos-c07-sip/c07-sip-0000000.sip", corpus);
     input_t *in = input_open(dir, NULL, err, sizeof err);
     if (!in)
         return 0; /* no corpus: the tests skip */
+    model_opts_t o;
+    model_opts_default(&o);
+    model_builder_t *b = model_builder_new(&o);
+    embed_t *e = embed_new(&o.embed);
+    sparse_t *v = sparse_new();
     msg_t m;
     while (input_next(in, &m) == 1)
         for (int i = 0; i < 3; i++) {
