@@ -20,7 +20,8 @@ static void make_normal(char *buf, size_t cap, int i)
              "From: <sip:%d@example.net>;tag=%06x\r\nTo: <sip:%d@example.net>\r\n"
              "Call-ID: %08x%08x@10.1.2.%d\r\nCSeq: %d REGISTER\r\nExpires: 3600\r\n"
              "User-Agent: Linphone/3.12.0\r\nContent-Length: 0\r\n\r\n",
-             i % 250, i * 7919, 1000 + i % 50, i * 31, 1000 + i % 50, i * 104729, i, i % 250, i % 9 + 1);
+             i % 250, (unsigned)i * 7919u, 1000 + i % 50, (unsigned)i * 31u, 1000 + i % 50,
+             (unsigned)i * 104729u, (unsigned)i, i % 250, i % 9 + 1);
 }
 
 static model_t *train(int n)
