@@ -25,6 +25,12 @@ struct embed {
     size_t last_len;
     uint64_t *keys, *tmp;
     size_t keys_cap;
+    bool sorted;
+    /* hash accumulation for unsorted output: slot valid when stamp == gen */
+    uint64_t *hkeys;
+    uint32_t *hcount, *hstamp, *order;
+    size_t hcap;
+    uint32_t gen;
     bool keep_dict;
     dict_slot_t *dict;
     size_t dict_cap, dict_n;
@@ -123,7 +129,13 @@ embed_t *embed_new(const embed_opts_t *opts)
     if (!e)
         return NULL;
     e->o = *opts;
+    e->sorted = true;
     return e;
+}
+
+void embed_set_sorted(embed_t *self, bool sorted)
+{
+    self->sorted = sorted;
 }
 
 void embed_destroy(embed_t **self)
@@ -135,6 +147,10 @@ void embed_destroy(embed_t **self)
     free(e->buf_b);
     free(e->keys);
     free(e->tmp);
+    free(e->hkeys);
+    free(e->hcount);
+    free(e->hstamp);
+    free(e->order);
     free(e->dict);
     free(e->arena);
     free(e);
@@ -313,6 +329,60 @@ static void normalise(embed_t *e, sparse_t *out)
     sparse_update_norm(out);
 }
 
+static int grow_hash(embed_t *e, size_t nk)
+{
+    size_t cap = e->hcap ? e->hcap : 1024;
+    while (cap < 2 * nk)
+        cap *= 2;
+    if (cap == e->hcap)
+        return 0;
+    free(e->hkeys);
+    free(e->hcount);
+    free(e->hstamp);
+    free(e->order);
+    e->hkeys = malloc(cap * sizeof *e->hkeys);
+    e->hcount = malloc(cap * sizeof *e->hcount);
+    e->hstamp = calloc(cap, sizeof *e->hstamp);
+    e->order = malloc(cap * sizeof *e->order);
+    e->hcap = (e->hkeys && e->hcount && e->hstamp && e->order) ? cap : 0;
+    e->gen = 0;
+    return e->hcap ? 0 : -1;
+}
+
+/* Counts equal keys in a hash table (stamped, so nothing is cleared between messages) and
+ * writes the distinct keys in order of first appearance. */
+static int accumulate(embed_t *e, size_t nk, sparse_t *out)
+{
+    if (grow_hash(e, nk) != 0 || sparse_reserve(out, nk) != 0)
+        return -1;
+    if (++e->gen == 0) {
+        memset(e->hstamp, 0, e->hcap * sizeof *e->hstamp);
+        e->gen = 1;
+    }
+    size_t mask = e->hcap - 1, u = 0;
+    unsigned shift = 64 - (unsigned)__builtin_ctzll(e->hcap);
+    for (size_t i = 0; i < nk; i++) {
+        uint64_t k = e->keys[i];
+        size_t h = (size_t)((k * 0x9E3779B97F4A7C15ULL) >> shift);
+        while (e->hstamp[h] == e->gen && e->hkeys[h] != k)
+            h = (h + 1) & mask;
+        if (e->hstamp[h] != e->gen) {
+            e->hstamp[h] = e->gen;
+            e->hkeys[h] = k;
+            e->hcount[h] = 1;
+            e->order[u++] = (uint32_t)h;
+        } else {
+            e->hcount[h]++;
+        }
+    }
+    for (size_t j = 0; j < u; j++) {
+        out->keys[j] = e->hkeys[e->order[j]];
+        out->vals[j] = (double)e->hcount[e->order[j]];
+    }
+    out->n = u;
+    return 0;
+}
+
 int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
 {
     out->n = 0;
@@ -324,6 +394,12 @@ int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
     e->last = p;
     e->last_len = plen;
     size_t nk = e->o.kind == EMBED_NGRAM ? extract_ngrams(e, p, plen) : extract_tokens(e, p, plen);
+    if (!e->sorted) {
+        if (accumulate(e, nk, out) != 0)
+            return -1;
+        normalise(e, out);
+        return 0;
+    }
     radix_sort(e->keys, e->tmp, nk);
     if (sparse_reserve(out, nk) != 0)
         return -1;

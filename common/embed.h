@@ -57,6 +57,14 @@ embed_t *embed_new(const embed_opts_t *opts);
 void embed_destroy(embed_t **self);
 const embed_opts_t *embed_opts(const embed_t *self);
 
+/*
+ * Sorted output (the default) orders entries by key, as sparse_dot() and the
+ * file formats need. Unsorted output counts keys in a hash table instead and
+ * lists them in order of first appearance: cheaper, for scorers that only
+ * look entries up. Never pass an unsorted vector to sparse_dot().
+ */
+void embed_set_sorted(embed_t *self, bool sorted);
+
 /* Keeps a dictionary from token keys to strings (tokens only), for feature names. */
 void embed_keep_dictionary(embed_t *self, bool on);
 

@@ -1,18 +1,37 @@
 #include "shape.h"
 
-static int is_digit(uint8_t c)
+#include <string.h>
+
+/* Character classes by table: shaping looks at every byte of every message. */
+/* C_LETTER marks letters that are not hex digits, so a word is hex when its classes
+ * include C_DIGIT and exclude C_LETTER. */
+enum { C_DIGIT = 1, C_HEXLETTER = 2, C_LETTER = 4 };
+
+static const uint8_t char_class[256] = {
+    ['0'] = C_DIGIT, ['1'] = C_DIGIT, ['2'] = C_DIGIT, ['3'] = C_DIGIT, ['4'] = C_DIGIT,
+    ['5'] = C_DIGIT, ['6'] = C_DIGIT, ['7'] = C_DIGIT, ['8'] = C_DIGIT, ['9'] = C_DIGIT,
+    ['a'] = C_HEXLETTER, ['b'] = C_HEXLETTER, ['c'] = C_HEXLETTER,
+    ['d'] = C_HEXLETTER, ['e'] = C_HEXLETTER, ['f'] = C_HEXLETTER,
+    ['A'] = C_HEXLETTER, ['B'] = C_HEXLETTER, ['C'] = C_HEXLETTER,
+    ['D'] = C_HEXLETTER, ['E'] = C_HEXLETTER, ['F'] = C_HEXLETTER,
+    ['g'] = C_LETTER, ['h'] = C_LETTER, ['i'] = C_LETTER, ['j'] = C_LETTER, ['k'] = C_LETTER,
+    ['l'] = C_LETTER, ['m'] = C_LETTER, ['n'] = C_LETTER, ['o'] = C_LETTER, ['p'] = C_LETTER,
+    ['q'] = C_LETTER, ['r'] = C_LETTER, ['s'] = C_LETTER, ['t'] = C_LETTER, ['u'] = C_LETTER,
+    ['v'] = C_LETTER, ['w'] = C_LETTER, ['x'] = C_LETTER, ['y'] = C_LETTER, ['z'] = C_LETTER,
+    ['G'] = C_LETTER, ['H'] = C_LETTER, ['I'] = C_LETTER, ['J'] = C_LETTER, ['K'] = C_LETTER,
+    ['L'] = C_LETTER, ['M'] = C_LETTER, ['N'] = C_LETTER, ['O'] = C_LETTER, ['P'] = C_LETTER,
+    ['Q'] = C_LETTER, ['R'] = C_LETTER, ['S'] = C_LETTER, ['T'] = C_LETTER, ['U'] = C_LETTER,
+    ['V'] = C_LETTER, ['W'] = C_LETTER, ['X'] = C_LETTER, ['Y'] = C_LETTER, ['Z'] = C_LETTER,
+};
+
+static inline int is_digit(uint8_t c)
 {
-    return c >= '0' && c <= '9';
+    return char_class[c] & C_DIGIT;
 }
 
-static int is_hex(uint8_t c)
+static inline int is_alnum(uint8_t c)
 {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static int is_alnum(uint8_t c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return char_class[c] != 0;
 }
 
 static uint8_t digit_token(size_t n)
@@ -53,21 +72,20 @@ static size_t ipv4_length(const uint8_t *in, size_t len, size_t i)
 /* Writes the shaped form of the word in[i..j) and returns the new output position. */
 static size_t shape_word(const uint8_t *in, size_t i, size_t j, uint8_t *out, size_t o)
 {
-    int all_digits = 1, all_hex = 1;
-    for (size_t k = i; k < j; k++) {
-        all_digits &= is_digit(in[k]);
-        all_hex &= is_hex(in[k]);
-    }
-    if (all_digits) {
+    unsigned seen = 0; /* union of the classes in the word */
+    for (size_t k = i; k < j; k++)
+        seen |= char_class[in[k]];
+    if (seen == C_DIGIT) {
         out[o++] = digit_token(j - i);
         return o;
     }
-    int has_digit = 0;
-    for (size_t k = i; k < j && !has_digit; k++)
-        has_digit = is_digit(in[k]);
-    if (all_hex && has_digit) {
+    if ((seen & C_DIGIT) && !(seen & C_LETTER)) { /* hex digits only, at least one digit */
         out[o++] = hex_token(j - i);
         return o;
+    }
+    if (!(seen & C_DIGIT)) {
+        memcpy(out + o, in + i, j - i);
+        return o + (j - i);
     }
     for (size_t k = i; k < j;) {
         if (!is_digit(in[k])) {

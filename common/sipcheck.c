@@ -3,19 +3,40 @@
 #include <ctype.h>
 #include <osipparser2/osip_message.h>
 #include <osipparser2/osip_parser.h>
+#include <osipparser2/osip_port.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "sipframe.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* libosip2 reports every syntax error it meets on stderr; a malformed message is data to
+ * us, not a fault, so its trace goes to our log at debug level only. */
+static void osip_trace_to_log(const char *file, int line, osip_trace_level_t level,
+                              const char *fmt, va_list ap)
+{
+    (void)level;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    debug("libosip2 %s:%d: %s", file, line, buf);
+}
+
 static void init_parser(void)
 {
     parser_init();
+    if (log_get_level() >= LOG_LEVEL_DEBUG) {
+        osip_trace_initialize_func(END_TRACE_LEVEL, osip_trace_to_log);
+    } else {
+        for (int l = 0; l < END_TRACE_LEVEL; l++)
+            osip_trace_disable_level((osip_trace_level_t)l);
+    }
 }
 
 void sipcheck_init(void)

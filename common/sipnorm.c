@@ -1,6 +1,7 @@
 #include "sipnorm.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -36,15 +37,42 @@ static const header_name_t known[] = {
     {NULL, "Diversion"},     {NULL, "Remote-Party-ID"}, {NULL, "Replaces"},
 };
 
+#define KNOWN_COUNT (sizeof known / sizeof known[0])
+#define MAX_NAME_LEN 24
+
+/* Every header line of every message is looked up, so names are indexed once by length
+ * (and compact letters directly) instead of compared against the whole table. */
+static const header_name_t *by_compact[26];
+static uint8_t by_length[MAX_NAME_LEN + 1][8]; /* indices + 1 into known, 0 ends */
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+static void build_index(void)
+{
+    for (size_t i = 0; i < KNOWN_COUNT; i++) {
+        if (known[i].compact)
+            by_compact[known[i].compact[0] - 'a'] = &known[i];
+        size_t len = strlen(known[i].name);
+        for (int s = 0; s < 7; s++) {
+            if (!by_length[len][s]) {
+                by_length[len][s] = (uint8_t)(i + 1);
+                break;
+            }
+        }
+    }
+}
+
 const char *sipnorm_canonical_name(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        const header_name_t *h = &known[i];
-        if (len == 1 && h->compact && tolower((unsigned char)name[0]) == h->compact[0])
-            return h->name;
-        if (strlen(h->name) == len && strncasecmp(h->name, name, len) == 0)
-            return h->name;
+    pthread_once(&index_once, build_index);
+    if (len == 1) {
+        int c = tolower((unsigned char)name[0]);
+        return c >= 'a' && c <= 'z' && by_compact[c - 'a'] ? by_compact[c - 'a']->name : NULL;
     }
+    if (len > MAX_NAME_LEN)
+        return NULL;
+    for (const uint8_t *s = by_length[len]; *s; s++)
+        if (strncasecmp(known[*s - 1].name, name, len) == 0)
+            return known[*s - 1].name;
     return NULL;
 }
 

@@ -264,9 +264,14 @@ static size_t dict_capacity(size_t dim)
     return cap;
 }
 
+/* Slot hash of the dictionary: a multiply-xorshift mix, cheap enough for every feature of
+ * every scored message (part of the file format). */
 static uint64_t dict_hash(uint64_t key)
 {
-    return XXH3_64bits(&key, sizeof key);
+    key ^= key >> 31;
+    key *= 0xbf58476d1ce4e5b9ULL;
+    key ^= key >> 29;
+    return key;
 }
 
 static void model_bind(model_t *m)
@@ -704,6 +709,7 @@ model_scorer_t *model_scorer_new(const model_t *m, bool explain)
         return NULL;
     }
     embed_keep_dictionary(s->embed, explain);
+    embed_set_sorted(s->embed, false);
     return s;
 }
 

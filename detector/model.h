@@ -3,7 +3,7 @@
  * (SVDD centre), local model (training vectors and their VP-tree) and the
  * calibrated thresholds, trained from normal traffic, saved to one file.
  *
- * File format (version 1): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 2): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
@@ -28,7 +28,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 1
+#define MODEL_VERSION 2
 
 typedef struct {
     embed_opts_t embed;

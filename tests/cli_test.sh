@@ -22,7 +22,8 @@ check "train writes a model" test -s m.model
 "$S" score -q -m m.model normal.pcap > normal.jsonl
 check "score prints one line per message" test "$(wc -l < normal.jsonl)" -eq "$(($(wc -l < normal.labels.csv) - 1))"
 check "score output has the fields" grep -q '"global":.*"local":.*"anomaly":' normal.jsonl
-"$S" score -q -m m.model --explain -a attack.pcap > attack.jsonl
+"$S" score -q -m m.model --explain -a attack.pcap > attack.jsonl 2> attack.err
+check "libosip2 traces stay out of stderr" test ! -s attack.err
 check "scanner and fuzz messages are flagged" test "$(wc -l < attack.jsonl)" -gt 100
 check "explain lists features" grep -q '"explain":{"global":\[{"feature"' attack.jsonl
 "$S" eval -m m.model --normal normal.pcap --attack attack.pcap --roc roc.csv --plot roc.svg > eval.txt
