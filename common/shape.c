@@ -120,6 +120,13 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out)
         size_t j = i;
         while (j < len && is_alnum(in[j]))
             j++;
+        /* RFC 3261 branches are the magic cookie glued to a random value: keep the cookie,
+         * shape the value as a word of its own. */
+        if (j - i > 7 && memcmp(in + i, "z9hG4bK", 7) == 0) {
+            memcpy(out + o, in + i, 7);
+            o += 7;
+            i += 7;
+        }
         o = shape_word(in, i, j, out, o);
         i = j;
     }

@@ -14,6 +14,8 @@
  *   - a word of digits only                           -> digit token by length
  *   - a word of hex digits with at least one digit    -> hex token by length
  *   - any other word: each run of digits inside it     -> digit token by length
+ * A word that starts with the RFC 3261 branch cookie "z9hG4bK" keeps the cookie and the
+ * rest is shaped as a word of its own.
  * Token bytes are 0xF5-0xFE, which never occur in valid UTF-8, so they do not
  * collide with text that SIP allows.
  */

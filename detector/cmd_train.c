@@ -152,7 +152,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "trained %s: %zu messages (%zu held out for calibration), %zu distinct vectors, "
                 "%zu features (%s%s)\n"
-                "global: SVDD nu=%g, %d Frank-Wolfe iterations, gap %.3g; threshold %.6g\n"
+                "global: SVDD nu=%g, %d solver iterations, duality gap %.3g; threshold %.6g\n"
                 "local: k=%d%s; threshold %.6g (target FPR %g)\n",
                 out, st.messages + st.holdout, st.holdout, st.distinct, st.dim, feat,
                 mo.embed.shape ? ", shaped" : "", mo.nu, st.svdd_iterations, st.svdd_gap,

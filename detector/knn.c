@@ -43,13 +43,43 @@ static uint64_t next_random(uint64_t *state)
     return *state >> 33;
 }
 
+/*
+ * A good vantage point splits its subset into a near and a far half with a wide gap, so the
+ * triangle inequality can prune one of them. Among a few random candidates, take the one
+ * whose distances to a random sample spread most (largest variance); small subsets take
+ * any point, where the sampling would cost more than it saves.
+ */
+static size_t choose_vantage(const trainset_t *t, const item_t *items, size_t n, uint64_t *rng)
+{
+    enum { CANDIDATES = 5, SAMPLE = 24 };
+    if (n <= 64)
+        return next_random(rng) % n;
+    size_t best = 0;
+    double best_spread = -1;
+    for (int c = 0; c < CANDIDATES; c++) {
+        size_t cand = next_random(rng) % n;
+        double sum = 0, sum2 = 0;
+        for (int k = 0; k < SAMPLE; k++) {
+            double d = row_distance(t, items[cand].point, items[next_random(rng) % n].point);
+            sum += d;
+            sum2 += d * d;
+        }
+        double spread = sum2 / SAMPLE - (sum / SAMPLE) * (sum / SAMPLE);
+        if (spread > best_spread) {
+            best_spread = spread;
+            best = cand;
+        }
+    }
+    return best;
+}
+
 /* Builds the subtree over items[0..n) into nodes from *next on; returns its root or -1. */
 static int32_t build(const trainset_t *t, item_t *items, size_t n, knn_node_t *nodes,
                      uint32_t *next, uint64_t *rng)
 {
     if (n == 0)
         return -1;
-    size_t pick = next_random(rng) % n;
+    size_t pick = choose_vantage(t, items, n, rng);
     item_t tmp = items[0];
     items[0] = items[pick];
     items[pick] = tmp;
@@ -221,13 +251,13 @@ static void scatter(knn_searcher_t *s, const query_t *q, double sign)
         s->dense[q->ids[i]] = sign > 0 ? q->vals[i] : 0.0;
 }
 
-static void collect(knn_searcher_t *s, knn_result_t *r)
+static void collect(knn_searcher_t *s, const query_t *q, knn_result_t *r)
 {
     int n = s->hn;
     r->k = n;
     /* pop the heap from the worst down */
     for (int i = n - 1; i >= 0; i--) {
-        r->dist[i] = s->hd[0];
+        r->dist[i] = q->offset2 > 0 ? sqrt(s->hd[0] * s->hd[0] + q->offset2) : s->hd[0];
         r->point[i] = s->hp[0];
         s->hd[0] = s->hd[s->hn - 1];
         s->hp[0] = s->hp[s->hn - 1];
@@ -245,7 +275,7 @@ void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const query_t *q, kn
     if (s->t->n)
         search_node(s, nodes, 0, q);
     scatter(s, q, -1);
-    collect(s, r);
+    collect(s, q, r);
 }
 
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)
@@ -256,7 +286,7 @@ void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)
     for (size_t i = 0; i < s->t->n; i++)
         offer(s, (uint32_t)i, query_distance(s, q, (uint32_t)i));
     scatter(s, q, -1);
-    collect(s, r);
+    collect(s, q, r);
 }
 
 double knn_local_score(const trainset_t *t, const knn_result_t *r)

@@ -764,7 +764,7 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
         s->qcap = v->n;
     }
     size_t nq = 0;
-    double dot = 0;
+    double dot = 0, known2 = 0;
     for (size_t i = 0; i < v->n; i++) {
         int64_t id = lookup(m, v->keys[i]);
         if (id < 0)
@@ -772,12 +772,14 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
         s->qids[nq] = (uint32_t)id;
         s->qvals[nq++] = v->vals[i];
         dot += v->vals[i] * m->mu[id];
+        known2 += v->vals[i] * v->vals[i];
     }
     memset(out, 0, sizeof *out);
     out->global = sparse_distance_from(v->norm2, m->h->mu_norm2, dot);
     out->global_anomaly = out->global > m->h->thr_global;
     if (want_local) {
-        query_t q = {s->qids, s->qvals, nq, v->norm2};
+        double offset2 = v->norm2 - known2;
+        query_t q = {s->qids, s->qvals, nq, known2, offset2 > 0 ? offset2 : 0};
         knn_search(s->knn, m->nodes, &q, &out->nn);
         out->local = knn_local_score(&m->t, &out->nn);
         if (m->opts.local_norm && v->norm2 > 0)

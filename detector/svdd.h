@@ -11,7 +11,14 @@
  * gradient is g_i = |x_i|^2 - 2 x_i.mu (a pass over the data), the linear
  * step fills the capped simplex greedily with the largest g_i (the points
  * farthest from the centre), and the step size is exact because the
- * objective is quadratic. The duality gap bounds the error and stops it.
+ * objective is quadratic. Plain Frank-Wolfe steps can only shrink interior
+ * weights geometrically and crawl near the optimum (measured: gap still 0.06
+ * after 500 passes on 75,000 messages), so the step taken is a block
+ * transfer: weight moves from weighted points with the smallest gradients to
+ * points below their cap with the largest (an SMO-like step over many pairs
+ * at once), with the same exact line search; each iteration takes whichever of
+ * the two steps gains more. The Frank-Wolfe duality gap g.(s - a) bounds the
+ * error: |mu - mu*|^2 <= f(a*) - f(a) <= gap, which is what stops it.
  * Repeated vectors carry their count: cap c_i/(nu n) and weight c_i.
  * Using the plain mean instead was measured useless (AUC 0.64-0.86, DESIGN.md).
  */
@@ -22,8 +29,10 @@
 
 typedef struct {
     double nu;         /* fraction allowed outside, (0, 1] */
-    int max_iter;      /* default 500 */
-    double tol;        /* relative duality gap to stop at, default 1e-6 */
+    int max_iter;      /* default 1000 */
+    double tol;        /* stop when gap <= tol * objective (default 1e-4): since the
+                        * centre's squared error is at most the gap, the centre is then
+                        * within 1% of the radius of the optimum */
 } svdd_opts_t;
 
 typedef struct {

@@ -25,12 +25,15 @@ typedef struct {
 } trainset_t;
 
 /* A query vector in the same id space: ids of features the dictionary knows, with their
- * values; norm2 covers all features of the message, known or not. */
+ * values, and norm2 over those. offset2 is the squared norm of the features no training
+ * vector has: they add the same amount to every squared distance, so the search runs on
+ * the known part (tighter bounds, same neighbours) and adds offset2 back at the end. */
 typedef struct {
     const uint32_t *ids;
     const double *vals;
     size_t n;
     double norm2;
+    double offset2;
 } query_t;
 
 /* Dot product of two rows of a training set (merge over sorted ids). */
