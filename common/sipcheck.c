@@ -16,12 +16,15 @@
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* libosip2 reports every syntax error it meets on stderr; a malformed message is data to
- * us, not a fault, so its trace goes to our log at debug level only. */
+/* Unless told otherwise, libosip2 prints every syntax error it meets to standard output,
+ * where it would corrupt our JSON Lines. A malformed message is data to us, not a fault:
+ * its trace goes to our log at debug level only. */
 static void osip_trace_to_log(const char *file, int line, osip_trace_level_t level,
                               const char *fmt, va_list ap)
 {
     (void)level;
+    if (log_get_level() < LOG_LEVEL_DEBUG)
+        return;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     buf[strcspn(buf, "\r\n")] = '\0';
@@ -31,12 +34,12 @@ static void osip_trace_to_log(const char *file, int line, osip_trace_level_t lev
 static void init_parser(void)
 {
     parser_init();
-    if (log_get_level() >= LOG_LEVEL_DEBUG) {
-        osip_trace_initialize_func(END_TRACE_LEVEL, osip_trace_to_log);
-    } else {
+    /* Installing our function replaces the default stdout writer; below debug level the
+     * levels are also switched off so the library does not format what we would drop. */
+    osip_trace_initialize_func(END_TRACE_LEVEL, osip_trace_to_log);
+    if (log_get_level() < LOG_LEVEL_DEBUG)
         for (int l = 0; l < END_TRACE_LEVEL; l++)
             osip_trace_disable_level((osip_trace_level_t)l);
-    }
 }
 
 void sipcheck_init(void)

@@ -24,6 +24,8 @@ check "score prints one line per message" test "$(wc -l < normal.jsonl)" -eq "$(
 check "score output has the fields" grep -q '"global":.*"local":.*"anomaly":' normal.jsonl
 "$S" score -q -m m.model --explain -a attack.pcap > attack.jsonl 2> attack.err
 check "libosip2 traces stay out of stderr" test ! -s attack.err
+check "stdout holds JSON lines only" test "$(grep -cv '^{.*}$' attack.jsonl)" -eq 0
+check "malformed messages were among them" grep -q '"parse_ok":false' attack.jsonl
 check "scanner and fuzz messages are flagged" test "$(wc -l < attack.jsonl)" -gt 100
 check "explain lists features" grep -q '"explain":{"global":\[{"feature"' attack.jsonl
 "$S" eval -m m.model --normal normal.pcap --attack attack.pcap --roc roc.csv --plot roc.svg > eval.txt
