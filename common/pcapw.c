@@ -103,28 +103,50 @@ static uint16_t l4_checksum(const msg_t *m, int proto, const uint8_t *seg, size_
     return c == 0 && proto == 17 ? 0xffff : c;
 }
 
-static uint32_t *tcp_seq(pcapw_t *w, const msg_t *m)
+/* The direction src -> dst, created when absent (*created set) with an initial sequence
+ * number derived from the endpoints. */
+static tcp_dir_t *tcp_dir(pcapw_t *w, const endpoint_t *src, const endpoint_t *dst, int *created)
 {
     size_t h = 0;
     for (size_t i = 0; i < 16; i++)
-        h = h * 31 + m->src.addr[i] * 7 + m->dst.addr[i];
-    h = (h * 31 + m->src.port) * 31 + m->dst.port;
+        h = h * 31 + src->addr[i] * 7 + dst->addr[i];
+    h = (h * 31 + src->port) * 31 + dst->port;
+    *created = 0;
     for (size_t probe = 0; probe < PCAPW_STREAMS; probe++) {
         tcp_dir_t *d = &w->tcp[(h + probe) % PCAPW_STREAMS];
         if (!d->used) {
             d->used = 1;
-            d->src = m->src;
-            d->dst = m->dst;
+            d->src = *src;
+            d->dst = *dst;
             d->seq = (uint32_t)(h * 2654435761u);
-            return &d->seq;
+            *created = 1;
+            return d;
         }
-        if (!memcmp(&d->src, &m->src, sizeof d->src) && !memcmp(&d->dst, &m->dst, sizeof d->dst))
-            return &d->seq;
+        if (!memcmp(&d->src, src, sizeof d->src) && !memcmp(&d->dst, dst, sizeof d->dst))
+            return d;
     }
-    return &w->tcp[h % PCAPW_STREAMS].seq;
+    return &w->tcp[h % PCAPW_STREAMS]; /* table full: share a slot rather than fail */
 }
 
-static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *payload, size_t len)
+static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *payload, size_t len,
+                       uint8_t tcp_flags);
+
+/* A new connection opens with SYN, SYN-ACK, ACK, so that readers (tshark) follow it. */
+static void tcp_handshake(pcapw_t *w, const msg_t *m, tcp_dir_t *fwd, tcp_dir_t *rev)
+{
+    msg_t back = *m;
+    back.src = m->dst;
+    back.dst = m->src;
+    back.has_mac = 0;
+    write_frame(w, m, 6, NULL, 0, 0x02); /* SYN */
+    fwd->seq++;
+    write_frame(w, &back, 6, NULL, 0, 0x12); /* SYN-ACK */
+    rev->seq++;
+    write_frame(w, m, 6, NULL, 0, 0x10); /* ACK */
+}
+
+static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *payload, size_t len,
+                       uint8_t tcp_flags)
 {
     uint8_t *f = w->frame;
     size_t l4len = (proto == 17 ? 8 : 20) + len;
@@ -170,16 +192,19 @@ static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *pay
         memcpy(l4 + 8, payload, len);
         put16(l4 + 6, l4_checksum(m, 17, l4, l4len));
     } else {
-        uint32_t *seq = tcp_seq(w, m);
+        int c1, c2;
+        tcp_dir_t *fwd = tcp_dir(w, &m->src, &m->dst, &c1);
+        tcp_dir_t *rev = tcp_dir(w, &m->dst, &m->src, &c2);
         memset(l4 + 4, 0, 16);
-        put32(l4 + 4, *seq);
-        put32(l4 + 8, 1);
+        put32(l4 + 4, fwd->seq);
+        put32(l4 + 8, tcp_flags == 0x02 ? 0 : rev->seq);
         l4[12] = 5 << 4;
-        l4[13] = 0x18; /* PSH | ACK */
+        l4[13] = tcp_flags;
         put16(l4 + 14, 65535);
-        memcpy(l4 + 20, payload, len);
+        if (len)
+            memcpy(l4 + 20, payload, len);
         put16(l4 + 16, l4_checksum(m, 6, l4, l4len));
-        *seq += (uint32_t)len;
+        fwd->seq += (uint32_t)len;
     }
     size_t flen = 14 + iplen + l4len;
     uint32_t rec[4] = {(uint32_t)m->ts_sec, (uint32_t)m->ts_usec, (uint32_t)flen, (uint32_t)flen};
@@ -192,12 +217,19 @@ static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *pay
 
 int pcapw_write(pcapw_t *w, const msg_t *m)
 {
-    return write_frame(w, m, m->transport == TRANSPORT_TCP ? 6 : 17, m->data, m->len);
+    if (m->transport != TRANSPORT_TCP)
+        return write_frame(w, m, 17, m->data, m->len, 0);
+    int c1, c2;
+    tcp_dir_t *fwd = tcp_dir(w, &m->src, &m->dst, &c1);
+    tcp_dir_t *rev = tcp_dir(w, &m->dst, &m->src, &c2);
+    if (c1 && c2)
+        tcp_handshake(w, m, fwd, rev);
+    return write_frame(w, m, 6, m->data, m->len, 0x18); /* PSH | ACK */
 }
 
 int pcapw_write_udp(pcapw_t *w, const msg_t *m, const uint8_t *payload, size_t len)
 {
-    return write_frame(w, m, 17, payload, len);
+    return write_frame(w, m, 17, payload, len, 0);
 }
 
 int pcapw_close(pcapw_t **wp)

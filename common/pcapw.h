@@ -2,7 +2,8 @@
  * pcapw: writes SIP messages as a classic pcap capture (Ethernet framing).
  *
  * Each message becomes one frame: Ethernet, IPv4 or IPv6, then UDP, or TCP
- * with per-direction sequence numbers (one segment per message, PSH|ACK),
+ * (a connection opens with SYN, SYN-ACK, ACK; then one PSH|ACK segment per
+ * message, with per-direction sequence numbers and the peer's as ACK),
  * with correct IP, UDP and TCP checksums, so tshark and libpcap readers
  * accept it. Used by the traffic generator and by tests that need captures
  * made at test time.

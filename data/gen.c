@@ -17,14 +17,15 @@
 /* ------------------------------------------------------------ settings */
 
 enum { FLOW_HOLD, FLOW_CANCEL, FLOW_TCP, FLOW_MESSAGE, FLOW_PRESENCE, FLOW_REREG, FLOW_OPTIONS,
-       FLOW_COUNT };
-static const char *flow_names[FLOW_COUNT] = {"hold",     "cancel", "tcp",    "message",
-                                             "presence", "rereg",  "options"};
+       FLOW_IPV6, FLOW_COUNT };
+static const char *flow_names[FLOW_COUNT] = {"hold",     "cancel", "tcp",     "message",
+                                             "presence", "rereg",  "options", "ipv6"};
 
 enum { ATK_SCAN, ATK_GUESS, ATK_FLOOD, ATK_SPIT, ATK_BYE, ATK_CANCEL, ATK_DEREG, ATK_MALFORMED,
-       ATK_SPOOF, ATK_COUNT };
-static const char *attack_names[ATK_COUNT] = {"scan", "guess",  "flood",     "spit", "bye",
-                                              "cancel", "dereg", "malformed", "spoof"};
+       ATK_SPOOF, ATK_HIJACK, ATK_REFER, ATK_REPLAY, ATK_COUNT };
+static const char *attack_names[ATK_COUNT] = {"scan",  "guess",     "flood", "spit",
+                                              "bye",   "cancel",    "dereg", "malformed",
+                                              "spoof", "hijack",    "refer", "replay"};
 
 typedef struct {
     uint64_t seed;
@@ -37,6 +38,7 @@ typedef struct {
     bool attacks[ATK_COUNT];
     bool normal;       /* emit normal traffic */
     double attack_scale; /* multiplies attack volume */
+    char flood_window;   /* a end, b start, c throughout, d start and end, e none */
     const char *prefix;
 } gen_opts_t;
 
@@ -132,27 +134,44 @@ static void emit(double ts, const endpoint_t *src, const endpoint_t *dst, transp
 /* ------------------------------------------------------------ user agents */
 
 typedef struct {
-    const char *ua;
-    bool compact;
-    bool tcp;
-    const char *branch_fmt; /* "hex" or "dig" */
+    const char *ua;         /* default User-Agent (attackers reuse a family with their own) */
+    const char *ua_fmt;     /* per-user version: printf with three %d */
+    bool compact;           /* compact header names */
+    bool tcp;               /* uses TCP unless --without tcp */
+    bool display;           /* puts a display name in From/To */
+    const char *branch_fmt; /* "hex", "dig" or "alnum" (random letters and digits) */
     const char *codecs;     /* payload types */
     const char *order;      /* header order letters */
+    const char *extra_name, *extra_value; /* a header this family adds to INVITE and REGISTER */
 } family_t;
 
 /* order letters: v Via, m Max-Forwards, f From, t To, i Call-ID, c CSeq, o Contact,
  * u User-Agent, a Allow, s Supported, e Expires, z Authorization, x extra, y Content-Type, l Content-Length */
 static const family_t families[] = {
-    {"Linphone/3.12.0 (belle-sip/1.6.3)", false, false, "hex", "0 8 101", "vftiocmeaszuxyl"},
-    {"PJSUA v2.10 Linux-5.4/x86_64/glibc", true, false, "hex", "8 0 9 101", "vmotficzseauxyl"},
-    {"Yealink SIP-T46S 66.85.0.5", false, false, "dig", "9 0 8 18 101", "vfticmoazsueyxl"},
-    {"Grandstream GXP2170 1.0.11.23", false, true, "dig", "0 8 4 18 101", "vmftiocaezsuxyl"},
+    {"Linphone/3.12.0 (belle-sip/1.6.3)", "Linphone/%d.%d.%d (belle-sip/1.6.3)", false, false,
+     true, "hex", "0 8 101", "vftiocmeaszuxyl", "Supported", "replaces, outbound, gruu"},
+    {"PJSUA v2.10 Linux-5.4/x86_64/glibc", "PJSUA v2.%d Linux-5.%d/x86_64/glibc-2.%d", true,
+     false, false, "hex", "8 0 9 101", "vmotficzseauxyl", NULL, NULL},
+    {"Yealink SIP-T46S 66.85.0.5", "Yealink SIP-T46S 66.%d.0.%d%d", false, false, true, "dig",
+     "9 0 8 18 101", "vfticmoazsueyxl", "Allow-Events", "talk,hold,conference,refer,check-sync"},
+    {"Grandstream GXP2170 1.0.11.23", "Grandstream GXP2170 1.0.%d.%d%d", false, true, false,
+     "dig", "0 8 4 18 101", "vmftiocaezsuxyl", "Supported", "replaces, path, timer, eventlist"},
+    {"Cisco/SPA504G-7.6.2c", "Cisco/SPA504G-7.%d.%dc%d", false, false, true, "alnum",
+     "0 18 101", "vftimcoeuazsxyl", "Remote-Party-ID", "<sip:anonymous@localhost>;screen=no"},
+    {"PolycomVVX-VVX_411-UA/5.9.5.0614", "PolycomVVX-VVX_411-UA/5.%d.%d.%d", false, true, true,
+     "alnum", "9 0 8 101", "vfticomxaseuyzl", "Accept-Language", "en"},
+    {"Z 5.5.9 v2.10.16.2", "Z 5.%d.%d v2.10.16.%d", false, false, false, "hex", "0 8 3 101",
+     "vmotfiucxaesyzl", "Allow-Events", "presence, kpml, talk"},
+    {"MicroSIP/3.21.3", "MicroSIP/3.%d.%d%d", true, false, true, "hex", "8 0 9 101",
+     "vmftiocuxaeszyl", NULL, NULL},
 };
-#define N_FAMILIES 4
+#define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
 typedef struct {
     int id;
-    char user[16], pass[24];
+    char user[32], pass[24];
+    char display[48];
+    char ua[80];
     endpoint_t ep;
     const family_t *fam;
     bool tcp;
@@ -161,7 +180,7 @@ typedef struct {
     bool registered;
 } user_t;
 
-static endpoint_t proxy_ep;
+static endpoint_t proxy_ep, proxy_ep6;
 static const char *domain = "example.net";
 
 static endpoint_t ep4(int a, int b, int c, int d, uint16_t port)
@@ -176,9 +195,43 @@ static endpoint_t ep4(int a, int b, int c, int d, uint16_t port)
     return e;
 }
 
+/* 2001:db8:<net>::<host> */
+static endpoint_t ep6(int net, int host, uint16_t port)
+{
+    endpoint_t e = {0};
+    e.family = 6;
+    e.addr[0] = 0x20, e.addr[1] = 0x01, e.addr[2] = 0x0d, e.addr[3] = 0xb8;
+    e.addr[4] = (uint8_t)(net >> 8), e.addr[5] = (uint8_t)net;
+    e.addr[14] = (uint8_t)(host >> 8), e.addr[15] = (uint8_t)host;
+    e.port = port;
+    return e;
+}
+
+/* The address as written in SDP: plain for both families. */
+static void ep_addr(const endpoint_t *e, char *buf, size_t cap)
+{
+    char a[MSG_ENDPOINT_STRLEN];
+    msg_address_format(e, a);
+    snprintf(buf, cap, "%s", a);
+}
+
+/* The address as written in a SIP URI or Via: IPv6 in brackets. */
 static void ep_host(const endpoint_t *e, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%u.%u.%u.%u", e->addr[0], e->addr[1], e->addr[2], e->addr[3]);
+    char a[MSG_ENDPOINT_STRLEN];
+    msg_address_format(e, a);
+    snprintf(buf, cap, e->family == 6 ? "[%s]" : "%s", a);
+}
+
+/* The proxy's address in the user's address family. */
+static const endpoint_t *proxy_for(const user_t *u)
+{
+    return u->ep.family == 6 ? &proxy_ep6 : &proxy_ep;
+}
+
+static const char *ua_of(const user_t *u)
+{
+    return u->ua[0] ? u->ua : u->fam->ua;
 }
 
 /* ------------------------------------------------------------ message building */
@@ -251,11 +304,21 @@ static size_t render(const sipmsg_t *m, const family_t *fam, char *out, size_t c
     return o < cap ? o : cap - 1;
 }
 
+static void alnums(char *out, int n)
+{
+    static const char a[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (int i = 0; i < n; i++)
+        out[i] = a[rnd() % 36];
+    out[n] = '\0';
+}
+
 static void new_branch(const family_t *f, char *out)
 {
     char r[24];
     if (!strcmp(f->branch_fmt, "hex"))
         hexs(r, 16);
+    else if (!strcmp(f->branch_fmt, "alnum"))
+        alnums(r, 12);
     else
         digits(r, 10);
     sprintf(out, "z9hG4bK%s", r);
@@ -265,21 +328,26 @@ static void new_tag(const family_t *f, char *out)
 {
     if (!strcmp(f->branch_fmt, "hex"))
         hexs(out, 10);
+    else if (!strcmp(f->branch_fmt, "alnum"))
+        alnums(out, 8);
     else
         digits(out, 9);
 }
 
 static void sdp(char *out, size_t cap, const user_t *u, const char *mode)
 {
-    char host[32];
-    ep_host(&u->ep, host, sizeof host);
+    char host[64];
+    ep_addr(&u->ep, host, sizeof host);
+    const char *ipv = u->ep.family == 6 ? "IP6" : "IP4";
     char sess[16];
     digits(sess, 8);
     int port = 10000 + 2 * irand(0, 5000);
     size_t o = (size_t)snprintf(out, cap,
-                                "v=0\r\no=%s %s %s IN IP4 %s\r\ns=call\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+                                "v=0\r\no=%s %s %s IN %s %s\r\ns=%s\r\nc=IN %s %s\r\nt=0 0\r\n"
                                 "m=audio %d RTP/AVP %s\r\n",
-                                u->user, sess, sess, host, host, port, u->fam->codecs);
+                                u->fam->compact ? "-" : u->user, sess, sess, ipv, host,
+                                u->fam->display ? "SIP Call" : "-", ipv, host, port,
+                                u->fam->codecs);
     char codecs[64];
     snprintf(codecs, sizeof codecs, "%s", u->fam->codecs);
     for (char *tok = strtok(codecs, " "); tok; tok = strtok(NULL, " ")) {
@@ -288,6 +356,8 @@ static void sdp(char *out, size_t cap, const user_t *u, const char *mode)
                          : pt == 18 ? "G729/8000" : pt == 4 ? "G723/8000" : "telephone-event/8000";
         o += (size_t)snprintf(out + o, cap - o, "a=rtpmap:%d %s\r\n", pt, name);
     }
+    if (u->fam->tcp || u->fam->display)
+        o += (size_t)snprintf(out + o, cap - o, "a=ptime:20\r\n");
     snprintf(out + o, cap - o, "a=%s\r\n", mode);
 }
 
@@ -314,10 +384,45 @@ static void send_msg(double ts, const endpoint_t *src, const endpoint_t *dst, bo
 
 static void via_of(const user_t *u, const char *branch, char *out, size_t cap)
 {
-    char host[32];
+    char host[64];
     ep_host(&u->ep, host, sizeof host);
     snprintf(out, cap, "SIP/2.0/%s %s:%u;branch=%s;rport", u->tcp ? "TCP" : "UDP", host,
              u->ep.port, branch);
+}
+
+/* A request from user u to the proxy, and its copy forwarded by the proxy to `to` (if any). */
+/* The name-addr of a user as its user agent writes it: with the display name or without. */
+static void name_addr(const user_t *u, const family_t *writer, char *buf, size_t cap)
+{
+    if (writer->display && u->display[0])
+        snprintf(buf, cap, "\"%s\" <sip:%s@%s>", u->display, u->user, domain);
+    else
+        snprintf(buf, cap, "<sip:%s@%s>", u->user, domain);
+}
+
+/* The proxy's copy of a request for `to`: its own Via on top, Record-Route, Max-Forwards - 1,
+ * and the Request-URI of the callee's registered contact. */
+static void forward_request(double ts, const sipmsg_t *m, const char *method, user_t *u,
+                            user_t *to, const dialog_t *d)
+{
+    sipmsg_t f = *m;
+    char pbranch[40], host[64], phost[64];
+    hexs(pbranch, 16);
+    ep_host(&to->ep, host, sizeof host);
+    ep_host(proxy_for(to), phost, sizeof phost);
+    snprintf(f.start, sizeof f.start, "%s sip:%s@%s:%u SIP/2.0", method, to->user, host,
+             to->ep.port);
+    memmove(&f.h[1], &f.h[0], (size_t)f.n * sizeof f.h[0]);
+    f.n++;
+    snprintf(f.h[0].name, sizeof f.h[0].name, "Via");
+    snprintf(f.h[0].value, sizeof f.h[0].value, "SIP/2.0/%s %s:5060;branch=z9hG4bK%s",
+             to->tcp ? "TCP" : "UDP", phost, pbranch);
+    for (int i = 0; i < f.n; i++)
+        if (!strcmp(f.h[i].name, "Max-Forwards"))
+            snprintf(f.h[i].value, sizeof f.h[i].value, "69");
+    if (!strcmp(method, "INVITE") || !strcmp(method, "SUBSCRIBE"))
+        hset(&f, "Record-Route", "<sip:%s;lr>", phost);
+    send_msg(ts + 0.002, proxy_for(to), &to->ep, to->tcp, &f, u->fam, d->call_id);
 }
 
 /* A request from user u to the proxy, and its copy forwarded by the proxy to `to` (if any). */
@@ -326,7 +431,7 @@ static void request(double ts, user_t *u, user_t *to, const char *method, const 
                     const char *ctype, const char *branch_in)
 {
     sipmsg_t m = {0};
-    char branch[40], via[160], host[32];
+    char branch[40], via[200], host[64], na[160];
     if (branch_in)
         snprintf(branch, sizeof branch, "%s", branch_in);
     else
@@ -336,42 +441,37 @@ static void request(double ts, user_t *u, user_t *to, const char *method, const 
     via_of(u, branch, via, sizeof via);
     hset(&m, "Via", "%s", via);
     hset(&m, "Max-Forwards", "70");
-    hset(&m, "From", "<sip:%s@%s>;tag=%s", d->caller == u || !d->callee ? u->user : d->callee->user,
-         domain, d->caller == u || !d->callee ? d->ftag : d->ttag);
-    if (d->callee && d->caller != u)
-        hset(&m, "To", "<sip:%s@%s>;tag=%s", d->caller->user, domain, d->ftag);
-    else
+    bool callee_side = d->callee && d->caller != u; /* the callee sends BYE/re-INVITE too */
+    name_addr(callee_side ? d->callee : u, u->fam, na, sizeof na);
+    hset(&m, "From", "%s;tag=%s", na, callee_side ? d->ttag : d->ftag);
+    if (callee_side) {
+        name_addr(d->caller, u->fam, na, sizeof na);
+        hset(&m, "To", "%s;tag=%s", na, d->ftag);
+    } else if (d->callee) {
+        name_addr(d->callee, u->fam, na, sizeof na);
+        hset(&m, "To", "%s%s%s", na, d->ttag[0] ? ";tag=" : "", d->ttag);
+    } else {
         hset(&m, "To", "<sip:%s@%s>%s%s", ruri_user, domain, d->ttag[0] ? ";tag=" : "", d->ttag);
+    }
     hset(&m, "Call-ID", "%s", d->call_id);
     hset(&m, "CSeq", "%u %s", d->cseq, method);
-    hset(&m, "Contact", "<sip:%s@%s:%u%s>", u->user, host, u->ep.port, u->tcp ? ";transport=tcp" : "");
-    hset(&m, "User-Agent", "%s", u->fam->ua);
-    if (!strcmp(method, "INVITE") || !strcmp(method, "REGISTER"))
+    hset(&m, "Contact", "<sip:%s@%s:%u%s>", u->user, host, u->ep.port,
+         u->tcp ? ";transport=tcp" : "");
+    hset(&m, "User-Agent", "%s", ua_of(u));
+    bool dialog_start = !strcmp(method, "INVITE") || !strcmp(method, "REGISTER");
+    if (dialog_start)
         hset(&m, "Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO");
+    if (dialog_start && u->fam->extra_name)
+        hset(&m, u->fam->extra_name, "%s", u->fam->extra_value);
     if (extra_name)
         hset(&m, extra_name, "%s", extra);
     if (body) {
         hset(&m, "Content-Type", "%s", ctype);
         snprintf(m.body, sizeof m.body, "%s", body);
     }
-    send_msg(ts, &u->ep, &proxy_ep, u->tcp, &m, u->fam, d->call_id);
-    if (!to)
-        return;
-    /* forwarded leg: the proxy adds its Via and Record-Route */
-    sipmsg_t f = m;
-    char pbranch[40];
-    hexs(pbranch, 16);
-    snprintf(f.start, sizeof f.start, "%s sip:%s@%u.%u.%u.%u:%u SIP/2.0", method, to->user,
-             to->ep.addr[0], to->ep.addr[1], to->ep.addr[2], to->ep.addr[3], to->ep.port);
-    memmove(&f.h[1], &f.h[0], (size_t)f.n * sizeof f.h[0]);
-    f.n++;
-    snprintf(f.h[0].name, sizeof f.h[0].name, "Via");
-    snprintf(f.h[0].value, sizeof f.h[0].value, "SIP/2.0/%s 10.0.0.1:5060;branch=z9hG4bK%s",
-             to->tcp ? "TCP" : "UDP", pbranch);
-    for (int i = 0; i < f.n; i++)
-        if (!strcmp(f.h[i].name, "Max-Forwards"))
-            snprintf(f.h[i].value, sizeof f.h[i].value, "69");
-    send_msg(ts + 0.002, &proxy_ep, &to->ep, to->tcp, &f, u->fam, d->call_id);
+    send_msg(ts, &u->ep, proxy_for(u), u->tcp, &m, u->fam, d->call_id);
+    if (to)
+        forward_request(ts, &m, method, u, to, d);
 }
 
 /* A response from the proxy or from user `from` back to user `to` (both legs when both). */
@@ -381,21 +481,25 @@ static void response(double ts, user_t *from, user_t *to, int code, const char *
 {
     sipmsg_t m = {0};
     const family_t *fam = from ? from->fam : to->fam;
+    if (with_to_tag && !d->ttag[0]) /* the responder's tag, made once per dialog */
+        hexs(d->ttag, 8);
     snprintf(m.start, sizeof m.start, "SIP/2.0 %d %s", code, reason);
-    char via[160], branch[40];
+    char via[200], branch[40], addr[64];
     new_branch(to->fam, branch);
     via_of(to, branch, via, sizeof via);
-    hset(&m, "Via", "%s;received=%u.%u.%u.%u", via, to->ep.addr[0], to->ep.addr[1],
-         to->ep.addr[2], to->ep.addr[3]);
+    ep_addr(&to->ep, addr, sizeof addr);
+    hset(&m, "Via", "%s;received=%s", via, addr);
     bool caller_side = to == d->caller;
     user_t *f_user = caller_side ? d->caller : (d->callee ? d->callee : to);
-    hset(&m, "From", "<sip:%s@%s>;tag=%s", f_user->user, domain, caller_side ? d->ftag : d->ttag);
-    hset(&m, "To", "<sip:%s@%s>%s%s", d->callee && caller_side ? d->callee->user : to->user,
-         domain, with_to_tag ? ";tag=" : "", with_to_tag ? d->ttag : "");
+    char na[160];
+    name_addr(f_user, fam, na, sizeof na);
+    hset(&m, "From", "%s;tag=%s", na, caller_side ? d->ftag : d->ttag);
+    name_addr(d->callee && caller_side ? d->callee : to, fam, na, sizeof na);
+    hset(&m, "To", "%s%s%s", na, with_to_tag ? ";tag=" : "", with_to_tag ? d->ttag : "");
     hset(&m, "Call-ID", "%s", d->call_id);
     hset(&m, "CSeq", "%u %s", d->cseq, method);
     if (from)
-        hset(&m, "User-Agent", "%s", from->fam->ua);
+        hset(&m, "User-Agent", "%s", ua_of(from));
     else
         hset(&m, "User-Agent", "Kamailio (5.6.3 (x86_64/linux))");
     if (extra_name)
@@ -405,8 +509,8 @@ static void response(double ts, user_t *from, user_t *to, int code, const char *
         snprintf(m.body, sizeof m.body, "%s", body);
     }
     if (from)
-        send_msg(ts, &from->ep, &proxy_ep, from->tcp, &m, fam, d->call_id);
-    send_msg(ts + (from ? 0.002 : 0), &proxy_ep, &to->ep, to->tcp, &m, fam, d->call_id);
+        send_msg(ts, &from->ep, proxy_for(from), from->tcp, &m, fam, d->call_id);
+    send_msg(ts + (from ? 0.002 : 0), proxy_for(to), &to->ep, to->tcp, &m, fam, d->call_id);
 }
 
 /* ------------------------------------------------------------ normal flows */
@@ -534,7 +638,7 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
     sdp(body, sizeof body, a, "sendrecv");
     char branch[40];
     new_branch(a->fam, branch);
-    request(t, a, b, "INVITE", b->user, &d, "Supported", "replaces, timer", body,
+    request(t, a, b, "INVITE", b->user, &d, "Session-Expires", "1800;refresher=uac", body,
             "application/sdp", branch);
     response(t + 0.003, NULL, a, 100, "Trying", "INVITE", &d, false, NULL, NULL, NULL);
     new_tag(b->fam, d.ttag);
@@ -598,18 +702,59 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
 
 /* ------------------------------------------------------------ population */
 
+static const char *first_names[] = {"Alice", "Bob", "Carol", "David", "Eve", "Frank", "Grace",
+                                    "Heidi", "Ivan", "Judy", "Mallory", "Niaj", "Olivia", "Peggy",
+                                    "Rupert", "Sybil", "Trent", "Victor", "Walter", "Yasmin"};
+static const char *last_names[] = {"Smith", "Jones", "Müller", "García", "Rossi", "Dubois", "Novak",
+                                   "Kowalski", "Andersen", "O'Brien", "Nakamura", "Silva"};
+
+/* "alice.garcia7": lower-case ASCII letters of the names, and a number that keeps it unique. */
+static void ascii_login(char *out, size_t cap, const char *first, const char *last, int i)
+{
+    size_t o = 0;
+    for (const char *p = first; *p && o + 1 < cap; p++)
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
+            out[o++] = (char)(*p | 0x20);
+    if (o + 1 < cap)
+        out[o++] = '.';
+    for (const char *p = last; *p && o + 1 < cap; p++)
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
+            out[o++] = (char)(*p | 0x20);
+    snprintf(out + o, cap - o, "%d", i);
+}
+
+/* Users are named as in real deployments: extensions, first.last, or E.164 numbers. */
+static void name_user(user_t *u, int i)
+{
+    const char *f = first_names[rnd() % (sizeof first_names / sizeof *first_names)];
+    const char *l = last_names[rnd() % (sizeof last_names / sizeof *last_names)];
+    double style = uni();
+    if (style < 0.5)
+        snprintf(u->user, sizeof u->user, "%d", 1000 + i);
+    else if (style < 0.8)
+        ascii_login(u->user, sizeof u->user, f, l, i);
+    else
+        snprintf(u->user, sizeof u->user, "+4930%07d", 1000000 + i * 7);
+    if (uni() < 0.8)
+        snprintf(u->display, sizeof u->display, "%s %s", f, l);
+}
+
 static user_t *make_users(const gen_opts_t *o)
 {
     user_t *u = calloc((size_t)o->users, sizeof *u);
     int clique = 0, left = irand(o->clique_min, o->clique_max);
     for (int i = 0; i < o->users; i++) {
         u[i].id = i;
-        snprintf(u[i].user, sizeof u[i].user, "%d", 1000 + i);
+        name_user(&u[i], i);
         snprintf(u[i].pass, sizeof u[i].pass, "pw%05d%04d", (int)(rnd() % 100000), i);
-        u[i].fam = &families[rnd() % N_FAMILIES];
+        u[i].fam = &families[rnd() % (uint64_t)N_FAMILIES];
+        snprintf(u[i].ua, sizeof u[i].ua, u[i].fam->ua_fmt, irand(1, 12), irand(0, 9), irand(0, 40));
         u[i].tcp = u[i].fam->tcp && !o->without[FLOW_TCP];
-        u[i].ep = ep4(10, 1, 2 + i / 250, 2 + i % 250,
-                      (uint16_t)(u[i].fam->compact ? irand(40000, 60000) : 5060));
+        uint16_t port = (uint16_t)(u[i].fam->compact ? irand(40000, 60000) : 5060);
+        if (!o->without[FLOW_IPV6] && uni() < 0.15)
+            u[i].ep = ep6(1, 2 + i, port);
+        else
+            u[i].ep = ep4(10, 1, 2 + i / 250, 2 + i % 250, port);
         if (left-- == 0) {
             clique++;
             left = irand(o->clique_min, o->clique_max) - 1;
@@ -730,32 +875,130 @@ static void atk_guess(const gen_opts_t *o, user_t *users, double t0)
     }
 }
 
-static void atk_flood(const gen_opts_t *o, user_t *users, double t0)
+/*
+ * The five window scenarios of the INVITE-flood evaluation: the flood at the end of the
+ * capture (a), at the start (b), throughout (c), at the start and at the end with
+ * legitimate traffic alone in the middle (d), or not at all (e). Each of the six rate
+ * classes (10 to 1000 messages/s) is a burst placed evenly inside the windows; bursts
+ * alternate one source and many spoofed sources, and every third one ramps its rate up
+ * from a tenth to the full rate instead of holding it.
+ */
+static void atk_flood(const gen_opts_t *o, user_t *users, double duration)
 {
     static const int rates[] = {10, 25, 50, 100, 500, 1000};
-    char scen[48];
+    char w = o->flood_window;
+    if (w == 'e')
+        return;
+    double burst = 2.0 * o->attack_scale;
+    double lo = 0, hi = duration;
+    if (w == 'a')
+        lo = 0.8 * duration;
+    else if (w == 'b' || w == 'd')
+        hi = 0.2 * duration;
     for (int r = 0; r < 6; r++) {
-        int n = (int)(rates[r] * 2 * o->attack_scale);
+        double wlo = lo, whi = hi;
+        if (w == 'd' && r % 2) { /* the other half of the bursts go to the closing window */
+            wlo = 0.8 * duration;
+            whi = duration;
+        }
+        double start = wlo + (whi - wlo - burst) * (r / 6.0);
+        if (start < wlo)
+            start = wlo;
+        bool ddos = r % 2 == 1, ramp = r % 3 == 2;
+        char scen[64];
+        snprintf(scen, sizeof scen, "window-%c/rate-%d/%s/%s", w, rates[r],
+                 ddos ? "distributed" : "single", ramp ? "increasing" : "constant");
+        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"), strdup(scen));
+        int n = (int)(rates[r] * burst);
         if (n < 20)
             n = 20;
-        bool ddos = r % 2 == 1;
-        snprintf(scen, sizeof scen, "rate-%d%s", rates[r], ddos ? "-distributed" : "");
-        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"), strdup(scen));
+        double t = start;
         for (int i = 0; i < n; i++) {
+            /* ramp: instantaneous rate grows linearly from rate/10 to rate */
+            double rate = ramp ? rates[r] * (0.1 + 0.9 * i / (double)n) : rates[r];
+            t += 1.0 / rate;
             user_t a = attacker(114, (uint8_t)(ddos ? 1 + rnd() % 250 : 5), "sipp", 5060);
-            a.fam = &families[0];
             user_t *v = &users[rnd() % (uint64_t)o->users];
             dialog_t d;
             new_dialog(&d, &a, v);
-            double t = t0 + r * 5 + i / (double)rates[r];
             if (r == 4) {
                 request(t, &a, NULL, "REGISTER", a.user, &d, "Expires", "3600", NULL, NULL, NULL);
+                response(t + 0.002, NULL, &a, 401, "Unauthorized", "REGISTER", &d, true, NULL, NULL,
+                         NULL);
                 continue;
             }
             char body[1024];
             sdp(body, sizeof body, &a, "sendrecv");
             request(t, &a, v, "INVITE", v->user, &d, NULL, NULL, body, "application/sdp", NULL);
+            response(t + 0.002, NULL, &a, 100, "Trying", "INVITE", &d, false, NULL, NULL, NULL);
+            if (uni() < 0.3) { /* answered, never acknowledged: a half-open session */
+                new_tag(v->fam, d.ttag);
+                char ans[1024];
+                sdp(ans, sizeof ans, v, "sendrecv");
+                response(t + 0.5, v, &a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
+            }
         }
+    }
+}
+
+/* A re-INVITE into another user's dialog from a foreign address, redirecting the media. */
+static void atk_hijack(const gen_opts_t *o, user_t *users, double t0)
+{
+    label("hijack-reinvite", "dialog-hijack");
+    int n = (int)(30 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t *a = &users[rnd() % (uint64_t)o->users], *b = &users[rnd() % (uint64_t)o->users];
+        user_t fake = *a;
+        fake.ep = ep4(198, 51, 100, (uint8_t)(100 + i % 100), a->ep.port);
+        dialog_t d;
+        new_dialog(&d, a, b);
+        new_tag(b->fam, d.ttag);
+        d.cseq += 2;
+        char body[1024];
+        sdp(body, sizeof body, &fake, "sendrecv");
+        request(t0 + i * 0.9, &fake, b, "INVITE", b->user, &d, NULL, NULL, body,
+                "application/sdp", NULL);
+    }
+}
+
+/* REFER that transfers a call to a premium-rate number (toll fraud). */
+static void atk_refer(const gen_opts_t *o, user_t *users, double t0)
+{
+    label("refer-abuse", "transfer-to-premium");
+    user_t a = attacker(117, 3, "Asterisk PBX 13.1.0", 5060);
+    int n = (int)(30 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t *b = &users[rnd() % (uint64_t)o->users];
+        dialog_t d;
+        new_dialog(&d, &a, b);
+        char target[96];
+        snprintf(target, sizeof target, "<sip:+88213%06d@premium.example>", irand(0, 999999));
+        request(t0 + i * 1.1, &a, b, "REFER", b->user, &d, "Refer-To", target, NULL, NULL, NULL);
+    }
+}
+
+/* A REGISTER with a user's valid Authorization, replayed from another address. */
+static void atk_replay(const gen_opts_t *o, user_t *users, double t0)
+{
+    label("replay-register", "replayed-authorization");
+    int n = (int)(20 * o->attack_scale);
+    for (int i = 0; i < n; i++) {
+        user_t v = users[rnd() % (uint64_t)o->users];
+        v.ep = ep4(198, 51, 100, 200, 5060);
+        dialog_t d;
+        new_dialog(&d, &v, NULL);
+        char nonce[40], uri[64], resp[33], auth[400];
+        hexs(nonce, 32);
+        snprintf(uri, sizeof uri, "sip:%s", domain);
+        digest_response(v.user, v.pass, nonce, "REGISTER", uri, resp);
+        snprintf(auth, sizeof auth,
+                 "Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", "
+                 "response=\"%s\", algorithm=MD5",
+                 v.user, domain, nonce, uri, resp);
+        request(t0 + i * 2.0, &v, NULL, "REGISTER", v.user, &d, "Authorization", auth, NULL, NULL,
+                NULL);
+        response(t0 + i * 2.0 + 0.003, NULL, &v, 401, "Unauthorized", "REGISTER", &d, true,
+                 "WWW-Authenticate", "Digest realm=\"example.net\", nonce=\"0\", stale=true", NULL);
     }
 }
 
@@ -969,8 +1212,10 @@ static const cliopt_t gen_opts[] = {
     {"without", 'w', "FLOW,...", "leave out legitimate flows: hold, cancel, tcp, message, presence, "
      "rereg, options", NULL},
     {"attacks", 'a', "LIST", "attack families: all, none, or a list of scan, guess, flood, spit, "
-     "bye, cancel, dereg, malformed, spoof", "all"},
+     "bye, cancel, dereg, malformed, spoof, hijack, refer, replay", "all"},
     {"attack-scale", 0, "X", "multiply the number of attack messages", "1"},
+    {"flood-window", 0, "S", "where floods go: a end, b start, c throughout, d start and end, "
+     "e none (the INVITE-flood paper's scenarios)", "c"},
     {"no-normal", 0, NULL, "emit attack traffic only", NULL},
     {"help", 'h', NULL, "show this help", NULL},
     {0},
@@ -1035,6 +1280,7 @@ int gen_command(int argc, char **argv)
     o.clique_max = 7;
     o.normal = true;
     o.attack_scale = 1;
+    o.flood_window = 'c';
     apply_preset(&o, "small");
     for (int k = 0; k < ATK_COUNT; k++)
         o.attacks[k] = true;
@@ -1093,6 +1339,12 @@ int gen_command(int argc, char **argv)
         } else if (!strcmp(name, "attack-scale")) {
             if (cliopt_double(name, arg, 0.01, 1000, &scale))
                 return 2;
+        } else if (!strcmp(name, "flood-window")) {
+            if (strlen(arg) != 1 || arg[0] < 'a' || arg[0] > 'e') {
+                fprintf(stderr, "sipguard gen: --flood-window: expected one of a, b, c, d, e\n");
+                return 2;
+            }
+            o.flood_window = arg[0];
         } else if (!strcmp(name, "no-normal")) {
             o.normal = false;
         }
@@ -1111,6 +1363,7 @@ int gen_command(int argc, char **argv)
         o.attack_scale = scale;
     rng_state = o.seed * 0x9E3779B97F4A7C15ULL + 0x1234567;
     proxy_ep = ep4(10, 0, 0, 1, 5060);
+    proxy_ep6 = ep6(0, 1, 5060);
     n_events = 0;
     user_t *users_v = make_users(&o);
     char path[4096];
@@ -1126,7 +1379,7 @@ int gen_command(int argc, char **argv)
     if (o.attacks[ATK_GUESS])
         atk_guess(&o, users_v, t + 100);
     if (o.attacks[ATK_FLOOD])
-        atk_flood(&o, users_v, t + 150);
+        atk_flood(&o, users_v, o.normal ? o.duration : 60);
     if (o.attacks[ATK_SPIT])
         atk_spit(&o, users_v, t + 200);
     if (o.attacks[ATK_BYE])
@@ -1139,6 +1392,12 @@ int gen_command(int argc, char **argv)
         atk_malformed(&o, users_v, t + 360);
     if (o.attacks[ATK_SPOOF])
         atk_spoof(&o, users_v, t + 420);
+    if (o.attacks[ATK_HIJACK])
+        atk_hijack(&o, users_v, t + 470);
+    if (o.attacks[ATK_REFER])
+        atk_refer(&o, users_v, t + 510);
+    if (o.attacks[ATK_REPLAY])
+        atk_replay(&o, users_v, t + 550);
     if (cdr)
         fclose(cdr);
     size_t n_attack = 0;
