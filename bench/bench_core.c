@@ -59,6 +59,7 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     sparse_t *v = sparse_new();
     model_scorer_t *s = model_scorer_new(m, false);
     msg_t msg;
+    size_t visited = 0, zero = 0;
     *msgs = *bytes = 0;
     double t0 = now();
     while (input_next(in, &msg) == 1) {
@@ -66,14 +67,22 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
         sipinfo_t info;
         if (mode == MODE_EMBED4 || mode == MODE_EMBED4_HASH || mode == MODE_TOKENS)
             embed_message(e, msg.data, msg.len, v);
-        else if (mode == MODE_GLOBAL || mode == MODE_LOCAL)
+        else if (mode == MODE_GLOBAL || mode == MODE_LOCAL) {
             model_score_message(s, msg.data, msg.len, mode == MODE_LOCAL, &sc);
+            if (mode == MODE_LOCAL) {
+                visited += sc.nn.visited;
+                zero += sc.nn.k > 0 && sc.nn.dist[0] == 0;
+            }
+        }
         else if (mode == MODE_OSIP)
             sipcheck_message(msg.data, msg.len, &info);
         (*msgs)++;
         *bytes += msg.len;
     }
     double dt = now() - t0;
+    if (mode == MODE_LOCAL && getenv("BENCH_VERBOSE"))
+        fprintf(stderr, "local: %.1f distance computations per message, %.1f%% exact duplicates of a "
+                "training vector\n", (double)visited / (double)*msgs, 100.0 * (double)zero / (double)*msgs);
     input_close(&in);
     embed_destroy(&e);
     sparse_destroy(&v);

@@ -45,7 +45,7 @@ void embed_opts_default(embed_opts_t *o)
     o->n = 4;
     o->binary = false;
     o->norm = EMBED_NORM_NONE;
-    o->shape = true;
+    o->shape = EMBED_SHAPE_FIELDS;
     o->header_norm = true;
     embed_opts_set_delimiters(o, " \\t\\r\\n,;:=@/<>\"'()[]?&");
 }
@@ -90,6 +90,24 @@ static int hexval(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+int embed_opts_parse_shape(embed_opts_t *o, const char *spec)
+{
+    if (strcmp(spec, "none") == 0)
+        o->shape = EMBED_SHAPE_NONE;
+    else if (strcmp(spec, "fields") == 0)
+        o->shape = EMBED_SHAPE_FIELDS;
+    else if (strcmp(spec, "all") == 0)
+        o->shape = EMBED_SHAPE_ALL;
+    else
+        return -1;
+    return 0;
+}
+
+const char *embed_shape_name(int shape)
+{
+    return shape == EMBED_SHAPE_ALL ? "all" : shape == EMBED_SHAPE_FIELDS ? "fields" : "none";
 }
 
 void embed_opts_set_delimiters(embed_opts_t *o, const char *d)
@@ -213,8 +231,11 @@ static const uint8_t *preprocess(embed_t *e, const uint8_t *data, size_t len, si
         n = sipnorm_headers(cur, n, e->buf_a, e->buf_cap - EMBED_PAD);
         cur = e->buf_a;
     }
-    if (e->o.shape) {
+    if (e->o.shape == EMBED_SHAPE_ALL) {
         n = shape_apply(cur, n, e->buf_b);
+        cur = e->buf_b;
+    } else if (e->o.shape == EMBED_SHAPE_FIELDS) {
+        n = shape_fields(cur, n, e->buf_b);
         cur = e->buf_b;
     }
     if (cur == data) {

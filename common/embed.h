@@ -28,13 +28,16 @@
 
 typedef enum { EMBED_NGRAM = 0, EMBED_TOKEN = 1 } embed_kind_t;
 typedef enum { EMBED_NORM_NONE = 0, EMBED_NORM_L1 = 1, EMBED_NORM_L2 = 2 } embed_norm_t;
+/* Value shaping: none; every digit/hex run and address (shape_apply); or only the values
+ * SIP makes random per message (shape_fields). */
+enum { EMBED_SHAPE_NONE = 0, EMBED_SHAPE_ALL = 1, EMBED_SHAPE_FIELDS = 2 };
 
 typedef struct {
     embed_kind_t kind;
     int n;             /* n-gram length, 1..8 */
     bool binary;       /* 1 for present features instead of counts */
     embed_norm_t norm;
-    bool shape;        /* value shaping (shape.h) */
+    int shape;         /* value shaping: EMBED_SHAPE_NONE, _FIELDS or _ALL (shape.h) */
     bool header_norm;  /* header-name normalisation (sipnorm.h) */
     uint8_t delim[32]; /* token delimiters, a bit per byte value */
 } embed_opts_t;
@@ -46,6 +49,10 @@ void embed_opts_default(embed_opts_t *o);
 int embed_opts_parse_feature(embed_opts_t *o, const char *spec);
 /* Parses "none", "l1", "l2". Returns 0 or -1. */
 int embed_opts_parse_norm(embed_opts_t *o, const char *spec);
+/* Parses "none", "fields", "all". Returns 0 or -1. */
+int embed_opts_parse_shape(embed_opts_t *o, const char *spec);
+/* "none", "fields" or "all". */
+const char *embed_shape_name(int shape);
 /* Sets the delimiter set from a string; \t \r \n \\ and \xHH escapes are understood. */
 void embed_opts_set_delimiters(embed_opts_t *o, const char *delims);
 /* Writes "ngram:4" or "token" into buf. */

@@ -1,5 +1,6 @@
 #include "shape.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* Character classes by table: shaping looks at every byte of every message. */
@@ -133,6 +134,136 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out)
     return o;
 }
 
+static uint8_t alnum_token(size_t n)
+{
+    return n <= 16 ? SHAPE_ALNUM_1_16 : n <= 32 ? SHAPE_ALNUM_17_32 : SHAPE_ALNUM_LONG;
+}
+
+/* The token for a whole random value: digits, hex with a digit, or anything else. */
+static uint8_t value_token(const uint8_t *v, size_t n)
+{
+    unsigned seen = 0;
+    for (size_t k = 0; k < n; k++)
+        seen |= char_class[v[k]] | (char_class[v[k]] ? 0 : 8);
+    if (seen == C_DIGIT)
+        return digit_token(n);
+    if ((seen & C_DIGIT) && !(seen & (C_LETTER | 8)))
+        return hex_token(n);
+    return alnum_token(n);
+}
+
+/* Length of the value at v: up to a separator that ends SIP parameter and header values. */
+static size_t value_length(const uint8_t *v, size_t left, const char *stops)
+{
+    size_t n = 0;
+    while (n < left && !strchr(stops, v[n]) && v[n] != '\0')
+        n++;
+    return n;
+}
+
+static int starts_with_ci(const uint8_t *p, size_t left, const char *word)
+{
+    size_t n = strlen(word);
+    if (left < n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] | 0x20) != (word[i] | 0x20))
+            return 0;
+    return 1;
+}
+
+typedef struct {
+    const char *name; /* what precedes the value */
+    int line_start;   /* only at the start of a line */
+    const char *stops;
+} field_t;
+
+/* Where random values stand. Order matters: longer prefixes first. */
+static const field_t fields[] = {
+    {"branch=z9hG4bK", 0, ";,\" \t\r\n>"},
+    {"tag=", 0, ";,\" \t\r\n>"},
+    {"cnonce=\"", 0, "\"\r\n"},
+    {"nonce=\"", 0, "\"\r\n"},
+    {"response=\"", 0, "\"\r\n"},
+    {"opaque=\"", 0, "\"\r\n"},
+    {"Call-ID:", 1, "@\r\n"},
+    {"CSeq:", 1, " \t\r\n"},
+};
+
+/* SDP o= line: username SP sess-id SP sess-version: shape the two numbers. */
+static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    size_t p = i + 2;
+    while (p < len && in[p] != ' ' && in[p] != '\n') /* username stays */
+        out[(*o)++] = in[p++];
+    for (int field = 0; field < 2 && p < len && in[p] == ' '; field++) {
+        out[(*o)++] = in[p++];
+        size_t n = value_length(in + p, len - p, " \r\n");
+        if (n) {
+            out[(*o)++] = value_token(in + p, n);
+            p += n;
+        }
+    }
+    return p;
+}
+
+size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
+{
+    size_t o = 0;
+    int line_start = 1;
+    for (size_t i = 0; i < len;) {
+        if (line_start && len - i > 2 && in[i] == 'o' && in[i + 1] == '=') {
+            out[o++] = in[i];
+            out[o++] = in[i + 1];
+            i = shape_sdp_origin(in, len, i, out, &o);
+            line_start = 0;
+            continue;
+        }
+        if (line_start && len - i > 8 && !memcmp(in + i, "m=audio ", 8)) {
+            memcpy(out + o, in + i, 8);
+            o += 8;
+            i += 8;
+            size_t n = value_length(in + i, len - i, " \r\n");
+            if (n) {
+                out[o++] = value_token(in + i, n);
+                i += n;
+            }
+            line_start = 0;
+            continue;
+        }
+        const field_t *f = NULL;
+        /* only a few bytes can start a field: b(ranch) t(ag) c(nonce) n(once) r(esponse)
+         * o(paque) C(all-ID, Seq); skip the table for all others */
+        uint8_t c = in[i] | 0x20;
+        bool after_separator = line_start || in[i - 1] == ';' || in[i - 1] == ' ' ||
+                               in[i - 1] == ',' || in[i - 1] == '\t';
+        bool may_start = after_separator && (c == 'b' || c == 't' || c == 'c' || c == 'n' ||
+                                             c == 'r' || c == 'o');
+        for (size_t k = 0; may_start && k < sizeof fields / sizeof fields[0] && !f; k++)
+            if ((!fields[k].line_start || line_start) &&
+                starts_with_ci(in + i, len - i, fields[k].name))
+                f = &fields[k];
+        if (f) {
+            size_t nl = strlen(f->name);
+            memcpy(out + o, in + i, nl);
+            o += nl;
+            i += nl;
+            while (f->line_start && i < len && (in[i] == ' ' || in[i] == '\t'))
+                out[o++] = in[i++];
+            size_t n = value_length(in + i, len - i, f->stops);
+            if (n) {
+                out[o++] = value_token(in + i, n);
+                i += n;
+            }
+            line_start = 0;
+            continue;
+        }
+        line_start = in[i] == '\n';
+        out[o++] = in[i++];
+    }
+    return o;
+}
+
 const char *shape_token_name(uint8_t b)
 {
     static const char *names[] = {"<dig1-3>",  "<dig4-8>",   "<dig9-16>",  "<dig17-32>",
@@ -140,5 +271,11 @@ const char *shape_token_name(uint8_t b)
                                   "<hex33+>",  "<ipv4>"};
     if (b >= SHAPE_DIGITS_1_3 && b <= SHAPE_IPV4)
         return names[b - SHAPE_DIGITS_1_3];
+    if (b == SHAPE_ALNUM_1_16)
+        return "<rnd1-16>";
+    if (b == SHAPE_ALNUM_17_32)
+        return "<rnd17-32>";
+    if (b == SHAPE_ALNUM_LONG)
+        return "<rnd33+>";
     return NULL;
 }

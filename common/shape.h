@@ -16,8 +16,8 @@
  *   - any other word: each run of digits inside it     -> digit token by length
  * A word that starts with the RFC 3261 branch cookie "z9hG4bK" keeps the cookie and the
  * rest is shaped as a word of its own.
- * Token bytes are 0xF5-0xFE, which never occur in valid UTF-8, so they do not
- * collide with text that SIP allows.
+ * Token bytes are 0xC0, 0xC1 and 0xF5-0xFF, which never occur in valid UTF-8,
+ * so they do not collide with text that SIP allows.
  */
 #ifndef SIPGUARD_SHAPE_H
 #define SIPGUARD_SHAPE_H
@@ -36,10 +36,25 @@ enum {
     SHAPE_HEX_17_32 = 0xFC,
     SHAPE_HEX_LONG = 0xFD,
     SHAPE_IPV4 = 0xFE,
+    /* field shaping: a random value of mixed letters and digits */
+    SHAPE_ALNUM_1_16 = 0xC0,
+    SHAPE_ALNUM_17_32 = 0xC1,
+    SHAPE_ALNUM_LONG = 0xFF,
 };
 
 /* Shapes in into out (at least len bytes). Returns the shaped length (<= len). */
 size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
+
+/*
+ * Field shaping: only the values SIP makes random per message are replaced,
+ * each by one token of its class and length: the Call-ID before any '@',
+ * tag=, the part of branch= after the cookie, nonce, cnonce, response and
+ * opaque of digest headers, the CSeq number, and the session id, version and
+ * media port of SDP. Everything else (addresses, ports, users, versions)
+ * stays as written: an edge knows its own hosts and users, and that is worth
+ * keeping. Expects header names normalised (sipnorm). Returns the length.
+ */
+size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out);
 
 /* Readable name of a token byte ("<dig1-3>", "<hex9-16>", "<ipv4>"), or NULL for other bytes. */
 const char *shape_token_name(uint8_t b);

@@ -29,6 +29,7 @@ static const char *attack_names[ATK_COUNT] = {"scan",  "guess",     "flood", "sp
 
 typedef struct {
     uint64_t seed;
+    uint64_t population_seed; /* who the users are; 0 = the same as seed */
     int users;
     double duration;   /* seconds of normal traffic */
     double call_rate;  /* calls per user-hour */
@@ -37,6 +38,7 @@ typedef struct {
     bool without[FLOW_COUNT];
     bool attacks[ATK_COUNT];
     bool normal;       /* emit normal traffic */
+    bool attacker_only; /* keep only what attackers send (content-model evaluations) */
     double attack_scale; /* multiplies attack volume */
     char flood_window;   /* a end, b start, c throughout, d start and end, e none */
     const char *prefix;
@@ -173,6 +175,7 @@ typedef struct {
     char display[48];
     char ua[80];
     endpoint_t ep;
+    endpoint_t wire; /* when set: the packet's real source, unlike what the headers claim */
     const family_t *fam;
     bool tcp;
     int clique;
@@ -469,7 +472,8 @@ static void request(double ts, user_t *u, user_t *to, const char *method, const 
         hset(&m, "Content-Type", "%s", ctype);
         snprintf(m.body, sizeof m.body, "%s", body);
     }
-    send_msg(ts, &u->ep, proxy_for(u), u->tcp, &m, u->fam, d->call_id);
+    send_msg(ts, u->wire.family ? &u->wire : &u->ep, proxy_for(u), u->tcp, &m, u->fam,
+             d->call_id);
     if (to)
         forward_request(ts, &m, method, u, to, d);
 }
@@ -833,45 +837,144 @@ static void label(const char *family, const char *scenario)
     g_scenario = scenario;
 }
 
+/* ------------------------------------------------------------ attack tools
+ *
+ * Attack tools do not write SIP like phones do; each has a format of its own, and that is
+ * what makes "a client tool training never saw" visible. These follow what SIPVicious
+ * (svmap, svwar, svcrack) and SIPp's built-in uac scenario put on the wire.
+ */
+
+typedef struct {
+    char via[256], from[256], to[256], call_id[128], cseq[48];
+} tool_dialog_t;
+
+/* The registrar's short answer to a tool's request, echoing its dialog headers. */
+static void tool_reply(double t, const endpoint_t *tool, const tool_dialog_t *d, int code,
+                       const char *reason, const char *extra)
+{
+    char buf[2048], paddr[64];
+    ep_addr(tool, paddr, sizeof paddr);
+    int n = snprintf(buf, sizeof buf,
+                     "SIP/2.0 %d %s\r\nVia: %s;received=%s\r\nFrom: %s\r\nTo: %s;tag=%08llx\r\n"
+                     "Call-ID: %s\r\nCSeq: %s\r\n%sServer: Kamailio (5.6.3 (x86_64/linux))\r\n"
+                     "Content-Length: 0\r\n\r\n",
+                     code, reason, d->via, paddr, d->from, d->to,
+                     (unsigned long long)(rnd() & 0xffffffffULL), d->call_id, d->cseq,
+                     extra ? extra : "");
+    emit(t, &proxy_ep, tool, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario,
+         d->call_id);
+}
+
+/* A SIPVicious request: its header order, quoting and spacing, its long hex tags. */
+static void tool_sipvicious(double t, const endpoint_t *src, const char *method, const char *ext,
+                            const char *ua, const char *auth, tool_dialog_t *d)
+{
+    char dst[64], host[64], tag[64], num[16];
+    ep_host(&proxy_ep, dst, sizeof dst);
+    ep_host(src, host, sizeof host);
+    hexs(tag, 32 + irand(0, 16));
+    digits(num, 10);
+    snprintf(d->via, sizeof d->via, "SIP/2.0/UDP %s:%u;branch=z9hG4bK-%s;rport", host, src->port,
+             num);
+    snprintf(d->from, sizeof d->from, "\"%s\"<sip:%s@%s>; tag=%s", ext, ext, dst, tag);
+    snprintf(d->to, sizeof d->to, "\"%s\"<sip:%s@%s>", ext, ext, dst);
+    digits(d->call_id, 20 + irand(0, 6));
+    snprintf(d->cseq, sizeof d->cseq, "1 %s", method);
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf,
+                     "%s sip:%s@%s SIP/2.0\r\nVia: %s\r\nContent-Length: 0\r\nFrom: %s\r\n"
+                     "Accept: application/sdp\r\nUser-Agent: %s\r\nTo: %s\r\n"
+                     "Contact: sip:%s@%s:%u\r\nCSeq: %s\r\nCall-ID: %s\r\nMax-Forwards: 70\r\n"
+                     "%s%s%s\r\n",
+                     method, ext, dst, d->via, d->from, ua, d->to, ext, host, src->port, d->cseq,
+                     d->call_id, auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+    emit(t, src, &proxy_ep, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario,
+         d->call_id);
+}
+
+/* SIPp's built-in uac scenario: INVITE with its fixed Subject, tags and SDP. */
+static void tool_sipp(double t, const endpoint_t *src, const char *method, const char *service,
+                      int call_no, tool_dialog_t *d)
+{
+    char dst[64], host[64], addr[64];
+    ep_host(&proxy_ep, dst, sizeof dst);
+    ep_host(src, host, sizeof host);
+    ep_addr(src, addr, sizeof addr);
+    int pid = 1000 + (int)(rnd() % 30000);
+    snprintf(d->via, sizeof d->via, "SIP/2.0/UDP %s:%u;branch=z9hG4bK-%d-%d-0", host, src->port,
+             pid, call_no);
+    snprintf(d->from, sizeof d->from, "sipp <sip:sipp@%s:%u>;tag=%dSIPpTag00%d", host, src->port,
+             pid, call_no);
+    snprintf(d->to, sizeof d->to, "%s <sip:%s@%s:5060>", service, service, dst);
+    snprintf(d->call_id, sizeof d->call_id, "%d-%d@%s", call_no, pid, addr);
+    snprintf(d->cseq, sizeof d->cseq, "1 %s", method);
+    char sdpb[256], buf[2048];
+    int sl = snprintf(sdpb, sizeof sdpb,
+                      "v=0\r\no=user1 53655765 2353687637 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\n"
+                      "t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+                      addr, addr);
+    bool invite = !strcmp(method, "INVITE");
+    int n = snprintf(buf, sizeof buf,
+                     "%s sip:%s@%s:5060 SIP/2.0\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\n"
+                     "Call-ID: %s\r\nCSeq: %s\r\nContact: sip:sipp@%s:%u\r\nMax-Forwards: 70\r\n"
+                     "Subject: Performance Test\r\n%sContent-Length: %d\r\n\r\n%s",
+                     method, service, dst, d->via, d->from, d->to, d->call_id, d->cseq, host,
+                     src->port, invite ? "Content-Type: application/sdp\r\n" : "",
+                     invite ? sl : 0, invite ? sdpb : "");
+    emit(t, src, &proxy_ep, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario,
+         d->call_id);
+}
+
 static void atk_scan(const gen_opts_t *o, double t0)
 {
-    static const char *uas[] = {"friendly-scanner", "sipvicious", "sipcli/v1.8", "VaxSIPUserAgent/3.1",
-                                "Cisco v11.0.0"};
+    static const char *disguises[] = {"sipcli/v1.8", "VaxSIPUserAgent/3.1", "Cisco v11.0.0",
+                                      "Zoiper rv2.8.20"};
     int n = (int)(200 * o->attack_scale);
     for (int s = 0; s < 3; s++) {
-        user_t a = attacker(113, (uint8_t)(10 + s), uas[irand(0, 4)], (uint16_t)irand(5060, 5070));
-        if (s == 2) /* a scanner that hides its tool name */
-            a.fam = &families[2];
+        endpoint_t src = ep4(203, 0, 113, 10 + s, (uint16_t)irand(5060, 5070));
         const char *method = s == 0 ? "OPTIONS" : s == 1 ? "REGISTER" : "INVITE";
+        /* svmap and svwar say who they are; the third scanner hides its tool name */
+        const char *ua = s < 2 ? "friendly-scanner" : disguises[rnd() % 4];
         label(s == 0 ? "scan-options" : s == 1 ? "scan-register" : "scan-invite",
-              s == 2 ? "extension-scan-stealth" : "extension-scan");
+              s == 2 ? "extension-scan-disguised" : "extension-scan");
         for (int i = 0; i < n; i++) {
             double t = t0 + s * 20 + i * 0.02;
             char ext[16];
             snprintf(ext, sizeof ext, "%d", 100 + i);
-            user_t target = a;
-            snprintf(target.user, sizeof target.user, "%s", ext);
-            dialog_t d;
-            new_dialog(&d, &a, NULL);
-            request(t, &a, NULL, method, ext, &d, NULL, NULL, NULL, NULL, NULL);
-            response(t + 0.003, NULL, &a, s == 1 ? 401 : 404, s == 1 ? "Unauthorized" : "Not Found",
-                     method, &d, true, NULL, NULL, NULL);
+            tool_dialog_t d;
+            tool_sipvicious(t, &src, method, ext, ua, NULL, &d);
+            tool_reply(t + 0.003, &src, &d, s == 1 ? 401 : 404, s == 1 ? "Unauthorized" : "Not Found",
+                       s == 1 ? "WWW-Authenticate: Digest realm=\"example.net\", nonce=\"1\"\r\n"
+                              : NULL);
         }
     }
 }
 
+/* svcrack: REGISTER after REGISTER with a new password guess in the digest. */
 static void atk_guess(const gen_opts_t *o, user_t *users, double t0)
 {
-    user_t a = attacker(113, 20, "friendly-scanner", 5061);
-    label("guess-register", "password-guessing");
-    user_t *victim = &users[0];
     int n = (int)(150 * o->attack_scale);
-    for (int i = 0; i < n; i++) {
-        user_t as = a;
-        snprintf(as.user, sizeof as.user, "%s", victim->user);
-        snprintf(as.pass, sizeof as.pass, "%d", 1000 + i);
-        double t = t0 + i * 0.1;
-        do_register(t, &as, 3600, as.pass);
+    for (int k = 0; k < 2; k++) {
+        endpoint_t src = ep4(203, 0, 113, 20 + k, 5061);
+        const char *ua = k == 0 ? "friendly-scanner" : "Zoiper rv2.8.20"; /* disguised */
+        label("guess-register", k == 0 ? "password-guessing" : "password-guessing-disguised");
+        const user_t *victim = &users[k % (o->users ? o->users : 1)];
+        for (int i = 0; i < n / 2; i++) {
+            char nonce[40], uri[128], resp[33], auth[512], guess[16], dst[64];
+            hexs(nonce, 32);
+            ep_host(&proxy_ep, dst, sizeof dst);
+            snprintf(guess, sizeof guess, "%d", 1000 + i);
+            snprintf(uri, sizeof uri, "sip:%s@%s", victim->user, dst);
+            digest_response(victim->user, guess, nonce, "REGISTER", uri, resp);
+            snprintf(auth, sizeof auth,
+                     "Digest username=\"%s\",realm=\"%s\",nonce=\"%s\",uri=\"%s\","
+                     "response=\"%s\",algorithm=MD5",
+                     victim->user, domain, nonce, uri, resp);
+            tool_dialog_t d;
+            double t = t0 + k * 30 + i * 0.1;
+            tool_sipvicious(t, &src, "REGISTER", victim->user, ua, auth, &d);
+            tool_reply(t + 0.003, &src, &d, 403, "Forbidden", NULL);
+        }
     }
 }
 
@@ -917,26 +1020,19 @@ static void atk_flood(const gen_opts_t *o, user_t *users, double duration)
             /* ramp: instantaneous rate grows linearly from rate/10 to rate */
             double rate = ramp ? rates[r] * (0.1 + 0.9 * i / (double)n) : rates[r];
             t += 1.0 / rate;
-            user_t a = attacker(114, (uint8_t)(ddos ? 1 + rnd() % 250 : 5), "sipp", 5060);
+            endpoint_t src = ep4(203, 0, 114, ddos ? 1 + (int)(rnd() % 250) : 5, 5061);
             user_t *v = &users[rnd() % (uint64_t)o->users];
-            dialog_t d;
-            new_dialog(&d, &a, v);
+            tool_dialog_t d;
             if (r == 4) {
-                request(t, &a, NULL, "REGISTER", a.user, &d, "Expires", "3600", NULL, NULL, NULL);
-                response(t + 0.002, NULL, &a, 401, "Unauthorized", "REGISTER", &d, true, NULL, NULL,
-                         NULL);
+                tool_sipp(t, &src, "REGISTER", v->user, i + 1, &d);
+                tool_reply(t + 0.002, &src, &d, 401, "Unauthorized",
+                           "WWW-Authenticate: Digest realm=\"example.net\", nonce=\"1\"\r\n");
                 continue;
             }
-            char body[1024];
-            sdp(body, sizeof body, &a, "sendrecv");
-            request(t, &a, v, "INVITE", v->user, &d, NULL, NULL, body, "application/sdp", NULL);
-            response(t + 0.002, NULL, &a, 100, "Trying", "INVITE", &d, false, NULL, NULL, NULL);
-            if (uni() < 0.3) { /* answered, never acknowledged: a half-open session */
-                new_tag(v->fam, d.ttag);
-                char ans[1024];
-                sdp(ans, sizeof ans, v, "sendrecv");
-                response(t + 0.5, v, &a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
-            }
+            tool_sipp(t, &src, "INVITE", v->user, i + 1, &d);
+            tool_reply(t + 0.002, &src, &d, 100, "Trying", NULL);
+            if (uni() < 0.3) /* answered, never acknowledged: a half-open session */
+                tool_reply(t + 0.5, &src, &d, 200, "OK", NULL);
         }
     }
 }
@@ -1056,20 +1152,24 @@ static void atk_dereg(const gen_opts_t *o, user_t *users, double t0)
     }
 }
 
+/* A known user's identity and Via/Contact addresses, sent from a different host. */
 static void atk_spoof(const gen_opts_t *o, user_t *users, double t0)
 {
     label("spoof-via", "via-contact-mismatch");
     int n = (int)(40 * o->attack_scale);
     for (int i = 0; i < n; i++) {
         user_t *a = &users[rnd() % (uint64_t)o->users], *b = &users[rnd() % (uint64_t)o->users];
+        if (a->ep.family != 4)
+            continue;
         user_t fake = *a;
-        fake.ep = ep4(192, 0, 2, (uint8_t)(1 + i % 250), 5060);
+        fake.wire = ep4(192, 0, 2, 1 + i % 250, a->ep.port);
+        fake.tcp = false;
         dialog_t d;
         new_dialog(&d, &fake, b);
         char body[1024];
         sdp(body, sizeof body, &fake, "sendrecv");
-        request(t0 + i, &fake, b, "INVITE", b->user, &d, "P-Asserted-Identity", "<sip:911@example.net>",
-                body, "application/sdp", NULL);
+        request(t0 + i, &fake, b, "INVITE", b->user, &d, NULL, NULL, body, "application/sdp",
+                NULL);
     }
 }
 
@@ -1159,7 +1259,25 @@ static int by_time(const void *x, const void *y)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-static int write_output(const gen_opts_t *o, size_t *n_attack)
+/*
+ * Who put a message on the wire: the registrar/proxy, a user agent of the population, or
+ * an attacker. Users live in 10.0.0.0/8 and 2001:db8::/32 and the proxy at 10.0.0.1 and
+ * 2001:db8::1; attackers always send from the documentation ranges 192.0.2.0/24,
+ * 198.51.100.0/24 and 203.0.113.0/22, so the address tells.
+ */
+static const char *sender_of(const endpoint_t *src)
+{
+    if ((src->family == 4 && !memcmp(src->addr, proxy_ep.addr, 4)) ||
+        (src->family == 6 && !memcmp(src->addr, proxy_ep6.addr, 16)))
+        return "proxy";
+    if ((src->family == 4 && src->addr[0] == 10) ||
+        (src->family == 6 && src->addr[0] == 0x20 && src->addr[1] == 0x01 &&
+         src->addr[2] == 0x0d && src->addr[3] == 0xb8))
+        return "user";
+    return "attacker";
+}
+
+static int write_output(const gen_opts_t *o, size_t *n_attack, size_t *n_written)
 {
     char path[4096];
     qsort(events, n_events, sizeof *events, by_time);
@@ -1171,11 +1289,17 @@ static int write_output(const gen_opts_t *o, size_t *n_attack)
         fprintf(stderr, "sipguard gen: cannot write %s.*\n", o->prefix);
         return -1;
     }
-    fprintf(lab, "index,ts,label,family,scenario,call_id\n");
+    fprintf(lab, "index,ts,label,family,scenario,call_id,sender\n");
     const double epoch = 1767225600.0; /* 2026-01-01T00:00:00Z */
     *n_attack = 0;
+    size_t written = 0;
     for (size_t i = 0; i < n_events; i++) {
         event_t *e = &events[i];
+        const char *sender = sender_of(&e->src);
+        if (o->attacker_only && strcmp(sender, "attacker") != 0) {
+            free(e->data);
+            continue;
+        }
         msg_t m = {0};
         double ts = epoch + e->ts;
         m.ts_sec = (int64_t)ts;
@@ -1187,10 +1311,12 @@ static int write_output(const gen_opts_t *o, size_t *n_attack)
         m.len = e->len;
         pcapw_write(w, &m);
         *n_attack += e->attack;
-        fprintf(lab, "%zu,%lld.%06d,%s,%s,%s,\"%s\"\n", i, (long long)m.ts_sec, m.ts_usec,
-                e->attack ? "attack" : "normal", e->family, e->scenario, e->call_id);
+        fprintf(lab, "%zu,%lld.%06d,%s,%s,%s,\"%s\",%s\n", written++, (long long)m.ts_sec,
+                m.ts_usec, e->attack ? "attack" : "normal", e->family, e->scenario, e->call_id,
+                sender);
         free(e->data);
     }
+    *n_written = written;
     int rc = pcapw_close(&w);
     if (fclose(lab) != 0)
         rc = -1;
@@ -1204,6 +1330,8 @@ static const cliopt_t gen_opts[] = {
      NULL},
     {"preset", 'p', "NAME", "small (tests), demo, or eval (>= 200,000 messages)", "small"},
     {"seed", 's', "N", "random seed; the same seed and options give identical output", "1"},
+    {"population-seed", 0, "N", "seed of the user population alone (names, addresses, phones): "
+     "give train and test captures the same one and different --seed", "the --seed"},
     {"users", 'u', "N", "number of user agents", "preset"},
     {"duration", 'd', "SECONDS", "length of normal traffic", "preset"},
     {"call-rate", 0, "X", "calls per user-hour (Poisson)", "preset"},
@@ -1217,6 +1345,8 @@ static const cliopt_t gen_opts[] = {
     {"flood-window", 0, "S", "where floods go: a end, b start, c throughout, d start and end, "
      "e none (the INVITE-flood paper's scenarios)", "c"},
     {"no-normal", 0, NULL, "emit attack traffic only", NULL},
+    {"attacker-only", 0, NULL, "keep only messages sent by attackers (no proxy or victim "
+     "answers): what a content model can be asked to flag", NULL},
     {"help", 'h', NULL, "show this help", NULL},
     {0},
 };
@@ -1308,6 +1438,10 @@ int gen_command(int argc, char **argv)
             if (cliopt_int(name, arg, 0, 1L << 62, &l))
                 return 2;
             o.seed = (uint64_t)l;
+        } else if (!strcmp(name, "population-seed")) {
+            if (cliopt_int(name, arg, 1, 1L << 62, &l))
+                return 2;
+            o.population_seed = (uint64_t)l;
         } else if (!strcmp(name, "users")) {
             if (cliopt_int(name, arg, 2, 60000, &users))
                 return 2;
@@ -1345,6 +1479,9 @@ int gen_command(int argc, char **argv)
                 return 2;
             }
             o.flood_window = arg[0];
+        } else if (!strcmp(name, "attacker-only")) {
+            o.attacker_only = true;
+            o.normal = false;
         } else if (!strcmp(name, "no-normal")) {
             o.normal = false;
         }
@@ -1365,7 +1502,11 @@ int gen_command(int argc, char **argv)
     proxy_ep = ep4(10, 0, 0, 1, 5060);
     proxy_ep6 = ep6(0, 1, 5060);
     n_events = 0;
+    /* The population (names, addresses, phones) can come from its own seed, so that training
+     * and test captures are the same users on different days. */
+    rng_state = (o.population_seed ? o.population_seed : o.seed) * 0x9E3779B97F4A7C15ULL + 0x51;
     user_t *users_v = make_users(&o);
+    rng_state = o.seed * 0x9E3779B97F4A7C15ULL + 0x1234567;
     char path[4096];
     snprintf(path, sizeof path, "%s.cdr.csv", o.prefix);
     FILE *cdr = fopen(path, "w");
@@ -1400,10 +1541,10 @@ int gen_command(int argc, char **argv)
         atk_replay(&o, users_v, t + 550);
     if (cdr)
         fclose(cdr);
-    size_t n_attack = 0;
-    int rc = write_output(&o, &n_attack);
-    fprintf(stderr, "generated %zu messages (%zu normal, %zu attack) into %s.pcap\n", n_events,
-            n_events - n_attack, n_attack, o.prefix);
+    size_t n_attack = 0, n_written = 0;
+    int rc = write_output(&o, &n_attack, &n_written);
+    fprintf(stderr, "generated %zu messages (%zu normal, %zu attack) into %s.pcap\n", n_written,
+            n_written - n_attack, n_attack, o.prefix);
     free(events);
     events = NULL;
     cap_events = 0;

@@ -14,7 +14,10 @@
  *
  * Output: PREFIX.pcap (Ethernet, IPv4, UDP/TCP, correct checksums) and
  * PREFIX.labels.csv with one row per SIP message in capture order:
- * index,ts,label,family,scenario,call_id.
+ * index,ts,label,family,scenario,call_id,sender (proxy, user or attacker:
+ * attackers send from the documentation address ranges, users and the proxy
+ * from 10.0.0.0/8 and 2001:db8::/32). Attack tools (SIPVicious, SIPp) write
+ * their messages in their own formats, not in a phone's.
  */
 #ifndef SIPGUARD_GEN_H
 #define SIPGUARD_GEN_H

@@ -12,7 +12,7 @@ static const cliopt_t train_opts[] = {
     {"output", 'o', "MODEL", "write the model to this file (required)", NULL},
     CMD_EMBED_OPTIONS,
     {"nu", 0, "X", "global model: fraction of training messages allowed outside the ball", "0.05"},
-    {"k", 'k', "K", "local model: number of nearest neighbours (1..64)", "5"},
+    {"k", 'k', "K", "local model: number of nearest neighbours (1..64)", "1"},
     {"fpr", 0, "X", "target false-positive rate of the calibrated thresholds", "0.001"},
     {"holdout", 0, "X", "fraction of messages held back to calibrate thresholds", "0.2"},
     {"no-local-norm", 0, NULL, "do not divide the local score by the message vector's norm", NULL},
@@ -151,11 +151,11 @@ int cmd_train(int argc, char **argv)
         embed_opts_feature_name(&mo.embed, feat, sizeof feat);
         fprintf(stderr,
                 "trained %s: %zu messages (%zu held out for calibration), %zu distinct vectors, "
-                "%zu features (%s%s)\n"
+                "%zu features (%s%s%s)\n"
                 "global: SVDD nu=%g, %d solver iterations, duality gap %.3g; threshold %.6g\n"
                 "local: k=%d%s; threshold %.6g (target FPR %g)\n",
                 out, st.messages + st.holdout, st.holdout, st.distinct, st.dim, feat,
-                mo.embed.shape ? ", shaped" : "", mo.nu, st.svdd_iterations, st.svdd_gap,
+                mo.embed.shape ? ", shaped: " : "", mo.embed.shape ? embed_shape_name(mo.embed.shape) : "", mo.nu, st.svdd_iterations, st.svdd_gap,
                 st.thr_global, mo.k, mo.local_norm ? ", divided by |m(z)|" : "", st.thr_local,
                 mo.fpr);
     }

@@ -22,7 +22,12 @@ int cmd_embed_option(const char *name, const char *arg, embed_opts_t *o)
             return -1;
         }
     } else if (strcmp(name, "no-shape") == 0) {
-        o->shape = false;
+        o->shape = EMBED_SHAPE_NONE;
+    } else if (strcmp(name, "shape") == 0) {
+        if (embed_opts_parse_shape(o, arg) != 0) {
+            fprintf(stderr, "sipguard: --shape: expected none, fields or all, got '%s'\n", arg);
+            return -1;
+        }
     } else if (strcmp(name, "no-header-norm") == 0) {
         o->header_norm = false;
     } else if (strcmp(name, "delimiters") == 0) {

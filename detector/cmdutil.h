@@ -21,8 +21,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
     {"feature", 'f', "SPEC", "features: ngram:N (N = 1..8) or token", "ngram:4"},                \
         {"binary", 0, NULL, "count each feature once (0/1) instead of its occurrences", NULL},    \
         {"norm", 0, "NORM", "vector normalisation: none, l1 or l2", "none"},                      \
-        {"no-shape", 0, NULL, "keep digit/hex runs and addresses as they are (no value shaping)", \
-         NULL},                                                                                   \
+        {"shape", 0, "MODE", "value shaping: fields (per-message random values only), all (every " \
+         "digit/hex run and IPv4 address) or none", "fields"},                                     \
+        {"no-shape", 0, NULL, "the same as --shape none", NULL},                                  \
         {"no-header-norm", 0, NULL, "keep header names as written (no canonical names)", NULL},  \
         {"delimiters", 0, "CHARS", "token delimiters; \\t \\r \\n \\xHH understood",               \
          "\" \\t\\r\\n,;:=@/<>\\\"'()[]?&\""}

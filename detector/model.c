@@ -61,7 +61,7 @@ void model_opts_default(model_opts_t *o)
 {
     embed_opts_default(&o->embed);
     o->nu = 0.05;
-    o->k = 5;
+    o->k = 1;
     o->fpr = 0.001;
     o->holdout = 0.2;
     o->local_norm = true;

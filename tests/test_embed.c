@@ -35,7 +35,7 @@ static embed_t *plain_embedder(embed_kind_t kind, int n)
     embed_opts_default(&o);
     o.kind = kind;
     o.n = n;
-    o.shape = false;
+    o.shape = EMBED_SHAPE_NONE;
     o.header_norm = false;
     embed_opts_set_delimiters(&o, " @:/");
     return embed_new(&o);
@@ -99,7 +99,7 @@ static void test_binary_and_norms(void **state)
     (void)state;
     embed_opts_t o;
     embed_opts_default(&o);
-    o.shape = false;
+    o.shape = EMBED_SHAPE_NONE;
     o.n = 3;
     o.binary = true;
     o.norm = EMBED_NORM_L2;
@@ -142,6 +142,31 @@ static void test_shape_replaces_random_values_by_class_and_length(void **state)
     assert_int_equal(out[0], SHAPE_DIGITS_LONG);
 }
 
+static void test_field_shaping_replaces_only_per_message_random_values(void **state)
+{
+    (void)state;
+    const char *in = "INVITE sip:alice@10.1.2.3:5060 SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 10.1.2.9:5062;branch=z9hG4bK776asdhds;rport\r\n"
+                     "From: <sip:bob@example.net>;tag=1928301774\r\n"
+                     "Call-ID: a84b4c76e66710@pc33.example.net\r\n"
+                     "CSeq: 314159 INVITE\r\n"
+                     "Authorization: Digest username=\"bob\", nonce=\"dcd98b71\", response=\"6629fae4\"\r\n"
+                     "User-Agent: Yealink SIP-T46S 66.85.0.5\r\n\r\n"
+                     "o=bob 53655765 2353687637 IN IP4 10.1.2.9\r\nm=audio 49170 RTP/AVP 0\r\n";
+    uint8_t out[1024];
+    size_t n = shape_fields((const uint8_t *)in, strlen(in), out);
+    const char *expect = "INVITE sip:alice@10.1.2.3:5060 SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP 10.1.2.9:5062;branch=z9hG4bK\xc0;rport\r\n"
+                         "From: <sip:bob@example.net>;tag=\xf7\r\n"
+                         "Call-ID: \xfb@pc33.example.net\r\n"
+                         "CSeq: \xf6 INVITE\r\n"
+                         "Authorization: Digest username=\"bob\", nonce=\"\xfa\", response=\"\xfa\"\r\n"
+                         "User-Agent: Yealink SIP-T46S 66.85.0.5\r\n\r\n"
+                         "o=bob \xf6 \xf7 IN IP4 10.1.2.9\r\nm=audio \xf6 RTP/AVP 0\r\n";
+    assert_int_equal(n, strlen(expect));
+    assert_memory_equal(out, expect, n);
+}
+
 static void test_same_flow_different_random_values_embed_identically(void **state)
 {
     (void)state;
@@ -149,6 +174,7 @@ static void test_same_flow_different_random_values_embed_identically(void **stat
     const char *b = "INVITE sip:1042@example.net SIP/2.0\r\nCall-ID: 11ab77cc90f1\r\nCSeq: 93 INVITE\r\n\r\n";
     embed_opts_t o;
     embed_opts_default(&o);
+    o.shape = EMBED_SHAPE_ALL;
     embed_t *e = embed_new(&o);
     sparse_t *va = sparse_new(), *vb = sparse_new();
     embed_message(e, (const uint8_t *)a, strlen(a), va);
@@ -192,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_ngrams_of_paper_example),
         cmocka_unit_test(test_binary_and_norms),
         cmocka_unit_test(test_shape_replaces_random_values_by_class_and_length),
+        cmocka_unit_test(test_field_shaping_replaces_only_per_message_random_values),
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_empty_and_tiny_messages),
