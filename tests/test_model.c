@@ -20,8 +20,8 @@ static void make_normal(char *buf, size_t cap, int i)
              "From: <sip:%d@example.net>;tag=%06x\r\nTo: <sip:%d@example.net>\r\n"
              "Call-ID: %08x%08x@10.1.2.%d\r\nCSeq: %d REGISTER\r\nExpires: 3600\r\n"
              "User-Agent: Linphone/3.12.0\r\nContent-Length: 0\r\n\r\n",
-             i % 250, (unsigned)i * 7919u, 1000 + i % 50, (unsigned)i * 31u, 1000 + i % 50,
-             (unsigned)i * 104729u, (unsigned)i, i % 250, i % 9 + 1);
+             i % 20, (unsigned)i * 7919u, 1000 + i % 20, (unsigned)i * 31u, 1000 + i % 20,
+             (unsigned)i * 104729u, (unsigned)i, i % 20, i % 9 + 1);
 }
 
 static model_t *train(int n)
@@ -42,7 +42,8 @@ static model_t *train(int n)
     model_t *m = model_builder_finish(b, &st, err, sizeof err);
     assert_non_null(m);
     assert_int_equal(st.messages + st.holdout, n);
-    assert_true(st.distinct < st.messages); /* shaping merged repeated shapes */
+    /* field shaping: the same user's REGISTERs differ only in random values */
+    assert_true(st.distinct < st.messages);
     embed_destroy(&e);
     sparse_destroy(&v);
     model_builder_destroy(&b);
