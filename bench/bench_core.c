@@ -4,6 +4,7 @@
  * five runs is reported for each figure.
  *   usage: bench_core CAPTURE MODEL
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,7 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     sparse_t *v = sparse_new();
     model_scorer_t *s = model_scorer_new(m, false);
     msg_t msg;
-    size_t visited = 0, zero = 0;
+    size_t visited = 0, zero = 0, dup_visited = 0;
     *msgs = *bytes = 0;
     double t0 = now();
     while (input_next(in, &msg) == 1) {
@@ -71,7 +72,10 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
             model_score_message(s, msg.data, msg.len, mode == MODE_LOCAL, &sc);
             if (mode == MODE_LOCAL) {
                 visited += sc.nn.visited;
-                zero += sc.nn.k > 0 && sc.nn.dist[0] == 0;
+                bool dup = sc.nn.k > 0 && sc.nn.dist[0] == 0;
+                zero += dup;
+                if (dup)
+                    dup_visited += sc.nn.visited;
             }
         }
         else if (mode == MODE_OSIP)
@@ -82,7 +86,10 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     double dt = now() - t0;
     if (mode == MODE_LOCAL && getenv("BENCH_VERBOSE"))
         fprintf(stderr, "local: %.1f distance computations per message, %.1f%% exact duplicates of a "
-                "training vector\n", (double)visited / (double)*msgs, 100.0 * (double)zero / (double)*msgs);
+                "training vector (%.1f computations each), %.1f for the others\n",
+                (double)visited / (double)*msgs, 100.0 * (double)zero / (double)*msgs,
+                zero ? (double)dup_visited / (double)zero : 0.0,
+                *msgs > zero ? (double)(visited - dup_visited) / (double)(*msgs - zero) : 0.0);
     input_close(&in);
     embed_destroy(&e);
     sparse_destroy(&v);

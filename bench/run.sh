@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks with fixed inputs (generated from fixed seeds). Prints "name value unit" lines.
-# One core: taskset pins the process. Medians of five runs inside each program.
+# Benchmarks with fixed inputs, generated from fixed seeds. Prints "name value" lines.
+# One core: taskset pins each process. Medians: bench_core takes the median of five runs;
+# the timed commands below run three times and report the median.
 set -euo pipefail
 BUILD=${1:-build}
 B="$(cd "$BUILD" && pwd)"
@@ -9,14 +10,31 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 PIN=""; command -v taskset >/dev/null && PIN="taskset -c 0"
-/usr/bin/time -f "gen_eval_seconds %e" $S gen -o eval --preset eval --seed 5 2>&1 | grep -v generated
-for n in 10 100 1000; do # users -> about 1,000 / 10,000 / 100,000 training messages
-  $S gen -o tr$n --attacks none --users $n --duration 3600 --call-rate 4 --seed 7 2>/dev/null
-  /usr/bin/time -f "train_users_${n}_seconds %e peak_rss_kb %M" $PIN $S train -q -o m$n.model tr$n.pcap
-done
-$S gen -o test --seed 8 --preset demo 2>/dev/null
+median3() { sort -n | sed -n 2p; }
+secs() { /usr/bin/time -f "%e" "$@" 2>&1 >/dev/null | tail -1; }
+
+# generator: about 1,000,000 messages
+for i in 1 2 3; do secs $PIN $S gen -o big --users 10000 --duration 3600 --call-rate 5 --attacks none --seed 9; done | median3 | sed 's/^/gen_1m_messages_seconds /'
+echo "gen_1m_messages $(($(wc -l < big.labels.csv) - 1))"
+rm -f big.*
+
+# training sets of about 1,000 / 10,000 / 100,000 messages from one population; test traffic
+# from the same population on another day (normal only, and attack tools only)
 for n in 10 100 1000; do
-  echo "# model trained on $(($(wc -l < tr$n.labels.csv) - 1)) messages"
-  $PIN "$B/bench/bench_core" test.pcap m$n.model | sed "s/^/users_${n}_/"
-  /usr/bin/time -f "score_users_${n}_peak_rss_kb %M" $PIN $S score -q -m m$n.model test.pcap > /dev/null
+  $S gen -o tr$n --attacks none --users $n --duration 3600 --call-rate 4 --seed 7 2>/dev/null
 done
+$S gen -o normal --preset demo --attacks none --seed 8 --population-seed 7 2>/dev/null
+$S gen -o tools --attacker-only --seed 8 --population-seed 7 2>/dev/null
+for shape in fields all; do
+  for n in 10 100 1000; do
+    msgs=$(($(wc -l < tr$n.labels.csv) - 1))
+    /usr/bin/time -f "train_${shape}_${msgs}_seconds %e peak_rss_kb %M" $PIN $S train -q --shape $shape -o m.model tr$n.pcap
+    for test in normal tools; do
+      BENCH_VERBOSE=1 $PIN "$B/bench/bench_core" $test.pcap m.model 2>&1 | grep -E "score_global|local:" |
+        sed "s/^/${shape}_${msgs}_${test}_/"
+    done
+    /usr/bin/time -f "score_${shape}_${msgs}_peak_rss_kb %M" $PIN $S score -q -m m.model normal.pcap > /dev/null
+  done
+done
+# embedding throughput (bench_core's embed figures do not depend on the model)
+$PIN "$B/bench/bench_core" normal.pcap m.model 2>/dev/null | grep -E "framing|embed|osip"

@@ -41,6 +41,7 @@ typedef struct {
     bool attacker_only; /* keep only what attackers send (content-model evaluations) */
     double attack_scale; /* multiplies attack volume */
     char flood_window;   /* a end, b start, c throughout, d start and end, e none */
+    bool pareto;         /* generalised Pareto holding times instead of exponential */
     const char *prefix;
 } gen_opts_t;
 
@@ -519,6 +520,17 @@ static void response(double ts, user_t *from, user_t *to, int code, const char *
 
 /* ------------------------------------------------------------ normal flows */
 
+/* Call holding time: exponential (mean 120 s), or generalised Pareto (scale 60 s, shape 0.4:
+ * a heavy tail of long calls, as measured in telephony traffic). */
+static double holding_time(const gen_opts_t *o)
+{
+    if (o->pareto) {
+        const double xi = 0.4, sigma = 60.0;
+        return sigma / xi * (pow(1.0 - uni(), -xi) - 1.0);
+    }
+    return expo(120);
+}
+
 static void md5_hex(const char *s, char out[33])
 {
     osip_MD5_CTX c;
@@ -675,7 +687,7 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
             double ta = t + ring;
             response(ta, b, a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
             request(ta + 0.05, a, b, "ACK", b->user, &d, NULL, NULL, NULL, NULL, NULL);
-            double hold = expo(120);
+            double hold = holding_time(o);
             a->busy_until = b->busy_until = ta + hold;
             if (!o->without[FLOW_HOLD] && uni() < 0.25 && hold > 10) {
                 for (int k = 0; k < 2; k++) { /* hold, then resume */
@@ -828,6 +840,28 @@ static user_t attacker(int a, int b, const char *ua, uint16_t port)
     u.ep = ep4(203, 0, a, b, port);
     snprintf(u.user, sizeof u.user, "%d", 100 + b);
     return u;
+}
+
+/* Label strings made at run time live here until the output is written. */
+static char *label_pool[128];
+static int label_pool_n;
+
+static const char *intern(const char *s)
+{
+    for (int i = 0; i < label_pool_n; i++)
+        if (!strcmp(label_pool[i], s))
+            return label_pool[i];
+    if (label_pool_n == (int)(sizeof label_pool / sizeof *label_pool))
+        return "other";
+    label_pool[label_pool_n] = strdup(s);
+    return label_pool[label_pool_n] ? label_pool[label_pool_n++] : "other";
+}
+
+static void free_labels(void)
+{
+    for (int i = 0; i < label_pool_n; i++)
+        free(label_pool[i]);
+    label_pool_n = 0;
 }
 
 static void label(const char *family, const char *scenario)
@@ -1011,7 +1045,7 @@ static void atk_flood(const gen_opts_t *o, user_t *users, double duration)
         char scen[64];
         snprintf(scen, sizeof scen, "window-%c/rate-%d/%s/%s", w, rates[r],
                  ddos ? "distributed" : "single", ramp ? "increasing" : "constant");
-        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"), strdup(scen));
+        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"), intern(scen));
         int n = (int)(rates[r] * burst);
         if (n < 20)
             n = 20;
@@ -1184,7 +1218,7 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
     for (int c = 0; c < 12; c++) {
         char fam[40];
         snprintf(fam, sizeof fam, "malformed-%s", cats[c]);
-        label(strdup(fam), "fuzz");
+        label(intern(fam), "fuzz");
         for (int i = 0; i < n; i++) {
             user_t *b = &users[rnd() % (uint64_t)o->users];
             dialog_t d;
@@ -1233,7 +1267,19 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
             hset(&m, "Contact", "<sip:%s@203.0.116.9:5060>", a.user);
             hset(&m, "User-Agent", "%s", a.fam->ua);
             static char buf[8192];
-            size_t nb = render(&m, a.fam, buf, sizeof buf);
+            /* as the seed paper did: no two fuzz messages share a template, so the header
+             * order is permuted per message (values are already random) */
+            family_t shuffled = *a.fam;
+            char order[32];
+            snprintf(order, sizeof order, "%s", a.fam->order);
+            for (int k = (int)strlen(order) - 1; k > 0; k--) {
+                int j = irand(0, k);
+                char tmp = order[k];
+                order[k] = order[j];
+                order[j] = tmp;
+            }
+            shuffled.order = order;
+            size_t nb = render(&m, &shuffled, buf, sizeof buf);
             if (c == 5 && nb > 40)
                 buf[irand(20, (int)nb - 10)] = '\0';
             if (c == 9) { /* negative or lying Content-Length */
@@ -1342,6 +1388,8 @@ static const cliopt_t gen_opts[] = {
     {"attacks", 'a', "LIST", "attack families: all, none, or a list of scan, guess, flood, spit, "
      "bye, cancel, dereg, malformed, spoof, hijack, refer, replay", "all"},
     {"attack-scale", 0, "X", "multiply the number of attack messages", "1"},
+    {"holding", 0, "DIST", "call holding times: exp (mean 120 s) or pareto (generalised Pareto, "
+     "scale 60 s, shape 0.4)", "exp"},
     {"flood-window", 0, "S", "where floods go: a end, b start, c throughout, d start and end, "
      "e none (the INVITE-flood paper's scenarios)", "c"},
     {"no-normal", 0, NULL, "emit attack traffic only", NULL},
@@ -1473,6 +1521,12 @@ int gen_command(int argc, char **argv)
         } else if (!strcmp(name, "attack-scale")) {
             if (cliopt_double(name, arg, 0.01, 1000, &scale))
                 return 2;
+        } else if (!strcmp(name, "holding")) {
+            if (strcmp(arg, "exp") && strcmp(arg, "pareto")) {
+                fprintf(stderr, "sipguard gen: --holding: expected exp or pareto\n");
+                return 2;
+            }
+            o.pareto = !strcmp(arg, "pareto");
         } else if (!strcmp(name, "flood-window")) {
             if (strlen(arg) != 1 || arg[0] < 'a' || arg[0] > 'e') {
                 fprintf(stderr, "sipguard gen: --flood-window: expected one of a, b, c, d, e\n");
@@ -1549,5 +1603,6 @@ int gen_command(int argc, char **argv)
     events = NULL;
     cap_events = 0;
     free(users_v);
+    free_labels();
     return rc == 0 ? 0 : 1;
 }

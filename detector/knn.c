@@ -1,6 +1,7 @@
 #include "knn.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,8 @@ struct knn_searcher {
     const trainset_t *t;
     int k;
     double *dense;
+    uint32_t *seen; /* seen[row] == gen: already offered in this search */
+    uint32_t gen;
     /* max-heap of the best k so far, ordered by (dist, point) */
     double hd[KNN_MAX_K];
     uint32_t hp[KNN_MAX_K];
@@ -88,6 +91,7 @@ static int32_t build(const trainset_t *t, item_t *items, size_t n, knn_node_t *n
     node->point = items[0].point;
     node->inside = node->outside = -1;
     node->radius = 0;
+    node->norm_lo = node->norm_hi = sqrt(t->norm2[node->point]);
     if (n == 1)
         return me;
     for (size_t i = 1; i < n; i++)
@@ -106,6 +110,15 @@ static int32_t build(const trainset_t *t, item_t *items, size_t n, knn_node_t *n
     int32_t out = build(t, items + cut, n - cut, nodes, next, rng);
     nodes[me].inside = in;
     nodes[me].outside = out;
+    for (int c = 0; c < 2; c++) {
+        int32_t child = c ? out : in;
+        if (child < 0)
+            continue;
+        if (nodes[child].norm_lo < nodes[me].norm_lo)
+            nodes[me].norm_lo = nodes[child].norm_lo;
+        if (nodes[child].norm_hi > nodes[me].norm_hi)
+            nodes[me].norm_hi = nodes[child].norm_hi;
+    }
     return me;
 }
 
@@ -137,7 +150,10 @@ knn_searcher_t *knn_searcher_new(const trainset_t *t, int k)
     s->t = t;
     s->k = k;
     s->dense = calloc(t->dim ? t->dim : 1, sizeof *s->dense);
-    if (!s->dense) {
+    s->seen = calloc(t->n ? t->n : 1, sizeof *s->seen);
+    if (!s->dense || !s->seen) {
+        free(s->dense);
+        free(s->seen);
         free(s);
         return NULL;
     }
@@ -149,6 +165,7 @@ void knn_searcher_destroy(knn_searcher_t **self)
     if (!*self)
         return;
     free((*self)->dense);
+    free((*self)->seen);
     free(*self);
     *self = NULL;
 }
@@ -226,12 +243,38 @@ static double query_distance(knn_searcher_t *s, const query_t *q, uint32_t row)
                                 trainset_row_dot_dense(s->t, row, s->dense));
 }
 
+/* The distance to a row, computed and offered once per search. */
+static double visit(knn_searcher_t *s, const query_t *q, uint32_t row)
+{
+    double d = query_distance(s, q, row);
+    if (s->seen[row] != s->gen) {
+        s->seen[row] = s->gen;
+        offer(s, row, d);
+    }
+    return d;
+}
+
+static void new_search(knn_searcher_t *s)
+{
+    s->hn = 0;
+    s->visited = 0;
+    if (++s->gen == 0) {
+        memset(s->seen, 0, s->t->n * sizeof *s->seen);
+        s->gen = 1;
+    }
+}
+
 static void search_node(knn_searcher_t *s, const knn_node_t *nodes, int32_t i, const query_t *q)
 {
+    double qn = sqrt(q->norm2);
     while (i >= 0) {
         const knn_node_t *node = &nodes[i];
-        double d = query_distance(s, q, node->point);
-        offer(s, node->point, d);
+        /* | |q| - |x| | <= d(q, x): a subtree whose norms all lie farther than the bound from
+         * |q| holds nothing closer (slack against rounding, as below) */
+        double bound = tau(s), slack = 1e-9 * (1.0 + qn);
+        if (qn + bound + slack < node->norm_lo || qn - bound - slack > node->norm_hi)
+            return;
+        double d = visit(s, q, node->point);
         /* Slack against rounding in d: pruning must never drop a true neighbour. */
         double eps = 1e-9 * (1.0 + d + node->radius);
         int32_t near = d <= node->radius ? node->inside : node->outside;
@@ -267,12 +310,100 @@ static void collect(knn_searcher_t *s, const query_t *q, knn_result_t *r)
     r->visited = s->visited;
 }
 
-void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const query_t *q, knn_result_t *r)
+/* --- seeds --- */
+
+static uint64_t mix64(uint64_t x)
 {
-    s->hn = 0;
-    s->visited = 0;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The band keys of a set of feature ids. */
+static void band_keys(const uint32_t *ids, size_t n, uint64_t keys[KNN_BANDS])
+{
+    uint64_t mins[KNN_BANDS * KNN_BAND_ROWS];
+    for (int h = 0; h < KNN_BANDS * KNN_BAND_ROWS; h++)
+        mins[h] = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t base = mix64(ids[i] + 1);
+        for (int h = 0; h < KNN_BANDS * KNN_BAND_ROWS; h++) {
+            uint64_t v = mix64(base ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(h + 1)));
+            if (v < mins[h])
+                mins[h] = v;
+        }
+    }
+    for (int b = 0; b < KNN_BANDS; b++) {
+        uint64_t k = 0;
+        for (int r = 0; r < KNN_BAND_ROWS; r++)
+            k = mix64(k ^ mins[b * KNN_BAND_ROWS + r]);
+        keys[b] = k;
+    }
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const knn_seed_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds)
+{
+    size_t n = t->n;
+    for (size_t r = 0; r < n; r++) {
+        uint64_t keys[KNN_BANDS];
+        band_keys(t->ids + t->rowptr[r], (size_t)(t->rowptr[r + 1] - t->rowptr[r]), keys);
+        for (int b = 0; b < KNN_BANDS; b++)
+            seeds[(size_t)b * n + r] = (knn_seed_t){keys[b], (uint32_t)r, 0};
+    }
+    for (int b = 0; b < KNN_BANDS; b++)
+        qsort(seeds + (size_t)b * n, n, sizeof *seeds, by_key);
+    return 0;
+}
+
+/* Measures the rows that share a band key with the query. */
+static void visit_seeds(knn_searcher_t *s, const knn_seed_t *seeds, const query_t *q)
+{
+    size_t n = s->t->n;
+    if (!seeds || q->n == 0 || n == 0)
+        return;
+    uint64_t keys[KNN_BANDS];
+    band_keys(q->ids, q->n, keys);
+    for (int b = 0; b < KNN_BANDS; b++) {
+        const knn_seed_t *band = seeds + (size_t)b * n;
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (band[mid].key < keys[b])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t i = lo, taken = 0; i < n && band[i].key == keys[b] && taken < KNN_SEEDS_PER_BAND;
+             i++, taken++)
+        {
+            visit(s, q, band[i].row);
+            if (s->hn == s->k && s->hd[0] == 0.0)
+                return; /* an exact match fills the list: the seeds cannot improve on it */
+        }
+    }
+}
+
+void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const knn_seed_t *seeds,
+                const query_t *q, knn_result_t *r)
+{
+    new_search(s);
     scatter(s, q, 1);
-    if (s->t->n)
+    visit_seeds(s, seeds, q);
+    /* k neighbours at distance 0 already: nothing can be closer, the tree has nothing to add
+     * (most normal messages repeat a training vector exactly once values are shaped) */
+    bool done = s->hn == s->k && s->hd[0] == 0.0;
+    if (s->t->n && !done)
         search_node(s, nodes, 0, q);
     scatter(s, q, -1);
     collect(s, q, r);
@@ -280,11 +411,10 @@ void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const query_t *q, kn
 
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)
 {
-    s->hn = 0;
-    s->visited = 0;
+    new_search(s);
     scatter(s, q, 1);
     for (size_t i = 0; i < s->t->n; i++)
-        offer(s, (uint32_t)i, query_distance(s, q, (uint32_t)i));
+        visit(s, q, (uint32_t)i);
     scatter(s, q, -1);
     collect(s, q, r);
 }

@@ -38,10 +38,33 @@ typedef struct {
     int32_t outside; /* child with d(point, x) > radius, or -1 */
     uint32_t pad;
     double radius;
+    double norm_lo, norm_hi; /* range of |x| over the subtree: |q| outside it by more than the
+                              * current bound rules the whole subtree out */
 } knn_node_t;
 
 /* Builds the tree over all rows (nodes: t->n entries; root is node 0). Returns 0 or -1. */
 int knn_build(const trainset_t *t, uint64_t seed, knn_node_t *nodes);
+
+/*
+ * Seeds: where to look first. The tree prunes well only once it holds a close neighbour,
+ * and a query's close neighbours are messages with nearly the same n-grams. MinHash over
+ * the set of feature ids finds them: KNN_BANDS bands of KNN_BAND_ROWS minimum hashes each,
+ * one sorted (band key, row) array per band. At query time the rows sharing a band key
+ * with the query are measured first (at most KNN_SEEDS_PER_BAND per band), so the search
+ * starts with a tight bound. Seeds change the speed only: the answer is the same.
+ */
+#define KNN_BANDS 6
+#define KNN_BAND_ROWS 2
+#define KNN_SEEDS_PER_BAND 16
+
+typedef struct {
+    uint64_t key;
+    uint32_t row;
+    uint32_t pad;
+} knn_seed_t;
+
+/* Fills seeds (KNN_BANDS * t->n entries: band b at [b * n, (b + 1) * n)). Returns 0 or -1. */
+int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
 
 typedef struct knn_searcher knn_searcher_t;
 
@@ -58,8 +81,10 @@ typedef struct {
 
 #define KNN_MAX_K 64
 
-/* Exact k nearest neighbours through the tree. */
-void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const query_t *q, knn_result_t *r);
+/* Exact k nearest neighbours through the tree, measuring seeded rows first (seeds may be
+ * NULL). */
+void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const knn_seed_t *seeds,
+                const query_t *q, knn_result_t *r);
 /* The same by brute force over every row (tests, and a check for users). */
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r);
 

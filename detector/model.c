@@ -37,6 +37,7 @@ typedef struct {
     double svdd_gap;
     /* section offsets from the file start */
     uint64_t off_dict, off_mu, off_rowptr, off_ids, off_vals, off_norm2, off_count, off_nodes;
+    uint64_t off_seeds;
 } model_header_t;
 
 typedef struct {
@@ -55,6 +56,7 @@ struct model {
     const double *mu;
     trainset_t t;
     const knn_node_t *nodes;
+    const knn_seed_t *seeds;
 };
 
 void model_opts_default(model_opts_t *o)
@@ -287,6 +289,7 @@ static void model_bind(model_t *m)
     m->t.norm2 = (const double *)(m->base + h->off_norm2);
     m->t.count = (const uint32_t *)(m->base + h->off_count);
     m->nodes = (const knn_node_t *)(m->base + h->off_nodes);
+    m->seeds = (const knn_seed_t *)(m->base + h->off_seeds);
     embed_opts_default(&m->opts.embed);
     m->opts.embed.kind = (embed_kind_t)h->kind;
     m->opts.embed.n = (int)h->n;
@@ -326,6 +329,8 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     off = align8(off + v->rows * sizeof(uint32_t));
     h.off_nodes = off;
     off = align8(off + v->rows * sizeof(knn_node_t));
+    h.off_seeds = off;
+    off = align8(off + KNN_BANDS * v->rows * sizeof(knn_seed_t));
     model_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
@@ -474,7 +479,9 @@ model_t *model_builder_finish(model_builder_t *b, model_stats_t *stats, char *er
     svdd_result_t sr;
     double *mu = (double *)(m->base + m->h->off_mu);
     knn_node_t *nodes = (knn_node_t *)(m->base + m->h->off_nodes);
-    if (svdd_fit(&m->t, &so, mu, &sr) != 0 || knn_build(&m->t, b->o.seed, nodes) != 0) {
+    knn_seed_t *seeds = (knn_seed_t *)(m->base + m->h->off_seeds);
+    if (svdd_fit(&m->t, &so, mu, &sr) != 0 || knn_build(&m->t, b->o.seed, nodes) != 0 ||
+        knn_build_seeds(&m->t, seeds) != 0) {
         snprintf(err, len, "out of memory fitting the models");
         model_destroy(&m);
         return NULL;
@@ -567,7 +574,8 @@ static const char *validate(const model_t *m)
         !section_ok(h, h->off_vals, h->nnz * sizeof(float)) ||
         !section_ok(h, h->off_norm2, h->nrows * sizeof(double)) ||
         !section_ok(h, h->off_count, h->nrows * sizeof(uint32_t)) ||
-        !section_ok(h, h->off_nodes, h->nrows * sizeof(knn_node_t)))
+        !section_ok(h, h->off_nodes, h->nrows * sizeof(knn_node_t)) ||
+        !section_ok(h, h->off_seeds, KNN_BANDS * h->nrows * sizeof(knn_seed_t)))
         return "a section lies outside the file";
     const trainset_t *t = &m->t;
     if (t->rowptr[0] != 0 || t->rowptr[t->n] != h->nnz)
@@ -578,6 +586,9 @@ static const char *validate(const model_t *m)
         if (m->nodes[r].point >= t->n || m->nodes[r].inside >= (int64_t)t->n ||
             m->nodes[r].outside >= (int64_t)t->n)
             return "tree node out of range";
+        for (int b = 0; b < KNN_BANDS; b++)
+            if (m->seeds[(size_t)b * t->n + r].row >= t->n)
+                return "seed row out of range";
     }
     for (size_t i = 0; i < h->nnz; i++)
         if (t->ids[i] >= h->dim)
@@ -780,7 +791,7 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
     if (want_local) {
         double offset2 = v->norm2 - known2;
         query_t q = {s->qids, s->qvals, nq, known2, offset2 > 0 ? offset2 : 0};
-        knn_search(s->knn, m->nodes, &q, &out->nn);
+        knn_search(s->knn, m->nodes, m->seeds, &q, &out->nn);
         out->local = knn_local_score(&m->t, &out->nn);
         if (m->opts.local_norm && v->norm2 > 0)
             out->local /= sqrt(v->norm2);

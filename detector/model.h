@@ -3,12 +3,12 @@
  * (SVDD centre), local model (training vectors and their VP-tree) and the
  * calibrated thresholds, trained from normal traffic, saved to one file.
  *
- * File format (version 2): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 4): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
  * id), training rows (CSR: row offsets, ids, float values), squared norms,
- * counts, VP-tree nodes. The file is used in place through mmap: loading
+ * counts, VP-tree nodes, MinHash seed bands. The file is used in place through mmap: loading
  * checks size, magic, version, checksum and every offset, then points into
  * the mapping, so a 100,000-message model loads in milliseconds and several
  * processes share its pages.
@@ -28,7 +28,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 2
+#define MODEL_VERSION 4
 
 typedef struct {
     embed_opts_t embed;

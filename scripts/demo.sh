@@ -7,9 +7,9 @@ S="$(cd "$BUILD" && pwd)/cli/sipguard"
 OUT=demo-out
 mkdir -p "$OUT"
 cd "$OUT"
-echo "== 1. generating normal training traffic (seed 1) and a test capture with attacks (seed 2)"
-"$S" gen -o train --preset demo --attacks none --seed 1
-"$S" gen -o test --preset small --seed 2
+echo "== 1. generating a week's normal traffic and a later capture with attacks, same users"
+"$S" gen -o train --preset demo --attacks none --seed 1 --population-seed 7
+"$S" gen -o test --preset demo --seed 2 --population-seed 7
 echo "== 2. training on normal traffic only"
 "$S" train -o edge.model train.pcap
 echo "== 3. scoring the test capture"

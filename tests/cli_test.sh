@@ -12,9 +12,10 @@ check() { # name, condition...
     if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
 }
 cd "$T"
-"$S" gen -o train --attacks none --seed 1 --preset demo 2>/dev/null
-"$S" gen -o normal --attacks none --seed 2 2>/dev/null
-"$S" gen -o attack --no-normal --seed 3 --attacks scan,malformed 2>/dev/null
+"$S" gen -o train --attacks none --seed 1 --preset demo 2>/dev/null; check "gen exits 0" test $? -eq 0
+"$S" gen -o normal --attacks none --seed 2 2>/dev/null; check "gen exits 0" test $? -eq 0
+"$S" gen -o attack --no-normal --seed 3 --attacks scan,malformed 2>/dev/null; check "gen exits 0" test $? -eq 0
+"$S" gen -o all --seed 4 2>/dev/null; check "gen with every attack family exits 0" test $? -eq 0
 "$S" gen -o again --attacks none --seed 1 --preset demo 2>/dev/null
 check "gen is deterministic" cmp -s train.pcap again.pcap
 "$S" train -q -o m.model train.pcap
