@@ -44,8 +44,16 @@ static char *slurp(const char *path, size_t *len)
     return b;
 }
 
-enum { MODE_FRAME, MODE_EMBED4, MODE_EMBED4_HASH, MODE_TOKENS, MODE_GLOBAL, MODE_LOCAL, MODE_OSIP,
-       MODE_COUNT };
+enum {
+    MODE_FRAME,
+    MODE_EMBED4,
+    MODE_EMBED4_HASH,
+    MODE_TOKENS,
+    MODE_GLOBAL,
+    MODE_LOCAL,
+    MODE_OSIP,
+    MODE_COUNT
+};
 
 static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *msgs, size_t *bytes)
 {
@@ -77,15 +85,15 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
                 if (dup)
                     dup_visited += sc.nn.visited;
             }
-        }
-        else if (mode == MODE_OSIP)
+        } else if (mode == MODE_OSIP)
             sipcheck_message(msg.data, msg.len, &info);
         (*msgs)++;
         *bytes += msg.len;
     }
     double dt = now() - t0;
     if (mode == MODE_LOCAL && getenv("BENCH_VERBOSE"))
-        fprintf(stderr, "local: %.1f distance computations per message, %.1f%% exact duplicates of a "
+        fprintf(stderr,
+                "local: %.1f distance computations per message, %.1f%% exact duplicates of a "
                 "training vector (%.1f computations each), %.1f for the others\n",
                 (double)visited / (double)*msgs, 100.0 * (double)zero / (double)*msgs,
                 zero ? (double)dup_visited / (double)zero : 0.0,
@@ -111,8 +119,8 @@ int main(int argc, char **argv)
         return 1;
     }
     sipcheck_init();
-    static const char *names[] = {"framing",      "embed_ngram4",       "embed_ngram4_unsorted",
-                                  "embed_token",  "score_global",       "score_global_local",
+    static const char *names[] = {"framing",     "embed_ngram4", "embed_ngram4_unsorted",
+                                  "embed_token", "score_global", "score_global_local",
                                   "osip_check"};
     double frame_time = 0;
     for (int mode = 0; mode < MODE_COUNT; mode++) {
@@ -126,8 +134,9 @@ int main(int argc, char **argv)
             frame_time = med;
         /* embedding and checking alone: framing time taken out */
         double own = (mode == MODE_EMBED4 || mode == MODE_EMBED4_HASH || mode == MODE_TOKENS ||
-                        mode == MODE_OSIP)
-                         ? med - frame_time : med;
+                      mode == MODE_OSIP)
+                         ? med - frame_time
+                         : med;
         printf("%s_msgs_per_s %.0f\n%s_mb_per_s %.1f\n", names[mode], msgs / own, names[mode],
                bytes / own / 1e6);
     }

@@ -31,8 +31,9 @@ static void usage(FILE *out)
                  "every message against it. Commands:\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'sipguard COMMAND --help' describes a command and its options.\n"
-                 "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n");
+    fprintf(out,
+            "\n'sipguard COMMAND --help' describes a command and its options.\n"
+            "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n");
 }
 
 int main(int argc, char **argv)

@@ -15,8 +15,8 @@ int cliopt_next(const clicmd_t *cmd, int argc, char **argv, const char **arg)
     size_t n = 0, sl = 0;
     for (; cmd->opts[n].name && n < CLIOPT_MAX; n++) {
         const cliopt_t *o = &cmd->opts[n];
-        longs[n] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
-                                   256 + (int)n};
+        longs[n] =
+            (struct option){o->name, o->arg ? required_argument : no_argument, NULL, 256 + (int)n};
         if (o->letter) {
             shorts[sl++] = o->letter;
             if (o->arg)
@@ -39,8 +39,7 @@ int cliopt_next(const clicmd_t *cmd, int argc, char **argv, const char **arg)
         fprintf(stderr, "sipguard: option -%c: %s\n", optopt,
                 strchr(shorts, optopt) ? "needs an argument" : "unknown option");
     else
-        fprintf(stderr, "sipguard: %s: unknown option or missing argument\n",
-                argv[optind - 1]);
+        fprintf(stderr, "sipguard: %s: unknown option or missing argument\n", argv[optind - 1]);
     fprintf(stderr, "usage: %s\n(see --help)\n", cmd->usage);
     return -2;
 }

@@ -12,18 +12,18 @@
 #include <stdio.h>
 
 typedef struct {
-    const char *name;  /* long name without dashes */
-    char letter;       /* short option, or 0 */
-    const char *arg;   /* argument name, or NULL for a flag */
+    const char *name; /* long name without dashes */
+    char letter;      /* short option, or 0 */
+    const char *arg;  /* argument name, or NULL for a flag */
     const char *help;
-    const char *def;   /* default shown in help, or NULL */
+    const char *def; /* default shown in help, or NULL */
 } cliopt_t;
 
 typedef struct {
-    const char *usage;       /* "sipguard train [OPTIONS] -o MODEL INPUT..." */
-    const char *summary;     /* one paragraph */
-    const cliopt_t *opts;    /* terminated by a zero entry */
-    const char *epilog;      /* exit codes, examples; may be NULL */
+    const char *usage;    /* "sipguard train [OPTIONS] -o MODEL INPUT..." */
+    const char *summary;  /* one paragraph */
+    const cliopt_t *opts; /* terminated by a zero entry */
+    const char *epilog;   /* exit codes, examples; may be NULL */
 } clicmd_t;
 
 /*

@@ -112,7 +112,9 @@ static void handle_hep(decode_t *d, const msg_t *outer, const uint8_t *p, size_t
         m.ts_sec = h.ts_sec;
         m.ts_usec = h.ts_usec;
     }
-    m.transport = h.ip_proto == 6 ? TRANSPORT_TCP : h.ip_proto == 132 ? TRANSPORT_SCTP : TRANSPORT_UDP;
+    m.transport = h.ip_proto == 6     ? TRANSPORT_TCP
+                  : h.ip_proto == 132 ? TRANSPORT_SCTP
+                                      : TRANSPORT_UDP;
     m.via_hep = true;
     m.has_mac = false;
     if (h.payload_len == 0 || sipframe_skip_crlf(h.payload, h.payload_len) == h.payload_len) {
@@ -407,8 +409,8 @@ static void handle_gre(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int 
         return;
     }
     uint16_t flags = rd16(p), proto = rd16(p + 2);
-    size_t hl = 4 + ((flags & 0x8000) ? 4 : 0) + ((flags & 0x2000) ? 4 : 0) +
-                ((flags & 0x1000) ? 4 : 0);
+    size_t hl =
+        4 + ((flags & 0x8000) ? 4 : 0) + ((flags & 0x2000) ? 4 : 0) + ((flags & 0x1000) ? 4 : 0);
     if ((flags & 0x0007) == 1) /* enhanced GRE (PPTP): key always, ack optional */
         hl = 8 + ((flags & 0x1000) ? 4 : 0) + ((flags & 0x0080) ? 4 : 0);
     if (hl > len) {
@@ -430,8 +432,8 @@ static void handle_gre(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int 
             skips_add(d->skips, "erspan: truncated header");
             return;
         }
-        handle_ethernet(d, m, p + 12 + ((p[11] & 0x01) ? 8 : 0), len - 12 - ((p[11] & 0x01) ? 8 : 0),
-                        depth + 1);
+        handle_ethernet(d, m, p + 12 + ((p[11] & 0x01) ? 8 : 0),
+                        len - 12 - ((p[11] & 0x01) ? 8 : 0), depth + 1);
         break;
     case 0x6558:
         handle_ethernet(d, m, p, len, depth + 1);

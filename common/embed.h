@@ -34,8 +34,8 @@ enum { EMBED_SHAPE_NONE = 0, EMBED_SHAPE_ALL = 1, EMBED_SHAPE_FIELDS = 2 };
 
 typedef struct {
     embed_kind_t kind;
-    int n;             /* n-gram length, 1..8 */
-    bool binary;       /* 1 for present features instead of counts */
+    int n;       /* n-gram length, 1..8 */
+    bool binary; /* 1 for present features instead of counts */
     embed_norm_t norm;
     int shape;         /* value shaping: EMBED_SHAPE_NONE, _FIELDS or _ALL (shape.h) */
     bool header_norm;  /* header-name normalisation (sipnorm.h) */

@@ -19,8 +19,8 @@
 
 typedef struct {
     endpoint_t src, dst;
-    int ip_proto;     /* 6 TCP, 17 UDP, 132 SCTP; 0 when absent */
-    int proto_type;   /* 1 = SIP */
+    int ip_proto;   /* 6 TCP, 17 UDP, 132 SCTP; 0 when absent */
+    int proto_type; /* 1 = SIP */
     int64_t ts_sec;
     int32_t ts_usec;
     int has_ts;

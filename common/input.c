@@ -135,9 +135,11 @@ static int read_magic(const char *path, uint8_t magic[4])
 
 static int is_pcap_magic(const uint8_t m[4])
 {
-    static const uint8_t magics[][4] = {
-        {0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, {0x4d, 0x3c, 0xb2, 0xa1},
-        {0xa1, 0xb2, 0x3c, 0x4d}, {0x0a, 0x0d, 0x0d, 0x0a}};
+    static const uint8_t magics[][4] = {{0xd4, 0xc3, 0xb2, 0xa1},
+                                        {0xa1, 0xb2, 0xc3, 0xd4},
+                                        {0x4d, 0x3c, 0xb2, 0xa1},
+                                        {0xa1, 0xb2, 0x3c, 0x4d},
+                                        {0x0a, 0x0d, 0x0d, 0x0a}};
     for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
         if (memcmp(m, magics[i], 4) == 0)
             return 1;
@@ -147,8 +149,8 @@ static int is_pcap_magic(const uint8_t m[4])
 static int has_capture_extension(const char *path)
 {
     const char *dot = strrchr(path, '.');
-    return dot && (strcmp(dot, ".pcap") == 0 || strcmp(dot, ".pcapng") == 0 ||
-                   strcmp(dot, ".cap") == 0);
+    return dot &&
+           (strcmp(dot, ".pcap") == 0 || strcmp(dot, ".pcapng") == 0 || strcmp(dot, ".cap") == 0);
 }
 
 /* Chooses the format of a path: pcap by magic, raw for directories and other files. */
@@ -185,8 +187,8 @@ static const input_format_t *choose_format(const char *path, char *errbuf, size_
     return &input_raw_format;
 }
 
-static input_t *open_with(const input_format_t *fmt, input_t *in, const char *path,
-                          const void *mem, size_t mem_len, char *errbuf, size_t errlen)
+static input_t *open_with(const input_format_t *fmt, input_t *in, const char *path, const void *mem,
+                          size_t mem_len, char *errbuf, size_t errlen)
 {
     in->fmt = fmt;
     if (fmt->open(in, path, mem, mem_len) != 0) {

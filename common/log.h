@@ -9,7 +9,12 @@
 #ifndef SIPGUARD_LOG_H
 #define SIPGUARD_LOG_H
 
-typedef enum { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG } log_level_t;
+typedef enum {
+    LOG_LEVEL_ERROR = 0,
+    LOG_LEVEL_WARNING,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_DEBUG
+} log_level_t;
 
 /* Sets the program name shown in front of every message. */
 void log_set_program(const char *name);

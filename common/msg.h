@@ -27,13 +27,13 @@ typedef struct {
 } endpoint_t;
 
 typedef struct {
-    const char *input;   /* name of the input (file path) */
-    uint64_t index;      /* 0-based, in capture order within the input */
-    int64_t ts_sec;      /* capture time, seconds since the epoch */
-    int32_t ts_usec;     /* and microseconds */
+    const char *input; /* name of the input (file path) */
+    uint64_t index;    /* 0-based, in capture order within the input */
+    int64_t ts_sec;    /* capture time, seconds since the epoch */
+    int32_t ts_usec;   /* and microseconds */
     endpoint_t src, dst;
     transport_t transport;
-    bool has_mac;        /* Ethernet source address known */
+    bool has_mac; /* Ethernet source address known */
     uint8_t src_mac[6];
     bool via_hep;        /* decapsulated from HEPv3: addresses are the inner ones */
     bool truncated;      /* cut to the reader's message size limit, or incomplete */

@@ -20,14 +20,15 @@ json_t *report_message_fields(const msg_t *m, const sipinfo_t *info)
         json_object_set_new(o, "method", json_stringn_nocheck(info->method, strlen(info->method)));
     else if (!info->is_request && info->status)
         json_object_set_new(o, "status", json_integer(info->status));
-    json_object_set_new(o, "call_id", report_raw_string((const uint8_t *)info->call_id,
-                                                        strlen(info->call_id)));
+    json_object_set_new(o, "call_id",
+                        report_raw_string((const uint8_t *)info->call_id, strlen(info->call_id)));
     json_object_set_new(o, "parse_ok", json_boolean(info->parse_ok));
     if (!info->parse_ok)
         json_object_set_new(o, "parse_error", json_string(info->reason));
     if (info->user_agent[0])
-        json_object_set_new(o, "user_agent", report_raw_string((const uint8_t *)info->user_agent,
-                                                               strlen(info->user_agent)));
+        json_object_set_new(
+            o, "user_agent",
+            report_raw_string((const uint8_t *)info->user_agent, strlen(info->user_agent)));
     if (m->via_hep)
         json_object_set_new(o, "hep", json_true());
     if (m->truncated)
@@ -40,7 +41,10 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
 {
     if (s[0] < 0x80)
         return s[0] ? 1 : 0;
-    size_t len = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    size_t len = (s[0] & 0xe0) == 0xc0   ? 2
+                 : (s[0] & 0xf0) == 0xe0 ? 3
+                 : (s[0] & 0xf8) == 0xf0 ? 4
+                                         : 0;
     if (!len || len > n || (len == 2 && s[0] < 0xc2) || s[0] > 0xf4)
         return 0;
     for (size_t i = 1; i < len; i++)

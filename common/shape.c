@@ -9,20 +9,22 @@
 enum { C_DIGIT = 1, C_HEXLETTER = 2, C_LETTER = 4 };
 
 static const uint8_t char_class[256] = {
-    ['0'] = C_DIGIT, ['1'] = C_DIGIT, ['2'] = C_DIGIT, ['3'] = C_DIGIT, ['4'] = C_DIGIT,
-    ['5'] = C_DIGIT, ['6'] = C_DIGIT, ['7'] = C_DIGIT, ['8'] = C_DIGIT, ['9'] = C_DIGIT,
-    ['a'] = C_HEXLETTER, ['b'] = C_HEXLETTER, ['c'] = C_HEXLETTER,
-    ['d'] = C_HEXLETTER, ['e'] = C_HEXLETTER, ['f'] = C_HEXLETTER,
-    ['A'] = C_HEXLETTER, ['B'] = C_HEXLETTER, ['C'] = C_HEXLETTER,
-    ['D'] = C_HEXLETTER, ['E'] = C_HEXLETTER, ['F'] = C_HEXLETTER,
-    ['g'] = C_LETTER, ['h'] = C_LETTER, ['i'] = C_LETTER, ['j'] = C_LETTER, ['k'] = C_LETTER,
-    ['l'] = C_LETTER, ['m'] = C_LETTER, ['n'] = C_LETTER, ['o'] = C_LETTER, ['p'] = C_LETTER,
-    ['q'] = C_LETTER, ['r'] = C_LETTER, ['s'] = C_LETTER, ['t'] = C_LETTER, ['u'] = C_LETTER,
-    ['v'] = C_LETTER, ['w'] = C_LETTER, ['x'] = C_LETTER, ['y'] = C_LETTER, ['z'] = C_LETTER,
-    ['G'] = C_LETTER, ['H'] = C_LETTER, ['I'] = C_LETTER, ['J'] = C_LETTER, ['K'] = C_LETTER,
-    ['L'] = C_LETTER, ['M'] = C_LETTER, ['N'] = C_LETTER, ['O'] = C_LETTER, ['P'] = C_LETTER,
-    ['Q'] = C_LETTER, ['R'] = C_LETTER, ['S'] = C_LETTER, ['T'] = C_LETTER, ['U'] = C_LETTER,
-    ['V'] = C_LETTER, ['W'] = C_LETTER, ['X'] = C_LETTER, ['Y'] = C_LETTER, ['Z'] = C_LETTER,
+    ['0'] = C_DIGIT,     ['1'] = C_DIGIT,     ['2'] = C_DIGIT,     ['3'] = C_DIGIT,
+    ['4'] = C_DIGIT,     ['5'] = C_DIGIT,     ['6'] = C_DIGIT,     ['7'] = C_DIGIT,
+    ['8'] = C_DIGIT,     ['9'] = C_DIGIT,     ['a'] = C_HEXLETTER, ['b'] = C_HEXLETTER,
+    ['c'] = C_HEXLETTER, ['d'] = C_HEXLETTER, ['e'] = C_HEXLETTER, ['f'] = C_HEXLETTER,
+    ['A'] = C_HEXLETTER, ['B'] = C_HEXLETTER, ['C'] = C_HEXLETTER, ['D'] = C_HEXLETTER,
+    ['E'] = C_HEXLETTER, ['F'] = C_HEXLETTER, ['g'] = C_LETTER,    ['h'] = C_LETTER,
+    ['i'] = C_LETTER,    ['j'] = C_LETTER,    ['k'] = C_LETTER,    ['l'] = C_LETTER,
+    ['m'] = C_LETTER,    ['n'] = C_LETTER,    ['o'] = C_LETTER,    ['p'] = C_LETTER,
+    ['q'] = C_LETTER,    ['r'] = C_LETTER,    ['s'] = C_LETTER,    ['t'] = C_LETTER,
+    ['u'] = C_LETTER,    ['v'] = C_LETTER,    ['w'] = C_LETTER,    ['x'] = C_LETTER,
+    ['y'] = C_LETTER,    ['z'] = C_LETTER,    ['G'] = C_LETTER,    ['H'] = C_LETTER,
+    ['I'] = C_LETTER,    ['J'] = C_LETTER,    ['K'] = C_LETTER,    ['L'] = C_LETTER,
+    ['M'] = C_LETTER,    ['N'] = C_LETTER,    ['O'] = C_LETTER,    ['P'] = C_LETTER,
+    ['Q'] = C_LETTER,    ['R'] = C_LETTER,    ['S'] = C_LETTER,    ['T'] = C_LETTER,
+    ['U'] = C_LETTER,    ['V'] = C_LETTER,    ['W'] = C_LETTER,    ['X'] = C_LETTER,
+    ['Y'] = C_LETTER,    ['Z'] = C_LETTER,
 };
 
 static inline int is_digit(uint8_t c)
@@ -37,14 +39,19 @@ static inline int is_alnum(uint8_t c)
 
 static uint8_t digit_token(size_t n)
 {
-    return n <= 3 ? SHAPE_DIGITS_1_3 : n <= 8 ? SHAPE_DIGITS_4_8 : n <= 16 ? SHAPE_DIGITS_9_16
-                                     : n <= 32 ? SHAPE_DIGITS_17_32 : SHAPE_DIGITS_LONG;
+    return n <= 3    ? SHAPE_DIGITS_1_3
+           : n <= 8  ? SHAPE_DIGITS_4_8
+           : n <= 16 ? SHAPE_DIGITS_9_16
+           : n <= 32 ? SHAPE_DIGITS_17_32
+                     : SHAPE_DIGITS_LONG;
 }
 
 static uint8_t hex_token(size_t n)
 {
-    return n <= 8 ? SHAPE_HEX_1_8 : n <= 16 ? SHAPE_HEX_9_16 : n <= 32 ? SHAPE_HEX_17_32
-                                                                       : SHAPE_HEX_LONG;
+    return n <= 8    ? SHAPE_HEX_1_8
+           : n <= 16 ? SHAPE_HEX_9_16
+           : n <= 32 ? SHAPE_HEX_17_32
+                     : SHAPE_HEX_LONG;
 }
 
 /* Length of a dotted IPv4 address at in[i], or 0. */
@@ -239,8 +246,8 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
         uint8_t c = in[i] | 0x20;
         bool after_separator = line_start || in[i - 1] == ';' || in[i - 1] == ' ' ||
                                in[i - 1] == ',' || in[i - 1] == '\t';
-        bool may_start = after_separator && (c == 'b' || c == 't' || c == 'c' || c == 'n' ||
-                                             c == 'r' || c == 'o');
+        bool may_start = after_separator &&
+                         (c == 'b' || c == 't' || c == 'c' || c == 'n' || c == 'r' || c == 'o');
         for (size_t k = 0; may_start && k < sizeof fields / sizeof fields[0] && !f; k++)
             if ((!fields[k].line_start || line_start) &&
                 starts_with_ci(in + i, len - i, fields[k].name))
@@ -268,9 +275,8 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
 
 const char *shape_token_name(uint8_t b)
 {
-    static const char *names[] = {"<dig1-3>",  "<dig4-8>",   "<dig9-16>",  "<dig17-32>",
-                                  "<dig33+>",  "<hex1-8>",   "<hex9-16>",  "<hex17-32>",
-                                  "<hex33+>",  "<ipv4>"};
+    static const char *names[] = {"<dig1-3>", "<dig4-8>",  "<dig9-16>",  "<dig17-32>", "<dig33+>",
+                                  "<hex1-8>", "<hex9-16>", "<hex17-32>", "<hex33+>",   "<ipv4>"};
     if (b >= SHAPE_DIGITS_1_3 && b <= SHAPE_IPV4)
         return names[b - SHAPE_DIGITS_1_3];
     if (b == SHAPE_ALNUM_1_16)

@@ -19,8 +19,8 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 /* Unless told otherwise, libosip2 prints every syntax error it meets to standard output,
  * where it would corrupt our JSON Lines. A malformed message is data to us, not a fault:
  * its trace goes to our log at debug level only. */
-static void osip_trace_to_log(const char *file, int line, osip_trace_level_t level,
-                              const char *fmt, va_list ap)
+static void osip_trace_to_log(const char *file, int line, osip_trace_level_t level, const char *fmt,
+                              va_list ap)
 {
     (void)level;
     if (log_get_level() < LOG_LEVEL_DEBUG)
@@ -188,8 +188,8 @@ static void extract_osip(osip_message_t *m, sipinfo_t *out)
     h = NULL;
     if (osip_message_get_expires(m, 0, &h) >= 0 && h && h->hvalue)
         out->expires = atoi(h->hvalue);
-    out->has_auth = osip_list_size(&m->authorizations) > 0 ||
-                    osip_list_size(&m->proxy_authorizations) > 0;
+    out->has_auth =
+        osip_list_size(&m->authorizations) > 0 || osip_list_size(&m->proxy_authorizations) > 0;
 }
 
 /* The first mandatory header (RFC 3261 section 8.1.1) the parsed message lacks, or NULL. */

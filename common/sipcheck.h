@@ -19,8 +19,8 @@ typedef struct {
     bool parse_ok;
     const char *reason; /* why parse_ok is false; static string; "" when it parsed */
     bool is_request;
-    char method[32];    /* requests */
-    int status;         /* responses */
+    char method[32]; /* requests */
+    int status;      /* responses */
     char call_id[128];
     uint32_t cseq;
     char cseq_method[32];
@@ -29,7 +29,7 @@ typedef struct {
     char user_agent[128];
     char from_user[64], to_user[64], ruri_user[64];
     char contact_host[64], via_host[64];
-    int expires; /* Expires header or -1 */
+    int expires;   /* Expires header or -1 */
     bool has_auth; /* Authorization or Proxy-Authorization present */
 } sipinfo_t;
 

@@ -19,8 +19,8 @@ typedef struct {
     endpoint_t src, dst;
     bool have_seq;
     uint32_t next_seq;
-    bool not_sip;   /* never produced SIP: ignore further bytes */
-    bool saw_sip;   /* produced at least one message */
+    bool not_sip; /* never produced SIP: ignore further bytes */
+    bool saw_sip; /* produced at least one message */
     uint8_t *buf;
     size_t len, cap;
     ooo_seg_t ooo[OOO_MAX];
@@ -40,8 +40,8 @@ struct tcpstream {
     int last_hit;
 };
 
-tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips,
-                           tcpstream_emit_fn emit, void *ctx)
+tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcpstream_emit_fn emit,
+                           void *ctx)
 {
     tcpstream_t *t = calloc(1, sizeof *t);
     if (!t)
@@ -229,8 +229,7 @@ static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoin
 }
 
 /* Appends in-order bytes, trimming what was already seen. */
-static void accept_bytes(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_t *data,
-                         size_t len)
+static void accept_bytes(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_t *data, size_t len)
 {
     int32_t ahead = (int32_t)(seq - s->next_seq);
     if (ahead < 0) {

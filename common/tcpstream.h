@@ -31,8 +31,8 @@ typedef void (*tcpstream_emit_fn)(void *ctx, const msg_t *m);
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 
-tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips,
-                           tcpstream_emit_fn emit, void *ctx);
+tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcpstream_emit_fn emit,
+                           void *ctx);
 void tcpstream_destroy(tcpstream_t **self);
 
 /* Feeds one segment. tmpl supplies timestamps, endpoints and MAC for messages it completes. */

@@ -16,29 +16,51 @@
 
 /* ------------------------------------------------------------ settings */
 
-enum { FLOW_HOLD, FLOW_CANCEL, FLOW_TCP, FLOW_MESSAGE, FLOW_PRESENCE, FLOW_REREG, FLOW_OPTIONS,
-       FLOW_IPV6, FLOW_COUNT };
+enum {
+    FLOW_HOLD,
+    FLOW_CANCEL,
+    FLOW_TCP,
+    FLOW_MESSAGE,
+    FLOW_PRESENCE,
+    FLOW_REREG,
+    FLOW_OPTIONS,
+    FLOW_IPV6,
+    FLOW_COUNT
+};
 static const char *flow_names[FLOW_COUNT] = {"hold",     "cancel", "tcp",     "message",
                                              "presence", "rereg",  "options", "ipv6"};
 
-enum { ATK_SCAN, ATK_GUESS, ATK_FLOOD, ATK_SPIT, ATK_BYE, ATK_CANCEL, ATK_DEREG, ATK_MALFORMED,
-       ATK_SPOOF, ATK_HIJACK, ATK_REFER, ATK_REPLAY, ATK_COUNT };
-static const char *attack_names[ATK_COUNT] = {"scan",  "guess",     "flood", "spit",
-                                              "bye",   "cancel",    "dereg", "malformed",
-                                              "spoof", "hijack",    "refer", "replay"};
+enum {
+    ATK_SCAN,
+    ATK_GUESS,
+    ATK_FLOOD,
+    ATK_SPIT,
+    ATK_BYE,
+    ATK_CANCEL,
+    ATK_DEREG,
+    ATK_MALFORMED,
+    ATK_SPOOF,
+    ATK_HIJACK,
+    ATK_REFER,
+    ATK_REPLAY,
+    ATK_COUNT
+};
+static const char *attack_names[ATK_COUNT] = {"scan",  "guess",  "flood", "spit",
+                                              "bye",   "cancel", "dereg", "malformed",
+                                              "spoof", "hijack", "refer", "replay"};
 
 typedef struct {
     uint64_t seed;
     uint64_t population_seed; /* who the users are; 0 = the same as seed */
     int users;
-    double duration;   /* seconds of normal traffic */
-    double call_rate;  /* calls per user-hour */
+    double duration;  /* seconds of normal traffic */
+    double call_rate; /* calls per user-hour */
     double p_social;
     int clique_min, clique_max;
     bool without[FLOW_COUNT];
     bool attacks[ATK_COUNT];
-    bool normal;       /* emit normal traffic */
-    bool attacker_only; /* keep only what attackers send (content-model evaluations) */
+    bool normal;         /* emit normal traffic */
+    bool attacker_only;  /* keep only what attackers send (content-model evaluations) */
     double attack_scale; /* multiplies attack volume */
     char flood_window;   /* a end, b start, c throughout, d start and end, e none */
     bool pareto;         /* generalised Pareto holding times instead of exponential */
@@ -149,18 +171,19 @@ typedef struct {
 } family_t;
 
 /* order letters: v Via, m Max-Forwards, f From, t To, i Call-ID, c CSeq, o Contact,
- * u User-Agent, a Allow, s Supported, e Expires, z Authorization, x extra, y Content-Type, l Content-Length */
+ * u User-Agent, a Allow, s Supported, e Expires, z Authorization, x extra, y Content-Type, l
+ * Content-Length */
 static const family_t families[] = {
-    {"Linphone/3.12.0 (belle-sip/1.6.3)", "Linphone/%d.%d.%d (belle-sip/1.6.3)", false, false,
-     true, "hex", "0 8 101", "vftiocmeaszuxyl", "Supported", "replaces, outbound, gruu"},
-    {"PJSUA v2.10 Linux-5.4/x86_64/glibc", "PJSUA v2.%d Linux-5.%d/x86_64/glibc-2.%d", true,
-     false, false, "hex", "8 0 9 101", "vmotficzseauxyl", NULL, NULL},
+    {"Linphone/3.12.0 (belle-sip/1.6.3)", "Linphone/%d.%d.%d (belle-sip/1.6.3)", false, false, true,
+     "hex", "0 8 101", "vftiocmeaszuxyl", "Supported", "replaces, outbound, gruu"},
+    {"PJSUA v2.10 Linux-5.4/x86_64/glibc", "PJSUA v2.%d Linux-5.%d/x86_64/glibc-2.%d", true, false,
+     false, "hex", "8 0 9 101", "vmotficzseauxyl", NULL, NULL},
     {"Yealink SIP-T46S 66.85.0.5", "Yealink SIP-T46S 66.%d.0.%d%d", false, false, true, "dig",
      "9 0 8 18 101", "vfticmoazsueyxl", "Allow-Events", "talk,hold,conference,refer,check-sync"},
-    {"Grandstream GXP2170 1.0.11.23", "Grandstream GXP2170 1.0.%d.%d%d", false, true, false,
-     "dig", "0 8 4 18 101", "vmftiocaezsuxyl", "Supported", "replaces, path, timer, eventlist"},
-    {"Cisco/SPA504G-7.6.2c", "Cisco/SPA504G-7.%d.%dc%d", false, false, true, "alnum",
-     "0 18 101", "vftimcoeuazsxyl", "Remote-Party-ID", "<sip:anonymous@localhost>;screen=no"},
+    {"Grandstream GXP2170 1.0.11.23", "Grandstream GXP2170 1.0.%d.%d%d", false, true, false, "dig",
+     "0 8 4 18 101", "vmftiocaezsuxyl", "Supported", "replaces, path, timer, eventlist"},
+    {"Cisco/SPA504G-7.6.2c", "Cisco/SPA504G-7.%d.%dc%d", false, false, true, "alnum", "0 18 101",
+     "vftimcoeuazsxyl", "Remote-Party-ID", "<sip:anonymous@localhost>;screen=no"},
     {"PolycomVVX-VVX_411-UA/5.9.5.0614", "PolycomVVX-VVX_411-UA/5.%d.%d.%d", false, true, true,
      "alnum", "9 0 8 101", "vfticomxaseuyzl", "Accept-Language", "en"},
     {"Z 5.5.9 v2.10.16.2", "Z 5.%d.%d v2.10.16.%d", false, false, false, "hex", "0 8 3 101",
@@ -267,10 +290,12 @@ static void hset(sipmsg_t *m, const char *name, const char *fmt, ...)
 
 static char order_letter(const char *name)
 {
-    static const char *names[] = {"Via",  "Max-Forwards", "From",    "To",     "Call-ID",
-                                  "CSeq", "Contact",      "User-Agent", "Allow", "Supported",
-                                  "Expires", "Authorization", "Content-Type", "Content-Length"};
-    static const char letters[] = "vmftico" "uasezyl";
+    static const char *names[] = {"Via",          "Max-Forwards",  "From",    "To",
+                                  "Call-ID",      "CSeq",          "Contact", "User-Agent",
+                                  "Allow",        "Supported",     "Expires", "Authorization",
+                                  "Content-Type", "Content-Length"};
+    static const char letters[] = "vmftico"
+                                  "uasezyl";
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(names[i], name))
             return letters[i];
@@ -279,9 +304,14 @@ static char order_letter(const char *name)
 
 static const char *compact_name(const char *name)
 {
-    static const char *pairs[][2] = {{"Via", "v"},     {"From", "f"},    {"To", "t"},
-                                     {"Call-ID", "i"}, {"Contact", "m"}, {"Content-Type", "c"},
-                                     {"Content-Length", "l"}, {"Supported", "k"}};
+    static const char *pairs[][2] = {{"Via", "v"},
+                                     {"From", "f"},
+                                     {"To", "t"},
+                                     {"Call-ID", "i"},
+                                     {"Contact", "m"},
+                                     {"Content-Type", "c"},
+                                     {"Content-Length", "l"},
+                                     {"Supported", "k"}};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         if (!strcmp(pairs[i][0], name))
             return pairs[i][1];
@@ -346,18 +376,22 @@ static void sdp(char *out, size_t cap, const user_t *u, const char *mode)
     char sess[16];
     digits(sess, 8);
     int port = 10000 + 2 * irand(0, 5000);
-    size_t o = (size_t)snprintf(out, cap,
-                                "v=0\r\no=%s %s %s IN %s %s\r\ns=%s\r\nc=IN %s %s\r\nt=0 0\r\n"
-                                "m=audio %d RTP/AVP %s\r\n",
-                                u->fam->compact ? "-" : u->user, sess, sess, ipv, host,
-                                u->fam->display ? "SIP Call" : "-", ipv, host, port,
-                                u->fam->codecs);
+    size_t o =
+        (size_t)snprintf(out, cap,
+                         "v=0\r\no=%s %s %s IN %s %s\r\ns=%s\r\nc=IN %s %s\r\nt=0 0\r\n"
+                         "m=audio %d RTP/AVP %s\r\n",
+                         u->fam->compact ? "-" : u->user, sess, sess, ipv, host,
+                         u->fam->display ? "SIP Call" : "-", ipv, host, port, u->fam->codecs);
     char codecs[64];
     snprintf(codecs, sizeof codecs, "%s", u->fam->codecs);
     for (char *tok = strtok(codecs, " "); tok; tok = strtok(NULL, " ")) {
         int pt = atoi(tok);
-        const char *name = pt == 0 ? "PCMU/8000" : pt == 8 ? "PCMA/8000" : pt == 9 ? "G722/8000"
-                         : pt == 18 ? "G729/8000" : pt == 4 ? "G723/8000" : "telephone-event/8000";
+        const char *name = pt == 0    ? "PCMU/8000"
+                           : pt == 8  ? "PCMA/8000"
+                           : pt == 9  ? "G722/8000"
+                           : pt == 18 ? "G729/8000"
+                           : pt == 4  ? "G723/8000"
+                                      : "telephone-event/8000";
         o += (size_t)snprintf(out + o, cap - o, "a=rtpmap:%d %s\r\n", pt, name);
     }
     if (u->fam->tcp || u->fam->display)
@@ -382,16 +416,16 @@ static void send_msg(double ts, const endpoint_t *src, const endpoint_t *dst, bo
 {
     static char buf[8192];
     size_t n = render(m, fam, buf, sizeof buf);
-    emit(ts, src, dst, tcp ? TRANSPORT_TCP : TRANSPORT_UDP, buf, n, g_attack, g_family,
-         g_scenario, call_id);
+    emit(ts, src, dst, tcp ? TRANSPORT_TCP : TRANSPORT_UDP, buf, n, g_attack, g_family, g_scenario,
+         call_id);
 }
 
 static void via_of(const user_t *u, const char *branch, char *out, size_t cap)
 {
     char host[64];
     ep_host(&u->ep, host, sizeof host);
-    snprintf(out, cap, "SIP/2.0/%s %s:%u;branch=%s;rport", u->tcp ? "TCP" : "UDP", host,
-             u->ep.port, branch);
+    snprintf(out, cap, "SIP/2.0/%s %s:%u;branch=%s;rport", u->tcp ? "TCP" : "UDP", host, u->ep.port,
+             branch);
 }
 
 /* A request from user u to the proxy, and its copy forwarded by the proxy to `to` (if any). */
@@ -406,8 +440,8 @@ static void name_addr(const user_t *u, const family_t *writer, char *buf, size_t
 
 /* The proxy's copy of a request for `to`: its own Via on top, Record-Route, Max-Forwards - 1,
  * and the Request-URI of the callee's registered contact. */
-static void forward_request(double ts, const sipmsg_t *m, const char *method, user_t *u,
-                            user_t *to, const dialog_t *d)
+static void forward_request(double ts, const sipmsg_t *m, const char *method, user_t *u, user_t *to,
+                            const dialog_t *d)
 {
     sipmsg_t f = *m;
     char pbranch[40], host[64], phost[64];
@@ -464,7 +498,8 @@ static void request(double ts, user_t *u, user_t *to, const char *method, const 
     hset(&m, "User-Agent", "%s", ua_of(u));
     bool dialog_start = !strcmp(method, "INVITE") || !strcmp(method, "REGISTER");
     if (dialog_start)
-        hset(&m, "Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO");
+        hset(&m, "Allow",
+             "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO");
     if (dialog_start && u->fam->extra_name)
         hset(&m, u->fam->extra_name, "%s", u->fam->extra_value);
     if (extra_name)
@@ -473,8 +508,7 @@ static void request(double ts, user_t *u, user_t *to, const char *method, const 
         hset(&m, "Content-Type", "%s", ctype);
         snprintf(m.body, sizeof m.body, "%s", body);
     }
-    send_msg(ts, u->wire.family ? &u->wire : &u->ep, proxy_for(u), u->tcp, &m, u->fam,
-             d->call_id);
+    send_msg(ts, u->wire.family ? &u->wire : &u->ep, proxy_for(u), u->tcp, &m, u->fam, d->call_id);
     if (to)
         forward_request(ts, &m, method, u, to, d);
 }
@@ -582,8 +616,8 @@ static void do_register(double t, user_t *u, int expires, const char *password)
     char nonce[40], chal[200];
     hexs(nonce, 32);
     snprintf(chal, sizeof chal, "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5", domain, nonce);
-    response(t + 0.01, NULL, u, 401, "Unauthorized", "REGISTER", &d, true, "WWW-Authenticate",
-             chal, NULL);
+    response(t + 0.01, NULL, u, 401, "Unauthorized", "REGISTER", &d, true, "WWW-Authenticate", chal,
+             NULL);
     d.cseq++;
     char uri[64], resp[33], auth[400];
     snprintf(uri, sizeof uri, "sip:%s", domain);
@@ -637,8 +671,8 @@ static void do_presence(double t, user_t *a, user_t *b)
              "entity=\"sip:%s@%s\"><tuple id=\"t1\"><status><basic>open</basic></status>"
              "</tuple></presence>\r\n",
              b->user, domain);
-    request(t + 0.1, b, a, "NOTIFY", a->user, &n, "Subscription-State", "active;expires=3600",
-            pidf, "application/pidf+xml", NULL);
+    request(t + 0.1, b, a, "NOTIFY", a->user, &n, "Subscription-State", "active;expires=3600", pidf,
+            "application/pidf+xml", NULL);
     response(t + 0.15, a, b, 200, "OK", "NOTIFY", &n, true, NULL, NULL, NULL);
 }
 
@@ -718,11 +752,11 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
 
 /* ------------------------------------------------------------ population */
 
-static const char *first_names[] = {"Alice", "Bob", "Carol", "David", "Eve", "Frank", "Grace",
-                                    "Heidi", "Ivan", "Judy", "Mallory", "Niaj", "Olivia", "Peggy",
-                                    "Rupert", "Sybil", "Trent", "Victor", "Walter", "Yasmin"};
-static const char *last_names[] = {"Smith", "Jones", "Müller", "García", "Rossi", "Dubois", "Novak",
-                                   "Kowalski", "Andersen", "O'Brien", "Nakamura", "Silva"};
+static const char *first_names[] = {
+    "Alice",   "Bob",  "Carol",  "David", "Eve",    "Frank", "Grace", "Heidi",  "Ivan",   "Judy",
+    "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Victor", "Walter", "Yasmin"};
+static const char *last_names[] = {"Smith", "Jones",    "Müller",   "García",  "Rossi",    "Dubois",
+                                   "Novak", "Kowalski", "Andersen", "O'Brien", "Nakamura", "Silva"};
 
 /* "alice.garcia7": lower-case ASCII letters of the names, and a number that keeps it unique. */
 static void ascii_login(char *out, size_t cap, const char *first, const char *last, int i)
@@ -764,7 +798,8 @@ static user_t *make_users(const gen_opts_t *o)
         name_user(&u[i], i);
         snprintf(u[i].pass, sizeof u[i].pass, "pw%05d%04d", (int)(rnd() % 100000), i);
         u[i].fam = &families[rnd() % (uint64_t)N_FAMILIES];
-        snprintf(u[i].ua, sizeof u[i].ua, u[i].fam->ua_fmt, irand(1, 12), irand(0, 9), irand(0, 40));
+        snprintf(u[i].ua, sizeof u[i].ua, u[i].fam->ua_fmt, irand(1, 12), irand(0, 9),
+                 irand(0, 40));
         u[i].tcp = u[i].fam->tcp && !o->without[FLOW_TCP];
         uint16_t port = (uint16_t)(u[i].fam->compact ? irand(40000, 60000) : 5060);
         if (!o->without[FLOW_IPV6] && uni() < 0.15)
@@ -895,8 +930,7 @@ static void tool_reply(double t, const endpoint_t *tool, const tool_dialog_t *d,
                      code, reason, d->via, paddr, d->from, d->to,
                      (unsigned long long)(rnd() & 0xffffffffULL), d->call_id, d->cseq,
                      extra ? extra : "");
-    emit(t, &proxy_ep, tool, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario,
-         d->call_id);
+    emit(t, &proxy_ep, tool, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario, d->call_id);
 }
 
 /* A SIPVicious request: its header order, quoting and spacing, its long hex tags. */
@@ -915,15 +949,15 @@ static void tool_sipvicious(double t, const endpoint_t *src, const char *method,
     digits(d->call_id, 20 + irand(0, 6));
     snprintf(d->cseq, sizeof d->cseq, "1 %s", method);
     char buf[2048];
-    int n = snprintf(buf, sizeof buf,
-                     "%s sip:%s@%s SIP/2.0\r\nVia: %s\r\nContent-Length: 0\r\nFrom: %s\r\n"
-                     "Accept: application/sdp\r\nUser-Agent: %s\r\nTo: %s\r\n"
-                     "Contact: sip:%s@%s:%u\r\nCSeq: %s\r\nCall-ID: %s\r\nMax-Forwards: 70\r\n"
-                     "%s%s%s\r\n",
-                     method, ext, dst, d->via, d->from, ua, d->to, ext, host, src->port, d->cseq,
-                     d->call_id, auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
-    emit(t, src, &proxy_ep, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario,
-         d->call_id);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "%s sip:%s@%s SIP/2.0\r\nVia: %s\r\nContent-Length: 0\r\nFrom: %s\r\n"
+                 "Accept: application/sdp\r\nUser-Agent: %s\r\nTo: %s\r\n"
+                 "Contact: sip:%s@%s:%u\r\nCSeq: %s\r\nCall-ID: %s\r\nMax-Forwards: 70\r\n"
+                 "%s%s%s\r\n",
+                 method, ext, dst, d->via, d->from, ua, d->to, ext, host, src->port, d->cseq,
+                 d->call_id, auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+    emit(t, src, &proxy_ep, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario, d->call_id);
 }
 
 /* SIPp's built-in uac scenario: INVITE with its fixed Subject, tags and SDP. */
@@ -953,10 +987,9 @@ static void tool_sipp(double t, const endpoint_t *src, const char *method, const
                      "Call-ID: %s\r\nCSeq: %s\r\nContact: sip:sipp@%s:%u\r\nMax-Forwards: 70\r\n"
                      "Subject: Performance Test\r\n%sContent-Length: %d\r\n\r\n%s",
                      method, service, dst, d->via, d->from, d->to, d->call_id, d->cseq, host,
-                     src->port, invite ? "Content-Type: application/sdp\r\n" : "",
-                     invite ? sl : 0, invite ? sdpb : "");
-    emit(t, src, &proxy_ep, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario,
-         d->call_id);
+                     src->port, invite ? "Content-Type: application/sdp\r\n" : "", invite ? sl : 0,
+                     invite ? sdpb : "");
+    emit(t, src, &proxy_ep, TRANSPORT_UDP, buf, (size_t)n, true, g_family, g_scenario, d->call_id);
 }
 
 static void atk_scan(const gen_opts_t *o, double t0)
@@ -969,7 +1002,9 @@ static void atk_scan(const gen_opts_t *o, double t0)
         const char *method = s == 0 ? "OPTIONS" : s == 1 ? "REGISTER" : "INVITE";
         /* svmap and svwar say who they are; the third scanner hides its tool name */
         const char *ua = s < 2 ? "friendly-scanner" : disguises[rnd() % 4];
-        label(s == 0 ? "scan-options" : s == 1 ? "scan-register" : "scan-invite",
+        label(s == 0   ? "scan-options"
+              : s == 1 ? "scan-register"
+                       : "scan-invite",
               s == 2 ? "extension-scan-disguised" : "extension-scan");
         for (int i = 0; i < n; i++) {
             double t = t0 + s * 20 + i * 0.02;
@@ -977,9 +1012,9 @@ static void atk_scan(const gen_opts_t *o, double t0)
             snprintf(ext, sizeof ext, "%d", 100 + i);
             tool_dialog_t d;
             tool_sipvicious(t, &src, method, ext, ua, NULL, &d);
-            tool_reply(t + 0.003, &src, &d, s == 1 ? 401 : 404, s == 1 ? "Unauthorized" : "Not Found",
-                       s == 1 ? "WWW-Authenticate: Digest realm=\"example.net\", nonce=\"1\"\r\n"
-                              : NULL);
+            tool_reply(
+                t + 0.003, &src, &d, s == 1 ? 401 : 404, s == 1 ? "Unauthorized" : "Not Found",
+                s == 1 ? "WWW-Authenticate: Digest realm=\"example.net\", nonce=\"1\"\r\n" : NULL);
         }
     }
 }
@@ -1045,7 +1080,8 @@ static void atk_flood(const gen_opts_t *o, user_t *users, double duration)
         char scen[64];
         snprintf(scen, sizeof scen, "window-%c/rate-%d/%s/%s", w, rates[r],
                  ddos ? "distributed" : "single", ramp ? "increasing" : "constant");
-        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"), intern(scen));
+        label(ddos ? "flood-invite-ddos" : (r == 4 ? "flood-register" : "flood-invite"),
+              intern(scen));
         int n = (int)(rates[r] * burst);
         if (n < 20)
             n = 20;
@@ -1086,8 +1122,8 @@ static void atk_hijack(const gen_opts_t *o, user_t *users, double t0)
         d.cseq += 2;
         char body[1024];
         sdp(body, sizeof body, &fake, "sendrecv");
-        request(t0 + i * 0.9, &fake, b, "INVITE", b->user, &d, NULL, NULL, body,
-                "application/sdp", NULL);
+        request(t0 + i * 0.9, &fake, b, "INVITE", b->user, &d, NULL, NULL, body, "application/sdp",
+                NULL);
     }
 }
 
@@ -1168,8 +1204,8 @@ static void atk_teardown(const gen_opts_t *o, user_t *users, double t0, bool bye
         dialog_t d;
         new_dialog(&d, a, b);
         new_tag(b->fam, d.ttag);
-        request(t0 + i * 0.7, &fake, b, bye ? "BYE" : "CANCEL", b->user, &d, NULL, NULL, NULL,
-                NULL, NULL);
+        request(t0 + i * 0.7, &fake, b, bye ? "BYE" : "CANCEL", b->user, &d, NULL, NULL, NULL, NULL,
+                NULL);
     }
 }
 
@@ -1202,17 +1238,17 @@ static void atk_spoof(const gen_opts_t *o, user_t *users, double t0)
         new_dialog(&d, &fake, b);
         char body[1024];
         sdp(body, sizeof body, &fake, "sendrecv");
-        request(t0 + i, &fake, b, "INVITE", b->user, &d, NULL, NULL, body, "application/sdp",
-                NULL);
+        request(t0 + i, &fake, b, "INVITE", b->user, &d, NULL, NULL, body, "application/sdp", NULL);
     }
 }
 
 /* Fuzzer-style malformed messages, each from a valid INVITE with one anomaly category. */
 static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
 {
-    static const char *cats[] = {"overflow", "format-string", "sqli", "shell", "bad-utf8",
-                                 "nul-byte", "missing-header", "dup-header", "bad-request-line",
-                                 "content-length", "huge-number", "bad-separator"};
+    static const char *cats[] = {"overflow",       "format-string", "sqli",
+                                 "shell",          "bad-utf8",      "nul-byte",
+                                 "missing-header", "dup-header",    "bad-request-line",
+                                 "content-length", "huge-number",   "bad-separator"};
     int n = (int)(25 * o->attack_scale);
     user_t a = attacker(116, 9, "sipsak 0.9.6", 5060);
     for (int c = 0; c < 12; c++) {
@@ -1234,7 +1270,8 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
             static const char *fmts[] = {"%s%s%s%n", "%x%x%x%x", "%99999999s", "%n%n%n"};
             static const char *sqli[] = {"1' OR '1'='1", "'; DROP TABLE subscriber;--",
                                          "1 UNION SELECT password FROM users", "admin'--"};
-            static const char *shell[] = {"$(reboot)", "`id`", "; cat /etc/passwd", "| nc -e /bin/sh"};
+            static const char *shell[] = {"$(reboot)", "`id`", "; cat /etc/passwd",
+                                          "| nc -e /bin/sh"};
             char display[512] = "\"Alice\"";
             if (c == 0)
                 user = big;
@@ -1247,8 +1284,8 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
             else if (c == 4)
                 snprintf(display, sizeof display, "\"\xc3\x28\xa0\xa1\xff\xfe%d\"", i);
             if (c == 8)
-                snprintf(m.start, sizeof m.start, "%s sip:%s@%s SIP/%d.%d", i % 2 ? "INV ITE" : "INVITE",
-                         user, domain, irand(0, 9), irand(0, 9));
+                snprintf(m.start, sizeof m.start, "%s sip:%s@%s SIP/%d.%d",
+                         i % 2 ? "INV ITE" : "INVITE", user, domain, irand(0, 9), irand(0, 9));
             else
                 snprintf(m.start, sizeof m.start, "INVITE sip:%s@%s SIP/2.0", user, domain);
             if (c != 6 || i % 3 != 0)
@@ -1285,8 +1322,8 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
             if (c == 9) { /* negative or lying Content-Length */
                 char *cl = strstr(buf, "Content-Length: 0");
                 if (cl)
-                    snprintf(buf + (cl - buf), sizeof buf - (size_t)(cl - buf), "Content-Length: %s\r\n\r\n",
-                             i % 2 ? "-1" : "99999");
+                    snprintf(buf + (cl - buf), sizeof buf - (size_t)(cl - buf),
+                             "Content-Length: %s\r\n\r\n", i % 2 ? "-1" : "99999");
                 nb = strlen(buf);
             }
             emit(t0 + c * 3 + i * 0.1, &a.ep, &proxy_ep, TRANSPORT_UDP, buf, nb, true, g_family,
@@ -1317,8 +1354,8 @@ static const char *sender_of(const endpoint_t *src)
         (src->family == 6 && !memcmp(src->addr, proxy_ep6.addr, 16)))
         return "proxy";
     if ((src->family == 4 && src->addr[0] == 10) ||
-        (src->family == 6 && src->addr[0] == 0x20 && src->addr[1] == 0x01 &&
-         src->addr[2] == 0x0d && src->addr[3] == 0xb8))
+        (src->family == 6 && src->addr[0] == 0x20 && src->addr[1] == 0x01 && src->addr[2] == 0x0d &&
+         src->addr[3] == 0xb8))
         return "user";
     return "attacker";
 }
@@ -1376,25 +1413,37 @@ static const cliopt_t gen_opts[] = {
      NULL},
     {"preset", 'p', "NAME", "small (tests), demo, or eval (>= 200,000 messages)", "small"},
     {"seed", 's', "N", "random seed; the same seed and options give identical output", "1"},
-    {"population-seed", 0, "N", "seed of the user population alone (names, addresses, phones): "
-     "give train and test captures the same one and different --seed", "the --seed"},
+    {"population-seed", 0, "N",
+     "seed of the user population alone (names, addresses, phones): "
+     "give train and test captures the same one and different --seed",
+     "the --seed"},
     {"users", 'u', "N", "number of user agents", "preset"},
     {"duration", 'd', "SECONDS", "length of normal traffic", "preset"},
     {"call-rate", 0, "X", "calls per user-hour (Poisson)", "preset"},
     {"p-social", 0, "X", "probability a call stays inside the caller's clique", "0.8"},
     {"clique", 0, "MIN-MAX", "clique sizes", "3-7"},
-    {"without", 'w', "FLOW,...", "leave out legitimate flows: hold, cancel, tcp, message, presence, "
-     "rereg, options", NULL},
-    {"attacks", 'a', "LIST", "attack families: all, none, or a list of scan, guess, flood, spit, "
-     "bye, cancel, dereg, malformed, spoof, hijack, refer, replay", "all"},
+    {"without", 'w', "FLOW,...",
+     "leave out legitimate flows: hold, cancel, tcp, message, presence, "
+     "rereg, options",
+     NULL},
+    {"attacks", 'a', "LIST",
+     "attack families: all, none, or a list of scan, guess, flood, spit, "
+     "bye, cancel, dereg, malformed, spoof, hijack, refer, replay",
+     "all"},
     {"attack-scale", 0, "X", "multiply the number of attack messages", "1"},
-    {"holding", 0, "DIST", "call holding times: exp (mean 120 s) or pareto (generalised Pareto, "
-     "scale 60 s, shape 0.4)", "exp"},
-    {"flood-window", 0, "S", "where floods go: a end, b start, c throughout, d start and end, "
-     "e none (the INVITE-flood paper's scenarios)", "c"},
+    {"holding", 0, "DIST",
+     "call holding times: exp (mean 120 s) or pareto (generalised Pareto, "
+     "scale 60 s, shape 0.4)",
+     "exp"},
+    {"flood-window", 0, "S",
+     "where floods go: a end, b start, c throughout, d start and end, "
+     "e none (the INVITE-flood paper's scenarios)",
+     "c"},
     {"no-normal", 0, NULL, "emit attack traffic only", NULL},
-    {"attacker-only", 0, NULL, "keep only messages sent by attackers (no proxy or victim "
-     "answers): what a content model can be asked to flag", NULL},
+    {"attacker-only", 0, NULL,
+     "keep only messages sent by attackers (no proxy or victim "
+     "answers): what a content model can be asked to flag",
+     NULL},
     {"help", 'h', NULL, "show this help", NULL},
     {0},
 };

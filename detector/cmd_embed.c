@@ -121,8 +121,8 @@ int cmd_embed(int argc, char **argv)
     c.v = sparse_new();
     embed_keep_dictionary(c.e, c.json);
     int failed = 0;
-    int loop = cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, embed_one, &c,
-                                    &failed);
+    int loop =
+        cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, embed_one, &c, &failed);
     int rc = failed ? EXIT_INPUT : EXIT_OK;
     if (loop != 0 || fflush(stdout) != 0) {
         fprintf(stderr, "sipguard embed: writing the vectors failed\n");

@@ -155,8 +155,8 @@ int cmd_score(int argc, char **argv)
     }
     if (!c.scorer)
         goto out;
-    int loop = cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, score_one, &c,
-                                    &failed);
+    int loop =
+        cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, score_one, &c, &failed);
     if (fflush(c.out) != 0 || c.write_errors || loop != 0) {
         fprintf(stderr, "sipguard score: writing the results failed\n");
         goto out;

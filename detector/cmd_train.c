@@ -119,8 +119,8 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (!out || optind >= argc) {
-        fprintf(stderr, "sipguard train: %s\nusage: %s\n", out ? "no INPUT given" : "-o MODEL is required",
-                train_cmd.usage);
+        fprintf(stderr, "sipguard train: %s\nusage: %s\n",
+                out ? "no INPUT given" : "-o MODEL is required", train_cmd.usage);
         return EXIT_USAGE;
     }
     train_ctx_t c = {0};
@@ -132,7 +132,8 @@ int cmd_train(int argc, char **argv)
     int failed = 0, rc = EXIT_FAIL;
     if (!c.embed || !c.v || !c.b)
         goto out;
-    if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed) != 0)
+    if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed) !=
+        0)
         goto out;
     model_stats_t st;
     char err[512];
@@ -155,9 +156,10 @@ int cmd_train(int argc, char **argv)
                 "global: SVDD nu=%g, %d solver iterations, duality gap %.3g; threshold %.6g\n"
                 "local: k=%d%s; threshold %.6g (target FPR %g)\n",
                 out, st.messages + st.holdout, st.holdout, st.distinct, st.dim, feat,
-                mo.embed.shape ? ", shaped: " : "", mo.embed.shape ? embed_shape_name(mo.embed.shape) : "", mo.nu, st.svdd_iterations, st.svdd_gap,
-                st.thr_global, mo.k, mo.local_norm ? ", divided by |m(z)|" : "", st.thr_local,
-                mo.fpr);
+                mo.embed.shape ? ", shaped: " : "",
+                mo.embed.shape ? embed_shape_name(mo.embed.shape) : "", mo.nu, st.svdd_iterations,
+                st.svdd_gap, st.thr_global, mo.k, mo.local_norm ? ", divided by |m(z)|" : "",
+                st.thr_local, mo.fpr);
     }
     model_destroy(&m);
     rc = failed ? EXIT_INPUT : EXIT_OK;

@@ -67,8 +67,8 @@ int cmd_input_option(const char *name, const char *arg, decode_opts_t *o)
     return 1;
 }
 
-int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet,
-                         cmd_message_fn fn, void *ctx, int *failed_inputs)
+int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet, cmd_message_fn fn,
+                         void *ctx, int *failed_inputs)
 {
     for (int i = 0; i < n; i++) {
         char err[600];

@@ -17,22 +17,28 @@
 /* Exit codes of every sipguard command. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
 
-#define CMD_EMBED_OPTIONS                                                                         \
-    {"feature", 'f', "SPEC", "features: ngram:N (N = 1..8) or token", "ngram:4"},                \
-        {"binary", 0, NULL, "count each feature once (0/1) instead of its occurrences", NULL},    \
-        {"norm", 0, "NORM", "vector normalisation: none, l1 or l2", "none"},                      \
-        {"shape", 0, "MODE", "value shaping: fields (per-message random values only), all (every " \
-         "digit/hex run and IPv4 address) or none", "fields"},                                     \
-        {"no-shape", 0, NULL, "the same as --shape none", NULL},                                  \
-        {"no-header-norm", 0, NULL, "keep header names as written (no canonical names)", NULL},  \
-        {"delimiters", 0, "CHARS", "token delimiters; \\t \\r \\n \\xHH understood",               \
-         "\" \\t\\r\\n,;:=@/<>\\\"'()[]?&\""}
+#define CMD_EMBED_OPTIONS                                                                          \
+    {"feature", 'f', "SPEC", "features: ngram:N (N = 1..8) or token", "ngram:4"},                  \
+        {"binary", 0, NULL, "count each feature once (0/1) instead of its occurrences", NULL},     \
+        {"norm", 0, "NORM", "vector normalisation: none, l1 or l2", "none"},                       \
+        {"shape", 0, "MODE",                                                                       \
+         "value shaping: fields (per-message random values only), all (every "                     \
+         "digit/hex run and IPv4 address) or none",                                                \
+         "fields"},                                                                                \
+        {"no-shape", 0, NULL, "the same as --shape none", NULL},                                   \
+        {"no-header-norm", 0, NULL, "keep header names as written (no canonical names)", NULL},    \
+    {                                                                                              \
+        "delimiters", 0, "CHARS", "token delimiters; \\t \\r \\n \\xHH understood",                \
+            "\" \\t\\r\\n,;:=@/<>\\\"'()[]?&\""                                                    \
+    }
 
-#define CMD_INPUT_OPTIONS                                                                         \
+#define CMD_INPUT_OPTIONS                                                                          \
     {"sip-ports", 0, "LO-HI", "UDP/TCP ports that carry SIP", "5060-5090"},                        \
-        {"no-sniff", 0, NULL, "do not take SIP-looking payloads on other ports", NULL},           \
+        {"no-sniff", 0, NULL, "do not take SIP-looking payloads on other ports", NULL},            \
         {"hep-port", 0, "PORT", "UDP port of HEPv3 datagrams", "9060"},                            \
-        {"max-message", 0, "BYTES", "longer messages are cut and marked truncated", "65535"}
+    {                                                                                              \
+        "max-message", 0, "BYTES", "longer messages are cut and marked truncated", "65535"         \
+    }
 
 /* Applies an embedding option by name; 1 when handled, 0 when not its option, -1 invalid. */
 int cmd_embed_option(const char *name, const char *arg, embed_opts_t *o);
@@ -46,7 +52,7 @@ typedef int (*cmd_message_fn)(void *ctx, const msg_t *m);
  * opened is reported and counted in *failed_inputs. Skips are printed to
  * stderr per input unless quiet. Returns -1 when fn returned non-zero (abort).
  */
-int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet,
-                         cmd_message_fn fn, void *ctx, int *failed_inputs);
+int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet, cmd_message_fn fn,
+                         void *ctx, int *failed_inputs);
 
 #endif

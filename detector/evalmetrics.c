@@ -119,8 +119,8 @@ void evalmetrics_roc_svg(FILE *out, int models, const char *const *names,
         fprintf(out,
                 "<rect x=\"%g\" y=\"%g\" width=\"14\" height=\"4\" fill=\"%s\"/>"
                 "<text x=\"%g\" y=\"%g\">%s</text>\n",
-                L + W - 150, T + H - 60 + 18.0 * m, colours[m], L + W - 130,
-                T + H - 55 + 18.0 * m, names[m]);
+                L + W - 150, T + H - 60 + 18.0 * m, colours[m], L + W - 130, T + H - 55 + 18.0 * m,
+                names[m]);
     }
     fprintf(out, "</svg>\n");
 }

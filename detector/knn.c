@@ -175,6 +175,16 @@ static int worse(double da, uint32_t pa, double db, uint32_t pb)
     return da > db || (da == db && pa > pb);
 }
 
+static void heap_swap(knn_searcher_t *s, int a, int b)
+{
+    double td = s->hd[a];
+    uint32_t tp = s->hp[a];
+    s->hd[a] = s->hd[b];
+    s->hp[a] = s->hp[b];
+    s->hd[b] = td;
+    s->hp[b] = tp;
+}
+
 static void heap_sift_down(knn_searcher_t *s, int i)
 {
     for (;;) {
@@ -185,12 +195,7 @@ static void heap_sift_down(knn_searcher_t *s, int i)
             m = r;
         if (m == i)
             return;
-        double td = s->hd[i];
-        uint32_t tp = s->hp[i];
-        s->hd[i] = s->hd[m];
-        s->hp[i] = s->hp[m];
-        s->hd[m] = td;
-        s->hp[m] = tp;
+        heap_swap(s, i, m);
         i = m;
     }
 }
@@ -212,12 +217,7 @@ static void heap_push(knn_searcher_t *s, double d, uint32_t p)
         int parent = (i - 1) / 2;
         if (!worse(s->hd[i], s->hp[i], s->hd[parent], s->hp[parent]))
             break;
-        double td = s->hd[i];
-        uint32_t tp = s->hp[i];
-        s->hd[i] = s->hd[parent];
-        s->hp[i] = s->hp[parent];
-        s->hd[parent] = td;
-        s->hp[parent] = tp;
+        heap_swap(s, i, parent);
         i = parent;
     }
 }
@@ -384,9 +384,8 @@ static void visit_seeds(knn_searcher_t *s, const knn_seed_t *seeds, const query_
             else
                 hi = mid;
         }
-        for (size_t i = lo, taken = 0; i < n && band[i].key == keys[b] && taken < KNN_SEEDS_PER_BAND;
-             i++, taken++)
-        {
+        for (size_t i = lo, taken = 0;
+             i < n && band[i].key == keys[b] && taken < KNN_SEEDS_PER_BAND; i++, taken++) {
             visit(s, q, band[i].row);
             if (s->hn == s->k && s->hd[0] == 0.0)
                 return; /* an exact match fills the list: the seeds cannot improve on it */

@@ -73,10 +73,10 @@ knn_searcher_t *knn_searcher_new(const trainset_t *t, int k);
 void knn_searcher_destroy(knn_searcher_t **self);
 
 typedef struct {
-    int k;             /* neighbours found (< requested only for tiny training sets) */
-    double dist[64];   /* ascending */
+    int k;           /* neighbours found (< requested only for tiny training sets) */
+    double dist[64]; /* ascending */
     uint32_t point[64];
-    size_t visited;    /* distance computations, for benchmarks */
+    size_t visited; /* distance computations, for benchmarks */
 } knn_result_t;
 
 #define KNN_MAX_K 64

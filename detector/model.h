@@ -32,11 +32,11 @@
 
 typedef struct {
     embed_opts_t embed;
-    double nu;        /* SVDD outlier fraction (default 0.05) */
-    int k;            /* neighbours of the local model (default 5) */
-    double fpr;       /* target false-positive rate of the thresholds (default 0.001) */
-    double holdout;   /* fraction of training messages held back for calibration (default 0.2) */
-    bool local_norm;  /* divide the local score by |m(z)| (default on) */
+    double nu;       /* SVDD outlier fraction (default 0.05) */
+    int k;           /* neighbours of the local model (default 5) */
+    double fpr;      /* target false-positive rate of the thresholds (default 0.001) */
+    double holdout;  /* fraction of training messages held back for calibration (default 0.2) */
+    bool local_norm; /* divide the local score by |m(z)| (default on) */
     uint64_t seed;
 } model_opts_t;
 

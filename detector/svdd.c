@@ -120,8 +120,7 @@ static int work_alloc(work_t *w, size_t n, size_t dim)
     w->delta = malloc((dim ? dim : 1) * sizeof *w->delta);
     w->rank = malloc(n * sizeof *w->rank);
     w->rank2 = malloc(n * sizeof *w->rank2);
-    return w->alpha && w->cap && w->g && w->s && w->d && w->delta && w->rank && w->rank2 ? 0
-                                                                                          : -1;
+    return w->alpha && w->cap && w->g && w->s && w->d && w->delta && w->rank && w->rank2 ? 0 : -1;
 }
 
 /* For the direction in w->d: its image delta = sum d_i x_i (left in w->delta), the slope

@@ -28,17 +28,17 @@
 #include "trainset.h"
 
 typedef struct {
-    double nu;         /* fraction allowed outside, (0, 1] */
-    int max_iter;      /* default 1000 */
-    double tol;        /* stop when gap <= tol * objective (default 1e-4): since the
-                        * centre's squared error is at most the gap, the centre is then
-                        * within 1% of the radius of the optimum */
+    double nu;    /* fraction allowed outside, (0, 1] */
+    int max_iter; /* default 1000 */
+    double tol;   /* stop when gap <= tol * objective (default 1e-4): since the
+                   * centre's squared error is at most the gap, the centre is then
+                   * within 1% of the radius of the optimum */
 } svdd_opts_t;
 
 typedef struct {
     int iterations;
-    double gap;        /* final duality gap */
-    double radius2;    /* objective value: mean squared radius proxy */
+    double gap;     /* final duality gap */
+    double radius2; /* objective value: mean squared radius proxy */
 } svdd_result_t;
 
 void svdd_opts_default(svdd_opts_t *o);

@@ -103,7 +103,8 @@ static void test_valid_torture_messages_parse(void **state)
     skips_t sk = {0};
     while (fgets(line, sizeof line, f)) {
         char name[64], section[32], label[32];
-        if (sscanf(line, "%63[^,],%31[^,],%31s", name, section, label) != 3 || !strcmp(name, "name"))
+        if (sscanf(line, "%63[^,],%31[^,],%31s", name, section, label) != 3 ||
+            !strcmp(name, "name"))
             continue;
         snprintf(path, sizeof path, "%s/rfc4475-torture/%s.sip", corpus, name);
         int parsed = 0;

@@ -130,7 +130,8 @@ static void test_shape_replaces_random_values_by_class_and_length(void **state)
     uint8_t out[256];
     size_t n = shape_apply((const uint8_t *)in, strlen(in), out);
     uint8_t expect[] = "Call-ID: \xfb@\xfe;branch=z9hG4bK\xf5 CSeq: \xf6 INVITE z9hG4bK\xfa "
-                       "tag=as\xf5" "dk\xf5";
+                       "tag=as\xf5"
+                       "dk\xf5";
     assert_int_equal(n, sizeof expect - 1);
     assert_memory_equal(out, expect, n);
     /* an overlong value keeps standing out */
@@ -145,24 +146,26 @@ static void test_shape_replaces_random_values_by_class_and_length(void **state)
 static void test_field_shaping_replaces_only_per_message_random_values(void **state)
 {
     (void)state;
-    const char *in = "INVITE sip:alice@10.1.2.3:5060 SIP/2.0\r\n"
-                     "Via: SIP/2.0/UDP 10.1.2.9:5062;branch=z9hG4bK776asdhds;rport\r\n"
-                     "From: <sip:bob@example.net>;tag=1928301774\r\n"
-                     "Call-ID: a84b4c76e66710@pc33.example.net\r\n"
-                     "CSeq: 314159 INVITE\r\n"
-                     "Authorization: Digest username=\"bob\", nonce=\"dcd98b71\", response=\"6629fae4\"\r\n"
-                     "User-Agent: Yealink SIP-T46S 66.85.0.5\r\nContent-Length: 57\r\n\r\n"
-                     "o=bob 53655765 2353687637 IN IP4 10.1.2.9\r\nm=audio 49170 RTP/AVP 0\r\n";
+    const char *in =
+        "INVITE sip:alice@10.1.2.3:5060 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.1.2.9:5062;branch=z9hG4bK776asdhds;rport\r\n"
+        "From: <sip:bob@example.net>;tag=1928301774\r\n"
+        "Call-ID: a84b4c76e66710@pc33.example.net\r\n"
+        "CSeq: 314159 INVITE\r\n"
+        "Authorization: Digest username=\"bob\", nonce=\"dcd98b71\", response=\"6629fae4\"\r\n"
+        "User-Agent: Yealink SIP-T46S 66.85.0.5\r\nContent-Length: 57\r\n\r\n"
+        "o=bob 53655765 2353687637 IN IP4 10.1.2.9\r\nm=audio 49170 RTP/AVP 0\r\n";
     uint8_t out[1024];
     size_t n = shape_fields((const uint8_t *)in, strlen(in), out);
-    const char *expect = "INVITE sip:alice@10.1.2.3:5060 SIP/2.0\r\n"
-                         "Via: SIP/2.0/UDP 10.1.2.9:5062;branch=z9hG4bK\xc0;rport\r\n"
-                         "From: <sip:bob@example.net>;tag=\xf7\r\n"
-                         "Call-ID: \xfb@pc33.example.net\r\n"
-                         "CSeq: \xf6 INVITE\r\n"
-                         "Authorization: Digest username=\"bob\", nonce=\"\xfa\", response=\"\xfa\"\r\n"
-                         "User-Agent: Yealink SIP-T46S 66.85.0.5\r\nContent-Length: \xf5\r\n\r\n"
-                         "o=bob \xf6 \xf7 IN IP4 10.1.2.9\r\nm=audio \xf6 RTP/AVP 0\r\n";
+    const char *expect =
+        "INVITE sip:alice@10.1.2.3:5060 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.1.2.9:5062;branch=z9hG4bK\xc0;rport\r\n"
+        "From: <sip:bob@example.net>;tag=\xf7\r\n"
+        "Call-ID: \xfb@pc33.example.net\r\n"
+        "CSeq: \xf6 INVITE\r\n"
+        "Authorization: Digest username=\"bob\", nonce=\"\xfa\", response=\"\xfa\"\r\n"
+        "User-Agent: Yealink SIP-T46S 66.85.0.5\r\nContent-Length: \xf5\r\n\r\n"
+        "o=bob \xf6 \xf7 IN IP4 10.1.2.9\r\nm=audio \xf6 RTP/AVP 0\r\n";
     assert_int_equal(n, strlen(expect));
     assert_memory_equal(out, expect, n);
 }
@@ -170,8 +173,10 @@ static void test_field_shaping_replaces_only_per_message_random_values(void **st
 static void test_same_flow_different_random_values_embed_identically(void **state)
 {
     (void)state;
-    const char *a = "INVITE sip:1001@example.net SIP/2.0\r\nCall-ID: 8f3a9c01d2e4\r\nCSeq: 17 INVITE\r\n\r\n";
-    const char *b = "INVITE sip:1042@example.net SIP/2.0\r\nCall-ID: 11ab77cc90f1\r\nCSeq: 93 INVITE\r\n\r\n";
+    const char *a =
+        "INVITE sip:1001@example.net SIP/2.0\r\nCall-ID: 8f3a9c01d2e4\r\nCSeq: 17 INVITE\r\n\r\n";
+    const char *b =
+        "INVITE sip:1042@example.net SIP/2.0\r\nCall-ID: 11ab77cc90f1\r\nCSeq: 93 INVITE\r\n\r\n";
     embed_opts_t o;
     embed_opts_default(&o);
     o.shape = EMBED_SHAPE_ALL;
@@ -188,10 +193,12 @@ static void test_same_flow_different_random_values_embed_identically(void **stat
 static void test_header_names_normalised(void **state)
 {
     (void)state;
-    const char *in = "INVITE sip:a@b SIP/2.0\r\ni: x\r\ncall-id: y\r\nX-Custom: z\r\nv: SIP/2.0/UDP h\r\n\r\nbody i: q";
+    const char *in = "INVITE sip:a@b SIP/2.0\r\ni: x\r\ncall-id: y\r\nX-Custom: z\r\nv: "
+                     "SIP/2.0/UDP h\r\n\r\nbody i: q";
     uint8_t out[512];
     size_t n = sipnorm_headers((const uint8_t *)in, strlen(in), out, sizeof out);
-    const char *expect = "INVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\nCall-ID: y\r\nx-custom: z\r\nVia: SIP/2.0/UDP h\r\n\r\nbody i: q";
+    const char *expect = "INVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\nCall-ID: y\r\nx-custom: "
+                         "z\r\nVia: SIP/2.0/UDP h\r\n\r\nbody i: q";
     assert_int_equal(n, strlen(expect));
     assert_memory_equal(out, expect, n);
 }

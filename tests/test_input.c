@@ -15,12 +15,14 @@
 #include "pcapw.h"
 #include "sipcheck.h"
 
-static const char *INV = "INVITE sip:1001@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK1\r\n"
-                         "From: <sip:1000@example.net>;tag=1\r\nTo: <sip:1001@example.net>\r\n"
-                         "Call-ID: abc@10.1.2.3\r\nCSeq: 1 INVITE\r\nContent-Length: 4\r\n\r\nbody";
-static const char *BYE = "BYE sip:1001@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK2\r\n"
-                         "From: <sip:1000@example.net>;tag=1\r\nTo: <sip:1001@example.net>;tag=2\r\n"
-                         "Call-ID: abc@10.1.2.3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+static const char *INV =
+    "INVITE sip:1001@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK1\r\n"
+    "From: <sip:1000@example.net>;tag=1\r\nTo: <sip:1001@example.net>\r\n"
+    "Call-ID: abc@10.1.2.3\r\nCSeq: 1 INVITE\r\nContent-Length: 4\r\n\r\nbody";
+static const char *BYE =
+    "BYE sip:1001@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK2\r\n"
+    "From: <sip:1000@example.net>;tag=1\r\nTo: <sip:1001@example.net>;tag=2\r\n"
+    "Call-ID: abc@10.1.2.3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
 
 typedef struct {
     char *buf;
@@ -36,7 +38,8 @@ static void cap_open(cap_t *c)
     c->w = pcapw_from_file(c->f);
 }
 
-static msg_t msg_between(uint16_t sport, uint16_t dport, transport_t tr, const char *data, size_t len)
+static msg_t msg_between(uint16_t sport, uint16_t dport, transport_t tr, const char *data,
+                         size_t len)
 {
     msg_t m = {0};
     m.src.family = m.dst.family = 4;
@@ -165,7 +168,7 @@ static void test_garbage_on_sip_port_is_a_message_that_fails_to_parse(void **sta
     cap_add(&c, 5060, TRANSPORT_UDP, garbage, sizeof garbage);
     msg_t dns = msg_between(5353, 53, TRANSPORT_UDP, garbage, sizeof garbage);
     assert_int_equal(pcapw_write(c.w, &dns), 0); /* non-SIP UDP elsewhere */
-    cap_add(&c, 5060, TRANSPORT_UDP, "", 0);                 /* zero-length payload */
+    cap_add(&c, 5060, TRANSPORT_UDP, "", 0);     /* zero-length payload */
     input_t *in = cap_reader(&c);
     msg_t m[8];
     assert_int_equal(read_all(in, m, 8, copies), 1);
@@ -245,8 +248,8 @@ static void test_hep_rejects_bad_lengths(void **state)
     assert_string_equal(why, "hep: total length longer than datagram");
     uint8_t bad[64];
     memcpy(bad, hep, 12);
-    bad[4] = 0, bad[5] = 12;      /* total 12: one chunk header */
-    bad[10] = 0, bad[11] = 3;     /* chunk length 3 < 6 */
+    bad[4] = 0, bad[5] = 12;  /* total 12: one chunk header */
+    bad[10] = 0, bad[11] = 3; /* chunk length 3 < 6 */
     assert_int_equal(hep_decode(bad, 12, scratch, sizeof scratch, &h, &why), -1);
     assert_string_equal(why, "hep: chunk length below 6");
     memcpy(bad, hep, 6);

@@ -15,13 +15,14 @@ static char path[64];
 
 static void make_normal(char *buf, size_t cap, int i)
 {
-    snprintf(buf, cap,
-             "REGISTER sip:example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.%d:5060;branch=z9hG4bK%08x\r\n"
-             "From: <sip:%d@example.net>;tag=%06x\r\nTo: <sip:%d@example.net>\r\n"
-             "Call-ID: %08x%08x@10.1.2.%d\r\nCSeq: %d REGISTER\r\nExpires: 3600\r\n"
-             "User-Agent: Linphone/3.12.0\r\nContent-Length: 0\r\n\r\n",
-             i % 20, (unsigned)i * 7919u, 1000 + i % 20, (unsigned)i * 31u, 1000 + i % 20,
-             (unsigned)i * 104729u, (unsigned)i, i % 20, i % 9 + 1);
+    snprintf(
+        buf, cap,
+        "REGISTER sip:example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.%d:5060;branch=z9hG4bK%08x\r\n"
+        "From: <sip:%d@example.net>;tag=%06x\r\nTo: <sip:%d@example.net>\r\n"
+        "Call-ID: %08x%08x@10.1.2.%d\r\nCSeq: %d REGISTER\r\nExpires: 3600\r\n"
+        "User-Agent: Linphone/3.12.0\r\nContent-Length: 0\r\n\r\n",
+        i % 20, (unsigned)i * 7919u, 1000 + i % 20, (unsigned)i * 31u, 1000 + i % 20,
+        (unsigned)i * 104729u, (unsigned)i, i % 20, i % 9 + 1);
 }
 
 static model_t *train(int n)
@@ -80,9 +81,12 @@ static void test_attack_scores_above_thresholds_normal_below(void **state)
     model_score_message(s, (const uint8_t *)buf, strlen(buf), true, &sc);
     assert_false(sc.global_anomaly);
     assert_false(sc.local_anomaly);
-    const char *attack = "OPTIONS sip:100@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5:5070;branch=z9hG4bK-1\r\n"
-                         "From: \"sipvicious\"<sip:100@1.1.1.1>;tag=6438\r\nTo: \"sipvicious\"<sip:100@1.1.1.1>\r\n"
-                         "Call-ID: 1' OR '1'='1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n";
+    const char *attack =
+        "OPTIONS sip:100@example.net SIP/2.0\r\nVia: SIP/2.0/UDP "
+        "203.0.113.5:5070;branch=z9hG4bK-1\r\n"
+        "From: \"sipvicious\"<sip:100@1.1.1.1>;tag=6438\r\nTo: \"sipvicious\"<sip:100@1.1.1.1>\r\n"
+        "Call-ID: 1' OR '1'='1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: "
+        "friendly-scanner\r\nContent-Length: 0\r\n\r\n";
     model_score_message(s, (const uint8_t *)attack, strlen(attack), true, &sc);
     assert_true(sc.global_anomaly || sc.local_anomaly);
     assert_true(sc.local_anomaly);
