@@ -1,5 +1,6 @@
 #include "shape.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -159,18 +160,32 @@ static uint8_t value_token(const uint8_t *v, size_t n)
     return alnum_token(n);
 }
 
-/* Length of the value at v: up to a separator that ends SIP parameter and header values. */
-static size_t value_length(const uint8_t *v, size_t left, const char *stops)
+/* Length of the value at v: up to a byte of the stop set (NUL always stops). */
+static size_t value_length(const uint8_t *v, size_t left, const bool stop[256])
 {
     size_t n = 0;
-    while (n < left && !strchr(stops, v[n]) && v[n] != '\0')
+    while (n < left && !stop[v[n]])
         n++;
     return n;
 }
 
-static int starts_with_ci(const uint8_t *p, size_t left, const char *word)
+/* The stop sets of field values, as tables (built once). */
+enum { STOP_PARAM, STOP_QUOTED, STOP_CALLID, STOP_WORD, STOP_SETS };
+static const char *stop_chars[STOP_SETS] = {";,\" \t\r\n>", "\"\r\n", "@\r\n", " \t\r\n"};
+static bool stop_table[STOP_SETS][256];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static void build_stop_tables(void)
 {
-    size_t n = strlen(word);
+    for (int k = 0; k < STOP_SETS; k++) {
+        stop_table[k][0] = true;
+        for (const char *c = stop_chars[k]; *c; c++)
+            stop_table[k][(uint8_t)*c] = true;
+    }
+}
+
+static int starts_with_ci(const uint8_t *p, size_t left, const char *word, size_t n)
+{
     if (left < n)
         return 0;
     for (size_t i = 0; i < n; i++)
@@ -181,22 +196,28 @@ static int starts_with_ci(const uint8_t *p, size_t left, const char *word)
 
 typedef struct {
     const char *name; /* what precedes the value */
+    size_t len;       /* of name */
     int line_start;   /* only at the start of a line */
-    const char *stops;
+    int stops;        /* STOP_* set that ends the value */
 } field_t;
+
+#define FIELD(name, line_start, stops)                                                             \
+    {                                                                                              \
+        name, sizeof name - 1, line_start, stops                                                   \
+    }
 
 /* Where random values stand. Order matters: longer prefixes first. */
 static const field_t fields[] = {
-    {"branch=z9hG4bK", 0, ";,\" \t\r\n>"},
-    {"tag=", 0, ";,\" \t\r\n>"},
-    {"cnonce=\"", 0, "\"\r\n"},
-    {"nonce=\"", 0, "\"\r\n"},
-    {"response=\"", 0, "\"\r\n"},
-    {"opaque=\"", 0, "\"\r\n"},
-    {"Call-ID:", 1, "@\r\n"},
-    {"CSeq:", 1, " \t\r\n"},
+    FIELD("branch=z9hG4bK", 0, STOP_PARAM),
+    FIELD("tag=", 0, STOP_PARAM),
+    FIELD("cnonce=\"", 0, STOP_QUOTED),
+    FIELD("nonce=\"", 0, STOP_QUOTED),
+    FIELD("response=\"", 0, STOP_QUOTED),
+    FIELD("opaque=\"", 0, STOP_QUOTED),
+    FIELD("Call-ID:", 1, STOP_CALLID),
+    FIELD("CSeq:", 1, STOP_WORD),
     /* derived, not random, but it changes with every shaped-away value in the body */
-    {"Content-Length:", 1, " \t\r\n"},
+    FIELD("Content-Length:", 1, STOP_WORD),
 };
 
 /* SDP o= line: username SP sess-id SP sess-version: shape the two numbers. */
@@ -207,7 +228,7 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
         out[(*o)++] = in[p++];
     for (int field = 0; field < 2 && p < len && in[p] == ' '; field++) {
         out[(*o)++] = in[p++];
-        size_t n = value_length(in + p, len - p, " \r\n");
+        size_t n = value_length(in + p, len - p, stop_table[STOP_WORD]);
         if (n) {
             out[(*o)++] = value_token(in + p, n);
             p += n;
@@ -216,8 +237,14 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
     return p;
 }
 
+static inline bool is_separator(uint8_t c)
+{
+    return c == ';' || c == ' ' || c == ',' || c == '\t' || c == '\n';
+}
+
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
 {
+    pthread_once(&stop_once, build_stop_tables);
     size_t o = 0;
     int line_start = 1;
     for (size_t i = 0; i < len;) {
@@ -232,7 +259,7 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
             memcpy(out + o, in + i, 8);
             o += 8;
             i += 8;
-            size_t n = value_length(in + i, len - i, " \r\n");
+            size_t n = value_length(in + i, len - i, stop_table[STOP_WORD]);
             if (n) {
                 out[o++] = value_token(in + i, n);
                 i += n;
@@ -250,16 +277,16 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
                          (c == 'b' || c == 't' || c == 'c' || c == 'n' || c == 'r' || c == 'o');
         for (size_t k = 0; may_start && k < sizeof fields / sizeof fields[0] && !f; k++)
             if ((!fields[k].line_start || line_start) &&
-                starts_with_ci(in + i, len - i, fields[k].name))
+                starts_with_ci(in + i, len - i, fields[k].name, fields[k].len))
                 f = &fields[k];
         if (f) {
-            size_t nl = strlen(f->name);
+            size_t nl = f->len;
             memcpy(out + o, in + i, nl);
             o += nl;
             i += nl;
             while (f->line_start && i < len && (in[i] == ' ' || in[i] == '\t'))
                 out[o++] = in[i++];
-            size_t n = value_length(in + i, len - i, f->stops);
+            size_t n = value_length(in + i, len - i, stop_table[f->stops]);
             if (n) {
                 out[o++] = value_token(in + i, n);
                 i += n;
@@ -267,8 +294,15 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
             line_start = 0;
             continue;
         }
-        line_start = in[i] == '\n';
-        out[o++] = in[i++];
+        /* Nothing starts here: copy through the next separator in one go, since only after
+         * one (or at a line start) can a field begin. */
+        size_t j = i + 1;
+        while (j < len && !is_separator(in[j - 1]))
+            j++;
+        memcpy(out + o, in + i, j - i);
+        o += j - i;
+        line_start = in[j - 1] == '\n';
+        i = j;
     }
     return o;
 }
