@@ -31,7 +31,7 @@ for shape in fields all; do
     /usr/bin/time -f "train_${shape}_${msgs}_seconds %e peak_rss_kb %M" $PIN $S train -q --shape $shape -o m.model tr$n.pcap
     for test in normal tools; do
       BENCH_VERBOSE=1 $PIN "$B/bench/bench_core" $test.pcap m.model 2>&1 | grep -E "score_global|local:" |
-        sed "s/^/${shape}_${msgs}_${test}_/"
+        awk '!seen[$0]++' | sed "s/^/${shape}_${msgs}_${test}_/"
     done
     /usr/bin/time -f "score_${shape}_${msgs}_peak_rss_kb %M" $PIN $S score -q -m m.model normal.pcap > /dev/null
   done

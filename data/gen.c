@@ -203,7 +203,10 @@ typedef struct {
     const family_t *fam;
     bool tcp;
     int clique;
-    double busy_until;
+    /* the user's answered calls, as [start, end) intervals: calls are generated caller by
+     * caller, not in time order, so "busy" must be asked of a time, not of a last call */
+    double call_start[16], call_end[16];
+    int n_calls;
     bool registered;
 } user_t;
 
@@ -676,9 +679,21 @@ static void do_presence(double t, user_t *a, user_t *b)
     response(t + 0.15, a, b, 200, "OK", "NOTIFY", &n, true, NULL, NULL, NULL);
 }
 
-typedef struct {
-    double answered, rejected, cancelled;
-} call_stats_t;
+static bool in_call(const user_t *u, double t)
+{
+    int n = u->n_calls < 16 ? u->n_calls : 16;
+    for (int i = 0; i < n; i++)
+        if (t >= u->call_start[i] && t < u->call_end[i])
+            return true;
+    return false;
+}
+
+static void add_call(user_t *u, double start, double end)
+{
+    int slot = u->n_calls++ % 16; /* the oldest is forgotten: a user has few calls at once */
+    u->call_start[slot] = start;
+    u->call_end[slot] = end;
+}
 
 static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *cdr)
 {
@@ -695,7 +710,7 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
     const char *cause;
     double end = t;
     double ring = 2 + uni() * 13;
-    if (b->busy_until > t) {
+    if (in_call(b, t)) {
         response(t + 0.08, b, a, 486, "Busy Here", "INVITE", &d, true, NULL, NULL, NULL);
         cause = "busy";
     } else {
@@ -709,11 +724,11 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
                      NULL);
             cause = "cancelled";
             end = tc;
-        } else if (u < 0.20) {
-            response(t + ring, b, a, u < 0.15 ? 480 : 603,
-                     u < 0.15 ? "Temporarily Unavailable" : "Decline", "INVITE", &d, true, NULL,
+        } else if (u < 0.28) { /* with busy callees, about 70 % of calls are answered */
+            response(t + ring, b, a, u < 0.22 ? 480 : 603,
+                     u < 0.22 ? "Temporarily Unavailable" : "Decline", "INVITE", &d, true, NULL,
                      NULL, NULL);
-            cause = u < 0.15 ? "unavailable" : "declined";
+            cause = u < 0.22 ? "unavailable" : "declined";
             end = t + ring;
         } else {
             char ans[1024];
@@ -722,7 +737,8 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
             response(ta, b, a, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
             request(ta + 0.05, a, b, "ACK", b->user, &d, NULL, NULL, NULL, NULL, NULL);
             double hold = holding_time(o);
-            a->busy_until = b->busy_until = ta + hold;
+            add_call(a, ta, ta + hold);
+            add_call(b, ta, ta + hold);
             if (!o->without[FLOW_HOLD] && uni() < 0.25 && hold > 10) {
                 for (int k = 0; k < 2; k++) { /* hold, then resume */
                     d.cseq++;
@@ -1248,10 +1264,11 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
     static const char *cats[] = {"overflow",       "format-string", "sqli",
                                  "shell",          "bad-utf8",      "nul-byte",
                                  "missing-header", "dup-header",    "bad-request-line",
-                                 "content-length", "huge-number",   "bad-separator"};
+                                 "content-length", "huge-number",   "bad-separator",
+                                 "deep-nesting"};
     int n = (int)(25 * o->attack_scale);
     user_t a = attacker(116, 9, "sipsak 0.9.6", 5060);
-    for (int c = 0; c < 12; c++) {
+    for (int c = 0; c < (int)(sizeof cats / sizeof cats[0]); c++) {
         char fam[40];
         snprintf(fam, sizeof fam, "malformed-%s", cats[c]);
         label(intern(fam), "fuzz");
@@ -1273,6 +1290,13 @@ static void atk_malformed(const gen_opts_t *o, user_t *users, double t0)
             static const char *shell[] = {"$(reboot)", "`id`", "; cat /etc/passwd",
                                           "| nc -e /bin/sh"};
             char display[512] = "\"Alice\"";
+            if (c == 12) { /* a display name nested in quotes and angle brackets */
+                int depth = irand(40, 120);
+                size_t at = 0;
+                for (int k = 0; k < depth && at + 2 < sizeof display / 2; k++)
+                    display[at++] = k % 2 ? '<' : '"';
+                display[at] = '\0';
+            }
             if (c == 0)
                 user = big;
             else if (c == 1)
