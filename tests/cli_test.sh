@@ -48,6 +48,13 @@ check "truncated model error" grep -q "bad.model" err.txt
 "$S" train -o x.model --nu 7 train.pcap 2>err.txt; rc=$?
 check "bad option value exits 2" test $rc -eq 2
 check "bad option value explained" grep -q "expected a number" err.txt
+for bad in "--flood-window z" "--holding weibull" "--without bogus" "--attacks lasers" "--users 1" "--clique 9-3"; do
+    "$S" gen -o bad $bad 2>err.txt; rc=$?
+    check "gen $bad exits 2" test $rc -eq 2
+    check "gen $bad explained" test -s err.txt
+done
+"$S" gen 2>err.txt; rc=$?
+check "gen without -o exits 2" test $rc -eq 2
 "$S" frobnicate 2>/dev/null; rc=$?
 check "unknown command exits 2" test $rc -eq 2
 head -c 5000 normal.pcap > cut.pcap
