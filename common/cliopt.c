@@ -44,6 +44,29 @@ int cliopt_next(const clicmd_t *cmd, int argc, char **argv, const char **arg)
     return -2;
 }
 
+/* Prints text wrapped at `width` columns, continuation lines indented by `indent`. */
+static void print_wrapped(FILE *out, const char *text, size_t indent, size_t width)
+{
+    size_t col = indent, room = width > indent + 20 ? width - indent : 20;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (col > indent && col + 1 + w > indent + room) {
+            fprintf(out, "\n%*s", (int)indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(p, 1, w, out);
+        col += w;
+        p += w;
+    }
+    fputc('\n', out);
+}
+
 void cliopt_help(const clicmd_t *cmd, FILE *out)
 {
     fprintf(out, "usage: %s\n\n%s\n\noptions:\n", cmd->usage, cmd->summary);
@@ -55,10 +78,13 @@ void cliopt_help(const clicmd_t *cmd, FILE *out)
         else
             snprintf(lhs, sizeof lhs, "    --%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");
-        fprintf(out, "  %-28s %s", lhs, o->help);
+        char text[512];
         if (o->def)
-            fprintf(out, " (default: %s)", o->def);
-        fputc('\n', out);
+            snprintf(text, sizeof text, "%s (default: %s)", o->help, o->def);
+        else
+            snprintf(text, sizeof text, "%s", o->help);
+        fprintf(out, "  %-28s ", lhs);
+        print_wrapped(out, text, 31, 100);
     }
     if (cmd->epilog)
         fprintf(out, "\n%s\n", cmd->epilog);

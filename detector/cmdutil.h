@@ -29,7 +29,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
         {"no-header-norm", 0, NULL, "keep header names as written (no canonical names)", NULL},    \
     {                                                                                              \
         "delimiters", 0, "CHARS", "token delimiters; \\t \\r \\n \\xHH understood",                \
-            "\" \\t\\r\\n,;:=@/<>\\\"'()[]?&\""                                                    \
+            "space and \\t\\r\\n,;:=@/<>\"'()[]?&"                                                 \
     }
 
 #define CMD_INPUT_OPTIONS                                                                          \
