@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -33,12 +34,21 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n'sipguard COMMAND --help' describes a command and its options.\n"
-            "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n");
+            "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n"
+            "environment: SIPGUARD_LOG=error|warning|info|debug sets how much is logged to\n"
+            "standard error (default warning; debug includes libosip2's parse diagnostics).\n");
 }
 
 int main(int argc, char **argv)
 {
     log_set_program("sipguard");
+    const char *level = getenv("SIPGUARD_LOG");
+    if (level && log_parse_level(level) < 0) {
+        fprintf(stderr,
+                "sipguard: SIPGUARD_LOG: expected error, warning, info or debug, got '%s'\n",
+                level);
+        return 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *program = "sipguard";
 static log_level_t max_level = LOG_LEVEL_WARNING;
@@ -19,6 +20,18 @@ void log_set_level(log_level_t level)
 log_level_t log_get_level(void)
 {
     return max_level;
+}
+
+int log_parse_level(const char *name)
+{
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            max_level = (log_level_t)i;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 void log_write(log_level_t level, const char *func, const char *fmt, ...)

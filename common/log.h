@@ -21,6 +21,9 @@ void log_set_program(const char *name);
 /* Messages above this level are dropped. Default: LOG_LEVEL_WARNING. */
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);
+/* Sets the level from its name ("error", "warning", "info", "debug"); returns 0, or -1 when
+ * the name is unknown (the level is then unchanged). */
+int log_parse_level(const char *name);
 
 /* Prints one message at a level; prefer the macros below. */
 void log_write(log_level_t level, const char *func, const char *fmt, ...)

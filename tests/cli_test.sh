@@ -55,6 +55,10 @@ for bad in "--flood-window z" "--holding weibull" "--without bogus" "--attacks l
 done
 "$S" gen 2>err.txt; rc=$?
 check "gen without -o exits 2" test $rc -eq 2
+SIPGUARD_LOG=loud "$S" --help >/dev/null 2>err.txt; rc=$?
+check "bad SIPGUARD_LOG exits 2" test $rc -eq 2
+SIPGUARD_LOG=debug "$S" score -q -m m.model attack.pcap >/dev/null 2>err.txt
+check "debug log shows libosip2 diagnostics" grep -q "libosip2" err.txt
 "$S" frobnicate 2>/dev/null; rc=$?
 check "unknown command exits 2" test $rc -eq 2
 head -c 5000 normal.pcap > cut.pcap
