@@ -17,6 +17,11 @@ typedef struct {
     uint32_t len;
 } dict_slot_t;
 
+typedef struct {
+    uint64_t key;
+    uint64_t count; /* 0: empty */
+} hslot_t;
+
 struct embed {
     embed_opts_t o;
     uint8_t *buf_a, *buf_b; /* preprocessing stages */
@@ -26,11 +31,11 @@ struct embed {
     uint64_t *keys, *tmp;
     size_t keys_cap;
     bool sorted;
-    /* hash accumulation for unsorted output: slot valid when stamp == gen */
-    uint64_t *hkeys;
-    uint32_t *hcount, *hstamp, *order;
+    /* hash accumulation for unsorted output: a slot is empty when its count is 0, and the
+     * slots a message used are emptied again after it */
+    hslot_t *hslots;
+    uint32_t *order;
     size_t hcap;
-    uint32_t gen;
     bool keep_dict;
     dict_slot_t *dict;
     size_t dict_cap, dict_n;
@@ -165,9 +170,7 @@ void embed_destroy(embed_t **self)
     free(e->buf_b);
     free(e->keys);
     free(e->tmp);
-    free(e->hkeys);
-    free(e->hcount);
-    free(e->hstamp);
+    free(e->hslots);
     free(e->order);
     free(e->dict);
     free(e->arena);
@@ -330,8 +333,11 @@ static void radix_sort(uint64_t *keys, uint64_t *tmp, size_t n)
         memcpy(keys, src, n * sizeof *keys);
 }
 
+/* Binary values and l1/l2 scaling; out->norm2 must already be right for plain counts. */
 static void normalise(embed_t *e, sparse_t *out)
 {
+    if (!e->o.binary && e->o.norm == EMBED_NORM_NONE)
+        return;
     if (e->o.binary)
         for (size_t i = 0; i < out->n; i++)
             out->vals[i] = 1.0;
@@ -357,50 +363,105 @@ static int grow_hash(embed_t *e, size_t nk)
         cap *= 2;
     if (cap == e->hcap)
         return 0;
-    free(e->hkeys);
-    free(e->hcount);
-    free(e->hstamp);
+    free(e->hslots);
     free(e->order);
-    e->hkeys = malloc(cap * sizeof *e->hkeys);
-    e->hcount = malloc(cap * sizeof *e->hcount);
-    e->hstamp = calloc(cap, sizeof *e->hstamp);
+    e->hslots = calloc(cap, sizeof *e->hslots);
     e->order = malloc(cap * sizeof *e->order);
-    e->hcap = (e->hkeys && e->hcount && e->hstamp && e->order) ? cap : 0;
-    e->gen = 0;
+    e->hcap = (e->hslots && e->order) ? cap : 0;
     return e->hcap ? 0 : -1;
 }
 
-/* Counts equal keys in a hash table (stamped, so nothing is cleared between messages) and
- * writes the distinct keys in order of first appearance. */
+/* One key into the table; branch-free on new-versus-seen, which is a coin flip per byte. */
+static inline void count_key(hslot_t *slots, size_t mask, unsigned shift, uint32_t *order,
+                             size_t *u, uint64_t k)
+{
+    size_t h = (size_t)((k * 0x9E3779B97F4A7C15ULL) >> shift);
+    while (slots[h].count && slots[h].key != k)
+        h = (h + 1) & mask;
+    uint64_t c = slots[h].count;
+    slots[h].key = k;
+    slots[h].count = c + 1;
+    order[*u] = (uint32_t)h;
+    *u += c == 0;
+}
+
+/* Writes the distinct keys in order of first appearance with their counts, and empties the
+ * slots used so that nothing is cleared between messages. */
+static void drain_table(embed_t *e, size_t u, sparse_t *out)
+{
+    double norm2 = 0;
+    for (size_t j = 0; j < u; j++) {
+        hslot_t *s = &e->hslots[e->order[j]];
+        double c = (double)s->count;
+        out->keys[j] = s->key;
+        out->vals[j] = c;
+        norm2 += c * c;
+        s->count = 0;
+        s->key = 0; /* the 4-gram path reads the slots as packed words */
+    }
+    out->n = u;
+    out->norm2 = norm2;
+}
+
+/* Counts equal keys of e->keys in an open-addressing table of (key, count) slots. */
 static int accumulate(embed_t *e, size_t nk, sparse_t *out)
 {
     if (grow_hash(e, nk) != 0 || sparse_reserve(out, nk) != 0)
         return -1;
-    if (++e->gen == 0) {
-        memset(e->hstamp, 0, e->hcap * sizeof *e->hstamp);
-        e->gen = 1;
-    }
     size_t mask = e->hcap - 1, u = 0;
     unsigned shift = 64 - (unsigned)__builtin_ctzll(e->hcap);
-    for (size_t i = 0; i < nk; i++) {
-        uint64_t k = e->keys[i];
-        size_t h = (size_t)((k * 0x9E3779B97F4A7C15ULL) >> shift);
-        while (e->hstamp[h] == e->gen && e->hkeys[h] != k)
-            h = (h + 1) & mask;
-        if (e->hstamp[h] != e->gen) {
-            e->hstamp[h] = e->gen;
-            e->hkeys[h] = k;
-            e->hcount[h] = 1;
-            e->order[u++] = (uint32_t)h;
-        } else {
-            e->hcount[h]++;
+    for (size_t i = 0; i < nk; i++)
+        count_key(e->hslots, mask, shift, e->order, &u, e->keys[i]);
+    drain_table(e, u, out);
+    return 0;
+}
+
+/* The same for n-grams, taking each key straight from the bytes (no key array). */
+static int accumulate_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out)
+{
+    int n = e->o.n;
+    size_t nk = len >= (size_t)n ? len - (size_t)n + 1 : 0;
+    if (grow_hash(e, nk) != 0 || sparse_reserve(out, nk) != 0)
+        return -1;
+    size_t mask = e->hcap - 1, u = 0;
+    unsigned shift = 64 - (unsigned)__builtin_ctzll(e->hcap);
+    if (n == 4) {
+        /* 4-byte keys: key and count packed in one word of the slot */
+        uint64_t *packed = (uint64_t *)e->hslots;
+        size_t pmask = 2 * e->hcap - 1;
+        for (size_t i = 0; i < nk; i++) {
+            uint32_t v;
+            memcpy(&v, p + i, 4);
+            size_t h = (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15ULL) >> (shift - 1));
+            uint64_t hi = (uint64_t)v << 32;
+            while (packed[h] && (packed[h] & ~0xffffffffULL) != hi)
+                h = (h + 1) & pmask;
+            uint64_t c = packed[h];
+            packed[h] = hi | ((c & 0xffffffffULL) + 1);
+            e->order[u] = (uint32_t)h;
+            u += c == 0;
+        }
+        double norm2 = 0;
+        for (size_t j = 0; j < u; j++) {
+            uint64_t w = packed[e->order[j]];
+            double c = (double)(w & 0xffffffffULL);
+            out->keys[j] = w >> 32;
+            out->vals[j] = c;
+            norm2 += c * c;
+            packed[e->order[j]] = 0;
+        }
+        out->n = u;
+        out->norm2 = norm2;
+        return 0;
+    } else {
+        uint64_t keymask = n == 8 ? ~0ULL : ((1ULL << (8 * n)) - 1);
+        for (size_t i = 0; i < nk; i++) {
+            uint64_t v;
+            memcpy(&v, p + i, 8); /* preprocess() pads the bytes with zeros */
+            count_key(e->hslots, mask, shift, e->order, &u, v & keymask);
         }
     }
-    for (size_t j = 0; j < u; j++) {
-        out->keys[j] = e->hkeys[e->order[j]];
-        out->vals[j] = (double)e->hcount[e->order[j]];
-    }
-    out->n = u;
+    drain_table(e, u, out);
     return 0;
 }
 
@@ -414,6 +475,12 @@ int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
     const uint8_t *p = preprocess(e, data, len, &plen);
     e->last = p;
     e->last_len = plen;
+    if (!e->sorted && e->o.kind == EMBED_NGRAM) {
+        if (accumulate_ngrams(e, p, plen, out) != 0)
+            return -1;
+        normalise(e, out);
+        return 0;
+    }
     size_t nk = e->o.kind == EMBED_NGRAM ? extract_ngrams(e, p, plen) : extract_tokens(e, p, plen);
     if (!e->sorted) {
         if (accumulate(e, nk, out) != 0)
@@ -425,15 +492,19 @@ int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
     if (sparse_reserve(out, nk) != 0)
         return -1;
     size_t m = 0;
+    double norm2 = 0;
     for (size_t i = 0; i < nk;) {
         size_t j = i + 1;
         while (j < nk && e->keys[j] == e->keys[i])
             j++;
+        double c = (double)(j - i);
         out->keys[m] = e->keys[i];
-        out->vals[m++] = (double)(j - i);
+        out->vals[m++] = c;
+        norm2 += c * c;
         i = j;
     }
     out->n = m;
+    out->norm2 = norm2;
     normalise(e, out);
     return 0;
 }

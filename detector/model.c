@@ -696,6 +696,11 @@ void model_stats(const model_t *m, model_stats_t *s)
 
 /* ---------------------------------------------------------------- scoring */
 
+typedef struct {
+    uint64_t key;
+    double mu; /* 0: empty slot */
+} centre_slot_t;
+
 struct model_scorer {
     const model_t *m;
     embed_t *embed;
@@ -704,7 +709,46 @@ struct model_scorer {
     double *qvals;
     size_t qcap;
     knn_searcher_t *knn;
+    /* The centre's non-zero entries by feature key, for global-only scoring: one small,
+     * cache-resident table instead of the whole dictionary plus the dense centre. */
+    centre_slot_t *centre;
+    size_t centre_cap;
 };
+
+/* Builds s->centre from the model's dictionary and centre. Returns 0 or -1. */
+static int build_centre_table(model_scorer_t *s)
+{
+    const model_t *m = s->m;
+    size_t nz = 0;
+    for (size_t i = 0; i < m->h->dim; i++)
+        nz += m->mu[i] != 0;
+    size_t cap = dict_capacity(nz);
+    s->centre = calloc(cap, sizeof *s->centre);
+    if (!s->centre)
+        return -1;
+    s->centre_cap = cap;
+    for (size_t d = 0; d < m->h->dict_cap; d++) {
+        if (!m->dict[d].used || m->mu[m->dict[d].id] == 0)
+            continue;
+        size_t h = dict_hash(m->dict[d].key) & (cap - 1);
+        while (s->centre[h].mu != 0)
+            h = (h + 1) & (cap - 1);
+        s->centre[h] = (centre_slot_t){m->dict[d].key, m->mu[m->dict[d].id]};
+    }
+    return 0;
+}
+
+/* The centre's value at a feature key (0 when the key is not in its support). */
+static inline double centre_value(const model_scorer_t *s, uint64_t key)
+{
+    size_t mask = s->centre_cap - 1;
+    for (size_t h = dict_hash(key) & mask;; h = (h + 1) & mask) {
+        if (s->centre[h].mu == 0)
+            return 0;
+        if (s->centre[h].key == key)
+            return s->centre[h].mu;
+    }
+}
 
 model_scorer_t *model_scorer_new(const model_t *m, bool explain)
 {
@@ -715,7 +759,7 @@ model_scorer_t *model_scorer_new(const model_t *m, bool explain)
     s->embed = embed_new(&m->opts.embed);
     s->v = sparse_new();
     s->knn = knn_searcher_new(&m->t, m->opts.k);
-    if (!s->embed || !s->v || !s->knn) {
+    if (!s->embed || !s->v || !s->knn || build_centre_table(s) != 0) {
         model_scorer_destroy(&s);
         return NULL;
     }
@@ -734,6 +778,7 @@ void model_scorer_destroy(model_scorer_t **self)
     knn_searcher_destroy(&s->knn);
     free(s->qids);
     free(s->qvals);
+    free(s->centre);
     free(s);
     *self = NULL;
 }
@@ -763,6 +808,22 @@ static int64_t lookup(const model_t *m, uint64_t key)
 int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out)
 {
     const model_t *m = s->m;
+    if (!want_local) {
+        /* two sums so that the additions do not wait on each other */
+        double dot0 = 0, dot1 = 0;
+        size_t i = 0;
+        for (; i + 1 < v->n; i += 2) {
+            dot0 += v->vals[i] * centre_value(s, v->keys[i]);
+            dot1 += v->vals[i + 1] * centre_value(s, v->keys[i + 1]);
+        }
+        if (i < v->n)
+            dot0 += v->vals[i] * centre_value(s, v->keys[i]);
+        double dot = dot0 + dot1;
+        memset(out, 0, sizeof *out);
+        out->global = sparse_distance_from(v->norm2, m->h->mu_norm2, dot);
+        out->global_anomaly = out->global > m->h->thr_global;
+        return 0;
+    }
     if (v->n > s->qcap) {
         uint32_t *qi = realloc(s->qids, v->n * sizeof *qi);
         if (!qi)

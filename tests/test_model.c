@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <math.h>
 
 #include "model.h"
 
@@ -90,6 +91,15 @@ static void test_attack_scores_above_thresholds_normal_below(void **state)
     model_score_message(s, (const uint8_t *)attack, strlen(attack), true, &sc);
     assert_true(sc.global_anomaly || sc.local_anomaly);
     assert_true(sc.local_anomaly);
+    /* global-only scoring takes its own path (the centre table): same score */
+    model_score_t g;
+    model_score_message(s, (const uint8_t *)attack, strlen(attack), false, &g);
+    assert_true(fabs(g.global - sc.global) <= 1e-9 * sc.global);
+    assert_false(g.local_done);
+    model_score_message(s, (const uint8_t *)buf, strlen(buf), false, &g);
+    model_score_message(s, (const uint8_t *)buf, strlen(buf), true, &sc);
+    assert_true(fabs(g.global - sc.global) <= 1e-9 * (1 + sc.global));
+    model_score_message(s, (const uint8_t *)attack, strlen(attack), true, &sc);
     model_explain_t ex;
     model_explain(s, &sc, &ex);
     assert_int_equal(ex.n_local, MODEL_EXPLAIN_TOP);
