@@ -48,6 +48,7 @@ enum {
     MODE_FRAME,
     MODE_EMBED4,
     MODE_EMBED4_HASH,
+    MODE_EMBED4_RAW, /* the n-gram counting alone: no header normalisation, no shaping */
     MODE_TOKENS,
     MODE_GLOBAL,
     MODE_LOCAL,
@@ -63,8 +64,12 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     embed_opts_default(&eo);
     if (mode == MODE_TOKENS)
         eo.kind = EMBED_TOKEN;
+    if (mode == MODE_EMBED4_RAW) {
+        eo.shape = EMBED_SHAPE_NONE;
+        eo.header_norm = false;
+    }
     embed_t *e = embed_new(&eo);
-    embed_set_sorted(e, mode != MODE_EMBED4_HASH);
+    embed_set_sorted(e, mode != MODE_EMBED4_HASH && mode != MODE_EMBED4_RAW);
     sparse_t *v = sparse_new();
     model_scorer_t *s = model_scorer_new(m, false);
     msg_t msg;
@@ -74,7 +79,8 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     while (input_next(in, &msg) == 1) {
         model_score_t sc;
         sipinfo_t info;
-        if (mode == MODE_EMBED4 || mode == MODE_EMBED4_HASH || mode == MODE_TOKENS)
+        if (mode == MODE_EMBED4 || mode == MODE_EMBED4_HASH || mode == MODE_EMBED4_RAW ||
+            mode == MODE_TOKENS)
             embed_message(e, msg.data, msg.len, v);
         else if (mode == MODE_GLOBAL || mode == MODE_LOCAL) {
             model_score_message(s, msg.data, msg.len, mode == MODE_LOCAL, &sc);
@@ -119,9 +125,9 @@ int main(int argc, char **argv)
         return 1;
     }
     sipcheck_init();
-    static const char *names[] = {"framing",     "embed_ngram4", "embed_ngram4_unsorted",
-                                  "embed_token", "score_global", "score_global_local",
-                                  "osip_check"};
+    static const char *names[] = {
+        "framing",     "embed_ngram4", "embed_ngram4_unsorted", "embed_ngram4_unsorted_raw",
+        "embed_token", "score_global", "score_global_local",    "osip_check"};
     double frame_time = 0;
     for (int mode = 0; mode < MODE_COUNT; mode++) {
         double t[5];
@@ -133,8 +139,8 @@ int main(int argc, char **argv)
         if (mode == MODE_FRAME)
             frame_time = med;
         /* embedding and checking alone: framing time taken out */
-        double own = (mode == MODE_EMBED4 || mode == MODE_EMBED4_HASH || mode == MODE_TOKENS ||
-                      mode == MODE_OSIP)
+        double own = (mode == MODE_EMBED4 || mode == MODE_EMBED4_HASH || mode == MODE_EMBED4_RAW ||
+                      mode == MODE_TOKENS || mode == MODE_OSIP)
                          ? med - frame_time
                          : med;
         printf("%s_msgs_per_s %.0f\n%s_mb_per_s %.1f\n", names[mode], msgs / own, names[mode],
