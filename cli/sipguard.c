@@ -23,6 +23,7 @@ static const command_t commands[] = {
     {"eval", cmd_eval, "AUC and detection rates of a model on normal and attack inputs"},
     {"embed", cmd_embed, "write the sparse vector of every message (libsvm or JSON)"},
     {"gen", gen_command, "generate labelled SIP traffic (pcap + labels CSV)"},
+    {"replay", cmd_replay, "send the messages of captures to a running edge (HEPv3 or UDP)"},
 };
 
 static void usage(FILE *out)

@@ -565,6 +565,26 @@ static void dict_insert(embed_t *e, uint64_t key, const uint8_t *s, size_t len)
     e->dict_n++;
 }
 
+int embed_feature_key(const embed_opts_t *o, const uint8_t *s, size_t len, uint64_t *key)
+{
+    if (o->kind == EMBED_NGRAM) {
+        if (len != (size_t)o->n)
+            return -1;
+        uint64_t k = 0;
+        for (size_t i = 0; i < len; i++)
+            k |= (uint64_t)s[i] << (8 * i);
+        *key = k;
+        return 0;
+    }
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (o->delim[s[i] / 8] & (1u << (s[i] % 8)))
+            return -1; /* a token never holds a delimiter */
+    *key = XXH3_64bits(s, len) >> 1;
+    return 0;
+}
+
 void embed_ngram_bytes(uint64_t key, int n, uint8_t *out)
 {
     for (int i = 0; i < n; i++)

@@ -91,6 +91,10 @@ const uint8_t *embed_last_bytes(const embed_t *self, size_t *len);
  */
 void embed_feature_name(const embed_t *self, uint64_t key, char *buf, size_t cap);
 
+/* The key of a feature given as its bytes: an n-gram of exactly n bytes, or a token.
+ * Returns 0, or -1 when the bytes cannot be a feature of this embedding. */
+int embed_feature_key(const embed_opts_t *o, const uint8_t *s, size_t len, uint64_t *key);
+
 /* The raw bytes of an n-gram key (n bytes written to out). */
 void embed_ngram_bytes(uint64_t key, int n, uint8_t *out);
 

@@ -3,9 +3,20 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 
 static const char *program = "sipguard";
 static log_level_t max_level = LOG_LEVEL_WARNING;
+static int use_syslog;
+
+void log_set_syslog(int on)
+{
+    if (on && !use_syslog)
+        openlog(program, LOG_PID, LOG_DAEMON);
+    else if (!on && use_syslog)
+        closelog();
+    use_syslog = on;
+}
 
 void log_set_program(const char *name)
 {
@@ -41,11 +52,19 @@ void log_write(log_level_t level, const char *func, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
+    if (use_syslog) {
+        static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        vsyslog(prio[level], fmt, ap);
+        va_end(ap);
+        return;
+    }
+    flockfile(stderr); /* one line per message, whichever thread writes */
     if (max_level >= LOG_LEVEL_DEBUG)
         fprintf(stderr, "%s: %s: %s: ", program, names[level], func);
     else
         fprintf(stderr, "%s: %s: ", program, names[level]);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
     va_end(ap);
 }

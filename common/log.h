@@ -3,8 +3,8 @@
  *
  * error(), warning(), info() and debug() prefix the message with the program
  * name and, at debug level, the calling function, so that a message says
- * where it came from. Messages go to stderr; the daemons will route them to
- * syslog through log_set_syslog() in a later change.
+ * where it came from. Messages go to stderr, or to syslog (daemon facility)
+ * after log_set_syslog(1).
  */
 #ifndef SIPGUARD_LOG_H
 #define SIPGUARD_LOG_H
@@ -18,6 +18,8 @@ typedef enum {
 
 /* Sets the program name shown in front of every message. */
 void log_set_program(const char *name);
+/* Sends messages to syslog (1) or standard error (0). */
+void log_set_syslog(int on);
 /* Messages above this level are dropped. Default: LOG_LEVEL_WARNING. */
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,7 +48,6 @@ typedef struct {
 struct model {
     uint8_t *base; /* whole file image */
     size_t size;
-    bool mapped;
     model_header_t *h;
     model_opts_t opts;
     const dict_slot_t *dict;
@@ -613,22 +611,32 @@ model_t *model_load(const char *path, char *err, size_t len)
         close(fd);
         return NULL;
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    /* Read into private memory rather than mapped: a model file overwritten in place (cp over
+     * it) while a daemon uses it would otherwise change or vanish under the running model. */
+    size_t size = (size_t)st.st_size, got = 0;
+    uint8_t *img = malloc(size);
+    while (img && got < size) {
+        ssize_t r = read(fd, img + got, size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
     close(fd);
-    if (map == MAP_FAILED) {
-        snprintf(err, len, "%s: mmap: %s", path, strerror(errno));
+    if (!img || got != size) {
+        snprintf(err, len, "%s: %s", path,
+                 img ? "read error or file changed while reading" : "out of memory");
+        free(img);
         return NULL;
     }
     model_t *m = calloc(1, sizeof *m);
     if (!m) {
-        munmap(map, (size_t)st.st_size);
+        free(img);
         snprintf(err, len, "%s: out of memory", path);
         return NULL;
     }
-    m->base = map;
-    m->size = (size_t)st.st_size;
-    m->mapped = true;
-    m->h = map;
+    m->base = img;
+    m->size = size;
+    m->h = (model_header_t *)img;
     const char *why = NULL;
     char buf[160];
     if (memcmp(m->h->magic, MODEL_MAGIC, 7) != 0) {
@@ -662,10 +670,7 @@ void model_destroy(model_t **self)
     model_t *m = *self;
     if (!m)
         return;
-    if (m->mapped)
-        munmap(m->base, m->size);
-    else
-        free(m->base);
+    free(m->base);
     free(m);
     *self = NULL;
 }

@@ -8,10 +8,10 @@
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
  * id), training rows (CSR: row offsets, ids, float values), squared norms,
- * counts, VP-tree nodes, MinHash seed bands. The file is used in place through mmap: loading
- * checks size, magic, version, checksum and every offset, then points into
- * the mapping, so a 100,000-message model loads in milliseconds and several
- * processes share its pages.
+ * counts, VP-tree nodes, MinHash seed bands. Loading reads the file into one
+ * private buffer (not a mapping: a daemon's model must not change when someone
+ * copies over the file), checks size, magic, version, checksum and every
+ * offset, then points into the buffer: no parsing, no per-row allocation.
  *
  * Thresholds are calibrated on normal messages held back from training:
  * the score at the (1 - fpr) quantile of the held-out messages, so that at

@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(cmake make gcc pkg-config
       libpcap-dev libosip2-dev libjansson-dev libxxhash-dev libcmocka-dev
-      libinih-dev zlib1g-dev time)
+      libinih-dev zlib1g-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
+      curl time)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,98 @@
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+void wire_put_seq(uint8_t out[8], uint64_t seq)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+int wire_get_seq(const void *frame, size_t len, uint64_t *seq)
+{
+    if (len != 8)
+        return -1;
+    const uint8_t *p = frame;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    *seq = v;
+    return 0;
+}
+
+/* Reads a 40-character Z85 key from a file. */
+static int read_key(const char *path, char key[41])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char buf[64] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n != 40)
+        return -1;
+    memcpy(key, buf, 41);
+    return 0;
+}
+
+static int write_key(const char *path, const char *key, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+    if (fd < 0)
+        return -1;
+    char line[42];
+    snprintf(line, sizeof line, "%s\n", key);
+    int ok = write(fd, line, 41) == 41 && fsync(fd) == 0;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], char *err,
+                 size_t errlen)
+{
+    char pp[600], sp[600];
+    snprintf(pp, sizeof pp, "%s/%s.pub", dir, name);
+    snprintf(sp, sizeof sp, "%s/%s.key", dir, name);
+    if (read_key(sp, sec) == 0 && read_key(pp, pub) == 0)
+        return 0;
+    if (access(sp, F_OK) == 0) {
+        snprintf(err, errlen, "%s: exists but is not a 40-character Z85 key (or %s is missing)",
+                 sp, pp);
+        return -1;
+    }
+    if (mkdir_p(dir, 0700) != 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        snprintf(err, errlen, "libzmq cannot make CURVE keys (built without libsodium?)");
+        return -1;
+    }
+    if (write_key(sp, sec, 0600) != 0 || write_key(pp, pub, 0644) != 0) {
+        snprintf(err, errlen, "cannot write the key pair to %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,189 @@
+/*
+ * sipguard replay: send the SIP messages of captures to a live edge, as HEPv3
+ * datagrams (what Kamailio siptrace sends) or as plain UDP (a mirror port),
+ * at a bounded rate. For trying an edge out, load tests and integration tests.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmdutil.h"
+#include "commands.h"
+#include "hep.h"
+
+static const cliopt_t replay_opts[] = {
+    {"hep", 0, "HOST:PORT", "send HEPv3 datagrams here", NULL},
+    {"udp", 0, "HOST:PORT", "send the bare SIP messages as UDP datagrams here", NULL},
+    {"rate", 'r', "N", "messages per second; 0 = as fast as possible", "10000"},
+    {"auth-key", 0, "KEY", "HEPv3 auth key to put in every datagram", NULL},
+    {"capture-id", 0, "N", "HEPv3 capture agent id", "1"},
+    CMD_INPUT_OPTIONS,
+    {"quiet", 'q', NULL, "print no summary", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t replay_cmd = {
+    "sipguard replay (--hep HOST:PORT | --udp HOST:PORT) [OPTIONS] INPUT...",
+    "Sends every SIP message of the inputs to a running sipguard-edge, either wrapped in\n"
+    "HEPv3 with the original addresses and timestamps (as Kamailio siptrace and heplify do),\n"
+    "or bare as UDP datagrams (as a mirror port receives them), at a bounded rate. Messages\n"
+    "longer than a datagram can carry are counted and left out.",
+    replay_opts,
+    "exit status: 0 success, 1 failure (cannot send), 2 usage error, 3 an input could not\n"
+    "be read.\n\n"
+    "example: sipguard replay --hep 127.0.0.1:9060 --rate 5000 today.pcap",
+};
+
+typedef struct {
+    int fd;
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    bool hep;
+    const char *auth_key;
+    uint32_t capture_id;
+    double rate, t0;
+    uint64_t sent, too_long, errors;
+    uint8_t buf[65536];
+} replay_ctx_t;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int resolve(const char *hostport, replay_ctx_t *c)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host)
+        return -1;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+    if (host[0] == '[') { /* [v6] */
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {0}, *ai;
+    hints.ai_socktype = SOCK_DGRAM;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+        return -1;
+    memcpy(&c->to, ai->ai_addr, ai->ai_addrlen);
+    c->tolen = ai->ai_addrlen;
+    c->fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+    freeaddrinfo(ai);
+    return c->fd < 0 ? -1 : 0;
+}
+
+static int send_one(void *p, const msg_t *m)
+{
+    replay_ctx_t *c = p;
+    const void *data = m->data;
+    size_t len = m->len;
+    if (c->hep) {
+        len = hep_encode(m, c->capture_id, c->auth_key, c->buf, sizeof c->buf);
+        data = c->buf;
+    }
+    if (len == 0 || len > 65507) {
+        c->too_long++;
+        return 0;
+    }
+    if (c->rate > 0) { /* pace: never ahead of sent / rate */
+        double due = c->t0 + (double)c->sent / c->rate;
+        for (double t = now(); t < due; t = now()) {
+            struct timespec ts = {0, (long)((due - t) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    while (sendto(c->fd, data, len, 0, (struct sockaddr *)&c->to, c->tolen) < 0) {
+        if (errno == ENOBUFS || errno == EAGAIN) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (errno != ECONNREFUSED) {
+            fprintf(stderr, "sipguard replay: send: %s\n", strerror(errno));
+            return -1;
+        }
+        c->errors++; /* nobody listening yet: counted, not fatal */
+        break;
+    }
+    c->sent++;
+    return 0;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+    decode_opts_t dopts;
+    decode_opts_default(&dopts);
+    static replay_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.rate = 10000;
+    c.capture_id = 1;
+    const char *target = NULL, *arg;
+    bool quiet = false;
+    int i;
+    while ((i = cliopt_next(&replay_cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return EXIT_USAGE;
+        const char *name = replay_opts[i].name;
+        int r = cmd_input_option(name, arg, &dopts);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        long n;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&replay_cmd, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(name, "hep") || !strcmp(name, "udp")) {
+            if (target) {
+                fprintf(stderr, "sipguard replay: give one of --hep and --udp\n");
+                return EXIT_USAGE;
+            }
+            target = arg;
+            c.hep = !strcmp(name, "hep");
+        } else if (!strcmp(name, "rate")) {
+            if (cliopt_double("--rate", arg, 0, 1e9, &c.rate) != 0)
+                return EXIT_USAGE;
+        } else if (!strcmp(name, "auth-key")) {
+            c.auth_key = arg;
+        } else if (!strcmp(name, "capture-id")) {
+            if (cliopt_int("--capture-id", arg, 0, 0xffffffffL, &n) != 0)
+                return EXIT_USAGE;
+            c.capture_id = (uint32_t)n;
+        } else if (!strcmp(name, "quiet")) {
+            quiet = true;
+        }
+    }
+    if (!target || optind >= argc) {
+        fprintf(stderr, "sipguard replay: %s\nusage: %s\n",
+                target ? "no INPUT given" : "--hep or --udp is required", replay_cmd.usage);
+        return EXIT_USAGE;
+    }
+    if (resolve(target, &c) != 0) {
+        fprintf(stderr, "sipguard replay: %s: cannot resolve or open a socket\n", target);
+        return EXIT_USAGE;
+    }
+    c.t0 = now();
+    int failed = 0;
+    int loop = cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, send_one, &c,
+                                    &failed);
+    close(c.fd);
+    if (!quiet)
+        fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent,
+                now() - c.t0, c.too_long || c.errors ? "" : "\n");
+    if (!quiet && (c.too_long || c.errors))
+        fprintf(stderr, "; %llu too long for a datagram, %llu refused by the receiver\n",
+                (unsigned long long)c.too_long, (unsigned long long)c.errors);
+    if (loop != 0)
+        return EXIT_FAIL;
+    return failed ? EXIT_INPUT : EXIT_OK;
+}

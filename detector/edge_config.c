@@ -1,0 +1,377 @@
+#include "edge_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { T_STR, T_BOOL, T_LONG, T_DOUBLE, T_POLICY } ctype_t;
+
+typedef struct {
+    const char *section, *key;
+    ctype_t type;
+    size_t off, size; /* where in edge_config_t, and the buffer size of strings */
+    double lo, hi;    /* bounds of numbers */
+    const char *def;
+    const char *help;
+} setting_t;
+
+#define S(sec, k, field, d, h)                                                                     \
+    {sec, k, T_STR, offsetof(edge_config_t, field), sizeof(((edge_config_t *)0)->field), 0, 0, d, h}
+#define B(sec, k, field, d, h) {sec, k, T_BOOL, offsetof(edge_config_t, field), 0, 0, 0, d, h}
+#define L(sec, k, field, lo, hi, d, h)                                                             \
+    {sec, k, T_LONG, offsetof(edge_config_t, field), 0, lo, hi, d, h}
+#define D(sec, k, field, lo, hi, d, h)                                                             \
+    {sec, k, T_DOUBLE, offsetof(edge_config_t, field), 0, lo, hi, d, h}
+
+static const setting_t settings[] = {
+    S("edge", "id", id, "edge1", "name of this edge in reports and on the overlay (unique per domain)"),
+    S("edge", "model", model, "", "model file from `sipguard train` (required)"),
+    S("edge", "log_level", log_level, "info", "error, warning, info or debug"),
+    B("edge", "syslog", syslog, "no", "log to syslog (daemon facility) instead of standard error"),
+    S("ingest", "hep_listen", hep_listen, "127.0.0.1:9060",
+      "UDP address for HEPv3 from Kamailio siptrace, OpenSIPS, FreeSWITCH, Asterisk; empty: off"),
+    S("ingest", "hep_auth_key", hep_auth_key, "",
+      "when set, HEPv3 datagrams must carry this auth key (chunk 0x0e); others are counted and "
+      "dropped"),
+    S("ingest", "udp_listen", udp_listen, "",
+      "UDP address for plain SIP datagrams mirrored to the edge; empty: off"),
+    S("ingest", "pcap_file", pcap_file, "", "pcap or pcapng file to replay; empty: off"),
+    B("ingest", "pcap_pace", pcap_pace, "no",
+      "replay at the capture's own pace (yes) or as fast as possible (no)"),
+    B("ingest", "pcap_exit", pcap_exit, "no", "stop the edge when the replay has ended"),
+    S("ingest", "interface", interface, "", "network interface to capture live (libpcap); empty: off"),
+    S("ingest", "bpf", bpf, "udp or tcp or sctp", "BPF filter for the live capture"),
+    S("ingest", "sip_ports", sip_ports, "5060-5090", "UDP/TCP ports that carry SIP (LO-HI)"),
+    L("ingest", "max_message", max_message, 256, 1 << 20, "65535",
+      "longer messages are cut and reported as truncated"),
+    {"scoring", "local_policy", T_POLICY, offsetof(edge_config_t, local_policy), 0, 0, 0, "always",
+     "when the local k-NN model runs: always; near (only when the global score reaches "
+     "(1 - local_margin) x its threshold); sample (a local_sample fraction, plus every global "
+     "anomaly); never"},
+    D("scoring", "local_margin", local_margin, 0, 1, "0.5", "margin of the near policy"),
+    D("scoring", "local_sample", local_sample, 0, 1, "0.1", "fraction of the sample policy"),
+    S("signatures", "file", signatures_file, "",
+      "JSON file of signatures to match inline (sipguard sig format); empty: none"),
+    S("report", "jsonl", jsonl, "",
+      "also write reports as JSON Lines to this file, or - for standard output; empty: off"),
+    B("report", "anomalies_only", anomalies_only, "yes",
+      "report anomalies only (no): every message is reported"),
+    L("report", "top_features", top_features, 0, 5, "5",
+      "how many top contributing features each report names"),
+    B("report", "raw", raw, "yes", "include the raw message in reports"),
+    S("overlay", "endpoint", overlay_endpoint, "",
+      "the overlay's report socket, e.g. tcp://overlay.example.net:7070; empty: no overlay"),
+    S("overlay", "server_key", overlay_server_key, "",
+      "the overlay's CURVE public key (Z85, 40 characters)"),
+    S("overlay", "key_dir", key_dir, "/var/lib/sipguard/keys",
+      "where this edge's CURVE key pair lives (edge.key, edge.pub); made on first start"),
+    S("overlay", "spool_dir", spool_dir, "/var/lib/sipguard/spool",
+      "on-disk spool of reports not yet acknowledged by the overlay"),
+    L("overlay", "spool_max_bytes", spool_max_bytes, 65536, 1L << 40, "268435456",
+      "spool bound; past it the oldest reports are dropped, counted and logged"),
+    D("overlay", "ack_timeout", ack_timeout, 0.1, 3600, "5",
+      "seconds without an acknowledgement before a report is sent again"),
+    S("http", "listen", http_listen, "127.0.0.1:8080",
+      "address of the HTTP endpoint (POST /v1/score, GET /metrics, GET /healthz); empty: off"),
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+static const char *policy_names[] = {"always", "near", "sample", "never"};
+
+const char *edge_local_policy_name(local_policy_t p)
+{
+    return (unsigned)p < 4 ? policy_names[p] : "?";
+}
+
+static const setting_t *find_setting(const char *section, const char *key)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (!strcasecmp(settings[i].section, section) && !strcasecmp(settings[i].key, key))
+            return &settings[i];
+    return NULL;
+}
+
+static bool section_known(const char *section)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (!strcasecmp(settings[i].section, section))
+            return true;
+    return false;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *yes[] = {"yes", "true", "on", "1"}, *no[] = {"no", "false", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(v, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (!strcasecmp(v, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Stores one value; returns NULL or the reason it was refused. */
+static const char *apply(edge_config_t *c, const setting_t *s, const char *v, char *why,
+                         size_t whylen)
+{
+    char *field = (char *)c + s->off, *end;
+    switch (s->type) {
+    case T_STR:
+        if (strlen(v) >= s->size) {
+            snprintf(why, whylen, "value longer than %zu characters", s->size - 1);
+            return why;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return NULL;
+    case T_BOOL:
+        return parse_bool(v, (bool *)field) ? "expected yes or no" : NULL;
+    case T_LONG: {
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || errno || n < (long)s->lo || n > (long)s->hi) {
+            snprintf(why, whylen, "expected a whole number from %.0f to %.0f", s->lo, s->hi);
+            return why;
+        }
+        *(long *)field = n;
+        return NULL;
+    }
+    case T_DOUBLE: {
+        errno = 0;
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !(d >= s->lo && d <= s->hi)) {
+            snprintf(why, whylen, "expected a number from %g to %g", s->lo, s->hi);
+            return why;
+        }
+        *(double *)field = d;
+        return NULL;
+    }
+    case T_POLICY:
+        for (int i = 0; i < 4; i++)
+            if (!strcasecmp(v, policy_names[i])) {
+                *(local_policy_t *)field = (local_policy_t)i;
+                return NULL;
+            }
+        return "expected always, near, sample or never";
+    }
+    return "unknown type";
+}
+
+void edge_config_default(edge_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    char why[128];
+    for (size_t i = 0; i < NSETTINGS; i++)
+        apply(c, &settings[i], settings[i].def, why, sizeof why);
+}
+
+typedef struct {
+    edge_config_t *c;
+    char reason[256];
+    bool failed;
+} load_ctx_t;
+
+/* inih stops at the first refused line and returns its number; the reason waits here. */
+static int on_ini(void *user, const char *section, const char *key, const char *value)
+{
+    load_ctx_t *x = user;
+    const setting_t *s = find_setting(section, key);
+    char why[160];
+    const char *reason = NULL;
+    if (!s)
+        reason = section_known(section) ? "unknown key" : "unknown section";
+    else
+        reason = apply(x->c, s, value, why, sizeof why);
+    if (reason) {
+        snprintf(x->reason, sizeof x->reason, "[%s] %s: %s", section, key, reason);
+        x->failed = true;
+        return 0;
+    }
+    return 1;
+}
+
+int edge_config_load(edge_config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    load_ctx_t x = {.c = c};
+    int r = ini_parse_file(f, on_ini, &x);
+    fclose(f);
+    if (x.failed) {
+        snprintf(err, errlen, "%s:%d: %s", path, r, x.reason);
+        return -1;
+    }
+    if (r != 0) {
+        snprintf(err, errlen, "%s:%d: not valid INI (expected [section] or key = value)", path, r);
+        return -1;
+    }
+    return 0;
+}
+
+int edge_config_set(edge_config_t *c, const char *assignment, char *err, size_t errlen)
+{
+    const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
+    if (!dot || !eq || dot > eq) {
+        snprintf(err, errlen, "--set %s: expected SECTION.KEY=VALUE", assignment);
+        return -1;
+    }
+    char section[64], key[64];
+    if ((size_t)(dot - assignment) >= sizeof section || (size_t)(eq - dot - 1) >= sizeof key) {
+        snprintf(err, errlen, "--set %s: name too long", assignment);
+        return -1;
+    }
+    snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+    const setting_t *s = find_setting(section, key);
+    char why[160];
+    const char *reason = s ? apply(c, s, eq + 1, why, sizeof why)
+                           : (section_known(section) ? "unknown key" : "unknown section");
+    if (reason) {
+        snprintf(err, errlen, "--set %s: %s", assignment, reason);
+        return -1;
+    }
+    return 0;
+}
+
+int edge_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+    const char *colon;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        hl = (size_t)(close - s - 1);
+        s++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535)
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+static int check_listen(const char *what, const char *v, char *err, size_t errlen)
+{
+    char host[128];
+    unsigned port;
+    if (*v && edge_split_hostport(v, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s = %s: expected HOST:PORT or [IPV6]:PORT", what, v);
+        return -1;
+    }
+    return 0;
+}
+
+int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
+{
+    if (!c->model[0]) {
+        snprintf(err, errlen, "[edge] model is required (a model file from sipguard train)");
+        return -1;
+    }
+    if (!c->id[0] || strpbrk(c->id, " \t/\"\\")) {
+        snprintf(err, errlen, "[edge] id must be non-empty, without spaces, quotes or slashes");
+        return -1;
+    }
+    if (check_listen("[ingest] hep_listen", c->hep_listen, err, errlen) ||
+        check_listen("[ingest] udp_listen", c->udp_listen, err, errlen) ||
+        check_listen("[http] listen", c->http_listen, err, errlen))
+        return -1;
+    if (!c->hep_listen[0] && !c->udp_listen[0] && !c->pcap_file[0] && !c->interface[0] &&
+        !c->http_listen[0]) {
+        snprintf(err, errlen, "no input: set one of [ingest] hep_listen, udp_listen, pcap_file, "
+                              "interface or [http] listen");
+        return -1;
+    }
+    if (c->overlay_endpoint[0] && strlen(c->overlay_server_key) != 40) {
+        snprintf(err, errlen, "[overlay] server_key must be the overlay's 40-character Z85 "
+                              "public key when endpoint is set");
+        return -1;
+    }
+    unsigned lo, hi;
+    char tail;
+    if (sscanf(c->sip_ports, "%u-%u%c", &lo, &hi, &tail) != 2 || lo > hi || hi > 65535) {
+        snprintf(err, errlen, "[ingest] sip_ports = %s: expected LO-HI", c->sip_ports);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_value(const edge_config_t *c, const setting_t *s, FILE *out)
+{
+    const char *field = (const char *)c + s->off;
+    switch (s->type) {
+    case T_STR:
+        fprintf(out, "%s", field);
+        break;
+    case T_BOOL:
+        fprintf(out, "%s", *(const bool *)field ? "yes" : "no");
+        break;
+    case T_LONG:
+        fprintf(out, "%ld", *(const long *)field);
+        break;
+    case T_DOUBLE:
+        fprintf(out, "%g", *(const double *)field);
+        break;
+    case T_POLICY:
+        fprintf(out, "%s", edge_local_policy_name(*(const local_policy_t *)field));
+        break;
+    }
+}
+
+/* The help text as "# " lines of at most 90 columns (inih reads lines of up to 200). */
+static void print_comment(FILE *out, const setting_t *s)
+{
+    char text[600];
+    snprintf(text, sizeof text, "%s (default: %s)", s->help, *s->def ? s->def : "empty");
+    const char *p = text;
+    while (*p) {
+        size_t n = strlen(p);
+        if (n > 88) {
+            n = 88;
+            while (n > 20 && p[n] != ' ')
+                n--;
+        }
+        fprintf(out, "# %.*s\n", (int)n, p);
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+}
+
+void edge_config_print(const edge_config_t *c, FILE *out, bool comments)
+{
+    const char *section = "";
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        if (strcmp(section, s->section)) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", s->section);
+            section = s->section;
+        }
+        if (comments)
+            print_comment(out, s);
+        fprintf(out, "%s = ", s->key);
+        print_value(c, s, out);
+        fputc('\n', out);
+    }
+}

@@ -1,0 +1,87 @@
+/*
+ * edge_config: the settings of sipguard-edge, from an INI file (inih) and
+ * command-line overrides.
+ *
+ * Every setting is declared once in a table (section, key, type, default,
+ * help). The same table parses the file, applies `--set section.key=value`,
+ * prints the effective configuration (`--check-config`), and writes the
+ * commented example config (`--print-config`), so the documentation cannot
+ * drift from what the parser accepts. Unknown sections or keys and values
+ * of the wrong type are errors with the file and line, never ignored.
+ */
+#ifndef SIPGUARD_EDGE_CONFIG_H
+#define SIPGUARD_EDGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* When the local (k-NN) model runs. */
+typedef enum {
+    LOCAL_ALWAYS = 0, /* every message */
+    LOCAL_NEAR,       /* only when the global score reaches (1 - margin) x its threshold */
+    LOCAL_SAMPLE,     /* a random fraction of messages, plus every global anomaly */
+    LOCAL_NEVER,
+} local_policy_t;
+
+typedef struct {
+    /* [edge] */
+    char id[64];
+    char model[512];
+    char log_level[16];
+    bool syslog;
+    /* [ingest] */
+    char hep_listen[128];
+    char hep_auth_key[128];
+    char udp_listen[128];
+    char pcap_file[512];
+    bool pcap_pace; /* replay at the capture's own pace instead of as fast as possible */
+    bool pcap_exit; /* stop the daemon when the replay ends (tests, one-shot runs) */
+    char interface[64];
+    char bpf[512];
+    char sip_ports[32];
+    long max_message;
+    /* [scoring] */
+    local_policy_t local_policy;
+    double local_margin;
+    double local_sample;
+    /* [signatures] */
+    char signatures_file[512];
+    /* [report] */
+    char jsonl[512];
+    bool anomalies_only;
+    long top_features;
+    bool raw;
+    /* [overlay] */
+    char overlay_endpoint[256];
+    char overlay_server_key[128];
+    char key_dir[512];
+    char spool_dir[512];
+    long spool_max_bytes;
+    double ack_timeout;
+    /* [http] */
+    char http_listen[128];
+} edge_config_t;
+
+void edge_config_default(edge_config_t *c);
+
+/* Reads an INI file over the current values. Returns 0, or -1 with "FILE:LINE: why" in err. */
+int edge_config_load(edge_config_t *c, const char *path, char *err, size_t errlen);
+
+/* Applies "section.key=value". Returns 0, or -1 with the reason in err. */
+int edge_config_set(edge_config_t *c, const char *assignment, char *err, size_t errlen);
+
+/* Cross-checks that no single value can: at least one input, listen addresses that parse,
+ * a key for the overlay. Returns 0, or -1 with the reason in err. */
+int edge_config_validate(const edge_config_t *c, char *err, size_t errlen);
+
+/* Writes every setting as INI. With comments, each is preceded by its help text. */
+void edge_config_print(const edge_config_t *c, FILE *out, bool comments);
+
+/* "always", "near", "sample", "never". */
+const char *edge_local_policy_name(local_policy_t p);
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into host and port. Returns 0 or -1. */
+int edge_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port);
+
+#endif

@@ -1,0 +1,283 @@
+#include "edge_http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+struct edge_http {
+    struct MHD_Daemon *d;
+    const edge_config_t *c;
+    edge_metrics_t *metrics;
+    edge_report_fn report;
+    void *report_ctx;
+    pipeline_t *pipe;
+    pthread_mutex_t lock; /* one pipeline; requests are handled one at a time anyway */
+    uint64_t index;
+    unsigned port;
+};
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+} upload_t;
+
+int edge_parse_endpoint(const char *s, endpoint_t *ep)
+{
+    char host[128];
+    unsigned port;
+    memset(ep, 0, sizeof *ep);
+    if (edge_split_hostport(s, host, sizeof host, &port) != 0)
+        return -1;
+    if (inet_pton(AF_INET, host, ep->addr) == 1)
+        ep->family = 4;
+    else if (inet_pton(AF_INET6, host, ep->addr) == 1)
+        ep->family = 6;
+    else
+        return -1;
+    ep->port = (uint16_t)port;
+    return 0;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                             char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    json_t *o = json_pack("{s:s}", "error", why);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    size_t n = strlen(s);
+    char *b = malloc(n + 2);
+    memcpy(b, s, n);
+    memcpy(b + n, "\n", 2);
+    free(s);
+    return reply(conn, status, "application/json", b);
+}
+
+/* Fills a message record from the request's optional X-SIP-* headers. */
+static const char *request_msg(struct MHD_Connection *conn, msg_t *m)
+{
+    const char *src = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-SIP-Source");
+    const char *dst = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-SIP-Destination");
+    const char *tr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-SIP-Transport");
+    if (src && edge_parse_endpoint(src, &m->src) != 0)
+        return "X-SIP-Source: expected ADDR:PORT or [V6]:PORT";
+    if (dst && edge_parse_endpoint(dst, &m->dst) != 0)
+        return "X-SIP-Destination: expected ADDR:PORT or [V6]:PORT";
+    if (!tr || !strcasecmp(tr, "udp"))
+        m->transport = tr ? TRANSPORT_UDP : TRANSPORT_NONE;
+    else if (!strcasecmp(tr, "tcp") || !strcasecmp(tr, "tls"))
+        m->transport = TRANSPORT_TCP;
+    else if (!strcasecmp(tr, "sctp"))
+        m->transport = TRANSPORT_SCTP;
+    else
+        return "X-SIP-Transport: expected udp, tcp, tls or sctp";
+    return NULL;
+}
+
+static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload_t *u)
+{
+    if (u->too_big) {
+        char why[96];
+        snprintf(why, sizeof why, "message longer than max_message (%ld bytes)",
+                 h->c->max_message);
+        return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why);
+    }
+    if (u->len == 0)
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST, "empty body: POST the raw SIP message");
+    msg_t m = {0};
+    const char *why = request_msg(conn, &m);
+    if (why)
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST, why);
+    m.input = "http";
+    m.data = (const uint8_t *)u->body;
+    m.len = u->len;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    m.ts_sec = now.tv_sec;
+    m.ts_usec = (int32_t)(now.tv_nsec / 1000);
+    edge_result_t r;
+    json_t *report = NULL;
+    pthread_mutex_lock(&h->lock);
+    m.index = h->index++;
+    int rc = pipeline_run(h->pipe, &m, &r);
+    if (rc == 0 && (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only))
+        report = pipeline_report(h->pipe, &m, &r);
+    pthread_mutex_unlock(&h->lock);
+    if (rc != 0)
+        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    metrics_message(h->metrics, SRC_HTTP, &r);
+    json_t *sigs = json_array(), *fired = json_array();
+    for (int i = 0; i < r.sigs.n; i++)
+        json_array_append_new(sigs, json_string(r.sig_ids[i]));
+    if (r.sigs.n)
+        json_array_append_new(fired, json_string("signature"));
+    if (r.score.global_anomaly)
+        json_array_append_new(fired, json_string("global"));
+    if (r.score.local_anomaly)
+        json_array_append_new(fired, json_string("local"));
+    json_t *o = json_pack("{s:s, s:b, s:o, s:f, s:o, s:f, s:f, s:o, s:b}", "verdict",
+                          edge_verdict_name(r.verdict), "anomaly", r.verdict != VERDICT_NORMAL,
+                          "detector", fired, "global", r.score.global, "local",
+                          r.score.local_done ? json_real(r.score.local) : json_null(),
+                          "threshold_global", r.thr_global, "threshold_local", r.thr_local,
+                          "signatures", sigs, "parse_ok", r.info.parse_ok);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (report)
+        h->report(h->report_ctx, report);
+    size_t n = strlen(s);
+    char *b = realloc(s, n + 2);
+    memcpy(b + n, "\n", 2);
+    return reply(conn, MHD_HTTP_OK, "application/json", b);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_len, void **con_cls)
+{
+    (void)version;
+    edge_http_t *h = cls;
+    bool post = !strcmp(method, "POST");
+    if (!strcmp(url, "/v1/score")) {
+        if (!post)
+            return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+        upload_t *u = *con_cls;
+        if (!u) {
+            u = calloc(1, sizeof *u);
+            if (!u)
+                return MHD_NO;
+            *con_cls = u;
+            return MHD_YES;
+        }
+        if (*data_len) {
+            if (u->len + *data_len > (size_t)h->c->max_message) {
+                u->too_big = true;
+            } else {
+                if (u->len + *data_len > u->cap) {
+                    size_t cap = (u->len + *data_len) * 2;
+                    char *b = realloc(u->body, cap);
+                    if (!b)
+                        return MHD_NO;
+                    u->body = b;
+                    u->cap = cap;
+                }
+                memcpy(u->body + u->len, data, *data_len);
+                u->len += *data_len;
+            }
+            *data_len = 0;
+            return MHD_YES;
+        }
+        return score(h, conn, u);
+    }
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+    if (!strcmp(url, "/metrics")) {
+        char *text = metrics_render(h->metrics);
+        if (!text)
+            return MHD_NO;
+        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+    }
+    if (!strcmp(url, "/healthz"))
+        return reply(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
+    return reply_error(conn, MHD_HTTP_NOT_FOUND,
+                       "unknown path; try POST /v1/score, GET /metrics or GET /healthz");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    upload_t *u = *con_cls;
+    if (u) {
+        free(u->body);
+        free(u);
+        *con_cls = NULL;
+    }
+}
+
+edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
+                             edge_metrics_t *metrics, edge_report_fn report, void *report_ctx,
+                             char *err, size_t errlen)
+{
+    char host[128];
+    unsigned port;
+    struct sockaddr_storage ss = {0};
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (edge_split_hostport(c->http_listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "[http] listen = %s: expected HOST:PORT", c->http_listen);
+        return NULL;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "[http] listen = %s: the host must be a numeric address",
+                 c->http_listen);
+        return NULL;
+    }
+    edge_http_t *h = calloc(1, sizeof *h);
+    h->c = c;
+    h->metrics = metrics;
+    h->report = report;
+    h->report_ctx = report_ctx;
+    pthread_mutex_init(&h->lock, NULL);
+    h->pipe = pipeline_new(slot, c, 0x9e3779b97f4a7c15ULL);
+    if (!h->pipe) {
+        snprintf(err, errlen, "out of memory");
+        edge_http_stop(&h);
+        return NULL;
+    }
+    h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+    if (!h->d) {
+        snprintf(err, errlen, "[http] listen = %s: cannot listen (address in use?)",
+                 c->http_listen);
+        edge_http_stop(&h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : port;
+    return h;
+}
+
+unsigned edge_http_port(const edge_http_t *h)
+{
+    return h->port;
+}
+
+void edge_http_stop(edge_http_t **self)
+{
+    edge_http_t *h = *self;
+    if (!h)
+        return;
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    pipeline_destroy(&h->pipe);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+    *self = NULL;
+}

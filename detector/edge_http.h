@@ -1,0 +1,40 @@
+/*
+ * edge_http: the edge's HTTP endpoint (libmicrohttpd, its own thread).
+ *
+ *   POST /v1/score   the raw SIP message as the body; optional headers
+ *                    X-SIP-Source and X-SIP-Destination (ADDR:PORT or
+ *                    [V6]:PORT) and X-SIP-Transport (udp, tcp, sctp).
+ *                    Answers JSON: verdict, anomaly, detector, scores,
+ *                    thresholds, matched signature ids, parse_ok. For
+ *                    inline use by a proxy (Kamailio http_async_client).
+ *   GET /metrics     Prometheus text exposition.
+ *   GET /healthz     "ok" while the edge runs with a model.
+ *
+ * Anomalies found through /v1/score are reported like any other, through
+ * the callback (called from the HTTP thread).
+ */
+#ifndef SIPGUARD_EDGE_HTTP_H
+#define SIPGUARD_EDGE_HTTP_H
+
+#include <jansson.h>
+
+#include "edge_config.h"
+#include "edge_metrics.h"
+#include "edge_pipeline.h"
+
+typedef struct edge_http edge_http_t;
+
+/* Receives a report (takes the reference); must be thread-safe. */
+typedef void (*edge_report_fn)(void *ctx, json_t *report);
+
+edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
+                             edge_metrics_t *metrics, edge_report_fn report, void *report_ctx,
+                             char *err, size_t errlen);
+/* The port it listens on (useful when the config asked for port 0). */
+unsigned edge_http_port(const edge_http_t *h);
+void edge_http_stop(edge_http_t **self);
+
+/* Parses "1.2.3.4:5060" or "[2001:db8::1]:5060". Returns 0 or -1. */
+int edge_parse_endpoint(const char *s, endpoint_t *ep);
+
+#endif

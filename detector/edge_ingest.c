@@ -1,0 +1,412 @@
+#include "edge_ingest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "hep.h"
+#include "log.h"
+
+#define BATCH 512
+#define DGRAM_MAX 65536
+
+typedef struct {
+    source_t src;
+    decode_t *dec;
+    skips_t skips;
+    ingest_t *owner;
+    uint64_t index;
+    const char *name;
+} feed_t;
+
+struct ingest {
+    const edge_config_t *c;
+    edge_metrics_t *metrics;
+    ingest_emit_fn emit;
+    void *ctx;
+    int hep_fd, udp_fd;
+    endpoint_t hep_local, udp_local;
+    pcap_t *live, *file;
+    int live_fd, live_link, file_link;
+    feed_t hep, udp, live_feed, file_feed;
+    bool replay_done, replay_started;
+    double replay_t0_wall, replay_t0_cap;
+    struct pcap_pkthdr *pending_hdr; /* next replay packet, read ahead while pacing */
+    const u_char *pending_data;
+    uint8_t *buf, *scratch;
+};
+
+static void on_message(void *p, const msg_t *m)
+{
+    feed_t *f = p;
+    msg_t copy = *m;
+    copy.input = f->name;
+    copy.index = f->index++;
+    f->owner->emit(f->owner->ctx, f->src, &copy);
+}
+
+static int feed_init(feed_t *f, ingest_t *in, source_t src, const char *name, bool sniff)
+{
+    decode_opts_t o;
+    decode_opts_default(&o);
+    unsigned lo, hi;
+    if (sscanf(in->c->sip_ports, "%u-%u", &lo, &hi) == 2) {
+        o.port_lo = (uint16_t)lo;
+        o.port_hi = (uint16_t)hi;
+    }
+    o.max_msg = (size_t)in->c->max_message;
+    o.sniff = sniff || o.sniff;
+    f->src = src;
+    f->owner = in;
+    f->name = name;
+    f->dec = decode_new(&o, &f->skips, on_message, f);
+    return f->dec ? 0 : -1;
+}
+
+static void feed_close(feed_t *f)
+{
+    if (f->dec) {
+        decode_flush(f->dec);
+        decode_destroy(&f->dec);
+    }
+    skips_free(&f->skips);
+}
+
+static void sockaddr_to_endpoint(const struct sockaddr_storage *ss, endpoint_t *ep)
+{
+    memset(ep, 0, sizeof *ep);
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        ep->family = 4;
+        memcpy(ep->addr, &a->sin_addr, 4);
+        ep->port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        ep->family = 6;
+        memcpy(ep->addr, &a->sin6_addr, 16);
+        ep->port = ntohs(a->sin6_port);
+    }
+}
+
+/* Binds a non-blocking UDP socket to HOST:PORT; fills the bound endpoint. */
+static int bind_udp(const char *what, const char *hostport, endpoint_t *local, char *err,
+                    size_t errlen)
+{
+    char host[128];
+    unsigned port;
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    if (edge_split_hostport(hostport, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s = %s: expected HOST:PORT", what, hostport);
+        return -1;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *a6;
+    } else {
+        snprintf(err, errlen, "%s = %s: the host must be a numeric address", what, hostport);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rcvbuf = 8 << 20, one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        /* the kernel tells how many datagrams it dropped for want of buffer space */
+        setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(err, errlen, "%s = %s: %s", what, hostport, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    sockaddr_to_endpoint(&ss, local);
+    return fd;
+}
+
+static int open_live(ingest_t *in, char *err, size_t errlen)
+{
+    char perr[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *p = pcap_create(in->c->interface, perr);
+    if (!p) {
+        snprintf(err, errlen, "interface %s: %s", in->c->interface, perr);
+        return -1;
+    }
+    pcap_set_snaplen(p, 65535);
+    pcap_set_promisc(p, 1);
+    pcap_set_immediate_mode(p, 1);
+    pcap_set_buffer_size(p, 32 << 20);
+    struct bpf_program prog;
+    if (pcap_activate(p) < 0 ||
+        pcap_compile(p, &prog, in->c->bpf, 1, PCAP_NETMASK_UNKNOWN) != 0 ||
+        pcap_setfilter(p, &prog) != 0 || pcap_setnonblock(p, 1, perr) != 0) {
+        snprintf(err, errlen, "interface %s: %s", in->c->interface, pcap_geterr(p));
+        pcap_close(p);
+        return -1;
+    }
+    pcap_freecode(&prog);
+    in->live = p;
+    in->live_link = pcap_datalink(p);
+    in->live_fd = pcap_get_selectable_fd(p);
+    if (in->live_fd < 0) {
+        snprintf(err, errlen, "interface %s: cannot be polled", in->c->interface);
+        return -1;
+    }
+    return 0;
+}
+
+ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emit_fn emit,
+                     void *ctx, char *err, size_t errlen)
+{
+    ingest_t *in = calloc(1, sizeof *in);
+    if (!in) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    in->c = c;
+    in->metrics = metrics;
+    in->emit = emit;
+    in->ctx = ctx;
+    in->hep_fd = in->udp_fd = in->live_fd = -1;
+    in->replay_done = true;
+    in->buf = malloc(DGRAM_MAX);
+    in->scratch = malloc(DGRAM_MAX * 4);
+    if (!in->buf || !in->scratch)
+        goto fail_oom;
+    if (c->hep_listen[0]) {
+        in->hep_fd = bind_udp("[ingest] hep_listen", c->hep_listen, &in->hep_local, err, errlen);
+        if (in->hep_fd < 0 || feed_init(&in->hep, in, SRC_HEP, "hep", false) != 0)
+            goto fail;
+    }
+    if (c->udp_listen[0]) {
+        in->udp_fd = bind_udp("[ingest] udp_listen", c->udp_listen, &in->udp_local, err, errlen);
+        if (in->udp_fd < 0 || feed_init(&in->udp, in, SRC_UDP, "udp", true) != 0)
+            goto fail;
+    }
+    if (c->interface[0]) {
+        if (open_live(in, err, errlen) != 0 ||
+            feed_init(&in->live_feed, in, SRC_LIVE, c->interface, false) != 0)
+            goto fail;
+    }
+    if (c->pcap_file[0]) {
+        char perr[PCAP_ERRBUF_SIZE] = "";
+        in->file = pcap_open_offline(c->pcap_file, perr);
+        if (!in->file) {
+            snprintf(err, errlen, "[ingest] pcap_file = %s: %s", c->pcap_file, perr);
+            goto fail;
+        }
+        in->file_link = pcap_datalink(in->file);
+        in->replay_done = false;
+        if (feed_init(&in->file_feed, in, SRC_PCAP, c->pcap_file, false) != 0)
+            goto fail_oom;
+    }
+    return in;
+fail_oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    ingest_destroy(&in);
+    return NULL;
+}
+
+void ingest_destroy(ingest_t **self)
+{
+    ingest_t *in = *self;
+    if (!in)
+        return;
+    feed_close(&in->hep);
+    feed_close(&in->udp);
+    feed_close(&in->live_feed);
+    feed_close(&in->file_feed);
+    if (in->hep_fd >= 0)
+        close(in->hep_fd);
+    if (in->udp_fd >= 0)
+        close(in->udp_fd);
+    if (in->live)
+        pcap_close(in->live);
+    if (in->file)
+        pcap_close(in->file);
+    free(in->buf);
+    free(in->scratch);
+    free(in);
+    *self = NULL;
+}
+
+int ingest_fds(const ingest_t *in, int *fds, int max)
+{
+    int n = 0;
+    if (in->hep_fd >= 0 && n < max)
+        fds[n++] = in->hep_fd;
+    if (in->udp_fd >= 0 && n < max)
+        fds[n++] = in->udp_fd;
+    if (in->live_fd >= 0 && n < max)
+        fds[n++] = in->live_fd;
+    return n;
+}
+
+static uint64_t all_skips(const ingest_t *in)
+{
+    return skips_total(&in->hep.skips) + skips_total(&in->udp.skips) +
+           skips_total(&in->live_feed.skips) + skips_total(&in->file_feed.skips);
+}
+
+/* A HEP datagram with the wrong or no auth key, when one is required, goes no further. */
+static bool hep_admitted(ingest_t *in, const uint8_t *p, size_t len)
+{
+    if (!in->c->hep_auth_key[0] || !hep_is_hep3(p, len))
+        return true;
+    hep_t h;
+    const char *why;
+    if (hep_decode(p, len, in->scratch, DGRAM_MAX * 4, &h, &why) != 0)
+        return true; /* the decoder counts it under its own reason */
+    size_t kl = strlen(in->c->hep_auth_key);
+    if (h.auth_key && h.auth_key_len == kl && !memcmp(h.auth_key, in->c->hep_auth_key, kl))
+        return true;
+    atomic_fetch_add(&in->metrics->hep_rejected, 1);
+    debug("HEP datagram without the configured auth key: dropped");
+    return false;
+}
+
+static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *local)
+{
+    for (int i = 0; i < BATCH; i++) {
+        struct sockaddr_storage ss;
+        struct iovec iov = {in->buf, DGRAM_MAX};
+        union {
+            char buf[CMSG_SPACE(sizeof(uint32_t))];
+            struct cmsghdr align;
+        } ctl;
+        struct msghdr mh = {.msg_name = &ss,
+                            .msg_namelen = sizeof ss,
+                            .msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.buf,
+                            .msg_controllen = sizeof ctl.buf};
+        ssize_t n = recvmsg(fd, &mh, MSG_TRUNC);
+        if (n < 0)
+            break;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+                uint32_t dropped; /* cumulative per socket */
+                memcpy(&dropped, CMSG_DATA(cm), sizeof dropped);
+                if (f->src == SRC_HEP)
+                    atomic_store(&in->metrics->udp_dropped[0], dropped);
+                else
+                    atomic_store(&in->metrics->udp_dropped[1], dropped);
+            }
+        if (n > DGRAM_MAX) {
+            skips_add(&f->skips, "udp: datagram longer than 65536 bytes");
+            continue;
+        }
+        if (f->src == SRC_HEP && !hep_admitted(in, in->buf, (size_t)n))
+            continue;
+        msg_t t = {0};
+        sockaddr_to_endpoint(&ss, &t.src);
+        t.dst = *local;
+        t.transport = TRANSPORT_UDP;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        t.ts_sec = now.tv_sec;
+        t.ts_usec = (int32_t)(now.tv_nsec / 1000);
+        decode_udp_payload(f->dec, &t, in->buf, (size_t)n);
+    }
+    atomic_store(&in->metrics->skipped, all_skips(in));
+}
+
+static void on_live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    ingest_t *in = (ingest_t *)user;
+    decode_packet(in->live_feed.dec, in->live_link, h->ts.tv_sec, (int32_t)h->ts.tv_usec, data,
+                  h->caplen, h->len);
+}
+
+void ingest_on_readable(ingest_t *in, int fd)
+{
+    if (fd == in->hep_fd)
+        read_datagrams(in, fd, &in->hep, &in->hep_local);
+    else if (fd == in->udp_fd)
+        read_datagrams(in, fd, &in->udp, &in->udp_local);
+    else if (fd == in->live_fd) {
+        if (pcap_dispatch(in->live, BATCH, on_live_packet, (u_char *)in) < 0)
+            warning("interface %s: %s", in->c->interface, pcap_geterr(in->live));
+        atomic_store(&in->metrics->skipped, all_skips(in));
+    }
+}
+
+static void finish_replay(ingest_t *in)
+{
+    in->replay_done = true;
+    decode_flush(in->file_feed.dec);
+    atomic_store(&in->metrics->skipped, all_skips(in));
+    skips_print(&in->file_feed.skips, in->c->pcap_file, stderr);
+    info("replay of %s ended: %llu messages", in->c->pcap_file,
+         (unsigned long long)in->file_feed.index);
+}
+
+double ingest_replay(ingest_t *in, double now)
+{
+    if (in->replay_done)
+        return -1;
+    for (int i = 0; i < 4 * BATCH; i++) {
+        if (!in->pending_hdr) {
+            int r = pcap_next_ex(in->file, &in->pending_hdr, &in->pending_data);
+            if (r != 1) {
+                if (r == PCAP_ERROR)
+                    warning("%s: %s (the rest of the file is not read)", in->c->pcap_file,
+                            pcap_geterr(in->file));
+                in->pending_hdr = NULL;
+                finish_replay(in);
+                return -1;
+            }
+        }
+        double ts = (double)in->pending_hdr->ts.tv_sec + in->pending_hdr->ts.tv_usec * 1e-6;
+        if (!in->replay_started) {
+            in->replay_started = true;
+            in->replay_t0_wall = now;
+            in->replay_t0_cap = ts;
+        }
+        if (in->c->pcap_pace) {
+            double due = in->replay_t0_wall + (ts - in->replay_t0_cap);
+            if (due > now)
+                return due - now;
+        }
+        decode_packet(in->file_feed.dec, in->file_link, in->pending_hdr->ts.tv_sec,
+                      (int32_t)in->pending_hdr->ts.tv_usec, in->pending_data,
+                      in->pending_hdr->caplen, in->pending_hdr->len);
+        in->pending_hdr = NULL;
+    }
+    atomic_store(&in->metrics->skipped, all_skips(in));
+    return 0;
+}
+
+bool ingest_replay_done(const ingest_t *in)
+{
+    return in->replay_done;
+}
+
+unsigned ingest_hep_port(const ingest_t *in)
+{
+    return in->hep_fd >= 0 ? in->hep_local.port : 0;
+}
+
+unsigned ingest_udp_port(const ingest_t *in)
+{
+    return in->udp_fd >= 0 ? in->udp_local.port : 0;
+}

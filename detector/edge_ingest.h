@@ -1,0 +1,48 @@
+/*
+ * edge_ingest: the edge's message sources, several at once.
+ *
+ *   - HEPv3 over UDP (Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH,
+ *     Asterisk res_hep, heplify), with an optional shared auth key;
+ *   - plain SIP datagrams mirrored to a UDP port;
+ *   - a live interface through libpcap (BPF filter), non-blocking;
+ *   - a pcap/pcapng file replayed as fast as possible or at its own pace.
+ *
+ * Every source has its own decoder (so TCP streams and fragments of one do
+ * not mix with another's) and its own skip table; the event loop polls the
+ * file descriptors this module lists and calls back for each message.
+ */
+#ifndef SIPGUARD_EDGE_INGEST_H
+#define SIPGUARD_EDGE_INGEST_H
+
+#include <stdbool.h>
+
+#include "edge_config.h"
+#include "edge_metrics.h"
+#include "msg.h"
+
+typedef void (*ingest_emit_fn)(void *ctx, source_t src, const msg_t *m);
+
+typedef struct ingest ingest_t;
+
+ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emit_fn emit,
+                     void *ctx, char *err, size_t errlen);
+/* Flushes what the decoders still hold (emitting it) and closes every source. */
+void ingest_destroy(ingest_t **self);
+
+/* File descriptors to poll for reading; returns how many were written (at most max). */
+int ingest_fds(const ingest_t *in, int *fds, int max);
+/* Reads what is waiting on fd (a bounded batch, so no source starves the others). */
+void ingest_on_readable(ingest_t *in, int fd);
+
+/*
+ * Replays what is due from the pcap file. Returns the seconds until the next packet is due
+ * (0 when more is ready now), or -1 when there is no replay or it has ended.
+ */
+double ingest_replay(ingest_t *in, double now);
+bool ingest_replay_done(const ingest_t *in);
+
+/* Bound UDP ports (0 when the source is off); useful when the config asked for port 0. */
+unsigned ingest_hep_port(const ingest_t *in);
+unsigned ingest_udp_port(const ingest_t *in);
+
+#endif

@@ -1,0 +1,512 @@
+/*
+ * sipguard-edge: the detector daemon beside a border node.
+ *
+ * One event loop (zmq_poll over the ingest sockets, the overlay socket and a
+ * signal pipe) runs every message through the pipeline and hands reports to
+ * the sink: the spool and uplink to the overlay, and/or JSON Lines. The HTTP
+ * endpoint runs in libmicrohttpd's thread with its own pipeline and queues
+ * its reports to the loop, which alone touches the spool and ZeroMQ.
+ * SIGHUP reloads model and signatures without stopping; SIGTERM/SIGINT stop
+ * taking input, flush, wait briefly for the overlay's last acks, and exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cliopt.h"
+#include "edge_config.h"
+#include "edge_http.h"
+#include "edge_ingest.h"
+#include "edge_metrics.h"
+#include "edge_pipeline.h"
+#include "edge_spool.h"
+#include "edge_uplink.h"
+#include "log.h"
+#include "wire.h"
+
+#ifndef SIPGUARD_VERSION
+#define SIPGUARD_VERSION "dev"
+#endif
+
+#define DRAIN_SECONDS 5.0
+
+static const cliopt_t edge_opts[] = {
+    {"config", 'c', "FILE", "INI configuration file (see --print-config)", NULL},
+    {"model", 'm', "MODEL", "model file; the same as --set edge.model=MODEL", NULL},
+    {"set", 's', "SECTION.KEY=VALUE", "override one setting of the file (repeatable)", NULL},
+    {"check-config", 0, NULL,
+     "read the configuration, load model and signatures, print the effective settings, exit",
+     NULL},
+    {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
+    {"ports-file", 0, "FILE",
+     "write the bound ports (hep, udp, http) to FILE once listening, for scripts and tests",
+     NULL},
+    {"version", 'V', NULL, "print the version", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t edge_cmd = {
+    "sipguard-edge [-c FILE] [--set SECTION.KEY=VALUE]... [OPTIONS]",
+    "Scores every SIP message seen at a border node in real time. Messages come from HEPv3\n"
+    "(Kamailio siptrace, OpenSIPS, FreeSWITCH, Asterisk), a UDP mirror port, a live interface,\n"
+    "a pcap file replay, or one at a time over HTTP (POST /v1/score, for inline use by a\n"
+    "proxy). Each goes through the conformance check, inline signature matching, the global\n"
+    "and local content models, and gets a verdict; anomalies are reported as JSON to the\n"
+    "overlay over ZeroMQ (CURVE, acknowledged, spooled on disk until acknowledged) and/or as\n"
+    "JSON Lines. GET /metrics serves Prometheus metrics, GET /healthz a health check.\n"
+    "Signals: SIGHUP reloads model and signatures without dropping traffic; SIGTERM and\n"
+    "SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
+    edge_opts,
+    "exit status: 0 clean stop, 1 failure (bad model, cannot listen, ...), 2 usage or\n"
+    "configuration error.\n\n"
+    "examples:\n"
+    "  sipguard-edge -m edge.model --set ingest.hep_listen=0.0.0.0:9060 --set report.jsonl=-\n"
+    "  sipguard-edge -c /etc/sipguard/edge.conf --check-config",
+};
+
+typedef struct report_node {
+    json_t *report;
+    struct report_node *next;
+} report_node_t;
+
+typedef struct {
+    edge_config_t c;
+    edge_metrics_t metrics;
+    edge_assets_slot_t *slot;
+    pipeline_t *pipe;
+    ingest_t *ingest;
+    edge_http_t *http;
+    void *zctx;
+    spool_t *spool;
+    uplink_t *uplink;
+    FILE *jsonl;
+    uint64_t local_seq;
+    pthread_mutex_t qlock; /* reports from the HTTP thread */
+    report_node_t *qhead, *qtail;
+} edge_t;
+
+static volatile sig_atomic_t got_term, got_hup;
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else
+        got_term = 1;
+    if (write(sig_pipe[1], "x", 1) < 0) {
+        /* the pipe is full: a wake-up is already pending */
+    }
+    errno = saved;
+}
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Gives a report its sequence number and writes it to the spool and the JSON Lines file. */
+static void sink_report(edge_t *e, json_t *r)
+{
+    uint64_t seq = e->spool ? spool_next_seq(e->spool) : ++e->local_seq;
+    json_object_set_new(r, "seq", json_integer((json_int_t)seq));
+    char *s = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    if (!s)
+        return;
+    atomic_fetch_add(&e->metrics.reports, 1);
+    if (e->spool && spool_append(e->spool, s, strlen(s)) == 0)
+        atomic_fetch_add(&e->metrics.report_write_errors, 1);
+    if (e->jsonl && (fputs(s, e->jsonl) < 0 || fputc('\n', e->jsonl) < 0)) {
+        atomic_fetch_add(&e->metrics.report_write_errors, 1);
+        error("cannot write to %s: %s", e->c.jsonl, strerror(errno));
+    }
+    free(s);
+}
+
+/* Called from the HTTP thread: queue for the loop. */
+static void queue_report(void *ctx, json_t *r)
+{
+    edge_t *e = ctx;
+    report_node_t *n = malloc(sizeof *n);
+    if (!n) {
+        json_decref(r);
+        return;
+    }
+    n->report = r;
+    n->next = NULL;
+    pthread_mutex_lock(&e->qlock);
+    if (e->qtail)
+        e->qtail->next = n;
+    else
+        e->qhead = n;
+    e->qtail = n;
+    pthread_mutex_unlock(&e->qlock);
+}
+
+static void drain_queue(edge_t *e)
+{
+    pthread_mutex_lock(&e->qlock);
+    report_node_t *n = e->qhead;
+    e->qhead = e->qtail = NULL;
+    pthread_mutex_unlock(&e->qlock);
+    while (n) {
+        report_node_t *next = n->next;
+        sink_report(e, n->report);
+        free(n);
+        n = next;
+    }
+}
+
+static void on_message(void *ctx, source_t src, const msg_t *m)
+{
+    edge_t *e = ctx;
+    edge_result_t r;
+    if (pipeline_run(e->pipe, m, &r) != 0) {
+        error("out of memory scoring message %" PRIu64 " of %s", m->index, m->input);
+        return;
+    }
+    metrics_message(&e->metrics, src, &r);
+    if (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only)
+        sink_report(e, pipeline_report(e->pipe, m, &r));
+}
+
+static void reload(edge_t *e)
+{
+    char err[600];
+    edge_assets_t *a = edge_assets_load(&e->c, err, sizeof err);
+    if (!a) {
+        atomic_fetch_add(&e->metrics.reload_failures, 1);
+        error("reload refused, the previous model and signatures stay in use: %s", err);
+        return;
+    }
+    edge_assets_publish(e->slot, a);
+    atomic_fetch_add(&e->metrics.reloads, 1);
+    info("reloaded %s%s%s", e->c.model, e->c.signatures_file[0] ? " and " : "",
+         e->c.signatures_file);
+}
+
+static void update_gauges(edge_t *e)
+{
+    size_t nsig;
+    uint64_t sigseq;
+    model_stats_t st;
+    edge_assets_info(e->slot, &nsig, &sigseq, &st);
+    atomic_store(&e->metrics.signatures, nsig);
+    atomic_store(&e->metrics.signature_sequence, sigseq);
+    if (e->spool) {
+        spool_stats_t ss;
+        spool_stats(e->spool, &ss);
+        atomic_store(&e->metrics.spool_bytes, ss.bytes);
+        atomic_store(&e->metrics.spool_pending, ss.pending);
+        atomic_store(&e->metrics.reports_dropped, ss.dropped);
+    }
+    if (e->uplink) {
+        atomic_store(&e->metrics.overlay_connected, uplink_connected(e->uplink));
+        atomic_store(&e->metrics.acks, uplink_acks(e->uplink));
+    }
+}
+
+static int start_overlay(edge_t *e, char *err, size_t errlen)
+{
+    char pub[41], sec[41];
+    if (wire_keypair(e->c.key_dir, "edge", pub, sec, err, errlen) != 0)
+        return -1;
+    e->spool = spool_open(e->c.spool_dir, (uint64_t)e->c.spool_max_bytes, err, errlen);
+    if (!e->spool)
+        return -1;
+    e->uplink = uplink_new(e->zctx, e->c.id, e->c.overlay_endpoint, e->c.overlay_server_key, pub,
+                           sec, e->c.ack_timeout, e->spool, err, errlen);
+    if (!e->uplink)
+        return -1;
+    info("reporting to the overlay at %s as %s (edge public key %s)", e->c.overlay_endpoint,
+         e->c.id, pub);
+    return 0;
+}
+
+static int write_ports_file(const edge_t *e, const char *path)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "hep %u\nudp %u\nhttp %u\n", ingest_hep_port(e->ingest),
+            ingest_udp_port(e->ingest), e->http ? edge_http_port(e->http) : 0);
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path); /* readers never see half a file */
+}
+
+static int setup(edge_t *e, const char *ports_file)
+{
+    char err[600];
+    edge_assets_t *a = edge_assets_load(&e->c, err, sizeof err);
+    if (!a) {
+        error("%s", err);
+        return -1;
+    }
+    e->slot = edge_assets_slot_new(a);
+    e->pipe = pipeline_new(e->slot, &e->c, (uint64_t)time(NULL));
+    if (!e->slot || !e->pipe) {
+        error("out of memory");
+        return -1;
+    }
+    e->zctx = zmq_ctx_new();
+    if (e->c.jsonl[0]) {
+        e->jsonl = strcmp(e->c.jsonl, "-") ? fopen(e->c.jsonl, "a") : stdout;
+        if (!e->jsonl) {
+            error("[report] jsonl = %s: %s", e->c.jsonl, strerror(errno));
+            return -1;
+        }
+    }
+    if (e->c.overlay_endpoint[0] && start_overlay(e, err, sizeof err) != 0) {
+        error("%s", err);
+        return -1;
+    }
+    atomic_store(&e->metrics.overlay_configured, e->uplink != NULL);
+    if (e->c.http_listen[0]) {
+        e->http = edge_http_start(&e->c, e->slot, &e->metrics, queue_report, e, err, sizeof err);
+        if (!e->http) {
+            error("%s", err);
+            return -1;
+        }
+    }
+    e->ingest = ingest_new(&e->c, &e->metrics, on_message, e, err, sizeof err);
+    if (!e->ingest) {
+        error("%s", err);
+        return -1;
+    }
+    update_gauges(e);
+    info("edge %s up: hep port %u, udp port %u, http port %u%s%s", e->c.id,
+         ingest_hep_port(e->ingest), ingest_udp_port(e->ingest),
+         e->http ? edge_http_port(e->http) : 0, e->c.pcap_file[0] ? ", replaying " : "",
+         e->c.pcap_file);
+    if (ports_file && write_ports_file(e, ports_file) != 0) {
+        error("--ports-file %s: %s", ports_file, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits up to DRAIN_SECONDS for the overlay to acknowledge what is pending. */
+static void drain_uplink(edge_t *e)
+{
+    if (!e->uplink)
+        return;
+    double end = mono_now() + DRAIN_SECONDS;
+    spool_stats_t ss;
+    for (spool_stats(e->spool, &ss); ss.pending && mono_now() < end; spool_stats(e->spool, &ss)) {
+        if (!uplink_connected(e->uplink) && mono_now() > end - DRAIN_SECONDS + 1)
+            break; /* no overlay: the spool keeps them for the next start */
+        zmq_pollitem_t items[2] = {{uplink_socket(e->uplink), 0, ZMQ_POLLIN, 0},
+                                   {uplink_monitor(e->uplink), 0, ZMQ_POLLIN, 0}};
+        uplink_pump(e->uplink, mono_now());
+        zmq_poll(items, 2, 50);
+        uplink_on_acks(e->uplink);
+        uplink_on_events(e->uplink);
+    }
+    if (ss.pending)
+        info("%" PRIu64 " reports not yet acknowledged stay in the spool for the next start",
+             ss.pending);
+}
+
+static void run(edge_t *e)
+{
+    double last_sync = mono_now();
+    while (!got_term) {
+        if (got_hup) {
+            got_hup = 0;
+            reload(e);
+        }
+        zmq_pollitem_t items[8];
+        int n = 0, fds[4];
+        int nf = ingest_fds(e->ingest, fds, 4);
+        for (int i = 0; i < nf; i++)
+            items[n++] = (zmq_pollitem_t){NULL, fds[i], ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, sig_pipe[0], ZMQ_POLLIN, 0};
+        int up = n;
+        if (e->uplink) {
+            items[n++] = (zmq_pollitem_t){uplink_socket(e->uplink), 0, ZMQ_POLLIN, 0};
+            items[n++] = (zmq_pollitem_t){uplink_monitor(e->uplink), 0, ZMQ_POLLIN, 0};
+        }
+        double due = ingest_replay(e->ingest, mono_now());
+        long timeout = due < 0 ? 100 : (long)(due * 1000);
+        if (timeout > 100)
+            timeout = 100;
+        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
+            error("poll: %s", zmq_strerror(errno));
+            break;
+        }
+        for (int i = 0; i < nf; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                ingest_on_readable(e->ingest, fds[i]);
+        if (items[nf].revents & ZMQ_POLLIN) {
+            char buf[64];
+            while (read(sig_pipe[0], buf, sizeof buf) > 0)
+                ;
+        }
+        drain_queue(e);
+        if (e->uplink) {
+            if (items[up].revents & ZMQ_POLLIN)
+                uplink_on_acks(e->uplink);
+            if (items[up + 1].revents & ZMQ_POLLIN)
+                uplink_on_events(e->uplink);
+            uplink_pump(e->uplink, mono_now());
+        }
+        update_gauges(e);
+        if (mono_now() - last_sync >= 1.0) {
+            last_sync = mono_now();
+            if (e->spool)
+                spool_sync(e->spool);
+            if (e->jsonl)
+                fflush(e->jsonl);
+        }
+        if (e->c.pcap_exit && ingest_replay_done(e->ingest) && e->c.pcap_file[0])
+            break;
+    }
+    info("stopping: flushing decoders and reports");
+}
+
+static void teardown(edge_t *e)
+{
+    edge_http_stop(&e->http); /* no more HTTP reports after this */
+    ingest_destroy(&e->ingest); /* flushes what decoders hold, through on_message */
+    drain_queue(e);
+    drain_uplink(e);
+    uplink_destroy(&e->uplink);
+    spool_close(&e->spool);
+    if (e->zctx)
+        zmq_ctx_term(e->zctx);
+    if (e->jsonl && e->jsonl != stdout)
+        fclose(e->jsonl);
+    else if (e->jsonl)
+        fflush(e->jsonl);
+    pipeline_destroy(&e->pipe);
+    edge_assets_slot_destroy(&e->slot);
+}
+
+static int install_signals(void)
+{
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -1;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Reads the command line into the config. Returns -1 to go on, or an exit code. */
+static int parse_args(edge_t *e, int argc, char **argv, bool *check, const char **ports_file)
+{
+    const char *arg, *config = NULL;
+    char err[600];
+    int i;
+    /* the file first, then the overrides in order: collect them in one pass */
+    const char *sets[64];
+    int nsets = 0;
+    while ((i = cliopt_next(&edge_cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return 2;
+        const char *name = edge_opts[i].name;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&edge_cmd, stdout);
+            return 0;
+        } else if (!strcmp(name, "version")) {
+            printf("sipguard-edge %s\n", SIPGUARD_VERSION);
+            return 0;
+        } else if (!strcmp(name, "print-config")) {
+            edge_config_print(&e->c, stdout, true);
+            return 0;
+        } else if (!strcmp(name, "config")) {
+            config = arg;
+        } else if (!strcmp(name, "check-config")) {
+            *check = true;
+        } else if (!strcmp(name, "ports-file")) {
+            *ports_file = arg;
+        } else if (nsets < 64) {
+            static char model_set[600];
+            if (!strcmp(name, "model")) {
+                snprintf(model_set, sizeof model_set, "edge.model=%s", arg);
+                arg = model_set;
+            }
+            sets[nsets++] = arg;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sipguard-edge: unexpected argument %s\nusage: %s\n", argv[optind],
+                edge_cmd.usage);
+        return 2;
+    }
+    if (config && edge_config_load(&e->c, config, err, sizeof err) != 0) {
+        fprintf(stderr, "sipguard-edge: %s\n", err);
+        return 2;
+    }
+    for (int k = 0; k < nsets; k++)
+        if (edge_config_set(&e->c, sets[k], err, sizeof err) != 0) {
+            fprintf(stderr, "sipguard-edge: %s\n", err);
+            return 2;
+        }
+    if (edge_config_validate(&e->c, err, sizeof err) != 0) {
+        fprintf(stderr, "sipguard-edge: %s\n", err);
+        return 2;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    static edge_t e; /* large; and signal handlers may outlive main's frame */
+    edge_config_default(&e.c);
+    metrics_init(&e.metrics);
+    pthread_mutex_init(&e.qlock, NULL);
+    log_set_program("sipguard-edge");
+    bool check = false;
+    const char *ports_file = NULL;
+    int rc = parse_args(&e, argc, argv, &check, &ports_file);
+    if (rc >= 0)
+        return rc;
+    log_parse_level(e.c.log_level);
+    if (e.c.syslog)
+        log_set_syslog(1);
+    if (check) {
+        char err[600];
+        edge_assets_t *a = edge_assets_load(&e.c, err, sizeof err);
+        if (!a) {
+            fprintf(stderr, "sipguard-edge: %s\n", err);
+            return 1;
+        }
+        edge_assets_slot_t *slot = edge_assets_slot_new(a);
+        edge_config_print(&e.c, stdout, false);
+        edge_assets_slot_destroy(&slot);
+        fprintf(stderr, "sipguard-edge: configuration OK\n");
+        return 0;
+    }
+    if (install_signals() != 0) {
+        error("cannot install signal handlers: %s", strerror(errno));
+        return 1;
+    }
+    sipcheck_init();
+    rc = setup(&e, ports_file) == 0 ? 0 : 1;
+    if (rc == 0)
+        run(&e);
+    teardown(&e);
+    return rc;
+}

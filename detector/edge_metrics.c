@@ -1,0 +1,144 @@
+#include "edge_metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* upper bounds of the score-latency histogram, seconds */
+static const double bounds[METRICS_BUCKETS] = {1e-6,   2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
+                                               2.5e-4, 5e-4,   1e-3, 2.5e-3, 1e-2, 1e-1, 1};
+
+const char *metrics_source_name(source_t s)
+{
+    static const char *names[] = {"hep", "udp", "pcap", "live", "http"};
+    return (unsigned)s < SRC_COUNT ? names[s] : "?";
+}
+
+void metrics_init(edge_metrics_t *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
+{
+    atomic_fetch_add(&m->messages[src][r->verdict], 1);
+    if (!r->info.parse_ok)
+        atomic_fetch_add(&m->parse_failures, 1);
+    if (r->score.local_done)
+        atomic_fetch_add(&m->local_runs, 1);
+    int b = 0;
+    while (b < METRICS_BUCKETS && r->seconds > bounds[b])
+        b++;
+    atomic_fetch_add(&m->latency_bucket[b], 1);
+    atomic_fetch_add(&m->latency_count, 1);
+    double old = atomic_load(&m->latency_sum);
+    while (!atomic_compare_exchange_weak(&m->latency_sum, &old, old + r->seconds))
+        ;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf_t;
+
+static void put(sbuf_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (s->len + (size_t)n < s->cap) {
+            s->len += (size_t)n;
+            return;
+        }
+        size_t cap = s->cap * 2 + (size_t)n;
+        char *b = realloc(s->buf, cap);
+        if (!b)
+            return;
+        s->buf = b;
+        s->cap = cap;
+    }
+}
+
+static void counter(sbuf_t *s, const char *name, const char *help, uint64_t v)
+{
+    put(s, "# HELP sipguard_%s %s\n# TYPE sipguard_%s counter\nsipguard_%s %llu\n", name, help,
+        name, name, (unsigned long long)v);
+}
+
+static void gauge(sbuf_t *s, const char *name, const char *help, double v)
+{
+    put(s, "# HELP sipguard_%s %s\n# TYPE sipguard_%s gauge\nsipguard_%s %.17g\n", name, help,
+        name, name, v);
+}
+
+char *metrics_render(edge_metrics_t *m)
+{
+    sbuf_t s = {malloc(8192), 0, 8192};
+    if (!s.buf)
+        return NULL;
+    s.buf[0] = '\0';
+    put(&s, "# HELP sipguard_messages_total SIP messages scored, by input and verdict.\n"
+            "# TYPE sipguard_messages_total counter\n");
+    for (int src = 0; src < SRC_COUNT; src++)
+        for (int v = 0; v < VERDICT_COUNT; v++)
+            put(&s, "sipguard_messages_total{source=\"%s\",verdict=\"%s\"} %llu\n",
+                metrics_source_name((source_t)src), edge_verdict_name((verdict_t)v),
+                (unsigned long long)atomic_load(&m->messages[src][v]));
+    counter(&s, "parse_failures_total", "Messages libosip2 could not parse.",
+            atomic_load(&m->parse_failures));
+    counter(&s, "skipped_total", "Packets or datagrams a reader passed over (not SIP, broken).",
+            atomic_load(&m->skipped));
+    counter(&s, "hep_rejected_total", "HEPv3 datagrams refused (malformed or wrong auth key).",
+            atomic_load(&m->hep_rejected));
+    put(&s, "# HELP sipguard_udp_dropped_total Datagrams the kernel dropped before the edge read "
+            "them (receive buffer full).\n# TYPE sipguard_udp_dropped_total counter\n"
+            "sipguard_udp_dropped_total{source=\"hep\"} %llu\n"
+            "sipguard_udp_dropped_total{source=\"udp\"} %llu\n",
+        (unsigned long long)atomic_load(&m->udp_dropped[0]),
+        (unsigned long long)atomic_load(&m->udp_dropped[1]));
+    counter(&s, "local_model_runs_total", "Messages the local k-NN model scored.",
+            atomic_load(&m->local_runs));
+    put(&s, "# HELP sipguard_score_latency_seconds Time to score one message.\n"
+            "# TYPE sipguard_score_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b <= METRICS_BUCKETS; b++) {
+        cum += atomic_load(&m->latency_bucket[b]);
+        if (b < METRICS_BUCKETS)
+            put(&s, "sipguard_score_latency_seconds_bucket{le=\"%g\"} %llu\n", bounds[b],
+                (unsigned long long)cum);
+        else
+            put(&s, "sipguard_score_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)cum);
+    }
+    put(&s, "sipguard_score_latency_seconds_sum %.9f\nsipguard_score_latency_seconds_count %llu\n",
+        atomic_load(&m->latency_sum), (unsigned long long)atomic_load(&m->latency_count));
+    counter(&s, "reports_total", "Anomaly reports written.", atomic_load(&m->reports));
+    counter(&s, "reports_dropped_total", "Reports lost because the spool hit its bound.",
+            atomic_load(&m->reports_dropped));
+    counter(&s, "report_write_errors_total", "Reports the spool or the JSON Lines file could "
+                                             "not take (disk full, I/O error).",
+            atomic_load(&m->report_write_errors));
+    counter(&s, "reports_acked_total", "Reports the overlay acknowledged.",
+            atomic_load(&m->acks));
+    gauge(&s, "spool_bytes", "Bytes in the on-disk report spool.",
+          (double)atomic_load(&m->spool_bytes));
+    gauge(&s, "spool_pending_reports", "Reports waiting for the overlay's acknowledgement.",
+          (double)atomic_load(&m->spool_pending));
+    gauge(&s, "signatures_active", "Signatures matched inline.",
+          (double)atomic_load(&m->signatures));
+    gauge(&s, "signature_sequence", "Sequence number of the signature set in use.",
+          (double)atomic_load(&m->signature_sequence));
+    counter(&s, "reloads_total", "Successful reloads of model and signatures (SIGHUP).",
+            atomic_load(&m->reloads));
+    counter(&s, "reload_failures_total", "Reloads refused; the previous model stays in use.",
+            atomic_load(&m->reload_failures));
+    gauge(&s, "overlay_connected", "1 when connected to the overlay, else 0.",
+          atomic_load(&m->overlay_connected) ? 1 : 0);
+    return s.buf;
+}

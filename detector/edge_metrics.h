@@ -1,0 +1,47 @@
+/*
+ * edge_metrics: the edge's counters, and their Prometheus text exposition.
+ *
+ * Counters are atomics so that the ingest loop and the HTTP thread update
+ * them without locks. The exposition follows text format 0.0.4: one
+ * `sipguard_` prefix, `_total` counters, base units, low-cardinality labels.
+ */
+#ifndef SIPGUARD_EDGE_METRICS_H
+#define SIPGUARD_EDGE_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edge_pipeline.h"
+
+#define METRICS_BUCKETS 14
+
+typedef enum { SRC_HEP = 0, SRC_UDP, SRC_PCAP, SRC_LIVE, SRC_HTTP, SRC_COUNT } source_t;
+
+typedef struct {
+    atomic_uint_fast64_t messages[SRC_COUNT][VERDICT_COUNT];
+    atomic_uint_fast64_t parse_failures;
+    atomic_uint_fast64_t skipped;      /* datagrams/packets a reader passed over */
+    atomic_uint_fast64_t hep_rejected; /* bad HEP, wrong auth key */
+    atomic_uint_fast64_t udp_dropped[2]; /* by the kernel, socket buffer full: hep, udp */
+    atomic_uint_fast64_t local_runs;
+    atomic_uint_fast64_t latency_bucket[METRICS_BUCKETS + 1]; /* +Inf last */
+    atomic_uint_fast64_t latency_count;
+    _Atomic double latency_sum;
+    atomic_uint_fast64_t reports, reports_dropped, report_write_errors;
+    atomic_uint_fast64_t spool_bytes, spool_pending;
+    atomic_uint_fast64_t signatures, signature_sequence;
+    atomic_uint_fast64_t reloads, reload_failures;
+    atomic_bool overlay_connected, overlay_configured;
+    atomic_uint_fast64_t acks;
+} edge_metrics_t;
+
+void metrics_init(edge_metrics_t *m);
+/* Counts one scored message. */
+void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r);
+/* Writes the exposition into a new malloc'd string. */
+char *metrics_render(edge_metrics_t *m);
+const char *metrics_source_name(source_t s);
+
+#endif

@@ -1,0 +1,293 @@
+#include "edge_pipeline.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "report.h"
+
+struct edge_assets {
+    model_t *model;
+    sigdb_t *sigs; /* NULL: no signature file */
+    model_stats_t st;
+    atomic_int refs; /* the slot's and each pipeline's */
+};
+
+struct edge_assets_slot {
+    pthread_mutex_t lock;
+    edge_assets_t *cur;
+    atomic_uint_fast64_t gen;
+};
+
+struct pipeline {
+    edge_assets_slot_t *slot;
+    const edge_config_t *c;
+    uint64_t gen;
+    edge_assets_t *a;
+    model_scorer_t *scorer;
+    sigscratch_t *sigscratch;
+    uint64_t rng;
+};
+
+static void assets_release(edge_assets_t *a)
+{
+    if (a && atomic_fetch_sub(&a->refs, 1) == 1) {
+        model_destroy(&a->model);
+        sigdb_destroy(&a->sigs);
+        free(a);
+    }
+}
+
+edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen)
+{
+    edge_assets_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&a->refs, 1);
+    a->model = model_load(c->model, err, errlen);
+    if (!a->model) {
+        free(a);
+        return NULL;
+    }
+    model_stats(a->model, &a->st);
+    if (c->signatures_file[0]) {
+        a->sigs = sigdb_load(c->signatures_file, &model_options(a->model)->embed, err, errlen);
+        if (!a->sigs) {
+            assets_release(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+edge_assets_slot_t *edge_assets_slot_new(edge_assets_t *initial)
+{
+    edge_assets_slot_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->cur = initial;
+    atomic_init(&s->gen, 1);
+    return s;
+}
+
+void edge_assets_publish(edge_assets_slot_t *slot, edge_assets_t *a)
+{
+    pthread_mutex_lock(&slot->lock);
+    edge_assets_t *old = slot->cur;
+    slot->cur = a;
+    atomic_fetch_add(&slot->gen, 1);
+    pthread_mutex_unlock(&slot->lock);
+    assets_release(old);
+}
+
+void edge_assets_slot_destroy(edge_assets_slot_t **self)
+{
+    edge_assets_slot_t *s = *self;
+    if (!s)
+        return;
+    assets_release(s->cur);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    *self = NULL;
+}
+
+/* Takes a reference to the current assets. */
+static edge_assets_t *assets_acquire(edge_assets_slot_t *slot, uint64_t *gen)
+{
+    pthread_mutex_lock(&slot->lock);
+    edge_assets_t *a = slot->cur;
+    atomic_fetch_add(&a->refs, 1);
+    *gen = atomic_load(&slot->gen);
+    pthread_mutex_unlock(&slot->lock);
+    return a;
+}
+
+void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
+                      model_stats_t *st)
+{
+    uint64_t gen;
+    edge_assets_t *a = assets_acquire(slot, &gen);
+    *signatures = a->sigs ? sigdb_count(a->sigs) : 0;
+    *sig_sequence = a->sigs ? sigdb_sequence(a->sigs) : 0;
+    *st = a->st;
+    assets_release(a);
+}
+
+const char *edge_verdict_name(verdict_t v)
+{
+    static const char *names[] = {"normal", "anomaly", "signature"};
+    return (unsigned)v < VERDICT_COUNT ? names[v] : "?";
+}
+
+/* Moves the pipeline to the current assets when a new set was published. */
+static int follow_assets(pipeline_t *p)
+{
+    if (p->a && atomic_load(&p->slot->gen) == p->gen)
+        return 0;
+    uint64_t gen;
+    edge_assets_t *a = assets_acquire(p->slot, &gen);
+    model_scorer_t *scorer = model_scorer_new(a->model, p->c->top_features > 0);
+    sigscratch_t *ss = a->sigs ? sigdb_scratch_new(a->sigs) : NULL;
+    if (!scorer || (a->sigs && !ss)) {
+        model_scorer_destroy(&scorer);
+        sigdb_scratch_destroy(&ss);
+        assets_release(a);
+        return -1;
+    }
+    model_scorer_destroy(&p->scorer);
+    sigdb_scratch_destroy(&p->sigscratch);
+    assets_release(p->a);
+    p->a = a;
+    p->gen = gen;
+    p->scorer = scorer;
+    p->sigscratch = ss;
+    return 0;
+}
+
+pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint64_t seed)
+{
+    pipeline_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->slot = slot;
+    p->c = c;
+    p->rng = seed | 1;
+    if (follow_assets(p) != 0) {
+        pipeline_destroy(&p);
+        return NULL;
+    }
+    return p;
+}
+
+void pipeline_destroy(pipeline_t **self)
+{
+    pipeline_t *p = *self;
+    if (!p)
+        return;
+    model_scorer_destroy(&p->scorer);
+    sigdb_scratch_destroy(&p->sigscratch);
+    assets_release(p->a);
+    free(p);
+    *self = NULL;
+}
+
+static double uniform(pipeline_t *p)
+{
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    return (double)(p->rng >> 11) / 9007199254740992.0;
+}
+
+/* The local-model policy of the config, given the global score. */
+static bool wants_local(pipeline_t *p, const model_score_t *g, double thr_global)
+{
+    switch (p->c->local_policy) {
+    case LOCAL_ALWAYS:
+        return true;
+    case LOCAL_NEAR:
+        return g->global >= (1 - p->c->local_margin) * thr_global;
+    case LOCAL_SAMPLE:
+        return g->global_anomaly || uniform(p) < p->c->local_sample;
+    case LOCAL_NEVER:
+        return false;
+    }
+    return true;
+}
+
+static double mono_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
+{
+    double t0 = mono_seconds();
+    if (follow_assets(p) != 0)
+        return -1;
+    memset(out, 0, sizeof *out);
+    sipcheck_message(m->data, m->len, &out->info);
+    out->thr_global = p->a->st.thr_global;
+    out->thr_local = p->a->st.thr_local;
+    embed_t *e = model_scorer_embed(p->scorer);
+    const sparse_t *v = model_scorer_vector(p->scorer);
+    if (embed_message(e, m->data, m->len, (sparse_t *)v) != 0)
+        return -1;
+    if (p->a->sigs) {
+        size_t len;
+        const uint8_t *bytes = embed_last_bytes(e, &len);
+        if (sigdb_match(p->a->sigs, p->sigscratch, bytes, len, v, &out->sigs) < 0)
+            out->sigs.n = 0;
+        for (int i = 0; i < out->sigs.n; i++)
+            out->sig_ids[i] = sigdb_id(p->a->sigs, out->sigs.index[i]);
+    }
+    model_score_vector(p->scorer, v, false, &out->score);
+    if (wants_local(p, &out->score, out->thr_global))
+        model_score_vector(p->scorer, v, true, &out->score);
+    if (out->sigs.n > 0)
+        out->verdict = VERDICT_SIGNATURE;
+    else if (out->score.global_anomaly || out->score.local_anomaly)
+        out->verdict = VERDICT_ANOMALY;
+    else
+        out->verdict = VERDICT_NORMAL;
+    out->seconds = mono_seconds() - t0;
+    return 0;
+}
+
+static json_t *features_array(const model_feature_t *f, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:f}", "feature", f[i].feature,
+                                           "contribution", f[i].contribution));
+    return a;
+}
+
+json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r)
+{
+    json_t *o = report_message_fields(m, &r->info);
+    json_object_set_new(o, "edge", json_string(p->c->id));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    json_object_set_new(o, "reported_at",
+                        json_real((double)now.tv_sec + (double)now.tv_nsec * 1e-9));
+    json_object_set_new(o, "verdict", json_string(edge_verdict_name(r->verdict)));
+    json_t *fired = json_array();
+    if (r->sigs.n)
+        json_array_append_new(fired, json_string("signature"));
+    if (r->score.global_anomaly)
+        json_array_append_new(fired, json_string("global"));
+    if (r->score.local_anomaly)
+        json_array_append_new(fired, json_string("local"));
+    json_object_set_new(o, "detector", fired);
+    json_object_set_new(o, "global", json_real(r->score.global));
+    json_object_set_new(o, "local", r->score.local_done ? json_real(r->score.local) : json_null());
+    json_object_set_new(o, "threshold_global", json_real(r->thr_global));
+    json_object_set_new(o, "threshold_local", json_real(r->thr_local));
+    json_t *sigs = json_array();
+    for (int i = 0; i < r->sigs.n; i++)
+        json_array_append_new(sigs, json_pack("{s:s, s:f}", "id", r->sig_ids[i], "score",
+                                              r->sigs.score[i]));
+    json_object_set_new(o, "signatures", sigs);
+    if (p->c->top_features > 0) {
+        model_explain_t ex;
+        model_explain(p->scorer, &r->score, &ex);
+        int ng = ex.n_global < p->c->top_features ? ex.n_global : (int)p->c->top_features;
+        int nl = ex.n_local < p->c->top_features ? ex.n_local : (int)p->c->top_features;
+        json_t *top = json_object();
+        json_object_set_new(top, "global", features_array(ex.global, ng));
+        json_object_set_new(top, "local", features_array(ex.local, nl));
+        json_object_set_new(o, "top_features", top);
+    }
+    if (p->c->raw)
+        json_object_set_new(o, "raw", report_raw_string(m->data, m->len));
+    return o;
+}

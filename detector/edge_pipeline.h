@@ -1,0 +1,68 @@
+/*
+ * edge_pipeline: what the edge does with one message, and the model and
+ * signatures it does it with.
+ *
+ *   frame (the reader) -> parse/conformance (libosip2) -> normalise and embed
+ *   -> signature match -> global score -> local score (per the policy)
+ *   -> verdict -> report (JSON, for anomalies or for everything)
+ *
+ * The assets (model and signature database) are loaded together and shared
+ * by every thread read-only, with a reference count: a reload (SIGHUP, new
+ * signatures) publishes a new set, each pipeline picks it up before its next
+ * message, and the old set is freed when its last user lets go. No message
+ * waits for a reload and none is scored with a half-loaded model.
+ */
+#ifndef SIPGUARD_EDGE_PIPELINE_H
+#define SIPGUARD_EDGE_PIPELINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "edge_config.h"
+#include "model.h"
+#include "msg.h"
+#include "sigdb.h"
+#include "sipcheck.h"
+
+typedef struct edge_assets edge_assets_t;
+
+/* Loads the model and the signature file named in the config. NULL with err on failure. */
+edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen);
+
+/* The shared slot holding the current assets. */
+typedef struct edge_assets_slot edge_assets_slot_t;
+edge_assets_slot_t *edge_assets_slot_new(edge_assets_t *initial);
+/* Publishes new assets (takes ownership); users move over before their next message. */
+void edge_assets_publish(edge_assets_slot_t *slot, edge_assets_t *a);
+void edge_assets_slot_destroy(edge_assets_slot_t **slot);
+/* The current assets' model, signature count and signature sequence (for metrics). */
+void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
+                      model_stats_t *st);
+
+typedef enum { VERDICT_NORMAL = 0, VERDICT_ANOMALY, VERDICT_SIGNATURE, VERDICT_COUNT } verdict_t;
+const char *edge_verdict_name(verdict_t v);
+
+typedef struct {
+    verdict_t verdict;
+    sipinfo_t info;
+    model_score_t score;
+    double thr_global, thr_local;
+    sig_matches_t sigs;
+    const char *sig_ids[SIGDB_MAX_MATCHES];
+    double seconds; /* time spent on this message */
+} edge_result_t;
+
+typedef struct pipeline pipeline_t;
+
+pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint64_t seed);
+void pipeline_destroy(pipeline_t **self);
+
+/* Runs one message through. Returns 0, or -1 when out of memory. */
+int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out);
+
+/* The report of the message just run: every field of docs/report-schema.json except seq, which
+ * the sender adds. A new object. */
+json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r);
+
+#endif

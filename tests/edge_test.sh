@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Integration tests of sipguard-edge on loopback: configuration handling, HEPv3 and UDP ingest,
+# pcap replay, live capture (when allowed), the HTTP endpoint, signatures, SIGHUP reloads, and the
+# report path to an overlay stub with the stub or the edge killed mid-stream.
+# Every server listens on 127.0.0.1 on a port it picks itself; every wait is bounded; only
+# processes this script started are stopped, by PID.
+# usage: edge_test.sh SIPGUARD SIPGUARD_EDGE OVERLAY_STUB
+set -uo pipefail
+S=$1 E=$2 STUB=$3
+T=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T"
+fails=0 checks=0
+ok() { checks=$((checks + 1)); echo "ok   $1"; }
+bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+# wait_for SECONDS CONDITION: polls every 0.1 s
+wait_for() {
+    local end=$((SECONDS + $1))
+    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
+    return 1
+}
+port() { awk -v k="$1" '$1==k{print $2}' "$2"; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+msgs_total() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
+start_edge() { # name, then edge arguments; sets EDGE_PID, HTTP, HEP, UDP
+    local name=$1; shift
+    rm -f "$name.ports"
+    "$E" --ports-file "$name.ports" "$@" 2>"$name.log" &
+    EDGE_PID=$!
+    PIDS+=("$EDGE_PID")
+    if ! wait_for 20 "[ -s $name.ports ]"; then
+        echo "edge $name did not start:"; cat "$name.log"; return 1
+    fi
+    HTTP=$(port http "$name.ports") HEP=$(port hep "$name.ports") UDP=$(port udp "$name.ports")
+}
+BAD_EXITS=0
+stop_edge() { # every stop by SIGTERM must be a clean exit 0 (under ASan: no leak, no error)
+    kill -TERM "$1"; wait "$1"; local rc=$?
+    [ $rc = 0 ] || { BAD_EXITS=$((BAD_EXITS + 1)); echo "edge $1 exited with $rc"; }
+    return $rc
+}
+
+# --- data: a model trained on one day of a population, test traffic from another day ---
+"$S" gen -o train --attacks none --seed 3 2>/dev/null
+"$S" gen -o test --seed 4 --population-seed 3 --attack-scale 0.3 2>/dev/null
+"$S" train -q -o edge.model train.pcap
+N=$(($(wc -l < test.labels.csv) - 1))
+ATTACKS=$(grep -c ',attack,' test.labels.csv)
+# reference verdicts from the offline scorer, global model only and with the local model
+REF_G=$("$S" score -q --no-local -a -m edge.model test.pcap | wc -l)
+REF_GL=$("$S" score -q -a -m edge.model test.pcap | wc -l)
+echo "test capture: $N messages, $ATTACKS attack; offline anomalies: $REF_G global, $REF_GL global+local"
+COMMON=(-m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0)
+
+# --- configuration ---
+"$E" --print-config > full.conf
+check "--print-config writes a config that --check-config accepts" \
+    "'$E' -c full.conf --set edge.model=edge.model --check-config >/dev/null 2>&1"
+printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen = 127.0.0.1:0\nbogus = 1\n' > bad1.conf
+"$E" -c bad1.conf --check-config > /dev/null 2> err1; rc=$?
+check "unknown key: exit 2 naming file, line and key" "[ $rc = 2 ] && grep -q 'bad1.conf:5: \[ingest\] bogus: unknown key' err1"
+printf '[scoring]\nlocal_margin = lots\n' > bad2.conf
+"$E" -c bad2.conf -m edge.model --check-config > /dev/null 2> err2; rc=$?
+check "wrong type: exit 2 with the expected type" "[ $rc = 2 ] && grep -q 'expected a number' err2"
+printf '[nosuch]\nx = 1\n' > bad3.conf
+"$E" -c bad3.conf --check-config > /dev/null 2> err3; rc=$?
+check "unknown section: exit 2" "[ $rc = 2 ] && grep -q 'unknown section' err3"
+"$E" --set ingest.hep_listen= --set http.listen= -m edge.model --check-config >/dev/null 2>err4; rc=$?
+check "no input at all: exit 2 with a reason" "[ $rc = 2 ] && grep -q 'no input' err4"
+printf 'garbage' > broken.model
+"$E" -m broken.model --check-config >/dev/null 2>err5; rc=$?
+check "bad model: exit 1 naming the file" "[ $rc = 1 ] && grep -q 'broken.model' err5"
+"$E" -c /nonexistent.conf --check-config >/dev/null 2>err6; rc=$?
+check "missing config file: exit 2" "[ $rc = 2 ] && grep -q 'nonexistent.conf' err6"
+
+# --- HEPv3 ingest, global model only: every message scored, the same anomalies as offline ---
+start_edge hep "${COMMON[@]}" --set scoring.local_policy=never --set report.jsonl=hep.jsonl || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+DROPPED=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '/^sipguard_udp_dropped_total/{s+=$2} END{print s+0}')
+check "HEP: every message scored ($(msgs_total $HTTP) of $N; kernel dropped $DROPPED)" "[ \$(msgs_total $HTTP) = $N ]"
+stop_edge $EDGE_PID
+check "HEP: anomaly reports equal the offline scorer's ($(wc -l < hep.jsonl) vs $REF_G)" "[ \$(wc -l < hep.jsonl) = $REF_G ]"
+check "HEP: reports carry the inner addresses and a sequence" "head -1 hep.jsonl | grep -q '\"seq\":1' && ! grep -q '\"src\":\"127.0.0.1' hep.jsonl"
+
+# --- HEP auth key: datagrams without it are refused and counted ---
+start_edge auth "${COMMON[@]}" --set ingest.hep_auth_key=s3cret --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 --auth-key wrong test.pcap
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 --auth-key s3cret test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+check "HEP auth key: only the right key is scored ($(msgs_total $HTTP) of $N)" "[ \$(msgs_total $HTTP) = $N ]"
+check "HEP auth key: the wrong ones are counted" "[ \$(metric $HTTP sipguard_hep_rejected_total) = $N ]"
+stop_edge $EDGE_PID
+
+# --- pcap replay with the local model on every message: the same anomalies as offline ---
+start_edge replay -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+    --set ingest.pcap_file=test.pcap --set report.jsonl=replay.jsonl || exit 1
+wait_for 120 "[ \$(msgs_total $HTTP) -ge $N ]"
+stop_edge $EDGE_PID
+check "replay: global+local anomalies equal the offline scorer's ($(wc -l < replay.jsonl) vs $REF_GL)" "[ \$(wc -l < replay.jsonl) = $REF_GL ]"
+FLAGGED_ATTACKS=$(grep -c '"verdict":"anomaly"' replay.jsonl)
+check "replay: attacks are reported ($REF_GL anomalies for $ATTACKS attack messages)" "[ $REF_GL -ge $((ATTACKS * 9 / 10)) ]"
+check "replay: reports name the detector, top features and the raw message" \
+    "head -1 replay.jsonl | grep -q '\"detector\":\[\"global\"\|\"detector\":\[\"local\"' && head -1 replay.jsonl | grep -q '\"top_features\"' && head -1 replay.jsonl | grep -q '\"raw\":\"'"
+
+# --- plain UDP mirror ---
+start_edge udp -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+    --set ingest.udp_listen=127.0.0.1:0 --set scoring.local_policy=never || exit 1
+"$S" replay -q --udp 127.0.0.1:$UDP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+check "UDP mirror: every message scored ($(msgs_total $HTTP) of $N)" "[ \$(msgs_total $HTTP) = $N ]"
+printf '\x00\x01garbage\xff' > garbage.bin
+"$S" replay -q --udp 127.0.0.1:$UDP garbage.bin 2>/dev/null
+stop_edge $EDGE_PID
+
+# --- live capture on the loopback interface (needs CAP_NET_RAW; skipped without) ---
+if "$E" -m edge.model --set http.listen= --set ingest.hep_listen= --set ingest.interface=lo \
+    --set ingest.pcap_file=test.pcap --set ingest.pcap_exit=yes --set report.jsonl=/dev/null >/dev/null 2>&1; then
+    LIVEPORT=$((20000 + RANDOM % 20000))
+    start_edge live -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+        --set ingest.interface=lo --set "ingest.bpf=udp dst port $LIVEPORT" \
+        --set "ingest.sip_ports=$LIVEPORT-$LIVEPORT" --set scoring.local_policy=never \
+        --set report.jsonl=live.jsonl || exit 1
+    sleep 0.5
+    "$S" replay -q --udp 127.0.0.1:$LIVEPORT --rate 4000 test.pcap
+    wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+    check "live capture on lo: every message scored ($(msgs_total $HTTP) of $N)" "[ \$(msgs_total $HTTP) = $N ]"
+    stop_edge $EDGE_PID
+else
+    echo "skip live capture: cannot capture on lo here (needs CAP_NET_RAW)"
+fi
+
+# --- HTTP verdict endpoint ---
+start_edge http "${COMMON[@]}" --set report.jsonl=http.jsonl || exit 1
+ATTACK=$(printf 'OPTIONS sip:100@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5070;branch=z9hG4bK-1\r\nFrom: "sipvicious"<sip:100@1.1.1.1>;tag=6438\r\nTo: "sipvicious"<sip:100@1.1.1.1>\r\nCall-ID: 1'"'"' OR 1=1--\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n')
+printf '%s' "$ATTACK" > attack.sip
+curl -s -H 'X-SIP-Source: 203.0.113.9:5070' --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score > v1.json
+check "POST /v1/score: an attack is an anomaly" "grep -q '\"verdict\":\"anomaly\"' v1.json && grep -q '\"anomaly\":true' v1.json"
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+check "GET /v1/score: 405" "[ \$(code http://127.0.0.1:$HTTP/v1/score) = 405 ]"
+check "empty body: 400" "[ \$(code -X POST http://127.0.0.1:$HTTP/v1/score) = 400 ]"
+head -c 70000 /dev/zero | tr '\0' 'A' > big.sip
+check "oversize message: 413" "[ \$(code --data-binary @big.sip http://127.0.0.1:$HTTP/v1/score) = 413 ]"
+check "bad X-SIP-Source: 400" "[ \$(code -H 'X-SIP-Source: nonsense' --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 400 ]"
+check "unknown path: 404" "[ \$(code http://127.0.0.1:$HTTP/nowhere) = 404 ]"
+head -c 3000 /dev/urandom > noise.bin
+curl -s --data-binary @noise.bin http://127.0.0.1:$HTTP/v1/score > v3.json
+check "binary garbage: an anomaly that fails to parse, not a crash" "grep -q '\"anomaly\":true' v3.json && grep -q '\"parse_ok\":false' v3.json"
+check "/healthz" "[ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
+curl -s http://127.0.0.1:$HTTP/metrics > metrics.txt
+check "/metrics: Prometheus text with messages by verdict and the latency histogram" \
+    "grep -q '^# TYPE sipguard_messages_total counter' metrics.txt && grep -q 'sipguard_messages_total{source=\"http\",verdict=\"anomaly\"} 2' metrics.txt && grep -q '^sipguard_score_latency_seconds_bucket{le=\"+Inf\"}' metrics.txt"
+
+# --- SIGHUP: a new model is taken without a stop; a broken one is refused ---
+"$S" train -q --shape all -o edge.model train.pcap
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
+check "SIGHUP reloads the model" "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
+cp broken.model edge.model
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reload_failures_total)\" = 1 ]"
+check "SIGHUP with a broken model: refused, still serving" \
+    "[ \"\$(metric $HTTP sipguard_reload_failures_total)\" = 1 ] && [ \$(code --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 200 ]"
+stop_edge $EDGE_PID; rc=$?
+check "SIGTERM: clean exit 0" "[ $rc = 0 ]"
+check "the HTTP anomaly was reported" "grep -q 'friendly-scanner' http.jsonl"
+"$S" train -q -o edge.model train.pcap
+
+# --- signatures from a file ---
+cat > sigs.json <<'EOF'
+{"format": "sipguard-signatures", "version": 1, "sequence": 3, "feature": "ngram:4", "shape": "fields",
+ "signatures": [{"id": "sig-scanner", "name": "SIPVicious user agent", "threshold": 3,
+                 "features": [{"string": "frie", "weight": 1}, {"string": "ndly", "weight": 1},
+                              {"string": "scan", "weight": 1}, {"string": "Link", "weight": -5}]}]}
+EOF
+start_edge sig "${COMMON[@]}" --set signatures.file=sigs.json || exit 1
+curl -s --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score > v2.json
+check "a signature match is its own verdict, with the signature id" \
+    "grep -q '\"verdict\":\"signature\"' v2.json && grep -q '\"signatures\":\[\"sig-scanner\"\]' v2.json"
+check "signatures_active and signature_sequence metrics" \
+    "[ \"\$(metric $HTTP sipguard_signatures_active)\" = 1 ] && [ \"\$(metric $HTTP sipguard_signature_sequence)\" = 3 ]"
+stop_edge $EDGE_PID
+echo '{"format": "sipguard-signatures", "version": 1, "feature": "ngram:3", "shape": "fields", "signatures": []}' > sig_wrong.json
+"$E" -m edge.model --set signatures.file=sig_wrong.json --check-config >/dev/null 2>err7; rc=$?
+check "signatures for another embedding are refused" "[ $rc = 1 ] && grep -q 'ngram:3' err7"
+echo '{"format": "sipguard-signatures", "version": 1, "feature": "ngram:4", "shape": "fields", "signatures": [{"id": 5}]}' > sig_type.json
+"$E" -m edge.model --set signatures.file=sig_type.json --check-config >/dev/null 2>err8; rc=$?
+check "a signature with a wrong type is refused with the field" "[ $rc = 1 ] && grep -q '\"id\" must be a string' err8"
+echo '{"format": "sipguard-signatures", ' > sig_trunc.json
+"$E" -m edge.model --set signatures.file=sig_trunc.json --check-config >/dev/null 2>err9; rc=$?
+check "truncated signature JSON is refused with line and column" "[ $rc = 1 ] && grep -q 'sig_trunc.json:' err9"
+
+# --- reports to the overlay: stub killed and restarted mid-stream, then the edge SIGKILLed ---
+mkdir -p ov
+"$STUB" ov 'tcp://127.0.0.1:*' 120 2>stub1.log &
+STUB_PID=$!; PIDS+=("$STUB_PID")
+wait_for 10 "[ -s ov/endpoint ] && [ -s ov/server.pub ]"
+OV=$(cat ov/endpoint) KEY=$(cat ov/server.pub)
+OVERLAY=(--set "overlay.endpoint=$OV" --set "overlay.server_key=$KEY" --set overlay.key_dir=keys
+         --set overlay.spool_dir=spool --set overlay.ack_timeout=1)
+start_edge ov1 "${COMMON[@]}" "${OVERLAY[@]}" --set scoring.local_policy=never \
+    --set report.anomalies_only=no --set report.jsonl=ov1.jsonl || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap &
+REPLAY=$!
+sleep 0.4
+kill -9 $STUB_PID; wait $STUB_PID 2>/dev/null
+sleep 1
+"$STUB" ov "$OV" 120 2>stub2.log &
+STUB_PID=$!; PIDS+=("$STUB_PID")
+wait $REPLAY
+wait_for 60 "[ \"\$(metric $HTTP sipguard_spool_pending_reports)\" = 0 ] && [ \$(msgs_total $HTTP) -ge $N ]"
+REPORTS=$(metric $HTTP sipguard_reports_total)
+stop_edge $EDGE_PID
+UNIQUE=$(awk '$1=="edge1"{print $2}' ov/reports.log | sort -u | wc -l)
+LINES=$(grep -c '^edge1 ' ov/reports.log)
+check "overlay killed mid-stream: every report arrives exactly once ($UNIQUE unique, $LINES stored, $REPORTS sent)" \
+    "[ $UNIQUE = $REPORTS ] && [ $LINES = $REPORTS ] && [ $REPORTS = $N ]"
+check "the overlay stub did see the edge before it was killed" "[ -s ov/reports.log ]"
+
+# the edge SIGKILLed with reports in its spool: they are sent after the restart
+kill -TERM $STUB_PID; wait $STUB_PID
+start_edge ov2 "${COMMON[@]}" "${OVERLAY[@]}" --set scoring.local_policy=never \
+    --set report.anomalies_only=no || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+PENDING=$(metric $HTTP sipguard_spool_pending_reports)
+kill -9 $EDGE_PID; wait $EDGE_PID 2>/dev/null
+check "with the overlay down, reports wait in the spool ($PENDING)" "[ \"$PENDING\" = $N ]"
+"$STUB" ov "$OV" 120 2>stub3.log &
+STUB_PID=$!; PIDS+=("$STUB_PID")
+start_edge ov3 "${COMMON[@]}" "${OVERLAY[@]}" || exit 1
+wait_for 60 "[ \"\$(metric $HTTP sipguard_spool_pending_reports)\" = 0 ]"
+stop_edge $EDGE_PID
+kill -TERM $STUB_PID; wait $STUB_PID
+UNIQUE=$(awk '$1=="edge1"{print $2}' ov/reports.log | sort -u | wc -l)
+LINES=$(grep -c '^edge1 ' ov/reports.log)
+check "edge SIGKILLed: its spooled reports arrive after the restart, once ($UNIQUE unique of $((2 * N)))" \
+    "[ $UNIQUE = $((2 * N)) ] && [ $LINES = $((2 * N)) ]"
+check "sequence numbers never repeat across restarts" \
+    "[ \$(awk '\$1==\"edge1\"{print \$2}' ov/reports.log | sort -n | uniq -d | wc -l) = 0 ]"
+
+# --- spool bound: with no overlay, the oldest reports go, counted and logged ---
+start_edge bound "${COMMON[@]}" --set "overlay.endpoint=tcp://127.0.0.1:1" --set "overlay.server_key=$KEY" \
+    --set overlay.key_dir=keys --set overlay.spool_dir=spool2 --set overlay.spool_max_bytes=65536 \
+    --set scoring.local_policy=never --set report.anomalies_only=no || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+DROP=$(metric $HTTP sipguard_reports_dropped_total)
+SPOOLB=$(metric $HTTP sipguard_spool_bytes)
+stop_edge $EDGE_PID
+check "spool bound: oldest reports dropped and counted ($DROP), spool within bound ($SPOOLB)" \
+    "[ \"$DROP\" -gt 0 ] && [ \"$SPOOLB\" -le 65536 ] && grep -q 'dropped the oldest segment' bound.log"
+
+check "every edge stopped by SIGTERM exited 0 ($BAD_EXITS did not)" "[ $BAD_EXITS = 0 ]"
+check "no sanitizer report in any edge or stub log" "! grep -l 'Sanitizer\|runtime error' *.log"
+echo "$checks checks, $fails failed"
+[ $fails = 0 ]
