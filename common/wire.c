@@ -78,8 +78,8 @@ int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], 
     if (read_key(sp, sec) == 0 && read_key(pp, pub) == 0)
         return 0;
     if (access(sp, F_OK) == 0) {
-        snprintf(err, errlen, "%s: exists but is not a 40-character Z85 key (or %s is missing)",
-                 sp, pp);
+        snprintf(err, errlen, "%s: exists but is not a 40-character Z85 key (or %s is missing)", sp,
+                 pp);
         return -1;
     }
     if (mkdir_p(dir, 0700) != 0) {

@@ -174,12 +174,12 @@ int cmd_replay(int argc, char **argv)
     }
     c.t0 = now();
     int failed = 0;
-    int loop = cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, send_one, &c,
-                                    &failed);
+    int loop =
+        cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, send_one, &c, &failed);
     close(c.fd);
     if (!quiet)
-        fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent,
-                now() - c.t0, c.too_long || c.errors ? "" : "\n");
+        fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent, now() - c.t0,
+                c.too_long || c.errors ? "" : "\n");
     if (!quiet && (c.too_long || c.errors))
         fprintf(stderr, "; %llu too long for a datagram, %llu refused by the receiver\n",
                 (unsigned long long)c.too_long, (unsigned long long)c.errors);

@@ -18,15 +18,26 @@ typedef struct {
 } setting_t;
 
 #define S(sec, k, field, d, h)                                                                     \
-    {sec, k, T_STR, offsetof(edge_config_t, field), sizeof(((edge_config_t *)0)->field), 0, 0, d, h}
-#define B(sec, k, field, d, h) {sec, k, T_BOOL, offsetof(edge_config_t, field), 0, 0, 0, d, h}
+    {                                                                                              \
+        sec, k, T_STR, offsetof(edge_config_t, field), sizeof(((edge_config_t *)0)->field), 0, 0,  \
+            d, h                                                                                   \
+    }
+#define B(sec, k, field, d, h)                                                                     \
+    {                                                                                              \
+        sec, k, T_BOOL, offsetof(edge_config_t, field), 0, 0, 0, d, h                              \
+    }
 #define L(sec, k, field, lo, hi, d, h)                                                             \
-    {sec, k, T_LONG, offsetof(edge_config_t, field), 0, lo, hi, d, h}
+    {                                                                                              \
+        sec, k, T_LONG, offsetof(edge_config_t, field), 0, lo, hi, d, h                            \
+    }
 #define D(sec, k, field, lo, hi, d, h)                                                             \
-    {sec, k, T_DOUBLE, offsetof(edge_config_t, field), 0, lo, hi, d, h}
+    {                                                                                              \
+        sec, k, T_DOUBLE, offsetof(edge_config_t, field), 0, lo, hi, d, h                          \
+    }
 
 static const setting_t settings[] = {
-    S("edge", "id", id, "edge1", "name of this edge in reports and on the overlay (unique per domain)"),
+    S("edge", "id", id, "edge1",
+      "name of this edge in reports and on the overlay (unique per domain)"),
     S("edge", "model", model, "", "model file from `sipguard train` (required)"),
     S("edge", "log_level", log_level, "info", "error, warning, info or debug"),
     B("edge", "syslog", syslog, "no", "log to syslog (daemon facility) instead of standard error"),
@@ -41,7 +52,8 @@ static const setting_t settings[] = {
     B("ingest", "pcap_pace", pcap_pace, "no",
       "replay at the capture's own pace (yes) or as fast as possible (no)"),
     B("ingest", "pcap_exit", pcap_exit, "no", "stop the edge when the replay has ended"),
-    S("ingest", "interface", interface, "", "network interface to capture live (libpcap); empty: off"),
+    S("ingest", "interface", interface, "",
+      "network interface to capture live (libpcap); empty: off"),
     S("ingest", "bpf", bpf, "udp or tcp or sctp", "BPF filter for the live capture"),
     S("ingest", "sip_ports", sip_ports, "5060-5090", "UDP/TCP ports that carry SIP (LO-HI)"),
     L("ingest", "max_message", max_message, 256, 1 << 20, "65535",
@@ -237,7 +249,7 @@ int edge_config_set(edge_config_t *c, const char *assignment, char *err, size_t 
     const char *reason = s ? apply(c, s, eq + 1, why, sizeof why)
                            : (section_known(section) ? "unknown key" : "unknown section");
     if (reason) {
-        snprintf(err, errlen, "--set %s: %s", assignment, reason);
+        snprintf(err, errlen, "--set %s.%s: %s", section, key, reason);
         return -1;
     }
     return 0;
@@ -299,13 +311,15 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
         return -1;
     if (!c->hep_listen[0] && !c->udp_listen[0] && !c->pcap_file[0] && !c->interface[0] &&
         !c->http_listen[0]) {
-        snprintf(err, errlen, "no input: set one of [ingest] hep_listen, udp_listen, pcap_file, "
-                              "interface or [http] listen");
+        snprintf(err, errlen,
+                 "no input: set one of [ingest] hep_listen, udp_listen, pcap_file, "
+                 "interface or [http] listen");
         return -1;
     }
     if (c->overlay_endpoint[0] && strlen(c->overlay_server_key) != 40) {
-        snprintf(err, errlen, "[overlay] server_key must be the overlay's 40-character Z85 "
-                              "public key when endpoint is set");
+        snprintf(err, errlen,
+                 "[overlay] server_key must be the overlay's 40-character Z85 "
+                 "public key when endpoint is set");
         return -1;
     }
     unsigned lo, hi;

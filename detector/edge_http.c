@@ -94,8 +94,7 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
 {
     if (u->too_big) {
         char why[96];
-        snprintf(why, sizeof why, "message longer than max_message (%ld bytes)",
-                 h->c->max_message);
+        snprintf(why, sizeof why, "message longer than max_message (%ld bytes)", h->c->max_message);
         return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why);
     }
     if (u->len == 0)

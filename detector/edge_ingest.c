@@ -155,8 +155,7 @@ static int open_live(ingest_t *in, char *err, size_t errlen)
     pcap_set_immediate_mode(p, 1);
     pcap_set_buffer_size(p, 32 << 20);
     struct bpf_program prog;
-    if (pcap_activate(p) < 0 ||
-        pcap_compile(p, &prog, in->c->bpf, 1, PCAP_NETMASK_UNKNOWN) != 0 ||
+    if (pcap_activate(p) < 0 || pcap_compile(p, &prog, in->c->bpf, 1, PCAP_NETMASK_UNKNOWN) != 0 ||
         pcap_setfilter(p, &prog) != 0 || pcap_setnonblock(p, 1, perr) != 0) {
         snprintf(err, errlen, "interface %s: %s", in->c->interface, pcap_geterr(p));
         pcap_close(p);

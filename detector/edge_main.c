@@ -44,12 +44,10 @@ static const cliopt_t edge_opts[] = {
     {"model", 'm', "MODEL", "model file; the same as --set edge.model=MODEL", NULL},
     {"set", 's', "SECTION.KEY=VALUE", "override one setting of the file (repeatable)", NULL},
     {"check-config", 0, NULL,
-     "read the configuration, load model and signatures, print the effective settings, exit",
-     NULL},
+     "read the configuration, load model and signatures, print the effective settings, exit", NULL},
     {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
     {"ports-file", 0, "FILE",
-     "write the bound ports (hep, udp, http) to FILE once listening, for scripts and tests",
-     NULL},
+     "write the bound ports (hep, udp, http) to FILE once listening, for scripts and tests", NULL},
     {"version", 'V', NULL, "print the version", NULL},
     {"help", 'h', NULL, "show this help", NULL},
     {0},
@@ -244,8 +242,8 @@ static int write_ports_file(const edge_t *e, const char *path)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "hep %u\nudp %u\nhttp %u\n", ingest_hep_port(e->ingest),
-            ingest_udp_port(e->ingest), e->http ? edge_http_port(e->http) : 0);
+    fprintf(f, "hep %u\nudp %u\nhttp %u\n", ingest_hep_port(e->ingest), ingest_udp_port(e->ingest),
+            e->http ? edge_http_port(e->http) : 0);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path); /* readers never see half a file */
@@ -383,7 +381,7 @@ static void run(edge_t *e)
 
 static void teardown(edge_t *e)
 {
-    edge_http_stop(&e->http); /* no more HTTP reports after this */
+    edge_http_stop(&e->http);   /* no more HTTP reports after this */
     ingest_destroy(&e->ingest); /* flushes what decoders hold, through on_message */
     drain_queue(e);
     drain_uplink(e);

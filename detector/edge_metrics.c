@@ -6,8 +6,8 @@
 #include <string.h>
 
 /* upper bounds of the score-latency histogram, seconds */
-static const double bounds[METRICS_BUCKETS] = {1e-6,   2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
-                                               2.5e-4, 5e-4,   1e-3, 2.5e-3, 1e-2, 1e-1, 1};
+static const double bounds[METRICS_BUCKETS] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 5e-5, 1e-4,
+                                               2.5e-4, 5e-4,   1e-3, 2.5e-3, 1e-2,   1e-1, 1};
 
 const char *metrics_source_name(source_t s)
 {
@@ -73,8 +73,8 @@ static void counter(sbuf_t *s, const char *name, const char *help, uint64_t v)
 
 static void gauge(sbuf_t *s, const char *name, const char *help, double v)
 {
-    put(s, "# HELP sipguard_%s %s\n# TYPE sipguard_%s gauge\nsipguard_%s %.17g\n", name, help,
-        name, name, v);
+    put(s, "# HELP sipguard_%s %s\n# TYPE sipguard_%s gauge\nsipguard_%s %.17g\n", name, help, name,
+        name, v);
 }
 
 char *metrics_render(edge_metrics_t *m)
@@ -96,10 +96,11 @@ char *metrics_render(edge_metrics_t *m)
             atomic_load(&m->skipped));
     counter(&s, "hep_rejected_total", "HEPv3 datagrams refused (malformed or wrong auth key).",
             atomic_load(&m->hep_rejected));
-    put(&s, "# HELP sipguard_udp_dropped_total Datagrams the kernel dropped before the edge read "
-            "them (receive buffer full).\n# TYPE sipguard_udp_dropped_total counter\n"
-            "sipguard_udp_dropped_total{source=\"hep\"} %llu\n"
-            "sipguard_udp_dropped_total{source=\"udp\"} %llu\n",
+    put(&s,
+        "# HELP sipguard_udp_dropped_total Datagrams the kernel dropped before the edge read "
+        "them (receive buffer full).\n# TYPE sipguard_udp_dropped_total counter\n"
+        "sipguard_udp_dropped_total{source=\"hep\"} %llu\n"
+        "sipguard_udp_dropped_total{source=\"udp\"} %llu\n",
         (unsigned long long)atomic_load(&m->udp_dropped[0]),
         (unsigned long long)atomic_load(&m->udp_dropped[1]));
     counter(&s, "local_model_runs_total", "Messages the local k-NN model scored.",
@@ -121,11 +122,11 @@ char *metrics_render(edge_metrics_t *m)
     counter(&s, "reports_total", "Anomaly reports written.", atomic_load(&m->reports));
     counter(&s, "reports_dropped_total", "Reports lost because the spool hit its bound.",
             atomic_load(&m->reports_dropped));
-    counter(&s, "report_write_errors_total", "Reports the spool or the JSON Lines file could "
-                                             "not take (disk full, I/O error).",
+    counter(&s, "report_write_errors_total",
+            "Reports the spool or the JSON Lines file could "
+            "not take (disk full, I/O error).",
             atomic_load(&m->report_write_errors));
-    counter(&s, "reports_acked_total", "Reports the overlay acknowledged.",
-            atomic_load(&m->acks));
+    counter(&s, "reports_acked_total", "Reports the overlay acknowledged.", atomic_load(&m->acks));
     gauge(&s, "spool_bytes", "Bytes in the on-disk report spool.",
           (double)atomic_load(&m->spool_bytes));
     gauge(&s, "spool_pending_reports", "Reports waiting for the overlay's acknowledgement.",

@@ -246,8 +246,8 @@ static json_t *features_array(const model_feature_t *f, int n)
 {
     json_t *a = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_pack("{s:s, s:f}", "feature", f[i].feature,
-                                           "contribution", f[i].contribution));
+        json_array_append_new(
+            a, json_pack("{s:s, s:f}", "feature", f[i].feature, "contribution", f[i].contribution));
     return a;
 }
 
@@ -274,8 +274,8 @@ json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r)
     json_object_set_new(o, "threshold_local", json_real(r->thr_local));
     json_t *sigs = json_array();
     for (int i = 0; i < r->sigs.n; i++)
-        json_array_append_new(sigs, json_pack("{s:s, s:f}", "id", r->sig_ids[i], "score",
-                                              r->sigs.score[i]));
+        json_array_append_new(
+            sigs, json_pack("{s:s, s:f}", "id", r->sig_ids[i], "score", r->sigs.score[i]));
     json_object_set_new(o, "signatures", sigs);
     if (p->c->top_features > 0) {
         model_explain_t ex;

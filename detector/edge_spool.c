@@ -258,8 +258,8 @@ spool_t *spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errle
         return NULL;
     }
     if (s->st.recovered)
-        info("spool %s: %" PRIu64 " unacknowledged reports read back; they will be sent again",
-             dir, s->st.recovered);
+        info("spool %s: %" PRIu64 " unacknowledged reports read back; they will be sent again", dir,
+             s->st.recovered);
     return s;
 }
 

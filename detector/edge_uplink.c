@@ -30,9 +30,9 @@ static int set_int(void *s, int opt, int v)
     return zmq_setsockopt(s, opt, &v, sizeof v);
 }
 
-uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint,
-                     const char *server_key, const char *pub, const char *sec, double ack_timeout,
-                     spool_t *spool, char *err, size_t errlen)
+uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint, const char *server_key,
+                     const char *pub, const char *sec, double ack_timeout, spool_t *spool,
+                     char *err, size_t errlen)
 {
     uplink_t *u = calloc(1, sizeof *u);
     if (!u) {
@@ -49,8 +49,7 @@ uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint,
         set_opt(u->sock, ZMQ_CURVE_PUBLICKEY, pub, 40) ||
         set_opt(u->sock, ZMQ_CURVE_SECRETKEY, sec, 40) || set_int(u->sock, ZMQ_IMMEDIATE, 1) ||
         set_int(u->sock, ZMQ_LINGER, 0) || set_int(u->sock, ZMQ_SNDHWM, 4 * UPLINK_WINDOW) ||
-        set_int(u->sock, ZMQ_RECONNECT_IVL, 100) ||
-        set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 2000) ||
+        set_int(u->sock, ZMQ_RECONNECT_IVL, 100) || set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 2000) ||
         set_int(u->sock, ZMQ_HEARTBEAT_IVL, 1000) ||
         set_int(u->sock, ZMQ_HEARTBEAT_TIMEOUT, 3000) ||
         zmq_socket_monitor(u->sock, monaddr,

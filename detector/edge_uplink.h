@@ -23,9 +23,9 @@ typedef struct uplink uplink_t;
 
 /* Connects (in the background) to endpoint with the overlay's public key and this edge's
  * key pair. NULL with the reason in err on failure. */
-uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint,
-                     const char *server_key, const char *pub, const char *sec, double ack_timeout,
-                     spool_t *spool, char *err, size_t errlen);
+uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint, const char *server_key,
+                     const char *pub, const char *sec, double ack_timeout, spool_t *spool,
+                     char *err, size_t errlen);
 void uplink_destroy(uplink_t **self);
 
 /* Sockets to poll for reading: the DEALER (acks) and the monitor (connection events). */

@@ -101,9 +101,8 @@ static int check_embedding(json_t *root, const embed_opts_t *eo, char *err, size
 }
 
 /* Reads one signature's fields into db and its positive strings into the pattern lists. */
-static int add_signature(sigdb_t *db, json_t *js, size_t i, const embed_opts_t *eo,
-                         char ***pats, size_t **plens, size_t *npat, size_t *patcap, char *err,
-                         size_t errlen)
+static int add_signature(sigdb_t *db, json_t *js, size_t i, const embed_opts_t *eo, char ***pats,
+                         size_t **plens, size_t *npat, size_t *patcap, char *err, size_t errlen)
 {
     json_t *id = json_object_get(js, "id"), *thr = json_object_get(js, "threshold"),
            *feats = json_object_get(js, "features");
@@ -209,9 +208,8 @@ sigdb_t *sigdb_from_json(json_t *root, const embed_opts_t *eo, char *err, size_t
     for (size_t k = 0; k < db->tcap; k++)
         db->table[k].sig = UINT32_MAX;
     json_t *seq = json_object_get(root, "sequence");
-    db->sequence = json_is_integer(seq) && json_integer_value(seq) > 0
-                       ? (uint64_t)json_integer_value(seq)
-                       : 0;
+    db->sequence =
+        json_is_integer(seq) && json_integer_value(seq) > 0 ? (uint64_t)json_integer_value(seq) : 0;
     char **pats = NULL;
     size_t *plens = NULL, npat = 0, patcap = 0;
     int rc = 0;
@@ -372,8 +370,7 @@ int sigdb_match(const sigdb_t *db, sigscratch_t *sc, const uint8_t *bytes, size_
     double *score = sc->score;
     size_t mask = db->tcap - 1;
     for (size_t i = 0; i < v->n; i++)
-        for (size_t h = mix(v->keys[i]) & mask; db->table[h].sig != UINT32_MAX;
-             h = (h + 1) & mask)
+        for (size_t h = mix(v->keys[i]) & mask; db->table[h].sig != UINT32_MAX; h = (h + 1) & mask)
             if (db->table[h].key == v->keys[i] && sc->candidate[db->table[h].sig])
                 score[db->table[h].sig] += db->table[h].weight * v->vals[i];
     for (size_t i = 0; i < sc->nlist; i++) {

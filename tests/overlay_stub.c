@@ -172,8 +172,7 @@ int main(int argc, char **argv)
             zmq_send(r, acks[i].seq, 8, 0);
         }
     }
-    fprintf(stderr, "overlay_stub: %" PRIu64 " new reports, %" PRIu64 " duplicates\n", fresh,
-            dups);
+    fprintf(stderr, "overlay_stub: %" PRIu64 " new reports, %" PRIu64 " duplicates\n", fresh, dups);
     fclose(log);
     zmq_close(r);
     zmq_ctx_term(ctx);

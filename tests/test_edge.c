@@ -1,0 +1,384 @@
+/* Tests of the edge's modules: the report spool, the configuration, and signature matching. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "edge_config.h"
+#include "edge_spool.h"
+#include "log.h"
+#include "sigdb.h"
+
+static char dir[128];
+
+static int make_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/sipguard-spool-%d-XXXXXX", (int)getpid());
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[400];
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+    return 0;
+}
+
+static size_t segment_files(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+    while ((de = readdir(d)))
+        n += strncmp(de->d_name, "seg-", 4) == 0;
+    closedir(d);
+    return n;
+}
+
+static void append_n(spool_t *s, int n, uint64_t *seqs)
+{
+    char buf[200];
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(buf, sizeof buf, "{\"report\":%d,\"pad\":\"%0100d\"}", i, 0);
+        uint64_t expect = spool_next_seq(s);
+        seqs[i] = spool_append(s, buf, (size_t)len);
+        assert_int_equal(seqs[i], expect);
+        if (i)
+            assert_true(seqs[i] > seqs[i - 1]);
+    }
+}
+
+static void test_unacked_reports_survive_a_reopen_and_acked_ones_do_not(void **state)
+{
+    (void)state;
+    char err[256];
+    spool_t *s = spool_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(s);
+    uint64_t seq[100];
+    append_n(s, 100, seq);
+    for (int i = 0; i < 100; i += 2)
+        spool_ack(s, seq[i]);
+    spool_ack(s, 999999999); /* unknown: ignored */
+    spool_stats_t st;
+    spool_stats(s, &st);
+    assert_int_equal(st.pending, 50);
+    spool_close(&s);
+    s = spool_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(s);
+    spool_stats(s, &st);
+    /* the open segment is kept whole until all of it is acked: the acked ones come back too,
+     * and the overlay drops them as duplicates */
+    assert_int_equal(st.recovered, 100);
+    assert_int_equal(spool_entry(s, 1)->seq, seq[1]);
+    char expect[200];
+    snprintf(expect, sizeof expect, "{\"report\":%d,\"pad\":\"%0100d\"}", 1, 0);
+    assert_string_equal(spool_entry(s, 1)->data, expect);
+    for (int i = 0; i < 100; i++)
+        spool_ack(s, seq[i]);
+    spool_stats(s, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(segment_files(), 0);
+    /* new numbers never repeat old ones */
+    uint64_t next = spool_next_seq(s);
+    assert_true(next > seq[99]);
+    spool_close(&s);
+    s = spool_open(dir, 1 << 20, err, sizeof err);
+    assert_true(spool_next_seq(s) > next);
+    spool_close(&s);
+}
+
+static void test_torn_frame_is_cut_and_the_rest_kept(void **state)
+{
+    (void)state;
+    char err[256];
+    spool_t *s = spool_open(dir, 1 << 20, err, sizeof err);
+    uint64_t seq[10];
+    append_n(s, 10, seq);
+    spool_close(&s);
+    /* tear the last frame, as a kill mid-write would */
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[400] = "";
+    while ((de = readdir(d)))
+        if (!strncmp(de->d_name, "seg-", 4))
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    closedir(d);
+    struct stat st;
+    stat(p, &st);
+    assert_int_equal(truncate(p, st.st_size - 7), 0);
+    s = spool_open(dir, 1 << 20, err, sizeof err);
+    spool_stats_t ss;
+    spool_stats(s, &ss);
+    assert_int_equal(ss.recovered, 9);
+    assert_int_equal(ss.torn, 1);
+    /* and a corrupt byte inside a frame: the CRC catches it */
+    spool_close(&s);
+    FILE *f = fopen(p, "r+b");
+    fseek(f, 40, SEEK_SET);
+    fputc('#', f);
+    fclose(f);
+    s = spool_open(dir, 1 << 20, err, sizeof err);
+    spool_stats(s, &ss);
+    assert_int_equal(ss.recovered, 0);
+    assert_int_equal(ss.torn, 1);
+    spool_close(&s);
+}
+
+static void test_bound_drops_the_oldest_and_counts_them(void **state)
+{
+    (void)state;
+    char err[256];
+    log_set_level(LOG_LEVEL_ERROR);
+    spool_t *s = spool_open(dir, 65536, err, sizeof err);
+    uint64_t seq[2000];
+    append_n(s, 2000, seq);
+    spool_stats_t st;
+    spool_stats(s, &st);
+    assert_true(st.bytes <= 65536);
+    assert_true(st.dropped > 0);
+    assert_int_equal(st.dropped + st.pending, 2000);
+    /* what is left is the newest, in order */
+    assert_int_equal(spool_entry(s, spool_count(s) - 1)->seq, seq[1999]);
+    assert_int_equal(spool_entry(s, 0)->seq, seq[st.dropped]);
+    spool_close(&s);
+    log_set_level(LOG_LEVEL_WARNING);
+}
+
+static void test_full_disk_is_an_error_not_a_loss(void **state)
+{
+    (void)state;
+    char err[256];
+    spool_t *s = spool_open(dir, 1 << 20, err, sizeof err);
+    uint64_t seq[5];
+    append_n(s, 5, seq);
+    /* a file size limit makes write() fail as a full disk would */
+    struct rlimit old, lim = {4096, 4096};
+    getrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_IGN);
+    lim.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    log_set_level(LOG_LEVEL_ERROR + 0);
+    char big[3000];
+    memset(big, 'x', sizeof big);
+    uint64_t a = spool_append(s, big, sizeof big), b = spool_append(s, big, sizeof big);
+    setrlimit(RLIMIT_FSIZE, &old);
+    spool_stats_t st;
+    spool_stats(s, &st);
+    assert_true(a > 0 && b > a); /* kept in memory, still sent */
+    assert_true(st.write_errors >= 1);
+    assert_int_equal(st.pending, 7);
+    assert_int_equal(spool_entry(s, 6)->len, sizeof big);
+    spool_ack(s, b);
+    spool_ack(s, a);
+    spool_stats(s, &st);
+    assert_int_equal(st.pending, 5);
+    spool_close(&s);
+}
+
+static void test_unwritable_spool_directory_is_refused(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_null(spool_open("/proc/sipguard-spool", 1 << 20, err, sizeof err));
+    assert_non_null(strstr(err, "/proc/sipguard-spool"));
+}
+
+static void test_config_types_ranges_and_names(void **state)
+{
+    (void)state;
+    edge_config_t c;
+    edge_config_default(&c);
+    char err[256];
+    assert_int_equal(c.local_policy, LOCAL_ALWAYS);
+    assert_int_equal(edge_config_set(&c, "scoring.local_policy=near", err, sizeof err), 0);
+    assert_int_equal(c.local_policy, LOCAL_NEAR);
+    assert_int_equal(edge_config_set(&c, "SCORING.Local_Margin=0.25", err, sizeof err), 0);
+    assert_true(c.local_margin == 0.25);
+    assert_int_equal(edge_config_set(&c, "scoring.local_margin=2", err, sizeof err), -1);
+    assert_non_null(strstr(err, "from 0 to 1"));
+    assert_int_equal(edge_config_set(&c, "report.raw=maybe", err, sizeof err), -1);
+    assert_non_null(strstr(err, "yes or no"));
+    assert_int_equal(edge_config_set(&c, "report.raw=off", err, sizeof err), 0);
+    assert_false(c.raw);
+    assert_int_equal(edge_config_set(&c, "ingest.max_message=12x", err, sizeof err), -1);
+    assert_int_equal(edge_config_set(&c, "ingest.nope=1", err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown key"));
+    assert_int_equal(edge_config_set(&c, "noequals", err, sizeof err), -1);
+    char longv[700];
+    memset(longv, 'a', sizeof longv);
+    memcpy(longv, "edge.id=", 8);
+    longv[sizeof longv - 1] = '\0';
+    assert_int_equal(edge_config_set(&c, longv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "longer than"));
+    char host[64];
+    unsigned port;
+    assert_int_equal(edge_split_hostport("[::1]:9060", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 9060);
+    assert_int_equal(edge_split_hostport("127.0.0.1:70000", host, sizeof host, &port), -1);
+    assert_int_equal(edge_split_hostport("nohost", host, sizeof host, &port), -1);
+    /* validation: the model is required; an overlay needs its key */
+    edge_config_default(&c);
+    assert_int_equal(edge_config_validate(&c, err, sizeof err), -1);
+    edge_config_set(&c, "edge.model=x.model", err, sizeof err);
+    assert_int_equal(edge_config_validate(&c, err, sizeof err), 0);
+    edge_config_set(&c, "overlay.endpoint=tcp://127.0.0.1:7070", err, sizeof err);
+    assert_int_equal(edge_config_validate(&c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "server_key"));
+}
+
+static sigdb_t *load_sigs(const char *text, embed_opts_t *eo, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loads(text, 0, &je);
+    assert_non_null(root);
+    sigdb_t *db = sigdb_from_json(root, eo, err, errlen);
+    json_decref(root);
+    return db;
+}
+
+/* The signature score is exactly sum(weight x count) over the embedding, negative weights
+ * included; the vectorscan prefilter never hides a match. */
+static void test_signature_score_is_the_linear_score_over_the_embedding(void **state)
+{
+    (void)state;
+    embed_opts_t eo;
+    embed_opts_default(&eo);
+    char err[256];
+    sigdb_t *db = load_sigs(
+        "{\"format\":\"sipguard-signatures\",\"version\":1,\"sequence\":9,\"feature\":\"ngram:4\","
+        "\"shape\":\"fields\",\"signatures\":["
+        "{\"id\":\"a\",\"threshold\":3.5,\"features\":[{\"string\":\"aaaa\",\"weight\":0.5},"
+        "{\"string\":\"bbbb\",\"weight\":-1}]},"
+        "{\"id\":\"b\",\"threshold\":0,\"features\":[{\"string\":\"zzzz\",\"weight\":-1}]},"
+        "{\"id\":\"c\",\"threshold\":1,\"features\":[{\"string\":\"Call\",\"weight\":1}]}]}",
+        &eo, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(sigdb_count(db), 3);
+    assert_int_equal(sigdb_sequence(db), 9);
+    embed_t *e = embed_new(&eo);
+    embed_set_sorted(e, false);
+    sparse_t *v = sparse_new();
+    sigscratch_t *sc = sigdb_scratch_new(db);
+    sig_matches_t m;
+    /* 10 a's hold 7 "aaaa": 3.5 -> a matches; b (threshold 0, no zzzz) always matches */
+    const char *msg = "aaaaaaaaaa";
+    embed_message(e, (const uint8_t *)msg, strlen(msg), v);
+    size_t len;
+    const uint8_t *bytes = embed_last_bytes(e, &len);
+    assert_int_equal(sigdb_match(db, sc, bytes, len, v, &m), 2);
+    assert_string_equal(sigdb_id(db, m.index[0]), "a");
+    assert_true(fabs(m.score[0] - 3.5) < 1e-12);
+    assert_string_equal(sigdb_id(db, m.index[1]), "b");
+    /* one "bbbb" pulls a below its threshold; "zzzz" pulls b below 0 */
+    msg = "aaaaaaaaaabbbbzzzz";
+    embed_message(e, (const uint8_t *)msg, strlen(msg), v);
+    bytes = embed_last_bytes(e, &len);
+    assert_int_equal(sigdb_match(db, sc, bytes, len, v, &m), 0);
+    /* scratch is clean between calls: the first case again */
+    msg = "aaaaaaaaaa";
+    embed_message(e, (const uint8_t *)msg, strlen(msg), v);
+    bytes = embed_last_bytes(e, &len);
+    assert_int_equal(sigdb_match(db, sc, bytes, len, v, &m), 2);
+    sigdb_scratch_destroy(&sc);
+    sigdb_destroy(&db);
+    embed_destroy(&e);
+    sparse_destroy(&v);
+}
+
+static void test_bad_signature_files_are_refused_with_the_reason(void **state)
+{
+    (void)state;
+    embed_opts_t eo;
+    embed_opts_default(&eo);
+    char err[256];
+    const char *head = "{\"format\":\"sipguard-signatures\",\"version\":1,\"feature\":\"ngram:4\","
+                       "\"shape\":\"fields\",\"signatures\":";
+    struct {
+        const char *sigs, *why;
+    } cases[] = {
+        {"[{\"id\":\"x\",\"threshold\":1,\"features\":[{\"string\":\"abc\",\"weight\":1}]}]",
+         "not a feature of this embedding"},
+        {"[{\"id\":\"x\",\"threshold\":\"high\",\"features\":[]}]", "\"threshold\" must be"},
+        {"[{\"id\":\"x\",\"threshold\":1,\"features\":[]}]", "non-empty array"},
+        {"[{\"id\":\"x\",\"threshold\":1,\"features\":[{\"string\":\"abcd\"}]}]",
+         "\"weight\" (number)"},
+        {"[{\"id\":\"x\",\"threshold\":1,\"features\":[{\"string\":\"abcd\",\"weight\":1}]},"
+         "{\"id\":\"x\",\"threshold\":1,\"features\":[{\"string\":\"abcd\",\"weight\":1}]}]",
+         "appears twice"},
+        {"7", "must be an array"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[600];
+        snprintf(text, sizeof text, "%s%s}", head, cases[i].sigs);
+        sigdb_t *db = load_sigs(text, &eo, err, sizeof err);
+        assert_null(db);
+        if (!strstr(err, cases[i].why))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].why);
+    }
+    assert_null(load_sigs("{\"format\":\"other\"}", &eo, err, sizeof err));
+    assert_null(load_sigs("{\"format\":\"sipguard-signatures\",\"version\":2}", &eo, err,
+                          sizeof err));
+    /* shaping tokens are written as \u00XX and match the shaped bytes */
+    char text[600];
+    snprintf(text, sizeof text,
+             "%s[{\"id\":\"t\",\"threshold\":1,\"features\":[{\"string\":\"ag=\\u00c0\","
+             "\"weight\":1}]}]}",
+             head);
+    sigdb_t *db = load_sigs(text, &eo, err, sizeof err);
+    assert_non_null(db);
+    embed_t *e = embed_new(&eo);
+    sparse_t *v = sparse_new();
+    sigscratch_t *sc = sigdb_scratch_new(db);
+    const char *msg = "From: <sip:a@b>;tag=a8f3k2\r\n";
+    embed_message(e, (const uint8_t *)msg, strlen(msg), v);
+    size_t len;
+    const uint8_t *bytes = embed_last_bytes(e, &len);
+    sig_matches_t m;
+    assert_int_equal(sigdb_match(db, sc, bytes, len, v, &m), 1);
+    sigdb_scratch_destroy(&sc);
+    sigdb_destroy(&db);
+    embed_destroy(&e);
+    sparse_destroy(&v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_unacked_reports_survive_a_reopen_and_acked_ones_do_not, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_torn_frame_is_cut_and_the_rest_kept, make_dir,
+                                        remove_dir),
+        cmocka_unit_test_setup_teardown(test_bound_drops_the_oldest_and_counts_them, make_dir,
+                                        remove_dir),
+        cmocka_unit_test_setup_teardown(test_full_disk_is_an_error_not_a_loss, make_dir,
+                                        remove_dir),
+        cmocka_unit_test(test_unwritable_spool_directory_is_refused),
+        cmocka_unit_test(test_config_types_ranges_and_names),
+        cmocka_unit_test(test_signature_score_is_the_linear_score_over_the_embedding),
+        cmocka_unit_test(test_bad_signature_files_are_refused_with_the_reason),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
