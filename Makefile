@@ -34,6 +34,7 @@ demo: build
 
 bench: build
 	@./bench/run.sh $(BUILD)
+	@./bench/edge.sh $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

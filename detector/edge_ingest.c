@@ -18,6 +18,7 @@
 
 #define BATCH 512
 #define DGRAM_MAX 65536
+#define VLEN 32 /* datagrams per recvmmsg() */
 
 typedef struct {
     source_t src;
@@ -42,7 +43,15 @@ struct ingest {
     double replay_t0_wall, replay_t0_cap;
     struct pcap_pkthdr *pending_hdr; /* next replay packet, read ahead while pacing */
     const u_char *pending_data;
-    uint8_t *buf, *scratch;
+    uint8_t *scratch; /* inflated HEP payloads */
+    uint8_t *bufs;    /* VLEN datagram buffers */
+    struct mmsghdr mm[VLEN];
+    struct iovec iov[VLEN];
+    struct sockaddr_storage addrs[VLEN];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint32_t))];
+        struct cmsghdr align;
+    } ctl[VLEN];
 };
 
 static void on_message(void *p, const msg_t *m)
@@ -186,9 +195,9 @@ ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emi
     in->ctx = ctx;
     in->hep_fd = in->udp_fd = in->live_fd = -1;
     in->replay_done = true;
-    in->buf = malloc(DGRAM_MAX);
     in->scratch = malloc(DGRAM_MAX * 4);
-    if (!in->buf || !in->scratch)
+    in->bufs = malloc((size_t)VLEN * DGRAM_MAX);
+    if (!in->scratch || !in->bufs)
         goto fail_oom;
     if (c->hep_listen[0]) {
         in->hep_fd = bind_udp("[ingest] hep_listen", c->hep_listen, &in->hep_local, err, errlen);
@@ -242,8 +251,8 @@ void ingest_destroy(ingest_t **self)
         pcap_close(in->live);
     if (in->file)
         pcap_close(in->file);
-    free(in->buf);
     free(in->scratch);
+    free(in->bufs);
     free(in);
     *self = NULL;
 }
@@ -283,48 +292,57 @@ static bool hep_admitted(ingest_t *in, const uint8_t *p, size_t len)
     return false;
 }
 
+/* The kernel's count of datagrams it dropped on this socket (SO_RXQ_OVFL), when it says. */
+static void note_drops(ingest_t *in, feed_t *f, struct msghdr *mh)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t dropped; /* cumulative per socket */
+            memcpy(&dropped, CMSG_DATA(cm), sizeof dropped);
+            atomic_store(&in->metrics->udp_dropped[f->src == SRC_HEP ? 0 : 1], dropped);
+        }
+}
+
+/* Reads datagrams in batches of VLEN per system call (recvmmsg), up to BATCH in all. */
 static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *local)
 {
-    for (int i = 0; i < BATCH; i++) {
-        struct sockaddr_storage ss;
-        struct iovec iov = {in->buf, DGRAM_MAX};
-        union {
-            char buf[CMSG_SPACE(sizeof(uint32_t))];
-            struct cmsghdr align;
-        } ctl;
-        struct msghdr mh = {.msg_name = &ss,
-                            .msg_namelen = sizeof ss,
-                            .msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.buf,
-                            .msg_controllen = sizeof ctl.buf};
-        ssize_t n = recvmsg(fd, &mh, MSG_TRUNC);
-        if (n < 0)
-            break;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
-                uint32_t dropped; /* cumulative per socket */
-                memcpy(&dropped, CMSG_DATA(cm), sizeof dropped);
-                if (f->src == SRC_HEP)
-                    atomic_store(&in->metrics->udp_dropped[0], dropped);
-                else
-                    atomic_store(&in->metrics->udp_dropped[1], dropped);
-            }
-        if (n > DGRAM_MAX) {
-            skips_add(&f->skips, "udp: datagram longer than 65536 bytes");
-            continue;
+    struct mmsghdr *mm = in->mm;
+    for (int total = 0; total < BATCH;) {
+        for (int k = 0; k < VLEN; k++) {
+            in->iov[k] = (struct iovec){in->bufs + (size_t)k * DGRAM_MAX, DGRAM_MAX};
+            mm[k].msg_hdr = (struct msghdr){.msg_name = &in->addrs[k],
+                                            .msg_namelen = sizeof in->addrs[k],
+                                            .msg_iov = &in->iov[k],
+                                            .msg_iovlen = 1,
+                                            .msg_control = in->ctl[k].buf,
+                                            .msg_controllen = sizeof in->ctl[k].buf};
         }
-        if (f->src == SRC_HEP && !hep_admitted(in, in->buf, (size_t)n))
-            continue;
-        msg_t t = {0};
-        sockaddr_to_endpoint(&ss, &t.src);
-        t.dst = *local;
-        t.transport = TRANSPORT_UDP;
-        struct timespec now;
+        int got = recvmmsg(fd, mm, VLEN, MSG_TRUNC | MSG_DONTWAIT, NULL);
+        if (got <= 0)
+            break;
+        total += got;
+        struct timespec now; /* one arrival time per batch */
         clock_gettime(CLOCK_REALTIME, &now);
-        t.ts_sec = now.tv_sec;
-        t.ts_usec = (int32_t)(now.tv_nsec / 1000);
-        decode_udp_payload(f->dec, &t, in->buf, (size_t)n);
+        for (int k = 0; k < got; k++) {
+            uint8_t *buf = in->bufs + (size_t)k * DGRAM_MAX;
+            size_t n = mm[k].msg_len;
+            note_drops(in, f, &mm[k].msg_hdr);
+            if (mm[k].msg_hdr.msg_flags & MSG_TRUNC) {
+                skips_add(&f->skips, "udp: datagram longer than 65536 bytes");
+                continue;
+            }
+            if (f->src == SRC_HEP && !hep_admitted(in, buf, n))
+                continue;
+            msg_t t = {0};
+            sockaddr_to_endpoint(&in->addrs[k], &t.src);
+            t.dst = *local;
+            t.transport = TRANSPORT_UDP;
+            t.ts_sec = now.tv_sec;
+            t.ts_usec = (int32_t)(now.tv_nsec / 1000);
+            decode_udp_payload(f->dec, &t, buf, n);
+        }
+        if (got < VLEN)
+            break;
     }
     atomic_store(&in->metrics->skipped, all_skips(in));
 }

@@ -60,6 +60,9 @@ COMMON=(-m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.
 
 # --- configuration ---
 "$E" --print-config > full.conf
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+check "etc/sipguard-edge.conf is what --print-config writes (docs cannot drift)" \
+    "grep -v '^# sipguard-edge configuration\|^# Copy to\|^# when an overlay' '$SRC/etc/sipguard-edge.conf' | sed '1{/^$/d}' | diff -q - full.conf >/dev/null"
 check "--print-config writes a config that --check-config accepts" \
     "'$E' -c full.conf --set edge.model=edge.model --check-config >/dev/null 2>&1"
 printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen = 127.0.0.1:0\nbogus = 1\n' > bad1.conf
@@ -87,6 +90,10 @@ DROPPED=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '/^sipguard_udp_dropped_t
 check "HEP: every message scored ($(msgs_total $HTTP) of $N; kernel dropped $DROPPED)" "[ \$(msgs_total $HTTP) = $N ]"
 stop_edge $EDGE_PID
 check "HEP: anomaly reports equal the offline scorer's ($(wc -l < hep.jsonl) vs $REF_G)" "[ \$(wc -l < hep.jsonl) = $REF_G ]"
+REQUIRED=$(tr -d '\n' < "$SRC/docs/report-schema.json" | grep -o '"required": *\[[^]]*\]' | head -1 | sed 's/.*\[//; s/\]//' | tr -d ' "' | tr ',' ' ')
+missing=""
+for k in $REQUIRED; do head -1 hep.jsonl | grep -q "\"$k\":" || missing="$missing $k"; done
+check "reports hold every field docs/report-schema.json requires (${REQUIRED:0:40}...)${missing:+ missing:$missing}" "[ -z '$missing' ] && [ -n '$REQUIRED' ]"
 check "HEP: reports carry the inner addresses and a sequence" "head -1 hep.jsonl | grep -q '\"seq\":1' && ! grep -q '\"src\":\"127.0.0.1' hep.jsonl"
 
 # --- HEP auth key: datagrams without it are refused and counted ---

@@ -339,8 +339,8 @@ static void test_bad_signature_files_are_refused_with_the_reason(void **state)
             fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].why);
     }
     assert_null(load_sigs("{\"format\":\"other\"}", &eo, err, sizeof err));
-    assert_null(load_sigs("{\"format\":\"sipguard-signatures\",\"version\":2}", &eo, err,
-                          sizeof err));
+    assert_null(
+        load_sigs("{\"format\":\"sipguard-signatures\",\"version\":2}", &eo, err, sizeof err));
     /* shaping tokens are written as \u00XX and match the shaped bytes */
     char text[600];
     snprintf(text, sizeof text,
@@ -367,8 +367,8 @@ static void test_bad_signature_files_are_refused_with_the_reason(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_unacked_reports_survive_a_reopen_and_acked_ones_do_not, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_unacked_reports_survive_a_reopen_and_acked_ones_do_not,
+                                        make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(test_torn_frame_is_cut_and_the_rest_kept, make_dir,
                                         remove_dir),
         cmocka_unit_test_setup_teardown(test_bound_drops_the_oldest_and_counts_them, make_dir,

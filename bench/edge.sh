@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmarks of sipguard-edge, one core for the edge (taskset), the sender on another:
+#   - end-to-end messages/s, HEPv3 datagrams in -> verdict, for each local-model policy: the
+#     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does
+#   - verdict endpoint latency (p50/p99) over one keep-alive connection
+#   - peak RSS of the edge with a 10,000-message model
+# Fixed inputs from fixed seeds. Prints "name value" lines. usage: bench/edge.sh [BUILD]
+set -euo pipefail
+BUILD=${1:-build}
+B="$(cd "$BUILD" && pwd)"
+S="$B/cli/sipguard" E="$B/detector/sipguard-edge"
+T=$(mktemp -d)
+EDGE=""
+trap '[ -n "$EDGE" ] && kill $EDGE 2>/dev/null; rm -rf "$T"' EXIT
+cd "$T"
+PIN0="" PIN1=""
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN0="taskset -c 0" PIN1="taskset -c 1"; fi
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+scored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
+
+"$S" gen -o tr --attacks none --users 100 --duration 3600 --call-rate 4 --seed 7 2>/dev/null
+"$S" gen -o normal --preset demo --attacks none --seed 8 --population-seed 7 2>/dev/null
+"$S" train -q -o m.model tr.pcap
+echo "edge_model_training_messages $(($(wc -l < tr.labels.csv) - 1))"
+INPUTS=(); for i in $(seq 300); do INPUTS+=(normal.pcap); done
+
+for policy in never near always; do
+    rm -f ports
+    $PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
+        --set scoring.local_policy=$policy --set scoring.local_margin=0.2 \
+        --set report.jsonl=/dev/null --ports-file ports 2>/dev/null &
+    EDGE=$!
+    for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
+    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk '$1=="hep"{print $2}' ports)
+    $PIN1 "$S" replay -q --hep 127.0.0.1:$HEP --rate 300000 "${INPUTS[@]}" &
+    SENDER=$!
+    sleep 1
+    a=$(scored $HTTP); ta=$(date +%s.%N)
+    sleep 2
+    b=$(scored $HTTP); tb=$(date +%s.%N)
+    kill $SENDER 2>/dev/null; wait $SENDER 2>/dev/null || true
+    echo "edge_hep_msgs_per_s_local_$policy $(echo "$a $b $ta $tb" | awk '{printf "%.0f", ($2-$1)/($4-$3)}')"
+    if [ $policy = always ]; then
+        echo "edge_peak_rss_kb $(awk '/VmHWM/{print $2}' /proc/$EDGE/status)"
+    fi
+    if [ $policy = never ]; then
+        $PIN1 "$B/bench/http_bench" $HTTP normal.pcap 20000 | sed 's/^/edge_global_/'
+    fi
+    if [ $policy = always ]; then
+        $PIN1 "$B/bench/http_bench" $HTTP normal.pcap 5000 | sed 's/^/edge_local_/'
+    fi
+    kill -TERM $EDGE; wait $EDGE || true; EDGE=""
+done
