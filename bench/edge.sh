@@ -43,11 +43,7 @@ for policy in never near always; do
     if [ $policy = always ]; then
         echo "edge_peak_rss_kb $(awk '/VmHWM/{print $2}' /proc/$EDGE/status)"
     fi
-    if [ $policy = never ]; then
-        $PIN1 "$B/bench/http_bench" $HTTP normal.pcap 20000 | sed 's/^/edge_global_/'
-    fi
-    if [ $policy = always ]; then
-        $PIN1 "$B/bench/http_bench" $HTTP normal.pcap 5000 | sed 's/^/edge_local_/'
-    fi
+    $PIN1 "$B/bench/http_bench" $HTTP normal.pcap $([ $policy = always ] && echo 5000 || echo 20000) |
+        sed "s/^/edge_local_${policy}_/"
     kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 done
