@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Kamailio beside the edge: Kamailio on loopback proxies sipp calls to a sipp UAS and mirrors
+# every SIP message it receives or sends to the edge as HEPv3 (siptrace, trace_mode 1), the
+# way an operator would run it. The edge must see every one of them.
+# Skips (exit 77) when kamailio or sipp (package sip-tester) is not installed.
+# usage: kamailio_test.sh SIPGUARD SIPGUARD_EDGE
+set -uo pipefail
+S=$1 E=$2
+KAM=$(command -v kamailio || ls /usr/sbin/kamailio 2>/dev/null) || true
+if [ -z "$KAM" ] || ! command -v sipp >/dev/null; then
+    echo "skip: kamailio or sipp not installed (apt-get install kamailio sip-tester)"
+    exit 77
+fi
+MODS=$(dirname "$(find /usr/lib -name siptrace.so -path '*kamailio*' 2>/dev/null | head -1)")
+[ -d "$MODS" ] || { echo "skip: kamailio's siptrace module not found"; exit 77; }
+T=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+cd "$T"
+CALLS=20
+wait_for() {
+    local end=$((SECONDS + $1))
+    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
+    return 1
+}
+msgs_total() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
+
+"$S" gen -o train --attacks none --seed 3 2>/dev/null
+"$S" train -q -o edge.model train.pcap
+"$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
+    --set report.anomalies_only=no --set report.jsonl=seen.jsonl --set scoring.local_policy=never \
+    --ports-file ports 2>edge.log &
+EDGE=$!; PIDS+=("$EDGE")
+wait_for 20 "[ -s ports ]" || { cat edge.log; exit 1; }
+HEP=$(awk '$1=="hep"{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
+
+# ports for Kamailio and the two sipp ends: random in a high range, one attempt each
+BASE=$((21000 + (RANDOM % 400) * 10))
+KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
+cat > kamailio.cfg <<EOF
+#!KAMAILIO
+debug=1
+log_stderror=yes
+children=1
+listen=udp:127.0.0.1:$KPORT
+mpath="$MODS/"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "siptrace.so"
+modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:$HEP")
+modparam("siptrace", "trace_to_database", 0)
+modparam("siptrace", "hep_mode_on", 1)
+modparam("siptrace", "hep_version", 3)
+modparam("siptrace", "trace_mode", 1)
+modparam("siptrace", "trace_on", 1)
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK") && t_check_trans()) { t_relay(); }
+        exit;
+    }
+    record_route();
+    \$du = "sip:127.0.0.1:$UAS";
+    t_relay();
+}
+EOF
+# the ground truth, when this machine lets us capture: a second edge watching Kamailio's port on
+# the loopback interface sees on the wire every message Kamailio receives or sends (not the
+# HEP datagrams, which Kamailio sends from its SIP port)
+if "$E" -m edge.model --set http.listen= --set ingest.hep_listen= --set ingest.interface=lo \
+    --set ingest.pcap_file=train.pcap --set ingest.pcap_exit=yes >/dev/null 2>&1; then
+    "$E" -m edge.model --set ingest.hep_listen= --set http.listen=127.0.0.1:0 \
+        --set ingest.interface=lo --set "ingest.bpf=udp port $KPORT and not udp dst port $HEP" \
+        --set "ingest.sip_ports=$KPORT-$KPORT" --set scoring.local_policy=never \
+        --ports-file wire.ports 2>wire.log &
+    WIRE_EDGE=$!; PIDS+=("$WIRE_EDGE")
+    wait_for 20 "[ -s wire.ports ]" && WIRE_HTTP=$(awk '$1=="http"{print $2}' wire.ports)
+fi
+"$KAM" -f kamailio.cfg -DD -E -w "$T" 2>kamailio.log &
+KPID=$!; PIDS+=("$KPID")
+sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -timeout 60s >/dev/null 2>uas.log &
+UPID=$!; PIDS+=("$UPID")
+sleep 1
+if ! kill -0 $KPID 2>/dev/null; then echo "kamailio did not start:"; tail -20 kamailio.log; exit 1; fi
+sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m $CALLS -r 10 -d 200 -nostdin \
+    -timeout 60s -trace_stat >/dev/null 2>uac.log
+UAC_RC=$?
+# per call: INVITE, ACK, BYE in and out (6); 180, 200, 200 from the UAS (3); 100, 180, 200,
+# 200 to the caller (4)
+EXPECT=$((CALLS * 13))
+wait_for 20 "[ \$(msgs_total) -ge $EXPECT ]"
+SEEN=$(msgs_total)
+WIRE=""
+if [ -n "${WIRE_HTTP:-}" ]; then
+    WIRE=$(HTTP=$WIRE_HTTP msgs_total)
+    kill -TERM $WIRE_EDGE; wait $WIRE_EDGE
+fi
+kill -TERM $EDGE; wait $EDGE; ERC=$?
+kill -TERM $KPID $UPID 2>/dev/null
+fails=0
+say() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+say "sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
+if [ -n "$WIRE" ]; then
+    say "the edge saw through HEP every message Kamailio received or sent on the wire ($SEEN of $WIRE)" \
+        "[ $SEEN = $WIRE ] && [ $SEEN -ge $EXPECT ]"
+else
+    echo "no live capture here: checking against the expected call flows only"
+    say "the edge saw at least every message of the call flows ($SEEN, at least $EXPECT)" "[ $SEEN -ge $EXPECT ]"
+fi
+# retransmissions can add messages to a call, never take them away
+CIDS=$(grep -o '"call_id":"[^"]*"' seen.jsonl | sort | uniq -c | awk '$1>=13' | wc -l)
+say "every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
+say "HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
+say "the edge stopped cleanly" "[ $ERC = 0 ]"
+[ $fails = 0 ]
