@@ -8,21 +8,49 @@
 #include <unistd.h>
 #include <zmq.h>
 
-void wire_put_seq(uint8_t out[8], uint64_t seq)
+size_t wire_size(size_t id_len, size_t json_len)
 {
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(seq >> (56 - 8 * i));
+    return WIRE_TAG_LEN + 1 + id_len + 8 + json_len;
 }
 
-int wire_get_seq(const void *frame, size_t len, uint64_t *seq)
+size_t wire_encode(uint8_t *out, const char *tag, const char *id, uint64_t seq, const char *json,
+                   size_t json_len)
 {
-    if (len != 8)
-        return -1;
+    size_t il = strlen(id);
+    if (il == 0 || il > WIRE_ID_MAX)
+        return 0;
+    uint8_t *p = out;
+    memcpy(p, tag, WIRE_TAG_LEN);
+    p += WIRE_TAG_LEN;
+    *p++ = (uint8_t)il;
+    memcpy(p, id, il);
+    p += il;
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(seq >> (56 - 8 * i));
+    if (json && json_len) {
+        memcpy(p, json, json_len);
+        p += json_len;
+    }
+    return (size_t)(p - out);
+}
+
+int wire_decode(const void *frame, size_t len, const char *tag, wire_msg_t *out)
+{
     const uint8_t *p = frame;
+    if (len < WIRE_TAG_LEN + 1 + 1 + 8 || memcmp(p, tag, WIRE_TAG_LEN))
+        return -1;
+    size_t il = p[WIRE_TAG_LEN];
+    if (il == 0 || il > WIRE_ID_MAX || len < WIRE_TAG_LEN + 1 + il + 8)
+        return -1;
+    out->id = (const char *)p + WIRE_TAG_LEN + 1;
+    out->id_len = il;
+    const uint8_t *s = p + WIRE_TAG_LEN + 1 + il;
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    *seq = v;
+        v = v << 8 | s[i];
+    out->seq = v;
+    out->json = (const char *)s + 8;
+    out->json_len = len - (WIRE_TAG_LEN + 1 + il + 8);
     return 0;
 }
 

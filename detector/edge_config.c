@@ -55,6 +55,11 @@ static const setting_t settings[] = {
     S("ingest", "interface", interface, "",
       "network interface to capture live (libpcap); empty: off"),
     S("ingest", "bpf", bpf, "udp or tcp or sctp", "BPF filter for the live capture"),
+    L("ingest", "snaplen", snaplen, 256, 262144, "65535",
+      "bytes kept of each captured packet; the capture ring holds capture_mb / snaplen packets"),
+    L("ingest", "capture_mb", capture_mb, 1, 4096, "64",
+      "size of the kernel's capture ring in MiB; packets that find it full are dropped and "
+      "counted"),
     S("ingest", "sip_ports", sip_ports, "5060-5090", "UDP/TCP ports that carry SIP (LO-HI)"),
     L("ingest", "max_message", max_message, 256, 1 << 20, "65535",
       "longer messages are cut and reported as truncated"),

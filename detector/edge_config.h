@@ -39,6 +39,8 @@ typedef struct {
     bool pcap_exit; /* stop the daemon when the replay ends (tests, one-shot runs) */
     char interface[64];
     char bpf[512];
+    long snaplen;    /* bytes kept of each captured packet */
+    long capture_mb; /* kernel capture ring, MiB */
     char sip_ports[32];
     long max_message;
     /* [scoring] */

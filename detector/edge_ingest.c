@@ -159,10 +159,11 @@ static int open_live(ingest_t *in, char *err, size_t errlen)
         snprintf(err, errlen, "interface %s: %s", in->c->interface, perr);
         return -1;
     }
-    pcap_set_snaplen(p, 65535);
+    /* immediate mode gives a ring of snaplen-sized frames: ring size / snaplen packets fit */
+    pcap_set_snaplen(p, (int)in->c->snaplen);
     pcap_set_promisc(p, 1);
     pcap_set_immediate_mode(p, 1);
-    pcap_set_buffer_size(p, 32 << 20);
+    pcap_set_buffer_size(p, (int)(in->c->capture_mb << 20));
     struct bpf_program prog;
     if (pcap_activate(p) < 0 || pcap_compile(p, &prog, in->c->bpf, 1, PCAP_NETMASK_UNKNOWN) != 0 ||
         pcap_setfilter(p, &prog) != 0 || pcap_setnonblock(p, 1, perr) != 0) {
@@ -363,6 +364,9 @@ void ingest_on_readable(ingest_t *in, int fd)
     else if (fd == in->live_fd) {
         if (pcap_dispatch(in->live, BATCH, on_live_packet, (u_char *)in) < 0)
             warning("interface %s: %s", in->c->interface, pcap_geterr(in->live));
+        struct pcap_stat ps;
+        if (pcap_stats(in->live, &ps) == 0)
+            atomic_store(&in->metrics->capture_dropped, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
         atomic_store(&in->metrics->skipped, all_skips(in));
     }
 }

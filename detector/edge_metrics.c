@@ -103,6 +103,9 @@ char *metrics_render(edge_metrics_t *m)
         "sipguard_udp_dropped_total{source=\"udp\"} %llu\n",
         (unsigned long long)atomic_load(&m->udp_dropped[0]),
         (unsigned long long)atomic_load(&m->udp_dropped[1]));
+    counter(&s, "capture_dropped_total",
+            "Packets the live capture lost (capture ring full, or dropped by the interface).",
+            atomic_load(&m->capture_dropped));
     counter(&s, "local_model_runs_total", "Messages the local k-NN model scored.",
             atomic_load(&m->local_runs));
     put(&s, "# HELP sipguard_score_latency_seconds Time to score one message.\n"

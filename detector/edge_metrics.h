@@ -22,9 +22,10 @@ typedef enum { SRC_HEP = 0, SRC_UDP, SRC_PCAP, SRC_LIVE, SRC_HTTP, SRC_COUNT } s
 typedef struct {
     atomic_uint_fast64_t messages[SRC_COUNT][VERDICT_COUNT];
     atomic_uint_fast64_t parse_failures;
-    atomic_uint_fast64_t skipped;        /* datagrams/packets a reader passed over */
-    atomic_uint_fast64_t hep_rejected;   /* bad HEP, wrong auth key */
-    atomic_uint_fast64_t udp_dropped[2]; /* by the kernel, socket buffer full: hep, udp */
+    atomic_uint_fast64_t skipped;         /* datagrams/packets a reader passed over */
+    atomic_uint_fast64_t hep_rejected;    /* bad HEP, wrong auth key */
+    atomic_uint_fast64_t capture_dropped; /* live capture: ring full or interface drops */
+    atomic_uint_fast64_t udp_dropped[2];  /* by the kernel, socket buffer full: hep, udp */
     atomic_uint_fast64_t local_runs;
     atomic_uint_fast64_t latency_bucket[METRICS_BUCKETS + 1]; /* +Inf last */
     atomic_uint_fast64_t latency_count;

@@ -93,54 +93,55 @@ void *uplink_monitor(uplink_t *u)
     return u->mon;
 }
 
-/* Receives all frames of one message into up to n buffers; returns the frame count or -1. */
-static int recv_frames(void *sock, zmq_msg_t *f, int n)
+/* Receives one whole message; returns its frame count (the first kept in *m), or -1. */
+static int recv_message(void *sock, zmq_msg_t *m)
 {
-    int got = 0, more = 1;
-    while (more) {
-        zmq_msg_t tmp, *m = got < n ? &f[got] : &tmp;
-        zmq_msg_init(m);
-        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(m);
-            for (int i = 0; i < got && i < n; i++)
-                zmq_msg_close(&f[i]);
-            return -1;
-        }
-        more = zmq_msg_more(m);
-        if (m == &tmp)
-            zmq_msg_close(&tmp);
-        got++;
+    zmq_msg_init(m);
+    if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(m);
+        return -1;
     }
-    return got;
+    int n = 1;
+    while (zmq_msg_more(m)) { /* only the first frame counts; drain the rest */
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, sock, 0) < 0) {
+            zmq_msg_close(&x);
+            break;
+        }
+        int more = zmq_msg_more(&x);
+        zmq_msg_close(&x);
+        n++;
+        if (!more)
+            break;
+    }
+    return n;
 }
 
 void uplink_on_acks(uplink_t *u)
 {
-    zmq_msg_t f[3];
+    zmq_msg_t m;
     int n;
-    while ((n = recv_frames(u->sock, f, 3)) >= 0) {
-        uint64_t seq;
-        if (n == 3 && zmq_msg_size(&f[0]) == WIRE_TAG_LEN &&
-            !memcmp(zmq_msg_data(&f[0]), WIRE_ACK, WIRE_TAG_LEN) &&
-            wire_get_seq(zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), &seq) == 0) {
-            spool_ack(u->spool, seq);
+    while ((n = recv_message(u->sock, &m)) >= 0) {
+        wire_msg_t w;
+        if (n == 1 && wire_decode(zmq_msg_data(&m), zmq_msg_size(&m), WIRE_ACK, &w) == 0 &&
+            w.id_len == strlen(u->edge_id) && !memcmp(w.id, u->edge_id, w.id_len)) {
+            spool_ack(u->spool, w.seq);
             u->acks++;
         } else {
-            warning("overlay sent a message that is not an ack (%d frames): ignored", n);
+            warning("overlay sent a message that is not an ack for this edge: ignored");
         }
-        for (int i = 0; i < n && i < 3; i++)
-            zmq_msg_close(&f[i]);
+        zmq_msg_close(&m);
     }
 }
 
 void uplink_on_events(uplink_t *u)
 {
-    zmq_msg_t f[2];
-    int n;
-    while ((n = recv_frames(u->mon, f, 2)) >= 0) {
-        if (n >= 1 && zmq_msg_size(&f[0]) >= 6) {
+    zmq_msg_t f;
+    while (recv_message(u->mon, &f) >= 0) { /* event frame first, then the address */
+        if (zmq_msg_size(&f) >= 6) {
             uint16_t ev;
-            memcpy(&ev, zmq_msg_data(&f[0]), 2);
+            memcpy(&ev, zmq_msg_data(&f), 2);
             if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 u->connected = true;
                 u->cursor = 0; /* everything unacknowledged goes again */
@@ -150,22 +151,21 @@ void uplink_on_events(uplink_t *u)
                 warning("lost the overlay; reports wait in the spool");
             }
         }
-        for (int i = 0; i < n && i < 2; i++)
-            zmq_msg_close(&f[i]);
+        zmq_msg_close(&f);
     }
 }
 
 /* Sends one report; false when the socket would block (no connection, queue full). */
 static bool send_report(uplink_t *u, spool_entry_t *e, double now)
 {
-    uint8_t seq[8];
-    wire_put_seq(seq, e->seq);
-    if (zmq_send(u->sock, WIRE_REPORT, WIRE_TAG_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, wire_size(strlen(u->edge_id), e->len)) != 0)
         return false;
-    /* after the first frame the rest of a message is always accepted */
-    zmq_send(u->sock, u->edge_id, strlen(u->edge_id), ZMQ_SNDMORE);
-    zmq_send(u->sock, seq, 8, ZMQ_SNDMORE);
-    zmq_send(u->sock, e->data, e->len, 0);
+    wire_encode(zmq_msg_data(&m), WIRE_REPORT, u->edge_id, e->seq, e->data, e->len);
+    if (zmq_msg_send(&m, u->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return false;
+    }
     e->sent_at = now;
     u->sent++;
     return true;

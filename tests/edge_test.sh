@@ -131,13 +131,13 @@ if "$E" -m edge.model --set http.listen= --set ingest.hep_listen= --set ingest.i
     --set ingest.pcap_file=test.pcap --set ingest.pcap_exit=yes --set report.jsonl=/dev/null >/dev/null 2>&1; then
     LIVEPORT=$((20000 + RANDOM % 20000))
     start_edge live -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
-        --set ingest.interface=lo --set "ingest.bpf=udp dst port $LIVEPORT" \
+        --set ingest.interface=lo --set "ingest.bpf=udp dst port $LIVEPORT" --set ingest.snaplen=8192 \
         --set "ingest.sip_ports=$LIVEPORT-$LIVEPORT" --set scoring.local_policy=never \
         --set report.jsonl=live.jsonl || exit 1
     sleep 0.5
     "$S" replay -q --udp 127.0.0.1:$LIVEPORT --rate 4000 test.pcap
     wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
-    check "live capture on lo: every message scored ($(msgs_total $HTTP) of $N)" "[ \$(msgs_total $HTTP) = $N ]"
+    check "live capture on lo: every message scored ($(msgs_total $HTTP) of $N; ring drops $(metric $HTTP sipguard_capture_dropped_total))" "[ \$(msgs_total $HTTP) = $N ]"
     stop_edge $EDGE_PID
 else
     echo "skip live capture: cannot capture on lo here (needs CAP_NET_RAW)"

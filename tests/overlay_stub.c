@@ -116,14 +116,14 @@ int main(int argc, char **argv)
         static struct {
             char id[256];
             size_t idlen;
-            char edge[64];
-            uint8_t seq[8];
+            uint8_t ack[WIRE_TAG_LEN + 1 + WIRE_ID_MAX + 8];
+            size_t acklen;
         } acks[256];
         int nack = 0;
         while (nack < 256) {
-            zmq_msg_t fr[5];
+            zmq_msg_t fr[3];
             int n = 0, more = 1;
-            while (more && n < 5) {
+            while (more && n < 3) {
                 zmq_msg_init(&fr[n]);
                 if (zmq_msg_recv(&fr[n], r, nack ? ZMQ_DONTWAIT : 0) < 0) {
                     zmq_msg_close(&fr[n]);
@@ -134,28 +134,26 @@ int main(int argc, char **argv)
             }
             if (n == 0)
                 break;
-            if (n == 5 && zmq_msg_size(&fr[0]) <= 256 && zmq_msg_size(&fr[1]) == 4 &&
-                !memcmp(zmq_msg_data(&fr[1]), WIRE_REPORT, 4) && zmq_msg_size(&fr[2]) < 64 &&
-                wire_get_seq(zmq_msg_data(&fr[3]), zmq_msg_size(&fr[3]), &seq) == 0) {
-                snprintf(edge, sizeof edge, "%.*s", (int)zmq_msg_size(&fr[2]),
-                         (char *)zmq_msg_data(&fr[2]));
+            wire_msg_t w;
+            if (n == 2 && zmq_msg_size(&fr[0]) <= 256 &&
+                wire_decode(zmq_msg_data(&fr[1]), zmq_msg_size(&fr[1]), WIRE_REPORT, &w) == 0) {
+                snprintf(edge, sizeof edge, "%.*s", (int)w.id_len, w.id);
+                seq = w.seq;
                 if (known(edge, seq)) {
                     dups++;
                 } else {
-                    fprintf(log, "%s %" PRIu64 " %.*s\n", edge, seq, (int)zmq_msg_size(&fr[4]),
-                            (char *)zmq_msg_data(&fr[4]));
+                    fprintf(log, "%s %" PRIu64 " %.*s\n", edge, seq, (int)w.json_len, w.json);
                     remember(edge, seq);
                     fresh++;
                 }
                 memcpy(acks[nack].id, zmq_msg_data(&fr[0]), zmq_msg_size(&fr[0]));
                 acks[nack].idlen = zmq_msg_size(&fr[0]);
-                snprintf(acks[nack].edge, sizeof acks[nack].edge, "%s", edge);
-                memcpy(acks[nack].seq, zmq_msg_data(&fr[3]), 8);
+                acks[nack].acklen = wire_encode(acks[nack].ack, WIRE_ACK, edge, seq, NULL, 0);
                 nack++;
             }
             for (int i = 0; i < n; i++)
                 zmq_msg_close(&fr[i]);
-            while (more) { /* discard the rest of an oversized message */
+            while (more) { /* discard the rest of a message of another shape */
                 zmq_msg_t x;
                 zmq_msg_init(&x);
                 zmq_msg_recv(&x, r, 0);
@@ -167,9 +165,7 @@ int main(int argc, char **argv)
         fdatasync(fileno(log)); /* committed before any ack */
         for (int i = 0; i < nack; i++) {
             zmq_send(r, acks[i].id, acks[i].idlen, ZMQ_SNDMORE);
-            zmq_send(r, WIRE_ACK, 4, ZMQ_SNDMORE);
-            zmq_send(r, acks[i].edge, strlen(acks[i].edge), ZMQ_SNDMORE);
-            zmq_send(r, acks[i].seq, 8, 0);
+            zmq_send(r, acks[i].ack, acks[i].acklen, 0);
         }
     }
     fprintf(stderr, "overlay_stub: %" PRIu64 " new reports, %" PRIu64 " duplicates\n", fresh, dups);

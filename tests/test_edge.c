@@ -18,6 +18,7 @@
 #include "edge_spool.h"
 #include "log.h"
 #include "sigdb.h"
+#include "wire.h"
 
 static char dir[128];
 
@@ -364,6 +365,35 @@ static void test_bad_signature_files_are_refused_with_the_reason(void **state)
     sparse_destroy(&v);
 }
 
+static void test_wire_frames_round_trip_and_reject_malformed(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    const char *json = "{\"seq\":77}";
+    size_t n = wire_encode(buf, WIRE_REPORT, "edge-7", 77, json, strlen(json));
+    assert_int_equal(n, wire_size(6, strlen(json)));
+    wire_msg_t w;
+    assert_int_equal(wire_decode(buf, n, WIRE_REPORT, &w), 0);
+    assert_int_equal(w.id_len, 6);
+    assert_memory_equal(w.id, "edge-7", 6);
+    assert_int_equal(w.seq, 77);
+    assert_int_equal(w.json_len, strlen(json));
+    assert_memory_equal(w.json, json, w.json_len);
+    assert_int_equal(wire_decode(buf, n, WIRE_ACK, &w), -1); /* another tag */
+    for (size_t cut = 0; cut < 4 + 1 + 6 + 8; cut++)         /* every truncation */
+        assert_int_equal(wire_decode(buf, cut, WIRE_REPORT, &w), -1);
+    buf[4] = 200; /* id length past the limit */
+    assert_int_equal(wire_decode(buf, n, WIRE_REPORT, &w), -1);
+    n = wire_encode(buf, WIRE_ACK, "e", UINT64_MAX, NULL, 0);
+    assert_int_equal(wire_decode(buf, n, WIRE_ACK, &w), 0);
+    assert_true(w.seq == UINT64_MAX && w.json_len == 0);
+    char longid[80];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(wire_encode(buf, WIRE_ACK, longid, 1, NULL, 0), 0);
+    assert_int_equal(wire_encode(buf, WIRE_ACK, "", 1, NULL, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_config_types_ranges_and_names),
         cmocka_unit_test(test_signature_score_is_the_linear_score_over_the_embedding),
         cmocka_unit_test(test_bad_signature_files_are_refused_with_the_reason),
+        cmocka_unit_test(test_wire_frames_round_trip_and_reject_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
