@@ -89,7 +89,8 @@ typedef struct {
     uplink_t *uplink;
     FILE *jsonl;
     uint64_t local_seq;
-    pthread_mutex_t qlock; /* reports from the HTTP thread */
+    uint64_t jsonl_unflushed; /* reports in the JSON Lines buffer since the last good flush */
+    pthread_mutex_t qlock;    /* reports from the HTTP thread */
     report_node_t *qhead, *qtail;
 } edge_t;
 
@@ -116,6 +117,27 @@ static double mono_now(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* Counts reports the JSON Lines file did not take. A full disk fails every write: the error is
+ * logged on the first and then every 10,000th. */
+static void jsonl_failed(edge_t *e, uint64_t reports)
+{
+    uint64_t before = atomic_fetch_add(&e->metrics.report_write_errors, reports);
+    if (before / 10000 != (before + reports) / 10000 || before == 0)
+        error("cannot write to %s: %s (%llu reports not written so far)", e->c.jsonl,
+              strerror(errno), (unsigned long long)(before + reports));
+    clearerr(e->jsonl);
+}
+
+/* Writes out the JSON Lines buffer; what a failed flush held is counted as not written. */
+static void jsonl_flush(edge_t *e)
+{
+    if (!e->jsonl)
+        return;
+    if (fflush(e->jsonl) != 0)
+        jsonl_failed(e, e->jsonl_unflushed);
+    e->jsonl_unflushed = 0;
+}
+
 /* Gives a report its sequence number and writes it to the spool and the JSON Lines file. */
 static void sink_report(edge_t *e, json_t *r)
 {
@@ -128,9 +150,11 @@ static void sink_report(edge_t *e, json_t *r)
     atomic_fetch_add(&e->metrics.reports, 1);
     if (e->spool && spool_append(e->spool, s, strlen(s)) == 0)
         atomic_fetch_add(&e->metrics.report_write_errors, 1);
-    if (e->jsonl && (fputs(s, e->jsonl) < 0 || fputc('\n', e->jsonl) < 0)) {
-        atomic_fetch_add(&e->metrics.report_write_errors, 1);
-        error("cannot write to %s: %s", e->c.jsonl, strerror(errno));
+    if (e->jsonl) {
+        if (fputs(s, e->jsonl) < 0 || fputc('\n', e->jsonl) < 0)
+            jsonl_failed(e, 1);
+        else
+            e->jsonl_unflushed++;
     }
     free(s);
 }
@@ -370,8 +394,7 @@ static void run(edge_t *e)
             last_sync = mono_now();
             if (e->spool)
                 spool_sync(e->spool);
-            if (e->jsonl)
-                fflush(e->jsonl);
+            jsonl_flush(e);
         }
         if (e->c.pcap_exit && ingest_replay_done(e->ingest) && e->c.pcap_file[0])
             break;
@@ -389,10 +412,9 @@ static void teardown(edge_t *e)
     spool_close(&e->spool);
     if (e->zctx)
         zmq_ctx_term(e->zctx);
+    jsonl_flush(e);
     if (e->jsonl && e->jsonl != stdout)
         fclose(e->jsonl);
-    else if (e->jsonl)
-        fflush(e->jsonl);
     pipeline_destroy(&e->pipe);
     edge_assets_slot_destroy(&e->slot);
 }

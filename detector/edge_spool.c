@@ -396,9 +396,10 @@ uint64_t spool_append(spool_t *s, const char *data, size_t len)
         s->st.bytes += FRAME_HEADER + len;
         e.segment = (uint32_t)(s->nseg - 1);
     } else {
-        s->st.write_errors++;
-        error("spool %s: cannot write report %" PRIu64 ": %s (kept in memory only)", s->dir, seq,
-              errno ? strerror(errno) : "short write");
+        if (s->st.write_errors++ % 10000 == 0) /* a full disk fails every write: not every line */
+            error("spool %s: cannot write report %" PRIu64 ": %s (kept in memory only; %" PRIu64
+                  " write errors so far)",
+                  s->dir, seq, errno ? strerror(errno) : "short write", s->st.write_errors);
         e.segment = NO_SEGMENT;
     }
     s->st.pending++;

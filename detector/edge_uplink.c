@@ -17,6 +17,7 @@ struct uplink {
     spool_t *spool;
     uint64_t cursor; /* highest sequence sent since the last (re)connection */
     bool connected;
+    bool told_handshake; /* a failed handshake is logged once until one succeeds */
     uint64_t acks, sent;
 };
 
@@ -53,7 +54,10 @@ uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint, cons
         set_int(u->sock, ZMQ_HEARTBEAT_IVL, 1000) ||
         set_int(u->sock, ZMQ_HEARTBEAT_TIMEOUT, 3000) ||
         zmq_socket_monitor(u->sock, monaddr,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
         snprintf(err, errlen, "overlay socket: %s", zmq_strerror(errno));
         uplink_destroy(&u);
         return NULL;
@@ -142,7 +146,17 @@ void uplink_on_events(uplink_t *u)
         if (zmq_msg_size(&f) >= 6) {
             uint16_t ev;
             memcpy(&ev, zmq_msg_data(&f), 2);
-            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                if (!u->told_handshake)
+                    error("the CURVE handshake with the overlay failed (%s): check [overlay] "
+                          "server_key, and that the overlay admits this edge's public key",
+                          ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "refused by the overlay"
+                                                                : "keys or protocol do not match");
+                u->told_handshake = true;
+            } else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                u->told_handshake = false;
                 u->connected = true;
                 u->cursor = 0; /* everything unacknowledged goes again */
                 info("connected to the overlay");

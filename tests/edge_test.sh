@@ -252,6 +252,22 @@ check "edge SIGKILLed: its spooled reports arrive after the restart, once ($UNIQ
 check "sequence numbers never repeat across restarts" \
     "[ \$(awk '\$1==\"edge1\"{print \$2}' ov/reports.log | sort -n | uniq -d | wc -l) = 0 ]"
 
+# --- a wrong overlay key is said plainly; a full disk under the JSON Lines file is counted ---
+start_edge wrongkey "${COMMON[@]}" --set "overlay.endpoint=$OV" \
+    --set "overlay.server_key=$(cat keys/edge.pub)" --set overlay.key_dir=keys \
+    --set overlay.spool_dir=spool3 --set report.jsonl=/dev/full || exit 1
+"$STUB" ov "$OV" 120 2>stub4.log &
+STUB_PID=$!; PIDS+=("$STUB_PID")
+curl -s --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score >/dev/null
+curl -s --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score >/dev/null
+wait_for 10 "grep -q 'CURVE handshake with the overlay failed' wrongkey.log && [ \"\$(metric $HTTP sipguard_report_write_errors_total)\" = 2 ]"
+check "wrong server_key: the CURVE handshake failure is logged" "grep -q 'CURVE handshake with the overlay failed' wrongkey.log"
+check "JSON Lines on a full disk: errors counted ($(metric $HTTP sipguard_report_write_errors_total)), logged once, the edge goes on" \
+    "[ \"\$(metric $HTTP sipguard_report_write_errors_total)\" = 2 ] && [ \$(grep -c 'cannot write to /dev/full' wrongkey.log) = 1 ] && [ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
+check "reports wait in the spool while the overlay refuses the edge" "[ \"\$(metric $HTTP sipguard_spool_pending_reports)\" = 2 ]"
+stop_edge $EDGE_PID
+kill -TERM $STUB_PID; wait $STUB_PID
+
 # --- spool bound: with no overlay, the oldest reports go, counted and logged ---
 start_edge bound "${COMMON[@]}" --set "overlay.endpoint=tcp://127.0.0.1:1" --set "overlay.server_key=$KEY" \
     --set overlay.key_dir=keys --set overlay.spool_dir=spool2 --set overlay.spool_max_bytes=65536 \
