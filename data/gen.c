@@ -695,8 +695,18 @@ static void add_call(user_t *u, double start, double end)
     u->call_end[slot] = end;
 }
 
+/* Names the dialog type of the normal messages emitted since `first` (one call). */
+static void label_call(size_t first, const char *type)
+{
+    for (size_t i = first; i < n_events; i++)
+        if (!events[i].attack)
+            events[i].scenario = type;
+}
+
 static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *cdr)
 {
+    size_t first = n_events;
+    bool held = false;
     dialog_t d;
     new_dialog(&d, a, b);
     char body[1024];
@@ -740,6 +750,7 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
             add_call(a, ta, ta + hold);
             add_call(b, ta, ta + hold);
             if (!o->without[FLOW_HOLD] && uni() < 0.25 && hold > 10) {
+                held = true;
                 for (int k = 0; k < 2; k++) { /* hold, then resume */
                     d.cseq++;
                     double th = ta + hold * (k ? 0.6 : 0.3);
@@ -757,11 +768,15 @@ static void do_call(double t, user_t *a, user_t *b, const gen_opts_t *o, FILE *c
             response(ta + hold + 0.04, b, a, 200, "OK", "BYE", &d, true, NULL, NULL, NULL);
             cause = "answered";
             end = ta + hold;
+            label_call(first, held ? "call-hold" : (a->tcp || b->tcp) ? "call-tcp" : "call");
             if (cdr)
                 fprintf(cdr, "%s,%s,%.6f,%.6f,%.6f,%s\n", a->user, b->user, t, ta, end, cause);
             return;
         }
     }
+    label_call(first, !strcmp(cause, "busy")        ? "call-busy"
+                      : !strcmp(cause, "cancelled") ? "call-cancel"
+                                                    : "call-rejected");
     if (cdr)
         fprintf(cdr, "%s,%s,%.6f,,%.6f,%s\n", a->user, b->user, t, end, cause);
 }
@@ -856,12 +871,16 @@ static void gen_normal(const gen_opts_t *o, user_t *users, FILE *cdr)
     for (int i = 0; i < o->users; i++) {
         user_t *u = &users[i];
         double t = uni() * 30;
+        g_scenario = "register";
         do_register(t, u, 3600, u->pass);
+        g_scenario = "rereg";
         if (!o->without[FLOW_REREG])
             for (double r = t + 1800 + uni() * 60; r < o->duration; r += 1800)
                 do_register(r, u, 3600, u->pass);
+        g_scenario = "presence";
         if (!o->without[FLOW_PRESENCE] && uni() < 0.3 && o->users > 1)
             do_presence(t + 1 + uni() * 5, u, pick_callee(users, o->users, u, 1.0));
+        g_scenario = "options";
         if (!o->without[FLOW_OPTIONS])
             for (double k = t + 30 + uni() * 30; k < o->duration; k += 60 + uni() * 30)
                 if (u->fam->compact || u->tcp)
@@ -871,12 +890,14 @@ static void gen_normal(const gen_opts_t *o, user_t *users, FILE *cdr)
             user_t *b = pick_callee(users, o->users, u, o->p_social);
             if (b == u)
                 continue;
+            g_scenario = "message";
             if (!o->without[FLOW_MESSAGE] && uni() < 0.15)
                 do_message(c, u, b);
             else
                 do_call(c, u, b, o, cdr);
         }
     }
+    g_scenario = "normal";
 }
 
 /* ------------------------------------------------------------ attacks */
