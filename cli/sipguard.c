@@ -24,6 +24,7 @@ static const command_t commands[] = {
     {"embed", cmd_embed, "write the sparse vector of every message (libsvm or JSON)"},
     {"gen", gen_command, "generate labelled SIP traffic (pcap + labels CSV)"},
     {"replay", cmd_replay, "send the messages of captures to a running edge (HEPv3 or UDP)"},
+    {"context", cmd_context, "train and evaluate the flood and dialog detectors"},
 };
 
 static void usage(FILE *out)

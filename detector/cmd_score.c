@@ -6,6 +6,7 @@
 
 #include "cmdutil.h"
 #include "commands.h"
+#include "context.h"
 #include "model.h"
 #include "report.h"
 #include "sipcheck.h"
@@ -14,6 +15,8 @@ static const cliopt_t score_opts[] = {
     {"model", 'm', "MODEL", "model file from sipguard train (required)", NULL},
     {"explain", 'e', NULL, "add the five features that raised each score most", NULL},
     {"no-local", 0, NULL, "skip the local (k-NN) model: global score only", NULL},
+    {"context", 'c', "CONTEXT",
+     "also run the flood and dialog detectors of this model from sipguard context train", NULL},
     {"anomalies", 'a', NULL, "print anomalous messages only", NULL},
     {"output", 'o', "FILE", "write JSON Lines here instead of standard output", NULL},
     CMD_INPUT_OPTIONS,
@@ -27,8 +30,10 @@ static const clicmd_t score_cmd = {
     "Scores every SIP message of the inputs with the model's global and local models and\n"
     "prints one JSON object per message (JSON Lines): input, index, ts, src, dst, transport,\n"
     "method or status, call_id, parse_ok (parse_error when false), global, local, anomaly,\n"
-    "the thresholds, and with --explain the features that pushed each score up. A summary\n"
-    "goes to standard error.",
+    "the thresholds, and with --explain the features that pushed each score up. With\n"
+    "--context, the flood and dialog detectors judge each message by the traffic before it\n"
+    "(inputs in time order) and add \"flood\" and \"dialog\" to `detector` when they fire.\n"
+    "A summary goes to standard error.",
     score_opts,
     "exit status: 0 success, 1 failure (model unreadable, write error), 2 usage error,\n"
     "3 an input could not be read (the others were scored).\n\n"
@@ -37,6 +42,7 @@ static const clicmd_t score_cmd = {
 
 typedef struct {
     model_scorer_t *scorer;
+    context_t *ctx; /* NULL without --context */
     model_stats_t st;
     bool explain, local, anomalies_only;
     FILE *out;
@@ -65,7 +71,10 @@ static int score_one(void *p, const msg_t *m)
         fprintf(stderr, "sipguard score: out of memory\n");
         return -1;
     }
-    bool anomaly = sc.global_anomaly || sc.local_anomaly;
+    context_verdict_t cv = {0};
+    if (c->ctx)
+        context_observe(c->ctx, m, &info, &cv);
+    bool anomaly = sc.global_anomaly || sc.local_anomaly || cv.anomaly;
     c->messages++;
     c->anomalies += anomaly;
     c->parse_fail += !info.parse_ok;
@@ -80,6 +89,7 @@ static int score_one(void *p, const msg_t *m)
         json_array_append_new(fired, json_string("global"));
     if (sc.local_anomaly)
         json_array_append_new(fired, json_string("local"));
+    context_report(&cv, o, fired);
     json_object_set_new(o, "detector", fired);
     json_object_set_new(o, "threshold_global", json_real(c->st.thr_global));
     json_object_set_new(o, "threshold_local", json_real(c->st.thr_local));
@@ -102,7 +112,7 @@ int cmd_score(int argc, char **argv)
 {
     decode_opts_t dopts;
     decode_opts_default(&dopts);
-    const char *model_path = NULL, *out_path = NULL, *arg;
+    const char *model_path = NULL, *out_path = NULL, *context_path = NULL, *arg;
     score_ctx_t c = {0};
     c.local = true;
     bool quiet = false;
@@ -125,6 +135,8 @@ int cmd_score(int argc, char **argv)
             c.explain = true;
         } else if (!strcmp(name, "no-local")) {
             c.local = false;
+        } else if (!strcmp(name, "context")) {
+            context_path = arg;
         } else if (!strcmp(name, "anomalies")) {
             c.anomalies_only = true;
         } else if (!strcmp(name, "output")) {
@@ -143,6 +155,16 @@ int cmd_score(int argc, char **argv)
     if (!m) {
         fprintf(stderr, "sipguard score: %s\n", err);
         return EXIT_FAIL;
+    }
+    context_model_t *cm = NULL;
+    if (context_path) {
+        cm = context_model_load(context_path, err, sizeof err);
+        if (!cm || !(c.ctx = context_new(cm))) {
+            fprintf(stderr, "sipguard score: %s\n", cm ? "out of memory" : err);
+            context_model_destroy(&cm);
+            model_destroy(&m);
+            return EXIT_FAIL;
+        }
     }
     sipcheck_init();
     model_stats(m, &c.st);
@@ -170,5 +192,7 @@ out:
         fclose(c.out);
     model_scorer_destroy(&c.scorer);
     model_destroy(&m);
+    context_destroy(&c.ctx);
+    context_model_destroy(&cm);
     return rc;
 }

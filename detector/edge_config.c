@@ -69,6 +69,8 @@ static const setting_t settings[] = {
      "anomaly); never"},
     D("scoring", "local_margin", local_margin, 0, 1, "0.5", "margin of the near policy"),
     D("scoring", "local_sample", local_sample, 0, 1, "0.1", "fraction of the sample policy"),
+    S("detectors", "context", context_model, "",
+      "context model from `sipguard context train`: the flood and dialog detectors; empty: off"),
     S("signatures", "file", signatures_file, "",
       "JSON file of signatures to match inline (sipguard sig format); empty: none"),
     S("report", "jsonl", jsonl, "",

@@ -47,6 +47,8 @@ typedef struct {
     local_policy_t local_policy;
     double local_margin;
     double local_sample;
+    /* [detectors] */
+    char context_model[512];
     /* [signatures] */
     char signatures_file[512];
     /* [report] */

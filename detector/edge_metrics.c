@@ -27,6 +27,11 @@ void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
         atomic_fetch_add(&m->parse_failures, 1);
     if (r->score.local_done)
         atomic_fetch_add(&m->local_runs, 1);
+    bool fired[6] = {r->sigs.n > 0,      r->score.global_anomaly, r->score.local_anomaly,
+                     r->ctx.flood.flood, r->ctx.dialog.anomaly,   false};
+    for (int i = 0; i < 6; i++)
+        if (fired[i])
+            atomic_fetch_add(&m->fired[i], 1);
     int b = 0;
     while (b < METRICS_BUCKETS && r->seconds > bounds[b])
         b++;
@@ -90,6 +95,12 @@ char *metrics_render(edge_metrics_t *m)
             put(&s, "sipguard_messages_total{source=\"%s\",verdict=\"%s\"} %llu\n",
                 metrics_source_name((source_t)src), edge_verdict_name((verdict_t)v),
                 (unsigned long long)atomic_load(&m->messages[src][v]));
+    static const char *detectors[] = {"signature", "global", "local", "flood", "dialog", "binding"};
+    put(&s, "# HELP sipguard_detector_fired_total Messages each detector flagged.\n"
+            "# TYPE sipguard_detector_fired_total counter\n");
+    for (int i = 0; i < 6; i++)
+        put(&s, "sipguard_detector_fired_total{detector=\"%s\"} %llu\n", detectors[i],
+            (unsigned long long)atomic_load(&m->fired[i]));
     counter(&s, "parse_failures_total", "Messages libosip2 could not parse.",
             atomic_load(&m->parse_failures));
     counter(&s, "skipped_total", "Packets or datagrams a reader passed over (not SIP, broken).",

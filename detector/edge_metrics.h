@@ -27,6 +27,7 @@ typedef struct {
     atomic_uint_fast64_t capture_dropped; /* live capture: ring full or interface drops */
     atomic_uint_fast64_t udp_dropped[2];  /* by the kernel, socket buffer full: hep, udp */
     atomic_uint_fast64_t local_runs;
+    atomic_uint_fast64_t fired[6]; /* signature, global, local, flood, dialog, binding */
     atomic_uint_fast64_t latency_bucket[METRICS_BUCKETS + 1]; /* +Inf last */
     atomic_uint_fast64_t latency_count;
     _Atomic double latency_sum;

@@ -11,7 +11,10 @@
 
 struct edge_assets {
     model_t *model;
-    sigdb_t *sigs; /* NULL: no signature file */
+    sigdb_t *sigs;           /* NULL: no signature file */
+    context_model_t *cmodel; /* NULL: no context detectors */
+    context_t *ctx;
+    pthread_mutex_t ctx_lock;
     model_stats_t st;
     atomic_int refs; /* the slot's and each pipeline's */
 };
@@ -37,6 +40,9 @@ static void assets_release(edge_assets_t *a)
     if (a && atomic_fetch_sub(&a->refs, 1) == 1) {
         model_destroy(&a->model);
         sigdb_destroy(&a->sigs);
+        context_destroy(&a->ctx);
+        context_model_destroy(&a->cmodel);
+        pthread_mutex_destroy(&a->ctx_lock);
         free(a);
     }
 }
@@ -49,6 +55,7 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
         return NULL;
     }
     atomic_init(&a->refs, 1);
+    pthread_mutex_init(&a->ctx_lock, NULL);
     a->model = model_load(c->model, err, errlen);
     if (!a->model) {
         free(a);
@@ -58,6 +65,15 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
     if (c->signatures_file[0]) {
         a->sigs = sigdb_load(c->signatures_file, &model_options(a->model)->embed, err, errlen);
         if (!a->sigs) {
+            assets_release(a);
+            return NULL;
+        }
+    }
+    if (c->context_model[0]) {
+        a->cmodel = context_model_load(c->context_model, err, errlen);
+        if (!a->cmodel || !(a->ctx = context_new(a->cmodel))) {
+            if (a->cmodel)
+                snprintf(err, errlen, "out of memory");
             assets_release(a);
             return NULL;
         }
@@ -215,6 +231,11 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         return -1;
     memset(out, 0, sizeof *out);
     sipcheck_message(m->data, m->len, &out->info);
+    if (p->a->ctx) {
+        pthread_mutex_lock(&p->a->ctx_lock);
+        context_observe(p->a->ctx, m, &out->info, &out->ctx);
+        pthread_mutex_unlock(&p->a->ctx_lock);
+    }
     out->thr_global = p->a->st.thr_global;
     out->thr_local = p->a->st.thr_local;
     embed_t *e = model_scorer_embed(p->scorer);
@@ -234,7 +255,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         model_score_vector(p->scorer, v, true, &out->score);
     if (out->sigs.n > 0)
         out->verdict = VERDICT_SIGNATURE;
-    else if (out->score.global_anomaly || out->score.local_anomaly)
+    else if (out->score.global_anomaly || out->score.local_anomaly || out->ctx.anomaly)
         out->verdict = VERDICT_ANOMALY;
     else
         out->verdict = VERDICT_NORMAL;
@@ -267,6 +288,7 @@ json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r)
         json_array_append_new(fired, json_string("global"));
     if (r->score.local_anomaly)
         json_array_append_new(fired, json_string("local"));
+    context_report(&r->ctx, o, fired);
     json_object_set_new(o, "detector", fired);
     json_object_set_new(o, "global", json_real(r->score.global));
     json_object_set_new(o, "local", r->score.local_done ? json_real(r->score.local) : json_null());

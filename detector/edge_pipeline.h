@@ -6,7 +6,9 @@
  *   -> signature match -> global score -> local score (per the policy)
  *   -> verdict -> report (JSON, for anomalies or for everything)
  *
- * The assets (model and signature database) are loaded together and shared
+ * The assets (model, signature database, and the context detectors' model with
+ * their state, which one lock guards since they must see every message in
+ * order, from any thread) are loaded together and shared
  * by every thread read-only, with a reference count: a reload (SIGHUP, new
  * signatures) publishes a new set, each pipeline picks it up before its next
  * message, and the old set is freed when its last user lets go. No message
@@ -19,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "context.h"
 #include "edge_config.h"
 #include "model.h"
 #include "msg.h"
@@ -49,6 +52,7 @@ typedef struct {
     model_score_t score;
     double thr_global, thr_local;
     sig_matches_t sigs;
+    context_verdict_t ctx; /* flood and dialog detectors, when configured */
     const char *sig_ids[SIGDB_MAX_MATCHES];
     double seconds; /* time spent on this message */
 } edge_result_t;

@@ -66,5 +66,27 @@ head -c 5000 normal.pcap > cut.pcap
 check "truncated capture is read up to the cut" test $rc -eq 0
 check "truncated capture reported" grep -q "capture truncated" err.txt
 "$S" train --help | grep -q -- "--holdout"; check "help lists options" test $? -eq 0
+# context detectors: flood and dialog, trained on one day, evaluated as their anchors were
+"$S" gen -o ctxtrain --attacks none --without hold,cancel,message,presence --seed 11 --population-seed 5 2>/dev/null
+"$S" gen -o ctxflood --attacks flood --flood-window c --seed 12 --population-seed 5 2>/dev/null
+"$S" gen -o ctxall --seed 13 --population-seed 5 2>/dev/null
+"$S" context train -q -o ctx.json ctxtrain.pcap
+check "context train writes a model with both detectors" grep -q '"dialog"' ctx.json
+"$S" context eval flood --json -m ctx.json -l ctxflood.labels.csv ctxflood.pcap > flood.json
+FPR=$(grep -o '"all":{[^}]*' flood.json | grep -o '"fpr":[0-9.]*' | cut -d: -f2)
+FNR=$(grep -o '"all":{[^}]*' flood.json | grep -o '"fnr":[0-9.]*' | cut -d: -f2)
+check "flood eval: FP rate $FPR <= 0.005 and FN rate $FNR <= 0.02" awk -v a="$FPR" -v b="$FNR" 'BEGIN{exit !(a <= 0.005 && b <= 0.02 && a != "")}'
+"$S" context eval dialog --json -m ctx.json -l ctxall.labels.csv --train-labels ctxtrain.labels.csv ctxall.pcap > dialog.json
+PD=$(grep -o '"detection_probability":[0-9.]*' dialog.json | cut -d: -f2)
+PFA=$(grep -o '"false_alarm_probability":[0-9.]*' dialog.json | cut -d: -f2)
+check "dialog eval: held-out dialogs detected ($PD >= 0.995), false alarms $PFA <= 0.01" awk -v a="$PD" -v b="$PFA" 'BEGIN{exit !(a >= 0.995 && b <= 0.01 && a != "")}'
+"$S" score -q -a --no-local -m m.model --context ctx.json ctxall.pcap > ctxscore.jsonl
+check "score --context names the flood and dialog detectors" sh -c "grep -q '\"detector\":\[[^]]*\"flood\"' ctxscore.jsonl && grep -q '\"dialog\":{\"token\"' ctxscore.jsonl"
+"$S" context eval flood -m ctx.json ctxflood.pcap 2>/dev/null; rc=$?
+check "context eval without labels exits 2" test $rc -eq 2
+echo '{"format":"sipguard-context","version":1,"flood":{"tau":"fast"}}' > badctx.json
+"$S" score -q -m m.model --context badctx.json ctxall.pcap >/dev/null 2>err.txt; rc=$?
+check "a bad context model is refused naming the field" sh -c "test $rc -eq 1 && grep -q 'flood.tau' err.txt"
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0

@@ -116,6 +116,23 @@ check "replay: attacks are reported ($REF_GL anomalies for $ATTACKS attack messa
 check "replay: reports name the detector, top features and the raw message" \
     "head -1 replay.jsonl | grep -q '\"detector\":\[\"global\"\|\"detector\":\[\"local\"' && head -1 replay.jsonl | grep -q '\"top_features\"' && head -1 replay.jsonl | grep -q '\"raw\":\"'"
 
+# --- the flood and dialog detectors in the edge ---
+"$S" context train -q -o edge.context.json train.pcap
+start_edge ctx "${COMMON[@]}" --set detectors.context=edge.context.json --set scoring.local_policy=never \
+    --set report.jsonl=ctx.jsonl || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+FLOODS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"flood\"}"{print $2}')
+DIALOGS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"dialog\"}"{print $2}')
+stop_edge $EDGE_PID
+check "edge: the flood detector fires on the generated floods ($FLOODS messages)" "[ \"\${FLOODS:-0}\" -gt 100 ]"
+check "edge: the dialog detector fires ($DIALOGS messages)" "[ \"\${DIALOGS:-0}\" -gt 0 ]"
+check "edge: reports say which context detector fired and why" \
+    "grep -q '\"flood\":{\"key\"' ctx.jsonl && grep -q '\"dialog\":{\"token\"' ctx.jsonl"
+echo '{"format":"sipguard-context","version":1}' > empty.context.json
+"$E" -m edge.model --set detectors.context=empty.context.json --check-config >/dev/null 2>err10; rc=$?
+check "a context model without detectors is refused" "[ $rc = 1 ] && grep -q 'neither' err10"
+
 # --- plain UDP mirror ---
 start_edge udp -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
     --set ingest.udp_listen=127.0.0.1:0 --set scoring.local_policy=never || exit 1

@@ -1,0 +1,125 @@
+#include "context.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct context {
+    flood_t *flood;
+    dialog_t *dialog;
+};
+
+context_model_t *context_model_load(const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return NULL;
+    }
+    context_model_t *m = calloc(1, sizeof *m);
+    char why[300] = "";
+    const char *format = json_string_value(json_object_get(root, "format"));
+    json_t *fl = json_object_get(root, "flood"), *dl = json_object_get(root, "dialog");
+    if (!format || strcmp(format, "sipguard-context"))
+        snprintf(why, sizeof why, "not a context model (\"format\" must be \"sipguard-context\")");
+    else if (json_integer_value(json_object_get(root, "version")) != 1)
+        snprintf(why, sizeof why, "context model version must be 1");
+    else if (!fl && !dl)
+        snprintf(why, sizeof why, "neither a \"flood\" nor a \"dialog\" model in it");
+    else if (!fl || flood_model_from_json(fl, &m->flood, why, sizeof why) == 0) {
+        if (dl && !(m->dialog = dialog_model_from_json(dl, why, sizeof why)) && !why[0])
+            snprintf(why, sizeof why, "dialog: out of memory");
+    }
+    m->has_flood = fl != NULL;
+    json_decref(root);
+    if (why[0]) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        context_model_destroy(&m);
+        return NULL;
+    }
+    return m;
+}
+
+int context_model_save(const context_model_t *m, const char *path, char *err, size_t errlen)
+{
+    json_t *root = json_pack("{s:s, s:i}", "format", "sipguard-context", "version", 1);
+    if (m->has_flood)
+        json_object_set_new(root, "flood", flood_model_to_json(&m->flood));
+    if (m->dialog)
+        json_object_set_new(root, "dialog", dialog_model_to_json(m->dialog));
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = json_dump_file(root, tmp, JSON_INDENT(1) | JSON_COMPACT);
+    json_decref(root);
+    if (rc != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void context_model_destroy(context_model_t **self)
+{
+    context_model_t *m = *self;
+    if (!m)
+        return;
+    dialog_model_destroy(&m->dialog);
+    free(m);
+    *self = NULL;
+}
+
+context_t *context_new(const context_model_t *m)
+{
+    context_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if ((m->has_flood && !(c->flood = flood_new(&m->flood, NULL))) ||
+        (m->dialog && !(c->dialog = dialog_new(m->dialog)))) {
+        context_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void context_destroy(context_t **self)
+{
+    context_t *c = *self;
+    if (!c)
+        return;
+    flood_destroy(&c->flood);
+    dialog_destroy(&c->dialog);
+    free(c);
+    *self = NULL;
+}
+
+void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, context_verdict_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (c->flood)
+        flood_observe(c->flood, m, info, &out->flood);
+    if (c->dialog)
+        dialog_observe(c->dialog, m, info, &out->dialog);
+    out->anomaly = out->flood.flood || out->dialog.anomaly;
+}
+
+void context_report(const context_verdict_t *v, json_t *o, json_t *detectors)
+{
+    if (v->flood.flood) {
+        json_array_append_new(detectors, json_string("flood"));
+        json_object_set_new(o, "flood",
+                            json_pack("{s:s, s:s, s:f, s:f}", "key",
+                                      flood_key_name(v->flood.key), "class",
+                                      flood_class_name(v->flood.cls), "count", v->flood.count,
+                                      "threshold", v->flood.threshold));
+    }
+    if (v->dialog.anomaly) {
+        json_array_append_new(detectors, json_string("dialog"));
+        json_object_set_new(o, "dialog",
+                            json_pack("{s:s, s:s, s:I}", "token", v->dialog.token, "after",
+                                      v->dialog.context, "seen", (json_int_t)v->dialog.count));
+    }
+}

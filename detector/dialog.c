@@ -1,0 +1,438 @@
+#include "dialog.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define PROBES 16
+
+typedef struct {
+    char ctx[DIALOG_TOKEN_LEN * 2];
+    char tok[DIALOG_TOKEN_LEN];
+    uint32_t count;
+} transition_t;
+
+typedef struct {
+    uint64_t key; /* 0: empty */
+    uint32_t idx; /* into transitions */
+} slot_t;
+
+struct dialog_model {
+    dialog_opts_t o;
+    transition_t *tr;
+    size_t n, cap;
+    slot_t *map;
+    size_t mapcap;
+};
+
+typedef struct {
+    uint64_t key; /* 0: empty */
+    double t;
+    endpoint_t first; /* who spoke first on this leg */
+    int ntok;         /* tokens of context held (up to order - 1) */
+    char tok[DIALOG_MAX_ORDER - 1][DIALOG_TOKEN_LEN];
+    bool flagged;
+} leg_t;
+
+struct dialog {
+    const dialog_model_t *m;
+    dialog_opts_t o;
+    leg_t *legs;
+    size_t cap, active;
+};
+
+void dialog_opts_default(dialog_opts_t *o)
+{
+    o->order = 3;
+    o->min_count = 1;
+    o->timeout = 7200;
+    o->capacity = 65536;
+}
+
+/* ------------------------------------------------------------------ the model's table */
+
+static uint64_t transition_key(const char *ctx, const char *tok)
+{
+    char buf[DIALOG_TOKEN_LEN * 3 + 2];
+    size_t cl = strlen(ctx), tl = strlen(tok);
+    if (cl + tl + 1 > sizeof buf)
+        return 1;
+    memcpy(buf, ctx, cl + 1);
+    memcpy(buf + cl + 1, tok, tl);
+    uint64_t k = XXH3_64bits(buf, cl + 1 + tl);
+    return k ? k : 1;
+}
+
+static dialog_model_t *model_new(const dialog_opts_t *o)
+{
+    dialog_model_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->o = *o;
+    m->mapcap = 1024;
+    m->map = calloc(m->mapcap, sizeof *m->map);
+    if (!m->map) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void dialog_model_destroy(dialog_model_t **self)
+{
+    dialog_model_t *m = *self;
+    if (!m)
+        return;
+    free(m->tr);
+    free(m->map);
+    free(m);
+    *self = NULL;
+}
+
+static slot_t *find_slot(const dialog_model_t *m, uint64_t key)
+{
+    size_t mask = m->mapcap - 1;
+    for (size_t h = key & mask;; h = (h + 1) & mask)
+        if (m->map[h].key == key || !m->map[h].key)
+            return &m->map[h];
+}
+
+static uint32_t model_count(const dialog_model_t *m, const char *ctx, const char *tok)
+{
+    slot_t *s = find_slot(m, transition_key(ctx, tok));
+    return s->key ? m->tr[s->idx].count : 0;
+}
+
+static int grow_map(dialog_model_t *m)
+{
+    slot_t *old = m->map;
+    size_t oldcap = m->mapcap;
+    m->mapcap *= 2;
+    m->map = calloc(m->mapcap, sizeof *m->map);
+    if (!m->map) {
+        m->map = old;
+        m->mapcap = oldcap;
+        return -1;
+    }
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].key)
+            *find_slot(m, old[i].key) = old[i];
+    free(old);
+    return 0;
+}
+
+static int model_add(dialog_model_t *m, const char *ctx, const char *tok, uint32_t count)
+{
+    if ((m->n + 1) * 2 > m->mapcap && grow_map(m) != 0)
+        return -1;
+    uint64_t key = transition_key(ctx, tok);
+    slot_t *s = find_slot(m, key);
+    if (s->key) {
+        m->tr[s->idx].count += count;
+        return 0;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        transition_t *t = realloc(m->tr, cap * sizeof *t);
+        if (!t)
+            return -1;
+        m->tr = t;
+        m->cap = cap;
+    }
+    transition_t *t = &m->tr[m->n];
+    snprintf(t->ctx, sizeof t->ctx, "%s", ctx);
+    snprintf(t->tok, sizeof t->tok, "%s", tok);
+    t->count = count;
+    s->key = key;
+    s->idx = (uint32_t)m->n++;
+    return 0;
+}
+
+size_t dialog_model_transitions(const dialog_model_t *m)
+{
+    return m->n;
+}
+
+const dialog_opts_t *dialog_model_opts(const dialog_model_t *m)
+{
+    return &m->o;
+}
+
+/* ------------------------------------------------------------------ legs */
+
+static dialog_t *tracker_new(const dialog_model_t *m, const dialog_opts_t *o)
+{
+    dialog_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->m = m;
+    d->o = *o;
+    d->cap = 1024;
+    while (d->cap < d->o.capacity)
+        d->cap *= 2;
+    d->legs = calloc(d->cap, sizeof *d->legs);
+    if (!d->legs) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+dialog_t *dialog_new(const dialog_model_t *m)
+{
+    return tracker_new(m, &m->o);
+}
+
+void dialog_destroy(dialog_t **self)
+{
+    dialog_t *d = *self;
+    if (!d)
+        return;
+    free(d->legs);
+    free(d);
+    *self = NULL;
+}
+
+size_t dialog_active(const dialog_t *d)
+{
+    return d->active;
+}
+
+static bool same_endpoint(const endpoint_t *a, const endpoint_t *b)
+{
+    return a->family == b->family && a->port == b->port &&
+           !memcmp(a->addr, b->addr, a->family == 6 ? 16 : 4);
+}
+
+/* The leg of a message: its Call-ID between its two endpoints, whichever direction. */
+static uint64_t leg_key(const msg_t *m, const sipinfo_t *info)
+{
+    const endpoint_t *lo = &m->src, *hi = &m->dst;
+    if (memcmp(lo, hi, sizeof *lo) > 0) {
+        lo = &m->dst;
+        hi = &m->src;
+    }
+    uint8_t buf[sizeof info->call_id + 2 * 20];
+    size_t n = strlen(info->call_id);
+    memcpy(buf, info->call_id, n);
+    const endpoint_t *ep[2] = {lo, hi};
+    for (int i = 0; i < 2; i++) {
+        buf[n++] = (uint8_t)ep[i]->family;
+        memcpy(buf + n, ep[i]->addr, 16);
+        n += 16;
+        buf[n++] = (uint8_t)(ep[i]->port >> 8);
+        buf[n++] = (uint8_t)ep[i]->port;
+    }
+    uint64_t k = XXH3_64bits(buf, n);
+    return k ? k : 1;
+}
+
+/* The leg's entry; a new one takes an empty or expired slot, else the one idle longest. */
+static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh)
+{
+    size_t mask = d->cap - 1, h = key & mask, victim = h;
+    double oldest = INFINITY;
+    for (int p = 0; p < PROBES; p++, h = (h + 1) & mask) {
+        leg_t *l = &d->legs[h];
+        if (l->key == key) {
+            if (now - l->t <= d->o.timeout) {
+                *fresh = false;
+                return l;
+            }
+            victim = h; /* expired: start it again */
+            break;
+        }
+        if (!l->key) {
+            victim = h;
+            oldest = -INFINITY;
+            break;
+        }
+        double t = now - l->t > d->o.timeout ? -INFINITY : l->t;
+        if (t < oldest) {
+            oldest = t;
+            victim = h;
+        }
+    }
+    leg_t *l = &d->legs[victim];
+    if (!l->key)
+        d->active++;
+    memset(l, 0, sizeof *l);
+    l->key = key;
+    *fresh = true;
+    return l;
+}
+
+static void make_token(const msg_t *m, const leg_t *l, const sipinfo_t *info, char *tok)
+{
+    char dir = same_endpoint(&m->src, &l->first) ? 'a' : 'b';
+    if (info->is_request)
+        snprintf(tok, DIALOG_TOKEN_LEN, "%c:%s", dir, info->method[0] ? info->method : "?");
+    else
+        snprintf(tok, DIALOG_TOKEN_LEN, "%c:%d/%s", dir, info->status,
+                 info->cseq_method[0] ? info->cseq_method : "?");
+}
+
+static void context_of(const leg_t *l, int order, char *ctx, size_t cap)
+{
+    size_t o = 0;
+    ctx[0] = '\0';
+    int want = order - 1;
+    for (int i = 0; i < want; i++) {
+        int k = l->ntok - want + i; /* index into the held tokens; negative: before the start */
+        const char *t = k < 0 ? "^" : l->tok[k];
+        int w = snprintf(ctx + o, cap - o, "%s%s", i ? "|" : "", t);
+        if (w < 0 || (size_t)w >= cap - o)
+            break;
+        o += (size_t)w;
+    }
+}
+
+static void push_token(leg_t *l, int order, const char *tok)
+{
+    int keep = order - 1;
+    if (keep <= 0)
+        return;
+    if (l->ntok == keep) {
+        memmove(l->tok[0], l->tok[1], (size_t)(keep - 1) * DIALOG_TOKEN_LEN);
+        l->ntok--;
+    }
+    snprintf(l->tok[l->ntok++], DIALOG_TOKEN_LEN, "%s", tok);
+}
+
+/* Moves a leg on by one message; fills the token and its context. Returns the leg or NULL. */
+static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *tok, char *ctx,
+                      bool *fresh)
+{
+    if (!info->call_id[0] || (!info->is_request && info->status == 0))
+        return NULL;
+    double now = (double)m->ts_sec + m->ts_usec * 1e-6;
+    leg_t *l = find_leg(d, leg_key(m, info), now, fresh);
+    if (*fresh)
+        l->first = m->src;
+    l->t = now;
+    make_token(m, l, info, tok);
+    context_of(l, d->o.order, ctx, DIALOG_TOKEN_LEN * 2);
+    push_token(l, d->o.order, tok);
+    return l;
+}
+
+void dialog_observe(dialog_t *d, const msg_t *m, const sipinfo_t *info, dialog_verdict_t *out)
+{
+    memset(out, 0, sizeof *out);
+    leg_t *l = advance(d, m, info, out->token, out->context, &out->first_of_leg);
+    if (!l)
+        return;
+    out->count = model_count(d->m, out->context, out->token);
+    if (out->count < d->o.min_count && !l->flagged) {
+        out->anomaly = true;
+        l->flagged = true;
+    }
+}
+
+/* ------------------------------------------------------------------ training */
+
+struct dialog_trainer {
+    dialog_t *legs;
+    dialog_model_t *m;
+};
+
+dialog_trainer_t *dialog_trainer_new(const dialog_opts_t *o)
+{
+    if (o->order < 1 || o->order > DIALOG_MAX_ORDER)
+        return NULL;
+    dialog_trainer_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->m = model_new(o);
+    t->legs = t->m ? tracker_new(t->m, o) : NULL;
+    if (!t->legs) {
+        dialog_trainer_destroy(&t);
+        return NULL;
+    }
+    return t;
+}
+
+void dialog_trainer_add(dialog_trainer_t *t, const msg_t *m, const sipinfo_t *info)
+{
+    char tok[DIALOG_TOKEN_LEN], ctx[DIALOG_TOKEN_LEN * 2];
+    bool fresh;
+    if (advance(t->legs, m, info, tok, ctx, &fresh))
+        model_add(t->m, ctx, tok, 1);
+}
+
+dialog_model_t *dialog_trainer_finish(dialog_trainer_t *t)
+{
+    dialog_model_t *m = t->m;
+    t->m = NULL;
+    return m;
+}
+
+void dialog_trainer_destroy(dialog_trainer_t **self)
+{
+    dialog_trainer_t *t = *self;
+    if (!t)
+        return;
+    dialog_destroy(&t->legs);
+    dialog_model_destroy(&t->m);
+    free(t);
+    *self = NULL;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+json_t *dialog_model_to_json(const dialog_model_t *m)
+{
+    json_t *tr = json_array();
+    for (size_t i = 0; i < m->n; i++)
+        json_array_append_new(tr, json_pack("[s, s, I]", m->tr[i].ctx, m->tr[i].tok,
+                                            (json_int_t)m->tr[i].count));
+    return json_pack("{s:i, s:I, s:f, s:I, s:o}", "order", m->o.order, "min_count",
+                     (json_int_t)m->o.min_count, "timeout", m->o.timeout, "capacity",
+                     (json_int_t)m->o.capacity, "transitions", tr);
+}
+
+dialog_model_t *dialog_model_from_json(json_t *j, char *err, size_t errlen)
+{
+    dialog_opts_t o;
+    dialog_opts_default(&o);
+    json_t *order = json_object_get(j, "order"), *minc = json_object_get(j, "min_count"),
+           *to = json_object_get(j, "timeout"), *cap = json_object_get(j, "capacity"),
+           *tr = json_object_get(j, "transitions");
+    if (!json_is_integer(order) || json_integer_value(order) < 1 ||
+        json_integer_value(order) > DIALOG_MAX_ORDER) {
+        snprintf(err, errlen, "dialog.order: expected a whole number from 1 to %d",
+                 DIALOG_MAX_ORDER);
+        return NULL;
+    }
+    if (!json_is_integer(minc) || json_integer_value(minc) < 1 || !json_is_number(to) ||
+        json_number_value(to) <= 0 || !json_is_integer(cap) || json_integer_value(cap) < 1 ||
+        json_integer_value(cap) > (1 << 26) || !json_is_array(tr)) {
+        snprintf(err, errlen, "dialog: min_count, timeout, capacity and transitions must be "
+                              "positive numbers and an array");
+        return NULL;
+    }
+    o.order = (int)json_integer_value(order);
+    o.min_count = (uint32_t)json_integer_value(minc);
+    o.timeout = json_number_value(to);
+    o.capacity = (size_t)json_integer_value(cap);
+    dialog_model_t *m = model_new(&o);
+    size_t i;
+    json_t *e;
+    json_array_foreach(tr, i, e)
+    {
+        const char *ctx = json_string_value(json_array_get(e, 0)),
+                   *tok = json_string_value(json_array_get(e, 1));
+        json_t *n = json_array_get(e, 2);
+        if (!ctx || !tok || !json_is_integer(n) || json_integer_value(n) < 1 ||
+            strlen(ctx) >= DIALOG_TOKEN_LEN * 2 || strlen(tok) >= DIALOG_TOKEN_LEN ||
+            model_add(m, ctx, tok, (uint32_t)json_integer_value(n)) != 0) {
+            snprintf(err, errlen, "dialog.transitions[%zu]: expected [context, token, count]",
+                     i);
+            dialog_model_destroy(&m);
+            return NULL;
+        }
+    }
+    return m;
+}

@@ -1,0 +1,75 @@
+/*
+ * dialog: per-dialog message sequences, learned as an n-gram model.
+ *
+ * Every message with a Call-ID becomes a token: its direction on its leg
+ * ("a" from the side that spoke first, "b" from the other) and its type (the
+ * method of a request; status code and CSeq method of a response), e.g.
+ * "a:INVITE", "b:180/INVITE", "a:ACK". A leg is one Call-ID between one pair
+ * of endpoints, so the caller-proxy and proxy-callee halves of a call are two
+ * sequences whose interleaving in time does not matter.
+ *
+ * Training counts every (previous order-1 tokens, token) transition of the
+ * normal traffic, with "^" before the first message. Scoring looks the same
+ * transition up as each message arrives: one never seen in training (or seen
+ * fewer than min_count times) flags the message, so an abnormal dialog is
+ * flagged at its first abnormal message, not when it ends. A leg is flagged
+ * once; later messages of it are not reported again.
+ *
+ * Legs live in a bounded table: idle ones expire after `timeout` seconds, and
+ * a full table gives up the leg idle longest.
+ */
+#ifndef SIPGUARD_DIALOG_H
+#define SIPGUARD_DIALOG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "sipcheck.h"
+
+#define DIALOG_MAX_ORDER 6
+#define DIALOG_TOKEN_LEN 48
+
+typedef struct {
+    int order;        /* n of the n-grams: order-1 tokens of context (default 3) */
+    uint32_t min_count; /* transitions seen fewer times are anomalies (default 1) */
+    double timeout;   /* idle seconds before a leg is forgotten (default 7200: longer than calls) */
+    size_t capacity;  /* legs tracked at once (default 65536) */
+} dialog_opts_t;
+
+void dialog_opts_default(dialog_opts_t *o);
+
+typedef struct dialog_model dialog_model_t;
+
+typedef struct {
+    bool anomaly;
+    bool first_of_leg;                 /* the message opened a new leg */
+    char token[DIALOG_TOKEN_LEN];      /* the message's token */
+    char context[DIALOG_TOKEN_LEN * 2]; /* the tokens before it, "|"-joined */
+    uint32_t count;                    /* times training saw the transition */
+} dialog_verdict_t;
+
+/* Training: feed normal traffic in time order, then finish into a model. */
+typedef struct dialog_trainer dialog_trainer_t;
+dialog_trainer_t *dialog_trainer_new(const dialog_opts_t *o);
+void dialog_trainer_add(dialog_trainer_t *t, const msg_t *m, const sipinfo_t *info);
+dialog_model_t *dialog_trainer_finish(dialog_trainer_t *t);
+void dialog_trainer_destroy(dialog_trainer_t **self);
+
+void dialog_model_destroy(dialog_model_t **self);
+size_t dialog_model_transitions(const dialog_model_t *m);
+const dialog_opts_t *dialog_model_opts(const dialog_model_t *m);
+json_t *dialog_model_to_json(const dialog_model_t *m);
+dialog_model_t *dialog_model_from_json(json_t *j, char *err, size_t errlen);
+
+typedef struct dialog dialog_t;
+dialog_t *dialog_new(const dialog_model_t *m);
+void dialog_destroy(dialog_t **self);
+/* Judges one message (in time order). Messages without a Call-ID are never anomalies. */
+void dialog_observe(dialog_t *d, const msg_t *m, const sipinfo_t *info, dialog_verdict_t *out);
+/* Legs tracked now. */
+size_t dialog_active(const dialog_t *d);
+
+#endif

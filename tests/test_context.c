@@ -1,0 +1,386 @@
+/* Tests of detector/flood, detector/dialog and detector/context on synthetic traffic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "context.h"
+
+/* Hosts below 1000 are ours (10.0.0.N); from 1000 on, strangers spread over 203.0.x.y. */
+static void host_address(int host, uint8_t addr[16])
+{
+    uint8_t ours[4] = {10, 0, 0, (uint8_t)host};
+    uint8_t stranger[4] = {203, 0, (uint8_t)(host / 250), (uint8_t)(host % 250)};
+    memcpy(addr, host >= 1000 ? stranger : ours, 4);
+}
+
+/* A message record: source 10.0.0.S (or 203.0.113.S for strangers) and the parsed fields. */
+static void make(msg_t *m, sipinfo_t *in, double t, int src, int dst, const char *method,
+                 int status, const char *cseq_method, const char *call_id, const char *from,
+                 const char *to)
+{
+    memset(m, 0, sizeof *m);
+    memset(in, 0, sizeof *in);
+    m->ts_sec = (int64_t)t;
+    m->ts_usec = (int32_t)((t - (double)(int64_t)t) * 1e6);
+    m->src.family = m->dst.family = 4;
+    host_address(src, m->src.addr);
+    host_address(dst, m->dst.addr);
+    m->src.port = m->dst.port = 5060;
+    m->transport = TRANSPORT_UDP;
+    in->parse_ok = true;
+    in->is_request = method != NULL;
+    snprintf(in->method, sizeof in->method, "%s", method ? method : "");
+    in->status = status;
+    snprintf(in->cseq_method, sizeof in->cseq_method, "%s", cseq_method);
+    snprintf(in->call_id, sizeof in->call_id, "%s", call_id);
+    snprintf(in->from_user, sizeof in->from_user, "%s", from);
+    snprintf(in->ruri_user, sizeof in->ruri_user, "%s", method ? to : "");
+    in->expires = -1;
+}
+
+/* Normal traffic: 20 users (10.0.0.10-29) register, then one calls another every few seconds
+ * through the proxy 10.0.0.1: INVITE, 100, 180, 200, ACK, BYE, 200. */
+typedef void (*sink_fn)(void *ctx, const msg_t *m, const sipinfo_t *in);
+
+static void normal_traffic(double t0, double seconds, sink_fn sink, void *ctx, unsigned seed)
+{
+    msg_t m;
+    sipinfo_t in;
+    char cid[64], a[16], b[16];
+    for (int u = 0; u < 20; u++) {
+        snprintf(cid, sizeof cid, "reg-%u-%d", seed, u);
+        snprintf(a, sizeof a, "u%d", u);
+        double t = t0 + u * 0.5;
+        make(&m, &in, t, 10 + u, 1, "REGISTER", 0, "REGISTER", cid, a, a);
+        sink(ctx, &m, &in);
+        make(&m, &in, t + 0.01, 1, 10 + u, NULL, 200, "REGISTER", cid, a, a);
+        in.expires = 3600;
+        sink(ctx, &m, &in);
+    }
+    srand(seed);
+    int n = 0;
+    for (double t = t0 + 12; t < t0 + seconds; t += 2 + (rand() % 300) / 100.0, n++) {
+        int x = rand() % 20, y = (x + 1 + rand() % 19) % 20;
+        snprintf(cid, sizeof cid, "call-%u-%d", seed, n);
+        snprintf(a, sizeof a, "u%d", x);
+        snprintf(b, sizeof b, "u%d", y);
+        struct {
+            double dt;
+            int src, dst;
+            const char *method;
+            int status;
+            const char *cseq;
+        } flow[] = {
+            {0, 10 + x, 1, "INVITE", 0, "INVITE"},      {0.002, 1, 10 + x, NULL, 100, "INVITE"},
+            {0.003, 1, 10 + y, "INVITE", 0, "INVITE"},  {0.05, 10 + y, 1, NULL, 180, "INVITE"},
+            {0.052, 1, 10 + x, NULL, 180, "INVITE"},    {1.0, 10 + y, 1, NULL, 200, "INVITE"},
+            {1.002, 1, 10 + x, NULL, 200, "INVITE"},    {1.05, 10 + x, 1, "ACK", 0, "ACK"},
+            {1.052, 1, 10 + y, "ACK", 0, "ACK"},        {1.5, 10 + x, 1, "BYE", 0, "BYE"},
+            {1.502, 1, 10 + y, "BYE", 0, "BYE"},        {1.54, 10 + y, 1, NULL, 200, "BYE"},
+            {1.542, 1, 10 + x, NULL, 200, "BYE"},
+        };
+        for (size_t k = 0; k < sizeof flow / sizeof flow[0]; k++) {
+            make(&m, &in, t + flow[k].dt, flow[k].src, flow[k].dst, flow[k].method,
+                 flow[k].status, flow[k].cseq, cid, a, b);
+            sink(ctx, &m, &in);
+        }
+    }
+}
+
+static void feed_flood_trainer(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    flood_trainer_add(ctx, m, in);
+}
+
+static void feed_dialog_trainer(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    dialog_trainer_add(ctx, m, in);
+}
+
+typedef struct {
+    flood_t *f;
+    int flagged;
+} flood_count_t;
+
+static void feed_flood(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    flood_count_t *c = ctx;
+    flood_verdict_t v;
+    flood_observe(c->f, m, in, &v);
+    c->flagged += v.flood;
+}
+
+static flood_model_t *trained_flood(void)
+{
+    static flood_model_t fm;
+    flood_opts_t o;
+    flood_opts_default(&o);
+    flood_trainer_t *t = flood_trainer_new(&o);
+    normal_traffic(1000, 600, feed_flood_trainer, t, 1);
+    assert_int_equal(flood_trainer_finish(t, &fm), 0);
+    flood_trainer_destroy(&t);
+    return &fm;
+}
+
+static void test_flood_quiet_on_normal_traffic_of_another_day(void **state)
+{
+    (void)state;
+    flood_model_t *fm = trained_flood();
+    assert_true(fm->n_known >= 1); /* the proxy is busy: its own thresholds */
+    flood_count_t c = {flood_new(fm, NULL), 0};
+    normal_traffic(90000, 600, feed_flood, &c, 2);
+    assert_int_equal(c.flagged, 0);
+    flood_destroy(&c.f);
+}
+
+static void test_flood_single_source_constant_rate_flagged_within_a_few_messages(void **state)
+{
+    (void)state;
+    flood_model_t *fm = trained_flood();
+    flood_count_t c = {flood_new(fm, NULL), 0};
+    normal_traffic(90000, 60, feed_flood, &c, 3);
+    msg_t m;
+    sipinfo_t in;
+    flood_verdict_t v;
+    int first = -1;
+    for (int i = 0; i < 100; i++) { /* 25 INVITEs/s from one stranger */
+        char cid[32];
+        snprintf(cid, sizeof cid, "fl-%d", i);
+        make(&m, &in, 90030 + i / 25.0, 1005, 1, "INVITE", 0, "INVITE", cid, "100", "u3");
+        flood_observe(c.f, &m, &in, &v);
+        if (v.flood && first < 0) {
+            first = i;
+            assert_int_equal(v.cls, FLOOD_INVITE);
+            assert_true(v.count > v.threshold);
+        }
+    }
+    assert_true(first >= 1 && first <= 4);
+    flood_destroy(&c.f);
+}
+
+static void test_flood_distributed_flagged_but_registered_users_still_call(void **state)
+{
+    (void)state;
+    flood_model_t *fm = trained_flood();
+    flood_t *f = flood_new(fm, NULL);
+    flood_count_t c = {f, 0};
+    normal_traffic(90000, 30, feed_flood, &c, 4);
+    msg_t m;
+    sipinfo_t in;
+    flood_verdict_t v;
+    int flagged = 0;
+    for (int i = 0; i < 400; i++) { /* 200 INVITEs/s, each from another stranger */
+        char cid[32];
+        char to[16];
+        snprintf(cid, sizeof cid, "dd-%d", i);
+        char from[16];
+        snprintf(to, sizeof to, "u%d", i % 20); /* victims spread too: only the total shows */
+        snprintf(from, sizeof from, "x%d", i);
+        make(&m, &in, 90040 + i / 200.0, 1000 + i, 1, "INVITE", 0, "INVITE", cid, from, to);
+        flood_observe(f, &m, &in, &v);
+        flagged += v.flood;
+        if (i == 200) { /* a registered user calls in the middle of it */
+            flood_verdict_t u;
+            make(&m, &in, 90040 + i / 200.0, 12, 1, "INVITE", 0, "INVITE", "legit", "u2", "u5");
+            flood_observe(f, &m, &in, &u);
+            assert_false(u.flood);
+            assert_true(u.vouched);
+        }
+    }
+    assert_true(flagged >= 390);
+    assert_int_equal(v.key, FLOOD_KEY_GLOBAL);
+    flood_destroy(&f);
+}
+
+static void test_flood_half_open_sessions_flagged(void **state)
+{
+    (void)state;
+    flood_model_t *fm = trained_flood();
+    flood_t *f = flood_new(fm, NULL);
+    msg_t m;
+    sipinfo_t in;
+    flood_verdict_t v;
+    /* a stranger sends INVITEs 3 s apart (no rate alarm), never ACKs the 200s */
+    int flagged_at = -1;
+    for (int i = 0; i < 20; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "ho-%d", i);
+        double t = 5000 + 3.0 * i;
+        make(&m, &in, t, 1007, 1, "INVITE", 0, "INVITE", cid, "x", "u1");
+        flood_observe(f, &m, &in, &v);
+        if (v.flood && flagged_at < 0) {
+            flagged_at = i;
+            assert_int_equal(v.key, -1);
+        }
+        make(&m, &in, t + 0.5, 1, 1007, NULL, 200, "INVITE", cid, "x", "u1");
+        flood_observe(f, &m, &in, &v);
+    }
+    assert_true(flagged_at > 0 && flagged_at < 20);
+    flood_destroy(&f);
+}
+
+static void test_flood_model_json_round_trip_and_bad_models(void **state)
+{
+    (void)state;
+    flood_model_t *fm = trained_flood(), back;
+    json_t *j = flood_model_to_json(fm);
+    char err[256];
+    assert_int_equal(flood_model_from_json(j, &back, err, sizeof err), 0);
+    assert_true(back.thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE] == fm->thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE]);
+    assert_int_equal(back.n_known, fm->n_known);
+    assert_memory_equal(back.known[0].addr, fm->known[0].addr, 16);
+    json_object_set_new(json_object_get(json_object_get(j, "thresholds"), "source"), "INVITE",
+                        json_string("many"));
+    assert_int_equal(flood_model_from_json(j, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "flood.thresholds.source.INVITE"));
+    json_decref(j);
+    j = json_pack("{s:s}", "tau", "x");
+    assert_int_equal(flood_model_from_json(j, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "flood.tau"));
+    json_decref(j);
+}
+
+typedef struct {
+    dialog_t *d;
+    int flagged;
+} dialog_count_t;
+
+static void feed_dialog(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    dialog_count_t *c = ctx;
+    dialog_verdict_t v;
+    dialog_observe(c->d, m, in, &v);
+    c->flagged += v.anomaly;
+}
+
+static dialog_model_t *trained_dialog(void)
+{
+    dialog_opts_t o;
+    dialog_opts_default(&o);
+    dialog_trainer_t *t = dialog_trainer_new(&o);
+    normal_traffic(1000, 600, feed_dialog_trainer, t, 1);
+    dialog_model_t *m = dialog_trainer_finish(t);
+    dialog_trainer_destroy(&t);
+    assert_non_null(m);
+    return m;
+}
+
+static void test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message(
+    void **state)
+{
+    (void)state;
+    dialog_model_t *dm = trained_dialog();
+    dialog_count_t c = {dialog_new(dm), 0};
+    normal_traffic(50000, 600, feed_dialog, &c, 7);
+    assert_int_equal(c.flagged, 0);
+    /* a cancelled call: INVITE, 100, 180, then CANCEL, never seen in training */
+    msg_t m;
+    sipinfo_t in;
+    dialog_verdict_t v;
+    const struct {
+        int src, dst;
+        const char *method;
+        int status;
+        const char *cseq;
+        bool odd;
+    } flow[] = {
+        {20, 1, "INVITE", 0, "INVITE", false}, {1, 20, NULL, 100, "INVITE", false},
+        {1, 20, NULL, 180, "INVITE", false},   {20, 1, "CANCEL", 0, "CANCEL", true},
+        {1, 20, NULL, 200, "CANCEL", false}, /* the leg is flagged once */
+    };
+    for (size_t k = 0; k < sizeof flow / sizeof flow[0]; k++) {
+        make(&m, &in, 60000 + k * 0.1, flow[k].src, flow[k].dst, flow[k].method, flow[k].status,
+             flow[k].cseq, "cancelled-1", "u10", "u11");
+        dialog_observe(c.d, &m, &in, &v);
+        assert_int_equal(v.anomaly, flow[k].odd);
+        if (flow[k].odd) {
+            assert_string_equal(v.token, "a:CANCEL");
+            assert_string_equal(v.context, "b:100/INVITE|b:180/INVITE");
+            assert_int_equal(v.count, 0);
+        }
+    }
+    /* a BYE out of nowhere (a spoofed teardown) */
+    make(&m, &in, 60010, 1009, 1, "BYE", 0, "BYE", "call-7-3", "u1", "u2");
+    dialog_observe(c.d, &m, &in, &v);
+    assert_true(v.anomaly);
+    assert_true(v.first_of_leg);
+    dialog_destroy(&c.d);
+    dialog_model_destroy(&dm);
+}
+
+static void test_dialog_state_is_bounded(void **state)
+{
+    (void)state;
+    dialog_model_t *dm = trained_dialog();
+    dialog_opts_t o = *dialog_model_opts(dm);
+    assert_int_equal(o.capacity, 65536);
+    dialog_t *d = dialog_new(dm);
+    msg_t m;
+    sipinfo_t in;
+    dialog_verdict_t v;
+    for (int i = 0; i < 200000; i++) { /* more legs than the table holds */
+        char cid[32];
+        snprintf(cid, sizeof cid, "many-%d", i);
+        make(&m, &in, 70000 + i * 0.001, 10 + i % 20, 1, "OPTIONS", 0, "OPTIONS", cid, "u", "u");
+        dialog_observe(d, &m, &in, &v);
+    }
+    assert_true(dialog_active(d) <= 131072);
+    dialog_destroy(&d);
+    dialog_model_destroy(&dm);
+}
+
+static void test_context_model_file_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    char path[64], err[512];
+    snprintf(path, sizeof path, "/tmp/sipguard-ctx-%d.json", (int)getpid());
+    context_model_t m = {.has_flood = true, .flood = *trained_flood(), .dialog = trained_dialog()};
+    assert_int_equal(context_model_save(&m, path, err, sizeof err), 0);
+    context_model_t *back = context_model_load(path, err, sizeof err);
+    assert_non_null(back);
+    assert_true(back->has_flood);
+    assert_int_equal(dialog_model_transitions(back->dialog), dialog_model_transitions(m.dialog));
+    context_t *c = context_new(back);
+    assert_non_null(c);
+    context_destroy(&c);
+    context_model_destroy(&back);
+    dialog_model_destroy(&m.dialog);
+    FILE *f = fopen(path, "w");
+    fputs("{\"format\":\"sipguard-context\",\"version\":1,\"dialog\":{\"order\":9}}", f);
+    fclose(f);
+    assert_null(context_model_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "dialog.order"));
+    f = fopen(path, "w");
+    fputs("{\"format\":\"sipguard-context\",", f);
+    fclose(f);
+    assert_null(context_model_load(path, err, sizeof err));
+    assert_non_null(strstr(err, path));
+    f = fopen(path, "w");
+    fputs("{\"format\":\"other\"}", f);
+    fclose(f);
+    assert_null(context_model_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "not a context model"));
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flood_quiet_on_normal_traffic_of_another_day),
+        cmocka_unit_test(test_flood_single_source_constant_rate_flagged_within_a_few_messages),
+        cmocka_unit_test(test_flood_distributed_flagged_but_registered_users_still_call),
+        cmocka_unit_test(test_flood_half_open_sessions_flagged),
+        cmocka_unit_test(test_flood_model_json_round_trip_and_bad_models),
+        cmocka_unit_test(
+            test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message),
+        cmocka_unit_test(test_dialog_state_is_bounded),
+        cmocka_unit_test(test_context_model_file_round_trip_and_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
