@@ -47,6 +47,24 @@ void sipcheck_init(void)
     pthread_once(&init_once, init_parser);
 }
 
+static void copy_str(char *dst, size_t cap, const char *src);
+
+/* Copies a value without its surrounding double quotes. */
+static void copy_unquoted(char *dst, size_t cap, const char *src)
+{
+    if (!src)
+        return;
+    size_t n = strlen(src);
+    if (n >= 2 && src[0] == '"' && src[n - 1] == '"') {
+        src++;
+        n -= 2;
+    }
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void copy_str(char *dst, size_t cap, const char *src)
 {
     if (!src) {
@@ -190,6 +208,14 @@ static void extract_osip(osip_message_t *m, sipinfo_t *out)
         out->expires = atoi(h->hvalue);
     out->has_auth =
         osip_list_size(&m->authorizations) > 0 || osip_list_size(&m->proxy_authorizations) > 0;
+    osip_authorization_t *a = osip_list_get(&m->authorizations, 0);
+    if (!a)
+        a = osip_list_get(&m->proxy_authorizations, 0);
+    if (a) { /* the values keep their quotes in libosip2: drop them */
+        copy_unquoted(out->auth_user, sizeof out->auth_user, a->username);
+        copy_unquoted(out->auth_nonce, sizeof out->auth_nonce, a->nonce);
+        copy_unquoted(out->auth_response, sizeof out->auth_response, a->response);
+    }
 }
 
 /* The first mandatory header (RFC 3261 section 8.1.1) the parsed message lacks, or NULL. */

@@ -31,6 +31,7 @@ typedef struct {
     char contact_host[64], via_host[64];
     int expires;   /* Expires header or -1 */
     bool has_auth; /* Authorization or Proxy-Authorization present */
+    char auth_user[64], auth_nonce[96], auth_response[48]; /* its digest fields, unquoted */
 } sipinfo_t;
 
 /* Initialises libosip2's parser; call once before any thread parses. */

@@ -28,8 +28,12 @@ static const cliopt_t train_opts[] = {
     {"floor", 0, "COUNT", "flood: no threshold below this decayed count", "2"},
     {"order", 0, "N", "dialog: n-gram order (N - 1 messages of context)", "3"},
     {"min-count", 0, "N", "dialog: transitions seen fewer times in training are anomalies", "1"},
+    {"expected-users", 0, "N", "binding: users to size the Bloom filter and table for", "100000"},
+    {"no-challenge", 0, NULL,
+     "binding: bind on any 200 to a REGISTER, not only after a 401/407 challenge", NULL},
     {"no-flood", 0, NULL, "leave the flood detector out", NULL},
     {"no-dialog", 0, NULL, "leave the dialog detector out", NULL},
+    {"no-binding", 0, NULL, "leave the binding detector out", NULL},
     CMD_INPUT_OPTIONS,
     {"quiet", 'q', NULL, "print no summary", NULL},
     {"help", 'h', NULL, "show this help", NULL},
@@ -39,8 +43,9 @@ static const cliopt_t train_opts[] = {
 static const clicmd_t train_cmd = {
     "sipguard context train -o CONTEXT.json [OPTIONS] INPUT...",
     "Learns the flood detector's thresholds (decayed request counts per source, identity,\n"
-    "target and overall, per method class; half-open sessions) and the dialog detector's\n"
-    "n-gram model of message sequences from normal traffic, into one JSON file for\n"
+    "target and overall, per method class; half-open sessions), the dialog detector's\n"
+    "n-gram model of message sequences, and the binding detector's infrastructure (sources\n"
+    "that speak for many identities) from normal traffic, into one JSON file for\n"
     "`sipguard score --context` and the edge. Inputs must be in time order (one capture, or\n"
     "consecutive ones).",
     train_opts,
@@ -66,17 +71,22 @@ static const cliopt_t eval_opts[] = {
 };
 
 static const clicmd_t eval_cmd = {
-    "sipguard context eval (flood|dialog) -m CONTEXT.json -l INPUT.labels.csv [OPTIONS] INPUT",
+    "sipguard context eval (flood|dialog|binding) -m CONTEXT.json -l INPUT.labels.csv [OPTIONS] "
+    "INPUT",
     "Evaluates one context detector on a labelled capture the way its published anchor was\n"
     "evaluated. flood: windows of --window INVITEs every --step INVITEs; a window is\n"
     "malicious when it holds at least --min-attack attack INVITEs, and flagged when at least\n"
     "as many of its INVITEs belong to a flood when the window ends (flagged, or sharing the\n"
-    "key of a flood flagged later in the window); prints accuracy, precision, recall, F1, IoU, false-\n"
+    "key of a flood flagged later in the window); prints accuracy, precision, recall, F1, IoU, "
+    "false-\n"
     "positive and false-negative rates and the detector's time per window, overall and per\n"
     "attack rate class (the flood scenario's rate-N). dialog: every Call-ID is a dialog of the\n"
     "type its labels give; types absent from --train-labels are held out; prints the\n"
     "detection probability (held-out dialogs flagged) and the false-alarm probability (dialogs\n"
-    "of trained types flagged), per type, and the detection of attack dialogs per family.",
+    "of trained types flagged), per type, and the detection of attack dialogs per family.\n"
+    "binding: per attack family, the messages flagged and the mismatch classes they got\n"
+    "(new-location, spoofed-source, sip-spoof, identity-theft, auth-replay), and the share of\n"
+    "normal requests flagged.",
     eval_opts,
     "exit status: 0 success, 1 failure, 2 usage error, 3 the input could not be read.\n\n"
     "example: sipguard gen -o t --attacks flood --flood-window a --seed 2 &&\n"
@@ -108,8 +118,9 @@ static int read_labels(const char *path, labels_t *out)
     out->l = NULL;
     out->n = 0;
     if (!fgets(line, sizeof line, f) || strncmp(line, "index,ts,label,family,scenario", 30)) {
-        fprintf(stderr, "sipguard context: %s: not a labels file (expected the header "
-                        "index,ts,label,family,scenario,...)\n",
+        fprintf(stderr,
+                "sipguard context: %s: not a labels file (expected the header "
+                "index,ts,label,family,scenario,...)\n",
                 path);
         fclose(f);
         return -1;
@@ -148,6 +159,7 @@ static int read_labels(const char *path, labels_t *out)
 typedef struct {
     flood_trainer_t *flood;
     dialog_trainer_t *dialog;
+    binding_trainer_t *binding;
     size_t messages;
 } train_ctx_t;
 
@@ -160,6 +172,8 @@ static int train_one(void *p, const msg_t *m)
         flood_trainer_add(c->flood, m, &info);
     if (c->dialog)
         dialog_trainer_add(c->dialog, m, &info);
+    if (c->binding)
+        binding_trainer_add(c->binding, m, &info);
     c->messages++;
     return 0;
 }
@@ -172,8 +186,10 @@ static int context_train(int argc, char **argv)
     flood_opts_default(&fo);
     dialog_opts_t dl;
     dialog_opts_default(&dl);
+    binding_opts_t bo;
+    binding_opts_default(&bo);
     const char *out = NULL, *arg;
-    bool quiet = false, flood = true, dialog = true;
+    bool quiet = false, flood = true, dialog = true, binding = true;
     int i;
     long n;
     while ((i = cliopt_next(&train_cmd, argc, argv, &arg)) != -1) {
@@ -213,6 +229,14 @@ static int context_train(int argc, char **argv)
             if (cliopt_int("--min-count", arg, 1, 1000000, &n))
                 return EXIT_USAGE;
             dl.min_count = (uint32_t)n;
+        } else if (!strcmp(name, "expected-users")) {
+            if (cliopt_int("--expected-users", arg, 1, 100000000, &n))
+                return EXIT_USAGE;
+            bo.expected_users = (size_t)n;
+        } else if (!strcmp(name, "no-challenge")) {
+            bo.require_challenge = false;
+        } else if (!strcmp(name, "no-binding")) {
+            binding = false;
         } else if (!strcmp(name, "no-flood")) {
             flood = false;
         } else if (!strcmp(name, "no-dialog")) {
@@ -221,17 +245,18 @@ static int context_train(int argc, char **argv)
             quiet = true;
         }
     }
-    if (!out || optind >= argc || (!flood && !dialog)) {
+    if (!out || optind >= argc || (!flood && !dialog && !binding)) {
         fprintf(stderr, "sipguard context train: %s\nusage: %s\n",
                 !out ? "-o FILE is required"
-                : optind >= argc ? "no INPUT given"
-                                 : "--no-flood and --no-dialog leave nothing to train",
+                : optind >= argc
+                    ? "no INPUT given"
+                    : "--no-flood, --no-dialog and --no-binding leave nothing to train",
                 train_cmd.usage);
         return EXIT_USAGE;
     }
     sipcheck_init();
     train_ctx_t c = {flood ? flood_trainer_new(&fo) : NULL, dialog ? dialog_trainer_new(&dl) : NULL,
-                     0};
+                     binding ? binding_trainer_new(&bo) : NULL, 0};
     int failed = 0, rc = EXIT_FAIL;
     cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed);
     context_model_t m = {0};
@@ -245,6 +270,10 @@ static int context_train(int argc, char **argv)
     }
     if (dialog)
         m.dialog = dialog_trainer_finish(c.dialog);
+    if (binding) {
+        binding_trainer_finish(c.binding, &m.binding);
+        m.has_binding = true;
+    }
     if (context_model_save(&m, out, err, sizeof err) != 0) {
         fprintf(stderr, "sipguard context train: %s\n", err);
         goto out;
@@ -252,13 +281,16 @@ static int context_train(int argc, char **argv)
     if (!quiet) {
         fprintf(stderr, "trained on %zu messages", c.messages);
         if (flood)
-            fprintf(stderr, "; flood thresholds per second-scale count: INVITE source %.1f, "
-                            "target %.1f, global %.1f; %zu busy sources",
+            fprintf(stderr,
+                    "; flood thresholds per second-scale count: INVITE source %.1f, "
+                    "target %.1f, global %.1f; %zu busy sources",
                     m.flood.thr[FLOOD_KEY_SOURCE][FLOOD_INVITE],
                     m.flood.thr[FLOOD_KEY_TARGET][FLOOD_INVITE],
                     m.flood.thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE], m.flood.n_known);
         if (m.dialog)
             fprintf(stderr, "; %zu dialog transitions", dialog_model_transitions(m.dialog));
+        if (binding)
+            fprintf(stderr, "; %zu infrastructure addresses", m.binding.n_infra);
         fprintf(stderr, "\n");
     }
     rc = failed ? EXIT_INPUT : EXIT_OK;
@@ -266,6 +298,7 @@ out:
     dialog_model_destroy(&m.dialog);
     flood_trainer_destroy(&c.flood);
     dialog_trainer_destroy(&c.dialog);
+    binding_trainer_destroy(&c.binding);
     return rc;
 }
 
@@ -298,9 +331,16 @@ typedef struct {
 } dlg_t;
 
 typedef struct {
+    char family[40];
+    size_t requests, flagged, cls[BIND_CLASSES];
+} bind_row_t;
+
+typedef struct {
     const labels_t *labels;
     context_t *ctx;
-    bool flood, dialog;
+    bool flood, dialog, binding;
+    bind_row_t rows[64];
+    size_t nrows;
     size_t n;
     double *times; /* detector seconds per message */
     size_t times_cap;
@@ -379,9 +419,27 @@ static void account(eval_ctx_t *c, const sipinfo_t *info, const context_verdict_
             c->inv = realloc(c->inv, c->invcap * sizeof *c->inv);
         }
         invite_t *iv = &c->inv[c->ninv++];
-        *iv = (invite_t){l && l->attack, v->flood.flood, l && l->attack ? rate_class(l->scenario) : 0,
-                         c->n, v->flood.key, v->flood.vouched, {0}};
+        *iv = (invite_t){l && l->attack,
+                         v->flood.flood,
+                         l && l->attack ? rate_class(l->scenario) : 0,
+                         c->n,
+                         v->flood.key,
+                         v->flood.vouched,
+                         {0}};
         memcpy(iv->keys, v->flood.keys, sizeof iv->keys);
+    }
+    if (c->binding && v->binding.judged && l) {
+        const char *fam = l->attack ? l->family : "normal";
+        size_t r = 0;
+        while (r < c->nrows && strcmp(c->rows[r].family, fam))
+            r++;
+        if (r == c->nrows && c->nrows < 64)
+            snprintf(c->rows[c->nrows++].family, sizeof c->rows[0].family, "%s", fam);
+        if (r < 64) {
+            c->rows[r].requests++;
+            c->rows[r].flagged += v->binding.anomaly;
+            c->rows[r].cls[v->binding.cls]++;
+        }
     }
     if (c->dialog && info->call_id[0] && l) {
         dlg_t *d = dialog_of(c, info->call_id);
@@ -441,8 +499,8 @@ static void print_metrics(const char *name, confusion_t k, double us, bool json,
         printf("%s\"%s\":{\"windows\":%zu,\"malicious\":%zu,\"accuracy\":%.6f,\"precision\":%.6f,"
                "\"recall\":%.6f,\"f1\":%.6f,\"iou\":%.6f,\"fpr\":%.6f,\"fnr\":%.6f,"
                "\"us_per_window\":%.3f}",
-               *first ? "" : ",", name, (size_t)tot, k.tp + k.fn, acc, prec, rec, f1, iou, fpr,
-               fnr, us);
+               *first ? "" : ",", name, (size_t)tot, k.tp + k.fn, acc, prec, rec, f1, iou, fpr, fnr,
+               us);
         *first = false;
     } else {
         printf("%-14s %8zu %6zu %8.2f%% %8.2f%% %8.2f%% %8.2f%% %8.2f%% %7.3f%% %7.3f%% %8.2f\n",
@@ -510,7 +568,8 @@ static void report_flood(eval_ctx_t *c, long window, long step, long min_attack,
             fprintf(stderr, "%s window at INVITE %zu:", truth ? "FN" : "FP", s);
             for (long k = 0; k < window; k++) {
                 invite_t *v = &c->inv[s + (size_t)k];
-                fprintf(stderr, " %c%s%d/k%d/%llx", v->attack ? 'A' : 'n', v->flagged ? "*" : "", v->rate, v->flagged ? v->key : 9, (unsigned long long)(v->keys[0] & 0xfff));
+                fprintf(stderr, " %c%s%d/k%d/%llx", v->attack ? 'A' : 'n', v->flagged ? "*" : "",
+                        v->rate, v->flagged ? v->key : 9, (unsigned long long)(v->keys[0] & 0xfff));
             }
             fprintf(stderr, "\n");
         }
@@ -543,16 +602,16 @@ static void report_flood(eval_ctx_t *c, long window, long step, long min_attack,
     double us_inv = windows ? 1e6 * invite_time / (double)windows : 0;
     bool first = true;
     if (json) {
-        printf("{\"detector\":\"flood\",\"invites\":%zu,\"windows\":%zu,\"window\":%ld,\"step\":%ld,"
-               "\"us_per_window_invites_only\":%.3f,\"classes\":{",
-               c->ninv, windows, window, step, us_inv);
+        printf(
+            "{\"detector\":\"flood\",\"invites\":%zu,\"windows\":%zu,\"window\":%ld,\"step\":%ld,"
+            "\"us_per_window_invites_only\":%.3f,\"classes\":{",
+            c->ninv, windows, window, step, us_inv);
     } else {
         printf("flood detector: %zu INVITEs, %zu windows of %ld INVITEs, step %ld; a window is "
                "malicious with >= %ld attack INVITEs\n",
                c->ninv, windows, window, step, min_attack);
-        printf("%-14s %8s %6s %9s %9s %9s %9s %9s %8s %8s %8s\n", "class", "windows",
-               "malic.", "accuracy", "precision", "recall", "F1", "IoU", "FP rate", "FN rate",
-               "us/window");
+        printf("%-14s %8s %6s %9s %9s %9s %9s %9s %8s %8s %8s\n", "class", "windows", "malic.",
+               "accuracy", "precision", "recall", "F1", "IoU", "FP rate", "FN rate", "us/window");
     }
     print_metrics("all", all, us, json, &first);
     for (int r = 0; r < 6; r++) {
@@ -627,10 +686,11 @@ static void report_dialog(eval_ctx_t *c, const labels_t *train, bool json)
         tsum += c->times[i];
     per_msg = c->n ? 1e6 * tsum / (double)c->n : 0;
     if (json) {
-        printf("{\"detector\":\"dialog\",\"dialogs\":%zu,\"held_out\":%zu,\"detection_probability\":"
-               "%.6f,\"known\":%zu,\"false_alarm_probability\":%.6f,\"attack_dialogs\":%zu,"
-               "\"attack_detection\":%.6f,\"us_per_message\":%.3f,\"types\":{",
-               c->ndlg, held, pd, kept, pfa, att, pa, per_msg);
+        printf(
+            "{\"detector\":\"dialog\",\"dialogs\":%zu,\"held_out\":%zu,\"detection_probability\":"
+            "%.6f,\"known\":%zu,\"false_alarm_probability\":%.6f,\"attack_dialogs\":%zu,"
+            "\"attack_detection\":%.6f,\"us_per_message\":%.3f,\"types\":{",
+            c->ndlg, held, pd, kept, pfa, att, pa, per_msg);
         for (size_t t = 0; t < nt; t++)
             printf("%s\"%s\":{\"dialogs\":%zu,\"flagged\":%zu,\"attack\":%s,\"trained\":%s}",
                    t ? "," : "", types[t], tot[t], hit[t], attack_t[t] ? "true" : "false",
@@ -645,32 +705,79 @@ static void report_dialog(eval_ctx_t *c, const labels_t *train, bool json)
         printf("  attack dialogs flagged:                   %7.3f%%  (%zu of %zu)\n", 100 * pa,
                att_hit, att);
         printf("  flagged at message %.1f of the dialog on average; %.3f us per message\n",
-               held_hit + kept_hit + att_hit
-                   ? pos_sum / (double)(held_hit + kept_hit + att_hit)
-                   : 0,
+               held_hit + kept_hit + att_hit ? pos_sum / (double)(held_hit + kept_hit + att_hit)
+                                             : 0,
                per_msg);
         printf("  %-28s %8s %8s %9s\n", "type", "dialogs", "flagged", "");
         for (size_t t = 0; t < nt; t++)
             printf("  %-28s %8zu %8zu %9s\n", types[t], tot[t], hit[t],
-                   attack_t[t]                           ? "attack"
+                   attack_t[t]                       ? "attack"
                    : type_known(known, nk, types[t]) ? "trained"
-                                                         : "held out");
+                                                     : "held out");
     }
     free(known);
     free(types);
 }
 
+static void report_binding(eval_ctx_t *c, bool json)
+{
+    size_t att = 0, att_hit = 0, norm = 0, norm_hit = 0;
+    for (size_t r = 0; r < c->nrows; r++) {
+        bool normal = !strcmp(c->rows[r].family, "normal");
+        (normal ? &norm : &att)[0] += c->rows[r].requests;
+        (normal ? &norm_hit : &att_hit)[0] += c->rows[r].flagged;
+    }
+    double tsum = 0;
+    for (size_t i = 0; i < c->n; i++)
+        tsum += c->times[i];
+    double per_msg = c->n ? 1e6 * tsum / (double)c->n : 0;
+    if (json) {
+        printf("{\"detector\":\"binding\",\"normal_requests\":%zu,\"false_alarm_rate\":%.6f,"
+               "\"attack_requests\":%zu,\"detection_rate\":%.6f,\"us_per_message\":%.3f,"
+               "\"families\":{",
+               norm, norm ? (double)norm_hit / (double)norm : 0, att,
+               att ? (double)att_hit / (double)att : 0, per_msg);
+        for (size_t r = 0; r < c->nrows; r++) {
+            printf("%s\"%s\":{\"requests\":%zu,\"flagged\":%zu", r ? "," : "", c->rows[r].family,
+                   c->rows[r].requests, c->rows[r].flagged);
+            for (int k = 1; k < BIND_CLASSES; k++)
+                printf(",\"%s\":%zu", binding_class_name((bind_class_t)k), c->rows[r].cls[k]);
+            printf("}");
+        }
+        printf("}}\n");
+        return;
+    }
+    printf("binding detector: requests it judged (not from infrastructure) and flagged, by "
+           "family, and the mismatch class they got\n");
+    printf("  normal requests flagged: %.3f%% (%zu of %zu); attack requests flagged: %.2f%% "
+           "(%zu of %zu); %.3f us per message\n",
+           norm ? 100.0 * (double)norm_hit / (double)norm : 0, norm_hit, norm,
+           att ? 100.0 * (double)att_hit / (double)att : 0, att_hit, att, per_msg);
+    printf("  %-26s %8s %8s", "family", "requests", "flagged");
+    for (int k = 1; k < BIND_CLASSES; k++)
+        printf(" %14s", binding_class_name((bind_class_t)k));
+    printf("\n");
+    for (size_t r = 0; r < c->nrows; r++) {
+        printf("  %-26s %8zu %8zu", c->rows[r].family, c->rows[r].requests, c->rows[r].flagged);
+        for (int k = 1; k < BIND_CLASSES; k++)
+            printf(" %14zu", c->rows[r].cls[k]);
+        printf("\n");
+    }
+}
+
 static int context_eval(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "flood") && strcmp(argv[1], "dialog"))) {
+    if (argc < 2 ||
+        (strcmp(argv[1], "flood") && strcmp(argv[1], "dialog") && strcmp(argv[1], "binding"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             cliopt_help(&eval_cmd, stdout);
             return EXIT_OK;
         }
-        fprintf(stderr, "sipguard context eval: say flood or dialog\nusage: %s\n", eval_cmd.usage);
+        fprintf(stderr, "sipguard context eval: say flood, dialog or binding\nusage: %s\n",
+                eval_cmd.usage);
         return EXIT_USAGE;
     }
-    bool flood = !strcmp(argv[1], "flood");
+    bool flood = !strcmp(argv[1], "flood"), binding = !strcmp(argv[1], "binding");
     argc--;
     argv++;
     decode_opts_t dopts;
@@ -712,12 +819,13 @@ static int context_eval(int argc, char **argv)
             misses = true;
         }
     }
-    if (!model || !labels || optind != argc - 1 || (!flood && !train_labels)) {
+    bool dialog = !flood && !binding;
+    if (!model || !labels || optind != argc - 1 || (dialog && !train_labels)) {
         fprintf(stderr, "sipguard context eval: %s\nusage: %s\n",
-                !model                ? "-m CONTEXT is required"
-                : !labels             ? "-l LABELS is required"
+                !model               ? "-m CONTEXT is required"
+                : !labels            ? "-l LABELS is required"
                 : optind != argc - 1 ? "give exactly one INPUT"
-                                      : "dialog needs --train-labels",
+                                     : "dialog needs --train-labels",
                 eval_cmd.usage);
         return EXIT_USAGE;
     }
@@ -727,7 +835,7 @@ static int context_eval(int argc, char **argv)
         fprintf(stderr, "sipguard context eval: %s\n", err);
         return EXIT_FAIL;
     }
-    if ((flood && !m->has_flood) || (!flood && !m->dialog)) {
+    if ((flood && !m->has_flood) || (dialog && !m->dialog) || (binding && !m->has_binding)) {
         fprintf(stderr, "sipguard context eval: %s has no %s model\n", model, argv[0]);
         context_model_destroy(&m);
         return EXIT_FAIL;
@@ -740,17 +848,18 @@ static int context_eval(int argc, char **argv)
     }
     /* only the detector under evaluation runs */
     context_model_t only = *m;
-    if (flood)
+    only.has_flood = flood;
+    only.has_binding = binding;
+    if (!dialog)
         only.dialog = NULL;
-    else
-        only.has_flood = false;
     sipcheck_init();
     static eval_ctx_t c; /* large: the batch */
     memset(&c, 0, sizeof c);
     c.labels = &lab;
     c.ctx = context_new(&only);
     c.flood = flood;
-    c.dialog = !flood;
+    c.dialog = dialog;
+    c.binding = binding;
     c.misses = misses;
     int failed = 0;
     cmd_for_each_message(argv + optind, 1, &dopts, true, eval_one, &c, &failed);
@@ -760,6 +869,8 @@ static int context_eval(int argc, char **argv)
                 lab.n);
     if (flood)
         report_flood(&c, window, step, min_attack, json);
+    else if (binding)
+        report_binding(&c, json);
     else
         report_dialog(&c, &tlab, json);
     context_destroy(&c.ctx);
@@ -782,11 +893,11 @@ int cmd_context(int argc, char **argv)
     bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     fprintf(help ? stdout : stderr,
             "usage: sipguard context train -o CONTEXT.json [OPTIONS] INPUT...\n"
-            "       sipguard context eval (flood|dialog) -m CONTEXT.json -l LABELS [OPTIONS] "
-            "INPUT\n\n"
+            "       sipguard context eval (flood|dialog|binding) -m CONTEXT.json -l LABELS "
+            "[OPTIONS] INPUT\n\n"
             "The detectors that judge a message by what came before it: flood (request rates "
-            "per\nsource, identity, target and overall; half-open sessions) and dialog (message "
-            "sequences\nper Call-ID). `sipguard context train --help` and `sipguard context "
-            "eval --help` say more.\n");
+            "per\nsource, identity, target and overall; half-open sessions), dialog (message "
+            "sequences\nper Call-ID) and binding (who registered from where). `sipguard context "
+            "train --help`\nand `sipguard context eval --help` say more.\n");
     return help ? EXIT_OK : EXIT_USAGE;
 }

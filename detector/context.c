@@ -9,6 +9,7 @@
 struct context {
     flood_t *flood;
     dialog_t *dialog;
+    binding_t *binding;
 };
 
 context_model_t *context_model_load(const char *path, char *err, size_t errlen)
@@ -22,18 +23,21 @@ context_model_t *context_model_load(const char *path, char *err, size_t errlen)
     context_model_t *m = calloc(1, sizeof *m);
     char why[300] = "";
     const char *format = json_string_value(json_object_get(root, "format"));
-    json_t *fl = json_object_get(root, "flood"), *dl = json_object_get(root, "dialog");
+    json_t *fl = json_object_get(root, "flood"), *dl = json_object_get(root, "dialog"),
+           *bl = json_object_get(root, "binding");
     if (!format || strcmp(format, "sipguard-context"))
         snprintf(why, sizeof why, "not a context model (\"format\" must be \"sipguard-context\")");
     else if (json_integer_value(json_object_get(root, "version")) != 1)
         snprintf(why, sizeof why, "context model version must be 1");
-    else if (!fl && !dl)
-        snprintf(why, sizeof why, "neither a \"flood\" nor a \"dialog\" model in it");
-    else if (!fl || flood_model_from_json(fl, &m->flood, why, sizeof why) == 0) {
+    else if (!fl && !dl && !bl)
+        snprintf(why, sizeof why, "neither a \"flood\", \"dialog\" nor \"binding\" model in it");
+    else if ((!fl || flood_model_from_json(fl, &m->flood, why, sizeof why) == 0) &&
+             (!bl || binding_model_from_json(bl, &m->binding, why, sizeof why) == 0)) {
         if (dl && !(m->dialog = dialog_model_from_json(dl, why, sizeof why)) && !why[0])
             snprintf(why, sizeof why, "dialog: out of memory");
     }
     m->has_flood = fl != NULL;
+    m->has_binding = bl != NULL;
     json_decref(root);
     if (why[0]) {
         snprintf(err, errlen, "%s: %s", path, why);
@@ -50,6 +54,8 @@ int context_model_save(const context_model_t *m, const char *path, char *err, si
         json_object_set_new(root, "flood", flood_model_to_json(&m->flood));
     if (m->dialog)
         json_object_set_new(root, "dialog", dialog_model_to_json(m->dialog));
+    if (m->has_binding)
+        json_object_set_new(root, "binding", binding_model_to_json(&m->binding));
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = json_dump_file(root, tmp, JSON_INDENT(1) | JSON_COMPACT);
@@ -78,7 +84,8 @@ context_t *context_new(const context_model_t *m)
     if (!c)
         return NULL;
     if ((m->has_flood && !(c->flood = flood_new(&m->flood, NULL))) ||
-        (m->dialog && !(c->dialog = dialog_new(m->dialog)))) {
+        (m->dialog && !(c->dialog = dialog_new(m->dialog))) ||
+        (m->has_binding && !(c->binding = binding_new(&m->binding)))) {
         context_destroy(&c);
         return NULL;
     }
@@ -92,6 +99,7 @@ void context_destroy(context_t **self)
         return;
     flood_destroy(&c->flood);
     dialog_destroy(&c->dialog);
+    binding_destroy(&c->binding);
     free(c);
     *self = NULL;
 }
@@ -103,7 +111,9 @@ void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, contex
         flood_observe(c->flood, m, info, &out->flood);
     if (c->dialog)
         dialog_observe(c->dialog, m, info, &out->dialog);
-    out->anomaly = out->flood.flood || out->dialog.anomaly;
+    if (c->binding)
+        binding_observe(c->binding, m, info, &out->binding);
+    out->anomaly = out->flood.flood || out->dialog.anomaly || out->binding.anomaly;
 }
 
 void context_report(const context_verdict_t *v, json_t *o, json_t *detectors)
@@ -111,15 +121,21 @@ void context_report(const context_verdict_t *v, json_t *o, json_t *detectors)
     if (v->flood.flood) {
         json_array_append_new(detectors, json_string("flood"));
         json_object_set_new(o, "flood",
-                            json_pack("{s:s, s:s, s:f, s:f}", "key",
-                                      flood_key_name(v->flood.key), "class",
-                                      flood_class_name(v->flood.cls), "count", v->flood.count,
-                                      "threshold", v->flood.threshold));
+                            json_pack("{s:s, s:s, s:f, s:f}", "key", flood_key_name(v->flood.key),
+                                      "class", flood_class_name(v->flood.cls), "count",
+                                      v->flood.count, "threshold", v->flood.threshold));
     }
     if (v->dialog.anomaly) {
         json_array_append_new(detectors, json_string("dialog"));
         json_object_set_new(o, "dialog",
                             json_pack("{s:s, s:s, s:I}", "token", v->dialog.token, "after",
                                       v->dialog.context, "seen", (json_int_t)v->dialog.count));
+    }
+    if (v->binding.anomaly) {
+        json_array_append_new(detectors, json_string("binding"));
+        json_object_set_new(o, "binding",
+                            json_pack("{s:s, s:s, s:s}", "class",
+                                      binding_class_name(v->binding.cls), "identity",
+                                      v->binding.identity, "bound", v->binding.bound));
     }
 }

@@ -1,12 +1,12 @@
 /*
  * context: the detectors that judge a message by what came before it (flood,
- * dialog), their common model file, and one call that runs them all.
+ * dialog, binding), their common model file, and one call that runs them all.
  *
  * The content models (model.h) judge each message alone; these keep state
  * across messages, so they must see the traffic in time order and in one
  * place. Their model is one JSON file (docs/detectors.md):
  *   {"format": "sipguard-context", "version": 1,
- *    "flood": {...flood_model_to_json...}, "dialog": {...dialog_model_to_json...}}
+ *    "flood": {...}, "dialog": {...}, "binding": {...}}  (each optional)
  * learned by `sipguard context train` from the same normal traffic as the
  * content model, and used by `sipguard score --context` and the edge.
  */
@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 
+#include "binding.h"
 #include "dialog.h"
 #include "flood.h"
 
@@ -22,6 +23,8 @@ typedef struct {
     bool has_flood;
     flood_model_t flood;
     dialog_model_t *dialog; /* NULL: no dialog model */
+    bool has_binding;
+    binding_model_t binding;
 } context_model_t;
 
 context_model_t *context_model_load(const char *path, char *err, size_t errlen);
@@ -33,6 +36,7 @@ typedef struct {
     bool anomaly; /* any of them fired */
     flood_verdict_t flood;
     dialog_verdict_t dialog;
+    binding_verdict_t binding;
 } context_verdict_t;
 
 typedef struct context context_t;
@@ -41,7 +45,7 @@ void context_destroy(context_t **self);
 /* Runs every context detector the model has on one message (time order). */
 void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, context_verdict_t *out);
 
-/* The verdict's fields for a report: "flood" and/or "dialog" objects added to o, and their
+/* The verdict's fields for a report: "flood", "dialog", "binding" objects added to o, and their
  * names appended to the detector array. */
 void context_report(const context_verdict_t *v, json_t *o, json_t *detectors);
 

@@ -386,8 +386,8 @@ json_t *dialog_model_to_json(const dialog_model_t *m)
 {
     json_t *tr = json_array();
     for (size_t i = 0; i < m->n; i++)
-        json_array_append_new(tr, json_pack("[s, s, I]", m->tr[i].ctx, m->tr[i].tok,
-                                            (json_int_t)m->tr[i].count));
+        json_array_append_new(
+            tr, json_pack("[s, s, I]", m->tr[i].ctx, m->tr[i].tok, (json_int_t)m->tr[i].count));
     return json_pack("{s:i, s:I, s:f, s:I, s:o}", "order", m->o.order, "min_count",
                      (json_int_t)m->o.min_count, "timeout", m->o.timeout, "capacity",
                      (json_int_t)m->o.capacity, "transitions", tr);
@@ -409,8 +409,9 @@ dialog_model_t *dialog_model_from_json(json_t *j, char *err, size_t errlen)
     if (!json_is_integer(minc) || json_integer_value(minc) < 1 || !json_is_number(to) ||
         json_number_value(to) <= 0 || !json_is_integer(cap) || json_integer_value(cap) < 1 ||
         json_integer_value(cap) > (1 << 26) || !json_is_array(tr)) {
-        snprintf(err, errlen, "dialog: min_count, timeout, capacity and transitions must be "
-                              "positive numbers and an array");
+        snprintf(err, errlen,
+                 "dialog: min_count, timeout, capacity and transitions must be "
+                 "positive numbers and an array");
         return NULL;
     }
     o.order = (int)json_integer_value(order);
@@ -428,8 +429,7 @@ dialog_model_t *dialog_model_from_json(json_t *j, char *err, size_t errlen)
         if (!ctx || !tok || !json_is_integer(n) || json_integer_value(n) < 1 ||
             strlen(ctx) >= DIALOG_TOKEN_LEN * 2 || strlen(tok) >= DIALOG_TOKEN_LEN ||
             model_add(m, ctx, tok, (uint32_t)json_integer_value(n)) != 0) {
-            snprintf(err, errlen, "dialog.transitions[%zu]: expected [context, token, count]",
-                     i);
+            snprintf(err, errlen, "dialog.transitions[%zu]: expected [context, token, count]", i);
             dialog_model_destroy(&m);
             return NULL;
         }

@@ -33,10 +33,10 @@
 #define DIALOG_TOKEN_LEN 48
 
 typedef struct {
-    int order;        /* n of the n-grams: order-1 tokens of context (default 3) */
+    int order;          /* n of the n-grams: order-1 tokens of context (default 3) */
     uint32_t min_count; /* transitions seen fewer times are anomalies (default 1) */
-    double timeout;   /* idle seconds before a leg is forgotten (default 7200: longer than calls) */
-    size_t capacity;  /* legs tracked at once (default 65536) */
+    double timeout;  /* idle seconds before a leg is forgotten (default 7200: longer than calls) */
+    size_t capacity; /* legs tracked at once (default 65536) */
 } dialog_opts_t;
 
 void dialog_opts_default(dialog_opts_t *o);
@@ -45,10 +45,10 @@ typedef struct dialog_model dialog_model_t;
 
 typedef struct {
     bool anomaly;
-    bool first_of_leg;                 /* the message opened a new leg */
-    char token[DIALOG_TOKEN_LEN];      /* the message's token */
+    bool first_of_leg;                  /* the message opened a new leg */
+    char token[DIALOG_TOKEN_LEN];       /* the message's token */
     char context[DIALOG_TOKEN_LEN * 2]; /* the tokens before it, "|"-joined */
-    uint32_t count;                    /* times training saw the transition */
+    uint32_t count;                     /* times training saw the transition */
 } dialog_verdict_t;
 
 /* Training: feed normal traffic in time order, then finish into a model. */

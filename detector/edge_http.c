@@ -134,6 +134,8 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
         json_array_append_new(fired, json_string("flood"));
     if (r.ctx.dialog.anomaly)
         json_array_append_new(fired, json_string("dialog"));
+    if (r.ctx.binding.anomaly)
+        json_array_append_new(fired, json_string("binding"));
     json_t *o = json_pack("{s:s, s:b, s:o, s:f, s:o, s:f, s:f, s:o, s:b}", "verdict",
                           edge_verdict_name(r.verdict), "anomaly", r.verdict != VERDICT_NORMAL,
                           "detector", fired, "global", r.score.global, "local",

@@ -28,7 +28,7 @@ void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
     if (r->score.local_done)
         atomic_fetch_add(&m->local_runs, 1);
     bool fired[6] = {r->sigs.n > 0,      r->score.global_anomaly, r->score.local_anomaly,
-                     r->ctx.flood.flood, r->ctx.dialog.anomaly,   false};
+                     r->ctx.flood.flood, r->ctx.dialog.anomaly,   r->ctx.binding.anomaly};
     for (int i = 0; i < 6; i++)
         if (fired[i])
             atomic_fetch_add(&m->fired[i], 1);

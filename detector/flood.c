@@ -35,7 +35,7 @@ struct flood {
     double thr[FLOOD_KEYS][FLOOD_CLASSES];
     double thr_halfopen;
     counter_t *tab;
-    size_t cap; /* power of two */
+    size_t cap;      /* power of two */
     pending_t *pend; /* direct-mapped by call-id hash */
     uint64_t *fifo;  /* call-id hashes in 200 order, for expiry */
     double *fifo_t;
@@ -180,8 +180,7 @@ static int method_class(const sipinfo_t *info)
     return FLOOD_OTHER;
 }
 
-static const flood_known_t *known_source(const flood_t *f, const endpoint_t *src,
-                                         uint64_t src_hash)
+static const flood_known_t *known_source(const flood_t *f, const endpoint_t *src, uint64_t src_hash)
 {
     if (!f->known_idx)
         return NULL;
@@ -483,8 +482,7 @@ int flood_trainer_finish(flood_trainer_t *t, flood_model_t *out)
             samples_t *s = &t->s[k][c];
             size_t n = 0;
             for (size_t i = 0; i < s->n; i++)
-                if (k != FLOOD_KEY_SOURCE || s->s[i].src == UINT32_MAX ||
-                    known_of[s->s[i].src] < 0)
+                if (k != FLOOD_KEY_SOURCE || s->s[i].src == UINT32_MAX || known_of[s->s[i].src] < 0)
                     buf[n++] = s->s[i].v;
             /* the overall count, like infrastructure, follows the whole population: wider */
             flood_opts_t wide = t->o;
@@ -499,13 +497,13 @@ int flood_trainer_finish(flood_trainer_t *t, flood_model_t *out)
             for (size_t i = 0; i < s->n; i++)
                 if (s->s[i].src != UINT32_MAX && known_of[s->s[i].src] == (int32_t)j)
                     buf[n++] = s->s[i].v;
-        {
-            /* infrastructure follows the whole population's calls: one day of it is a thin
-             * sample, so it gets the slack twice */
-            flood_opts_t wide = t->o;
-            wide.slack = (1 + t->o.slack) * (1 + t->o.slack) - 1;
-            out->known[j].thr[c] = threshold_of(buf, n, &wide);
-        }
+            {
+                /* infrastructure follows the whole population's calls: one day of it is a thin
+                 * sample, so it gets the slack twice */
+                flood_opts_t wide = t->o;
+                wide.slack = (1 + t->o.slack) * (1 + t->o.slack) - 1;
+                out->known[j].thr[c] = threshold_of(buf, n, &wide);
+            }
         }
     for (size_t i = 0; i < t->halfopen.n; i++)
         buf[i] = t->halfopen.s[i].v;
@@ -565,8 +563,7 @@ static int classes_from_json(json_t *o, const char *where, double *thr, char *er
     for (int c = 0; c < FLOOD_CLASSES; c++) {
         json_t *v = json_object_get(o, flood_class_name(c));
         if (!json_is_number(v) || json_number_value(v) <= 0) {
-            snprintf(err, errlen, "%s.%s: expected a positive number", where,
-                     flood_class_name(c));
+            snprintf(err, errlen, "%s.%s: expected a positive number", where, flood_class_name(c));
             return -1;
         }
         thr[c] = json_number_value(v);

@@ -80,8 +80,11 @@ check "flood eval: FP rate $FPR <= 0.005 and FN rate $FNR <= 0.02" awk -v a="$FP
 PD=$(grep -o '"detection_probability":[0-9.]*' dialog.json | cut -d: -f2)
 PFA=$(grep -o '"false_alarm_probability":[0-9.]*' dialog.json | cut -d: -f2)
 check "dialog eval: held-out dialogs detected ($PD >= 0.995), false alarms $PFA <= 0.01" awk -v a="$PD" -v b="$PFA" 'BEGIN{exit !(a >= 0.995 && b <= 0.01 && a != "")}'
+"$S" context eval binding --json -m ctx.json -l ctxall.labels.csv ctxall.pcap > binding.json
+BFA=$(grep -o '"false_alarm_rate":[0-9.]*' binding.json | cut -d: -f2)
+check "binding eval: no normal request flagged ($BFA); spoofed Via/Contact classified" sh -c "awk -v a='$BFA' 'BEGIN{exit !(a == 0 && a != \"\")}' && grep -q '\"spoof-via\":{[^}]*\"spoofed-source\":[1-9]' binding.json"
 "$S" score -q -a --no-local -m m.model --context ctx.json ctxall.pcap > ctxscore.jsonl
-check "score --context names the flood and dialog detectors" sh -c "grep -q '\"detector\":\[[^]]*\"flood\"' ctxscore.jsonl && grep -q '\"dialog\":{\"token\"' ctxscore.jsonl"
+check "score --context names the flood, dialog and binding detectors" sh -c "grep -q '\"detector\":\[[^]]*\"flood\"' ctxscore.jsonl && grep -q '\"dialog\":{\"token\"' ctxscore.jsonl && grep -q '\"binding\":{\"class\"' ctxscore.jsonl"
 "$S" context eval flood -m ctx.json ctxflood.pcap 2>/dev/null; rc=$?
 check "context eval without labels exits 2" test $rc -eq 2
 echo '{"format":"sipguard-context","version":1,"flood":{"tau":"fast"}}' > badctx.json

@@ -77,17 +77,17 @@ static void normal_traffic(double t0, double seconds, sink_fn sink, void *ctx, u
             int status;
             const char *cseq;
         } flow[] = {
-            {0, 10 + x, 1, "INVITE", 0, "INVITE"},      {0.002, 1, 10 + x, NULL, 100, "INVITE"},
-            {0.003, 1, 10 + y, "INVITE", 0, "INVITE"},  {0.05, 10 + y, 1, NULL, 180, "INVITE"},
-            {0.052, 1, 10 + x, NULL, 180, "INVITE"},    {1.0, 10 + y, 1, NULL, 200, "INVITE"},
-            {1.002, 1, 10 + x, NULL, 200, "INVITE"},    {1.05, 10 + x, 1, "ACK", 0, "ACK"},
-            {1.052, 1, 10 + y, "ACK", 0, "ACK"},        {1.5, 10 + x, 1, "BYE", 0, "BYE"},
-            {1.502, 1, 10 + y, "BYE", 0, "BYE"},        {1.54, 10 + y, 1, NULL, 200, "BYE"},
+            {0, 10 + x, 1, "INVITE", 0, "INVITE"},     {0.002, 1, 10 + x, NULL, 100, "INVITE"},
+            {0.003, 1, 10 + y, "INVITE", 0, "INVITE"}, {0.05, 10 + y, 1, NULL, 180, "INVITE"},
+            {0.052, 1, 10 + x, NULL, 180, "INVITE"},   {1.0, 10 + y, 1, NULL, 200, "INVITE"},
+            {1.002, 1, 10 + x, NULL, 200, "INVITE"},   {1.05, 10 + x, 1, "ACK", 0, "ACK"},
+            {1.052, 1, 10 + y, "ACK", 0, "ACK"},       {1.5, 10 + x, 1, "BYE", 0, "BYE"},
+            {1.502, 1, 10 + y, "BYE", 0, "BYE"},       {1.54, 10 + y, 1, NULL, 200, "BYE"},
             {1.542, 1, 10 + x, NULL, 200, "BYE"},
         };
         for (size_t k = 0; k < sizeof flow / sizeof flow[0]; k++) {
-            make(&m, &in, t + flow[k].dt, flow[k].src, flow[k].dst, flow[k].method,
-                 flow[k].status, flow[k].cseq, cid, a, b);
+            make(&m, &in, t + flow[k].dt, flow[k].src, flow[k].dst, flow[k].method, flow[k].status,
+                 flow[k].cseq, cid, a, b);
             sink(ctx, &m, &in);
         }
     }
@@ -232,7 +232,8 @@ static void test_flood_model_json_round_trip_and_bad_models(void **state)
     json_t *j = flood_model_to_json(fm);
     char err[256];
     assert_int_equal(flood_model_from_json(j, &back, err, sizeof err), 0);
-    assert_true(back.thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE] == fm->thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE]);
+    assert_true(back.thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE] ==
+                fm->thr[FLOOD_KEY_GLOBAL][FLOOD_INVITE]);
     assert_int_equal(back.n_known, fm->n_known);
     assert_memory_equal(back.known[0].addr, fm->known[0].addr, 16);
     json_object_set_new(json_object_get(json_object_get(j, "thresholds"), "source"), "INVITE",
@@ -271,8 +272,8 @@ static dialog_model_t *trained_dialog(void)
     return m;
 }
 
-static void test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message(
-    void **state)
+static void
+test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message(void **state)
 {
     (void)state;
     dialog_model_t *dm = trained_dialog();
@@ -369,6 +370,126 @@ static void test_context_model_file_round_trip_and_refusals(void **state)
     unlink(path);
 }
 
+/* A registration of user uN from host H: REGISTER, 401, REGISTER with a digest, 200. */
+static void register_user(binding_t *b, double t, int host, const char *user, int expires,
+                          const char *via, bool challenge)
+{
+    msg_t m;
+    sipinfo_t in;
+    binding_verdict_t v;
+    char cid[64];
+    snprintf(cid, sizeof cid, "reg-%s-%.0f", user, t);
+    make(&m, &in, t, host, 1, "REGISTER", 0, "REGISTER", cid, user, user);
+    snprintf(in.via_host, sizeof in.via_host, "%s", via);
+    snprintf(in.contact_host, sizeof in.contact_host, "%s", via);
+    binding_observe(b, &m, &in, &v);
+    if (challenge) {
+        make(&m, &in, t + 0.01, 1, host, NULL, 401, "REGISTER", cid, user, user);
+        binding_observe(b, &m, &in, &v);
+    }
+    make(&m, &in, t + 0.02, host, 1, "REGISTER", 0, "REGISTER", cid, user, user);
+    snprintf(in.via_host, sizeof in.via_host, "%s", via);
+    snprintf(in.contact_host, sizeof in.contact_host, "%s", via);
+    snprintf(in.auth_nonce, sizeof in.auth_nonce, "nonce-%s-%.0f", user, t);
+    snprintf(in.auth_response, sizeof in.auth_response, "resp-%s", user);
+    binding_observe(b, &m, &in, &v);
+    make(&m, &in, t + 0.03, 1, host, NULL, 200, "REGISTER", cid, user, user);
+    snprintf(in.to_user, sizeof in.to_user, "%s", user);
+    in.expires = expires;
+    binding_observe(b, &m, &in, &v);
+}
+
+/* A request from host with From user, Via/Contact host via. */
+static binding_verdict_t request_from(binding_t *b, double t, int host, const char *user,
+                                      const char *via, const char *call)
+{
+    msg_t m;
+    sipinfo_t in;
+    binding_verdict_t v;
+    make(&m, &in, t, host, 1, "INVITE", 0, "INVITE", call, user, "u9");
+    snprintf(in.via_host, sizeof in.via_host, "%s", via);
+    snprintf(in.contact_host, sizeof in.contact_host, "%s", via);
+    binding_observe(b, &m, &in, &v);
+    return v;
+}
+
+static void test_binding_classifies_mismatches(void **state)
+{
+    (void)state;
+    binding_model_t bm;
+    memset(&bm, 0, sizeof bm);
+    binding_opts_default(&bm.o);
+    bm.o.expected_users = 1000;
+    host_address(1, bm.infra[0].addr); /* the proxy */
+    bm.infra[0].family = 4;
+    bm.n_infra = 1;
+    binding_t *b = binding_new(&bm);
+    register_user(b, 100, 10, "alice", 3600, "10.0.0.10", true);
+    register_user(b, 101, 11, "bob", 3600, "10.0.0.11", true);
+    register_user(b, 102, 12, "carol", 3600, "10.0.0.12", false); /* no challenge: not bound */
+    assert_int_equal(binding_count(b), 2);
+    binding_verdict_t v = request_from(b, 200, 10, "alice", "10.0.0.10", "c1");
+    assert_true(v.judged);
+    assert_false(v.anomaly);
+    v = request_from(b, 201, 1, "alice", "10.0.0.1", "c1"); /* the proxy forwarding it */
+    assert_false(v.judged);
+    v = request_from(b, 202, 1500, "alice", "10.0.0.10", "c2"); /* claims alice's device */
+    assert_int_equal(v.cls, BIND_SPOOFED_SOURCE);
+    assert_string_equal(v.bound, "10.0.0.10");
+    v = request_from(b, 203, 10, "alice", "192.0.2.66", "c3"); /* alice's address, other hosts */
+    assert_int_equal(v.cls, BIND_SIP_SPOOF);
+    v = request_from(b, 204, 11, "alice", "10.0.0.11", "c4"); /* bob's address, alice's name */
+    assert_int_equal(v.cls, BIND_IDENTITY_THEFT);
+    assert_string_equal(v.bound, "bob");
+    v = request_from(b, 205, 1600, "alice", "203.0.6.100", "c5");
+    assert_int_equal(v.cls, BIND_NEW_LOCATION);
+    v = request_from(b, 206, 1600, "carol", "203.0.6.100", "c6"); /* never bound: nothing */
+    assert_false(v.anomaly);
+    /* the digest of alice's registration, sent again from elsewhere */
+    msg_t m;
+    sipinfo_t in;
+    make(&m, &in, 207, 1700, 1, "REGISTER", 0, "REGISTER", "replay-1", "alice", "alice");
+    snprintf(in.auth_nonce, sizeof in.auth_nonce, "nonce-alice-100");
+    snprintf(in.auth_response, sizeof in.auth_response, "resp-alice");
+    binding_observe(b, &m, &in, &v);
+    assert_int_equal(v.cls, BIND_AUTH_REPLAY);
+    /* expiry: bob registered for 3600 s */
+    v = request_from(b, 101 + 3700, 1800, "bob", "203.0.7.50", "c7");
+    assert_false(v.anomaly);
+    assert_int_equal(binding_count(b), 1);
+    /* Expires 0 removes alice */
+    register_user(b, 300, 10, "alice", 0, "10.0.0.10", true);
+    assert_int_equal(binding_count(b), 0);
+    binding_destroy(&b);
+}
+
+static void test_binding_table_is_bounded(void **state)
+{
+    (void)state;
+    binding_model_t bm;
+    memset(&bm, 0, sizeof bm);
+    binding_opts_default(&bm.o);
+    bm.o.expected_users = 100; /* table of 1024: 768 bindings at most */
+    binding_t *b = binding_new(&bm);
+    char user[16];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(user, sizeof user, "user%d", i);
+        register_user(b, 10 + i, 1000 + i, user, 3600, "x", true);
+    }
+    assert_true(binding_count(b) <= 768);
+    assert_true(binding_refused(b) >= 2000 - 768);
+    binding_destroy(&b);
+    json_t *j = binding_model_to_json(&bm);
+    binding_model_t back;
+    char err[200];
+    assert_int_equal(binding_model_from_json(j, &back, err, sizeof err), 0);
+    assert_int_equal(back.o.expected_users, 100);
+    json_object_set_new(j, "infrastructure", json_pack("[s]", "not-an-address"));
+    assert_int_equal(binding_model_from_json(j, &back, err, sizeof err), -1);
+    assert_non_null(strstr(err, "binding.infrastructure[0]"));
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +502,8 @@ int main(void)
             test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message),
         cmocka_unit_test(test_dialog_state_is_bounded),
         cmocka_unit_test(test_context_model_file_round_trip_and_refusals),
+        cmocka_unit_test(test_binding_classifies_mismatches),
+        cmocka_unit_test(test_binding_table_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
