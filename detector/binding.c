@@ -63,7 +63,7 @@ void binding_opts_default(binding_opts_t *o)
 
 const char *binding_class_name(bind_class_t c)
 {
-    static const char *n[] = {"ok",       "new-location",   "spoofed-source",
+    static const char *n[] = {"ok",        "new-location",   "spoofed-source",
                               "sip-spoof", "identity-theft", "auth-replay"};
     return (unsigned)c < BIND_CLASSES ? n[c] : "?";
 }
@@ -187,7 +187,8 @@ static void unbind(binding_t *b, uint64_t id, double now)
     b->n--;
 }
 
-static void bind_identity(binding_t *b, const char *identity, const pending_t *p, double until, double now)
+static void bind_identity(binding_t *b, const char *identity, const pending_t *p, double until,
+                          double now)
 {
     uint64_t id = hash_str(identity, 1);
     bind_t *e = find(b, id, now);
@@ -328,10 +329,10 @@ void binding_observe(binding_t *b, const msg_t *m, const sipinfo_t *info, bindin
     bool claims_device = (info->via_host[0] && !strcmp(info->via_host, e->via_host)) ||
                          (info->contact_host[0] && !strcmp(info->contact_host, e->contact_host));
     if (same_addr(&m->src, &e->addr)) {
-        bool other_hosts = (info->via_host[0] && e->via_host[0] &&
-                            strcmp(info->via_host, e->via_host)) ||
-                           (info->contact_host[0] && e->contact_host[0] &&
-                            strcmp(info->contact_host, e->contact_host));
+        bool other_hosts =
+            (info->via_host[0] && e->via_host[0] && strcmp(info->via_host, e->via_host)) ||
+            (info->contact_host[0] && e->contact_host[0] &&
+             strcmp(info->contact_host, e->contact_host));
         if (m->has_mac && e->has_mac && memcmp(m->src_mac, e->mac, 6))
             verdict(out, BIND_SPOOFED_SOURCE, info->from_user, bound);
         else if (other_hosts)
@@ -436,7 +437,8 @@ int binding_model_from_json(json_t *j, binding_model_t *m, char *err, size_t err
 {
     memset(m, 0, sizeof *m);
     binding_opts_default(&m->o);
-    json_t *users = json_object_get(j, "expected_users"), *ch = json_object_get(j, "require_challenge"),
+    json_t *users = json_object_get(j, "expected_users"),
+           *ch = json_object_get(j, "require_challenge"),
            *ii = json_object_get(j, "infrastructure_identities"),
            *infra = json_object_get(j, "infrastructure");
     if (!json_is_integer(users) || json_integer_value(users) < 1 ||
@@ -446,9 +448,10 @@ int binding_model_from_json(json_t *j, binding_model_t *m, char *err, size_t err
     }
     if (!json_is_boolean(ch) || !json_is_integer(ii) || json_integer_value(ii) < 2 ||
         !json_is_array(infra) || json_array_size(infra) > BINDING_MAX_INFRA) {
-        snprintf(err, errlen, "binding: require_challenge (true/false), "
-                              "infrastructure_identities (>= 2) and infrastructure (an array of "
-                              "at most %d addresses) are required",
+        snprintf(err, errlen,
+                 "binding: require_challenge (true/false), "
+                 "infrastructure_identities (>= 2) and infrastructure (an array of "
+                 "at most %d addresses) are required",
                  BINDING_MAX_INFRA);
         return -1;
     }

@@ -517,8 +517,12 @@ static bool same_flood(const invite_t *i, const invite_t *j)
         return false;
     if (j->key == FLOOD_KEY_GLOBAL)
         return !i->vouched;
+    /* a shared identity or target groups only requests nobody vouches for: a call's own
+     * forwarded copy (from infrastructure) and a registered user's calls stay out */
+    if (j->key == FLOOD_KEY_IDENTITY || j->key == FLOOD_KEY_TARGET)
+        return !i->vouched && i->keys[j->key] && i->keys[j->key] == j->keys[j->key];
     /* by its source (that key, or half-open sessions) unless it is infrastructure or
-     * registered; not by identity or target, which a call's own forwarded copy shares */
+     * registered */
     if ((j->key == FLOOD_KEY_SOURCE || j->key < 0) && !j->vouched)
         return i->keys[FLOOD_KEY_SOURCE] && i->keys[FLOOD_KEY_SOURCE] == j->keys[FLOOD_KEY_SOURCE];
     return false;

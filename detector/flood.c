@@ -27,10 +27,11 @@ typedef struct {
     double until;
 } established_t;
 
-#define ESTABLISHED_BITS 14
+#define ESTABLISHED_BITS 16
 
 struct flood {
     flood_opts_t o;
+    double thr_stranger[2][FLOOD_CLASSES];
     established_t *est; /* addresses with a current registration: direct-mapped by hash */
     double thr[FLOOD_KEYS][FLOOD_CLASSES];
     double thr_halfopen;
@@ -57,6 +58,7 @@ void flood_opts_default(flood_opts_t *o)
     o->fpr = 0.001;
     o->slack = 0.25;
     o->floor = 2.0;
+    o->floor_stranger = 1.5;
     o->capacity = 16384;
 }
 
@@ -110,6 +112,9 @@ flood_t *flood_new(const flood_model_t *m, const flood_opts_t *o)
         for (int c = 0; c < FLOOD_CLASSES; c++)
             f->thr[k][c] = m ? m->thr[k][c] : INFINITY;
     f->thr_halfopen = m ? m->thr_halfopen : INFINITY;
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < FLOOD_CLASSES; c++)
+            f->thr_stranger[k][c] = m ? m->thr_stranger[k][c] : INFINITY;
     if (m && m->n_known) {
         f->known = m->known;
         f->known_cap = 4 * FLOOD_MAX_KNOWN;
@@ -238,14 +243,31 @@ static void track_registrations(flood_t *f, const msg_t *m, const sipinfo_t *inf
         return;
     uint64_t h = addr_hash(&m->dst) | 1;
     double expires = info->expires > 0 ? info->expires : 3600;
-    f->est[h & (((size_t)1 << ESTABLISHED_BITS) - 1)] = (established_t){h, now + expires};
+    size_t mask = ((size_t)1 << ESTABLISHED_BITS) - 1, at = h & mask, victim = at;
+    for (int p = 0; p < PROBES; p++) { /* the same address, a free slot, or the soonest to end */
+        size_t i = (h + (size_t)p) & mask;
+        if (f->est[i].addr == h || !f->est[i].addr || f->est[i].until < now) {
+            victim = i;
+            break;
+        }
+        if (f->est[i].until < f->est[victim].until)
+            victim = i;
+    }
+    f->est[victim] = (established_t){h, now + expires};
 }
 
 static bool established(const flood_t *f, uint64_t src_hash, double now)
 {
     uint64_t h = src_hash | 1;
-    const established_t *e = &f->est[h & (((size_t)1 << ESTABLISHED_BITS) - 1)];
-    return e->addr == h && e->until >= now;
+    size_t mask = ((size_t)1 << ESTABLISHED_BITS) - 1;
+    for (int p = 0; p < PROBES; p++) {
+        const established_t *e = &f->est[(h + (size_t)p) & mask];
+        if (e->addr == h)
+            return e->until >= now;
+        if (!e->addr)
+            return false;
+    }
+    return false;
 }
 
 /* Current half-open count of an address (decayed to now, not bumped). */
@@ -292,7 +314,11 @@ void flood_observe(flood_t *f, const msg_t *m, const sipinfo_t *info, flood_verd
         f->last[k] = c;
         if ((k == FLOOD_KEY_GLOBAL || k == FLOOD_KEY_TARGET) && vouched)
             continue;
-        double thr = k == FLOOD_KEY_SOURCE && kn ? kn->thr[cls] : f->thr[k][cls];
+        double thr = f->thr[k][cls];
+        if (k == FLOOD_KEY_SOURCE && kn)
+            thr = kn->thr[cls];
+        else if ((k == FLOOD_KEY_SOURCE || k == FLOOD_KEY_IDENTITY) && !vouched)
+            thr = f->thr_stranger[k][cls];
         if (c > thr && c / thr > best) {
             best = c / thr;
             out->flood = true;
@@ -331,12 +357,14 @@ typedef struct {
     uint8_t addr[16];
     int family;
     uint64_t requests;
+    uint64_t ids[5]; /* the first distinct From identities it sent requests for */
+    int nids;
 } source_t;
 
 struct flood_trainer {
     flood_opts_t o;
     flood_t *f;
-    samples_t s[FLOOD_KEYS][FLOOD_CLASSES], halfopen;
+    samples_t s[FLOOD_KEYS][FLOOD_CLASSES], halfopen, stranger[2][FLOOD_CLASSES];
     source_t *src;
     size_t nsrc, srccap;
     uint32_t *src_idx; /* open addressing by address hash, index + 1 */
@@ -384,6 +412,9 @@ void flood_trainer_destroy(flood_trainer_t **self)
         for (int c = 0; c < FLOOD_CLASSES; c++)
             free(t->s[k][c].s);
     free(t->halfopen.s);
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < FLOOD_CLASSES; c++)
+            free(t->stranger[k][c].s);
     free(t->src);
     free(t->src_idx);
     free(t);
@@ -428,11 +459,23 @@ void flood_trainer_add(flood_trainer_t *t, const msg_t *m, const sipinfo_t *info
     t->requests++;
     int cls = method_class(info);
     uint32_t si = m->src.family ? source_index(t, &m->src) : UINT32_MAX;
-    if (si != UINT32_MAX)
-        t->src[si].requests++;
+    if (si != UINT32_MAX) {
+        source_t *src = &t->src[si];
+        src->requests++;
+        uint64_t id =
+            info->from_user[0] ? XXH3_64bits(info->from_user, strlen(info->from_user)) : 0;
+        bool seen = !id;
+        for (int i = 0; i < src->nids && !seen; i++)
+            seen = src->ids[i] == id;
+        if (!seen && src->nids < 5)
+            src->ids[src->nids++] = id;
+    }
     for (int k = 0; k < FLOOD_KEYS; k++)
         if (t->f->last[k] >= 0)
             push(&t->s[k][cls], (float)t->f->last[k], k == FLOOD_KEY_SOURCE ? si : 0);
+    for (int k = 0; k < 2 && !v.vouched; k++) /* busy sources are taken out at the end */
+        if (t->f->last[k] >= 0)
+            push(&t->stranger[k][cls], (float)t->f->last[k], si);
 }
 
 static int by_float(const void *a, const void *b)
@@ -459,7 +502,8 @@ int flood_trainer_finish(flood_trainer_t *t, flood_model_t *out)
     out->trained_messages = t->messages;
     if (t->requests == 0)
         return -1;
-    /* busy sources (1 % of the requests or more) get thresholds from their own counts */
+    /* busy sources (1 % of the requests or more, or speaking for five identities or more:
+     * proxies, gateways, trunks) get thresholds from their own counts */
     int32_t *known_of = malloc((t->nsrc + 1) * sizeof *known_of);
     float *buf = malloc((t->requests + t->halfopen.n + 1) * sizeof *buf);
     if (!known_of || !buf) {
@@ -469,8 +513,9 @@ int flood_trainer_finish(flood_trainer_t *t, flood_model_t *out)
     }
     for (size_t i = 0; i < t->nsrc; i++) {
         known_of[i] = -1;
-        if (out->n_known < FLOOD_MAX_KNOWN && t->src[i].requests * 100 >= t->requests &&
-            t->src[i].requests >= 50) {
+        bool busy = (t->src[i].requests * 100 >= t->requests && t->src[i].requests >= 50) ||
+                    t->src[i].nids >= 5;
+        if (out->n_known < FLOOD_MAX_KNOWN && busy) {
             flood_known_t *k = &out->known[out->n_known];
             memcpy(k->addr, t->src[i].addr, 16);
             k->family = t->src[i].family;
@@ -505,6 +550,19 @@ int flood_trainer_finish(flood_trainer_t *t, flood_model_t *out)
                 out->known[j].thr[c] = threshold_of(buf, n, &wide);
             }
         }
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < FLOOD_CLASSES; c++) {
+            /* strangers: what unregistered sources did in training, at a lower floor */
+            flood_opts_t o = t->o;
+            o.floor = t->o.floor_stranger;
+            samples_t *st = &t->stranger[k][c];
+            size_t n = 0;
+            for (size_t i = 0; i < st->n; i++)
+                if (st->s[i].src == UINT32_MAX || known_of[st->s[i].src] < 0)
+                    buf[n++] = st->s[i].v;
+            /* none in training: a stranger's second request within ln 2 tau is already odd */
+            out->thr_stranger[k][c] = n ? threshold_of(buf, n, &o) : o.floor;
+        }
     for (size_t i = 0; i < t->halfopen.n; i++)
         buf[i] = t->halfopen.s[i].v;
     out->thr_halfopen = threshold_of(buf, t->halfopen.n, &t->o);
@@ -536,11 +594,14 @@ json_t *flood_model_to_json(const flood_model_t *m)
         json_array_append_new(known, json_pack("{s:s, s:o}", "address", a, "thresholds",
                                                classes_json(m->known[i].thr)));
     }
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:o, s:f, s:o}", "tau", m->o.tau,
+    json_object_set_new(thr, "source_stranger", classes_json(m->thr_stranger[0]));
+    json_object_set_new(thr, "identity_stranger", classes_json(m->thr_stranger[1]));
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:o, s:f, s:o}", "tau", m->o.tau,
                      "ack_wait", m->o.ack_wait, "fpr", m->o.fpr, "slack", m->o.slack, "floor",
-                     m->o.floor, "capacity", (json_int_t)m->o.capacity, "trained_messages",
-                     (json_int_t)m->trained_messages, "thresholds", thr, "half_open_threshold",
-                     m->thr_halfopen, "busy_sources", known);
+                     m->o.floor, "floor_stranger", m->o.floor_stranger, "capacity",
+                     (json_int_t)m->o.capacity, "trained_messages", (json_int_t)m->trained_messages,
+                     "thresholds", thr, "half_open_threshold", m->thr_halfopen, "busy_sources",
+                     known);
 }
 
 static int get_num(json_t *o, const char *key, double lo, double *out, char *err, size_t errlen)
@@ -609,6 +670,11 @@ int flood_model_from_json(json_t *j, flood_model_t *m, char *err, size_t errlen)
                               errlen))
             return -1;
     }
+    if (classes_from_json(json_object_get(thr, "source_stranger"),
+                          "flood.thresholds.source_stranger", m->thr_stranger[0], err, errlen) ||
+        classes_from_json(json_object_get(thr, "identity_stranger"),
+                          "flood.thresholds.identity_stranger", m->thr_stranger[1], err, errlen))
+        return -1;
     if (!json_is_array(known) || json_array_size(known) > FLOOD_MAX_KNOWN) {
         snprintf(err, errlen, "flood.busy_sources: expected an array of at most %d",
                  FLOOD_MAX_KNOWN);

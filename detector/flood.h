@@ -43,12 +43,14 @@ enum { FLOOD_INVITE = 0, FLOOD_REGISTER, FLOOD_OTHER, FLOOD_CLASSES };
 #define FLOOD_MAX_KNOWN 1024 /* busy addresses with thresholds of their own */
 
 typedef struct {
-    double tau;      /* seconds (default 1) */
-    double ack_wait; /* seconds a 200 to an INVITE waits for its ACK (default 4) */
-    double fpr;      /* quantile of the thresholds (default 0.001) */
-    double slack;    /* thresholds are multiplied by 1 + slack (default 0.25) */
-    double floor;    /* no threshold below this count (default 2) */
-    size_t capacity; /* counters kept (default 16384; stale ones are reused first) */
+    double tau;            /* seconds (default 1) */
+    double ack_wait;       /* seconds a 200 to an INVITE waits for its ACK (default 4) */
+    double fpr;            /* quantile of the thresholds (default 0.001) */
+    double slack;          /* thresholds are multiplied by 1 + slack (default 0.25) */
+    double floor;          /* no threshold below this count (default 2) */
+    double floor_stranger; /* the same for a source neither infrastructure nor registered
+                              (default 1.5: its second request within about half a second) */
+    size_t capacity;       /* counters kept (default 16384; stale ones are reused first) */
 } flood_opts_t;
 
 typedef struct {
@@ -61,6 +63,8 @@ typedef struct {
 typedef struct {
     flood_opts_t o;
     double thr[FLOOD_KEYS][FLOOD_CLASSES];
+    /* source and identity keys, for requests from sources neither busy nor registered */
+    double thr_stranger[2][FLOOD_CLASSES];
     double thr_halfopen;
     flood_known_t known[FLOOD_MAX_KNOWN];
     size_t n_known;
