@@ -171,6 +171,15 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "sipguard eval: %s\n", err);
         goto out;
     }
+    if (model_options(m)->context_headers) {
+        /* the pseudo-headers need the traffic in one stream, in time order, and eval reads
+         * normal and attack inputs apart */
+        fprintf(stderr,
+                "sipguard eval: %s was trained with context pseudo-headers; evaluate it "
+                "with sipguard score --context on a labelled capture instead\n",
+                model_path);
+        goto out;
+    }
     model_stats_t st;
     model_stats(m, &st);
     c.scorer = model_scorer_new(m, false);

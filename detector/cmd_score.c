@@ -43,6 +43,8 @@ static const clicmd_t score_cmd = {
 typedef struct {
     model_scorer_t *scorer;
     context_t *ctx; /* NULL without --context */
+    bool augment;   /* the model was trained with context pseudo-headers */
+    uint8_t *aug;
     model_stats_t st;
     bool explain, local, anomalies_only;
     FILE *out;
@@ -66,14 +68,20 @@ static int score_one(void *p, const msg_t *m)
     score_ctx_t *c = p;
     sipinfo_t info;
     sipcheck_message(m->data, m->len, &info);
-    model_score_t sc;
-    if (model_score_message(c->scorer, m->data, m->len, c->local, &sc) != 0) {
-        fprintf(stderr, "sipguard score: out of memory\n");
-        return -1;
-    }
     context_verdict_t cv = {0};
     if (c->ctx)
         context_observe(c->ctx, m, &info, &cv);
+    const uint8_t *data = m->data;
+    size_t len = m->len, n;
+    if (c->augment && (n = context_augment(&cv, m->data, m->len, c->aug, CONTEXT_AUG_MAX))) {
+        data = c->aug;
+        len = n;
+    }
+    model_score_t sc;
+    if (model_score_message(c->scorer, data, len, c->local, &sc) != 0) {
+        fprintf(stderr, "sipguard score: out of memory\n");
+        return -1;
+    }
     bool anomaly = sc.global_anomaly || sc.local_anomaly || cv.anomaly;
     c->messages++;
     c->anomalies += anomaly;
@@ -157,12 +165,26 @@ int cmd_score(int argc, char **argv)
         return EXIT_FAIL;
     }
     context_model_t *cm = NULL;
+    c.augment = model_options(m)->context_headers;
+    if (c.augment && !context_path) {
+        fprintf(stderr,
+                "sipguard score: %s was trained with context pseudo-headers: give "
+                "--context with the context model it was trained with\n",
+                model_path);
+        model_destroy(&m);
+        return EXIT_USAGE;
+    }
+    if (c.augment && !(c.aug = malloc(CONTEXT_AUG_MAX))) {
+        model_destroy(&m);
+        return EXIT_FAIL;
+    }
     if (context_path) {
         cm = context_model_load(context_path, err, sizeof err);
         if (!cm || !(c.ctx = context_new(cm))) {
             fprintf(stderr, "sipguard score: %s\n", cm ? "out of memory" : err);
             context_model_destroy(&cm);
             model_destroy(&m);
+            free(c.aug);
             return EXIT_FAIL;
         }
     }
@@ -194,5 +216,6 @@ out:
     model_destroy(&m);
     context_destroy(&c.ctx);
     context_model_destroy(&cm);
+    free(c.aug);
     return rc;
 }

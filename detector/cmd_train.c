@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "cmdutil.h"
+#include "context.h"
+#include "sipcheck.h"
 #include "commands.h"
 #include "model.h"
 
@@ -17,6 +21,11 @@ static const cliopt_t train_opts[] = {
     {"holdout", 0, "X", "fraction of messages held back to calibrate thresholds", "0.2"},
     {"no-local-norm", 0, NULL, "do not divide the local score by the message vector's norm", NULL},
     {"seed", 0, "N", "seed for the hold-out draw and the tree", "1"},
+    {"context-headers", 0, "CONTEXT",
+     "add the flood, dialog and binding detectors' state of each message as pseudo-header lines "
+     "before embedding (a context model from sipguard context train; score then needs "
+     "--context with the same file)",
+     NULL},
     CMD_INPUT_OPTIONS,
     {"quiet", 'q', NULL, "print no summary and no skip table", NULL},
     {"help", 'h', NULL, "show this help", NULL},
@@ -40,6 +49,8 @@ typedef struct {
     embed_t *embed;
     sparse_t *v;
     model_builder_t *b;
+    context_t *ctx; /* --context-headers */
+    uint8_t *aug;
     double holdout;
     uint64_t rng;
     size_t messages;
@@ -56,7 +67,20 @@ static double uniform(uint64_t *s)
 static int train_one(void *p, const msg_t *m)
 {
     train_ctx_t *c = p;
-    if (embed_message(c->embed, m->data, m->len, c->v) != 0 ||
+    const uint8_t *data = m->data;
+    size_t len = m->len;
+    if (c->ctx) {
+        sipinfo_t info;
+        context_verdict_t cv;
+        sipcheck_message(m->data, m->len, &info);
+        context_observe(c->ctx, m, &info, &cv);
+        size_t n = context_augment(&cv, m->data, m->len, c->aug, CONTEXT_AUG_MAX);
+        if (n) {
+            data = c->aug;
+            len = n;
+        }
+    }
+    if (embed_message(c->embed, data, len, c->v) != 0 ||
         model_builder_add(c->b, c->v, uniform(&c->rng) < c->holdout) != 0) {
         fprintf(stderr, "sipguard: train: out of memory after %zu messages\n", c->messages);
         return -1;
@@ -71,7 +95,7 @@ int cmd_train(int argc, char **argv)
     model_opts_default(&mo);
     decode_opts_t dopts;
     decode_opts_default(&dopts);
-    const char *out = NULL, *arg;
+    const char *out = NULL, *context_path = NULL, *arg;
     bool quiet = false;
     int i;
     while ((i = cliopt_next(&train_cmd, argc, argv, &arg)) != -1) {
@@ -114,6 +138,8 @@ int cmd_train(int argc, char **argv)
             if (cliopt_int(name, arg, 0, 1L << 62, &l))
                 return EXIT_USAGE;
             mo.seed = (uint64_t)l;
+        } else if (!strcmp(name, "context-headers")) {
+            context_path = arg;
         } else if (!strcmp(name, "quiet")) {
             quiet = true;
         }
@@ -124,13 +150,26 @@ int cmd_train(int argc, char **argv)
         return EXIT_USAGE;
     }
     train_ctx_t c = {0};
+    context_model_t *cm = NULL;
+    if (context_path) {
+        char cerr[600];
+        cm = context_model_load(context_path, cerr, sizeof cerr);
+        if (!cm) {
+            fprintf(stderr, "sipguard train: %s\n", cerr);
+            return EXIT_FAIL;
+        }
+        c.ctx = context_new(cm);
+        c.aug = malloc(CONTEXT_AUG_MAX);
+        mo.context_headers = true;
+        sipcheck_init();
+    }
     c.embed = embed_new(&mo.embed);
     c.v = sparse_new();
     c.b = model_builder_new(&mo);
     c.holdout = mo.holdout;
     c.rng = mo.seed * 0x9e3779b97f4a7c15ULL + 1;
     int failed = 0, rc = EXIT_FAIL;
-    if (!c.embed || !c.v || !c.b)
+    if (!c.embed || !c.v || !c.b || (cm && (!c.ctx || !c.aug)))
         goto out;
     if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed) !=
         0)
@@ -167,5 +206,8 @@ out:
     embed_destroy(&c.embed);
     sparse_destroy(&c.v);
     model_builder_destroy(&c.b);
+    context_destroy(&c.ctx);
+    context_model_destroy(&cm);
+    free(c.aug);
     return rc;
 }

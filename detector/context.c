@@ -139,3 +139,26 @@ void context_report(const context_verdict_t *v, json_t *o, json_t *detectors)
                                       v->binding.identity, "bound", v->binding.bound));
     }
 }
+
+size_t context_augment(const context_verdict_t *v, const uint8_t *data, size_t len, uint8_t *out,
+                       size_t cap)
+{
+    char extra[160];
+    const char *rate = v->flood.flood ? "over" : v->flood.key == -2 ? "none" : "ok";
+    const char *dialog = !v->dialog.token[0] ? "none" : v->dialog.count ? "known" : "unseen";
+    int n =
+        snprintf(extra, sizeof extra, "X-Ctx-Rate: %s\r\nX-Ctx-Dialog: %s\r\nX-Ctx-Binding: %s\r\n",
+                 rate, dialog, v->binding.judged ? binding_class_name(v->binding.cls) : "none");
+    size_t head = len; /* after the last header line: before the blank line, else at the end */
+    for (size_t i = 0; i + 3 < len; i++)
+        if (!memcmp(data + i, "\r\n\r\n", 4)) {
+            head = i + 2;
+            break;
+        }
+    if (len + (size_t)n > cap)
+        return 0;
+    memcpy(out, data, head);
+    memcpy(out + head, extra, (size_t)n);
+    memcpy(out + head + (size_t)n, data + head, len - head);
+    return len + (size_t)n;
+}

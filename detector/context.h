@@ -49,4 +49,16 @@ void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, contex
  * names appended to the detector array. */
 void context_report(const context_verdict_t *v, json_t *o, json_t *detectors);
 
+/*
+ * Context pseudo-headers (DESIGN.md): the detectors' state for this message as three header
+ * lines inserted after the message's last header, so the content models learn it too:
+ *   X-Ctx-Rate: ok|over|none   X-Ctx-Dialog: known|unseen|none   X-Ctx-Binding: <class>|none
+ * Writes the augmented message to out (cap bytes). Returns its length, or 0 when it does not
+ * fit (use the message as it is).
+ */
+#define CONTEXT_AUG_MAX (1 << 20) /* buffer for an augmented message: the longest message + 160 */
+
+size_t context_augment(const context_verdict_t *v, const uint8_t *data, size_t len, uint8_t *out,
+                       size_t cap);
+
 #endif

@@ -26,6 +26,7 @@ struct edge_assets_slot {
 };
 
 struct pipeline {
+    uint8_t *aug; /* the message with context pseudo-headers, when the model wants them */
     edge_assets_slot_t *slot;
     const edge_config_t *c;
     uint64_t gen;
@@ -68,6 +69,14 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
             assets_release(a);
             return NULL;
         }
+    }
+    if (model_options(a->model)->context_headers && !c->context_model[0]) {
+        snprintf(err, errlen,
+                 "%s was trained with context pseudo-headers: set [detectors] "
+                 "context to the context model it was trained with",
+                 c->model);
+        assets_release(a);
+        return NULL;
     }
     if (c->context_model[0]) {
         a->cmodel = context_model_load(c->context_model, err, errlen);
@@ -174,7 +183,8 @@ pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint6
     p->slot = slot;
     p->c = c;
     p->rng = seed | 1;
-    if (follow_assets(p) != 0) {
+    p->aug = malloc(CONTEXT_AUG_MAX);
+    if (!p->aug || follow_assets(p) != 0) {
         pipeline_destroy(&p);
         return NULL;
     }
@@ -189,6 +199,7 @@ void pipeline_destroy(pipeline_t **self)
     model_scorer_destroy(&p->scorer);
     sigdb_scratch_destroy(&p->sigscratch);
     assets_release(p->a);
+    free(p->aug);
     free(p);
     *self = NULL;
 }
@@ -240,7 +251,14 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
     out->thr_local = p->a->st.thr_local;
     embed_t *e = model_scorer_embed(p->scorer);
     const sparse_t *v = model_scorer_vector(p->scorer);
-    if (embed_message(e, m->data, m->len, (sparse_t *)v) != 0)
+    const uint8_t *data = m->data;
+    size_t len = m->len, n;
+    if (model_options(p->a->model)->context_headers &&
+        (n = context_augment(&out->ctx, m->data, m->len, p->aug, CONTEXT_AUG_MAX))) {
+        data = p->aug;
+        len = n;
+    }
+    if (embed_message(e, data, len, (sparse_t *)v) != 0)
         return -1;
     if (p->a->sigs) {
         size_t len;

@@ -28,6 +28,7 @@ typedef struct {
     /* parameters */
     double nu, fpr, holdout;
     uint32_t k, local_norm;
+    uint32_t context_headers, reserved; /* version 5 */
     uint64_t seed;
     /* sizes */
     uint64_t dim, dict_cap, nrows, nnz, n_train, n_holdout;
@@ -301,6 +302,7 @@ static void model_bind(model_t *m)
     m->opts.holdout = h->holdout;
     m->opts.k = (int)h->k;
     m->opts.local_norm = h->local_norm;
+    m->opts.context_headers = h->context_headers;
     m->opts.seed = h->seed;
 }
 
@@ -355,6 +357,7 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     h.holdout = b->o.holdout;
     h.k = (uint32_t)b->o.k;
     h.local_norm = b->o.local_norm;
+    h.context_headers = b->o.context_headers;
     h.seed = b->o.seed;
     h.dim = dim;
     h.dict_cap = dict_cap;

@@ -3,7 +3,7 @@
  * (SVDD centre), local model (training vectors and their VP-tree) and the
  * calibrated thresholds, trained from normal traffic, saved to one file.
  *
- * File format (version 4): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 5): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
@@ -28,7 +28,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 4
+#define MODEL_VERSION 5
 
 typedef struct {
     embed_opts_t embed;
@@ -37,6 +37,7 @@ typedef struct {
     double fpr;      /* target false-positive rate of the thresholds (default 0.001) */
     double holdout;  /* fraction of training messages held back for calibration (default 0.2) */
     bool local_norm; /* divide the local score by |m(z)| (default on) */
+    bool context_headers; /* trained on messages with context pseudo-headers (context.h) */
     uint64_t seed;
 } model_opts_t;
 

@@ -36,3 +36,20 @@ echo "== dialog: trained without hold, cancel, message and presence dialogs"
 echo
 echo "== binding: the same test day, every attack family"
 "$S" context eval binding -m ctx.json -l all.labels.csv all.pcap
+
+echo
+echo "== context pseudo-headers: content models trained and scored with and without them"
+"$S" gen -o htrain --preset demo --attacks none --seed 1 --population-seed 7 2>/dev/null
+"$S" context train -q -o hctx.json htrain.pcap
+"$S" train -q -o plain.model htrain.pcap
+"$S" train -q --context-headers hctx.json -o headers.model htrain.pcap
+for seed in 2 3 4; do
+    "$S" gen -o htest --preset demo --seed $seed --population-seed 7 2>/dev/null
+    tail -n +2 htest.labels.csv | cut -d, -f3 > labels.txt
+    for m in plain headers; do
+        "$S" score -q -m $m.model --context hctx.json htest.pcap > $m.jsonl
+        grep -o '"detector":\[[^]]*\]' $m.jsonl | awk '{print (/global|local/) ? "true" : "false", (/flood|dialog|binding/) ? "true" : "false"}' > $m.flags
+        paste -d' ' labels.txt $m.flags | awk -v s=$seed -v m=$m '{n[$1]++; if ($2=="true") k[$1]++; if ($2=="true" || $3=="true") a[$1]++}
+            END {printf "seed %s %-8s content models: %d/%d attack, %d/%d normal flagged; with the context detectors: %d attack, %d normal\n", s, m, k["attack"], n["attack"], k["normal"], n["normal"], a["attack"], a["normal"]}'
+    done
+done

@@ -91,5 +91,14 @@ echo '{"format":"sipguard-context","version":1,"flood":{"tau":"fast"}}' > badctx
 "$S" score -q -m m.model --context badctx.json ctxall.pcap >/dev/null 2>err.txt; rc=$?
 check "a bad context model is refused naming the field" sh -c "test $rc -eq 1 && grep -q 'flood.tau' err.txt"
 
+# context pseudo-headers: the model remembers it needs them
+"$S" train -q --context-headers ctx.json -o ctxh.model ctxtrain.pcap
+"$S" score -q -m ctxh.model ctxall.pcap >/dev/null 2>err.txt; rc=$?
+check "a model trained with context headers refuses to score without --context" sh -c "test $rc -eq 2 && grep -q 'context pseudo-headers' err.txt"
+"$S" score -q -m ctxh.model --context ctx.json ctxall.pcap > ctxh.jsonl
+check "and scores every message with it" test "$(wc -l < ctxh.jsonl)" -eq "$(($(wc -l < ctxall.labels.csv) - 1))"
+"$S" eval -m ctxh.model --normal ctxtrain.pcap --attack ctxall.pcap >/dev/null 2>err.txt; rc=$?
+check "eval refuses it with the reason" sh -c "test $rc -eq 1 && grep -q 'score --context' err.txt"
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0
