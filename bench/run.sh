@@ -38,3 +38,14 @@ for shape in fields all; do
 done
 # embedding throughput (bench_core's embed figures do not depend on the model)
 $PIN "$B/bench/bench_core" normal.pcap m.model 2>/dev/null | grep -E "framing|embed|osip"
+
+# context detectors: time per 10-INVITE window (flood) and per message (dialog, binding), one core
+$S gen -o cflood --preset demo --attacks flood --flood-window c --seed 8 --population-seed 7 2>/dev/null
+$S context train -q -o ctx.json normal.pcap
+$PIN $S context eval flood --json -m ctx.json -l cflood.labels.csv cflood.pcap |
+    grep -o '"us_per_window_invites_only":[0-9.]*\|"all":{[^}]*' | grep -o 'us_per_window[a-z_]*":[0-9.]*' |
+    sed 's/"//g; s/:/ /; s/^/context_flood_/'
+$PIN $S context eval dialog --json -m ctx.json -l cflood.labels.csv --train-labels cflood.labels.csv cflood.pcap |
+    grep -o '"us_per_message":[0-9.]*' | sed 's/"//g; s/:/ /; s/^/context_dialog_/'
+$PIN $S context eval binding --json -m ctx.json -l cflood.labels.csv cflood.pcap |
+    grep -o '"us_per_message":[0-9.]*' | sed 's/"//g; s/:/ /; s/^/context_binding_/'
