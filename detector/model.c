@@ -66,6 +66,7 @@ void model_opts_default(model_opts_t *o)
     o->fpr = 0.001;
     o->holdout = 0.2;
     o->local_norm = true;
+    o->context_headers = false;
     o->seed = 1;
 }
 
