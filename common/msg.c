@@ -1,5 +1,7 @@
 #include "msg.h"
 
+#include <string.h>
+
 #include <arpa/inet.h>
 #include <stdio.h>
 
@@ -36,4 +38,10 @@ const char *msg_transport_name(transport_t t)
     default:
         return "none";
     }
+}
+
+bool msg_endpoint_equal(const endpoint_t *a, const endpoint_t *b, bool with_port)
+{
+    return a->family == b->family && (!with_port || a->port == b->port) &&
+           !memcmp(a->addr, b->addr, a->family == 6 ? 16 : 4);
 }

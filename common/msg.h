@@ -48,6 +48,8 @@ typedef struct {
 void msg_endpoint_format(const endpoint_t *ep, char buf[MSG_ENDPOINT_STRLEN]);
 /* Writes the address only, without port (buf of at least 46 bytes). */
 void msg_address_format(const endpoint_t *ep, char buf[46]);
+/* Same family and address (and port, when with_port). */
+bool msg_endpoint_equal(const endpoint_t *a, const endpoint_t *b, bool with_port);
 /* "udp", "tcp", "sctp" or "none". */
 const char *msg_transport_name(transport_t t);
 

@@ -1,5 +1,7 @@
 #include "wire.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -81,20 +83,6 @@ static int write_key(const char *path, const char *key, mode_t mode)
     int ok = write(fd, line, 41) == 41 && fsync(fd) == 0;
     close(fd);
     return ok ? 0 : -1;
-}
-
-static int mkdir_p(const char *dir, mode_t mode)
-{
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, mode) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], char *err,

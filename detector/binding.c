@@ -80,11 +80,6 @@ static uint64_t hash_addr(const endpoint_t *e)
     return h ? h : 1;
 }
 
-static bool same_addr(const endpoint_t *a, const endpoint_t *b)
-{
-    return a->family == b->family && !memcmp(a->addr, b->addr, a->family == 6 ? 16 : 4);
-}
-
 /* ------------------------------------------------------------------ counting Bloom filter */
 
 static void cbf_add(binding_t *b, uint64_t id, int delta)
@@ -231,7 +226,7 @@ static const by_addr_t *owner_of(binding_t *b, const endpoint_t *addr, uint64_t 
             if (b->rev[h].identity == self)
                 return NULL;
             bind_t *e = find(b, b->rev[h].identity, now);
-            return e && same_addr(&e->addr, addr) ? &b->rev[h] : NULL;
+            return e && msg_endpoint_equal(&e->addr, addr, false) ? &b->rev[h] : NULL;
         }
     return NULL;
 }
@@ -239,7 +234,7 @@ static const by_addr_t *owner_of(binding_t *b, const endpoint_t *addr, uint64_t 
 static bool infrastructure(const binding_t *b, const endpoint_t *src)
 {
     for (size_t i = 0; i < b->m.n_infra; i++)
-        if (same_addr(&b->m.infra[i], src))
+        if (msg_endpoint_equal(&b->m.infra[i], src, false))
             return true;
     return false;
 }
@@ -328,7 +323,7 @@ void binding_observe(binding_t *b, const msg_t *m, const sipinfo_t *info, bindin
     msg_address_format(&e->addr, bound);
     bool claims_device = (info->via_host[0] && !strcmp(info->via_host, e->via_host)) ||
                          (info->contact_host[0] && !strcmp(info->contact_host, e->contact_host));
-    if (same_addr(&m->src, &e->addr)) {
+    if (msg_endpoint_equal(&m->src, &e->addr, false)) {
         bool other_hosts =
             (info->via_host[0] && e->via_host[0] && strcmp(info->via_host, e->via_host)) ||
             (info->contact_host[0] && e->contact_host[0] &&
@@ -385,7 +380,7 @@ void binding_trainer_add(binding_trainer_t *t, const msg_t *m, const sipinfo_t *
         return;
     src_ids_t *s = NULL;
     for (size_t i = 0; i < t->n && !s; i++) /* sources are few next to messages: a list */
-        if (same_addr(&t->src[i].addr, &m->src))
+        if (msg_endpoint_equal(&t->src[i].addr, &m->src, false))
             s = &t->src[i];
     if (!s) {
         if (t->n == t->cap) {

@@ -200,12 +200,6 @@ size_t dialog_active(const dialog_t *d)
     return d->active;
 }
 
-static bool same_endpoint(const endpoint_t *a, const endpoint_t *b)
-{
-    return a->family == b->family && a->port == b->port &&
-           !memcmp(a->addr, b->addr, a->family == 6 ? 16 : 4);
-}
-
 /* The leg of a message: its Call-ID between its two endpoints, whichever direction. */
 static uint64_t leg_key(const msg_t *m, const sipinfo_t *info)
 {
@@ -266,7 +260,7 @@ static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh)
 
 static void make_token(const msg_t *m, const leg_t *l, const sipinfo_t *info, char *tok)
 {
-    char dir = same_endpoint(&m->src, &l->first) ? 'a' : 'b';
+    char dir = msg_endpoint_equal(&m->src, &l->first, true) ? 'a' : 'b';
     if (info->is_request)
         snprintf(tok, DIALOG_TOKEN_LEN, "%c:%s", dir, info->method[0] ? info->method : "?");
     else

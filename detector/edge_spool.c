@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 #define SEQ_BLOCK 1000000ULL
@@ -40,20 +41,6 @@ struct spool {
 static void seg_path(const spool_t *s, uint64_t first, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/seg-%016" PRIx64 ".spool", s->dir, first);
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -242,7 +229,7 @@ spool_t *spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errle
     s->segment_bytes = max_bytes / 16 > (1u << 20) ? (1u << 20) : max_bytes / 16;
     s->cur_fd = -1;
     s->next_seq = 1;
-    if (mkdir_p(dir) != 0 || access(dir, W_OK) != 0) {
+    if (mkdir_p(dir, 0750) != 0 || access(dir, W_OK) != 0) {
         snprintf(err, errlen, "spool directory %s: %s", dir, strerror(errno));
         free(s);
         return NULL;
