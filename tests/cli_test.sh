@@ -85,6 +85,9 @@ BFA=$(grep -o '"false_alarm_rate":[0-9.]*' binding.json | cut -d: -f2)
 check "binding eval: no normal request flagged ($BFA); spoofed Via/Contact classified" sh -c "awk -v a='$BFA' 'BEGIN{exit !(a == 0 && a != \"\")}' && grep -q '\"spoof-via\":{[^}]*\"spoofed-source\":[1-9]' binding.json"
 "$S" score -q -a --no-local -m m.model --context ctx.json ctxall.pcap > ctxscore.jsonl
 check "score --context names the flood, dialog and binding detectors" sh -c "grep -q '\"detector\":\[[^]]*\"flood\"' ctxscore.jsonl && grep -q '\"dialog\":{\"token\"' ctxscore.jsonl && grep -q '\"binding\":{\"class\"' ctxscore.jsonl"
+printf 'not,a,labels,file\n' > bad.labels.csv
+"$S" context eval flood -m ctx.json -l bad.labels.csv ctxflood.pcap 2>err.txt >/dev/null; rc=$?
+check "context eval with a bad labels file exits 2 naming it" sh -c "test $rc -eq 2 && grep -q 'bad.labels.csv: not a labels file' err.txt"
 "$S" context eval flood -m ctx.json ctxflood.pcap 2>/dev/null; rc=$?
 check "context eval without labels exits 2" test $rc -eq 2
 echo '{"format":"sipguard-context","version":1,"flood":{"tau":"fast"}}' > badctx.json

@@ -96,6 +96,16 @@ for k in $REQUIRED; do head -1 hep.jsonl | grep -q "\"$k\":" || missing="$missin
 check "reports hold every field docs/report-schema.json requires (${REQUIRED:0:40}...)${missing:+ missing:$missing}" "[ -z '$missing' ] && [ -n '$REQUIRED' ]"
 check "HEP: reports carry the inner addresses and a sequence" "head -1 hep.jsonl | grep -q '\"seq\":1' && ! grep -q '\"src\":\"127.0.0.1' hep.jsonl"
 
+# --- bad datagrams on the HEP port: counted as skipped, the edge goes on ---
+start_edge hepbad "${COMMON[@]}" --set scoring.local_policy=never || exit 1
+printf 'HEP3\x00\xff\x00\x00\x00\x01\x00\x07garbage' > badhep.sip
+head -c 1500 /dev/urandom > noise.sip
+"$S" replay -q --udp 127.0.0.1:$HEP badhep.sip noise.sip 2>/dev/null
+wait_for 10 "[ \"\$(metric $HTTP sipguard_skipped_total)\" -ge 1 ]"
+check "HEP port: truncated HEP and noise are counted as skipped ($(metric $HTTP sipguard_skipped_total)), not scored" \
+    "[ \"\$(metric $HTTP sipguard_skipped_total)\" -ge 1 ] && [ \$(msgs_total $HTTP) -le 1 ] && [ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
+stop_edge $EDGE_PID
+
 # --- HEP auth key: datagrams without it are refused and counted ---
 start_edge auth "${COMMON[@]}" --set ingest.hep_auth_key=s3cret --set scoring.local_policy=never || exit 1
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 --auth-key wrong test.pcap
