@@ -334,9 +334,11 @@ static void drain_uplink(edge_t *e)
     for (spool_stats(e->spool, &ss); ss.pending && mono_now() < end; spool_stats(e->spool, &ss)) {
         if (!uplink_connected(e->uplink) && mono_now() > end - DRAIN_SECONDS + 1)
             break; /* no overlay: the spool keeps them for the next start */
+        uplink_pump(e->uplink, mono_now());
+        if (!uplink_socket(e->uplink) || !uplink_monitor(e->uplink))
+            break;
         zmq_pollitem_t items[2] = {{uplink_socket(e->uplink), 0, ZMQ_POLLIN, 0},
                                    {uplink_monitor(e->uplink), 0, ZMQ_POLLIN, 0}};
-        uplink_pump(e->uplink, mono_now());
         zmq_poll(items, 2, 50);
         uplink_on_acks(e->uplink);
         uplink_on_events(e->uplink);
@@ -361,7 +363,8 @@ static void run(edge_t *e)
             items[n++] = (zmq_pollitem_t){NULL, fds[i], ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, sig_pipe[0], ZMQ_POLLIN, 0};
         int up = n;
-        if (e->uplink) {
+        bool polled_uplink = e->uplink && uplink_socket(e->uplink) && uplink_monitor(e->uplink);
+        if (polled_uplink) {
             items[n++] = (zmq_pollitem_t){uplink_socket(e->uplink), 0, ZMQ_POLLIN, 0};
             items[n++] = (zmq_pollitem_t){uplink_monitor(e->uplink), 0, ZMQ_POLLIN, 0};
         }
@@ -382,13 +385,14 @@ static void run(edge_t *e)
                 ;
         }
         drain_queue(e);
-        if (e->uplink) {
+        if (polled_uplink) {
             if (items[up].revents & ZMQ_POLLIN)
                 uplink_on_acks(e->uplink);
             if (items[up + 1].revents & ZMQ_POLLIN)
                 uplink_on_events(e->uplink);
-            uplink_pump(e->uplink, mono_now());
         }
+        if (e->uplink)
+            uplink_pump(e->uplink, mono_now());
         update_gauges(e);
         if (mono_now() - last_sync >= 1.0) {
             last_sync = mono_now();

@@ -10,8 +10,14 @@
 #include "log.h"
 #include "wire.h"
 
+#define UPLINK_RETRY_SECONDS 5
+
 struct uplink {
+    void *zctx;
     void *sock, *mon;
+    char endpoint[256], server_key[41], pub[41], sec[41];
+    unsigned generation; /* sockets made so far */
+    double retry_at;     /* after a refused handshake: when to make a new socket (0: never) */
     char edge_id[64];
     double ack_timeout;
     spool_t *spool;
@@ -31,24 +37,31 @@ static int set_int(void *s, int opt, int v)
     return zmq_setsockopt(s, opt, &v, sizeof v);
 }
 
-uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint, const char *server_key,
-                     const char *pub, const char *sec, double ack_timeout, spool_t *spool,
-                     char *err, size_t errlen)
+/* Closes the socket and its monitor. */
+static void close_socket(uplink_t *u)
 {
-    uplink_t *u = calloc(1, sizeof *u);
-    if (!u) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+    if (u->sock) {
+        zmq_socket_monitor(u->sock, NULL, 0);
+        zmq_close(u->sock);
+        u->sock = NULL;
     }
-    snprintf(u->edge_id, sizeof u->edge_id, "%s", edge_id);
-    u->ack_timeout = ack_timeout;
-    u->spool = spool;
-    u->sock = zmq_socket(zctx, ZMQ_DEALER);
-    char monaddr[64];
-    snprintf(monaddr, sizeof monaddr, "inproc://uplink-monitor-%p", (void *)u);
-    if (!u->sock || set_opt(u->sock, ZMQ_CURVE_SERVERKEY, server_key, 40) ||
-        set_opt(u->sock, ZMQ_CURVE_PUBLICKEY, pub, 40) ||
-        set_opt(u->sock, ZMQ_CURVE_SECRETKEY, sec, 40) || set_int(u->sock, ZMQ_IMMEDIATE, 1) ||
+    if (u->mon) {
+        zmq_close(u->mon);
+        u->mon = NULL;
+    }
+    u->connected = false;
+}
+
+/* Makes the DEALER with its options and monitor, and connects it. Returns 0, or -1 with err. */
+static int open_socket(uplink_t *u, char *err, size_t errlen)
+{
+    u->generation++;
+    u->sock = zmq_socket(u->zctx, ZMQ_DEALER);
+    char monaddr[80];
+    snprintf(monaddr, sizeof monaddr, "inproc://uplink-monitor-%p-%u", (void *)u, u->generation);
+    if (!u->sock || set_opt(u->sock, ZMQ_CURVE_SERVERKEY, u->server_key, 40) ||
+        set_opt(u->sock, ZMQ_CURVE_PUBLICKEY, u->pub, 40) ||
+        set_opt(u->sock, ZMQ_CURVE_SECRETKEY, u->sec, 40) || set_int(u->sock, ZMQ_IMMEDIATE, 1) ||
         set_int(u->sock, ZMQ_LINGER, 0) || set_int(u->sock, ZMQ_SNDHWM, 4 * UPLINK_WINDOW) ||
         set_int(u->sock, ZMQ_RECONNECT_IVL, 100) || set_int(u->sock, ZMQ_RECONNECT_IVL_MAX, 2000) ||
         set_int(u->sock, ZMQ_HEARTBEAT_IVL, 1000) ||
@@ -59,16 +72,38 @@ uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint, cons
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
         snprintf(err, errlen, "overlay socket: %s", zmq_strerror(errno));
-        uplink_destroy(&u);
-        return NULL;
+        return -1;
     }
-    u->mon = zmq_socket(zctx, ZMQ_PAIR);
-    if (!u->mon || zmq_connect(u->mon, monaddr) != 0 || zmq_connect(u->sock, endpoint) != 0) {
-        snprintf(err, errlen, "overlay endpoint %s: %s", endpoint, zmq_strerror(errno));
-        uplink_destroy(&u);
-        return NULL;
+    u->mon = zmq_socket(u->zctx, ZMQ_PAIR);
+    if (!u->mon || zmq_connect(u->mon, monaddr) != 0 || zmq_connect(u->sock, u->endpoint) != 0) {
+        snprintf(err, errlen, "overlay endpoint %s: %s", u->endpoint, zmq_strerror(errno));
+        return -1;
     }
     set_int(u->mon, ZMQ_LINGER, 0);
+    return 0;
+}
+
+uplink_t *uplink_new(void *zctx, const char *edge_id, const char *endpoint, const char *server_key,
+                     const char *pub, const char *sec, double ack_timeout, spool_t *spool,
+                     char *err, size_t errlen)
+{
+    uplink_t *u = calloc(1, sizeof *u);
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    u->zctx = zctx;
+    snprintf(u->edge_id, sizeof u->edge_id, "%s", edge_id);
+    snprintf(u->endpoint, sizeof u->endpoint, "%s", endpoint);
+    memcpy(u->server_key, server_key, 41);
+    memcpy(u->pub, pub, 41);
+    memcpy(u->sec, sec, 41);
+    u->ack_timeout = ack_timeout;
+    u->spool = spool;
+    if (open_socket(u, err, errlen) != 0) {
+        uplink_destroy(&u);
+        return NULL;
+    }
     return u;
 }
 
@@ -77,12 +112,7 @@ void uplink_destroy(uplink_t **self)
     uplink_t *u = *self;
     if (!u)
         return;
-    if (u->sock) {
-        zmq_socket_monitor(u->sock, NULL, 0);
-        zmq_close(u->sock);
-    }
-    if (u->mon)
-        zmq_close(u->mon);
+    close_socket(u);
     free(u);
     *self = NULL;
 }
@@ -151,10 +181,14 @@ void uplink_on_events(uplink_t *u)
                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
                 if (!u->told_handshake)
                     error("the CURVE handshake with the overlay failed (%s): check [overlay] "
-                          "server_key, and that the overlay admits this edge's public key",
+                          "server_key, and that the overlay admits this edge's public key; "
+                          "trying again every %d s",
                           ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "refused by the overlay"
-                                                                : "keys or protocol do not match");
+                                                                : "keys or protocol do not match",
+                          UPLINK_RETRY_SECONDS);
                 u->told_handshake = true;
+                /* libzmq does not reconnect after a refused handshake: a new socket will */
+                u->retry_at = -1;
             } else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 u->told_handshake = false;
                 u->connected = true;
@@ -187,6 +221,18 @@ static bool send_report(uplink_t *u, spool_entry_t *e, double now)
 
 void uplink_pump(uplink_t *u, double now)
 {
+    if (u->retry_at < 0)
+        u->retry_at = now + UPLINK_RETRY_SECONDS;
+    if (u->retry_at > 0 && now >= u->retry_at) {
+        char err[300];
+        u->retry_at = 0;
+        close_socket(u);
+        if (open_socket(u, err, sizeof err) != 0) {
+            error("%s", err);
+            u->retry_at = now + UPLINK_RETRY_SECONDS;
+        }
+        return;
+    }
     if (!u->connected)
         return;
     size_t n = spool_count(u->spool), i = 0, inflight = 0;

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(cmake make gcc pkg-config
       libpcap-dev libosip2-dev libjansson-dev libxxhash-dev libcmocka-dev
-      libinih-dev zlib1g-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
+      libinih-dev zlib1g-dev libsqlite3-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
       curl time)
 # Integration-test peers: their tests skip when these are missing, so failing to install them
 # is a warning, not an error.

@@ -1,0 +1,487 @@
+/*
+ * sipguard-overlay: the domain's collector of anomaly reports (issue 5, first part).
+ *
+ * It takes reports from the configured edges (ZeroMQ ROUTER, CURVE, edge keys admitted by a
+ * ZAP handler), checks them, commits them to SQLite and only then acknowledges them, and
+ * serves /metrics and /healthz. Clustering, signatures, review and distribution build on
+ * this store (docs/overlay.md says what exists).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cliopt.h"
+#include "collector.h"
+#include "edge_config.h"
+#include "log.h"
+#include "store.h"
+#include "wire.h"
+
+#ifndef SIPGUARD_VERSION
+#define SIPGUARD_VERSION "dev"
+#endif
+
+typedef struct {
+    char listen[256], db[512], key_dir[512], http_listen[128], log_level[16];
+    long max_report;
+    bool syslog;
+    edge_key_t edges[COLLECTOR_MAX_EDGES];
+    size_t n_edges;
+} overlay_config_t;
+
+static const cliopt_t opts[] = {
+    {"config", 'c', "FILE", "INI configuration file (see --print-config)", NULL},
+    {"set", 's', "overlay.KEY=VALUE", "override one [overlay] setting (repeatable)", NULL},
+    {"edge", 'e', "ID=KEY", "admit an edge: its id and its CURVE public key (repeatable)", NULL},
+    {"check-config", 0, NULL, "read the configuration, open the store, print the settings, exit",
+     NULL},
+    {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
+    {"ports-file", 0, "FILE", "write where it listens (reports, http) once listening", NULL},
+    {"version", 'V', NULL, "print the version", NULL},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t cmd = {
+    "sipguard-overlay [-c FILE] [--set overlay.KEY=VALUE]... [--edge ID=KEY]...",
+    "Collects the anomaly reports of a domain's edges. Edges connect with CURVE; only the\n"
+    "public keys listed under [edges] (or given with --edge) get in, and an edge can only\n"
+    "report as itself. Each report is checked against docs/report-schema.json, committed to\n"
+    "SQLite (WAL) and only then acknowledged; duplicates by (edge, sequence) are acknowledged\n"
+    "and not stored again; refused reports are recorded with their reason. The overlay's own\n"
+    "key pair is made on first start in key_dir (server.pub is what edges need as\n"
+    "[overlay] server_key). GET /metrics and /healthz on [overlay] http_listen.",
+    opts,
+    "exit status: 0 clean stop, 1 failure (cannot listen, store unusable), 2 usage or\n"
+    "configuration error.\n\n"
+    "example: sipguard-overlay --set overlay.db=/var/lib/sipguard/overlay.db \\\n"
+    "             --edge edge1=$(cat /var/lib/sipguard/keys/edge.pub)",
+};
+
+static void config_default(overlay_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "tcp://127.0.0.1:7070");
+    snprintf(c->db, sizeof c->db, "/var/lib/sipguard/overlay.db");
+    snprintf(c->key_dir, sizeof c->key_dir, "/var/lib/sipguard/overlay-keys");
+    snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8081");
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->max_report = 1 << 20;
+}
+
+static int add_edge(overlay_config_t *c, const char *id, const char *key, char *err,
+                    size_t errlen)
+{
+    if (!*id || strlen(id) > WIRE_ID_MAX || strlen(key) != 40) {
+        snprintf(err, errlen, "edge %s: expected an id of 1-%d characters and a 40-character "
+                              "Z85 public key",
+                 id, WIRE_ID_MAX);
+        return -1;
+    }
+    if (c->n_edges == COLLECTOR_MAX_EDGES) {
+        snprintf(err, errlen, "more than %d edges", COLLECTOR_MAX_EDGES);
+        return -1;
+    }
+    snprintf(c->edges[c->n_edges].id, sizeof c->edges[0].id, "%s", id);
+    memcpy(c->edges[c->n_edges++].key, key, 41);
+    return 0;
+}
+
+/* One [overlay] setting. Returns NULL or why it was refused. */
+static const char *set_overlay(overlay_config_t *c, const char *key, const char *v)
+{
+    struct {
+        const char *name;
+        char *field;
+        size_t size;
+    } strs[] = {{"listen", c->listen, sizeof c->listen},
+                {"db", c->db, sizeof c->db},
+                {"key_dir", c->key_dir, sizeof c->key_dir},
+                {"http_listen", c->http_listen, sizeof c->http_listen},
+                {"log_level", c->log_level, sizeof c->log_level}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (!strcasecmp(key, strs[i].name)) {
+            if (strlen(v) >= strs[i].size)
+                return "value too long";
+            snprintf(strs[i].field, strs[i].size, "%s", v);
+            return NULL;
+        }
+    if (!strcasecmp(key, "max_report_bytes")) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1024 || n > (64L << 20))
+            return "expected a whole number from 1024 to 67108864";
+        c->max_report = n;
+        return NULL;
+    }
+    if (!strcasecmp(key, "syslog")) {
+        if (!strcasecmp(v, "yes") || !strcmp(v, "1") || !strcasecmp(v, "true"))
+            c->syslog = true;
+        else if (!strcasecmp(v, "no") || !strcmp(v, "0") || !strcasecmp(v, "false"))
+            c->syslog = false;
+        else
+            return "expected yes or no";
+        return NULL;
+    }
+    return "unknown key";
+}
+
+typedef struct {
+    overlay_config_t *c;
+    char reason[300];
+} ini_ctx_t;
+
+static int on_ini(void *user, const char *section, const char *key, const char *value)
+{
+    ini_ctx_t *x = user;
+    const char *why = NULL;
+    char err[200];
+    if (!strcasecmp(section, "overlay"))
+        why = set_overlay(x->c, key, value);
+    else if (!strcasecmp(section, "edges"))
+        why = add_edge(x->c, key, value, err, sizeof err) ? err : NULL;
+    else
+        why = "unknown section";
+    if (why) {
+        snprintf(x->reason, sizeof x->reason, "[%s] %s: %s", section, key, why);
+        return 0;
+    }
+    return 1;
+}
+
+static void print_config(const overlay_config_t *c, bool comments)
+{
+    printf("[overlay]\n");
+    if (comments)
+        printf("# where edges send reports (ZeroMQ endpoint; tcp://*:7070 for all addresses)\n");
+    printf("listen = %s\n", c->listen);
+    if (comments)
+        printf("# the SQLite database of reports (WAL)\n");
+    printf("db = %s\n", c->db);
+    if (comments)
+        printf("# the overlay's CURVE key pair (server.key, server.pub); made on first start\n");
+    printf("key_dir = %s\n", c->key_dir);
+    if (comments)
+        printf("# larger reports are refused and counted\n");
+    printf("max_report_bytes = %ld\n", c->max_report);
+    if (comments)
+        printf("# GET /metrics and /healthz; empty: off\n");
+    printf("http_listen = %s\n", c->http_listen);
+    if (comments)
+        printf("# error, warning, info or debug; syslog = yes logs to syslog\n");
+    printf("log_level = %s\nsyslog = %s\n\n[edges]\n", c->log_level, c->syslog ? "yes" : "no");
+    if (comments)
+        printf("# one line per admitted edge: its id = its CURVE public key (edge.pub)\n");
+    for (size_t i = 0; i < c->n_edges; i++)
+        printf("%s = %s\n", c->edges[i].id, c->edges[i].key);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+typedef struct {
+    collector_t *col;
+    store_t *store;
+} http_ctx_t;
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                             char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static collector_stats_t shared_stats; /* copied by the loop, read by the HTTP thread */
+static uint64_t stored_at_start;      /* reports the store held when the overlay started */
+
+static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *data,
+                               size_t *data_len, void **con_cls)
+{
+    (void)cls, (void)version, (void)data, (void)data_len, (void)con_cls;
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return reply(conn, 405, "application/json", strdup("{\"error\":\"use GET\"}\n"));
+    if (!strcmp(url, "/healthz"))
+        return reply(conn, 200, "text/plain", strdup("ok\n"));
+    if (strcmp(url, "/metrics"))
+        return reply(conn, 404, "application/json",
+                     strdup("{\"error\":\"unknown path; try /metrics or /healthz\"}\n"));
+    collector_stats_t st;
+    pthread_mutex_lock(&stats_lock);
+    st = shared_stats;
+    pthread_mutex_unlock(&stats_lock);
+    char *b = malloc(4096);
+    int n = snprintf(
+        b, 4096,
+        "# HELP sipguard_overlay_reports_received_total Report messages received.\n"
+        "# TYPE sipguard_overlay_reports_received_total counter\n"
+        "sipguard_overlay_reports_received_total %llu\n"
+        "# HELP sipguard_overlay_reports_stored_total Reports committed to the store.\n"
+        "# TYPE sipguard_overlay_reports_stored_total counter\n"
+        "sipguard_overlay_reports_stored_total %llu\n"
+        "# HELP sipguard_overlay_reports_duplicate_total Reports received again (acked, not "
+        "stored).\n"
+        "# TYPE sipguard_overlay_reports_duplicate_total counter\n"
+        "sipguard_overlay_reports_duplicate_total %llu\n"
+        "# HELP sipguard_overlay_reports_refused_total Reports refused, by reason.\n"
+        "# TYPE sipguard_overlay_reports_refused_total counter\n",
+        (unsigned long long)st.received, (unsigned long long)st.stored,
+        (unsigned long long)st.duplicates);
+    for (int r = 0; r < REJ_REASONS; r++)
+        n += snprintf(b + n, 4096 - (size_t)n,
+                      "sipguard_overlay_reports_refused_total{reason=\"%s\"} %llu\n",
+                      collector_reason_name(r), (unsigned long long)st.rejected[r]);
+    snprintf(b + n, 4096 - (size_t)n,
+             "# HELP sipguard_overlay_reports_in_store Reports the store holds.\n"
+             "# TYPE sipguard_overlay_reports_in_store gauge\n"
+             "sipguard_overlay_reports_in_store %llu\n"
+             "# HELP sipguard_overlay_handshakes_refused_total CURVE clients whose key is not "
+             "an edge's.\n# TYPE sipguard_overlay_handshakes_refused_total counter\n"
+             "sipguard_overlay_handshakes_refused_total %llu\n"
+             "# HELP sipguard_overlay_commit_failures_total Batches the store could not commit "
+             "(not acknowledged).\n# TYPE sipguard_overlay_commit_failures_total counter\n"
+             "sipguard_overlay_commit_failures_total %llu\n",
+             (unsigned long long)(stored_at_start + st.stored), (unsigned long long)st.zap_denied,
+             (unsigned long long)st.commit_failures);
+    return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+static struct MHD_Daemon *start_http(const char *listen, unsigned *port, char *err, size_t errlen)
+{
+    char host[128];
+    unsigned p;
+    struct sockaddr_in a = {0};
+    if (edge_split_hostport(listen, host, sizeof host, &p) != 0 ||
+        inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT", listen);
+        return NULL;
+    }
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)p);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL, NULL, on_http,
+        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
+    if (!d) {
+        snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen", listen);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = info ? info->port : p;
+    return d;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static volatile sig_atomic_t stop;
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int s)
+{
+    (void)s;
+    int saved = errno;
+    stop = 1;
+    if (write(sig_pipe[1], "x", 1) < 0) {
+        /* a wake-up is already pending */
+    }
+    errno = saved;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
+                      const char **ports_file)
+{
+    const char *arg, *config = NULL, *sets[64], *edges[256];
+    int nsets = 0, nedges = 0, i;
+    char err[400];
+    while ((i = cliopt_next(&cmd, argc, argv, &arg)) != -1) {
+        if (i == -2)
+            return 2;
+        const char *name = opts[i].name;
+        if (!strcmp(name, "help")) {
+            cliopt_help(&cmd, stdout);
+            return 0;
+        } else if (!strcmp(name, "version")) {
+            printf("sipguard-overlay %s\n", SIPGUARD_VERSION);
+            return 0;
+        } else if (!strcmp(name, "print-config")) {
+            print_config(c, true);
+            return 0;
+        } else if (!strcmp(name, "config")) {
+            config = arg;
+        } else if (!strcmp(name, "check-config")) {
+            *check = true;
+        } else if (!strcmp(name, "ports-file")) {
+            *ports_file = arg;
+        } else if (!strcmp(name, "set") && nsets < 64) {
+            sets[nsets++] = arg;
+        } else if (!strcmp(name, "edge") && nedges < 256) {
+            edges[nedges++] = arg;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sipguard-overlay: unexpected argument %s\nusage: %s\n", argv[optind],
+                cmd.usage);
+        return 2;
+    }
+    if (config) {
+        FILE *f = fopen(config, "r");
+        ini_ctx_t x = {.c = c};
+        int r = f ? ini_parse_file(f, on_ini, &x) : -1;
+        if (f)
+            fclose(f);
+        if (r != 0) {
+            fprintf(stderr, "sipguard-overlay: %s%s%d: %s\n", config, f ? ":" : "",
+                    f ? r : 0, f ? (x.reason[0] ? x.reason : "not valid INI") : strerror(errno));
+            return 2;
+        }
+    }
+    for (int k = 0; k < nsets; k++) {
+        const char *eq = strchr(sets[k], '=');
+        char key[64];
+        if (strncasecmp(sets[k], "overlay.", 8) || !eq || eq - sets[k] - 8 >= 64) {
+            fprintf(stderr, "sipguard-overlay: --set %s: expected overlay.KEY=VALUE\n", sets[k]);
+            return 2;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[k] - 8), sets[k] + 8);
+        const char *why = set_overlay(c, key, eq + 1);
+        if (why) {
+            fprintf(stderr, "sipguard-overlay: --set overlay.%s: %s\n", key, why);
+            return 2;
+        }
+    }
+    for (int k = 0; k < nedges; k++) {
+        const char *eq = strchr(edges[k], '=');
+        char id[80];
+        if (!eq || eq - edges[k] >= 80) {
+            fprintf(stderr, "sipguard-overlay: --edge %s: expected ID=KEY\n", edges[k]);
+            return 2;
+        }
+        snprintf(id, sizeof id, "%.*s", (int)(eq - edges[k]), edges[k]);
+        if (add_edge(c, id, eq + 1, err, sizeof err) != 0) {
+            fprintf(stderr, "sipguard-overlay: --edge: %s\n", err);
+            return 2;
+        }
+    }
+    if (log_parse_level(c->log_level) != 0) {
+        fprintf(stderr, "sipguard-overlay: log_level %s: expected error, warning, info or debug\n",
+                c->log_level);
+        return 2;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    static overlay_config_t c;
+    config_default(&c);
+    log_set_program("sipguard-overlay");
+    log_set_level(LOG_LEVEL_INFO);
+    bool check = false;
+    const char *ports_file = NULL;
+    int rc = parse_args(&c, argc, argv, &check, &ports_file);
+    if (rc >= 0)
+        return rc;
+    if (c.syslog)
+        log_set_syslog(1);
+    char err[600], pub[41], sec[41];
+    store_t *store = store_open(c.db, err, sizeof err);
+    if (!store) {
+        error("%s", err);
+        return 1;
+    }
+    if (check) {
+        print_config(&c, false);
+        store_close(&store);
+        fprintf(stderr, "sipguard-overlay: configuration OK\n");
+        return 0;
+    }
+    if (wire_keypair(c.key_dir, "server", pub, sec, err, sizeof err) != 0) {
+        error("%s", err);
+        store_close(&store);
+        return 1;
+    }
+    stored_at_start = store_count_reports(store);
+    if (c.n_edges == 0)
+        warning("no edge is configured: every edge will be refused (add [edges] or --edge)");
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+        return 1;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    void *zctx = zmq_ctx_new();
+    collector_t *col = collector_new(zctx, c.listen, sec, c.edges, c.n_edges,
+                                     (size_t)c.max_report, store, err, sizeof err);
+    unsigned http_port = 0;
+    struct MHD_Daemon *http = NULL;
+    rc = 1;
+    if (!col) {
+        error("%s", err);
+        goto out;
+    }
+    if (c.http_listen[0] && !(http = start_http(c.http_listen, &http_port, err, sizeof err))) {
+        error("%s", err);
+        goto out;
+    }
+    info("collecting reports at %s (server key %s) for %zu edges; http port %u",
+         collector_endpoint(col), pub, c.n_edges, http_port);
+    if (ports_file) {
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.tmp", ports_file);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fprintf(f, "reports %s\nhttp %u\nkey %s\n", collector_endpoint(col), http_port,
+                          pub) < 0 ||
+            fclose(f) != 0 || rename(tmp, ports_file) != 0) {
+            error("--ports-file %s: %s", ports_file, strerror(errno));
+            goto out;
+        }
+    }
+    while (!stop) {
+        zmq_pollitem_t items[3] = {{collector_zap(col), 0, ZMQ_POLLIN, 0},
+                                   {collector_socket(col), 0, ZMQ_POLLIN, 0},
+                                   {NULL, sig_pipe[0], ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 3, 500) < 0 && errno != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            collector_on_zap(col);
+        if (items[1].revents & ZMQ_POLLIN)
+            collector_on_reports(col, now_s());
+        collector_stats_t st;
+        collector_stats(col, &st);
+        pthread_mutex_lock(&stats_lock);
+        shared_stats = st;
+        pthread_mutex_unlock(&stats_lock);
+    }
+    info("stopping");
+    rc = 0;
+out:
+    if (http)
+        MHD_stop_daemon(http);
+    collector_destroy(&col);
+    zmq_ctx_term(zctx);
+    store_close(&store);
+    return rc;
+}

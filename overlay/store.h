@@ -1,0 +1,43 @@
+/*
+ * store: the overlay's durable record of reports (SQLite, WAL).
+ *
+ * Reports are keyed by (edge id, sequence): storing one again is a no-op, so
+ * an edge may resend whatever it is unsure of. Writes are grouped into one
+ * transaction per batch, and the collector acks a batch only after
+ * store_commit() returned 0, so an acked report is on disk (synchronous=FULL).
+ * Reports the collector refused are kept apart with their reason, so an
+ * analyst can see what an edge sent and why it was not taken.
+ */
+#ifndef SIPGUARD_STORE_H
+#define SIPGUARD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+/* Opens (creating) the database. NULL with the reason in err. */
+store_t *store_open(const char *path, char *err, size_t errlen);
+void store_close(store_t **self);
+
+/* Starts a batch. Returns 0 or -1. */
+int store_begin(store_t *s);
+/* Adds one report to the batch: 1 when new, 0 when (edge, seq) was already stored, -1 on an
+ * error (the batch must then be rolled back). */
+int store_report(store_t *s, const char *edge, uint64_t seq, double received, const char *json,
+                 size_t len);
+/* Records a refused report and why (in the batch). Returns 0 or -1. */
+int store_rejected(store_t *s, const char *edge, uint64_t seq, double received, const char *why,
+                   const char *data, size_t len);
+/* Commits the batch (durable when it returns 0), or rolls it back. */
+int store_commit(store_t *s);
+void store_rollback(store_t *s);
+
+/* Counts for metrics and tests. */
+uint64_t store_count_reports(store_t *s);
+uint64_t store_count_rejected(store_t *s);
+/* The last error message of the database. */
+const char *store_error(store_t *s);
+
+#endif

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The overlay's collector with a real edge on loopback: an edge whose key is not configured is
+# refused; once admitted, every report is committed and acknowledged; the overlay SIGKILLed
+# mid-stream and restarted loses no report and stores none twice.
+# usage: overlay_test.sh SIPGUARD SIPGUARD_EDGE SIPGUARD_OVERLAY
+set -uo pipefail
+S=$1 E=$2 O=$3
+T=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+cd "$T"
+fails=0 checks=0
+check() { checks=$((checks + 1)); if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+wait_for() {
+    local end=$((SECONDS + $1))
+    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
+    return 1
+}
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
+    rm -f "$1.ports"
+    "$O" --set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0 \
+        --ports-file "$1.ports" "${@:2}" 2>"$1.log" &
+    OV_PID=$!
+    PIDS+=("$OV_PID")
+    wait_for 20 "[ -s $1.ports ]" || { cat "$1.log"; exit 1; }
+    OV_HTTP=$(awk '$1=="http"{print $2}' "$1.ports")
+}
+
+"$S" gen -o train --attacks none --seed 3 2>/dev/null
+"$S" gen -o test --seed 4 --population-seed 3 --attack-scale 0.3 2>/dev/null
+"$S" train -q -o edge.model train.pcap
+N=$(($(wc -l < test.labels.csv) - 1))
+
+start_overlay ov1 --set 'overlay.listen=tcp://127.0.0.1:*'
+OV=$(awk '$1=="reports"{print $2}' ov1.ports) KEY=$(awk '$1=="key"{print $2}' ov1.ports)
+"$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
+    --set "overlay.endpoint=$OV" --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys \
+    --set overlay.spool_dir=spool --set report.anomalies_only=no --set scoring.local_policy=never \
+    --ports-file edge.ports 2>edge.log &
+EDGE=$!; PIDS+=("$EDGE")
+wait_for 20 "[ -s edge.ports ]" || { cat edge.log; exit 1; }
+HEP=$(awk '$1=="hep"{print $2}' edge.ports) EHTTP=$(awk '$1=="http"{print $2}' edge.ports)
+wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -ge 1 ]"
+check "an edge whose key is not configured is refused" \
+    "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -ge 1 ] && grep -q 'not a configured edge' ov1.log"
+check "the edge says so" "wait_for 10 \"grep -q 'CURVE handshake with the overlay failed' edge.log\""
+kill -TERM $OV_PID; wait $OV_PID
+
+# admitted: everything arrives, once
+start_overlay ov2 --set "overlay.listen=$OV" --edge "edge1=$(cat ekeys/edge.pub)"
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 60 "[ \"\$(metric $OV_HTTP sipguard_overlay_reports_stored_total)\" = $N ]"
+check "admitted after a retry: all $N reports stored ($(metric $OV_HTTP sipguard_overlay_reports_stored_total))" \
+    "[ \"\$(metric $OV_HTTP sipguard_overlay_reports_stored_total)\" = $N ]"
+check "no report refused (the NUL-byte fuzz cases included)" \
+    "[ \$(curl -s http://127.0.0.1:$OV_HTTP/metrics | awk '/^sipguard_overlay_reports_refused_total/{s+=\$2} END{print s+0}') = 0 ]"
+wait_for 20 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ]"
+check "the edge's spool empties once everything is acknowledged" "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ]"
+
+# the overlay SIGKILLed mid-stream, then restarted on the same store
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap &
+REPLAY=$!
+sleep 0.4
+kill -9 $OV_PID; wait $OV_PID 2>/dev/null
+sleep 1
+start_overlay ov3 --set "overlay.listen=$OV" --edge "edge1=$(cat ekeys/edge.pub)"
+wait $REPLAY
+wait_for 60 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ] && [ \"\$(metric $EHTTP sipguard_reports_total)\" = $((2 * N)) ]"
+SENT=$(metric $EHTTP sipguard_reports_total)
+kill -TERM $OV_PID; wait $OV_PID
+start_overlay ov4 --set "overlay.listen=$OV" --edge "edge1=$(cat ekeys/edge.pub)" --set overlay.http_listen=127.0.0.1:0
+kill -TERM $EDGE; wait $EDGE
+STORED=$(metric $OV_HTTP sipguard_overlay_reports_in_store)
+# (edge, sequence) is the store's primary key: a count equal to what the edge made is every
+# report, once
+check "overlay killed mid-stream: the store holds every report the edge made, once ($STORED of $SENT)" \
+    "[ \"$STORED\" = \"$SENT\" ] && [ \"$SENT\" = $((2 * N)) ]"
+kill -TERM $OV_PID; wait $OV_PID; rc=$?
+check "SIGTERM: the overlay exits 0" "[ $rc = 0 ]"
+check "no sanitizer report in any log" "! grep -l 'Sanitizer\\|runtime error' *.log"
+
+# configuration errors
+"$O" --set overlay.max_report_bytes=12 --check-config 2>err1 >/dev/null; rc=$?
+check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
+"$O" --edge 'edge1=short' --check-config 2>err2 >/dev/null; rc=$?
+check "a bad edge key: exit 2" "[ $rc = 2 ] && grep -q '40-character' err2"
+printf '[overlay]\ndb = overlay.db\n[nowhere]\nx = 1\n' > bad.conf
+"$O" -c bad.conf --check-config 2>err3 >/dev/null; rc=$?
+check "an unknown section: exit 2 naming file and line" "[ $rc = 2 ] && grep -q 'bad.conf:4: \[nowhere\] x: unknown section' err3"
+
+echo "$checks checks, $fails failed"
+[ $fails = 0 ]
