@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_sig.h"
 #include "commands.h"
 #include "gen.h"
 #include "log.h"
@@ -24,7 +25,8 @@ static const command_t commands[] = {
     {"embed", cmd_embed, "write the sparse vector of every message (libsvm or JSON)"},
     {"gen", gen_command, "generate labelled SIP traffic (pcap + labels CSV)"},
     {"replay", cmd_replay, "send the messages of captures to a running edge (HEPv3 or UDP)"},
-    {"context", cmd_context, "train and evaluate the flood and dialog detectors"},
+    {"context", cmd_context, "train and evaluate the flood, dialog and binding detectors"},
+    {"sig", cmd_sig, "build signatures from anomalies, export them (JSON, YARA), match them"},
 };
 
 static void usage(FILE *out)

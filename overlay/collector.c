@@ -309,8 +309,7 @@ void collector_on_reports(collector_t *c, double now)
         /* nothing acknowledged: the edges send it all again later */
         store_rollback(c->store);
         c->st.commit_failures++;
-        error("cannot store %d reports: %s; they stay with their edges", n,
-              store_error(c->store));
+        error("cannot store %d reports: %s; they stay with their edges", n, store_error(c->store));
         return;
     }
     for (int i = 0; i < n; i++) {

@@ -81,12 +81,12 @@ static void config_default(overlay_config_t *c)
     c->max_report = 1 << 20;
 }
 
-static int add_edge(overlay_config_t *c, const char *id, const char *key, char *err,
-                    size_t errlen)
+static int add_edge(overlay_config_t *c, const char *id, const char *key, char *err, size_t errlen)
 {
     if (!*id || strlen(id) > WIRE_ID_MAX || strlen(key) != 40) {
-        snprintf(err, errlen, "edge %s: expected an id of 1-%d characters and a 40-character "
-                              "Z85 public key",
+        snprintf(err, errlen,
+                 "edge %s: expected an id of 1-%d characters and a 40-character "
+                 "Z85 public key",
                  id, WIRE_ID_MAX);
         return -1;
     }
@@ -208,7 +208,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static collector_stats_t shared_stats; /* copied by the loop, read by the HTTP thread */
-static uint64_t stored_at_start;      /* reports the store held when the overlay started */
+static uint64_t stored_at_start;       /* reports the store held when the overlay started */
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *data,
@@ -275,8 +275,8 @@ static struct MHD_Daemon *start_http(const char *listen, unsigned *port, char *e
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)p);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL, NULL, on_http,
-        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL, NULL, on_http, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
     if (!d) {
         snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen", listen);
         return NULL;
@@ -352,8 +352,8 @@ static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
         if (f)
             fclose(f);
         if (r != 0) {
-            fprintf(stderr, "sipguard-overlay: %s%s%d: %s\n", config, f ? ":" : "",
-                    f ? r : 0, f ? (x.reason[0] ? x.reason : "not valid INI") : strerror(errno));
+            fprintf(stderr, "sipguard-overlay: %s%s%d: %s\n", config, f ? ":" : "", f ? r : 0,
+                    f ? (x.reason[0] ? x.reason : "not valid INI") : strerror(errno));
             return 2;
         }
     }
@@ -433,8 +433,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     void *zctx = zmq_ctx_new();
-    collector_t *col = collector_new(zctx, c.listen, sec, c.edges, c.n_edges,
-                                     (size_t)c.max_report, store, err, sizeof err);
+    collector_t *col = collector_new(zctx, c.listen, sec, c.edges, c.n_edges, (size_t)c.max_report,
+                                     store, err, sizeof err);
     unsigned http_port = 0;
     struct MHD_Daemon *http = NULL;
     rc = 1;
@@ -452,8 +452,9 @@ int main(int argc, char **argv)
         char tmp[600];
         snprintf(tmp, sizeof tmp, "%s.tmp", ports_file);
         FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "reports %s\nhttp %u\nkey %s\n", collector_endpoint(col), http_port,
-                          pub) < 0 ||
+        if (!f ||
+            fprintf(f, "reports %s\nhttp %u\nkey %s\n", collector_endpoint(col), http_port, pub) <
+                0 ||
             fclose(f) != 0 || rename(tmp, ports_file) != 0) {
             error("--ports-file %s: %s", ports_file, strerror(errno));
             goto out;

@@ -103,5 +103,39 @@ check "and scores every message with it" test "$(wc -l < ctxh.jsonl)" -eq "$(($(
 "$S" eval -m ctxh.model --normal ctxtrain.pcap --attack ctxall.pcap >/dev/null 2>err.txt; rc=$?
 check "eval refuses it with the reason" sh -c "test $rc -eq 1 && grep -q 'score --context' err.txt"
 
+# signatures from anomalies: build, verify, match, export (YARA when the tool is here)
+"$S" gen -o sigatt --attacker-only --attacks scan,guess,spit --seed 21 --population-seed 5 2>/dev/null
+"$S" gen -o sigclean --attacks none --seed 22 --population-seed 5 2>/dev/null
+"$S" gen -o sigclean2 --attacks none --seed 23 --population-seed 5 2>/dev/null
+"$S" train -q -o sig.model ctxtrain.pcap
+"$S" sig build -q -m sig.model --clean sigclean.pcap -o sigs.json sigatt.pcap
+NSIG=$(grep -c '"result": "passed"' sigs.json)
+check "sig build makes verified signatures ($NSIG)" test "$NSIG" -ge 1
+MA=$("$S" sig match -s sigs.json -m sig.model sigatt.pcap | awk 'NR==1{print $4}')
+MC=$("$S" sig match -s sigs.json -m sig.model sigclean2.pcap | awk 'NR==1{print $4}')
+check "signatures match attack messages ($MA) and no clean message of another day ($MC)" sh -c "test '$MA' -gt 0 && test '$MC' -eq 0"
+"$S" sig export --format json sigs.json > exported.json
+check "the JSON export is a signature file without the rejected ones" sh -c "grep -q sipguard-signatures exported.json && ! grep -q '\"rejected\"' exported.json"
+"$S" sig export --format yara sigs.json > rules.yar
+check "the YARA export has a rule per signature with a YARA form" test "$(grep -c '^rule ' rules.yar)" -ge 1
+if command -v yara >/dev/null; then
+    mkdir -p ya yc
+    "$S" sig match -s sigs.json -m sig.model --write ya sigatt.pcap >/dev/null
+    "$S" sig match -s sigs.json -m sig.model --write yc sigclean2.pcap >/dev/null
+    YA=$(yara -r rules.yar ya | awk '{print $2}' | sort -u | wc -l)
+    YC=$(yara -r rules.yar yc | wc -l)
+    check "yara compiles the export; it matches attack messages ($YA) and no clean message ($YC)" sh -c "test $YA -gt 0 && test $YC -eq 0"
+else
+    echo "skip: yara is not installed"
+fi
+"$S" sig build -m sig.model -o x.json sigatt.pcap 2>err.txt; rc=$?
+check "sig build without a clean sample exits 2" sh -c "test $rc -eq 2 && grep -q 'clean' err.txt"
+"$S" train -q -f token -o tok.model ctxtrain.pcap
+"$S" sig build -m tok.model --clean sigclean.pcap -o x.json sigatt.pcap 2>err.txt; rc=$?
+check "sig build refuses a token model" sh -c "test $rc -eq 1 && grep -q 'n-grams' err.txt"
+echo '{"format": ' > broken.json
+"$S" sig export --format yara broken.json 2>err.txt >/dev/null; rc=$?
+check "sig export refuses broken JSON with line and column" sh -c "test $rc -eq 1 && grep -q 'broken.json:' err.txt"
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0

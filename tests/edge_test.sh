@@ -220,6 +220,15 @@ check "a signature match is its own verdict, with the signature id" \
 check "signatures_active and signature_sequence metrics" \
     "[ \"\$(metric $HTTP sipguard_signatures_active)\" = 1 ] && [ \"\$(metric $HTTP sipguard_signature_sequence)\" = 3 ]"
 stop_edge $EDGE_PID
+# the loop closed by hand: signatures built from the anomalies of one day, enforced inline
+"$S" gen -o clean2 --attacks none --seed 5 --population-seed 3 2>/dev/null
+"$S" sig build -q -m edge.model --clean clean2.pcap -o built.json test.pcap
+start_edge built "${COMMON[@]}" --set signatures.file=built.json --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+SIGHITS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"signature\"}"{print $2}')
+stop_edge $EDGE_PID
+check "signatures built by sipguard sig build are enforced by the edge ($SIGHITS messages)" "[ \"\${SIGHITS:-0}\" -gt 0 ]"
 echo '{"format": "sipguard-signatures", "version": 1, "feature": "ngram:3", "shape": "fields", "signatures": []}' > sig_wrong.json
 "$E" -m edge.model --set signatures.file=sig_wrong.json --check-config >/dev/null 2>err7; rc=$?
 check "signatures for another embedding are refused" "[ $rc = 1 ] && grep -q 'ngram:3' err7"

@@ -13,7 +13,8 @@
 
 static const char *good =
     "{\"edge\":\"e1\",\"seq\":7,\"input\":\"hep\",\"index\":3,\"ts\":1.5,\"src\":\"1.2.3.4:5060\","
-    "\"dst\":null,\"transport\":\"udp\",\"call_id\":\"x\",\"parse_ok\":true,\"verdict\":\"anomaly\","
+    "\"dst\":null,\"transport\":\"udp\",\"call_id\":\"x\",\"parse_ok\":true,\"verdict\":"
+    "\"anomaly\","
     "\"detector\":[\"local\"],\"global\":1,\"local\":null,\"threshold_global\":2,"
     "\"threshold_local\":0.5,\"signatures\":[],\"reported_at\":2.5,\"raw\":\"A\\u0000B\","
     "\"a_future_field\":{}}";
@@ -34,15 +35,15 @@ static void test_report_checks(void **state)
         {"{\"edge\":\"e1\",\"edge\":\"e1\"}", "malformed"}, /* duplicate keys */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_non_null(strstr(collector_check_report(bad[i][0], strlen(bad[i][0]), "e1", 7,
-                                                       &reason),
-                               bad[i][1]));
+        assert_non_null(strstr(
+            collector_check_report(bad[i][0], strlen(bad[i][0]), "e1", 7, &reason), bad[i][1]));
         assert_int_equal(reason, REJ_JSON);
     }
     /* each required field missing, then with the wrong type */
-    const char *fields[] = {"\"seq\":7", "\"ts\":1.5", "\"parse_ok\":true", "\"detector\":[\"local\"]",
-                            "\"local\":null", "\"reported_at\":2.5"};
-    const char *wrong[] = {"\"seq\":\"7\"", "\"ts\":\"now\"", "\"parse_ok\":1",
+    const char *fields[] = {"\"seq\":7",         "\"ts\":1.5",
+                            "\"parse_ok\":true", "\"detector\":[\"local\"]",
+                            "\"local\":null",    "\"reported_at\":2.5"};
+    const char *wrong[] = {"\"seq\":\"7\"",          "\"ts\":\"now\"",     "\"parse_ok\":1",
                            "\"detector\":\"local\"", "\"local\":\"high\"", "\"reported_at\":[]"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         char buf[1024];

@@ -1,0 +1,70 @@
+/*
+ * siggen: from anomalous messages to verified signatures (DESIGN.md,
+ * "Signatures"; issue 5).
+ *
+ *  1. cluster the anomalies: agglomerative linkage (single, complete or
+ *     average) over their embeddings scaled to unit length, merged while the
+ *     linkage distance stays under a cut;
+ *  2. per cluster with enough members: A = the mean member vector over the
+ *     features present in at least `presence` of the members (the rest
+ *     pruned; A alone is the unilateral signature), N = the mean of the clean
+ *     sample over the same features, B = A - N (bilateral); the `max_strings`
+ *     features of largest |weight| are kept;
+ *  3. the threshold is the lowest score of any member, so every member
+ *     matches; verification replays the signature over the clean sample: a
+ *     clean message that matches rejects it, or (with `tighten`) raises the
+ *     threshold above the highest clean score when members still match.
+ *
+ * Signatures come out in the sipguard-signatures format (sigdb.h) for the
+ * model's embedding (byte n-grams), with the cluster and verification facts.
+ */
+#ifndef SIPGUARD_SIGGEN_H
+#define SIPGUARD_SIGGEN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "embed.h"
+#include "sparse.h"
+
+typedef enum { LINK_SINGLE = 0, LINK_COMPLETE, LINK_AVERAGE } linkage_t;
+
+typedef struct {
+    linkage_t linkage;  /* default average */
+    double cut;         /* merge while the linkage distance is below (unit vectors; 0.6) */
+    size_t min_members; /* clusters smaller than this make no signature (5) */
+    double presence;    /* keep features present in this fraction of members (0.5) */
+    size_t max_strings; /* strings per signature (32) */
+    bool bilateral;     /* B = A - N (default) or A alone */
+    bool tighten;       /* on a clean match, raise the threshold instead of rejecting */
+    size_t max_anomalies; /* clustering input bound (2,000; beyond: an even sample) */
+} siggen_opts_t;
+
+void siggen_opts_default(siggen_opts_t *o);
+/* "single", "complete", "average"; returns 0 or -1. */
+int siggen_parse_linkage(const char *s, linkage_t *out);
+
+typedef struct siggen siggen_t;
+
+/* A builder for an embedding (byte n-grams only: the strings must be recoverable). NULL when
+ * the embedding is of tokens. */
+siggen_t *siggen_new(const embed_opts_t *eo, const siggen_opts_t *o);
+void siggen_destroy(siggen_t **self);
+
+/* Adds one anomalous message / one clean message (the bytes; embedded here). */
+int siggen_add_anomaly(siggen_t *g, const uint8_t *data, size_t len);
+int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len);
+
+/*
+ * Clusters, builds and verifies. Returns a sipguard-signatures document (new reference):
+ * the verified signatures under "signatures", the rejected ones under "rejected" (not loaded
+ * by edges), each with "cluster" and "verification" facts. sequence names the set.
+ */
+json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix);
+
+/* Writes a sipguard-signatures document as YARA rules (one rule per signature: its positive
+ * strings as hex strings, the condition the count of them a member needs). Returns 0 or -1. */
+int siggen_export_yara(json_t *doc, FILE *out, char *err, size_t errlen);
+
+#endif
