@@ -26,6 +26,7 @@
 #include "collector.h"
 #include "edge_config.h"
 #include "log.h"
+#include "sigman.h"
 #include "store.h"
 #include "wire.h"
 
@@ -34,16 +35,19 @@
 #endif
 
 typedef struct {
-    char listen[256], db[512], key_dir[512], http_listen[128], log_level[16];
+    char listen[256], db[512], key_dir[512], http_listen[128], log_level[16], api_token[128];
     long max_report;
     bool syslog;
+    sigman_opts_t sig;
+    long build_interval; /* seconds between signature builds when reports came in; 0: never */
     edge_key_t edges[COLLECTOR_MAX_EDGES];
     size_t n_edges;
 } overlay_config_t;
 
 static const cliopt_t opts[] = {
     {"config", 'c', "FILE", "INI configuration file (see --print-config)", NULL},
-    {"set", 's', "overlay.KEY=VALUE", "override one [overlay] setting (repeatable)", NULL},
+    {"set", 's', "SECTION.KEY=VALUE", "override one [overlay] or [signatures] setting (repeatable)",
+     NULL},
     {"edge", 'e', "ID=KEY", "admit an edge: its id and its CURVE public key (repeatable)", NULL},
     {"check-config", 0, NULL, "read the configuration, open the store, print the settings, exit",
      NULL},
@@ -79,6 +83,8 @@ static void config_default(overlay_config_t *c)
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8081");
     snprintf(c->log_level, sizeof c->log_level, "info");
     c->max_report = 1 << 20;
+    sigman_opts_default(&c->sig);
+    c->build_interval = 60;
 }
 
 static int add_edge(overlay_config_t *c, const char *id, const char *key, char *err, size_t errlen)
@@ -110,7 +116,8 @@ static const char *set_overlay(overlay_config_t *c, const char *key, const char 
                 {"db", c->db, sizeof c->db},
                 {"key_dir", c->key_dir, sizeof c->key_dir},
                 {"http_listen", c->http_listen, sizeof c->http_listen},
-                {"log_level", c->log_level, sizeof c->log_level}};
+                {"log_level", c->log_level, sizeof c->log_level},
+                {"api_token", c->api_token, sizeof c->api_token}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (!strcasecmp(key, strs[i].name)) {
             if (strlen(v) >= strs[i].size)
@@ -143,6 +150,43 @@ typedef struct {
     char reason[300];
 } ini_ctx_t;
 
+/* One [signatures] setting. Returns NULL or why it was refused. */
+static const char *set_signatures(overlay_config_t *c, const char *key, const char *v)
+{
+    char *end;
+    if (!strcasecmp(key, "model")) {
+        if (strlen(v) >= sizeof c->sig.model)
+            return "value too long";
+        snprintf(c->sig.model, sizeof c->sig.model, "%s", v);
+    } else if (!strcasecmp(key, "clean")) {
+        if (strlen(v) >= sizeof c->sig.clean)
+            return "value too long";
+        snprintf(c->sig.clean, sizeof c->sig.clean, "%s", v);
+    } else if (!strcasecmp(key, "linkage")) {
+        if (siggen_parse_linkage(v, &c->sig.gen.linkage) != 0)
+            return "expected single, complete or average";
+    } else if (!strcasecmp(key, "cut")) {
+        double d = strtod(v, &end);
+        if (!*v || *end || d <= 0 || d > 2)
+            return "expected a number above 0, at most 2";
+        c->sig.gen.cut = d;
+    } else if (!strcasecmp(key, "min_members") || !strcasecmp(key, "auto_approve") ||
+               !strcasecmp(key, "build_interval")) {
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 0 || n > 1000000)
+            return "expected a whole number from 0 to 1000000";
+        if (!strcasecmp(key, "min_members"))
+            c->sig.gen.min_members = n ? (size_t)n : 1;
+        else if (!strcasecmp(key, "auto_approve"))
+            c->sig.auto_approve = (size_t)n;
+        else
+            c->build_interval = n;
+    } else {
+        return "unknown key";
+    }
+    return NULL;
+}
+
 static int on_ini(void *user, const char *section, const char *key, const char *value)
 {
     ini_ctx_t *x = user;
@@ -150,6 +194,8 @@ static int on_ini(void *user, const char *section, const char *key, const char *
     char err[200];
     if (!strcasecmp(section, "overlay"))
         why = set_overlay(x->c, key, value);
+    else if (!strcasecmp(section, "signatures"))
+        why = set_signatures(x->c, key, value);
     else if (!strcasecmp(section, "edges"))
         why = add_edge(x->c, key, value, err, sizeof err) ? err : NULL;
     else
@@ -181,7 +227,27 @@ static void print_config(const overlay_config_t *c, bool comments)
     printf("http_listen = %s\n", c->http_listen);
     if (comments)
         printf("# error, warning, info or debug; syslog = yes logs to syslog\n");
-    printf("log_level = %s\nsyslog = %s\n\n[edges]\n", c->log_level, c->syslog ? "yes" : "no");
+    printf("log_level = %s\nsyslog = %s\n", c->log_level, c->syslog ? "yes" : "no");
+    if (comments)
+        printf("# bearer token the REST API (/v1/...) requires; empty: none (loopback only!)\n");
+    printf("api_token = %s\n\n[signatures]\n", c->api_token);
+    if (comments)
+        printf("# the edges' model (its embedding is the signatures') and clean captures\n"
+               "# (comma-separated) that build N and verify every signature\n");
+    printf("model = %s\nclean = %s\n", c->sig.model, c->sig.clean);
+    if (comments)
+        printf("# clustering: single, complete or average linkage, merged below the cut\n");
+    printf("linkage = %s\ncut = %g\n",
+           c->sig.gen.linkage == LINK_SINGLE     ? "single"
+           : c->sig.gen.linkage == LINK_COMPLETE ? "complete"
+                                                 : "average",
+           c->sig.gen.cut);
+    if (comments)
+        printf("# smallest cluster that makes a signature; clusters of auto_approve members or\n"
+               "# more go active without review (0: never); seconds between builds (0: only\n"
+               "# POST /v1/build)\n");
+    printf("min_members = %zu\nauto_approve = %zu\nbuild_interval = %ld\n\n[edges]\n",
+           c->sig.gen.min_members, c->sig.auto_approve, c->build_interval);
     if (comments)
         printf("# one line per admitted edge: its id = its CURVE public key (edge.pub)\n");
     for (size_t i = 0; i < c->n_edges; i++)
@@ -207,21 +273,163 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 }
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+/* the store is used by the event loop (reports, builds) and the HTTP thread (the API) */
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static store_t *g_store;
+static overlay_config_t *g_config;
 static collector_stats_t shared_stats; /* copied by the loop, read by the HTTP thread */
 static uint64_t stored_at_start;       /* reports the store held when the overlay started */
+
+static enum MHD_Result json_reply(struct MHD_Connection *conn, unsigned status, json_t *o)
+{
+    char *t = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    size_t n = t ? strlen(t) : 0;
+    char *b = realloc(t, n + 2);
+    if (!b) {
+        free(t);
+        return MHD_NO;
+    }
+    memcpy(b + n, "\n", 2);
+    return reply(conn, status, "application/json", b);
+}
+
+static enum MHD_Result api_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return json_reply(conn, status, json_pack("{s:s}", "error", why));
+}
+
+static double wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static enum MHD_Result metrics_reply(struct MHD_Connection *conn);
+
+typedef struct {
+    char body[4096];
+    size_t len;
+    bool too_big;
+} post_t;
+
+/* /v1/...: the review API (docs/overlay-api.yaml). */
+static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const char *method,
+                           post_t *body)
+{
+    if (g_config->api_token[0]) {
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        if (!auth || strncmp(auth, "Bearer ", 7) || strcmp(auth + 7, g_config->api_token))
+            return api_error(conn, 401, "missing or wrong bearer token");
+    }
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    char id[64], action[16];
+    enum MHD_Result r;
+    pthread_mutex_lock(&store_lock);
+    if (!strcmp(url, "/v1/signatures") && get) {
+        const char *state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
+        if (state && strcmp(state, "pending") && strcmp(state, "active") &&
+            strcmp(state, "rejected") && strcmp(state, "expired"))
+            r = api_error(conn, 400, "state: expected pending, active, rejected or expired");
+        else
+            r = json_reply(conn, 200,
+                           json_pack("{s:o}", "signatures", store_list_signatures(g_store, state)));
+    } else if (!strcmp(url, "/v1/signatures/active.json") && get) {
+        char err[300];
+        json_t *doc = sigman_active(g_store, &g_config->sig, err, sizeof err);
+        r = doc ? json_reply(conn, 200, doc) : api_error(conn, 503, err);
+    } else if (sscanf(url, "/v1/signatures/%63[^/]/%15s", id, action) == 2) {
+        if (!post) {
+            r = api_error(conn, 405, "use POST");
+        } else if (body->too_big) {
+            r = api_error(conn, 413, "body larger than 4 KiB");
+        } else {
+            json_error_t je;
+            json_t *b = body->len ? json_loadb(body->body, body->len, 0, &je) : NULL;
+            const char *reason = json_string_value(json_object_get(b, "reason"));
+            if (body->len && !json_is_object(b)) {
+                r = api_error(conn, 400, "body: expected a JSON object");
+            } else if (!strcmp(action, "reject") && !reason) {
+                r = api_error(conn, 400, "reject needs {\"reason\": \"...\"}");
+            } else {
+                int rc = sigman_transition(g_store, id, action, reason, wall_now());
+                json_t *cur = rc == 0 ? store_get_signature(g_store, id) : NULL;
+                r = rc == 0    ? json_reply(conn, 200, cur)
+                    : rc == -1 ? api_error(conn, 404, "unknown signature or action")
+                    : rc == -2 ? api_error(conn, 409,
+                                           "the signature is not in a state that "
+                                           "allows this")
+                               : api_error(conn, 500, store_error(g_store));
+            }
+            json_decref(b);
+        }
+    } else if (sscanf(url, "/v1/signatures/%63s", id) == 1 && get) {
+        json_t *o = store_get_signature(g_store, id);
+        r = o ? json_reply(conn, 200, o) : api_error(conn, 404, "unknown signature");
+    } else if (!strcmp(url, "/v1/edges") && get) {
+        r = json_reply(conn, 200,
+                       json_pack("{s:o, s:I}", "edges", store_list_edges(g_store),
+                                 "signature_sequence", (json_int_t)store_sequence(g_store)));
+    } else if (!strcmp(url, "/v1/build") && post) {
+        char err[600];
+        int added = sigman_build(g_store, &g_config->sig, wall_now(), err, sizeof err);
+        r = added >= 0 ? json_reply(conn, 200, json_pack("{s:i}", "added", added))
+                       : api_error(conn, 503, err);
+    } else {
+        r = api_error(conn, get || post ? 404 : 405,
+                      "unknown path or method; see docs/overlay-api.yaml");
+    }
+    pthread_mutex_unlock(&store_lock);
+    return r;
+}
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *data,
                                size_t *data_len, void **con_cls)
 {
-    (void)cls, (void)version, (void)data, (void)data_len, (void)con_cls;
+    (void)cls, (void)version;
+    if (!strncmp(url, "/v1/", 4)) {
+        post_t *p = *con_cls;
+        if (!p) {
+            p = calloc(1, sizeof *p);
+            if (!p)
+                return MHD_NO;
+            *con_cls = p;
+            return MHD_YES;
+        }
+        if (*data_len) {
+            if (p->len + *data_len > sizeof p->body)
+                p->too_big = true;
+            else {
+                memcpy(p->body + p->len, data, *data_len);
+                p->len += *data_len;
+            }
+            *data_len = 0;
+            return MHD_YES;
+        }
+        return api(conn, url, method, p);
+    }
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply(conn, 405, "application/json", strdup("{\"error\":\"use GET\"}\n"));
     if (!strcmp(url, "/healthz"))
         return reply(conn, 200, "text/plain", strdup("ok\n"));
     if (strcmp(url, "/metrics"))
         return reply(conn, 404, "application/json",
-                     strdup("{\"error\":\"unknown path; try /metrics or /healthz\"}\n"));
+                     strdup("{\"error\":\"unknown path; try /metrics, /healthz or /v1/\"}\n"));
+    return metrics_reply(conn);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
+{
     collector_stats_t st;
     pthread_mutex_lock(&stats_lock);
     st = shared_stats;
@@ -274,9 +482,10 @@ static struct MHD_Daemon *start_http(const char *listen, unsigned *port, char *e
     }
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)p);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL, NULL, on_http, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL,
+                         NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!d) {
         snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen", listen);
         return NULL;
@@ -307,6 +516,30 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Every build_interval seconds, when reports came in since the last build, builds
+ * signatures from the store. */
+static void maybe_build(collector_t *col, const overlay_config_t *c)
+{
+    static double last;
+    static uint64_t built_at_stored;
+    collector_stats_t st;
+    collector_stats(col, &st);
+    double now = now_s();
+    if (c->build_interval <= 0 || !c->sig.model[0] || st.stored == built_at_stored ||
+        now - last < (double)c->build_interval)
+        return;
+    last = now;
+    built_at_stored = st.stored;
+    char err[600];
+    pthread_mutex_lock(&store_lock);
+    int added = sigman_build(g_store, &c->sig, now, err, sizeof err);
+    pthread_mutex_unlock(&store_lock);
+    if (added < 0)
+        warning("signature build: %s", err);
+    else if (added > 0)
+        info("signature build: %d new signatures", added);
 }
 
 static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
@@ -358,16 +591,19 @@ static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
         }
     }
     for (int k = 0; k < nsets; k++) {
-        const char *eq = strchr(sets[k], '=');
-        char key[64];
-        if (strncasecmp(sets[k], "overlay.", 8) || !eq || eq - sets[k] - 8 >= 64) {
-            fprintf(stderr, "sipguard-overlay: --set %s: expected overlay.KEY=VALUE\n", sets[k]);
+        const char *eq = strchr(sets[k], '='), *dot = strchr(sets[k], '.');
+        char key[64], section[32];
+        if (!eq || !dot || dot > eq || dot - sets[k] >= 32 || eq - dot - 1 >= 64) {
+            fprintf(stderr, "sipguard-overlay: --set %s: expected SECTION.KEY=VALUE\n", sets[k]);
             return 2;
         }
-        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[k] - 8), sets[k] + 8);
-        const char *why = set_overlay(c, key, eq + 1);
+        snprintf(section, sizeof section, "%.*s", (int)(dot - sets[k]), sets[k]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        const char *why = !strcasecmp(section, "overlay")      ? set_overlay(c, key, eq + 1)
+                          : !strcasecmp(section, "signatures") ? set_signatures(c, key, eq + 1)
+                                                               : "unknown section";
         if (why) {
-            fprintf(stderr, "sipguard-overlay: --set overlay.%s: %s\n", key, why);
+            fprintf(stderr, "sipguard-overlay: --set %s.%s: %s\n", section, key, why);
             return 2;
         }
     }
@@ -423,6 +659,8 @@ int main(int argc, char **argv)
         return 1;
     }
     stored_at_start = store_count_reports(store);
+    g_store = store;
+    g_config = &c;
     if (c.n_edges == 0)
         warning("no edge is configured: every edge will be refused (add [edges] or --edge)");
     if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -468,8 +706,12 @@ int main(int argc, char **argv)
             break;
         if (items[0].revents & ZMQ_POLLIN)
             collector_on_zap(col);
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[1].revents & ZMQ_POLLIN) {
+            pthread_mutex_lock(&store_lock);
             collector_on_reports(col, now_s());
+            pthread_mutex_unlock(&store_lock);
+        }
+        maybe_build(col, &c);
         collector_stats_t st;
         collector_stats(col, &st);
         pthread_mutex_lock(&stats_lock);

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct store {
     sqlite3 *db;
@@ -17,7 +18,12 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY, edge TEXT, seq INTEGER, "
     "  received REAL NOT NULL, reason TEXT NOT NULL, data BLOB);"
     "CREATE TABLE IF NOT EXISTS edges (edge TEXT PRIMARY KEY, last_seen REAL NOT NULL, "
-    "  reports INTEGER NOT NULL DEFAULT 0);";
+    "  reports INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS signatures (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
+    "  state TEXT NOT NULL, reason TEXT, created REAL NOT NULL, updated REAL NOT NULL, "
+    "  doc TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
 
 store_t *store_open(const char *path, char *err, size_t errlen)
 {
@@ -140,4 +146,168 @@ uint64_t store_count_rejected(store_t *s)
 const char *store_error(store_t *s)
 {
     return sqlite3_errmsg(s->db);
+}
+
+int store_each_report(store_t *s, int (*fn)(void *ctx, const char *json, size_t len), void *ctx)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT json FROM reports", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_add_signature(store_t *s, const char *id, const char *hash, const char *state, double now,
+                        const char *doc)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR IGNORE INTO signatures (id, hash, state, created, updated, "
+                           "doc) VALUES (?, ?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 4, now);
+    sqlite3_bind_double(st, 5, now);
+    sqlite3_bind_text(st, 6, doc, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) > 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static json_t *signature_row(sqlite3_stmt *st)
+{
+    json_error_t je;
+    json_t *doc = json_loads((const char *)sqlite3_column_text(st, 5), 0, &je);
+    const char *reason = (const char *)sqlite3_column_text(st, 2);
+    return json_pack("{s:s, s:s, s:o, s:f, s:f, s:o}", "id", sqlite3_column_text(st, 0), "state",
+                     sqlite3_column_text(st, 1), "reason",
+                     reason ? json_string(reason) : json_null(), "created",
+                     sqlite3_column_double(st, 3), "updated", sqlite3_column_double(st, 4),
+                     "signature", doc ? doc : json_null());
+}
+
+json_t *store_list_signatures(store_t *s, const char *state)
+{
+    sqlite3_stmt *st;
+    const char *sql = state ? "SELECT id, state, reason, created, updated, doc FROM signatures "
+                              "WHERE state = ? ORDER BY created, id"
+                            : "SELECT id, state, reason, created, updated, doc FROM signatures "
+                              "ORDER BY created, id";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    if (state)
+        sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(a, signature_row(st));
+    sqlite3_finalize(st);
+    return a;
+}
+
+json_t *store_get_signature(store_t *s, const char *id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, state, reason, created, updated, doc FROM signatures "
+                           "WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    json_t *o = sqlite3_step(st) == SQLITE_ROW ? signature_row(st) : NULL;
+    sqlite3_finalize(st);
+    return o;
+}
+
+int store_set_state(store_t *s, const char *id, const char *from, const char *to,
+                    const char *reason, double now)
+{
+    json_t *cur = store_get_signature(s, id);
+    if (!cur)
+        return -1;
+    char allowed[128];
+    snprintf(allowed, sizeof allowed, "|%s|", from);
+    char state[40];
+    snprintf(state, sizeof state, "|%s|", json_string_value(json_object_get(cur, "state")));
+    json_decref(cur);
+    if (!strstr(allowed, state))
+        return -2;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE signatures SET state = ?, reason = ?, updated = ? WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -3;
+    sqlite3_bind_text(st, 1, to, -1, SQLITE_TRANSIENT);
+    if (reason)
+        sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_double(st, 3, now);
+    sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -3;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static uint64_t meta_get(store_t *s, const char *key)
+{
+    sqlite3_stmt *st;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int meta_bump(store_t *s, const char *key)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE meta SET value = value + 1 WHERE key = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+uint64_t store_sequence(store_t *s)
+{
+    return meta_get(s, "sequence");
+}
+
+int store_bump_sequence(store_t *s)
+{
+    return meta_bump(s, "sequence");
+}
+
+uint64_t store_next_signature_number(store_t *s)
+{
+    uint64_t n = meta_get(s, "next_signature");
+    meta_bump(s, "next_signature");
+    return n;
+}
+
+json_t *store_list_edges(store_t *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT edge, last_seen, reports FROM edges ORDER BY edge", -1,
+                           &st, NULL) != SQLITE_OK)
+        return NULL;
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(a, json_pack("{s:s, s:f, s:I}", "edge", sqlite3_column_text(st, 0),
+                                           "last_seen", sqlite3_column_double(st, 1), "reports",
+                                           (json_int_t)sqlite3_column_int64(st, 2)));
+    sqlite3_finalize(st);
+    return a;
 }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <jansson.h>
 #include <stdint.h>
 
 typedef struct store store_t;
@@ -37,6 +38,31 @@ void store_rollback(store_t *s);
 /* Counts for metrics and tests. */
 uint64_t store_count_reports(store_t *s);
 uint64_t store_count_rejected(store_t *s);
+/* ---- signatures (see sigman.h) ---- */
+
+/* Calls fn for the JSON of every stored report (in storage order). Returns 0 or -1. */
+int store_each_report(store_t *s, int (*fn)(void *ctx, const char *json, size_t len), void *ctx);
+/* Adds a signature unless one with the same content hash exists. Returns 1 added, 0 known,
+ * -1 error. */
+int store_add_signature(store_t *s, const char *id, const char *hash, const char *state, double now,
+                        const char *doc);
+/* Signatures as a JSON array of {id, state, reason, created, updated, signature}; state NULL:
+ * all. A new reference, or NULL on an error. */
+json_t *store_list_signatures(store_t *s, const char *state);
+/* One signature, or NULL when unknown. */
+json_t *store_get_signature(store_t *s, const char *id);
+/* Sets a signature's state when it is in `from` (a |-separated list). Returns 0, -1 unknown
+ * id, -2 not in an allowed state (a conflict), -3 error. */
+int store_set_state(store_t *s, const char *id, const char *from, const char *to,
+                    const char *reason, double now);
+/* The signature-set sequence number, bumped on every change of the active set. */
+uint64_t store_sequence(store_t *s);
+int store_bump_sequence(store_t *s);
+/* The next free signature number (for ids). */
+uint64_t store_next_signature_number(store_t *s);
+/* Edges with their last report time and count, as a JSON array. */
+json_t *store_list_edges(store_t *s);
+
 /* The last error message of the database. */
 const char *store_error(store_t *s);
 

@@ -20,11 +20,13 @@
 static const cliopt_t build_opts[] = {
     {"model", 'm', "MODEL", "model whose embedding the signatures use (required)", NULL},
     {"clean", 0, "INPUT", "clean traffic: builds N and verifies (repeatable; required)", NULL},
-    {"reports", 0, "FILE.jsonl", "anomaly reports of edges: their raw messages are the anomalies "
-                                 "(repeatable)",
+    {"reports", 0, "FILE.jsonl",
+     "anomaly reports of edges: their raw messages are the anomalies "
+     "(repeatable)",
      NULL},
-    {"all", 0, NULL, "take every message of the INPUTs as an anomaly (not only those the model "
-                     "flags)",
+    {"all", 0, NULL,
+     "take every message of the INPUTs as an anomaly (not only those the model "
+     "flags)",
      NULL},
     {"output", 'o', "FILE", "signature file to write (required)", NULL},
     {"linkage", 0, "KIND", "single, complete or average", "average"},
@@ -104,8 +106,9 @@ static int read_reports(siggen_t *g, const char *path, size_t *n)
     free(line);
     fclose(f);
     if (skipped)
-        fprintf(stderr, "sipguard sig build: %s: %zu of %zu lines are not reports with a raw "
-                        "message (skipped)\n",
+        fprintf(stderr,
+                "sipguard sig build: %s: %zu of %zu lines are not reports with a raw "
+                "message (skipped)\n",
                 path, skipped, lineno);
     return 0;
 }
@@ -203,8 +206,8 @@ static int sig_build(int argc, char **argv)
     }
     if (!model || !out || !nclean || (optind >= argc && !nreports)) {
         fprintf(stderr, "sipguard sig build: %s\nusage: %s\n",
-                !model ? "-m MODEL is required"
-                : !out ? "-o FILE is required"
+                !model    ? "-m MODEL is required"
+                : !out    ? "-o FILE is required"
                 : !nclean ? "--clean INPUT is required (signatures are verified on it)"
                           : "no anomalies: give INPUTs or --reports",
                 build_cmd.usage);
@@ -216,8 +219,8 @@ static int sig_build(int argc, char **argv)
         fprintf(stderr, "sipguard sig build: %s\n", err);
         return EXIT_FAIL;
     }
-    build_ctx_t c = {siggen_new(&model_options(m)->embed, &so), model_scorer_new(m, false), all,
-                     false, 0, 0};
+    build_ctx_t c = {
+        siggen_new(&model_options(m)->embed, &so), model_scorer_new(m, false), all, false, 0, 0};
     int rc = EXIT_FAIL, failed = 0;
     if (!c.g) {
         fprintf(stderr, "sipguard sig build: the model embeds tokens; signatures need byte "
@@ -227,8 +230,8 @@ static int sig_build(int argc, char **argv)
     for (int k = 0; k < nreports; k++)
         if (read_reports(c.g, reports[k], &c.anomalies) != 0)
             failed++;
-    if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, build_one, &c,
-                             &failed) != 0)
+    if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, build_one, &c, &failed) !=
+        0)
         goto done;
     c.clean = true;
     if (cmd_for_each_message(clean, nclean, &dopts, quiet, build_one, &c, &failed) != 0)
@@ -240,8 +243,9 @@ static int sig_build(int argc, char **argv)
         goto done;
     }
     if (!quiet)
-        fprintf(stderr, "%zu anomalies, %zu clean messages: %zu signatures passed verification, "
-                        "%zu rejected\n",
+        fprintf(stderr,
+                "%zu anomalies, %zu clean messages: %zu signatures passed verification, "
+                "%zu rejected\n",
                 c.anomalies, c.cleans, json_array_size(json_object_get(doc, "signatures")),
                 json_array_size(json_object_get(doc, "rejected")));
     json_decref(doc);
@@ -377,8 +381,7 @@ static int sig_match(int argc, char **argv)
     c.per_sig = calloc(sigdb_count(c.db) + 1, sizeof *c.per_sig);
     decode_opts_t dopts;
     decode_opts_default(&dopts);
-    if (cmd_for_each_message(argv + first, argc - first, &dopts, true, match_one, &c, &failed) !=
-        0)
+    if (cmd_for_each_message(argv + first, argc - first, &dopts, true, match_one, &c, &failed) != 0)
         goto done;
     printf("messages %zu matched %zu\n", c.messages, c.matched);
     for (size_t i = 0; i < sigdb_count(c.db); i++)

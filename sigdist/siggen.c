@@ -404,8 +404,8 @@ static json_t *yara_form(const siggen_t *g, const feat_t *f, size_t nf, const si
     }
     /* as many as the poorest member has: every member matches, and the rule keeps as far from
      * clean traffic (which never had more than max_clean) as it can */
-    return json_pack("{s:o, s:I, s:I}", "strings", hex, "min", (json_int_t)min_member,
-                     "max_clean", (json_int_t)max_clean);
+    return json_pack("{s:o, s:I, s:I}", "strings", hex, "min", (json_int_t)min_member, "max_clean",
+                     (json_int_t)max_clean);
 }
 
 json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
@@ -415,10 +415,10 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
     size_t nl = cluster(g, label);
     char feature[32];
     embed_opts_feature_name(&g->eo, feature, sizeof feature);
-    json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o, s:o}", "format",
-                            "sipguard-signatures", "version", 1, "sequence", (json_int_t)sequence,
-                            "feature", feature, "shape", embed_shape_name(g->eo.shape),
-                            "signatures", json_array(), "rejected", json_array());
+    json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o, s:o}", "format", "sipguard-signatures",
+                            "version", 1, "sequence", (json_int_t)sequence, "feature", feature,
+                            "shape", embed_shape_name(g->eo.shape), "signatures", json_array(),
+                            "rejected", json_array());
     size_t *members = malloc((n ? n : 1) * sizeof *members), made = 0;
     for (size_t c = 0; c < nl; c++) {
         size_t nm = 0;
@@ -487,9 +487,10 @@ int siggen_export_yara(json_t *doc, FILE *out, char *err, size_t errlen)
         snprintf(err, errlen, "not a signature document (no \"signatures\" array)");
         return -1;
     }
-    fprintf(out, "// sipguard signatures, sequence %lld: byte strings of each signature that "
-                 "occur in raw messages;\n// a message matches when it holds more of them "
-                 "than any clean message did.\n",
+    fprintf(out,
+            "// sipguard signatures, sequence %lld: byte strings of each signature that "
+            "occur in raw messages;\n// a message matches when it holds more of them "
+            "than any clean message did.\n",
             (long long)json_integer_value(json_object_get(doc, "sequence")));
     size_t i, written = 0;
     json_t *s;

@@ -31,13 +31,13 @@
 typedef enum { LINK_SINGLE = 0, LINK_COMPLETE, LINK_AVERAGE } linkage_t;
 
 typedef struct {
-    linkage_t linkage;  /* default average */
-    double cut;         /* merge while the linkage distance is below (unit vectors; 0.6) */
-    size_t min_members; /* clusters smaller than this make no signature (5) */
-    double presence;    /* keep features present in this fraction of members (0.5) */
-    size_t max_strings; /* strings per signature (32) */
-    bool bilateral;     /* B = A - N (default) or A alone */
-    bool tighten;       /* on a clean match, raise the threshold instead of rejecting */
+    linkage_t linkage;    /* default average */
+    double cut;           /* merge while the linkage distance is below (unit vectors; 0.6) */
+    size_t min_members;   /* clusters smaller than this make no signature (5) */
+    double presence;      /* keep features present in this fraction of members (0.5) */
+    size_t max_strings;   /* strings per signature (32) */
+    bool bilateral;       /* B = A - N (default) or A alone */
+    bool tighten;         /* on a clean match, raise the threshold instead of rejecting */
     size_t max_anomalies; /* clustering input bound (2,000; beyond: an even sample) */
 } siggen_opts_t;
 

@@ -20,6 +20,8 @@ metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2
 start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
     rm -f "$1.ports"
     "$O" --set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0 \
+        --set signatures.model=edge.model --set signatures.clean=clean.pcap \
+        --set signatures.build_interval=0 --set overlay.api_token=s3cret \
         --ports-file "$1.ports" "${@:2}" 2>"$1.log" &
     OV_PID=$!
     PIDS+=("$OV_PID")
@@ -29,6 +31,7 @@ start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
 "$S" gen -o test --seed 4 --population-seed 3 --attack-scale 0.3 2>/dev/null
+"$S" gen -o clean --attacks none --seed 5 --population-seed 3 2>/dev/null
 "$S" train -q -o edge.model train.pcap
 N=$(($(wc -l < test.labels.csv) - 1))
 
@@ -57,6 +60,23 @@ check "no report refused (the NUL-byte fuzz cases included)" \
     "[ \$(curl -s http://127.0.0.1:$OV_HTTP/metrics | awk '/^sipguard_overlay_reports_refused_total/{s+=\$2} END{print s+0}') = 0 ]"
 wait_for 20 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ]"
 check "the edge's spool empties once everything is acknowledged" "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ]"
+
+# the review API: build signatures from the stored anomalies, approve, reject, publish
+AUTH="Authorization: Bearer s3cret"
+api() { curl -s -o api.out -w '%{http_code}' -H "$AUTH" "$@"; }
+check "the API wants the bearer token" "[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$OV_HTTP/v1/signatures) = 401 ]"
+check "POST /v1/build makes signatures from the stored reports" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/build) = 200 ] && grep -q '\"added\":[1-9]' api.out"
+FIRST=$(api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; grep -o '"id":"sig-[0-9]*"' api.out | head -1 | cut -d'"' -f4)
+check "pending signatures are listed with their cluster and verification ($FIRST)" "[ -n '$FIRST' ] && grep -q '\"verification\"' api.out"
+check "approve: pending -> active" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/approve) = 200 ] && grep -q '\"state\":\"active\"' api.out"
+check "approving it again is a conflict (409)" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/approve) = 409 ]"
+check "reject without a reason: 400" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/reject) = 400 ]"
+check "an unknown signature: 404" "[ \$(api http://127.0.0.1:$OV_HTTP/v1/signatures/sig-999999) = 404 ]"
+check "a bad state filter: 400" "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/signatures?state=maybe') = 400 ]"
+api http://127.0.0.1:$OV_HTTP/v1/signatures/active.json >/dev/null; cp api.out active.json
+check "the active set is a signature file an edge loads" "grep -q '\"sequence\":1' active.json && '$E' -m edge.model --set signatures.file=active.json --set http.listen= --set ingest.hep_listen=127.0.0.1:0 --check-config >/dev/null 2>&1"
+check "/v1/edges lists the edge with its reports" "[ \$(api http://127.0.0.1:$OV_HTTP/v1/edges) = 200 ] && grep -q '\"edge\":\"edge1\"' api.out"
+check "expire: active -> expired, and the set's sequence moves on" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/expire) = 200 ] && api http://127.0.0.1:$OV_HTTP/v1/edges >/dev/null && grep -q '\"signature_sequence\":2' api.out"
 
 # the overlay SIGKILLed mid-stream, then restarted on the same store
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap &
