@@ -56,6 +56,30 @@ int wire_decode(const void *frame, size_t len, const char *tag, wire_msg_t *out)
     return 0;
 }
 
+size_t wire_encode_set(uint8_t *out, const char *tag, uint64_t seq, const char *json, size_t len)
+{
+    memcpy(out, tag, WIRE_TAG_LEN);
+    for (int i = 0; i < 8; i++)
+        out[WIRE_TAG_LEN + i] = (uint8_t)(seq >> (56 - 8 * i));
+    memcpy(out + WIRE_TAG_LEN + 8, json, len);
+    return WIRE_TAG_LEN + 8 + len;
+}
+
+int wire_decode_set(const void *frame, size_t len, const char *tag, uint64_t *seq,
+                    const char **json, size_t *json_len)
+{
+    const uint8_t *p = frame;
+    if (len < WIRE_TAG_LEN + 8 || memcmp(p, tag, WIRE_TAG_LEN))
+        return -1;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[WIRE_TAG_LEN + i];
+    *seq = v;
+    *json = (const char *)p + WIRE_TAG_LEN + 8;
+    *json_len = len - WIRE_TAG_LEN - 8;
+    return 0;
+}
+
 /* Reads a 40-character Z85 key from a file. */
 static int read_key(const char *path, char key[41])
 {

@@ -20,6 +20,12 @@
 
 #define WIRE_REPORT "SGR1"
 #define WIRE_ACK "SGA1"
+/* signature distribution: "SGS1" asks for the active set; "SGN1" | seq | JSON answers it;
+ * "SGU1" | seq | JSON publishes a new active set (the whole set: small, and every update then
+ * brings a late or lossy subscriber fully up to date) */
+#define WIRE_SNAPSHOT_REQ "SGS1"
+#define WIRE_SNAPSHOT "SGN1"
+#define WIRE_UPDATE "SGU1"
 #define WIRE_TAG_LEN 4
 
 #define WIRE_ID_MAX 63
@@ -41,6 +47,12 @@ size_t wire_encode(uint8_t *out, const char *tag, const char *id, uint64_t seq, 
                    size_t json_len);
 /* Parses a frame of the given tag. Returns 0, or -1 when it is not one. */
 int wire_decode(const void *frame, size_t len, const char *tag, wire_msg_t *out);
+
+/* A signature-set frame (WIRE_SNAPSHOT or WIRE_UPDATE): tag | seq (8, big-endian) | JSON.
+ * Encode into out (WIRE_TAG_LEN + 8 + len bytes); decode returns 0 or -1. */
+size_t wire_encode_set(uint8_t *out, const char *tag, uint64_t seq, const char *json, size_t len);
+int wire_decode_set(const void *frame, size_t len, const char *tag, uint64_t *seq,
+                    const char **json, size_t *json_len);
 
 /* Makes a CURVE key pair (Z85, 40 characters each) in dir/NAME.key and dir/NAME.pub, or reads
  * the existing one. Returns 0, or -1 with the reason in err. */

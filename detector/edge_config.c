@@ -84,6 +84,11 @@ static const setting_t settings[] = {
       "the overlay's report socket, e.g. tcp://overlay.example.net:7070; empty: no overlay"),
     S("overlay", "server_key", overlay_server_key, "",
       "the overlay's CURVE public key (Z85, 40 characters)"),
+    S("overlay", "signatures_snapshot", sig_snapshot, "",
+      "the overlay's signature snapshot socket, e.g. tcp://overlay:7071; empty: signatures only "
+      "from [signatures] file"),
+    S("overlay", "signatures_updates", sig_updates, "",
+      "the overlay's signature update socket, e.g. tcp://overlay:7072"),
     S("overlay", "key_dir", key_dir, "/var/lib/sipguard/keys",
       "where this edge's CURVE key pair lives (edge.key, edge.pub); made on first start"),
     S("overlay", "spool_dir", spool_dir, "/var/lib/sipguard/spool",
@@ -327,6 +332,13 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "[overlay] server_key must be the overlay's 40-character Z85 "
                  "public key when endpoint is set");
+        return -1;
+    }
+    if ((c->sig_snapshot[0] || c->sig_updates[0]) &&
+        (!c->sig_snapshot[0] || !c->sig_updates[0] || strlen(c->overlay_server_key) != 40)) {
+        snprintf(err, errlen,
+                 "[overlay] signatures_snapshot and signatures_updates go together, "
+                 "with server_key");
         return -1;
     }
     unsigned lo, hi;

@@ -59,6 +59,7 @@ typedef struct {
     /* [overlay] */
     char overlay_endpoint[256];
     char overlay_server_key[128];
+    char sig_snapshot[256], sig_updates[256];
     char key_dir[512];
     char spool_dir[512];
     long spool_max_bytes;

@@ -24,10 +24,12 @@
 
 #include "cliopt.h"
 #include "edge_config.h"
+#include "fsutil.h"
 #include "edge_http.h"
 #include "edge_ingest.h"
 #include "edge_metrics.h"
 #include "edge_pipeline.h"
+#include "edge_sigsub.h"
 #include "edge_spool.h"
 #include "edge_uplink.h"
 #include "log.h"
@@ -87,6 +89,8 @@ typedef struct {
     void *zctx;
     spool_t *spool;
     uplink_t *uplink;
+    sigsub_t *sigsub;
+    char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
     uint64_t jsonl_unflushed; /* reports in the JSON Lines buffer since the last good flush */
@@ -247,6 +251,16 @@ static int start_overlay(edge_t *e, char *err, size_t errlen)
     char pub[41], sec[41];
     if (wire_keypair(e->c.key_dir, "edge", pub, sec, err, errlen) != 0)
         return -1;
+    if (e->c.sig_snapshot[0]) {
+        e->sigsub = sigsub_new(e->zctx, e->c.sig_snapshot, e->c.sig_updates,
+                               e->c.overlay_server_key, pub, sec, e->sig_cache, err, errlen);
+        if (!e->sigsub)
+            return -1;
+        info("signatures from the overlay (%s, %s); held: sequence %llu", e->c.sig_snapshot,
+             e->c.sig_updates, (unsigned long long)sigsub_sequence(e->sigsub));
+    }
+    if (!e->c.overlay_endpoint[0])
+        return 0;
     e->spool = spool_open(e->c.spool_dir, (uint64_t)e->c.spool_max_bytes, err, errlen);
     if (!e->spool)
         return -1;
@@ -276,6 +290,20 @@ static int write_ports_file(const edge_t *e, const char *path)
 static int setup(edge_t *e, const char *ports_file)
 {
     char err[600];
+    if (e->c.sig_snapshot[0]) {
+        /* the overlay's signatures: the set held from the last run until it answers */
+        if (snprintf(e->sig_cache, sizeof e->sig_cache, "%s/signatures.json", e->c.spool_dir) >=
+            (int)sizeof e->sig_cache) {
+            error("[overlay] spool_dir is too long");
+            return -1;
+        }
+        if (mkdir_p(e->c.spool_dir, 0750) != 0) {
+            error("spool directory %s: %s", e->c.spool_dir, strerror(errno));
+            return -1;
+        }
+        if (access(e->sig_cache, R_OK) == 0)
+            snprintf(e->c.signatures_file, sizeof e->c.signatures_file, "%s", e->sig_cache);
+    }
     edge_assets_t *a = edge_assets_load(&e->c, err, sizeof err);
     if (!a) {
         error("%s", err);
@@ -295,7 +323,7 @@ static int setup(edge_t *e, const char *ports_file)
             return -1;
         }
     }
-    if (e->c.overlay_endpoint[0] && start_overlay(e, err, sizeof err) != 0) {
+    if ((e->c.overlay_endpoint[0] || e->sig_cache[0]) && start_overlay(e, err, sizeof err) != 0) {
         error("%s", err);
         return -1;
     }
@@ -356,12 +384,19 @@ static void run(edge_t *e)
             got_hup = 0;
             reload(e);
         }
-        zmq_pollitem_t items[8];
+        zmq_pollitem_t items[10];
         int n = 0, fds[4];
         int nf = ingest_fds(e->ingest, fds, 4);
         for (int i = 0; i < nf; i++)
             items[n++] = (zmq_pollitem_t){NULL, fds[i], ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, sig_pipe[0], ZMQ_POLLIN, 0};
+        int sub = n;
+        bool polled_sigsub =
+            e->sigsub && sigsub_snapshot_socket(e->sigsub) && sigsub_updates_socket(e->sigsub);
+        if (polled_sigsub) {
+            items[n++] = (zmq_pollitem_t){sigsub_snapshot_socket(e->sigsub), 0, ZMQ_POLLIN, 0};
+            items[n++] = (zmq_pollitem_t){sigsub_updates_socket(e->sigsub), 0, ZMQ_POLLIN, 0};
+        }
         int up = n;
         bool polled_uplink = e->uplink && uplink_socket(e->uplink) && uplink_monitor(e->uplink);
         if (polled_uplink) {
@@ -385,6 +420,16 @@ static void run(edge_t *e)
                 ;
         }
         drain_queue(e);
+        if (e->sigsub) {
+            if (polled_sigsub && (items[sub].revents | items[sub + 1].revents) & ZMQ_POLLIN &&
+                sigsub_on_messages(e->sigsub)) {
+                snprintf(e->c.signatures_file, sizeof e->c.signatures_file, "%s", e->sig_cache);
+                info("signature set %llu from the overlay",
+                     (unsigned long long)sigsub_sequence(e->sigsub));
+                reload(e);
+            }
+            sigsub_tick(e->sigsub, mono_now());
+        }
         if (polled_uplink) {
             if (items[up].revents & ZMQ_POLLIN)
                 uplink_on_acks(e->uplink);
@@ -413,6 +458,7 @@ static void teardown(edge_t *e)
     drain_queue(e);
     drain_uplink(e);
     uplink_destroy(&e->uplink);
+    sigsub_destroy(&e->sigsub);
     spool_close(&e->spool);
     if (e->zctx)
         zmq_ctx_term(e->zctx);

@@ -26,6 +26,7 @@
 #include "collector.h"
 #include "edge_config.h"
 #include "log.h"
+#include "publisher.h"
 #include "sigman.h"
 #include "store.h"
 #include "wire.h"
@@ -36,6 +37,7 @@
 
 typedef struct {
     char listen[256], db[512], key_dir[512], http_listen[128], log_level[16], api_token[128];
+    char snapshot_listen[256], updates_listen[256];
     long max_report;
     bool syslog;
     sigman_opts_t sig;
@@ -78,6 +80,8 @@ static void config_default(overlay_config_t *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->listen, sizeof c->listen, "tcp://127.0.0.1:7070");
+    snprintf(c->snapshot_listen, sizeof c->snapshot_listen, "tcp://127.0.0.1:7071");
+    snprintf(c->updates_listen, sizeof c->updates_listen, "tcp://127.0.0.1:7072");
     snprintf(c->db, sizeof c->db, "/var/lib/sipguard/overlay.db");
     snprintf(c->key_dir, sizeof c->key_dir, "/var/lib/sipguard/overlay-keys");
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:8081");
@@ -113,6 +117,8 @@ static const char *set_overlay(overlay_config_t *c, const char *key, const char 
         char *field;
         size_t size;
     } strs[] = {{"listen", c->listen, sizeof c->listen},
+                {"snapshot_listen", c->snapshot_listen, sizeof c->snapshot_listen},
+                {"updates_listen", c->updates_listen, sizeof c->updates_listen},
                 {"db", c->db, sizeof c->db},
                 {"key_dir", c->key_dir, sizeof c->key_dir},
                 {"http_listen", c->http_listen, sizeof c->http_listen},
@@ -214,6 +220,10 @@ static void print_config(const overlay_config_t *c, bool comments)
         printf("# where edges send reports (ZeroMQ endpoint; tcp://*:7070 for all addresses)\n");
     printf("listen = %s\n", c->listen);
     if (comments)
+        printf("# signature distribution: snapshots of the active set (ROUTER) and its updates\n"
+               "# (PUB); edges set [overlay] signatures_snapshot and signatures_updates to them\n");
+    printf("snapshot_listen = %s\nupdates_listen = %s\n", c->snapshot_listen, c->updates_listen);
+    if (comments)
         printf("# the SQLite database of reports (WAL)\n");
     printf("db = %s\n", c->db);
     if (comments)
@@ -273,6 +283,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 }
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static int sig_pipe[2] = {-1, -1}; /* wakes the loop: signals, and API changes to the set */
 /* the store is used by the event loop (reports, builds) and the HTTP thread (the API) */
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static store_t *g_store;
@@ -354,6 +365,9 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
                 r = api_error(conn, 400, "reject needs {\"reason\": \"...\"}");
             } else {
                 int rc = sigman_transition(g_store, id, action, reason, wall_now());
+                if (rc == 0 && write(sig_pipe[1], "w", 1) < 0) {
+                    /* the loop is already awake */
+                }
                 json_t *cur = rc == 0 ? store_get_signature(g_store, id) : NULL;
                 r = rc == 0    ? json_reply(conn, 200, cur)
                     : rc == -1 ? api_error(conn, 404, "unknown signature or action")
@@ -498,7 +512,6 @@ static struct MHD_Daemon *start_http(const char *listen, unsigned *port, char *e
 /* ------------------------------------------------------------------ main */
 
 static volatile sig_atomic_t stop;
-static int sig_pipe[2] = {-1, -1};
 
 static void on_signal(int s)
 {
@@ -516,6 +529,32 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Keeps the active set's document current; publishes it when it changed, and again every
+ * 5 s for subscribers that missed an update. */
+static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, uint64_t *seq,
+                        double *published_at)
+{
+    pthread_mutex_lock(&store_lock);
+    uint64_t now_seq = store_sequence(g_store);
+    if (now_seq != *seq && c->sig.model[0]) {
+        char err[300];
+        json_t *doc = sigman_active(g_store, &c->sig, err, sizeof err);
+        if (doc) {
+            free(*json);
+            *json = json_dumps(doc, JSON_COMPACT);
+            *seq = now_seq;
+            *published_at = 0; /* publish now */
+            json_decref(doc);
+        }
+    }
+    pthread_mutex_unlock(&store_lock);
+    double t = now_s();
+    if (*json && t - *published_at >= 5.0) {
+        publisher_publish(p, *seq, *json, strlen(*json));
+        *published_at = t;
+    }
 }
 
 /* Every build_interval seconds, when reports came in since the last build, builds
@@ -675,8 +714,14 @@ int main(int argc, char **argv)
                                      store, err, sizeof err);
     unsigned http_port = 0;
     struct MHD_Daemon *http = NULL;
+    publisher_t *pubr = NULL;
     rc = 1;
     if (!col) {
+        error("%s", err);
+        goto out;
+    }
+    pubr = publisher_new(zctx, c.snapshot_listen, c.updates_listen, sec, err, sizeof err);
+    if (!pubr) {
         error("%s", err);
         goto out;
     }
@@ -691,19 +736,33 @@ int main(int argc, char **argv)
         snprintf(tmp, sizeof tmp, "%s.tmp", ports_file);
         FILE *f = fopen(tmp, "w");
         if (!f ||
-            fprintf(f, "reports %s\nhttp %u\nkey %s\n", collector_endpoint(col), http_port, pub) <
-                0 ||
+            fprintf(f, "reports %s\nsnapshot %s\nupdates %s\nhttp %u\nkey %s\n",
+                    collector_endpoint(col), publisher_snapshot_endpoint(pubr),
+                    publisher_updates_endpoint(pubr), http_port, pub) < 0 ||
             fclose(f) != 0 || rename(tmp, ports_file) != 0) {
             error("--ports-file %s: %s", ports_file, strerror(errno));
             goto out;
         }
     }
+    char *set_json = NULL;
+    uint64_t set_seq = UINT64_MAX;
+    double published_at = 0;
     while (!stop) {
-        zmq_pollitem_t items[3] = {{collector_zap(col), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[4] = {{collector_zap(col), 0, ZMQ_POLLIN, 0},
                                    {collector_socket(col), 0, ZMQ_POLLIN, 0},
-                                   {NULL, sig_pipe[0], ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 3, 500) < 0 && errno != EINTR)
+                                   {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
+                                   {publisher_snapshot_socket(pubr), 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 4, 100) < 0 && errno != EINTR)
             break;
+        if (items[2].revents & ZMQ_POLLIN) { /* a signal, or the API saying the set changed */
+            char buf[64];
+            while (read(sig_pipe[0], buf, sizeof buf) > 0)
+                ;
+        }
+        refresh_set(pubr, &c, &set_json, &set_seq, &published_at);
+        if (items[3].revents & ZMQ_POLLIN)
+            publisher_on_requests(pubr, set_seq, set_json ? set_json : "",
+                                  set_json ? strlen(set_json) : 0);
         if (items[0].revents & ZMQ_POLLIN)
             collector_on_zap(col);
         if (items[1].revents & ZMQ_POLLIN) {
@@ -719,8 +778,10 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&stats_lock);
     }
     info("stopping");
+    free(set_json);
     rc = 0;
 out:
+    publisher_destroy(&pubr);
     if (http)
         MHD_stop_daemon(http);
     collector_destroy(&col);

@@ -110,8 +110,8 @@ int sigman_build(store_t *s, const sigman_opts_t *o, double now, char *err, size
     {
         char hash[17], id[32];
         content_hash(sig, hash);
-        size_t members = (size_t)json_integer_value(
-            json_object_get(json_object_get(sig, "cluster"), "members"));
+        size_t members =
+            (size_t)json_integer_value(json_object_get(json_object_get(sig, "cluster"), "members"));
         bool active = o->auto_approve && members >= o->auto_approve;
         snprintf(id, sizeof id, "sig-%06llu", (unsigned long long)store_next_signature_number(s));
         json_object_set_new(sig, "id", json_string(id));
@@ -170,10 +170,10 @@ json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errl
     }
     char feature[32];
     embed_opts_feature_name(&model_options(m)->embed, feature, sizeof feature);
-    json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o}", "format", "sipguard-signatures",
-                            "version", 1, "sequence", (json_int_t)store_sequence(s), "feature",
-                            feature, "shape", embed_shape_name(model_options(m)->embed.shape),
-                            "signatures", json_array());
+    json_t *doc =
+        json_pack("{s:s, s:i, s:I, s:s, s:s, s:o}", "format", "sipguard-signatures", "version", 1,
+                  "sequence", (json_int_t)store_sequence(s), "feature", feature, "shape",
+                  embed_shape_name(model_options(m)->embed.shape), "signatures", json_array());
     model_destroy(&m);
     json_t *list = store_list_signatures(s, "active"), *row;
     size_t i;

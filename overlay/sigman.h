@@ -21,8 +21,8 @@
 #include "store.h"
 
 typedef struct {
-    char model[512];     /* the edges' model: its embedding is the signatures' */
-    char clean[1024];    /* clean captures, comma-separated */
+    char model[512];  /* the edges' model: its embedding is the signatures' */
+    char clean[1024]; /* clean captures, comma-separated */
     siggen_opts_t gen;
     size_t auto_approve; /* active at once when a cluster has this many members; 0: never */
 } sigman_opts_t;

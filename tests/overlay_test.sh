@@ -35,15 +35,26 @@ start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
 "$S" train -q -o edge.model train.pcap
 N=$(($(wc -l < test.labels.csv) - 1))
 
-start_overlay ov1 --set 'overlay.listen=tcp://127.0.0.1:*'
+start_overlay ov1 --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+    --set 'overlay.updates_listen=tcp://127.0.0.1:*'
 OV=$(awk '$1=="reports"{print $2}' ov1.ports) KEY=$(awk '$1=="key"{print $2}' ov1.ports)
+SNAP=$(awk '$1=="snapshot"{print $2}' ov1.ports) UPD=$(awk '$1=="updates"{print $2}' ov1.ports)
+SIGS=(--set "overlay.signatures_snapshot=$SNAP" --set "overlay.signatures_updates=$UPD")
 "$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
     --set "overlay.endpoint=$OV" --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys \
     --set overlay.spool_dir=spool --set report.anomalies_only=no --set scoring.local_policy=never \
-    --ports-file edge.ports 2>edge.log &
+    "${SIGS[@]}" --ports-file edge.ports 2>edge.log &
 EDGE=$!; PIDS+=("$EDGE")
 wait_for 20 "[ -s edge.ports ]" || { cat edge.log; exit 1; }
 HEP=$(awk '$1=="hep"{print $2}' edge.ports) EHTTP=$(awk '$1=="http"{print $2}' edge.ports)
+# a second edge that only enforces: it sees none of the attack
+"$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
+    --set edge.id=edge2 --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys2 \
+    --set overlay.spool_dir=spool2 --set scoring.local_policy=never "${SIGS[@]}" \
+    --ports-file edge2.ports 2>edge2.log &
+EDGE2=$!; PIDS+=("$EDGE2")
+wait_for 20 "[ -s edge2.ports ]" || { cat edge2.log; exit 1; }
+HEP2=$(awk '$1=="hep"{print $2}' edge2.ports) EHTTP2=$(awk '$1=="http"{print $2}' edge2.ports)
 wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -ge 1 ]"
 check "an edge whose key is not configured is refused" \
     "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -ge 1 ] && grep -q 'not a configured edge' ov1.log"
@@ -51,7 +62,9 @@ check "the edge says so" "wait_for 10 \"grep -q 'CURVE handshake with the overla
 kill -TERM $OV_PID; wait $OV_PID
 
 # admitted: everything arrives, once
-start_overlay ov2 --set "overlay.listen=$OV" --edge "edge1=$(cat ekeys/edge.pub)"
+OVSET=(--set "overlay.listen=$OV" --set "overlay.snapshot_listen=$SNAP" --set "overlay.updates_listen=$UPD"
+       --edge "edge1=$(cat ekeys/edge.pub)" --edge "edge2=$(cat ekeys2/edge.pub)")
+start_overlay ov2 "${OVSET[@]}"
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
 wait_for 60 "[ \"\$(metric $OV_HTTP sipguard_overlay_reports_stored_total)\" = $N ]"
 check "admitted after a retry: all $N reports stored ($(metric $OV_HTTP sipguard_overlay_reports_stored_total))" \
@@ -76,7 +89,24 @@ check "a bad state filter: 400" "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/signatur
 api http://127.0.0.1:$OV_HTTP/v1/signatures/active.json >/dev/null; cp api.out active.json
 check "the active set is a signature file an edge loads" "grep -q '\"sequence\":1' active.json && '$E' -m edge.model --set signatures.file=active.json --set http.listen= --set ingest.hep_listen=127.0.0.1:0 --check-config >/dev/null 2>&1"
 check "/v1/edges lists the edge with its reports" "[ \$(api http://127.0.0.1:$OV_HTTP/v1/edges) = 200 ] && grep -q '\"edge\":\"edge1\"' api.out"
-check "expire: active -> expired, and the set's sequence moves on" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/expire) = 200 ] && api http://127.0.0.1:$OV_HTTP/v1/edges >/dev/null && grep -q '\"signature_sequence\":2' api.out"
+# distribution: the approved signature reaches both edges; the one that never saw the attack
+# now stops it by signature
+SECOND=$(api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; grep -o '"id":"sig-[0-9]*"' api.out | head -1 | cut -d'"' -f4)
+seq_of() { metric $1 sipguard_signature_sequence; }
+T0=$(date +%s%N)
+api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$SECOND/approve >/dev/null
+wait_for 10 "[ \"\$(seq_of $EHTTP)\" = 2 ] && [ \"\$(seq_of $EHTTP2)\" = 2 ]"
+T1=$(date +%s%N)
+check "approval reaches both edges (sequence 2 on each, after $(((T1 - T0) / 1000000)) ms with polling)" \
+    "[ \"\$(seq_of $EHTTP)\" = 2 ] && [ \"\$(seq_of $EHTTP2)\" = 2 ] && [ \"\$(metric $EHTTP2 sipguard_signatures_active)\" = 2 ]"
+"$S" replay -q --hep 127.0.0.1:$HEP2 --rate 4000 test.pcap
+wait_for 30 "[ \$(curl -s http://127.0.0.1:$EHTTP2/metrics | awk '/^sipguard_messages_total/{s+=\$2} END{print s+0}') -ge $N ]"
+HITS=$(curl -s http://127.0.0.1:$EHTTP2/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"signature\"}"{print $2}')
+check "the edge that never reported the attack stops it by signature ($HITS messages)" "[ \"\${HITS:-0}\" -gt 0 ]"
+kill -TERM $EDGE2; wait $EDGE2
+check "a restarted edge keeps the set it had (cached) before the overlay answers" \
+    "grep -q '\"sequence\":2' spool2/signatures.json"
+check "expire: active -> expired, and the set's sequence moves on" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/expire) = 200 ] && api http://127.0.0.1:$OV_HTTP/v1/edges >/dev/null && grep -q '\"signature_sequence\":3' api.out"
 
 # the overlay SIGKILLed mid-stream, then restarted on the same store
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap &
@@ -84,12 +114,12 @@ REPLAY=$!
 sleep 0.4
 kill -9 $OV_PID; wait $OV_PID 2>/dev/null
 sleep 1
-start_overlay ov3 --set "overlay.listen=$OV" --edge "edge1=$(cat ekeys/edge.pub)"
+start_overlay ov3 "${OVSET[@]}"
 wait $REPLAY
 wait_for 60 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ] && [ \"\$(metric $EHTTP sipguard_reports_total)\" = $((2 * N)) ]"
 SENT=$(metric $EHTTP sipguard_reports_total)
 kill -TERM $OV_PID; wait $OV_PID
-start_overlay ov4 --set "overlay.listen=$OV" --edge "edge1=$(cat ekeys/edge.pub)" --set overlay.http_listen=127.0.0.1:0
+start_overlay ov4 "${OVSET[@]}"
 kill -TERM $EDGE; wait $EDGE
 STORED=$(metric $OV_HTTP sipguard_overlay_reports_in_store)
 # (edge, sequence) is the store's primary key: a count equal to what the edge made is every
