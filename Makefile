@@ -35,6 +35,7 @@ demo: build
 bench: build
 	@./bench/run.sh $(BUILD)
 	@./bench/edge.sh $(BUILD)
+	@./bench/overlay.sh $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -172,9 +172,8 @@ bool sigsub_on_messages(sigsub_t *s)
             uint64_t seq;
             const char *json;
             size_t len;
-            if (!zmq_msg_more(&m) &&
-                wire_decode_set(zmq_msg_data(&m), zmq_msg_size(&m), tags[k], &seq, &json, &len) ==
-                    0) {
+            if (!zmq_msg_more(&m) && wire_decode_set(zmq_msg_data(&m), zmq_msg_size(&m), tags[k],
+                                                     &seq, &json, &len) == 0) {
                 bool newer = take_set(s, seq, json, len);
                 if (k == 0)
                     s->have_snapshot = true;

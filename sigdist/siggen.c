@@ -27,6 +27,7 @@ struct siggen {
     embed_t *embed;
     items_t anomalies, clean;
     size_t seen_anomalies;
+    sparse_t *clean_mean; /* N over every feature, sorted by key (made once per build) */
 };
 
 void siggen_opts_default(siggen_opts_t *o)
@@ -85,6 +86,7 @@ void siggen_destroy(siggen_t **self)
         return;
     items_free(&g->anomalies);
     items_free(&g->clean);
+    sparse_destroy(&g->clean_mean);
     embed_destroy(&g->embed);
     free(g);
     *self = NULL;
@@ -310,11 +312,8 @@ static size_t cluster_features(const siggen_t *g, const size_t *members, size_t 
             for (size_t m = 0; m < nm; m++)
                 a += value_at(g->anomalies.it[members[m]].v, keys[i]);
             a /= (double)nm;
-            if (g->o.bilateral && g->clean.n) {
-                for (size_t m = 0; m < g->clean.n; m++)
-                    c += value_at(g->clean.it[m].v, keys[i]);
-                c /= (double)g->clean.n;
-            }
+            if (g->o.bilateral && g->clean_mean)
+                c = value_at(g->clean_mean, keys[i]);
             f[nf++] = (feat_t){keys[i], a - c};
         }
         i = j;
@@ -408,8 +407,55 @@ static json_t *yara_form(const siggen_t *g, const feat_t *f, size_t nf, const si
                      (json_int_t)max_clean);
 }
 
+typedef struct {
+    uint64_t key;
+    double v;
+} kv_t;
+
+static int by_kv_key(const void *a, const void *b)
+{
+    uint64_t x = ((const kv_t *)a)->key, y = ((const kv_t *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
+/* The mean clean vector, once: every feature's value summed over the sample. */
+static void make_clean_mean(siggen_t *g)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < g->clean.n; i++)
+        total += g->clean.it[i].v->n;
+    kv_t *kv = malloc((total ? total : 1) * sizeof *kv);
+    sparse_t *mean = sparse_new();
+    if (!kv || !mean || sparse_reserve(mean, total ? total : 1) != 0) {
+        free(kv);
+        sparse_destroy(&mean);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < g->clean.n; i++)
+        for (size_t j = 0; j < g->clean.it[i].v->n; j++)
+            kv[k++] = (kv_t){g->clean.it[i].v->keys[j], g->clean.it[i].v->vals[j]};
+    qsort(kv, k, sizeof *kv, by_kv_key);
+    size_t n = 0;
+    for (size_t i = 0; i < k;) {
+        double sum = 0;
+        size_t j = i;
+        for (; j < k && kv[j].key == kv[i].key; j++)
+            sum += kv[j].v;
+        mean->keys[n] = kv[i].key;
+        mean->vals[n++] = sum / (double)g->clean.n;
+        i = j;
+    }
+    mean->n = n;
+    free(kv);
+    sparse_destroy(&g->clean_mean);
+    g->clean_mean = mean;
+}
+
 json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
 {
+    if (g->clean.n)
+        make_clean_mean(g);
     size_t n = g->anomalies.n;
     size_t *label = malloc((n ? n : 1) * sizeof *label);
     size_t nl = cluster(g, label);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Overlay benchmarks on loopback: reports/s the overlay commits and acknowledges from one edge;
+# time from POST /v1/build (the first anomalies of new attacks stored) to verified candidate
+# signatures; time from an approval to the edge enforcing it (median of three approvals).
+# Fixed seeds; prints "name value" lines. usage: bench/overlay.sh [BUILD]
+set -euo pipefail
+BUILD=${1:-build}
+B="$(cd "$BUILD" && pwd)"
+S="$B/cli/sipguard" E="$B/detector/sipguard-edge" O="$B/overlay/sipguard-overlay"
+T=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT
+cd "$T"
+now_ms() { date +%s%3N; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+"$S" gen -o train --preset demo --attacks none --seed 1 --population-seed 7 2>/dev/null
+"$S" gen -o clean --preset demo --attacks none --seed 3 --population-seed 7 2>/dev/null
+"$S" gen -o test --preset demo --seed 2 --population-seed 7 2>/dev/null
+"$S" train -q -o m.model train.pcap
+N=$(($(wc -l < test.labels.csv) - 1))
+OVA=(--set overlay.db=ov.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
+     --set signatures.model=m.model --set signatures.clean=clean.pcap --set signatures.build_interval=0)
+"$O" "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+    --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file o1 2>/dev/null & P=$!
+for _ in $(seq 100); do [ -s o1 ] && break; sleep 0.1; done
+EP=$(awk '$1=="reports"{print $2}' o1) SN=$(awk '$1=="snapshot"{print $2}' o1)
+UP=$(awk '$1=="updates"{print $2}' o1) KEY=$(awk '$1=="key"{print $2}' o1)
+kill $P; wait $P || true
+# edge keys first (an edge makes them on its first start)
+mkdir -p ekeys && "$E" -m m.model --set http.listen= --set ingest.hep_listen= --set ingest.pcap_file=train.pcap \
+    --set ingest.pcap_exit=yes --set "overlay.endpoint=$EP" --set "overlay.server_key=$KEY" \
+    --set overlay.key_dir=ekeys --set overlay.spool_dir=warm --set overlay.spool_max_bytes=65536 >/dev/null 2>&1 || true
+"$O" "${OVA[@]}" --set "overlay.listen=$EP" --set "overlay.snapshot_listen=$SN" --set "overlay.updates_listen=$UP" \
+    --edge "edge1=$(cat ekeys/edge.pub)" --ports-file o2 2>/dev/null & P=$!; PIDS+=($P)
+for _ in $(seq 100); do [ -s o2 ] && break; sleep 0.1; done
+OH=$(awk '$1=="http"{print $2}' o2)
+t0=$(now_ms)
+"$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= --set ingest.pcap_file=test.pcap \
+    --set "overlay.endpoint=$EP" --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys \
+    --set overlay.spool_dir=spool --set "overlay.signatures_snapshot=$SN" --set "overlay.signatures_updates=$UP" \
+    --set report.anomalies_only=no --set scoring.local_policy=never --ports-file e1 2>/dev/null & EP1=$!; PIDS+=($EP1)
+for _ in $(seq 3000); do [ "$(metric $OH sipguard_overlay_reports_stored_total 2>/dev/null)" = "$N" ] && break; sleep 0.01; done
+t1=$(now_ms)
+echo "overlay_reports $N"
+echo "overlay_reports_per_s_acked_end_to_end $(( N * 1000 / (t1 - t0 > 0 ? t1 - t0 : 1) ))"
+EH=$(awk '$1=="http"{print $2}' e1)
+t0=$(now_ms); curl -s -X POST 127.0.0.1:$OH/v1/build > build.json; t1=$(now_ms)
+echo "overlay_build_ms $((t1 - t0))"
+echo "overlay_build_candidates $(grep -o '[0-9]*' build.json)"
+lat=()
+for k in 1 2 3; do
+    id=$(curl -s "127.0.0.1:$OH/v1/signatures?state=pending" | grep -o '"id":"sig-[0-9]*"' | head -1 | cut -d'"' -f4)
+    want=$(( $(metric $EH sipguard_signature_sequence) + 1 ))
+    t0=$(now_ms)
+    curl -s -o /dev/null -X POST 127.0.0.1:$OH/v1/signatures/$id/approve
+    for _ in $(seq 5000); do [ "$(metric $EH sipguard_signature_sequence)" = "$want" ] && break; done
+    t1=$(now_ms)
+    lat+=($((t1 - t0)))
+done
+echo "overlay_approval_to_edge_ms_median $(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)"
