@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: generate normal training traffic, train, then score a mixed capture
 # with attacks and print a summary plus the JSON lines of the anomalies; then run the
-# same capture through a live edge daemon (HEPv3 in, reports out) on loopback.
+# same capture through a live edge daemon (HEPv3 in, reports out) on loopback; then the
+# whole loop: an overlay and three edges, an attack one edge sees becoming signatures that
+# all three enforce.
 set -euo pipefail
 BUILD=${1:-build}
 B="$(cd "$BUILD" && pwd)"
@@ -58,3 +60,62 @@ printf 'OPTIONS sip:100@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5070;br
 kill -TERM $EDGE; wait $EDGE || true
 trap - EXIT
 echo "the edge wrote $(wc -l < edge-reports.jsonl) anomaly reports to $OUT/edge-reports.jsonl"
+
+echo
+echo "== 5. the whole loop: one overlay, three edges; an attack only edge1 sees becomes a signature"
+echo "      that all three enforce"
+O="$B/overlay/sipguard-overlay"
+rm -rf loop && mkdir -p loop && cd loop
+"$S" gen -o attack --attacker-only --attacks scan,guess --seed 5 --population-seed 7 2>/dev/null
+"$S" gen -o clean --preset demo --attacks none --seed 6 --population-seed 7 2>/dev/null
+OVA=(--set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
+     --set signatures.model=../edge.model --set signatures.clean=clean.pcap
+     --set signatures.build_interval=2 --set signatures.auto_approve=5)
+# edges make their key pairs first; then the overlay starts knowing all three
+"$O" "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+    --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file o.ports 2>/dev/null &
+P=$!
+for _ in $(seq 100); do [ -s o.ports ] && break; sleep 0.1; done
+OEP=$(awk '$1=="reports"{print $2}' o.ports) SN=$(awk '$1=="snapshot"{print $2}' o.ports)
+UP=$(awk '$1=="updates"{print $2}' o.ports) KEY=$(awk '$1=="key"{print $2}' o.ports)
+kill $P; wait $P 2>/dev/null || true
+EDGES=()
+trap 'kill ${EDGES[*]} $OVP 2>/dev/null' EXIT
+for i in 1 2 3; do
+    "$E" -m ../edge.model --set edge.id=edge$i --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
+        --set "overlay.endpoint=$OEP" --set "overlay.server_key=$KEY" --set overlay.key_dir=keys$i \
+        --set overlay.spool_dir=spool$i --set "overlay.signatures_snapshot=$SN" \
+        --set "overlay.signatures_updates=$UP" --set scoring.local_policy=always \
+        --ports-file e$i.ports 2>e$i.log &
+    EDGES+=($!)
+done
+for i in 1 2 3; do for _ in $(seq 100); do [ -s e$i.ports ] && [ -s keys$i/edge.pub ] && break; sleep 0.1; done; done
+"$O" "${OVA[@]}" --set "overlay.listen=$OEP" --set "overlay.snapshot_listen=$SN" --set "overlay.updates_listen=$UP" \
+    --edge "edge1=$(cat keys1/edge.pub)" --edge "edge2=$(cat keys2/edge.pub)" --edge "edge3=$(cat keys3/edge.pub)" \
+    --ports-file o2.ports 2>overlay.log &
+OVP=$!
+for _ in $(seq 100); do [ -s o2.ports ] && break; sleep 0.1; done
+OH=$(awk '$1=="http"{print $2}' o2.ports)
+port() { awk -v k=$1 '$1==k{print $2}' $2; }
+seq_of() { curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk '$1=="sipguard_signature_sequence"{print $2}'; }
+sig_hits() { curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk '$1=="sipguard_detector_fired_total{detector=\"signature\"}"{print $2}'; }
+sleep 6 # edges retry the handshake the first overlay refused
+T0=$(date +%s.%N)
+echo "edge1 alone sees the attack (SIPVicious scans and password guessing):"
+"$S" replay -q --hep 127.0.0.1:$(port hep e1.ports) --rate 2000 attack.pcap
+for _ in $(seq 600); do
+    [ "$(seq_of 1)" != 0 ] && [ "$(seq_of 2)" = "$(seq_of 1)" ] && [ "$(seq_of 3)" = "$(seq_of 1)" ] && break
+    sleep 0.1
+done
+T1=$(date +%s.%N)
+printf "  signatures active on all three edges %.1f s after the attack began (set %s)\n" \
+    "$(awk -v a="$T0" -v b="$T1" 'BEGIN{print b - a}')" "$(seq_of 1)"
+echo "  active: $(curl -s "http://127.0.0.1:$OH/v1/signatures?state=active" | grep -o '"id":"sig-[0-9]*","state"' | cut -d'"' -f4 | tr '\n' ' ')"
+echo "the same attack now hits edge2 and edge3:"
+for i in 2 3; do
+    "$S" replay -q --hep 127.0.0.1:$(port hep e$i.ports) --rate 2000 attack.pcap
+done
+sleep 1
+for i in 2 3; do echo "  edge$i stopped $(sig_hits $i) of $(($(wc -l < attack.labels.csv) - 1)) attack messages by signature"; done
+kill -TERM ${EDGES[*]} $OVP 2>/dev/null; wait 2>/dev/null || true
+trap - EXIT
