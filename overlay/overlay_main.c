@@ -282,6 +282,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     return ret;
 }
 
+extern const char review_page[]; /* web/review.html, embedded at build time */
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static int sig_pipe[2] = {-1, -1}; /* wakes the loop: signals, and API changes to the set */
 /* the store is used by the event loop (reports, builds) and the HTTP thread (the API) */
@@ -428,6 +429,9 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
         return reply(conn, 405, "application/json", strdup("{\"error\":\"use GET\"}\n"));
     if (!strcmp(url, "/healthz"))
         return reply(conn, 200, "text/plain", strdup("ok\n"));
+    if (!strcmp(url, "/") || !strcmp(url, "/review")) {
+        return reply(conn, 200, "text/html; charset=utf-8", strdup(review_page));
+    }
     if (strcmp(url, "/metrics"))
         return reply(conn, 404, "application/json",
                      strdup("{\"error\":\"unknown path; try /metrics, /healthz or /v1/\"}\n"));

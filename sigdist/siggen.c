@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "shape.h"
 
 #define MAX_CLEAN 20000
@@ -506,10 +507,14 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
         for (size_t i = 0; i < nf; i++)
             json_array_append_new(feats, json_pack("{s:o, s:f}", "string",
                                                    feature_string(g, f[i].key), "weight", f[i].w));
+        json_t *samples = json_array(); /* a few members, for the reviewer */
+        for (size_t m = 0; m < nm && m < 3; m++)
+            json_array_append_new(samples, report_raw_string(g->anomalies.it[members[m]].raw,
+                                                             g->anomalies.it[members[m]].len));
         json_t *sig = json_pack(
-            "{s:s, s:s, s:f, s:o, s:{s:I, s:s, s:f}, s:{s:I, s:I, s:f, s:I, s:b, s:s}, s:o}", "id",
-            id, "kind", g->o.bilateral ? "bilateral" : "unilateral", "threshold", thr, "features",
-            feats, "cluster", "members", (json_int_t)nm, "linkage",
+            "{s:s, s:s, s:f, s:o, s:{s:I, s:s, s:f}, s:{s:I, s:I, s:f, s:I, s:b, s:s}, s:o, s:o}",
+            "id", id, "kind", g->o.bilateral ? "bilateral" : "unilateral", "threshold", thr,
+            "features", feats, "cluster", "members", (json_int_t)nm, "linkage",
             g->o.linkage == LINK_SINGLE     ? "single"
             : g->o.linkage == LINK_COMPLETE ? "complete"
                                             : "average",
@@ -517,7 +522,7 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
             "false_positives", (json_int_t)fp, "max_clean_score",
             isfinite(max_clean) ? max_clean : 0.0, "members_matched", (json_int_t)matched,
             "tightened", tightened, "result", ok ? "passed" : "rejected", "yara",
-            ok ? yara_form(g, f, nf, members, nm) : json_null());
+            ok ? yara_form(g, f, nf, members, nm) : json_null(), "samples", samples);
         json_array_append_new(json_object_get(doc, ok ? "signatures" : "rejected"), sig);
         free(f);
     }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The overlay's review page in headless Chromium: it lists the pending signatures with their
+# strings marked in sample messages, and its approve button makes one active.
+# Skips (exit 77) without chromium. usage: web_test.sh SIPGUARD SIPGUARD_EDGE SIPGUARD_OVERLAY
+set -uo pipefail
+S=$1 E=$2 O=$3
+CHROME=$(command -v chromium || command -v chromium-browser || command -v google-chrome) || {
+    echo "skip: no chromium (apt-get install chromium)"; exit 77; }
+T=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+cd "$T"
+fails=0 checks=0
+check() { checks=$((checks + 1)); if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+wait_for() {
+    local end=$((SECONDS + $1))
+    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
+    return 1
+}
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+browse() { "$CHROME" --headless=new --no-sandbox --disable-gpu --user-data-dir="$T/chrome" \
+    --virtual-time-budget=10000 --dump-dom "$1" 2>/dev/null; }
+
+"$S" gen -o train --attacks none --seed 3 2>/dev/null
+"$S" gen -o test --seed 4 --population-seed 3 --attack-scale 0.3 2>/dev/null
+"$S" gen -o clean --attacks none --seed 5 --population-seed 3 2>/dev/null
+"$S" train -q -o edge.model train.pcap
+OVA=(--set overlay.db=o.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
+     --set signatures.model=edge.model --set signatures.clean=clean.pcap
+     --set signatures.build_interval=0 --set overlay.api_token=webtok)
+"$O" "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+    --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file o1.ports 2>o1.log &
+P=$!; PIDS+=($P)
+wait_for 20 "[ -s o1.ports ]" || exit 1
+EP=$(awk '$1=="reports"{print $2}' o1.ports) KEY=$(awk '$1=="key"{print $2}' o1.ports)
+kill -TERM $P; wait $P
+"$E" -m edge.model --set http.listen= --set ingest.hep_listen= --set ingest.pcap_file=test.pcap \
+    --set "overlay.endpoint=$EP" --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys \
+    --set overlay.spool_dir=spool 2>edge.log &
+EDGE=$!; PIDS+=($EDGE)
+wait_for 20 "[ -s ekeys/edge.pub ]" || exit 1
+"$O" "${OVA[@]}" --set "overlay.listen=$EP" --edge "edge1=$(cat ekeys/edge.pub)" --ports-file o2.ports 2>o2.log &
+P=$!; PIDS+=($P)
+wait_for 20 "[ -s o2.ports ]" || exit 1
+OH=$(awk '$1=="http"{print $2}' o2.ports)
+wait_for 60 "[ \"\$(metric $OH sipguard_overlay_reports_in_store)\" -gt 1000 ]"
+curl -s -X POST -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/build > build.json
+check "signatures to review ($(cat build.json))" "grep -q '\"added\":[1-9]' build.json"
+
+browse "http://127.0.0.1:$OH/" > nodom.html
+check "without the token the page says why it cannot load" "grep -q 'cannot load: missing or wrong bearer token' nodom.html"
+browse "http://127.0.0.1:$OH/#token=webtok" > dom.html
+FIRST=$(grep -o '<strong>sig-[0-9]*</strong>' dom.html | head -1 | sed 's/<[^>]*>//g')
+check "the page lists the pending signatures ($FIRST ...)" "grep -q 'data-ready=\"yes\"' dom.html && [ -n '$FIRST' ]"
+check "their strings are marked in sample messages" "grep -q '<mark>' dom.html"
+check "each has approve and reject buttons and its verification" \
+    "grep -q 'class=\"approve\" data-id=\"$FIRST\"' dom.html && grep -q 'verification: passed' dom.html"
+check "edges are listed" "grep -q '<td>edge1</td>' dom.html"
+browse "http://127.0.0.1:$OH/#token=webtok&click=approve:$FIRST" > dom2.html
+STATE=$(curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/signatures/$FIRST | grep -o '"state":"[a-z]*"')
+check "the approve button makes it active ($STATE)" "grep -q 'data-clicked=\"yes\"' dom2.html && [ '$STATE' = '\"state\":\"active\"' ]"
+check "the page then shows it among the active ones" "grep -q 'class=\"expire\" data-id=\"$FIRST\"' dom2.html"
+echo "$checks checks, $fails failed"
+[ $fails = 0 ]
