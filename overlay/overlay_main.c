@@ -177,7 +177,7 @@ static const char *set_signatures(overlay_config_t *c, const char *key, const ch
             return "expected a number above 0, at most 2";
         c->sig.gen.cut = d;
     } else if (!strcasecmp(key, "min_members") || !strcasecmp(key, "auto_approve") ||
-               !strcasecmp(key, "build_interval")) {
+               !strcasecmp(key, "auto_approve_edges") || !strcasecmp(key, "build_interval")) {
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 0 || n > 1000000)
             return "expected a whole number from 0 to 1000000";
@@ -185,6 +185,8 @@ static const char *set_signatures(overlay_config_t *c, const char *key, const ch
             c->sig.gen.min_members = n ? (size_t)n : 1;
         else if (!strcasecmp(key, "auto_approve"))
             c->sig.auto_approve = (size_t)n;
+        else if (!strcasecmp(key, "auto_approve_edges"))
+            c->sig.auto_edges = (size_t)n;
         else
             c->build_interval = n;
     } else {
@@ -253,11 +255,14 @@ static void print_config(const overlay_config_t *c, bool comments)
                                                  : "average",
            c->sig.gen.cut);
     if (comments)
-        printf("# smallest cluster that makes a signature; clusters of auto_approve members or\n"
-               "# more go active without review (0: never); seconds between builds (0: only\n"
-               "# POST /v1/build)\n");
-    printf("min_members = %zu\nauto_approve = %zu\nbuild_interval = %ld\n\n[edges]\n",
-           c->sig.gen.min_members, c->sig.auto_approve, c->build_interval);
+        printf("# smallest cluster that makes a signature; verified signatures of clusters with\n"
+               "# auto_approve members or more, seen by auto_approve_edges edges or more, go\n"
+               "# active without review (auto_approve 0: never); seconds between builds (0:\n"
+               "# only POST /v1/build)\n");
+    printf("min_members = %zu\nauto_approve = %zu\nauto_approve_edges = %zu\n"
+           "build_interval = %ld\n\n[edges]\n",
+           c->sig.gen.min_members, c->sig.auto_approve, c->sig.auto_edges ? c->sig.auto_edges : 1,
+           c->build_interval);
     if (comments)
         printf("# one line per admitted edge: its id = its CURVE public key (edge.pub)\n");
     for (size_t i = 0; i < c->n_edges; i++)

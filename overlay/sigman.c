@@ -40,7 +40,9 @@ static int add_report(void *ctx, const char *json, size_t len)
         size_t rl = json_string_length(raw);
         uint8_t *b = malloc(rl + 1);
         if (b)
-            siggen_add_anomaly(ctx, b, raw_bytes(json_string_value(raw), rl, b));
+            siggen_add_report(ctx, b, raw_bytes(json_string_value(raw), rl, b),
+                              json_string_value(json_object_get(o, "edge")),
+                              json_number_value(json_object_get(o, "ts")));
         free(b);
     }
     json_decref(o);
@@ -87,7 +89,10 @@ int sigman_build(store_t *s, const sigman_opts_t *o, double now, char *err, size
     model_t *m = model_load(o->model, err, errlen);
     if (!m)
         return -1;
-    siggen_t *g = siggen_new(&model_options(m)->embed, &o->gen);
+    siggen_opts_t go = o->gen;
+    go.auto_members = o->auto_approve;
+    go.auto_edges = o->auto_edges ? o->auto_edges : 1;
+    siggen_t *g = siggen_new(&model_options(m)->embed, &go);
     int added = -1;
     if (!g) {
         snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);

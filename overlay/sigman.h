@@ -25,6 +25,7 @@ typedef struct {
     char clean[1024]; /* clean captures, comma-separated */
     siggen_opts_t gen;
     size_t auto_approve; /* active at once when a cluster has this many members; 0: never */
+    size_t auto_edges;   /* ... and was reported by at least this many edges (default 1) */
 } sigman_opts_t;
 
 void sigman_opts_default(sigman_opts_t *o);

@@ -14,7 +14,9 @@
 typedef struct {
     uint8_t *raw;
     size_t len;
-    sparse_t *v; /* counts, sorted by key */
+    sparse_t *v;   /* counts, sorted by key */
+    char edge[64]; /* who reported it ("" when it came from a capture) */
+    double ts;
 } item_t;
 
 typedef struct {
@@ -41,6 +43,8 @@ void siggen_opts_default(siggen_opts_t *o)
     o->bilateral = true;
     o->tighten = false;
     o->max_anomalies = 2000;
+    o->auto_members = 0;
+    o->auto_edges = 1;
 }
 
 int siggen_parse_linkage(const char *s, linkage_t *out)
@@ -112,6 +116,8 @@ static int add_item(siggen_t *g, items_t *s, const uint8_t *data, size_t len, si
     }
     it->raw = malloc(len ? len : 1);
     it->len = len;
+    it->edge[0] = '\0';
+    it->ts = 0;
     it->v = sparse_new();
     if (!it->raw || !it->v)
         return -1;
@@ -134,6 +140,18 @@ int siggen_add_anomaly(siggen_t *g, const uint8_t *data, size_t len)
 {
     size_t slot = reservoir_slot(g->seen_anomalies++, g->o.max_anomalies);
     return slot == SIZE_MAX ? 0 : add_item(g, &g->anomalies, data, len, slot);
+}
+
+int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *edge, double ts)
+{
+    size_t slot = reservoir_slot(g->seen_anomalies++, g->o.max_anomalies);
+    if (slot == SIZE_MAX)
+        return 0;
+    if (add_item(g, &g->anomalies, data, len, slot) != 0)
+        return -1;
+    snprintf(g->anomalies.it[slot].edge, sizeof g->anomalies.it[slot].edge, "%s", edge ? edge : "");
+    g->anomalies.it[slot].ts = ts;
+    return 0;
 }
 
 int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len)
@@ -507,6 +525,24 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
         for (size_t i = 0; i < nf; i++)
             json_array_append_new(feats, json_pack("{s:o, s:f}", "string",
                                                    feature_string(g, f[i].key), "weight", f[i].w));
+        json_t *edges = json_array();
+        double first = INFINITY, last = -INFINITY;
+        for (size_t m = 0; m < nm; m++) {
+            const item_t *it = &g->anomalies.it[members[m]];
+            if (it->ts > 0) {
+                first = it->ts < first ? it->ts : first;
+                last = it->ts > last ? it->ts : last;
+            }
+            bool known = !it->edge[0];
+            size_t k;
+            json_t *e;
+            json_array_foreach(edges, k, e) known =
+                known || !strcmp(json_string_value(e), it->edge);
+            if (!known)
+                json_array_append_new(edges, json_string(it->edge));
+        }
+        bool auto_ok = g->o.auto_members && nm >= g->o.auto_members &&
+                       json_array_size(edges) >= g->o.auto_edges;
         json_t *samples = json_array(); /* a few members, for the reviewer */
         for (size_t m = 0; m < nm && m < 3; m++)
             json_array_append_new(samples, report_raw_string(g->anomalies.it[members[m]].raw,
@@ -523,6 +559,10 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
             isfinite(max_clean) ? max_clean : 0.0, "members_matched", (json_int_t)matched,
             "tightened", tightened, "result", ok ? "passed" : "rejected", "yara",
             ok ? yara_form(g, f, nf, members, nm) : json_null(), "samples", samples);
+        json_object_set_new(sig, "edges", edges);
+        json_object_set_new(sig, "first_seen", isfinite(first) ? json_real(first) : json_null());
+        json_object_set_new(sig, "last_seen", isfinite(last) ? json_real(last) : json_null());
+        json_object_set_new(sig, "auto_approvable", json_boolean(ok && auto_ok));
         json_array_append_new(json_object_get(doc, ok ? "signatures" : "rejected"), sig);
         free(f);
     }

@@ -38,6 +38,8 @@ typedef struct {
     size_t max_strings;   /* strings per signature (32) */
     bool bilateral;       /* B = A - N (default) or A alone */
     bool tighten;         /* on a clean match, raise the threshold instead of rejecting */
+    size_t auto_members;  /* signatures the policy may approve at once: cluster size (0: none) */
+    size_t auto_edges;    /* ... and edges that saw it */
     size_t max_anomalies; /* clustering input bound (2,000; beyond: an even sample) */
 } siggen_opts_t;
 
@@ -54,6 +56,9 @@ void siggen_destroy(siggen_t **self);
 
 /* Adds one anomalous message / one clean message (the bytes; embedded here). */
 int siggen_add_anomaly(siggen_t *g, const uint8_t *data, size_t len);
+/* The same, with the edge that reported it and when (for the signature's edges and first and
+ * last seen). */
+int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *edge, double ts);
 int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len);
 
 /*

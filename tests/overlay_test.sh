@@ -81,6 +81,7 @@ check "the API wants the bearer token" "[ \$(curl -s -o /dev/null -w '%{http_cod
 check "POST /v1/build makes signatures from the stored reports" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/build) = 200 ] && grep -q '\"added\":[1-9]' api.out"
 FIRST=$(api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; grep -o '"id":"sig-[0-9]*"' api.out | head -1 | cut -d'"' -f4)
 check "pending signatures are listed with their cluster and verification ($FIRST)" "[ -n '$FIRST' ] && grep -q '\"verification\"' api.out"
+check "each says which edges saw it and when, first and last" "grep -q '\"edges\":\[\"edge1\"\]' api.out && grep -q '\"first_seen\":1' api.out && grep -q '\"last_seen\":1' api.out"
 check "approve: pending -> active" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/approve) = 200 ] && grep -q '\"state\":\"active\"' api.out"
 check "approving it again is a conflict (409)" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/approve) = 409 ]"
 check "reject without a reason: 400" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/reject) = 400 ]"
