@@ -38,6 +38,7 @@
 typedef struct {
     char listen[256], db[512], key_dir[512], http_listen[128], log_level[16], api_token[128];
     char snapshot_listen[256], updates_listen[256];
+    char tls_cert[512], tls_key[512];
     long max_report;
     bool syslog;
     sigman_opts_t sig;
@@ -123,7 +124,9 @@ static const char *set_overlay(overlay_config_t *c, const char *key, const char 
                 {"key_dir", c->key_dir, sizeof c->key_dir},
                 {"http_listen", c->http_listen, sizeof c->http_listen},
                 {"log_level", c->log_level, sizeof c->log_level},
-                {"api_token", c->api_token, sizeof c->api_token}};
+                {"api_token", c->api_token, sizeof c->api_token},
+                {"tls_cert", c->tls_cert, sizeof c->tls_cert},
+                {"tls_key", c->tls_key, sizeof c->tls_key}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (!strcasecmp(key, strs[i].name)) {
             if (strlen(v) >= strs[i].size)
@@ -242,7 +245,10 @@ static void print_config(const overlay_config_t *c, bool comments)
     printf("log_level = %s\nsyslog = %s\n", c->log_level, c->syslog ? "yes" : "no");
     if (comments)
         printf("# bearer token the REST API (/v1/...) requires; empty: none (loopback only!)\n");
-    printf("api_token = %s\n\n[signatures]\n", c->api_token);
+    printf("api_token = %s\n", c->api_token);
+    if (comments)
+        printf("# PEM certificate and key: the HTTP endpoint speaks HTTPS (both, or neither)\n");
+    printf("tls_cert = %s\ntls_key = %s\n\n[signatures]\n", c->tls_cert, c->tls_key);
     if (comments)
         printf("# the edges' model (its embedding is the signatures') and clean captures\n"
                "# (comma-separated) that build N and verify every signature\n");
@@ -493,11 +499,46 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
-static struct MHD_Daemon *start_http(const char *listen, unsigned *port, char *err, size_t errlen)
+/* A whole small file in memory, or NULL. */
+static char *slurp_text(const char *path)
 {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *b = malloc(1 << 16);
+    size_t n = b ? fread(b, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (b)
+        b[n] = '\0';
+    return b;
+}
+
+static struct MHD_Daemon *start_http(const overlay_config_t *c, unsigned *port, char *err,
+                                     size_t errlen)
+{
+    const char *listen = c->http_listen;
     char host[128];
     unsigned p;
     struct sockaddr_in a = {0};
+    static char *cert, *key; /* kept for the daemon's lifetime */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (!!c->tls_cert[0] != !!c->tls_key[0]) {
+        snprintf(err, errlen, "[overlay] tls_cert and tls_key go together");
+        return NULL;
+    }
+    if (c->tls_cert[0]) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "this libmicrohttpd has no TLS support");
+            return NULL;
+        }
+        cert = slurp_text(c->tls_cert);
+        key = slurp_text(c->tls_key);
+        if (!cert || !key) {
+            snprintf(err, errlen, "cannot read %s", !cert ? c->tls_cert : c->tls_key);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
     if (edge_split_hostport(listen, host, sizeof host, &p) != 0 ||
         inet_pton(AF_INET, host, &a.sin_addr) != 1) {
         snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT", listen);
@@ -506,11 +547,16 @@ static struct MHD_Daemon *start_http(const char *listen, unsigned *port, char *e
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)p);
     struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL,
-                         NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        cert ? MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                NULL, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY,
+                                key, MHD_OPTION_END)
+             : MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                NULL, MHD_OPTION_END);
     if (!d) {
-        snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen", listen);
+        snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen%s", listen,
+                 cert ? " (or the certificate and key do not fit together)" : "");
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -734,7 +780,7 @@ int main(int argc, char **argv)
         error("%s", err);
         goto out;
     }
-    if (c.http_listen[0] && !(http = start_http(c.http_listen, &http_port, err, sizeof err))) {
+    if (c.http_listen[0] && !(http = start_http(&c, &http_port, err, sizeof err))) {
         error("%s", err);
         goto out;
     }

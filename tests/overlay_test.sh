@@ -131,6 +131,24 @@ kill -TERM $OV_PID; wait $OV_PID; rc=$?
 check "SIGTERM: the overlay exits 0" "[ $rc = 0 ]"
 check "no sanitizer report in any log" "! grep -l 'Sanitizer\\|runtime error' *.log"
 
+# HTTPS when a certificate is configured (openssl makes a throw-away one)
+if command -v openssl >/dev/null; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.crt -days 1 -subj /CN=127.0.0.1 2>/dev/null
+    start_overlay tls --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+        --set 'overlay.updates_listen=tcp://127.0.0.1:*' --set overlay.db=tls.db \
+        --set overlay.tls_cert=tls.crt --set overlay.tls_key=tls.key
+    check "with tls_cert and tls_key the API speaks HTTPS only" \
+        "[ \"\$(curl -s --cacert tls.crt https://127.0.0.1:$OV_HTTP/healthz)\" = ok ] && ! curl -s http://127.0.0.1:$OV_HTTP/healthz >/dev/null"
+    kill -TERM $OV_PID; wait $OV_PID
+    "$O" --set overlay.tls_cert=tls.crt --check-config 2>/dev/null >/dev/null
+    "$O" --set overlay.db=x.db --set overlay.tls_cert=tls.crt --set overlay.http_listen=127.0.0.1:0 \
+        --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+        --set 'overlay.updates_listen=tcp://127.0.0.1:*' --set overlay.key_dir=okeys 2>err4 >/dev/null; rc=$?
+    check "a certificate without its key is refused" "[ $rc = 1 ] && grep -q 'tls_cert and tls_key go together' err4"
+else
+    echo "skip: no openssl to make a test certificate"
+fi
+
 # configuration errors
 "$O" --set overlay.max_report_bytes=12 --check-config 2>err1 >/dev/null; rc=$?
 check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
