@@ -77,6 +77,9 @@ static const setting_t settings[] = {
       "also write reports as JSON Lines to this file, or - for standard output; empty: off"),
     B("report", "anomalies_only", anomalies_only, "yes",
       "report anomalies only (no): every message is reported"),
+    D("report", "normal_sample", normal_sample, 0, 1, "0",
+      "fraction of normal messages also reported (verdict normal): the overlay keeps them as "
+      "its clean sample for building and verifying signatures"),
     L("report", "top_features", top_features, 0, 5, "5",
       "how many top contributing features each report names"),
     B("report", "raw", raw, "yes", "include the raw message in reports"),

@@ -54,6 +54,7 @@ typedef struct {
     /* [report] */
     char jsonl[512];
     bool anomalies_only;
+    double normal_sample; /* fraction of normal messages reported too, as clean samples */
     long top_features;
     bool raw;
     /* [overlay] */

@@ -93,6 +93,7 @@ typedef struct {
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
+    double sample_acc;        /* normal sampling: a deterministic stride, not a coin */
     uint64_t jsonl_unflushed; /* reports in the JSON Lines buffer since the last good flush */
     pthread_mutex_t qlock;    /* reports from the HTTP thread */
     report_node_t *qhead, *qtail;
@@ -197,6 +198,18 @@ static void drain_queue(edge_t *e)
     }
 }
 
+/* One normal message in 1 / normal_sample goes to the overlay as a clean sample. */
+static bool sampled(edge_t *e)
+{
+    if (e->c.normal_sample <= 0)
+        return false;
+    e->sample_acc += e->c.normal_sample;
+    if (e->sample_acc < 1)
+        return false;
+    e->sample_acc -= 1;
+    return true;
+}
+
 static void on_message(void *ctx, source_t src, const msg_t *m)
 {
     edge_t *e = ctx;
@@ -206,7 +219,7 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         return;
     }
     metrics_message(&e->metrics, src, &r);
-    if (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only)
+    if (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e))
         sink_report(e, pipeline_report(e->pipe, m, &r));
 }
 

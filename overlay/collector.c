@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #define BATCH 512
+#define CLEAN_PER_EDGE 5000 /* clean samples kept per edge */
 
 struct collector {
     void *router, *zap;
@@ -278,12 +279,16 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
                     w.seq, edge, why, c->st.rejected[reason]);
         return store_rejected(c->store, edge, w.seq, now, why, w.json, w.json_len);
     }
-    int fresh = store_report(c->store, edge, w.seq, now, w.json, w.json_len);
+    /* a normal message the edge sampled joins the clean sample, not the anomalies */
+    bool normal = memmem(w.json, w.json_len, "\"verdict\":\"normal\"", 18) != NULL;
+    int fresh = normal ? store_clean(c->store, edge, w.seq, now, w.json, w.json_len, CLEAN_PER_EDGE)
+                       : store_report(c->store, edge, w.seq, now, w.json, w.json_len);
     if (fresh < 0)
         return -1;
-    if (fresh)
+    if (fresh) {
         c->st.stored++;
-    else
+        c->st.clean += normal;
+    } else
         c->st.duplicates++;
     return 0;
 }

@@ -39,6 +39,7 @@ enum {
 
 typedef struct {
     uint64_t received, stored, duplicates, rejected[REJ_REASONS], zap_denied, commit_failures;
+    uint64_t clean; /* of stored: normal messages edges sampled (the clean sample) */
 } collector_stats_t;
 
 const char *collector_reason_name(int reason);

@@ -484,18 +484,24 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         n += snprintf(b + n, 4096 - (size_t)n,
                       "sipguard_overlay_reports_refused_total{reason=\"%s\"} %llu\n",
                       collector_reason_name(r), (unsigned long long)st.rejected[r]);
-    snprintf(b + n, 4096 - (size_t)n,
-             "# HELP sipguard_overlay_reports_in_store Reports the store holds.\n"
-             "# TYPE sipguard_overlay_reports_in_store gauge\n"
-             "sipguard_overlay_reports_in_store %llu\n"
-             "# HELP sipguard_overlay_handshakes_refused_total CURVE clients whose key is not "
-             "an edge's.\n# TYPE sipguard_overlay_handshakes_refused_total counter\n"
-             "sipguard_overlay_handshakes_refused_total %llu\n"
-             "# HELP sipguard_overlay_commit_failures_total Batches the store could not commit "
-             "(not acknowledged).\n# TYPE sipguard_overlay_commit_failures_total counter\n"
-             "sipguard_overlay_commit_failures_total %llu\n",
-             (unsigned long long)(stored_at_start + st.stored), (unsigned long long)st.zap_denied,
-             (unsigned long long)st.commit_failures);
+    snprintf(
+        b + n, 4096 - (size_t)n,
+        "# HELP sipguard_overlay_clean_samples_total Normal messages edges sampled, stored "
+        "as the clean sample (of the stored reports).\n"
+        "# TYPE sipguard_overlay_clean_samples_total counter\n"
+        "sipguard_overlay_clean_samples_total %llu\n"
+        "# HELP sipguard_overlay_reports_in_store Reports the store holds (anomalies and clean "
+        "samples).\n"
+        "# TYPE sipguard_overlay_reports_in_store gauge\n"
+        "sipguard_overlay_reports_in_store %llu\n"
+        "# HELP sipguard_overlay_handshakes_refused_total CURVE clients whose key is not "
+        "an edge's.\n# TYPE sipguard_overlay_handshakes_refused_total counter\n"
+        "sipguard_overlay_handshakes_refused_total %llu\n"
+        "# HELP sipguard_overlay_commit_failures_total Batches the store could not commit "
+        "(not acknowledged).\n# TYPE sipguard_overlay_commit_failures_total counter\n"
+        "sipguard_overlay_commit_failures_total %llu\n",
+        (unsigned long long)st.clean, (unsigned long long)(stored_at_start + st.stored),
+        (unsigned long long)st.zap_denied, (unsigned long long)st.commit_failures);
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
@@ -752,7 +758,7 @@ int main(int argc, char **argv)
         store_close(&store);
         return 1;
     }
-    stored_at_start = store_count_reports(store);
+    stored_at_start = store_count_reports(store) + store_count_clean(store);
     g_store = store;
     g_config = &c;
     if (c.n_edges == 0)

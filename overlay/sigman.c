@@ -49,11 +49,32 @@ static int add_report(void *ctx, const char *json, size_t len)
     return 0;
 }
 
-static int add_clean(siggen_t *g, const char *paths, char *err, size_t errlen)
+static int add_clean_report(void *ctx, const char *json, size_t len)
+{
+    json_error_t je;
+    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, &je);
+    json_t *raw = json_object_get(o, "raw");
+    if (json_is_string(raw)) {
+        size_t rl = json_string_length(raw);
+        uint8_t *b = malloc(rl + 1);
+        if (b)
+            siggen_add_clean(ctx, b, raw_bytes(json_string_value(raw), rl, b));
+        free(b);
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* The clean sample: what edges sampled, and the configured captures. */
+static int add_clean(siggen_t *g, store_t *s, const char *paths, char *err, size_t errlen)
 {
     char list[1024];
     snprintf(list, sizeof list, "%s", paths);
-    size_t n = 0;
+    size_t n = store_count_clean(s);
+    if (store_each_clean(s, add_clean_report, g) != 0) {
+        snprintf(err, errlen, "store: %s", store_error(s));
+        return -1;
+    }
     for (char *save, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         input_t *in = input_open(p, NULL, err, errlen);
         if (!in)
@@ -66,7 +87,9 @@ static int add_clean(siggen_t *g, const char *paths, char *err, size_t errlen)
         input_close(&in);
     }
     if (n == 0) {
-        snprintf(err, errlen, "no clean traffic: set [signatures] clean to normal captures");
+        snprintf(err, errlen,
+                 "no clean traffic: set [signatures] clean to normal captures, or "
+                 "have edges sample normal messages ([report] normal_sample)");
         return -1;
     }
     return 0;
@@ -98,7 +121,7 @@ int sigman_build(store_t *s, const sigman_opts_t *o, double now, char *err, size
         snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);
         goto out;
     }
-    if (add_clean(g, o->clean, err, errlen) != 0 || store_each_report(s, add_report, g) != 0)
+    if (add_clean(g, s, o->clean, err, errlen) != 0 || store_each_report(s, add_report, g) != 0)
         goto out;
     json_t *doc = siggen_build(g, 0, "cand");
     size_t i;

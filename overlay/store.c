@@ -22,6 +22,8 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS signatures (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
     "  state TEXT NOT NULL, reason TEXT, created REAL NOT NULL, updated REAL NOT NULL, "
     "  doc TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS clean (edge TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "  received REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (edge, seq));"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
 
@@ -310,4 +312,51 @@ json_t *store_list_edges(store_t *s)
                                            (json_int_t)sqlite3_column_int64(st, 2)));
     sqlite3_finalize(st);
     return a;
+}
+
+int store_clean(store_t *s, const char *edge, uint64_t seq, double received, const char *json,
+                size_t len, size_t keep)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR IGNORE INTO clean (edge, seq, received, json) "
+                           "VALUES (?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, edge, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    sqlite3_bind_double(st, 3, received);
+    sqlite3_bind_text(st, 4, json, (int)len, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) > 0 : -1;
+    sqlite3_finalize(st);
+    if (rc != 1)
+        return rc;
+    /* bounded per edge: the oldest samples go */
+    if (sqlite3_prepare_v2(s->db,
+                           "DELETE FROM clean WHERE edge = ?1 AND seq NOT IN (SELECT seq FROM "
+                           "clean WHERE edge = ?1 ORDER BY seq DESC LIMIT ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, edge, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)keep);
+    int ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return ok ? 1 : -1;
+}
+
+int store_each_clean(store_t *s, int (*fn)(void *ctx, const char *json, size_t len), void *ctx)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT json FROM clean", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+uint64_t store_count_clean(store_t *s)
+{
+    return count(s, "SELECT count(*) FROM clean");
 }

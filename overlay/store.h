@@ -28,6 +28,13 @@ int store_begin(store_t *s);
  * error (the batch must then be rolled back). */
 int store_report(store_t *s, const char *edge, uint64_t seq, double received, const char *json,
                  size_t len);
+/* Adds a normal message an edge sampled (its report JSON) to the clean sample, which keeps at
+ * most `keep` per edge (the oldest go). 1 when new, 0 duplicate, -1 error. */
+int store_clean(store_t *s, const char *edge, uint64_t seq, double received, const char *json,
+                size_t len, size_t keep);
+/* Calls fn for the JSON of every clean sample. */
+int store_each_clean(store_t *s, int (*fn)(void *ctx, const char *json, size_t len), void *ctx);
+uint64_t store_count_clean(store_t *s);
 /* Records a refused report and why (in the batch). Returns 0 or -1. */
 int store_rejected(store_t *s, const char *edge, uint64_t seq, double received, const char *why,
                    const char *data, size_t len);

@@ -69,6 +69,8 @@ start_overlay ov2 "${OVSET[@]}"
 wait_for 60 "[ \"\$(metric $OV_HTTP sipguard_overlay_reports_stored_total)\" = $N ]"
 check "admitted after a retry: all $N reports stored ($(metric $OV_HTTP sipguard_overlay_reports_stored_total))" \
     "[ \"\$(metric $OV_HTTP sipguard_overlay_reports_stored_total)\" = $N ]"
+check "normal messages the edge reports become the clean sample ($(metric $OV_HTTP sipguard_overlay_clean_samples_total))" \
+    "[ \"\$(metric $OV_HTTP sipguard_overlay_clean_samples_total)\" -gt 0 ]"
 check "no report refused (the NUL-byte fuzz cases included)" \
     "[ \$(curl -s http://127.0.0.1:$OV_HTTP/metrics | awk '/^sipguard_overlay_reports_refused_total/{s+=\$2} END{print s+0}') = 0 ]"
 wait_for 20 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ]"
