@@ -173,12 +173,17 @@ static const char *set_signatures(overlay_config_t *c, const char *key, const ch
         snprintf(c->sig.clean, sizeof c->sig.clean, "%s", v);
     } else if (!strcasecmp(key, "linkage")) {
         if (siggen_parse_linkage(v, &c->sig.gen.linkage) != 0)
-            return "expected single, complete or average";
+            return "expected single, complete, average or kmeans";
     } else if (!strcasecmp(key, "cut")) {
         double d = strtod(v, &end);
         if (!*v || *end || d <= 0 || d > 2)
             return "expected a number above 0, at most 2";
         c->sig.gen.cut = d;
+    } else if (!strcasecmp(key, "k")) {
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 10000)
+            return "expected a whole number from 1 to 10000";
+        c->sig.gen.k = (size_t)n;
     } else if (!strcasecmp(key, "min_members") || !strcasecmp(key, "auto_approve") ||
                !strcasecmp(key, "auto_approve_edges") || !strcasecmp(key, "build_interval")) {
         long n = strtol(v, &end, 10);
@@ -254,12 +259,14 @@ static void print_config(const overlay_config_t *c, bool comments)
                "# (comma-separated) that build N and verify every signature\n");
     printf("model = %s\nclean = %s\n", c->sig.model, c->sig.clean);
     if (comments)
-        printf("# clustering: single, complete or average linkage, merged below the cut\n");
-    printf("linkage = %s\ncut = %g\n",
+        printf("# clustering: single, complete or average linkage (merged below the cut), or\n"
+               "# kmeans (k clusters)\n");
+    printf("linkage = %s\ncut = %g\nk = %zu\n",
            c->sig.gen.linkage == LINK_SINGLE     ? "single"
            : c->sig.gen.linkage == LINK_COMPLETE ? "complete"
+           : c->sig.gen.linkage == LINK_KMEANS   ? "kmeans"
                                                  : "average",
-           c->sig.gen.cut);
+           c->sig.gen.cut, c->sig.gen.k);
     if (comments)
         printf("# smallest cluster that makes a signature; verified signatures of clusters with\n"
                "# auto_approve members or more, seen by auto_approve_edges edges or more, go\n"

@@ -29,7 +29,8 @@ static const cliopt_t build_opts[] = {
      "flags)",
      NULL},
     {"output", 'o', "FILE", "signature file to write (required)", NULL},
-    {"linkage", 0, "KIND", "single, complete or average", "average"},
+    {"linkage", 0, "KIND", "single, complete or average linkage, or kmeans", "average"},
+    {"k", 'k', "N", "clusters of kmeans", "8"},
     {"cut", 0, "D", "merge clusters while their distance (unit vectors, 0..1.41) is below", "0.6"},
     {"min-members", 0, "N", "smallest cluster that makes a signature", "5"},
     {"presence", 0, "X", "keep features present in this fraction of a cluster's members", "0.5"},
@@ -173,10 +174,14 @@ static int sig_build(int argc, char **argv)
             out = arg;
         } else if (!strcmp(name, "linkage")) {
             if (siggen_parse_linkage(arg, &so.linkage) != 0) {
-                fprintf(stderr, "sipguard sig build: --linkage: expected single, complete or "
-                                "average\n");
+                fprintf(stderr, "sipguard sig build: --linkage: expected single, complete, "
+                                "average or kmeans\n");
                 return EXIT_USAGE;
             }
+        } else if (!strcmp(name, "k")) {
+            if (cliopt_int("--k", arg, 1, 10000, &n))
+                return EXIT_USAGE;
+            so.k = (size_t)n;
         } else if (!strcmp(name, "cut")) {
             if (cliopt_double("--cut", arg, 0, 2, &so.cut))
                 return EXIT_USAGE;

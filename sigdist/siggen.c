@@ -36,6 +36,7 @@ struct siggen {
 void siggen_opts_default(siggen_opts_t *o)
 {
     o->linkage = LINK_AVERAGE;
+    o->k = 8;
     o->cut = 0.6;
     o->min_members = 5;
     o->presence = 0.5;
@@ -49,8 +50,8 @@ void siggen_opts_default(siggen_opts_t *o)
 
 int siggen_parse_linkage(const char *s, linkage_t *out)
 {
-    static const char *n[] = {"single", "complete", "average"};
-    for (int i = 0; i < 3; i++)
+    static const char *n[] = {"single", "complete", "average", "kmeans"};
+    for (int i = 0; i < 4; i++)
         if (!strcmp(s, n[i])) {
             *out = (linkage_t)i;
             return 0;
@@ -265,6 +266,131 @@ static size_t cluster(const siggen_t *g, size_t *label)
     return nl;
 }
 
+static int by_key(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The unit-length mean of some unit-scaled vectors, as a sorted sparse vector. */
+static sparse_t *centroid(const siggen_t *g, const size_t *label, size_t c, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        if (label[i] == c)
+            total += g->anomalies.it[i].v->n;
+    sparse_t *out = sparse_new();
+    uint64_t *keys = malloc((total ? total : 1) * sizeof *keys);
+    double *vals = malloc((total ? total : 1) * sizeof *vals);
+    size_t *order = malloc((total ? total : 1) * sizeof *order);
+    if (!out || !keys || !vals || !order || sparse_reserve(out, total ? total : 1) != 0) {
+        free(keys), free(vals), free(order);
+        sparse_destroy(&out);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sparse_t *v = g->anomalies.it[i].v;
+        if (label[i] != c || v->norm2 == 0)
+            continue;
+        double s = 1 / sqrt(v->norm2);
+        for (size_t j = 0; j < v->n; j++, k++) {
+            keys[k] = v->keys[j];
+            vals[k] = v->vals[j] * s;
+        }
+    }
+    /* sort by key through a (key, value) view */
+    typedef struct {
+        uint64_t key;
+        double v;
+    } pair_t;
+    pair_t *p = (pair_t *)malloc((k ? k : 1) * sizeof *p);
+    for (size_t i = 0; p && i < k; i++)
+        p[i] = (pair_t){keys[i], vals[i]};
+    if (p)
+        qsort(p, k, sizeof *p, by_key); /* key is the first member */
+    size_t m = 0;
+    for (size_t i = 0; p && i < k;) {
+        double sum = 0;
+        size_t j = i;
+        for (; j < k && p[j].key == p[i].key; j++)
+            sum += p[j].v;
+        out->keys[m] = p[i].key;
+        out->vals[m++] = sum;
+        i = j;
+    }
+    out->n = m;
+    sparse_update_norm(out);
+    free(p), free(keys), free(vals), free(order);
+    return out;
+}
+
+/* Spherical k-means: k-means++ seeds (a fixed sequence, so builds repeat), then at most 20
+ * rounds of assigning each anomaly to the most similar centre (cosine). Fills label[i]. */
+static size_t kmeans(const siggen_t *g, size_t *label)
+{
+    size_t n = g->anomalies.n, k = g->o.k < n ? g->o.k : n;
+    if (n == 0 || k == 0)
+        return 0;
+    sparse_t **cen = calloc(k, sizeof *cen);
+    double *best = malloc(n * sizeof *best);
+    uint64_t rng = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < n; i++) {
+        label[i] = SIZE_MAX;
+        best[i] = INFINITY;
+    }
+    /* k-means++: each next seed drawn with probability proportional to its distance^2 */
+    size_t first = 0;
+    for (size_t c = 0; c < k; c++) {
+        size_t pick = first;
+        if (c > 0) {
+            double total = 0;
+            for (size_t i = 0; i < n; i++)
+                total += best[i] * best[i];
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            double r = (double)(rng >> 11) / 9007199254740992.0 * total, acc = 0;
+            for (pick = 0; pick + 1 < n; pick++) {
+                acc += best[pick] * best[pick];
+                if (acc >= r)
+                    break;
+            }
+        }
+        label[pick] = c;
+        cen[c] = centroid(g, label, c, n);
+        label[pick] = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+            double d = unit_distance(g->anomalies.it[i].v, cen[c]);
+            if (d < best[i])
+                best[i] = d;
+        }
+    }
+    for (int round = 0; round < 20; round++) {
+        bool moved = false;
+        for (size_t i = 0; i < n; i++) {
+            size_t arg = 0;
+            double bd = INFINITY;
+            for (size_t c = 0; c < k; c++) {
+                double d = cen[c] ? unit_distance(g->anomalies.it[i].v, cen[c]) : INFINITY;
+                if (d < bd)
+                    bd = d, arg = c;
+            }
+            moved = moved || label[i] != arg;
+            label[i] = arg;
+        }
+        if (!moved)
+            break;
+        for (size_t c = 0; c < k; c++) {
+            sparse_destroy(&cen[c]);
+            cen[c] = centroid(g, label, c, n);
+        }
+    }
+    for (size_t c = 0; c < k; c++)
+        sparse_destroy(&cen[c]);
+    free(cen);
+    free(best);
+    return k;
+}
+
 /* ------------------------------------------------------------------ signatures */
 
 typedef struct {
@@ -297,12 +423,6 @@ static int by_abs_weight(const void *a, const void *b)
 {
     double x = fabs(((const feat_t *)a)->w), y = fabs(((const feat_t *)b)->w);
     return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static int by_key(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* A, N and B over the features present in enough members. Returns how many features. */
@@ -477,7 +597,7 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
         make_clean_mean(g);
     size_t n = g->anomalies.n;
     size_t *label = malloc((n ? n : 1) * sizeof *label);
-    size_t nl = cluster(g, label);
+    size_t nl = g->o.linkage == LINK_KMEANS ? kmeans(g, label) : cluster(g, label);
     char feature[32];
     embed_opts_feature_name(&g->eo, feature, sizeof feature);
     json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o, s:o}", "format", "sipguard-signatures",
@@ -553,12 +673,13 @@ json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
             "features", feats, "cluster", "members", (json_int_t)nm, "linkage",
             g->o.linkage == LINK_SINGLE     ? "single"
             : g->o.linkage == LINK_COMPLETE ? "complete"
+            : g->o.linkage == LINK_KMEANS   ? "kmeans"
                                             : "average",
-            "cut", g->o.cut, "verification", "clean_messages", (json_int_t)g->clean.n,
-            "false_positives", (json_int_t)fp, "max_clean_score",
-            isfinite(max_clean) ? max_clean : 0.0, "members_matched", (json_int_t)matched,
-            "tightened", tightened, "result", ok ? "passed" : "rejected", "yara",
-            ok ? yara_form(g, f, nf, members, nm) : json_null(), "samples", samples);
+            "cut", g->o.linkage == LINK_KMEANS ? (double)g->o.k : g->o.cut, "verification",
+            "clean_messages", (json_int_t)g->clean.n, "false_positives", (json_int_t)fp,
+            "max_clean_score", isfinite(max_clean) ? max_clean : 0.0, "members_matched",
+            (json_int_t)matched, "tightened", tightened, "result", ok ? "passed" : "rejected",
+            "yara", ok ? yara_form(g, f, nf, members, nm) : json_null(), "samples", samples);
         json_object_set_new(sig, "edges", edges);
         json_object_set_new(sig, "first_seen", isfinite(first) ? json_real(first) : json_null());
         json_object_set_new(sig, "last_seen", isfinite(last) ? json_real(last) : json_null());

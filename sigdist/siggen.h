@@ -4,7 +4,8 @@
  *
  *  1. cluster the anomalies: agglomerative linkage (single, complete or
  *     average) over their embeddings scaled to unit length, merged while the
- *     linkage distance stays under a cut;
+ *     linkage distance stays under a cut; or spherical k-means (k-means++
+ *     seeding, cosine similarity) with a given k;
  *  2. per cluster with enough members: A = the mean member vector over the
  *     features present in at least `presence` of the members (the rest
  *     pruned; A alone is the unilateral signature), N = the mean of the clean
@@ -28,10 +29,11 @@
 #include "embed.h"
 #include "sparse.h"
 
-typedef enum { LINK_SINGLE = 0, LINK_COMPLETE, LINK_AVERAGE } linkage_t;
+typedef enum { LINK_SINGLE = 0, LINK_COMPLETE, LINK_AVERAGE, LINK_KMEANS } linkage_t;
 
 typedef struct {
     linkage_t linkage;    /* default average */
+    size_t k;             /* clusters of k-means (8) */
     double cut;           /* merge while the linkage distance is below (unit vectors; 0.6) */
     size_t min_members;   /* clusters smaller than this make no signature (5) */
     double presence;      /* keep features present in this fraction of members (0.5) */
@@ -44,7 +46,7 @@ typedef struct {
 } siggen_opts_t;
 
 void siggen_opts_default(siggen_opts_t *o);
-/* "single", "complete", "average"; returns 0 or -1. */
+/* "single", "complete", "average" or "kmeans"; returns 0 or -1. */
 int siggen_parse_linkage(const char *s, linkage_t *out);
 
 typedef struct siggen siggen_t;

@@ -128,6 +128,10 @@ if command -v yara >/dev/null; then
 else
     echo "skip: yara is not installed"
 fi
+"$S" sig build -q -m sig.model --clean sigclean.pcap --linkage kmeans -k 6 -o kmeans.json sigatt.pcap
+KM=$(grep -c '"linkage": "kmeans"' kmeans.json)
+MK=$("$S" sig match -s kmeans.json -m sig.model sigclean2.pcap | awk 'NR==1{print $4}')
+check "k-means clustering makes verified signatures too ($KM clusters, $MK clean matches)" sh -c "test '$KM' -ge 1 && test '$MK' -eq 0"
 "$S" sig build -m sig.model -o x.json sigatt.pcap 2>err.txt; rc=$?
 check "sig build without a clean sample exits 2" sh -c "test $rc -eq 2 && grep -q 'clean' err.txt"
 "$S" train -q -f token -o tok.model ctxtrain.pcap
