@@ -87,3 +87,19 @@ int report_write_line(json_t *obj, FILE *out)
         rc = -1;
     return rc;
 }
+
+size_t report_raw_bytes(const char *s, size_t len, uint8_t *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint8_t c = (uint8_t)s[i];
+        if ((c == 0xC2 || c == 0xC3) && i + 1 < len) { /* U+0080..U+00FF */
+            out[o++] = (uint8_t)(((c & 0x1F) << 6) | ((uint8_t)s[i + 1] & 0x3F));
+            i += 2;
+        } else {
+            out[o++] = c;
+            i++;
+        }
+    }
+    return o;
+}

@@ -21,6 +21,10 @@ json_t *report_message_fields(const msg_t *m, const sipinfo_t *info);
  * their Latin-1 reading, so any message survives the round trip through JSON. */
 json_t *report_raw_string(const uint8_t *data, size_t len);
 
+/* The inverse of report_raw_string(): code points up to U+00FF become one byte each, others
+ * keep their UTF-8 bytes. out needs len bytes. Returns the number of bytes. */
+size_t report_raw_bytes(const char *s, size_t len, uint8_t *out);
+
 /* Writes an object as one line (JSON Lines) and a newline; returns 0 or -1 on write error. */
 int report_write_line(json_t *obj, FILE *out);
 

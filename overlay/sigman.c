@@ -7,6 +7,7 @@
 
 #include "input.h"
 #include "model.h"
+#include "report.h"
 
 void sigman_opts_default(sigman_opts_t *o)
 {
@@ -14,53 +15,42 @@ void sigman_opts_default(sigman_opts_t *o)
     siggen_opts_default(&o->gen);
 }
 
-/* The bytes of a report's raw message (code points up to U+00FF are single bytes). */
-static size_t raw_bytes(const char *s, size_t n, uint8_t *out)
+/* The raw message of a report's JSON, as bytes (malloc'd), or NULL; fills the report. */
+static uint8_t *raw_of(const char *json, size_t len, size_t *out_len, json_t **report)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = (uint8_t)s[i];
-        if ((c == 0xC2 || c == 0xC3) && i + 1 < n) {
-            out[o++] = (uint8_t)(((c & 0x1F) << 6) | ((uint8_t)s[i + 1] & 0x3F));
-            i += 2;
-        } else {
-            out[o++] = c;
-            i++;
-        }
-    }
-    return o;
+    json_error_t je;
+    *report = json_loadb(json, len, JSON_ALLOW_NUL, &je);
+    json_t *raw = json_object_get(*report, "raw");
+    if (!json_is_string(raw))
+        return NULL;
+    size_t rl = json_string_length(raw);
+    uint8_t *b = malloc(rl + 1);
+    if (b)
+        *out_len = report_raw_bytes(json_string_value(raw), rl, b);
+    return b;
 }
 
 static int add_report(void *ctx, const char *json, size_t len)
 {
-    json_error_t je;
-    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, &je);
-    json_t *raw = json_object_get(o, "raw");
-    if (json_is_string(raw)) {
-        size_t rl = json_string_length(raw);
-        uint8_t *b = malloc(rl + 1);
-        if (b)
-            siggen_add_report(ctx, b, raw_bytes(json_string_value(raw), rl, b),
-                              json_string_value(json_object_get(o, "edge")),
-                              json_number_value(json_object_get(o, "ts")));
-        free(b);
-    }
+    json_t *o;
+    size_t n = 0;
+    uint8_t *b = raw_of(json, len, &n, &o);
+    if (b)
+        siggen_add_report(ctx, b, n, json_string_value(json_object_get(o, "edge")),
+                          json_number_value(json_object_get(o, "ts")));
+    free(b);
     json_decref(o);
     return 0;
 }
 
 static int add_clean_report(void *ctx, const char *json, size_t len)
 {
-    json_error_t je;
-    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, &je);
-    json_t *raw = json_object_get(o, "raw");
-    if (json_is_string(raw)) {
-        size_t rl = json_string_length(raw);
-        uint8_t *b = malloc(rl + 1);
-        if (b)
-            siggen_add_clean(ctx, b, raw_bytes(json_string_value(raw), rl, b));
-        free(b);
-    }
+    json_t *o;
+    size_t n = 0;
+    uint8_t *b = raw_of(json, len, &n, &o);
+    if (b)
+        siggen_add_clean(ctx, b, n);
+    free(b);
     json_decref(o);
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "cmdutil.h"
 #include "model.h"
+#include "report.h"
 #include "sigdb.h"
 #include "siggen.h"
 
@@ -59,23 +60,6 @@ static const clicmd_t build_cmd = {
     "example: sipguard sig build -m edge.model --clean clean.pcap -o sigs.json attack.pcap",
 };
 
-/* The bytes of a report's "raw" string (code points up to U+00FF are single bytes). */
-static size_t raw_bytes(const char *s, size_t n, uint8_t *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = (uint8_t)s[i];
-        if ((c == 0xC2 || c == 0xC3) && i + 1 < n) {
-            out[o++] = (uint8_t)(((c & 0x1F) << 6) | ((uint8_t)s[i + 1] & 0x3F));
-            i += 2;
-        } else {
-            out[o++] = c;
-            i++;
-        }
-    }
-    return o;
-}
-
 static int read_reports(siggen_t *g, const char *path, size_t *n)
 {
     FILE *f = fopen(path, "r");
@@ -98,7 +82,7 @@ static int read_reports(siggen_t *g, const char *path, size_t *n)
         }
         size_t rl = json_string_length(raw);
         uint8_t *b = malloc(rl + 1);
-        size_t bl = raw_bytes(json_string_value(raw), rl, b);
+        size_t bl = report_raw_bytes(json_string_value(raw), rl, b);
         siggen_add_anomaly(g, b, bl);
         (*n)++;
         free(b);

@@ -1,5 +1,7 @@
 #include "sigdb.h"
 
+#include "report.h"
+
 #include <hs/hs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,24 +47,6 @@ static uint64_t mix(uint64_t k)
     k *= 0xff51afd7ed558ccdULL;
     k ^= k >> 33;
     return k;
-}
-
-/* JSON text to bytes: code points up to U+00FF are one byte each (so \u00c0 is the shaping
- * token 0xC0); others keep their UTF-8 bytes. Returns the length. */
-static size_t decode_string(const char *s, size_t slen, uint8_t *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < slen;) {
-        uint8_t c = (uint8_t)s[i];
-        if (c >= 0xC2 && c <= 0xC3 && i + 1 < slen) {
-            out[o++] = (uint8_t)(((c & 0x1F) << 6) | ((uint8_t)s[i + 1] & 0x3F));
-            i += 2;
-        } else {
-            out[o++] = c;
-            i++;
-        }
-    }
-    return o;
 }
 
 static int fail(char *err, size_t errlen, const char *what, size_t i, const char *why)
@@ -129,7 +113,7 @@ static int add_signature(sigdb_t *db, json_t *js, size_t i, const embed_opts_t *
         }
         size_t slen = json_string_length(str);
         uint8_t *bytes = malloc(slen + 1);
-        size_t blen = decode_string(json_string_value(str), slen, bytes);
+        size_t blen = report_raw_bytes(json_string_value(str), slen, bytes);
         uint64_t key;
         if (embed_feature_key(eo, bytes, blen, &key) != 0) {
             free(bytes);
