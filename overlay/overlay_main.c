@@ -185,16 +185,23 @@ static const char *set_signatures(overlay_config_t *c, const char *key, const ch
             return "expected a whole number from 1 to 10000";
         c->sig.gen.k = (size_t)n;
     } else if (!strcasecmp(key, "min_members") || !strcasecmp(key, "auto_approve") ||
-               !strcasecmp(key, "auto_approve_edges") || !strcasecmp(key, "build_interval")) {
+               !strcasecmp(key, "auto_approve_edges") || !strcasecmp(key, "build_interval") ||
+               !strcasecmp(key, "lifetime")) {
         long n = strtol(v, &end, 10);
-        if (!*v || *end || n < 0 || n > 1000000)
-            return "expected a whole number from 0 to 1000000";
+        long most = !strcasecmp(key, "lifetime") ? 10L * 365 * 24 * 3600 : 1000000;
+        if (!*v || *end || n < 0 || n > most) {
+            static char why[64];
+            snprintf(why, sizeof why, "expected a whole number from 0 to %ld", most);
+            return why;
+        }
         if (!strcasecmp(key, "min_members"))
             c->sig.gen.min_members = n ? (size_t)n : 1;
         else if (!strcasecmp(key, "auto_approve"))
             c->sig.auto_approve = (size_t)n;
         else if (!strcasecmp(key, "auto_approve_edges"))
             c->sig.auto_edges = (size_t)n;
+        else if (!strcasecmp(key, "lifetime"))
+            c->sig.lifetime = n;
         else
             c->build_interval = n;
     } else {
@@ -271,11 +278,12 @@ static void print_config(const overlay_config_t *c, bool comments)
         printf("# smallest cluster that makes a signature; verified signatures of clusters with\n"
                "# auto_approve members or more, seen by auto_approve_edges edges or more, go\n"
                "# active without review (auto_approve 0: never); seconds between builds (0:\n"
-               "# only POST /v1/build)\n");
+               "# only POST /v1/build); seconds an active signature lives after its cluster last\n"
+               "# grew (0: until expired by hand)\n");
     printf("min_members = %zu\nauto_approve = %zu\nauto_approve_edges = %zu\n"
-           "build_interval = %ld\n\n[edges]\n",
+           "build_interval = %ld\nlifetime = %ld\n\n[edges]\n",
            c->sig.gen.min_members, c->sig.auto_approve, c->sig.auto_edges ? c->sig.auto_edges : 1,
-           c->build_interval);
+           c->build_interval, c->sig.lifetime);
     if (comments)
         printf("# one line per admitted edge: its id = its CURVE public key (edge.pub)\n");
     for (size_t i = 0; i < c->n_edges; i++)
@@ -307,6 +315,9 @@ static int sig_pipe[2] = {-1, -1}; /* wakes the loop: signals, and API changes t
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static store_t *g_store;
 static overlay_config_t *g_config;
+static sigman_t *g_sigman;     /* the clusters and signatures; NULL without a model */
+static size_t shared_clusters; /* under stats_lock, for /metrics */
+static uint64_t shared_clustered;
 static collector_stats_t shared_stats; /* copied by the loop, read by the HTTP thread */
 static uint64_t stored_at_start;       /* reports the store held when the overlay started */
 
@@ -405,8 +416,8 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
                        json_pack("{s:o, s:I}", "edges", store_list_edges(g_store),
                                  "signature_sequence", (json_int_t)store_sequence(g_store)));
     } else if (!strcmp(url, "/v1/build") && post) {
-        char err[600];
-        int added = sigman_build(g_store, &g_config->sig, wall_now(), err, sizeof err);
+        char err[600] = "no model: set [signatures] model to the edges' model";
+        int added = g_sigman ? sigman_build(g_sigman, g_store, wall_now(), err, sizeof err) : -1;
         r = added >= 0 ? json_reply(conn, 200, json_pack("{s:i}", "added", added))
                        : api_error(conn, 503, err);
     } else {
@@ -469,6 +480,8 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
     collector_stats_t st;
     pthread_mutex_lock(&stats_lock);
     st = shared_stats;
+    size_t clusters = shared_clusters;
+    uint64_t clustered = shared_clustered;
     pthread_mutex_unlock(&stats_lock);
     char *b = malloc(4096);
     int n = snprintf(
@@ -506,9 +519,17 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         "sipguard_overlay_handshakes_refused_total %llu\n"
         "# HELP sipguard_overlay_commit_failures_total Batches the store could not commit "
         "(not acknowledged).\n# TYPE sipguard_overlay_commit_failures_total counter\n"
-        "sipguard_overlay_commit_failures_total %llu\n",
+        "sipguard_overlay_commit_failures_total %llu\n"
+        "# HELP sipguard_overlay_clusters Clusters of anomalies now.\n"
+        "# TYPE sipguard_overlay_clusters gauge\n"
+        "sipguard_overlay_clusters %zu\n"
+        "# HELP sipguard_overlay_anomalies_clustered_total Stored anomalies placed in clusters "
+        "(since start, the store's replay included).\n"
+        "# TYPE sipguard_overlay_anomalies_clustered_total counter\n"
+        "sipguard_overlay_anomalies_clustered_total %llu\n",
         (unsigned long long)st.clean, (unsigned long long)(stored_at_start + st.stored),
-        (unsigned long long)st.zap_denied, (unsigned long long)st.commit_failures);
+        (unsigned long long)st.zap_denied, (unsigned long long)st.commit_failures, clusters,
+        (unsigned long long)clustered);
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
@@ -625,28 +646,44 @@ static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, 
     }
 }
 
-/* Every build_interval seconds, when reports came in since the last build, builds
- * signatures from the store. */
-static void maybe_build(collector_t *col, const overlay_config_t *c)
+/* Places newly stored anomalies in their clusters (a bounded slice per turn of the loop, so
+ * a long replay on start never holds intake up); every build_interval seconds, when some came
+ * in, builds the signatures of the clusters that grew; every 5 s expires what outlived its
+ * lifetime. */
+static void keep_signatures(const overlay_config_t *c)
 {
-    static double last;
-    static uint64_t built_at_stored;
-    collector_stats_t st;
-    collector_stats(col, &st);
-    double now = now_s();
-    if (c->build_interval <= 0 || !c->sig.model[0] || st.stored == built_at_stored ||
-        now - last < (double)c->build_interval)
+    static double last_build, last_expiry;
+    if (!g_sigman)
         return;
-    last = now;
-    built_at_stored = st.stored;
+    double now = now_s();
     char err[600];
     pthread_mutex_lock(&store_lock);
-    int added = sigman_build(g_store, &c->sig, now, err, sizeof err);
+    long placed = sigman_ingest(g_sigman, g_store, 2000);
+    if (placed < 0)
+        warning("clustering: store: %s", store_error(g_store));
+    int added = 0;
+    if (c->build_interval > 0 && placed < 2000 && sigman_unbuilt(g_sigman) > 0 &&
+        now - last_build >= (double)c->build_interval) {
+        last_build = now;
+        added = sigman_build(g_sigman, g_store, now, err, sizeof err);
+        if (added < 0)
+            warning("signature build: %s", err);
+        else if (added > 0)
+            info("signature build: %d new signature versions", added);
+    }
+    if (now - last_expiry >= 5) {
+        last_expiry = now;
+        int n = sigman_expire_due(g_store, now);
+        if (n > 0)
+            info("%d signatures expired (lifetime)", n);
+    }
+    size_t nclusters = sigman_clusters(g_sigman);
+    uint64_t clustered = sigman_placed(g_sigman);
     pthread_mutex_unlock(&store_lock);
-    if (added < 0)
-        warning("signature build: %s", err);
-    else if (added > 0)
-        info("signature build: %d new signatures", added);
+    pthread_mutex_lock(&stats_lock);
+    shared_clusters = nclusters;
+    shared_clustered = clustered;
+    pthread_mutex_unlock(&stats_lock);
 }
 
 static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
@@ -754,14 +791,21 @@ int main(int argc, char **argv)
         error("%s", err);
         return 1;
     }
+    if (c.sig.model[0] && !(g_sigman = sigman_new(&c.sig, err, sizeof err))) {
+        error("[signatures] model: %s", err);
+        store_close(&store);
+        return 1;
+    }
     if (check) {
         print_config(&c, false);
+        sigman_destroy(&g_sigman);
         store_close(&store);
         fprintf(stderr, "sipguard-overlay: configuration OK\n");
         return 0;
     }
     if (wire_keypair(c.key_dir, "server", pub, sec, err, sizeof err) != 0) {
         error("%s", err);
+        sigman_destroy(&g_sigman);
         store_close(&store);
         return 1;
     }
@@ -838,7 +882,7 @@ int main(int argc, char **argv)
             collector_on_reports(col, now_s());
             pthread_mutex_unlock(&store_lock);
         }
-        maybe_build(col, &c);
+        keep_signatures(&c);
         collector_stats_t st;
         collector_stats(col, &st);
         pthread_mutex_lock(&stats_lock);
@@ -854,6 +898,7 @@ out:
         MHD_stop_daemon(http);
     collector_destroy(&col);
     zmq_ctx_term(zctx);
+    sigman_destroy(&g_sigman);
     store_close(&store);
     return rc;
 }

@@ -1,5 +1,6 @@
 #include "sigman.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ void sigman_opts_default(sigman_opts_t *o)
 {
     memset(o, 0, sizeof *o);
     siggen_opts_default(&o->gen);
+    o->lifetime = 7 * 24 * 3600;
 }
 
 /* The raw message of a report's JSON, as bytes (malloc'd), or NULL; fills the report. */
@@ -30,14 +32,31 @@ static uint8_t *raw_of(const char *json, size_t len, size_t *out_len, json_t **r
     return b;
 }
 
-static int add_report(void *ctx, const char *json, size_t len)
+struct sigman {
+    sigman_opts_t o;
+    siggen_t *gen;
+    int64_t after;    /* the last report placed (its number in the store) */
+    uint64_t unbuilt; /* reports placed since the last build */
+    uint64_t placed;  /* reports placed since start */
+};
+
+/* Places one stored report in its cluster, keyed by the edge and sequence that sent it. */
+static int add_report(void *ctx, const char *json, size_t len, double received)
 {
+    sigman_t *sm = ctx;
     json_t *o;
     size_t n = 0;
     uint8_t *b = raw_of(json, len, &n, &o);
-    if (b)
-        siggen_add_report(ctx, b, n, json_string_value(json_object_get(o, "edge")),
-                          json_number_value(json_object_get(o, "ts")));
+    if (b) {
+        const char *edge = json_string_value(json_object_get(o, "edge"));
+        char key[96];
+        snprintf(key, sizeof key, "%s/%" JSON_INTEGER_FORMAT, edge ? edge : "",
+                 json_integer_value(json_object_get(o, "seq")));
+        siggen_add_report(sm->gen, b, n, edge, json_number_value(json_object_get(o, "ts")),
+                          received, key);
+        sm->unbuilt++;
+        sm->placed++;
+    }
     free(b);
     json_decref(o);
     return 0;
@@ -85,6 +104,61 @@ static int add_clean(siggen_t *g, store_t *s, const char *paths, char *err, size
     return 0;
 }
 
+sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen)
+{
+    if (!o->model[0]) {
+        snprintf(err, errlen, "no model: set [signatures] model to the edges' model");
+        return NULL;
+    }
+    model_t *m = model_load(o->model, err, errlen);
+    if (!m)
+        return NULL;
+    sigman_t *sm = calloc(1, sizeof *sm);
+    siggen_opts_t go = o->gen;
+    go.auto_members = o->auto_approve;
+    go.auto_edges = o->auto_edges ? o->auto_edges : 1;
+    if (sm) {
+        sm->o = *o;
+        sm->gen = siggen_new(&model_options(m)->embed, &go);
+    }
+    if (!sm || !sm->gen) {
+        snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);
+        free(sm);
+        sm = NULL;
+    }
+    model_destroy(&m);
+    return sm;
+}
+
+void sigman_destroy(sigman_t **self)
+{
+    if (!*self)
+        return;
+    siggen_destroy(&(*self)->gen);
+    free(*self);
+    *self = NULL;
+}
+
+long sigman_ingest(sigman_t *sm, store_t *s, size_t max)
+{
+    return store_each_report_after(s, &sm->after, max, add_report, sm);
+}
+
+size_t sigman_clusters(const sigman_t *sm)
+{
+    return siggen_clusters(sm->gen);
+}
+
+uint64_t sigman_placed(const sigman_t *sm)
+{
+    return sm->placed;
+}
+
+uint64_t sigman_unbuilt(const sigman_t *sm)
+{
+    return sm->unbuilt;
+}
+
 static void content_hash(json_t *sig, char out[17])
 {
     char *feats = json_dumps(json_object_get(sig, "features"), JSON_COMPACT | JSON_SORT_KEYS);
@@ -93,55 +167,130 @@ static void content_hash(json_t *sig, char out[17])
     free(feats);
 }
 
-int sigman_build(store_t *s, const sigman_opts_t *o, double now, char *err, size_t errlen)
+static int store_doc(store_t *s, const char *id, json_t *sig, double now)
 {
-    if (!o->model[0]) {
-        snprintf(err, errlen, "no model: set [signatures] model to the edges' model");
+    char *text = json_dumps(sig, JSON_COMPACT);
+    int r = text ? store_update_signature_doc(s, id, text, now) : -1;
+    free(text);
+    return r;
+}
+
+/* Pending signatures of clusters that merged into this one are superseded by its signature
+ * (active ones stay: an analyst approved them, and they still match). */
+static int retire_absorbed(store_t *s, json_t *cl, const char *id, double now)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(cl, "absorbed"), i, k)
+    {
+        json_t *old = store_cluster_signature(s, json_string_value(k));
+        const char *oid = old ? json_string_value(json_object_get(old, "id")) : NULL;
+        if (oid && !strcmp(json_string_value(json_object_get(old, "state")), "pending")) {
+            char why[96];
+            snprintf(why, sizeof why, "superseded by %s (its cluster merged into that one)", id);
+            if (store_set_state(s, oid, "pending", "expired", why, now) == -3) {
+                json_decref(old);
+                return -1;
+            }
+        }
+        json_decref(old);
+    }
+    return 0;
+}
+
+/*
+ * One built signature into the store, as the next version of its cluster's signature:
+ *  - the same strings and weights as the newest version: that version's counts, times and
+ *    expiry move on;
+ *  - the cluster's signature was rejected: not proposed again (the analyst said no);
+ *  - otherwise a new version, pending (or active under the auto-approval policy); it
+ *    supersedes a pending older version at once, an active one when it becomes active.
+ * Returns 1 when a version was added, 0 when not, -1 on a store error; *activated says the
+ * active set changed.
+ */
+static int place_signature(const sigman_t *sm, store_t *s, json_t *sig, double now, bool *activated)
+{
+    char hash[17], id[32];
+    content_hash(sig, hash);
+    json_t *cl = json_object_get(sig, "cluster");
+    const char *key = json_string_value(json_object_get(cl, "key"));
+    if (sm->o.lifetime > 0) { /* counted from the cluster's newest report */
+        json_t *arr = json_object_get(cl, "last_arrival");
+        double from = json_is_number(arr) ? json_number_value(arr) : now;
+        json_object_set_new(sig, "expires", json_real(from + (double)sm->o.lifetime));
+    }
+    json_t *prev = key ? store_cluster_signature(s, key) : NULL;
+    const char *pstate = prev ? json_string_value(json_object_get(prev, "state")) : NULL;
+    const char *pid = prev ? json_string_value(json_object_get(prev, "id")) : NULL;
+    int rc = 0;
+    if (prev && !strcmp(json_string_value(json_object_get(prev, "hash")), hash)) {
+        json_object_set_new(sig, "id", json_string(pid));
+        json_object_set_new(sig, "version",
+                            json_object_get(prev, "version")
+                                ? json_incref(json_object_get(prev, "version"))
+                                : json_integer(1));
+        rc = store_doc(s, pid, sig, now) == 0 && retire_absorbed(s, cl, pid, now) == 0 ? 0 : -1;
+        json_decref(prev);
+        return rc;
+    }
+    if (prev && !strcmp(pstate, "rejected")) {
+        json_decref(prev);
+        return 0;
+    }
+    int version = prev ? (int)json_integer_value(json_object_get(prev, "version")) + 1 : 1;
+    bool active = json_is_true(json_object_get(sig, "auto_approvable"));
+    snprintf(id, sizeof id, "sig-%06llu", (unsigned long long)store_next_signature_number(s));
+    json_object_set_new(sig, "id", json_string(id));
+    json_object_set_new(sig, "version", json_integer(version));
+    if (prev)
+        json_object_set_new(sig, "supersedes", json_string(pid));
+    char *text = json_dumps(sig, JSON_COMPACT);
+    rc = text ? store_add_signature(s, id, hash, active ? "active" : "pending", now, text, key,
+                                    version)
+              : -1;
+    free(text);
+    if (rc > 0 && prev && (!strcmp(pstate, "pending") || (active && !strcmp(pstate, "active")))) {
+        char why[64];
+        snprintf(why, sizeof why, "superseded by %s", id);
+        if (store_set_state(s, pid, "pending|active", "expired", why, now) == -3)
+            rc = -1;
+        *activated = *activated || !strcmp(pstate, "active");
+    }
+    *activated = *activated || (rc > 0 && active);
+    if (rc > 0 && retire_absorbed(s, cl, id, now) != 0)
+        rc = -1;
+    json_decref(prev);
+    return rc;
+}
+
+int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen)
+{
+    if (sigman_ingest(sm, s, 0) < 0) {
+        snprintf(err, errlen, "store: %s", store_error(s));
         return -1;
     }
-    model_t *m = model_load(o->model, err, errlen);
-    if (!m)
+    siggen_clear_clean(sm->gen);
+    if (add_clean(sm->gen, s, sm->o.clean, err, errlen) != 0)
         return -1;
-    siggen_opts_t go = o->gen;
-    go.auto_members = o->auto_approve;
-    go.auto_edges = o->auto_edges ? o->auto_edges : 1;
-    siggen_t *g = siggen_new(&model_options(m)->embed, &go);
-    int added = -1;
-    if (!g) {
-        snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);
-        goto out;
-    }
-    if (add_clean(g, s, o->clean, err, errlen) != 0 || store_each_report(s, add_report, g) != 0)
-        goto out;
-    json_t *doc = siggen_build(g, 0, "cand");
+    sm->unbuilt = 0;
+    json_t *doc = siggen_build(sm->gen, 0, "cand", true);
     size_t i;
     json_t *sig;
     bool activated = false;
-    added = 0;
+    int added = 0;
     if (store_begin(s) != 0) {
         snprintf(err, errlen, "store: %s", store_error(s));
-        added = -1;
         json_decref(doc);
-        goto out;
+        return -1;
     }
     json_array_foreach(json_object_get(doc, "signatures"), i, sig)
     {
-        char hash[17], id[32];
-        content_hash(sig, hash);
-        size_t members =
-            (size_t)json_integer_value(json_object_get(json_object_get(sig, "cluster"), "members"));
-        bool active = o->auto_approve && members >= o->auto_approve;
-        snprintf(id, sizeof id, "sig-%06llu", (unsigned long long)store_next_signature_number(s));
-        json_object_set_new(sig, "id", json_string(id));
-        char *text = json_dumps(sig, JSON_COMPACT);
-        int r = store_add_signature(s, id, hash, active ? "active" : "pending", now, text);
-        free(text);
+        int r = place_signature(sm, s, sig, now, &activated);
         if (r < 0) {
             added = -1;
             break;
         }
         added += r;
-        activated = activated || (r > 0 && active);
     }
     json_decref(doc);
     if (added >= 0 && activated)
@@ -151,9 +300,6 @@ int sigman_build(store_t *s, const sigman_opts_t *o, double now, char *err, size
         snprintf(err, errlen, "store: %s", store_error(s));
         added = -1;
     }
-out:
-    siggen_destroy(&g);
-    model_destroy(&m);
     return added;
 }
 
@@ -171,11 +317,42 @@ int sigman_transition(store_t *s, const char *id, const char *action, const char
         return -1;
     json_t *cur = store_get_signature(s, id);
     bool was_active = cur && !strcmp(json_string_value(json_object_get(cur, "state")), "active");
+    const char *older =
+        cur ? json_string_value(json_object_get(json_object_get(cur, "signature"), "supersedes"))
+            : NULL;
+    char older_id[64] = "";
+    if (older)
+        snprintf(older_id, sizeof older_id, "%s", older);
     json_decref(cur);
     int rc = store_set_state(s, id, from, to, reason, now);
+    if (rc == 0 && !strcmp(to, "active") && older_id[0]) {
+        char why[64];
+        snprintf(why, sizeof why, "superseded by %s", id);
+        store_set_state(s, older_id, "active", "expired", why, now); /* when still active */
+    }
     if (rc == 0 && (was_active || !strcmp(to, "active")))
         store_bump_sequence(s); /* the active set changed */
     return rc;
+}
+
+int sigman_expire_due(store_t *s, double now)
+{
+    json_t *list = store_list_signatures(s, "active"), *row;
+    size_t i;
+    int n = 0;
+    json_array_foreach(list, i, row)
+    {
+        json_t *exp = json_object_get(json_object_get(row, "signature"), "expires");
+        if (!json_is_number(exp) || json_number_value(exp) > now)
+            continue;
+        const char *id = json_string_value(json_object_get(row, "id"));
+        if (store_set_state(s, id, "active", "expired", "lifetime: no new member seen", now) == 0)
+            n++;
+    }
+    json_decref(list);
+    if (n > 0)
+        store_bump_sequence(s);
+    return n;
 }
 
 json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errlen)

@@ -2,13 +2,20 @@
  * sigman: the overlay's signatures: built from the stored reports, reviewed,
  * and published as the active set.
  *
- * A build re-clusters the stored anomalies (their raw messages) with the
- * model's embedding, makes bilateral signatures and verifies them on the
- * configured clean sample (sigdist/siggen); each passed signature not seen
- * before (same strings and weights) is stored as pending, or active when the
- * auto-approval policy holds. State changes: pending -> active (approve),
- * pending|active -> rejected (reject, with a reason), active -> expired;
- * every change of the active set bumps the set's sequence number.
+ * Stored anomalies are placed in clusters as they arrive (sigman_ingest
+ * reads the reports stored since it last ran; on start it replays the store,
+ * which gives the same clusters and keys). A build makes a bilateral
+ * signature for each cluster that grew, verifies it on the clean sample (what
+ * edges sampled plus [signatures] clean captures; sigdist/siggen), and stores
+ * it as the next version of that cluster's signature: pending, or active when
+ * the auto-approval policy holds. A new version supersedes (expires) a
+ * pending older one at once and an active one when it becomes active; a
+ * cluster whose signature was rejected is not proposed again. State changes:
+ * pending -> active (approve), pending|active -> rejected (reject, with a
+ * reason), active -> expired (by hand, or `lifetime` seconds after the
+ * cluster's newest report arrived); a pending signature of a cluster that
+ * merged into another is superseded by the other's; every change of the active set bumps the set's
+ * sequence number.
  */
 #ifndef SIPGUARD_SIGMAN_H
 #define SIPGUARD_SIGMAN_H
@@ -26,12 +33,31 @@ typedef struct {
     siggen_opts_t gen;
     size_t auto_approve; /* active at once when a cluster has this many members; 0: never */
     size_t auto_edges;   /* ... and was reported by at least this many edges (default 1) */
+    long lifetime;       /* an active signature expires this long after its cluster last grew */
 } sigman_opts_t;
 
 void sigman_opts_default(sigman_opts_t *o);
 
-/* Builds from everything stored. Returns how many new signatures, or -1 with err. */
-int sigman_build(store_t *s, const sigman_opts_t *o, double now, char *err, size_t errlen);
+typedef struct sigman sigman_t;
+
+/* Loads the model's embedding. NULL with err when there is no model or it embeds tokens. */
+sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen);
+void sigman_destroy(sigman_t **self);
+
+/* Places the reports stored since the last call (at most max; 0: all) in their clusters.
+ * Returns how many, or -1 on a store error. */
+long sigman_ingest(sigman_t *sm, store_t *s, size_t max);
+/* Live clusters; reports placed since start; since the last build. */
+size_t sigman_clusters(const sigman_t *sm);
+uint64_t sigman_placed(const sigman_t *sm);
+uint64_t sigman_unbuilt(const sigman_t *sm);
+
+/* Places what is left, then builds the signatures of the clusters that grew. Returns how many
+ * new signature versions, or -1 with err. */
+int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen);
+
+/* Expires the active signatures whose lifetime ran out. Returns how many. */
+int sigman_expire_due(store_t *s, double now);
 
 /* approve / reject / expire. Returns 0, -1 unknown id, -2 state conflict, -3 store error. */
 int sigman_transition(store_t *s, const char *id, const char *action, const char *reason,

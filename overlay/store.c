@@ -13,19 +13,65 @@ struct store {
 static const char *schema =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
-    "CREATE TABLE IF NOT EXISTS reports (edge TEXT NOT NULL, seq INTEGER NOT NULL, "
-    "  received REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (edge, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS reports (n INTEGER PRIMARY KEY, edge TEXT NOT NULL, "
+    "  seq INTEGER NOT NULL, received REAL NOT NULL, json TEXT NOT NULL, UNIQUE (edge, seq));"
     "CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY, edge TEXT, seq INTEGER, "
     "  received REAL NOT NULL, reason TEXT NOT NULL, data BLOB);"
     "CREATE TABLE IF NOT EXISTS edges (edge TEXT PRIMARY KEY, last_seen REAL NOT NULL, "
     "  reports INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS signatures (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
     "  state TEXT NOT NULL, reason TEXT, created REAL NOT NULL, updated REAL NOT NULL, "
-    "  doc TEXT NOT NULL);"
+    "  doc TEXT NOT NULL, cluster TEXT, version INTEGER NOT NULL DEFAULT 1);"
     "CREATE TABLE IF NOT EXISTS clean (edge TEXT NOT NULL, seq INTEGER NOT NULL, "
     "  received REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (edge, seq));"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
+
+/* Databases made before reports were numbered in arrival order (the clustering reads them on
+ * in that order) get the numbered table, their reports numbered by arrival time. */
+static int number_reports(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT n FROM reports LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_finalize(st);
+        return 0; /* numbered already */
+    }
+    return sqlite3_exec(db,
+                        "BEGIN;"
+                        "CREATE TABLE reports_numbered (n INTEGER PRIMARY KEY, edge TEXT NOT NULL, "
+                        "  seq INTEGER NOT NULL, received REAL NOT NULL, json TEXT NOT NULL, "
+                        "  UNIQUE (edge, seq));"
+                        "INSERT INTO reports_numbered (edge, seq, received, json) "
+                        "  SELECT edge, seq, received, json FROM reports ORDER BY received;"
+                        "DROP TABLE reports;"
+                        "ALTER TABLE reports_numbered RENAME TO reports;"
+                        "COMMIT;",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : -1;
+}
+
+/* Databases made before signatures had clusters and versions gain the columns. */
+static int migrate(sqlite3 *db)
+{
+    if (number_reports(db) != 0)
+        return -1;
+    static const char *const add[] = {
+        "ALTER TABLE signatures ADD COLUMN cluster TEXT",
+        "ALTER TABLE signatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1"};
+    for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, add[i], NULL, NULL, &msg);
+        bool present = msg && strstr(msg, "duplicate column");
+        sqlite3_free(msg);
+        if (rc != SQLITE_OK && !present)
+            return -1;
+    }
+    return sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS signatures_cluster ON signatures (cluster)",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : -1;
+}
 
 store_t *store_open(const char *path, char *err, size_t errlen)
 {
@@ -38,7 +84,7 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||
         sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK || migrate(s->db) != 0 ||
         sqlite3_prepare_v2(s->db,
                            "INSERT OR IGNORE INTO reports (edge, seq, received, json) "
                            "VALUES (?, ?, ?, ?)",
@@ -162,15 +208,40 @@ int store_each_report(store_t *s, int (*fn)(void *ctx, const char *json, size_t 
     return rc;
 }
 
+int store_each_report_after(store_t *s, int64_t *after, size_t limit,
+                            int (*fn)(void *ctx, const char *json, size_t len, double received),
+                            void *ctx)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT n, json, received FROM reports WHERE n > ? ORDER BY n LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, *after);
+    sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *after = sqlite3_column_int64(st, 0);
+        fn(ctx, (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+           sqlite3_column_double(st, 2));
+        n++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
 int store_add_signature(store_t *s, const char *id, const char *hash, const char *state, double now,
-                        const char *doc)
+                        const char *doc, const char *cluster, int version)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT OR IGNORE INTO signatures (id, hash, state, created, updated, "
-                           "doc) VALUES (?, ?, ?, ?, ?, ?)",
+                           "doc, cluster, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
+    if (cluster)
+        sqlite3_bind_text(st, 7, cluster, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 8, version);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, state, -1, SQLITE_TRANSIENT);
@@ -178,6 +249,38 @@ int store_add_signature(store_t *s, const char *id, const char *hash, const char
     sqlite3_bind_double(st, 5, now);
     sqlite3_bind_text(st, 6, doc, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) > 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+json_t *store_cluster_signature(store_t *s, const char *cluster)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, state, hash, version FROM signatures WHERE cluster = ? "
+                           "ORDER BY version DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_TRANSIENT);
+    json_t *o = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        o = json_pack("{s:s, s:s, s:s, s:i}", "id", sqlite3_column_text(st, 0), "state",
+                      sqlite3_column_text(st, 1), "hash", sqlite3_column_text(st, 2), "version",
+                      sqlite3_column_int(st, 3));
+    sqlite3_finalize(st);
+    return o;
+}
+
+int store_update_signature_doc(store_t *s, const char *id, const char *doc, double now)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE signatures SET doc = ?, updated = ? WHERE id = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, doc, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, now);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     return rc;
 }

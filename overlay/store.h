@@ -49,10 +49,19 @@ uint64_t store_count_rejected(store_t *s);
 
 /* Calls fn for the JSON of every stored report (in storage order). Returns 0 or -1. */
 int store_each_report(store_t *s, int (*fn)(void *ctx, const char *json, size_t len), void *ctx);
-/* Adds a signature unless one with the same content hash exists. Returns 1 added, 0 known,
- * -1 error. */
+/* Calls fn for the JSON (and receipt time) of each report stored after number *after (in
+ * storage order, at most limit; 0: all) and moves *after on. Returns how many, or -1. */
+int store_each_report_after(store_t *s, int64_t *after, size_t limit,
+                            int (*fn)(void *ctx, const char *json, size_t len, double received),
+                            void *ctx);
+/* Adds a signature (version `version` of the cluster's signature; cluster may be NULL) unless
+ * one with the same content hash exists. Returns 1 added, 0 known, -1 error. */
 int store_add_signature(store_t *s, const char *id, const char *hash, const char *state, double now,
-                        const char *doc);
+                        const char *doc, const char *cluster, int version);
+/* The newest version of a cluster's signature as {id, state, hash, version}, or NULL. */
+json_t *store_cluster_signature(store_t *s, const char *cluster);
+/* Replaces a signature's document (its counts and times moved on; same strings). 0 or -1. */
+int store_update_signature_doc(store_t *s, const char *id, const char *doc, double now);
 /* Signatures as a JSON array of {id, state, reason, created, updated, signature}; state NULL:
  * all. A new reference, or NULL on an error. */
 json_t *store_list_signatures(store_t *s, const char *state);

@@ -225,7 +225,7 @@ static int sig_build(int argc, char **argv)
     c.clean = true;
     if (cmd_for_each_message(clean, nclean, &dopts, quiet, build_one, &c, &failed) != 0)
         goto done;
-    json_t *doc = siggen_build(c.g, (uint64_t)seq, prefix);
+    json_t *doc = siggen_build(c.g, (uint64_t)seq, prefix, false);
     if (json_dump_file(doc, out, JSON_INDENT(1)) != 0) {
         fprintf(stderr, "sipguard sig build: %s: cannot write\n", out);
         json_decref(doc);

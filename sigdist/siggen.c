@@ -6,21 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "report.h"
 #include "shape.h"
 
 #define MAX_CLEAN 20000
+#define PER_CLUSTER 128 /* members a cluster keeps for its signature */
 
 typedef struct {
-    uint8_t *raw;
-    size_t len;
-    sparse_t *v;   /* counts, sorted by key */
-    char edge[64]; /* who reported it ("" when it came from a capture) */
-    double ts;
-} item_t;
-
-typedef struct {
-    item_t *it;
+    member_t *it;
     size_t n, cap;
 } items_t;
 
@@ -28,8 +22,8 @@ struct siggen {
     embed_opts_t eo;
     siggen_opts_t o;
     embed_t *embed;
-    items_t anomalies, clean;
-    size_t seen_anomalies;
+    clusterer_t *clusters;
+    items_t clean;
     sparse_t *clean_mean; /* N over every feature, sorted by key (made once per build) */
 };
 
@@ -43,7 +37,7 @@ void siggen_opts_default(siggen_opts_t *o)
     o->max_strings = 32;
     o->bilateral = true;
     o->tighten = false;
-    o->max_anomalies = 2000;
+    o->max_anomalies = 10000;
     o->auto_members = 0;
     o->auto_edges = 1;
 }
@@ -69,20 +63,29 @@ siggen_t *siggen_new(const embed_opts_t *eo, const siggen_opts_t *o)
     g->eo = *eo;
     g->o = *o;
     g->embed = embed_new(eo); /* sorted output: the scores look features up */
-    if (!g->embed) {
+    cluster_opts_t co = {.linkage = o->linkage,
+                         .cut = o->cut,
+                         .k = o->k,
+                         .per_cluster = PER_CLUSTER,
+                         .max_kept = o->max_anomalies,
+                         .small = o->min_members};
+    g->clusters = clusterer_new(&co);
+    if (!g->embed || !g->clusters) {
+        embed_destroy(&g->embed);
+        clusterer_destroy(&g->clusters);
         free(g);
         return NULL;
     }
     return g;
 }
 
-static void items_free(items_t *s)
+static void clean_free(siggen_t *g)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->it[i].raw);
-        sparse_destroy(&s->it[i].v);
+    for (size_t i = 0; i < g->clean.n; i++) {
+        free(g->clean.it[i].raw);
+        sparse_destroy(&g->clean.it[i].v);
     }
-    free(s->it);
+    g->clean.n = 0;
 }
 
 void siggen_destroy(siggen_t **self)
@@ -90,305 +93,80 @@ void siggen_destroy(siggen_t **self)
     siggen_t *g = *self;
     if (!g)
         return;
-    items_free(&g->anomalies);
-    items_free(&g->clean);
+    clusterer_destroy(&g->clusters);
+    clean_free(g);
+    free(g->clean.it);
     sparse_destroy(&g->clean_mean);
     embed_destroy(&g->embed);
     free(g);
     *self = NULL;
 }
 
-static int add_item(siggen_t *g, items_t *s, const uint8_t *data, size_t len, size_t at)
+/* A member record of a message: its bytes and embedding. Returns 0 or -1. */
+static int make_member(siggen_t *g, member_t *m, const uint8_t *data, size_t len)
 {
-    if (at == s->n && s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        item_t *it = realloc(s->it, cap * sizeof *it);
-        if (!it)
-            return -1;
-        s->it = it;
-        s->cap = cap;
-    }
-    item_t *it = &s->it[at];
-    if (at < s->n) { /* replacing a sampled one */
-        free(it->raw);
-        sparse_destroy(&it->v);
-    } else {
-        s->n++;
-    }
-    it->raw = malloc(len ? len : 1);
-    it->len = len;
-    it->edge[0] = '\0';
-    it->ts = 0;
-    it->v = sparse_new();
-    if (!it->raw || !it->v)
+    memset(m, 0, sizeof *m);
+    m->raw = malloc(len ? len : 1);
+    m->len = len;
+    m->v = sparse_new();
+    if (!m->raw || !m->v || embed_message(g->embed, data, len, m->v) != 0) {
+        free(m->raw);
+        sparse_destroy(&m->v);
         return -1;
-    memcpy(it->raw, data, len);
-    return embed_message(g->embed, data, len, it->v);
-}
-
-/* Reservoir sampling keeps the inputs bounded and even over time. */
-static size_t reservoir_slot(size_t seen, size_t cap)
-{
-    if (seen < cap)
-        return seen;
-    uint64_t x = (uint64_t)seen * 0x9E3779B97F4A7C15ULL;
-    x ^= x >> 31;
-    size_t j = (size_t)(x % (seen + 1));
-    return j < cap ? j : SIZE_MAX;
+    }
+    memcpy(m->raw, data, len);
+    return 0;
 }
 
 int siggen_add_anomaly(siggen_t *g, const uint8_t *data, size_t len)
 {
-    size_t slot = reservoir_slot(g->seen_anomalies++, g->o.max_anomalies);
-    return slot == SIZE_MAX ? 0 : add_item(g, &g->anomalies, data, len, slot);
+    return siggen_add_report(g, data, len, NULL, 0, 0, NULL);
 }
 
-int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *edge, double ts)
+int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *edge, double ts,
+                      double arrived, const char *key)
 {
-    size_t slot = reservoir_slot(g->seen_anomalies++, g->o.max_anomalies);
-    if (slot == SIZE_MAX)
-        return 0;
-    if (add_item(g, &g->anomalies, data, len, slot) != 0)
+    member_t m;
+    if (make_member(g, &m, data, len) != 0)
         return -1;
-    snprintf(g->anomalies.it[slot].edge, sizeof g->anomalies.it[slot].edge, "%s", edge ? edge : "");
-    g->anomalies.it[slot].ts = ts;
-    return 0;
+    snprintf(m.edge, sizeof m.edge, "%s", edge ? edge : "");
+    m.ts = ts;
+    m.arrived = arrived;
+    return clusterer_add(g->clusters, &m, key);
 }
 
 int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len)
 {
     if (g->clean.n >= MAX_CLEAN)
         return 0;
-    return add_item(g, &g->clean, data, len, g->clean.n);
+    if (g->clean.n == g->clean.cap) {
+        size_t cap = g->clean.cap ? g->clean.cap * 2 : 256;
+        member_t *it = realloc(g->clean.it, cap * sizeof *it);
+        if (!it)
+            return -1;
+        g->clean.it = it;
+        g->clean.cap = cap;
+    }
+    if (make_member(g, &g->clean.it[g->clean.n], data, len) != 0)
+        return -1;
+    g->clean.n++;
+    return 0;
 }
 
-/* ------------------------------------------------------------------ clustering */
-
-/* Distance of unit-scaled vectors: sqrt(2 - 2 cos). */
-static float unit_distance(const sparse_t *a, const sparse_t *b)
+void siggen_clear_clean(siggen_t *g)
 {
-    if (a->norm2 == 0 || b->norm2 == 0)
-        return a->norm2 == b->norm2 ? 0.0f : 1.4142135f;
-    double c = sparse_dot(a, b) / sqrt(a->norm2 * b->norm2);
-    double d2 = 2 - 2 * c;
-    return (float)(d2 > 0 ? sqrt(d2) : 0);
+    clean_free(g);
 }
 
-static size_t find_root(size_t *parent, size_t i)
+size_t siggen_clusters(const siggen_t *g)
 {
-    while (parent[i] != i)
-        i = parent[i] = parent[parent[i]];
-    return i;
-}
-
-/* Agglomerative clustering by the nearest-neighbour chain (exact for these reducible
- * linkages, O(n^2) time and memory); merges below the cut are joined. Fills label[i]. */
-static size_t cluster(const siggen_t *g, size_t *label)
-{
-    size_t n = g->anomalies.n;
-    if (n == 0)
-        return 0;
-    float *d = malloc(n * n * sizeof *d);
-    size_t *size = malloc(n * sizeof *size), *chain = malloc(n * sizeof *chain),
-           *parent = malloc(n * sizeof *parent);
-    bool *active = malloc(n * sizeof *active);
-    for (size_t i = 0; i < n; i++) {
-        size[i] = 1;
-        parent[i] = i;
-        active[i] = true;
-        d[i * n + i] = 0;
-        for (size_t j = 0; j < i; j++)
-            d[i * n + j] = d[j * n + i] = unit_distance(g->anomalies.it[i].v, g->anomalies.it[j].v);
-    }
-    size_t len = 0, left = n;
-    while (left > 1) {
-        if (len == 0)
-            for (size_t i = 0; i < n; i++)
-                if (active[i]) {
-                    chain[len++] = i;
-                    break;
-                }
-        size_t a = chain[len - 1], best = SIZE_MAX;
-        float bd = INFINITY;
-        /* prefer the previous element on ties, so the chain always ends in a merge */
-        if (len >= 2) {
-            best = chain[len - 2];
-            bd = d[a * n + best];
-        }
-        for (size_t j = 0; j < n; j++)
-            if (active[j] && j != a && d[a * n + j] < bd) {
-                bd = d[a * n + j];
-                best = j;
-            }
-        if (len >= 2 && best == chain[len - 2]) {
-            size_t b = best;
-            len -= 2;
-            /* merge b into a (Lance-Williams update) */
-            for (size_t k = 0; k < n; k++) {
-                if (!active[k] || k == a || k == b)
-                    continue;
-                float da = d[a * n + k], db = d[b * n + k], nd;
-                if (g->o.linkage == LINK_SINGLE)
-                    nd = da < db ? da : db;
-                else if (g->o.linkage == LINK_COMPLETE)
-                    nd = da > db ? da : db;
-                else
-                    nd = (float)((size[a] * (double)da + size[b] * (double)db) /
-                                 (double)(size[a] + size[b]));
-                d[a * n + k] = d[k * n + a] = nd;
-            }
-            size[a] += size[b];
-            active[b] = false;
-            left--;
-            if (bd < g->o.cut) /* for reducible linkages the dendrogram cut is this union */
-                parent[find_root(parent, b)] = find_root(parent, a);
-        } else {
-            chain[len++] = best;
-        }
-    }
-    /* labels 0.. by root */
-    size_t nl = 0;
-    size_t *root_label = malloc(n * sizeof *root_label);
-    for (size_t i = 0; i < n; i++)
-        root_label[i] = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        size_t r = find_root(parent, i);
-        if (root_label[r] == SIZE_MAX)
-            root_label[r] = nl++;
-        label[i] = root_label[r];
-    }
-    free(root_label);
-    free(d);
-    free(size);
-    free(chain);
-    free(parent);
-    free(active);
-    return nl;
+    return clusterer_count(g->clusters);
 }
 
 static int by_key(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
-}
-
-/* The unit-length mean of some unit-scaled vectors, as a sorted sparse vector. */
-static sparse_t *centroid(const siggen_t *g, const size_t *label, size_t c, size_t n)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        if (label[i] == c)
-            total += g->anomalies.it[i].v->n;
-    sparse_t *out = sparse_new();
-    uint64_t *keys = malloc((total ? total : 1) * sizeof *keys);
-    double *vals = malloc((total ? total : 1) * sizeof *vals);
-    size_t *order = malloc((total ? total : 1) * sizeof *order);
-    if (!out || !keys || !vals || !order || sparse_reserve(out, total ? total : 1) != 0) {
-        free(keys), free(vals), free(order);
-        sparse_destroy(&out);
-        return NULL;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const sparse_t *v = g->anomalies.it[i].v;
-        if (label[i] != c || v->norm2 == 0)
-            continue;
-        double s = 1 / sqrt(v->norm2);
-        for (size_t j = 0; j < v->n; j++, k++) {
-            keys[k] = v->keys[j];
-            vals[k] = v->vals[j] * s;
-        }
-    }
-    /* sort by key through a (key, value) view */
-    typedef struct {
-        uint64_t key;
-        double v;
-    } pair_t;
-    pair_t *p = (pair_t *)malloc((k ? k : 1) * sizeof *p);
-    for (size_t i = 0; p && i < k; i++)
-        p[i] = (pair_t){keys[i], vals[i]};
-    if (p)
-        qsort(p, k, sizeof *p, by_key); /* key is the first member */
-    size_t m = 0;
-    for (size_t i = 0; p && i < k;) {
-        double sum = 0;
-        size_t j = i;
-        for (; j < k && p[j].key == p[i].key; j++)
-            sum += p[j].v;
-        out->keys[m] = p[i].key;
-        out->vals[m++] = sum;
-        i = j;
-    }
-    out->n = m;
-    sparse_update_norm(out);
-    free(p), free(keys), free(vals), free(order);
-    return out;
-}
-
-/* Spherical k-means: k-means++ seeds (a fixed sequence, so builds repeat), then at most 20
- * rounds of assigning each anomaly to the most similar centre (cosine). Fills label[i]. */
-static size_t kmeans(const siggen_t *g, size_t *label)
-{
-    size_t n = g->anomalies.n, k = g->o.k < n ? g->o.k : n;
-    if (n == 0 || k == 0)
-        return 0;
-    sparse_t **cen = calloc(k, sizeof *cen);
-    double *best = malloc(n * sizeof *best);
-    uint64_t rng = 0x9E3779B97F4A7C15ULL;
-    for (size_t i = 0; i < n; i++) {
-        label[i] = SIZE_MAX;
-        best[i] = INFINITY;
-    }
-    /* k-means++: each next seed drawn with probability proportional to its distance^2 */
-    size_t first = 0;
-    for (size_t c = 0; c < k; c++) {
-        size_t pick = first;
-        if (c > 0) {
-            double total = 0;
-            for (size_t i = 0; i < n; i++)
-                total += best[i] * best[i];
-            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-            double r = (double)(rng >> 11) / 9007199254740992.0 * total, acc = 0;
-            for (pick = 0; pick + 1 < n; pick++) {
-                acc += best[pick] * best[pick];
-                if (acc >= r)
-                    break;
-            }
-        }
-        label[pick] = c;
-        cen[c] = centroid(g, label, c, n);
-        label[pick] = SIZE_MAX;
-        for (size_t i = 0; i < n; i++) {
-            double d = unit_distance(g->anomalies.it[i].v, cen[c]);
-            if (d < best[i])
-                best[i] = d;
-        }
-    }
-    for (int round = 0; round < 20; round++) {
-        bool moved = false;
-        for (size_t i = 0; i < n; i++) {
-            size_t arg = 0;
-            double bd = INFINITY;
-            for (size_t c = 0; c < k; c++) {
-                double d = cen[c] ? unit_distance(g->anomalies.it[i].v, cen[c]) : INFINITY;
-                if (d < bd)
-                    bd = d, arg = c;
-            }
-            moved = moved || label[i] != arg;
-            label[i] = arg;
-        }
-        if (!moved)
-            break;
-        for (size_t c = 0; c < k; c++) {
-            sparse_destroy(&cen[c]);
-            cen[c] = centroid(g, label, c, n);
-        }
-    }
-    for (size_t c = 0; c < k; c++)
-        sparse_destroy(&cen[c]);
-    free(cen);
-    free(best);
-    return k;
 }
 
 /* ------------------------------------------------------------------ signatures */
@@ -426,15 +204,16 @@ static int by_abs_weight(const void *a, const void *b)
 }
 
 /* A, N and B over the features present in enough members. Returns how many features. */
-static size_t cluster_features(const siggen_t *g, const size_t *members, size_t nm, feat_t **out)
+static size_t cluster_features(const siggen_t *g, const cluster_t *cl, feat_t **out)
 {
+    size_t nm = cl->n;
     size_t total = 0;
     for (size_t i = 0; i < nm; i++)
-        total += g->anomalies.it[members[i]].v->n;
+        total += cl->m[i].v->n;
     uint64_t *keys = malloc((total ? total : 1) * sizeof *keys);
     size_t k = 0;
     for (size_t i = 0; i < nm; i++) {
-        const sparse_t *v = g->anomalies.it[members[i]].v;
+        const sparse_t *v = cl->m[i].v;
         memcpy(keys + k, v->keys, v->n * sizeof *keys);
         k += v->n;
     }
@@ -449,7 +228,7 @@ static size_t cluster_features(const siggen_t *g, const size_t *members, size_t 
         if ((double)(j - i) >= g->o.presence * (double)nm) {
             double a = 0, c = 0;
             for (size_t m = 0; m < nm; m++)
-                a += value_at(g->anomalies.it[members[m]].v, keys[i]);
+                a += value_at(cl->m[m].v, keys[i]);
             a /= (double)nm;
             if (g->o.bilateral && g->clean_mean)
                 c = value_at(g->clean_mean, keys[i]);
@@ -497,8 +276,7 @@ static size_t present_in(const uint8_t *hay, size_t n, const uint8_t *needle, si
 }
 
 /* YARA form: the positive strings that occur in raw bytes, and how many a member needs. */
-static json_t *yara_form(const siggen_t *g, const feat_t *f, size_t nf, const size_t *members,
-                         size_t nm)
+static json_t *yara_form(const siggen_t *g, const feat_t *f, size_t nf, const cluster_t *k)
 {
     uint8_t strs[64][8];
     size_t ns = 0;
@@ -514,8 +292,8 @@ static json_t *yara_form(const siggen_t *g, const feat_t *f, size_t nf, const si
     if (ns == 0)
         return json_null();
     size_t min_member = SIZE_MAX, max_clean = 0;
-    for (size_t m = 0; m < nm; m++) {
-        const item_t *it = &g->anomalies.it[members[m]];
+    for (size_t m = 0; m < k->n; m++) {
+        const member_t *it = &k->m[m];
         size_t c = 0;
         for (size_t s = 0; s < ns; s++)
             c += present_in(it->raw, it->len, strs[s], (size_t)g->eo.n);
@@ -523,7 +301,7 @@ static json_t *yara_form(const siggen_t *g, const feat_t *f, size_t nf, const si
             min_member = c;
     }
     for (size_t m = 0; m < g->clean.n; m++) {
-        const item_t *it = &g->clean.it[m];
+        const member_t *it = &g->clean.it[m];
         size_t c = 0;
         for (size_t s = 0; s < ns; s++)
             c += present_in(it->raw, it->len, strs[s], (size_t)g->eo.n);
@@ -591,104 +369,118 @@ static void make_clean_mean(siggen_t *g)
     g->clean_mean = mean;
 }
 
-json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix)
+static const char *linkage_name(linkage_t l)
+{
+    return l == LINK_SINGLE     ? "single"
+           : l == LINK_COMPLETE ? "complete"
+           : l == LINK_KMEANS   ? "kmeans"
+                                : "average";
+}
+
+/* The threshold (the poorest member's score) and its check on the clean sample, tightened
+ * above the clean sample when allowed and most members still match. */
+typedef struct {
+    double threshold, max_clean;
+    size_t false_positives, matched;
+    bool tightened;
+} verdict_t;
+
+static verdict_t verify(const siggen_t *g, const feat_t *f, size_t nf, const cluster_t *k)
+{
+    verdict_t v = {INFINITY, -INFINITY, 0, k->n, false};
+    for (size_t m = 0; m < k->n; m++) {
+        double s = score(f, nf, k->m[m].v);
+        v.threshold = s < v.threshold ? s : v.threshold;
+    }
+    for (size_t m = 0; m < g->clean.n; m++) {
+        double s = score(f, nf, g->clean.it[m].v);
+        v.max_clean = s > v.max_clean ? s : v.max_clean;
+        v.false_positives += s >= v.threshold;
+    }
+    if (v.false_positives && g->o.tighten) {
+        double t = v.max_clean + 1e-6 * (1 + fabs(v.max_clean));
+        size_t matched = 0;
+        for (size_t m = 0; m < k->n; m++)
+            matched += score(f, nf, k->m[m].v) >= t;
+        if (matched * 2 >= k->n) { /* still covers most of the cluster */
+            v = (verdict_t){t, v.max_clean, 0, matched, true};
+        }
+    }
+    return v;
+}
+
+static json_t *cluster_edges(const cluster_t *k)
+{
+    json_t *edges = json_array();
+    for (size_t i = 0; i < k->n_edges; i++)
+        json_array_append_new(edges, json_string(k->edges[i]));
+    return edges;
+}
+
+/* One cluster's signature document (verified; "result" says whether it passed). */
+static json_t *cluster_signature(const siggen_t *g, const cluster_t *k, const char *id, bool *ok)
+{
+    feat_t *f;
+    size_t nf = cluster_features(g, k, &f);
+    verdict_t v = verify(g, f, nf, k);
+    *ok = nf > 0 && v.false_positives == 0 && v.threshold > 0;
+    json_t *feats = json_array();
+    for (size_t i = 0; i < nf; i++)
+        json_array_append_new(feats, json_pack("{s:o, s:f}", "string", feature_string(g, f[i].key),
+                                               "weight", f[i].w));
+    bool auto_ok =
+        g->o.auto_members && k->members >= g->o.auto_members && k->n_edges >= g->o.auto_edges;
+    json_t *samples = json_array(); /* a few members, for the reviewer */
+    for (size_t m = 0; m < k->n && m < 3; m++)
+        json_array_append_new(samples, report_raw_string(k->m[m].raw, k->m[m].len));
+    json_t *sig = json_pack(
+        "{s:s, s:s, s:f, s:o, s:{s:s, s:I, s:I, s:s, s:f}, s:{s:I, s:I, s:f, s:I, s:b, s:s}, "
+        "s:o, s:o}",
+        "id", id, "kind", g->o.bilateral ? "bilateral" : "unilateral", "threshold", v.threshold,
+        "features", feats, "cluster", "key", k->key, "members", (json_int_t)k->members, "kept",
+        (json_int_t)k->n, "linkage", linkage_name(g->o.linkage), "cut",
+        g->o.linkage == LINK_KMEANS ? (double)g->o.k : g->o.cut, "verification", "clean_messages",
+        (json_int_t)g->clean.n, "false_positives", (json_int_t)v.false_positives, "max_clean_score",
+        isfinite(v.max_clean) ? v.max_clean : 0.0, "members_matched", (json_int_t)v.matched,
+        "tightened", v.tightened, "result", *ok ? "passed" : "rejected", "yara",
+        *ok ? yara_form(g, f, nf, k) : json_null(), "samples", samples);
+    json_object_set_new(sig, "edges", cluster_edges(k));
+    json_t *absorbed = json_array();
+    for (size_t i = 0; i < k->n_absorbed; i++)
+        json_array_append_new(absorbed, json_string(k->absorbed[i]));
+    json_object_set_new(json_object_get(sig, "cluster"), "absorbed", absorbed);
+    if (k->arrived > 0)
+        json_object_set_new(json_object_get(sig, "cluster"), "last_arrival", json_real(k->arrived));
+    json_object_set_new(sig, "first_seen", k->first > 0 ? json_real(k->first) : json_null());
+    json_object_set_new(sig, "last_seen", k->last > 0 ? json_real(k->last) : json_null());
+    json_object_set_new(sig, "auto_approvable", json_boolean(*ok && auto_ok));
+    free(f);
+    return sig;
+}
+
+json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix, bool changed_only)
 {
     if (g->clean.n)
         make_clean_mean(g);
-    size_t n = g->anomalies.n;
-    size_t *label = malloc((n ? n : 1) * sizeof *label);
-    size_t nl = g->o.linkage == LINK_KMEANS ? kmeans(g, label) : cluster(g, label);
     char feature[32];
     embed_opts_feature_name(&g->eo, feature, sizeof feature);
     json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o, s:o}", "format", "sipguard-signatures",
                             "version", 1, "sequence", (json_int_t)sequence, "feature", feature,
                             "shape", embed_shape_name(g->eo.shape), "signatures", json_array(),
                             "rejected", json_array());
-    size_t *members = malloc((n ? n : 1) * sizeof *members), made = 0;
-    for (size_t c = 0; c < nl; c++) {
-        size_t nm = 0;
-        for (size_t i = 0; i < n; i++)
-            if (label[i] == c)
-                members[nm++] = i;
-        if (nm < g->o.min_members)
+    size_t made = 0;
+    for (size_t c = 0; c < clusterer_count(g->clusters); c++) {
+        cluster_t *k = clusterer_get(g->clusters, c);
+        bool wanted = k->members >= g->o.min_members && (k->changed || !changed_only);
+        k->changed = false;
+        if (!wanted)
             continue;
-        feat_t *f;
-        size_t nf = cluster_features(g, members, nm, &f);
-        double thr = INFINITY, max_clean = -INFINITY;
-        for (size_t m = 0; m < nm; m++) {
-            double s = score(f, nf, g->anomalies.it[members[m]].v);
-            thr = s < thr ? s : thr;
-        }
-        size_t fp = 0;
-        for (size_t m = 0; m < g->clean.n; m++) {
-            double s = score(f, nf, g->clean.it[m].v);
-            max_clean = s > max_clean ? s : max_clean;
-            fp += s >= thr;
-        }
-        bool tightened = false;
-        size_t matched = nm;
-        if (fp && g->o.tighten) {
-            double t = max_clean + 1e-6 * (1 + fabs(max_clean));
-            matched = 0;
-            for (size_t m = 0; m < nm; m++)
-                matched += score(f, nf, g->anomalies.it[members[m]].v) >= t;
-            if (matched * 2 >= nm) { /* still covers most of the cluster */
-                thr = t;
-                fp = 0;
-                tightened = true;
-            }
-        }
-        bool ok = nf > 0 && fp == 0 && thr > 0;
         char id[96];
         snprintf(id, sizeof id, "%s-%06zu", id_prefix, ++made);
-        json_t *feats = json_array();
-        for (size_t i = 0; i < nf; i++)
-            json_array_append_new(feats, json_pack("{s:o, s:f}", "string",
-                                                   feature_string(g, f[i].key), "weight", f[i].w));
-        json_t *edges = json_array();
-        double first = INFINITY, last = -INFINITY;
-        for (size_t m = 0; m < nm; m++) {
-            const item_t *it = &g->anomalies.it[members[m]];
-            if (it->ts > 0) {
-                first = it->ts < first ? it->ts : first;
-                last = it->ts > last ? it->ts : last;
-            }
-            bool known = !it->edge[0];
-            size_t k;
-            json_t *e;
-            json_array_foreach(edges, k, e) known =
-                known || !strcmp(json_string_value(e), it->edge);
-            if (!known)
-                json_array_append_new(edges, json_string(it->edge));
-        }
-        bool auto_ok = g->o.auto_members && nm >= g->o.auto_members &&
-                       json_array_size(edges) >= g->o.auto_edges;
-        json_t *samples = json_array(); /* a few members, for the reviewer */
-        for (size_t m = 0; m < nm && m < 3; m++)
-            json_array_append_new(samples, report_raw_string(g->anomalies.it[members[m]].raw,
-                                                             g->anomalies.it[members[m]].len));
-        json_t *sig = json_pack(
-            "{s:s, s:s, s:f, s:o, s:{s:I, s:s, s:f}, s:{s:I, s:I, s:f, s:I, s:b, s:s}, s:o, s:o}",
-            "id", id, "kind", g->o.bilateral ? "bilateral" : "unilateral", "threshold", thr,
-            "features", feats, "cluster", "members", (json_int_t)nm, "linkage",
-            g->o.linkage == LINK_SINGLE     ? "single"
-            : g->o.linkage == LINK_COMPLETE ? "complete"
-            : g->o.linkage == LINK_KMEANS   ? "kmeans"
-                                            : "average",
-            "cut", g->o.linkage == LINK_KMEANS ? (double)g->o.k : g->o.cut, "verification",
-            "clean_messages", (json_int_t)g->clean.n, "false_positives", (json_int_t)fp,
-            "max_clean_score", isfinite(max_clean) ? max_clean : 0.0, "members_matched",
-            (json_int_t)matched, "tightened", tightened, "result", ok ? "passed" : "rejected",
-            "yara", ok ? yara_form(g, f, nf, members, nm) : json_null(), "samples", samples);
-        json_object_set_new(sig, "edges", edges);
-        json_object_set_new(sig, "first_seen", isfinite(first) ? json_real(first) : json_null());
-        json_object_set_new(sig, "last_seen", isfinite(last) ? json_real(last) : json_null());
-        json_object_set_new(sig, "auto_approvable", json_boolean(ok && auto_ok));
+        bool ok;
+        json_t *sig = cluster_signature(g, k, id, &ok);
         json_array_append_new(json_object_get(doc, ok ? "signatures" : "rejected"), sig);
-        free(f);
     }
-    free(members);
-    free(label);
     return doc;
 }
 

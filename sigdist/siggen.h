@@ -2,10 +2,10 @@
  * siggen: from anomalous messages to verified signatures (DESIGN.md,
  * "Signatures"; issue 5).
  *
- *  1. cluster the anomalies: agglomerative linkage (single, complete or
- *     average) over their embeddings scaled to unit length, merged while the
- *     linkage distance stays under a cut; or spherical k-means (k-means++
- *     seeding, cosine similarity) with a given k;
+ *  1. cluster the anomalies incrementally as they are added (cluster.h):
+ *     single, complete or average linkage over their embeddings scaled to unit
+ *     length with a distance cut, or sequential spherical k-means with a given
+ *     k; each cluster keeps a sample of its members and counts all of them;
  *  2. per cluster with enough members: A = the mean member vector over the
  *     features present in at least `presence` of the members (the rest
  *     pruned; A alone is the unilateral signature), N = the mean of the clean
@@ -26,10 +26,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cluster.h"
 #include "embed.h"
 #include "sparse.h"
-
-typedef enum { LINK_SINGLE = 0, LINK_COMPLETE, LINK_AVERAGE, LINK_KMEANS } linkage_t;
 
 typedef struct {
     linkage_t linkage;    /* default average */
@@ -42,7 +41,7 @@ typedef struct {
     bool tighten;         /* on a clean match, raise the threshold instead of rejecting */
     size_t auto_members;  /* signatures the policy may approve at once: cluster size (0: none) */
     size_t auto_edges;    /* ... and edges that saw it */
-    size_t max_anomalies; /* clustering input bound (2,000; beyond: an even sample) */
+    size_t max_anomalies; /* members kept over all clusters (10,000; then small clusters go) */
 } siggen_opts_t;
 
 void siggen_opts_default(siggen_opts_t *o);
@@ -56,19 +55,27 @@ typedef struct siggen siggen_t;
 siggen_t *siggen_new(const embed_opts_t *eo, const siggen_opts_t *o);
 void siggen_destroy(siggen_t **self);
 
-/* Adds one anomalous message / one clean message (the bytes; embedded here). */
+/* Adds one anomalous message (the bytes; embedded and placed in its cluster here). */
 int siggen_add_anomaly(siggen_t *g, const uint8_t *data, size_t len);
-/* The same, with the edge that reported it and when (for the signature's edges and first and
- * last seen). */
-int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *edge, double ts);
+/* The same, with the edge that reported it and the message's time (for the signature's edges
+ * and first and last seen), when it was received (0: unknown), and a name for it (a cluster it
+ * founds is keyed by it; NULL: its arrival number). */
+int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *edge, double ts,
+                      double arrived, const char *key);
+/* Adds one clean message; siggen_clear_clean empties the clean sample (to load it afresh). */
 int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len);
+void siggen_clear_clean(siggen_t *g);
+/* Live clusters. */
+size_t siggen_clusters(const siggen_t *g);
 
 /*
- * Clusters, builds and verifies. Returns a sipguard-signatures document (new reference):
- * the verified signatures under "signatures", the rejected ones under "rejected" (not loaded
- * by edges), each with "cluster" and "verification" facts. sequence names the set.
+ * Builds and verifies a signature for each cluster with enough members (changed_only: only
+ * those that grew since the last build). Returns a sipguard-signatures document (new
+ * reference): the verified signatures under "signatures", the rejected ones under "rejected"
+ * (not loaded by edges), each with "cluster" (its key, members counted and kept) and
+ * "verification" facts. sequence names the set.
  */
-json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix);
+json_t *siggen_build(siggen_t *g, uint64_t sequence, const char *id_prefix, bool changed_only);
 
 /* Writes a sipguard-signatures document as YARA rules (one rule per signature: its positive
  * strings as hex strings, the condition the count of them a member needs). Returns 0 or -1. */

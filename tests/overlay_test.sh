@@ -7,7 +7,7 @@ set -uo pipefail
 S=$1 E=$2 O=$3
 T=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 cd "$T"
 fails=0 checks=0
 check() { checks=$((checks + 1)); if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
@@ -122,13 +122,33 @@ wait $REPLAY
 wait_for 60 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ] && [ \"\$(metric $EHTTP sipguard_reports_total)\" = $((2 * N)) ]"
 SENT=$(metric $EHTTP sipguard_reports_total)
 kill -TERM $OV_PID; wait $OV_PID
-start_overlay ov4 "${OVSET[@]}"
+start_overlay ov4 "${OVSET[@]}" --set signatures.lifetime=2
 kill -TERM $EDGE; wait $EDGE
 STORED=$(metric $OV_HTTP sipguard_overlay_reports_in_store)
 # (edge, sequence) is the store's primary key: a count equal to what the edge made is every
 # report, once
 check "overlay killed mid-stream: the store holds every report the edge made, once ($STORED of $SENT)" \
     "[ \"$STORED\" = \"$SENT\" ] && [ \"$SENT\" = $((2 * N)) ]"
+
+# incremental clustering: on start the overlay places the stored anomalies again (same order,
+# same clusters and keys); the clusters grew with the second replay, so the build makes the
+# next version of their signatures
+api -X POST http://127.0.0.1:$OV_HTTP/v1/build >/dev/null
+sleep 0.3 # the metrics follow the event loop
+PLACED=$(metric $OV_HTTP sipguard_overlay_anomalies_clustered_total)
+CLUSTERS=$(metric $OV_HTTP sipguard_overlay_clusters)
+check "on start the stored anomalies are clustered again ($PLACED placed in $CLUSTERS clusters)" \
+    "[ \"\${PLACED:-0}\" -gt 2000 ] && [ \"\${CLUSTERS:-0}\" -gt 0 ]"
+api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; cp api.out pending2.json
+check "a cluster that grew gets the next version of its signature, which supersedes the last" \
+    "grep -q '\"version\":2' pending2.json && grep -q '\"supersedes\":\"sig-' pending2.json"
+api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=expired" >/dev/null
+check "the pending version it superseded is expired, saying by which" "grep -q '\"reason\":\"superseded by sig-' api.out"
+V2=$(grep -o '"id":"sig-[0-9]*"' pending2.json | head -1 | cut -d'"' -f4)
+api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$V2/approve >/dev/null
+wait_for 15 "api http://127.0.0.1:$OV_HTTP/v1/signatures/$V2 >/dev/null; grep -q '\"state\":\"expired\"' api.out"
+check "an active signature expires when its lifetime ran out with no new member ($V2)" \
+    "grep -q '\"state\":\"expired\"' api.out && grep -q 'lifetime' api.out"
 kill -TERM $OV_PID; wait $OV_PID; rc=$?
 check "SIGTERM: the overlay exits 0" "[ $rc = 0 ]"
 check "no sanitizer report in any log" "! grep -l 'Sanitizer\\|runtime error' *.log"

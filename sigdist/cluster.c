@@ -1,0 +1,496 @@
+#include "cluster.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RADIUS_REFRESH 32 /* joins between exact radius computations */
+#define MERGE_SAMPLE 32   /* members of each side compared when two clusters may merge */
+
+struct clusterer {
+    cluster_opts_t o;
+    cluster_t **cl; /* live clusters, in founding order */
+    size_t n, cap;
+    size_t kept;
+    uint64_t placed;
+};
+
+double unit_distance(const sparse_t *a, const sparse_t *b)
+{
+    if (a->norm2 == 0 || b->norm2 == 0)
+        return a->norm2 == b->norm2 ? 0.0 : M_SQRT2;
+    double d2 = 2 - 2 * sparse_dot(a, b) / sqrt(a->norm2 * b->norm2);
+    return d2 > 0 ? sqrt(d2) : 0;
+}
+
+clusterer_t *clusterer_new(const cluster_opts_t *o)
+{
+    clusterer_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->o = *o;
+    if (c->o.per_cluster == 0)
+        c->o.per_cluster = 1;
+    return c;
+}
+
+static void member_free(member_t *m)
+{
+    free(m->raw);
+    sparse_destroy(&m->v);
+}
+
+static void cluster_free(cluster_t *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        member_free(&k->m[i]);
+    free(k->m);
+    sparse_destroy(&k->sum);
+    free(k);
+}
+
+void clusterer_destroy(clusterer_t **self)
+{
+    clusterer_t *c = *self;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        cluster_free(c->cl[i]);
+    free(c->cl);
+    free(c);
+    *self = NULL;
+}
+
+size_t clusterer_count(const clusterer_t *c)
+{
+    return c->n;
+}
+
+cluster_t *clusterer_get(clusterer_t *c, size_t i)
+{
+    return i < c->n ? c->cl[i] : NULL;
+}
+
+uint64_t clusterer_placed(const clusterer_t *c)
+{
+    return c->placed;
+}
+
+size_t clusterer_kept(const clusterer_t *c)
+{
+    return c->kept;
+}
+
+/* ------------------------------------------------------------------ centroid arithmetic */
+
+static double unit_scale(const sparse_t *v)
+{
+    return v->norm2 > 0 ? 1 / sqrt(v->norm2) : 0;
+}
+
+/* sum += w * v (both sorted by key); entries that cancel are dropped. Returns 0 or -1. */
+static int sum_add(sparse_t *sum, const sparse_t *v, double w)
+{
+    size_t cap = sum->n + v->n;
+    uint64_t *keys = malloc((cap ? cap : 1) * sizeof *keys);
+    double *vals = malloc((cap ? cap : 1) * sizeof *vals);
+    if (!keys || !vals) {
+        free(keys), free(vals);
+        return -1;
+    }
+    size_t i = 0, j = 0, n = 0;
+    double norm2 = 0;
+    while (i < sum->n || j < v->n) {
+        uint64_t key;
+        double x;
+        if (j == v->n || (i < sum->n && sum->keys[i] < v->keys[j])) {
+            key = sum->keys[i];
+            x = sum->vals[i++];
+        } else if (i == sum->n || v->keys[j] < sum->keys[i]) {
+            key = v->keys[j];
+            x = w * v->vals[j++];
+        } else {
+            key = sum->keys[i];
+            x = sum->vals[i++] + w * v->vals[j++];
+        }
+        if (fabs(x) > 1e-12) {
+            keys[n] = key;
+            vals[n++] = x;
+            norm2 += x * x;
+        }
+    }
+    free(sum->keys);
+    free(sum->vals);
+    sum->keys = keys;
+    sum->vals = vals;
+    sum->n = n;
+    sum->cap = cap ? cap : 1;
+    sum->norm2 = norm2;
+    return 0;
+}
+
+/* Distance of a message (at unit length) from a cluster's mean. */
+static double distance_to_mean(const cluster_t *k, const sparse_t *x)
+{
+    if (k->n == 0)
+        return M_SQRT2;
+    double nk = (double)k->n;
+    double d2 = 1 - 2 * sparse_dot(x, k->sum) * unit_scale(x) / nk + k->sum->norm2 / (nk * nk);
+    if (x->norm2 == 0)
+        d2 = k->sum->norm2 / (nk * nk);
+    return d2 > 0 ? sqrt(d2) : 0;
+}
+
+static void refresh_radius(cluster_t *k)
+{
+    k->radius = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        double d = distance_to_mean(k, k->m[i].v);
+        k->radius = d > k->radius ? d : k->radius;
+    }
+    k->stale = 0;
+}
+
+static int rebuild_sum(cluster_t *k)
+{
+    k->sum->n = 0;
+    k->sum->norm2 = 0;
+    for (size_t i = 0; i < k->n; i++)
+        if (sum_add(k->sum, k->m[i].v, unit_scale(k->m[i].v)) != 0)
+            return -1;
+    refresh_radius(k);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ members */
+
+static void note_origin(cluster_t *k, const member_t *m, uint64_t arrival)
+{
+    bool known = !m->edge[0];
+    for (size_t i = 0; i < k->n_edges && !known; i++)
+        known = !strcmp(k->edges[i], m->edge);
+    if (!known && k->n_edges < CLUSTER_MAX_EDGES)
+        snprintf(k->edges[k->n_edges++], sizeof k->edges[0], "%s", m->edge);
+    if (m->ts > 0) {
+        k->first = k->first > 0 && k->first < m->ts ? k->first : m->ts;
+        k->last = k->last > m->ts ? k->last : m->ts;
+    }
+    k->arrived = k->arrived > m->arrived ? k->arrived : m->arrived;
+    k->touched = arrival;
+    k->changed = true;
+}
+
+static void note_absorbed(cluster_t *k, const char *key)
+{
+    if (k->n_absorbed < CLUSTER_MAX_ABSORBED)
+        snprintf(k->absorbed[k->n_absorbed++], sizeof k->absorbed[0], "%s", key);
+}
+
+/* Reservoir slot for the seen-th member (0-based) of a cluster keeping cap: where it goes, or
+ * SIZE_MAX when it is not kept. A fixed hash, so replays keep the same members. */
+static size_t reservoir_slot(size_t seen, size_t cap)
+{
+    if (seen < cap)
+        return seen;
+    uint64_t x = (uint64_t)seen * 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 31;
+    size_t j = (size_t)(x % (seen + 1));
+    return j < cap ? j : SIZE_MAX;
+}
+
+/* Adds a member to a cluster (taking it over); keeps it when the reservoir says so. */
+static int join(clusterer_t *c, cluster_t *k, member_t *m, uint64_t arrival)
+{
+    note_origin(k, m, arrival);
+    size_t slot = reservoir_slot(k->members++, c->o.per_cluster);
+    if (slot == SIZE_MAX) {
+        member_free(m);
+        return 0;
+    }
+    double moved; /* how far the mean moves: bounds the change of every member's distance */
+    if (slot == k->n) {
+        if (k->n == k->cap) {
+            size_t cap = k->cap ? k->cap * 2 : 8;
+            member_t *nm = realloc(k->m, cap * sizeof *nm);
+            if (!nm) {
+                member_free(m);
+                return -1;
+            }
+            k->m = nm;
+            k->cap = cap;
+        }
+        moved = distance_to_mean(k, m->v) / (double)(k->n + 1);
+        k->m[k->n++] = *m;
+        c->kept++;
+        if (sum_add(k->sum, m->v, unit_scale(m->v)) != 0)
+            return -1;
+    } else {
+        moved = unit_distance(m->v, k->m[slot].v) / (double)k->n;
+        if (sum_add(k->sum, k->m[slot].v, -unit_scale(k->m[slot].v)) != 0 ||
+            sum_add(k->sum, m->v, unit_scale(m->v)) != 0) {
+            member_free(m);
+            return -1;
+        }
+        member_free(&k->m[slot]);
+        k->m[slot] = *m;
+    }
+    if (++k->stale >= RADIUS_REFRESH || k->n <= 2) {
+        refresh_radius(k);
+    } else {
+        double d = distance_to_mean(k, m->v);
+        k->radius = fmax(k->radius + moved, d);
+    }
+    return 0;
+}
+
+static cluster_t *found(clusterer_t *c, member_t *m, const char *key, uint64_t arrival)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        cluster_t **ncl = realloc(c->cl, cap * sizeof *ncl);
+        if (!ncl)
+            return NULL;
+        c->cl = ncl;
+        c->cap = cap;
+    }
+    cluster_t *k = calloc(1, sizeof *k);
+    if (!k || !(k->sum = sparse_new())) {
+        free(k);
+        return NULL;
+    }
+    if (key)
+        snprintf(k->key, sizeof k->key, "%s", key);
+    else
+        snprintf(k->key, sizeof k->key, "%llu", (unsigned long long)arrival);
+    k->founded = arrival;
+    c->cl[c->n++] = k;
+    if (join(c, k, m, arrival) != 0)
+        return NULL;
+    return k;
+}
+
+static void drop(clusterer_t *c, size_t i)
+{
+    c->kept -= c->cl[i]->n;
+    cluster_free(c->cl[i]);
+    memmove(&c->cl[i], &c->cl[i + 1], (c->n - i - 1) * sizeof *c->cl);
+    c->n--;
+}
+
+static size_t index_of(const clusterer_t *c, const cluster_t *k)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->cl[i] == k)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Folds cluster b into a (the older one keeps its key), then drops b. */
+static int merge(clusterer_t *c, cluster_t *a, cluster_t *b)
+{
+    if (b->founded < a->founded) {
+        cluster_t *t = a;
+        a = b;
+        b = t;
+    }
+    for (size_t i = 0; i < b->n_edges; i++) {
+        member_t probe = {.ts = 0};
+        snprintf(probe.edge, sizeof probe.edge, "%s", b->edges[i]);
+        note_origin(a, &probe, a->touched);
+    }
+    if (b->first > 0)
+        a->first = a->first > 0 && a->first < b->first ? a->first : b->first;
+    a->last = fmax(a->last, b->last);
+    a->arrived = fmax(a->arrived, b->arrived);
+    note_absorbed(a, b->key);
+    for (size_t i = 0; i < b->n_absorbed; i++)
+        note_absorbed(a, b->absorbed[i]);
+    a->touched = a->touched > b->touched ? a->touched : b->touched;
+    a->changed = true;
+    size_t total = a->n + b->n, keep = total < c->o.per_cluster ? total : c->o.per_cluster;
+    member_t *all = malloc((total ? total : 1) * sizeof *all);
+    if (!all)
+        return -1;
+    memcpy(all, a->m, a->n * sizeof *all);
+    memcpy(all + a->n, b->m, b->n * sizeof *all);
+    /* an even stride over both when they do not all fit */
+    size_t kept = 0;
+    for (size_t i = 0; i < total; i++) {
+        bool take = keep == total || (i * keep) / total != ((i + 1) * keep) / total;
+        if (take && kept < keep)
+            all[kept++] = all[i];
+        else
+            member_free(&all[i]);
+    }
+    free(a->m);
+    a->m = all;
+    a->cap = total ? total : 1;
+    c->kept -= a->n + b->n;
+    a->n = kept;
+    c->kept += kept;
+    a->members += b->members;
+    b->n = 0; /* its members moved */
+    drop(c, index_of(c, b));
+    return rebuild_sum(a);
+}
+
+/* ------------------------------------------------------------------ linkage */
+
+/* The linkage distance of a message to a cluster, or INFINITY when it cannot be under the cut
+ * (bounded below by the mean first). */
+static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_t *x)
+{
+    double dm = distance_to_mean(k, x), cut = c->o.cut;
+    switch (c->o.linkage) {
+    case LINK_SINGLE:
+        if (dm - k->radius >= cut)
+            return INFINITY;
+        for (size_t i = 0; i < k->n; i++) {
+            double d = unit_distance(x, k->m[i].v);
+            if (d < cut)
+                return d; /* any one under the cut joins: single linkage */
+        }
+        return INFINITY;
+    case LINK_COMPLETE: {
+        if (dm >= cut)
+            return INFINITY;
+        double worst = 0;
+        for (size_t i = 0; i < k->n; i++) {
+            double d = unit_distance(x, k->m[i].v);
+            if (d >= cut)
+                return INFINITY;
+            worst = d > worst ? d : worst;
+        }
+        return worst;
+    }
+    case LINK_AVERAGE: {
+        if (dm >= cut)
+            return INFINITY;
+        double s = 0;
+        for (size_t i = 0; i < k->n; i++)
+            s += unit_distance(x, k->m[i].v);
+        double mean = k->n ? s / (double)k->n : M_SQRT2;
+        return mean < cut ? mean : INFINITY;
+    }
+    case LINK_KMEANS:
+    default: { /* cosine to the centre */
+        double nx = unit_scale(x), ns = k->sum->norm2 > 0 ? 1 / sqrt(k->sum->norm2) : 0;
+        double d2 = 2 - 2 * sparse_dot(x, k->sum) * nx * ns;
+        return d2 > 0 ? sqrt(d2) : 0;
+    }
+    }
+}
+
+/* Mean distance between the members of two clusters, under the cut or not: the distance of
+ * the means bounds it from below and the root mean square distance from above, so only the
+ * undecided pairs are measured (over a sample of each side). */
+static bool average_linkage_under(const clusterer_t *c, const cluster_t *a, const cluster_t *b)
+{
+    if (a->n == 0 || b->n == 0)
+        return false;
+    double na = (double)a->n, nb = (double)b->n, ab = sparse_dot(a->sum, b->sum) / (na * nb);
+    double lo2 = a->sum->norm2 / (na * na) + b->sum->norm2 / (nb * nb) - 2 * ab;
+    if (lo2 > 0 && sqrt(lo2) >= c->o.cut)
+        return false;
+    double hi2 = 2 - 2 * ab;
+    if (hi2 < c->o.cut * c->o.cut)
+        return true;
+    size_t sa = a->n < MERGE_SAMPLE ? a->n : MERGE_SAMPLE, sb = b->n < MERGE_SAMPLE ? b->n : MERGE_SAMPLE;
+    double s = 0;
+    for (size_t i = 0; i < sa; i++)
+        for (size_t j = 0; j < sb; j++)
+            s += unit_distance(a->m[i * a->n / sa].v, b->m[j * b->n / sb].v);
+    return s / (double)(sa * sb) < c->o.cut;
+}
+
+/* After *kp grew under average linkage: merge it with every cluster now close enough; *kp is
+ * then the cluster they became. */
+static int merge_neighbours(clusterer_t *c, cluster_t **kp)
+{
+    cluster_t *k = *kp;
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < c->n; i++) {
+            cluster_t *o = c->cl[i];
+            if (o == k || !average_linkage_under(c, k, o))
+                continue;
+            cluster_t *keep = o->founded < k->founded ? o : k;
+            if (merge(c, k, o) != 0)
+                return -1;
+            k = *kp = keep;
+            again = true;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* When memory is short: drop the least recently grown small cluster (or any, but not k). */
+static void make_room(clusterer_t *c, const cluster_t *k)
+{
+    while (c->kept > c->o.max_kept && c->n > 1) {
+        size_t victim = SIZE_MAX;
+        for (int pass = 0; pass < 2 && victim == SIZE_MAX; pass++)
+            for (size_t i = 0; i < c->n; i++) {
+                const cluster_t *o = c->cl[i];
+                if (o == k || (pass == 0 && o->members >= c->o.small))
+                    continue;
+                if (victim == SIZE_MAX || o->touched < c->cl[victim]->touched)
+                    victim = i;
+            }
+        if (victim == SIZE_MAX)
+            return;
+        drop(c, victim);
+    }
+}
+
+int clusterer_add(clusterer_t *c, member_t *m, const char *key)
+{
+    uint64_t arrival = c->placed++;
+    cluster_t *best = NULL;
+    double bd = INFINITY;
+    if (c->o.linkage == LINK_SINGLE) {
+        /* join every cluster within reach: they become one */
+        for (size_t i = 0; i < c->n;) {
+            cluster_t *k = c->cl[i];
+            if (!isfinite(linkage_to(c, k, m->v))) {
+                i++;
+                continue;
+            }
+            if (!best) {
+                best = k;
+                i++;
+                continue;
+            }
+            cluster_t *keep = k->founded < best->founded ? k : best;
+            if (merge(c, best, k) != 0) {
+                member_free(m);
+                return -1;
+            }
+            best = keep;
+            i = 0; /* the list moved */
+        }
+    } else {
+        for (size_t i = 0; i < c->n; i++) {
+            double d = linkage_to(c, c->cl[i], m->v);
+            if (d < bd) {
+                bd = d;
+                best = c->cl[i];
+            }
+        }
+        if (c->o.linkage == LINK_KMEANS && c->n < c->o.k && bd >= c->o.cut)
+            best = NULL; /* far from every centre and room for another */
+    }
+    cluster_t *k = best;
+    if (k) {
+        if (join(c, k, m, arrival) != 0)
+            return -1;
+        if (c->o.linkage == LINK_AVERAGE && merge_neighbours(c, &k) != 0)
+            return -1;
+    } else if (!(k = found(c, m, key, arrival))) {
+        return -1;
+    }
+    make_room(c, k);
+    return 0;
+}
