@@ -58,3 +58,39 @@ for k in 1 2 3; do
     lat+=($((t1 - t0)))
 done
 echo "overlay_approval_to_edge_ms_median $(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)"
+
+# Many edges at once: ingest_bench plays K edges (a CURVE key pair each) sending anomaly
+# reports with 256 unacknowledged at most; the overlay commits, acknowledges and clusters them.
+IB="$B/bench/ingest_bench"
+fresh_overlay() { # name, then extra arguments; sets OP, OEP, OKEY, OHTTP
+    rm -f "$1.ports"
+    "$O" --set "overlay.db=$1.db" --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0 \
+        --set signatures.model=m.model --set signatures.clean=clean.pcap \
+        --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+        --set 'overlay.updates_listen=tcp://127.0.0.1:*' "${@:2}" --ports-file "$1.ports" 2>"$1.log" &
+    OP=$!
+    PIDS+=($OP)
+    for _ in $(seq 100); do [ -s "$1.ports" ] && break; sleep 0.1; done
+    OEP=$(awk '$1=="reports"{print $2}' "$1.ports") OKEY=$(awk '$1=="key"{print $2}' "$1.ports")
+    OHTTP=$(awk '$1=="http"{print $2}' "$1.ports")
+}
+"$IB" keys ibkeys 16 > ibedges.args
+for K in 1 4 16; do
+    fresh_overlay ib$K --set signatures.build_interval=0 $(cat ibedges.args)
+    "$IB" run "$OEP" "$OKEY" ibkeys $K $((48000 / K)) | sed "s/^overlay_ingest_reports_per_s/overlay_ingest_reports_per_s_${K}_edges/" |
+        grep -v '^overlay_ingest_edges'
+    kill $OP; wait $OP 2>/dev/null || true
+done
+
+# From the first report of a new attack to a verified candidate signature: the overlay
+# clusters reports as they arrive and builds every second ([signatures] build_interval = 1).
+fresh_overlay cand --set signatures.build_interval=1 $(cat ibedges.args)
+t0=$(now_ms)
+"$IB" run "$OEP" "$OKEY" ibkeys 1 50 >/dev/null
+for _ in $(seq 300); do
+    curl -s "127.0.0.1:$OHTTP/v1/signatures?state=pending" | grep -q '"id":"sig-' && break
+    sleep 0.02
+done
+t1=$(now_ms)
+echo "overlay_first_anomaly_to_candidate_ms $((t1 - t0))"
+kill $OP; wait $OP 2>/dev/null || true

@@ -130,13 +130,39 @@ static int sum_add(sparse_t *sum, const sparse_t *v, double w)
     return 0;
 }
 
+/* The dot product of a message with a cluster's sum, which may hold many more keys: each of
+ * the message's keys is looked up (O(m log n)) rather than both lists walked (O(m + n)). */
+static double dot_with_sum(const sparse_t *x, const sparse_t *sum)
+{
+    if (sum->n < 8 * x->n)
+        return sparse_dot(x, sum);
+    double d = 0;
+    size_t lo = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        size_t hi = sum->n;
+        uint64_t key = x->keys[i];
+        while (lo < hi) { /* keys ascend in both: the search starts where the last ended */
+            size_t mid = lo + (hi - lo) / 2;
+            if (sum->keys[mid] < key)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == sum->n)
+            break;
+        if (sum->keys[lo] == key)
+            d += x->vals[i] * sum->vals[lo];
+    }
+    return d;
+}
+
 /* Distance of a message (at unit length) from a cluster's mean. */
 static double distance_to_mean(const cluster_t *k, const sparse_t *x)
 {
     if (k->n == 0)
         return M_SQRT2;
     double nk = (double)k->n;
-    double d2 = 1 - 2 * sparse_dot(x, k->sum) * unit_scale(x) / nk + k->sum->norm2 / (nk * nk);
+    double d2 = 1 - 2 * dot_with_sum(x, k->sum) * unit_scale(x) / nk + k->sum->norm2 / (nk * nk);
     if (x->norm2 == 0)
         d2 = k->sum->norm2 / (nk * nk);
     return d2 > 0 ? sqrt(d2) : 0;
@@ -337,8 +363,11 @@ static int merge(clusterer_t *c, cluster_t *a, cluster_t *b)
 
 /* ------------------------------------------------------------------ linkage */
 
-/* The linkage distance of a message to a cluster, or INFINITY when it cannot be under the cut
- * (bounded below by the mean first). */
+/* The linkage distance of a message to a cluster, or INFINITY when it is not under the cut.
+ * The mean m bounds each linkage: every member lies within the radius r of it, so all members
+ * are within dm + r (and single and complete linkage are decided without a member when that is
+ * under the cut); the mean distance lies between dm and the root mean square distance,
+ * sqrt(dm^2 + 1 - |m|^2). Members are measured only when the bounds leave it open. */
 static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_t *x)
 {
     double dm = distance_to_mean(k, x), cut = c->o.cut;
@@ -346,6 +375,8 @@ static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_
     case LINK_SINGLE:
         if (dm - k->radius >= cut)
             return INFINITY;
+        if (dm + k->radius < cut)
+            return dm;
         for (size_t i = 0; i < k->n; i++) {
             double d = unit_distance(x, k->m[i].v);
             if (d < cut)
@@ -355,6 +386,8 @@ static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_
     case LINK_COMPLETE: {
         if (dm >= cut)
             return INFINITY;
+        if (dm + k->radius < cut)
+            return dm + k->radius;
         double worst = 0;
         for (size_t i = 0; i < k->n; i++) {
             double d = unit_distance(x, k->m[i].v);
@@ -365,18 +398,22 @@ static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_
         return worst;
     }
     case LINK_AVERAGE: {
-        if (dm >= cut)
+        if (dm >= cut || k->n == 0)
             return INFINITY;
+        double nk = (double)k->n, spread = 1 - k->sum->norm2 / (nk * nk);
+        double rms = sqrt(dm * dm + (spread > 0 ? spread : 0));
+        if (rms < cut)
+            return rms;
         double s = 0;
         for (size_t i = 0; i < k->n; i++)
             s += unit_distance(x, k->m[i].v);
-        double mean = k->n ? s / (double)k->n : M_SQRT2;
+        double mean = s / nk;
         return mean < cut ? mean : INFINITY;
     }
     case LINK_KMEANS:
     default: { /* cosine to the centre */
         double nx = unit_scale(x), ns = k->sum->norm2 > 0 ? 1 / sqrt(k->sum->norm2) : 0;
-        double d2 = 2 - 2 * sparse_dot(x, k->sum) * nx * ns;
+        double d2 = 2 - 2 * dot_with_sum(x, k->sum) * nx * ns;
         return d2 > 0 ? sqrt(d2) : 0;
     }
     }
@@ -396,7 +433,8 @@ static bool average_linkage_under(const clusterer_t *c, const cluster_t *a, cons
     double hi2 = 2 - 2 * ab;
     if (hi2 < c->o.cut * c->o.cut)
         return true;
-    size_t sa = a->n < MERGE_SAMPLE ? a->n : MERGE_SAMPLE, sb = b->n < MERGE_SAMPLE ? b->n : MERGE_SAMPLE;
+    size_t sa = a->n < MERGE_SAMPLE ? a->n : MERGE_SAMPLE,
+           sb = b->n < MERGE_SAMPLE ? b->n : MERGE_SAMPLE;
     double s = 0;
     for (size_t i = 0; i < sa; i++)
         for (size_t j = 0; j < sb; j++)
@@ -454,7 +492,7 @@ int clusterer_add(clusterer_t *c, member_t *m, const char *key)
         /* join every cluster within reach: they become one */
         for (size_t i = 0; i < c->n;) {
             cluster_t *k = c->cl[i];
-            if (!isfinite(linkage_to(c, k, m->v))) {
+            if (k == best || !isfinite(linkage_to(c, k, m->v))) {
                 i++;
                 continue;
             }
@@ -486,7 +524,10 @@ int clusterer_add(clusterer_t *c, member_t *m, const char *key)
     if (k) {
         if (join(c, k, m, arrival) != 0)
             return -1;
-        if (c->o.linkage == LINK_AVERAGE && merge_neighbours(c, &k) != 0)
+        /* the mean moves little with each member: look for merges as the cluster doubles and
+         * every 32 members, not at every join */
+        bool grown = (k->members & (k->members - 1)) == 0 || k->members % 32 == 0;
+        if (c->o.linkage == LINK_AVERAGE && grown && merge_neighbours(c, &k) != 0)
             return -1;
     } else if (!(k = found(c, m, key, arrival))) {
         return -1;

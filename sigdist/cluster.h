@@ -21,15 +21,13 @@
  *
  * A message starting a cluster gives it its key (the caller's name for the
  * message, e.g. "edge1/1234"); a merged cluster keeps the older key (and
- * lists the keys it absorbed), so a cluster keeps one name while it grows and replaying the same messages gives
- * the same clusters and keys. Each cluster counts every member, the edges
- * they came from and the first and last time seen, but keeps at most
- * `per_cluster` members (a reservoir sample) and all clusters together at
- * most `max_kept`: past that, the least recently grown small cluster goes.
- * The centroid (sum of kept unit vectors) bounds every linkage from below
- * (mean and max distance are at least the distance to the mean; the nearest
- * is at least that minus the cluster's radius), so most clusters are ruled
- * out with one dot product.
+ * lists the keys it absorbed), so a cluster keeps one name while it grows and replaying the same
+ * messages gives the same clusters and keys. Each cluster counts every member, the edges they came
+ * from and the first and last time seen, but keeps at most `per_cluster` members (a reservoir
+ * sample) and all clusters together at most `max_kept`: past that, the least recently grown small
+ * cluster goes. The centroid (sum of kept unit vectors) bounds every linkage from below (mean and
+ * max distance are at least the distance to the mean; the nearest is at least that minus the
+ * cluster's radius), so most clusters are ruled out with one dot product.
  */
 #ifndef SIPGUARD_CLUSTER_H
 #define SIPGUARD_CLUSTER_H
@@ -48,8 +46,8 @@ typedef enum { LINK_SINGLE = 0, LINK_COMPLETE, LINK_AVERAGE, LINK_KMEANS } linka
 typedef struct {
     uint8_t *raw; /* the message's bytes */
     size_t len;
-    sparse_t *v;   /* its embedding (counts, sorted by key) */
-    char edge[64]; /* who reported it ("" when it came from a capture) */
+    sparse_t *v;    /* its embedding (counts, sorted by key) */
+    char edge[64];  /* who reported it ("" when it came from a capture) */
     double ts;      /* the message's time */
     double arrived; /* when the collector received it (0: unknown) */
 } member_t;
@@ -58,18 +56,18 @@ typedef struct {
     char key[64];
     member_t *m; /* kept members */
     size_t n, cap;
-    size_t members;  /* every member ever placed here */
-    sparse_t *sum;   /* sum of the kept members at unit length, sorted by key */
-    double radius;   /* >= the distance of any kept member from the mean */
-    unsigned stale;  /* joins since the radius was last computed exactly */
+    size_t members; /* every member ever placed here */
+    sparse_t *sum;  /* sum of the kept members at unit length, sorted by key */
+    double radius;  /* >= the distance of any kept member from the mean */
+    unsigned stale; /* joins since the radius was last computed exactly */
     char edges[CLUSTER_MAX_EDGES][64];
-    size_t n_edges;  /* distinct edges (the first CLUSTER_MAX_EDGES kept by name) */
+    size_t n_edges; /* distinct edges (the first CLUSTER_MAX_EDGES kept by name) */
     double first, last;
-    double arrived; /* the newest member's arrival */
+    double arrived;                          /* the newest member's arrival */
     char absorbed[CLUSTER_MAX_ABSORBED][64]; /* keys of clusters merged into this one */
     size_t n_absorbed;
     uint64_t founded, touched; /* arrival numbers */
-    bool changed;    /* grown since the caller last cleared it */
+    bool changed;              /* grown since the caller last cleared it */
 } cluster_t;
 
 typedef struct {

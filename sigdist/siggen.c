@@ -269,10 +269,7 @@ static bool is_shaping_token(uint8_t c)
 /* 1 when the needle occurs in the haystack (YARA counts strings present, not occurrences). */
 static size_t present_in(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
 {
-    for (size_t i = 0; i + m <= n; i++)
-        if (!memcmp(hay + i, needle, m))
-            return 1;
-    return 0;
+    return memmem(hay, n, needle, m) != NULL;
 }
 
 /* YARA form: the positive strings that occur in raw bytes, and how many a member needs. */

@@ -4,7 +4,7 @@
 # mid-stream and restarted loses no report and stores none twice.
 # usage: overlay_test.sh SIPGUARD SIPGUARD_EDGE SIPGUARD_OVERLAY
 set -uo pipefail
-S=$1 E=$2 O=$3
+S=$(realpath "$1") E=$(realpath "$2") O=$(realpath "$3")
 T=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
@@ -144,7 +144,8 @@ check "a cluster that grew gets the next version of its signature, which superse
     "grep -q '\"version\":2' pending2.json && grep -q '\"supersedes\":\"sig-' pending2.json"
 api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=expired" >/dev/null
 check "the pending version it superseded is expired, saying by which" "grep -q '\"reason\":\"superseded by sig-' api.out"
-V2=$(grep -o '"id":"sig-[0-9]*"' pending2.json | head -1 | cut -d'"' -f4)
+# a version made by this build (so its expiry counts from the cluster's newest report)
+V2=$(awk -v RS='"signature":[{]"id":"' 'NR > 1 && /"version":2/ {print substr($0, 1, 10); exit}' pending2.json)
 api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$V2/approve >/dev/null
 wait_for 15 "api http://127.0.0.1:$OV_HTTP/v1/signatures/$V2 >/dev/null; grep -q '\"state\":\"expired\"' api.out"
 check "an active signature expires when its lifetime ran out with no new member ($V2)" \
