@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <microhttpd.h>
@@ -278,8 +279,8 @@ static void print_config(const overlay_config_t *c, bool comments)
         printf("# smallest cluster that makes a signature; verified signatures of clusters with\n"
                "# auto_approve members or more, seen by auto_approve_edges edges or more, go\n"
                "# active without review (auto_approve 0: never); seconds between builds (0:\n"
-               "# only POST /v1/build); seconds an active signature lives after its cluster last\n"
-               "# grew (0: until expired by hand)\n");
+               "# only POST /v1/build); seconds an active signature lives after the newest report\n"
+               "# of its cluster arrived (0: until expired by hand)\n");
     printf("min_members = %zu\nauto_approve = %zu\nauto_approve_edges = %zu\n"
            "build_interval = %ld\nlifetime = %ld\n\n[edges]\n",
            c->sig.gen.min_members, c->sig.auto_approve, c->sig.auto_edges ? c->sig.auto_edges : 1,
@@ -355,6 +356,49 @@ typedef struct {
     bool too_big;
 } post_t;
 
+/* A whole-number query argument in [lo, hi] (def when absent); -1 when it is not one. */
+static int64_t query_int(struct MHD_Connection *conn, const char *name, int64_t def, int64_t lo,
+                         int64_t hi)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v)
+        return def;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    return !*v || *end || errno || n < lo || n > hi ? -1 : (int64_t)n;
+}
+
+/* GET /v1/anomalies?edge=&since=&after=&limit=: stored anomaly reports, oldest first; "next"
+ * is the `after` of the following page. */
+static enum MHD_Result list_anomalies(struct MHD_Connection *conn)
+{
+    const char *edge = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "edge");
+    const char *since_s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+    int64_t after = query_int(conn, "after", 0, 0, INT64_MAX);
+    int64_t limit = query_int(conn, "limit", 100, 1, 1000);
+    double since = 0;
+    char *end = NULL;
+    if (since_s)
+        since = strtod(since_s, &end);
+    if (after < 0)
+        return api_error(conn, 400, "after: expected a report number (0 or more)");
+    if (limit < 0)
+        return api_error(conn, 400, "limit: expected a whole number from 1 to 1000");
+    if (since_s && (!*since_s || *end || !isfinite(since)))
+        return api_error(conn, 400, "since: expected a Unix time in seconds");
+    json_t *list = store_list_reports(g_store, edge, since, after, (size_t)limit);
+    if (!list)
+        return api_error(conn, 500, store_error(g_store));
+    size_t n = json_array_size(list);
+    json_t *last = n ? json_array_get(list, n - 1) : NULL;
+    return json_reply(conn, 200,
+                      json_pack("{s:o, s:o}", "anomalies", list, "next",
+                                last && n == (size_t)limit
+                                    ? json_integer(json_integer_value(json_object_get(last, "n")))
+                                    : json_null()));
+}
+
 /* /v1/...: the review API (docs/overlay-api.yaml). */
 static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const char *method,
                            post_t *body)
@@ -376,6 +420,8 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
         else
             r = json_reply(conn, 200,
                            json_pack("{s:o}", "signatures", store_list_signatures(g_store, state)));
+    } else if (!strcmp(url, "/v1/anomalies") && get) {
+        r = list_anomalies(conn);
     } else if (!strcmp(url, "/v1/signatures/active.json") && get) {
         char err[300];
         json_t *doc = sigman_active(g_store, &g_config->sig, err, sizeof err);

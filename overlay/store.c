@@ -230,6 +230,33 @@ int store_each_report_after(store_t *s, int64_t *after, size_t limit,
     return rc == SQLITE_DONE ? n : -1;
 }
 
+json_t *store_list_reports(store_t *s, const char *edge, double since, int64_t after, size_t limit)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT n, edge, seq, received, json FROM reports WHERE n > ? AND "
+                           "received >= ? AND (?3 IS NULL OR edge = ?3) ORDER BY n LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_double(st, 2, since);
+    if (edge)
+        sqlite3_bind_text(st, 3, edge, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_error_t je;
+        json_t *r = json_loads((const char *)sqlite3_column_text(st, 4), JSON_ALLOW_NUL, &je);
+        json_array_append_new(
+            a, json_pack("{s:I, s:s, s:I, s:f, s:o}", "n", (json_int_t)sqlite3_column_int64(st, 0),
+                         "edge", sqlite3_column_text(st, 1), "seq",
+                         (json_int_t)sqlite3_column_int64(st, 2), "received",
+                         sqlite3_column_double(st, 3), "report", r ? r : json_null()));
+    }
+    sqlite3_finalize(st);
+    return a;
+}
+
 int store_add_signature(store_t *s, const char *id, const char *hash, const char *state, double now,
                         const char *doc, const char *cluster, int version)
 {

@@ -54,6 +54,10 @@ int store_each_report(store_t *s, int (*fn)(void *ctx, const char *json, size_t 
 int store_each_report_after(store_t *s, int64_t *after, size_t limit,
                             int (*fn)(void *ctx, const char *json, size_t len, double received),
                             void *ctx);
+/* Stored anomaly reports as a JSON array of {n, edge, seq, received, report}, in arrival
+ * order: those numbered after `after`, received at or after `since`, of `edge` (NULL: any),
+ * at most `limit`. NULL on an error. */
+json_t *store_list_reports(store_t *s, const char *edge, double since, int64_t after, size_t limit);
 /* Adds a signature (version `version` of the cluster's signature; cluster may be NULL) unless
  * one with the same content hash exists. Returns 1 added, 0 known, -1 error. */
 int store_add_signature(store_t *s, const char *id, const char *hash, const char *state, double now,

@@ -111,7 +111,7 @@ start_edge() {
         --set http.listen=127.0.0.1:0 --set "overlay.endpoint=$REP" --set "overlay.server_key=$KEY" \
         --set overlay.key_dir=keys$i --set overlay.spool_dir=spool$i \
         --set "overlay.signatures_snapshot=$SNAP" --set "overlay.signatures_updates=$UPD" \
-        --set scoring.local_policy=never --ports-file e$i.ports 2>>e$i.log &
+        --set scoring.local_policy=always --ports-file e$i.ports 2>>e$i.log &
     EDGES[$i]=$!
     PIDS+=($!)
 }

@@ -4,7 +4,7 @@
 # mid-stream and restarted loses no report and stores none twice.
 # usage: overlay_test.sh SIPGUARD SIPGUARD_EDGE SIPGUARD_OVERLAY
 set -uo pipefail
-S=$(realpath "$1") E=$(realpath "$2") O=$(realpath "$3")
+S=$(realpath "$1") E=$(realpath "$2") O=$(realpath "$3") HERE=$(dirname "$(realpath "$0")")
 T=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
@@ -92,6 +92,12 @@ check "a bad state filter: 400" "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/signatur
 api http://127.0.0.1:$OV_HTTP/v1/signatures/active.json >/dev/null; cp api.out active.json
 check "the active set is a signature file an edge loads" "grep -q '\"sequence\":1' active.json && '$E' -m edge.model --set signatures.file=active.json --set http.listen= --set ingest.hep_listen=127.0.0.1:0 --check-config >/dev/null 2>&1"
 check "/v1/edges lists the edge with its reports" "[ \$(api http://127.0.0.1:$OV_HTTP/v1/edges) = 200 ] && grep -q '\"edge\":\"edge1\"' api.out"
+check "/v1/anomalies pages through the stored anomalies with their raw messages" \
+    "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?edge=edge1&limit=5') = 200 ] && [ \$(grep -o '\"raw\":' api.out | wc -l) = 5 ] && grep -q '\"next\":5' api.out"
+check "the next page starts after the last" \
+    "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?after=5&limit=1') = 200 ] && grep -q '\"n\":6' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?edge=nobody') = 200 ] && grep -q '\"anomalies\":\[\]' api.out"
+check "a bad limit or since: 400 with the reason" \
+    "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?limit=0') = 400 ] && grep -q 'limit' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?since=soon') = 400 ]"
 # distribution: the approved signature reaches both edges; the one that never saw the attack
 # now stops it by signature
 SECOND=$(api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; grep -o '"id":"sig-[0-9]*"' api.out | head -1 | cut -d'"' -f4)
@@ -173,6 +179,8 @@ else
 fi
 
 # configuration errors
+check "etc/sipguard-overlay.conf is what --print-config writes (docs cannot drift)" \
+    "\"\$O\" --print-config | diff -q - '$HERE/../etc/sipguard-overlay.conf' >/dev/null"
 "$O" --set overlay.max_report_bytes=12 --check-config 2>err1 >/dev/null; rc=$?
 check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
 "$O" --edge 'edge1=short' --check-config 2>err2 >/dev/null; rc=$?

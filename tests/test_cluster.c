@@ -33,8 +33,8 @@ static member_t message(uint64_t lo, uint64_t hi, size_t noise, uint64_t id)
 
 static clusterer_t *make(linkage_t l, double cut, size_t k, size_t per, size_t max_kept)
 {
-    cluster_opts_t o = {.linkage = l, .cut = cut, .k = k, .per_cluster = per,
-                        .max_kept = max_kept, .small = 5};
+    cluster_opts_t o = {
+        .linkage = l, .cut = cut, .k = k, .per_cluster = per, .max_kept = max_kept, .small = 5};
     clusterer_t *c = clusterer_new(&o);
     assert_non_null(c);
     return c;
