@@ -8,7 +8,7 @@ PKGS=(cmake make gcc pkg-config
       curl time)
 # Integration-test peers: their tests skip when these are missing, so failing to install them
 # is a warning, not an error.
-OPTIONAL=(kamailio sip-tester yara chromium)
+OPTIONAL=(kamailio sip-tester yara chromium tshark)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() optional=()
 for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done

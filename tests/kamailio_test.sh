@@ -107,8 +107,10 @@ fails=0
 say() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 say "sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
 if [ -n "$WIRE" ]; then
-    say "the edge saw through HEP every message Kamailio received or sent on the wire ($SEEN of $WIRE)" \
-        "[ $SEEN = $WIRE ] && [ $SEEN -ge $EXPECT ]"
+    # tm's timer retransmissions go on the wire but siptrace does not mirror them, so the wire
+    # may carry a few more than HEP when a reply was slow (seen: 262 for 260 on a busy machine)
+    say "the edge saw through HEP every message of the calls, as the wire did ($SEEN; $EXPECT in the flows; $WIRE on the wire, retransmissions included)" \
+        "[ $SEEN -ge $EXPECT ] && [ $SEEN -le $WIRE ] && [ $((WIRE - SEEN)) -le $((CALLS / 2)) ]"
 else
     echo "no live capture here: checking against the expected call flows only"
     say "the edge saw at least every message of the call flows ($SEEN, at least $EXPECT)" "[ $SEEN -ge $EXPECT ]"
