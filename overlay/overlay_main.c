@@ -694,13 +694,14 @@ static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, 
 
 /* Places newly stored anomalies in their clusters (a short slice per turn of the loop, so
  * neither a long replay on start nor a flood of anomalies holds intake up); every
- * build_interval seconds, when some came in, builds the signatures of the clusters that grew; every
- * 5 s expires what outlived its lifetime. */
-static void keep_signatures(const overlay_config_t *c, bool busy)
+ * build_interval seconds, when some came in, builds the signatures of the clusters that grew;
+ * every 5 s expires what outlived its lifetime. Returns true while stored anomalies wait to be
+ * placed (the loop then does not sleep in poll). */
+static bool keep_signatures(const overlay_config_t *c, bool busy)
 {
     static double last_build, last_expiry;
     if (!g_sigman)
-        return;
+        return false;
     double now = now_s();
     char err[600];
     pthread_mutex_lock(&store_lock);
@@ -737,6 +738,7 @@ static void keep_signatures(const overlay_config_t *c, bool busy)
     shared_clusters = nclusters;
     shared_clustered = clustered;
     pthread_mutex_unlock(&stats_lock);
+    return got == 16; /* more to place */
 }
 
 static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
@@ -912,12 +914,13 @@ int main(int argc, char **argv)
     char *set_json = NULL;
     uint64_t set_seq = UINT64_MAX;
     double published_at = 0;
+    bool backlog = false; /* anomalies stored and not yet clustered: do not sleep in poll */
     while (!stop) {
         zmq_pollitem_t items[4] = {{collector_zap(col), 0, ZMQ_POLLIN, 0},
                                    {collector_socket(col), 0, ZMQ_POLLIN, 0},
                                    {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
                                    {publisher_snapshot_socket(pubr), 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 4, 100) < 0 && errno != EINTR)
+        if (zmq_poll(items, 4, backlog ? 0 : 100) < 0 && errno != EINTR)
             break;
         if (items[2].revents & ZMQ_POLLIN) { /* a signal, or the API saying the set changed */
             char buf[64];
@@ -935,7 +938,7 @@ int main(int argc, char **argv)
             collector_on_reports(col, now_s());
             pthread_mutex_unlock(&store_lock);
         }
-        keep_signatures(&c, items[1].revents & ZMQ_POLLIN);
+        backlog = keep_signatures(&c, items[1].revents & ZMQ_POLLIN);
         collector_stats_t st;
         collector_stats(col, &st);
         pthread_mutex_lock(&stats_lock);

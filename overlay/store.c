@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CLEAN_PRUNE_EVERY 256 /* clean samples between prunes of the clean table */
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *ins, *rej, *edge;
+    unsigned clean_since_prune;
 };
 
 static const char *schema =
@@ -461,14 +464,18 @@ int store_clean(store_t *s, const char *edge, uint64_t seq, double received, con
     sqlite3_finalize(st);
     if (rc != 1)
         return rc;
-    /* bounded per edge: the oldest samples go */
+    /* bounded per edge, the oldest samples going: pruned every CLEAN_PRUNE_EVERY samples (one
+     * pass over the table), not at each (which cost a pass over the edge's samples each) */
+    if (++s->clean_since_prune < CLEAN_PRUNE_EVERY)
+        return 1;
+    s->clean_since_prune = 0;
     if (sqlite3_prepare_v2(s->db,
-                           "DELETE FROM clean WHERE edge = ?1 AND seq NOT IN (SELECT seq FROM "
-                           "clean WHERE edge = ?1 ORDER BY seq DESC LIMIT ?2)",
+                           "DELETE FROM clean WHERE rowid IN (SELECT rowid FROM (SELECT rowid, "
+                           "row_number() OVER (PARTITION BY edge ORDER BY seq DESC) AS r FROM "
+                           "clean) WHERE r > ?1)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
-    sqlite3_bind_text(st, 1, edge, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)keep);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)keep);
     int ok = sqlite3_step(st) == SQLITE_DONE;
     sqlite3_finalize(st);
     return ok ? 1 : -1;

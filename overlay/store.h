@@ -29,7 +29,8 @@ int store_begin(store_t *s);
 int store_report(store_t *s, const char *edge, uint64_t seq, double received, const char *json,
                  size_t len);
 /* Adds a normal message an edge sampled (its report JSON) to the clean sample, which keeps at
- * most `keep` per edge (the oldest go). 1 when new, 0 duplicate, -1 error. */
+ * most `keep` per edge (the oldest go; the table is pruned every 256 samples, so an edge may
+ * hold up to 255 more in between). 1 when new, 0 duplicate, -1 error. */
 int store_clean(store_t *s, const char *edge, uint64_t seq, double received, const char *json,
                 size_t len, size_t keep);
 /* Calls fn for the JSON of every clean sample. */

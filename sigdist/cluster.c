@@ -6,7 +6,8 @@
 #include <string.h>
 
 #define RADIUS_REFRESH 32 /* joins between exact radius computations */
-#define MERGE_SAMPLE 32   /* members of each side compared when two clusters may merge */
+#define MERGE_SAMPLE 16   /* members of each side compared when two clusters may merge */
+#define MEAN_SAMPLE 32    /* members a message is compared with for its mean distance */
 
 struct clusterer {
     cluster_opts_t o;
@@ -367,7 +368,8 @@ static int merge(clusterer_t *c, cluster_t *a, cluster_t *b)
  * The mean m bounds each linkage: every member lies within the radius r of it, so all members
  * are within dm + r (and single and complete linkage are decided without a member when that is
  * under the cut); the mean distance lies between dm and the root mean square distance,
- * sqrt(dm^2 + 1 - |m|^2). Members are measured only when the bounds leave it open. */
+ * sqrt(dm^2 + 1 - |m|^2). Members are measured only when the bounds leave it open (for the
+ * mean, an even sample of MEAN_SAMPLE of them). */
 static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_t *x)
 {
     double dm = distance_to_mean(k, x), cut = c->o.cut;
@@ -404,10 +406,12 @@ static double linkage_to(const clusterer_t *c, const cluster_t *k, const sparse_
         double rms = sqrt(dm * dm + (spread > 0 ? spread : 0));
         if (rms < cut)
             return rms;
+        /* the bounds left it open: the mean over an even sample of the kept members */
+        size_t ns = k->n < MEAN_SAMPLE ? k->n : MEAN_SAMPLE;
         double s = 0;
-        for (size_t i = 0; i < k->n; i++)
-            s += unit_distance(x, k->m[i].v);
-        double mean = s / nk;
+        for (size_t i = 0; i < ns; i++)
+            s += unit_distance(x, k->m[i * k->n / ns].v);
+        double mean = s / (double)ns;
         return mean < cut ? mean : INFINITY;
     }
     case LINK_KMEANS:

@@ -8,8 +8,20 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "collector.h"
 #include "store.h"
+
+static void remove_db(const char *path)
+{
+    char wal[96], shm[96];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    unlink(path);
+    unlink(wal);
+    unlink(shm);
+}
 
 static const char *good =
     "{\"edge\":\"e1\",\"seq\":7,\"input\":\"hep\",\"index\":3,\"ts\":1.5,\"src\":\"1.2.3.4:5060\","
@@ -94,11 +106,91 @@ static void test_store_keeps_each_report_once(void **state)
     unlink(shm);
 }
 
+/* Each edge keeps at most `keep` clean samples, the newest; the table is pruned every 256. */
+static void test_clean_sample_is_bounded_per_edge(void **state)
+{
+    (void)state;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/sipguard-clean-%d.db", (int)getpid());
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_begin(s), 0);
+    for (uint64_t i = 1; i <= 10; i++)
+        assert_int_equal(store_clean(s, "e2", i, 1, "{}", 2, 100), 1);
+    for (uint64_t i = 1; i <= 1014; i++) /* the 1,024th sample overall prunes */
+        assert_int_equal(store_clean(s, "e1", i, 1, "{}", 2, 100), 1);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_count_clean(s), 110);
+    store_close(&s);
+    remove_db(path);
+}
+
+/* A store made before reports were numbered and signatures versioned opens with its reports in
+ * arrival order; anomalies list by edge and page on. */
+static int collect(void *ctx, const char *json, size_t len, double received)
+{
+    (void)received;
+    strncat(ctx, json, len);
+    return 0;
+}
+
+static void test_an_old_store_is_migrated(void **state)
+{
+    (void)state;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/sipguard-old-%d.db", (int)getpid());
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE reports (edge TEXT NOT NULL, seq INTEGER NOT NULL, received "
+                     "REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (edge, seq)) WITHOUT ROWID;"
+                     "INSERT INTO reports VALUES ('b', 1, 30, 'C'), ('a', 1, 10, 'A'), "
+                     "('a', 2, 20, 'B');"
+                     "CREATE TABLE signatures (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
+                     "state TEXT NOT NULL, reason TEXT, created REAL NOT NULL, updated REAL NOT "
+                     "NULL, doc TEXT NOT NULL);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_count_reports(s), 3);
+    char seen[16] = "";
+    int64_t after = 0;
+    assert_int_equal(store_each_report_after(s, &after, 0, collect, seen), 3);
+    assert_string_equal(seen, "ABC"); /* by arrival */
+    assert_int_equal(store_each_report_after(s, &after, 0, collect, seen), 0);
+    assert_int_equal(store_add_signature(s, "sig-1", "h1", "pending", 1, "{}", "a/1", 2), 1);
+    json_t *latest = store_cluster_signature(s, "a/1");
+    assert_non_null(latest);
+    assert_int_equal(json_integer_value(json_object_get(latest, "version")), 2);
+    json_decref(latest);
+    assert_int_equal(store_report(s, "a", 3, 40, "{\"x\":1}", 7), 1);
+    json_t *page = store_list_reports(s, "a", 0, 0, 2);
+    assert_int_equal(json_array_size(page), 2);
+    int64_t next = json_integer_value(json_object_get(json_array_get(page, 1), "n"));
+    json_decref(page);
+    page = store_list_reports(s, "a", 0, next, 10);
+    assert_int_equal(json_array_size(page), 1);
+    assert_int_equal(json_integer_value(
+                         json_object_get(json_object_get(json_array_get(page, 0), "report"), "x")),
+                     1);
+    json_decref(page);
+    page = store_list_reports(s, NULL, 25, 0, 10); /* received since 25 */
+    assert_int_equal(json_array_size(page), 2);
+    json_decref(page);
+    store_close(&s);
+    remove_db(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_checks),
         cmocka_unit_test(test_store_keeps_each_report_once),
+        cmocka_unit_test(test_clean_sample_is_bounded_per_edge),
+        cmocka_unit_test(test_an_old_store_is_migrated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
