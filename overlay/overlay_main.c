@@ -180,6 +180,24 @@ static const char *set_signatures(overlay_config_t *c, const char *key, const ch
         if (!*v || *end || d <= 0 || d > 2)
             return "expected a number above 0, at most 2";
         c->sig.gen.cut = d;
+    } else if (!strcasecmp(key, "presence")) {
+        double d = strtod(v, &end);
+        if (!*v || *end || d <= 0 || d > 1)
+            return "expected a fraction above 0, at most 1";
+        c->sig.gen.presence = d;
+    } else if (!strcasecmp(key, "max_strings")) {
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 256)
+            return "expected a whole number from 1 to 256";
+        c->sig.gen.max_strings = (size_t)n;
+    } else if (!strcasecmp(key, "kind")) {
+        if (strcmp(v, "bilateral") && strcmp(v, "unilateral"))
+            return "expected bilateral or unilateral";
+        c->sig.gen.bilateral = !strcmp(v, "bilateral");
+    } else if (!strcasecmp(key, "tighten")) {
+        if (strcmp(v, "yes") && strcmp(v, "no"))
+            return "expected yes or no";
+        c->sig.gen.tighten = !strcmp(v, "yes");
     } else if (!strcasecmp(key, "k")) {
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 1 || n > 10000)
@@ -267,14 +285,23 @@ static void print_config(const overlay_config_t *c, bool comments)
                "# (comma-separated) that build N and verify every signature\n");
     printf("model = %s\nclean = %s\n", c->sig.model, c->sig.clean);
     if (comments)
-        printf("# clustering: single, complete or average linkage (merged below the cut), or\n"
-               "# kmeans (k clusters)\n");
+        printf("# clustering, incremental as reports arrive: single, complete or average\n"
+               "# linkage (joined below the cut), or kmeans (at most k clusters)\n");
     printf("linkage = %s\ncut = %g\nk = %zu\n",
            c->sig.gen.linkage == LINK_SINGLE     ? "single"
            : c->sig.gen.linkage == LINK_COMPLETE ? "complete"
            : c->sig.gen.linkage == LINK_KMEANS   ? "kmeans"
                                                  : "average",
            c->sig.gen.cut, c->sig.gen.k);
+    if (comments)
+        printf("# A keeps the features at least `presence` of a cluster's members hold, the\n"
+               "# max_strings of largest weight; kind bilateral is B = A - N (clean mean),\n"
+               "# unilateral A alone; a signature that matches a clean message is rejected, or\n"
+               "# with tighten = yes its threshold rises above the clean sample (when most\n"
+               "# members still match)\n");
+    printf("presence = %g\nmax_strings = %zu\nkind = %s\ntighten = %s\n", c->sig.gen.presence,
+           c->sig.gen.max_strings, c->sig.gen.bilateral ? "bilateral" : "unilateral",
+           c->sig.gen.tighten ? "yes" : "no");
     if (comments)
         printf("# smallest cluster that makes a signature; verified signatures of clusters with\n"
                "# auto_approve members or more, seen by auto_approve_edges edges or more, go\n"

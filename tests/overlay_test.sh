@@ -185,6 +185,8 @@ check "etc/sipguard-overlay.conf is what --print-config writes (docs cannot drif
 check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
 "$O" --edge 'edge1=short' --check-config 2>err2 >/dev/null; rc=$?
 check "a bad edge key: exit 2" "[ $rc = 2 ] && grep -q '40-character' err2"
+"$O" --set signatures.tighten=maybe --set signatures.kind=unilateral --check-config 2>err5 >/dev/null; rc=$?
+check "a bad [signatures] tighten: exit 2 naming it" "[ $rc = 2 ] && grep -q 'signatures.tighten: expected yes or no' err5"
 printf '[overlay]\ndb = overlay.db\n[nowhere]\nx = 1\n' > bad.conf
 "$O" -c bad.conf --check-config 2>err3 >/dev/null; rc=$?
 check "an unknown section: exit 2 naming file and line" "[ $rc = 2 ] && grep -q 'bad.conf:4: \[nowhere\] x: unknown section' err3"

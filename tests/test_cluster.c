@@ -1,4 +1,5 @@
-/* Tests of sigdist/cluster: incremental clustering under each linkage, merges, keys, bounds. */
+/* Tests of sigdist/cluster (incremental clustering under each linkage, merges, keys, bounds) and
+ * of siggen's verification (reject, or tighten). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cluster.h"
+#include "siggen.h"
 
 /* A message whose embedding holds keys lo..hi (count 1 each) and `noise` keys of its own. */
 static member_t message(uint64_t lo, uint64_t hi, size_t noise, uint64_t id)
@@ -148,6 +150,51 @@ static void test_kmeans_holds_k_clusters(void **state)
     clusterer_destroy(&c);
 }
 
+/* One member (without the User-Agent) scores no more than a clean message: the signature is
+ * rejected, or with tighten its threshold rises above the clean message and the other members
+ * still match. */
+static json_t *build(bool tighten)
+{
+    static const char strong[] = "OPTIONS sip:100@evil.example SIP/2.0\r\nUser-Agent: fs\r\n\r\n";
+    static const char weak[] = "OPTIONS sip:100@evil.example SIP/2.0\r\n\r\n";
+    embed_opts_t eo;
+    embed_opts_default(&eo);
+    siggen_opts_t o;
+    siggen_opts_default(&o);
+    o.bilateral = false;
+    o.max_strings = 200;
+    o.cut = 0.8; /* the weak member (no User-Agent) is about 0.6 from the others */
+    o.tighten = tighten;
+    siggen_t *g = siggen_new(&eo, &o);
+    assert_non_null(g);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(siggen_add_anomaly(g, (const uint8_t *)strong, sizeof strong - 1), 0);
+    assert_int_equal(siggen_add_anomaly(g, (const uint8_t *)weak, sizeof weak - 1), 0);
+    assert_int_equal(siggen_clusters(g), 1);
+    assert_int_equal(siggen_add_clean(g, (const uint8_t *)weak, sizeof weak - 1), 0);
+    json_t *doc = siggen_build(g, 1, "t", false);
+    siggen_destroy(&g);
+    return doc;
+}
+
+static void test_verification_rejects_or_tightens(void **state)
+{
+    (void)state;
+    json_t *doc = build(false);
+    assert_int_equal(json_array_size(json_object_get(doc, "signatures")), 0);
+    json_t *v =
+        json_object_get(json_array_get(json_object_get(doc, "rejected"), 0), "verification");
+    assert_int_equal(json_integer_value(json_object_get(v, "false_positives")), 1);
+    json_decref(doc);
+    doc = build(true);
+    assert_int_equal(json_array_size(json_object_get(doc, "signatures")), 1);
+    v = json_object_get(json_array_get(json_object_get(doc, "signatures"), 0), "verification");
+    assert_true(json_is_true(json_object_get(v, "tightened")));
+    assert_int_equal(json_integer_value(json_object_get(v, "members_matched")), 9);
+    assert_int_equal(json_integer_value(json_object_get(v, "false_positives")), 0);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_replay_gives_the_same_clusters),
         cmocka_unit_test(test_bounds_keep_the_large_cluster),
         cmocka_unit_test(test_kmeans_holds_k_clusters),
+        cmocka_unit_test(test_verification_rejects_or_tightens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
