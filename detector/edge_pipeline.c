@@ -299,6 +299,10 @@ json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r)
     json_object_set_new(o, "reported_at",
                         json_real((double)now.tv_sec + (double)now.tv_nsec * 1e-9));
     json_object_set_new(o, "verdict", json_string(edge_verdict_name(r->verdict)));
+    /* the signature set this edge enforced, so the overlay can show which edges lag */
+    json_object_set_new(
+        o, "signature_sequence",
+        json_integer(p->a && p->a->sigs ? (json_int_t)sigdb_sequence(p->a->sigs) : 0));
     json_t *fired = json_array();
     if (r->sigs.n)
         json_array_append_new(fired, json_string("signature"));

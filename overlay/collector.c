@@ -185,6 +185,14 @@ static bool type_ok(json_t *v, ftype_t t)
 const char *collector_check_report(const char *json, size_t len, const char *edge, uint64_t seq,
                                    int *reason)
 {
+    int64_t sigseq;
+    return collector_check_report_ex(json, len, edge, seq, reason, &sigseq);
+}
+
+const char *collector_check_report_ex(const char *json, size_t len, const char *edge, uint64_t seq,
+                                      int *reason, int64_t *sigseq)
+{
+    *sigseq = -1;
     static const struct {
         const char *name;
         ftype_t type;
@@ -230,6 +238,11 @@ const char *collector_check_report(const char *json, size_t len, const char *edg
     }
     if (!why && (uint64_t)json_integer_value(json_object_get(o, "seq")) != seq)
         why = "field seq differs from the sequence number of the frame";
+    json_t *ss = json_object_get(o, "signature_sequence"); /* optional */
+    if (!why && ss && (!json_is_integer(ss) || json_integer_value(ss) < 0))
+        why = "field signature_sequence: expected an integer, 0 or more";
+    else if (!why && ss)
+        *sigseq = (int64_t)json_integer_value(ss);
     json_decref(o);
     return why;
 }
@@ -260,6 +273,7 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
     }
     char edge[WIRE_ID_MAX + 1];
     snprintf(edge, sizeof edge, "%.*s", (int)w.id_len, w.id);
+    int64_t sigseq = -1;
     ack->ack_len = wire_encode(ack->ack, WIRE_ACK, edge, w.seq, NULL, 0);
     int reason = -1;
     const char *why = NULL;
@@ -270,7 +284,7 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
         reason = REJ_OVERSIZE;
         why = "report larger than max_report_bytes";
     } else {
-        why = collector_check_report(w.json, w.json_len, edge, w.seq, &reason);
+        why = collector_check_report_ex(w.json, w.json_len, edge, w.seq, &reason, &sigseq);
     }
     if (why) {
         if (c->st.rejected[reason]++ % 1000 == 0)
@@ -288,6 +302,8 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
     if (fresh) {
         c->st.stored++;
         c->st.clean += normal;
+        if (store_edge_state(c->store, edge, now, sigseq) != 0)
+            return -1;
     } else
         c->st.duplicates++;
     return 0;

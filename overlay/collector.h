@@ -70,5 +70,9 @@ void collector_stats(const collector_t *c, collector_stats_t *out);
  * a static reason naming the field. */
 const char *collector_check_report(const char *json, size_t len, const char *edge, uint64_t seq,
                                    int *reason);
+/* The same, also giving the report's signature_sequence (the set the edge enforced; -1 when
+ * the report does not say). */
+const char *collector_check_report_ex(const char *json, size_t len, const char *edge, uint64_t seq,
+                                      int *reason, int64_t *sigseq);
 
 #endif

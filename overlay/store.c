@@ -61,7 +61,8 @@ static int migrate(sqlite3 *db)
         return -1;
     static const char *const add[] = {
         "ALTER TABLE signatures ADD COLUMN cluster TEXT",
-        "ALTER TABLE signatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1"};
+        "ALTER TABLE signatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE edges ADD COLUMN signature_sequence INTEGER"};
     for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
         char *msg = NULL;
         int rc = sqlite3_exec(db, add[i], NULL, NULL, &msg);
@@ -435,16 +436,41 @@ uint64_t store_next_signature_number(store_t *s)
 json_t *store_list_edges(store_t *s)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT edge, last_seen, reports FROM edges ORDER BY edge", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT edge, last_seen, reports, signature_sequence FROM edges "
+                           "ORDER BY edge",
+                           -1, &st, NULL) != SQLITE_OK)
         return NULL;
     json_t *a = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(a, json_pack("{s:s, s:f, s:I}", "edge", sqlite3_column_text(st, 0),
-                                           "last_seen", sqlite3_column_double(st, 1), "reports",
-                                           (json_int_t)sqlite3_column_int64(st, 2)));
+        json_array_append_new(
+            a, json_pack("{s:s, s:f, s:I, s:o}", "edge", sqlite3_column_text(st, 0), "last_seen",
+                         sqlite3_column_double(st, 1), "reports",
+                         (json_int_t)sqlite3_column_int64(st, 2), "signature_sequence",
+                         sqlite3_column_type(st, 3) == SQLITE_NULL
+                             ? json_null()
+                             : json_integer(sqlite3_column_int64(st, 3))));
     sqlite3_finalize(st);
     return a;
+}
+
+int store_edge_state(store_t *s, const char *edge, double received, int64_t sigseq)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO edges (edge, last_seen, reports, signature_sequence) "
+                           "VALUES (?1, ?2, 0, ?3) ON CONFLICT (edge) DO UPDATE SET "
+                           "last_seen = max(last_seen, ?2), "
+                           "signature_sequence = coalesce(?3, signature_sequence)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, edge, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, received);
+    if (sigseq >= 0)
+        sqlite3_bind_int64(st, 3, sigseq);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int store_clean(store_t *s, const char *edge, uint64_t seq, double received, const char *json,

@@ -81,7 +81,11 @@ uint64_t store_sequence(store_t *s);
 int store_bump_sequence(store_t *s);
 /* The next free signature number (for ids). */
 uint64_t store_next_signature_number(store_t *s);
-/* Edges with their last report time and count, as a JSON array. */
+/* Notes that an edge was heard (at received) and, when sigseq >= 0, the signature set it
+ * enforced. Returns 0 or -1. */
+int store_edge_state(store_t *s, const char *edge, double received, int64_t sigseq);
+/* Edges with their last report time, report count and signature set (null: not known yet), as
+ * a JSON array. */
 json_t *store_list_edges(store_t *s);
 
 /* The last error message of the database. */

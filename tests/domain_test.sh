@@ -185,8 +185,9 @@ check "overlay SIGKILLed mid-stream and restarted: every report the edges made i
     "[ \"$STORED\" = \"$sent\" ] && [ \"$sent\" -gt \"$BEFORE\" ]"
 check "after the restart the edges still share one signature set" "wait_for 20 same_set"
 in_o curl -s "http://127.0.0.1:$(port http o.ports)/v1/edges" > edges.json
-check "the overlay lists all three edges with their reports" \
-    "grep -q '\"edge\":\"edge1\"' edges.json && grep -q '\"edge\":\"edge2\"' edges.json && grep -q '\"edge\":\"edge3\"' edges.json"
+SEQ=$(e_metric 1 sipguard_signature_sequence)
+check "the overlay lists all three edges, each enforcing signature set $SEQ by its reports" \
+    "grep -q '\"edge\":\"edge1\"' edges.json && grep -q '\"edge\":\"edge2\"' edges.json && grep -q '\"edge\":\"edge3\"' edges.json && [ \$(grep -o '\"signature_sequence\":$SEQ[,}]' edges.json | wc -l) = 4 ]" # three edges and the overlay's own
 kill -TERM "${EDGES[@]}" $OVP 2>/dev/null
 wait "${EDGES[@]}" $OVP 2>/dev/null
 check "no sanitizer report in any log" "! grep -l 'Sanitizer\\|runtime error' *.log"

@@ -72,6 +72,24 @@ static void test_report_checks(void **state)
     }
 }
 
+/* The optional signature_sequence is read when it is a whole number, refused otherwise. */
+static void test_report_signature_sequence(void **state)
+{
+    (void)state;
+    int reason;
+    int64_t seq;
+    char j[1024];
+    assert_null(collector_check_report_ex(good, strlen(good), "e1", 7, &reason, &seq));
+    assert_int_equal(seq, -1);
+    snprintf(j, sizeof j, "%.*s,\"signature_sequence\":12}", (int)strlen(good) - 1, good);
+    assert_null(collector_check_report_ex(j, strlen(j), "e1", 7, &reason, &seq));
+    assert_int_equal(seq, 12);
+    snprintf(j, sizeof j, "%.*s,\"signature_sequence\":\"12\"}", (int)strlen(good) - 1, good);
+    assert_non_null(strstr(collector_check_report_ex(j, strlen(j), "e1", 7, &reason, &seq),
+                           "signature_sequence"));
+    assert_int_equal(reason, REJ_FIELDS);
+}
+
 static void test_store_keeps_each_report_once(void **state)
 {
     (void)state;
@@ -188,6 +206,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_checks),
+        cmocka_unit_test(test_report_signature_sequence),
         cmocka_unit_test(test_store_keeps_each_report_once),
         cmocka_unit_test(test_clean_sample_is_bounded_per_edge),
         cmocka_unit_test(test_an_old_store_is_migrated),
