@@ -245,7 +245,12 @@ static void update_gauges(edge_t *e)
     model_stats_t st;
     edge_assets_info(e->slot, &nsig, &sigseq, &st);
     atomic_store(&e->metrics.signatures, nsig);
-    atomic_store(&e->metrics.signature_sequence, sigseq);
+    if (atomic_exchange(&e->metrics.signature_sequence, sigseq) != sigseq) {
+        struct timespec now; /* when this set took effect (for the overlay's latency figures) */
+        clock_gettime(CLOCK_REALTIME, &now);
+        atomic_store(&e->metrics.signature_set_applied_us,
+                     (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u);
+    }
     if (e->spool) {
         spool_stats_t ss;
         spool_stats(e->spool, &ss);

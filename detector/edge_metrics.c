@@ -149,6 +149,8 @@ char *metrics_render(edge_metrics_t *m)
           (double)atomic_load(&m->signatures));
     gauge(&s, "signature_sequence", "Sequence number of the signature set in use.",
           (double)atomic_load(&m->signature_sequence));
+    gauge(&s, "signature_set_applied_seconds", "Unix time the signature set in use took effect.",
+          (double)atomic_load(&m->signature_set_applied_us) / 1e6);
     counter(&s, "reloads_total", "Successful reloads of model and signatures (SIGHUP).",
             atomic_load(&m->reloads));
     counter(&s, "reload_failures_total", "Reloads refused; the previous model stays in use.",

@@ -34,6 +34,7 @@ typedef struct {
     atomic_uint_fast64_t reports, reports_dropped, report_write_errors;
     atomic_uint_fast64_t spool_bytes, spool_pending;
     atomic_uint_fast64_t signatures, signature_sequence;
+    atomic_uint_fast64_t signature_set_applied_us; /* Unix time (µs) the set took effect */
     atomic_uint_fast64_t reloads, reload_failures;
     atomic_bool overlay_connected, overlay_configured;
     atomic_uint_fast64_t acks;
