@@ -10,6 +10,7 @@
 # (SIPGUARD_TEST_LOOPBACK=1: loopback even where namespaces could be made)
 set -uo pipefail
 S=$(realpath "$1") E=$(realpath "$2") O=$(realpath "$3")
+HERE=$(dirname "$(realpath "$0")")
 T=$(mktemp -d)
 PIDS=()
 TAG=$$
@@ -24,13 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$T"
-fails=0 checks=0
-check() { checks=$((checks + 1)); if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
-wait_for() {
-    local end=$((SECONDS + $1))
-    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
-    return 1
-}
+. "$HERE/checks.sh"
 
 # ---- the network: a namespace per node, or loopback
 make_namespaces() {

@@ -9,13 +9,7 @@ T=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 cd "$T"
-fails=0 checks=0
-check() { checks=$((checks + 1)); if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
-wait_for() {
-    local end=$((SECONDS + $1))
-    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
-    return 1
-}
+. "$HERE/checks.sh"
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
     rm -f "$1.ports"
