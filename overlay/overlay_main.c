@@ -70,7 +70,17 @@ static const clicmd_t cmd = {
     "SQLite (WAL) and only then acknowledged; duplicates by (edge, sequence) are acknowledged\n"
     "and not stored again; refused reports are recorded with their reason. The overlay's own\n"
     "key pair is made on first start in key_dir (server.pub is what edges need as\n"
-    "[overlay] server_key). GET /metrics and /healthz on [overlay] http_listen.",
+    "[overlay] server_key).\n\n"
+    "With [signatures] model set, stored anomalies are clustered as they arrive (linkage\n"
+    "or k-means); every build_interval seconds the clusters that grew get a bilateral\n"
+    "signature verified on the clean sample (edges' normal samples and [signatures] clean\n"
+    "captures), stored as the next version of that cluster's signature, pending review or\n"
+    "active under the auto_approve policy; active ones expire after lifetime seconds\n"
+    "without new reports. The active set goes to every edge: snapshots on\n"
+    "snapshot_listen, updates on updates_listen (CURVE, configured edges only).\n\n"
+    "On [overlay] http_listen: the review page (GET /), the REST API under /v1/ (bearer\n"
+    "token api_token; signatures, anomalies, edges, build; docs/overlay-api.yaml),\n"
+    "GET /metrics and /healthz; HTTPS when tls_cert and tls_key are set.",
     opts,
     "exit status: 0 clean stop, 1 failure (cannot listen, store unusable), 2 usage or\n"
     "configuration error.\n\n"

@@ -181,6 +181,10 @@ check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_repor
 check "a bad edge key: exit 2" "[ $rc = 2 ] && grep -q '40-character' err2"
 "$O" --set signatures.tighten=maybe --set signatures.kind=unilateral --check-config 2>err5 >/dev/null; rc=$?
 check "a bad [signatures] tighten: exit 2 naming it" "[ $rc = 2 ] && grep -q 'signatures.tighten: expected yes or no' err5"
+for bad in lifetime=-5 presence=2 max_strings=0 kind=both; do
+    "$O" --set "signatures.$bad" --check-config 2>err6 >/dev/null; rc=$?
+    check "a bad [signatures] ${bad%%=*} ($bad): exit 2 naming it" "[ $rc = 2 ] && grep -q 'signatures.${bad%%=*}: expected' err6"
+done
 printf '[overlay]\ndb = overlay.db\n[nowhere]\nx = 1\n' > bad.conf
 "$O" -c bad.conf --check-config 2>err3 >/dev/null; rc=$?
 check "an unknown section: exit 2 naming file and line" "[ $rc = 2 ] && grep -q 'bad.conf:4: \[nowhere\] x: unknown section' err3"
