@@ -276,14 +276,17 @@ static cluster_t *found(clusterer_t *c, member_t *m, const char *key, uint64_t a
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
         cluster_t **ncl = realloc(c->cl, cap * sizeof *ncl);
-        if (!ncl)
+        if (!ncl) {
+            member_free(m);
             return NULL;
+        }
         c->cl = ncl;
         c->cap = cap;
     }
     cluster_t *k = calloc(1, sizeof *k);
     if (!k || !(k->sum = sparse_new())) {
         free(k);
+        member_free(m);
         return NULL;
     }
     if (key)
