@@ -7,6 +7,25 @@
 
 #include "sparse.h"
 
+typedef struct {
+    uint64_t hash;
+    uint32_t n, cap; /* features stored; room for cap (0: empty slot) */
+    int hn;          /* neighbours in the stored heap */
+    uint32_t *ids;
+    double *vals;
+} cache_slot_t;
+
+typedef struct {
+    double dot; /* q_P . x_P */
+    double x2;  /* |x_P|^2 */
+} row_acc_t;
+
+typedef struct {
+    double lb2; /* lower bound on the squared distance */
+    uint32_t row;
+    uint32_t full; /* lb2 includes the dense block (else only its norm) */
+} knn_cand_t;
+
 struct knn_searcher {
     const trainset_t *t;
     int k;
@@ -18,6 +37,21 @@ struct knn_searcher {
     uint32_t hp[KNN_MAX_K];
     int hn;
     size_t visited;
+    /* index search: per-row partial sums over the prefix features; all zero between searches,
+     * and a row is touched when its acc2 (a sum of squares of non-zero values) is not */
+    row_acc_t *acc;
+    knn_cand_t *cand;
+    uint32_t *rows; /* rows touched, nrows of them */
+    size_t nrows;
+    uint32_t *qorder; /* the query's rare features, rarest first */
+    size_t qorder_cap;
+    float *qc; /* the query's common features as a dense row */
+    size_t qc_cap;
+    /* answers of recent queries that equal no training row (KNN_CACHE_SLOTS slots, the
+     * answer's heap at slot * k in cache_d and cache_p) */
+    cache_slot_t *cache;
+    double *cache_d;
+    uint32_t *cache_p;
 };
 
 /* --- building --- */
@@ -150,11 +184,13 @@ knn_searcher_t *knn_searcher_new(const trainset_t *t, int k)
     s->t = t;
     s->k = k;
     s->dense = calloc(t->dim ? t->dim : 1, sizeof *s->dense);
-    s->seen = calloc(t->n ? t->n : 1, sizeof *s->seen);
-    if (!s->dense || !s->seen) {
-        free(s->dense);
-        free(s->seen);
-        free(s);
+    size_t n = t->n ? t->n : 1;
+    s->seen = calloc(n, sizeof *s->seen);
+    s->acc = calloc(n, sizeof *s->acc);
+    s->cand = malloc(n * sizeof *s->cand);
+    s->rows = malloc(n * sizeof *s->rows);
+    if (!s->dense || !s->seen || !s->acc || !s->cand || !s->rows) {
+        knn_searcher_destroy(&s);
         return NULL;
     }
     return s;
@@ -162,11 +198,25 @@ knn_searcher_t *knn_searcher_new(const trainset_t *t, int k)
 
 void knn_searcher_destroy(knn_searcher_t **self)
 {
-    if (!*self)
+    knn_searcher_t *s = *self;
+    if (!s)
         return;
-    free((*self)->dense);
-    free((*self)->seen);
-    free(*self);
+    free(s->dense);
+    free(s->seen);
+    free(s->acc);
+    free(s->cand);
+    free(s->rows);
+    free(s->qorder);
+    free(s->qc);
+    if (s->cache)
+        for (size_t i = 0; i < KNN_CACHE_SLOTS; i++) {
+            free(s->cache[i].ids);
+            free(s->cache[i].vals);
+        }
+    free(s->cache);
+    free(s->cache_d);
+    free(s->cache_p);
+    free(s);
     *self = NULL;
 }
 
@@ -310,6 +360,388 @@ static void collect(knn_searcher_t *s, const query_t *q, knn_result_t *r)
     r->visited = s->visited;
 }
 
+/* --- the index: posting lists for rare features, a dense block for common ones --- */
+
+struct knn_index {
+    size_t n, dim;
+    uint32_t cap;  /* features held by more rows than this are common */
+    uint32_t *df;  /* rows holding each feature */
+    uint64_t *off; /* dim + 1 offsets into row/val; common features have empty lists */
+    uint32_t *row;
+    float *val;
+    int32_t *col;      /* column of a common feature in the dense block, else -1 */
+    size_t ncol;       /* common features (columns) */
+    size_t stride;     /* ncol rounded up to a multiple of 8 */
+    float *dense;      /* n rows of stride values */
+    double *c2;        /* squared norm of each row's common part */
+    uint32_t *by_hash; /* open addressing on the rows' content hashes: row + 1, 0 empty */
+    uint64_t *row_hash;
+    size_t hash_cap;
+};
+
+/* A hash of a sparse vector that does not depend on the order of its entries. */
+static uint64_t entry_hash(uint32_t id, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    uint64_t x = ((uint64_t)id << 32 | bits) * 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    return x ^ (x >> 32);
+}
+
+static int index_hashes(knn_index_t *ix, const trainset_t *t)
+{
+    ix->hash_cap = 16;
+    while (ix->hash_cap < 2 * t->n)
+        ix->hash_cap *= 2;
+    ix->by_hash = calloc(ix->hash_cap, sizeof *ix->by_hash);
+    ix->row_hash = malloc((t->n ? t->n : 1) * sizeof *ix->row_hash);
+    if (!ix->by_hash || !ix->row_hash)
+        return -1;
+    for (size_t r = 0; r < t->n; r++) {
+        uint64_t h = 0;
+        for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++)
+            h += entry_hash(t->ids[i], t->vals[i]);
+        ix->row_hash[r] = h;
+        size_t at = h & (ix->hash_cap - 1);
+        while (ix->by_hash[at])
+            at = (at + 1) & (ix->hash_cap - 1);
+        ix->by_hash[at] = (uint32_t)r + 1;
+    }
+    return 0;
+}
+
+static int index_postings(knn_index_t *ix, const trainset_t *t)
+{
+    uint64_t total = 0;
+    for (size_t j = 0; j < t->dim; j++) {
+        ix->off[j] = total;
+        if (ix->df[j] <= ix->cap)
+            total += ix->df[j];
+    }
+    ix->off[t->dim] = total;
+    ix->row = malloc((total ? total : 1) * sizeof *ix->row);
+    ix->val = malloc((total ? total : 1) * sizeof *ix->val);
+    uint64_t *fill = malloc((t->dim + 1) * sizeof *fill);
+    if (!ix->row || !ix->val || !fill) {
+        free(fill);
+        return -1;
+    }
+    memcpy(fill, ix->off, (t->dim + 1) * sizeof *fill);
+    for (size_t r = 0; r < t->n; r++)
+        for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++) {
+            uint32_t j = t->ids[i];
+            if (ix->df[j] <= ix->cap) {
+                ix->row[fill[j]] = (uint32_t)r;
+                ix->val[fill[j]++] = t->vals[i];
+            }
+        }
+    free(fill);
+    return 0;
+}
+
+static int index_dense_block(knn_index_t *ix, const trainset_t *t)
+{
+    for (size_t j = 0; j < t->dim; j++)
+        ix->col[j] = ix->df[j] > ix->cap ? (int32_t)ix->ncol++ : -1;
+    ix->stride = (ix->ncol + 7) / 8 * 8;
+    ix->dense = calloc(t->n * ix->stride + 8, sizeof *ix->dense);
+    ix->c2 = calloc(t->n ? t->n : 1, sizeof *ix->c2);
+    if (!ix->dense || !ix->c2)
+        return -1;
+    for (size_t r = 0; r < t->n; r++)
+        for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++) {
+            int32_t c = ix->col[t->ids[i]];
+            if (c >= 0) {
+                ix->dense[r * ix->stride + (size_t)c] = t->vals[i];
+                ix->c2[r] += (double)t->vals[i] * t->vals[i];
+            }
+        }
+    return 0;
+}
+
+knn_index_t *knn_index_new(const trainset_t *t)
+{
+    knn_index_t *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return NULL;
+    ix->n = t->n;
+    ix->dim = t->dim;
+    /* A feature most rows hold would give a posting list as long as a brute-force pass and
+     * never prune anything; such features are few and go into a small dense block. */
+    ix->cap = (uint32_t)(t->n / KNN_INDEX_COMMON + 1);
+    ix->df = calloc(t->dim + 1, sizeof *ix->df);
+    ix->off = calloc(t->dim + 1, sizeof *ix->off);
+    ix->col = calloc(t->dim + 1, sizeof *ix->col);
+    if (!ix->df || !ix->off || !ix->col) {
+        knn_index_destroy(&ix);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < t->rowptr[t->n]; i++)
+        ix->df[t->ids[i]]++;
+    if (index_postings(ix, t) != 0 || index_dense_block(ix, t) != 0 || index_hashes(ix, t) != 0)
+        knn_index_destroy(&ix);
+    return ix;
+}
+
+void knn_index_destroy(knn_index_t **self)
+{
+    knn_index_t *ix = *self;
+    if (!ix)
+        return;
+    free(ix->df);
+    free(ix->off);
+    free(ix->row);
+    free(ix->val);
+    free(ix->col);
+    free(ix->dense);
+    free(ix->c2);
+    free(ix->by_hash);
+    free(ix->row_hash);
+    free(ix);
+    *self = NULL;
+}
+
+/* --- searching through the index --- */
+
+/*
+ * A row's squared distance splits over three parts of the feature space: the prefix P (the
+ * query's rare features whose posting lists have been added into acc and acc2), the common
+ * features C (the dense block, exact), and the rest M. On M only the norms are known, so
+ *   d^2 >= (|q_P|^2 - 2 acc + acc2) + |q_C - x_C|^2 + (|q_M| - |x_M|)^2,
+ * which is the exact distance once P holds all of the query's rare features. A row on no
+ * posting list of P has acc = acc2 = 0: it differs from the query by the whole of q_P.
+ */
+typedef struct {
+    double qp2; /* |q_P|^2 */
+    double qm;  /* |q_M| */
+    double qc2; /* |q_C|^2 */
+} split_t;
+
+/*
+ * |q_C - x_C|^2 in single precision, four lanes at a time in two chains (the block's rows are
+ * padded with zeros to a multiple of eight). For counts every step is exact; otherwise the rounding
+ * error of a sum of ncol non-negative terms is below ncol * 2^-23 of it, so the result scaled down
+ * by FLOAT_SUM_MARGIN is still a lower bound.
+ */
+typedef float v4f __attribute__((vector_size(16)));
+#define FLOAT_SUM_MARGIN (1.0 - 1e-4)
+
+static double common_distance2(const knn_searcher_t *s, const knn_index_t *ix, uint32_t r)
+{
+    const float *x = ix->dense + (size_t)r * ix->stride;
+    v4f acc0 = {0}, acc1 = {0};
+    for (size_t c = 0; c < ix->stride; c += 8) {
+        v4f a0, a1, b0, b1;
+        memcpy(&a0, s->qc + c, sizeof a0);
+        memcpy(&a1, s->qc + c + 4, sizeof a1);
+        memcpy(&b0, x + c, sizeof b0);
+        memcpy(&b1, x + c + 4, sizeof b1);
+        v4f d0 = a0 - b0, d1 = a1 - b1;
+        acc0 += d0 * d0;
+        acc1 += d1 * d1;
+    }
+    v4f acc = acc0 + acc1;
+    return ((double)acc[0] + acc[1] + acc[2] + acc[3]) * FLOAT_SUM_MARGIN;
+}
+
+/* The bound without the dense block (its part bounded by the norms alone), then with it. */
+static double bound_cheap(const knn_searcher_t *s, const knn_index_t *ix, const split_t *sp,
+                          uint32_t r)
+{
+    double acc = s->acc[r].dot, acc2 = s->acc[r].x2;
+    double xm2 = s->t->norm2[r] - ix->c2[r] - acc2;
+    double gm = sp->qm - sqrt(xm2 > 0 ? xm2 : 0), gc = sqrt(sp->qc2) - sqrt(ix->c2[r]);
+    return sp->qp2 - 2 * acc + acc2 + gm * gm + gc * gc;
+}
+
+static double bound_full(const knn_searcher_t *s, const knn_index_t *ix, const split_t *sp,
+                         uint32_t r, double cheap)
+{
+    double gc = sqrt(sp->qc2) - sqrt(ix->c2[r]);
+    return cheap - gc * gc + common_distance2(s, ix, r);
+}
+
+/* Slack against rounding: a bound within it of the current k-th distance is not trusted. */
+static double slack(const knn_searcher_t *s, const query_t *q, uint32_t r, double t2)
+{
+    return 1e-9 * (1.0 + q->norm2 + s->t->norm2[r] + t2);
+}
+
+static bool cand_before(const knn_cand_t *a, const knn_cand_t *b)
+{
+    return a->lb2 < b->lb2 || (a->lb2 == b->lb2 && a->row < b->row);
+}
+
+/* The candidates form a min-heap on their bounds. */
+static void cand_sift_down(knn_cand_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && cand_before(&h[l], &h[m]))
+            m = l;
+        if (r < n && cand_before(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        knn_cand_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int grow_query_scratch(knn_searcher_t *s, size_t n)
+{
+    if (n <= s->qorder_cap)
+        return 0;
+    uint32_t *o = realloc(s->qorder, n * sizeof *o);
+    if (!o)
+        return -1;
+    s->qorder = o;
+    s->qorder_cap = n;
+    return 0;
+}
+
+/* Scatters the query's common features into qc and orders its rare ones from the rarest up
+ * (by the power of two of how many rows hold them) into qorder; returns how many are rare. */
+static size_t split_query(knn_searcher_t *s, const knn_index_t *ix, const query_t *q, split_t *sp)
+{
+    size_t start[34] = {0};
+    sp->qc2 = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        uint32_t j = q->ids[i], df = ix->df[j];
+        if (ix->col[j] >= 0) {
+            s->qc[ix->col[j]] = (float)q->vals[i];
+            sp->qc2 += q->vals[i] * q->vals[i];
+        } else
+            start[(df ? 32 - __builtin_clz(df) : 0) + 1]++;
+    }
+    for (int b = 1; b < 34; b++)
+        start[b] += start[b - 1];
+    for (size_t i = 0; i < q->n; i++) {
+        uint32_t j = q->ids[i], df = ix->df[j];
+        if (ix->col[j] < 0)
+            s->qorder[start[df ? 32 - __builtin_clz(df) : 0]++] = (uint32_t)i;
+    }
+    sp->qp2 = 0;
+    return start[33];
+}
+
+static void clear_query(knn_searcher_t *s, const knn_index_t *ix, const query_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (ix->col[q->ids[i]] >= 0)
+            s->qc[ix->col[q->ids[i]]] = 0;
+    for (size_t i = 0; i < s->nrows; i++)
+        s->acc[s->rows[i]] = (row_acc_t){0, 0};
+}
+
+/* Adds one rare feature's posting list into the per-row partial sums. */
+static void add_posting(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, double qv)
+{
+    row_acc_t *acc = s->acc;
+    const uint32_t *row = ix->row;
+    const float *val = ix->val;
+    for (uint64_t e = ix->off[j], end = ix->off[j + 1]; e < end; e++) {
+        double xv = val[e];
+        row_acc_t *a = &acc[row[e]];
+        a->dot += qv * xv;
+        a->x2 += xv * xv;
+    }
+}
+
+/* Takes rare features into P (posting lists added) until |q_P|^2 exceeds need or none are
+ * left; *np counts those taken so far. */
+static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_t *q, size_t nrare,
+                          size_t *np, split_t *sp, double qe2, double need)
+{
+    while (*np < nrare && sp->qp2 <= need) {
+        uint32_t i = s->qorder[(*np)++];
+        add_posting(s, ix, q->ids[i], q->vals[i]);
+        sp->qp2 += q->vals[i] * q->vals[i];
+    }
+    double qm2 = *np < nrare ? qe2 - sp->qp2 : 0;
+    sp->qm = sqrt(qm2 > 0 ? qm2 : 0);
+    /* the rows touched, found afterwards: tracking them per entry would chain every entry
+     * to the one before */
+    size_t nrows = 0;
+    for (size_t r = 0; r < s->t->n; r++) {
+        s->rows[nrows] = (uint32_t)r;
+        nrows += s->acc[r].x2 != 0;
+    }
+    s->nrows = nrows;
+}
+
+/*
+ * Bounds each listed row (or every row when all is set) cheaply and keeps those that may beat
+ * the current k-th distance in a heap; then, best first, tightens a bound with the dense
+ * block or measures the row once its bound is tight, until the best bound left passes the
+ * k-th distance (or limit rows were measured). With fewer than k found so far every row is
+ * kept, and the first measured set the bar.
+ */
+static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
+                             const split_t *sp, bool all, size_t limit)
+{
+    size_t n = all ? s->t->n : s->nrows, m = 0;
+    double t = tau(s), t2 = t * t;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = all ? (uint32_t)i : s->rows[i];
+        if (s->seen[r] == s->gen)
+            continue;
+        double lb = bound_cheap(s, ix, sp, r);
+        if (isfinite(t) && lb > t2 + slack(s, q, r, t2))
+            continue;
+        s->cand[m++] = (knn_cand_t){lb, r, 0};
+    }
+    for (size_t i = m / 2; i-- > 0;)
+        cand_sift_down(s->cand, m, i);
+    size_t measured = 0;
+    while (m > 0 && measured < limit) {
+        knn_cand_t *top = &s->cand[0];
+        double tc = tau(s);
+        if (isfinite(tc) && top->lb2 > tc * tc + slack(s, q, top->row, tc * tc))
+            break;
+        if (!top->full) {
+            top->lb2 = bound_full(s, ix, sp, top->row, top->lb2);
+            top->full = 1;
+        } else {
+            visit(s, q, top->row);
+            measured++;
+            *top = s->cand[--m];
+        }
+        cand_sift_down(s->cand, m, 0);
+    }
+}
+
+/*
+ * The exact search through the index: a few of the query's rarest features find rows that
+ * share them; measuring the most promising of those sets a first bound tau. Rows holding
+ * none of the rare features P whose squared values sum past tau^2 are farther than tau, so
+ * P grows to that point and only the rows on its posting lists are bounded and measured.
+ * When the query's rare features cannot sum past tau^2, every row is bounded (the bound is
+ * then exact, so this costs a pass over the dense block, not a brute-force search).
+ */
+static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t *q)
+{
+    split_t sp;
+    size_t nrare = split_query(s, ix, q, &sp), np = 0;
+    double qe2 = q->norm2 - sp.qc2;
+    s->nrows = 0;
+    extend_prefix(s, ix, q, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS);
+    measure_by_bound(s, ix, q, &sp, false, (size_t)s->k + KNN_BOOTSTRAP_EXTRA);
+    double t = tau(s);
+    if (isfinite(t))
+        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, t * t + 1e-9 * (1.0 + q->norm2 + t * t));
+    else
+        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, INFINITY);
+    t = tau(s);
+    bool covered = isfinite(t) && sp.qp2 > t * t + 1e-9 * (1.0 + q->norm2 + t * t);
+    measure_by_bound(s, ix, q, &sp, !covered, SIZE_MAX);
+    clear_query(s, ix, q);
+}
+
 /* --- seeds --- */
 
 static uint64_t mix64(uint64_t x)
@@ -393,19 +825,195 @@ static void visit_seeds(knn_searcher_t *s, const knn_seed_t *seeds, const query_
     }
 }
 
-void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const knn_seed_t *seeds,
-                const query_t *q, knn_result_t *r)
+/* Scratch for a query through the index; false when memory ran out. */
+static bool index_scratch(knn_searcher_t *s, const knn_index_t *ix, const query_t *q)
+{
+    if (!ix || ix->n != s->t->n || grow_query_scratch(s, q->n) != 0)
+        return false;
+    if (ix->stride + 8 > s->qc_cap) {
+        float *c = calloc(ix->stride + 8, sizeof *c);
+        if (!c)
+            return false;
+        free(s->qc);
+        s->qc = c;
+        s->qc_cap = ix->stride + 8;
+    }
+    return true;
+}
+
+/* The training row equal to the query (on the features training knows), or -1. */
+static uint64_t query_hash(const query_t *q)
+{
+    uint64_t h = 0;
+    for (size_t i = 0; i < q->n; i++)
+        h += entry_hash(q->ids[i], (float)q->vals[i]);
+    return h;
+}
+
+static int64_t equal_row(const knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
+                         uint64_t h)
+{
+    for (size_t at = h & (ix->hash_cap - 1); ix->by_hash[at]; at = (at + 1) & (ix->hash_cap - 1)) {
+        uint32_t r = ix->by_hash[at] - 1;
+        if (ix->row_hash[r] != h || s->t->rowptr[r + 1] - s->t->rowptr[r] != q->n)
+            continue;
+        uint64_t i = s->t->rowptr[r];
+        while (i < s->t->rowptr[r + 1] && (double)s->t->vals[i] == s->dense[s->t->ids[i]])
+            i++;
+        if (i == s->t->rowptr[r + 1])
+            return r;
+    }
+    return -1;
+}
+
+/* Loads the stored answer for a training row into the heap. */
+static void recall_row(knn_searcher_t *s, const knn_parts_t *parts, uint32_t row)
+{
+    size_t at = (size_t)row * (size_t)s->k;
+    s->hn = 0;
+    while (s->hn < s->k && parts->row_dist[at + (size_t)s->hn] >= 0) {
+        s->hd[s->hn] = parts->row_dist[at + (size_t)s->hn];
+        s->hp[s->hn] = parts->row_point[at + (size_t)s->hn];
+        s->hn++;
+    }
+}
+
+/* Stores the heap of a finished search as the answer for a training row. */
+static void store_row(const knn_searcher_t *s, uint32_t row, double *dist, uint32_t *point)
+{
+    size_t at = (size_t)row * (size_t)s->k;
+    for (int i = 0; i < s->k; i++) {
+        dist[at + (size_t)i] = i < s->hn ? s->hd[i] : -1;
+        point[at + (size_t)i] = i < s->hn ? s->hp[i] : 0;
+    }
+}
+
+/* The cache slot holding the answer for the query (scattered into dense), or NULL. */
+static cache_slot_t *cached(knn_searcher_t *s, const query_t *q, uint64_t h)
+{
+    if (!s->cache)
+        return NULL;
+    cache_slot_t *c = &s->cache[h % KNN_CACHE_SLOTS];
+    if (!c->cap || c->hash != h || c->n != q->n)
+        return NULL;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (s->dense[c->ids[i]] != c->vals[i])
+            return NULL;
+    return c;
+}
+
+static void recall_cached(knn_searcher_t *s, const cache_slot_t *c)
+{
+    size_t at = (size_t)(c - s->cache) * (size_t)s->k;
+    s->hn = c->hn;
+    memcpy(s->hd, s->cache_d + at, (size_t)c->hn * sizeof *s->hd);
+    memcpy(s->hp, s->cache_p + at, (size_t)c->hn * sizeof *s->hp);
+}
+
+/* Keeps the answer of a finished search, replacing the slot's last one; a query too large
+ * to be usual traffic, or memory running out, only goes uncached. */
+static void cache_answer(knn_searcher_t *s, const query_t *q, uint64_t h)
+{
+    if (q->n > KNN_CACHE_MAX_FEATURES)
+        return;
+    if (!s->cache) {
+        s->cache = calloc(KNN_CACHE_SLOTS, sizeof *s->cache);
+        s->cache_d = malloc(KNN_CACHE_SLOTS * (size_t)s->k * sizeof *s->cache_d);
+        s->cache_p = malloc(KNN_CACHE_SLOTS * (size_t)s->k * sizeof *s->cache_p);
+        if (!s->cache || !s->cache_d || !s->cache_p) {
+            free(s->cache);
+            free(s->cache_d);
+            free(s->cache_p);
+            s->cache = NULL;
+            s->cache_d = NULL;
+            s->cache_p = NULL;
+            return;
+        }
+    }
+    cache_slot_t *c = &s->cache[h % KNN_CACHE_SLOTS];
+    if (c->cap < q->n) {
+        uint32_t *ids = realloc(c->ids, q->n * sizeof *ids);
+        if (ids)
+            c->ids = ids;
+        double *vals = ids ? realloc(c->vals, q->n * sizeof *vals) : NULL;
+        if (vals)
+            c->vals = vals;
+        c->cap = vals ? (uint32_t)q->n : 0;
+        if (!vals)
+            return;
+    }
+    c->hash = h;
+    c->n = (uint32_t)q->n;
+    memcpy(c->ids, q->ids, q->n * sizeof *c->ids);
+    memcpy(c->vals, q->vals, q->n * sizeof *c->vals);
+    size_t at = (size_t)(c - s->cache) * (size_t)s->k;
+    c->hn = s->hn;
+    memcpy(s->cache_d + at, s->hd, (size_t)s->hn * sizeof *s->hd);
+    memcpy(s->cache_p + at, s->hp, (size_t)s->hn * sizeof *s->hp);
+}
+
+static void search_parts(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q)
+{
+    if (s->t->n && index_scratch(s, parts->ix, q)) {
+        uint64_t h = query_hash(q);
+        int64_t row = parts->row_dist ? equal_row(s, parts->ix, q, h) : -1;
+        const cache_slot_t *c;
+        if (row >= 0) {
+            recall_row(s, parts, (uint32_t)row);
+        } else if ((c = cached(s, q, h))) {
+            recall_cached(s, c);
+        } else {
+            search_index(s, parts->ix, q);
+            cache_answer(s, q, h);
+        }
+        return;
+    }
+    visit_seeds(s, parts->seeds, q);
+    /* k neighbours at distance 0 already: nothing can be closer, the tree has nothing to add */
+    bool done = s->hn == s->k && s->hd[0] == 0.0;
+    if (s->t->n && !done)
+        search_node(s, parts->nodes, 0, q);
+}
+
+void knn_search(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q, knn_result_t *r)
 {
     new_search(s);
     scatter(s, q, 1);
-    visit_seeds(s, seeds, q);
-    /* k neighbours at distance 0 already: nothing can be closer, the tree has nothing to add
-     * (most normal messages repeat a training vector exactly once values are shaped) */
-    bool done = s->hn == s->k && s->hd[0] == 0.0;
-    if (s->t->n && !done)
-        search_node(s, nodes, 0, q);
+    search_parts(s, parts, q);
     scatter(s, q, -1);
     collect(s, q, r);
+}
+
+int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point)
+{
+    const trainset_t *t = s->t;
+    knn_parts_t search = *parts;
+    search.row_dist = NULL; /* being built */
+    search.row_point = NULL;
+    double *vals = NULL;
+    size_t cap = 0;
+    for (size_t r = 0; r < t->n; r++) {
+        size_t n = (size_t)(t->rowptr[r + 1] - t->rowptr[r]);
+        if (n > cap) {
+            double *v = realloc(vals, n * sizeof *v);
+            if (!v) {
+                free(vals);
+                return -1;
+            }
+            vals = v;
+            cap = n;
+        }
+        for (size_t i = 0; i < n; i++)
+            vals[i] = t->vals[t->rowptr[r] + i];
+        query_t q = {t->ids + t->rowptr[r], vals, n, t->norm2[r], 0};
+        new_search(s);
+        scatter(s, &q, 1);
+        search_parts(s, &search, &q);
+        scatter(s, &q, -1);
+        store_row(s, (uint32_t)r, dist, point);
+    }
+    free(vals);
+    return 0;
 }
 
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)

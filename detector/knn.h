@@ -1,28 +1,49 @@
 /*
- * knn: the local model, exact k nearest neighbours over a vantage-point tree.
+ * knn: the local model, exact k nearest neighbours of a message among the
+ * training vectors.
  *
  * Local score of a message z with nearest training neighbours p_1..p_k:
  *     l(z) = (1/k) sum_i d(z, p_i) - (1/k^2) sum_i sum_j d(p_i, p_j)
  * The first term grows far from the data; the second forgives regions
  * where the training data itself is spread out.
  *
- * Why a vantage-point tree. The vectors are sparse with a few hundred of
- * up to millions of dimensions, so coordinate trees (k-d trees) do not
- * apply, and hashing schemes (LSH) are approximate, but DESIGN.md wants
- * results equal to brute force. A VP-tree needs only the metric: each node
- * holds one training vector and the median distance from it; the triangle
- * inequality prunes a subtree whenever it cannot hold anything closer than
- * the current k-th neighbour. SIP traffic is highly clustered (after value
- * shaping most messages sit very near a training message), so the first
- * leaf reached gives a tight bound and most of the tree is never visited;
- * the cost grows roughly with the logarithm of the training set rather than
- * linearly. The pruning tests carry a small slack against rounding so the
- * answer stays exact. Repeated training vectors are stored once with a
- * count and enter the neighbour list count times, which is what storing
- * every copy would give.
+ * DESIGN.md wants results equal to brute force, so every shortcut here is a
+ * proof that what it skips is farther than the current k-th neighbour (with
+ * a small slack against rounding). A search takes the first of these that
+ * applies:
  *
+ * 1. The query equals a training row (on the features training knows).
+ *    After value shaping this is most normal traffic, and such a query has
+ *    exactly that row's neighbours, which training stored per row.
+ * 2. The query was asked recently: each searcher keeps a small cache of
+ *    answers, checked against the whole query, never a hash alone.
+ * 3. The index. Features most rows hold ("common") sit in a small dense
+ *    block; the others ("rare") have posting lists. A row that holds none of
+ *    a set P of the query's rare features differs from it by at least
+ *    |q_P|, so once P's squared values sum past the k-th distance, only rows
+ *    on P's lists can still be nearer. Taking the rarest features first
+ *    keeps those lists short. The lists give each such row its partial dot
+ *    product on P, which with the dense block and the norms of the rest
+ *    bounds its distance from below; rows are measured best bound first
+ *    until the bound passes the k-th distance (see search_index in knn.c).
+ *    A few of the rarest features and the best rows they find set the first
+ *    k-th distance.
+ * 4. Without an index (no memory for it), a vantage-point tree searched from
+ *    MinHash seeds: the tree needs only the metric and prunes a subtree by
+ *    the triangle inequality; the seeds (rows sharing MinHash bands with the
+ *    query) give it a tight bound early.
+ *
+ * Why not the tree alone: its pruning needs the gap between a query's
+ * distance to a vantage point and the node's radius to exceed the k-th
+ * distance, and on SIP traffic (hundreds of shared header n-grams, neighbours
+ * differing in user names and numbers) distances concentrate, so it visited
+ * about half of the rows. The index measures a handful and bounds the rest
+ * in a few nanoseconds each.
+ *
+ * Repeated training vectors are stored once with a count and enter the
+ * neighbour list count times, which is what storing every copy would give.
  * The query is scattered once into a dense array over the feature ids, so
- * each distance is one pass over a training row.
+ * measuring a row is one pass over it.
  */
 #ifndef SIPGUARD_KNN_H
 #define SIPGUARD_KNN_H
@@ -66,6 +87,22 @@ typedef struct {
 /* Fills seeds (KNN_BANDS * t->n entries: band b at [b * n, (b + 1) * n)). Returns 0 or -1. */
 int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
 
+/*
+ * Index: for each feature, the rows holding it (features held by more than 1/KNN_INDEX_MAX_SHARE
+ * of the rows have none). Built from the rows when a model is loaded, not stored in the file.
+ */
+#define KNN_INDEX_COMMON 4
+#define KNN_BOOTSTRAP_MASS 8
+#define KNN_BOOTSTRAP_EXTRA 3
+/* A searcher also keeps the answers of its recent queries that equal no training row: traffic
+ * repeats itself (a phone re-registers with the same message), and the answer is a function
+ * of the query, so a repeat is answered exactly without searching. */
+#define KNN_CACHE_SLOTS 1024
+#define KNN_CACHE_MAX_FEATURES 2048
+typedef struct knn_index knn_index_t;
+knn_index_t *knn_index_new(const trainset_t *t);
+void knn_index_destroy(knn_index_t **self);
+
 typedef struct knn_searcher knn_searcher_t;
 
 /* A searcher holds the per-query scratch (one per thread). */
@@ -81,10 +118,30 @@ typedef struct {
 
 #define KNN_MAX_K 64
 
-/* Exact k nearest neighbours through the tree, measuring seeded rows first (seeds may be
- * NULL). */
-void knn_search(knn_searcher_t *s, const knn_node_t *nodes, const knn_seed_t *seeds,
-                const query_t *q, knn_result_t *r);
+/* What a search may use; any part may be NULL except that nodes are needed without ix. */
+typedef struct {
+    const knn_node_t *nodes;
+    const knn_seed_t *seeds;
+    const knn_index_t *ix;
+    /* The answers for queries equal to a training row: row r's k (distance, row) pairs at
+     * [r * k, (r + 1) * k), distance -1 past the end of a short list (see knn_build_row_lists). */
+    const double *row_dist;
+    const uint32_t *row_point;
+} knn_parts_t;
+
+/*
+ * Exact k nearest neighbours. With an index: a query equal to a training row takes that row's
+ * stored answer, others search the index. Without: seeded rows first, then the tree.
+ */
+void knn_search(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q, knn_result_t *r);
+
+/*
+ * Most normal messages repeat a training vector exactly once values are shaped, and a query
+ * equal to row r has exactly row r's neighbours, so training stores every row's answer:
+ * dist and point hold t->n * k entries, filled by searching each row (parts->ix needed).
+ */
+int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point);
+
 /* The same by brute force over every row (tests, and a check for users). */
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r);
 

@@ -38,6 +38,7 @@ typedef struct {
     /* section offsets from the file start */
     uint64_t off_dict, off_mu, off_rowptr, off_ids, off_vals, off_norm2, off_count, off_nodes;
     uint64_t off_seeds;
+    uint64_t off_row_dist, off_row_point; /* version 6 */
 } model_header_t;
 
 typedef struct {
@@ -56,6 +57,10 @@ struct model {
     trainset_t t;
     const knn_node_t *nodes;
     const knn_seed_t *seeds;
+    const double *row_dist;
+    const uint32_t *row_point;
+    knn_index_t *ix; /* built at load; NULL (tree search only) if memory ran out */
+    knn_parts_t parts;
 };
 
 void model_opts_default(model_opts_t *o)
@@ -290,6 +295,8 @@ static void model_bind(model_t *m)
     m->t.count = (const uint32_t *)(m->base + h->off_count);
     m->nodes = (const knn_node_t *)(m->base + h->off_nodes);
     m->seeds = (const knn_seed_t *)(m->base + h->off_seeds);
+    m->row_dist = (const double *)(m->base + h->off_row_dist);
+    m->row_point = (const uint32_t *)(m->base + h->off_row_point);
     embed_opts_default(&m->opts.embed);
     m->opts.embed.kind = (embed_kind_t)h->kind;
     m->opts.embed.n = (int)h->n;
@@ -332,6 +339,10 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     off = align8(off + v->rows * sizeof(knn_node_t));
     h.off_seeds = off;
     off = align8(off + KNN_BANDS * v->rows * sizeof(knn_seed_t));
+    h.off_row_dist = off;
+    off = align8(off + v->rows * (size_t)b->o.k * sizeof(double));
+    h.off_row_point = off;
+    off = align8(off + v->rows * (size_t)b->o.k * sizeof(uint32_t));
     model_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
@@ -459,6 +470,28 @@ out:
     return rc;
 }
 
+/* The index is built from the rows, not stored: without memory for it the tree serves. */
+static void bind_search(model_t *m)
+{
+    m->ix = knn_index_new(&m->t);
+    m->parts = (knn_parts_t){m->nodes, m->seeds, m->ix, m->row_dist, m->row_point};
+}
+
+/* Each training row's own neighbour list, for queries that repeat it. */
+static int build_row_lists(model_t *m)
+{
+    bind_search(m);
+    if (!m->ix)
+        return -1;
+    knn_searcher_t *s = knn_searcher_new(&m->t, (int)m->h->k);
+    if (!s)
+        return -1;
+    int rc = knn_build_row_lists(s, &m->parts, (double *)(m->base + m->h->off_row_dist),
+                                 (uint32_t *)(m->base + m->h->off_row_point));
+    knn_searcher_destroy(&s);
+    return rc;
+}
+
 model_t *model_builder_finish(model_builder_t *b, model_stats_t *stats, char *err, size_t len)
 {
     struct timespec t0, t1;
@@ -483,7 +516,7 @@ model_t *model_builder_finish(model_builder_t *b, model_stats_t *stats, char *er
     knn_node_t *nodes = (knn_node_t *)(m->base + m->h->off_nodes);
     knn_seed_t *seeds = (knn_seed_t *)(m->base + m->h->off_seeds);
     if (svdd_fit(&m->t, &so, mu, &sr) != 0 || knn_build(&m->t, b->o.seed, nodes) != 0 ||
-        knn_build_seeds(&m->t, seeds) != 0) {
+        knn_build_seeds(&m->t, seeds) != 0 || build_row_lists(m) != 0) {
         snprintf(err, len, "out of memory fitting the models");
         model_destroy(&m);
         return NULL;
@@ -577,7 +610,9 @@ static const char *validate(const model_t *m)
         !section_ok(h, h->off_norm2, h->nrows * sizeof(double)) ||
         !section_ok(h, h->off_count, h->nrows * sizeof(uint32_t)) ||
         !section_ok(h, h->off_nodes, h->nrows * sizeof(knn_node_t)) ||
-        !section_ok(h, h->off_seeds, KNN_BANDS * h->nrows * sizeof(knn_seed_t)))
+        !section_ok(h, h->off_seeds, KNN_BANDS * h->nrows * sizeof(knn_seed_t)) ||
+        !section_ok(h, h->off_row_dist, h->nrows * h->k * sizeof(double)) ||
+        !section_ok(h, h->off_row_point, h->nrows * h->k * sizeof(uint32_t)))
         return "a section lies outside the file";
     const trainset_t *t = &m->t;
     if (t->rowptr[0] != 0 || t->rowptr[t->n] != h->nnz)
@@ -591,6 +626,9 @@ static const char *validate(const model_t *m)
         for (int b = 0; b < KNN_BANDS; b++)
             if (m->seeds[(size_t)b * t->n + r].row >= t->n)
                 return "seed row out of range";
+        for (size_t i = r * h->k; i < (r + 1) * h->k; i++)
+            if (m->row_point[i] >= t->n || !(m->row_dist[i] >= 0 || m->row_dist[i] == -1))
+                return "stored neighbour out of range";
     }
     for (size_t i = 0; i < h->nnz; i++)
         if (t->ids[i] >= h->dim)
@@ -660,6 +698,8 @@ model_t *model_load(const char *path, char *err, size_t len)
     } else {
         model_bind(m);
         why = validate(m);
+        if (!why)
+            bind_search(m);
     }
     if (why) {
         snprintf(err, len, "%s: %s", path, why);
@@ -674,6 +714,7 @@ void model_destroy(model_t **self)
     model_t *m = *self;
     if (!m)
         return;
+    knn_index_destroy(&m->ix);
     free(m->base);
     free(m);
     *self = NULL;
@@ -861,7 +902,7 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
     if (want_local) {
         double offset2 = v->norm2 - known2;
         query_t q = {s->qids, s->qvals, nq, known2, offset2 > 0 ? offset2 : 0};
-        knn_search(s->knn, m->nodes, m->seeds, &q, &out->nn);
+        knn_search(s->knn, &m->parts, &q, &out->nn);
         out->local = knn_local_score(&m->t, &out->nn);
         if (m->opts.local_norm && v->norm2 > 0)
             out->local /= sqrt(v->norm2);

@@ -1,14 +1,17 @@
 /*
  * model: the content model of one edge: embedding settings, global model
- * (SVDD centre), local model (training vectors and their VP-tree) and the
- * calibrated thresholds, trained from normal traffic, saved to one file.
+ * (SVDD centre), local model (training vectors, their VP-tree and each
+ * row's own neighbour list) and the calibrated thresholds, trained from
+ * normal traffic, saved to one file. The local model's search index (see
+ * knn.h) is built from the rows when the file is loaded.
  *
- * File format (version 5): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 6): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
  * id), training rows (CSR: row offsets, ids, float values), squared norms,
- * counts, VP-tree nodes, MinHash seed bands. Loading reads the file into one
+ * counts, VP-tree nodes, MinHash seed bands, each row's k neighbours
+ * (distances, then rows; version 6). Loading reads the file into one
  * private buffer (not a mapping: a daemon's model must not change when someone
  * copies over the file), checks size, magic, version, checksum and every
  * offset, then points into the buffer: no parsing, no per-row allocation.
@@ -28,7 +31,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 5
+#define MODEL_VERSION 6
 
 typedef struct {
     embed_opts_t embed;
