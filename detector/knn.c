@@ -11,13 +11,16 @@ typedef struct {
     uint64_t hash;
     uint32_t n, cap; /* features stored; room for cap (0: empty slot) */
     int hn;          /* neighbours in the stored heap */
+    double spread;   /* their spread (knn_result_t) */
     uint32_t *ids;
     double *vals;
 } cache_slot_t;
 
+/* Single precision: half the memory of double, so the rows' sums stay in cache, and exact
+ * for counts; bound_cheap allows for the rounding otherwise. */
 typedef struct {
-    double dot; /* q_P . x_P */
-    double x2;  /* |x_P|^2 */
+    float dot; /* q_P . x_P */
+    float x2;  /* |x_P|^2 */
 } row_acc_t;
 
 typedef struct {
@@ -374,6 +377,7 @@ struct knn_index {
     size_t stride;     /* ncol rounded up to a multiple of 8 */
     float *dense;      /* n rows of stride values */
     double *c2;        /* squared norm of each row's common part */
+    double *cn;        /* and its square root */
     uint32_t *by_hash; /* open addressing on the rows' content hashes: row + 1, 0 empty */
     uint64_t *row_hash;
     size_t hash_cap;
@@ -448,7 +452,8 @@ static int index_dense_block(knn_index_t *ix, const trainset_t *t)
     ix->stride = (ix->ncol + 7) / 8 * 8;
     ix->dense = calloc(t->n * ix->stride + 8, sizeof *ix->dense);
     ix->c2 = calloc(t->n ? t->n : 1, sizeof *ix->c2);
-    if (!ix->dense || !ix->c2)
+    ix->cn = calloc(t->n ? t->n : 1, sizeof *ix->cn);
+    if (!ix->dense || !ix->c2 || !ix->cn)
         return -1;
     for (size_t r = 0; r < t->n; r++)
         for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++) {
@@ -458,6 +463,8 @@ static int index_dense_block(knn_index_t *ix, const trainset_t *t)
                 ix->c2[r] += (double)t->vals[i] * t->vals[i];
             }
         }
+    for (size_t r = 0; r < t->n; r++)
+        ix->cn[r] = sqrt(ix->c2[r]);
     return 0;
 }
 
@@ -497,6 +504,7 @@ void knn_index_destroy(knn_index_t **self)
     free(ix->col);
     free(ix->dense);
     free(ix->c2);
+    free(ix->cn);
     free(ix->by_hash);
     free(ix->row_hash);
     free(ix);
@@ -517,6 +525,8 @@ typedef struct {
     double qp2; /* |q_P|^2 */
     double qm;  /* |q_M| */
     double qc2; /* |q_C|^2 */
+    double qcn; /* |q_C| */
+    size_t np;  /* features in P */
 } split_t;
 
 /*
@@ -551,15 +561,18 @@ static double bound_cheap(const knn_searcher_t *s, const knn_index_t *ix, const 
                           uint32_t r)
 {
     double acc = s->acc[r].dot, acc2 = s->acc[r].x2;
+    /* the float sums over np terms (and the query's values rounded to float) may be off by
+     * (np + 2) * 2^-23 of their magnitudes */
+    double rounding = (double)(sp->np + 2) * 0x1p-23 * (sp->qp2 + 2 * acc2);
     double xm2 = s->t->norm2[r] - ix->c2[r] - acc2;
-    double gm = sp->qm - sqrt(xm2 > 0 ? xm2 : 0), gc = sqrt(sp->qc2) - sqrt(ix->c2[r]);
-    return sp->qp2 - 2 * acc + acc2 + gm * gm + gc * gc;
+    double gm = sp->qm - sqrt(xm2 > 0 ? xm2 : 0), gc = sp->qcn - ix->cn[r];
+    return sp->qp2 - 2 * acc + acc2 - rounding + gm * gm + gc * gc;
 }
 
 static double bound_full(const knn_searcher_t *s, const knn_index_t *ix, const split_t *sp,
                          uint32_t r, double cheap)
 {
-    double gc = sqrt(sp->qc2) - sqrt(ix->c2[r]);
+    double gc = sp->qcn - ix->cn[r];
     return cheap - gc * gc + common_distance2(s, ix, r);
 }
 
@@ -625,7 +638,9 @@ static size_t split_query(knn_searcher_t *s, const knn_index_t *ix, const query_
         if (ix->col[j] < 0)
             s->qorder[start[df ? 32 - __builtin_clz(df) : 0]++] = (uint32_t)i;
     }
+    sp->qcn = sqrt(sp->qc2);
     sp->qp2 = 0;
+    sp->np = 0;
     return start[33];
 }
 
@@ -644,10 +659,11 @@ static void add_posting(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, do
     row_acc_t *acc = s->acc;
     const uint32_t *row = ix->row;
     const float *val = ix->val;
+    float qf = (float)qv;
     for (uint64_t e = ix->off[j], end = ix->off[j + 1]; e < end; e++) {
-        double xv = val[e];
+        float xv = val[e];
         row_acc_t *a = &acc[row[e]];
-        a->dot += qv * xv;
+        a->dot += qf * xv;
         a->x2 += xv * xv;
     }
 }
@@ -662,6 +678,7 @@ static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_
         add_posting(s, ix, q->ids[i], q->vals[i]);
         sp->qp2 += q->vals[i] * q->vals[i];
     }
+    sp->np = *np;
     double qm2 = *np < nrare ? qe2 - sp->qp2 : 0;
     sp->qm = sqrt(qm2 > 0 ? qm2 : 0);
     /* the rows touched, found afterwards: tracking them per entry would chain every entry
@@ -912,7 +929,7 @@ static void recall_cached(knn_searcher_t *s, const cache_slot_t *c)
 
 /* Keeps the answer of a finished search, replacing the slot's last one; a query too large
  * to be usual traffic, or memory running out, only goes uncached. */
-static void cache_answer(knn_searcher_t *s, const query_t *q, uint64_t h)
+static void cache_answer(knn_searcher_t *s, const query_t *q, uint64_t h, double spread)
 {
     if (q->n > KNN_CACHE_MAX_FEATURES)
         return;
@@ -943,6 +960,7 @@ static void cache_answer(knn_searcher_t *s, const query_t *q, uint64_t h)
             return;
     }
     c->hash = h;
+    c->spread = spread;
     c->n = (uint32_t)q->n;
     memcpy(c->ids, q->ids, q->n * sizeof *c->ids);
     memcpy(c->vals, q->vals, q->n * sizeof *c->vals);
@@ -952,7 +970,20 @@ static void cache_answer(knn_searcher_t *s, const query_t *q, uint64_t h)
     memcpy(s->cache_p + at, s->hp, (size_t)s->hn * sizeof *s->hp);
 }
 
-static void search_parts(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q)
+/* The local score's second term from the neighbours in the heap. */
+static double heap_spread(const knn_searcher_t *s)
+{
+    double pairs = 0;
+    for (int i = 0; i < s->hn; i++)
+        for (int j = i + 1; j < s->hn; j++)
+            if (s->hp[i] != s->hp[j])
+                pairs += 2.0 * row_distance(s->t, s->hp[i], s->hp[j]);
+    return pairs;
+}
+
+/* Fills the heap with the query's neighbours; returns their spread (from a stored or cached
+ * answer, or measured and then cached). */
+static double search_parts(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q)
 {
     if (s->t->n && index_scratch(s, parts->ix, q)) {
         uint64_t h = query_hash(q);
@@ -960,36 +991,43 @@ static void search_parts(knn_searcher_t *s, const knn_parts_t *parts, const quer
         const cache_slot_t *c;
         if (row >= 0) {
             recall_row(s, parts, (uint32_t)row);
-        } else if ((c = cached(s, q, h))) {
-            recall_cached(s, c);
-        } else {
-            search_index(s, parts->ix, q);
-            cache_answer(s, q, h);
+            return parts->row_spread[row];
         }
-        return;
+        if ((c = cached(s, q, h))) {
+            recall_cached(s, c);
+            return c->spread;
+        }
+        search_index(s, parts->ix, q);
+        double spread = heap_spread(s);
+        cache_answer(s, q, h, spread);
+        return spread;
     }
     visit_seeds(s, parts->seeds, q);
     /* k neighbours at distance 0 already: nothing can be closer, the tree has nothing to add */
     bool done = s->hn == s->k && s->hd[0] == 0.0;
     if (s->t->n && !done)
         search_node(s, parts->nodes, 0, q);
+    return heap_spread(s);
 }
 
 void knn_search(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q, knn_result_t *r)
 {
     new_search(s);
     scatter(s, q, 1);
-    search_parts(s, parts, q);
+    double spread = search_parts(s, parts, q);
     scatter(s, q, -1);
     collect(s, q, r);
+    r->spread = spread;
 }
 
-int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point)
+int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point,
+                        double *spread)
 {
     const trainset_t *t = s->t;
     knn_parts_t search = *parts;
     search.row_dist = NULL; /* being built */
     search.row_point = NULL;
+    search.row_spread = NULL;
     double *vals = NULL;
     size_t cap = 0;
     for (size_t r = 0; r < t->n; r++) {
@@ -1008,7 +1046,7 @@ int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dis
         query_t q = {t->ids + t->rowptr[r], vals, n, t->norm2[r], 0};
         new_search(s);
         scatter(s, &q, 1);
-        search_parts(s, &search, &q);
+        spread[r] = search_parts(s, &search, &q);
         scatter(s, &q, -1);
         store_row(s, (uint32_t)r, dist, point);
     }
@@ -1023,20 +1061,19 @@ void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)
     for (size_t i = 0; i < s->t->n; i++)
         visit(s, q, (uint32_t)i);
     scatter(s, q, -1);
+    double spread = heap_spread(s);
     collect(s, q, r);
+    r->spread = spread;
 }
 
 double knn_local_score(const trainset_t *t, const knn_result_t *r)
 {
     if (r->k == 0)
         return 0;
-    double first = 0, pairs = 0;
+    (void)t; /* the spread came with the neighbours */
+    double first = 0;
     for (int i = 0; i < r->k; i++)
         first += r->dist[i];
-    for (int i = 0; i < r->k; i++)
-        for (int j = i + 1; j < r->k; j++)
-            if (r->point[i] != r->point[j])
-                pairs += 2.0 * row_distance(t, r->point[i], r->point[j]);
     double k = r->k;
-    return first / k - pairs / (k * k);
+    return first / k - r->spread / (k * k);
 }

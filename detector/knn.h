@@ -114,6 +114,8 @@ typedef struct {
     double dist[64]; /* ascending */
     uint32_t point[64];
     size_t visited; /* distance computations, for benchmarks */
+    double spread;  /* sum of 2 d(p_i, p_j) over pairs i < j of different rows: the local
+                     * score's second term, stored with answers that are stored */
 } knn_result_t;
 
 #define KNN_MAX_K 64
@@ -127,6 +129,7 @@ typedef struct {
      * [r * k, (r + 1) * k), distance -1 past the end of a short list (see knn_build_row_lists). */
     const double *row_dist;
     const uint32_t *row_point;
+    const double *row_spread; /* and each row's spread (knn_result_t) */
 } knn_parts_t;
 
 /*
@@ -138,9 +141,11 @@ void knn_search(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q, k
 /*
  * Most normal messages repeat a training vector exactly once values are shaped, and a query
  * equal to row r has exactly row r's neighbours, so training stores every row's answer:
- * dist and point hold t->n * k entries, filled by searching each row (parts->ix needed).
+ * dist and point hold t->n * k entries and spread t->n, filled by searching each row
+ * (parts->ix needed).
  */
-int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point);
+int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point,
+                        double *spread);
 
 /* The same by brute force over every row (tests, and a check for users). */
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r);

@@ -38,7 +38,7 @@ typedef struct {
     /* section offsets from the file start */
     uint64_t off_dict, off_mu, off_rowptr, off_ids, off_vals, off_norm2, off_count, off_nodes;
     uint64_t off_seeds;
-    uint64_t off_row_dist, off_row_point; /* version 6 */
+    uint64_t off_row_dist, off_row_point, off_row_spread; /* version 6 */
 } model_header_t;
 
 typedef struct {
@@ -59,6 +59,7 @@ struct model {
     const knn_seed_t *seeds;
     const double *row_dist;
     const uint32_t *row_point;
+    const double *row_spread;
     knn_index_t *ix; /* built at load; NULL (tree search only) if memory ran out */
     knn_parts_t parts;
 };
@@ -297,6 +298,7 @@ static void model_bind(model_t *m)
     m->seeds = (const knn_seed_t *)(m->base + h->off_seeds);
     m->row_dist = (const double *)(m->base + h->off_row_dist);
     m->row_point = (const uint32_t *)(m->base + h->off_row_point);
+    m->row_spread = (const double *)(m->base + h->off_row_spread);
     embed_opts_default(&m->opts.embed);
     m->opts.embed.kind = (embed_kind_t)h->kind;
     m->opts.embed.n = (int)h->n;
@@ -343,6 +345,8 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     off = align8(off + v->rows * (size_t)b->o.k * sizeof(double));
     h.off_row_point = off;
     off = align8(off + v->rows * (size_t)b->o.k * sizeof(uint32_t));
+    h.off_row_spread = off;
+    off = align8(off + v->rows * sizeof(double));
     model_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
@@ -474,7 +478,7 @@ out:
 static void bind_search(model_t *m)
 {
     m->ix = knn_index_new(&m->t);
-    m->parts = (knn_parts_t){m->nodes, m->seeds, m->ix, m->row_dist, m->row_point};
+    m->parts = (knn_parts_t){m->nodes, m->seeds, m->ix, m->row_dist, m->row_point, m->row_spread};
 }
 
 /* Each training row's own neighbour list, for queries that repeat it. */
@@ -487,7 +491,8 @@ static int build_row_lists(model_t *m)
     if (!s)
         return -1;
     int rc = knn_build_row_lists(s, &m->parts, (double *)(m->base + m->h->off_row_dist),
-                                 (uint32_t *)(m->base + m->h->off_row_point));
+                                 (uint32_t *)(m->base + m->h->off_row_point),
+                                 (double *)(m->base + m->h->off_row_spread));
     knn_searcher_destroy(&s);
     return rc;
 }
@@ -612,7 +617,8 @@ static const char *validate(const model_t *m)
         !section_ok(h, h->off_nodes, h->nrows * sizeof(knn_node_t)) ||
         !section_ok(h, h->off_seeds, KNN_BANDS * h->nrows * sizeof(knn_seed_t)) ||
         !section_ok(h, h->off_row_dist, h->nrows * h->k * sizeof(double)) ||
-        !section_ok(h, h->off_row_point, h->nrows * h->k * sizeof(uint32_t)))
+        !section_ok(h, h->off_row_point, h->nrows * h->k * sizeof(uint32_t)) ||
+        !section_ok(h, h->off_row_spread, h->nrows * sizeof(double)))
         return "a section lies outside the file";
     const trainset_t *t = &m->t;
     if (t->rowptr[0] != 0 || t->rowptr[t->n] != h->nnz)
@@ -629,6 +635,8 @@ static const char *validate(const model_t *m)
         for (size_t i = r * h->k; i < (r + 1) * h->k; i++)
             if (m->row_point[i] >= t->n || !(m->row_dist[i] >= 0 || m->row_dist[i] == -1))
                 return "stored neighbour out of range";
+        if (!(m->row_spread[r] >= 0 && isfinite(m->row_spread[r])))
+            return "stored neighbour spread invalid";
     }
     for (size_t i = 0; i < h->nnz; i++)
         if (t->ids[i] >= h->dim)

@@ -126,9 +126,10 @@ static void check_against_brute(size_t n, int k, int dup_every)
     knn_searcher_t *s = knn_searcher_new(&o.t, k);
     double *row_dist = calloc(n * (size_t)k, sizeof *row_dist);
     uint32_t *row_point = calloc(n * (size_t)k, sizeof *row_point);
-    assert_int_equal(
-        knn_build_row_lists(s, &(knn_parts_t){nodes, NULL, ix, NULL, NULL}, row_dist, row_point),
-        0);
+    double *row_spread = calloc(n, sizeof *row_spread);
+    assert_int_equal(knn_build_row_lists(s, &(knn_parts_t){nodes, NULL, ix, NULL, NULL, NULL},
+                                         row_dist, row_point, row_spread),
+                     0);
     uint32_t ids[128];
     double vals[128];
     size_t visited[3] = {0}, near_visited = 0;
@@ -148,8 +149,12 @@ static void check_against_brute(size_t n, int k, int dup_every)
         /* the tree without and with seeds, and the index */
         for (int way = 0; way < 3; way++) {
             knn_result_t a;
-            knn_parts_t parts = {nodes, way ? seeds : NULL, way == 2 ? ix : NULL,
-                                 way == 2 ? row_dist : NULL, way == 2 ? row_point : NULL};
+            knn_parts_t parts = {nodes,
+                                 way ? seeds : NULL,
+                                 way == 2 ? ix : NULL,
+                                 way == 2 ? row_dist : NULL,
+                                 way == 2 ? row_point : NULL,
+                                 way == 2 ? row_spread : NULL};
             knn_search(s, &parts, &q, &a);
             visited[way] += a.visited;
             if (way == 2 && near)
@@ -165,6 +170,7 @@ static void check_against_brute(size_t n, int k, int dup_every)
                 knn_search(s, &parts, &q, &again);
                 assert_int_equal(again.k, a.k);
                 assert_int_equal(again.visited, 0);
+                assert_true(knn_local_score(&o.t, &again) == knn_local_score(&o.t, &a));
                 for (int j = 0; j < a.k; j++) {
                     assert_true(again.dist[j] == a.dist[j]);
                     assert_int_equal(again.point[j], a.point[j]);
@@ -183,6 +189,7 @@ static void check_against_brute(size_t n, int k, int dup_every)
     knn_index_destroy(&ix);
     free(row_dist);
     free(row_point);
+    free(row_spread);
     free(nodes);
     free(seeds);
     free_set(&o);
@@ -220,7 +227,7 @@ static void test_local_score_matches_definition(void **state)
     knn_searcher_t *s = knn_searcher_new(&t, 2);
     query_t q = {NULL, NULL, 0, 0, 0};
     knn_result_t r;
-    knn_search(s, &(knn_parts_t){nodes, NULL, NULL, NULL, NULL}, &q, &r);
+    knn_search(s, &(knn_parts_t){nodes, NULL, NULL, NULL, NULL, NULL}, &q, &r);
     /* (1/2)(1 + 2) - (1/4)(2 * |1 - 2|) = 1.5 - 0.5 */
     assert_true(fabs(knn_local_score(&t, &r) - 1.0) < 1e-12);
     knn_searcher_destroy(&s);
