@@ -3,6 +3,8 @@
  * memory. Prints machine-readable "name value unit" lines; the median of
  * five runs is reported for each figure.
  *   usage: bench_core CAPTURE MODEL
+ * BENCH_ONLY=NAME (e.g. score_global) measures only that figure besides framing;
+ * BENCH_VERBOSE=1 adds how much work the local searches did.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -129,7 +131,10 @@ int main(int argc, char **argv)
         "framing",     "embed_ngram4", "embed_ngram4_unsorted", "embed_ngram4_unsorted_raw",
         "embed_token", "score_global", "score_global_local",    "osip_check"};
     double frame_time = 0;
+    const char *only = getenv("BENCH_ONLY"); /* one figure (and framing), e.g. for a profiler */
     for (int mode = 0; mode < MODE_COUNT; mode++) {
+        if (only && mode != MODE_FRAME && strcmp(only, names[mode]) != 0)
+            continue;
         double t[5];
         size_t msgs = 0, bytes = 0;
         for (int r = 0; r < 5; r++)

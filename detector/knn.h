@@ -92,8 +92,8 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
  * of the rows have none). Built from the rows when a model is loaded, not stored in the file.
  */
 #define KNN_INDEX_COMMON 4
-#define KNN_BOOTSTRAP_MASS 8
-#define KNN_BOOTSTRAP_EXTRA 3
+#define KNN_BOOTSTRAP_MASS 16
+#define KNN_BOOTSTRAP_EXTRA 10
 /* A searcher also keeps the answers of its recent queries that equal no training row: traffic
  * repeats itself (a phone re-registers with the same message), and the answer is a function
  * of the query, so a repeat is answered exactly without searching. */
