@@ -948,22 +948,25 @@ static void cache_answer(knn_searcher_t *s, const query_t *q, uint64_t h, double
         }
     }
     cache_slot_t *c = &s->cache[h % KNN_CACHE_SLOTS];
-    if (c->cap < q->n) {
-        uint32_t *ids = realloc(c->ids, q->n * sizeof *ids);
+    size_t room = q->n ? q->n : 1; /* a query of no known features (garbage) is cached too */
+    if (c->cap < room) {
+        uint32_t *ids = realloc(c->ids, room * sizeof *ids);
         if (ids)
             c->ids = ids;
-        double *vals = ids ? realloc(c->vals, q->n * sizeof *vals) : NULL;
+        double *vals = ids ? realloc(c->vals, room * sizeof *vals) : NULL;
         if (vals)
             c->vals = vals;
-        c->cap = vals ? (uint32_t)q->n : 0;
+        c->cap = vals ? (uint32_t)room : 0;
         if (!vals)
             return;
     }
     c->hash = h;
     c->spread = spread;
     c->n = (uint32_t)q->n;
-    memcpy(c->ids, q->ids, q->n * sizeof *c->ids);
-    memcpy(c->vals, q->vals, q->n * sizeof *c->vals);
+    if (q->n) {
+        memcpy(c->ids, q->ids, q->n * sizeof *c->ids);
+        memcpy(c->vals, q->vals, q->n * sizeof *c->vals);
+    }
     size_t at = (size_t)(c - s->cache) * (size_t)s->k;
     c->hn = s->hn;
     memcpy(s->cache_d + at, s->hd, (size_t)s->hn * sizeof *s->hd);

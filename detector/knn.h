@@ -88,17 +88,25 @@ typedef struct {
 int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
 
 /*
- * Index: for each feature, the rows holding it (features held by more than 1/KNN_INDEX_MAX_SHARE
- * of the rows have none). Built from the rows when a model is loaded, not stored in the file.
+ * Index: posting lists (the rows holding a feature) for the rare features, and a dense block
+ * of the common ones, those held by more than 1/KNN_INDEX_COMMON of the rows. Built from the
+ * rows when a model is loaded, not stored in the file.
  */
 #define KNN_INDEX_COMMON 4
+
+/* The first k-th distance: the rows best bounded by the query's rarest features summing to a
+ * squared value of KNN_BOOTSTRAP_MASS, at most k + KNN_BOOTSTRAP_EXTRA of them measured. */
 #define KNN_BOOTSTRAP_MASS 16
 #define KNN_BOOTSTRAP_EXTRA 10
+
 /* A searcher also keeps the answers of its recent queries that equal no training row: traffic
  * repeats itself (a phone re-registers with the same message), and the answer is a function
  * of the query, so a repeat is answered exactly without searching. */
 #define KNN_CACHE_SLOTS 1024
-#define KNN_CACHE_MAX_FEATURES 2048
+/* Queries with more features are not cached, which bounds a searcher's cache at 12 MB even
+ * when every query is a large one (a typical message has about 300 features). */
+#define KNN_CACHE_MAX_FEATURES 1024
+
 typedef struct knn_index knn_index_t;
 knn_index_t *knn_index_new(const trainset_t *t);
 void knn_index_destroy(knn_index_t **self);

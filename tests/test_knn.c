@@ -138,6 +138,8 @@ static void check_against_brute(size_t n, int k, int dup_every)
         bool near = i % 3 != 0;
         if (near)
             near_query(&o.t, i % 3 == 2, ids, vals, &q);
+        else if (i % 50 == 0)
+            q = (query_t){NULL, NULL, 0, 0, 4.0}; /* nothing training knew: garbage */
         else
             random_query(dim, nnz, ids, vals, &q);
         /* brute force on the full query: the unknown features' norm inside norm2 */
