@@ -692,6 +692,27 @@ static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_
 }
 
 /*
+ * Many candidates: far queries, whose cheap bounds are all weak. Tightening them one at a
+ * time through the heap would cost a heap step each; instead every bound is tightened in one
+ * pass and those that cannot beat the current k-th distance are dropped. Returns how many
+ * remain.
+ */
+static size_t tighten_all(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
+                          const split_t *sp, size_t m)
+{
+    double t = tau(s), t2 = t * t;
+    size_t kept = 0;
+    for (size_t i = 0; i < m; i++) {
+        knn_cand_t c = s->cand[i];
+        c.lb2 = bound_full(s, ix, sp, c.row, c.lb2);
+        c.full = 1;
+        if (!isfinite(t) || c.lb2 <= t2 + slack(s, q, c.row, t2))
+            s->cand[kept++] = c;
+    }
+    return kept;
+}
+
+/*
  * Bounds each listed row (or every row when all is set) cheaply and keeps those that may beat
  * the current k-th distance in a heap; then, best first, tightens a bound with the dense
  * block or measures the row once its bound is tight, until the best bound left passes the
@@ -712,6 +733,8 @@ static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const que
             continue;
         s->cand[m++] = (knn_cand_t){lb, r, 0};
     }
+    if (m > KNN_BATCH_BOUNDS)
+        m = tighten_all(s, ix, q, sp, m);
     for (size_t i = m / 2; i-- > 0;)
         cand_sift_down(s->cand, m, i);
     size_t measured = 0;

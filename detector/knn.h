@@ -98,6 +98,8 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
  * squared value of KNN_BOOTSTRAP_MASS, at most k + KNN_BOOTSTRAP_EXTRA of them measured. */
 #define KNN_BOOTSTRAP_MASS 16
 #define KNN_BOOTSTRAP_EXTRA 10
+/* Past this many candidates their bounds are tightened in one pass rather than lazily. */
+#define KNN_BATCH_BOUNDS 256
 
 /* A searcher also keeps the answers of its recent queries that equal no training row: traffic
  * repeats itself (a phone re-registers with the same message), and the answer is a function
