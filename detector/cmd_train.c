@@ -37,8 +37,10 @@ static const clicmd_t train_cmd = {
     "Learns what normal SIP looks like from captures (pcap, pcapng, HEPv3 inside captures),\n"
     "raw message files or directories of *.sip files, and writes a model: the embedding\n"
     "settings, the global model (centre of a soft minimum enclosing ball, SVDD), the local\n"
-    "model (training vectors indexed for exact k-NN) and thresholds calibrated on held-out\n"
-    "messages to the target false-positive rate. Train on normal traffic only.",
+    "model (training vectors indexed for exact k-NN, with each distinct vector's own k\n"
+    "nearest neighbours: the answer for every message that repeats it, so training searches\n"
+    "once per distinct vector) and thresholds calibrated on held-out messages to the target\n"
+    "false-positive rate. Train on normal traffic only.",
     train_opts,
     "exit status: 0 success, 1 failure (no messages, cannot write), 2 usage error,\n"
     "3 an input could not be read (the model is still written from the others).\n\n"
