@@ -767,6 +767,7 @@ struct model_scorer {
     double *qvals;
     size_t qcap;
     knn_searcher_t *knn;
+    bool brute; /* the local model measures every training row (checks and tests) */
     /* The centre's non-zero entries by feature key, for global-only scoring: one small,
      * cache-resident table instead of the whole dictionary plus the dense centre. */
     centre_slot_t *centre;
@@ -824,6 +825,11 @@ model_scorer_t *model_scorer_new(const model_t *m, bool explain)
     embed_keep_dictionary(s->embed, explain);
     embed_set_sorted(s->embed, false);
     return s;
+}
+
+void model_scorer_use_brute_force(model_scorer_t *s, bool on)
+{
+    s->brute = on;
 }
 
 void model_scorer_destroy(model_scorer_t **self)
@@ -910,7 +916,10 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
     if (want_local) {
         double offset2 = v->norm2 - known2;
         query_t q = {s->qids, s->qvals, nq, known2, offset2 > 0 ? offset2 : 0};
-        knn_search(s->knn, &m->parts, &q, &out->nn);
+        if (s->brute)
+            knn_search_brute(s->knn, &q, &out->nn);
+        else
+            knn_search(s->knn, &m->parts, &q, &out->nn);
         out->local = knn_local_score(&m->t, &out->nn);
         if (m->opts.local_norm && v->norm2 > 0)
             out->local /= sqrt(v->norm2);

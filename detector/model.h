@@ -101,6 +101,9 @@ typedef struct {
 typedef struct model_scorer model_scorer_t;
 
 model_scorer_t *model_scorer_new(const model_t *m, bool explain);
+/* The local model then measures every training row instead of searching: the answer is the
+ * same, only slower; tests check the search against it. */
+void model_scorer_use_brute_force(model_scorer_t *s, bool on);
 void model_scorer_destroy(model_scorer_t **self);
 embed_t *model_scorer_embed(model_scorer_t *s);
 

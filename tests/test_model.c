@@ -26,16 +26,37 @@ static void make_normal(char *buf, size_t cap, int i)
         (unsigned)i * 104729u, (unsigned)i, i % 20, i % 9 + 1);
 }
 
-static model_t *train(int n)
+/* Messages with more variety: 60 users, four user agents, optional headers. */
+static void make_varied(char *buf, size_t cap, int i)
+{
+    static const char *agents[] = {"Linphone/3.12.0", "Linphone/4.7.2", "Zoiper rv2.10",
+                                   "Grandstream GXP2170 1.0.9.830"};
+    int user = (i * 7) % 60;
+    snprintf(buf, cap,
+             "REGISTER sip:example.net SIP/2.0\r\nVia: SIP/2.0/UDP "
+             "10.1.%d.%d:5060;branch=z9hG4bK%08x\r\n"
+             "From: <sip:%d@example.net>;tag=%06x\r\nTo: <sip:%d@example.net>\r\n"
+             "Call-ID: %08x@10.1.2.%d\r\nCSeq: %d REGISTER\r\n%s"
+             "User-Agent: %s\r\n%sContent-Length: 0\r\n\r\n",
+             user % 3, user, (unsigned)i * 7919u, 4930000 + user * 13, (unsigned)i * 31u,
+             4930000 + user * 13, (unsigned)i * 104729u, user, i % 9 + 1,
+             i % 3 ? "Expires: 3600\r\n" : "", agents[(i / 7 + user) % 4],
+             i % 5 == 0 ? "Supported: path, gruu\r\n" : "");
+}
+
+typedef void (*maker_t)(char *buf, size_t cap, int i);
+
+static model_t *train_with(int n, int k, maker_t make)
 {
     model_opts_t o;
     model_opts_default(&o);
+    o.k = k;
     model_builder_t *b = model_builder_new(&o);
     embed_t *e = embed_new(&o.embed);
     sparse_t *v = sparse_new();
     char buf[1024];
     for (int i = 0; i < n; i++) {
-        make_normal(buf, sizeof buf, i);
+        make(buf, sizeof buf, i);
         embed_message(e, (const uint8_t *)buf, strlen(buf), v);
         model_builder_add(b, v, i % 5 == 0);
     }
@@ -50,6 +71,73 @@ static model_t *train(int n)
     sparse_destroy(&v);
     model_builder_destroy(&b);
     return m;
+}
+
+static model_t *train(int n)
+{
+    return train_with(n, 1, make_normal);
+}
+
+/* Messages the search must answer like brute force: repeats of training messages, new ones
+ * from the same and from other users, variants with other values and headers, and garbage. */
+static size_t make_probe(char *buf, size_t cap, int i)
+{
+    make_varied(buf, cap, i % 3 == 0 ? i : i * 11 + 5);
+    char *ua = strstr(buf, "User-Agent: ");
+    switch (i % 7) {
+    case 4: {
+        char tail[512];
+        snprintf(tail, sizeof tail, "%s", ua);
+        snprintf(ua, cap - (size_t)(ua - buf), "X-Probe: %d\r\n%s", i, tail);
+        break;
+    }
+    case 5:
+        for (size_t j = 0; j < 40; j++)
+            buf[j] = (char)(0x80 + (i * 7 + (int)j) % 120); /* garbage start line */
+        break;
+    case 6:
+        memcpy(buf, "OPTIONS", 7); /* another method: far from every training row */
+        break;
+    default:
+        break;
+    }
+    return strlen(buf);
+}
+
+static void test_local_scores_equal_brute_force(void **state)
+{
+    (void)state;
+    char err[256], buf[1024];
+    for (int k = 1; k <= 5; k += 4) {
+        model_t *trained = train_with(1500, k, make_varied);
+        assert_int_equal(model_save(trained, path, err, sizeof err), 0);
+        model_t *loaded = model_load(path, err, sizeof err); /* stored answers from the file */
+        assert_non_null(loaded);
+        for (int which = 0; which < 2; which++) {
+            model_t *m = which ? loaded : trained;
+            model_scorer_t *fast = model_scorer_new(m, false), *brute = model_scorer_new(m, false);
+            model_scorer_use_brute_force(brute, true);
+            size_t searched = 0, answered = 0;
+            for (int round = 0; round < 2; round++) /* the second round from the cache */
+                for (int i = 0; i < 700; i++) {
+                    size_t len = make_probe(buf, sizeof buf, i);
+                    model_score_t a, b;
+                    assert_int_equal(model_score_message(fast, (uint8_t *)buf, len, true, &a), 0);
+                    assert_int_equal(model_score_message(brute, (uint8_t *)buf, len, true, &b), 0);
+                    assert_true(fabs(a.local - b.local) <= 1e-9 * (1 + fabs(b.local)));
+                    assert_int_equal(a.local_anomaly, b.local_anomaly);
+                    searched += round == 0 && a.nn.visited > 0;
+                    answered += a.nn.visited == 0;
+                }
+            /* every way was taken: stored answers and the cache, and the index */
+            assert_true(searched > 100);
+            assert_true(answered > 700);
+            model_scorer_destroy(&fast);
+            model_scorer_destroy(&brute);
+        }
+        model_destroy(&trained);
+        model_destroy(&loaded);
+    }
 }
 
 static int setup(void **state)
@@ -160,6 +248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attack_scores_above_thresholds_normal_below),
         cmocka_unit_test(test_corrupt_truncated_and_foreign_models_are_refused),
+        cmocka_unit_test(test_local_scores_equal_brute_force),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
