@@ -1,6 +1,7 @@
 #include "knn.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1046,23 +1047,31 @@ void knn_search(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q, k
     r->spread = spread;
 }
 
-int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point,
-                        double *spread)
+typedef struct {
+    const trainset_t *t;
+    const knn_parts_t *parts; /* without row answers: those are being built */
+    int k, threads, index;
+    double *dist, *spread;
+    uint32_t *point;
+    int rc;
+} row_lists_job_t;
+
+/* Answers every threads-th row from index on: each row's answer depends on the row alone. */
+static void *build_row_lists_part(void *arg)
 {
-    const trainset_t *t = s->t;
-    knn_parts_t search = *parts;
-    search.row_dist = NULL; /* being built */
-    search.row_point = NULL;
-    search.row_spread = NULL;
+    row_lists_job_t *job = arg;
+    const trainset_t *t = job->t;
+    knn_searcher_t *s = knn_searcher_new(t, job->k);
     double *vals = NULL;
     size_t cap = 0;
-    for (size_t r = 0; r < t->n; r++) {
+    job->rc = s ? 0 : -1;
+    for (size_t r = (size_t)job->index; s && r < t->n; r += (size_t)job->threads) {
         size_t n = (size_t)(t->rowptr[r + 1] - t->rowptr[r]);
         if (n > cap) {
             double *v = realloc(vals, n * sizeof *v);
             if (!v) {
-                free(vals);
-                return -1;
+                job->rc = -1;
+                break;
             }
             vals = v;
             cap = n;
@@ -1072,12 +1081,45 @@ int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dis
         query_t q = {t->ids + t->rowptr[r], vals, n, t->norm2[r], 0};
         new_search(s);
         scatter(s, &q, 1);
-        spread[r] = search_parts(s, &search, &q);
+        job->spread[r] = search_parts(s, job->parts, &q);
         scatter(s, &q, -1);
-        store_row(s, (uint32_t)r, dist, point);
+        store_row(s, (uint32_t)r, job->dist, job->point);
     }
     free(vals);
-    return 0;
+    knn_searcher_destroy(&s);
+    return NULL;
+}
+
+int knn_build_row_lists(const trainset_t *t, int k, const knn_parts_t *parts, int threads,
+                        double *dist, uint32_t *point, double *spread)
+{
+    knn_parts_t search = *parts;
+    search.row_dist = NULL;
+    search.row_point = NULL;
+    search.row_spread = NULL;
+    if (threads < 1)
+        threads = 1;
+    if (threads > KNN_MAX_THREADS)
+        threads = KNN_MAX_THREADS;
+    row_lists_job_t jobs[KNN_MAX_THREADS];
+    pthread_t tids[KNN_MAX_THREADS];
+    bool started[KNN_MAX_THREADS] = {false};
+    for (int i = 0; i < threads; i++) {
+        jobs[i] = (row_lists_job_t){t, &search, k, threads, i, dist, spread, point, 0};
+        /* the first part runs here; a thread that cannot start leaves its part to this one */
+        started[i] = i > 0 && pthread_create(&tids[i], NULL, build_row_lists_part, &jobs[i]) == 0;
+    }
+    build_row_lists_part(&jobs[0]);
+    int rc = jobs[0].rc;
+    for (int i = 1; i < threads; i++) {
+        if (started[i])
+            pthread_join(tids[i], NULL);
+        else
+            build_row_lists_part(&jobs[i]);
+        if (jobs[i].rc != 0)
+            rc = -1;
+    }
+    return rc;
 }
 
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r)

@@ -152,10 +152,11 @@ void knn_search(knn_searcher_t *s, const knn_parts_t *parts, const query_t *q, k
  * Most normal messages repeat a training vector exactly once values are shaped, and a query
  * equal to row r has exactly row r's neighbours, so training stores every row's answer:
  * dist and point hold t->n * k entries and spread t->n, filled by searching each row
- * (parts->ix needed).
+ * (parts->ix needed) on up to threads threads (at most KNN_MAX_THREADS). Returns 0 or -1.
  */
-int knn_build_row_lists(knn_searcher_t *s, const knn_parts_t *parts, double *dist, uint32_t *point,
-                        double *spread);
+#define KNN_MAX_THREADS 16
+int knn_build_row_lists(const trainset_t *t, int k, const knn_parts_t *parts, int threads,
+                        double *dist, uint32_t *point, double *spread);
 
 /* The same by brute force over every row (tests, and a check for users). */
 void knn_search_brute(knn_searcher_t *s, const query_t *q, knn_result_t *r);

@@ -487,14 +487,11 @@ static int build_row_lists(model_t *m)
     bind_search(m);
     if (!m->ix)
         return -1;
-    knn_searcher_t *s = knn_searcher_new(&m->t, (int)m->h->k);
-    if (!s)
-        return -1;
-    int rc = knn_build_row_lists(s, &m->parts, (double *)(m->base + m->h->off_row_dist),
-                                 (uint32_t *)(m->base + m->h->off_row_point),
-                                 (double *)(m->base + m->h->off_row_spread));
-    knn_searcher_destroy(&s);
-    return rc;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* one search per distinct row: spread them */
+    return knn_build_row_lists(&m->t, (int)m->h->k, &m->parts, cpus > 0 ? (int)cpus : 1,
+                               (double *)(m->base + m->h->off_row_dist),
+                               (uint32_t *)(m->base + m->h->off_row_point),
+                               (double *)(m->base + m->h->off_row_spread));
 }
 
 model_t *model_builder_finish(model_builder_t *b, model_stats_t *stats, char *err, size_t len)

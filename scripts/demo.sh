@@ -110,7 +110,16 @@ done
 T1=$(date +%s.%N)
 printf "  signatures active on all three edges %.1f s after the attack began (set %s)\n" \
     "$(awk -v a="$T0" -v b="$T1" 'BEGIN{print b - a}')" "$(seq_of 1)"
-echo "  active: $(curl -s "http://127.0.0.1:$OH/v1/signatures?state=active" | grep -o '"id":"sig-[0-9]*","state"' | cut -d'"' -f4 | tr '\n' ' ')"
+# the overlay may still be clustering the attack's last reports: let the set settle (no new
+# set for 3 s, one build a second) before the other edges meet the attack
+last=""
+for _ in $(seq 10); do
+    now="$(seq_of 1) $(seq_of 2) $(seq_of 3)"
+    [ "$now" = "$last" ] && break
+    last=$now
+    sleep 3
+done
+echo "  set $(seq_of 1) once settled; active: $(curl -s "http://127.0.0.1:$OH/v1/signatures?state=active" | grep -o '"id":"sig-[0-9]*","state"' | cut -d'"' -f4 | tr '\n' ' ')"
 echo "the same attack now hits edge2 and edge3:"
 for i in 2 3; do
     "$S" replay -q --hep 127.0.0.1:$(port hep e$i.ports) --rate 2000 attack.pcap

@@ -133,11 +133,31 @@ same_set() {
         [ "$(e_metric 1 sipguard_signatures_active)" = "$(e_metric 2 sipguard_signatures_active)" ] &&
         [ "$(e_metric 1 sipguard_signatures_active)" = "$(e_metric 3 sipguard_signatures_active)" ]
 }
-wait_for 60 same_set
+msgs() { in_e $1 curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
+# The overlay builds signatures while the attack's reports still arrive, so the first set may
+# hold only part of them: wait until edge1 has scored the whole attack, the overlay has stored
+# and clustered every report it made, and the set has stopped changing.
+attack_clustered() {
+    [ "$(e_metric 1 sipguard_spool_pending_reports)" = 0 ] || return 1
+    local made stored clean clustered
+    made=$(e_metric 1 sipguard_reports_total) stored=$(o_metric sipguard_overlay_reports_in_store)
+    clean=$(o_metric sipguard_overlay_clean_samples_total)
+    clustered=$(o_metric sipguard_overlay_anomalies_clustered_total)
+    [ "${made:-0}" -gt 0 ] && [ "$stored" = "$made" ] && [ "${clustered:-0}" -ge $((stored - clean)) ]
+}
+stable_set() {
+    same_set || return 1
+    local seq
+    seq=$(e_metric 1 sipguard_signature_sequence)
+    sleep 3 # three builds (build_interval 1 s) without a new set
+    same_set && [ "$(e_metric 1 sipguard_signature_sequence)" = "$seq" ]
+}
+wait_for 60 "[ \$(msgs 1) -ge $NATTACK ]"
+wait_for 60 attack_clustered
+wait_for 60 stable_set
 ACTIVE=$(e_metric 1 sipguard_signatures_active)
 check "the attack on edge1 became active signatures ($ACTIVE) on all three edges, one set (sequence $(e_metric 1 sipguard_signature_sequence))" \
     "same_set && [ \"\${ACTIVE:-0}\" -gt 0 ]"
-msgs() { in_e $1 curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
 for i in 2 3; do
     before=$(msgs $i)
     in_e $i "$S" replay -q --hep 127.0.0.1:$(port hep e$i.ports) --rate 1000 attack.pcap

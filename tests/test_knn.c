@@ -127,9 +127,21 @@ static void check_against_brute(size_t n, int k, int dup_every)
     double *row_dist = calloc(n * (size_t)k, sizeof *row_dist);
     uint32_t *row_point = calloc(n * (size_t)k, sizeof *row_point);
     double *row_spread = calloc(n, sizeof *row_spread);
-    assert_int_equal(knn_build_row_lists(s, &(knn_parts_t){nodes, NULL, ix, NULL, NULL, NULL},
-                                         row_dist, row_point, row_spread),
+    knn_parts_t building = {nodes, NULL, ix, NULL, NULL, NULL};
+    assert_int_equal(knn_build_row_lists(&o.t, k, &building, 3, row_dist, row_point, row_spread),
                      0);
+    /* the same answers from one thread: each row's answer depends on the row alone */
+    double *one_dist = calloc(n * (size_t)k, sizeof *one_dist);
+    uint32_t *one_point = calloc(n * (size_t)k, sizeof *one_point);
+    double *one_spread = calloc(n, sizeof *one_spread);
+    assert_int_equal(knn_build_row_lists(&o.t, k, &building, 1, one_dist, one_point, one_spread),
+                     0);
+    assert_memory_equal(one_dist, row_dist, n * (size_t)k * sizeof *one_dist);
+    assert_memory_equal(one_point, row_point, n * (size_t)k * sizeof *one_point);
+    assert_memory_equal(one_spread, row_spread, n * sizeof *one_spread);
+    free(one_dist);
+    free(one_point);
+    free(one_spread);
     uint32_t ids[128];
     double vals[128];
     size_t visited[3] = {0}, near_visited = 0;
