@@ -42,7 +42,7 @@ struct knn_searcher {
     int hn;
     size_t visited;
     /* index search: per-row partial sums over the prefix features; all zero between searches,
-     * and a row is touched when its acc2 (a sum of squares of non-zero values) is not */
+     * and a row is touched when they are not */
     row_acc_t *acc;
     knn_cand_t *cand;
     uint32_t *rows; /* rows touched, nrows of them */
@@ -683,11 +683,12 @@ static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_
     double qm2 = *np < nrare ? qe2 - sp->qp2 : 0;
     sp->qm = sqrt(qm2 > 0 ? qm2 : 0);
     /* the rows touched, found afterwards: tracking them per entry would chain every entry
-     * to the one before */
+     * to the one before (a row whose sums stayed zero needs no clearing, and bounds as if
+     * untouched within the slack) */
     size_t nrows = 0;
     for (size_t r = 0; r < s->t->n; r++) {
         s->rows[nrows] = (uint32_t)r;
-        nrows += s->acc[r].x2 != 0;
+        nrows += s->acc[r].x2 != 0 || s->acc[r].dot != 0;
     }
     s->nrows = nrows;
 }
