@@ -22,6 +22,17 @@ typedef struct {
     uint64_t count; /* 0: empty */
 } hslot_t;
 
+typedef struct {
+    uint64_t key;
+    double w; /* 0: empty */
+} wslot_t;
+
+/* A word of the weighted counting table: key << 32 | FW_KEPT or FW_TEMP | count; 0 is empty.
+ * Kept slots hold a weighted key for good; temporary ones a key of the current message only. */
+#define FW_KEPT (1ULL << 31)
+#define FW_TEMP (1ULL << 30)
+#define FW_COUNT (FW_TEMP - 1)
+
 struct embed {
     embed_opts_t o;
     uint8_t *buf_a, *buf_b; /* preprocessing stages */
@@ -36,6 +47,18 @@ struct embed {
     hslot_t *hslots;
     uint32_t *order;
     size_t hcap;
+    /* weights (embed_set_weights): a lookup table by key, and for n-grams of up to 4 bytes
+     * also the weighted counting table ft (words as FW_* says, weights beside in ftw) */
+    uint64_t *wkeys;
+    double *wvals;
+    size_t nw;
+    wslot_t *wt;
+    size_t wt_cap;
+    uint64_t *ft;
+    double *ftw;
+    size_t ft_cap;
+    uint32_t *forder; /* per distinct key of a message: its slot in ft, then its weight */
+    double *fweight;
     bool keep_dict;
     dict_slot_t *dict;
     size_t dict_cap, dict_n;
@@ -172,6 +195,13 @@ void embed_destroy(embed_t **self)
     free(e->tmp);
     free(e->hslots);
     free(e->order);
+    free(e->wkeys);
+    free(e->wvals);
+    free(e->wt);
+    free(e->ft);
+    free(e->ftw);
+    free(e->forder);
+    free(e->fweight);
     free(e->dict);
     free(e->arena);
     free(e);
@@ -221,6 +251,14 @@ static int grow_keys(embed_t *e, size_t n)
     if (!t)
         return -1;
     e->tmp = t;
+    uint32_t *fo = realloc(e->forder, cap * sizeof *fo);
+    if (!fo)
+        return -1;
+    e->forder = fo;
+    double *fw = realloc(e->fweight, cap * sizeof *fw);
+    if (!fw)
+        return -1;
+    e->fweight = fw;
     e->keys_cap = cap;
     return 0;
 }
@@ -465,16 +503,9 @@ static int accumulate_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t 
     return 0;
 }
 
-int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
+/* Counts the features of the preprocessed bytes p into out. */
+static int embed_bytes(embed_t *e, const uint8_t *p, size_t plen, sparse_t *out)
 {
-    out->n = 0;
-    out->norm2 = 0;
-    if (grow_buffers(e, len) != 0 || grow_keys(e, len + 1) != 0)
-        return -1;
-    size_t plen;
-    const uint8_t *p = preprocess(e, data, len, &plen);
-    e->last = p;
-    e->last_len = plen;
     if (!e->sorted && e->o.kind == EMBED_NGRAM) {
         if (accumulate_ngrams(e, p, plen, out) != 0)
             return -1;
@@ -506,6 +537,238 @@ int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
     out->n = m;
     out->norm2 = norm2;
     normalise(e, out);
+    return 0;
+}
+
+/* Preprocesses a message into e's buffers; returns the bytes to take features from. */
+static const uint8_t *prepare(embed_t *e, const uint8_t *data, size_t len, sparse_t *out,
+                              size_t *plen)
+{
+    out->n = 0;
+    out->norm2 = 0;
+    if (grow_buffers(e, len) != 0 || grow_keys(e, len + 1) != 0)
+        return NULL;
+    const uint8_t *p = preprocess(e, data, len, plen);
+    e->last = p;
+    e->last_len = *plen;
+    return p;
+}
+
+int embed_message(embed_t *e, const uint8_t *data, size_t len, sparse_t *out)
+{
+    size_t plen;
+    const uint8_t *p = prepare(e, data, len, out, &plen);
+    return p ? embed_bytes(e, p, plen, out) : -1;
+}
+
+/* ---------------------------------------------------------------- weights */
+
+static inline size_t key_slot(uint64_t key, unsigned shift)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> shift);
+}
+
+static unsigned slot_shift(size_t cap)
+{
+    return 64 - (unsigned)__builtin_ctzll(cap);
+}
+
+static double weight_of(const embed_t *e, uint64_t key)
+{
+    if (!e->wt_cap)
+        return 0;
+    size_t mask = e->wt_cap - 1;
+    for (size_t h = key_slot(key, slot_shift(e->wt_cap));; h = (h + 1) & mask) {
+        if (e->wt[h].w == 0)
+            return 0;
+        if (e->wt[h].key == key)
+            return e->wt[h].w;
+    }
+}
+
+double embed_weighted_dot(const embed_t *e, const sparse_t *v)
+{
+    double dot = 0;
+    for (size_t i = 0; i < v->n; i++)
+        dot += v->vals[i] * weight_of(e, v->keys[i]);
+    return dot;
+}
+
+/* The fused table only serves keys of up to 32 bits, counted straight from the bytes. */
+static bool fused_counting(const embed_t *e)
+{
+    return !e->sorted && e->o.kind == EMBED_NGRAM && e->o.n <= 4 && e->nw > 0;
+}
+
+/* (Re)builds the weighted counting table with room for the weights and `room` more keys. */
+static int build_fused_table(embed_t *e, size_t room)
+{
+    size_t cap = 1024;
+    while (cap < 2 * (e->nw + room))
+        cap *= 2;
+    uint64_t *t = calloc(cap, sizeof *t);
+    double *w = calloc(cap, sizeof *w);
+    if (!t || !w) {
+        free(t);
+        free(w);
+        return -1;
+    }
+    free(e->ft);
+    free(e->ftw);
+    e->ft = t;
+    e->ftw = w;
+    e->ft_cap = cap;
+    unsigned shift = slot_shift(cap);
+    for (size_t i = 0; i < e->nw; i++) {
+        size_t h = key_slot(e->wkeys[i], shift);
+        while (t[h] && (t[h] >> 32) != e->wkeys[i])
+            h = (h + 1) & (cap - 1);
+        if (t[h])
+            continue; /* a key given twice keeps its first weight */
+        t[h] = e->wkeys[i] << 32 | FW_KEPT;
+        w[h] = e->wvals[i];
+    }
+    return 0;
+}
+
+static int build_weight_lookup(embed_t *e)
+{
+    size_t cap = 1024;
+    while (cap < 2 * e->nw)
+        cap *= 2;
+    wslot_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    unsigned shift = slot_shift(cap);
+    for (size_t i = 0; i < e->nw; i++) {
+        size_t h = key_slot(e->wkeys[i], shift);
+        while (t[h].w != 0 && t[h].key != e->wkeys[i])
+            h = (h + 1) & (cap - 1);
+        if (t[h].w == 0)
+            t[h] = (wslot_t){e->wkeys[i], e->wvals[i]};
+    }
+    e->wt = t;
+    e->wt_cap = cap;
+    return 0;
+}
+
+static void drop_weights(embed_t *e)
+{
+    free(e->wkeys);
+    free(e->wvals);
+    free(e->wt);
+    free(e->ft);
+    free(e->ftw);
+    e->wkeys = NULL;
+    e->wvals = NULL;
+    e->wt = NULL;
+    e->ft = NULL;
+    e->ftw = NULL;
+    e->nw = e->wt_cap = e->ft_cap = 0;
+}
+
+int embed_set_weights(embed_t *e, const uint64_t *keys, const double *w, size_t n)
+{
+    drop_weights(e);
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++)
+        nz += w[i] != 0;
+    if (nz == 0)
+        return 0;
+    e->wkeys = malloc(nz * sizeof *e->wkeys);
+    e->wvals = malloc(nz * sizeof *e->wvals);
+    if (!e->wkeys || !e->wvals)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i] == 0)
+            continue;
+        e->wkeys[e->nw] = keys[i];
+        e->wvals[e->nw++] = w[i];
+    }
+    if (build_weight_lookup(e) != 0)
+        goto fail;
+    if (e->o.kind == EMBED_NGRAM && e->o.n <= 4 && build_fused_table(e, 1024) != 0)
+        goto fail;
+    return 0;
+fail:
+    drop_weights(e);
+    return -1;
+}
+
+/*
+ * Counts the n-grams of p in the weighted table: one probe per n-gram finds its count and
+ * its weight. Keys new to the table go in as temporary words and are emptied again when the
+ * message is done; kept words never move, so the table is then as it was.
+ * KEYMASK is a constant in each caller so that the 4-gram loop does no masking.
+ */
+static inline size_t count_fused(uint64_t *t, size_t cap, uint32_t *order, const uint8_t *p,
+                                 size_t nk, uint32_t keymask)
+{
+    size_t mask = cap - 1, u = 0;
+    unsigned shift = slot_shift(cap);
+    for (size_t i = 0; i < nk; i++) {
+        uint32_t v;
+        memcpy(&v, p + i, 4); /* preprocess() pads the bytes with zeros */
+        v &= keymask;
+        uint64_t hi = (uint64_t)v << 32, w;
+        size_t h = key_slot(v, shift);
+        while ((w = t[h]) != 0 && (w >> 32) != v)
+            h = (h + 1) & mask;
+        t[h] = w ? w + 1 : (hi | FW_TEMP | 1);
+        order[u] = (uint32_t)h;
+        u += (w & FW_COUNT) == 0;
+    }
+    return u;
+}
+
+static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out, double *dot)
+{
+    int n = e->o.n;
+    size_t nk = len >= (size_t)n ? len - (size_t)n + 1 : 0;
+    if (sparse_reserve(out, nk) != 0)
+        return -1;
+    if (2 * (e->nw + nk) > e->ft_cap && build_fused_table(e, nk) != 0)
+        return -1;
+    uint64_t *t = e->ft;
+    uint32_t *order = e->forder;
+    size_t u = n == 4 ? count_fused(t, e->ft_cap, order, p, nk, 0xffffffffu)
+                      : count_fused(t, e->ft_cap, order, p, nk, (1u << (8 * n)) - 1);
+    /* one pass writes the entries, sums the norm and the dot product, and empties the slots */
+    double norm2 = 0, d = 0;
+    for (size_t j = 0; j < u; j++) {
+        uint64_t w = t[order[j]];
+        double c = (double)(int64_t)(w & FW_COUNT), wt = e->ftw[order[j]];
+        out->keys[j] = w >> 32;
+        out->vals[j] = c;
+        e->fweight[j] = wt;
+        norm2 += c * c;
+        d += c * wt;
+        t[order[j]] = (w & FW_TEMP) ? 0 : (w & ~FW_COUNT);
+    }
+    out->n = u;
+    out->norm2 = norm2;
+    if (e->o.binary || e->o.norm != EMBED_NORM_NONE) {
+        normalise(e, out);
+        d = 0;
+        for (size_t j = 0; j < u; j++)
+            d += out->vals[j] * e->fweight[j];
+    }
+    *dot = d;
+    return 0;
+}
+
+int embed_message_dot(embed_t *e, const uint8_t *data, size_t len, sparse_t *out, double *dot)
+{
+    *dot = 0;
+    size_t plen;
+    const uint8_t *p = prepare(e, data, len, out, &plen);
+    if (!p)
+        return -1;
+    if (fused_counting(e) && plen < FW_COUNT)
+        return fused_ngrams(e, p, plen, out, dot);
+    if (embed_bytes(e, p, plen, out) != 0)
+        return -1;
+    *dot = embed_weighted_dot(e, out);
     return 0;
 }
 

@@ -79,6 +79,21 @@ void embed_keep_dictionary(embed_t *self, bool on);
 int embed_message(embed_t *self, const uint8_t *data, size_t len, sparse_t *out);
 
 /*
+ * Weights over feature keys (a model's centre): embed_message_dot() then also
+ * gives the dot product of the vector with them. For n-grams of up to 4
+ * bytes in unsorted mode the weights live in the counting table itself, so
+ * the one probe that counts an n-gram also finds its weight; otherwise each
+ * distinct key is looked up. Zero weights are dropped; a key given twice keeps
+ * its first weight. Replaces any weights set before. Returns 0, or -1 when out of memory (the
+ * weights are then none).
+ */
+int embed_set_weights(embed_t *self, const uint64_t *keys, const double *w, size_t n);
+/* embed_message() and the dot product of out with the weights (0 without weights). */
+int embed_message_dot(embed_t *self, const uint8_t *data, size_t len, sparse_t *out, double *dot);
+/* The dot product of any vector from this embedder with the weights. */
+double embed_weighted_dot(const embed_t *self, const sparse_t *v);
+
+/*
  * The preprocessed bytes (header names normalised, values shaped) that the
  * features of the last embed_message() call were taken from.
  */

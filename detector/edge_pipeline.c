@@ -258,7 +258,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         data = p->aug;
         len = n;
     }
-    if (embed_message(e, data, len, (sparse_t *)v) != 0)
+    if (model_scorer_embed_message(p->scorer, data, len) != 0)
         return -1;
     if (p->a->sigs) {
         size_t len;
@@ -268,9 +268,9 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         for (int i = 0; i < out->sigs.n; i++)
             out->sig_ids[i] = sigdb_id(p->a->sigs, out->sigs.index[i]);
     }
-    model_score_vector(p->scorer, v, false, &out->score);
+    model_score_embedded(p->scorer, false, &out->score);
     if (wants_local(p, &out->score, out->thr_global))
-        model_score_vector(p->scorer, v, true, &out->score);
+        model_score_embedded(p->scorer, true, &out->score);
     if (out->sigs.n > 0)
         out->verdict = VERDICT_SIGNATURE;
     else if (out->score.global_anomaly || out->score.local_anomaly || out->ctx.anomaly)

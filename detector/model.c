@@ -751,11 +751,6 @@ void model_stats(const model_t *m, model_stats_t *s)
 
 /* ---------------------------------------------------------------- scoring */
 
-typedef struct {
-    uint64_t key;
-    double mu; /* 0: empty slot */
-} centre_slot_t;
-
 struct model_scorer {
     const model_t *m;
     embed_t *embed;
@@ -765,45 +760,31 @@ struct model_scorer {
     size_t qcap;
     knn_searcher_t *knn;
     bool brute; /* the local model measures every training row (checks and tests) */
-    /* The centre's non-zero entries by feature key, for global-only scoring: one small,
-     * cache-resident table instead of the whole dictionary plus the dense centre. */
-    centre_slot_t *centre;
-    size_t centre_cap;
+    double dot; /* of s->v with the centre, from model_scorer_embed_message() */
 };
 
-/* Builds s->centre from the model's dictionary and centre. Returns 0 or -1. */
-static int build_centre_table(model_scorer_t *s)
+/* The centre goes to the embedder as weights, so global scoring gets its dot product while
+ * the message's features are counted (embed_set_weights). Returns 0 or -1. */
+static int give_centre_to_embedder(model_scorer_t *s)
 {
     const model_t *m = s->m;
-    size_t nz = 0;
-    for (size_t i = 0; i < m->h->dim; i++)
-        nz += m->mu[i] != 0;
-    size_t cap = dict_capacity(nz);
-    s->centre = calloc(cap, sizeof *s->centre);
-    if (!s->centre)
-        return -1;
-    s->centre_cap = cap;
+    size_t n = 0;
+    uint64_t *keys = malloc((m->h->dim + 1) * sizeof *keys);
+    double *w = malloc((m->h->dim + 1) * sizeof *w);
+    int rc = -1;
+    if (!keys || !w)
+        goto out;
     for (size_t d = 0; d < m->h->dict_cap; d++) {
         if (!m->dict[d].used || m->mu[m->dict[d].id] == 0)
             continue;
-        size_t h = dict_hash(m->dict[d].key) & (cap - 1);
-        while (s->centre[h].mu != 0)
-            h = (h + 1) & (cap - 1);
-        s->centre[h] = (centre_slot_t){m->dict[d].key, m->mu[m->dict[d].id]};
+        keys[n] = m->dict[d].key;
+        w[n++] = m->mu[m->dict[d].id];
     }
-    return 0;
-}
-
-/* The centre's value at a feature key (0 when the key is not in its support). */
-static inline double centre_value(const model_scorer_t *s, uint64_t key)
-{
-    size_t mask = s->centre_cap - 1;
-    for (size_t h = dict_hash(key) & mask;; h = (h + 1) & mask) {
-        if (s->centre[h].mu == 0)
-            return 0;
-        if (s->centre[h].key == key)
-            return s->centre[h].mu;
-    }
+    rc = embed_set_weights(s->embed, keys, w, n);
+out:
+    free(keys);
+    free(w);
+    return rc;
 }
 
 model_scorer_t *model_scorer_new(const model_t *m, bool explain)
@@ -815,12 +796,14 @@ model_scorer_t *model_scorer_new(const model_t *m, bool explain)
     s->embed = embed_new(&m->opts.embed);
     s->v = sparse_new();
     s->knn = knn_searcher_new(&m->t, m->opts.k);
-    if (!s->embed || !s->v || !s->knn || build_centre_table(s) != 0) {
+    if (!s->embed || !s->v || !s->knn) {
         model_scorer_destroy(&s);
         return NULL;
     }
     embed_keep_dictionary(s->embed, explain);
     embed_set_sorted(s->embed, false);
+    if (give_centre_to_embedder(s) != 0)
+        model_scorer_destroy(&s);
     return s;
 }
 
@@ -839,7 +822,6 @@ void model_scorer_destroy(model_scorer_t **self)
     knn_searcher_destroy(&s->knn);
     free(s->qids);
     free(s->qvals);
-    free(s->centre);
     free(s);
     *self = NULL;
 }
@@ -866,23 +848,24 @@ static int64_t lookup(const model_t *m, uint64_t key)
     }
 }
 
+/* The global score from the vector's squared norm and its dot product with the centre. */
+static void score_global(const model_t *m, double norm2, double dot, model_score_t *out)
+{
+    /* the scalars only: clearing the neighbour arrays would cost more than this whole score */
+    out->local = 0;
+    out->local_anomaly = out->local_done = false;
+    out->nn.k = 0;
+    out->nn.visited = 0;
+    out->nn.spread = 0;
+    out->global = sparse_distance_from(norm2, m->h->mu_norm2, dot);
+    out->global_anomaly = out->global > m->h->thr_global;
+}
+
 int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out)
 {
     const model_t *m = s->m;
     if (!want_local) {
-        /* two sums so that the additions do not wait on each other */
-        double dot0 = 0, dot1 = 0;
-        size_t i = 0;
-        for (; i + 1 < v->n; i += 2) {
-            dot0 += v->vals[i] * centre_value(s, v->keys[i]);
-            dot1 += v->vals[i + 1] * centre_value(s, v->keys[i + 1]);
-        }
-        if (i < v->n)
-            dot0 += v->vals[i] * centre_value(s, v->keys[i]);
-        double dot = dot0 + dot1;
-        memset(out, 0, sizeof *out);
-        out->global = sparse_distance_from(v->norm2, m->h->mu_norm2, dot);
-        out->global_anomaly = out->global > m->h->thr_global;
+        score_global(m, v->norm2, embed_weighted_dot(s->embed, v), out);
         return 0;
     }
     if (v->n > s->qcap) {
@@ -907,9 +890,7 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
         dot += v->vals[i] * m->mu[id];
         known2 += v->vals[i] * v->vals[i];
     }
-    memset(out, 0, sizeof *out);
-    out->global = sparse_distance_from(v->norm2, m->h->mu_norm2, dot);
-    out->global_anomaly = out->global > m->h->thr_global;
+    score_global(m, v->norm2, dot, out);
     if (want_local) {
         double offset2 = v->norm2 - known2;
         query_t q = {s->qids, s->qvals, nq, known2, offset2 > 0 ? offset2 : 0};
@@ -926,12 +907,25 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
     return 0;
 }
 
+int model_scorer_embed_message(model_scorer_t *s, const uint8_t *data, size_t len)
+{
+    return embed_message_dot(s->embed, data, len, s->v, &s->dot);
+}
+
+int model_score_embedded(model_scorer_t *s, bool want_local, model_score_t *out)
+{
+    if (want_local)
+        return model_score_vector(s, s->v, true, out);
+    score_global(s->m, s->v->norm2, s->dot, out);
+    return 0;
+}
+
 int model_score_message(model_scorer_t *s, const uint8_t *data, size_t len, bool want_local,
                         model_score_t *out)
 {
-    if (embed_message(s->embed, data, len, s->v) != 0)
+    if (model_scorer_embed_message(s, data, len) != 0)
         return -1;
-    return model_score_vector(s, s->v, want_local, out);
+    return model_score_embedded(s, want_local, out);
 }
 
 /* Value of a feature id in a training row, 0 when absent. */

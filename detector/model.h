@@ -110,6 +110,11 @@ embed_t *model_scorer_embed(model_scorer_t *s);
 /* Embeds and scores a message; local only when want_local. Returns 0, or -1 out of memory. */
 int model_score_message(model_scorer_t *s, const uint8_t *data, size_t len, bool want_local,
                         model_score_t *out);
+/* The two halves of model_score_message, for callers that look at the vector in between
+ * (signature matching): embeds into model_scorer_vector(), noting the dot product with the
+ * centre as the features are counted, then scores that vector. */
+int model_scorer_embed_message(model_scorer_t *s, const uint8_t *data, size_t len);
+int model_score_embedded(model_scorer_t *s, bool want_local, model_score_t *out);
 /* Scores an already embedded vector. */
 int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out);
 /* The features of the last scored message that raised its scores most. */

@@ -1,8 +1,10 @@
 /* Tests of common/embed, shape and sipnorm: the paper's worked examples and the options. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 #include <math.h>
@@ -261,6 +263,144 @@ static void test_unsorted_equals_sorted_for_every_option(void **state)
     sparse_destroy(&b);
 }
 
+/* Field shaping finds separators a block at a time: values after runs of every length, with
+ * the separator at every offset of a block, are still shaped, and the runs copied whole. */
+static void test_field_shaping_after_runs_of_every_length(void **state)
+{
+    (void)state;
+    char in[256], expect[256];
+    uint8_t out[256];
+    for (int run = 0; run < 48; run++) {
+        char a[64], b[64];
+        memset(a, 'a', (size_t)run);
+        a[run] = '\0';
+        memset(b, 'b', (size_t)run);
+        b[run] = '\0';
+        snprintf(in, sizeof in, "%s;tag=1234;%s tag=ab12\r\nCSeq: 7 BYE\r\n", a, b);
+        snprintf(expect, sizeof expect, "%s;tag=\xf6;%s tag=\xfa\r\nCSeq: \xf5 BYE\r\n", a, b);
+        size_t n = shape_fields((const uint8_t *)in, strlen(in), out);
+        assert_int_equal(n, strlen(expect));
+        assert_memory_equal(out, expect, n);
+    }
+}
+
+static bool has_key(const uint64_t *keys, size_t n, uint64_t key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] == key)
+            return true;
+    return false;
+}
+
+/* Brute force: sum of value times weight over the entries of v. */
+static double weighted_sum(const sparse_t *v, const uint64_t *keys, const double *w, size_t nw)
+{
+    double d = 0;
+    for (size_t i = 0; i < v->n; i++)
+        for (size_t j = 0; j < nw; j++)
+            if (keys[j] == v->keys[i])
+                d += v->vals[i] * w[j];
+    return d;
+}
+
+/* With weights set, the unsorted embedder (weights inside its counting table for n <= 4)
+ * gives the sorted path's vector and the brute-force dot product, message after message:
+ * keys a message adds to the table must leave no trace in the next one. A long message makes
+ * the table grow; the all-zero n-gram has a weight, so key 0 is a kept key. */
+static void test_weighted_embedding_gives_vector_and_dot(void **state)
+{
+    (void)state;
+    static char big[20000];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof big - 1; i++) {
+        x = x * 1103515245u + 12345u;
+        big[i] = (char)(' ' + (x >> 16) % 90);
+    }
+    const char *msgs[] = {
+        "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK77\r\n"
+        "i: abc123@host\r\nf: <sip:a@b>;tag=99\r\nl: 0\r\n\r\n",
+        "BYE sip:bob@example.net SIP/2.0\r\nCSeq: 2 BYE\r\n\r\n",
+        "\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        big,
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "ab",
+        ""};
+    size_t lens[] = {strlen(msgs[0]), strlen(msgs[1]), 9, strlen(big), strlen(msgs[4]), 2, 0};
+    sparse_t *a = sparse_new(), *b = sparse_new();
+    for (int kind = 0; kind < 2; kind++)
+        for (int n = 1; n <= 8; n++)
+            for (int opt = 0; opt < 4; opt++) {
+                embed_opts_t o;
+                embed_opts_default(&o);
+                o.kind = kind ? EMBED_TOKEN : EMBED_NGRAM;
+                o.n = n;
+                o.binary = opt == 1;
+                o.norm = opt == 2 ? EMBED_NORM_L1 : opt == 3 ? EMBED_NORM_L2 : EMBED_NORM_NONE;
+                embed_t *sorted = embed_new(&o), *weighted = embed_new(&o);
+                embed_set_sorted(weighted, false);
+                /* weights on the features of the first two messages, one in three left out */
+                uint64_t keys[512];
+                double w[512];
+                size_t nw = 0;
+                for (int m = 0; m < 2; m++) {
+                    embed_message(sorted, (const uint8_t *)msgs[m], lens[m], a);
+                    for (size_t i = 0; i < a->n && nw < 500; i++)
+                        if ((a->keys[i] + (uint64_t)i) % 3 != 0 && a->keys[i] != 0 &&
+                            !has_key(keys, nw, a->keys[i])) {
+                            keys[nw] = a->keys[i];
+                            w[nw] = 0.25 + (double)(nw % 7) - 3.0;
+                            nw++;
+                        }
+                }
+                keys[nw] = 0; /* the n-gram of zero bytes */
+                w[nw++] = 1.5;
+                assert_int_equal(embed_set_weights(weighted, keys, w, nw), 0);
+                for (int round = 0; round < 2; round++)
+                    for (size_t m = 0; m < sizeof msgs / sizeof msgs[0]; m++) {
+                        double dot = -1;
+                        assert_int_equal(
+                            embed_message(sorted, (const uint8_t *)msgs[m], lens[m], a), 0);
+                        assert_int_equal(
+                            embed_message_dot(weighted, (const uint8_t *)msgs[m], lens[m], b, &dot),
+                            0);
+                        assert_int_equal(a->n, b->n);
+                        assert_true(fabs(a->norm2 - b->norm2) <= 1e-12 * (1 + a->norm2));
+                        for (size_t i = 0; i < b->n; i++)
+                            assert_true(value_of(a, b->keys[i]) == b->vals[i]);
+                        double want = weighted_sum(a, keys, w, nw);
+                        assert_true(fabs(dot - want) <= 1e-9 * (1 + fabs(want)));
+                        assert_true(fabs(embed_weighted_dot(weighted, b) - want) <=
+                                    1e-9 * (1 + fabs(want)));
+                    }
+                embed_destroy(&sorted);
+                embed_destroy(&weighted);
+            }
+    sparse_destroy(&a);
+    sparse_destroy(&b);
+}
+
+/* A key given twice keeps its first weight, in the counting table and in the lookup alike. */
+static void test_weights_keep_the_first_of_a_repeated_key(void **state)
+{
+    (void)state;
+    sparse_t *v = sparse_new();
+    for (int kind = 0; kind < 2; kind++) {
+        embed_t *e = plain_embedder(kind ? EMBED_TOKEN : EMBED_NGRAM, 4);
+        embed_set_sorted(e, false);
+        uint64_t key;
+        assert_int_equal(embed_feature_key(embed_opts(e), (const uint8_t *)"JOHN", 4, &key), 0);
+        uint64_t keys[] = {key, key};
+        double w[] = {2.0, 5.0};
+        assert_int_equal(embed_set_weights(e, keys, w, 2), 0);
+        double dot = 0;
+        assert_int_equal(embed_message_dot(e, (const uint8_t *)"BYE JOHN", 8, v, &dot), 0);
+        assert_true(dot == 2.0);
+        assert_true(embed_weighted_dot(e, v) == 2.0);
+        embed_destroy(&e);
+    }
+    sparse_destroy(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +413,9 @@ int main(void)
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_empty_and_tiny_messages),
         cmocka_unit_test(test_unsorted_equals_sorted_for_every_option),
+        cmocka_unit_test(test_field_shaping_after_runs_of_every_length),
+        cmocka_unit_test(test_weighted_embedding_gives_vector_and_dot),
+        cmocka_unit_test(test_weights_keep_the_first_of_a_repeated_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
