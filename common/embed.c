@@ -57,8 +57,8 @@ struct embed {
     uint64_t *ft;
     double *ftw;
     size_t ft_cap;
-    uint32_t *forder; /* per distinct key of a message: its slot in ft, then its weight */
-    double *fweight;
+    uint32_t *forder; /* per distinct key of a message: its slot in ft */
+    double *dtmp;     /* per distinct key: its weight (fused counting), its value (sorting) */
     bool keep_dict;
     dict_slot_t *dict;
     size_t dict_cap, dict_n;
@@ -201,7 +201,7 @@ void embed_destroy(embed_t **self)
     free(e->ft);
     free(e->ftw);
     free(e->forder);
-    free(e->fweight);
+    free(e->dtmp);
     free(e->dict);
     free(e->arena);
     free(e);
@@ -255,10 +255,10 @@ static int grow_keys(embed_t *e, size_t n)
     if (!fo)
         return -1;
     e->forder = fo;
-    double *fw = realloc(e->fweight, cap * sizeof *fw);
+    double *fw = realloc(e->dtmp, cap * sizeof *fw);
     if (!fw)
         return -1;
-    e->fweight = fw;
+    e->dtmp = fw;
     e->keys_cap = cap;
     return 0;
 }
@@ -288,29 +288,6 @@ static const uint8_t *preprocess(embed_t *e, const uint8_t *data, size_t len, si
     return cur;
 }
 
-static size_t extract_ngrams(embed_t *e, const uint8_t *p, size_t len)
-{
-    int n = e->o.n;
-    if (len < (size_t)n)
-        return 0;
-    size_t count = len - (size_t)n + 1;
-    uint64_t mask = n == 8 ? ~0ULL : ((1ULL << (8 * n)) - 1);
-    if (n == 4) {
-        for (size_t i = 0; i < count; i++) {
-            uint32_t v;
-            memcpy(&v, p + i, 4);
-            e->keys[i] = v;
-        }
-    } else {
-        for (size_t i = 0; i < count; i++) {
-            uint64_t v;
-            memcpy(&v, p + i, 8);
-            e->keys[i] = v & mask;
-        }
-    }
-    return count;
-}
-
 static bool is_delim(const embed_t *e, uint8_t c)
 {
     return e->o.delim[c / 8] & (1u << (c % 8));
@@ -337,38 +314,112 @@ static size_t extract_tokens(embed_t *e, const uint8_t *p, size_t len)
     return count;
 }
 
-/* LSD radix sort by bytes, skipping byte positions on which every key agrees. */
-static void radix_sort(uint64_t *keys, uint64_t *tmp, size_t n)
+/* Orders entries by key with their values. Short lists by insertion. */
+static void insertion_sort(uint64_t *keys, double *vals, size_t n)
 {
-    if (n < 2)
-        return;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t k = keys[i];
+        double v = vals[i];
+        size_t j = i;
+        for (; j > 0 && keys[j - 1] > k; j--) {
+            keys[j] = keys[j - 1];
+            vals[j] = vals[j - 1];
+        }
+        keys[j] = k;
+        vals[j] = v;
+    }
+}
+
+/* One radix pass: entries from (ks, vs) to (kd, vd) in order of the key byte at shift, stably.
+ * With start, also where each byte's run begins (start[256] = n). */
+static void radix_pass(const uint64_t *ks, const double *vs, uint64_t *kd, double *vd, size_t n,
+                       unsigned shift, uint32_t *start)
+{
+    uint32_t count[256] = {0};
+    for (size_t i = 0; i < n; i++)
+        count[(ks[i] >> shift) & 0xff]++;
+    uint32_t sum = 0;
+    for (int b = 0; b < 256; b++) {
+        uint32_t x = count[b];
+        count[b] = sum;
+        sum += x;
+    }
+    if (start) {
+        memcpy(start, count, sizeof count);
+        start[256] = (uint32_t)n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t at = count[(ks[i] >> shift) & 0xff]++;
+        kd[at] = ks[i];
+        vd[at] = vs[i];
+    }
+}
+
+static uint64_t varying_bits(const uint64_t *keys, size_t n)
+{
     uint64_t all_or = 0, all_and = ~0ULL;
     for (size_t i = 0; i < n; i++) {
         all_or |= keys[i];
         all_and &= keys[i];
     }
-    uint64_t varies = all_or ^ all_and;
-    uint64_t *src = keys, *dst = tmp;
-    for (int shift = 0; shift < 64; shift += 8) {
+    return all_or ^ all_and;
+}
+
+/* LSD radix sort by bytes, skipping byte positions on which every key agrees; the result ends
+ * in (keys, vals), (ktmp, vtmp) are scratch. */
+static void lsd_sort(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, size_t n)
+{
+    uint64_t varies = varying_bits(keys, n);
+    uint64_t *ks = keys, *kd = ktmp;
+    double *vs = vals, *vd = vtmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
         if (((varies >> shift) & 0xff) == 0)
             continue;
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 0xff]++;
-        size_t sum = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = count[b];
-            count[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
+        radix_pass(ks, vs, kd, vd, n, shift, NULL);
+        uint64_t *kt = ks;
+        ks = kd;
+        kd = kt;
+        double *vt = vs;
+        vs = vd;
+        vd = vt;
     }
-    if (src != keys)
-        memcpy(keys, src, n * sizeof *keys);
+    if (ks != keys) {
+        memcpy(keys, ks, n * sizeof *keys);
+        memcpy(vals, vs, n * sizeof *vals);
+    }
+}
+
+#define SORT_SMALL 24
+
+/*
+ * Orders entries by key with their values. A message has a few hundred distinct keys, too few
+ * to pay for four 256-bucket LSD passes: one pass on the highest byte that varies splits them
+ * into runs of a few keys, which insertion sort finishes; a long run (or a huge message) gets
+ * the LSD sort, so no input makes this quadratic.
+ */
+static void sort_entries(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, size_t n)
+{
+    if (n <= SORT_SMALL) {
+        insertion_sort(keys, vals, n);
+        return;
+    }
+    uint64_t varies = varying_bits(keys, n);
+    if (n > 4096 || varies == 0) {
+        lsd_sort(keys, vals, ktmp, vtmp, n);
+        return;
+    }
+    unsigned top = (unsigned)(63 - __builtin_clzll(varies)) / 8 * 8;
+    uint32_t start[257];
+    radix_pass(keys, vals, ktmp, vtmp, n, top, start);
+    for (int b = 0; b < 256; b++) {
+        size_t at = start[b], len = start[b + 1] - start[b];
+        if (len <= SORT_SMALL)
+            insertion_sort(ktmp + at, vtmp + at, len);
+        else
+            lsd_sort(ktmp + at, vtmp + at, keys + at, vals + at, len);
+    }
+    memcpy(keys, ktmp, n * sizeof *keys);
+    memcpy(vals, vtmp, n * sizeof *vals);
 }
 
 /* Binary values and l1/l2 scaling; out->norm2 must already be right for plain counts. */
@@ -503,39 +554,16 @@ static int accumulate_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t 
     return 0;
 }
 
-/* Counts the features of the preprocessed bytes p into out. */
+/* Counts the features of the preprocessed bytes p into out: in a hash table, then (sorted
+ * output) the distinct keys put in order. */
 static int embed_bytes(embed_t *e, const uint8_t *p, size_t plen, sparse_t *out)
 {
-    if (!e->sorted && e->o.kind == EMBED_NGRAM) {
-        if (accumulate_ngrams(e, p, plen, out) != 0)
-            return -1;
-        normalise(e, out);
-        return 0;
-    }
-    size_t nk = e->o.kind == EMBED_NGRAM ? extract_ngrams(e, p, plen) : extract_tokens(e, p, plen);
-    if (!e->sorted) {
-        if (accumulate(e, nk, out) != 0)
-            return -1;
-        normalise(e, out);
-        return 0;
-    }
-    radix_sort(e->keys, e->tmp, nk);
-    if (sparse_reserve(out, nk) != 0)
+    int rc = e->o.kind == EMBED_NGRAM ? accumulate_ngrams(e, p, plen, out)
+                                      : accumulate(e, extract_tokens(e, p, plen), out);
+    if (rc != 0)
         return -1;
-    size_t m = 0;
-    double norm2 = 0;
-    for (size_t i = 0; i < nk;) {
-        size_t j = i + 1;
-        while (j < nk && e->keys[j] == e->keys[i])
-            j++;
-        double c = (double)(j - i);
-        out->keys[m] = e->keys[i];
-        out->vals[m++] = c;
-        norm2 += c * c;
-        i = j;
-    }
-    out->n = m;
-    out->norm2 = norm2;
+    if (e->sorted)
+        sort_entries(out->keys, out->vals, e->tmp, e->dtmp, out->n);
     normalise(e, out);
     return 0;
 }
@@ -740,7 +768,7 @@ static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out,
         double c = (double)(int64_t)(w & FW_COUNT), wt = e->ftw[order[j]];
         out->keys[j] = w >> 32;
         out->vals[j] = c;
-        e->fweight[j] = wt;
+        e->dtmp[j] = wt;
         norm2 += c * c;
         d += c * wt;
         t[order[j]] = (w & FW_TEMP) ? 0 : (w & ~FW_COUNT);
@@ -751,7 +779,7 @@ static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out,
         normalise(e, out);
         d = 0;
         for (size_t j = 0; j < u; j++)
-            d += out->vals[j] * e->fweight[j];
+            d += out->vals[j] * e->dtmp[j];
     }
     *dot = d;
     return 0;

@@ -12,10 +12,11 @@
  * Options: counts or binary; no, l1 or l2 normalisation; header-name
  * normalisation (sipnorm) and value shaping (shape) applied first.
  *
- * Extraction is linear in the message length: keys are collected into a
- * reused buffer and ordered by an LSD radix sort that skips byte positions
- * on which all keys agree (4-grams need 4 passes), then counted in one run.
- * Nothing is allocated per message once the buffers have grown.
+ * Extraction is linear in the message length: features are counted in an
+ * open-addressing table that is emptied again after each message; sorted
+ * output then orders the distinct keys by an LSD radix sort that skips byte
+ * positions on which all keys agree (4-grams need 4 passes). Nothing is
+ * allocated per message once the buffers have grown.
  */
 #ifndef SIPGUARD_EMBED_H
 #define SIPGUARD_EMBED_H

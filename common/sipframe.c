@@ -39,16 +39,20 @@ size_t sipframe_skip_crlf(const unsigned char *buf, size_t len)
     return i;
 }
 
-/* Length of the header block including its terminating blank line, or 0. */
+/* Length of the header block including its terminating blank line, or 0. Only line ends
+ * matter, and memchr finds them a vector at a time. */
 static size_t header_block_length(const unsigned char *buf, size_t len)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] != '\n')
-            continue;
+    const unsigned char *p = buf, *end = buf + len;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        size_t i = (size_t)(p - buf);
+        if (i + 1 >= len)
+            return 0;
         if (buf[i + 1] == '\n')
             return i + 2;
         if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
             return i + 3;
+        p++;
     }
     return 0;
 }

@@ -114,16 +114,31 @@ const char *sipnorm_canonical_name(const char *name, size_t len)
     }
     if (len > MAX_NAME_LEN)
         return NULL;
-    for (const uint8_t *s = by_length[len]; *s; s++)
-        if (strncasecmp(known[*s - 1].name, name, len) == 0)
-            return known[*s - 1].name;
+    int first = tolower((unsigned char)name[0]);
+    for (const uint8_t *s = by_length[len]; *s; s++) {
+        const char *cand = known[*s - 1].name;
+        if (tolower((unsigned char)cand[0]) == first && strncasecmp(cand, name, len) == 0)
+            return cand;
+    }
     return NULL;
 }
 
+/* RFC 3261 token characters, by table: every byte of every header name is tested. */
+static const uint8_t token_char[256] = {
+    ['-'] = 1,  ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1, ['_'] = 1, ['+'] = 1, ['`'] = 1,
+    ['\''] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1,  ['7'] = 1, ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1,  ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1,  ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1,  ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1,
+    ['C'] = 1,  ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1,  ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1,  ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+};
+
 static int is_token(uint8_t c)
 {
-    return isalnum(c) || c == '-' || c == '.' || c == '!' || c == '%' || c == '*' || c == '_' ||
-           c == '+' || c == '`' || c == '\'' || c == '~';
+    return token_char[c];
 }
 
 size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)

@@ -220,16 +220,49 @@ static void test_empty_and_tiny_messages(void **state)
     embed_destroy(&e);
 }
 
+/* Every n-gram of the bytes the embedder took its features from, counted by comparing
+ * positions: the vector holds exactly these counts. */
+static void assert_counts_are_naive_counts(const embed_t *e, const sparse_t *v, int n)
+{
+    size_t len;
+    const uint8_t *p = embed_last_bytes(e, &len);
+    size_t positions = len >= (size_t)n ? len - (size_t)n + 1 : 0;
+    double total = 0;
+    for (size_t i = 0; i < v->n; i++)
+        total += v->vals[i];
+    assert_true(total == (double)positions);
+    for (size_t i = 0; i < positions; i++) {
+        double c = 0;
+        for (size_t j = 0; j < positions; j++)
+            c += memcmp(p + i, p + j, (size_t)n) == 0;
+        uint64_t key;
+        assert_int_equal(embed_feature_key(embed_opts(e), p + i, (size_t)n, &key), 0);
+        assert_true(value_of(v, key) == c);
+    }
+}
+
 /* The hash-accumulation path (scoring) must give the sorted path's vector, in another order,
  * for every feature kind, length and option. */
 static void test_unsorted_equals_sorted_for_every_option(void **state)
 {
     (void)state;
+    static char words[4 * 80 + 1];
     const char *msgs[] = {
         "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK77\r\n"
         "i: abc123@host\r\nf: <sip:a@b>;tag=99\r\nl: 0\r\n\r\n",
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\xff\xfe\x00\x00\x01", "ab",
-        ""};
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "\xff\xfe\x00\x00\x01",
+        "ab",
+        "",
+        words};
+    /* three-letter words and a ';': dozens of distinct 4-grams end in ';', more than the
+     * sort finishes by insertion */
+    for (int w = 0; w < 80; w++) {
+        words[4 * w] = (char)('a' + w % 26);
+        words[4 * w + 1] = (char)('a' + (w * 7) % 26);
+        words[4 * w + 2] = (char)('a' + w / 26);
+        words[4 * w + 3] = ';';
+    }
     sparse_t *a = sparse_new(), *b = sparse_new();
     for (int kind = 0; kind < 2; kind++)
         for (int n = 1; n <= 8; n++)
@@ -255,6 +288,10 @@ static void test_unsorted_equals_sorted_for_every_option(void **state)
                         assert_true(fabs(a->norm2 - b->norm2) <= 1e-12 * (1 + a->norm2));
                         for (size_t i = 0; i < b->n; i++)
                             assert_true(value_of(a, b->keys[i]) == b->vals[i]);
+                        for (size_t i = 1; i < a->n; i++)
+                            assert_true(a->keys[i - 1] < a->keys[i]);
+                        if (kind == 0 && opt == 0)
+                            assert_counts_are_naive_counts(sorted, a, n);
                     }
                 embed_destroy(&sorted);
                 embed_destroy(&hashed);
