@@ -622,13 +622,20 @@ double embed_weighted_dot(const embed_t *e, const sparse_t *v)
     return dot;
 }
 
-/* The fused table only serves keys of up to 32 bits, counted straight from the bytes. */
-static bool fused_counting(const embed_t *e)
+/* Keys of a message beyond those the table was built with room for */
+#define FUSED_ROOM 1024
+
+/* The fused table only serves keys of up to 32 bits, counted straight from the bytes, and
+ * only messages that cannot fill it past three quarters. It never grows: one huge message
+ * would leave it large, and every later message slower for its cache misses; such a message
+ * takes the plain path instead. */
+static bool fused_counting(const embed_t *e, size_t plen)
 {
-    return !e->sorted && e->o.kind == EMBED_NGRAM && e->o.n <= 4 && e->nw > 0;
+    return !e->sorted && e->o.kind == EMBED_NGRAM && e->o.n <= 4 && e->ft_cap && plen < FW_COUNT &&
+           4 * (e->nw + plen) <= 3 * e->ft_cap;
 }
 
-/* (Re)builds the weighted counting table with room for the weights and `room` more keys. */
+/* Builds the weighted counting table with room for the weights and `room` more keys. */
 static int build_fused_table(embed_t *e, size_t room)
 {
     size_t cap = 1024;
@@ -715,7 +722,7 @@ int embed_set_weights(embed_t *e, const uint64_t *keys, const double *w, size_t 
     }
     if (build_weight_lookup(e) != 0)
         goto fail;
-    if (e->o.kind == EMBED_NGRAM && e->o.n <= 4 && build_fused_table(e, 1024) != 0)
+    if (e->o.kind == EMBED_NGRAM && e->o.n <= 4 && build_fused_table(e, FUSED_ROOM) != 0)
         goto fail;
     return 0;
 fail:
@@ -755,8 +762,6 @@ static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out,
     size_t nk = len >= (size_t)n ? len - (size_t)n + 1 : 0;
     if (sparse_reserve(out, nk) != 0)
         return -1;
-    if (2 * (e->nw + nk) > e->ft_cap && build_fused_table(e, nk) != 0)
-        return -1;
     uint64_t *t = e->ft;
     uint32_t *order = e->forder;
     size_t u = n == 4 ? count_fused(t, e->ft_cap, order, p, nk, 0xffffffffu)
@@ -792,7 +797,7 @@ int embed_message_dot(embed_t *e, const uint8_t *data, size_t len, sparse_t *out
     const uint8_t *p = prepare(e, data, len, out, &plen);
     if (!p)
         return -1;
-    if (fused_counting(e) && plen < FW_COUNT)
+    if (fused_counting(e, plen))
         return fused_ngrams(e, p, plen, out, dot);
     if (embed_bytes(e, p, plen, out) != 0)
         return -1;
