@@ -413,6 +413,8 @@ static void sort_entries(uint64_t *keys, double *vals, uint64_t *ktmp, double *v
     radix_pass(keys, vals, ktmp, vtmp, n, top, start);
     for (int b = 0; b < 256; b++) {
         size_t at = start[b], len = start[b + 1] - start[b];
+        if (len < 2)
+            continue; /* most of the 256 runs */
         if (len <= SORT_SMALL)
             insertion_sort(ktmp + at, vtmp + at, len);
         else
