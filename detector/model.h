@@ -83,7 +83,8 @@ typedef struct {
     double global, local;
     bool global_anomaly, local_anomaly;
     bool local_done;
-    knn_result_t nn;
+    knn_result_t nn; /* the local model's neighbours: nn.k of them (0 without a local score);
+                      * entries past nn.k are not set */
 } model_score_t;
 
 typedef struct {
