@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "sparse.h"
 
@@ -51,6 +52,9 @@ struct knn_searcher {
     size_t qorder_cap;
     float *qc; /* the query's common features as a dense row */
     size_t qc_cap;
+    double *memo; /* |q_C - x_C|^2 of each distinct common part, valid where memo_gen == gen */
+    uint32_t *memo_gen;
+    size_t memo_cap;
     /* answers of recent queries that equal no training row (KNN_CACHE_SLOTS slots, the
      * answer's heap at slot * k in cache_d and cache_p) */
     cache_slot_t *cache;
@@ -212,6 +216,8 @@ void knn_searcher_destroy(knn_searcher_t **self)
     free(s->rows);
     free(s->qorder);
     free(s->qc);
+    free(s->memo);
+    free(s->memo_gen);
     if (s->cache)
         for (size_t i = 0; i < KNN_CACHE_SLOTS; i++) {
             free(s->cache[i].ids);
@@ -314,6 +320,8 @@ static void new_search(knn_searcher_t *s)
     s->visited = 0;
     if (++s->gen == 0) {
         memset(s->seen, 0, s->t->n * sizeof *s->seen);
+        if (s->memo_gen)
+            memset(s->memo_gen, 0, s->memo_cap * sizeof *s->memo_gen);
         s->gen = 1;
     }
 }
@@ -373,10 +381,15 @@ struct knn_index {
     uint64_t *off; /* dim + 1 offsets into row/val; common features have empty lists */
     uint32_t *row;
     float *val;
-    int32_t *col;      /* column of a common feature in the dense block, else -1 */
-    size_t ncol;       /* common features (columns) */
-    size_t stride;     /* ncol rounded up to a multiple of 8 */
-    float *dense;      /* n rows of stride values */
+    int32_t *col;  /* column of a common feature in the dense block, else -1 */
+    size_t ncol;   /* common features (columns) */
+    size_t stride; /* ncol rounded up to a multiple of 8 */
+    /* The distinct common parts, ndense rows of stride values, and which one each training row
+     * has: rows of one template from many users often share theirs, so the block is smaller
+     * and a search measures each distinct part once (knn_searcher_t memo). */
+    float *dense;
+    size_t ndense;
+    uint32_t *dense_of;
     double *c2;        /* squared norm of each row's common part */
     double *cn;        /* and its square root */
     uint32_t *by_hash; /* open addressing on the rows' content hashes: row + 1, 0 empty */
@@ -446,26 +459,61 @@ static int index_postings(knn_index_t *ix, const trainset_t *t)
     return 0;
 }
 
+/* The distinct common part equal to `row`, added when new; its index. */
+static uint32_t intern_dense_row(knn_index_t *ix, uint32_t *slots, size_t cap, const float *row)
+{
+    size_t bytes = ix->stride * sizeof *row;
+    for (size_t at = XXH3_64bits(row, bytes) & (cap - 1);; at = (at + 1) & (cap - 1)) {
+        if (!slots[at]) {
+            memcpy(ix->dense + ix->ndense * ix->stride, row, bytes);
+            slots[at] = (uint32_t)++ix->ndense;
+            return slots[at] - 1;
+        }
+        if (!memcmp(ix->dense + (size_t)(slots[at] - 1) * ix->stride, row, bytes))
+            return slots[at] - 1;
+    }
+}
+
 static int index_dense_block(knn_index_t *ix, const trainset_t *t)
 {
     for (size_t j = 0; j < t->dim; j++)
         ix->col[j] = ix->df[j] > ix->cap ? (int32_t)ix->ncol++ : -1;
     ix->stride = (ix->ncol + 7) / 8 * 8;
-    ix->dense = calloc(t->n * ix->stride + 8, sizeof *ix->dense);
+    size_t cap = 16;
+    while (cap < 2 * t->n)
+        cap *= 2;
+    ix->dense = malloc((t->n * ix->stride + 8) * sizeof *ix->dense);
+    ix->dense_of = malloc((t->n ? t->n : 1) * sizeof *ix->dense_of);
     ix->c2 = calloc(t->n ? t->n : 1, sizeof *ix->c2);
     ix->cn = calloc(t->n ? t->n : 1, sizeof *ix->cn);
-    if (!ix->dense || !ix->c2 || !ix->cn)
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    float *row = calloc(ix->stride + 8, sizeof *row);
+    if (!ix->dense || !ix->dense_of || !ix->c2 || !ix->cn || !slots || !row) {
+        free(slots);
+        free(row);
         return -1;
-    for (size_t r = 0; r < t->n; r++)
+    }
+    for (size_t r = 0; r < t->n; r++) {
         for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++) {
             int32_t c = ix->col[t->ids[i]];
             if (c >= 0) {
-                ix->dense[r * ix->stride + (size_t)c] = t->vals[i];
+                row[c] = t->vals[i];
                 ix->c2[r] += (double)t->vals[i] * t->vals[i];
             }
         }
-    for (size_t r = 0; r < t->n; r++)
+        ix->dense_of[r] = intern_dense_row(ix, slots, cap, row);
         ix->cn[r] = sqrt(ix->c2[r]);
+        for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++)
+            if (ix->col[t->ids[i]] >= 0)
+                row[ix->col[t->ids[i]]] = 0;
+    }
+    free(slots);
+    free(row);
+    /* the 8 zeros after the last row let the block's loop read whole vectors */
+    float *fit = realloc(ix->dense, (ix->ndense * ix->stride + 8) * sizeof *fit);
+    if (fit)
+        ix->dense = fit;
+    memset(ix->dense + ix->ndense * ix->stride, 0, 8 * sizeof *ix->dense);
     return 0;
 }
 
@@ -504,6 +552,7 @@ void knn_index_destroy(knn_index_t **self)
     free(ix->val);
     free(ix->col);
     free(ix->dense);
+    free(ix->dense_of);
     free(ix->c2);
     free(ix->cn);
     free(ix->by_hash);
@@ -539,14 +588,13 @@ typedef struct {
 typedef float v4f __attribute__((vector_size(16)));
 #define FLOAT_SUM_MARGIN (1.0 - 1e-4)
 
-static double common_distance2(const knn_searcher_t *s, const knn_index_t *ix, uint32_t r)
+static double dense_distance2(const float *qc, const float *x, size_t stride)
 {
-    const float *x = ix->dense + (size_t)r * ix->stride;
     v4f acc0 = {0}, acc1 = {0};
-    for (size_t c = 0; c < ix->stride; c += 8) {
+    for (size_t c = 0; c < stride; c += 8) {
         v4f a0, a1, b0, b1;
-        memcpy(&a0, s->qc + c, sizeof a0);
-        memcpy(&a1, s->qc + c + 4, sizeof a1);
+        memcpy(&a0, qc + c, sizeof a0);
+        memcpy(&a1, qc + c + 4, sizeof a1);
         memcpy(&b0, x + c, sizeof b0);
         memcpy(&b1, x + c + 4, sizeof b1);
         v4f d0 = a0 - b0, d1 = a1 - b1;
@@ -555,6 +603,17 @@ static double common_distance2(const knn_searcher_t *s, const knn_index_t *ix, u
     }
     v4f acc = acc0 + acc1;
     return ((double)acc[0] + acc[1] + acc[2] + acc[3]) * FLOAT_SUM_MARGIN;
+}
+
+/* Row r's part, measured once per search for each distinct common part. */
+static double common_distance2(knn_searcher_t *s, const knn_index_t *ix, uint32_t r)
+{
+    uint32_t d = ix->dense_of[r];
+    if (s->memo_gen[d] != s->gen) {
+        s->memo_gen[d] = s->gen;
+        s->memo[d] = dense_distance2(s->qc, ix->dense + (size_t)d * ix->stride, ix->stride);
+    }
+    return s->memo[d];
 }
 
 /* The bound without the dense block (its part bounded by the norms alone), then with it. */
@@ -570,8 +629,8 @@ static double bound_cheap(const knn_searcher_t *s, const knn_index_t *ix, const 
     return sp->qp2 - 2 * acc + acc2 - rounding + gm * gm + gc * gc;
 }
 
-static double bound_full(const knn_searcher_t *s, const knn_index_t *ix, const split_t *sp,
-                         uint32_t r, double cheap)
+static double bound_full(knn_searcher_t *s, const knn_index_t *ix, const split_t *sp, uint32_t r,
+                         double cheap)
 {
     double gc = sp->qcn - ix->cn[r];
     return cheap - gc * gc + common_distance2(s, ix, r);
@@ -879,6 +938,20 @@ static bool index_scratch(knn_searcher_t *s, const knn_index_t *ix, const query_
         free(s->qc);
         s->qc = c;
         s->qc_cap = ix->stride + 8;
+    }
+    if (ix->ndense > s->memo_cap) {
+        double *m = malloc(ix->ndense * sizeof *m);
+        uint32_t *g = calloc(ix->ndense, sizeof *g);
+        if (!m || !g) {
+            free(m);
+            free(g);
+            return false;
+        }
+        free(s->memo);
+        free(s->memo_gen);
+        s->memo = m;
+        s->memo_gen = g;
+        s->memo_cap = ix->ndense;
     }
     return true;
 }

@@ -89,8 +89,10 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
 
 /*
  * Index: posting lists (the rows holding a feature) for the rare features, and a dense block
- * of the common ones, those held by more than 1/KNN_INDEX_COMMON of the rows. Built from the
- * rows when a model is loaded, not stored in the file.
+ * of the common ones, those held by more than 1/KNN_INDEX_COMMON of the rows. The block holds
+ * each distinct common part once (rows of one template from many users share theirs), and a
+ * search measures each once. Built from the rows when a model is loaded, not stored in the
+ * file.
  */
 #define KNN_INDEX_COMMON 4
 
