@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "shape.h"
 #include "sipnorm.h"
@@ -59,6 +62,7 @@ struct embed {
     size_t ft_cap;
     uint32_t *forder; /* per distinct key of a message: its slot in ft */
     double *dtmp;     /* per distinct key: its weight (fused counting), its value (sorting) */
+    int32_t *kb;      /* per distinct key, and 3 more: sort_keys32's buckets */
     bool keep_dict;
     dict_slot_t *dict;
     size_t dict_cap, dict_n;
@@ -202,6 +206,7 @@ void embed_destroy(embed_t **self)
     free(e->ftw);
     free(e->forder);
     free(e->dtmp);
+    free(e->kb);
     free(e->dict);
     free(e->arena);
     free(e);
@@ -259,6 +264,10 @@ static int grow_keys(embed_t *e, size_t n)
     if (!fw)
         return -1;
     e->dtmp = fw;
+    int32_t *kb = realloc(e->kb, (cap + 3) * sizeof *kb);
+    if (!kb)
+        return -1;
+    e->kb = kb;
     e->keys_cap = cap;
     return 0;
 }
@@ -391,20 +400,109 @@ static void lsd_sort(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp,
 
 #define SORT_SMALL 24
 
+/* Keys of up to 32 bits in a bucket: each entry's place is the number of smaller keys in it.
+ * Branch-free, so it costs the same whatever the order; (int32) kb holds key ^ 2^31, so signed
+ * comparisons order the keys, and may be read up to 3 entries past m. */
+#define RANK_MAX 64
+static void place_by_rank(const int32_t *kb, const double *vb, size_t m, uint64_t *keys,
+                          double *vals)
+{
+    for (size_t i = 0; i < m; i += 4) {
+        uint32_t rank[4] = {0, 0, 0, 0};
+#ifdef __SSE2__
+        __m128i ki = _mm_loadu_si128((const __m128i *)(const void *)(kb + i)),
+                r = _mm_setzero_si128();
+        for (size_t j = 0; j < m; j++)
+            r = _mm_sub_epi32(r, _mm_cmpgt_epi32(ki, _mm_set1_epi32(kb[j])));
+        _mm_storeu_si128((__m128i *)(void *)rank, r);
+#else
+        for (int l = 0; l < 4 && i + (size_t)l < m; l++)
+            for (size_t j = 0; j < m; j++)
+                rank[l] += kb[j] < kb[i + (size_t)l];
+#endif
+        for (size_t l = 0; l < 4 && i + l < m; l++) {
+            keys[rank[l]] = (uint32_t)kb[i + l] ^ 0x80000000u;
+            vals[rank[l]] = vb[i + l];
+        }
+    }
+}
+
+/* Orders entries whose keys all fit in 32 bits (n-grams of up to 4 bytes): a counting pass on
+ * the 8 highest bits that vary (for 4-grams, the last byte), then each bucket of several keys
+ * placed by rank; a bucket too big for ranks gets the LSD sort. kb needs room for n + 3
+ * entries. Branch-free ranks beat insertion sort's mispredicted branch (one per key). */
+static void sort_keys32(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, int32_t *kb,
+                        size_t n, uint64_t varies)
+{
+    if (n <= RANK_MAX / 2) {
+        for (size_t i = 0; i < n; i++) {
+            kb[i] = (int32_t)((uint32_t)keys[i] ^ 0x80000000u);
+            vtmp[i] = vals[i];
+        }
+        memset(kb + n, 0, 3 * sizeof *kb); /* read, never used, by place_by_rank */
+        place_by_rank(kb, vtmp, n, keys, vals);
+        return;
+    }
+    unsigned high = (unsigned)(63 - __builtin_clzll(varies)), shift = high >= 7 ? high - 7 : 0;
+    uint32_t start[257] = {0};
+    for (size_t i = 0; i < n; i++)
+        start[((keys[i] >> shift) & 0xff) + 1]++;
+    for (int b = 0; b < 256; b++)
+        start[b + 1] += start[b];
+    uint32_t next[256];
+    memcpy(next, start, sizeof next);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t at = next[(keys[i] >> shift) & 0xff]++;
+        kb[at] = (int32_t)((uint32_t)keys[i] ^ 0x80000000u);
+        vtmp[at] = vals[i];
+    }
+    memset(kb + n, 0, 3 * sizeof *kb);
+    for (int b = 0; b < 256; b++) {
+        size_t at = start[b], m = start[b + 1] - at;
+        if (m == 1) {
+            keys[at] = (uint32_t)kb[at] ^ 0x80000000u;
+            vals[at] = vtmp[at];
+        } else if (m > 1 && m <= RANK_MAX) {
+            place_by_rank(kb + at, vtmp + at, m, keys + at, vals + at);
+        } else if (m > RANK_MAX) {
+            for (size_t i = at; i < at + m; i++) {
+                keys[i] = (uint32_t)kb[i] ^ 0x80000000u;
+                vals[i] = vtmp[i];
+            }
+            lsd_sort(keys + at, vals + at, ktmp + at, vtmp + at, m);
+        }
+    }
+}
+
 /*
  * Orders entries by key with their values. A message has a few hundred distinct keys, too few
- * to pay for four 256-bucket LSD passes: one pass on the highest byte that varies splits them
- * into runs of a few keys, which insertion sort finishes; a long run (or a huge message) gets
- * the LSD sort, so no input makes this quadratic.
+ * to pay for four 256-bucket LSD passes: keys of up to 32 bits get sort_keys32; wider ones one
+ * pass on the highest byte that varies, which splits them into runs of a few keys that
+ * insertion sort finishes; a long run (or a huge message) gets the LSD sort, so no input makes
+ * this quadratic.
  */
-static void sort_entries(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, size_t n)
+static void sort_entries(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, int32_t *kb,
+                         size_t n)
 {
+    if (n < 2)
+        return;
+    uint64_t all_or = 0, all_and = ~0ULL;
+    for (size_t i = 0; i < n; i++) {
+        all_or |= keys[i];
+        all_and &= keys[i];
+    }
+    uint64_t varies = all_or ^ all_and;
+    if (varies == 0)
+        return; /* one key, repeated: not from a count, but harmless */
+    if (all_or >> 32 == 0 && n <= 4096) {
+        sort_keys32(keys, vals, ktmp, vtmp, kb, n, varies);
+        return;
+    }
     if (n <= SORT_SMALL) {
         insertion_sort(keys, vals, n);
         return;
     }
-    uint64_t varies = varying_bits(keys, n);
-    if (n > 4096 || varies == 0) {
+    if (n > 4096) {
         lsd_sort(keys, vals, ktmp, vtmp, n);
         return;
     }
@@ -565,7 +663,7 @@ static int embed_bytes(embed_t *e, const uint8_t *p, size_t plen, sparse_t *out)
     if (rc != 0)
         return -1;
     if (e->sorted)
-        sort_entries(out->keys, out->vals, e->tmp, e->dtmp, out->n);
+        sort_entries(out->keys, out->vals, e->tmp, e->dtmp, e->kb, out->n);
     normalise(e, out);
     return 0;
 }

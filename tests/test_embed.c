@@ -260,7 +260,7 @@ static void assert_counts_are_naive_counts(const embed_t *e, const sparse_t *v, 
 static void test_unsorted_equals_sorted_for_every_option(void **state)
 {
     (void)state;
-    static char words[4 * 80 + 1];
+    static char words[4 * 80 + 1], noise[301], short_noise[21];
     const char *msgs[] = {
         "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK77\r\n"
         "i: abc123@host\r\nf: <sip:a@b>;tag=99\r\nl: 0\r\n\r\n",
@@ -268,15 +268,24 @@ static void test_unsorted_equals_sorted_for_every_option(void **state)
         "\xff\xfe\x00\x00\x01",
         "ab",
         "",
-        words};
-    /* three-letter words and a ';': dozens of distinct 4-grams end in ';', more than the
-     * sort finishes by insertion */
+        words,
+        noise,
+        short_noise};
+    /* three-letter words and a ';': dozens of distinct 4-grams end in ';', more than a
+     * sort bucket ranks */
     for (int w = 0; w < 80; w++) {
         words[4 * w] = (char)('a' + w % 26);
         words[4 * w + 1] = (char)('a' + (w * 7) % 26);
         words[4 * w + 2] = (char)('a' + w / 26);
         words[4 * w + 3] = ';';
     }
+    /* bytes from a fixed-seed generator, none zero: keys above and below 2^31 side by side */
+    uint32_t seed = 12345;
+    for (int i = 0; i < 300; i++) {
+        seed = seed * 1103515245u + 12345u;
+        noise[i] = (char)((seed >> 16) % 255 + 1);
+    }
+    memcpy(short_noise, noise, 20); /* few keys: ranked all together, not by bucket */
     sparse_t *a = sparse_new(), *b = sparse_new();
     for (int kind = 0; kind < 2; kind++)
         for (int n = 1; n <= 8; n++)
