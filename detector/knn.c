@@ -196,7 +196,7 @@ knn_searcher_t *knn_searcher_new(const trainset_t *t, int k)
     s->seen = calloc(n, sizeof *s->seen);
     s->acc = calloc(n, sizeof *s->acc);
     s->cand = malloc(n * sizeof *s->cand);
-    s->rows = malloc(n * sizeof *s->rows);
+    s->rows = malloc((n + 1) * sizeof *s->rows); /* add_posting_listed writes one past */
     if (!s->dense || !s->seen || !s->acc || !s->cand || !s->rows) {
         knn_searcher_destroy(&s);
         return NULL;
@@ -618,9 +618,9 @@ static double common_distance2(knn_searcher_t *s, const knn_index_t *ix, uint32_
 
 /* The bound without the dense block (its part bounded by the norms alone), then with it. */
 static double bound_cheap(const knn_searcher_t *s, const knn_index_t *ix, const split_t *sp,
-                          uint32_t r)
+                          uint32_t r, row_acc_t a)
 {
-    double acc = s->acc[r].dot, acc2 = s->acc[r].x2;
+    double acc = a.dot, acc2 = a.x2;
     /* the float sums over np terms (and the query's values rounded to float) may be off by
      * (np + 2) * 2^-23 of their magnitudes */
     double rounding = (double)(sp->np + 2) * 0x1p-23 * (sp->qp2 + 2 * acc2);
@@ -713,6 +713,15 @@ static void clear_query(knn_searcher_t *s, const knn_index_t *ix, const query_t 
         s->acc[s->rows[i]] = (row_acc_t){0, 0};
 }
 
+/* Whether a row's partial sums are touched (bits, not values: -0 counts as touched, which
+ * costs a bound and no more). */
+static inline bool touched(const row_acc_t *a)
+{
+    uint64_t bits;
+    memcpy(&bits, a, sizeof bits);
+    return bits != 0;
+}
+
 /* Adds one rare feature's posting list into the per-row partial sums. */
 static void add_posting(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, double qv)
 {
@@ -728,28 +737,63 @@ static void add_posting(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, do
     }
 }
 
-/* Takes rare features into P (posting lists added) until |q_P|^2 exceeds need or none are
- * left; *np counts those taken so far. */
-static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_t *q, size_t nrare,
-                          size_t *np, split_t *sp, double qe2, double need)
+/* The same, listing each row in s->rows the first time it is touched. Every entry then waits
+ * on the one before (for the count of rows), which only the short lists of the rarest features
+ * can afford. A row whose sums stay zero after a tiny value may be listed again: it is bounded
+ * twice and measured once, and the list stops at n rows (the first bound needs only some). */
+static void add_posting_listed(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, double qv)
 {
-    while (*np < nrare && sp->qp2 <= need) {
-        uint32_t i = s->qorder[(*np)++];
-        add_posting(s, ix, q->ids[i], q->vals[i]);
-        sp->qp2 += q->vals[i] * q->vals[i];
+    row_acc_t *acc = s->acc;
+    const uint32_t *row = ix->row;
+    const float *val = ix->val;
+    float qf = (float)qv;
+    size_t nrows = s->nrows, n = s->t->n;
+    for (uint64_t e = ix->off[j], end = ix->off[j + 1]; e < end; e++) {
+        float xv = val[e];
+        row_acc_t *a = &acc[row[e]];
+        s->rows[nrows] = row[e];
+        nrows += (size_t)!touched(a) & (size_t)(nrows < n);
+        a->dot += qf * xv;
+        a->x2 += xv * xv;
     }
-    sp->np = *np;
-    double qm2 = *np < nrare ? qe2 - sp->qp2 : 0;
-    sp->qm = sqrt(qm2 > 0 ? qm2 : 0);
-    /* the rows touched, found afterwards: tracking them per entry would chain every entry
-     * to the one before (a row whose sums stayed zero needs no clearing, and bounds as if
-     * untouched within the slack) */
+    s->nrows = nrows;
+}
+
+/* Lists the rows touched so far, after posting lists too long to list rows as they go. */
+#define KNN_LISTED_FRACTION 16
+static void list_touched_rows(knn_searcher_t *s)
+{
     size_t nrows = 0;
     for (size_t r = 0; r < s->t->n; r++) {
         s->rows[nrows] = (uint32_t)r;
-        nrows += s->acc[r].x2 != 0 || s->acc[r].dot != 0;
+        nrows += touched(&s->acc[r]);
     }
     s->nrows = nrows;
+}
+
+/* Takes rare features into P (posting lists added) until |q_P|^2 exceeds need or none are
+ * left; *np counts those taken so far. With list, the rows touched are listed in s->rows as
+ * they are (the caller lists them otherwise, when it needs them). */
+static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_t *q, size_t nrare,
+                          size_t *np, split_t *sp, double qe2, double need, bool list)
+{
+    bool scan = false;
+    while (*np < nrare && sp->qp2 <= need) {
+        uint32_t i = s->qorder[(*np)++], j = q->ids[i];
+        /* a long list would cost more listed than a pass over all rows afterwards */
+        bool short_list = ix->off[j + 1] - ix->off[j] <= s->t->n / KNN_LISTED_FRACTION;
+        if (list && short_list)
+            add_posting_listed(s, ix, j, q->vals[i]);
+        else
+            add_posting(s, ix, j, q->vals[i]);
+        scan |= list && !short_list;
+        sp->qp2 += q->vals[i] * q->vals[i];
+    }
+    if (scan)
+        list_touched_rows(s);
+    sp->np = *np;
+    double qm2 = *np < nrare ? qe2 - sp->qp2 : 0;
+    sp->qm = sqrt(qm2 > 0 ? qm2 : 0);
 }
 
 /*
@@ -778,7 +822,8 @@ static size_t tighten_all(knn_searcher_t *s, const knn_index_t *ix, const query_
  * the current k-th distance in a heap; then, best first, tightens a bound with the dense
  * block or measures the row once its bound is tight, until the best bound left passes the
  * k-th distance (or limit rows were measured). With fewer than k found so far every row is
- * kept, and the first measured set the bar.
+ * kept, and the first measured set the bar. A pass over every row also clears its partial
+ * sums, which the rest of the search no longer needs.
  */
 static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
                              const split_t *sp, bool all, size_t limit)
@@ -787,9 +832,12 @@ static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const que
     double t = tau(s), t2 = t * t;
     for (size_t i = 0; i < n; i++) {
         uint32_t r = all ? (uint32_t)i : s->rows[i];
+        row_acc_t a = s->acc[r];
+        if (all)
+            s->acc[r] = (row_acc_t){0, 0};
         if (s->seen[r] == s->gen)
             continue;
-        double lb = bound_cheap(s, ix, sp, r);
+        double lb = bound_cheap(s, ix, sp, r, a);
         if (isfinite(t) && lb > t2 + slack(s, q, r, t2))
             continue;
         s->cand[m++] = (knn_cand_t){lb, r, 0};
@@ -830,16 +878,23 @@ static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t
     size_t nrare = split_query(s, ix, q, &sp), np = 0;
     double qe2 = q->norm2 - sp.qc2;
     s->nrows = 0;
-    extend_prefix(s, ix, q, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS);
+    extend_prefix(s, ix, q, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS, true);
     measure_by_bound(s, ix, q, &sp, false, (size_t)s->k + KNN_BOOTSTRAP_EXTRA);
     double t = tau(s);
     if (isfinite(t))
-        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, t * t + 1e-9 * (1.0 + q->norm2 + t * t));
+        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, t * t + 1e-9 * (1.0 + q->norm2 + t * t),
+                      false);
     else
-        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, INFINITY);
+        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, INFINITY, false);
     t = tau(s);
     bool covered = isfinite(t) && sp.qp2 > t * t + 1e-9 * (1.0 + q->norm2 + t * t);
-    measure_by_bound(s, ix, q, &sp, !covered, SIZE_MAX);
+    if (covered) {
+        list_touched_rows(s);
+        measure_by_bound(s, ix, q, &sp, false, SIZE_MAX);
+    } else {
+        measure_by_bound(s, ix, q, &sp, true, SIZE_MAX); /* clears every row's sums */
+        s->nrows = 0;
+    }
     clear_query(s, ix, q);
 }
 
