@@ -53,7 +53,8 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
  * follows the lengths of random body values), and the session id, version and
  * media port of SDP. Everything else (addresses, ports, users, versions)
  * stays as written: an edge knows its own hosts and users, and that is worth
- * keeping. Expects header names normalised (sipnorm). Returns the length.
+ * keeping. Expects header names normalised (sipnorm). out needs room for len
+ * bytes (it may be written up to there). Returns the shaped length (<= len).
  */
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out);
 
