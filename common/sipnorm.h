@@ -20,7 +20,8 @@ const char *sipnorm_canonical_name(const char *name, size_t len);
 /*
  * Writes the message with canonical header names to out (cap bytes; the
  * result is at most len + 32 * number of header lines when compact forms
- * expand). Returns the output length, or len copied unchanged when out is too small.
+ * expand, and lines are copied in 16-byte blocks, so out needs 16 bytes of room
+ * past it). Returns the output length, or len copied unchanged when out is too small.
  */
 size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 

@@ -205,6 +205,25 @@ static void test_header_names_normalised(void **state)
     assert_memory_equal(out, expect, n);
 }
 
+/* Lines are copied 16 bytes at a time: header values of every length up to three blocks, and
+ * a last line without its newline, come out whole, with the next name still normalised. */
+static void test_header_names_normalised_after_values_of_every_length(void **state)
+{
+    (void)state;
+    char in[256], expect[256], value[64];
+    uint8_t out[512];
+    for (int n = 0; n < 48; n++) {
+        memset(value, 'a' + n % 26, (size_t)n);
+        value[n] = 0;
+        snprintf(in, sizeof in, "BYE sip:a@b SIP/2.0\r\nf: %s\r\nv: h\r\ni: %s", value, value);
+        snprintf(expect, sizeof expect, "BYE sip:a@b SIP/2.0\r\nFrom: %s\r\nVia: h\r\nCall-ID: %s",
+                 value, value);
+        size_t len = sipnorm_headers((const uint8_t *)in, strlen(in), out, sizeof out);
+        assert_int_equal(len, strlen(expect));
+        assert_memory_equal(out, expect, len);
+    }
+}
+
 static void test_empty_and_tiny_messages(void **state)
 {
     (void)state;
@@ -462,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_field_shaping_replaces_only_per_message_random_values),
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
+        cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
         cmocka_unit_test(test_empty_and_tiny_messages),
         cmocka_unit_test(test_unsorted_equals_sorted_for_every_option),
         cmocka_unit_test(test_field_shaping_after_runs_of_every_length),
