@@ -572,11 +572,12 @@ void knn_index_destroy(knn_index_t **self)
  * posting list of P has acc = acc2 = 0: it differs from the query by the whole of q_P.
  */
 typedef struct {
-    double qp2; /* |q_P|^2 */
-    double qm;  /* |q_M| */
-    double qc2; /* |q_C|^2 */
-    double qcn; /* |q_C| */
-    size_t np;  /* features in P */
+    double qp2;   /* |q_P|^2 */
+    double qm;    /* |q_M| */
+    double qc2;   /* |q_C|^2 */
+    double qcn;   /* |q_C| */
+    size_t np;    /* features in P */
+    size_t nrare; /* the query's rare features: P holds all of them when np == nrare */
 } split_t;
 
 /*
@@ -620,12 +621,21 @@ static double common_distance2(knn_searcher_t *s, const knn_index_t *ix, uint32_
 static double bound_cheap(const knn_searcher_t *s, const knn_index_t *ix, const split_t *sp,
                           uint32_t r, row_acc_t a)
 {
-    double acc = a.dot, acc2 = a.x2;
+    double acc = a.dot, acc2 = a.x2, gc = sp->qcn - ix->cn[r];
+    if (sp->np == sp->nrare) {
+        /* P holds all of the query's rare features: |x_M|^2 is the rest of |x|^2 off the
+         * common block, acc2 cancels (and need not have been summed), and acc (a float sum
+         * of np terms, the query's values rounded to float) may be off by (np + 2) * 2^-23
+         * of |q_P|^2 + |x_R|^2 */
+        double e2 = s->t->norm2[r] - ix->c2[r];
+        double rounding = (double)(sp->np + 2) * 0x1p-23 * (sp->qp2 + e2);
+        return sp->qp2 - 2 * acc + e2 - rounding + gc * gc;
+    }
     /* the float sums over np terms (and the query's values rounded to float) may be off by
      * (np + 2) * 2^-23 of their magnitudes */
     double rounding = (double)(sp->np + 2) * 0x1p-23 * (sp->qp2 + 2 * acc2);
     double xm2 = s->t->norm2[r] - ix->c2[r] - acc2;
-    double gm = sp->qm - sqrt(xm2 > 0 ? xm2 : 0), gc = sp->qcn - ix->cn[r];
+    double gm = sp->qm - sqrt(xm2 > 0 ? xm2 : 0);
     return sp->qp2 - 2 * acc + acc2 - rounding + gm * gm + gc * gc;
 }
 
@@ -701,6 +711,7 @@ static size_t split_query(knn_searcher_t *s, const knn_index_t *ix, const query_
     sp->qcn = sqrt(sp->qc2);
     sp->qp2 = 0;
     sp->np = 0;
+    sp->nrare = start[33];
     return start[33];
 }
 
@@ -735,6 +746,18 @@ static void add_posting(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, do
         a->dot += qf * xv;
         a->x2 += xv * xv;
     }
+}
+
+/* The query's part of the distance only, for when P will hold all of its rare features (the
+ * bound then needs no |x_P|^2): fewer instructions per entry. */
+static void add_posting_dot(knn_searcher_t *s, const knn_index_t *ix, uint32_t j, double qv)
+{
+    row_acc_t *acc = s->acc;
+    const uint32_t *row = ix->row;
+    const float *val = ix->val;
+    float qf = (float)qv;
+    for (uint64_t e = ix->off[j], end = ix->off[j + 1]; e < end; e++)
+        acc[row[e]].dot += qf * val[e];
 }
 
 /* The same, listing each row in s->rows the first time it is touched. Every entry then waits
@@ -775,7 +798,8 @@ static void list_touched_rows(knn_searcher_t *s)
  * left; *np counts those taken so far. With list, the rows touched are listed in s->rows as
  * they are (the caller lists them otherwise, when it needs them). */
 static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_t *q, size_t nrare,
-                          size_t *np, split_t *sp, double qe2, double need, bool list)
+                          size_t *np, split_t *sp, double qe2, double need, bool list,
+                          bool dot_only)
 {
     bool scan = false;
     while (*np < nrare && sp->qp2 <= need) {
@@ -784,6 +808,8 @@ static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, const query_
         bool short_list = ix->off[j + 1] - ix->off[j] <= s->t->n / KNN_LISTED_FRACTION;
         if (list && short_list)
             add_posting_listed(s, ix, j, q->vals[i]);
+        else if (dot_only)
+            add_posting_dot(s, ix, j, q->vals[i]);
         else
             add_posting(s, ix, j, q->vals[i]);
         scan |= list && !short_list;
@@ -878,16 +904,15 @@ static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t
     size_t nrare = split_query(s, ix, q, &sp), np = 0;
     double qe2 = q->norm2 - sp.qc2;
     s->nrows = 0;
-    extend_prefix(s, ix, q, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS, true);
+    extend_prefix(s, ix, q, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS, true, false);
     measure_by_bound(s, ix, q, &sp, false, (size_t)s->k + KNN_BOOTSTRAP_EXTRA);
-    double t = tau(s);
-    if (isfinite(t))
-        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, t * t + 1e-9 * (1.0 + q->norm2 + t * t),
-                      false);
-    else
-        extend_prefix(s, ix, q, nrare, &np, &sp, qe2, INFINITY, false);
+    double t = tau(s), need = t * t + 1e-9 * (1.0 + q->norm2 + t * t);
+    /* When all of the rare features cannot pass tau^2, all of them join P and every row is
+     * bounded: then only q_P . x_P is needed from the lists */
+    bool whole = !isfinite(t) || qe2 <= need;
+    extend_prefix(s, ix, q, nrare, &np, &sp, qe2, whole ? INFINITY : need, false, whole);
     t = tau(s);
-    bool covered = isfinite(t) && sp.qp2 > t * t + 1e-9 * (1.0 + q->norm2 + t * t);
+    bool covered = !whole && isfinite(t) && sp.qp2 > t * t + 1e-9 * (1.0 + q->norm2 + t * t);
     if (covered) {
         list_touched_rows(s);
         measure_by_bound(s, ix, q, &sp, false, SIZE_MAX);
