@@ -1,11 +1,10 @@
 #include "shape.h"
 
+#include "blockcopy.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 /* Character classes by table: shaping looks at every byte of every message. */
 /* C_LETTER marks letters that are not hex digits, so a word is hex when its classes
@@ -244,44 +243,15 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
     return p;
 }
 
-static inline bool is_separator(uint8_t c)
-{
-    return c == ';' || c == ' ' || c == ',' || c == '\t' || c == '\n';
-}
+/* After these, and at a line start, a field may begin. */
+#define SEPARATORS "; ,\t\n"
 
 /* Copies the run from in[i] through the next separator (or to len) to out + *o; returns its
- * end. Runs are where shaping spends its time, so whole 16-byte blocks are tested and copied
- * at once where the CPU can: a block is stored whole and *o then moves by the run's part of
- * it. The bytes stored past the run are overwritten later, and stay within len of out, since
- * the output never runs ahead of the input (*o <= i). */
-static size_t copy_run(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o)
+ * end. The output never runs ahead of the input (*o <= i), so the bytes blockcopy stores past
+ * the run stay within len of out. */
+static inline size_t copy_run(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o)
 {
-#ifdef __SSE2__
-    const __m128i semi = _mm_set1_epi8(';'), space = _mm_set1_epi8(' '), comma = _mm_set1_epi8(','),
-                  tab = _mm_set1_epi8('\t'), nl = _mm_set1_epi8('\n');
-    for (; i + 16 <= len; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
-        _mm_storeu_si128((__m128i *)(void *)(out + *o), x);
-        __m128i m =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, semi), _mm_cmpeq_epi8(x, space)),
-                         _mm_or_si128(_mm_cmpeq_epi8(x, comma),
-                                      _mm_or_si128(_mm_cmpeq_epi8(x, tab), _mm_cmpeq_epi8(x, nl))));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
-        if (bits) {
-            size_t n = (size_t)__builtin_ctz(bits) + 1;
-            *o += n;
-            return i + n;
-        }
-        *o += 16;
-    }
-#endif
-    while (i < len) {
-        uint8_t c = in[i++];
-        out[(*o)++] = c;
-        if (is_separator(c))
-            break;
-    }
-    return i;
+    return blockcopy_through(in, i, len, out, o, SEPARATORS, sizeof SEPARATORS - 1);
 }
 
 #define FOUR(a, b, c, d)                                                                           \

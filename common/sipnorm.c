@@ -1,8 +1,6 @@
 #include "sipnorm.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
+#include "blockcopy.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -145,35 +143,6 @@ static int is_token(uint8_t c)
     return token_char[c];
 }
 
-/* Copies the rest of the line from in[i] through its '\n' (or to len) to out + *o; returns
- * where it ends. Whole 16-byte blocks are tested and stored at once where the CPU can (a
- * search and a copy of a few dozen bytes each mispredicted on their lengths); the caller
- * leaves 16 bytes of room in out past the copy. */
-static size_t copy_line(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o)
-{
-#ifdef __SSE2__
-    const __m128i nl = _mm_set1_epi8('\n');
-    for (; i + 16 <= len; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
-        _mm_storeu_si128((__m128i *)(void *)(out + *o), x);
-        unsigned bits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, nl));
-        if (bits) {
-            size_t n = (size_t)__builtin_ctz(bits) + 1;
-            *o += n;
-            return i + n;
-        }
-        *o += 16;
-    }
-#endif
-    while (i < len) {
-        uint8_t c = in[i++];
-        out[(*o)++] = c;
-        if (c == '\n')
-            break;
-    }
-    return i;
-}
-
 size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 {
     size_t o = 0, i = 0;
@@ -207,8 +176,8 @@ size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
             i += n;
         }
         if (o + (len - i) + 16 > cap)
-            goto unchanged; /* room for the rest of the message, as copy_line needs */
-        i = copy_line(in, i, len, out, &o);
+            goto unchanged; /* room for the rest of the message, as blockcopy needs */
+        i = blockcopy_through(in, i, len, out, &o, "\n", 1);
     }
     if (o + (len - i) > cap)
         goto unchanged;
