@@ -20,9 +20,10 @@
  * what the caller writes next): out needs 16 bytes of room past *o + (len - i). Inlined with
  * constant stops (at most 8), so the compares are built once and unrolled.
  */
-static inline __attribute__((always_inline)) size_t
-blockcopy_through(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o,
-                  const char *stops, int n)
+static inline __attribute__((always_inline)) size_t blockcopy_through(const uint8_t *in, size_t i,
+                                                                      size_t len, uint8_t *out,
+                                                                      size_t *o, const char *stops,
+                                                                      int n)
 {
 #ifdef __SSE2__
     __m128i stop[8]; /* n <= 8 */

@@ -364,13 +364,16 @@ static void radix_pass(const uint64_t *ks, const double *vs, uint64_t *kd, doubl
     }
 }
 
-static uint64_t varying_bits(const uint64_t *keys, size_t n)
+/* The bits on which the keys differ; with any, also the bits set in any key. */
+static uint64_t varying_bits(const uint64_t *keys, size_t n, uint64_t *any)
 {
     uint64_t all_or = 0, all_and = ~0ULL;
     for (size_t i = 0; i < n; i++) {
         all_or |= keys[i];
         all_and &= keys[i];
     }
+    if (any)
+        *any = all_or;
     return all_or ^ all_and;
 }
 
@@ -378,7 +381,7 @@ static uint64_t varying_bits(const uint64_t *keys, size_t n)
  * in (keys, vals), (ktmp, vtmp) are scratch. */
 static void lsd_sort(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, size_t n)
 {
-    uint64_t varies = varying_bits(keys, n);
+    uint64_t varies = varying_bits(keys, n, NULL);
     uint64_t *ks = keys, *kd = ktmp;
     double *vs = vals, *vd = vtmp;
     for (unsigned shift = 0; shift < 64; shift += 8) {
@@ -486,12 +489,7 @@ static void sort_entries(uint64_t *keys, double *vals, uint64_t *ktmp, double *v
 {
     if (n < 2)
         return;
-    uint64_t all_or = 0, all_and = ~0ULL;
-    for (size_t i = 0; i < n; i++) {
-        all_or |= keys[i];
-        all_and &= keys[i];
-    }
-    uint64_t varies = all_or ^ all_and;
+    uint64_t all_or, varies = varying_bits(keys, n, &all_or);
     if (varies == 0)
         return; /* one key, repeated: not from a count, but harmless */
     if (all_or >> 32 == 0 && n <= 4096) {
