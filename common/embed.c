@@ -30,11 +30,16 @@ typedef struct {
     double w; /* 0: empty */
 } wslot_t;
 
-/* A word of the weighted counting table: key << 32 | FW_KEPT or FW_TEMP | count; 0 is empty.
- * Kept slots hold a weighted key for good; temporary ones a key of the current message only. */
-#define FW_KEPT (1ULL << 31)
-#define FW_TEMP (1ULL << 30)
-#define FW_COUNT (FW_TEMP - 1)
+/*
+ * A word of the weighted counting table: key << 32 | rank << 16 | count; 0 is empty.
+ * rank indexes the weights, which sit apart in order of falling |weight| from index 1 on: the
+ * table stays at eight bytes a slot, and the weights most messages read share a few cache
+ * lines. A kept word's rank is at least 1, so it is never 0, even for key 0 with no count.
+ * A key that is not weighted holds rank 0, whose weight is 0, for the current message only.
+ */
+#define FW_COUNT 0xffffULL
+#define FW_RANK_SHIFT 16
+#define FW_RANK_MAX 0xffff /* the most weights the table serves */
 
 struct embed {
     embed_opts_t o;
@@ -51,15 +56,15 @@ struct embed {
     uint32_t *order;
     size_t hcap;
     /* weights (embed_set_weights): a lookup table by key, and for n-grams of up to 4 bytes
-     * also the weighted counting table ft (words as FW_* says, weights beside in ftw) */
+     * also the weighted counting table ft (words as FW_* says) and its weights by rank */
     uint64_t *wkeys;
     double *wvals;
     size_t nw;
     wslot_t *wt;
     size_t wt_cap;
     uint64_t *ft;
-    double *ftw;
-    size_t ft_cap;
+    double *ftw; /* by rank; ftw[0] = 0, the weight of a temporary word */
+    size_t ft_cap, ft_nw;
     uint32_t *forder; /* per distinct key of a message: its slot in ft */
     double *dtmp;     /* per distinct key: its weight (fused counting), its value (sorting) */
     int32_t *kb;      /* per distinct key, and 3 more: sort_keys32's buckets */
@@ -724,13 +729,13 @@ double embed_weighted_dot(const embed_t *e, const sparse_t *v)
 #define FUSED_ROOM 1024
 
 /* The fused table only serves keys of up to 32 bits, counted straight from the bytes, and
- * only messages that cannot fill it past three quarters. It never grows: one huge message
- * would leave it large, and every later message slower for its cache misses; such a message
- * takes the plain path instead. */
+ * only messages that cannot fill it past three quarters (nor a count past FW_COUNT). It never
+ * grows: one huge message would leave it large, and every later message slower for its cache
+ * misses; such a message takes the plain path instead. */
 static bool fused_counting(const embed_t *e, size_t plen)
 {
     return !e->sorted && e->o.kind == EMBED_NGRAM && e->o.n <= 4 && e->ft_cap && plen < FW_COUNT &&
-           4 * (e->nw + plen) <= 3 * e->ft_cap;
+           4 * (e->ft_nw + plen) <= 3 * e->ft_cap;
 }
 
 typedef struct {
@@ -751,16 +756,19 @@ static int by_weight(const void *a, const void *b)
 /*
  * Builds the weighted counting table with room for the weights and `room` more keys. Keys go
  * in by falling weight: with linear probing the first keys in sit in their home slots, and
- * the features most messages hold then cost one probe, whose branch rarely mispredicts.
+ * the features most messages hold then cost one probe, whose branch rarely mispredicts; their
+ * weights, stored by the same rank, fill the first cache lines of ftw.
  * Where each key sits changes no result (sums run in the message's order).
  */
 static int build_fused_table(embed_t *e, size_t room)
 {
+    if (e->nw > FW_RANK_MAX)
+        return 0; /* more weights than a word can rank: the plain path serves */
     size_t cap = 1024;
     while (cap < 2 * (e->nw + room))
         cap *= 2;
     uint64_t *t = calloc(cap, sizeof *t);
-    double *w = calloc(cap, sizeof *w);
+    double *w = calloc(e->nw + 1, sizeof *w);
     weight_rank_t *order = malloc((e->nw ? e->nw : 1) * sizeof *order);
     uint32_t *from = malloc(cap * sizeof *from); /* which given entry a slot holds */
     if (!t || !w || !order || !from) {
@@ -774,15 +782,22 @@ static int build_fused_table(embed_t *e, size_t room)
         order[i] = (weight_rank_t){fabs(e->wvals[i]), (uint32_t)i};
     qsort(order, e->nw, sizeof *order, by_weight);
     unsigned shift = slot_shift(cap);
+    size_t ranks = 0;
     for (size_t k = 0; k < e->nw; k++) {
         uint32_t i = order[k].i;
         size_t h = key_slot(e->wkeys[i], shift);
         while (t[h] && (t[h] >> 32) != e->wkeys[i])
             h = (h + 1) & (cap - 1);
-        if (t[h] && from[h] < i)
-            continue; /* a key given twice keeps its first weight */
-        t[h] = e->wkeys[i] << 32 | FW_KEPT;
-        w[h] = e->wvals[i];
+        if (t[h]) { /* a key given twice keeps its first weight */
+            size_t r = (t[h] >> FW_RANK_SHIFT) & FW_COUNT;
+            if (from[h] > i) {
+                w[r] = e->wvals[i];
+                from[h] = i;
+            }
+            continue;
+        }
+        w[++ranks] = e->wvals[i];
+        t[h] = e->wkeys[i] << 32 | (uint64_t)ranks << FW_RANK_SHIFT;
         from[h] = i;
     }
     free(order);
@@ -792,6 +807,7 @@ static int build_fused_table(embed_t *e, size_t room)
     e->ft = t;
     e->ftw = w;
     e->ft_cap = cap;
+    e->ft_nw = ranks;
     return 0;
 }
 
@@ -828,7 +844,7 @@ static void drop_weights(embed_t *e)
     e->wt = NULL;
     e->ft = NULL;
     e->ftw = NULL;
-    e->nw = e->wt_cap = e->ft_cap = 0;
+    e->nw = e->wt_cap = e->ft_cap = e->ft_nw = 0;
 }
 
 int embed_set_weights(embed_t *e, const uint64_t *keys, const double *w, size_t n)
@@ -861,8 +877,8 @@ fail:
 
 /*
  * Counts the n-grams of p in the weighted table: one probe per n-gram finds its count and
- * its weight. Keys new to the table go in as temporary words and are emptied again when the
- * message is done; kept words never move, so the table is then as it was.
+ * its weight's rank. Keys new to the table go in as temporary words and are emptied again
+ * when the message is done; kept words never move, so the table is then as it was.
  * KEYMASK is a constant in each caller so that the 4-gram loop does no masking.
  */
 static inline size_t count_fused(uint64_t *t, size_t cap, uint32_t *order, const uint8_t *p,
@@ -878,7 +894,7 @@ static inline size_t count_fused(uint64_t *t, size_t cap, uint32_t *order, const
         size_t h = key_slot(v, shift);
         while ((w = t[h]) != 0 && (w >> 32) != v)
             h = (h + 1) & mask;
-        t[h] = w ? w + 1 : (hi | FW_TEMP | 1);
+        t[h] = w ? w + 1 : (hi | 1);
         order[u] = (uint32_t)h;
         u += (w & FW_COUNT) == 0;
     }
@@ -892,24 +908,28 @@ static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out,
     if (sparse_reserve(out, nk) != 0)
         return -1;
     uint64_t *t = e->ft;
+    const double *ftw = e->ftw;
     uint32_t *order = e->forder;
     size_t u = n == 4 ? count_fused(t, e->ft_cap, order, p, nk, 0xffffffffu)
                       : count_fused(t, e->ft_cap, order, p, nk, (1u << (8 * n)) - 1);
-    /* one pass writes the entries, sums the norm and the dot product, and empties the slots */
+    /* one pass writes the entries, sums the norm and the dot product, and empties the slots;
+     * the weights are kept aside only when normalising will change the values */
+    bool renorm = e->o.binary || e->o.norm != EMBED_NORM_NONE;
     double norm2 = 0, d = 0;
     for (size_t j = 0; j < u; j++) {
-        uint64_t w = t[order[j]];
-        double c = (double)(int64_t)(w & FW_COUNT), wt = e->ftw[order[j]];
+        uint64_t w = t[order[j]], rank = (w >> FW_RANK_SHIFT) & FW_COUNT;
+        double c = (double)(int64_t)(w & FW_COUNT), wt = ftw[rank];
         out->keys[j] = w >> 32;
         out->vals[j] = c;
-        e->dtmp[j] = wt;
+        if (renorm)
+            e->dtmp[j] = wt;
         norm2 += c * c;
         d += c * wt;
-        t[order[j]] = (w & FW_TEMP) ? 0 : (w & ~FW_COUNT);
+        t[order[j]] = rank ? (w & ~FW_COUNT) : 0;
     }
     out->n = u;
     out->norm2 = norm2;
-    if (e->o.binary || e->o.norm != EMBED_NORM_NONE) {
+    if (renorm) {
         normalise(e, out);
         d = 0;
         for (size_t j = 0; j < u; j++)

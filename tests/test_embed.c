@@ -379,8 +379,8 @@ static double weighted_sum(const sparse_t *v, const uint64_t *keys, const double
 /* With weights set, the unsorted embedder (weights inside its counting table for n <= 4)
  * gives the sorted path's vector and the brute-force dot product, message after message:
  * keys a message adds to the table must leave no trace in the next one. A long message is too
- * big for the table and takes the plain path between the others; the all-zero n-gram has a
- * weight, so key 0 is a kept key. */
+ * big for the table and takes the plain path between the others; the all-zero n-gram has the
+ * largest weight, so key 0 is the first kept key. */
 static void test_weighted_embedding_gives_vector_and_dot(void **state)
 {
     (void)state;
@@ -421,8 +421,9 @@ static void test_weighted_embedding_gives_vector_and_dot(void **state)
                             nw++;
                         }
                 }
-                keys[nw] = 0; /* the n-gram of zero bytes */
-                w[nw++] = 1.5;
+                keys[nw] = 0; /* the n-gram of zero bytes, with the largest weight: the fused
+                               * table ranks it first, and its word must still not read as empty */
+                w[nw++] = -9.5;
                 assert_int_equal(embed_set_weights(weighted, keys, w, nw), 0);
                 for (int round = 0; round < 2; round++)
                     for (size_t m = 0; m < sizeof msgs / sizeof msgs[0]; m++) {
