@@ -3,9 +3,13 @@
 #include "blockcopy.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     const char *compact; /* one letter, or NULL */
@@ -86,45 +90,6 @@ static const header_name_t known[] = {
 #define KNOWN_COUNT (sizeof known / sizeof known[0])
 #define MAX_NAME_LEN 24
 
-/* Every header line of every message is looked up, so names are indexed once by length
- * (and compact letters directly) instead of compared against the whole table. */
-static const header_name_t *by_compact[26];
-static uint8_t by_length[MAX_NAME_LEN + 1][8]; /* indices + 1 into known, 0 ends */
-static pthread_once_t index_once = PTHREAD_ONCE_INIT;
-
-static void build_index(void)
-{
-    for (size_t i = 0; i < KNOWN_COUNT; i++) {
-        if (known[i].compact)
-            by_compact[known[i].compact[0] - 'a'] = &known[i];
-        size_t len = strlen(known[i].name);
-        for (int s = 0; s < 7; s++) {
-            if (!by_length[len][s]) {
-                by_length[len][s] = (uint8_t)(i + 1);
-                break;
-            }
-        }
-    }
-}
-
-const char *sipnorm_canonical_name(const char *name, size_t len)
-{
-    pthread_once(&index_once, build_index);
-    if (len == 1) {
-        int c = tolower((unsigned char)name[0]);
-        return c >= 'a' && c <= 'z' && by_compact[c - 'a'] ? by_compact[c - 'a']->name : NULL;
-    }
-    if (len > MAX_NAME_LEN)
-        return NULL;
-    int first = tolower((unsigned char)name[0]);
-    for (const uint8_t *s = by_length[len]; *s; s++) {
-        const char *cand = known[*s - 1].name;
-        if (tolower((unsigned char)cand[0]) == first && strncasecmp(cand, name, len) == 0)
-            return cand;
-    }
-    return NULL;
-}
-
 /* RFC 3261 token characters, by table: every byte of every header name is tested. */
 static const uint8_t token_char[256] = {
     ['-'] = 1,  ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1, ['_'] = 1, ['+'] = 1, ['`'] = 1,
@@ -143,8 +108,178 @@ static int is_token(uint8_t c)
     return token_char[c];
 }
 
+/*
+ * Every header line of every message is looked up, so the names are indexed once: compact
+ * letters directly, full names by a hash of their case-folded bytes, with a multiplier chosen
+ * at start so that each known name has a slot of its own (one probe, one compare). A name's
+ * bytes are folded by setting bit 5 (0x20), which among token characters changes only
+ * letters, so equal folded words mean equal names but for case. A name is kept as three
+ * zero-padded words, compared in one go, and its canonical spelling padded to 32 bytes,
+ * copied in one go. strncasecmp and a variable-length memcpy mispredicted on every line.
+ */
+typedef struct {
+    uint64_t w[3]; /* folded, zero past len */
+    uint32_t len;  /* 0: empty slot */
+    uint32_t known;
+} name_slot_t;
+
+#define NAME_SLOTS 256
+static name_slot_t name_slot[NAME_SLOTS];
+static uint64_t name_mul;
+static char padded[KNOWN_COUNT][32]; /* canonical spellings, zero-padded */
+static uint8_t padded_len[KNOWN_COUNT];
+static const header_name_t *by_compact[26];
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+#define FOLD 0x2020202020202020ULL
+
+/* Bytes 0..n of a word (n <= 8) */
+static inline uint64_t low_bytes(size_t n)
+{
+    return n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+}
+
+/* Folded words of a name of len (1..MAX_NAME_LEN) bytes at p, which is readable for 24 */
+static inline void fold_name(const uint8_t *p, size_t len, uint64_t w[3])
+{
+    for (size_t k = 0; k < 3; k++) {
+        size_t at = 8 * k, n = len > at ? len - at : 0;
+        uint64_t x;
+        memcpy(&x, p + at, 8);
+        w[k] = (x | FOLD) & low_bytes(n);
+    }
+}
+
+static inline size_t name_hash(const uint64_t w[3], size_t len, uint64_t mul)
+{
+    return (size_t)(((w[0] ^ (w[1] * 0x9E3779B97F4A7C15ULL) ^ w[2] ^ (uint64_t)len) * mul) >> 56);
+}
+
+/* Slots (linear probing) for the known names under a multiplier; returns how many names
+ * missed their first slot. */
+static size_t place_names(uint64_t folded[][3], uint64_t mul)
+{
+    size_t missed = 0;
+    memset(name_slot, 0, sizeof name_slot);
+    for (size_t i = 0; i < KNOWN_COUNT; i++) {
+        size_t len = padded_len[i], h = name_hash(folded[i], len, mul);
+        missed += name_slot[h].len != 0;
+        while (name_slot[h].len)
+            h = (h + 1) % NAME_SLOTS;
+        name_slot[h] =
+            (name_slot_t){{folded[i][0], folded[i][1], folded[i][2]}, (uint32_t)len, (uint32_t)i};
+    }
+    return missed;
+}
+
+/* Takes the first multiplier (of a few thousand tried) under which every known name has its
+ * own first slot, or else the one with the fewest misses: lookups are right either way. */
+static void build_index(void)
+{
+    uint64_t folded[KNOWN_COUNT][3];
+    for (size_t i = 0; i < KNOWN_COUNT; i++) {
+        if (known[i].compact)
+            by_compact[known[i].compact[0] - 'a'] = &known[i];
+        size_t len = strlen(known[i].name);
+        memcpy(padded[i], known[i].name, len);
+        padded_len[i] = (uint8_t)len;
+        fold_name((const uint8_t *)padded[i], len, folded[i]);
+    }
+    uint64_t mul = 0x9E3779B97F4A7C15ULL, best = mul;
+    size_t fewest = SIZE_MAX;
+    for (int t = 0; t < 20000 && fewest > 0; t++, mul += 0x5851F42D4C957F2EULL) {
+        size_t missed = place_names(folded, mul | 1);
+        if (missed < fewest) {
+            fewest = missed;
+            best = mul | 1;
+        }
+    }
+    name_mul = best;
+    place_names(folded, best);
+}
+
+/* Index into known of a full name of len (2..MAX_NAME_LEN) bytes at p (readable for 24), or -1 */
+static inline int known_index(const uint8_t *p, size_t len)
+{
+    uint64_t w[3];
+    fold_name(p, len, w);
+    for (size_t h = name_hash(w, len, name_mul);; h = (h + 1) % NAME_SLOTS) {
+        const name_slot_t *s = &name_slot[h];
+        if (((s->w[0] ^ w[0]) | (s->w[1] ^ w[1]) | (s->w[2] ^ w[2])) == 0 && s->len == len)
+            return (int)s->known;
+        if (!s->len)
+            return -1;
+    }
+}
+
+/* The same for a name near the end of the input, copied out first */
+static int known_index_copied(const uint8_t *p, size_t len)
+{
+    uint8_t buf[MAX_NAME_LEN] = {0};
+    memcpy(buf, p, len);
+    return known_index(buf, len);
+}
+
+const char *sipnorm_canonical_name(const char *name, size_t len)
+{
+    pthread_once(&index_once, build_index);
+    if (len == 1) {
+        int c = tolower((unsigned char)name[0]);
+        return c >= 'a' && c <= 'z' && by_compact[c - 'a'] ? by_compact[c - 'a']->name : NULL;
+    }
+    if (len == 0 || len > MAX_NAME_LEN)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (!is_token((uint8_t)name[i]))
+            return NULL; /* folding is only exact on token characters */
+    int k = known_index_copied((const uint8_t *)name, len);
+    return k >= 0 ? known[k].name : NULL;
+}
+
+/* How many token characters start in[i..len): 16 bytes at a time where 16 are there, so
+ * that a name shorter than that costs no branch on its length. */
+static inline size_t token_run(const uint8_t *in, size_t i, size_t len)
+{
+    size_t n = 0;
+#ifdef __SSE2__
+    for (; i + n + 16 <= len; n += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i + n));
+        __m128i lower = _mm_or_si128(x, _mm_set1_epi8(0x20)); /* letters fold; bytes >= 0x80
+                                                               * stay negative, below '0' */
+        __m128i t = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
+        t = _mm_or_si128(t, _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                          _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1))));
+        static const char specials[] = "-.!%*_+`'~";
+#pragma GCC unroll 10
+        for (int k = 0; k < 10; k++)
+            t = _mm_or_si128(t, _mm_cmpeq_epi8(x, _mm_set1_epi8(specials[k])));
+        unsigned other = ~(unsigned)_mm_movemask_epi8(t) & 0xffffu;
+        if (other)
+            return n + (size_t)__builtin_ctz(other);
+    }
+#endif
+    while (i + n < len && is_token(in[i + n]))
+        n++;
+    return n;
+}
+
+/* Index into known of the header name in[i..i+n) (token characters), or -1 */
+static inline int name_index(const uint8_t *in, size_t i, size_t n, size_t len)
+{
+    if (n == 1) {
+        int c = in[i] | 0x20;
+        const header_name_t *h = c >= 'a' && c <= 'z' ? by_compact[c - 'a'] : NULL;
+        return h ? (int)(h - known) : -1;
+    }
+    if (n == 0 || n > MAX_NAME_LEN)
+        return -1;
+    return i + MAX_NAME_LEN <= len ? known_index(in + i, n) : known_index_copied(in + i, n);
+}
+
 size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 {
+    pthread_once(&index_once, build_index);
     size_t o = 0, i = 0;
     const uint8_t *nl = memchr(in, '\n', len);
     if (!nl || cap < len)
@@ -155,21 +290,20 @@ size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
     while (i < len) {
         if (in[i] == '\n' || (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n'))
             break; /* blank line: body follows unchanged */
-        size_t n = 0;
-        while (i + n < len && is_token(in[i + n]))
-            n++;
-        const char *canon = n ? sipnorm_canonical_name((const char *)in + i, n) : NULL;
+        size_t n = token_run(in, i, len);
+        int known_at = name_index(in, i, n, len);
         size_t ws = 0;
         while (i + n + ws < len && (in[i + n + ws] == ' ' || in[i + n + ws] == '\t'))
             ws++;
-        if (canon && i + n + ws < len && in[i + n + ws] == ':') {
-            size_t cl = strlen(canon);
-            if (o + cl + (len - i - n) > cap)
+        bool colon = n && i + n + ws < len && in[i + n + ws] == ':';
+        if (colon && known_at >= 0) {
+            size_t cl = padded_len[known_at];
+            if (o + 32 + (len - i - n) > cap)
                 goto unchanged;
-            memcpy(out + o, canon, cl);
+            memcpy(out + o, padded[known_at], 32); /* whole, so a constant-size copy */
             o += cl;
             i += n;
-        } else if (n && i + n + ws < len && in[i + n + ws] == ':') {
+        } else if (colon) {
             for (size_t k = 0; k < n; k++)
                 out[o + k] = (uint8_t)tolower(in[i + k]);
             o += n;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <cmocka.h>
 #include <math.h>
 
@@ -221,6 +222,227 @@ static void test_header_names_normalised_after_values_of_every_length(void **sta
         size_t len = sipnorm_headers((const uint8_t *)in, strlen(in), out, sizeof out);
         assert_int_equal(len, strlen(expect));
         assert_memory_equal(out, expect, len);
+    }
+}
+
+/* The header names sipnorm knows, as RFC 3261 and its extensions spell them, and the compact
+ * letters: the oracle for the lookup below. */
+static const char *const known_names[] = {"Call-ID",
+                                          "Contact",
+                                          "Content-Encoding",
+                                          "Content-Length",
+                                          "Content-Type",
+                                          "From",
+                                          "Subject",
+                                          "Supported",
+                                          "To",
+                                          "Via",
+                                          "Event",
+                                          "Refer-To",
+                                          "Referred-By",
+                                          "Allow-Events",
+                                          "Session-Expires",
+                                          "Identity",
+                                          "Accept-Contact",
+                                          "Reject-Contact",
+                                          "Request-Disposition",
+                                          "Accept",
+                                          "Accept-Encoding",
+                                          "Accept-Language",
+                                          "Alert-Info",
+                                          "Allow",
+                                          "Authentication-Info",
+                                          "Authorization",
+                                          "CSeq",
+                                          "Call-Info",
+                                          "Content-Disposition",
+                                          "Content-Language",
+                                          "Date",
+                                          "Error-Info",
+                                          "Expires",
+                                          "In-Reply-To",
+                                          "Max-Forwards",
+                                          "MIME-Version",
+                                          "Min-Expires",
+                                          "Organization",
+                                          "Priority",
+                                          "Proxy-Authenticate",
+                                          "Proxy-Authorization",
+                                          "Proxy-Require",
+                                          "Record-Route",
+                                          "Reply-To",
+                                          "Require",
+                                          "Retry-After",
+                                          "Route",
+                                          "Server",
+                                          "Timestamp",
+                                          "Unsupported",
+                                          "User-Agent",
+                                          "Warning",
+                                          "WWW-Authenticate",
+                                          "RSeq",
+                                          "RAck",
+                                          "P-Asserted-Identity",
+                                          "P-Preferred-Identity",
+                                          "Privacy",
+                                          "Path",
+                                          "Service-Route",
+                                          "Subscription-State",
+                                          "SIP-ETag",
+                                          "SIP-If-Match",
+                                          "Min-SE",
+                                          "Diversion",
+                                          "Remote-Party-ID",
+                                          "Replaces"};
+static const char compact_letters[] = "imelcfsktvorbuxyajd"; /* in the order of the first 19 */
+
+static uint32_t next_rand(uint32_t *x)
+{
+    *x = *x * 1103515245u + 12345u;
+    return *x >> 8;
+}
+
+static const char *oracle_name(const char *name, size_t len)
+{
+    if (len == 1)
+        for (size_t k = 0; compact_letters[k]; k++)
+            if ((name[0] | 0x20) == compact_letters[k])
+                return known_names[k];
+    for (size_t k = 0; k < sizeof known_names / sizeof *known_names; k++)
+        if (strlen(known_names[k]) == len && strncasecmp(known_names[k], name, len) == 0)
+            return known_names[k];
+    return NULL;
+}
+
+/* Every known name in any case, and near misses (a byte changed, added or dropped), looked up
+ * as the oracle says. */
+static void test_header_name_lookup_matches_the_names(void **state)
+{
+    (void)state;
+    uint32_t x = 7;
+    char name[64];
+    for (size_t k = 0; k < sizeof known_names / sizeof *known_names; k++)
+        for (int round = 0; round < 40; round++) {
+            size_t len = strlen(known_names[k]);
+            memcpy(name, known_names[k], len + 1);
+            for (size_t i = 0; i < len; i++)
+                if (next_rand(&x) % 2 && name[i] >= 'a' && name[i] <= 'z')
+                    name[i] = (char)(name[i] - 32);
+                else if (next_rand(&x) % 2 && name[i] >= 'A' && name[i] <= 'Z')
+                    name[i] = (char)(name[i] + 32);
+            int edit = round % 4; /* 0: none; 1: change; 2: add; 3: drop a byte */
+            size_t at = next_rand(&x) % len;
+            if (edit == 1)
+                name[at] = "-x_9Z."[next_rand(&x) % 6];
+            else if (edit == 2) {
+                memmove(name + at + 1, name + at, len - at + 1);
+                name[at] = "-qk"[next_rand(&x) % 3];
+                len++;
+            } else if (edit == 3) {
+                memmove(name + at, name + at + 1, len - at);
+                len--;
+            }
+            const char *got = sipnorm_canonical_name(name, len), *want = oracle_name(name, len);
+            assert_true(got == want || (got && want && strcmp(got, want) == 0));
+        }
+    for (int c = 0; c < 256; c++) {
+        char one = (char)c;
+        const char *got = sipnorm_canonical_name(&one, 1), *want = oracle_name(&one, 1);
+        if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z'))
+            want = NULL;
+        assert_true(got == want || (got && want && strcmp(got, want) == 0));
+    }
+}
+
+static int oracle_token(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+           (c && strchr("-.!%*_+`'~", c));
+}
+
+/* What sipnorm_headers must write, one byte at a time. */
+static size_t oracle_normalise(const char *in, size_t len, char *out)
+{
+    const char *nl = memchr(in, '\n', len);
+    if (!nl) {
+        memcpy(out, in, len);
+        return len;
+    }
+    size_t i = (size_t)(nl - in) + 1, o = i;
+    memcpy(out, in, i);
+    while (i < len && !(in[i] == '\n' || (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n'))) {
+        size_t n = 0, ws = 0;
+        while (i + n < len && oracle_token((uint8_t)in[i + n]))
+            n++;
+        while (i + n + ws < len && (in[i + n + ws] == ' ' || in[i + n + ws] == '\t'))
+            ws++;
+        if (n && i + n + ws < len && in[i + n + ws] == ':') {
+            const char *canon = oracle_name(in + i, n);
+            for (size_t k = 0; k < (canon ? strlen(canon) : n); k++)
+                out[o++] = canon ? canon[k]
+                                 : (char)((in[i + k] >= 'A' && in[i + k] <= 'Z') ? in[i + k] + 32
+                                                                                 : in[i + k]);
+            i += n;
+        }
+        while (i < len) {
+            out[o++] = in[i];
+            if (in[i++] == '\n')
+                break;
+        }
+    }
+    memcpy(out + o, in + i, len - i);
+    return o + (len - i);
+}
+
+/* Random header blocks (known names in any case, compact letters, unknown names up to 40 bytes
+ * with every token character, non-token bytes inside names, white space before the colon, a
+ * last line without its newline, bodies) at every alignment: normalised as the oracle says. */
+static void test_header_names_normalised_like_the_oracle(void **state)
+{
+    (void)state;
+    static const char tokens[] = "abcXYZ019-.!%*_+`'~";
+    uint32_t x = 2026;
+    char in[2048], want[4096];
+    uint8_t out[4096 + 64];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = (size_t)snprintf(in, sizeof in, "OPTIONS sip:%.*s SIP/2.0\r\n",
+                                      (int)(next_rand(&x) % 17), "abcdefghijklmnopq");
+        int lines = 1 + (int)(next_rand(&x) % 12);
+        for (int l = 0; l < lines && len < 1500; l++) {
+            int kind = (int)(next_rand(&x) % 5);
+            if (kind == 0) {
+                const char *k =
+                    known_names[next_rand(&x) % (sizeof known_names / sizeof *known_names)];
+                for (size_t i = 0; k[i]; i++)
+                    in[len++] = next_rand(&x) % 3 ? k[i]
+                                                  : (char)(k[i] ^ 0x20 * (((k[i] | 0x20) >= 'a') &&
+                                                                          ((k[i] | 0x20) <= 'z')));
+            } else if (kind == 1)
+                in[len++] =
+                    (char)(compact_letters[next_rand(&x) % 19] ^ (next_rand(&x) % 2 ? 0x20 : 0));
+            else {
+                size_t n = next_rand(&x) % 41;
+                for (size_t i = 0; i < n; i++)
+                    in[len++] = tokens[next_rand(&x) % (sizeof tokens - 1)];
+                if (kind == 4)
+                    in[len++] = " @\"/"[next_rand(&x) % 4];
+            }
+            for (int ws = (int)(next_rand(&x) % 4) - 2; ws > 0; ws--)
+                in[len++] = next_rand(&x) % 2 ? ' ' : '\t';
+            if (next_rand(&x) % 8)
+                in[len++] = ':';
+            size_t v = next_rand(&x) % 50;
+            for (size_t i = 0; i < v; i++)
+                in[len++] = "aB1 ;=<>:"[next_rand(&x) % 9];
+            if (l < lines - 1 || next_rand(&x) % 3)
+                len += (size_t)sprintf(in + len, next_rand(&x) % 4 ? "\r\n" : "\n");
+        }
+        if (next_rand(&x) % 3 == 0)
+            len += (size_t)sprintf(in + len, "\r\nbody i: q\r\nv: x");
+        size_t want_len = oracle_normalise(in, len, want);
+        size_t got = sipnorm_headers((const uint8_t *)in, len, out, sizeof out - 64);
+        assert_int_equal(got, want_len);
+        assert_memory_equal(out, want, got);
     }
 }
 
@@ -483,6 +705,8 @@ int main(void)
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
+        cmocka_unit_test(test_header_name_lookup_matches_the_names),
+        cmocka_unit_test(test_header_names_normalised_like_the_oracle),
         cmocka_unit_test(test_empty_and_tiny_messages),
         cmocka_unit_test(test_unsorted_equals_sorted_for_every_option),
         cmocka_unit_test(test_field_shaping_after_runs_of_every_length),
