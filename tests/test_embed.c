@@ -446,6 +446,91 @@ static void test_header_names_normalised_like_the_oracle(void **state)
     }
 }
 
+/* The token shaping gives a whole value, by the rules of shape.h, one byte at a time. */
+static uint8_t oracle_value_token(const uint8_t *v, size_t n)
+{
+    bool digit = false, hex_letter = false, other = false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = v[i], l = (uint8_t)(c | 0x20);
+        if (c >= '0' && c <= '9')
+            digit = true;
+        else if (((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) && l <= 'f')
+            hex_letter = true;
+        else
+            other = true; /* other letters, and bytes of no class */
+    }
+    if (digit && !hex_letter && !other)
+        return n <= 3    ? SHAPE_DIGITS_1_3
+               : n <= 8  ? SHAPE_DIGITS_4_8
+               : n <= 16 ? SHAPE_DIGITS_9_16
+               : n <= 32 ? SHAPE_DIGITS_17_32
+                         : SHAPE_DIGITS_LONG;
+    if (digit && !other)
+        return n <= 8    ? SHAPE_HEX_1_8
+               : n <= 16 ? SHAPE_HEX_9_16
+               : n <= 32 ? SHAPE_HEX_17_32
+                         : SHAPE_HEX_LONG;
+    return n <= 16 ? SHAPE_ALNUM_1_16 : n <= 32 ? SHAPE_ALNUM_17_32 : SHAPE_ALNUM_LONG;
+}
+
+/* Tag and Call-ID values of every length to 70, of digits, hex, letters and bytes of no class
+ * (0x80 and up among them), at every alignment, ended by each byte of their stop sets or by
+ * the end of the message: each becomes the token the rules give. */
+static void test_shape_values_of_every_length_and_class(void **state)
+{
+    (void)state;
+    static const char pool[] = "0123456789abcdefABCDEFghzGZ-._=+!~\x80\xc3\xff";
+    static const char param_stops[] = ";, \t\r\n>\"";
+    uint32_t x = 99;
+    uint8_t in[512], want[512], out[512 + 64];
+    for (int round = 0; round < 4000; round++) {
+        size_t pad = next_rand(&x) % 16, n = next_rand(&x) % 71, m = 1 + next_rand(&x) % 40;
+        /* digits only; hex digits; letters and bytes of no class; anything */
+        static const size_t from[] = {0, 0, 10, 0},
+                            span[] = {10, 22, sizeof pool - 11, sizeof pool - 1};
+        int kind = (int)(next_rand(&x) % 4);
+        size_t len = 0, wlen = 0;
+        char head[64];
+        int hl = snprintf(head, sizeof head, "BYE sip:a SIP/2.0\r\nVia: x%.*s;tag=", (int)pad,
+                          "pppppppppppppppp");
+        memcpy(in, head, (size_t)hl);
+        memcpy(want, head, (size_t)hl);
+        len = wlen = (size_t)hl;
+        uint8_t *v = in + len;
+        for (size_t i = 0; i < n; i++)
+            in[len++] = (uint8_t)pool[from[kind] + next_rand(&x) % span[kind]];
+        if (n) /* an empty value keeps no token */
+            want[wlen++] = oracle_value_token(v, n);
+        char stop = param_stops[next_rand(&x) % (sizeof param_stops - 1)];
+        in[len++] = (uint8_t)stop;
+        want[wlen++] = (uint8_t)stop;
+        const char *mid = "\r\nCall-ID: ";
+        if (stop != '\r' && stop != '\n') {
+            memcpy(in + len, mid, strlen(mid));
+            memcpy(want + wlen, mid, strlen(mid));
+        } else {
+            memcpy(in + len, mid + 1, strlen(mid) - 1);
+            memcpy(want + wlen, mid + 1, strlen(mid) - 1);
+            len--, wlen--;
+        }
+        len += strlen(mid);
+        wlen += strlen(mid);
+        uint8_t *c = in + len;
+        for (size_t i = 0; i < m; i++)
+            in[len++] = (uint8_t)pool[next_rand(&x) % (sizeof pool - 1)];
+        want[wlen++] = oracle_value_token(c, m);
+        if (next_rand(&x) % 2) { /* else the message ends in the value */
+            memcpy(in + len, "@h\r\n", 4);
+            memcpy(want + wlen, "@h\r\n", 4);
+            len += 4;
+            wlen += 4;
+        }
+        size_t got = shape_fields(in, len, out);
+        assert_int_equal(got, wlen);
+        assert_memory_equal(out, want, got);
+    }
+}
+
 static void test_empty_and_tiny_messages(void **state)
 {
     (void)state;
@@ -706,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
         cmocka_unit_test(test_header_name_lookup_matches_the_names),
+        cmocka_unit_test(test_shape_values_of_every_length_and_class),
         cmocka_unit_test(test_header_names_normalised_like_the_oracle),
         cmocka_unit_test(test_empty_and_tiny_messages),
         cmocka_unit_test(test_unsorted_equals_sorted_for_every_option),
