@@ -331,6 +331,7 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
 
 /* After these, and at a line start, a field may begin. */
 #define SEPARATORS "; ,\t\n"
+static const bool separator_before[256] = {[';'] = true, [' '] = true, [','] = true, ['\t'] = true};
 
 /* Copies the run from in[i] through the next separator (or to len) to out + *o; returns its
  * end. The output never runs ahead of the input (*o <= i), so the bytes blockcopy stores past
@@ -354,6 +355,8 @@ static struct {
     uint32_t field;
 } field_slot[16];
 static uint32_t field_mul;
+/* Each field's name with bit 5 set in every byte, zero-padded, for a compare of 16 bytes */
+static uint8_t field_folded[sizeof fields / sizeof fields[0]][16];
 
 static uint32_t lower_four(const uint8_t *p)
 {
@@ -367,6 +370,9 @@ static inline uint32_t field_slot_of(uint32_t key)
 
 static void build_field_slots(void)
 {
+    for (size_t k = 0; k < NFIELDS; k++)
+        for (size_t i = 0; i < fields[k].len; i++)
+            field_folded[k][i] = (uint8_t)(fields[k].name[i] | 0x20);
     /* odd multipliers from a fixed start until one separates the names (a few dozen tries) */
     for (field_mul = 0x9E3779B1u;; field_mul += 2) {
         memset(field_slot, 0, sizeof field_slot);
@@ -392,9 +398,19 @@ static const field_t *field_at(const uint8_t *p, size_t left, int line_start)
     if (field_slot[h].key != key)
         return NULL;
     const field_t *f = &fields[field_slot[h].field];
-    if ((f->line_start && !line_start) || !starts_with_ci(p, left, f->name, f->len))
+    if (f->line_start && !line_start)
         return NULL;
-    return f;
+#ifdef __SSE2__
+    if (left >= 16) { /* the whole name in one compare: no loop to mispredict its exit */
+        __m128i x =
+            _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi8(0x20));
+        __m128i name = _mm_loadu_si128((const __m128i *)(const void *)field_folded[f - fields]);
+        unsigned same = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, name)),
+                 want = (1u << f->len) - 1;
+        return (same & want) == want ? f : NULL;
+    }
+#endif
+    return starts_with_ci(p, left, f->name, f->len) ? f : NULL;
 }
 
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
@@ -403,14 +419,18 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
     size_t o = 0;
     int line_start = 1;
     for (size_t i = 0; i < len;) {
-        if (line_start && len - i > 2 && in[i] == 'o' && in[i + 1] == '=') {
+        /* one branch, taken at SDP lines only, guards the two SDP checks: whether a line
+         * starts here changes from one run to the next */
+        int second = i + 2 < len ? in[i + 1] : 0;
+        bool sdp_line = line_start & (second == '=');
+        if (sdp_line && in[i] == 'o') {
             out[o++] = in[i];
             out[o++] = in[i + 1];
             i = shape_sdp_origin(in, len, i, out, &o);
             line_start = 0;
             continue;
         }
-        if (line_start && len - i > 8 && !memcmp(in + i, "m=audio ", 8)) {
+        if (sdp_line && len - i > 8 && !memcmp(in + i, "m=audio ", 8)) {
             memcpy(out + o, in + i, 8);
             o += 8;
             i += 8;
@@ -423,12 +443,16 @@ size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
             line_start = 0;
             continue;
         }
-        bool after_separator = line_start || in[i - 1] == ';' || in[i - 1] == ' ' ||
-                               in[i - 1] == ',' || in[i - 1] == '\t';
+        /* by table and without branches: which of these holds changes from run to run, but
+         * that one of them does hardly ever */
+        bool after_separator = line_start | separator_before[i ? in[i - 1] : 0];
         const field_t *f = after_separator ? field_at(in + i, len - i, line_start) : NULL;
         if (f) {
             size_t nl = f->len;
-            memcpy(out + o, in + i, nl);
+            if (i + 16 <= len) /* o <= i: the block stays within len of out */
+                memcpy(out + o, in + i, 16);
+            else
+                memcpy(out + o, in + i, nl);
             o += nl;
             i += nl;
             while (f->line_start && i < len && (in[i] == ' ' || in[i] == '\t'))

@@ -531,6 +531,50 @@ static void test_shape_values_of_every_length_and_class(void **state)
     }
 }
 
+/* Every field name shaping knows, in any case and with one byte changed, after a separator
+ * or at a line start, with room after it and at the very end of the message: only an exact
+ * name (but for case) in its place has its value shaped. */
+static void test_shape_field_names_in_any_case_and_near_misses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool line_start;
+    } names[] = {{"branch=z9hG4bK", false}, {"tag=", false},        {"cnonce=\"", false},
+                 {"nonce=\"", false},       {"response=\"", false}, {"opaque=\"", false},
+                 {"Call-ID:", true},        {"CSeq:", true},        {"Content-Length:", true}};
+    uint32_t x = 5;
+    char name[32], in[256];
+    uint8_t out[256 + 64];
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        for (int round = 0; round < 200; round++) {
+            size_t nl = strlen(names[k].name);
+            memcpy(name, names[k].name, nl + 1);
+            for (size_t i = 0; i < nl; i++)
+                if (next_rand(&x) % 2 && ((name[i] | 0x20) >= 'a' && (name[i] | 0x20) <= 'z'))
+                    name[i] ^= 0x20;
+            bool changed = round % 3 == 0;
+            if (changed) /* a letter to another letter, or a byte to a digit */
+                name[next_rand(&x) % nl] = (char)(next_rand(&x) % 2 ? 'q' : '7');
+            bool at_line_start = next_rand(&x) % 2, at_end = next_rand(&x) % 2;
+            int len =
+                snprintf(in, sizeof in, "BYE sip:a SIP/2.0\r\n%s%s%s", at_line_start ? "" : "X: a;",
+                         name, at_end ? "12" : "12\r\nMax-Forwards: 70\r\n\r\n");
+            size_t got = shape_fields((const uint8_t *)in, (size_t)len, out);
+            bool exact = strncasecmp(name, names[k].name, nl) == 0;
+            bool shaped = exact && (at_line_start || !names[k].line_start);
+            size_t at = strlen("BYE sip:a SIP/2.0\r\n") + (at_line_start ? 0 : 5) + nl;
+            if (shaped) {
+                assert_int_equal(got, (size_t)len - 1); /* "12" became one token byte */
+                assert_int_equal(out[at], SHAPE_DIGITS_1_3);
+                assert_memory_equal(out, in, at);
+            } else {
+                assert_int_equal(got, (size_t)len);
+                assert_memory_equal(out, in, got);
+            }
+        }
+}
+
 static void test_empty_and_tiny_messages(void **state)
 {
     (void)state;
@@ -792,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
         cmocka_unit_test(test_header_name_lookup_matches_the_names),
         cmocka_unit_test(test_shape_values_of_every_length_and_class),
+        cmocka_unit_test(test_shape_field_names_in_any_case_and_near_misses),
         cmocka_unit_test(test_header_names_normalised_like_the_oracle),
         cmocka_unit_test(test_empty_and_tiny_messages),
         cmocka_unit_test(test_unsorted_equals_sorted_for_every_option),
