@@ -109,9 +109,10 @@ static int is_token(uint8_t c)
 }
 
 /*
- * Every header line of every message is looked up, so the names are indexed once: compact
- * letters directly, full names by a hash of their case-folded bytes, with a multiplier chosen
- * at start so that each known name has a slot of its own (one probe, one compare). A name's
+ * Every header line of every message is looked up, so the names are indexed once, full names
+ * and compact letters alike, by a hash of their case-folded bytes, with a multiplier chosen at
+ * start so that each has a slot of its own (one probe, one compare, no branch on which kind
+ * of name a line has). A name's
  * bytes are folded by setting bit 5 (0x20), which among token characters changes only
  * letters, so equal folded words mean equal names but for case. A name is kept as three
  * zero-padded words, compared in one go, and its canonical spelling padded to 32 bytes,
@@ -123,12 +124,12 @@ typedef struct {
     uint32_t known;
 } name_slot_t;
 
-#define NAME_SLOTS 256
+#define NAME_SLOTS 512
+#define NAME_KEYS (KNOWN_COUNT + 26) /* the names, and the compact letters */
 static name_slot_t name_slot[NAME_SLOTS];
 static uint64_t name_mul;
 static char padded[KNOWN_COUNT][32]; /* canonical spellings, zero-padded */
 static uint8_t padded_len[KNOWN_COUNT];
-static const header_name_t *by_compact[26];
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 #define FOLD 0x2020202020202020ULL
@@ -136,7 +137,7 @@ static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 /* Bytes 0..n of a word (n <= 8) */
 static inline uint64_t low_bytes(size_t n)
 {
-    return n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+    return ((1ULL << (8 * (n & 7))) - 1) | -(uint64_t)(n >= 8); /* no branch on n */
 }
 
 /* Folded words of a name of len (1..MAX_NAME_LEN) bytes at p, which is readable for 24 */
@@ -152,53 +153,74 @@ static inline void fold_name(const uint8_t *p, size_t len, uint64_t w[3])
 
 static inline size_t name_hash(const uint64_t w[3], size_t len, uint64_t mul)
 {
-    return (size_t)(((w[0] ^ (w[1] * 0x9E3779B97F4A7C15ULL) ^ w[2] ^ (uint64_t)len) * mul) >> 56);
+    return (size_t)(((w[0] ^ (w[1] * 0x9E3779B97F4A7C15ULL) ^ w[2] ^ (uint64_t)len) * mul) >> 55);
 }
 
-/* Slots (linear probing) for the known names under a multiplier; returns how many names
- * missed their first slot. */
-static size_t place_names(uint64_t folded[][3], uint64_t mul)
+/* The keys the index holds: every known name and every compact letter, folded, with the
+ * entry of known each stands for. */
+typedef struct {
+    uint64_t w[3];
+    size_t len, known;
+} name_key_t;
+
+static size_t name_keys(name_key_t *keys)
 {
-    size_t missed = 0;
-    memset(name_slot, 0, sizeof name_slot);
+    size_t n = 0;
     for (size_t i = 0; i < KNOWN_COUNT; i++) {
-        size_t len = padded_len[i], h = name_hash(folded[i], len, mul);
-        missed += name_slot[h].len != 0;
-        while (name_slot[h].len)
-            h = (h + 1) % NAME_SLOTS;
-        name_slot[h] =
-            (name_slot_t){{folded[i][0], folded[i][1], folded[i][2]}, (uint32_t)len, (uint32_t)i};
+        size_t len = strlen(known[i].name);
+        memcpy(padded[i], known[i].name, len);
+        padded_len[i] = (uint8_t)len;
+        keys[n] = (name_key_t){{0, 0, 0}, len, i};
+        fold_name((const uint8_t *)padded[i], len, keys[n++].w);
+        if (known[i].compact) {
+            uint8_t letter[MAX_NAME_LEN] = {(uint8_t)known[i].compact[0]};
+            keys[n] = (name_key_t){{0, 0, 0}, 1, i};
+            fold_name(letter, 1, keys[n++].w);
+        }
+    }
+    return n;
+}
+
+/* How many keys miss their first slot under a multiplier */
+static size_t slot_misses(const name_key_t *keys, size_t n, uint64_t mul)
+{
+    uint64_t used[NAME_SLOTS / 64] = {0};
+    size_t missed = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = name_hash(keys[i].w, keys[i].len, mul);
+        missed += (used[h / 64] >> (h % 64)) & 1;
+        used[h / 64] |= 1ULL << (h % 64);
     }
     return missed;
 }
 
-/* Takes the first multiplier (of a few thousand tried) under which every known name has its
- * own first slot, or else the one with the fewest misses: lookups are right either way. */
+/* Takes the first multiplier (of some thousands tried) under which every key has its own
+ * first slot, or else the one with the fewest misses (which then probe on): lookups are right
+ * either way. */
 static void build_index(void)
 {
-    uint64_t folded[KNOWN_COUNT][3];
-    for (size_t i = 0; i < KNOWN_COUNT; i++) {
-        if (known[i].compact)
-            by_compact[known[i].compact[0] - 'a'] = &known[i];
-        size_t len = strlen(known[i].name);
-        memcpy(padded[i], known[i].name, len);
-        padded_len[i] = (uint8_t)len;
-        fold_name((const uint8_t *)padded[i], len, folded[i]);
-    }
-    uint64_t mul = 0x9E3779B97F4A7C15ULL, best = mul;
-    size_t fewest = SIZE_MAX;
+    name_key_t keys[NAME_KEYS];
+    size_t n = name_keys(keys), fewest = SIZE_MAX;
+    uint64_t mul = 0x9E3779B97F4A7C15ULL, best = mul | 1;
     for (int t = 0; t < 20000 && fewest > 0; t++, mul += 0x5851F42D4C957F2EULL) {
-        size_t missed = place_names(folded, mul | 1);
+        size_t missed = slot_misses(keys, n, mul | 1);
         if (missed < fewest) {
             fewest = missed;
             best = mul | 1;
         }
     }
     name_mul = best;
-    place_names(folded, best);
+    for (size_t i = 0; i < n; i++) {
+        size_t h = name_hash(keys[i].w, keys[i].len, best);
+        while (name_slot[h].len)
+            h = (h + 1) % NAME_SLOTS;
+        name_slot[h] = (name_slot_t){{keys[i].w[0], keys[i].w[1], keys[i].w[2]},
+                                     (uint32_t)keys[i].len,
+                                     (uint32_t)keys[i].known};
+    }
 }
 
-/* Index into known of a full name of len (2..MAX_NAME_LEN) bytes at p (readable for 24), or -1 */
+/* Index into known of a name of len (1..MAX_NAME_LEN) bytes at p (readable for 24), or -1 */
 static inline int known_index(const uint8_t *p, size_t len)
 {
     uint64_t w[3];
@@ -223,10 +245,6 @@ static int known_index_copied(const uint8_t *p, size_t len)
 const char *sipnorm_canonical_name(const char *name, size_t len)
 {
     pthread_once(&index_once, build_index);
-    if (len == 1) {
-        int c = tolower((unsigned char)name[0]);
-        return c >= 'a' && c <= 'z' && by_compact[c - 'a'] ? by_compact[c - 'a']->name : NULL;
-    }
     if (len == 0 || len > MAX_NAME_LEN)
         return NULL;
     for (size_t i = 0; i < len; i++)
@@ -267,11 +285,6 @@ static inline size_t token_run(const uint8_t *in, size_t i, size_t len)
 /* Index into known of the header name in[i..i+n) (token characters), or -1 */
 static inline int name_index(const uint8_t *in, size_t i, size_t n, size_t len)
 {
-    if (n == 1) {
-        int c = in[i] | 0x20;
-        const header_name_t *h = c >= 'a' && c <= 'z' ? by_compact[c - 'a'] : NULL;
-        return h ? (int)(h - known) : -1;
-    }
     if (n == 0 || n > MAX_NAME_LEN)
         return -1;
     return i + MAX_NAME_LEN <= len ? known_index(in + i, n) : known_index_copied(in + i, n);
