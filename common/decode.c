@@ -10,6 +10,9 @@
 #include "tcpstream.h"
 
 #define MAX_DEPTH 8 /* nested tunnels before we give up: stops crafted loops */
+/* TCP connection directions followed at once; past this the least recently used is dropped
+ * (and counted). A border node may hold thousands of TCP clients. */
+#define DECODE_TCP_STREAMS 16384
 
 struct decode {
     decode_opts_t o;
@@ -47,7 +50,7 @@ decode_t *decode_new(const decode_opts_t *opts, skips_t *skips, decode_emit_fn e
     d->emit = emit;
     d->ctx = ctx;
     d->frag = ipfrag_new(256, 30, skips);
-    d->tcp = tcpstream_new(opts->max_msg, 1024, skips, tcp_emit, d);
+    d->tcp = tcpstream_new(opts->max_msg, DECODE_TCP_STREAMS, skips, tcp_emit, d);
     d->hep_scratch = malloc(opts->max_msg);
     if (!d->frag || !d->tcp || !d->hep_scratch)
         decode_destroy(&d);

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "sipframe.h"
 
@@ -17,28 +18,49 @@ typedef struct {
 typedef struct {
     bool used;
     endpoint_t src, dst;
+    uint64_t hash; /* of src and dst: where the index looks for it */
     bool have_seq;
     uint32_t next_seq;
     bool not_sip; /* never produced SIP: ignore further bytes */
     bool saw_sip; /* produced at least one message */
     uint8_t *buf;
     size_t len, cap;
-    ooo_seg_t ooo[OOO_MAX];
+    ooo_seg_t *ooo; /* OOO_MAX entries, allocated at the first early segment */
     int n_ooo;
-    uint64_t last_use;
-    msg_t tmpl; /* metadata of the latest segment, for messages emitted at flush */
+    int32_t newer, older; /* the recency list; -1 ends it */
+    msg_t tmpl;           /* metadata of the latest segment, for messages emitted at flush */
 } stream_t;
 
+/*
+ * The streams live in one array. A busy border node has thousands of TCP connections, and
+ * every segment needs its stream: an open-addressing index on the endpoints' hash finds it,
+ * a bitmap of free entries gives the lowest free one, and a recency list names the stream to
+ * drop when all are in use. Each of these costs the same however many streams there are.
+ */
 struct tcpstream {
     stream_t *streams;
     int n;
+    int32_t *index; /* stream numbers by hash, linear probing; -1 empty */
+    size_t index_mask;
+    uint64_t *free_bits; /* bit set: entry free */
+    int32_t newest, oldest;
     size_t max_msg;
     skips_t *skips;
     tcpstream_emit_fn emit;
     void *ctx;
-    uint64_t clock;
     int last_hit;
 };
+
+/* Every entry free, the index and the recency list empty. */
+static void reset_table(tcpstream_t *t)
+{
+    memset(t->index, 0xff, (t->index_mask + 1) * sizeof *t->index);
+    memset(t->free_bits, 0, ((size_t)t->n + 63) / 64 * sizeof *t->free_bits);
+    for (int i = 0; i < t->n; i++)
+        t->free_bits[i / 64] |= 1ULL << (i % 64);
+    t->newest = t->oldest = -1;
+    t->last_hit = 0;
+}
 
 tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcpstream_emit_fn emit,
                            void *ctx)
@@ -46,12 +68,24 @@ tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcps
     tcpstream_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    if (max_streams < 1)
+        max_streams = 1;
+    size_t cap = 16;
+    while (cap < 2 * (size_t)max_streams)
+        cap *= 2;
     t->streams = calloc((size_t)max_streams, sizeof *t->streams);
-    if (!t->streams) {
+    t->index = malloc(cap * sizeof *t->index);
+    t->free_bits = calloc(((size_t)max_streams + 63) / 64, sizeof *t->free_bits);
+    if (!t->streams || !t->index || !t->free_bits) {
+        free(t->streams);
+        free(t->index);
+        free(t->free_bits);
         free(t);
         return NULL;
     }
     t->n = max_streams;
+    t->index_mask = cap - 1;
+    reset_table(t);
     t->max_msg = max_msg;
     t->skips = skips;
     t->emit = emit;
@@ -63,6 +97,7 @@ static void stream_release(stream_t *s)
 {
     for (int i = 0; i < s->n_ooo; i++)
         free(s->ooo[i].data);
+    free(s->ooo);
     free(s->buf);
     memset(s, 0, sizeof *s);
 }
@@ -74,6 +109,8 @@ void tcpstream_destroy(tcpstream_t **self)
     for (int i = 0; i < (*self)->n; i++)
         stream_release(&(*self)->streams[i]);
     free((*self)->streams);
+    free((*self)->index);
+    free((*self)->free_bits);
     free(*self);
     *self = NULL;
 }
@@ -199,33 +236,115 @@ static bool append(stream_t *s, const uint8_t *data, size_t len)
     return true;
 }
 
+/* The hash of a direction of a connection: addresses and ports of both ends. */
+static uint64_t endpoints_hash(const endpoint_t *src, const endpoint_t *dst)
+{
+    uint8_t key[2 * 19];
+    const endpoint_t *ep[2] = {src, dst};
+    for (int k = 0; k < 2; k++) {
+        key[19 * k] = (uint8_t)ep[k]->family;
+        key[19 * k + 1] = (uint8_t)(ep[k]->port >> 8);
+        key[19 * k + 2] = (uint8_t)ep[k]->port;
+        memcpy(key + 19 * k + 3, ep[k]->addr, 16);
+    }
+    return XXH3_64bits(key, sizeof key);
+}
+
+static void list_unlink(tcpstream_t *t, int32_t i)
+{
+    stream_t *s = &t->streams[i];
+    if (s->newer >= 0)
+        t->streams[s->newer].older = s->older;
+    else
+        t->newest = s->older;
+    if (s->older >= 0)
+        t->streams[s->older].newer = s->newer;
+    else
+        t->oldest = s->newer;
+}
+
+static void list_push_newest(tcpstream_t *t, int32_t i)
+{
+    stream_t *s = &t->streams[i];
+    s->newer = -1;
+    s->older = t->newest;
+    if (t->newest >= 0)
+        t->streams[t->newest].newer = i;
+    t->newest = i;
+    if (t->oldest < 0)
+        t->oldest = i;
+}
+
+/* Removes stream i from the index: backward-shift deletion, so no probe sequence breaks. */
+static void index_remove(tcpstream_t *t, int32_t i)
+{
+    size_t mask = t->index_mask, at = t->streams[i].hash & mask;
+    while (t->index[at] != i)
+        at = (at + 1) & mask;
+    for (size_t next = (at + 1) & mask; t->index[next] >= 0; next = (next + 1) & mask) {
+        size_t home = t->streams[t->index[next]].hash & mask;
+        /* the entry at next may move to at when its home is not in (at, next] */
+        bool stays = at <= next ? (home > at && home <= next) : (home > at || home <= next);
+        if (stays)
+            continue;
+        t->index[at] = t->index[next];
+        at = next;
+    }
+    t->index[at] = -1;
+}
+
+/* Forgets stream i: its bytes, its place in the index and the list; the entry is free again. */
+static void stream_drop(tcpstream_t *t, stream_t *s)
+{
+    int32_t i = (int32_t)(s - t->streams);
+    index_remove(t, i);
+    list_unlink(t, i);
+    stream_release(s);
+    t->free_bits[i / 64] |= 1ULL << (i % 64);
+}
+
+/* The lowest free entry, or -1 */
+static int32_t lowest_free(const tcpstream_t *t)
+{
+    for (size_t w = 0; w < ((size_t)t->n + 63) / 64; w++)
+        if (t->free_bits[w])
+            return (int32_t)(w * 64 + (size_t)__builtin_ctzll(t->free_bits[w]));
+    return -1;
+}
+
 static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoint_t *dst)
 {
     stream_t *hit = &t->streams[t->last_hit];
     if (hit->used && endpoint_equal(&hit->src, src) && endpoint_equal(&hit->dst, dst))
         return hit;
-    stream_t *free_s = NULL, *lru = NULL;
-    for (int i = 0; i < t->n; i++) {
-        stream_t *s = &t->streams[i];
-        if (s->used && endpoint_equal(&s->src, src) && endpoint_equal(&s->dst, dst)) {
-            t->last_hit = i;
+    uint64_t h = endpoints_hash(src, dst);
+    size_t mask = t->index_mask;
+    for (size_t at = h & mask; t->index[at] >= 0; at = (at + 1) & mask) {
+        stream_t *s = &t->streams[t->index[at]];
+        if (s->hash == h && endpoint_equal(&s->src, src) && endpoint_equal(&s->dst, dst)) {
+            t->last_hit = t->index[at];
             return s;
         }
-        if (!s->used && !free_s)
-            free_s = s;
-        if (s->used && (!lru || s->last_use < lru->last_use))
-            lru = s;
     }
-    if (!free_s) {
+    int32_t i = lowest_free(t);
+    if (i < 0) {
         skips_add(t->skips, "tcp: stream table full, least recently used stream dropped");
-        stream_release(lru);
-        free_s = lru;
+        i = t->oldest;
+        stream_drop(t, &t->streams[i]);
     }
-    free_s->used = true;
-    free_s->src = *src;
-    free_s->dst = *dst;
-    t->last_hit = (int)(free_s - t->streams);
-    return free_s;
+    stream_t *s = &t->streams[i];
+    t->free_bits[i / 64] &= ~(1ULL << (i % 64));
+    s->used = true;
+    s->src = *src;
+    s->dst = *dst;
+    s->hash = h;
+    size_t at = h & mask;
+    while (t->index[at] >= 0)
+        at = (at + 1) & mask;
+    t->index[at] = i;
+    list_push_newest(t, i);
+    t->last_hit = i;
+    return s;
 }
 
 /* Appends in-order bytes, trimming what was already seen. */
@@ -254,6 +373,10 @@ static void queue_early(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_t
 {
     if (s->n_ooo == OOO_MAX) {
         skips_add(t->skips, "tcp: out-of-order queue full, segment dropped");
+        return;
+    }
+    if (!s->ooo && !(s->ooo = malloc(OOO_MAX * sizeof *s->ooo))) {
+        skips_add(t->skips, "tcp: out of memory, segment dropped");
         return;
     }
     uint8_t *copy = malloc(len);
@@ -286,7 +409,11 @@ void tcpstream_segment(tcpstream_t *t, const msg_t *tmpl, uint32_t seq, uint8_t 
                        const uint8_t *data, size_t len)
 {
     stream_t *s = stream_for(t, &tmpl->src, &tmpl->dst);
-    s->last_use = ++t->clock;
+    int32_t i = (int32_t)(s - t->streams);
+    if (t->newest != i) {
+        list_unlink(t, i);
+        list_push_newest(t, i);
+    }
     s->tmpl = *tmpl;
     if (flags & TCP_FLAG_SYN) {
         s->have_seq = true;
@@ -306,7 +433,7 @@ void tcpstream_segment(tcpstream_t *t, const msg_t *tmpl, uint32_t seq, uint8_t 
     }
     if (flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
         drain(t, s, tmpl, true);
-        stream_release(s);
+        stream_drop(t, s);
     }
 }
 
@@ -323,4 +450,5 @@ void tcpstream_flush(tcpstream_t *t)
         drain(t, s, &tmpl, true);
         stream_release(s);
     }
+    reset_table(t);
 }

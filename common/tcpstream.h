@@ -11,7 +11,9 @@
  * limit, or that is unfinished when the stream closes, is still handed on,
  * marked truncated, because such messages are exactly what we must score;
  * after a Content-Length that was too short the reader resynchronises on the
- * next SIP start line and counts the bytes it passed over.
+ * next SIP start line and counts the bytes it passed over. Finding a
+ * segment's stream costs the same however many streams are open; when all
+ * max_streams are in use, the least recently used one is dropped (counted).
  */
 #ifndef SIPGUARD_TCPSTREAM_H
 #define SIPGUARD_TCPSTREAM_H

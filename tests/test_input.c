@@ -1,6 +1,7 @@
 /* Tests of the readers (common/input, decode, tcpstream, ipfrag, hep) on captures made here. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "ipfrag.h"
 #include "pcapw.h"
 #include "sipcheck.h"
+#include "tcpstream.h"
 
 static const char *INV =
     "INVITE sip:1001@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK1\r\n"
@@ -325,12 +327,151 @@ static void test_raw_files_zero_length_and_200k_message(void **state)
     assert_non_null(strstr(err, "/nonexistent/x.pcap"));
 }
 
+/* tcpstream on its own: messages it emits, copied */
+typedef struct {
+    size_t n, whole, truncated;
+    uint64_t sum; /* of (source port + length) over whole messages, to catch mix-ups */
+} tcp_sink_t;
+
+static void tcp_sink(void *ctx, const msg_t *m)
+{
+    tcp_sink_t *k = ctx;
+    k->n++;
+    if (m->truncated) {
+        k->truncated++;
+        return;
+    }
+    if (m->len == strlen(INV) && memcmp(m->data, INV, m->len) == 0) {
+        k->whole++;
+        k->sum += m->src.port + m->len;
+    }
+}
+
+static msg_t tcp_from(uint32_t client)
+{
+    msg_t m = msg_between((uint16_t)(10000 + client % 50000), 5060, TRANSPORT_TCP, NULL, 0);
+    m.src.addr[2] = (uint8_t)(client / 50000);
+    return m;
+}
+
+/* 3000 connections at once (more than the 1024 the table once held), each message in two
+ * segments, all first halves before any second half: every message comes out whole, and no
+ * stream is dropped. */
+static void test_tcp_thousands_of_connections_at_once(void **state)
+{
+    (void)state;
+    enum { CLIENTS = 3000 };
+    skips_t skips_store = {0}, *skips = &skips_store;
+    tcp_sink_t sink = {0};
+    tcpstream_t *t = tcpstream_new(65535, 16384, skips, tcp_sink, &sink);
+    size_t half = strlen(INV) / 2;
+    uint64_t want = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t c = 0; c < CLIENTS; c++) {
+            /* the second pass visits the clients in another order */
+            uint32_t who = pass ? (c * 7919u) % CLIENTS : c;
+            msg_t m = tcp_from(who);
+            const char *part = pass ? INV + half : INV;
+            size_t len = pass ? strlen(INV) - half : half;
+            tcpstream_segment(t, &m, 1000u + who + (pass ? (uint32_t)half : 0), 0,
+                              (const uint8_t *)part, len);
+            if (pass)
+                want += m.src.port + strlen(INV);
+        }
+    assert_int_equal(sink.whole, CLIENTS);
+    assert_int_equal(sink.sum, want);
+    assert_int_equal(skips_total(skips), 0);
+    tcpstream_destroy(&t);
+    skips_free(skips);
+}
+
+/* With room for 4 streams, a fifth drops the least recently used one (counted); the others
+ * still complete their messages. */
+static void test_tcp_full_table_drops_the_least_recently_used_stream(void **state)
+{
+    (void)state;
+    skips_t skips_store = {0}, *skips = &skips_store;
+    tcp_sink_t sink = {0};
+    tcpstream_t *t = tcpstream_new(65535, 4, skips, tcp_sink, &sink);
+    size_t half = strlen(INV) / 2;
+    uint32_t order[] = {0, 1, 2, 3, 0, 4}; /* client 1 is then the least recently used */
+    for (size_t i = 0; i < 6; i++) {
+        msg_t m = tcp_from(order[i]);
+        bool again = i == 4; /* client 0's second half */
+        tcpstream_segment(t, &m, 1000u + (again ? (uint32_t)half : 0), 0,
+                          (const uint8_t *)(again ? INV + half : INV),
+                          again ? strlen(INV) - half : half);
+    }
+    assert_int_equal(sink.whole, 1); /* client 0 */
+    assert_int_equal(
+        skips_count(skips, "tcp: stream table full, least recently used stream dropped"), 1);
+    uint32_t rest[] = {2, 3, 4, 1};
+    for (size_t i = 0; i < 4; i++) {
+        msg_t m = tcp_from(rest[i]);
+        tcpstream_segment(t, &m, 1000u + (uint32_t)half, 0, (const uint8_t *)INV + half,
+                          strlen(INV) - half);
+    }
+    /* 2, 3 and 4 complete; 1 lost its first half with its stream, and its second half is not a
+     * message start (and its new stream pushes out 2, done with by then) */
+    assert_int_equal(sink.whole, 4);
+    tcpstream_destroy(&t);
+    skips_free(skips);
+}
+
+/* Connections open and close (FIN) in a random interleaving, 5000 in all and up to 300 open at
+ * once, in a table of 512: finding, adding and removing streams in the index never loses or
+ * mixes up a message. */
+static void test_tcp_connections_coming_and_going(void **state)
+{
+    (void)state;
+    enum { TOTAL = 5000, OPEN = 300 };
+    skips_t skips_store = {0}, *skips = &skips_store;
+    tcp_sink_t sink = {0};
+    tcpstream_t *t = tcpstream_new(65535, 512, skips, tcp_sink, &sink);
+    uint32_t open[OPEN], sent[OPEN], x = 1, next = 0;
+    size_t n_open = 0, len = strlen(INV);
+    uint64_t want = 0;
+    while (next < TOTAL || n_open > 0) {
+        x = x * 1103515245u + 12345u;
+        if (n_open < OPEN && next < TOTAL && (x >> 16) % 3 == 0) {
+            open[n_open] = next++;
+            sent[n_open++] = 0;
+            continue;
+        }
+        if (n_open == 0)
+            continue;
+        size_t k = (x >> 8) % n_open;
+        msg_t m = tcp_from(open[k]);
+        size_t part = 1 + (x >> 20) % 90;
+        if (sent[k] + part > len)
+            part = len - sent[k];
+        bool last = sent[k] + part == len;
+        tcpstream_segment(t, &m, 5000u + open[k] + sent[k], last ? TCP_FLAG_FIN : 0,
+                          (const uint8_t *)INV + sent[k], part);
+        sent[k] += (uint32_t)part;
+        if (last) {
+            want += m.src.port + len;
+            open[k] = open[--n_open];
+            sent[k] = sent[n_open];
+        }
+    }
+    assert_int_equal(sink.whole, TOTAL);
+    assert_int_equal(sink.truncated, 0);
+    assert_int_equal(sink.sum, want);
+    assert_int_equal(skips_total(skips), 0);
+    tcpstream_destroy(&t);
+    skips_free(skips);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_udp_messages_keep_order_addresses_and_bytes),
         cmocka_unit_test(test_tcp_several_messages_in_one_segment_and_one_across_segments),
         cmocka_unit_test(test_tcp_lying_content_length_is_kept_truncated_and_counted),
+        cmocka_unit_test(test_tcp_thousands_of_connections_at_once),
+        cmocka_unit_test(test_tcp_full_table_drops_the_least_recently_used_stream),
+        cmocka_unit_test(test_tcp_connections_coming_and_going),
         cmocka_unit_test(test_garbage_on_sip_port_is_a_message_that_fails_to_parse),
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read_and_says_so),
         cmocka_unit_test(test_hep_datagram_is_decapsulated_with_inner_addresses),
