@@ -48,6 +48,8 @@ for shape in fields all; do
     /usr/bin/time -f "score_${tag}_peak_rss_kb %M" $PIN $S score -q -m m.model normal.pcap > /dev/null
   done
 done
+# TCP from a capture with many connections open at once (messages read, skips, msg/s)
+$PIN "$B/bench/tcp_bench"
 # embedding throughput (bench_core's embed figures do not depend on the model)
 $PIN "$B/bench/bench_core" normal.pcap m.model 2>/dev/null | grep -E "framing|embed|osip"
 

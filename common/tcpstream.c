@@ -55,9 +55,10 @@ struct tcpstream {
 static void reset_table(tcpstream_t *t)
 {
     memset(t->index, 0xff, (t->index_mask + 1) * sizeof *t->index);
-    memset(t->free_bits, 0, ((size_t)t->n + 63) / 64 * sizeof *t->free_bits);
-    for (int i = 0; i < t->n; i++)
-        t->free_bits[i / 64] |= 1ULL << (i % 64);
+    size_t words = ((size_t)t->n + 63) / 64;
+    memset(t->free_bits, 0xff, words * sizeof *t->free_bits);
+    if (t->n % 64)
+        t->free_bits[words - 1] = (1ULL << (t->n % 64)) - 1; /* no entries past n */
     t->newest = t->oldest = -1;
     t->last_hit = 0;
 }
