@@ -209,17 +209,9 @@ static inline __attribute__((always_inline)) size_t scan_value(const uint8_t *v,
     size_t n = 0;
     unsigned seen = 0;
 #ifdef __SSE2__
-    __m128i sv[10]; /* ns <= 10 */
-#pragma GCC unroll 10
-    for (int k = 0; k < ns; k++)
-        sv[k] = _mm_set1_epi8(stops[k]);
     for (; n + 16 <= left; n += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(v + n));
-        __m128i m = _mm_setzero_si128();
-#pragma GCC unroll 10
-        for (int k = 0; k < ns; k++)
-            m = _mm_or_si128(m, _mm_cmpeq_epi8(x, sv[k]));
-        unsigned hit = (unsigned)_mm_movemask_epi8(m);
+        unsigned hit = stops_in_block(x, stops, ns);
         unsigned valid = hit ? (1u << __builtin_ctz(hit)) - 1 : 0xffffu;
         seen |= classes16(x, valid);
         if (hit) {
