@@ -9,7 +9,7 @@
 
 typedef struct {
     msg_t m;
-    uint8_t *data;
+    size_t off; /* of its bytes in the input's byte store */
 } queued_t;
 
 struct input {
@@ -20,7 +20,10 @@ struct input {
     skips_t skips;
     queued_t *q;
     size_t q_head, q_len, q_cap;
-    uint8_t *current; /* bytes of the message last handed out */
+    /* the queued messages' bytes, one after the other: emptied when the queue is, so a
+     * message handed out stays valid until the next call and no message costs an allocation */
+    uint8_t *bytes;
+    size_t bytes_len, bytes_cap;
     size_t count;
     int at_end;
     char err[512];
@@ -79,11 +82,26 @@ void input_set_error(input_t *in, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Room for n more bytes in the byte store. */
+static int reserve_bytes(input_t *in, size_t n)
+{
+    if (in->bytes_len + n <= in->bytes_cap)
+        return 0;
+    size_t cap = in->bytes_cap ? in->bytes_cap : 65536;
+    while (cap < in->bytes_len + n)
+        cap *= 2;
+    uint8_t *b = realloc(in->bytes, cap);
+    if (!b)
+        return -1;
+    in->bytes = b;
+    in->bytes_cap = cap;
+    return 0;
+}
+
 void input_enqueue(input_t *in, const msg_t *m)
 {
-    if (in->q_head == in->q_len) {
-        in->q_head = in->q_len = 0;
-    }
+    if (in->q_head == in->q_len) /* what was handed out is done with (until the next call) */
+        in->q_head = in->q_len = in->bytes_len = 0;
     if (in->q_len == in->q_cap) {
         size_t cap = in->q_cap ? in->q_cap * 2 : 16;
         queued_t *q = realloc(in->q, cap * sizeof *q);
@@ -94,18 +112,18 @@ void input_enqueue(input_t *in, const msg_t *m)
         in->q = q;
         in->q_cap = cap;
     }
-    uint8_t *copy = malloc(m->len ? m->len : 1);
-    if (!copy) {
+    if (reserve_bytes(in, m->len) != 0) {
         skips_add(&in->skips, "out of memory, message dropped");
         return;
     }
-    memcpy(copy, m->data, m->len);
+    if (m->len)
+        memcpy(in->bytes + in->bytes_len, m->data, m->len);
     queued_t *e = &in->q[in->q_len++];
     e->m = *m;
     if (!e->m.input)
         e->m.input = in->name;
-    e->data = copy;
-    e->m.data = copy;
+    e->off = in->bytes_len;
+    in->bytes_len += m->len;
 }
 
 static input_t *input_alloc(const char *name, const decode_opts_t *opts)
@@ -227,8 +245,6 @@ input_t *input_open_memory(const char *name, const void *data, size_t len,
 
 int input_next(input_t *in, msg_t *m)
 {
-    free(in->current);
-    in->current = NULL;
     while (in->q_head == in->q_len) {
         if (in->at_end)
             return 0;
@@ -239,8 +255,8 @@ int input_next(input_t *in, msg_t *m)
             in->at_end = 1;
     }
     queued_t *e = &in->q[in->q_head++];
-    in->current = e->data;
     *m = e->m;
+    m->data = in->bytes + e->off; /* the store may have moved since it was queued */
     m->index = in->count++;
     return 1;
 }
@@ -251,10 +267,8 @@ void input_close(input_t **inp)
     if (!in)
         return;
     in->fmt->close(in);
-    for (size_t i = in->q_head; i < in->q_len; i++)
-        free(in->q[i].data);
     free(in->q);
-    free(in->current);
+    free(in->bytes);
     skips_free(&in->skips);
     free(in->name);
     free(in);
