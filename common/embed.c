@@ -435,10 +435,49 @@ static void place_by_rank(const int32_t *kb, const double *vb, size_t m, uint64_
     }
 }
 
-/* Orders entries whose keys all fit in 32 bits (n-grams of up to 4 bytes): a counting pass on
- * the 8 highest bits that vary (for 4-grams, the last byte), then each bucket of several keys
- * placed by rank; a bucket too big for ranks gets the LSD sort. kb needs room for n + 3
- * entries. Branch-free ranks beat insertion sort's mispredicted branch (one per key). */
+/*
+ * Places the n entries of kb/vb, which are in order of bucket (bits shift.. of their keys;
+ * bucket b holds entries first[b] to first[b + 1]): an entry's place is the number of smaller
+ * keys, and every key outside its bucket that is smaller lies before it. So each group of
+ * four entries counts the smaller keys from the start of its first entry's bucket to the end
+ * of its last one's, four compares at a time, and adds where that span starts: no loop per
+ * bucket, whose sizes the branches could not foresee. kb may be read up to 3 entries past n.
+ */
+static void place_by_span(const int32_t *kb, const double *vb, size_t n, unsigned shift,
+                          const uint32_t first[257], uint64_t *keys, double *vals)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        size_t last = i + 3 < n ? i + 3 : n - 1;
+        size_t lo = first[(((uint32_t)kb[i] ^ 0x80000000u) >> shift) & 0xff],
+               hi = first[((((uint32_t)kb[last] ^ 0x80000000u) >> shift) & 0xff) + 1];
+        uint32_t rank[4];
+#ifdef __SSE2__
+        __m128i ki = _mm_loadu_si128((const __m128i *)(const void *)(kb + i)),
+                r = _mm_setzero_si128();
+        for (size_t j = lo; j < hi; j++)
+            r = _mm_sub_epi32(r, _mm_cmpgt_epi32(ki, _mm_set1_epi32(kb[j])));
+        _mm_storeu_si128((__m128i *)(void *)rank, r);
+#else
+        for (int l = 0; l < 4; l++) {
+            rank[l] = 0;
+            for (size_t j = lo; j < hi && i + (size_t)l < n; j++)
+                rank[l] += kb[j] < kb[i + (size_t)l];
+        }
+#endif
+        for (size_t l = 0; l < 4 && i + l < n; l++) {
+            keys[lo + rank[l]] = (uint32_t)kb[i + l] ^ 0x80000000u;
+            vals[lo + rank[l]] = vb[i + l];
+        }
+    }
+}
+
+/*
+ * Orders entries whose keys all fit in 32 bits (n-grams of up to 4 bytes): a counting pass on
+ * the 8 highest bits that vary (for 4-grams, the last byte) puts them in order of bucket, and
+ * place_by_span() ranks them within; few keys are ranked all against all, and a bucket too
+ * big for ranks sends the whole set to the LSD sort. kb needs room for n + 3 entries.
+ * Branch-free ranks beat insertion sort's mispredicted branch (one per key).
+ */
 static void sort_keys32(uint64_t *keys, double *vals, uint64_t *ktmp, double *vtmp, int32_t *kb,
                         size_t n, uint64_t varies)
 {
@@ -452,34 +491,26 @@ static void sort_keys32(uint64_t *keys, double *vals, uint64_t *ktmp, double *vt
         return;
     }
     unsigned high = (unsigned)(63 - __builtin_clzll(varies)), shift = high >= 7 ? high - 7 : 0;
-    uint32_t start[257] = {0};
+    uint32_t first[257] = {0}, next[256];
     for (size_t i = 0; i < n; i++)
-        start[((keys[i] >> shift) & 0xff) + 1]++;
-    for (int b = 0; b < 256; b++)
-        start[b + 1] += start[b];
-    uint32_t next[256];
-    memcpy(next, start, sizeof next);
+        first[((keys[i] >> shift) & 0xff) + 1]++;
+    uint32_t widest = 0;
+    for (int b = 0; b < 256; b++) {
+        widest = first[b + 1] > widest ? first[b + 1] : widest;
+        first[b + 1] += first[b];
+    }
+    if (widest > RANK_MAX) {
+        lsd_sort(keys, vals, ktmp, vtmp, n);
+        return;
+    }
+    memcpy(next, first, sizeof next);
     for (size_t i = 0; i < n; i++) {
         uint32_t at = next[(keys[i] >> shift) & 0xff]++;
         kb[at] = (int32_t)((uint32_t)keys[i] ^ 0x80000000u);
         vtmp[at] = vals[i];
     }
     memset(kb + n, 0, 3 * sizeof *kb);
-    for (int b = 0; b < 256; b++) {
-        size_t at = start[b], m = start[b + 1] - at;
-        if (m == 1) {
-            keys[at] = (uint32_t)kb[at] ^ 0x80000000u;
-            vals[at] = vtmp[at];
-        } else if (m > 1 && m <= RANK_MAX) {
-            place_by_rank(kb + at, vtmp + at, m, keys + at, vals + at);
-        } else if (m > RANK_MAX) {
-            for (size_t i = at; i < at + m; i++) {
-                keys[i] = (uint32_t)kb[i] ^ 0x80000000u;
-                vals[i] = vtmp[i];
-            }
-            lsd_sort(keys + at, vals + at, ktmp + at, vtmp + at, m);
-        }
-    }
+    place_by_span(kb, vtmp, n, shift, first, keys, vals);
 }
 
 /*

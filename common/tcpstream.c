@@ -108,7 +108,8 @@ void tcpstream_destroy(tcpstream_t **self)
     if (!*self)
         return;
     for (int i = 0; i < (*self)->n; i++)
-        stream_release(&(*self)->streams[i]);
+        if ((*self)->streams[i].used) /* the others hold nothing, and may be untouched pages */
+            stream_release(&(*self)->streams[i]);
     free((*self)->streams);
     free((*self)->index);
     free((*self)->free_bits);
