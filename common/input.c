@@ -2,14 +2,16 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 typedef struct {
-    msg_t m;
-    size_t off; /* of its bytes in the input's byte store */
+    msg_t m;    /* with data where it lies when lent */
+    size_t off; /* else of its bytes in the input's byte store */
+    bool lent;
 } queued_t;
 
 struct input {
@@ -24,6 +26,8 @@ struct input {
      * message handed out stays valid until the next call and no message costs an allocation */
     uint8_t *bytes;
     size_t bytes_len, bytes_cap;
+    const uint8_t *lent; /* input_lend() */
+    size_t lent_len;
     size_t count;
     int at_end;
     char err[512];
@@ -98,6 +102,17 @@ static int reserve_bytes(input_t *in, size_t n)
     return 0;
 }
 
+void input_lend(input_t *in, const uint8_t *bytes, size_t len)
+{
+    in->lent = bytes;
+    in->lent_len = bytes ? len : 0;
+}
+
+size_t input_queued(const input_t *in)
+{
+    return in->q_len - in->q_head;
+}
+
 void input_enqueue(input_t *in, const msg_t *m)
 {
     if (in->q_head == in->q_len) /* what was handed out is done with (until the next call) */
@@ -112,18 +127,23 @@ void input_enqueue(input_t *in, const msg_t *m)
         in->q = q;
         in->q_cap = cap;
     }
-    if (reserve_bytes(in, m->len) != 0) {
+    bool lent = in->lent && m->data >= in->lent && m->len <= in->lent_len &&
+                (size_t)(m->data - in->lent) <= in->lent_len - m->len;
+    if (!lent && reserve_bytes(in, m->len) != 0) {
         skips_add(&in->skips, "out of memory, message dropped");
         return;
     }
-    if (m->len)
-        memcpy(in->bytes + in->bytes_len, m->data, m->len);
     queued_t *e = &in->q[in->q_len++];
     e->m = *m;
     if (!e->m.input)
         e->m.input = in->name;
+    e->lent = lent;
     e->off = in->bytes_len;
-    in->bytes_len += m->len;
+    if (!lent) {
+        if (m->len)
+            memcpy(in->bytes + in->bytes_len, m->data, m->len);
+        in->bytes_len += m->len;
+    }
 }
 
 static input_t *input_alloc(const char *name, const decode_opts_t *opts)
@@ -256,7 +276,8 @@ int input_next(input_t *in, msg_t *m)
     }
     queued_t *e = &in->q[in->q_head++];
     *m = e->m;
-    m->data = in->bytes + e->off; /* the store may have moved since it was queued */
+    if (!e->lent)
+        m->data = in->bytes + e->off; /* the store may have moved since it was queued */
     m->index = in->count++;
     return 1;
 }

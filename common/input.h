@@ -53,8 +53,14 @@ void input_close(input_t **in);
 
 /* --- for format plug-ins --- */
 
-/* Copies a message into the input's queue. */
+/* Copies a message into the input's queue; bytes inside the range lent by
+ * input_lend() are not copied but handed out where they are. */
 void input_enqueue(input_t *in, const msg_t *m);
+/* Bytes (a packet) that stay valid until the format's next fill: messages inside them need no
+ * copy. The fill must then return as soon as the queue holds what they gave. NULL ends it. */
+void input_lend(input_t *in, const uint8_t *bytes, size_t len);
+/* Messages queued and not yet handed out. */
+size_t input_queued(const input_t *in);
 void *input_state(input_t *in);
 void input_set_state(input_t *in, void *state);
 const decode_opts_t *input_opts(const input_t *in);

@@ -72,8 +72,14 @@ static int pcap_in_fill(input_t *in)
         const u_char *data;
         int rc = pcap_next_ex(s->pcap, &h, &data);
         if (rc == 1) {
+            /* the packet stays valid until the next pcap_next_ex: its UDP messages are handed
+             * out where they lie, and so the fill stops at the first packet that gave any */
+            input_lend(in, data, h->caplen);
             decode_packet(s->dec, s->linktype, h->ts.tv_sec, (int32_t)h->ts.tv_usec, data,
                           h->caplen, h->len);
+            input_lend(in, NULL, 0);
+            if (input_queued(in))
+                return 1;
             continue;
         }
         if (rc == PCAP_ERROR_BREAK) {
