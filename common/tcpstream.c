@@ -40,7 +40,7 @@ typedef struct {
 struct tcpstream {
     stream_t *streams;
     int n;
-    int32_t *index; /* stream numbers by hash, linear probing; -1 empty */
+    uint32_t *index; /* stream number + 1 by hash, linear probing; 0 empty */
     size_t index_mask;
     uint64_t *free_bits; /* bit set: entry free */
     int32_t newest, oldest;
@@ -51,14 +51,19 @@ struct tcpstream {
     int last_hit;
 };
 
-/* Every entry free, the index and the recency list empty. */
+/* The bits of word w of the free bitmap that stand for entries (the last word's may not). */
+static uint64_t in_word(const tcpstream_t *t, size_t w)
+{
+    size_t last = ((size_t)t->n + 63) / 64 - 1;
+    return w == last && t->n % 64 ? (1ULL << (t->n % 64)) - 1 : ~0ULL;
+}
+
+/* Every entry free (the index, calloc'd, starts empty), the recency list empty. */
 static void reset_table(tcpstream_t *t)
 {
-    memset(t->index, 0xff, (t->index_mask + 1) * sizeof *t->index);
     size_t words = ((size_t)t->n + 63) / 64;
     memset(t->free_bits, 0xff, words * sizeof *t->free_bits);
-    if (t->n % 64)
-        t->free_bits[words - 1] = (1ULL << (t->n % 64)) - 1; /* no entries past n */
+    t->free_bits[words - 1] = in_word(t, words - 1); /* no entries past n */
     t->newest = t->oldest = -1;
     t->last_hit = 0;
 }
@@ -75,7 +80,7 @@ tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcps
     while (cap < 2 * (size_t)max_streams)
         cap *= 2;
     t->streams = calloc((size_t)max_streams, sizeof *t->streams);
-    t->index = malloc(cap * sizeof *t->index);
+    t->index = calloc(cap, sizeof *t->index);
     t->free_bits = calloc(((size_t)max_streams + 63) / 64, sizeof *t->free_bits);
     if (!t->streams || !t->index || !t->free_bits) {
         free(t->streams);
@@ -107,9 +112,10 @@ void tcpstream_destroy(tcpstream_t **self)
 {
     if (!*self)
         return;
-    for (int i = 0; i < (*self)->n; i++)
-        if ((*self)->streams[i].used) /* the others hold nothing, and may be untouched pages */
-            stream_release(&(*self)->streams[i]);
+    tcpstream_t *t = *self;
+    for (size_t w = 0; w < ((size_t)t->n + 63) / 64; w++) /* only the streams in use hold */
+        for (uint64_t used = ~t->free_bits[w] & in_word(t, w); used; used &= used - 1)
+            stream_release(&t->streams[w * 64 + (size_t)__builtin_ctzll(used)]);
     free((*self)->streams);
     free((*self)->index);
     free((*self)->free_bits);
@@ -281,10 +287,10 @@ static void list_push_newest(tcpstream_t *t, int32_t i)
 static void index_remove(tcpstream_t *t, int32_t i)
 {
     size_t mask = t->index_mask, at = t->streams[i].hash & mask;
-    while (t->index[at] != i)
+    while (t->index[at] != (uint32_t)i + 1)
         at = (at + 1) & mask;
-    for (size_t next = (at + 1) & mask; t->index[next] >= 0; next = (next + 1) & mask) {
-        size_t home = t->streams[t->index[next]].hash & mask;
+    for (size_t next = (at + 1) & mask; t->index[next]; next = (next + 1) & mask) {
+        size_t home = t->streams[t->index[next] - 1].hash & mask;
         /* the entry at next may move to at when its home is not in (at, next] */
         bool stays = at <= next ? (home > at && home <= next) : (home > at || home <= next);
         if (stays)
@@ -292,7 +298,7 @@ static void index_remove(tcpstream_t *t, int32_t i)
         t->index[at] = t->index[next];
         at = next;
     }
-    t->index[at] = -1;
+    t->index[at] = 0;
 }
 
 /* Forgets stream i: its bytes, its place in the index and the list; the entry is free again. */
@@ -321,10 +327,10 @@ static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoin
         return hit;
     uint64_t h = endpoints_hash(src, dst);
     size_t mask = t->index_mask;
-    for (size_t at = h & mask; t->index[at] >= 0; at = (at + 1) & mask) {
-        stream_t *s = &t->streams[t->index[at]];
+    for (size_t at = h & mask; t->index[at]; at = (at + 1) & mask) {
+        stream_t *s = &t->streams[t->index[at] - 1];
         if (s->hash == h && endpoint_equal(&s->src, src) && endpoint_equal(&s->dst, dst)) {
-            t->last_hit = t->index[at];
+            t->last_hit = (int)t->index[at] - 1;
             return s;
         }
     }
@@ -341,9 +347,9 @@ static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoin
     s->dst = *dst;
     s->hash = h;
     size_t at = h & mask;
-    while (t->index[at] >= 0)
+    while (t->index[at])
         at = (at + 1) & mask;
-    t->index[at] = i;
+    t->index[at] = (uint32_t)i + 1;
     list_push_newest(t, i);
     t->last_hit = i;
     return s;
@@ -441,16 +447,16 @@ void tcpstream_segment(tcpstream_t *t, const msg_t *tmpl, uint32_t seq, uint8_t 
 
 void tcpstream_flush(tcpstream_t *t)
 {
-    for (int i = 0; i < t->n; i++) {
-        stream_t *s = &t->streams[i];
-        if (!s->used)
-            continue;
-        if (s->n_ooo) {
-            skips_add(t->skips, "tcp: gap never filled, queued segments dropped");
+    /* the streams in use, in the order of their entries, found by the free bitmap: a pass
+     * over every entry would read the whole table (and map its untouched pages) */
+    for (size_t w = 0; w < ((size_t)t->n + 63) / 64; w++) {
+        for (uint64_t used = ~t->free_bits[w] & in_word(t, w); used; used &= used - 1) {
+            stream_t *s = &t->streams[w * 64 + (size_t)__builtin_ctzll(used)];
+            if (s->n_ooo)
+                skips_add(t->skips, "tcp: gap never filled, queued segments dropped");
+            msg_t tmpl = s->tmpl;
+            drain(t, s, &tmpl, true);
+            stream_drop(t, s);
         }
-        msg_t tmpl = s->tmpl;
-        drain(t, s, &tmpl, true);
-        stream_release(s);
     }
-    reset_table(t);
 }
