@@ -463,6 +463,30 @@ static void test_tcp_connections_coming_and_going(void **state)
     skips_free(skips);
 }
 
+/* At the end of input every open stream hands on what it holds, marked truncated, and the
+ * table is empty again: 200 streams over several words of the free bitmap. */
+static void test_tcp_flush_hands_on_every_open_stream(void **state)
+{
+    (void)state;
+    skips_t skips_store = {0}, *skips = &skips_store;
+    tcp_sink_t sink = {0};
+    tcpstream_t *t = tcpstream_new(65535, 512, skips, tcp_sink, &sink);
+    size_t half = strlen(INV) / 2;
+    for (int round = 0; round < 2; round++) {
+        for (uint32_t c = 0; c < 200; c++) {
+            msg_t m = tcp_from(c + 1000 * (uint32_t)round);
+            tcpstream_segment(t, &m, 77, 0, (const uint8_t *)INV, half);
+        }
+        tcpstream_flush(t);
+        assert_int_equal(sink.truncated, 200 * (size_t)(round + 1));
+    }
+    assert_int_equal(sink.whole, 0);
+    assert_int_equal(
+        skips_count(skips, "tcp: message incomplete at end of stream (kept, truncated)"), 400);
+    tcpstream_destroy(&t);
+    skips_free(skips);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_tcp_thousands_of_connections_at_once),
         cmocka_unit_test(test_tcp_full_table_drops_the_least_recently_used_stream),
         cmocka_unit_test(test_tcp_connections_coming_and_going),
+        cmocka_unit_test(test_tcp_flush_hands_on_every_open_stream),
         cmocka_unit_test(test_garbage_on_sip_port_is_a_message_that_fails_to_parse),
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read_and_says_so),
         cmocka_unit_test(test_hep_datagram_is_decapsulated_with_inner_addresses),
