@@ -3,6 +3,9 @@
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static bool is_token_char(unsigned char c)
 {
@@ -40,10 +43,29 @@ size_t sipframe_skip_crlf(const unsigned char *buf, size_t len)
 }
 
 /* Length of the header block including its terminating blank line, or 0. Only line ends
- * matter, and memchr finds them a vector at a time. */
+ * matter: a newline followed by a newline or CR LF is looked for 16 positions at a time
+ * (one search, where memchr needed one call per line), then line by line near the end. */
 static size_t header_block_length(const unsigned char *buf, size_t len)
 {
-    const unsigned char *p = buf, *end = buf + len;
+    size_t at = 0;
+#ifdef __SSE2__
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    for (; at + 18 <= len; at += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + at)),
+                y = _mm_loadu_si128((const __m128i *)(const void *)(buf + at + 1)),
+                z = _mm_loadu_si128((const __m128i *)(const void *)(buf + at + 2));
+        __m128i end = _mm_and_si128(
+            _mm_cmpeq_epi8(x, lf),
+            _mm_or_si128(_mm_cmpeq_epi8(y, lf),
+                         _mm_and_si128(_mm_cmpeq_epi8(y, cr), _mm_cmpeq_epi8(z, lf))));
+        unsigned bits = (unsigned)_mm_movemask_epi8(end);
+        if (bits) {
+            size_t i = at + (size_t)__builtin_ctz(bits);
+            return buf[i + 1] == '\n' ? i + 2 : i + 3;
+        }
+    }
+#endif
+    const unsigned char *p = buf + at, *end = buf + len;
     while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
         size_t i = (size_t)(p - buf);
         if (i + 1 >= len)
@@ -65,7 +87,9 @@ static long long content_length(const unsigned char *buf, size_t hlen)
         const unsigned char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             eol = end;
-        const unsigned char *colon = memchr(p, ':', (size_t)(eol - p));
+        int first = *p | 0x20; /* only these lines can hold the length: no search in others */
+        const unsigned char *colon =
+            first == 'c' || first == 'l' ? memchr(p, ':', (size_t)(eol - p)) : NULL;
         if (colon) {
             const unsigned char *ne = colon;
             while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -15,6 +16,7 @@
 #include "ipfrag.h"
 #include "pcapw.h"
 #include "sipcheck.h"
+#include "sipframe.h"
 #include "tcpstream.h"
 
 static const char *INV =
@@ -327,6 +329,12 @@ static void test_raw_files_zero_length_and_200k_message(void **state)
     assert_non_null(strstr(err, "/nonexistent/x.pcap"));
 }
 
+static uint32_t next_rand_u32(uint32_t *x)
+{
+    *x = *x * 1103515245u + 12345u;
+    return *x >> 8;
+}
+
 /* tcpstream on its own: messages it emits, copied */
 typedef struct {
     size_t n, whole, truncated;
@@ -488,6 +496,100 @@ static void test_tcp_flush_hands_on_every_open_stream(void **state)
     skips_free(skips);
 }
 
+/* What sipframe_message_length must say, one byte at a time: the header block ends after
+ * the first newline followed by a newline or CR LF; Content-Length (or l) is the first line
+ * whose name, up to the colon less white space, is one of those. */
+static sipframe_result_t oracle_frame(const char *b, size_t len, size_t *msg_len)
+{
+    size_t hlen = 0;
+    for (size_t i = 0; i < len && !hlen; i++) {
+        if (b[i] != '\n')
+            continue;
+        if (i + 1 >= len)
+            return SIPFRAME_NEED_MORE;
+        if (b[i + 1] == '\n')
+            hlen = i + 2;
+        else if (b[i + 1] == '\r' && i + 2 < len && b[i + 2] == '\n')
+            hlen = i + 3;
+    }
+    if (!hlen)
+        return SIPFRAME_NEED_MORE;
+    long long cl = -1;
+    for (size_t line = 0; line < hlen && cl == -1;) {
+        size_t eol = line;
+        while (eol < hlen && b[eol] != '\n')
+            eol++;
+        size_t colon = line;
+        while (colon < eol && b[colon] != ':')
+            colon++;
+        size_t ne = colon;
+        while (ne > line && (b[ne - 1] == ' ' || b[ne - 1] == '\t'))
+            ne--;
+        bool named =
+            colon < eol && ((ne - line == 14 && !strncasecmp(b + line, "Content-Length", 14)) ||
+                            (ne - line == 1 && (b[line] | 0x20) == 'l'));
+        if (named) {
+            size_t v = colon + 1;
+            while (v < eol && (b[v] == ' ' || b[v] == '\t'))
+                v++;
+            long long n = 0;
+            size_t d = v;
+            while (d < eol && b[d] >= '0' && b[d] <= '9' && n <= 100000000LL)
+                n = n * 10 + (b[d++] - '0');
+            size_t rest = d;
+            while (rest < eol && (b[rest] == ' ' || b[rest] == '\t' || b[rest] == '\r'))
+                rest++;
+            bool ok = d > v && rest == eol && !(d < eol && b[d] >= '0' && b[d] <= '9');
+            if (!ok) {
+                *msg_len = hlen;
+                return SIPFRAME_BAD_LENGTH;
+            }
+            cl = n;
+        }
+        line = eol + 1;
+    }
+    *msg_len = hlen + (size_t)(cl < 0 ? 0 : cl);
+    return *msg_len <= len ? SIPFRAME_COMPLETE : SIPFRAME_NEED_MORE;
+}
+
+/* Random header blocks (every line ending, blank lines of both kinds at every offset,
+ * Content-Length in any case and compact, white space before the colon, bad values, other
+ * headers starting with C or L) cut at every length: framed as the oracle says. */
+static void test_tcp_framing_like_the_oracle(void **state)
+{
+    (void)state;
+    static const char *names[] = {
+        "Content-Length", "content-length", "CONTENT-LENGTH", "l",  "L",           "Call-ID",
+        "Contact",        "CSeq",           "Content-Type",   "Lx", "Max-Forwards"};
+    static const char *values[] = {"0", "12", " 7 ", "x", "", "99999999999", "3\r", "1 2"};
+    uint32_t x = 11;
+    char b[1024];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = (size_t)snprintf(b, sizeof b, "BYE sip:%.*s SIP/2.0\r\n",
+                                      (int)(next_rand_u32(&x) % 20), "aaaaaaaaaaaaaaaaaaaa");
+        int lines = (int)(next_rand_u32(&x) % 8);
+        for (int l = 0; l < lines; l++)
+            len += (size_t)snprintf(
+                b + len, sizeof b - len, "%s%s:%s%s", names[next_rand_u32(&x) % 11],
+                next_rand_u32(&x) % 4 ? "" : " \t", values[next_rand_u32(&x) % 8],
+                next_rand_u32(&x) % 3 ? "\r\n" : "\n");
+        len +=
+            (size_t)snprintf(b + len, sizeof b - len, "%s", next_rand_u32(&x) % 3 ? "\r\n" : "\n");
+        len += (size_t)snprintf(b + len, sizeof b - len, "%.*s", (int)(next_rand_u32(&x) % 30),
+                                "bodybodybodybodybodybodybodybody");
+        for (size_t cut = len > 60 ? len - 60 : 0; cut <= len; cut++) {
+            size_t want_len = 0, got_len = 0, hlen;
+            long long cl;
+            sipframe_result_t want = oracle_frame(b, cut, &want_len);
+            sipframe_result_t got =
+                sipframe_message_length((const unsigned char *)b, cut, &got_len, &hlen, &cl);
+            assert_int_equal(got, want);
+            if (got != SIPFRAME_NEED_MORE)
+                assert_int_equal(got_len, want_len);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_tcp_full_table_drops_the_least_recently_used_stream),
         cmocka_unit_test(test_tcp_connections_coming_and_going),
         cmocka_unit_test(test_tcp_flush_hands_on_every_open_stream),
+        cmocka_unit_test(test_tcp_framing_like_the_oracle),
         cmocka_unit_test(test_garbage_on_sip_port_is_a_message_that_fails_to_parse),
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read_and_says_so),
         cmocka_unit_test(test_hep_datagram_is_decapsulated_with_inner_addresses),
