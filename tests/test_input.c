@@ -362,6 +362,37 @@ static msg_t tcp_from(uint32_t client)
     return m;
 }
 
+/* A tcpstream with its skips and a sink for what it emits. */
+typedef struct {
+    skips_t skips;
+    tcp_sink_t sink;
+    tcpstream_t *t;
+} tcp_rig_t;
+
+static void rig_open(tcp_rig_t *r, int max_streams)
+{
+    memset(r, 0, sizeof *r);
+    r->t = tcpstream_new(65535, max_streams, &r->skips, tcp_sink, &r->sink);
+    assert_non_null(r->t);
+}
+
+/* Checks that n messages came out whole, from the ports summed in want, nothing skipped. */
+static void rig_close_all_whole(tcp_rig_t *r, size_t n, uint64_t want)
+{
+    assert_int_equal(r->sink.whole, n);
+    assert_int_equal(r->sink.truncated, 0);
+    assert_int_equal(r->sink.sum, want);
+    assert_int_equal(skips_total(&r->skips), 0);
+    tcpstream_destroy(&r->t);
+    skips_free(&r->skips);
+}
+
+static void rig_close(tcp_rig_t *r)
+{
+    tcpstream_destroy(&r->t);
+    skips_free(&r->skips);
+}
+
 /* 3000 connections at once (more than the 1024 the table once held), each message in two
  * segments, all first halves before any second half: every message comes out whole, and no
  * stream is dropped. */
@@ -369,9 +400,9 @@ static void test_tcp_thousands_of_connections_at_once(void **state)
 {
     (void)state;
     enum { CLIENTS = 3000 };
-    skips_t skips_store = {0}, *skips = &skips_store;
-    tcp_sink_t sink = {0};
-    tcpstream_t *t = tcpstream_new(65535, 16384, skips, tcp_sink, &sink);
+    tcp_rig_t r;
+    rig_open(&r, 16384);
+    tcpstream_t *t = r.t;
     size_t half = strlen(INV) / 2;
     uint64_t want = 0;
     for (int pass = 0; pass < 2; pass++)
@@ -386,11 +417,7 @@ static void test_tcp_thousands_of_connections_at_once(void **state)
             if (pass)
                 want += m.src.port + strlen(INV);
         }
-    assert_int_equal(sink.whole, CLIENTS);
-    assert_int_equal(sink.sum, want);
-    assert_int_equal(skips_total(skips), 0);
-    tcpstream_destroy(&t);
-    skips_free(skips);
+    rig_close_all_whole(&r, CLIENTS, want);
 }
 
 /* With room for 4 streams, a fifth drops the least recently used one (counted); the others
@@ -398,9 +425,9 @@ static void test_tcp_thousands_of_connections_at_once(void **state)
 static void test_tcp_full_table_drops_the_least_recently_used_stream(void **state)
 {
     (void)state;
-    skips_t skips_store = {0}, *skips = &skips_store;
-    tcp_sink_t sink = {0};
-    tcpstream_t *t = tcpstream_new(65535, 4, skips, tcp_sink, &sink);
+    tcp_rig_t r;
+    rig_open(&r, 4);
+    tcpstream_t *t = r.t;
     size_t half = strlen(INV) / 2;
     uint32_t order[] = {0, 1, 2, 3, 0, 4}; /* client 1 is then the least recently used */
     for (size_t i = 0; i < 6; i++) {
@@ -410,9 +437,9 @@ static void test_tcp_full_table_drops_the_least_recently_used_stream(void **stat
                           (const uint8_t *)(again ? INV + half : INV),
                           again ? strlen(INV) - half : half);
     }
-    assert_int_equal(sink.whole, 1); /* client 0 */
+    assert_int_equal(r.sink.whole, 1); /* client 0 */
     assert_int_equal(
-        skips_count(skips, "tcp: stream table full, least recently used stream dropped"), 1);
+        skips_count(&r.skips, "tcp: stream table full, least recently used stream dropped"), 1);
     uint32_t rest[] = {2, 3, 4, 1};
     for (size_t i = 0; i < 4; i++) {
         msg_t m = tcp_from(rest[i]);
@@ -421,9 +448,8 @@ static void test_tcp_full_table_drops_the_least_recently_used_stream(void **stat
     }
     /* 2, 3 and 4 complete; 1 lost its first half with its stream, and its second half is not a
      * message start (and its new stream pushes out 2, done with by then) */
-    assert_int_equal(sink.whole, 4);
-    tcpstream_destroy(&t);
-    skips_free(skips);
+    assert_int_equal(r.sink.whole, 4);
+    rig_close(&r);
 }
 
 /* Connections open and close (FIN) in a random interleaving, 5000 in all and up to 300 open at
@@ -433,9 +459,9 @@ static void test_tcp_connections_coming_and_going(void **state)
 {
     (void)state;
     enum { TOTAL = 5000, OPEN = 300 };
-    skips_t skips_store = {0}, *skips = &skips_store;
-    tcp_sink_t sink = {0};
-    tcpstream_t *t = tcpstream_new(65535, 512, skips, tcp_sink, &sink);
+    tcp_rig_t r;
+    rig_open(&r, 512);
+    tcpstream_t *t = r.t;
     uint32_t open[OPEN], sent[OPEN], x = 1, next = 0;
     size_t n_open = 0, len = strlen(INV);
     uint64_t want = 0;
@@ -463,12 +489,7 @@ static void test_tcp_connections_coming_and_going(void **state)
             sent[k] = sent[n_open];
         }
     }
-    assert_int_equal(sink.whole, TOTAL);
-    assert_int_equal(sink.truncated, 0);
-    assert_int_equal(sink.sum, want);
-    assert_int_equal(skips_total(skips), 0);
-    tcpstream_destroy(&t);
-    skips_free(skips);
+    rig_close_all_whole(&r, TOTAL, want);
 }
 
 /* At the end of input every open stream hands on what it holds, marked truncated, and the
@@ -476,9 +497,9 @@ static void test_tcp_connections_coming_and_going(void **state)
 static void test_tcp_flush_hands_on_every_open_stream(void **state)
 {
     (void)state;
-    skips_t skips_store = {0}, *skips = &skips_store;
-    tcp_sink_t sink = {0};
-    tcpstream_t *t = tcpstream_new(65535, 256, skips, tcp_sink, &sink); /* room for one round */
+    tcp_rig_t r;
+    rig_open(&r, 256); /* room for one round */
+    tcpstream_t *t = r.t;
     size_t half = strlen(INV) / 2;
     for (int round = 0; round < 2; round++) {
         for (uint32_t c = 0; c < 200; c++) {
@@ -486,14 +507,13 @@ static void test_tcp_flush_hands_on_every_open_stream(void **state)
             tcpstream_segment(t, &m, 77, 0, (const uint8_t *)INV, half);
         }
         tcpstream_flush(t);
-        assert_int_equal(sink.truncated, 200 * (size_t)(round + 1));
+        assert_int_equal(r.sink.truncated, 200 * (size_t)(round + 1));
     }
-    assert_int_equal(sink.whole, 0);
-    assert_int_equal(skips_total(skips), 400); /* the truncated messages; no stream dropped */
+    assert_int_equal(r.sink.whole, 0);
+    assert_int_equal(skips_total(&r.skips), 400); /* the truncated messages; none dropped */
     assert_int_equal(
-        skips_count(skips, "tcp: message incomplete at end of stream (kept, truncated)"), 400);
-    tcpstream_destroy(&t);
-    skips_free(skips);
+        skips_count(&r.skips, "tcp: message incomplete at end of stream (kept, truncated)"), 400);
+    rig_close(&r);
 }
 
 /* What sipframe_message_length must say, one byte at a time: the header block ends after
