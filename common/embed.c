@@ -39,7 +39,7 @@ typedef struct {
  */
 #define FW_COUNT 0xffffULL
 #define FW_RANK_SHIFT 16
-#define FW_RANK_MAX 0xffff /* the most weights the table serves */
+#define FW_RANK_MAX 0xffff /* the most weights the table serves; also the mask of a rank */
 
 struct embed {
     embed_opts_t o;
@@ -820,7 +820,7 @@ static int build_fused_table(embed_t *e, size_t room)
         while (t[h] && (t[h] >> 32) != e->wkeys[i])
             h = (h + 1) & (cap - 1);
         if (t[h]) { /* a key given twice keeps its first weight */
-            size_t r = (t[h] >> FW_RANK_SHIFT) & FW_COUNT;
+            size_t r = (t[h] >> FW_RANK_SHIFT) & FW_RANK_MAX;
             if (from[h] > i) {
                 w[r] = e->wvals[i];
                 from[h] = i;
@@ -948,7 +948,7 @@ static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out,
     bool renorm = e->o.binary || e->o.norm != EMBED_NORM_NONE;
     double norm2 = 0, d = 0;
     for (size_t j = 0; j < u; j++) {
-        uint64_t w = t[order[j]], rank = (w >> FW_RANK_SHIFT) & FW_COUNT;
+        uint64_t w = t[order[j]], rank = (w >> FW_RANK_SHIFT) & FW_RANK_MAX;
         double c = (double)(int64_t)(w & FW_COUNT), wt = ftw[rank];
         out->keys[j] = w >> 32;
         out->vals[j] = c;
