@@ -11,8 +11,9 @@
 
 #define MAX_DEPTH 8 /* nested tunnels before we give up: stops crafted loops */
 /* TCP connection directions followed at once; past this the least recently used is dropped
- * (and counted). A border node may hold thousands of TCP clients. */
-#define DECODE_TCP_STREAMS 16384
+ * (and counted). A border node may hold tens of thousands of TCP clients; an entry costs
+ * memory only once used. */
+#define DECODE_TCP_STREAMS 65536
 
 struct decode {
     decode_opts_t o;

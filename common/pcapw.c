@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PCAPW_STREAMS 4096
+#define PCAPW_STREAMS 4096 /* directions the table starts with; it doubles at half full */
 
 typedef struct {
     endpoint_t src, dst;
@@ -18,6 +18,7 @@ struct pcapw {
     int error;
     uint16_t ip_id;
     tcp_dir_t *tcp;
+    size_t tcp_cap, tcp_used;
     uint8_t *frame;
 };
 
@@ -43,6 +44,7 @@ static pcapw_t *pcapw_init(FILE *f, int own)
     w->f = f;
     w->own = own;
     w->tcp = calloc(PCAPW_STREAMS, sizeof *w->tcp);
+    w->tcp_cap = PCAPW_STREAMS;
     w->frame = malloc(70000 + 128);
     if (!w->tcp || !w->frame) {
         free(w->tcp);
@@ -103,29 +105,59 @@ static uint16_t l4_checksum(const msg_t *m, int proto, const uint8_t *seg, size_
     return c == 0 && proto == 17 ? 0xffff : c;
 }
 
-/* The direction src -> dst, created when absent (*created set) with an initial sequence
- * number derived from the endpoints. */
-static tcp_dir_t *tcp_dir(pcapw_t *w, const endpoint_t *src, const endpoint_t *dst, int *created)
+static size_t dir_hash(const endpoint_t *src, const endpoint_t *dst)
 {
     size_t h = 0;
     for (size_t i = 0; i < 16; i++)
         h = h * 31 + src->addr[i] * 7 + dst->addr[i];
-    h = (h * 31 + src->port) * 31 + dst->port;
+    return (h * 31 + src->port) * 31 + dst->port;
+}
+
+/* Room for two more directions with the table at most half full (a connection adds both of
+ * its directions at once, and tcp_dir's pointers must survive the second lookup). A table
+ * that cannot grow keeps its size: tcp_dir then shares a slot when it is full. */
+static void tcp_reserve(pcapw_t *w)
+{
+    if (2 * (w->tcp_used + 2) <= w->tcp_cap)
+        return;
+    size_t cap = 2 * w->tcp_cap;
+    tcp_dir_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        return;
+    for (size_t i = 0; i < w->tcp_cap; i++) {
+        if (!w->tcp[i].used)
+            continue;
+        size_t at = dir_hash(&w->tcp[i].src, &w->tcp[i].dst) % cap;
+        while (t[at].used)
+            at = (at + 1) % cap;
+        t[at] = w->tcp[i];
+    }
+    free(w->tcp);
+    w->tcp = t;
+    w->tcp_cap = cap;
+}
+
+/* The direction src -> dst, created when absent (*created set) with an initial sequence
+ * number derived from the endpoints. */
+static tcp_dir_t *tcp_dir(pcapw_t *w, const endpoint_t *src, const endpoint_t *dst, int *created)
+{
+    size_t h = dir_hash(src, dst);
     *created = 0;
-    for (size_t probe = 0; probe < PCAPW_STREAMS; probe++) {
-        tcp_dir_t *d = &w->tcp[(h + probe) % PCAPW_STREAMS];
+    for (size_t probe = 0; probe < w->tcp_cap; probe++) {
+        tcp_dir_t *d = &w->tcp[(h + probe) % w->tcp_cap];
         if (!d->used) {
             d->used = 1;
             d->src = *src;
             d->dst = *dst;
             d->seq = (uint32_t)(h * 2654435761u);
             *created = 1;
+            w->tcp_used++;
             return d;
         }
         if (!memcmp(&d->src, src, sizeof d->src) && !memcmp(&d->dst, dst, sizeof d->dst))
             return d;
     }
-    return &w->tcp[h % PCAPW_STREAMS]; /* table full: share a slot rather than fail */
+    return &w->tcp[h % w->tcp_cap]; /* table full and could not grow: share a slot */
 }
 
 static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *payload, size_t len,
@@ -220,6 +252,7 @@ int pcapw_write(pcapw_t *w, const msg_t *m)
     if (m->transport != TRANSPORT_TCP)
         return write_frame(w, m, 17, m->data, m->len, 0);
     int c1, c2;
+    tcp_reserve(w);
     tcp_dir_t *fwd = tcp_dir(w, &m->src, &m->dst, &c1);
     tcp_dir_t *rev = tcp_dir(w, &m->dst, &m->src, &c2);
     if (c1 && c2)

@@ -39,7 +39,7 @@ typedef struct {
  */
 struct tcpstream {
     stream_t *streams;
-    int n;
+    int n, max;      /* entries allocated (grown by doubling as they fill), and at most */
     uint32_t *index; /* stream number + 1 by hash, linear probing; 0 empty */
     size_t index_mask;
     uint64_t *free_bits; /* bit set: entry free */
@@ -68,6 +68,15 @@ static void reset_table(tcpstream_t *t)
     t->last_hit = 0;
 }
 
+/* Index slots for n entries: a power of two, at most half full. */
+static size_t index_size(int n)
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    return cap;
+}
+
 tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcpstream_emit_fn emit,
                            void *ctx)
 {
@@ -76,12 +85,12 @@ tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcps
         return NULL;
     if (max_streams < 1)
         max_streams = 1;
-    size_t cap = 16;
-    while (cap < 2 * (size_t)max_streams)
-        cap *= 2;
-    t->streams = calloc((size_t)max_streams, sizeof *t->streams);
+    t->max = max_streams;
+    t->n = max_streams < 256 ? max_streams : 256; /* most inputs hold few connections */
+    size_t cap = index_size(t->n);
+    t->streams = calloc((size_t)t->n, sizeof *t->streams);
     t->index = calloc(cap, sizeof *t->index);
-    t->free_bits = calloc(((size_t)max_streams + 63) / 64, sizeof *t->free_bits);
+    t->free_bits = calloc(((size_t)t->n + 63) / 64, sizeof *t->free_bits);
     if (!t->streams || !t->index || !t->free_bits) {
         free(t->streams);
         free(t->index);
@@ -89,7 +98,6 @@ tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcps
         free(t);
         return NULL;
     }
-    t->n = max_streams;
     t->index_mask = cap - 1;
     reset_table(t);
     t->max_msg = max_msg;
@@ -311,13 +319,53 @@ static void stream_drop(tcpstream_t *t, stream_t *s)
     t->free_bits[i / 64] |= 1ULL << (i % 64);
 }
 
-/* The lowest free entry, or -1 */
-static int32_t lowest_free(const tcpstream_t *t)
+/* Puts stream i into the index. */
+static void index_add(tcpstream_t *t, int32_t i)
+{
+    size_t at = t->streams[i].hash & t->index_mask;
+    while (t->index[at])
+        at = (at + 1) & t->index_mask;
+    t->index[at] = (uint32_t)i + 1;
+}
+
+/* Doubles the entries (up to max), the bitmap with them, and the index, rebuilt. Returns 0,
+ * or -1 (nothing changed) when memory runs out. */
+static int grow(tcpstream_t *t)
+{
+    int n = 2 * t->n < t->max ? 2 * t->n : t->max;
+    size_t words = ((size_t)n + 63) / 64, old_words = ((size_t)t->n + 63) / 64, cap = index_size(n);
+    stream_t *s = realloc(t->streams, (size_t)n * sizeof *s);
+    if (s)
+        t->streams = s;
+    uint64_t *bits = s ? realloc(t->free_bits, words * sizeof *bits) : NULL;
+    if (bits)
+        t->free_bits = bits;
+    uint32_t *index = bits ? calloc(cap, sizeof *index) : NULL;
+    if (!index)
+        return -1;
+    memset(s + t->n, 0, (size_t)(n - t->n) * sizeof *s);
+    for (size_t w = old_words; w < words; w++)
+        bits[w] = 0;
+    for (int i = t->n; i < n; i++) /* the new entries are free */
+        bits[i / 64] |= 1ULL << (i % 64);
+    free(t->index);
+    t->index = index;
+    t->index_mask = cap - 1;
+    t->n = n;
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t used = ~bits[w] & in_word(t, w); used; used &= used - 1)
+            index_add(t, (int32_t)(w * 64 + (size_t)__builtin_ctzll(used)));
+    return 0;
+}
+
+/* The lowest free entry (growing the table when all are in use and it may), or -1 */
+static int32_t lowest_free(tcpstream_t *t)
 {
     for (size_t w = 0; w < ((size_t)t->n + 63) / 64; w++)
         if (t->free_bits[w])
             return (int32_t)(w * 64 + (size_t)__builtin_ctzll(t->free_bits[w]));
-    return -1;
+    int32_t first_new = t->n;
+    return t->n < t->max && grow(t) == 0 ? first_new : -1;
 }
 
 static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoint_t *dst)
@@ -340,16 +388,13 @@ static stream_t *stream_for(tcpstream_t *t, const endpoint_t *src, const endpoin
         i = t->oldest;
         stream_drop(t, &t->streams[i]);
     }
-    stream_t *s = &t->streams[i];
+    stream_t *s = &t->streams[i]; /* after any growth: the entries may have moved */
     t->free_bits[i / 64] &= ~(1ULL << (i % 64));
     s->used = true;
     s->src = *src;
     s->dst = *dst;
     s->hash = h;
-    size_t at = h & mask;
-    while (t->index[at])
-        at = (at + 1) & mask;
-    t->index[at] = (uint32_t)i + 1;
+    index_add(t, i);
     list_push_newest(t, i);
     t->last_hit = i;
     return s;
