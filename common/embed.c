@@ -932,6 +932,60 @@ static inline size_t count_fused(uint64_t *t, size_t cap, uint32_t *order, const
     return u;
 }
 
+/* The word a slot keeps once the message is done: a kept word without its count, or empty
+ * (a temporary word, rank 0). Branch-free: which of the two a key is follows no pattern. */
+static inline uint64_t emptied_word(uint64_t w)
+{
+    uint64_t kept = (w >> FW_RANK_SHIFT) & FW_RANK_MAX;
+    return w & ~FW_COUNT & -(uint64_t)(kept != 0);
+}
+
+/*
+ * Writes the counted keys (in order of first appearance) with their counts, empties the
+ * slots, and returns the dot product with the weights, summed in that order. The squared
+ * norm is a sum of squared counts, exact in any order, so it is summed in integers off the
+ * floating-point chain.
+ */
+static double drain_fused(uint64_t *t, const double *ftw, const uint32_t *order, size_t u,
+                          sparse_t *out)
+{
+    uint64_t norm2 = 0;
+    double d = 0;
+    for (size_t j = 0; j < u; j++) {
+        uint64_t w = t[order[j]], count = w & FW_COUNT;
+        double c = (double)(int64_t)count;
+        out->keys[j] = w >> 32;
+        out->vals[j] = c;
+        norm2 += count * count;
+        d += c * ftw[(w >> FW_RANK_SHIFT) & FW_RANK_MAX];
+        t[order[j]] = emptied_word(w);
+    }
+    out->n = u;
+    out->norm2 = (double)norm2;
+    return d;
+}
+
+/* The same when normalising changes the values: the weights are kept aside and the dot
+ * product is taken of the normalised values. */
+static double drain_fused_renormed(embed_t *e, size_t u, sparse_t *out)
+{
+    uint64_t *t = e->ft;
+    for (size_t j = 0; j < u; j++) {
+        uint64_t w = t[e->forder[j]];
+        out->keys[j] = w >> 32;
+        out->vals[j] = (double)(int64_t)(w & FW_COUNT);
+        e->dtmp[j] = e->ftw[(w >> FW_RANK_SHIFT) & FW_RANK_MAX];
+        t[e->forder[j]] = emptied_word(w);
+    }
+    out->n = u;
+    sparse_update_norm(out);
+    normalise(e, out);
+    double d = 0;
+    for (size_t j = 0; j < u; j++)
+        d += out->vals[j] * e->dtmp[j];
+    return d;
+}
+
 static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out, double *dot)
 {
     int n = e->o.n;
@@ -943,30 +997,10 @@ static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out,
     uint32_t *order = e->forder;
     size_t u = n == 4 ? count_fused(t, e->ft_cap, order, p, nk, 0xffffffffu)
                       : count_fused(t, e->ft_cap, order, p, nk, (1u << (8 * n)) - 1);
-    /* one pass writes the entries, sums the norm and the dot product, and empties the slots;
-     * the weights are kept aside only when normalising will change the values */
-    bool renorm = e->o.binary || e->o.norm != EMBED_NORM_NONE;
-    double norm2 = 0, d = 0;
-    for (size_t j = 0; j < u; j++) {
-        uint64_t w = t[order[j]], rank = (w >> FW_RANK_SHIFT) & FW_RANK_MAX;
-        double c = (double)(int64_t)(w & FW_COUNT), wt = ftw[rank];
-        out->keys[j] = w >> 32;
-        out->vals[j] = c;
-        if (renorm)
-            e->dtmp[j] = wt;
-        norm2 += c * c;
-        d += c * wt;
-        t[order[j]] = rank ? (w & ~FW_COUNT) : 0;
-    }
-    out->n = u;
-    out->norm2 = norm2;
-    if (renorm) {
-        normalise(e, out);
-        d = 0;
-        for (size_t j = 0; j < u; j++)
-            d += out->vals[j] * e->dtmp[j];
-    }
-    *dot = d;
+    if (e->o.binary || e->o.norm != EMBED_NORM_NONE)
+        *dot = drain_fused_renormed(e, u, out);
+    else
+        *dot = drain_fused(t, ftw, order, u, out);
     return 0;
 }
 
