@@ -933,11 +933,12 @@ static inline size_t count_fused(uint64_t *t, size_t cap, uint32_t *order, const
 }
 
 /* The word a slot keeps once the message is done: a kept word without its count, or empty
- * (a temporary word, rank 0). Branch-free: which of the two a key is follows no pattern. */
+ * (a temporary word, rank 0). A branch: most keys are kept, and a branch-free mask (neg, sbb,
+ * and) ran 4 % slower in paired runs. */
 static inline uint64_t emptied_word(uint64_t w)
 {
     uint64_t kept = (w >> FW_RANK_SHIFT) & FW_RANK_MAX;
-    return w & ~FW_COUNT & -(uint64_t)(kept != 0);
+    return kept ? w & ~FW_COUNT : 0;
 }
 
 /*
