@@ -816,6 +816,8 @@ static int build_fused_table(embed_t *e, size_t room)
     size_t ranks = 0;
     for (size_t k = 0; k < e->nw; k++) {
         uint32_t i = order[k].i;
+        if (e->wkeys[i] >> 32)
+            continue; /* no n-gram of up to 4 bytes has it, and its word would alias one */
         size_t h = key_slot(e->wkeys[i], shift);
         while (t[h] && (t[h] >> 32) != e->wkeys[i])
             h = (h + 1) & (cap - 1);
