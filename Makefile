@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-normal test-asan demo bench clean format
+.PHONY: all deps build build-asan test test-normal test-asan demo bench fuzz clean format
 
 all: build
 
@@ -37,8 +37,11 @@ bench: build
 	@./bench/edge.sh $(BUILD)
 	@./bench/overlay.sh $(BUILD)
 
+fuzz: deps
+	@./scripts/fuzz.sh
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) demo-out
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz demo-out

@@ -1,0 +1,122 @@
+/*
+ * fuzz_message: one SIP message (any bytes) through everything that reads a message: the
+ * framing, the libosip2 check, header normalisation, shaping, HEPv3 decoding, and the
+ * embedding under the option set the first byte picks (n-gram length or tokens, shaping,
+ * header normalisation, binary, norm, sorted or weighted counting). A libFuzzer target
+ * (SIPGUARD_FUZZ=ON with clang), and replayed over seeds by fuzz_replay in every build.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed.h"
+#include "hep.h"
+#include "shape.h"
+#include "sipcheck.h"
+#include "sipframe.h"
+#include "sipnorm.h"
+
+#define OPTION_SETS 256
+
+static embed_t *embedders[OPTION_SETS];
+static sparse_t *vec;
+
+/* Option set s: bits 0-3 the feature (0-7: n-grams of 1..8 bytes, 8+: tokens), 4-5 shaping,
+ * 6 header normalisation, 7 binary with l2 norm; sets with an odd n-gram count unsorted,
+ * with weights on a few keys, so the fused counting table runs too. */
+static embed_t *embedder(unsigned s)
+{
+    if (embedders[s])
+        return embedders[s];
+    embed_opts_t o;
+    embed_opts_default(&o);
+    unsigned f = s & 15;
+    o.kind = f < 8 ? EMBED_NGRAM : EMBED_TOKEN;
+    o.n = f < 8 ? (int)f + 1 : 4;
+    o.shape = (int)((s >> 4) & 3) % 3;
+    o.header_norm = (s >> 6) & 1;
+    o.binary = (s >> 7) & 1;
+    o.norm = o.binary ? EMBED_NORM_L2 : EMBED_NORM_NONE;
+    embed_t *e = embed_new(&o);
+    if (!e)
+        abort();
+    if (f & 1) {
+        embed_set_sorted(e, false);
+        uint64_t keys[4] = {0, 0x20, 0x203a, 0x0a0d0a0d};
+        double w[4] = {-2.5, 1.0, 0.5, 3.0};
+        if (embed_set_weights(e, keys, w, 4) != 0)
+            abort();
+    }
+    embedders[s] = e;
+    return e;
+}
+
+/* Runs fn's output into a buffer of exactly cap bytes, so that ASan sees any write past it. */
+static void exact_output(size_t cap, const uint8_t *data, size_t size,
+                         size_t (*fn)(const uint8_t *, size_t, uint8_t *, size_t))
+{
+    uint8_t *out = malloc(cap ? cap : 1);
+    if (!out)
+        abort();
+    if (fn(data, size, out, cap) > cap)
+        abort();
+    free(out);
+}
+
+static size_t do_shape_apply(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    (void)cap;
+    return shape_apply(in, len, out);
+}
+
+static size_t do_shape_fields(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    (void)cap;
+    return shape_fields(in, len, out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    if (!vec) {
+        sipcheck_init();
+        vec = sparse_new();
+    }
+    unsigned set = data[0];
+    data++;
+    size--;
+
+    size_t msg_len, header_len;
+    long long content_length;
+    sipframe_message_length(data, size, &msg_len, &header_len, &content_length);
+    sipframe_looks_like_sip(data, size);
+    sipframe_skip_crlf(data, size);
+
+    sipinfo_t info;
+    sipcheck_message(data, size, &info);
+
+    /* the output bounds the shaping and normalisation functions promise: len bytes for
+     * shaping; for header names whatever cap is given (too small: the message unchanged) */
+    exact_output(size, data, size, do_shape_apply);
+    exact_output(size, data, size, do_shape_fields);
+    exact_output(size, data, size, sipnorm_headers);
+    exact_output(size + 16, data, size, sipnorm_headers);
+    exact_output(2 * size + 1024, data, size, sipnorm_headers);
+
+    hep_t hep;
+    const char *why;
+    uint8_t *inflated = malloc(65536);
+    if (!inflated)
+        abort();
+    if (hep_decode(data, size, inflated, 65536, &hep, &why) == 0 &&
+        (hep.payload_len > 65536 + size || (hep.auth_key && hep.auth_key_len > size)))
+        abort();
+    free(inflated);
+
+    embed_t *e = embedder(set);
+    double dot;
+    if (embed_message_dot(e, data, size, vec, &dot) != 0)
+        abort();
+    return 0;
+}
