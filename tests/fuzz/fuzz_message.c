@@ -1,14 +1,16 @@
 /*
  * fuzz_message: one SIP message (any bytes) through everything that reads a message: the
- * framing, the libosip2 check, header normalisation, shaping, HEPv3 decoding, and the
- * embedding under the option set the first byte picks (n-gram length or tokens, shaping,
- * header normalisation, binary, norm, sorted or weighted counting). A libFuzzer target
- * (SIPGUARD_FUZZ=ON with clang), and replayed over seeds by fuzz_replay in every build.
+ * framing, the libosip2 check, header normalisation, shaping, HEPv3 decoding, the decoder
+ * as the edge's HEP and UDP listeners call it with a datagram, and the embedding under the option
+ * set the first byte picks (n-gram length or tokens, shaping, header normalisation, binary, norm,
+ * sorted or weighted counting). A libFuzzer target (SIPGUARD_FUZZ=ON with clang), and replayed over
+ * seeds by fuzz_replay in every build.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "embed.h"
 #include "hep.h"
 #include "shape.h"
@@ -75,6 +77,36 @@ static size_t do_shape_fields(const uint8_t *in, size_t len, uint8_t *out, size_
     return shape_fields(in, len, out);
 }
 
+static void on_datagram_message(void *ctx, const msg_t *m)
+{
+    (void)ctx;
+    if (m->len > 0 && !m->data)
+        abort();
+}
+
+/* The bytes as a datagram on the HEP port and on the SIP port, as the edge's listeners give
+ * them to the decoder. */
+static void decode_as_datagram(const uint8_t *data, size_t size)
+{
+    static decode_t *d;
+    static skips_t skips;
+    if (!d) {
+        decode_opts_t o;
+        decode_opts_default(&o);
+        d = decode_new(&o, &skips, on_datagram_message, NULL);
+        if (!d)
+            abort();
+    }
+    msg_t t = {0};
+    t.src.family = t.dst.family = 4;
+    t.src.port = 40000;
+    t.transport = TRANSPORT_UDP;
+    t.dst.port = 9060;
+    decode_udp_payload(d, &t, data, size);
+    t.dst.port = 5060;
+    decode_udp_payload(d, &t, data, size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -113,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (hep.payload_len > 65536 + size || (hep.auth_key && hep.auth_key_len > size)))
         abort();
     free(inflated);
+    decode_as_datagram(data, size);
 
     embed_t *e = embedder(set);
     double dot;

@@ -11,7 +11,7 @@
 #include "decode.h"
 #include "embed.h"
 
-static const int linktypes[] = {DLT_EN10MB, DLT_RAW,       DLT_NULL,      DLT_LOOP,
+static const int linktypes[] = {DLT_EN10MB,    DLT_RAW,        DLT_NULL, DLT_LOOP,
                                 DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_IPV4, DLT_IPV6};
 
 static embed_t *e;

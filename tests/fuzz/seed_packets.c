@@ -1,13 +1,14 @@
 /*
  * seed_packets: writes captures as fuzz_packets inputs (a link-type byte, then each frame as
  * a 2-byte big-endian length and its bytes), so that the fuzzer starts from real traffic.
- *   usage: seed_packets OUTDIR CAPTURE...   (frames past 64 KiB and unknown link types are left out)
+ *   usage: seed_packets OUTDIR CAPTURE...   (frames past 64 KiB and unknown link types are left
+ * out)
  */
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <string.h>
 
-static const int linktypes[] = {DLT_EN10MB, DLT_RAW,       DLT_NULL,      DLT_LOOP,
+static const int linktypes[] = {DLT_EN10MB,    DLT_RAW,        DLT_NULL, DLT_LOOP,
                                 DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_IPV4, DLT_IPV6};
 #define MAX_FRAMES 200
 
