@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
         -timeout=10 -rss_limit_mb=4096 -max_len=131072 -print_final_stats=1 \
         -artifact_prefix=build-fuzz/artifacts/"$t"- "$work/corpus-$t" "$(seed "$t")" \
         >"$work/$t.log" 2>&1 || rc=$?
-    grep -E '^(#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|stat::number_of_executed_units|stat::peak_rss)' \
+    grep -E '^(Done |==[0-9]+==ERROR|SUMMARY|stat::number_of_executed_units|stat::peak_rss)' \
         "$work/$t.log" || true
     if [ $rc -ne 0 ]; then
         echo "fuzz.sh: fuzz_$t failed (log $work/$t.log, input in build-fuzz/artifacts)" >&2
