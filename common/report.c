@@ -21,14 +21,14 @@ json_t *report_message_fields(const msg_t *m, const sipinfo_t *info)
     else if (!info->is_request && info->status)
         json_object_set_new(o, "status", json_integer(info->status));
     json_object_set_new(o, "call_id",
-                        report_raw_string((const uint8_t *)info->call_id, strlen(info->call_id)));
+                        report_text_string((const uint8_t *)info->call_id, strlen(info->call_id)));
     json_object_set_new(o, "parse_ok", json_boolean(info->parse_ok));
     if (!info->parse_ok)
         json_object_set_new(o, "parse_error", json_string(info->reason));
     if (info->user_agent[0])
         json_object_set_new(
             o, "user_agent",
-            report_raw_string((const uint8_t *)info->user_agent, strlen(info->user_agent)));
+            report_text_string((const uint8_t *)info->user_agent, strlen(info->user_agent)));
     if (m->via_hep)
         json_object_set_new(o, "hep", json_true());
     if (m->truncated)
@@ -53,7 +53,7 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
     return len;
 }
 
-json_t *report_raw_string(const uint8_t *data, size_t len)
+json_t *report_text_string(const uint8_t *data, size_t len)
 {
     /* worst case: every byte becomes a 2-byte UTF-8 sequence */
     char *buf = malloc(len * 2 + 1);
@@ -71,6 +71,26 @@ json_t *report_raw_string(const uint8_t *data, size_t len)
             i++;
         } else { /* invalid byte: its Latin-1 code point, for display */
             uint8_t b = data[i++];
+            buf[o++] = (char)(0xc0 | (b >> 6));
+            buf[o++] = (char)(0x80 | (b & 0x3f));
+        }
+    }
+    json_t *s = json_stringn(buf, o);
+    free(buf);
+    return s ? s : json_null();
+}
+
+json_t *report_raw_string(const uint8_t *data, size_t len)
+{
+    char *buf = malloc(len * 2 + 1);
+    if (!buf)
+        return json_null();
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = data[i];
+        if (b < 0x80) {
+            buf[o++] = (char)b; /* NUL too: jansson writes it as \u0000 */
+        } else {
             buf[o++] = (char)(0xc0 | (b >> 6));
             buf[o++] = (char)(0x80 | (b & 0x3f));
         }

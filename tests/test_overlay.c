@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -11,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "collector.h"
+#include "report.h"
 #include "store.h"
 
 static void remove_db(const char *path)
@@ -202,10 +204,40 @@ static void test_an_old_store_is_migrated(void **state)
     remove_db(path);
 }
 
+/* The edge writes a message's bytes as a report's "raw" string and the overlay turns the
+ * string back into bytes: every byte value, UTF-8 text (an e-acute is C3 A9, which must not
+ * come back as the one byte E9), bytes that are not UTF-8, and NUL, through JSON text. */
+static void test_raw_messages_survive_the_report(void **state)
+{
+    (void)state;
+    uint8_t msg[256 + 64];
+    size_t n = 0;
+    for (int b = 0; b < 256; b++)
+        msg[n++] = (uint8_t)b;
+    static const char text[] =
+        "From: \"Jos\xc3\xa9 \xe2\x82\xac\xf0\x9f\x93\x9e\" <sip:j@x>\xc3(\xff";
+    memcpy(msg + n, text, sizeof text - 1);
+    n += sizeof text - 1;
+    json_t *o = json_object();
+    json_object_set_new(o, "raw", report_raw_string(msg, n));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII); /* as report_write_line */
+    json_decref(o);
+    json_t *back = json_loads(line, JSON_ALLOW_NUL, NULL);
+    free(line);
+    json_t *raw = json_object_get(back, "raw");
+    assert_true(json_is_string(raw));
+    uint8_t out[2 * sizeof msg];
+    size_t got = report_raw_bytes(json_string_value(raw), json_string_length(raw), out);
+    assert_int_equal(got, n);
+    assert_memory_equal(out, msg, n);
+    json_decref(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_checks),
+        cmocka_unit_test(test_raw_messages_survive_the_report),
         cmocka_unit_test(test_report_signature_sequence),
         cmocka_unit_test(test_store_keeps_each_report_once),
         cmocka_unit_test(test_clean_sample_is_bounded_per_edge),

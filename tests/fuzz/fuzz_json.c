@@ -1,7 +1,9 @@
 /*
- * fuzz_json: the JSON that crosses the network, from any bytes. The first byte picks the
- * reader: an edge's anomaly report as the overlay's collector checks it, or a signature set
- * as an edge loads it from the overlay, which then matches a message. A libFuzzer target
+ * fuzz_json: the JSON that crosses the network, from any bytes. The first byte picks what
+ * reads it: an edge's anomaly report as the overlay's collector checks it; a signature set
+ * as an edge loads it from the overlay, which then matches a message; a message's raw bytes
+ * through a report's "raw" string, out as JSON text and back, which must give the same
+ * bytes; or the decoding of such a string from whatever a peer sent. A libFuzzer target
  * (SIPGUARD_FUZZ=ON with clang), replayed over tests/fuzz/regress/json by fuzz_replay.
  */
 #include <jansson.h>
@@ -11,6 +13,7 @@
 
 #include "collector.h"
 #include "embed.h"
+#include "report.h"
 #include "sigdb.h"
 
 static const char probe[] = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP "
@@ -50,18 +53,64 @@ static void load_signatures(const char *json, size_t len)
     sigdb_destroy(&db);
 }
 
+/* Bytes -> "raw" string -> JSON text -> parsed -> bytes: the overlay must get what the edge
+ * captured, whatever it was. */
+static void raw_round_trip(const uint8_t *data, size_t len)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "raw", report_raw_string(data, len));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        abort();
+    json_t *back = json_loads(text, JSON_ALLOW_NUL, NULL);
+    free(text);
+    json_t *raw = json_object_get(back, "raw");
+    if (!json_is_string(raw))
+        abort();
+    size_t n = json_string_length(raw);
+    uint8_t *out = malloc(n ? n : 1);
+    if (!out)
+        abort();
+    if (report_raw_bytes(json_string_value(raw), n, out) != len || memcmp(out, data, len) != 0)
+        abort();
+    free(out);
+    json_decref(back);
+}
+
+/* A "raw" string as a peer may send it: any bytes, into exactly the room promised. */
+static void raw_decode(const uint8_t *data, size_t len)
+{
+    uint8_t *out = malloc(len ? len : 1);
+    if (!out)
+        abort();
+    if (report_raw_bytes((const char *)data, len, out) > len)
+        abort();
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
     const char *json = (const char *)data + 1;
     size_t len = size - 1;
-    if (data[0] & 1) {
-        load_signatures(json, len);
-    } else {
+    switch (data[0] % 4) {
+    case 0: {
         int reason;
         int64_t sigseq;
         collector_check_report_ex(json, len, "edge-1", 7, &reason, &sigseq);
+        break;
+    }
+    case 1:
+        load_signatures(json, len);
+        break;
+    case 2:
+        raw_round_trip(data + 1, len);
+        break;
+    default:
+        raw_decode(data + 1, len);
+        break;
     }
     return 0;
 }
