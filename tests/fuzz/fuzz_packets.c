@@ -2,44 +2,28 @@
  * fuzz_packets: a run of link-layer frames straight into the decoder, past libpcap's checks:
  * the first byte picks the link type, then each frame is a 2-byte big-endian length and its
  * bytes. Frames of one run meet in the TCP stream table and the IPv4 fragment table, which a
- * single frame cannot reach. Every message is checked against the framing's own promises.
+ * single frame cannot reach. Every message goes on into the default embedding.
  */
-#include <pcap/dlt.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "decode.h"
-#include "embed.h"
-
-static const int linktypes[] = {DLT_EN10MB,    DLT_RAW,        DLT_NULL, DLT_LOOP,
-                                DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_IPV4, DLT_IPV6};
-
-static embed_t *e;
-static sparse_t *v;
+#include "fuzz_common.h"
 
 static void on_message(void *ctx, const msg_t *m)
 {
     size_t *count = ctx;
     if (m->len > 0 && !m->data)
         abort();
-    if (embed_message(e, m->data, m->len, v) != 0)
-        abort();
+    fuzz_embed_default(m->data, m->len);
     (*count)++;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!e) {
-        embed_opts_t o;
-        embed_opts_default(&o);
-        e = embed_new(&o);
-        v = sparse_new();
-        if (!e || !v)
-            abort();
-    }
     if (size < 1)
         return 0;
-    int linktype = linktypes[data[0] % (sizeof linktypes / sizeof linktypes[0])];
+    int linktype = fuzz_linktypes[data[0] % FUZZ_LINKTYPES];
     decode_opts_t o;
     decode_opts_default(&o);
     skips_t skips = {0};

@@ -1,21 +1,21 @@
 /*
  * seed_packets: writes captures as fuzz_packets inputs (a link-type byte, then each frame as
  * a 2-byte big-endian length and its bytes), so that the fuzzer starts from real traffic.
- *   usage: seed_packets OUTDIR CAPTURE...   (frames past 64 KiB and unknown link types are left
- * out)
+ *   usage: seed_packets OUTDIR CAPTURE...
+ * Frames past 64 KiB, and captures of link types fuzz_packets does not pick, are left out.
  */
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <string.h>
 
-static const int linktypes[] = {DLT_EN10MB,    DLT_RAW,        DLT_NULL, DLT_LOOP,
-                                DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_IPV4, DLT_IPV6};
+#include "fuzz_common.h"
+
 #define MAX_FRAMES 200
 
 static int link_index(int dlt)
 {
-    for (size_t i = 0; i < sizeof linktypes / sizeof linktypes[0]; i++)
-        if (linktypes[i] == dlt)
+    for (size_t i = 0; i < FUZZ_LINKTYPES; i++)
+        if (fuzz_linktypes[i] == dlt)
             return (int)i;
     return -1;
 }
