@@ -53,6 +53,18 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
     return len;
 }
 
+/* Writes byte b at buf + o as the UTF-8 of the code point of the same value; the new end. */
+static size_t put_latin1(char *buf, size_t o, uint8_t b)
+{
+    if (b < 0x80) {
+        buf[o++] = (char)b;
+    } else {
+        buf[o++] = (char)(0xc0 | (b >> 6));
+        buf[o++] = (char)(0x80 | (b & 0x3f));
+    }
+    return o;
+}
+
 json_t *report_text_string(const uint8_t *data, size_t len)
 {
     /* worst case: every byte becomes a 2-byte UTF-8 sequence */
@@ -66,13 +78,8 @@ json_t *report_text_string(const uint8_t *data, size_t len)
             memcpy(buf + o, data + i, n);
             o += n;
             i += n;
-        } else if (data[i] == 0) { /* jansson keeps NUL as \u0000 */
-            buf[o++] = 0;
-            i++;
-        } else { /* invalid byte: its Latin-1 code point, for display */
-            uint8_t b = data[i++];
-            buf[o++] = (char)(0xc0 | (b >> 6));
-            buf[o++] = (char)(0x80 | (b & 0x3f));
+        } else { /* NUL (jansson writes \u0000) or an invalid byte: its Latin-1 code point */
+            o = put_latin1(buf, o, data[i++]);
         }
     }
     json_t *s = json_stringn(buf, o);
@@ -86,15 +93,8 @@ json_t *report_raw_string(const uint8_t *data, size_t len)
     if (!buf)
         return json_null();
     size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t b = data[i];
-        if (b < 0x80) {
-            buf[o++] = (char)b; /* NUL too: jansson writes it as \u0000 */
-        } else {
-            buf[o++] = (char)(0xc0 | (b >> 6));
-            buf[o++] = (char)(0x80 | (b & 0x3f));
-        }
-    }
+    for (size_t i = 0; i < len; i++)
+        o = put_latin1(buf, o, data[i]); /* NUL too: jansson writes it as \u0000 */
     json_t *s = json_stringn(buf, o);
     free(buf);
     return s ? s : json_null();

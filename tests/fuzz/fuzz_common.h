@@ -11,8 +11,8 @@
 
 #include "embed.h"
 
-static const int fuzz_linktypes[] = {DLT_EN10MB,     DLT_RAW,  DLT_NULL, DLT_LOOP, DLT_LINUX_SLL,
-                                     DLT_LINUX_SLL2, DLT_IPV4, DLT_IPV6};
+static const int fuzz_linktypes[] = {DLT_EN10MB,    DLT_RAW,        DLT_NULL, DLT_LOOP,
+                                     DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_IPV4, DLT_IPV6};
 #define FUZZ_LINKTYPES (sizeof fuzz_linktypes / sizeof fuzz_linktypes[0])
 
 /* Embeds a message as a model's default options do (the embedder made once); a failure is
