@@ -17,3 +17,4 @@ mkdir -p "$frames"
 "$bin/fuzz_capture_replay" "$corpus/real-captures" $(regress capture)
 "$bin/fuzz_packets_replay" "$frames" $(regress packets)
 "$bin/fuzz_json_replay" $(regress json)
+"$bin/fuzz_config_replay" $(regress config)
