@@ -9,10 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 shared=${SIPGUARD_SHARED_DIR:-../shared}/corpus
+[ -d "$shared" ] || { echo "fuzz.sh: no corpus at $shared (set SIPGUARD_SHARED_DIR)" >&2; exit 1; }
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(message capture packets json config)
 if ! command -v clang >/dev/null; then
     if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang >/dev/null
     else
         echo "fuzz.sh: clang is missing; run as root:  apt-get install -y clang" >&2
