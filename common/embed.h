@@ -73,6 +73,14 @@ const embed_opts_t *embed_opts(const embed_t *self);
  */
 void embed_set_sorted(embed_t *self, bool sorted);
 
+/*
+ * How many n-gram keys a sorted embedder has learned ranks for (n <= 4): it sorts a message's
+ * keys by reading ranks it learned from earlier messages, which changes its speed, never its
+ * output. For tests and benchmarks.
+ */
+size_t embed_learned_keys(const embed_t *self);
+#define EMBED_LEARNED_KEYS_MAX 32767
+
 /* Keeps a dictionary from token keys to strings (tokens only), for feature names. */
 void embed_keep_dictionary(embed_t *self, bool on);
 

@@ -708,6 +708,100 @@ static void test_field_shaping_after_runs_of_every_length(void **state)
     }
 }
 
+/* The unsorted vector put in key order: what the sorted embedder must give. */
+static void sort_by_key(sparse_t *v)
+{
+    for (size_t i = 1; i < v->n; i++)
+        for (size_t j = i; j > 0 && v->keys[j - 1] > v->keys[j]; j--) {
+            uint64_t k = v->keys[j];
+            double x = v->vals[j];
+            v->keys[j] = v->keys[j - 1];
+            v->vals[j] = v->vals[j - 1];
+            v->keys[j - 1] = k;
+            v->vals[j - 1] = x;
+        }
+}
+
+/* A message of the stream below: m picks a SIP-like message with random user, tag and host
+ * (new keys beside learned ones), random bytes (hundreds of new keys), or a short one. */
+static size_t stream_message(uint32_t *seed, int m, char *buf, size_t cap)
+{
+    uint32_t r[4];
+    for (int i = 0; i < 4; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        r[i] = *seed >> 8;
+    }
+    switch (m % 5) {
+    case 0:
+    case 1:
+        return (size_t)snprintf(
+            buf, cap,
+            "REGISTER sip:pbx%u.example SIP/2.0\r\nFrom: <sip:u%x@pbx>;tag=%x\r\n"
+            "To: <sip:u%x@pbx>\r\nUser-Agent: Phone/%u.%u\r\nl: 0\r\n\r\n",
+            r[0] % 7, r[1] % 4096, r[2], r[1] % 4096, r[3] % 5, r[0] % 3);
+    case 2:
+    case 3: {
+        size_t len = 100 + r[0] % 400;
+        for (size_t i = 0; i < len; i++) {
+            *seed = *seed * 1103515245u + 12345u;
+            buf[i] = (char)(*seed >> 16);
+        }
+        return len;
+    }
+    default:
+        return r[0] % 6; /* an empty message, or the first bytes of the last one */
+    }
+}
+
+/*
+ * The sorted embedder learns the n-grams it sees and sorts by their learned ranks: over a long
+ * stream (the dictionary filling up to its limit, keys it does not know merged between those
+ * it does, messages too long for the learned table) it gives exactly the unsorted embedder's
+ * vector in key order, for 4-, 3- and 1-grams, counts, binary and l2.
+ */
+static void test_sorted_embedder_learns_ranks_and_gives_the_same_vectors(void **state)
+{
+    (void)state;
+    static char buf[70000];
+    const int opts[][2] = {{4, 0}, {3, 1}, {4, 3}, {1, 0}};
+    sparse_t *a = sparse_new(), *b = sparse_new();
+    for (size_t c = 0; c < sizeof opts / sizeof opts[0]; c++) {
+        embed_opts_t o = sweep_options(0, opts[c][0], opts[c][1]);
+        embed_t *sorted = embed_new(&o), *hashed = embed_new(&o);
+        embed_set_sorted(hashed, false);
+        uint32_t seed = 2024;
+        size_t len, learned_after_20 = 0;
+        for (int m = 0; m < 600; m++) {
+            if (m == 300) { /* longer than any count the learned table holds */
+                memset(buf, 'x', sizeof buf);
+                len = sizeof buf;
+            } else {
+                len = stream_message(&seed, m, buf, sizeof buf);
+            }
+            assert_int_equal(embed_message(sorted, (const uint8_t *)buf, len, a), 0);
+            assert_int_equal(embed_message(hashed, (const uint8_t *)buf, len, b), 0);
+            sort_by_key(b);
+            assert_int_equal(a->n, b->n);
+            /* l2: the squares of the normalised values are summed in another order */
+            assert_true(fabs(a->norm2 - b->norm2) <= 1e-12 * (1 + a->norm2));
+            assert_memory_equal(a->keys, b->keys, a->n * sizeof *a->keys);
+            assert_memory_equal(a->vals, b->vals, a->n * sizeof *a->vals);
+            if (m == 20)
+                learned_after_20 = embed_learned_keys(sorted);
+        }
+        /* 1-grams: at most 256 keys; longer n-grams fill the dictionary from the random bytes */
+        assert_true(learned_after_20 > 0);
+        if (opts[c][0] == 1)
+            assert_true(embed_learned_keys(sorted) <= 256);
+        else
+            assert_int_equal(embed_learned_keys(sorted), EMBED_LEARNED_KEYS_MAX);
+        embed_destroy(&sorted);
+        embed_destroy(&hashed);
+    }
+    sparse_destroy(&a);
+    sparse_destroy(&b);
+}
+
 static bool has_key(const uint64_t *keys, size_t n, uint64_t key)
 {
     for (size_t i = 0; i < n; i++)
@@ -843,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_field_shaping_after_runs_of_every_length),
         cmocka_unit_test(test_weighted_embedding_gives_vector_and_dot),
         cmocka_unit_test(test_weights_keep_the_first_of_a_repeated_key),
+        cmocka_unit_test(test_sorted_embedder_learns_ranks_and_gives_the_same_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
