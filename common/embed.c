@@ -91,6 +91,8 @@ struct embed {
     size_t st_new_n, st_new_cap;
     uint64_t *ukeys; /* per distinct key: a message's keys that have no rank, and their counts */
     double *uvals, *utmp;
+    size_t ucap;
+    sparse_t *spare; /* embed_message_stats() on paths that write a vector anyway */
     bool keep_dict;
     dict_slot_t *dict;
     size_t dict_cap, dict_n;
@@ -244,6 +246,7 @@ void embed_destroy(embed_t **self)
     free(e->ukeys);
     free(e->uvals);
     free(e->utmp);
+    sparse_destroy(&e->spare);
     free(e->dict);
     free(e->arena);
     free(e);
@@ -278,6 +281,10 @@ static int grow_buffers(embed_t *e, size_t len)
     return 0;
 }
 
+/* Reallocates array p to n elements, through void pointer q; false (p unchanged) on failure. */
+#define GROW_ARRAY(p, n, q) (((q) = realloc((p), (n) * sizeof *(p))) != NULL && ((p) = (q), true))
+
+/* The per-key scratch arrays, for messages of up to n keys. */
 static int grow_keys(embed_t *e, size_t n)
 {
     if (n <= e->keys_cap)
@@ -285,38 +292,12 @@ static int grow_keys(embed_t *e, size_t n)
     size_t cap = e->keys_cap ? e->keys_cap : 1024;
     while (cap < n)
         cap *= 2;
-    uint64_t *k = realloc(e->keys, cap * sizeof *k);
-    if (!k)
-        return -1;
-    e->keys = k;
-    uint64_t *t = realloc(e->tmp, cap * sizeof *t);
-    if (!t)
-        return -1;
-    e->tmp = t;
-    uint32_t *fo = realloc(e->forder, cap * sizeof *fo);
-    if (!fo)
-        return -1;
-    e->forder = fo;
-    double *fw = realloc(e->dtmp, cap * sizeof *fw);
-    if (!fw)
-        return -1;
-    e->dtmp = fw;
-    int32_t *kb = realloc(e->kb, (cap + 3) * sizeof *kb);
-    if (!kb)
-        return -1;
-    e->kb = kb;
-    uint64_t *uk = realloc(e->ukeys, cap * sizeof *uk);
-    if (!uk)
-        return -1;
-    e->ukeys = uk;
-    double *uv = realloc(e->uvals, cap * sizeof *uv);
-    if (!uv)
-        return -1;
-    e->uvals = uv;
-    double *ut = realloc(e->utmp, cap * sizeof *ut);
-    if (!ut)
-        return -1;
-    e->utmp = ut;
+    void *q;
+    bool ok = GROW_ARRAY(e->keys, cap, q) && GROW_ARRAY(e->tmp, cap, q) &&
+              GROW_ARRAY(e->forder, cap, q) && GROW_ARRAY(e->dtmp, cap, q) &&
+              GROW_ARRAY(e->kb, cap + 3, q);
+    if (!ok)
+        return -1; /* the arrays grown so far stay larger: harmless */
     e->keys_cap = cap;
     return 0;
 }
@@ -998,27 +979,29 @@ static inline uint64_t emptied_word(uint64_t w)
 }
 
 /*
- * Writes the counted keys (in order of first appearance) with their counts, empties the
- * slots, and returns the dot product with the weights, summed in that order. The squared
- * norm is a sum of squared counts, exact in any order, so it is summed in integers off the
- * floating-point chain.
+ * Writes the counted keys (in order of first appearance) with their counts, unless out is
+ * NULL, empties the slots, and returns the dot product with the weights, summed in that order,
+ * and the squared norm. That is a sum of squared counts, exact in any order, so it is summed
+ * in integers off the floating-point chain. Inlined with out NULL for global-only scoring:
+ * the vector's writes missed the first-level cache about 125 times a message.
  */
-static double drain_fused(uint64_t *t, const double *ftw, const uint32_t *order, size_t u,
-                          sparse_t *out)
+static inline double drain_fused(uint64_t *t, const double *ftw, const uint32_t *order, size_t u,
+                                 sparse_t *out, double *norm2)
 {
-    uint64_t norm2 = 0;
+    uint64_t n2 = 0;
     double d = 0;
     for (size_t j = 0; j < u; j++) {
         uint64_t w = t[order[j]], count = w & FW_COUNT;
         double c = (double)(int64_t)count;
-        out->keys[j] = w >> 32;
-        out->vals[j] = c;
-        norm2 += count * count;
+        if (out) {
+            out->keys[j] = w >> 32;
+            out->vals[j] = c;
+        }
+        n2 += count * count;
         d += c * ftw[(w >> FW_RANK_SHIFT) & FW_RANK_MAX];
         t[order[j]] = emptied_word(w);
     }
-    out->n = u;
-    out->norm2 = (double)norm2;
+    *norm2 = (double)n2;
     return d;
 }
 
@@ -1043,21 +1026,26 @@ static double drain_fused_renormed(embed_t *e, size_t u, sparse_t *out)
     return d;
 }
 
-static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out, double *dot)
+/* Counts the n-grams of p in the weighted table; returns how many are distinct. */
+static size_t count_weighted(embed_t *e, const uint8_t *p, size_t len)
 {
     int n = e->o.n;
     size_t nk = len >= (size_t)n ? len - (size_t)n + 1 : 0;
-    if (sparse_reserve(out, nk) != 0)
+    return n == 4 ? count_fused(e->ft, e->ft_cap, e->forder, p, nk, 0xffffffffu)
+                  : count_fused(e->ft, e->ft_cap, e->forder, p, nk, (1u << (8 * n)) - 1);
+}
+
+static int fused_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out, double *dot)
+{
+    if (sparse_reserve(out, len) != 0)
         return -1;
-    uint64_t *t = e->ft;
-    const double *ftw = e->ftw;
-    uint32_t *order = e->forder;
-    size_t u = n == 4 ? count_fused(t, e->ft_cap, order, p, nk, 0xffffffffu)
-                      : count_fused(t, e->ft_cap, order, p, nk, (1u << (8 * n)) - 1);
-    if (e->o.binary || e->o.norm != EMBED_NORM_NONE)
+    size_t u = count_weighted(e, p, len);
+    if (e->o.binary || e->o.norm != EMBED_NORM_NONE) {
         *dot = drain_fused_renormed(e, u, out);
-    else
-        *dot = drain_fused(t, ftw, order, u, out);
+    } else {
+        *dot = drain_fused(e->ft, e->ftw, e->forder, u, out, &out->norm2);
+        out->n = u;
+    }
     return 0;
 }
 
@@ -1291,6 +1279,14 @@ static int ranked_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out
     size_t nk = len >= (size_t)n ? len - (size_t)n + 1 : 0;
     if (sparse_reserve(out, nk) != 0)
         return -1;
+    if (nk > e->ucap) { /* only here: other embedders never need them */
+        void *q;
+        size_t cap = e->keys_cap;
+        if (!(GROW_ARRAY(e->ukeys, cap, q) && GROW_ARRAY(e->uvals, cap, q) &&
+              GROW_ARRAY(e->utmp, cap, q)))
+            return -1;
+        e->ucap = cap;
+    }
     size_t u = n == 4 ? count_fused(e->st, e->st_cap, e->forder, p, nk, 0xffffffffu)
                       : count_fused(e->st, e->st_cap, e->forder, p, nk, (1u << (8 * n)) - 1);
     uint64_t norm2;
@@ -1321,6 +1317,34 @@ int embed_message_dot(embed_t *e, const uint8_t *data, size_t len, sparse_t *out
         return -1;
     *dot = embed_weighted_dot(e, out);
     return 0;
+}
+
+int embed_message_stats(embed_t *e, const uint8_t *data, size_t len, double *norm2, double *dot)
+{
+    if (!e->spare && !(e->spare = sparse_new()))
+        return -1;
+    *dot = *norm2 = 0;
+    size_t plen;
+    const uint8_t *p = prepare(e, data, len, e->spare, &plen);
+    if (!p)
+        return -1;
+    if (fused_counting(e, plen) && !e->o.binary && e->o.norm == EMBED_NORM_NONE) {
+        *dot = drain_fused(e->ft, e->ftw, e->forder, count_weighted(e, p, plen), NULL, norm2);
+        return 0;
+    }
+    /* every other embedding: the vector, which these paths write anyway */
+    if (embed_bytes(e, p, plen, e->spare) != 0)
+        return -1;
+    *dot = embed_weighted_dot(e, e->spare);
+    *norm2 = e->spare->norm2;
+    return 0;
+}
+
+int embed_last_vector(embed_t *e, sparse_t *out)
+{
+    out->n = 0;
+    out->norm2 = 0;
+    return e->last ? embed_bytes(e, e->last, e->last_len, out) : 0;
 }
 
 const uint8_t *embed_last_bytes(const embed_t *self, size_t *len)

@@ -99,6 +99,15 @@ int embed_message(embed_t *self, const uint8_t *data, size_t len, sparse_t *out)
 int embed_set_weights(embed_t *self, const uint64_t *keys, const double *w, size_t n);
 /* embed_message() and the dot product of out with the weights (0 without weights). */
 int embed_message_dot(embed_t *self, const uint8_t *data, size_t len, sparse_t *out, double *dot);
+/*
+ * What a global score needs of a message and no more: the squared norm of its vector and the
+ * dot product with the weights, equal to embed_message_dot()'s. For n-grams of up to 4 bytes
+ * with plain counts the vector is not written at all. embed_last_vector() writes it on demand
+ * (the same vector embed_message() would give in this mode), until the next message.
+ */
+int embed_message_stats(embed_t *self, const uint8_t *data, size_t len, double *norm2, double *dot);
+/* The vector of the last message embedded, counted again from its preprocessed bytes. */
+int embed_last_vector(embed_t *self, sparse_t *out);
 /* The dot product of any vector from this embedder with the weights. */
 double embed_weighted_dot(const embed_t *self, const sparse_t *v);
 

@@ -228,6 +228,19 @@ static bool wants_local(pipeline_t *p, const model_score_t *g, double thr_global
     return true;
 }
 
+/* The signatures matching the message just embedded (its shaped bytes and vector v). */
+static void match_signatures(pipeline_t *p, embed_t *e, const sparse_t *v, edge_result_t *out)
+{
+    if (!p->a->sigs)
+        return;
+    size_t len;
+    const uint8_t *bytes = embed_last_bytes(e, &len);
+    if (sigdb_match(p->a->sigs, p->sigscratch, bytes, len, v, &out->sigs) < 0)
+        out->sigs.n = 0;
+    for (int i = 0; i < out->sigs.n; i++)
+        out->sig_ids[i] = sigdb_id(p->a->sigs, out->sigs.index[i]);
+}
+
 static double mono_seconds(void)
 {
     struct timespec t;
@@ -250,7 +263,6 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
     out->thr_global = p->a->st.thr_global;
     out->thr_local = p->a->st.thr_local;
     embed_t *e = model_scorer_embed(p->scorer);
-    const sparse_t *v = model_scorer_vector(p->scorer);
     const uint8_t *data = m->data;
     size_t len = m->len, n;
     if (model_options(p->a->model)->context_headers &&
@@ -258,17 +270,14 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         data = p->aug;
         len = n;
     }
-    if (model_scorer_embed_message(p->scorer, data, len) != 0)
-        return -1;
-    if (p->a->sigs) {
-        size_t len;
-        const uint8_t *bytes = embed_last_bytes(e, &len);
-        if (sigdb_match(p->a->sigs, p->sigscratch, bytes, len, v, &out->sigs) < 0)
-            out->sigs.n = 0;
-        for (int i = 0; i < out->sigs.n; i++)
-            out->sig_ids[i] = sigdb_id(p->a->sigs, out->sigs.index[i]);
+    if (p->a->sigs || p->c->local_policy == LOCAL_ALWAYS) {
+        if (model_scorer_embed_message(p->scorer, data, len) != 0)
+            return -1;
+        match_signatures(p, e, model_scorer_vector(p->scorer), out);
+        model_score_embedded(p->scorer, false, &out->score);
+    } else if (model_score_message(p->scorer, data, len, false, &out->score) != 0) {
+        return -1; /* the vector is written only if the local model or a report wants it */
     }
-    model_score_embedded(p->scorer, false, &out->score);
     if (wants_local(p, &out->score, out->thr_global))
         model_score_embedded(p->scorer, true, &out->score);
     if (out->sigs.n > 0)

@@ -759,8 +759,9 @@ struct model_scorer {
     double *qvals;
     size_t qcap;
     knn_searcher_t *knn;
-    bool brute; /* the local model measures every training row (checks and tests) */
-    double dot; /* of s->v with the centre, from model_scorer_embed_message() */
+    bool brute;   /* the local model measures every training row (checks and tests) */
+    double dot;   /* of s->v with the centre, from model_scorer_embed_message() */
+    bool v_stale; /* global-only scoring left s->v unwritten; written when asked for */
 };
 
 /* The centre goes to the embedder as weights, so global scoring gets its dot product while
@@ -831,8 +832,19 @@ embed_t *model_scorer_embed(model_scorer_t *s)
     return s->embed;
 }
 
-const sparse_t *model_scorer_vector(const model_scorer_t *s)
+/* The last message's vector, written now if global-only scoring left it out. */
+static int fresh_vector(model_scorer_t *s)
 {
+    if (!s->v_stale)
+        return 0;
+    s->v_stale = false;
+    return embed_last_vector(s->embed, s->v);
+}
+
+const sparse_t *model_scorer_vector(model_scorer_t *s)
+{
+    if (fresh_vector(s) != 0)
+        s->v->n = 0;
     return s->v;
 }
 
@@ -909,23 +921,32 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
 
 int model_scorer_embed_message(model_scorer_t *s, const uint8_t *data, size_t len)
 {
+    s->v_stale = false;
     return embed_message_dot(s->embed, data, len, s->v, &s->dot);
 }
 
 int model_score_embedded(model_scorer_t *s, bool want_local, model_score_t *out)
 {
     if (want_local)
-        return model_score_vector(s, s->v, true, out);
+        return fresh_vector(s) == 0 ? model_score_vector(s, s->v, true, out) : -1;
     score_global(s->m, s->v->norm2, s->dot, out);
     return 0;
 }
 
+/* Global-only scoring needs the vector's squared norm and its dot product with the centre,
+ * not the vector (embed_message_stats); the vector is written if asked for afterwards. */
 int model_score_message(model_scorer_t *s, const uint8_t *data, size_t len, bool want_local,
                         model_score_t *out)
 {
-    if (model_scorer_embed_message(s, data, len) != 0)
+    if (want_local) {
+        if (model_scorer_embed_message(s, data, len) != 0)
+            return -1;
+        return model_score_embedded(s, true, out);
+    }
+    if (embed_message_stats(s->embed, data, len, &s->v->norm2, &s->dot) != 0)
         return -1;
-    return model_score_embedded(s, want_local, out);
+    s->v_stale = true;
+    return model_score_embedded(s, false, out);
 }
 
 /* Value of a feature id in a training row, 0 when absent. */
@@ -965,6 +986,8 @@ void model_explain(model_scorer_t *s, const model_score_t *score, model_explain_
     const model_t *m = s->m;
     const sparse_t *v = s->v;
     memset(out, 0, sizeof *out);
+    if (fresh_vector(s) != 0)
+        return;
     bool local = score->local_done && score->nn.k > 0;
     for (size_t i = 0; i < v->n; i++) {
         int64_t id = lookup(m, v->keys[i]);

@@ -108,7 +108,9 @@ void model_scorer_use_brute_force(model_scorer_t *s, bool on);
 void model_scorer_destroy(model_scorer_t **self);
 embed_t *model_scorer_embed(model_scorer_t *s);
 
-/* Embeds and scores a message; local only when want_local. Returns 0, or -1 out of memory. */
+/* Embeds and scores a message; local only when want_local. Returns 0, or -1 out of memory.
+ * Without the local model the vector is not written until asked for (model_scorer_vector,
+ * model_explain, model_score_embedded with the local model). */
 int model_score_message(model_scorer_t *s, const uint8_t *data, size_t len, bool want_local,
                         model_score_t *out);
 /* The two halves of model_score_message, for callers that look at the vector in between
@@ -120,7 +122,8 @@ int model_score_embedded(model_scorer_t *s, bool want_local, model_score_t *out)
 int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out);
 /* The features of the last scored message that raised its scores most. */
 void model_explain(model_scorer_t *s, const model_score_t *score, model_explain_t *out);
-/* The last embedded vector. */
-const sparse_t *model_scorer_vector(const model_scorer_t *s);
+/* The last embedded vector (written now when global-only scoring left it out; empty if that
+ * runs out of memory). */
+const sparse_t *model_scorer_vector(model_scorer_t *s);
 
 #endif

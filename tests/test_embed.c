@@ -822,7 +822,8 @@ static double weighted_sum(const sparse_t *v, const uint64_t *keys, const double
 }
 
 /* With weights set, the unsorted embedder (weights inside its counting table for n <= 4)
- * gives the sorted path's vector and the brute-force dot product, message after message:
+ * gives the sorted path's vector and the brute-force dot product, message after message, and
+ * embed_message_stats() the same norm and dot product with the vector written only on demand:
  * keys a message adds to the table must leave no trace in the next one. A long message is too
  * big for the table and takes the plain path between the others; the all-zero n-gram has the
  * largest weight, so key 0 is the first kept key. */
@@ -845,13 +846,14 @@ static void test_weighted_embedding_gives_vector_and_dot(void **state)
         "ab",
         ""};
     size_t lens[] = {strlen(msgs[0]), strlen(msgs[1]), 9, strlen(big), strlen(msgs[4]), 2, 0};
-    sparse_t *a = sparse_new(), *b = sparse_new();
+    sparse_t *a = sparse_new(), *b = sparse_new(), *c = sparse_new();
     for (int kind = 0; kind < 2; kind++)
         for (int n = 1; n <= 8; n++)
             for (int opt = 0; opt < 4; opt++) {
                 embed_opts_t o = sweep_options(kind, n, opt);
-                embed_t *sorted = embed_new(&o), *weighted = embed_new(&o);
+                embed_t *sorted = embed_new(&o), *weighted = embed_new(&o), *stats = embed_new(&o);
                 embed_set_sorted(weighted, false);
+                embed_set_sorted(stats, false);
                 /* weights on the features of the first two messages, one in three left out */
                 uint64_t keys[512];
                 double w[512];
@@ -870,6 +872,7 @@ static void test_weighted_embedding_gives_vector_and_dot(void **state)
                                * table ranks it first, and its word must still not read as empty */
                 w[nw++] = -9.5;
                 assert_int_equal(embed_set_weights(weighted, keys, w, nw), 0);
+                assert_int_equal(embed_set_weights(stats, keys, w, nw), 0);
                 for (int round = 0; round < 2; round++)
                     for (size_t m = 0; m < sizeof msgs / sizeof msgs[0]; m++) {
                         double dot = -1;
@@ -886,12 +889,28 @@ static void test_weighted_embedding_gives_vector_and_dot(void **state)
                         assert_true(fabs(dot - want) <= 1e-9 * (1 + fabs(want)));
                         assert_true(fabs(embed_weighted_dot(weighted, b) - want) <=
                                     1e-9 * (1 + fabs(want)));
+                        /* the global score's inputs without the vector: the same sums; the
+                         * vector on demand (every other message), the same vector */
+                        double norm2 = -1, sdot = -1;
+                        assert_int_equal(embed_message_stats(stats, (const uint8_t *)msgs[m],
+                                                             lens[m], &norm2, &sdot),
+                                         0);
+                        assert_true(norm2 == b->norm2 && sdot == dot);
+                        if ((m + (size_t)round) % 2 == 0) {
+                            assert_int_equal(embed_last_vector(stats, c), 0);
+                            assert_int_equal(c->n, b->n);
+                            assert_true(c->norm2 == b->norm2);
+                            assert_memory_equal(c->keys, b->keys, b->n * sizeof *b->keys);
+                            assert_memory_equal(c->vals, b->vals, b->n * sizeof *b->vals);
+                        }
                     }
                 embed_destroy(&sorted);
                 embed_destroy(&weighted);
+                embed_destroy(&stats);
             }
     sparse_destroy(&a);
     sparse_destroy(&b);
+    sparse_destroy(&c);
 }
 
 /* A key given twice keeps its first weight, in the counting table and in the lookup alike. */

@@ -192,6 +192,30 @@ static void test_attack_scores_above_thresholds_normal_below(void **state)
     model_explain(s, &sc, &ex);
     assert_int_equal(ex.n_local, MODEL_EXPLAIN_TOP);
     assert_true(ex.local[0].contribution >= ex.local[1].contribution);
+    /* global-only scoring writes no vector: explaining it, asking for the vector, or scoring
+     * the local model afterwards counts the message again, and gives what scoring it whole did */
+    sparse_t *whole = sparse_new();
+    assert_int_equal(sparse_copy(whole, model_scorer_vector(s)), 0);
+    model_score_message(s, (const uint8_t *)buf, strlen(buf), true, &g); /* another vector */
+    model_score_message(s, (const uint8_t *)attack, strlen(attack), false, &g);
+    assert_true(g.global == sc.global);
+    model_explain_t exg;
+    model_explain(s, &g, &exg);
+    assert_int_equal(exg.n_global, ex.n_global);
+    for (int i = 0; i < ex.n_global; i++) {
+        assert_string_equal(exg.global[i].feature, ex.global[i].feature);
+        assert_true(exg.global[i].contribution == ex.global[i].contribution);
+    }
+    const sparse_t *v = model_scorer_vector(s);
+    assert_int_equal(v->n, whole->n);
+    assert_true(v->norm2 == whole->norm2);
+    assert_memory_equal(v->keys, whole->keys, v->n * sizeof *v->keys);
+    assert_memory_equal(v->vals, whole->vals, v->n * sizeof *v->vals);
+    model_score_message(s, (const uint8_t *)buf, strlen(buf), true, &g);
+    model_score_message(s, (const uint8_t *)attack, strlen(attack), false, &g);
+    assert_int_equal(model_score_embedded(s, true, &g), 0);
+    assert_true(g.local_done && g.local == sc.local && g.global == sc.global);
+    sparse_destroy(&whole);
     model_scorer_destroy(&s);
     model_destroy(&m);
 }

@@ -3,9 +3,11 @@
  * framing, the libosip2 check, header normalisation, shaping, HEPv3 decoding, the decoder
  * as the edge's HEP and UDP listeners call it with a datagram, and the embedding under the option
  * set the first byte picks (n-gram length or tokens, shaping, header normalisation, binary, norm,
- * sorted or weighted counting). A libFuzzer target (SIPGUARD_FUZZ=ON with clang), and replayed over
- * seeds by fuzz_replay in every build.
+ * sorted or weighted counting), each checked against an embedder in the other order, and the
+ * global score's inputs without the vector. A libFuzzer target (SIPGUARD_FUZZ=ON with clang), and
+ * replayed over seeds by fuzz_replay in every build.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +22,8 @@
 
 #define OPTION_SETS 256
 
-static embed_t *embedders[OPTION_SETS];
-static sparse_t *vec;
+static embed_t *embedders[OPTION_SETS], *twins[OPTION_SETS];
+static sparse_t *vec, *twin_vec, *again;
 
 /* Option set s: bits 0-3 the feature (0-7: n-grams of 1..8 bytes, 8+: tokens), 4-5 shaping,
  * 6 header normalisation, 7 binary with l2 norm; sets with an odd n-gram count unsorted,
@@ -39,9 +41,11 @@ static embed_t *embedder(unsigned s)
     o.header_norm = (s >> 6) & 1;
     o.binary = (s >> 7) & 1;
     o.norm = o.binary ? EMBED_NORM_L2 : EMBED_NORM_NONE;
-    embed_t *e = embed_new(&o);
-    if (!e)
+    embed_t *e = embed_new(&o), *twin = embed_new(&o);
+    if (!e || !twin)
         abort();
+    embed_set_sorted(twin, f & 1); /* the other order, without weights: the oracle */
+    twins[s] = twin;
     if (f & 1) {
         embed_set_sorted(e, false);
         uint64_t keys[4] = {0, 0x20, 0x203a, 0x0a0d0a0d};
@@ -107,6 +111,40 @@ static void decode_as_datagram(const uint8_t *data, size_t size)
     decode_udp_payload(d, &t, data, size);
 }
 
+static bool same_vector(const sparse_t *a, const sparse_t *b)
+{
+    return a->n == b->n && a->norm2 == b->norm2 &&
+           !memcmp(a->keys, b->keys, a->n * sizeof *a->keys) &&
+           !memcmp(a->vals, b->vals, a->n * sizeof *a->vals);
+}
+
+/* The twin embeds in the other order (the sorted one learning ranks as it goes): the same
+ * entries, and the sorted vector in ascending order. vec_unsorted says which one vec is. */
+static void check_against_twin(embed_t *twin, const uint8_t *data, size_t size, bool vec_unsorted)
+{
+    if (embed_message(twin, data, size, twin_vec) != 0)
+        abort();
+    const sparse_t *sorted = vec_unsorted ? twin_vec : vec, *other = vec_unsorted ? vec : twin_vec;
+    if (sorted->n != other->n)
+        abort();
+    for (size_t i = 1; i < sorted->n; i++)
+        if (sorted->keys[i - 1] >= sorted->keys[i])
+            abort();
+    for (size_t i = 0; i < other->n; i++) {
+        size_t lo = 0, hi = sorted->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (sorted->keys[mid] < other->keys[i])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == sorted->n || sorted->keys[lo] != other->keys[i] ||
+            sorted->vals[lo] != other->vals[i])
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -114,6 +152,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!vec) {
         sipcheck_init();
         vec = sparse_new();
+        twin_vec = sparse_new();
+        again = sparse_new();
+        if (!vec || !twin_vec || !again)
+            abort();
     }
     unsigned set = data[0];
     data++;
@@ -151,5 +193,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     double dot;
     if (embed_message_dot(e, data, size, vec, &dot) != 0)
         abort();
+    check_against_twin(twins[set], data, size, (set & 1) != 0);
+    if (set & 1) { /* weighted: the global score's inputs alone, and the vector on demand */
+        double norm2, dot2;
+        if (embed_message_stats(e, data, size, &norm2, &dot2) != 0 || norm2 != vec->norm2 ||
+            dot2 != dot || embed_last_vector(e, again) != 0 || !same_vector(again, vec))
+            abort();
+    }
     return 0;
 }
