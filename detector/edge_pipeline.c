@@ -270,13 +270,15 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         data = p->aug;
         len = n;
     }
-    if (p->a->sigs || p->c->local_policy == LOCAL_ALWAYS) {
+    /* without signatures or the local model nothing reads the vector but a report's
+     * explanation, which counts the message again */
+    if (p->a->sigs || p->c->local_policy != LOCAL_NEVER) {
         if (model_scorer_embed_message(p->scorer, data, len) != 0)
             return -1;
         match_signatures(p, e, model_scorer_vector(p->scorer), out);
         model_score_embedded(p->scorer, false, &out->score);
     } else if (model_score_message(p->scorer, data, len, false, &out->score) != 0) {
-        return -1; /* the vector is written only if the local model or a report wants it */
+        return -1;
     }
     if (wants_local(p, &out->score, out->thr_global))
         model_score_embedded(p->scorer, true, &out->score);

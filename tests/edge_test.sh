@@ -95,6 +95,18 @@ missing=""
 for k in $REQUIRED; do head -1 hep.jsonl | grep -q "\"$k\":" || missing="$missing $k"; done
 check "reports hold every field docs/report-schema.json requires (${REQUIRED:0:40}...)${missing:+ missing:$missing}" "[ -z '$missing' ] && [ -n '$REQUIRED' ]"
 check "HEP: reports carry the inner addresses and a sequence" "head -1 hep.jsonl | grep -q '\"seq\":1' && ! grep -q '\"src\":\"127.0.0.1' hep.jsonl"
+# global-only scoring writes no vector; a report's explanation counts the message again
+features_by_call() {
+    while IFS= read -r l; do
+        printf '%s %s\n' "$(printf '%s' "$l" | grep -o '"call_id":"[^"]*"' | head -1)" \
+            "$(printf '%s' "$l" | grep -o '"feature":"[^"]*"' | tr '\n' ' ')"
+    done < "$1" | sort
+}
+"$S" score -q --no-local -a --explain -m edge.model test.pcap > ref_explain.jsonl
+features_by_call hep.jsonl > edge.feat
+features_by_call ref_explain.jsonl > ref.feat
+check "HEP: each report's top features are the offline scorer's ($(grep -c feature edge.feat) reports)" \
+    "[ -s edge.feat ] && grep -q feature edge.feat && cmp -s edge.feat ref.feat"
 
 # --- bad datagrams on the HEP port: counted as skipped, the edge goes on ---
 start_edge hepbad "${COMMON[@]}" --set scoring.local_policy=never || exit 1
