@@ -89,7 +89,8 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
 
 /*
  * Index: posting lists (the rows holding a feature) for the rare features, and a dense block
- * of the common ones, those held by more than 1/KNN_INDEX_COMMON of the rows. The block holds
+ * of the common ones, those held by more than 1/KNN_INDEX_COMMON of the rows. Features with
+ * equal lists (rows and values) are walked once for all of them. The block holds
  * each distinct common part once (rows of one template from many users share theirs), and a
  * search measures each once. Built from the rows when a model is loaded, not stored in the
  * file.
@@ -114,6 +115,9 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
 typedef struct knn_index knn_index_t;
 knn_index_t *knn_index_new(const trainset_t *t);
 void knn_index_destroy(knn_index_t **self);
+/* Features whose posting list equals a lower one's (rows and values), which a search walks
+ * once for all of them: the n-grams of a string only some messages hold. For tests. */
+size_t knn_index_shared_lists(const knn_index_t *ix);
 
 typedef struct knn_searcher knn_searcher_t;
 
