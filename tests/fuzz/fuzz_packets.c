@@ -1,8 +1,10 @@
 /*
  * fuzz_packets: a run of link-layer frames straight into the decoder, past libpcap's checks:
- * the first byte picks the link type, then each frame is a 2-byte big-endian length and its
- * bytes. Frames of one run meet in the TCP stream table and the IPv4 fragment table, which a
- * single frame cannot reach. Every message goes on into the default embedding.
+ * the first byte picks the link type, then each frame is a time step byte, a 2-byte
+ * big-endian length and its bytes. Frames of one run meet in the TCP stream table and the
+ * IPv4 fragment table, which a single frame cannot reach. The step's low two bits move the
+ * clock: 1 s, none, 31 s (past the fragment timeout), or 40 s back, as a capture merged from
+ * two hosts can. Every message goes on into the default embedding.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,13 +33,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     decode_t *d = decode_new(&o, &skips, on_message, &count);
     if (!d)
         abort();
+    static const int64_t steps[4] = {1, 0, 31, -40};
     int64_t sec = 1700000000;
-    for (size_t i = 1; i + 2 <= size;) {
-        size_t len = (size_t)data[i] << 8 | data[i + 1];
-        i += 2;
+    for (size_t i = 1; i + 3 <= size;) {
+        sec += steps[data[i] & 3];
+        size_t len = (size_t)data[i + 1] << 8 | data[i + 2];
+        i += 3;
         if (len > size - i)
             len = size - i;
-        decode_packet(d, linktype, sec++, 0, data + i, len, len);
+        decode_packet(d, linktype, sec, 0, data + i, len, len);
         i += len;
     }
     decode_flush(d);

@@ -1,6 +1,7 @@
 /*
  * seed_packets: writes captures as fuzz_packets inputs (a link-type byte, then each frame as
- * a 2-byte big-endian length and its bytes), so that the fuzzer starts from real traffic.
+ * a time step byte, 0 for one second, a 2-byte big-endian length and its bytes), so that the
+ * fuzzer starts from real traffic.
  *   usage: seed_packets OUTDIR CAPTURE...
  * Frames past 64 KiB, and captures of link types fuzz_packets does not pick, are left out.
  */
@@ -41,6 +42,7 @@ static int convert(const char *outdir, const char *path)
     for (int n = 0; n < MAX_FRAMES && pcap_next_ex(p, &h, &data) == 1;) {
         if (h->caplen > 0xffff)
             continue;
+        fputc(0, f);
         fputc((int)(h->caplen >> 8), f);
         fputc((int)(h->caplen & 0xff), f);
         fwrite(data, 1, h->caplen, f);
