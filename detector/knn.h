@@ -48,6 +48,7 @@
 #ifndef SIPGUARD_KNN_H
 #define SIPGUARD_KNN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,8 @@ void knn_index_destroy(knn_index_t **self);
 /* Features whose posting list equals a lower one's (rows and values), which a search walks
  * once for all of them: the n-grams of a string only some messages hold. For tests. */
 size_t knn_index_shared_lists(const knn_index_t *ix);
+/* Whether the index holds its common block as bytes (every common value a count up to 255) */
+bool knn_index_common_bytes(const knn_index_t *ix);
 
 typedef struct knn_searcher knn_searcher_t;
 

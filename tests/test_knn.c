@@ -31,8 +31,10 @@ static double urand(void)
 
 /* n rows over dim features, about nnz per row, clustered around a few centres. With blocks,
  * features come in blocks of four (ids 4b to 4b + 3) that a row holds all together with one
- * value, as the n-grams of a string only some messages hold: their posting lists are equal. */
-static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool blocks)
+ * value, as the n-grams of a string only some messages hold: their posting lists are equal.
+ * Values are small counts times scale: with scale 1 the index holds its common block as
+ * bytes, with a fraction as floats. */
+static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool blocks, float scale)
 {
     owned_t o = {0};
     size_t per_row = (blocks ? 4 : 1) * nnz + COMMON;
@@ -47,7 +49,7 @@ static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool bl
         uint32_t id = (uint32_t)(base + (size_t)(urand() * 3));
         uint32_t last_block = UINT32_MAX;
         for (size_t j = 0; j < nnz && id < dim; j++) {
-            float v = (float)(1 + floor(urand() * 4));
+            float v = (float)(1 + floor(urand() * 4)) * scale;
             if (!blocks) {
                 o.ids[at] = id;
                 o.vals[at] = v;
@@ -68,7 +70,7 @@ static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool bl
         }
         for (uint32_t c = (uint32_t)(dim - COMMON); c < dim; c++) {
             o.ids[at] = c;
-            o.vals[at] = (float)(1 + floor(urand() * 3));
+            o.vals[at] = (float)(1 + floor(urand() * 3)) * scale;
             o.norm2[r] += (double)o.vals[at] * o.vals[at];
             at++;
         }
@@ -128,16 +130,28 @@ static void near_query(const trainset_t *t, bool exact, uint32_t *ids, double *v
     *q = (query_t){ids, vals, n, n2, urand() < 0.5 ? 0.0 : 2.0};
 }
 
-static void check_against_brute(size_t n, int k, int dup_every, bool blocks)
+/* A value past 255 at the query's last feature (a near query's last features are the common
+ * ones): the query's common part then fits no block of bytes. */
+static void make_big_last_value(query_t *q, double *vals)
+{
+    if (q->n == 0)
+        return;
+    q->norm2 -= vals[q->n - 1] * vals[q->n - 1];
+    vals[q->n - 1] = 300;
+    q->norm2 += vals[q->n - 1] * vals[q->n - 1];
+}
+
+static void check_against_brute(size_t n, int k, int dup_every, bool blocks, float scale)
 {
     size_t dim = 4000, nnz = 40;
-    owned_t o = make_set(n, dim, nnz, dup_every, blocks);
+    owned_t o = make_set(n, dim, nnz, dup_every, blocks, scale);
     knn_node_t *nodes = calloc(n, sizeof *nodes);
     assert_int_equal(knn_build(&o.t, 7, nodes), 0);
     knn_seed_t *seeds = calloc(KNN_BANDS * n, sizeof *seeds);
     assert_int_equal(knn_build_seeds(&o.t, seeds), 0);
     knn_index_t *ix = knn_index_new(&o.t);
     assert_non_null(ix);
+    assert_true(knn_index_common_bytes(ix) == (scale == 1));
     /* with blocks, three of every four features walk another one's posting list (fewer only
      * if a block were common) */
     if (blocks) {
@@ -180,6 +194,8 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks)
             q = (query_t){NULL, NULL, 0, 0, 4.0}; /* nothing training knew: garbage */
         else
             random_query(dim, nnz, ids, vals, &q);
+        if (i % 10 == 4)
+            make_big_last_value(&q, vals);
         /* brute force on the full query: the unknown features' norm inside norm2 */
         knn_result_t b;
         query_t full = q;
@@ -223,8 +239,9 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks)
     for (int way = 0; way < 3; way++)
         assert_true(visited[way] <= 300 * (n + KNN_BANDS * KNN_SEEDS_PER_BAND));
     /* near-duplicates through the index: the bounds leave few rows to measure (block rows
-     * are longer than near_query copies, so theirs are not near) */
-    if (n >= 500 && !blocks)
+     * are longer than near_query copies, so theirs are not near, and near_query's changed
+     * values are counts, far from scaled rows) */
+    if (n >= 500 && !blocks && scale == 1)
         assert_true(near_visited < 200 * (size_t)(k + 20));
     knn_searcher_destroy(&s);
     knn_index_destroy(&ix);
@@ -239,13 +256,13 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks)
 static void test_knn_equals_brute_force_k1(void **state)
 {
     (void)state;
-    check_against_brute(500, 1, 0, false);
+    check_against_brute(500, 1, 0, false, 1);
 }
 
 static void test_knn_equals_brute_force_k5_with_duplicates(void **state)
 {
     (void)state;
-    check_against_brute(2000, 5, 4, false);
+    check_against_brute(2000, 5, 4, false, 1);
 }
 
 /* Features whose posting lists are equal are walked once, with the query's values summed:
@@ -253,14 +270,22 @@ static void test_knn_equals_brute_force_k5_with_duplicates(void **state)
 static void test_knn_equals_brute_force_with_shared_posting_lists(void **state)
 {
     (void)state;
-    check_against_brute(1000, 5, 3, true);
-    check_against_brute(400, 1, 0, true);
+    check_against_brute(1000, 5, 3, true, 1);
+    check_against_brute(400, 1, 0, true, 1);
+}
+
+/* Values that are not counts (l1 or l2 normalised, say): the common block in floats */
+static void test_knn_equals_brute_force_with_fractional_values(void **state)
+{
+    (void)state;
+    check_against_brute(1000, 5, 3, false, 0.37f);
+    check_against_brute(600, 1, 0, true, 0.37f);
 }
 
 static void test_knn_tiny_training_set(void **state)
 {
     (void)state;
-    check_against_brute(3, 5, 0, false);
+    check_against_brute(3, 5, 0, false, 1);
 }
 
 static void test_local_score_matches_definition(void **state)
@@ -323,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_knn_equals_brute_force_k1),
         cmocka_unit_test(test_knn_equals_brute_force_k5_with_duplicates),
         cmocka_unit_test(test_knn_equals_brute_force_with_shared_posting_lists),
+        cmocka_unit_test(test_knn_equals_brute_force_with_fractional_values),
         cmocka_unit_test(test_knn_tiny_training_set),
         cmocka_unit_test(test_local_score_matches_definition),
         cmocka_unit_test(test_svdd_hard_ball_centre_is_midpoint_not_mean),
