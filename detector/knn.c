@@ -1079,7 +1079,7 @@ static size_t tighten_all(knn_searcher_t *s, const knn_index_t *ix, const query_
         knn_cand_t c = s->cand[i];
         c.lb2 = bound_full(s, ix, sp, c.row, c.lb2);
         c.full = 1;
-        if (!isfinite(t) || c.lb2 <= t2 + slack(s, q, c.row, t2))
+        if (c.lb2 <= t2 + slack(s, q, c.row, t2))
             s->cand[kept++] = c;
     }
     return kept;
@@ -1189,7 +1189,9 @@ static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const que
 {
     size_t m =
         all && isfinite(tau(s)) ? bound_every_row(s, ix, q, sp) : bound_rows(s, ix, q, sp, all);
-    if (m > KNN_BATCH_BOUNDS)
+    /* without a k-th distance yet (the first rows, which measure only a few) nothing could be
+     * dropped: bounds are tightened lazily, best first */
+    if (m > KNN_BATCH_BOUNDS && isfinite(tau(s)))
         m = tighten_all(s, ix, q, sp, m);
     for (size_t i = m / 2; i-- > 0;)
         cand_sift_down(s->cand, m, i);
