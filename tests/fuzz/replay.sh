@@ -18,3 +18,4 @@ mkdir -p "$frames"
 "$bin/fuzz_packets_replay" "$frames" $(regress packets)
 "$bin/fuzz_json_replay" $(regress json)
 "$bin/fuzz_config_replay" $(regress config)
+"$bin/fuzz_knn_replay" $(regress knn)
