@@ -127,6 +127,10 @@ typedef struct knn_searcher knn_searcher_t;
 /* A searcher holds the per-query scratch (one per thread). */
 knn_searcher_t *knn_searcher_new(const trainset_t *t, int k);
 void knn_searcher_destroy(knn_searcher_t **self);
+/* Whether the search's bound pass may take four rows a step in AVX2, where the processor has
+ * it (on by default; else two in SSE2). Returns whether it will. The answers are the same
+ * either way; tests turn it off to check the other pass too. */
+bool knn_searcher_use_avx2(knn_searcher_t *s, bool on);
 
 typedef struct {
     int k;           /* neighbours found (< requested only for tiny training sets) */

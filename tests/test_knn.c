@@ -196,6 +196,8 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks, flo
             random_query(dim, nnz, ids, vals, &q);
         if (i % 10 == 4)
             make_big_last_value(&q, vals);
+        /* the bound pass in AVX2 (where the processor has it) and in SSE2, in turn */
+        knn_searcher_use_avx2(s, i % 2 == 0);
         /* brute force on the full query: the unknown features' norm inside norm2 */
         knn_result_t b;
         query_t full = q;
