@@ -1358,10 +1358,10 @@ static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const que
  * The exact search through the index: a few of the query's rarest features find rows that
  * share them; measuring the most promising of those sets a first bound tau. Rows holding
  * none of the rare features P whose squared values sum past tau^2 are farther than tau, so
- * P grows to that point, and only rows on its posting lists can stay candidates and be
- * measured. When the query's rare features cannot sum past tau^2, all of them join P and the
- * cheap bound is exact but for the dense block (a pass over the rows, not a brute-force
- * search).
+ * P grows past that point (by KNN_WALK_MARGIN, for tighter bounds), and only rows on its
+ * posting lists can stay candidates and be measured. When the query's rare features cannot
+ * sum far past tau^2, all of them join P and the cheap bound is exact but for the dense block
+ * (a pass over the rows, not a brute-force search).
  */
 static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t *q)
 {
@@ -1372,10 +1372,11 @@ static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t
     extend_prefix(s, ix, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS, true, false);
     measure_by_bound(s, ix, q, &sp, false, (size_t)s->k + KNN_BOOTSTRAP_EXTRA);
     double t = tau(s), need = t * t + 1e-9 * (1.0 + q->norm2 + t * t);
-    /* When all of the rare features cannot pass tau^2, all of them join P and every row is
-     * bounded: then only q_P . x_P is needed from the lists */
-    bool whole = !isfinite(t) || qe2 <= need;
-    extend_prefix(s, ix, nrare, &np, &sp, qe2, whole ? INFINITY : need, false, whole);
+    /* When all of the rare features join P (they cannot pass tau^2, or not by much: see
+     * KNN_WHOLE_MARGIN), only q_P . x_P is needed from the lists */
+    bool whole = !isfinite(t) || qe2 <= KNN_WHOLE_MARGIN * need;
+    extend_prefix(s, ix, nrare, &np, &sp, qe2, whole ? INFINITY : KNN_WALK_MARGIN * need, false,
+                  whole);
     /* Then every row is bounded, in a branch-free pass (bound_every_row): at 100k training
      * messages P's lists touch about half of the rows, and listing those cost more than the
      * pass. A row on none of them has a bound of at least |q_P|^2, past tau^2 unless P holds

@@ -102,6 +102,16 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
  * squared value of KNN_BOOTSTRAP_MASS, at most k + KNN_BOOTSTRAP_EXTRA of them measured. */
 #define KNN_BOOTSTRAP_MASS 16
 #define KNN_BOOTSTRAP_EXTRA 10
+/* How far P grows past the first k-th distance tau. Rows on none of P's lists drop out once
+ * |q_P|^2 passes tau^2, but every list walked past that tightens the bounds of the rows on
+ * it, and with all the rare features in P a row's bound is exact but for the dense block:
+ * such a search measures one or two rows after its first ones, against about 37 otherwise at
+ * 107k training messages. So P takes every rare feature when their squared values sum to
+ * at most KNN_WHOLE_MARGIN tau^2, else grows to KNN_WALK_MARGIN tau^2. Per search (paired
+ * cycle counts, docs/evaluation.md) 0.85x at 10.9k and 107k training messages; the margins'
+ * neighbours (1.25-2, 1.1-1.4) measured within a few percent of these. */
+#define KNN_WHOLE_MARGIN 1.5
+#define KNN_WALK_MARGIN 1.25
 /* Past this many candidates their bounds are tightened in one pass rather than lazily. */
 #define KNN_BATCH_BOUNDS 256
 
