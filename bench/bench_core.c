@@ -78,7 +78,7 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     sparse_t *v = sparse_new();
     model_scorer_t *s = model_scorer_new(m, false);
     msg_t msg;
-    size_t visited = 0, zero = 0, dup_visited = 0;
+    size_t visited = 0, zero = 0, dup_visited = 0, closed = 0, searched = 0;
     *msgs = *bytes = 0;
     double t0 = now();
     while (input_next(in, &msg) == 1) {
@@ -91,6 +91,8 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
             model_score_message(s, msg.data, msg.len, mode == MODE_LOCAL, &sc);
             if (mode == MODE_LOCAL) {
                 visited += sc.nn.visited;
+                closed += sc.nn.closed;
+                searched += sc.nn.visited > 0;
                 bool dup = sc.nn.k > 0 && sc.nn.dist[0] == 0;
                 zero += dup;
                 if (dup)
@@ -105,10 +107,12 @@ static double run(const char *cap, size_t caplen, model_t *m, int mode, size_t *
     if (mode == MODE_LOCAL && getenv("BENCH_VERBOSE"))
         fprintf(stderr,
                 "local: %.1f distance computations per message, %.1f%% exact duplicates of a "
-                "training vector (%.1f computations each), %.1f for the others\n",
+                "training vector (%.1f computations each), %.1f for the others; %.0f training "
+                "rows in passed-over leaves per search\n",
                 (double)visited / (double)*msgs, 100.0 * (double)zero / (double)*msgs,
                 zero ? (double)dup_visited / (double)zero : 0.0,
-                *msgs > zero ? (double)(visited - dup_visited) / (double)(*msgs - zero) : 0.0);
+                *msgs > zero ? (double)(visited - dup_visited) / (double)(*msgs - zero) : 0.0,
+                searched ? (double)closed / (double)searched : 0.0);
     input_close(&in);
     embed_destroy(&e);
     sparse_destroy(&v);

@@ -34,8 +34,8 @@ typedef struct {
 } row_acc_t;
 
 typedef struct {
-    double lb2; /* lower bound on the squared distance */
-    uint32_t row;
+    double lb2;    /* lower bound on the squared distance */
+    uint32_t pos;  /* the row's position in the index (knn_index_t row_at) */
     uint32_t full; /* lb2 includes the dense block (else only its norm) */
 } knn_cand_t;
 
@@ -60,12 +60,16 @@ struct knn_searcher {
     uint32_t hp[KNN_MAX_K];
     int hn;
     size_t visited;
+    size_t closed; /* rows in the leaves a search passed over */
     /* index search: per-row partial sums over the prefix features; all zero between searches,
      * and a row is touched when they are not */
     row_acc_t *acc;
     knn_cand_t *cand;
-    uint32_t *rows; /* rows touched, nrows of them */
+    uint32_t *rows; /* rows touched (their positions in the index), nrows of them */
     size_t nrows;
+    uint32_t *runs; /* the open leaves' positions, [runs[2i], runs[2i + 1]) (open_leaves) */
+    size_t nruns, runs_cap;
+    bool runs_set;    /* the runs are known (else walks take whole lists) */
     uint32_t *qorder; /* the query's rare features, rarest first */
     size_t qorder_cap;
     qlist_t *qlists;                /* their distinct posting lists, rarest first (split_query) */
@@ -215,6 +219,23 @@ bool knn_searcher_use_avx2(knn_searcher_t *s, bool on)
     return s->avx2;
 }
 
+/* Whether a row's partial sums are touched (bits, not values: -0 counts as touched, which
+ * costs a bound and no more). */
+static inline bool touched(const row_acc_t *a)
+{
+    uint64_t bits;
+    memcpy(&bits, a, sizeof bits);
+    return bits != 0;
+}
+
+bool knn_searcher_sums_clear(const knn_searcher_t *s)
+{
+    for (size_t r = 0; r < s->t->n; r++)
+        if (touched(&s->acc[r]))
+            return false;
+    return true;
+}
+
 knn_searcher_t *knn_searcher_new(const trainset_t *t, int k)
 {
     if (k < 1 || k > KNN_MAX_K)
@@ -248,6 +269,7 @@ void knn_searcher_destroy(knn_searcher_t **self)
     free(s->acc);
     free(s->cand);
     free(s->rows);
+    free(s->runs);
     free(s->qorder);
     free(s->qlists);
     free(s->lead_gen);
@@ -376,6 +398,7 @@ static void new_search(knn_searcher_t *s)
 {
     s->hn = 0;
     s->visited = 0;
+    s->closed = 0;
     if (++s->gen == 0) {
         memset(s->seen, 0, s->t->n * sizeof *s->seen);
         if (s->memo_gen)
@@ -430,6 +453,7 @@ static void collect(knn_searcher_t *s, const query_t *q, knn_result_t *r)
         heap_sift_down(s, 0);
     }
     r->visited = s->visited;
+    r->closed = s->closed;
 }
 
 /* --- the index: posting lists for rare features, a dense block for common ones --- */
@@ -439,7 +463,7 @@ struct knn_index {
     uint32_t cap;  /* features held by more rows than this are common */
     uint32_t *df;  /* rows holding each feature */
     uint64_t *off; /* dim + 1 offsets into row/val; common features have empty lists */
-    uint32_t *row;
+    uint32_t *row; /* the rows holding a feature, as positions (row_at), ascending */
     float *val;
     int32_t *col;   /* column of a common feature in the dense block, else -1 */
     uint32_t *lead; /* the lowest feature whose posting list equals this one's (rows and
@@ -457,9 +481,23 @@ struct knn_index {
     uint8_t *dense8;
     size_t ndense;
     uint32_t *dense_of;
-    double *c2;        /* squared norm of each row's common part */
-    double *cn;        /* and its square root */
-    double *rest2;     /* the rest of each row's squared norm */
+    double *c2;    /* squared norm of each row's common part */
+    double *cn;    /* and its square root */
+    double *rest2; /* the rest of each row's squared norm */
+    double *norm2; /* each row's squared norm */
+    /* The rows in leaves (see knn.h, KNN_LEAF_ROWS): the index holds them in the order of
+     * the leaves, and everything above that is indexed by row (dense_of to norm2, the posting
+     * lists) is indexed by that position instead; row_at gives a position's training row.
+     * pdir holds the KNN_PROJ_DIMS directions over the common columns, column by column
+     * (pdir[c * KNN_PROJ_DIMS + j]); leaf_box a leaf's range in each of the LEAF_COORDS
+     * coordinates (low, high), and leaf_norm2 its largest squared norm. */
+    uint32_t *row_at;
+    double *pdir;
+    size_t leaf_rows; /* the most rows a leaf holds */
+    size_t nleaf;
+    uint32_t *leaf_start; /* nleaf + 1 positions */
+    double *leaf_box;
+    double *leaf_norm2;
     uint32_t *by_hash; /* open addressing on the rows' content hashes: row + 1, 0 empty */
     uint64_t *row_hash;
     size_t hash_cap;
@@ -515,14 +553,16 @@ static int index_postings(knn_index_t *ix, const trainset_t *t)
         return -1;
     }
     memcpy(fill, ix->off, (t->dim + 1) * sizeof *fill);
-    for (size_t r = 0; r < t->n; r++)
+    for (size_t at = 0; at < t->n; at++) { /* each list in position order */
+        uint32_t r = ix->row_at[at];
         for (uint64_t i = t->rowptr[r]; i < t->rowptr[r + 1]; i++) {
             uint32_t j = t->ids[i];
             if (ix->df[j] <= ix->cap) {
-                ix->row[fill[j]] = (uint32_t)r;
+                ix->row[fill[j]] = (uint32_t)at;
                 ix->val[fill[j]++] = t->vals[i];
             }
         }
+    }
     free(fill);
     return 0;
 }
@@ -681,13 +721,280 @@ static int index_dense_block(knn_index_t *ix, const trainset_t *t)
     return 0;
 }
 
+/* --- leaves: the rows in groups, each with a box that bounds its rows' distances --- */
+
+/* A leaf's coordinates: the common part's projection on each direction, the length of the
+ * rest of the common part, and the length of the rare part. */
+#define LEAF_COORDS (KNN_PROJ_DIMS + 2)
+
+static double part_value(const knn_index_t *ix, size_t d, size_t c)
+{
+    return ix->dense8 ? (double)ix->dense8[d * ix->stride + c]
+                      : (double)ix->dense[d * ix->stride + c];
+}
+
+/* Makes the rows of v (m directions of length n) orthonormal by Gram-Schmidt, twice over so
+ * that rounding leaves them orthogonal to double precision; a direction that vanishes
+ * becomes zero (it then adds nothing to a bound). */
+static void orthonormalise(double *v, size_t n, int m)
+{
+    for (int i = 0; i < m; i++)
+        for (int pass = 0; pass < 2; pass++) {
+            double *vi = v + (size_t)i * n, len = 0;
+            for (int j = 0; j < i; j++) {
+                const double *vj = v + (size_t)j * n;
+                double dot = 0;
+                for (size_t c = 0; c < n; c++)
+                    dot += vi[c] * vj[c];
+                for (size_t c = 0; c < n; c++)
+                    vi[c] -= dot * vj[c];
+            }
+            for (size_t c = 0; c < n; c++)
+                len += vi[c] * vi[c];
+            len = sqrt(len);
+            for (size_t c = 0; c < n; c++)
+                vi[c] = len > 1e-12 ? vi[c] / len : 0;
+        }
+}
+
+/*
+ * The directions along which the distinct common parts vary most (their leading principal
+ * components, by a few rounds of subspace iteration on an even sample of them, centred, from a
+ * fixed seed). Any orthonormal directions give valid bounds; these make them tight, as rows of
+ * one kind of message (REGISTER, INVITE, a provisional response, ...) sit far from the others
+ * along them. Returns them column by column (stride rows of KNN_PROJ_DIMS values), or NULL.
+ */
+#define PROJ_SAMPLE 2048
+#define PROJ_ROUNDS 6
+static double *common_directions(const knn_index_t *ix)
+{
+    const size_t n = ix->stride, parts = ix->ndense, dims = KNN_PROJ_DIMS;
+    size_t sample = parts < PROJ_SAMPLE ? parts : PROJ_SAMPLE;
+    double *x = malloc((sample * n + 1) * sizeof *x), *mean = calloc(n + 1, sizeof *mean);
+    double *v = calloc(n * dims + 1, sizeof *v), *rows = calloc(dims * n + 1, sizeof *rows);
+    double *w = calloc(dims, sizeof *w), *next = calloc(n * dims + 1, sizeof *next);
+    if (!x || !mean || !v || !rows || !w || !next) {
+        free(x);
+        free(mean);
+        free(v);
+        free(rows);
+        free(w);
+        free(next);
+        return NULL;
+    }
+    for (size_t i = 0; i < sample; i++)
+        for (size_t c = 0; c < n; c++)
+            mean[c] += part_value(ix, i * parts / sample, c) / (double)sample;
+    for (size_t i = 0; i < sample; i++)
+        for (size_t c = 0; c < n; c++)
+            x[i * n + c] = part_value(ix, i * parts / sample, c) - mean[c];
+    uint64_t rng = 0x5eed;
+    for (size_t i = 0; i < n * dims; i++)
+        v[i] = (double)(next_random(&rng) >> 11) * 0x1p-53 - 0.5;
+    for (int round = 0; round <= PROJ_ROUNDS; round++) {
+        /* orthonormal rows of the transposed v, then v from them */
+        for (size_t c = 0; c < n; c++)
+            for (size_t j = 0; j < dims; j++)
+                rows[j * n + c] = v[c * dims + j];
+        orthonormalise(rows, n, (int)dims);
+        for (size_t c = 0; c < n; c++)
+            for (size_t j = 0; j < dims; j++)
+                v[c * dims + j] = rows[j * n + c];
+        if (round == PROJ_ROUNDS)
+            break;
+        /* v = X^T X v, a row of the sample at a time: w = x_i v, then x_i^T w */
+        memset(next, 0, n * dims * sizeof *next);
+        for (size_t i = 0; i < sample; i++) {
+            const double *xi = x + i * n;
+            memset(w, 0, dims * sizeof *w);
+            for (size_t c = 0; c < n; c++)
+                for (size_t j = 0; j < dims; j++)
+                    w[j] += xi[c] * v[c * dims + j];
+            for (size_t c = 0; c < n; c++)
+                for (size_t j = 0; j < dims; j++)
+                    next[c * dims + j] += xi[c] * w[j];
+        }
+        memcpy(v, next, n * dims * sizeof *v);
+    }
+    free(x);
+    free(mean);
+    free(rows);
+    free(w);
+    free(next);
+    return v;
+}
+
+/* The leaf coordinates of each row (LEAF_COORDS a row), by training row; NULL when memory
+ * ran out. Keeps the directions in ix->pdir for projecting queries. */
+static double *row_coordinates(knn_index_t *ix, const trainset_t *t)
+{
+    size_t n = ix->stride;
+    double *part = calloc(ix->ndense * LEAF_COORDS + 1, sizeof *part);
+    double *coord = malloc((t->n ? t->n : 1) * LEAF_COORDS * sizeof *coord);
+    ix->pdir = common_directions(ix);
+    if (!part || !coord || !ix->pdir) {
+        free(part);
+        free(coord);
+        return NULL;
+    }
+    for (size_t d = 0; d < ix->ndense; d++) {
+        double *pc = part + d * LEAF_COORDS, len2 = 0, proj2 = 0;
+        for (size_t c = 0; c < n; c++) {
+            double x = part_value(ix, d, c);
+            if (x == 0)
+                continue;
+            len2 += x * x;
+            for (int j = 0; j < KNN_PROJ_DIMS; j++)
+                pc[j] += x * ix->pdir[c * KNN_PROJ_DIMS + (size_t)j];
+        }
+        for (int j = 0; j < KNN_PROJ_DIMS; j++)
+            proj2 += pc[j] * pc[j];
+        pc[KNN_PROJ_DIMS] = sqrt(len2 > proj2 ? len2 - proj2 : 0);
+    }
+    for (size_t r = 0; r < t->n; r++) {
+        memcpy(coord + r * LEAF_COORDS, part + (size_t)ix->dense_of[r] * LEAF_COORDS,
+               (KNN_PROJ_DIMS + 1) * sizeof *coord);
+        coord[r * LEAF_COORDS + KNN_PROJ_DIMS + 1] = sqrt(ix->rest2[r] > 0 ? ix->rest2[r] : 0);
+    }
+    free(part);
+    return coord;
+}
+
+typedef struct {
+    double key;
+    uint32_t row;
+} keyed_row_t;
+
+static int by_key_then_row(const void *a, const void *b)
+{
+    const keyed_row_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Closes the leaf of the rows at positions [a, b): its box and largest squared norm. */
+static void close_leaf(knn_index_t *ix, const trainset_t *t, const double *coord, size_t a,
+                       size_t b)
+{
+    size_t l = ix->nleaf++;
+    double *box = ix->leaf_box + l * 2 * LEAF_COORDS;
+    ix->leaf_start[l] = (uint32_t)a;
+    ix->leaf_start[l + 1] = (uint32_t)b;
+    ix->leaf_norm2[l] = 0;
+    for (int c = 0; c < LEAF_COORDS; c++) {
+        box[2 * c] = INFINITY;
+        box[2 * c + 1] = -INFINITY;
+    }
+    for (size_t i = a; i < b; i++) {
+        const double *x = coord + (size_t)ix->row_at[i] * LEAF_COORDS;
+        for (int c = 0; c < LEAF_COORDS; c++) {
+            box[2 * c] = fmin(box[2 * c], x[c]);
+            box[2 * c + 1] = fmax(box[2 * c + 1], x[c]);
+        }
+        ix->leaf_norm2[l] = fmax(ix->leaf_norm2[l], t->norm2[ix->row_at[i]]);
+    }
+}
+
+/* Splits the rows at positions [a, b) in half by the coordinate they spread most along, down
+ * to leaves of at most ix->leaf_rows: neighbouring leaves sit next to each other. */
+static void split_rows(knn_index_t *ix, const trainset_t *t, const double *coord,
+                       keyed_row_t *scratch, size_t a, size_t b)
+{
+    if (b - a <= ix->leaf_rows) {
+        close_leaf(ix, t, coord, a, b);
+        return;
+    }
+    int widest = 0;
+    double spread = -1;
+    for (int c = 0; c < LEAF_COORDS; c++) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t i = a; i < b; i++) {
+            lo = fmin(lo, coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)c]);
+            hi = fmax(hi, coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)c]);
+        }
+        if (hi - lo > spread) {
+            spread = hi - lo;
+            widest = c;
+        }
+    }
+    for (size_t i = a; i < b; i++)
+        scratch[i] = (keyed_row_t){coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)widest],
+                                   ix->row_at[i]};
+    qsort(scratch + a, b - a, sizeof *scratch, by_key_then_row);
+    for (size_t i = a; i < b; i++)
+        ix->row_at[i] = scratch[i].row;
+    size_t mid = a + (b - a) / 2;
+    split_rows(ix, t, coord, scratch, a, mid);
+    split_rows(ix, t, coord, scratch, mid, b);
+}
+
+/* Puts the rows in leaves (ix->row_at, the boxes); 0 or -1. */
+static int index_leaves(knn_index_t *ix, const trainset_t *t)
+{
+    size_t n = t->n, most = n / (ix->leaf_rows / 2) + 2; /* halving leaves at least half full */
+    ix->row_at = malloc((n ? n : 1) * sizeof *ix->row_at);
+    ix->leaf_start = malloc((most + 1) * sizeof *ix->leaf_start);
+    ix->leaf_box = malloc(most * 2 * LEAF_COORDS * sizeof *ix->leaf_box);
+    ix->leaf_norm2 = malloc(most * sizeof *ix->leaf_norm2);
+    keyed_row_t *scratch = malloc((n ? n : 1) * sizeof *scratch);
+    double *coord = row_coordinates(ix, t);
+    if (!ix->row_at || !ix->leaf_start || !ix->leaf_box || !ix->leaf_norm2 || !scratch || !coord) {
+        free(scratch);
+        free(coord);
+        return -1;
+    }
+    for (size_t r = 0; r < n; r++)
+        ix->row_at[r] = (uint32_t)r;
+    ix->leaf_start[0] = 0;
+    if (n)
+        split_rows(ix, t, coord, scratch, 0, n);
+    free(scratch);
+    free(coord);
+    return 0;
+}
+
+/* Puts a by-row array of n values in position order. */
+static int permute_rows(void **values, size_t size, const uint32_t *row_at, size_t n)
+{
+    uint8_t *in = *values, *out = malloc((n ? n : 1) * size);
+    if (!out)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + i * size, in + (size_t)row_at[i] * size, size);
+    free(in);
+    *values = out;
+    return 0;
+}
+
+static int index_positions(knn_index_t *ix, const trainset_t *t)
+{
+    ix->norm2 = malloc((t->n ? t->n : 1) * sizeof *ix->norm2);
+    if (!ix->norm2)
+        return -1;
+    memcpy(ix->norm2, t->norm2, t->n * sizeof *ix->norm2);
+    return permute_rows((void **)&ix->dense_of, sizeof *ix->dense_of, ix->row_at, t->n) ||
+                   permute_rows((void **)&ix->c2, sizeof *ix->c2, ix->row_at, t->n) ||
+                   permute_rows((void **)&ix->cn, sizeof *ix->cn, ix->row_at, t->n) ||
+                   permute_rows((void **)&ix->rest2, sizeof *ix->rest2, ix->row_at, t->n) ||
+                   permute_rows((void **)&ix->norm2, sizeof *ix->norm2, ix->row_at, t->n)
+               ? -1
+               : 0;
+}
+
 knn_index_t *knn_index_new(const trainset_t *t)
+{
+    return knn_index_new_sized(t, KNN_LEAF_ROWS);
+}
+
+knn_index_t *knn_index_new_sized(const trainset_t *t, size_t leaf_rows)
 {
     knn_index_t *ix = calloc(1, sizeof *ix);
     if (!ix)
         return NULL;
     ix->n = t->n;
     ix->dim = t->dim;
+    ix->leaf_rows = leaf_rows < 2 ? 2 : leaf_rows;
     /* A feature most rows hold would give a posting list as long as a brute-force pass and
      * never prune anything; such features are few and go into a small dense block. */
     ix->cap = (uint32_t)(t->n / KNN_INDEX_COMMON + 1);
@@ -700,8 +1007,9 @@ knn_index_t *knn_index_new(const trainset_t *t)
     }
     for (uint64_t i = 0; i < t->rowptr[t->n]; i++)
         ix->df[t->ids[i]]++;
-    if (index_postings(ix, t) != 0 || index_list_leads(ix) != 0 || index_dense_block(ix, t) != 0 ||
-        index_hashes(ix, t) != 0)
+    /* the leaves come from the common parts, and the posting lists list positions */
+    if (index_dense_block(ix, t) != 0 || index_leaves(ix, t) != 0 || index_positions(ix, t) != 0 ||
+        index_postings(ix, t) != 0 || index_list_leads(ix) != 0 || index_hashes(ix, t) != 0)
         knn_index_destroy(&ix);
     return ix;
 }
@@ -736,6 +1044,12 @@ void knn_index_destroy(knn_index_t **self)
     free(ix->c2);
     free(ix->cn);
     free(ix->rest2);
+    free(ix->norm2);
+    free(ix->row_at);
+    free(ix->pdir);
+    free(ix->leaf_start);
+    free(ix->leaf_box);
+    free(ix->leaf_norm2);
     free(ix->by_hash);
     free(ix->row_hash);
     free(ix);
@@ -759,6 +1073,9 @@ typedef struct {
     double qcn;   /* |q_C| */
     size_t np;    /* posting lists in P (each for one or more features) */
     size_t nrare; /* the query's rare features' lists: P holds all of them when np == nrare */
+    double qproj[KNN_PROJ_DIMS]; /* q_C's leaf coordinates: its projections, */
+    double qres;                 /* the length of the rest of it, */
+    double qrn;                  /* and the length of the query off the block (|q_R|) */
 } split_t;
 
 /*
@@ -887,15 +1204,16 @@ static double bound_full(knn_searcher_t *s, const knn_index_t *ix, const split_t
     return cheap - gc * gc + common_distance2(s, ix, r);
 }
 
-/* Slack against rounding: a bound within it of the current k-th distance is not trusted. */
-static double slack(const knn_searcher_t *s, const query_t *q, uint32_t r, double t2)
+/* Slack against rounding: a bound within it of the current k-th distance is not trusted
+ * (the row at position pos). */
+static double slack(const knn_index_t *ix, const query_t *q, uint32_t pos, double t2)
 {
-    return 1e-9 * (1.0 + q->norm2 + s->t->norm2[r] + t2);
+    return 1e-9 * (1.0 + q->norm2 + ix->norm2[pos] + t2);
 }
 
 static bool cand_before(const knn_cand_t *a, const knn_cand_t *b)
 {
-    return a->lb2 < b->lb2 || (a->lb2 == b->lb2 && a->row < b->row);
+    return a->lb2 < b->lb2 || (a->lb2 == b->lb2 && a->pos < b->pos);
 }
 
 /* The candidates form a min-heap on their bounds. */
@@ -945,6 +1263,7 @@ static size_t split_query(knn_searcher_t *s, const knn_index_t *ix, const query_
 {
     size_t start[34] = {0};
     sp->qc2 = 0;
+    memset(sp->qproj, 0, sizeof sp->qproj);
     s->qc_small = true;
     for (size_t i = 0; i < q->n; i++) {
         uint32_t j = q->ids[i], df = ix->df[j];
@@ -953,6 +1272,9 @@ static size_t split_query(knn_searcher_t *s, const knn_index_t *ix, const query_
             s->qc16[ix->col[j]] = byte_value(q->vals[i]) ? (int16_t)q->vals[i] : 0;
             s->qc_small &= byte_value(q->vals[i]);
             sp->qc2 += q->vals[i] * q->vals[i];
+            const double *dir = ix->pdir + (size_t)ix->col[j] * KNN_PROJ_DIMS;
+            for (int d = 0; d < KNN_PROJ_DIMS; d++)
+                sp->qproj[d] += q->vals[i] * dir[d];
         } else
             start[(df ? 32 - __builtin_clz(df) : 0) + 1]++;
     }
@@ -979,6 +1301,11 @@ static size_t split_query(knn_searcher_t *s, const knn_index_t *ix, const query_
         l->qsq += v * v;
     }
     sp->qcn = sqrt(sp->qc2);
+    double proj2 = 0, qe2 = q->norm2 - sp->qc2;
+    for (int d = 0; d < KNN_PROJ_DIMS; d++)
+        proj2 += sp->qproj[d] * sp->qproj[d];
+    sp->qres = sqrt(sp->qc2 > proj2 ? sp->qc2 - proj2 : 0);
+    sp->qrn = sqrt(qe2 > 0 ? qe2 : 0);
     sp->qp2 = 0;
     sp->np = 0;
     sp->nrare = nl;
@@ -994,26 +1321,19 @@ static void clear_query(knn_searcher_t *s, const knn_index_t *ix, const query_t 
         s->acc[s->rows[i]] = (row_acc_t){0, 0};
 }
 
-/* Whether a row's partial sums are touched (bits, not values: -0 counts as touched, which
- * costs a bound and no more). */
-static inline bool touched(const row_acc_t *a)
-{
-    uint64_t bits;
-    memcpy(&bits, a, sizeof bits);
-    return bits != 0;
-}
-
-/* Adds one posting list into the per-row partial sums, for the l->cnt features that share it
- * (each row holds the same value xv in all of them). The walks are bound by their instructions,
- * not by memory, and unrolled they took 7-19 % less time at 107k training messages. */
-static void add_posting(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l)
+/* Adds entries [e, end) of a posting list into the per-row partial sums, for the l->cnt
+ * features that share it (each row holds the same value xv in all of them). The walks are
+ * bound by their instructions, not by memory, and unrolled they took 7-19 % less time at 107k
+ * training messages. */
+static void add_posting(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l, uint64_t e,
+                        uint64_t end)
 {
     row_acc_t *acc = s->acc;
     const uint32_t *row = ix->row;
     const float *val = ix->val;
     float qf = (float)l->qsum, cnt = (float)l->cnt;
 #pragma GCC unroll 4
-    for (uint64_t e = ix->off[l->j], end = ix->off[l->j + 1]; e < end; e++) {
+    for (; e < end; e++) {
         float xv = val[e];
         row_acc_t *a = &acc[row[e]];
         a->dot += qf * xv;
@@ -1023,15 +1343,66 @@ static void add_posting(knn_searcher_t *s, const knn_index_t *ix, const qlist_t 
 
 /* The query's part of the distance only, for when P will hold all of its rare features (the
  * bound then needs no |x_P|^2): fewer instructions per entry. */
-static void add_posting_dot(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l)
+static void add_posting_dot(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l, uint64_t e,
+                            uint64_t end)
 {
     row_acc_t *acc = s->acc;
     const uint32_t *row = ix->row;
     const float *val = ix->val;
     float qf = (float)l->qsum;
 #pragma GCC unroll 4
-    for (uint64_t e = ix->off[l->j], end = ix->off[l->j + 1]; e < end; e++)
+    for (; e < end; e++)
         acc[row[e]].dot += qf * val[e];
+}
+
+/* The first entry in [a, b) of a list (in position order) at position pos or past it. */
+static uint64_t first_entry_from(const uint32_t *row, uint64_t a, uint64_t b, uint32_t pos)
+{
+    while (a < b) {
+        uint64_t mid = a + (b - a) / 2;
+        if (row[mid] < pos)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return a;
+}
+
+/*
+ * Adds a posting list into the partial sums of the rows in open leaves (s->runs), or all of it
+ * before they are known. Finding where a run starts and ends in a list takes two binary
+ * searches, which pay only when the closed leaves between two runs hold enough of the list's
+ * entries: a list of e entries over n rows is expected to hold g * e / n in a gap of g rows,
+ * and gaps expected to hold fewer than KNN_SKIP_ENTRIES are walked through. A row of a closed
+ * leaf that is added anyway is cleared with the others of its leaf (bound_every_row).
+ */
+#define KNN_SKIP_ENTRIES 64
+static void add_entries(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l, uint64_t e,
+                        uint64_t end, bool dot_only)
+{
+    if (dot_only)
+        add_posting_dot(s, ix, l, e, end);
+    else
+        add_posting(s, ix, l, e, end);
+}
+
+static void add_list(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l, bool dot_only)
+{
+    uint64_t a = ix->off[l->j], b = ix->off[l->j + 1];
+    if (!s->runs_set || a == b) {
+        add_entries(s, ix, l, a, b, dot_only);
+        return;
+    }
+    /* the rows worth skipping: skip * (b - a) >= KNN_SKIP_ENTRIES * n */
+    uint64_t skip = (KNN_SKIP_ENTRIES * (uint64_t)s->t->n + (b - a) - 1) / (b - a);
+    for (size_t i = 0; i < s->nruns && a < b;) {
+        uint32_t from = s->runs[2 * i], to = s->runs[2 * i + 1];
+        for (i++; i < s->nruns && s->runs[2 * i] - to < skip; i++)
+            to = s->runs[2 * i + 1];
+        uint64_t first = first_entry_from(ix->row, a, b, from);
+        a = first_entry_from(ix->row, first, b, to);
+        add_entries(s, ix, l, first, a, dot_only);
+    }
 }
 
 /* The same, listing each row in s->rows the first time it is touched. Every entry then waits
@@ -1081,10 +1452,8 @@ static void extend_prefix(knn_searcher_t *s, const knn_index_t *ix, size_t nrare
         bool short_list = ix->off[l->j + 1] - ix->off[l->j] <= s->t->n / KNN_LISTED_FRACTION;
         if (list && short_list)
             add_posting_listed(s, ix, l);
-        else if (dot_only)
-            add_posting_dot(s, ix, l);
         else
-            add_posting(s, ix, l);
+            add_list(s, ix, l, dot_only);
         scan |= list && !short_list;
         sp->qp2 += l->qsq;
     }
@@ -1114,10 +1483,10 @@ static size_t tighten_all(knn_searcher_t *s, const knn_index_t *ix, const query_
         /* the block is megabytes at 100k training messages: without this, each part's read
          * waited on memory (tightening 118-146k cycles a search at 107k, 72-104k with it) */
         if (i + KNN_PREFETCH_AHEAD < m)
-            prefetch_common(ix, s->cand[i + KNN_PREFETCH_AHEAD].row);
-        c.lb2 = bound_full(s, ix, sp, c.row, c.lb2);
+            prefetch_common(ix, s->cand[i + KNN_PREFETCH_AHEAD].pos);
+        c.lb2 = bound_full(s, ix, sp, c.pos, c.lb2);
         c.full = 1;
-        if (c.lb2 <= t2 + slack(s, q, c.row, t2))
+        if (c.lb2 <= t2 + slack(ix, q, c.pos, t2))
             s->cand[kept++] = c;
     }
     return kept;
@@ -1133,25 +1502,26 @@ static size_t bound_rows(knn_searcher_t *s, const knn_index_t *ix, const query_t
     size_t n = all ? s->t->n : s->nrows, m = 0;
     double t = tau(s), t2 = t * t;
     for (size_t i = 0; i < n; i++) {
-        uint32_t r = all ? (uint32_t)i : s->rows[i];
-        row_acc_t a = s->acc[r];
+        uint32_t pos = all ? (uint32_t)i : s->rows[i];
+        row_acc_t a = s->acc[pos];
         if (all)
-            s->acc[r] = (row_acc_t){0, 0};
-        if (s->seen[r] == s->gen)
+            s->acc[pos] = (row_acc_t){0, 0};
+        if (s->seen[ix->row_at[pos]] == s->gen)
             continue;
-        double lb = bound_cheap(ix, sp, r, a);
-        if (isfinite(t) && lb > t2 + slack(s, q, r, t2))
+        double lb = bound_cheap(ix, sp, pos, a);
+        if (isfinite(t) && lb > t2 + slack(ix, q, pos, t2))
             continue;
-        s->cand[m++] = (knn_cand_t){lb, r, 0};
+        s->cand[m++] = (knn_cand_t){lb, pos, 0};
     }
     return m;
 }
 
-/* Keeps row r as a candidate with bound lb unless it was measured already. */
-static inline size_t keep_row(knn_searcher_t *s, size_t m, uint32_t r, double lb)
+/* Keeps the row at position pos as a candidate with bound lb unless it was measured already. */
+static inline size_t keep_row(knn_searcher_t *s, const knn_index_t *ix, size_t m, uint32_t pos,
+                              double lb)
 {
-    if (s->seen[r] != s->gen)
-        s->cand[m++] = (knn_cand_t){lb, r, 0};
+    if (s->seen[ix->row_at[pos]] != s->gen)
+        s->cand[m++] = (knn_cand_t){lb, pos, 0};
     return m;
 }
 
@@ -1181,25 +1551,27 @@ static pass_t pass_terms(const knn_searcher_t *s, const query_t *q, const split_
                     sp->np == sp->nrare};
 }
 
-/* Keeps the rows of a step whose bits are set in keep, with their bounds. */
-static size_t keep_rows(knn_searcher_t *s, size_t m, size_t r, int keep, const double *lbs)
+/* Keeps the rows of a step (from position r) whose bits are set in keep, with their bounds. */
+static size_t keep_rows(knn_searcher_t *s, const knn_index_t *ix, size_t m, size_t r, int keep,
+                        const double *lbs)
 {
     for (int b = 0; keep; b++, keep >>= 1)
         if (keep & 1)
-            m = keep_row(s, m, (uint32_t)(r + (size_t)b), lbs[b]);
+            m = keep_row(s, ix, m, (uint32_t)(r + (size_t)b), lbs[b]);
     return m;
 }
 
 #ifdef __SSE2__
-/* Rows from 0 two at a time; returns the first row left, and adds the candidates to *m. */
-static size_t bound_pass_sse2(knn_searcher_t *s, const knn_index_t *ix, const pass_t *p, size_t *m)
+/* Rows from position r to end two at a time; returns the first row left, and adds the
+ * candidates to *m. */
+static size_t bound_pass_sse2(knn_searcher_t *s, const knn_index_t *ix, const pass_t *p, size_t r,
+                              size_t end, size_t *m)
 {
-    size_t n = s->t->n, r = 0;
     __m128d qp2 = _mm_set1_pd(p->qp2), qm = _mm_set1_pd(p->qm), qcn = _mm_set1_pd(p->qcn);
     __m128d two = _mm_set1_pd(2), zero = _mm_setzero_pd(), eps = _mm_set1_pd(1e-9);
     __m128d terms = _mm_set1_pd(p->terms), base = _mm_set1_pd(p->base);
     __m128d limit = _mm_set1_pd(p->limit);
-    for (; r + 2 <= n; r += 2) {
+    for (; r + 2 <= end; r += 2) {
         __m128 a = _mm_loadu_ps((const float *)(const void *)&s->acc[r]);
         _mm_storeu_ps((float *)(void *)&s->acc[r], _mm_setzero_ps());
         __m128d acc = _mm_cvtps_pd(_mm_shuffle_ps(a, a, _MM_SHUFFLE(2, 0, 2, 0)));
@@ -1217,13 +1589,13 @@ static size_t bound_pass_sse2(knn_searcher_t *s, const knn_index_t *ix, const pa
         }
         lb = _mm_add_pd(lb, _mm_mul_pd(gc, gc));
         /* slack(): 1e-9 * (1 + |q|^2 + |x|^2 + t2) */
-        __m128d n2 = _mm_loadu_pd(s->t->norm2 + r);
+        __m128d n2 = _mm_loadu_pd(ix->norm2 + r);
         __m128d bar = _mm_add_pd(limit, _mm_mul_pd(eps, _mm_add_pd(_mm_add_pd(base, n2), limit)));
         int keep = _mm_movemask_pd(_mm_cmpngt_pd(lb, bar));
         if (keep) {
             double lbs[2];
             _mm_storeu_pd(lbs, lb);
-            *m = keep_rows(s, *m, r, keep, lbs);
+            *m = keep_rows(s, ix, *m, r, keep, lbs);
         }
     }
     return r;
@@ -1232,15 +1604,16 @@ static size_t bound_pass_sse2(knn_searcher_t *s, const knn_index_t *ix, const pa
 
 #ifdef KNN_AVX2
 /* The same four rows at a time. */
-__attribute__((target("avx2"))) static size_t
-bound_pass_avx2(knn_searcher_t *s, const knn_index_t *ix, const pass_t *p, size_t *m)
+__attribute__((target("avx2"))) static size_t bound_pass_avx2(knn_searcher_t *s,
+                                                              const knn_index_t *ix,
+                                                              const pass_t *p, size_t r, size_t end,
+                                                              size_t *m)
 {
-    size_t n = s->t->n, r = 0;
     __m256d qp2 = _mm256_set1_pd(p->qp2), qm = _mm256_set1_pd(p->qm);
     __m256d qcn = _mm256_set1_pd(p->qcn), two = _mm256_set1_pd(2), zero = _mm256_setzero_pd();
     __m256d eps = _mm256_set1_pd(1e-9), terms = _mm256_set1_pd(p->terms);
     __m256d base = _mm256_set1_pd(p->base), limit = _mm256_set1_pd(p->limit);
-    for (; r + 4 <= n; r += 4) {
+    for (; r + 4 <= end; r += 4) {
         /* four rows' sums: dot x2 dot x2 | dot x2 dot x2 */
         __m256 a = _mm256_loadu_ps((const float *)(const void *)&s->acc[r]);
         _mm256_storeu_ps((float *)(void *)&s->acc[r], _mm256_setzero_ps());
@@ -1261,40 +1634,59 @@ bound_pass_avx2(knn_searcher_t *s, const knn_index_t *ix, const pass_t *p, size_
                                _mm256_mul_pd(gm, gm));
         }
         lb = _mm256_add_pd(lb, _mm256_mul_pd(gc, gc));
-        __m256d n2 = _mm256_loadu_pd(s->t->norm2 + r);
+        __m256d n2 = _mm256_loadu_pd(ix->norm2 + r);
         __m256d bar =
             _mm256_add_pd(limit, _mm256_mul_pd(eps, _mm256_add_pd(_mm256_add_pd(base, n2), limit)));
         int keep = _mm256_movemask_pd(_mm256_cmp_pd(lb, bar, _CMP_NGT_UQ));
         if (keep) {
             double lbs[4];
             _mm256_storeu_pd(lbs, lb);
-            *m = keep_rows(s, *m, r, keep, lbs);
+            *m = keep_rows(s, ix, *m, r, keep, lbs);
         }
     }
     return r;
 }
 #endif
 
-static size_t bound_every_row(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
-                              const split_t *sp)
+/* The rows at positions [r, end) into the candidates after the m there are; returns how many
+ * there are then. */
+static size_t bound_run(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
+                        const split_t *sp, const pass_t *p, size_t r, size_t end, size_t m)
 {
-    size_t n = s->t->n, m = 0, r = 0;
-    pass_t p = pass_terms(s, q, sp);
+    size_t start = r;
 #ifdef KNN_AVX2
     if (s->avx2)
-        r = bound_pass_avx2(s, ix, &p, &m);
+        r = bound_pass_avx2(s, ix, p, r, end, &m);
 #endif
 #ifdef __SSE2__
-    if (r == 0) /* no AVX2, or fewer than four rows */
-        r = bound_pass_sse2(s, ix, &p, &m);
+    if (r == start) /* no AVX2, or fewer than four rows */
+        r = bound_pass_sse2(s, ix, p, r, end, &m);
 #endif
-    for (; r < n; r++) {
+    (void)start;
+    for (; r < end; r++) {
         row_acc_t a = s->acc[r];
         s->acc[r] = (row_acc_t){0, 0};
         double lb = bound_cheap(ix, sp, (uint32_t)r, a);
-        if (!(lb > p.limit + slack(s, q, (uint32_t)r, p.limit)))
-            m = keep_row(s, m, (uint32_t)r, lb);
+        if (!(lb > p->limit + slack(ix, q, (uint32_t)r, p->limit)))
+            m = keep_row(s, ix, m, (uint32_t)r, lb);
     }
+    return m;
+}
+
+/* Bounds the rows of the open leaves and clears the partial sums of all rows: a closed leaf's
+ * rows may have some from the lists walked whole. */
+static size_t bound_every_row(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
+                              const split_t *sp)
+{
+    size_t n = s->t->n, m = 0, done = 0;
+    pass_t p = pass_terms(s, q, sp);
+    for (size_t i = 0; i < s->nruns; i++) {
+        size_t from = s->runs[2 * i], to = s->runs[2 * i + 1];
+        memset(s->acc + done, 0, (from - done) * sizeof *s->acc);
+        m = bound_run(s, ix, q, sp, &p, from, to, m);
+        done = to;
+    }
+    memset(s->acc + done, 0, (n - done) * sizeof *s->acc);
     return m;
 }
 
@@ -1305,10 +1697,10 @@ static void prefetch_next(const knn_searcher_t *s, const knn_index_t *ix, size_t
 {
     for (size_t c = 1; c <= 2 && c < m; c++) {
         if (!s->cand[c].full) {
-            prefetch_common(ix, s->cand[c].row);
+            prefetch_common(ix, s->cand[c].pos);
             continue;
         }
-        uint64_t at = s->t->rowptr[s->cand[c].row];
+        uint64_t at = s->t->rowptr[ix->row_at[s->cand[c].pos]];
         for (int b = 0; b < 4; b++) { /* the rest follows in the processor's own prefetch */
             __builtin_prefetch(s->t->ids + at + 16 * b);
             __builtin_prefetch(s->t->vals + at + 16 * b);
@@ -1339,19 +1731,59 @@ static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const que
     while (m > 0 && measured < limit) {
         knn_cand_t *top = &s->cand[0];
         double tc = tau(s);
-        if (isfinite(tc) && top->lb2 > tc * tc + slack(s, q, top->row, tc * tc))
+        if (isfinite(tc) && top->lb2 > tc * tc + slack(ix, q, top->pos, tc * tc))
             break;
         prefetch_next(s, ix, m);
         if (!top->full) {
-            top->lb2 = bound_full(s, ix, sp, top->row, top->lb2);
+            top->lb2 = bound_full(s, ix, sp, top->pos, top->lb2);
             top->full = 1;
         } else {
-            visit(s, q, top->row);
+            visit(s, q, ix->row_at[top->pos]);
             measured++;
             *top = s->cand[--m];
         }
         cand_sift_down(s->cand, m, 0);
     }
+}
+
+/* A lower bound on the squared distance from the query to any row of leaf l: the gap between
+ * the query's leaf coordinates and the leaf's box (see knn.h, KNN_LEAF_ROWS). */
+static double leaf_bound(const knn_index_t *ix, const split_t *sp, size_t l)
+{
+    const double *box = ix->leaf_box + l * 2 * LEAF_COORDS;
+    double lb = 0;
+    for (int c = 0; c < LEAF_COORDS; c++) {
+        double x = c < KNN_PROJ_DIMS ? sp->qproj[c] : c == KNN_PROJ_DIMS ? sp->qres : sp->qrn;
+        double gap = x < box[2 * c] ? box[2 * c] - x : x > box[2 * c + 1] ? x - box[2 * c + 1] : 0;
+        lb += gap * gap;
+    }
+    return lb;
+}
+
+/* Lists the positions of the leaves that may hold a row nearer than t, as runs (s->runs);
+ * every leaf while t is infinite. The slack is a hundred times the rows' (slack()): the
+ * coordinates are sums of products with the directions, rounded. */
+static void open_leaves(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
+                        const split_t *sp, double t)
+{
+    double t2 = t * t;
+    size_t open = 0;
+    s->nruns = 0;
+    s->runs_set = true;
+    for (size_t l = 0; l < ix->nleaf; l++) {
+        if (isfinite(t) &&
+            leaf_bound(ix, sp, l) > t2 + 1e-7 * (1.0 + q->norm2 + ix->leaf_norm2[l] + t2))
+            continue;
+        open += ix->leaf_start[l + 1] - ix->leaf_start[l];
+        if (s->nruns && s->runs[2 * s->nruns - 1] == ix->leaf_start[l]) {
+            s->runs[2 * s->nruns - 1] = ix->leaf_start[l + 1];
+            continue;
+        }
+        s->runs[2 * s->nruns] = ix->leaf_start[l];
+        s->runs[2 * s->nruns + 1] = ix->leaf_start[l + 1];
+        s->nruns++;
+    }
+    s->closed = s->t->n - open;
 }
 
 /*
@@ -1369,9 +1801,13 @@ static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t
     size_t nrare = split_query(s, ix, q, &sp), np = 0;
     double qe2 = q->norm2 - sp.qc2;
     s->nrows = 0;
+    s->runs_set = false;
     extend_prefix(s, ix, nrare, &np, &sp, qe2, KNN_BOOTSTRAP_MASS, true, false);
     measure_by_bound(s, ix, q, &sp, false, (size_t)s->k + KNN_BOOTSTRAP_EXTRA);
     double t = tau(s), need = t * t + 1e-9 * (1.0 + q->norm2 + t * t);
+    /* from here on only rows of leaves that may hold one nearer than tau are walked and
+     * bounded */
+    open_leaves(s, ix, q, &sp, t);
     /* When all of the rare features join P (they cannot pass tau^2, or not by much: see
      * KNN_WHOLE_MARGIN), only q_P . x_P is needed from the lists */
     bool whole = !isfinite(t) || qe2 <= KNN_WHOLE_MARGIN * need;
@@ -1474,6 +1910,13 @@ static bool index_scratch(knn_searcher_t *s, const knn_index_t *ix, const query_
 {
     if (!ix || ix->n != s->t->n || grow_query_scratch(s, q->n) != 0)
         return false;
+    if (ix->nleaf > s->runs_cap) {
+        uint32_t *r = realloc(s->runs, 2 * ix->nleaf * sizeof *r);
+        if (!r)
+            return false;
+        s->runs = r;
+        s->runs_cap = ix->nleaf;
+    }
     if (ix->stride + 16 > s->qc_cap) {
         float *c = calloc(ix->stride + 16, sizeof *c);
         int16_t *c16 = calloc(ix->stride + 16, sizeof *c16);

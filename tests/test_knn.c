@@ -33,11 +33,14 @@ static double urand(void)
  * features come in blocks of four (ids 4b to 4b + 3) that a row holds all together with one
  * value, as the n-grams of a string only some messages hold: their posting lists are equal.
  * Values are small counts times scale: with scale 1 the index holds its common block as
- * bytes, with a fraction as floats. */
-static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool blocks, float scale)
+ * bytes, with a fraction as floats. With templates, a row's common values follow its centre, as
+ * the fixed parts of one kind of SIP message do, and the index's leaves tell the centres
+ * apart. */
+static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool blocks, float scale,
+                        bool templates)
 {
     owned_t o = {0};
-    size_t per_row = (blocks ? 4 : 1) * nnz + COMMON;
+    size_t per_row = (blocks ? 4 : 1) * nnz + COMMON + 3;
     o.rowptr = calloc(n + 1, sizeof *o.rowptr);
     o.ids = calloc(n * per_row, sizeof *o.ids);
     o.vals = calloc(n * per_row, sizeof *o.vals);
@@ -68,9 +71,18 @@ static owned_t make_set(size_t n, size_t dim, size_t nnz, int dup_every, bool bl
             if (id >= dim - COMMON)
                 break;
         }
+        /* templated rows also hold three of fifty features that rows of every centre hold */
+        for (uint32_t j = 0; templates && j < 3; j++) {
+            o.ids[at] = (uint32_t)(7 * (dim / 8) + 16 * j + (size_t)(urand() * 16));
+            o.vals[at] = scale;
+            o.norm2[r] += (double)scale * scale;
+            at++;
+        }
         for (uint32_t c = (uint32_t)(dim - COMMON); c < dim; c++) {
             o.ids[at] = c;
-            o.vals[at] = (float)(1 + floor(urand() * 3)) * scale;
+            o.vals[at] = (float)(templates ? 1 + 4 * ((c * (r % 7 + 2)) % 7) + floor(urand() * 2)
+                                           : 1 + floor(urand() * 3)) *
+                         scale;
             o.norm2[r] += (double)o.vals[at] * o.vals[at];
             at++;
         }
@@ -141,16 +153,20 @@ static void make_big_last_value(query_t *q, double *vals)
     q->norm2 += vals[q->n - 1] * vals[q->n - 1];
 }
 
-static void check_against_brute(size_t n, int k, int dup_every, bool blocks, float scale)
+static void check_against_brute(size_t n, int k, int dup_every, bool blocks, float scale,
+                                bool templates)
 {
     size_t dim = 4000, nnz = 40;
-    owned_t o = make_set(n, dim, nnz, dup_every, blocks, scale);
+    owned_t o = make_set(n, dim, nnz, dup_every, blocks, scale, templates);
     knn_node_t *nodes = calloc(n, sizeof *nodes);
     assert_int_equal(knn_build(&o.t, 7, nodes), 0);
     knn_seed_t *seeds = calloc(KNN_BANDS * n, sizeof *seeds);
     assert_int_equal(knn_build_seeds(&o.t, seeds), 0);
     knn_index_t *ix = knn_index_new(&o.t);
+    /* and one of many small leaves: many runs of open leaves, gaps walked through or skipped */
+    knn_index_t *small = knn_index_new_sized(&o.t, 8);
     assert_non_null(ix);
+    assert_non_null(small);
     assert_true(knn_index_common_bytes(ix) == (scale == 1));
     /* with blocks, three of every four features walk another one's posting list (fewer only
      * if a block were common) */
@@ -184,7 +200,7 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks, flo
     free(one_spread);
     uint32_t ids[128];
     double vals[128];
-    size_t visited[3] = {0}, near_visited = 0;
+    size_t visited[4] = {0}, near_visited = 0, near_closed = 0, near_searched = 0;
     for (int i = 0; i < 300; i++) {
         query_t q;
         bool near = i % 3 != 0;
@@ -204,25 +220,32 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks, flo
         full.norm2 += full.offset2;
         full.offset2 = 0;
         knn_search_brute(s, &full, &b);
-        /* the tree without and with seeds, and the index */
-        for (int way = 0; way < 3; way++) {
+        /* the tree without and with seeds, and the index with its leaves and with small ones */
+        for (int way = 0; way < 4; way++) {
             knn_result_t a;
             knn_parts_t parts = {nodes,
                                  way ? seeds : NULL,
-                                 way == 2 ? ix : NULL,
-                                 way == 2 ? row_dist : NULL,
-                                 way == 2 ? row_point : NULL,
-                                 way == 2 ? row_spread : NULL};
+                                 way == 2   ? ix
+                                 : way == 3 ? small
+                                            : NULL,
+                                 way >= 2 ? row_dist : NULL,
+                                 way >= 2 ? row_point : NULL,
+                                 way >= 2 ? row_spread : NULL};
             knn_search(s, &parts, &q, &a);
+            assert_true(knn_searcher_sums_clear(s));
             visited[way] += a.visited;
             if (way == 2 && near)
                 near_visited += a.visited;
+            if (way == 2 && near && a.visited) {
+                near_closed += a.closed;
+                near_searched++;
+            }
             assert_int_equal(a.k, b.k);
             for (int j = 0; j < a.k; j++)
                 assert_true(fabs(a.dist[j] - b.dist[j]) <= 1e-9 * (1 + b.dist[j]));
             double la = knn_local_score(&o.t, &a), lb = knn_local_score(&o.t, &b);
             assert_true(fabs(la - lb) <= 1e-9 * (1 + fabs(lb)));
-            if (way == 2) {
+            if (way >= 2) {
                 /* the same query again: answered from the searcher's cache, identically */
                 knn_result_t again;
                 knn_search(s, &parts, &q, &again);
@@ -238,15 +261,20 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks, flo
     }
     /* never more work than brute force plus the seeds (random far-away queries may need all
      * of it); the sublinear growth on SIP traffic is a benchmark figure (bench/run.sh) */
-    for (int way = 0; way < 3; way++)
+    for (int way = 0; way < 4; way++)
         assert_true(visited[way] <= 300 * (n + KNN_BANDS * KNN_SEEDS_PER_BAND));
     /* near-duplicates through the index: the bounds leave few rows to measure (block rows
      * are longer than near_query copies, so theirs are not near, and near_query's changed
      * values are counts, far from scaled rows) */
     if (n >= 500 && !blocks && scale == 1)
         assert_true(near_visited < 200 * (size_t)(k + 20));
+    /* near queries of templated rows: leaves of other centres are passed over (about half of
+     * the rows: each leaf holds parts of two centres or so) */
+    if (templates)
+        assert_true(near_searched > 50 && near_closed > near_searched * n / 3);
     knn_searcher_destroy(&s);
     knn_index_destroy(&ix);
+    knn_index_destroy(&small);
     free(row_dist);
     free(row_point);
     free(row_spread);
@@ -258,13 +286,13 @@ static void check_against_brute(size_t n, int k, int dup_every, bool blocks, flo
 static void test_knn_equals_brute_force_k1(void **state)
 {
     (void)state;
-    check_against_brute(500, 1, 0, false, 1);
+    check_against_brute(500, 1, 0, false, 1, false);
 }
 
 static void test_knn_equals_brute_force_k5_with_duplicates(void **state)
 {
     (void)state;
-    check_against_brute(2000, 5, 4, false, 1);
+    check_against_brute(2000, 5, 4, false, 1, false);
 }
 
 /* Features whose posting lists are equal are walked once, with the query's values summed:
@@ -272,22 +300,31 @@ static void test_knn_equals_brute_force_k5_with_duplicates(void **state)
 static void test_knn_equals_brute_force_with_shared_posting_lists(void **state)
 {
     (void)state;
-    check_against_brute(1000, 5, 3, true, 1);
-    check_against_brute(400, 1, 0, true, 1);
+    check_against_brute(1000, 5, 3, true, 1, false);
+    check_against_brute(400, 1, 0, true, 1, false);
 }
 
 /* Values that are not counts (l1 or l2 normalised, say): the common block in floats */
 static void test_knn_equals_brute_force_with_fractional_values(void **state)
 {
     (void)state;
-    check_against_brute(1000, 5, 3, false, 0.37f);
-    check_against_brute(600, 1, 0, true, 0.37f);
+    check_against_brute(1000, 5, 3, false, 0.37f, false);
+    check_against_brute(600, 1, 0, true, 0.37f, false);
+}
+
+/* Training rows of seven kinds with their own common parts, in several leaves: a search passes
+ * over the leaves of the other kinds and still finds the exact neighbours */
+static void test_knn_equals_brute_force_passing_over_leaves(void **state)
+{
+    (void)state;
+    check_against_brute(4000, 5, 3, false, 1, true);
+    check_against_brute(2500, 1, 0, false, 0.37f, true);
 }
 
 static void test_knn_tiny_training_set(void **state)
 {
     (void)state;
-    check_against_brute(3, 5, 0, false, 1);
+    check_against_brute(3, 5, 0, false, 1, false);
 }
 
 static void test_local_score_matches_definition(void **state)
@@ -351,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_knn_equals_brute_force_k5_with_duplicates),
         cmocka_unit_test(test_knn_equals_brute_force_with_shared_posting_lists),
         cmocka_unit_test(test_knn_equals_brute_force_with_fractional_values),
+        cmocka_unit_test(test_knn_equals_brute_force_passing_over_leaves),
         cmocka_unit_test(test_knn_tiny_training_set),
         cmocka_unit_test(test_local_score_matches_definition),
         cmocka_unit_test(test_svdd_hard_ball_centre_is_midpoint_not_mean),

@@ -2,11 +2,12 @@
  * fuzz_knn: the local model's exact search against brute force. The input describes a small
  * training set and some queries; the index, the seeded tree and the tree alone must each
  * find the neighbours brute force finds (distances within 1e-9), and so the same local
- * score. Any difference is a finding (abort).
+ * score, and leave every row's partial sums cleared. Any difference is a finding (abort).
  *
  * Input: a byte of options (k; the rows' values and the queries' values, each counts, values
  * past 255, or fractions), the number of rows and of features, then each row (an entry count,
- * then feature and value bytes), then queries in the same form with a byte for the part of
+ * then feature and value bytes), a byte for the index's leaf size (2 to 17 rows, so that a few
+ * rows make many leaves), then queries in the same form as rows with a byte for the part of
  * their norm outside the dictionary. Counts give the index a block of bytes, and a query's
  * count past 255 is then measured against it in double precision.
  * Small sets make features common (held by more than a quarter of the rows: the index's
@@ -126,7 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     trainset_t t = {n, dim, rowptr, ids, vals, norm2, count};
     knn_node_t *nodes = calloc(n, sizeof *nodes);
     knn_seed_t *seeds = calloc(KNN_BANDS * n, sizeof *seeds);
-    knn_index_t *ix = knn_index_new(&t);
+    /* leaves of 2 to 17 rows: many on the few rows a fuzz input holds */
+    knn_index_t *ix = knn_index_new_sized(&t, 2 + next_byte(&r) % 16);
     knn_searcher_t *s = knn_searcher_new(&t, k);
     if (!nodes || !seeds || !ix || !s || knn_build(&t, 7, nodes) != 0 ||
         knn_build_seeds(&t, seeds) != 0)
@@ -147,6 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             knn_parts_t parts = {nodes, way ? seeds : NULL, way == 2 ? ix : NULL, NULL, NULL, NULL};
             knn_search(s, &parts, &q, &got);
             check_same(&got, &brute, &t);
+            if (!knn_searcher_sums_clear(s))
+                abort();
         }
         /* again through the index: the searcher's cache answers, the same */
         knn_parts_t parts = {nodes, seeds, ix, NULL, NULL, NULL};
