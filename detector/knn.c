@@ -910,8 +910,9 @@ static void split_rows(knn_index_t *ix, const trainset_t *t, const double *coord
     for (int c = 0; c < LEAF_COORDS; c++) {
         double lo = INFINITY, hi = -INFINITY;
         for (size_t i = a; i < b; i++) {
-            lo = fmin(lo, coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)c]);
-            hi = fmax(hi, coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)c]);
+            double v = coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)c];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
         }
         if (hi - lo > spread) {
             spread = hi - lo;
@@ -1746,16 +1747,16 @@ static void measure_by_bound(knn_searcher_t *s, const knn_index_t *ix, const que
     }
 }
 
-/* A lower bound on the squared distance from the query to any row of leaf l: the gap between
- * the query's leaf coordinates and the leaf's box (see knn.h, KNN_LEAF_ROWS). */
-static double leaf_bound(const knn_index_t *ix, const split_t *sp, size_t l)
+/* A lower bound on the squared distance from a query at coordinates x to any row of leaf l:
+ * the gap between x and the leaf's box (see knn.h, KNN_LEAF_ROWS). */
+static double leaf_bound(const knn_index_t *ix, const double *x, size_t l)
 {
     const double *box = ix->leaf_box + l * 2 * LEAF_COORDS;
     double lb = 0;
     for (int c = 0; c < LEAF_COORDS; c++) {
-        double x = c < KNN_PROJ_DIMS ? sp->qproj[c] : c == KNN_PROJ_DIMS ? sp->qres : sp->qrn;
-        double gap = x < box[2 * c] ? box[2 * c] - x : x > box[2 * c + 1] ? x - box[2 * c + 1] : 0;
-        lb += gap * gap;
+        double below = box[2 * c] - x[c], above = x[c] - box[2 * c + 1];
+        double gap = below > above ? below : above;
+        lb += gap > 0 ? gap * gap : 0;
     }
     return lb;
 }
@@ -1766,13 +1767,16 @@ static double leaf_bound(const knn_index_t *ix, const split_t *sp, size_t l)
 static void open_leaves(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
                         const split_t *sp, double t)
 {
-    double t2 = t * t;
+    double t2 = t * t, x[LEAF_COORDS];
     size_t open = 0;
+    memcpy(x, sp->qproj, sizeof sp->qproj);
+    x[KNN_PROJ_DIMS] = sp->qres;
+    x[KNN_PROJ_DIMS + 1] = sp->qrn;
     s->nruns = 0;
     s->runs_set = true;
     for (size_t l = 0; l < ix->nleaf; l++) {
         if (isfinite(t) &&
-            leaf_bound(ix, sp, l) > t2 + 1e-7 * (1.0 + q->norm2 + ix->leaf_norm2[l] + t2))
+            leaf_bound(ix, x, l) > t2 + 1e-7 * (1.0 + q->norm2 + ix->leaf_norm2[l] + t2))
             continue;
         open += ix->leaf_start[l + 1] - ix->leaf_start[l];
         if (s->nruns && s->runs[2 * s->nruns - 1] == ix->leaf_start[l]) {
