@@ -769,7 +769,9 @@ static void orthonormalise(double *v, size_t n, int m)
 static double *common_directions(const knn_index_t *ix)
 {
     const size_t n = ix->stride, parts = ix->ndense, dims = KNN_PROJ_DIMS;
-    size_t sample = parts < PROJ_SAMPLE ? parts : PROJ_SAMPLE;
+    /* at most PROJ_SAMPLE parts, and a sample of at most 32 MB however wide the block */
+    size_t sample = parts < PROJ_SAMPLE ? parts : PROJ_SAMPLE, most = 1 + (1u << 22) / (n + 1);
+    sample = sample < most ? sample : most;
     double *x = malloc((sample * n + 1) * sizeof *x), *mean = calloc(n + 1, sizeof *mean);
     double *v = calloc(n * dims + 1, sizeof *v), *rows = calloc(dims * n + 1, sizeof *rows);
     double *w = calloc(dims, sizeof *w), *next = calloc(n * dims + 1, sizeof *next);
@@ -1817,10 +1819,10 @@ static void search_index(knn_searcher_t *s, const knn_index_t *ix, const query_t
     bool whole = !isfinite(t) || qe2 <= KNN_WHOLE_MARGIN * need;
     extend_prefix(s, ix, nrare, &np, &sp, qe2, whole ? INFINITY : KNN_WALK_MARGIN * need, false,
                   whole);
-    /* Then every row is bounded, in a branch-free pass (bound_every_row): at 100k training
-     * messages P's lists touch about half of the rows, and listing those cost more than the
-     * pass. A row on none of them has a bound of at least |q_P|^2, past tau^2 unless P holds
-     * every rare feature, so it drops out there. */
+    /* Then every row of the open leaves is bounded, in a branch-free pass (bound_every_row):
+     * at 100k training messages P's lists touch about half of the rows, and listing those
+     * cost more than the pass. A row on none of them has a bound of at least |q_P|^2, past
+     * tau^2 unless P holds every rare feature, so it drops out there. */
     measure_by_bound(s, ix, q, &sp, true, SIZE_MAX); /* clears every row's sums */
     s->nrows = 0;
     clear_query(s, ix, q);

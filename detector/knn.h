@@ -106,7 +106,7 @@ int knn_build_seeds(const trainset_t *t, knn_seed_t *seeds);
  * the length of its rare part; the squared distance between two rows is at least that
  * between their coordinates, and from a query to a leaf's rows at least that from the query's
  * coordinates to the box. Once a search has its first k-th distance tau, it walks and bounds
- * only the rows of leaves whose box is within tau: at 107k training messages about a third of
+ * only the rows of leaves whose box is within tau: at 107k training messages over a quarter of
  * the posting entries and two fifths of the rows are in leaves it passes over. The leaves
  * split the rows in halves by the coordinate they spread most along, so neighbouring leaves
  * sit next to each other and the open ones form few runs of positions. Like the rest of the
