@@ -465,6 +465,7 @@ struct knn_index {
     uint64_t *off; /* dim + 1 offsets into row/val; common features have empty lists */
     uint32_t *row; /* the rows holding a feature, as positions (row_at), ascending */
     float *val;
+    float *same;    /* the value every entry of a feature's list has, else 0 (add_posting) */
     int32_t *col;   /* column of a common feature in the dense block, else -1 */
     uint32_t *lead; /* the lowest feature whose posting list equals this one's (rows and
                      * values): a search walks such a list once for all of them */
@@ -552,6 +553,11 @@ static int index_postings(knn_index_t *ix, const trainset_t *t)
         free(fill);
         return -1;
     }
+    ix->same = calloc(t->dim + 1, sizeof *ix->same);
+    if (!ix->same) {
+        free(fill);
+        return -1;
+    }
     memcpy(fill, ix->off, (t->dim + 1) * sizeof *fill);
     for (size_t at = 0; at < t->n; at++) { /* each list in position order */
         uint32_t r = ix->row_at[at];
@@ -564,6 +570,12 @@ static int index_postings(knn_index_t *ix, const trainset_t *t)
         }
     }
     free(fill);
+    for (size_t j = 0; j < t->dim; j++) {
+        uint64_t e = ix->off[j], end = ix->off[j + 1];
+        while (e < end && ix->val[e] == ix->val[ix->off[j]])
+            e++;
+        ix->same[j] = e == end && end > ix->off[j] ? ix->val[ix->off[j]] : 0;
+    }
     return 0;
 }
 
@@ -1039,6 +1051,7 @@ void knn_index_destroy(knn_index_t **self)
     free(ix->off);
     free(ix->row);
     free(ix->val);
+    free(ix->same);
     free(ix->col);
     free(ix->lead);
     free(ix->dense);
@@ -1327,14 +1340,27 @@ static void clear_query(knn_searcher_t *s, const knn_index_t *ix, const query_t 
 /* Adds entries [e, end) of a posting list into the per-row partial sums, for the l->cnt
  * features that share it (each row holds the same value xv in all of them). The walks are
  * bound by their instructions, not by memory, and unrolled they took 7-19 % less time at 107k
- * training messages. */
+ * training messages. A list whose entries all have one value (most do, for counts: 43 % of
+ * the entries walked at 107k) adds the same terms to each row, with no value to read or
+ * multiply (about 5 % of a search's cycles); the terms are the products the loop would take,
+ * so the sums are the same. */
 static void add_posting(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l, uint64_t e,
                         uint64_t end)
 {
     row_acc_t *acc = s->acc;
     const uint32_t *row = ix->row;
     const float *val = ix->val;
-    float qf = (float)l->qsum, cnt = (float)l->cnt;
+    float qf = (float)l->qsum, cnt = (float)l->cnt, same = ix->same[l->j];
+    if (same != 0) {
+        float dot = qf * same, x2 = cnt * (same * same);
+#pragma GCC unroll 4
+        for (; e < end; e++) {
+            row_acc_t *a = &acc[row[e]];
+            a->dot += dot;
+            a->x2 += x2;
+        }
+        return;
+    }
 #pragma GCC unroll 4
     for (; e < end; e++) {
         float xv = val[e];
@@ -1352,7 +1378,14 @@ static void add_posting_dot(knn_searcher_t *s, const knn_index_t *ix, const qlis
     row_acc_t *acc = s->acc;
     const uint32_t *row = ix->row;
     const float *val = ix->val;
-    float qf = (float)l->qsum;
+    float qf = (float)l->qsum, same = ix->same[l->j];
+    if (same != 0) {
+        float dot = qf * same;
+#pragma GCC unroll 4
+        for (; e < end; e++)
+            acc[row[e]].dot += dot;
+        return;
+    }
 #pragma GCC unroll 4
     for (; e < end; e++)
         acc[row[e]].dot += qf * val[e];
