@@ -874,19 +874,6 @@ static double *row_coordinates(knn_index_t *ix, const trainset_t *t)
     return coord;
 }
 
-typedef struct {
-    double key;
-    uint32_t row;
-} keyed_row_t;
-
-static int by_key_then_row(const void *a, const void *b)
-{
-    const keyed_row_t *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return (x->row > y->row) - (x->row < y->row);
-}
-
 /* Closes the leaf of the rows at positions [a, b): its box and largest squared norm. */
 static void close_leaf(knn_index_t *ix, const trainset_t *t, const double *coord, size_t a,
                        size_t b)
@@ -912,8 +899,8 @@ static void close_leaf(knn_index_t *ix, const trainset_t *t, const double *coord
 
 /* Splits the rows at positions [a, b) in half by the coordinate they spread most along, down
  * to leaves of at most ix->leaf_rows: neighbouring leaves sit next to each other. */
-static void split_rows(knn_index_t *ix, const trainset_t *t, const double *coord,
-                       keyed_row_t *scratch, size_t a, size_t b)
+static void split_rows(knn_index_t *ix, const trainset_t *t, const double *coord, item_t *scratch,
+                       size_t a, size_t b)
 {
     if (b - a <= ix->leaf_rows) {
         close_leaf(ix, t, coord, a, b);
@@ -933,12 +920,13 @@ static void split_rows(knn_index_t *ix, const trainset_t *t, const double *coord
             widest = c;
         }
     }
+    /* sorted by that coordinate (as item_t distances), ties by row */
     for (size_t i = a; i < b; i++)
-        scratch[i] = (keyed_row_t){coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)widest],
-                                   ix->row_at[i]};
-    qsort(scratch + a, b - a, sizeof *scratch, by_key_then_row);
+        scratch[i] =
+            (item_t){ix->row_at[i], coord[(size_t)ix->row_at[i] * LEAF_COORDS + (size_t)widest]};
+    qsort(scratch + a, b - a, sizeof *scratch, by_distance);
     for (size_t i = a; i < b; i++)
-        ix->row_at[i] = scratch[i].row;
+        ix->row_at[i] = scratch[i].point;
     size_t mid = a + (b - a) / 2;
     split_rows(ix, t, coord, scratch, a, mid);
     split_rows(ix, t, coord, scratch, mid, b);
@@ -952,7 +940,7 @@ static int index_leaves(knn_index_t *ix, const trainset_t *t)
     ix->leaf_start = malloc((most + 1) * sizeof *ix->leaf_start);
     ix->leaf_box = malloc(most * 2 * LEAF_COORDS * sizeof *ix->leaf_box);
     ix->leaf_norm2 = malloc(most * sizeof *ix->leaf_norm2);
-    keyed_row_t *scratch = malloc((n ? n : 1) * sizeof *scratch);
+    item_t *scratch = malloc((n ? n : 1) * sizeof *scratch);
     double *coord = row_coordinates(ix, t);
     if (!ix->row_at || !ix->leaf_start || !ix->leaf_box || !ix->leaf_norm2 || !scratch || !coord) {
         free(scratch);
