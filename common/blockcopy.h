@@ -1,8 +1,8 @@
 /*
  * blockcopy: copying text up to and including the next of a few stop bytes, 16 bytes at a
- * time where the CPU can (SSE2). Field shaping copies the runs between separators this way
- * and header-name normalisation the rest of each header line: a search followed by a
- * memcpy of a few dozen bytes mispredicted on their lengths in both.
+ * time where the CPU can (SSE2). Header-name normalisation copies the rest of each header
+ * line this way: a search followed by a memcpy of a few dozen bytes mispredicted on its
+ * length. Field shaping tests whole blocks against a few bytes with stops_in_block().
  */
 #ifndef SIPGUARD_BLOCKCOPY_H
 #define SIPGUARD_BLOCKCOPY_H

@@ -705,6 +705,15 @@ static void test_field_shaping_after_runs_of_every_length(void **state)
         size_t n = shape_fields((const uint8_t *)in, strlen(in), out);
         assert_int_equal(n, strlen(expect));
         assert_memory_equal(out, expect, n);
+        /* SDP lines (and near misses) at every place in a block and in the message's tail */
+        snprintf(in, sizeof in, "%s\nmo=1\no=%s 12 34 IN\nm=video 8\nm=audio 4000 RTP", a, b);
+        snprintf(expect, sizeof expect, "%s\nmo=1\no=%s \xf5 \xf5 IN\nm=video 8\nm=audio \xf6 RTP",
+                 a, b);
+        for (size_t cut = strlen(in) - 4; cut <= strlen(in); cut += 4) {
+            n = shape_fields((const uint8_t *)in, cut, out);
+            assert_int_equal(n, cut == strlen(in) ? strlen(expect) : cut - 5);
+            assert_memory_equal(out, expect, n);
+        }
     }
 }
 
