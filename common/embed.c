@@ -980,29 +980,45 @@ static inline uint64_t emptied_word(uint64_t w)
 
 /*
  * Writes the counted keys (in order of first appearance) with their counts, unless out is
- * NULL, empties the slots, and returns the dot product with the weights, summed in that order,
- * and the squared norm. That is a sum of squared counts, exact in any order, so it is summed
- * in integers off the floating-point chain. Inlined with out NULL for global-only scoring:
+ * NULL, empties the slots, and returns the dot product with the weights and the squared norm.
+ * The norm is a sum of squared counts, exact in any order, so it is summed in integers off the
+ * floating-point chain. The dot product is summed in four interleaved partial sums (entries
+ * j, j + 4, ... in each, the last few in the first), added pairwise at the end: one chain of
+ * additions, each waiting for the last, took half the drain's time. The order is fixed, so
+ * embed_message_dot() and embed_message_stats() give the same bits; the sorted path sums in
+ * key order and may differ in the last bits. Inlined with out NULL for global-only scoring:
  * the vector's writes missed the first-level cache about 125 times a message.
  */
+static inline double drain_one(uint64_t *t, const double *ftw, uint32_t slot, size_t j,
+                               sparse_t *out, uint64_t *n2)
+{
+    uint64_t w = t[slot], count = w & FW_COUNT;
+    double c = (double)(int64_t)count;
+    if (out) {
+        out->keys[j] = w >> 32;
+        out->vals[j] = c;
+    }
+    *n2 += count * count;
+    t[slot] = emptied_word(w);
+    return c * ftw[(w >> FW_RANK_SHIFT) & FW_RANK_MAX];
+}
+
 static inline double drain_fused(uint64_t *t, const double *ftw, const uint32_t *order, size_t u,
                                  sparse_t *out, double *norm2)
 {
     uint64_t n2 = 0;
-    double d = 0;
-    for (size_t j = 0; j < u; j++) {
-        uint64_t w = t[order[j]], count = w & FW_COUNT;
-        double c = (double)(int64_t)count;
-        if (out) {
-            out->keys[j] = w >> 32;
-            out->vals[j] = c;
-        }
-        n2 += count * count;
-        d += c * ftw[(w >> FW_RANK_SHIFT) & FW_RANK_MAX];
-        t[order[j]] = emptied_word(w);
+    double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    size_t j = 0;
+    for (; j + 4 <= u; j += 4) {
+        d0 += drain_one(t, ftw, order[j], j, out, &n2);
+        d1 += drain_one(t, ftw, order[j + 1], j + 1, out, &n2);
+        d2 += drain_one(t, ftw, order[j + 2], j + 2, out, &n2);
+        d3 += drain_one(t, ftw, order[j + 3], j + 3, out, &n2);
     }
+    for (; j < u; j++)
+        d0 += drain_one(t, ftw, order[j], j, out, &n2);
     *norm2 = (double)n2;
-    return d;
+    return (d0 + d1) + (d2 + d3);
 }
 
 /* The same when normalising changes the values: the weights are kept aside and the dot
