@@ -116,7 +116,7 @@ static double rate_above(const double *v, size_t n, double t)
 {
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
-        c += v[i] > t;
+        c += model_above_threshold(v[i], t);
     return n ? (double)c / (double)n : NAN;
 }
 

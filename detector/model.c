@@ -860,6 +860,11 @@ static int64_t lookup(const model_t *m, uint64_t key)
     }
 }
 
+bool model_above_threshold(double score, double threshold)
+{
+    return score > threshold + 1e-9 * fabs(threshold);
+}
+
 /* The global score from the vector's squared norm and its dot product with the centre. */
 static void score_global(const model_t *m, double norm2, double dot, model_score_t *out)
 {
@@ -870,7 +875,7 @@ static void score_global(const model_t *m, double norm2, double dot, model_score
     out->nn.visited = 0;
     out->nn.spread = 0;
     out->global = sparse_distance_from(norm2, m->h->mu_norm2, dot);
-    out->global_anomaly = out->global > m->h->thr_global;
+    out->global_anomaly = model_above_threshold(out->global, m->h->thr_global);
 }
 
 int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, model_score_t *out)
@@ -914,7 +919,7 @@ int model_score_vector(model_scorer_t *s, const sparse_t *v, bool want_local, mo
         if (m->opts.local_norm && v->norm2 > 0)
             out->local /= sqrt(v->norm2);
         out->local_done = true;
-        out->local_anomaly = out->local > m->h->thr_local;
+        out->local_anomaly = model_above_threshold(out->local, m->h->thr_local);
     }
     return 0;
 }

@@ -87,6 +87,16 @@ typedef struct {
                       * entries past nn.k are not set */
 } model_score_t;
 
+/*
+ * Whether a score lies above a threshold by more than rounding: more than 1e-9 of the
+ * threshold's size. A threshold is the score of one calibration message, and the paths that
+ * score a message sum in different orders (key order with the local model and at
+ * calibration, order of first appearance for global-only scoring), so a message identical to
+ * that one can land a few units in the last place above it on one path and not on another.
+ * Every verdict goes through here, so that it does not depend on the path.
+ */
+bool model_above_threshold(double score, double threshold);
+
 typedef struct {
     char feature[96];
     double contribution;
