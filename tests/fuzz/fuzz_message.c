@@ -113,9 +113,10 @@ static void decode_as_datagram(const uint8_t *data, size_t size)
 
 static bool same_vector(const sparse_t *a, const sparse_t *b)
 {
+    /* an empty vector may have no arrays yet, and memcmp must not see NULL */
     return a->n == b->n && a->norm2 == b->norm2 &&
-           !memcmp(a->keys, b->keys, a->n * sizeof *a->keys) &&
-           !memcmp(a->vals, b->vals, a->n * sizeof *a->vals);
+           (a->n == 0 || (!memcmp(a->keys, b->keys, a->n * sizeof *a->keys) &&
+                          !memcmp(a->vals, b->vals, a->n * sizeof *a->vals)));
 }
 
 /* The twin embeds in the other order (the sorted one learning ranks as it goes): the same
