@@ -37,6 +37,13 @@ check "eval writes SVG" grep -q "<svg" roc.svg
 check "libsvm line format" grep -Eq '^0( [0-9]+:[0-9.e+-]+)+$' one.svm
 "$S" embed --format json -f token normal.pcap | head -1 > one.json
 check "json embedding names tokens" grep -q '"features":\[\["' one.json
+# a JSON line far past the 8 KB that report_write_line formats in place: every feature there
+{ printf 'MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 6000\r\n\r\n'; seq 1 1400 | tr '\n' ' '; } > big.sip
+"$S" embed --format json big.sip > big.json
+"$S" embed --format libsvm big.sip > big.svm
+check "a 130 KB JSON line is written whole" sh -c 'test "$(wc -l < big.json)" -eq 1 && test "$(wc -c < big.json)" -gt 100000 && grep -q "^{.*]]}$" big.json && test "$(grep -o "\],\[" big.json | wc -l)" -eq "$(($(awk "{print NF-1}" big.svm) - 1))"'
+"$S" score -q -m m.model -o /dev/full normal.pcap 2> full.err; rc=$?
+check "score on a full disk exits 1 and says so" sh -c "test $rc -eq 1 && grep -q 'writing the results failed' full.err"
 # bad input: clear errors, right exit codes, no crash
 "$S" score -m m.model /nonexistent.pcap 2>err.txt; rc=$?
 check "missing input exits 3" test $rc -eq 3
