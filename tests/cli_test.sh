@@ -42,6 +42,14 @@ check "json embedding names tokens" grep -q '"features":\[\["' one.json
 "$S" embed --format json big.sip > big.json
 "$S" embed --format libsvm big.sip > big.svm
 check "a 130 KB JSON line is written whole" sh -c 'test "$(wc -l < big.json)" -eq 1 && test "$(wc -c < big.json)" -gt 100000 && grep -q "^{.*]]}$" big.json && test "$(grep -o "\],\[" big.json | wc -l)" -eq "$(($(awk "{print NF-1}" big.svm) - 1))"'
+# libsvm writes counts as integers and other values as %.10g: the same numbers as JSON's
+for norm in none l2; do
+    "$S" embed --format libsvm --norm $norm normal.pcap | head -200 | tr ' ' '\n' | grep : | cut -d: -f2 > vals.svm
+    "$S" embed --format json --norm $norm normal.pcap | head -200 | grep -o ',[-0-9.e+]*\]' | tr -d ',]' > vals.json
+    check "libsvm and JSON agree on every value (--norm $norm)" sh -c 'test "$(wc -l < vals.svm)" -gt 10000 && test "$(wc -l < vals.svm)" -eq "$(wc -l < vals.json)" && paste vals.svm vals.json | awk "{d = \$1 - \$2; if (d < 0) d = -d; if (d > 1e-9 * \$2) bad++} END {exit bad > 0}"'
+done
+printf 'OPTIONS sip:a SIP/2.0\r\nX: %s\r\n\r\n' "$(printf 'a%.0s' $(seq 84))" > rep.sip
+check "a count of 81 is written as the integer" grep -q ' 1633771874:81 ' <("$S" embed --format libsvm rep.sip)
 "$S" score -q -m m.model -o /dev/full normal.pcap 2> full.err; rc=$?
 check "score on a full disk exits 1 and says so" sh -c "test $rc -eq 1 && grep -q 'writing the results failed' full.err"
 # bad input: clear errors, right exit codes, no crash
