@@ -42,17 +42,29 @@ typedef struct {
     size_t line_cap;
 } embed_ctx_t;
 
-/* Writes v in decimal at p; returns the end. */
+/* Writes v in decimal at p, two digits a step (an index of a 4-gram has ten); returns the end. */
 static char *put_u64(char *p, uint64_t v)
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                   "31323334353637383940414243444546474849505152535455565758596061"
+                                   "62636465666768697071727374757677787980818283848586878889909192"
+                                   "93949596979899";
     char digits[20];
-    int n = 0;
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n > 0)
-        *p++ = digits[--n];
-    return p;
+    int n = 20;
+    while (v >= 100) {
+        const char *d = pairs + 2 * (v % 100);
+        v /= 100;
+        digits[--n] = d[1];
+        digits[--n] = d[0];
+    }
+    if (v >= 10) {
+        digits[--n] = pairs[2 * v + 1];
+        digits[--n] = pairs[2 * v];
+    } else {
+        digits[--n] = (char)('0' + v);
+    }
+    memcpy(p, digits + n, (size_t)(20 - n));
+    return p + (20 - n);
 }
 
 /* The most a libsvm entry takes: " ", a 20-digit index, ":", and %.10g of a double (at most
