@@ -93,7 +93,7 @@ static int write_libsvm_line(embed_ctx_t *c)
         *p++ = ' ';
         p = put_u64(p, v->keys[i] + 1);
         *p++ = ':';
-        if (x >= 0 && x < 1e10 && x == (double)(uint64_t)x)
+        if (x > 0 && x < 1e10 && x == (double)(uint64_t)x) /* not -0, which %.10g signs */
             p = put_u64(p, (uint64_t)x);
         else
             p += snprintf(p, LIBSVM_ENTRY_MAX - 22, "%.10g", x);
