@@ -83,8 +83,8 @@ struct embed {
     uint64_t *st;
     size_t st_cap, st_n;
     uint32_t *st_key;
-    uint16_t *st_use, *st_at; /* by rank: sampled messages that held it; where it is in a
-                               * message's list of distinct keys, while its bit is set */
+    uint16_t *st_use, *st_cnt; /* by rank: sampled messages that held it; its count in the
+                                * message, while its bit is set */
     size_t st_msgs;
     uint64_t *st_bits;
     uint32_t *st_new;
@@ -240,7 +240,7 @@ void embed_destroy(embed_t **self)
     free(e->st);
     free(e->st_key);
     free(e->st_use);
-    free(e->st_at);
+    free(e->st_cnt);
     free(e->st_bits);
     free(e->st_new);
     free(e->ukeys);
@@ -1133,12 +1133,12 @@ static int learn_keys(embed_t *e)
     size_t nn = sort_unique_u32(e->st_new, e->st_new_n), m = 0;
     uint32_t *keys = malloc((e->st_n + nn + 1) * sizeof *keys);
     uint16_t *use = malloc((e->st_n + nn + 1) * sizeof *use),
-             *at = malloc((e->st_n + nn + 1) * sizeof *at);
+             *cnt = malloc((e->st_n + nn + 1) * sizeof *cnt);
     uint64_t *bits = e->st_bits ? e->st_bits : calloc((SL_MAX_KEYS + 1) / 64, sizeof *bits);
-    if (!keys || !use || !at || !bits) {
+    if (!keys || !use || !cnt || !bits) {
         free(keys);
         free(use);
-        free(at);
+        free(cnt);
         if (bits != e->st_bits)
             free(bits);
         return -1;
@@ -1161,7 +1161,7 @@ static int learn_keys(embed_t *e)
     if (!t) {
         free(keys);
         free(use);
-        free(at);
+        free(cnt);
         return -1;
     }
     if (t == e->st)
@@ -1171,12 +1171,12 @@ static int learn_keys(embed_t *e)
         free(e->st);
     free(e->st_key);
     free(e->st_use);
-    free(e->st_at);
+    free(e->st_cnt);
     e->st = t;
     e->st_cap = cap;
     e->st_key = keys;
     e->st_use = use;
-    e->st_at = at;
+    e->st_cnt = cnt;
     e->st_bits = bits;
     e->st_n = m;
     e->st_new_n = 0;
@@ -1194,9 +1194,9 @@ static bool ranked_counting(embed_t *e, size_t plen)
 }
 
 /*
- * Empties the slots the message used and lists its distinct keys with their counts (e->keys,
- * e->dtmp). A ranked key's place in that list goes by its rank, with its bit set; the others
- * also go to ukeys/uvals (their table words were temporary). Returns how many of those.
+ * Empties the slots the message used. A ranked key's count goes to st_cnt by its rank, with
+ * its bit set (its key is st_key by rank); the others go to ukeys/uvals (their table words
+ * were temporary). Returns how many of those.
  */
 static size_t drain_ranked(embed_t *e, size_t u, uint64_t *norm2)
 {
@@ -1206,10 +1206,8 @@ static size_t drain_ranked(embed_t *e, size_t u, uint64_t *norm2)
         uint64_t w = t[e->forder[j]], count = w & FW_COUNT;
         size_t r = (w >> FW_RANK_SHIFT) & FW_RANK_MAX;
         n2 += count * count;
-        e->keys[j] = w >> 32;
-        e->dtmp[j] = (double)(int64_t)count;
         if (r) { /* nearly always, once the keys are learned */
-            e->st_at[r] = (uint16_t)j;
+            e->st_cnt[r] = (uint16_t)count;
             e->st_bits[r / 64] |= 1ULL << (r % 64);
             t[e->forder[j]] = w & ~FW_COUNT;
         } else {
@@ -1224,7 +1222,7 @@ static size_t drain_ranked(embed_t *e, size_t u, uint64_t *norm2)
 
 /* Lists the ranks whose bits are set, in order, into ranks, and clears the bits. (Writing
  * eight ranks per word whatever it held, to spare the loop's mispredicted exit, was not
- * faster.) */
+ * faster; nor was emitting each key straight from the bits.) */
 static size_t ranks_in_order(embed_t *e, uint32_t *ranks)
 {
     size_t nr = 0;
@@ -1240,21 +1238,21 @@ static size_t ranks_in_order(embed_t *e, uint32_t *ranks)
 }
 
 /* Writes the ranked keys in rank order, which is key order, merging in the nu sorted unranked
- * ones; the entries come from the message's list of distinct keys (e->keys, e->dtmp), which
- * stays in the first-level cache. */
+ * ones. A ranked key and its count are read by rank (st_key, st_cnt): an earlier version
+ * went through the key's place in the message's list, a load more for each. */
 static void emit_in_key_order(embed_t *e, size_t nu, sparse_t *out)
 {
     uint32_t *ranks = e->forder; /* free once the table is drained */
     size_t nr = ranks_in_order(e, ranks), j = 0, ui = 0;
     for (size_t i = 0; i < nr; i++) {
-        size_t at = e->st_at[ranks[i]];
-        uint64_t key = e->keys[at];
+        uint32_t r = ranks[i];
+        uint64_t key = e->st_key[r];
         for (; ui < nu && e->ukeys[ui] < key; ui++, j++) {
             out->keys[j] = e->ukeys[ui];
             out->vals[j] = e->uvals[ui];
         }
         out->keys[j] = key;
-        out->vals[j++] = e->dtmp[at];
+        out->vals[j++] = (double)e->st_cnt[r];
     }
     if (++e->st_msgs % SL_USE_SAMPLE == 0)
         for (size_t i = 0; i < nr; i++)
