@@ -1446,26 +1446,43 @@ void embed_ngram_bytes(uint64_t key, int n, uint8_t *out)
 }
 
 /* Appends bytes readably: printable ASCII as is, shaping tokens by name, others as \xHH. */
+/* Appends piece (n bytes) at buf + o, NUL after it; one that does not fit whole is cut to what
+ * fits (NUL last) and ends the name: *full is then set and o returned unchanged. */
+static size_t append_piece(char *buf, size_t cap, size_t o, const char *piece, size_t n, bool *full)
+{
+    if (n >= cap - o) {
+        memcpy(buf + o, piece, cap - o - 1);
+        buf[cap - 1] = '\0';
+        *full = true;
+        return o;
+    }
+    memcpy(buf + o, piece, n);
+    buf[o + n] = '\0';
+    return o + n;
+}
+
+/* Appends the readable form of s: shaping tokens by name, printable bytes as they are, \r \n
+ * and \\ escaped, other bytes as \xHH. Written piece by piece: a snprintf per byte was most of
+ * `embed --format json`. */
 static size_t append_readable(char *buf, size_t cap, size_t o, const uint8_t *s, size_t len)
 {
-    for (size_t i = 0; i < len && o + 1 < cap; i++) {
+    static const char hex[] = "0123456789abcdef";
+    bool full = false;
+    for (size_t i = 0; i < len && o + 1 < cap && !full; i++) {
         const char *tok = shape_token_name(s[i]);
-        int w;
+        char esc[4] = {'\\', 'x', hex[s[i] >> 4], hex[s[i] & 15]};
         if (tok)
-            w = snprintf(buf + o, cap - o, "%s", tok);
+            o = append_piece(buf, cap, o, tok, strlen(tok), &full);
         else if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
-            w = snprintf(buf + o, cap - o, "%c", s[i]);
+            o = append_piece(buf, cap, o, (const char *)&s[i], 1, &full);
         else if (s[i] == '\r')
-            w = snprintf(buf + o, cap - o, "\\r");
+            o = append_piece(buf, cap, o, "\\r", 2, &full);
         else if (s[i] == '\n')
-            w = snprintf(buf + o, cap - o, "\\n");
+            o = append_piece(buf, cap, o, "\\n", 2, &full);
         else if (s[i] == '\\')
-            w = snprintf(buf + o, cap - o, "\\\\");
+            o = append_piece(buf, cap, o, "\\\\", 2, &full);
         else
-            w = snprintf(buf + o, cap - o, "\\x%02x", s[i]);
-        if (w < 0 || (size_t)w >= cap - o)
-            break;
-        o += (size_t)w;
+            o = append_piece(buf, cap, o, esc, 4, &full);
     }
     return o;
 }

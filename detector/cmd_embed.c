@@ -67,6 +67,15 @@ static char *put_u64(char *p, uint64_t v)
     return p + (20 - n);
 }
 
+/* Writes v as 16 lower-case hex digits and a NUL (what "%016" PRIx64 writes). */
+static void put_hex16(char out[17], uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+    out[16] = '\0';
+}
+
 /* The most a libsvm entry takes: " ", a 20-digit index, ":", and %.10g of a double (at most
  * "-1.234567891e-308", 17 bytes) */
 #define LIBSVM_ENTRY_MAX 40
@@ -120,7 +129,7 @@ static int embed_one(void *p, const msg_t *m)
     for (size_t i = 0; i < c->v->n; i++) {
         char name[96], key[24];
         embed_feature_name(c->e, c->v->keys[i], name, sizeof name);
-        snprintf(key, sizeof key, "%016" PRIx64, c->v->keys[i]);
+        put_hex16(key, c->v->keys[i]);
         json_t *f = json_array();
         json_array_append_new(f, json_string(key));
         json_array_append_new(f, json_string(name));

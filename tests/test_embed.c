@@ -97,6 +97,30 @@ static void test_ngrams_of_paper_example(void **state)
     embed_destroy(&e3);
 }
 
+/* Feature names: shaping tokens by name, \r \n \\ escaped, other bytes as \xHH; a name cut
+ * by the buffer keeps what fits of the piece that did not (as snprintf cut it). */
+static void test_feature_names_escape_and_cut(void **state)
+{
+    (void)state;
+    embed_t *e = plain_embedder(EMBED_NGRAM, 4);
+    char name[32];
+    embed_feature_name(e, ngram_key("\r\n\\\x01", 4), name, sizeof name);
+    assert_string_equal(name, "\\r\\n\\\\\\x01");
+    char shaped[4] = {(char)SHAPE_DIGITS_4_8, 'a', 'b', ':'};
+    uint64_t k = ngram_key(shaped, 4);
+    embed_feature_name(e, k, name, sizeof name);
+    assert_string_equal(name, "<dig4-8>ab:");
+    embed_feature_name(e, k, name, 11);
+    assert_string_equal(name, "<dig4-8>ab");
+    embed_feature_name(e, k, name, 5);
+    assert_string_equal(name, "<dig");
+    embed_feature_name(e, ngram_key("\r\r\r\r", 4), name, 2);
+    assert_string_equal(name, "\\");
+    embed_feature_name(e, ngram_key("\xfe\x7f\x80 ", 4), name, sizeof name);
+    assert_string_equal(name, "<ipv4>\\x7f\\x80 ");
+    embed_destroy(&e);
+}
+
 static void test_binary_and_norms(void **state)
 {
     (void)state;
@@ -950,6 +974,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens_of_paper_example),
         cmocka_unit_test(test_ngrams_of_paper_example),
+        cmocka_unit_test(test_feature_names_escape_and_cut),
         cmocka_unit_test(test_binary_and_norms),
         cmocka_unit_test(test_shape_replaces_random_values_by_class_and_length),
         cmocka_unit_test(test_field_shaping_replaces_only_per_message_random_values),
