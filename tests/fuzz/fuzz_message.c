@@ -201,5 +201,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dot2 != dot || embed_last_vector(e, again) != 0 || !same_vector(again, vec))
             abort();
     }
+    /* feature names stay within the buffer they are given, however small, and end in NUL */
+    for (size_t i = 0; i < vec->n && i < 8; i++) {
+        char name[48];
+        size_t cap = 1 + (size_t)(vec->keys[i] + i) % sizeof name;
+        memset(name, 'Z', sizeof name);
+        embed_feature_name(e, vec->keys[i], name, cap);
+        bool terminated = strnlen(name, cap) < cap;
+        bool untouched_past = cap == sizeof name || name[cap] == 'Z';
+        if (!terminated || !untouched_past)
+            abort();
+    }
     return 0;
 }
