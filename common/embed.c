@@ -664,6 +664,61 @@ static int accumulate(embed_t *e, size_t nk, sparse_t *out)
     return 0;
 }
 
+/*
+ * 4-grams in the table read as packed words, count << 32 | key, twice as many as slots: each key
+ * straight from the bytes, no key array. With the key in the low half, (w | v) + 2^32 is the
+ * next word whether the slot was empty or held v. The probe tests the key before emptiness:
+ * the other order, the same work, ran 15 % slower in a harness timing this loop alone, from
+ * the way gcc lays the loop out. (Neither holds for count_fused and count_key, where the
+ * key-first order measured 2-4 % slower.)
+ */
+static size_t count_packed4(uint64_t *t, size_t mask, unsigned shift, uint32_t *order,
+                            const uint8_t *p, size_t nk)
+{
+    size_t u = 0;
+    for (size_t i = 0; i < nk; i++) {
+        uint32_t v;
+        memcpy(&v, p + i, 4);
+        size_t h = (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15ULL) >> shift);
+        uint64_t w;
+        while ((uint32_t)(w = t[h]) != v && w != 0)
+            h = (h + 1) & mask;
+        t[h] = (w | v) + (1ULL << 32);
+        order[u] = (uint32_t)h;
+        u += w == 0;
+    }
+    return u;
+}
+
+/* Writes the keys in order of first appearance with their counts and empties their words. The
+ * squared norm is summed in integers, two entries a step: a floating-point sum waits for each
+ * addition before the next. */
+static void drain_packed4(uint64_t *t, const uint32_t *order, size_t u, sparse_t *out)
+{
+    uint64_t n0 = 0, n1 = 0;
+    size_t j = 0;
+    for (; j + 2 <= u; j += 2) {
+        uint64_t w0 = t[order[j]], w1 = t[order[j + 1]], c0 = w0 >> 32, c1 = w1 >> 32;
+        out->keys[j] = (uint32_t)w0;
+        out->vals[j] = (double)c0;
+        out->keys[j + 1] = (uint32_t)w1;
+        out->vals[j + 1] = (double)c1;
+        n0 += c0 * c0;
+        n1 += c1 * c1;
+        t[order[j]] = 0;
+        t[order[j + 1]] = 0;
+    }
+    for (; j < u; j++) {
+        uint64_t w = t[order[j]], c = w >> 32;
+        out->keys[j] = (uint32_t)w;
+        out->vals[j] = (double)c;
+        n0 += c * c;
+        t[order[j]] = 0;
+    }
+    out->n = u;
+    out->norm2 = (double)(n0 + n1);
+}
+
 /* The same for n-grams, taking each key straight from the bytes (no key array). */
 static int accumulate_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t *out)
 {
@@ -674,40 +729,16 @@ static int accumulate_ngrams(embed_t *e, const uint8_t *p, size_t len, sparse_t 
     size_t mask = e->hcap - 1, u = 0;
     unsigned shift = 64 - (unsigned)__builtin_ctzll(e->hcap);
     if (n == 4) {
-        /* 4-byte keys: key and count packed in one word of the slot */
         uint64_t *packed = (uint64_t *)e->hslots;
-        size_t pmask = 2 * e->hcap - 1;
-        for (size_t i = 0; i < nk; i++) {
-            uint32_t v;
-            memcpy(&v, p + i, 4);
-            size_t h = (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15ULL) >> (shift - 1));
-            uint64_t hi = (uint64_t)v << 32;
-            while (packed[h] && (packed[h] & ~0xffffffffULL) != hi)
-                h = (h + 1) & pmask;
-            uint64_t c = packed[h];
-            packed[h] = hi | ((c & 0xffffffffULL) + 1);
-            e->order[u] = (uint32_t)h;
-            u += c == 0;
-        }
-        double norm2 = 0;
-        for (size_t j = 0; j < u; j++) {
-            uint64_t w = packed[e->order[j]];
-            double c = (double)(w & 0xffffffffULL);
-            out->keys[j] = w >> 32;
-            out->vals[j] = c;
-            norm2 += c * c;
-            packed[e->order[j]] = 0;
-        }
-        out->n = u;
-        out->norm2 = norm2;
+        drain_packed4(packed, e->order,
+                      count_packed4(packed, 2 * mask + 1, shift - 1, e->order, p, nk), out);
         return 0;
-    } else {
-        uint64_t keymask = n == 8 ? ~0ULL : ((1ULL << (8 * n)) - 1);
-        for (size_t i = 0; i < nk; i++) {
-            uint64_t v;
-            memcpy(&v, p + i, 8); /* preprocess() pads the bytes with zeros */
-            count_key(e->hslots, mask, shift, e->order, &u, v & keymask);
-        }
+    }
+    uint64_t keymask = n == 8 ? ~0ULL : ((1ULL << (8 * n)) - 1);
+    for (size_t i = 0; i < nk; i++) {
+        uint64_t v;
+        memcpy(&v, p + i, 8); /* preprocess() pads the bytes with zeros */
+        count_key(e->hslots, mask, shift, e->order, &u, v & keymask);
     }
     drain_table(e, u, out);
     return 0;
