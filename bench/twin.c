@@ -151,8 +151,8 @@ static void compare(contestants_t *c, const messages_t *ms, int rounds)
             t[b] = pass(c, b, ms, &sum[b]);
         }
         /* global scores may differ in the last bits between builds; the rest must not */
-        same &= c->figure == GLOBAL ? fabs(sum[0] - sum[1]) <= 1e-9 * fabs(sum[0])
-                                    : sum[0] == sum[1];
+        same &=
+            c->figure == GLOBAL ? fabs(sum[0] - sum[1]) <= 1e-9 * fabs(sum[0]) : sum[0] == sum[1];
         if (r < 0)
             continue;
         for (int b = 0; b < 2; b++) {

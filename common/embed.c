@@ -669,8 +669,8 @@ static int accumulate(embed_t *e, size_t nk, sparse_t *out)
  * straight from the bytes, no key array. With the key in the low half, (w | v) + 2^32 is the
  * next word whether the slot was empty or held v. The probe tests the key before emptiness:
  * the other order, the same work, ran 15 % slower in a harness timing this loop alone, from
- * the way gcc lays the loop out. (Neither holds for count_fused and count_key, where the
- * key-first order measured 2-4 % slower.)
+ * the way gcc lays the loop out. (Not so in count_fused and count_key, where the key-first
+ * order measured 3-5 % slower.)
  */
 static size_t count_packed4(uint64_t *t, size_t mask, unsigned shift, uint32_t *order,
                             const uint8_t *p, size_t nk)
