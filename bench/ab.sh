@@ -21,9 +21,13 @@ trap cleanup EXIT
 
 cmake --build "$B" -j2 --target sgcommon sgdetector sipguard >/dev/null
 
-# the base: its libraries, linked into one object whose defined symbols take the prefix old_
+# the base: its libraries, built as BUILD is (the same build type and flags: -O2 against -O3
+# alone moves these figures by more than most changes), linked into one object whose defined
+# symbols take the prefix old_
+cached() { sed -n "s/^$1:[A-Z]*=//p" "$B/CMakeCache.txt"; }
 git -C "$SRC" worktree add --detach -q "$T/base" "$REV"
-cmake -S "$T/base" -B "$T/base-build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S "$T/base" -B "$T/base-build" -DCMAKE_BUILD_TYPE="$(cached CMAKE_BUILD_TYPE)" \
+  -DCMAKE_C_FLAGS="$(cached CMAKE_C_FLAGS)" -DSIPGUARD_SANITIZE="$(cached SIPGUARD_SANITIZE)" >/dev/null
 cmake --build "$T/base-build" -j2 --target sgcommon sgdetector >/dev/null
 ld -r -o "$T/all.o" --whole-archive "$T/base-build/detector/libsgdetector.a" \
   "$T/base-build/common/libsgcommon.a"
