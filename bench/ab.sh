@@ -19,6 +19,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if grep -q "^SIPGUARD_SANITIZE:BOOL=ON" "$B/CMakeCache.txt"; then
+  echo "bench/ab.sh: $BUILD is a sanitizer build; give a normal one (make's build)" >&2
+  exit 2
+fi
 cmake --build "$B" -j2 --target sgcommon sgdetector sipguard >/dev/null
 
 # the base: its libraries, built as BUILD is (the same build type and flags: -O2 against -O3
@@ -27,7 +31,7 @@ cmake --build "$B" -j2 --target sgcommon sgdetector sipguard >/dev/null
 cached() { sed -n "s/^$1:[A-Z]*=//p" "$B/CMakeCache.txt"; }
 git -C "$SRC" worktree add --detach -q "$T/base" "$REV"
 cmake -S "$T/base" -B "$T/base-build" -DCMAKE_BUILD_TYPE="$(cached CMAKE_BUILD_TYPE)" \
-  -DCMAKE_C_FLAGS="$(cached CMAKE_C_FLAGS)" -DSIPGUARD_SANITIZE="$(cached SIPGUARD_SANITIZE)" >/dev/null
+  -DCMAKE_C_FLAGS="$(cached CMAKE_C_FLAGS)" >/dev/null
 cmake --build "$T/base-build" -j2 --target sgcommon sgdetector >/dev/null
 ld -r -o "$T/all.o" --whole-archive "$T/base-build/detector/libsgdetector.a" \
   "$T/base-build/common/libsgcommon.a"
