@@ -25,14 +25,21 @@ if grep -q "^SIPGUARD_SANITIZE:BOOL=ON" "$B/CMakeCache.txt"; then
 fi
 cmake --build "$B" -j2 --target sgcommon sgdetector sipguard >/dev/null
 
-# the base: its libraries, built as BUILD is (the same build type and flags: -O2 against -O3
-# alone moves these figures by more than most changes), linked into one object whose defined
-# symbols take the prefix old_
+# the base: its libraries, compiled as BUILD compiles (the same build type, flags and
+# optimisation level, whatever the base's CMakeLists says: -O2 against -O3 alone moves these
+# figures by more than most changes), linked into one object whose defined symbols take the
+# prefix old_
 cached() { sed -n "s/^$1:[A-Z]*=//p" "$B/CMakeCache.txt"; }
+TYPE=$(cached CMAKE_BUILD_TYPE)
+OPT=$(grep -o -- ' -O[0-3s]' "$B/common/CMakeFiles/sgcommon.dir/flags.make" | head -1)
+TYPE_FLAGS="$OPT $(cached "CMAKE_C_FLAGS_${TYPE^^}" | sed 's/ *-O[0-3s]//')"
 git -C "$SRC" worktree add --detach -q "$T/base" "$REV"
-cmake -S "$T/base" -B "$T/base-build" -DCMAKE_BUILD_TYPE="$(cached CMAKE_BUILD_TYPE)" \
-  -DCMAKE_C_FLAGS="$(cached CMAKE_C_FLAGS)" >/dev/null
+cmake -S "$T/base" -B "$T/base-build" -DCMAKE_BUILD_TYPE="$TYPE" \
+  -DCMAKE_C_FLAGS="$(cached CMAKE_C_FLAGS)" "-DCMAKE_C_FLAGS_${TYPE^^}=$TYPE_FLAGS" >/dev/null
 cmake --build "$T/base-build" -j2 --target sgcommon sgdetector >/dev/null
+flags() { sed -n 's/^C_FLAGS = //p' "$1/common/CMakeFiles/sgcommon.dir/flags.make"; }
+echo "base $REV: $(flags "$T/base-build")"
+echo "working tree: $(flags "$B")"
 ld -r -o "$T/all.o" --whole-archive "$T/base-build/detector/libsgdetector.a" \
   "$T/base-build/common/libsgcommon.a"
 nm --defined-only -g "$T/all.o" | awk '{print $3 " old_" $3}' > "$T/renames"
