@@ -341,14 +341,16 @@ static inline bool is_candidate(const uint8_t *in, size_t i)
 
 /*
  * Copies in[i..] to out + *o up to the next candidate at or after i (or to len) and returns
- * where that is. Sixteen bytes at a time: each block is stored as it is tested, and a
- * candidate needs a separator in the block loaded one byte earlier and a first letter in the
- * block itself, so a block without one costs no branch but the loop's. Copying the runs
- * between separators one by one mispredicted at the end of most runs, some fifty a message.
- * The output never runs ahead of the input (*o <= i), so whole blocks stay within len of out.
+ * where that is; with or_line, up to the next line start after i if that comes first.
+ * Sixteen bytes at a time: each block is stored as it is tested, and a candidate needs a
+ * separator in the block loaded one byte earlier and a first letter in the block itself, so
+ * a block without one costs no branch but the loop's. Copying the runs between separators one
+ * by one mispredicted at the end of most runs, some fifty a message. A whole block is written
+ * only where 16 input bytes are left, and the output never gains on the input, so nothing is
+ * written past *o + (len - i) as it was when shaping began.
  */
-static inline size_t copy_to_candidate(const uint8_t *in, size_t i, size_t len, uint8_t *out,
-                                       size_t *o)
+static inline __attribute__((always_inline)) size_t
+copy_to_candidate(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o, bool or_line)
 {
     if (i == 0 && len > 0) {
         if (is_candidate(in, 0))
@@ -363,6 +365,8 @@ static inline size_t copy_to_candidate(const uint8_t *in, size_t i, size_t len, 
         unsigned bits = stops_in_block(before, SEPARATORS, sizeof SEPARATORS - 1) &
                         stops_in_block(_mm_or_si128(x, _mm_set1_epi8(0x20)), FIRST_LETTERS,
                                        sizeof FIRST_LETTERS - 1);
+        if (or_line)
+            bits |= stops_in_block(before, "\n", 1);
         if (bits) {
             size_t at = (size_t)__builtin_ctz(bits);
             *o += at;
@@ -372,7 +376,7 @@ static inline size_t copy_to_candidate(const uint8_t *in, size_t i, size_t len, 
     }
 #endif
     for (; i < len; i++) {
-        if (is_candidate(in, i))
+        if (is_candidate(in, i) || (or_line && i > 0 && in[i - 1] == '\n'))
             return i;
         out[(*o)++] = in[i];
     }
@@ -451,6 +455,22 @@ static const field_t *field_at(const uint8_t *p, size_t left, int line_start)
     return starts_with_ci(p, left, f->name, f->len) ? f : NULL;
 }
 
+/* Copies whatever blanks follow a line field's name, then shapes its value at in[i]; returns
+ * where the input goes on. */
+static size_t shape_field_value(const field_t *f, const uint8_t *in, size_t len, size_t i,
+                                uint8_t *out, size_t *o)
+{
+    while (f->line_start && i < len && (in[i] == ' ' || in[i] == '\t'))
+        out[(*o)++] = in[i++];
+    uint8_t token;
+    size_t n = shape_value(in + i, len - i, f->stops, &token);
+    if (n) {
+        out[(*o)++] = token;
+        i += n;
+    }
+    return i;
+}
+
 /*
  * Shapes what starts at candidate i, a line start when line_start: an SDP o= or m=audio line,
  * or a field. Returns where the input goes on, or i when nothing starts there.
@@ -480,34 +500,75 @@ static size_t shape_at(const uint8_t *in, size_t len, size_t i, uint8_t *out, si
     if (!f)
         return i;
     size_t nl = f->len;
-    if (i + 16 <= len) /* *o <= i: the block stays within len of out */
+    if (i + 16 <= len) /* not past *o + (len - i): see copy_to_candidate */
         memcpy(out + *o, in + i, 16);
     else
         memcpy(out + *o, in + i, nl);
     *o += nl;
-    i += nl;
-    while (f->line_start && i < len && (in[i] == ' ' || in[i] == '\t'))
-        out[(*o)++] = in[i++];
-    size_t n = shape_value(in + i, len - i, f->stops, &token);
-    if (n) {
-        out[(*o)++] = token;
-        i += n;
-    }
-    return i;
+    return shape_field_value(f, in, len, i + nl, out, o);
+}
+
+/* Shapes what starts at candidate i, or copies its byte when nothing does; returns where the
+ * input goes on (past i either way). */
+static inline size_t shape_or_copy(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o,
+                                   bool line_start)
+{
+    size_t next = shape_at(in, len, i, out, o, line_start);
+    if (next > i)
+        return next;
+    out[(*o)++] = in[i]; /* nothing starts here after all: the byte stays */
+    return i + 1;
+}
+
+void shape_prepare(void)
+{
+    pthread_once(&stop_once, build_stop_tables);
+}
+
+size_t shape_fields_rest(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o)
+{
+    while ((i = copy_to_candidate(in, i, len, out, o, false)) < len)
+        i = shape_or_copy(in, len, i, out, o, i == 0 || in[i - 1] == '\n');
+    return len;
 }
 
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out)
 {
-    pthread_once(&stop_once, build_stop_tables);
-    size_t o = 0, i = 0;
-    while ((i = copy_to_candidate(in, i, len, out, &o)) < len) {
-        size_t next = shape_at(in, len, i, out, &o, i == 0 || in[i - 1] == '\n');
-        if (next == i) /* nothing starts here after all: the byte stays */
-            out[o++] = in[i++];
-        else
-            i = next;
-    }
+    shape_prepare();
+    size_t o = 0;
+    shape_fields_rest(in, 0, len, out, &o);
     return o;
+}
+
+int shape_header_field(const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t k = 0; k < NFIELDS; k++)
+        if (fields[k].line_start && fields[k].len == len + 1 && fields[k].name[len] == ':' &&
+            starts_with_ci((const uint8_t *)name, len, fields[k].name, len))
+            return (int)k;
+    return -1;
+}
+
+size_t shape_fields_line(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o,
+                         int field)
+{
+    if (field >= 0 && i < len && in[i] == ':') {
+        out[(*o)++] = ':';
+        i = shape_field_value(&fields[field], in, len, i + 1, out, o);
+    } else if (i < len && (i == 0 || in[i - 1] == '\n')) {
+        /* a line start, where the copy below would stop at once */
+        if (is_candidate(in, i))
+            i = shape_or_copy(in, len, i, out, o, true);
+        else
+            out[(*o)++] = in[i++];
+    }
+    while ((i = copy_to_candidate(in, i, len, out, o, true)) < len) {
+        if (in[i - 1] == '\n')
+            return i;
+        i = shape_or_copy(in, len, i, out, o, false);
+    }
+    return len;
 }
 
 const char *shape_token_name(uint8_t b)

@@ -58,6 +58,25 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
  */
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out);
 
+/*
+ * Field shaping a line at a time, for header-name normalisation to run in the same pass
+ * (sipnorm_headers_shaped); the results are those of shape_fields on the normalised message.
+ * Call shape_prepare() once before the others.
+ *
+ * shape_header_field: the field a header of canonical name `name` begins when a colon
+ * follows the name at once (Call-ID, CSeq, Content-Length), or -1.
+ * shape_fields_line: shapes in[i..] through the end of its line (the next '\n', or len) to
+ * out + *o, advancing *o; i is a line start, or follows a header name already written to out,
+ * whose field (or -1) is `field`. Returns where the next line starts.
+ * shape_fields_rest: the same through len.
+ * Both write whole 16-byte blocks, but none past *o + (len - i) as it is at the call.
+ */
+void shape_prepare(void);
+int shape_header_field(const char *name);
+size_t shape_fields_line(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o,
+                         int field);
+size_t shape_fields_rest(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o);
+
 /* Readable name of a token byte ("<dig1-3>", "<hex9-16>", "<ipv4>"), or NULL for other bytes. */
 const char *shape_token_name(uint8_t b);
 

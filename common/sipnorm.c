@@ -1,6 +1,7 @@
 #include "sipnorm.h"
 
 #include "blockcopy.h"
+#include "shape.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -130,6 +131,7 @@ static name_slot_t name_slot[NAME_SLOTS];
 static uint64_t name_mul;
 static char padded[KNOWN_COUNT][32]; /* canonical spellings, zero-padded */
 static uint8_t padded_len[KNOWN_COUNT];
+static int8_t line_field[KNOWN_COUNT]; /* shape_header_field of each name */
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 #define FOLD 0x2020202020202020ULL
@@ -170,6 +172,7 @@ static size_t name_keys(name_key_t *keys)
         size_t len = strlen(known[i].name);
         memcpy(padded[i], known[i].name, len);
         padded_len[i] = (uint8_t)len;
+        line_field[i] = (int8_t)shape_header_field(known[i].name);
         keys[n] = (name_key_t){{0, 0, 0}, len, i};
         fold_name((const uint8_t *)padded[i], len, keys[n++].w);
         if (known[i].compact) {
@@ -290,16 +293,28 @@ static inline int name_index(const uint8_t *in, size_t i, size_t n, size_t len)
     return i + MAX_NAME_LEN <= len ? known_index(in + i, n) : known_index_copied(in + i, n);
 }
 
-size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+/*
+ * The normalised message to out (cap bytes); with shaped, field-shaped as well, a line at a
+ * time, so that each byte is read once. norm is where the normalised message has got to, which
+ * the rule of what fits is about; out's own position o is at most norm (shaping only
+ * shortens), so every write of the shaped pass stays within what the plain one writes.
+ */
+static inline __attribute__((always_inline)) size_t normalise(const uint8_t *in, size_t len,
+                                                              uint8_t *out, size_t cap, bool shaped)
 {
     pthread_once(&index_once, build_index);
-    size_t o = 0, i = 0;
+    size_t o = 0, i = 0, norm = 0;
     const uint8_t *nl = memchr(in, '\n', len);
     if (!nl || cap < len)
         goto unchanged;
     i = (size_t)(nl - in) + 1;
-    memcpy(out, in, i); /* start line */
-    o = i;
+    if (shaped) {
+        shape_fields_line(in, 0, len, out, &o, -1); /* the start line */
+    } else {
+        memcpy(out, in, i);
+        o = i;
+    }
+    norm = i;
     while (i < len) {
         if (in[i] == '\n' || (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n'))
             break; /* blank line: body follows unchanged */
@@ -309,31 +324,58 @@ size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
         while (i + n + ws < len && (in[i + n + ws] == ' ' || in[i + n + ws] == '\t'))
             ws++;
         bool colon = n && i + n + ws < len && in[i + n + ws] == ':';
+        int field = -1;
         if (colon && known_at >= 0) {
             size_t cl = padded_len[known_at];
-            if (o + 32 + (len - i - n) > cap)
+            if (norm + 32 + (len - i - n) > cap)
                 goto unchanged;
             memcpy(out + o, padded[known_at], 32); /* whole, so a constant-size copy */
             o += cl;
+            norm += cl;
             i += n;
+            field = line_field[known_at]; /* shaped only if the colon follows at once */
         } else if (colon) {
             for (size_t k = 0; k < n; k++)
                 out[o + k] = (uint8_t)tolower(in[i + k]);
             o += n;
+            norm += n;
             i += n;
         }
-        if (o + (len - i) + 16 > cap)
+        if (norm + (len - i) + 16 > cap)
             goto unchanged; /* room for the rest of the message, as blockcopy needs */
-        i = blockcopy_through(in, i, len, out, &o, "\n", 1);
+        if (shaped) {
+            size_t next = shape_fields_line(in, i, len, out, &o, field);
+            norm += next - i;
+            i = next;
+        } else {
+            i = blockcopy_through(in, i, len, out, &o, "\n", 1);
+            norm = o;
+        }
     }
-    if (o + (len - i) > cap)
+    if (norm + (len - i) > cap)
         goto unchanged;
+    if (shaped) {
+        shape_fields_rest(in, i, len, out, &o);
+        return o;
+    }
     memcpy(out + o, in + i, len - i);
     return o + (len - i);
 unchanged:
-    if (cap >= len) {
-        memcpy(out, in, len);
-        return len;
-    }
-    return 0;
+    if (cap < len)
+        return 0;
+    if (shaped)
+        return shape_fields(in, len, out);
+    memcpy(out, in, len);
+    return len;
+}
+
+size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    return normalise(in, len, out, cap, false);
+}
+
+size_t sipnorm_headers_shaped(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    shape_prepare();
+    return normalise(in, len, out, cap, true);
 }

@@ -25,4 +25,10 @@ const char *sipnorm_canonical_name(const char *name, size_t len);
  */
 size_t sipnorm_headers(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 
+/*
+ * shape_fields(sipnorm_headers(in)) in one pass and without the buffer between: the same
+ * bytes, the same rule for out (cap bytes, and 16 of room past the normalised length).
+ */
+size_t sipnorm_headers_shaped(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+
 #endif

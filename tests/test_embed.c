@@ -470,6 +470,102 @@ static void test_header_names_normalised_like_the_oracle(void **state)
     }
 }
 
+/* The two passes the default embedding fuses, one after the other. */
+static size_t two_passes(const uint8_t *in, size_t len, size_t cap, uint8_t *tmp, uint8_t *out)
+{
+    return shape_fields(tmp, sipnorm_headers(in, len, tmp, cap), out);
+}
+
+/* Messages pieced together from what both passes act on (compact and long names in any case,
+ * blanks before colons, every shaped field, SDP lines, separators, line ends of both kinds,
+ * bodies) and cut anywhere, with buffers from too small to ample: normalising and shaping in
+ * one pass writes what the two passes write, and nothing past the room the plain pass may use. */
+static void test_header_names_and_fields_in_one_pass_as_in_two(void **state)
+{
+    (void)state;
+    static const char *pieces[] = {"Call-ID:",
+                                   "call-id:",
+                                   "CALL-ID :",
+                                   "i:",
+                                   "I: ",
+                                   "i\t:",
+                                   "CSeq:",
+                                   "cseq:",
+                                   "l:",
+                                   "Content-Length:",
+                                   "content-length :",
+                                   "v:",
+                                   "Via:",
+                                   "t:",
+                                   "To:",
+                                   "f:",
+                                   "From:",
+                                   "Record-Route:",
+                                   "X-Odd:",
+                                   "tag:",
+                                   "o:",
+                                   "m:",
+                                   "\r\n",
+                                   "\n",
+                                   "\r\n\r\n",
+                                   " ",
+                                   "\t",
+                                   ";",
+                                   ",",
+                                   ":",
+                                   "=",
+                                   "@",
+                                   "\"",
+                                   "<",
+                                   ">",
+                                   "tag=",
+                                   "branch=z9hG4bK",
+                                   "nonce=\"",
+                                   "cnonce=\"",
+                                   "response=\"",
+                                   "opaque=\"",
+                                   "o=",
+                                   "m=audio ",
+                                   "12345",
+                                   "a9f3",
+                                   "deadbeef",
+                                   "xyz",
+                                   "10.0.0.1",
+                                   "\xff",
+                                   "INVITE sip:a@b SIP/2.0\r\n",
+                                   "SIP/2.0 200 OK\r\n"};
+    uint32_t x = 4475;
+    uint8_t in[1024], tmp[2 * 1024 + 128], want[2 * 1024 + 128], out[2 * 1024 + 128];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 0;
+        for (int k = (int)(next_rand(&x) % 40); k > 0; k--) {
+            const char *p = pieces[next_rand(&x) % (sizeof pieces / sizeof *pieces)];
+            size_t n = strlen(p);
+            if (len + n > sizeof in)
+                break;
+            memcpy(in + len, p, n);
+            len += n;
+        }
+        size_t caps[] = {len, len + 16, len + next_rand(&x) % 200, 2 * len + 64};
+        for (size_t c = 0; c < sizeof caps / sizeof *caps; c++) {
+            memset(out, 0xA5, sizeof out);
+            size_t wlen = two_passes(in, len, caps[c], tmp, want);
+            size_t got = sipnorm_headers_shaped(in, len, out, caps[c]);
+            assert_int_equal(got, wlen);
+            assert_memory_equal(out, want, got);
+            for (size_t k = caps[c] + 16; k < sizeof out; k++)
+                assert_int_equal(out[k], 0xA5);
+        }
+    }
+    /* a compact Call-ID is expanded and its value shaped; with a blank before the colon the
+     * value stays, as the field's name is not there */
+    const char *m = "BYE sip:a SIP/2.0\r\ni: 4711@h\r\nCall-ID : 4711@h\r\n\r\n";
+    size_t got = sipnorm_headers_shaped((const uint8_t *)m, strlen(m), out, 200);
+    const char want_text[] = "BYE sip:a SIP/2.0\r\nCall-ID: \xf6@h\r\nCall-ID : 4711@h\r\n\r\n";
+    assert_int_equal(got, sizeof want_text - 1);
+    assert_memory_equal(out, want_text, got);
+}
+
 /* The token shaping gives a whole value, by the rules of shape.h, one byte at a time. */
 static uint8_t oracle_value_token(const uint8_t *v, size_t n)
 {
@@ -987,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_shape_values_of_every_length_and_class),
         cmocka_unit_test(test_shape_field_names_in_any_case_and_near_misses),
         cmocka_unit_test(test_header_names_normalised_like_the_oracle),
+        cmocka_unit_test(test_header_names_and_fields_in_one_pass_as_in_two),
         cmocka_unit_test(test_empty_and_tiny_messages),
         cmocka_unit_test(test_unsorted_equals_sorted_for_every_option),
         cmocka_unit_test(test_field_shaping_after_runs_of_every_length),

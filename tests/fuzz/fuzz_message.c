@@ -81,6 +81,21 @@ static size_t do_shape_fields(const uint8_t *in, size_t len, uint8_t *out, size_
     return shape_fields(in, len, out);
 }
 
+/* Header names normalised and fields shaped in one pass: what the two passes give. */
+static void same_as_two_passes(const uint8_t *data, size_t size, size_t cap)
+{
+    uint8_t *tmp = malloc(cap + 16), *want = malloc(cap + 16), *got = malloc(cap + 16);
+    if (!tmp || !want || !got)
+        abort();
+    size_t wlen = shape_fields(tmp, sipnorm_headers(data, size, tmp, cap), want);
+    size_t glen = sipnorm_headers_shaped(data, size, got, cap);
+    if (glen != wlen || memcmp(got, want, wlen) != 0)
+        abort();
+    free(tmp);
+    free(want);
+    free(got);
+}
+
 static void on_datagram_message(void *ctx, const msg_t *m)
 {
     (void)ctx;
@@ -178,6 +193,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     exact_output(size, data, size, sipnorm_headers);
     exact_output(size + 16, data, size, sipnorm_headers);
     exact_output(2 * size + 1024, data, size, sipnorm_headers);
+    exact_output(size, data, size, sipnorm_headers_shaped);
+    exact_output(size + 16, data, size, sipnorm_headers_shaped);
+    exact_output(2 * size + 1024, data, size, sipnorm_headers_shaped);
+    same_as_two_passes(data, size, size + 16);
+    same_as_two_passes(data, size, 2 * size + 1024);
 
     hep_t hep;
     const char *why;
