@@ -352,16 +352,17 @@ static inline bool is_candidate(const uint8_t *in, size_t i)
 static inline __attribute__((always_inline)) size_t
 copy_to_candidate(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t *o, bool or_line)
 {
+    size_t to = *o; /* in a register: a store to out might otherwise change *o */
     if (i == 0 && len > 0) {
         if (is_candidate(in, 0))
             return 0;
-        out[(*o)++] = in[i++]; /* the block loop reads the byte before its block */
+        out[to++] = in[i++]; /* the block loop reads the byte before its block */
     }
 #ifdef __SSE2__
     for (; i + 16 <= len; i += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
         __m128i before = _mm_loadu_si128((const __m128i *)(const void *)(in + i - 1));
-        _mm_storeu_si128((__m128i *)(void *)(out + *o), x);
+        _mm_storeu_si128((__m128i *)(void *)(out + to), x);
         unsigned bits = stops_in_block(before, SEPARATORS, sizeof SEPARATORS - 1) &
                         stops_in_block(_mm_or_si128(x, _mm_set1_epi8(0x20)), FIRST_LETTERS,
                                        sizeof FIRST_LETTERS - 1);
@@ -369,22 +370,21 @@ copy_to_candidate(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t 
             bits |= stops_in_block(before, "\n", 1);
         if (bits) {
             size_t at = (size_t)__builtin_ctz(bits);
-            *o += at;
+            *o = to + at;
             return i + at;
         }
-        *o += 16;
+        to += 16;
     }
 #endif
     for (; i < len; i++) {
         if (is_candidate(in, i) || (or_line && i > 0 && in[i - 1] == '\n'))
-            return i;
-        out[(*o)++] = in[i];
+            break;
+        out[to++] = in[i];
     }
-    return len;
+    *o = to;
+    return i;
 }
 
-#define FOUR(a, b, c, d)                                                                           \
-    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
 /* The fields by the first four bytes of their names, lower-cased as starts_with_ci compares
@@ -400,9 +400,11 @@ static uint32_t field_mul;
 /* Each field's name with bit 5 set in every byte, zero-padded, for a compare of 16 bytes */
 static uint8_t field_folded[sizeof fields / sizeof fields[0]][16];
 
-static uint32_t lower_four(const uint8_t *p)
+static inline uint32_t lower_four(const uint8_t *p)
 {
-    return FOUR(p[0], p[1], p[2], p[3]) | 0x20202020u;
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x | 0x20202020u;
 }
 
 static inline uint32_t field_slot_of(uint32_t key)
@@ -508,14 +510,26 @@ static size_t shape_at(const uint8_t *in, size_t len, size_t i, uint8_t *out, si
     return shape_field_value(f, in, len, i + nl, out, o);
 }
 
+/* Whether a field's name may start at p (left bytes): its first four bytes are one's. */
+static inline bool field_may_start(const uint8_t *p, size_t left)
+{
+    if (left < 4)
+        return false;
+    uint32_t key = lower_four(p);
+    return field_slot[field_slot_of(key)].key == key;
+}
+
 /* Shapes what starts at candidate i, or copies its byte when nothing does; returns where the
- * input goes on (past i either way). */
+ * input goes on (past i either way). Within a line only a field can start, and most
+ * candidates are none: those are turned away here, without the call. */
 static inline size_t shape_or_copy(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o,
                                    bool line_start)
 {
-    size_t next = shape_at(in, len, i, out, o, line_start);
-    if (next > i)
-        return next;
+    if (line_start || field_may_start(in + i, len - i)) {
+        size_t next = shape_at(in, len, i, out, o, line_start);
+        if (next > i)
+            return next;
+    }
     out[(*o)++] = in[i]; /* nothing starts here after all: the byte stays */
     return i + 1;
 }

@@ -136,20 +136,22 @@ static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 #define FOLD 0x2020202020202020ULL
 
-/* Bytes 0..n of a word (n <= 8) */
-static inline uint64_t low_bytes(size_t n)
-{
-    return ((1ULL << (8 * (n & 7))) - 1) | -(uint64_t)(n >= 8); /* no branch on n */
-}
+/* 24 bytes set, then 24 clear: the 24 bytes from 24 - len keep a name's len bytes. Masks by
+ * load, not computed per word from the length. */
+static const uint8_t name_mask[2 * MAX_NAME_LEN] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+};
 
 /* Folded words of a name of len (1..MAX_NAME_LEN) bytes at p, which is readable for 24 */
 static inline void fold_name(const uint8_t *p, size_t len, uint64_t w[3])
 {
+    const uint8_t *mask = name_mask + MAX_NAME_LEN - len;
     for (size_t k = 0; k < 3; k++) {
-        size_t at = 8 * k, n = len > at ? len - at : 0;
-        uint64_t x;
-        memcpy(&x, p + at, 8);
-        w[k] = (x | FOLD) & low_bytes(n);
+        uint64_t x, m;
+        memcpy(&x, p + 8 * k, 8);
+        memcpy(&m, mask + 8 * k, 8);
+        w[k] = (x | FOLD) & m;
     }
 }
 
