@@ -767,9 +767,12 @@ static void test_unsorted_equals_sorted_for_every_option(void **state)
         words, noise, short_noise,
         /* runs of zero bytes: the 4-gram of four zeros is key 0, whose word in the plain
          * table must still not read as empty, counted 3 + 2 times around other keys */
-        "\0\0\0\0\0\0ab\0\0\0\0\0"};
+        "\0\0\0\0\0\0ab\0\0\0\0\0",
+        /* the same after a key whose hash is 0 has taken key 0's first slot, so that key 0
+         * is new only after a probe */
+        "\"#  \0\0\0\0\0x\0\0\0\0"};
     /* the lengths of the messages holding zero bytes; strlen for the others */
-    const size_t zero_len[] = {[2] = 5, [8] = 13};
+    const size_t zero_len[] = {[2] = 5, [8] = 13, [9] = 14};
     /* three-letter words and a ';': dozens of distinct 4-grams end in ';', more than a
      * sort bucket ranks */
     for (int w = 0; w < 80; w++) {
