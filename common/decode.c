@@ -10,10 +10,6 @@
 #include "tcpstream.h"
 
 #define MAX_DEPTH 8 /* nested tunnels before we give up: stops crafted loops */
-/* TCP connection directions followed at once; past this the least recently used is dropped
- * (and counted). A border node may hold tens of thousands of TCP clients; an entry costs
- * memory only once used. */
-#define DECODE_TCP_STREAMS 65536
 
 struct decode {
     decode_opts_t o;
@@ -33,6 +29,11 @@ void decode_opts_default(decode_opts_t *o)
     o->sniff = true;
     o->hep_port = 9060;
     o->max_msg = 65535;
+    /* Past either bound the least recently used streams are dropped (counted). A border node
+     * may hold tens of thousands of TCP clients, and an entry costs memory only once used;
+     * each open stream holds 4 KiB or more. */
+    o->tcp_streams = 65536;
+    o->tcp_memory = (size_t)512 << 20;
 }
 
 static void tcp_emit(void *ctx, const msg_t *m)
@@ -51,7 +52,7 @@ decode_t *decode_new(const decode_opts_t *opts, skips_t *skips, decode_emit_fn e
     d->emit = emit;
     d->ctx = ctx;
     d->frag = ipfrag_new(256, 30, skips);
-    d->tcp = tcpstream_new(opts->max_msg, DECODE_TCP_STREAMS, skips, tcp_emit, d);
+    d->tcp = tcpstream_new(opts->max_msg, opts->tcp_streams, opts->tcp_memory, skips, tcp_emit, d);
     d->hep_scratch = malloc(opts->max_msg);
     if (!d->frag || !d->tcp || !d->hep_scratch)
         decode_destroy(&d);
@@ -586,4 +587,9 @@ void decode_flush(decode_t *d)
 {
     tcpstream_flush(d->tcp);
     ipfrag_flush(d->frag);
+}
+
+size_t decode_tcp_held(const decode_t *d)
+{
+    return tcpstream_held(d->tcp);
 }

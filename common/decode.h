@@ -25,6 +25,8 @@ typedef struct {
     bool sniff;                /* also take payloads on other ports that start like SIP */
     uint16_t hep_port;         /* HEPv3 port (default 9060); HEP3 magic is recognised anywhere */
     size_t max_msg;            /* longer messages are cut and marked truncated (default 65535) */
+    int tcp_streams;           /* TCP connection directions followed at once (default 65536) */
+    size_t tcp_memory;         /* bytes all TCP streams may hold together (default 512 MiB) */
 } decode_opts_t;
 
 void decode_opts_default(decode_opts_t *o);
@@ -49,5 +51,8 @@ bool decode_linktype_supported(int linktype);
 
 /* Emits what TCP streams still hold and counts unfinished fragments (end of input). */
 void decode_flush(decode_t *self);
+
+/* Bytes the TCP streams hold now (at most decode_opts_t.tcp_memory). */
+size_t decode_tcp_held(const decode_t *self);
 
 #endif

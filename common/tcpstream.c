@@ -39,8 +39,9 @@ typedef struct {
  */
 struct tcpstream {
     stream_t *streams;
-    int n, max;      /* entries allocated (grown by doubling as they fill), and at most */
-    uint32_t *index; /* stream number + 1 by hash, linear probing; 0 empty */
+    int n, max;             /* entries allocated (grown by doubling as they fill), and at most */
+    size_t held, max_bytes; /* bytes of stream buffers and early segments, and at most */
+    uint32_t *index;        /* stream number + 1 by hash, linear probing; 0 empty */
     size_t index_mask;
     uint64_t *free_bits; /* bit set: entry free */
     int32_t newest, oldest;
@@ -77,8 +78,8 @@ static size_t index_size(int n)
     return cap;
 }
 
-tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcpstream_emit_fn emit,
-                           void *ctx)
+tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, size_t max_bytes, skips_t *skips,
+                           tcpstream_emit_fn emit, void *ctx)
 {
     tcpstream_t *t = calloc(1, sizeof *t);
     if (!t)
@@ -101,18 +102,24 @@ tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcps
     t->index_mask = cap - 1;
     reset_table(t);
     t->max_msg = max_msg;
+    t->max_bytes = max_bytes;
     t->skips = skips;
     t->emit = emit;
     t->ctx = ctx;
     return t;
 }
 
-static void stream_release(stream_t *s)
+static void stream_release(tcpstream_t *t, stream_t *s)
 {
-    for (int i = 0; i < s->n_ooo; i++)
+    for (int i = 0; i < s->n_ooo; i++) {
         free(s->ooo[i].data);
+        t->held -= s->ooo[i].len;
+    }
+    if (s->ooo)
+        t->held -= OOO_MAX * sizeof *s->ooo;
     free(s->ooo);
     free(s->buf);
+    t->held -= s->cap;
     memset(s, 0, sizeof *s);
 }
 
@@ -123,7 +130,7 @@ void tcpstream_destroy(tcpstream_t **self)
     tcpstream_t *t = *self;
     for (size_t w = 0; w < ((size_t)t->n + 63) / 64; w++) /* only the streams in use hold */
         for (uint64_t used = ~t->free_bits[w] & in_word(t, w); used; used &= used - 1)
-            stream_release(&t->streams[w * 64 + (size_t)__builtin_ctzll(used)]);
+            stream_release(t, &t->streams[w * 64 + (size_t)__builtin_ctzll(used)]);
     free((*self)->streams);
     free((*self)->index);
     free((*self)->free_bits);
@@ -235,21 +242,43 @@ static void drain(tcpstream_t *t, stream_t *s, const msg_t *tmpl, bool closing)
     }
 }
 
-static bool append(stream_t *s, const uint8_t *data, size_t len)
+static void stream_drop(tcpstream_t *t, stream_t *s);
+
+/*
+ * Makes room for `more` bytes in the reassembly budget, dropping the least recently used
+ * streams other than s (counted): whoever opens many connections and leaves messages
+ * unfinished, or sends segments far ahead of a gap, must not grow the reader without bound.
+ * False when even s alone would not fit.
+ */
+static bool make_room(tcpstream_t *t, const stream_t *s, size_t more)
+{
+    int32_t self = (int32_t)(s - t->streams);
+    while (t->held + more > t->max_bytes && t->oldest >= 0 && t->oldest != self) {
+        skips_add(t->skips, "tcp: reassembly memory full, least recently used stream dropped");
+        stream_drop(t, &t->streams[t->oldest]);
+    }
+    return t->held + more <= t->max_bytes;
+}
+
+/* Appends to the stream's buffer: NULL, or why it could not (the bytes are dropped). */
+static const char *append(tcpstream_t *t, stream_t *s, const uint8_t *data, size_t len)
 {
     if (s->len + len > s->cap) {
         size_t cap = s->cap ? s->cap : 4096;
         while (cap < s->len + len)
             cap *= 2;
+        if (!make_room(t, s, cap - s->cap))
+            return "tcp: reassembly memory full, bytes dropped";
         uint8_t *b = realloc(s->buf, cap);
         if (!b)
-            return false;
+            return "tcp: out of memory, bytes dropped";
+        t->held += cap - s->cap;
         s->buf = b;
         s->cap = cap;
     }
     memcpy(s->buf + s->len, data, len);
     s->len += len;
-    return true;
+    return NULL;
 }
 
 /* The hash of a direction of a connection: addresses and ports of both ends. */
@@ -315,7 +344,7 @@ static void stream_drop(tcpstream_t *t, stream_t *s)
     int32_t i = (int32_t)(s - t->streams);
     index_remove(t, i);
     list_unlink(t, i);
-    stream_release(s);
+    stream_release(t, s);
     t->free_bits[i / 64] |= 1ULL << (i % 64);
 }
 
@@ -415,8 +444,9 @@ static void accept_bytes(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_
         skips_add(t->skips, "tcp: stream buffer over limit, bytes dropped");
         s->len = 0;
     }
-    if (!append(s, data, len)) {
-        skips_add(t->skips, "tcp: out of memory, bytes dropped");
+    const char *failed = append(t, s, data, len);
+    if (failed) {
+        skips_add(t->skips, failed);
         return;
     }
     s->next_seq += (uint32_t)len;
@@ -428,14 +458,23 @@ static void queue_early(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_t
         skips_add(t->skips, "tcp: out-of-order queue full, segment dropped");
         return;
     }
-    if (!s->ooo && !(s->ooo = malloc(OOO_MAX * sizeof *s->ooo))) {
+    size_t queue = s->ooo ? 0 : OOO_MAX * sizeof *s->ooo;
+    if (!make_room(t, s, queue + len)) {
+        skips_add(t->skips, "tcp: reassembly memory full, segment dropped");
+        return;
+    }
+    if (!s->ooo && !(s->ooo = malloc(queue))) {
         skips_add(t->skips, "tcp: out of memory, segment dropped");
         return;
     }
+    t->held += queue;
     uint8_t *copy = malloc(len);
-    if (!copy)
+    if (!copy) {
+        skips_add(t->skips, "tcp: out of memory, segment dropped");
         return;
+    }
     memcpy(copy, data, len);
+    t->held += len;
     s->ooo[s->n_ooo++] = (ooo_seg_t){seq, copy, len};
 }
 
@@ -451,6 +490,7 @@ static void drain_early(tcpstream_t *t, stream_t *s)
                 continue;
             accept_bytes(t, s, o->seq, o->data, o->len);
             free(o->data);
+            t->held -= o->len;
             s->ooo[i] = s->ooo[--s->n_ooo];
             moved = true;
             break;
@@ -504,4 +544,9 @@ void tcpstream_flush(tcpstream_t *t)
             stream_drop(t, s);
         }
     }
+}
+
+size_t tcpstream_held(const tcpstream_t *t)
+{
+    return t->held;
 }

@@ -14,6 +14,10 @@
  * next SIP start line and counts the bytes it passed over. Finding a
  * segment's stream costs the same however many streams are open; when all
  * max_streams are in use, the least recently used one is dropped (counted).
+ * The bytes held for all streams (buffers and early segments) stay within
+ * max_bytes: to make room, the least recently used streams are dropped
+ * (counted), so many connections left mid-message, or segments sent far
+ * ahead of a gap, cannot make the reader grow without bound.
  */
 #ifndef SIPGUARD_TCPSTREAM_H
 #define SIPGUARD_TCPSTREAM_H
@@ -33,8 +37,8 @@ typedef void (*tcpstream_emit_fn)(void *ctx, const msg_t *m);
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 
-tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, skips_t *skips, tcpstream_emit_fn emit,
-                           void *ctx);
+tcpstream_t *tcpstream_new(size_t max_msg, int max_streams, size_t max_bytes, skips_t *skips,
+                           tcpstream_emit_fn emit, void *ctx);
 void tcpstream_destroy(tcpstream_t **self);
 
 /* Feeds one segment. tmpl supplies timestamps, endpoints and MAC for messages it completes. */
@@ -43,5 +47,8 @@ void tcpstream_segment(tcpstream_t *self, const msg_t *tmpl, uint32_t seq, uint8
 
 /* Emits what every stream still holds (end of input). */
 void tcpstream_flush(tcpstream_t *self);
+
+/* Bytes held for all streams now: their buffers and queued early segments. */
+size_t tcpstream_held(const tcpstream_t *self);
 
 #endif

@@ -61,6 +61,14 @@ int cmd_input_option(const char *name, const char *arg, decode_opts_t *o)
         if (cliopt_int(name, arg, 512, 16 << 20, &v) != 0)
             return -1;
         o->max_msg = (size_t)v;
+    } else if (strcmp(name, "tcp-streams") == 0) {
+        if (cliopt_int(name, arg, 1, 1 << 24, &v) != 0)
+            return -1;
+        o->tcp_streams = (int)v;
+    } else if (strcmp(name, "tcp-memory") == 0) {
+        if (cliopt_int(name, arg, 1, 1 << 20, &v) != 0)
+            return -1;
+        o->tcp_memory = (size_t)v << 20;
     } else {
         return 0;
     }

@@ -36,8 +36,16 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
     {"sip-ports", 0, "LO-HI", "UDP/TCP ports that carry SIP", "5060-5090"},                        \
         {"no-sniff", 0, NULL, "do not take SIP-looking payloads on other ports", NULL},            \
         {"hep-port", 0, "PORT", "UDP port of HEPv3 datagrams", "9060"},                            \
+        {"max-message", 0, "BYTES", "longer messages are cut and marked truncated", "65535"},      \
+        {"tcp-streams", 0, "N",                                                                    \
+         "TCP connection directions followed at once; past this the least recently used stream "   \
+         "is dropped (counted)",                                                                   \
+         "65536"},                                                                                 \
     {                                                                                              \
-        "max-message", 0, "BYTES", "longer messages are cut and marked truncated", "65535"         \
+        "tcp-memory", 0, "MIB",                                                                    \
+            "memory all TCP streams may hold together (buffers, early segments); past this the "   \
+            "least recently used streams are dropped (counted)",                                   \
+            "512"                                                                                  \
     }
 
 /* Applies an embedding option by name; 1 when handled, 0 when not its option, -1 invalid. */

@@ -63,6 +63,12 @@ static const setting_t settings[] = {
     S("ingest", "sip_ports", sip_ports, "5060-5090", "UDP/TCP ports that carry SIP (LO-HI)"),
     L("ingest", "max_message", max_message, 256, 1 << 20, "65535",
       "longer messages are cut and reported as truncated"),
+    L("ingest", "tcp_streams", tcp_streams, 1, 1 << 24, "65536",
+      "TCP connection directions followed at once (live capture, pcap replay); past this the "
+      "least recently used stream is dropped and counted"),
+    L("ingest", "tcp_memory_mb", tcp_memory_mb, 1, 1 << 20, "512",
+      "MiB all TCP streams may hold together (buffers and early segments); past this the least "
+      "recently used streams are dropped and counted"),
     {"scoring", "local_policy", T_POLICY, offsetof(edge_config_t, local_policy), 0, 0, 0, "always",
      "when the local k-NN model runs: always; near (only when the global score reaches "
      "(1 - local_margin) x its threshold); sample (a local_sample fraction, plus every global "

@@ -43,6 +43,7 @@ typedef struct {
     long capture_mb; /* kernel capture ring, MiB */
     char sip_ports[32];
     long max_message;
+    long tcp_streams, tcp_memory_mb; /* TCP reassembly bounds */
     /* [scoring] */
     local_policy_t local_policy;
     double local_margin;

@@ -73,6 +73,8 @@ static int feed_init(feed_t *f, ingest_t *in, source_t src, const char *name, bo
         o.port_hi = (uint16_t)hi;
     }
     o.max_msg = (size_t)in->c->max_message;
+    o.tcp_streams = (int)in->c->tcp_streams;
+    o.tcp_memory = (size_t)in->c->tcp_memory_mb << 20;
     o.sniff = sniff || o.sniff;
     f->src = src;
     f->owner = in;
@@ -270,6 +272,17 @@ int ingest_fds(const ingest_t *in, int *fds, int max)
     return n;
 }
 
+/* What the capture and replay feeds' TCP streams hold (the UDP feeds have none). */
+static void note_tcp_held(ingest_t *in)
+{
+    size_t held = 0;
+    if (in->live_feed.dec)
+        held += decode_tcp_held(in->live_feed.dec);
+    if (in->file_feed.dec)
+        held += decode_tcp_held(in->file_feed.dec);
+    atomic_store(&in->metrics->tcp_held, held);
+}
+
 static uint64_t all_skips(const ingest_t *in)
 {
     return skips_total(&in->hep.skips) + skips_total(&in->udp.skips) +
@@ -368,6 +381,7 @@ void ingest_on_readable(ingest_t *in, int fd)
         if (pcap_stats(in->live, &ps) == 0)
             atomic_store(&in->metrics->capture_dropped, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
         atomic_store(&in->metrics->skipped, all_skips(in));
+        note_tcp_held(in);
     }
 }
 
@@ -376,6 +390,7 @@ static void finish_replay(ingest_t *in)
     in->replay_done = true;
     decode_flush(in->file_feed.dec);
     atomic_store(&in->metrics->skipped, all_skips(in));
+    note_tcp_held(in);
     skips_print(&in->file_feed.skips, in->c->pcap_file, stderr);
     info("replay of %s ended: %llu messages", in->c->pcap_file,
          (unsigned long long)in->file_feed.index);
@@ -414,6 +429,7 @@ double ingest_replay(ingest_t *in, double now)
         in->pending_hdr = NULL;
     }
     atomic_store(&in->metrics->skipped, all_skips(in));
+    note_tcp_held(in);
     return 0;
 }
 

@@ -117,6 +117,10 @@ char *metrics_render(edge_metrics_t *m)
     counter(&s, "capture_dropped_total",
             "Packets the live capture lost (capture ring full, or dropped by the interface).",
             atomic_load(&m->capture_dropped));
+    gauge(&s, "tcp_reassembly_bytes",
+          "Bytes TCP reassembly holds for open streams (live capture, pcap replay); at most "
+          "[ingest] tcp_memory_mb.",
+          (double)atomic_load(&m->tcp_held));
     counter(&s, "local_model_runs_total", "Messages the local k-NN model scored.",
             atomic_load(&m->local_runs));
     put(&s, "# HELP sipguard_score_latency_seconds Time to score one message.\n"

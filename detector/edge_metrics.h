@@ -25,6 +25,7 @@ typedef struct {
     atomic_uint_fast64_t skipped;         /* datagrams/packets a reader passed over */
     atomic_uint_fast64_t hep_rejected;    /* bad HEP, wrong auth key */
     atomic_uint_fast64_t capture_dropped; /* live capture: ring full or interface drops */
+    atomic_uint_fast64_t tcp_held;        /* bytes TCP reassembly holds (live, replay) */
     atomic_uint_fast64_t udp_dropped[2];  /* by the kernel, socket buffer full: hep, udp */
     atomic_uint_fast64_t local_runs;
     atomic_uint_fast64_t fired[6]; /* signature, global, local, flood, dialog, binding */

@@ -63,6 +63,12 @@ check "truncated model error" grep -q "bad.model" err.txt
 "$S" train -o x.model --nu 7 train.pcap 2>err.txt; rc=$?
 check "bad option value exits 2" test $rc -eq 2
 check "bad option value explained" grep -q "expected a number" err.txt
+"$S" score -m m.model --tcp-memory 0 normal.pcap >/dev/null 2>err.txt; rc=$?
+check "--tcp-memory 0 exits 2 and names the range" sh -c "test $rc -eq 2 && grep -q 'tcp-memory: expected an integer in \[1, 1048576\]' err.txt"
+"$S" score -m m.model --tcp-streams 1 all.pcap >/dev/null 2>err.txt
+check "--tcp-streams 1: TCP streams dropped and counted by name" grep -Eq '^ +[0-9]+  tcp: stream table full, least recently used stream dropped$' err.txt
+"$S" score -m m.model all.pcap >/dev/null 2>err.txt
+check "by default no TCP stream is dropped" sh -c "! grep -q 'tcp: stream table full' err.txt"
 for bad in "--flood-window z" "--holding weibull" "--without bogus" "--attacks lasers" "--users 1" "--clique 9-3"; do
     "$S" gen -o bad $bad 2>err.txt; rc=$?
     check "gen $bad exits 2" test $rc -eq 2

@@ -202,6 +202,7 @@ check "/healthz" "[ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
 curl -s http://127.0.0.1:$HTTP/metrics > metrics.txt
 check "/metrics: Prometheus text with messages by verdict and the latency histogram" \
     "grep -q '^# TYPE sipguard_messages_total counter' metrics.txt && grep -q 'sipguard_messages_total{source=\"http\",verdict=\"anomaly\"} 2' metrics.txt && grep -q '^sipguard_score_latency_seconds_bucket{le=\"+Inf\"}' metrics.txt"
+check "/metrics: the TCP reassembly gauge" "grep -q '^# TYPE sipguard_tcp_reassembly_bytes gauge' metrics.txt && grep -q '^sipguard_tcp_reassembly_bytes 0$' metrics.txt"
 
 # --- SIGHUP: a new model is taken without a stop; a broken one is refused ---
 "$S" train -q --shape all -o edge.model train.pcap

@@ -362,6 +362,8 @@ static msg_t tcp_from(uint32_t client)
     return m;
 }
 
+#define BIG ((size_t)512 << 20) /* a reassembly budget the test never reaches */
+
 /* A tcpstream with its skips and a sink for what it emits. */
 typedef struct {
     skips_t skips;
@@ -369,10 +371,10 @@ typedef struct {
     tcpstream_t *t;
 } tcp_rig_t;
 
-static void rig_open(tcp_rig_t *r, int max_streams)
+static void rig_open(tcp_rig_t *r, int max_streams, size_t max_bytes)
 {
     memset(r, 0, sizeof *r);
-    r->t = tcpstream_new(65535, max_streams, &r->skips, tcp_sink, &r->sink);
+    r->t = tcpstream_new(65535, max_streams, max_bytes, &r->skips, tcp_sink, &r->sink);
     assert_non_null(r->t);
 }
 
@@ -401,7 +403,7 @@ static void test_tcp_thousands_of_connections_at_once(void **state)
     (void)state;
     enum { CLIENTS = 3000 };
     tcp_rig_t r;
-    rig_open(&r, 16384);
+    rig_open(&r, 16384, BIG);
     tcpstream_t *t = r.t;
     size_t half = strlen(INV) / 2;
     uint64_t want = 0;
@@ -426,7 +428,7 @@ static void test_tcp_full_table_drops_the_least_recently_used_stream(void **stat
 {
     (void)state;
     tcp_rig_t r;
-    rig_open(&r, 4);
+    rig_open(&r, 4, BIG);
     tcpstream_t *t = r.t;
     size_t half = strlen(INV) / 2;
     uint32_t order[] = {0, 1, 2, 3, 0, 4}; /* client 1 is then the least recently used */
@@ -460,7 +462,7 @@ static void test_tcp_connections_coming_and_going(void **state)
     (void)state;
     enum { TOTAL = 5000, OPEN = 300 };
     tcp_rig_t r;
-    rig_open(&r, 512);
+    rig_open(&r, 512, BIG);
     tcpstream_t *t = r.t;
     uint32_t open[OPEN], sent[OPEN], x = 1, next = 0;
     size_t n_open = 0, len = strlen(INV);
@@ -498,7 +500,7 @@ static void test_tcp_flush_hands_on_every_open_stream(void **state)
 {
     (void)state;
     tcp_rig_t r;
-    rig_open(&r, 256); /* room for one round */
+    rig_open(&r, 256, BIG); /* room for one round */
     tcpstream_t *t = r.t;
     size_t half = strlen(INV) / 2;
     for (int round = 0; round < 2; round++) {
@@ -513,6 +515,98 @@ static void test_tcp_flush_hands_on_every_open_stream(void **state)
     assert_int_equal(skips_total(&r.skips), 400); /* the truncated messages; none dropped */
     assert_int_equal(
         skips_count(&r.skips, "tcp: message incomplete at end of stream (kept, truncated)"), 400);
+    rig_close(&r);
+}
+
+/* 40 connections left mid-message in a 64 KiB budget (16 buffers of 4 KiB): the bytes held
+ * never pass it, the least recently used streams make room (counted), and the 16 newest
+ * still complete their messages. At the end nothing is held. */
+static void test_tcp_memory_budget_drops_the_least_recently_used_streams(void **state)
+{
+    (void)state;
+    enum { CLIENTS = 40, KEPT = 16 };
+    tcp_rig_t r;
+    rig_open(&r, 1024, 64 << 10);
+    tcpstream_t *t = r.t;
+    size_t half = strlen(INV) / 2;
+    for (uint32_t c = 0; c < CLIENTS; c++) {
+        msg_t m = tcp_from(c);
+        tcpstream_segment(t, &m, 1000u + c, 0, (const uint8_t *)INV, half);
+        assert_true(tcpstream_held(t) <= 64 << 10);
+    }
+    assert_int_equal(tcpstream_held(t), KEPT * 4096);
+    assert_int_equal(
+        skips_count(&r.skips, "tcp: reassembly memory full, least recently used stream dropped"),
+        CLIENTS - KEPT);
+    uint64_t want = 0;
+    for (uint32_t c = CLIENTS - KEPT; c < CLIENTS; c++) {
+        msg_t m = tcp_from(c);
+        tcpstream_segment(t, &m, 1000u + c + (uint32_t)half, TCP_FLAG_FIN,
+                          (const uint8_t *)INV + half, strlen(INV) - half);
+        want += m.src.port + strlen(INV);
+    }
+    assert_int_equal(r.sink.whole, KEPT);
+    assert_int_equal(r.sink.sum, want);
+    assert_int_equal(tcpstream_held(t), 0); /* every kept stream closed with FIN */
+    rig_close(&r);
+}
+
+/* Segments sent far ahead of a gap, ten on each of 1,000 connections, in a 64 KiB budget: the
+ * early segments held stay within it; the newest connection, whose gap then fills, still
+ * gives its message whole; flushing drops the rest (counted) and frees every byte. */
+static void test_tcp_early_segments_stay_within_the_memory_budget(void **state)
+{
+    (void)state;
+    enum { CLIENTS = 1000, EARLY = 10 };
+    tcp_rig_t r;
+    rig_open(&r, 4096, 64 << 10);
+    tcpstream_t *t = r.t;
+    uint8_t junk[1000];
+    memset(junk, 'x', sizeof junk);
+    for (uint32_t c = 0; c < CLIENTS; c++) {
+        msg_t m = tcp_from(c);
+        tcpstream_segment(t, &m, 1000, TCP_FLAG_SYN, NULL, 0);
+        for (uint32_t k = 0; k < EARLY; k++) {
+            tcpstream_segment(t, &m, 100000u + 2000u * k, 0, junk, sizeof junk);
+            assert_true(tcpstream_held(t) <= 64 << 10);
+        }
+    }
+    assert_true(
+        skips_count(&r.skips, "tcp: reassembly memory full, least recently used stream dropped") >
+        CLIENTS / 2);
+    size_t half = strlen(INV) / 2;
+    msg_t m = tcp_from(CLIENTS);
+    tcpstream_segment(t, &m, 5000u - 1u, TCP_FLAG_SYN, NULL, 0);
+    tcpstream_segment(t, &m, 5000u + (uint32_t)half, 0, (const uint8_t *)INV + half,
+                      strlen(INV) - half); /* the second half first, queued */
+    assert_int_equal(r.sink.whole, 0);
+    tcpstream_segment(t, &m, 5000u, 0, (const uint8_t *)INV, half);
+    assert_int_equal(r.sink.whole, 1);
+    tcpstream_flush(t);
+    assert_int_equal(tcpstream_held(t), 0);
+    rig_close(&r);
+}
+
+/* One message larger than the whole budget: its bytes past the budget are dropped (counted),
+ * nothing else is dropped, and the stream still follows its next message. */
+static void test_tcp_message_larger_than_the_budget_is_counted(void **state)
+{
+    (void)state;
+    tcp_rig_t r;
+    rig_open(&r, 16, 4096);
+    tcpstream_t *t = r.t;
+    char big[6000];
+    int head =
+        snprintf(big, sizeof big,
+                 "MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: %d\r\n\r\n", 5000);
+    memset(big + head, 'y', sizeof big - (size_t)head);
+    msg_t m = tcp_from(1);
+    tcpstream_segment(t, &m, 1, TCP_FLAG_SYN, NULL, 0);
+    tcpstream_segment(t, &m, 2, 0, (const uint8_t *)big, 3000);
+    assert_int_equal(tcpstream_held(t), 4096);
+    tcpstream_segment(t, &m, 3002, 0, (const uint8_t *)big + 3000, 3000);
+    assert_int_equal(skips_count(&r.skips, "tcp: reassembly memory full, bytes dropped"), 1);
+    assert_true(tcpstream_held(t) <= 4096);
     rig_close(&r);
 }
 
@@ -620,6 +714,9 @@ int main(void)
         cmocka_unit_test(test_tcp_full_table_drops_the_least_recently_used_stream),
         cmocka_unit_test(test_tcp_connections_coming_and_going),
         cmocka_unit_test(test_tcp_flush_hands_on_every_open_stream),
+        cmocka_unit_test(test_tcp_memory_budget_drops_the_least_recently_used_streams),
+        cmocka_unit_test(test_tcp_early_segments_stay_within_the_memory_budget),
+        cmocka_unit_test(test_tcp_message_larger_than_the_budget_is_counted),
         cmocka_unit_test(test_tcp_framing_like_the_oracle),
         cmocka_unit_test(test_garbage_on_sip_port_is_a_message_that_fails_to_parse),
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read_and_says_so),
