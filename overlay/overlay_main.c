@@ -44,6 +44,7 @@ typedef struct {
     bool syslog;
     sigman_opts_t sig;
     long build_interval; /* seconds between signature builds when reports came in; 0: never */
+    long retention_days; /* anomaly and refused reports older than this are deleted; 0: never */
     edge_key_t edges[COLLECTOR_MAX_EDGES];
     size_t n_edges;
 } overlay_config_t;
@@ -68,7 +69,8 @@ static const clicmd_t cmd = {
     "public keys listed under [edges] (or given with --edge) get in, and an edge can only\n"
     "report as itself. Each report is checked against docs/report-schema.json, committed to\n"
     "SQLite (WAL) and only then acknowledged; duplicates by (edge, sequence) are acknowledged\n"
-    "and not stored again; refused reports are recorded with their reason. The overlay's own\n"
+    "and not stored again; refused reports are recorded with their reason; reports older\n"
+    "than retention_days (30) are deleted once clustered. The overlay's own\n"
     "key pair is made on first start in key_dir (server.pub is what edges need as\n"
     "[overlay] server_key).\n\n"
     "With [signatures] model set, stored anomalies are clustered as they arrive (linkage\n"
@@ -101,6 +103,7 @@ static void config_default(overlay_config_t *c)
     c->max_report = 1 << 20;
     sigman_opts_default(&c->sig);
     c->build_interval = 60;
+    c->retention_days = 30;
 }
 
 static int add_edge(overlay_config_t *c, const char *id, const char *key, char *err, size_t errlen)
@@ -151,6 +154,14 @@ static const char *set_overlay(overlay_config_t *c, const char *key, const char 
         if (!*v || *end || n < 1024 || n > (64L << 20))
             return "expected a whole number from 1024 to 67108864";
         c->max_report = n;
+        return NULL;
+    }
+    if (!strcasecmp(key, "retention_days")) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 0 || n > 36500)
+            return "expected a whole number of days from 0 (keep every report) to 36500";
+        c->retention_days = n;
         return NULL;
     }
     if (!strcasecmp(key, "syslog")) {
@@ -279,6 +290,11 @@ static void print_config(const overlay_config_t *c, bool comments)
         printf("# larger reports are refused and counted\n");
     printf("max_report_bytes = %ld\n", c->max_report);
     if (comments)
+        printf(
+            "# days anomaly and refused reports are kept (the oldest go first, once clustered);\n"
+            "# 0: every report is kept, and the store grows until the disk is full\n");
+    printf("retention_days = %ld\n", c->retention_days);
+    if (comments)
         printf("# GET /metrics and /healthz; empty: off\n");
     printf("http_listen = %s\n", c->http_listen);
     if (comments)
@@ -358,6 +374,7 @@ static size_t shared_clusters; /* under stats_lock, for /metrics */
 static uint64_t shared_clustered;
 static collector_stats_t shared_stats; /* copied by the loop, read by the HTTP thread */
 static uint64_t stored_at_start;       /* reports the store held when the overlay started */
+static uint64_t shared_pruned, shared_pruned_rejected; /* by retention, under stats_lock */
 
 static enum MHD_Result json_reply(struct MHD_Connection *conn, unsigned status, json_t *o)
 {
@@ -564,11 +581,15 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
     pthread_mutex_lock(&stats_lock);
     st = shared_stats;
     size_t clusters = shared_clusters;
-    uint64_t clustered = shared_clustered;
+    uint64_t clustered = shared_clustered, pruned = shared_pruned,
+             pruned_rejected = shared_pruned_rejected;
     pthread_mutex_unlock(&stats_lock);
-    char *b = malloc(4096);
+    enum { METRICS_MAX = 8192 };
+    char *b = malloc(METRICS_MAX);
+    if (!b)
+        return MHD_NO;
     int n = snprintf(
-        b, 4096,
+        b, METRICS_MAX,
         "# HELP sipguard_overlay_reports_received_total Report messages received.\n"
         "# TYPE sipguard_overlay_reports_received_total counter\n"
         "sipguard_overlay_reports_received_total %llu\n"
@@ -584,11 +605,11 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         (unsigned long long)st.received, (unsigned long long)st.stored,
         (unsigned long long)st.duplicates);
     for (int r = 0; r < REJ_REASONS; r++)
-        n += snprintf(b + n, 4096 - (size_t)n,
+        n += snprintf(b + n, METRICS_MAX - (size_t)n,
                       "sipguard_overlay_reports_refused_total{reason=\"%s\"} %llu\n",
                       collector_reason_name(r), (unsigned long long)st.rejected[r]);
     snprintf(
-        b + n, 4096 - (size_t)n,
+        b + n, METRICS_MAX - (size_t)n,
         "# HELP sipguard_overlay_clean_samples_total Normal messages edges sampled, stored "
         "as the clean sample (of the stored reports).\n"
         "# TYPE sipguard_overlay_clean_samples_total counter\n"
@@ -609,10 +630,16 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         "# HELP sipguard_overlay_anomalies_clustered_total Stored anomalies placed in clusters "
         "(since start, the store's replay included).\n"
         "# TYPE sipguard_overlay_anomalies_clustered_total counter\n"
-        "sipguard_overlay_anomalies_clustered_total %llu\n",
-        (unsigned long long)st.clean, (unsigned long long)(stored_at_start + st.stored),
+        "sipguard_overlay_anomalies_clustered_total %llu\n"
+        "# HELP sipguard_overlay_reports_pruned_total Reports deleted by retention "
+        "(retention_days), anomalies and refused reports.\n"
+        "# TYPE sipguard_overlay_reports_pruned_total counter\n"
+        "sipguard_overlay_reports_pruned_total{kind=\"anomaly\"} %llu\n"
+        "sipguard_overlay_reports_pruned_total{kind=\"refused\"} %llu\n",
+        (unsigned long long)st.clean, (unsigned long long)(stored_at_start + st.stored - pruned),
         (unsigned long long)st.zap_denied, (unsigned long long)st.commit_failures, clusters,
-        (unsigned long long)clustered);
+        (unsigned long long)clustered, (unsigned long long)pruned,
+        (unsigned long long)pruned_rejected);
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
@@ -776,6 +803,41 @@ static bool keep_signatures(const overlay_config_t *c, bool busy)
     shared_clustered = clustered;
     pthread_mutex_unlock(&stats_lock);
     return got == 16; /* more to place */
+}
+
+/*
+ * Retention: every minute, or every turn while a backlog remains, deletes a batch of the
+ * reports older than retention_days that the clustering has read. Batches of 5,000 keep each
+ * turn short; an overlay that starts on a store full of old reports works through it while it
+ * takes new ones. Returns true while old reports remain.
+ */
+static bool prune_reports(const overlay_config_t *c, bool backlog)
+{
+    static double last;
+    static uint64_t pruned, pruned_rejected;
+    double now = now_s();
+    if (c->retention_days <= 0 || (!backlog && now - last < 60))
+        return false;
+    last = now;
+    enum { BATCH = 5000 };
+    long rejected = 0;
+    pthread_mutex_lock(&store_lock);
+    int64_t placed = g_sigman ? sigman_last_placed(g_sigman) : INT64_MAX;
+    long n =
+        store_prune(g_store, now - (double)c->retention_days * 86400, placed, BATCH, &rejected);
+    if (n < 0)
+        warning("retention: store: %s", store_error(g_store));
+    pthread_mutex_unlock(&store_lock);
+    if (n <= 0 && rejected == 0)
+        return false;
+    pruned += (uint64_t)(n > 0 ? n : 0);
+    pruned_rejected += (uint64_t)rejected;
+    debug("retention: %ld reports and %ld refused reports deleted", n, rejected);
+    pthread_mutex_lock(&stats_lock);
+    shared_pruned = pruned;
+    shared_pruned_rejected = pruned_rejected;
+    pthread_mutex_unlock(&stats_lock);
+    return n == BATCH || rejected == BATCH;
 }
 
 static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
@@ -951,7 +1013,8 @@ int main(int argc, char **argv)
     char *set_json = NULL;
     uint64_t set_seq = UINT64_MAX;
     double published_at = 0;
-    bool backlog = false; /* anomalies stored and not yet clustered: do not sleep in poll */
+    bool backlog = false;     /* anomalies stored and not yet clustered: do not sleep in poll */
+    bool old_reports = false; /* reports past retention remain: delete the next batch soon */
     while (!stop) {
         zmq_pollitem_t items[4] = {{collector_zap(col), 0, ZMQ_POLLIN, 0},
                                    {collector_socket(col), 0, ZMQ_POLLIN, 0},
@@ -976,6 +1039,8 @@ int main(int argc, char **argv)
             pthread_mutex_unlock(&store_lock);
         }
         backlog = keep_signatures(&c, items[1].revents & ZMQ_POLLIN);
+        old_reports = prune_reports(&c, old_reports);
+        backlog = backlog || old_reports;
         collector_stats_t st;
         collector_stats(col, &st);
         pthread_mutex_lock(&stats_lock);

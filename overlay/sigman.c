@@ -154,6 +154,11 @@ uint64_t sigman_placed(const sigman_t *sm)
     return sm->placed;
 }
 
+int64_t sigman_last_placed(const sigman_t *sm)
+{
+    return sm->after;
+}
+
 uint64_t sigman_unbuilt(const sigman_t *sm)
 {
     return sm->unbuilt;

@@ -50,6 +50,8 @@ long sigman_ingest(sigman_t *sm, store_t *s, size_t max);
 /* Live clusters; reports placed since start; since the last build. */
 size_t sigman_clusters(const sigman_t *sm);
 uint64_t sigman_placed(const sigman_t *sm);
+/* The number of the last stored report placed in a cluster (retention keeps the others). */
+int64_t sigman_last_placed(const sigman_t *sm);
 uint64_t sigman_unbuilt(const sigman_t *sm);
 
 /* Places what is left, then builds the signatures of the clusters that grew. Returns how many

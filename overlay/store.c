@@ -195,6 +195,43 @@ uint64_t store_count_rejected(store_t *s)
     return count(s, "SELECT count(*) FROM rejected");
 }
 
+/* Runs sql with ?1 = before, ?2 = placed, ?3 = limit (numbered, so a statement may leave ?2
+ * out); the rows it changed, or -1. */
+static long delete_rows(store_t *s, const char *sql, double before, int64_t placed, size_t limit)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_double(st, 1, before);
+    sqlite3_bind_int64(st, 2, placed);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? (long)sqlite3_changes(s->db) : -1;
+}
+
+long store_prune(store_t *s, double before, int64_t placed, size_t limit, long *rejected)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    long reports = delete_rows(s,
+                               "DELETE FROM reports WHERE n IN (SELECT n FROM reports WHERE "
+                               "received < ?1 AND n <= ?2 AND n < (SELECT max(n) FROM reports) "
+                               "ORDER BY n LIMIT ?3)",
+                               before, placed, limit);
+    long refused = reports < 0 ? -1
+                               : delete_rows(s,
+                                             "DELETE FROM rejected WHERE id IN (SELECT id FROM "
+                                             "rejected WHERE received < ?1 ORDER BY id LIMIT ?3)",
+                                             before, placed, limit);
+    if (refused < 0 || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    *rejected += refused;
+    return reports;
+}
+
 const char *store_error(store_t *s)
 {
     return sqlite3_errmsg(s->db);

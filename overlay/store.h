@@ -46,6 +46,16 @@ void store_rollback(store_t *s);
 /* Counts for metrics and tests. */
 uint64_t store_count_reports(store_t *s);
 uint64_t store_count_rejected(store_t *s);
+
+/*
+ * Retention: deletes at most `limit` of the oldest anomaly reports received before `before`
+ * and numbered at most `placed` (the clustering has read them), and as many refused reports
+ * received before `before`, in one transaction. The newest report is always kept, so that
+ * numbers go on rising (SQLite would otherwise start them again at 1 in an empty table,
+ * behind what the clustering has read). Returns the anomaly reports deleted (the refused ones
+ * added to *rejected), or -1.
+ */
+long store_prune(store_t *s, double before, int64_t placed, size_t limit, long *rejected);
 /* ---- signatures (see sigman.h) ---- */
 
 /* Calls fn for the JSON of every stored report (in storage order). Returns 0 or -1. */

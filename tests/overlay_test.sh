@@ -65,6 +65,8 @@ check "admitted after a retry: all $N reports stored ($(metric $OV_HTTP sipguard
     "[ \"\$(metric $OV_HTTP sipguard_overlay_reports_stored_total)\" = $N ]"
 check "normal messages the edge reports become the clean sample ($(metric $OV_HTTP sipguard_overlay_clean_samples_total))" \
     "[ \"\$(metric $OV_HTTP sipguard_overlay_clean_samples_total)\" -gt 0 ]"
+check "retention (30 days) deletes none of today's reports" \
+    "[ \"\$(metric $OV_HTTP 'sipguard_overlay_reports_pruned_total{kind=\"anomaly\"}')\" = 0 ]"
 check "no report refused (the NUL-byte fuzz cases included)" \
     "[ \$(curl -s http://127.0.0.1:$OV_HTTP/metrics | awk '/^sipguard_overlay_reports_refused_total/{s+=\$2} END{print s+0}') = 0 ]"
 wait_for 20 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ]"
@@ -177,6 +179,8 @@ check "etc/sipguard-overlay.conf is what --print-config writes (docs cannot drif
     "\"\$O\" --print-config | diff -q - '$HERE/../etc/sipguard-overlay.conf' >/dev/null"
 "$O" --set overlay.max_report_bytes=12 --check-config 2>err1 >/dev/null; rc=$?
 check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
+"$O" --set overlay.retention_days=-1 --check-config 2>err6 >/dev/null; rc=$?
+check "a bad retention_days: exit 2 with the range" "[ $rc = 2 ] && grep -q 'retention_days: expected a whole number of days from 0' err6"
 "$O" --edge 'edge1=short' --check-config 2>err2 >/dev/null; rc=$?
 check "a bad edge key: exit 2" "[ $rc = 2 ] && grep -q '40-character' err2"
 "$O" --set signatures.tighten=maybe --set signatures.kind=unilateral --check-config 2>err5 >/dev/null; rc=$?

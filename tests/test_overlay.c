@@ -126,6 +126,61 @@ static void test_store_keeps_each_report_once(void **state)
     unlink(shm);
 }
 
+/* Counts the reports store_each_report_after hands on after number *after. */
+static int count_one(void *ctx, const char *json, size_t len, double received)
+{
+    (void)json;
+    (void)len;
+    (void)received;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Retention deletes the oldest reports received before the cut that the clustering has read,
+ * a batch at a time, never the newest one, and refused reports by age alone; numbers go on
+ * rising after it, so the clustering still reads what comes next. */
+static void test_retention_prunes_old_placed_reports(void **state)
+{
+    (void)state;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/sipguard-prune-%d.db", (int)getpid());
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_begin(s), 0);
+    for (int i = 1; i <= 10; i++) /* numbered 1..10, received at 100..1000 */
+        assert_int_equal(store_report(s, "e1", (uint64_t)i, 100.0 * i, "{}", 2), 1);
+    for (int i = 1; i <= 4; i++)
+        assert_int_equal(store_rejected(s, "e1", 100 + (uint64_t)i, 100.0 * i, "why", "x", 1), 0);
+    assert_int_equal(store_commit(s), 0);
+    long rejected = 0;
+    /* received before 650: numbers 1-6; placed up to 4 only, in batches of 3 */
+    assert_int_equal(store_prune(s, 650, 4, 3, &rejected), 3);
+    assert_int_equal(rejected, 3);
+    assert_int_equal(store_prune(s, 650, 4, 3, &rejected), 1); /* 4; 5 and 6 not placed yet */
+    assert_int_equal(rejected, 4);
+    assert_int_equal(store_prune(s, 650, 4, 3, &rejected), 0);
+    assert_int_equal(store_count_reports(s), 6);
+    assert_int_equal(store_count_rejected(s), 0);
+    /* everything old and placed: the newest (10) stays */
+    assert_int_equal(store_prune(s, 1e9, 10, 100, &rejected), 5);
+    assert_int_equal(store_count_reports(s), 1);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_report(s, "e1", 11, 1100, "{}", 2), 1);
+    assert_int_equal(store_commit(s), 0);
+    int64_t after = 10; /* what the clustering had read */
+    int got = 0;
+    assert_int_equal(store_each_report_after(s, &after, 0, count_one, &got), 1);
+    assert_int_equal(got, 1);
+    assert_int_equal(after, 11);
+    store_close(&s);
+    char wal[80], shm[80];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    unlink(path);
+    unlink(wal);
+    unlink(shm);
+}
+
 /* Each edge keeps at most `keep` clean samples, the newest; the table is pruned every 256. */
 static void test_clean_sample_is_bounded_per_edge(void **state)
 {
@@ -240,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_raw_messages_survive_the_report),
         cmocka_unit_test(test_report_signature_sequence),
         cmocka_unit_test(test_store_keeps_each_report_once),
+        cmocka_unit_test(test_retention_prunes_old_placed_reports),
         cmocka_unit_test(test_clean_sample_is_bounded_per_edge),
         cmocka_unit_test(test_an_old_store_is_migrated),
     };
