@@ -89,6 +89,10 @@ static const setting_t settings[] = {
     L("report", "top_features", top_features, 0, 5, "5",
       "how many top contributing features each report names"),
     B("report", "raw", raw, "yes", "include the raw message in reports"),
+    D("report", "max_rate", max_rate, 0, 1e7, "0",
+      "most reports a second (bursts up to as many); past it messages are still judged and "
+      "counted, but not reported (sipguard_reports_rate_limited_total), which spares the "
+      "edge, the link and the overlay during a flood; 0: no limit"),
     S("overlay", "endpoint", overlay_endpoint, "",
       "the overlay's report socket, e.g. tcp://overlay.example.net:7070; empty: no overlay"),
     S("overlay", "server_key", overlay_server_key, "",

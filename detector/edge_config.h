@@ -56,6 +56,7 @@ typedef struct {
     char jsonl[512];
     bool anomalies_only;
     double normal_sample; /* fraction of normal messages reported too, as clean samples */
+    double max_rate;      /* reports a second at most (token bucket); 0: no limit */
     long top_features;
     bool raw;
     /* [overlay] */

@@ -93,7 +93,10 @@ typedef struct {
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
-    double sample_acc;        /* normal sampling: a deterministic stride, not a coin */
+    double sample_acc;       /* normal sampling: a deterministic stride, not a coin */
+    double tokens, refilled; /* the report rate's token bucket, and when it was last filled */
+    uint64_t limited_logged; /* rate-limited reports already named in the log */
+    double limit_logged_at;
     uint64_t jsonl_unflushed; /* reports in the JSON Lines buffer since the last good flush */
     pthread_mutex_t qlock;    /* reports from the HTTP thread */
     report_node_t *qhead, *qtail;
@@ -164,6 +167,38 @@ static void sink_report(edge_t *e, json_t *r)
     free(s);
 }
 
+/*
+ * Whether one more report fits [report] max_rate: a token bucket that fills at max_rate a
+ * second and holds a second's worth. A flood makes every message an anomaly; building,
+ * spooling and sending a report for each would cost the edge more than judging it, and
+ * fill the link and the overlay with copies of one attack. Messages past the rate are still
+ * judged, counted by verdict, and blocked by signatures; only their reports are not made.
+ * The log names the count at most once a minute.
+ */
+static bool report_allowed(edge_t *e)
+{
+    if (e->c.max_rate <= 0)
+        return true;
+    double now = mono_now();
+    e->tokens += (now - e->refilled) * e->c.max_rate;
+    e->refilled = now;
+    if (e->tokens > e->c.max_rate)
+        e->tokens = e->c.max_rate;
+    if (e->tokens >= 1) {
+        e->tokens -= 1;
+        return true;
+    }
+    uint64_t limited = atomic_fetch_add(&e->metrics.reports_rate_limited, 1) + 1;
+    if (now - e->limit_logged_at >= 60) {
+        warning("reports over max_rate (%g a second): %" PRIu64 " not made since the last "
+                "warning",
+                e->c.max_rate, limited - e->limited_logged);
+        e->limited_logged = limited;
+        e->limit_logged_at = now;
+    }
+    return false;
+}
+
 /* Called from the HTTP thread: queue for the loop. */
 static void queue_report(void *ctx, json_t *r)
 {
@@ -192,7 +227,10 @@ static void drain_queue(edge_t *e)
     pthread_mutex_unlock(&e->qlock);
     while (n) {
         report_node_t *next = n->next;
-        sink_report(e, n->report);
+        if (report_allowed(e))
+            sink_report(e, n->report);
+        else
+            json_decref(n->report);
         free(n);
         n = next;
     }
@@ -219,7 +257,7 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         return;
     }
     metrics_message(&e->metrics, src, &r);
-    if (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e))
+    if ((r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e)) && report_allowed(e))
         sink_report(e, pipeline_report(e->pipe, m, &r));
 }
 

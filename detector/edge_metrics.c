@@ -140,6 +140,9 @@ char *metrics_render(edge_metrics_t *m)
     counter(&s, "reports_total", "Anomaly reports written.", atomic_load(&m->reports));
     counter(&s, "reports_dropped_total", "Reports lost because the spool hit its bound.",
             atomic_load(&m->reports_dropped));
+    counter(&s, "reports_rate_limited_total",
+            "Reports not made because they came faster than [report] max_rate.",
+            atomic_load(&m->reports_rate_limited));
     counter(&s, "report_write_errors_total",
             "Reports the spool or the JSON Lines file could "
             "not take (disk full, I/O error).",

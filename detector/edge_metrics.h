@@ -33,6 +33,7 @@ typedef struct {
     atomic_uint_fast64_t latency_count;
     _Atomic double latency_sum;
     atomic_uint_fast64_t reports, reports_dropped, report_write_errors;
+    atomic_uint_fast64_t reports_rate_limited; /* not made: over [report] max_rate */
     atomic_uint_fast64_t spool_bytes, spool_pending;
     atomic_uint_fast64_t signatures, signature_sequence;
     atomic_uint_fast64_t signature_set_applied_us; /* Unix time (µs) the set took effect */

@@ -138,6 +138,18 @@ check "replay: attacks are reported ($REF_GL anomalies for $ATTACKS attack messa
 check "replay: reports name the detector, top features and the raw message" \
     "head -1 replay.jsonl | grep -q '\"detector\":\[\"global\"\|\"detector\":\[\"local\"' && head -1 replay.jsonl | grep -q '\"top_features\"' && head -1 replay.jsonl | grep -q '\"raw\":\"'"
 
+# --- the report rate cap: every message judged, only max_rate of their reports made ---
+T0=$(date +%s)
+start_edge capped -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+    --set ingest.pcap_file=test.pcap --set report.jsonl=capped.jsonl --set report.anomalies_only=no \
+    --set report.max_rate=20 --set scoring.local_policy=never || exit 1
+wait_for 60 "[ \$(msgs_total $HTTP) -ge $N ]"
+LIMITED=$(metric $HTTP sipguard_reports_rate_limited_total)
+stop_edge $EDGE_PID
+SECS=$(($(date +%s) - T0 + 1))
+check "max_rate 20: every message scored, at most 20 + 20 a second reported, the rest counted ($(wc -l < capped.jsonl) reported, $LIMITED limited, $N messages, $SECS s)" \
+    "[ \$(wc -l < capped.jsonl) -le $((20 + 20 * SECS)) ] && [ \$(( \$(wc -l < capped.jsonl) + ${LIMITED:-0} )) = $N ]"
+
 # --- the flood and dialog detectors in the edge ---
 "$S" context train -q -o edge.context.json train.pcap
 start_edge ctx "${COMMON[@]}" --set detectors.context=edge.context.json --set scoring.local_policy=never \
