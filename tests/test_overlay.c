@@ -118,12 +118,7 @@ static void test_store_keeps_each_report_once(void **state)
     store_close(&s);
     assert_null(store_open("/proc/no/such.db", err, sizeof err));
     assert_non_null(strstr(err, "/proc/no/such.db"));
-    char wal[80], shm[80];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    snprintf(shm, sizeof shm, "%s-shm", path);
-    unlink(path);
-    unlink(wal);
-    unlink(shm);
+    remove_db(path);
 }
 
 /* Counts the reports store_each_report_after hands on after number *after. */
@@ -173,12 +168,7 @@ static void test_retention_prunes_old_placed_reports(void **state)
     assert_int_equal(got, 1);
     assert_int_equal(after, 11);
     store_close(&s);
-    char wal[80], shm[80];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    snprintf(shm, sizeof shm, "%s-shm", path);
-    unlink(path);
-    unlink(wal);
-    unlink(shm);
+    remove_db(path);
 }
 
 /* Each edge keeps at most `keep` clean samples, the newest; the table is pruned every 256. */
