@@ -4,6 +4,8 @@
 #     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does
 #   - verdict endpoint latency (p50/p99) over one keep-alive connection
 #   - peak RSS of the edge with a 10,000-message model
+#   - a flood (every message an anomaly, local model never) with every report made, and with
+#     [report] max_rate = 100
 # Fixed inputs from fixed seeds. Prints "name value" lines. usage: bench/edge.sh [BUILD]
 set -euo pipefail
 BUILD=${1:-build}
@@ -45,5 +47,27 @@ for policy in never near always; do
     fi
     $PIN1 "$B/bench/http_bench" $HTTP normal.pcap $([ $policy = always ] && echo 5000 || echo 20000) |
         sed "s/^/edge_local_${policy}_/"
+    kill -TERM $EDGE; wait $EDGE || true; EDGE=""
+done
+
+"$S" gen -o flood --no-normal --attacks flood --attack-scale 4 --seed 9 --population-seed 7 2>/dev/null
+FLOOD=(); for i in $(seq 300); do FLOOD+=(flood.pcap); done
+for cap in 0 100; do
+    rm -f ports
+    $PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
+        --set scoring.local_policy=never --set report.jsonl=/dev/null --set report.max_rate=$cap \
+        --ports-file ports 2>/dev/null &
+    EDGE=$!
+    for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
+    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk '$1=="hep"{print $2}' ports)
+    $PIN1 "$S" replay -q --hep 127.0.0.1:$HEP --rate 300000 "${FLOOD[@]}" &
+    SENDER=$!
+    sleep 1
+    a=$(scored $HTTP); ta=$(date +%s.%N)
+    sleep 2
+    b=$(scored $HTTP); tb=$(date +%s.%N)
+    kill $SENDER 2>/dev/null; wait $SENDER 2>/dev/null || true
+    echo "edge_flood_msgs_per_s_max_rate_$cap $(echo "$a $b $ta $tb" | awk '{printf "%.0f", ($2-$1)/($4-$3)}')"
+    echo "edge_flood_anomaly_share_max_rate_$cap $(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2; if ($1 ~ /verdict="normal"/) n+=$2} END{printf "%.3f", s ? 1 - n/s : 0}')"
     kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 done
