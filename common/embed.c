@@ -676,8 +676,10 @@ static int accumulate(embed_t *e, size_t nk, sparse_t *out)
  * the other order, the same work, ran 15 % slower in a harness timing this loop alone, from
  * the way gcc lays the loop out. (Not so in count_fused and count_key, where the key-first
  * order measured 3-5 % slower.) Two n-grams a step, each from its own load, saves the loop's
- * own instructions: 1.05-1.09x in `bench/ab.sh`; four a step measured 0.91-0.96x, and the
- * same two-step loop in count_fused 0.91-0.93x for global scoring.
+ * own instructions: 1.03-1.07x against a build where unrelated code had moved this loop to a
+ * slower place, and even with the best earlier placement (docs/evaluation.md, twelfth
+ * round); four a step measured 0.95x, and the same two-step loop in count_fused 0.91-0.93x
+ * for global scoring.
  */
 static inline __attribute__((always_inline)) void
 count_one4(uint64_t *t, size_t mask, unsigned shift, uint32_t *order, size_t *u, uint32_t v)
@@ -722,7 +724,7 @@ static size_t count_packed4(uint64_t *t, size_t mask, unsigned shift, uint32_t *
 static void drain_packed4(uint64_t *t, const uint32_t *order, size_t u, sparse_t *out)
 {
     /* the output arrays as locals: a vector store may alias anything, out's fields too, so gcc
-     * loaded both pointers again for every step (the drain ran 1.08-1.1x faster without) */
+     * loaded both pointers again for every step */
     uint64_t sq = 0, *keys = out->keys;
     double *vals = out->vals;
     size_t j = 0;
@@ -1068,6 +1070,7 @@ static inline double drain_one(uint64_t *t, const double *ftw, uint32_t slot, si
     t[slot] = emptied_word(w);
     return c * ftw[(w >> FW_RANK_SHIFT) & FW_RANK_MAX];
 }
+
 static inline double drain_fused(uint64_t *t, const double *ftw, const uint32_t *order, size_t u,
                                  sparse_t *out, double *norm2)
 {
