@@ -15,6 +15,7 @@ struct edge_http {
     const edge_config_t *c;
     edge_metrics_t *metrics;
     edge_report_fn report;
+    edge_report_allowed_fn allowed;
     void *report_ctx;
     pipeline_t *pipe;
     pthread_mutex_t lock; /* one pipeline; requests are handled one at a time anyway */
@@ -115,7 +116,8 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
     pthread_mutex_lock(&h->lock);
     m.index = h->index++;
     int rc = pipeline_run(h->pipe, &m, &r);
-    if (rc == 0 && (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only))
+    if (rc == 0 && (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only) &&
+        h->allowed(h->report_ctx))
         report = pipeline_report(h->pipe, &m, &r);
     pthread_mutex_unlock(&h->lock);
     if (rc != 0)
@@ -217,8 +219,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, edge_report_fn report, void *report_ctx,
-                             char *err, size_t errlen)
+                             edge_metrics_t *metrics, edge_report_fn report,
+                             edge_report_allowed_fn allowed, void *report_ctx, char *err,
+                             size_t errlen)
 {
     char host[128];
     unsigned port;
@@ -243,9 +246,14 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
         return NULL;
     }
     edge_http_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     h->c = c;
     h->metrics = metrics;
     h->report = report;
+    h->allowed = allowed;
     h->report_ctx = report_ctx;
     pthread_mutex_init(&h->lock, NULL);
     h->pipe = pipeline_new(slot, c, 0x9e3779b97f4a7c15ULL);

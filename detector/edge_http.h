@@ -26,10 +26,14 @@ typedef struct edge_http edge_http_t;
 
 /* Receives a report (takes the reference); must be thread-safe. */
 typedef void (*edge_report_fn)(void *ctx, json_t *report);
+/* Whether a report that is due may be made now ([report] max_rate); must be thread-safe.
+ * Asked before the report is built, which is most of what a report costs. */
+typedef bool (*edge_report_allowed_fn)(void *ctx);
 
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, edge_report_fn report, void *report_ctx,
-                             char *err, size_t errlen);
+                             edge_metrics_t *metrics, edge_report_fn report,
+                             edge_report_allowed_fn allowed, void *report_ctx, char *err,
+                             size_t errlen);
 /* The port it listens on (useful when the config asked for port 0). */
 unsigned edge_http_port(const edge_http_t *h);
 void edge_http_stop(edge_http_t **self);

@@ -93,9 +93,10 @@ typedef struct {
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
-    double sample_acc;       /* normal sampling: a deterministic stride, not a coin */
-    double tokens, refilled; /* the report rate's token bucket, and when it was last filled */
-    uint64_t limited_logged; /* rate-limited reports already named in the log */
+    double sample_acc;         /* normal sampling: a deterministic stride, not a coin */
+    pthread_mutex_t rate_lock; /* the report rate's token bucket, asked by both threads: */
+    double tokens, refilled;   /* its tokens, and when it was last filled */
+    uint64_t limited_logged;   /* rate-limited reports already named in the log */
     double limit_logged_at;
     uint64_t jsonl_unflushed; /* reports in the JSON Lines buffer since the last good flush */
     pthread_mutex_t qlock;    /* reports from the HTTP thread */
@@ -173,30 +174,35 @@ static void sink_report(edge_t *e, json_t *r)
  * spooling and sending a report for each would cost the edge more than judging it, and
  * fill the link and the overlay with copies of one attack. Messages past the rate are still
  * judged, counted by verdict, and blocked by signatures; only their reports are not made.
- * The log names the count at most once a minute.
+ * Asked before a report is built, by the loop and by the HTTP thread. The log names the
+ * count at most once a minute.
  */
-static bool report_allowed(edge_t *e)
+static bool report_allowed(void *ctx)
 {
+    edge_t *e = ctx;
     if (e->c.max_rate <= 0)
         return true;
+    pthread_mutex_lock(&e->rate_lock);
     double now = mono_now();
     e->tokens += (now - e->refilled) * e->c.max_rate;
     e->refilled = now;
     if (e->tokens > e->c.max_rate)
         e->tokens = e->c.max_rate;
-    if (e->tokens >= 1) {
+    bool allowed = e->tokens >= 1;
+    if (allowed) {
         e->tokens -= 1;
-        return true;
+    } else {
+        uint64_t limited = atomic_fetch_add(&e->metrics.reports_rate_limited, 1) + 1;
+        if (now - e->limit_logged_at >= 60) {
+            warning("reports over max_rate (%g a second): %" PRIu64 " not made since the last "
+                    "warning",
+                    e->c.max_rate, limited - e->limited_logged);
+            e->limited_logged = limited;
+            e->limit_logged_at = now;
+        }
     }
-    uint64_t limited = atomic_fetch_add(&e->metrics.reports_rate_limited, 1) + 1;
-    if (now - e->limit_logged_at >= 60) {
-        warning("reports over max_rate (%g a second): %" PRIu64 " not made since the last "
-                "warning",
-                e->c.max_rate, limited - e->limited_logged);
-        e->limited_logged = limited;
-        e->limit_logged_at = now;
-    }
-    return false;
+    pthread_mutex_unlock(&e->rate_lock);
+    return allowed;
 }
 
 /* Called from the HTTP thread: queue for the loop. */
@@ -227,10 +233,7 @@ static void drain_queue(edge_t *e)
     pthread_mutex_unlock(&e->qlock);
     while (n) {
         report_node_t *next = n->next;
-        if (report_allowed(e))
-            sink_report(e, n->report);
-        else
-            json_decref(n->report);
+        sink_report(e, n->report); /* the HTTP thread asked report_allowed before making it */
         free(n);
         n = next;
     }
@@ -385,7 +388,8 @@ static int setup(edge_t *e, const char *ports_file)
     }
     atomic_store(&e->metrics.overlay_configured, e->uplink != NULL);
     if (e->c.http_listen[0]) {
-        e->http = edge_http_start(&e->c, e->slot, &e->metrics, queue_report, e, err, sizeof err);
+        e->http = edge_http_start(&e->c, e->slot, &e->metrics, queue_report, report_allowed, e, err,
+                                  sizeof err);
         if (!e->http) {
             error("%s", err);
             return -1;
@@ -603,6 +607,7 @@ int main(int argc, char **argv)
     edge_config_default(&e.c);
     metrics_init(&e.metrics);
     pthread_mutex_init(&e.qlock, NULL);
+    pthread_mutex_init(&e.rate_lock, NULL);
     log_set_program("sipguard-edge");
     bool check = false;
     const char *ports_file = NULL;

@@ -227,9 +227,22 @@ wait_for 10 "[ \"\$(metric $HTTP sipguard_reload_failures_total)\" = 1 ]"
 check "SIGHUP with a broken model: refused, still serving" \
     "[ \"\$(metric $HTTP sipguard_reload_failures_total)\" = 1 ] && [ \$(code --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 200 ]"
 stop_edge $EDGE_PID; rc=$?
+
 check "SIGTERM: clean exit 0" "[ $rc = 0 ]"
 check "the HTTP anomaly was reported" "grep -q 'friendly-scanner' http.jsonl"
 "$S" train -q -o edge.model train.pcap
+
+# --- the report rate cap on /v1/score: asked before the report is built ---
+start_edge capped_http -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+    --set report.jsonl=capped_http.jsonl --set report.anomalies_only=no --set report.max_rate=2 \
+    --set scoring.local_policy=never || exit 1
+T0=$(date +%s)
+for i in $(seq 30); do curl -s --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score >/dev/null; done
+LIMITED=$(metric $HTTP sipguard_reports_rate_limited_total)
+SECS=$(($(date +%s) - T0 + 1))
+stop_edge $EDGE_PID
+check "max_rate on /v1/score: 30 verdicts, at most 2 + 2 a second reported, the rest counted ($(wc -l < capped_http.jsonl) reported, $LIMITED limited, $SECS s)" \
+    "[ \$(wc -l < capped_http.jsonl) -le $((2 + 2 * SECS)) ] && [ \$(( \$(wc -l < capped_http.jsonl) + ${LIMITED:-0} )) = 30 ]"
 
 # --- signatures from a file ---
 cat > sigs.json <<'EOF'
