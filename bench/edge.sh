@@ -24,24 +24,33 @@ scored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sipguard_messages_tota
 "$S" gen -o normal --preset demo --attacks none --seed 8 --population-seed 7 2>/dev/null
 "$S" train -q -o m.model tr.pcap
 echo "edge_model_training_messages $(($(wc -l < tr.labels.csv) - 1))"
-INPUTS=(); for i in $(seq 300); do INPUTS+=(normal.pcap); done
-
-for policy in never near always; do
+# Starts an edge on one core with the given settings (sets EDGE, HTTP), sends it the capture
+# named by CAPTURE from the other core faster than it can take, and prints NAME and the
+# messages a second it scored over 2 s, the sender still running.
+start_edge_and_flood() { # NAME CAPTURE SETTING...
+    local name=$1 capture=$2 inputs=() i
+    shift 2
+    for i in $(seq 300); do inputs+=("$capture"); done
     rm -f ports
     $PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
-        --set scoring.local_policy=$policy --set scoring.local_margin=0.2 \
-        --set report.jsonl=/dev/null --ports-file ports 2>/dev/null &
+        --set report.jsonl=/dev/null "$@" --ports-file ports 2>/dev/null &
     EDGE=$!
     for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
     HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk '$1=="hep"{print $2}' ports)
-    $PIN1 "$S" replay -q --hep 127.0.0.1:$HEP --rate 300000 "${INPUTS[@]}" &
-    SENDER=$!
+    $PIN1 "$S" replay -q --hep 127.0.0.1:$HEP --rate 300000 "${inputs[@]}" &
+    local sender=$!
     sleep 1
+    local a ta b tb
     a=$(scored $HTTP); ta=$(date +%s.%N)
     sleep 2
     b=$(scored $HTTP); tb=$(date +%s.%N)
-    kill $SENDER 2>/dev/null; wait $SENDER 2>/dev/null || true
-    echo "edge_hep_msgs_per_s_local_$policy $(echo "$a $b $ta $tb" | awk '{printf "%.0f", ($2-$1)/($4-$3)}')"
+    kill $sender 2>/dev/null; wait $sender 2>/dev/null || true
+    echo "$name $(echo "$a $b $ta $tb" | awk '{printf "%.0f", ($2-$1)/($4-$3)}')"
+}
+
+for policy in never near always; do
+    start_edge_and_flood edge_hep_msgs_per_s_local_$policy normal.pcap \
+        --set scoring.local_policy=$policy --set scoring.local_margin=0.2
     if [ $policy = always ]; then
         echo "edge_peak_rss_kb $(awk '/VmHWM/{print $2}' /proc/$EDGE/status)"
     fi
@@ -51,23 +60,9 @@ for policy in never near always; do
 done
 
 "$S" gen -o flood --no-normal --attacks flood --attack-scale 4 --seed 9 --population-seed 7 2>/dev/null
-FLOOD=(); for i in $(seq 300); do FLOOD+=(flood.pcap); done
 for cap in 0 100; do
-    rm -f ports
-    $PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
-        --set scoring.local_policy=never --set report.jsonl=/dev/null --set report.max_rate=$cap \
-        --ports-file ports 2>/dev/null &
-    EDGE=$!
-    for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
-    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk '$1=="hep"{print $2}' ports)
-    $PIN1 "$S" replay -q --hep 127.0.0.1:$HEP --rate 300000 "${FLOOD[@]}" &
-    SENDER=$!
-    sleep 1
-    a=$(scored $HTTP); ta=$(date +%s.%N)
-    sleep 2
-    b=$(scored $HTTP); tb=$(date +%s.%N)
-    kill $SENDER 2>/dev/null; wait $SENDER 2>/dev/null || true
-    echo "edge_flood_msgs_per_s_max_rate_$cap $(echo "$a $b $ta $tb" | awk '{printf "%.0f", ($2-$1)/($4-$3)}')"
+    start_edge_and_flood edge_flood_msgs_per_s_max_rate_$cap flood.pcap \
+        --set scoring.local_policy=never --set report.max_rate=$cap
     echo "edge_flood_anomaly_share_max_rate_$cap $(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2; if ($1 ~ /verdict="normal"/) n+=$2} END{printf "%.3f", s ? 1 - n/s : 0}')"
     kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 done
