@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Overlay benchmarks on loopback: reports/s the overlay commits and acknowledges from one edge
 # replaying a capture (end to end) and from 1, 4 and 16 simulated edges (bench/ingest_bench);
-# the time of POST /v1/build over everything stored; from the first report of a new attack to a
-# verified candidate signature; from an approval to three edges enforcing it (median of three).
+# the time of POST /v1/build over everything stored; a restart on 48,000 stored anomalies with
+# and without saved clusters; from the first report of a new attack to a verified candidate
+# signature; from an approval to three edges enforcing it (median of three).
 # Fixed seeds; prints "name value" lines. usage: bench/overlay.sh [BUILD]
 set -euo pipefail
 BUILD=${1:-build}
@@ -96,6 +97,30 @@ for K in 1 4 16; do
         grep -v '^overlay_ingest_edges'
     kill $OP; wait $OP 2>/dev/null || true
 done
+
+# A restart on a store of 48,000 anomalies: without saved clusters (the store filled by an
+# overlay without a model) every report is clustered again; with them (saved on the way out),
+# the overlay resumes them before it listens.
+fresh_overlay rs --set signatures.build_interval=0 --set signatures.model= $(cat ibedges.args)
+"$IB" run "$OEP" "$OKEY" ibkeys 16 3000 >/dev/null
+kill $OP; wait $OP 2>/dev/null || true
+t0=$(now_ms)
+fresh_overlay rs --set signatures.build_interval=0 $(cat ibedges.args)
+for _ in $(seq 6000); do
+    [ "$(metric $OHTTP sipguard_overlay_anomalies_clustered_total)" = 48000 ] && break
+    sleep 0.05
+done
+t1=$(now_ms)
+echo "overlay_restart_clustering_48000_again_ms $((t1 - t0))"
+for _ in $(seq 600); do [ "$(metric $OHTTP sipguard_overlay_cluster_state_bytes)" != 0 ] && break; sleep 0.05; done
+echo "overlay_cluster_state_bytes $(metric $OHTTP sipguard_overlay_cluster_state_bytes)"
+kill $OP; wait $OP 2>/dev/null || true
+t0=$(now_ms)
+fresh_overlay rs --set signatures.build_interval=0 $(cat ibedges.args)
+t1=$(now_ms)
+grep -q 'clusters resumed' rs.log || echo "bench/overlay.sh: the restart did not resume" >&2
+echo "overlay_restart_resuming_saved_clusters_ms $((t1 - t0))"
+kill $OP; wait $OP 2>/dev/null || true
 
 # From the first report of a new attack to a verified candidate signature: the overlay
 # clusters reports as they arrive and builds every second ([signatures] build_interval = 1).

@@ -74,7 +74,9 @@ static const clicmd_t cmd = {
     "key pair is made on first start in key_dir (server.pub is what edges need as\n"
     "[overlay] server_key).\n\n"
     "With [signatures] model set, stored anomalies are clustered as they arrive (linkage\n"
-    "or k-means); every build_interval seconds the clusters that grew get a bilateral\n"
+    "or k-means) and the clusters are saved in the store (every minute, after a build and\n"
+    "on the way out), so a restart goes on from them instead of clustering the store again;\n"
+    "every build_interval seconds the clusters that grew get a bilateral\n"
     "signature verified on the clean sample (edges' normal samples and [signatures] clean\n"
     "captures), stored as the next version of that cluster's signature, pending review or\n"
     "active under the auto_approve policy; active ones expire after lifetime seconds\n"
@@ -312,7 +314,9 @@ static void print_config(const overlay_config_t *c, bool comments)
     printf("model = %s\nclean = %s\n", c->sig.model, c->sig.clean);
     if (comments)
         printf("# clustering, incremental as reports arrive: single, complete or average\n"
-               "# linkage (joined below the cut), or kmeans (at most k clusters)\n");
+               "# linkage (joined below the cut), or kmeans (at most k clusters); the clusters\n"
+               "# are saved in the store, and changing these (or min_members) clusters the\n"
+               "# reports retained again on the next start\n");
     printf("linkage = %s\ncut = %g\nk = %zu\n",
            c->sig.gen.linkage == LINK_SINGLE     ? "single"
            : c->sig.gen.linkage == LINK_COMPLETE ? "complete"
@@ -375,6 +379,8 @@ static uint64_t shared_clustered;
 static collector_stats_t shared_stats; /* copied by the loop, read by the HTTP thread */
 static uint64_t stored_at_start;       /* reports the store held when the overlay started */
 static uint64_t shared_pruned, shared_pruned_rejected; /* by retention, under stats_lock */
+static size_t shared_state_bytes; /* the clusters' saved state, under stats_lock */
+static uint64_t shared_save_failures;
 
 static enum MHD_Result json_reply(struct MHD_Connection *conn, unsigned status, json_t *o)
 {
@@ -582,7 +588,8 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
     st = shared_stats;
     size_t clusters = shared_clusters;
     uint64_t clustered = shared_clustered, pruned = shared_pruned,
-             pruned_rejected = shared_pruned_rejected;
+             pruned_rejected = shared_pruned_rejected, save_failures = shared_save_failures;
+    size_t state_bytes = shared_state_bytes;
     pthread_mutex_unlock(&stats_lock);
     enum { METRICS_MAX = 8192 };
     char *b = malloc(METRICS_MAX);
@@ -608,7 +615,7 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         n += snprintf(b + n, METRICS_MAX - (size_t)n,
                       "sipguard_overlay_reports_refused_total{reason=\"%s\"} %llu\n",
                       collector_reason_name(r), (unsigned long long)st.rejected[r]);
-    snprintf(
+    n += snprintf(
         b + n, METRICS_MAX - (size_t)n,
         "# HELP sipguard_overlay_clean_samples_total Normal messages edges sampled, stored "
         "as the clean sample (of the stored reports).\n"
@@ -628,7 +635,8 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         "# TYPE sipguard_overlay_clusters gauge\n"
         "sipguard_overlay_clusters %zu\n"
         "# HELP sipguard_overlay_anomalies_clustered_total Stored anomalies placed in clusters "
-        "(since start, the store's replay included).\n"
+        "since start (those after the saved clusters, or the whole store's replay when none "
+        "were saved).\n"
         "# TYPE sipguard_overlay_anomalies_clustered_total counter\n"
         "sipguard_overlay_anomalies_clustered_total %llu\n"
         "# HELP sipguard_overlay_reports_pruned_total Reports deleted by retention "
@@ -640,6 +648,16 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         (unsigned long long)st.zap_denied, (unsigned long long)st.commit_failures, clusters,
         (unsigned long long)clustered, (unsigned long long)pruned,
         (unsigned long long)pruned_rejected);
+    snprintf(b + n, METRICS_MAX - (size_t)n,
+             "# HELP sipguard_overlay_cluster_state_bytes Size of the clusters' state as last "
+             "saved to the store (0: not saved since start).\n"
+             "# TYPE sipguard_overlay_cluster_state_bytes gauge\n"
+             "sipguard_overlay_cluster_state_bytes %zu\n"
+             "# HELP sipguard_overlay_cluster_save_failures_total Saves of the clusters' state "
+             "that failed (retention then keeps the reports a restart would need).\n"
+             "# TYPE sipguard_overlay_cluster_save_failures_total counter\n"
+             "sipguard_overlay_cluster_save_failures_total %llu\n",
+             state_bytes, (unsigned long long)save_failures);
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
@@ -730,6 +748,50 @@ static double now_s(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/*
+ * Saves the clusters when some report was placed or a build ran since the last save (caller
+ * holds store_lock): at most once a CLUSTER_SAVE_INTERVAL while caught up, after each build,
+ * and on the way out.
+ * A failed save is warned about and counted; retention then stops at the last good one.
+ */
+enum { CLUSTER_SAVE_INTERVAL = 60 };
+
+static bool save_clusters(double now)
+{
+    if (!g_sigman || !sigman_unsaved(g_sigman))
+        return false;
+    char err[600];
+    size_t bytes = 0;
+    double t0 = now_s();
+    int rc = sigman_save(g_sigman, g_store, now, &bytes, err, sizeof err);
+    if (rc != 0)
+        warning("saving the clusters: %s", err);
+    else
+        debug("clusters saved: %zu bytes up to report %lld in %.3f s", bytes,
+              (long long)sigman_saved(g_sigman), now_s() - t0);
+    pthread_mutex_lock(&stats_lock);
+    if (rc != 0)
+        shared_save_failures++;
+    else
+        shared_state_bytes = bytes;
+    pthread_mutex_unlock(&stats_lock);
+    return true;
+}
+
+/* Starts the clustering from its saved state, when there is one it can use. */
+static void resume_clusters(void)
+{
+    char err[600];
+    size_t clusters = 0;
+    double t0 = now_s();
+    int rc = sigman_resume(g_sigman, g_store, &clusters, err, sizeof err);
+    if (rc > 0)
+        info("clusters resumed: %zu, up to report %lld (%.2f s)", clusters,
+             (long long)sigman_last_placed(g_sigman), now_s() - t0);
+    else if (rc < 0)
+        warning("saved clusters not used (%s): clustering the reports retained again", err);
+}
+
 /* Keeps the active set's document current; publishes it when it changed, and again every
  * 5 s for subscribers that missed an update. */
 static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, uint64_t *seq,
@@ -763,7 +825,7 @@ static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, 
  * placed (the loop then does not sleep in poll). */
 static bool keep_signatures(const overlay_config_t *c, bool busy)
 {
-    static double last_build, last_expiry;
+    static double last_build, last_expiry, last_save;
     if (!g_sigman)
         return false;
     double now = now_s();
@@ -788,7 +850,10 @@ static bool keep_signatures(const overlay_config_t *c, bool busy)
             warning("signature build: %s", err);
         else if (added > 0)
             info("signature build: %d new signature versions", added);
+        last_save = 0; /* save soon: the build cleared the clusters' marks of growth */
     }
+    if (caught_up && now - last_save >= CLUSTER_SAVE_INTERVAL && save_clusters(wall_now()))
+        last_save = now;
     if (now - last_expiry >= 5) {
         last_expiry = now;
         int n = sigman_expire_due(g_store, now);
@@ -822,7 +887,8 @@ static bool prune_reports(const overlay_config_t *c, bool backlog)
     enum { BATCH = 5000 };
     long rejected = 0;
     pthread_mutex_lock(&store_lock);
-    int64_t placed = g_sigman ? sigman_last_placed(g_sigman) : INT64_MAX;
+    /* only what the saved clusters hold: a restart reads on from there */
+    int64_t placed = g_sigman ? sigman_saved(g_sigman) : INT64_MAX;
     long n =
         store_prune(g_store, now - (double)c->retention_days * 86400, placed, BATCH, &rejected);
     if (n < 0)
@@ -966,6 +1032,8 @@ int main(int argc, char **argv)
     stored_at_start = store_count_reports(store) + store_count_clean(store);
     g_store = store;
     g_config = &c;
+    if (g_sigman)
+        resume_clusters();
     if (c.n_edges == 0)
         warning("no edge is configured: every edge will be refused (add [edges] or --edge)");
     if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -1048,6 +1116,9 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&stats_lock);
     }
     info("stopping");
+    pthread_mutex_lock(&store_lock);
+    save_clusters(wall_now());
+    pthread_mutex_unlock(&store_lock);
     free(set_json);
     rc = 0;
 out:

@@ -38,6 +38,8 @@ struct sigman {
     int64_t after;    /* the last report placed (its number in the store) */
     uint64_t unbuilt; /* reports placed since the last build */
     uint64_t placed;  /* reports placed since start */
+    int64_t saved;    /* the last report placed when the clusters were last saved */
+    bool unsaved;     /* placed or built since the last save */
 };
 
 /* Places one stored report in its cluster, keyed by the edge and sequence that sent it. */
@@ -56,6 +58,7 @@ static int add_report(void *ctx, const char *json, size_t len, double received)
                           received, key);
         sm->unbuilt++;
         sm->placed++;
+        sm->unsaved = true;
     }
     free(b);
     json_decref(o);
@@ -162,6 +165,61 @@ int64_t sigman_last_placed(const sigman_t *sm)
 uint64_t sigman_unbuilt(const sigman_t *sm)
 {
     return sm->unbuilt;
+}
+
+int sigman_resume(sigman_t *sm, store_t *s, size_t *clusters, char *err, size_t errlen)
+{
+    int64_t after = 0;
+    uint64_t unbuilt = 0;
+    uint8_t *state = NULL;
+    size_t len = 0;
+    int rc = store_load_clusters(s, &after, &unbuilt, &state, &len);
+    if (rc <= 0) {
+        if (rc < 0)
+            snprintf(err, errlen, "store: %s", store_error(s));
+        return rc;
+    }
+    char why[300];
+    if (siggen_load_clusters(sm->gen, state, len, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        rc = -1;
+    } else {
+        sm->after = sm->saved = after;
+        sm->unbuilt = unbuilt;
+        *clusters = siggen_clusters(sm->gen);
+    }
+    free(state);
+    return rc;
+}
+
+int sigman_save(sigman_t *sm, store_t *s, double now, size_t *bytes, char *err, size_t errlen)
+{
+    size_t len = 0;
+    uint8_t *state = siggen_save_clusters(sm->gen, &len);
+    if (!state) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = store_save_clusters(s, sm->after, sm->unbuilt, now, state, len);
+    free(state);
+    if (rc != 0) {
+        snprintf(err, errlen, "store: %s", store_error(s));
+        return -1;
+    }
+    sm->saved = sm->after;
+    sm->unsaved = false;
+    *bytes = len;
+    return 0;
+}
+
+int64_t sigman_saved(const sigman_t *sm)
+{
+    return sm->saved;
+}
+
+bool sigman_unsaved(const sigman_t *sm)
+{
+    return sm->unsaved;
 }
 
 static void content_hash(json_t *sig, char out[17])
@@ -278,6 +336,7 @@ int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen)
     if (add_clean(sm->gen, s, sm->o.clean, err, errlen) != 0)
         return -1;
     sm->unbuilt = 0;
+    sm->unsaved = true; /* the clusters' marks of growth are cleared */
     json_t *doc = siggen_build(sm->gen, 0, "cand", true);
     size_t i;
     json_t *sig;

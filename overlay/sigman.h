@@ -54,6 +54,22 @@ uint64_t sigman_placed(const sigman_t *sm);
 int64_t sigman_last_placed(const sigman_t *sm);
 uint64_t sigman_unbuilt(const sigman_t *sm);
 
+/*
+ * The clusters survive a restart as saved state in the store: resume loads it, and ingest
+ * then reads on from the last report it had placed, so a restart neither clusters the whole
+ * store again nor renames a cluster whose founding report retention deleted. Resume returns 1
+ * (*clusters loaded), 0 when nothing was saved, -1 with err when the saved state cannot be
+ * used (another embedding or clustering settings, corrupt) or the store failed: the clusters
+ * are then built from the reports retained, as without a saved state. Save writes the state
+ * (*bytes long); retention deletes only reports up to sigman_saved, so that what a restart
+ * needs is always there.
+ */
+int sigman_resume(sigman_t *sm, store_t *s, size_t *clusters, char *err, size_t errlen);
+int sigman_save(sigman_t *sm, store_t *s, double now, size_t *bytes, char *err, size_t errlen);
+int64_t sigman_saved(const sigman_t *sm);
+/* Whether anything was placed or built since the last save (or start). */
+bool sigman_unsaved(const sigman_t *sm);
+
 /* Places what is left, then builds the signatures of the clusters that grew. Returns how many
  * new signature versions, or -1 with err. */
 int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen);

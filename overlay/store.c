@@ -28,6 +28,9 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS clean (edge TEXT NOT NULL, seq INTEGER NOT NULL, "
     "  received REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (edge, seq));"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS clusters (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "  after INTEGER NOT NULL, unbuilt INTEGER NOT NULL, saved REAL NOT NULL, "
+    "  state BLOB NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
 
 /* Databases made before reports were numbered in arrival order (the clustering reads them on
@@ -425,6 +428,46 @@ int store_set_state(store_t *s, const char *id, const char *from, const char *to
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -3;
     sqlite3_finalize(st);
     return rc;
+}
+
+int store_save_clusters(store_t *s, int64_t after, uint64_t unbuilt, double now, const void *state,
+                        size_t len)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO clusters (id, after, unbuilt, saved, state) "
+                           "VALUES (1, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)unbuilt);
+    sqlite3_bind_double(st, 3, now);
+    sqlite3_bind_blob64(st, 4, state, len, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_load_clusters(store_t *s, int64_t *after, uint64_t *unbuilt, uint8_t **state, size_t *len)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT after, unbuilt, state FROM clusters WHERE id = 1", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : -1;
+    }
+    *after = sqlite3_column_int64(st, 0);
+    *unbuilt = (uint64_t)sqlite3_column_int64(st, 1);
+    const void *blob = sqlite3_column_blob(st, 2);
+    *len = (size_t)sqlite3_column_bytes(st, 2);
+    *state = malloc(*len ? *len : 1);
+    if (*state && *len)
+        memcpy(*state, blob, *len);
+    sqlite3_finalize(st);
+    return *state ? 1 : -1;
 }
 
 static uint64_t meta_get(store_t *s, const char *key)

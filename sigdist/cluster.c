@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #define RADIUS_REFRESH 32 /* joins between exact radius computations */
 #define MERGE_SAMPLE 16   /* members of each side compared when two clusters may merge */
@@ -541,4 +542,333 @@ int clusterer_add(clusterer_t *c, member_t *m, const char *key)
     }
     make_room(c, k);
     return 0;
+}
+
+/* ------------------------------------------------------------------ saved state */
+
+/*
+ * The state is written field by field in the host's byte order (an order mark refuses a state
+ * from a machine of the other order), with every count checked on the way back in, and a
+ * checksum over the whole. Members' embeddings are not written: they are most of the memory
+ * and the caller's embedder makes them again from the bytes. The centroid sums are written,
+ * so that a loaded clusterer decides each later message exactly as the one saved would have.
+ */
+#define STATE_MAGIC "SGCLUST"
+#define STATE_VERSION 1u
+#define STATE_ORDER 0x01020304u
+
+typedef struct {
+    uint8_t *b;
+    size_t n, cap;
+    bool failed;
+} wbuf_t;
+
+static void put(wbuf_t *w, const void *p, size_t len)
+{
+    if (w->failed)
+        return;
+    if (w->cap - w->n < len) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap - w->n < len)
+            cap *= 2;
+        uint8_t *b = realloc(w->b, cap);
+        if (!b) {
+            w->failed = true;
+            return;
+        }
+        w->b = b;
+        w->cap = cap;
+    }
+    memcpy(w->b + w->n, p, len);
+    w->n += len;
+}
+
+static void put_u64(wbuf_t *w, uint64_t v)
+{
+    put(w, &v, sizeof v);
+}
+
+static void put_f64(wbuf_t *w, double v)
+{
+    put(w, &v, sizeof v);
+}
+
+static void put_str(wbuf_t *w, const char *s)
+{
+    put_u64(w, strlen(s));
+    put(w, s, strlen(s));
+}
+
+static void put_cluster(wbuf_t *w, const cluster_t *k)
+{
+    put_str(w, k->key);
+    put_u64(w, k->members);
+    put_u64(w, k->n);
+    put_f64(w, k->radius);
+    put_u64(w, k->stale);
+    put_u64(w, k->n_edges);
+    for (size_t i = 0; i < k->n_edges; i++)
+        put_str(w, k->edges[i]);
+    put_f64(w, k->first);
+    put_f64(w, k->last);
+    put_f64(w, k->arrived);
+    put_u64(w, k->n_absorbed);
+    for (size_t i = 0; i < k->n_absorbed; i++)
+        put_str(w, k->absorbed[i]);
+    put_u64(w, k->founded);
+    put_u64(w, k->touched);
+    put_u64(w, k->changed);
+    put_u64(w, k->sum->n);
+    put_f64(w, k->sum->norm2);
+    put(w, k->sum->keys, k->sum->n * sizeof *k->sum->keys);
+    put(w, k->sum->vals, k->sum->n * sizeof *k->sum->vals);
+    for (size_t i = 0; i < k->n; i++) {
+        put_u64(w, k->m[i].len);
+        put(w, k->m[i].raw, k->m[i].len);
+        put_str(w, k->m[i].edge);
+        put_f64(w, k->m[i].ts);
+        put_f64(w, k->m[i].arrived);
+    }
+}
+
+static void put_options(wbuf_t *w, const cluster_opts_t *o)
+{
+    put_u64(w, (uint64_t)o->linkage);
+    put_f64(w, o->cut);
+    put_u64(w, o->k);
+    put_u64(w, o->per_cluster);
+    put_u64(w, o->max_kept);
+    put_u64(w, o->small);
+}
+
+uint8_t *clusterer_save(const clusterer_t *c, const char *tag, size_t *len)
+{
+    wbuf_t w = {0};
+    uint32_t head[2] = {STATE_VERSION, STATE_ORDER};
+    put(&w, STATE_MAGIC, 8);
+    put(&w, head, sizeof head);
+    put_str(&w, tag ? tag : "");
+    put_options(&w, &c->o);
+    put_u64(&w, c->placed);
+    put_u64(&w, c->n);
+    for (size_t i = 0; i < c->n; i++)
+        put_cluster(&w, c->cl[i]);
+    put_u64(&w, XXH3_64bits(w.b, w.n));
+    if (w.failed) {
+        free(w.b);
+        return NULL;
+    }
+    *len = w.n;
+    return w.b;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    bool bad;
+} rbuf_t;
+
+static void get(rbuf_t *r, void *p, size_t len)
+{
+    if (r->bad || len > r->left) {
+        r->bad = true;
+        memset(p, 0, len);
+        return;
+    }
+    memcpy(p, r->p, len);
+    r->p += len;
+    r->left -= len;
+}
+
+static uint64_t get_u64(rbuf_t *r)
+{
+    uint64_t v;
+    get(r, &v, sizeof v);
+    return v;
+}
+
+static double get_f64(rbuf_t *r)
+{
+    double v;
+    get(r, &v, sizeof v);
+    return v;
+}
+
+/* A count of items of at least `each` bytes: no more than the bytes left can hold. */
+static size_t get_count(rbuf_t *r, size_t each, size_t most)
+{
+    uint64_t n = get_u64(r);
+    if (n > most || n > r->left / each)
+        r->bad = true;
+    return r->bad ? 0 : (size_t)n;
+}
+
+static void get_str(rbuf_t *r, char *out, size_t cap)
+{
+    size_t n = get_count(r, 1, cap - 1);
+    get(r, out, n);
+    out[r->bad ? 0 : n] = '\0';
+}
+
+/* A centroid sum: keys strictly ascending, as sum_add and the dot products need. */
+static int get_sum(rbuf_t *r, sparse_t *sum)
+{
+    size_t n = get_count(r, sizeof(uint64_t) + sizeof(double), SIZE_MAX);
+    double norm2 = get_f64(r);
+    if (r->bad || sparse_reserve(sum, n ? n : 1) != 0)
+        return -1;
+    get(r, sum->keys, n * sizeof *sum->keys);
+    get(r, sum->vals, n * sizeof *sum->vals);
+    for (size_t i = 1; i < n && !r->bad; i++)
+        r->bad = sum->keys[i] <= sum->keys[i - 1];
+    sum->n = r->bad ? 0 : n;
+    sum->norm2 = norm2;
+    return r->bad ? -1 : 0;
+}
+
+static int get_member(rbuf_t *r, member_t *m, clusterer_embed_fn embed, void *ctx)
+{
+    memset(m, 0, sizeof *m);
+    m->len = get_count(r, 1, SIZE_MAX);
+    if (r->bad || !(m->raw = malloc(m->len ? m->len : 1)))
+        return -1;
+    get(r, m->raw, m->len);
+    get_str(r, m->edge, sizeof m->edge);
+    m->ts = get_f64(r);
+    m->arrived = get_f64(r);
+    if (r->bad || !(m->v = sparse_new()) || embed(ctx, m->raw, m->len, m->v) != 0) {
+        member_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* One cluster, appended to c (so that a failure part-way frees it with c). */
+static int get_cluster(clusterer_t *c, rbuf_t *r, clusterer_embed_fn embed, void *ctx)
+{
+    cluster_t *k = calloc(1, sizeof *k);
+    if (!k || !(k->sum = sparse_new())) {
+        free(k);
+        return -1;
+    }
+    c->cl[c->n++] = k;
+    get_str(r, k->key, sizeof k->key);
+    k->members = (size_t)get_u64(r);
+    size_t n = get_count(r, 4 * sizeof(uint64_t), c->o.per_cluster);
+    k->radius = get_f64(r);
+    k->stale = (unsigned)get_u64(r);
+    k->n_edges = get_count(r, sizeof(uint64_t), CLUSTER_MAX_EDGES);
+    for (size_t i = 0; i < k->n_edges; i++)
+        get_str(r, k->edges[i], sizeof k->edges[i]);
+    k->first = get_f64(r);
+    k->last = get_f64(r);
+    k->arrived = get_f64(r);
+    k->n_absorbed = get_count(r, sizeof(uint64_t), CLUSTER_MAX_ABSORBED);
+    for (size_t i = 0; i < k->n_absorbed; i++)
+        get_str(r, k->absorbed[i], sizeof k->absorbed[i]);
+    k->founded = get_u64(r);
+    k->touched = get_u64(r);
+    k->changed = get_u64(r) != 0;
+    if (r->bad || k->members < n || get_sum(r, k->sum) != 0 ||
+        !(k->m = calloc(n ? n : 1, sizeof *k->m)))
+        return -1;
+    k->cap = n ? n : 1;
+    for (; k->n < n; k->n++)
+        if (get_member(r, &k->m[k->n], embed, ctx) != 0)
+            return -1;
+    c->kept += k->n;
+    return 0;
+}
+
+static const char *linkage_label(uint64_t l)
+{
+    static const char *names[] = {"single", "complete", "average", "kmeans"};
+    return l < 4 ? names[l] : "unknown";
+}
+
+/* The header: magic, version, byte order, tag and options. NULL when they match, else why. */
+static const char *check_header(rbuf_t *r, const cluster_opts_t *o, const char *tag, char *why,
+                                size_t whylen)
+{
+    char magic[8], saved_tag[128];
+    uint32_t head[2];
+    get(r, magic, sizeof magic);
+    get(r, head, sizeof head);
+    if (r->bad || memcmp(magic, STATE_MAGIC, 8) != 0)
+        return "not a saved cluster state";
+    if (head[0] != STATE_VERSION || head[1] != STATE_ORDER) {
+        snprintf(why, whylen, "saved in format %u%s; this build reads format %u", head[0],
+                 head[1] != STATE_ORDER ? " on a machine of the other byte order" : "",
+                 STATE_VERSION);
+        return why;
+    }
+    get_str(r, saved_tag, sizeof saved_tag);
+    if (!r->bad && strcmp(saved_tag, tag ? tag : "") != 0) {
+        snprintf(why, whylen, "saved for embedding \"%s\", not \"%s\"", saved_tag, tag ? tag : "");
+        return why;
+    }
+    cluster_opts_t s = {0};
+    s.linkage = (linkage_t)get_u64(r);
+    uint64_t linkage = (uint64_t)s.linkage;
+    s.cut = get_f64(r);
+    s.k = (size_t)get_u64(r);
+    s.per_cluster = (size_t)get_u64(r);
+    s.max_kept = (size_t)get_u64(r);
+    s.small = (size_t)get_u64(r);
+    if (r->bad)
+        return "truncated";
+    if (linkage != (uint64_t)o->linkage || s.cut != o->cut || s.k != o->k ||
+        s.per_cluster != o->per_cluster || s.max_kept != o->max_kept || s.small != o->small) {
+        snprintf(why, whylen,
+                 "saved with other clustering settings (linkage %s, cut %g, k %zu, %zu kept a "
+                 "cluster, %zu in all, small %zu)",
+                 linkage_label(linkage), s.cut, s.k, s.per_cluster, s.max_kept, s.small);
+        return why;
+    }
+    return NULL;
+}
+
+clusterer_t *clusterer_load(const cluster_opts_t *o, const char *tag, const uint8_t *buf,
+                            size_t len, clusterer_embed_fn embed, void *ctx, char *err,
+                            size_t errlen)
+{
+    uint64_t sum;
+    if (len < 8 + sizeof sum) {
+        snprintf(err, errlen, "truncated (%zu bytes)", len);
+        return NULL;
+    }
+    memcpy(&sum, buf + len - sizeof sum, sizeof sum);
+    if (XXH3_64bits(buf, len - sizeof sum) != sum) {
+        snprintf(err, errlen, "checksum mismatch (corrupt)");
+        return NULL;
+    }
+    rbuf_t r = {buf, len - sizeof sum, false};
+    char why[512];
+    const char *bad = check_header(&r, o, tag, why, sizeof why);
+    if (bad) {
+        snprintf(err, errlen, "%s", bad);
+        return NULL;
+    }
+    clusterer_t *c = clusterer_new(o);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->placed = get_u64(&r);
+    size_t n = get_count(&r, 16 * sizeof(uint64_t), SIZE_MAX);
+    if (!r.bad && n > 0 && !(c->cl = calloc(n, sizeof *c->cl)))
+        r.bad = true;
+    c->cap = n;
+    for (size_t i = 0; i < n && !r.bad;)
+        if (get_cluster(c, &r, embed, ctx) == 0)
+            i++;
+        else
+            r.bad = true;
+    if (r.bad || r.left != 0) {
+        snprintf(err, errlen, "%s",
+                 r.bad ? "malformed, or a member could not be embedded again"
+                       : "trailing bytes after the last cluster");
+        clusterer_destroy(&c);
+    }
+    return c;
 }

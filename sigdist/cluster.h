@@ -95,6 +95,20 @@ cluster_t *clusterer_get(clusterer_t *c, size_t i);
 uint64_t clusterer_placed(const clusterer_t *c);
 size_t clusterer_kept(const clusterer_t *c);
 
+/*
+ * The clusterer's state as bytes (malloc'd; NULL when out of memory), so that a restarted
+ * overlay goes on where it stopped instead of clustering its whole store again, and keeps its
+ * clusters' names when the reports that founded them were deleted. tag names what the members
+ * were embedded with; load refuses a state saved under another tag or other options, and one
+ * that is corrupt or truncated, with the reason in err. Members' embeddings are not saved:
+ * load makes them again from the members' bytes with embed (0 on success).
+ */
+typedef int (*clusterer_embed_fn)(void *ctx, const uint8_t *raw, size_t len, sparse_t *out);
+uint8_t *clusterer_save(const clusterer_t *c, const char *tag, size_t *len);
+clusterer_t *clusterer_load(const cluster_opts_t *o, const char *tag, const uint8_t *buf,
+                            size_t len, clusterer_embed_fn embed, void *ctx, char *err,
+                            size_t errlen);
+
 /* sqrt(2 - 2 cos) of two vectors (0 for two empty ones). */
 double unit_distance(const sparse_t *a, const sparse_t *b);
 

@@ -53,6 +53,16 @@ int siggen_parse_linkage(const char *s, linkage_t *out)
     return -1;
 }
 
+static cluster_opts_t cluster_options(const siggen_opts_t *o)
+{
+    return (cluster_opts_t){.linkage = o->linkage,
+                            .cut = o->cut,
+                            .k = o->k,
+                            .per_cluster = PER_CLUSTER,
+                            .max_kept = o->max_anomalies,
+                            .small = o->min_members};
+}
+
 siggen_t *siggen_new(const embed_opts_t *eo, const siggen_opts_t *o)
 {
     if (eo->kind != EMBED_NGRAM)
@@ -63,12 +73,7 @@ siggen_t *siggen_new(const embed_opts_t *eo, const siggen_opts_t *o)
     g->eo = *eo;
     g->o = *o;
     g->embed = embed_new(eo); /* sorted output: the scores look features up */
-    cluster_opts_t co = {.linkage = o->linkage,
-                         .cut = o->cut,
-                         .k = o->k,
-                         .per_cluster = PER_CLUSTER,
-                         .max_kept = o->max_anomalies,
-                         .small = o->min_members};
+    cluster_opts_t co = cluster_options(o);
     g->clusters = clusterer_new(&co);
     if (!g->embed || !g->clusters) {
         embed_destroy(&g->embed);
@@ -161,6 +166,41 @@ void siggen_clear_clean(siggen_t *g)
 size_t siggen_clusters(const siggen_t *g)
 {
     return clusterer_count(g->clusters);
+}
+
+/* What a saved state's members were embedded with: loading makes their vectors again, so the
+ * embedding must be the same. */
+static void embedding_tag(const siggen_t *g, char *tag, size_t cap)
+{
+    char feature[32];
+    embed_opts_feature_name(&g->eo, feature, sizeof feature);
+    snprintf(tag, cap, "%s shape %s headers %d binary %d norm %d", feature,
+             embed_shape_name(g->eo.shape), g->eo.header_norm, g->eo.binary, (int)g->eo.norm);
+}
+
+uint8_t *siggen_save_clusters(const siggen_t *g, size_t *len)
+{
+    char tag[128];
+    embedding_tag(g, tag, sizeof tag);
+    return clusterer_save(g->clusters, tag, len);
+}
+
+static int embed_again(void *ctx, const uint8_t *raw, size_t len, sparse_t *out)
+{
+    return embed_message(ctx, raw, len, out);
+}
+
+int siggen_load_clusters(siggen_t *g, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    char tag[128];
+    embedding_tag(g, tag, sizeof tag);
+    cluster_opts_t co = cluster_options(&g->o);
+    clusterer_t *c = clusterer_load(&co, tag, buf, len, embed_again, g->embed, err, errlen);
+    if (!c)
+        return -1;
+    clusterer_destroy(&g->clusters);
+    g->clusters = c;
+    return 0;
 }
 
 static int by_key(const void *a, const void *b)

@@ -67,6 +67,11 @@ int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len);
 void siggen_clear_clean(siggen_t *g);
 /* Live clusters. */
 size_t siggen_clusters(const siggen_t *g);
+/* The clusters as bytes (malloc'd; NULL when out of memory), and back: load replaces the
+ * clusters with the saved ones, or returns -1 with the reason (another embedding or other
+ * clustering settings, corrupt, truncated) and keeps them as they were. */
+uint8_t *siggen_save_clusters(const siggen_t *g, size_t *len);
+int siggen_load_clusters(siggen_t *g, const uint8_t *buf, size_t len, char *err, size_t errlen);
 
 /*
  * Builds and verifies a signature for each cluster with enough members (changed_only: only

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "cluster.h"
 #include "siggen.h"
@@ -16,9 +17,10 @@
 static member_t message(uint64_t lo, uint64_t hi, size_t noise, uint64_t id)
 {
     member_t m = {0};
-    m.raw = malloc(1);
-    m.raw[0] = 'x';
-    m.len = 1;
+    uint64_t spec[4] = {lo, hi, noise, id}; /* its bytes say how to make it again */
+    m.raw = malloc(sizeof spec);
+    memcpy(m.raw, spec, sizeof spec);
+    m.len = sizeof spec;
     m.v = sparse_new();
     assert_int_equal(sparse_reserve(m.v, (size_t)(hi - lo + 1) + noise), 0);
     for (uint64_t k = lo; k <= hi; k++) {
@@ -31,6 +33,23 @@ static member_t message(uint64_t lo, uint64_t hi, size_t noise, uint64_t id)
     }
     sparse_update_norm(m.v);
     return m;
+}
+
+/* The embedder a loaded clusterer makes its members' vectors with: message() again. */
+static int remake(void *ctx, const uint8_t *raw, size_t len, sparse_t *out)
+{
+    (void)ctx;
+    uint64_t spec[4];
+    if (len != sizeof spec)
+        return -1;
+    memcpy(spec, raw, sizeof spec);
+    if (spec[1] < spec[0] || spec[1] - spec[0] > 1000 || spec[2] > 100 || spec[3] > 100000)
+        return -1; /* bytes a mutation made: not a message of this test */
+    member_t m = message(spec[0], spec[1], (size_t)spec[2], spec[3]);
+    int rc = sparse_copy(out, m.v);
+    free(m.raw);
+    sparse_destroy(&m.v);
+    return rc;
 }
 
 static clusterer_t *make(linkage_t l, double cut, size_t k, size_t per, size_t max_kept)
@@ -195,6 +214,186 @@ static void test_verification_rejects_or_tightens(void **state)
     json_decref(doc);
 }
 
+/* The i-th message of a stream of five families with noise, fixed seed. */
+static member_t stream_message(uint64_t i)
+{
+    uint64_t x = 88172645463325252ULL + i * 0x9E3779B97F4A7C15ULL;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    uint64_t f = x % 5;
+    return message(f * 100, f * 100 + 30 + x % 7, 3 + (x >> 8) % 4, i);
+}
+
+static uint8_t *saved(const clusterer_t *c, size_t *len)
+{
+    uint8_t *b = clusterer_save(c, "test", len);
+    assert_non_null(b);
+    return b;
+}
+
+/* A clusterer saved part-way and loaded goes on exactly as the one never stopped: same
+ * clusters, keys, kept members, sums and radii (their saved bytes are equal), under every
+ * linkage and with the memory bound dropping clusters. */
+static void test_a_saved_state_goes_on_as_if_never_stopped(void **state)
+{
+    (void)state;
+    for (int l = LINK_SINGLE; l <= LINK_KMEANS; l++) {
+        clusterer_t *whole = make((linkage_t)l, 0.6, 4, 16, 60);
+        clusterer_t *part = make((linkage_t)l, 0.6, 4, 16, 60);
+        for (uint64_t i = 0; i < 400; i++) {
+            add(whole, stream_message(i));
+            if (i < 170)
+                add(part, stream_message(i));
+        }
+        size_t len;
+        uint8_t *b = saved(part, &len);
+        clusterer_destroy(&part);
+        cluster_opts_t o = {.linkage = (linkage_t)l,
+                            .cut = 0.6,
+                            .k = 4,
+                            .per_cluster = 16,
+                            .max_kept = 60,
+                            .small = 5};
+        char err[256] = "";
+        part = clusterer_load(&o, "test", b, len, remake, NULL, err, sizeof err);
+        assert_non_null(part);
+        free(b);
+        for (uint64_t i = 170; i < 400; i++)
+            add(part, stream_message(i));
+        size_t la, lb;
+        uint8_t *a = saved(whole, &la);
+        b = saved(part, &lb);
+        assert_true(clusterer_count(whole) >= 2);
+        assert_int_equal(la, lb);
+        assert_memory_equal(a, b, la);
+        free(a);
+        free(b);
+        clusterer_destroy(&whole);
+        clusterer_destroy(&part);
+    }
+}
+
+/* A state that is corrupt, truncated, of another format, saved for another embedding or under
+ * other settings is refused with the reason; mutated bytes with a valid checksum load or are
+ * refused, and never crash (ASan and UBSan watch this). */
+static void test_a_saved_state_is_checked(void **state)
+{
+    (void)state;
+    clusterer_t *c = make(LINK_AVERAGE, 0.6, 0, 16, 10000);
+    for (uint64_t i = 0; i < 120; i++)
+        add(c, stream_message(i));
+    cluster_opts_t o = {
+        .linkage = LINK_AVERAGE, .cut = 0.6, .per_cluster = 16, .max_kept = 10000, .small = 5};
+    size_t len;
+    uint8_t *b = saved(c, &len);
+    char err[256];
+    clusterer_t *got = clusterer_load(&o, "test", b, len, remake, NULL, err, sizeof err);
+    assert_non_null(got);
+    assert_int_equal(clusterer_count(got), clusterer_count(c));
+    clusterer_destroy(&got);
+    assert_null(clusterer_load(&o, "other", b, len, remake, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "saved for embedding \"test\", not \"other\""));
+    o.cut = 0.5;
+    assert_null(clusterer_load(&o, "test", b, len, remake, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "other clustering settings (linkage average, cut 0.6"));
+    o.cut = 0.6;
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 8)
+        assert_null(clusterer_load(&o, "test", b, cut, remake, NULL, err, sizeof err));
+    b[len / 2] ^= 1;
+    assert_null(clusterer_load(&o, "test", b, len, remake, NULL, err, sizeof err));
+    assert_string_equal(err, "checksum mismatch (corrupt)");
+    b[len / 2] ^= 1;
+    uint8_t *m = malloc(len);
+    uint64_t x = 7;
+    int loaded = 0;
+    for (int t = 0; t < 3000; t++) {
+        memcpy(m, b, len);
+        for (int k = 0; k < 1 + t % 3; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t at = (size_t)(x % (len - 8)); /* past the header too */
+            m[at] = (uint8_t)(x >> 40);
+        }
+        uint64_t sum = XXH3_64bits(m, len - 8);
+        memcpy(m + len - 8, &sum, 8);
+        got = clusterer_load(&o, "test", m, len, remake, NULL, err, sizeof err);
+        loaded += got != NULL;
+        if (got) /* it must then hold up to more messages */
+            add(got, stream_message(1000 + (uint64_t)t));
+        clusterer_destroy(&got);
+    }
+    assert_true(loaded > 0 && loaded < 3000);
+    free(m);
+    free(b);
+    clusterer_destroy(&c);
+}
+
+/* Through siggen with real messages: saved half-way and loaded into a new builder, the
+ * signatures built at the end are those of a builder never stopped. */
+static void feed(siggen_t *g, int from, int to)
+{
+    static const char *fmt[] = {
+        "OPTIONS sip:%d@victim.example SIP/2.0\r\nVia: SIP/2.0/UDP "
+        "10.0.0.9:5070;branch=z9hG4bK%d\r\n"
+        "User-Agent: friendly-scanner\r\nCall-ID: %d\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "REGISTER sip:victim.example SIP/2.0\r\nFrom: <sip:%d@victim.example>;tag=%d\r\n"
+        "Authorization: Digest username=\"%d\", response=\"0123abcd\"\r\nUser-Agent: "
+        "sipcli\r\n\r\n",
+        "BYE sip:alice@10.1.2.3 SIP/2.0\r\nCall-ID: %d@spoof\r\nCSeq: %d BYE\r\nX-Flood: "
+        "%d\r\n\r\n"};
+    for (int i = from; i < to; i++) {
+        char msg[512];
+        int n = snprintf(msg, sizeof msg, fmt[i % 3], 1000 + i * 7, i * 31, i);
+        char key[32];
+        snprintf(key, sizeof key, "e%d/%d", i % 2, i);
+        assert_int_equal(siggen_add_report(g, (const uint8_t *)msg, (size_t)n, i % 2 ? "e1" : "e0",
+                                           1000.0 + i, 2000.0 + i, key),
+                         0);
+    }
+}
+
+static void test_siggen_resumes_from_saved_clusters(void **state)
+{
+    (void)state;
+    embed_opts_t eo;
+    embed_opts_default(&eo);
+    siggen_opts_t o;
+    siggen_opts_default(&o);
+    siggen_t *whole = siggen_new(&eo, &o), *part = siggen_new(&eo, &o);
+    assert_non_null(whole);
+    assert_non_null(part);
+    feed(whole, 0, 150);
+    feed(part, 0, 70);
+    size_t len;
+    uint8_t *b = siggen_save_clusters(part, &len);
+    assert_non_null(b);
+    siggen_destroy(&part);
+    part = siggen_new(&eo, &o);
+    char err[256];
+    assert_int_equal(siggen_load_clusters(part, b, len, err, sizeof err), 0);
+    feed(part, 70, 150);
+    assert_int_equal(siggen_clusters(part), siggen_clusters(whole));
+    assert_true(siggen_clusters(whole) >= 3);
+    static const char clean[] = "OPTIONS sip:ping@proxy SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    assert_int_equal(siggen_add_clean(whole, (const uint8_t *)clean, sizeof clean - 1), 0);
+    assert_int_equal(siggen_add_clean(part, (const uint8_t *)clean, sizeof clean - 1), 0);
+    json_t *a = siggen_build(whole, 1, "t", false), *c = siggen_build(part, 1, "t", false);
+    assert_true(json_array_size(json_object_get(a, "signatures")) >= 3);
+    assert_true(json_equal(a, c));
+    json_decref(a);
+    json_decref(c);
+    /* another embedding's builder refuses it and keeps its own clusters */
+    eo.n = 3;
+    siggen_t *other = siggen_new(&eo, &o);
+    feed(other, 0, 10);
+    size_t before = siggen_clusters(other);
+    assert_int_equal(siggen_load_clusters(other, b, len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "saved for embedding \"ngram:4"));
+    assert_int_equal(siggen_clusters(other), before);
+    free(b);
+    siggen_destroy(&other);
+    siggen_destroy(&whole);
+    siggen_destroy(&part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +403,9 @@ int main(void)
         cmocka_unit_test(test_bounds_keep_the_large_cluster),
         cmocka_unit_test(test_kmeans_holds_k_clusters),
         cmocka_unit_test(test_verification_rejects_or_tightens),
+        cmocka_unit_test(test_a_saved_state_goes_on_as_if_never_stopped),
+        cmocka_unit_test(test_a_saved_state_is_checked),
+        cmocka_unit_test(test_siggen_resumes_from_saved_clusters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,13 +6,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include <sqlite3.h>
 
 #include "collector.h"
+#include "embed.h"
+#include "model.h"
 #include "report.h"
+#include "sigman.h"
 #include "store.h"
 
 static void remove_db(const char *path)
@@ -278,6 +284,207 @@ static void test_raw_messages_survive_the_report(void **state)
     json_decref(back);
 }
 
+/* ---- the clustering's saved state, through sigman and the store ---- */
+
+static void normal_message(int i, char *msg, size_t cap)
+{
+    snprintf(msg, cap,
+             "REGISTER sip:example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.%d:5060;branch=z9hG4bK%d"
+             "\r\nFrom: <sip:user%d@example.net>;tag=%d\r\nTo: <sip:user%d@example.net>\r\n"
+             "Call-ID: %d@10.0.0.%d\r\nCSeq: %d REGISTER\r\nContact: <sip:user%d@10.0.0.%d>\r\n"
+             "Expires: 3600\r\nContent-Length: 0\r\n\r\n",
+             i % 200, i * 7919, i % 50, i * 31, i % 50, i * 17, i % 200, i % 9 + 1, i % 50,
+             i % 200);
+}
+
+/* A model of normal REGISTERs, written to path: sigman needs one for its embedding. */
+static void write_model(const char *path)
+{
+    model_opts_t o;
+    model_opts_default(&o);
+    model_builder_t *b = model_builder_new(&o);
+    assert_non_null(b);
+    embed_t *e = embed_new(&o.embed);
+    sparse_t *v = sparse_new();
+    for (int i = 0; i < 200; i++) {
+        char msg[512];
+        normal_message(i, msg, sizeof msg);
+        assert_int_equal(embed_message(e, (const uint8_t *)msg, strlen(msg), v), 0);
+        assert_int_equal(model_builder_add(b, v, i % 5 == 0), 0);
+    }
+    model_stats_t st;
+    char err[256];
+    model_t *m = model_builder_finish(b, &st, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    model_builder_destroy(&b);
+    sparse_destroy(&v);
+    embed_destroy(&e);
+}
+
+/* Stores the scanner's reports number from..to-1 of edge e1, received at `received`. */
+static void store_scans(store_t *s, int from, int to, double received)
+{
+    assert_int_equal(store_begin(s), 0);
+    for (int i = from; i < to; i++) {
+        char msg[400], json[800];
+        snprintf(msg, sizeof msg,
+                 "OPTIONS sip:%d@example.net SIP/2.0\\r\\nVia: SIP/2.0/UDP 203.0.113.5:5070;"
+                 "branch=z9hG4bK-scan%d\\r\\nUser-Agent: friendly-scanner\\r\\nCall-ID: %d\\r\\n"
+                 "CSeq: 1 OPTIONS\\r\\n%s\\r\\n",
+                 100 + i, i, i * 13, received > 5000 ? "Max-Forwards: 70\\r\\n" : "");
+        int n = snprintf(json, sizeof json, "{\"edge\":\"e1\",\"seq\":%d,\"ts\":%d,\"raw\":\"%s\"}",
+                         i, i, msg);
+        assert_int_equal(store_report(s, "e1", (uint64_t)i, received, json, (size_t)n), 1);
+    }
+    for (int i = from; i < to; i++) { /* the clean sample: normal messages the edge saw */
+        char msg[512], json[1200];
+        normal_message(1000 + i, msg, sizeof msg);
+        json_t *o = json_pack("{s:s, s:i, s:s}", "edge", "e1", "seq", 100000 + i, "raw", msg);
+        char *text = json_dumps(o, JSON_COMPACT);
+        snprintf(json, sizeof json, "%s", text);
+        assert_int_equal(
+            store_clean(s, "e1", 100000 + (uint64_t)i, received, json, strlen(json), 1000), 1);
+        free(text);
+        json_decref(o);
+    }
+    assert_int_equal(store_commit(s), 0);
+}
+
+/* The cluster key of the newest signature, and its version. */
+static void newest_signature(store_t *s, char *cluster, size_t cap, int *version)
+{
+    json_t *list = store_list_signatures(s, NULL);
+    assert_true(json_array_size(list) > 0);
+    json_t *sig = json_object_get(json_array_get(list, json_array_size(list) - 1), "signature");
+    snprintf(cluster, cap, "%s",
+             json_string_value(json_object_get(json_object_get(sig, "cluster"), "key")));
+    *version = (int)json_integer_value(json_object_get(sig, "version"));
+    json_decref(list);
+}
+
+/* After retention deleted the reports that founded a cluster, a restarted overlay resumes the
+ * saved clusters: the grown cluster's next signature is version 2 of the same cluster, and
+ * only the reports after the saved state are read. Without the saved state (a store where the
+ * state row is gone), the same store names the cluster after its oldest report left. */
+static void test_saved_clusters_keep_their_names_past_retention(void **state)
+{
+    (void)state;
+    char path[64], model[64], err[600];
+    snprintf(path, sizeof path, "/tmp/sipguard-resume-%d.db", (int)getpid());
+    snprintf(model, sizeof model, "/tmp/sipguard-resume-%d.model", (int)getpid());
+    write_model(model);
+    sigman_opts_t o;
+    sigman_opts_default(&o);
+    snprintf(o.model, sizeof o.model, "%s", model);
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    store_scans(s, 1, 21, 1000); /* old: founded the cluster */
+    sigman_t *sm = sigman_new(&o, err, sizeof err);
+    assert_non_null(sm);
+    size_t clusters = 0;
+    assert_int_equal(sigman_resume(sm, s, &clusters, err, sizeof err), 0); /* none saved */
+    assert_true(sigman_build(sm, s, 5000, err, sizeof err) >= 1);
+    char first[64], later[64];
+    int version;
+    newest_signature(s, first, sizeof first, &version);
+    assert_string_equal(first, "e1/1");
+    size_t bytes = 0;
+    assert_int_equal(sigman_save(sm, s, 5000, &bytes, err, sizeof err), 0);
+    assert_true(bytes > 20 * 100);
+    assert_int_equal(sigman_saved(sm), 20);
+    /* newer, with a header more (so the grown cluster's signature changes); placed but not
+     * saved when the overlay stops */
+    store_scans(s, 21, 41, 9000);
+    assert_int_equal(sigman_ingest(sm, s, 0), 20);
+    long rejected = 0;
+    /* retention deletes the old reports the saved state holds: 1-20, the cluster's founders */
+    assert_int_equal(store_prune(s, 5000, sigman_saved(sm), 1000, &rejected), 20);
+    size_t live = sigman_clusters(sm);
+    sigman_destroy(&sm);
+
+    sm = sigman_new(&o, err, sizeof err);
+    assert_int_equal(sigman_resume(sm, s, &clusters, err, sizeof err), 1);
+    assert_int_equal(clusters, live);
+    assert_int_equal(sigman_ingest(sm, s, 0), 20); /* 21-40: after the saved state only */
+    assert_int_equal(sigman_build(sm, s, 9500, err, sizeof err), 1);
+    newest_signature(s, later, sizeof later, &version);
+    assert_string_equal(later, "e1/1");
+    assert_int_equal(version, 2);
+    sigman_destroy(&sm);
+
+    /* the same store without the saved state: the cluster is named after report 21 */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM clusters", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    sm = sigman_new(&o, err, sizeof err);
+    assert_int_equal(sigman_resume(sm, s, &clusters, err, sizeof err), 0);
+    assert_true(sigman_build(sm, s, 9900, err, sizeof err) >= 1);
+    newest_signature(s, later, sizeof later, &version);
+    assert_string_equal(later, "e1/21");
+    assert_int_equal(version, 1);
+    sigman_destroy(&sm);
+
+    /* a corrupt state is refused with the reason, and the clustering starts afresh */
+    assert_int_equal(store_save_clusters(s, 40, 0, 1, "junk", 4), 0);
+    sm = sigman_new(&o, err, sizeof err);
+    assert_int_equal(sigman_resume(sm, s, &clusters, err, sizeof err), -1);
+    assert_non_null(strstr(err, "truncated"));
+    assert_int_equal(sigman_ingest(sm, s, 0), 20);
+    sigman_destroy(&sm);
+    store_close(&s);
+    remove_db(path);
+    unlink(model);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A save that fails (a file size limit makes the write fail as a full disk would) leaves the
+ * state saved before it, and says why. */
+static void test_a_failed_save_keeps_the_last_state(void **state)
+{
+    (void)state;
+    char path[64], wal[80], err[256];
+    snprintf(path, sizeof path, "/tmp/sipguard-full-%d.db", (int)getpid());
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_save_clusters(s, 5, 2, 1, "abc", 3), 0);
+    size_t big = 8u << 20;
+    uint8_t *blob = calloc(1, big);
+    assert_non_null(blob);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    off_t most = file_size(path) > file_size(wal) ? file_size(path) : file_size(wal);
+    lim.rlim_cur = (rlim_t)most + 65536;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_int_equal(store_save_clusters(s, 9, 0, 2, blob, big), -1);
+    assert_non_null(strstr(store_error(s), "disk")); /* "disk I/O error" here; "full" on ENOSPC */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    free(blob);
+    int64_t after = 0;
+    uint64_t unbuilt = 0;
+    uint8_t *got = NULL;
+    size_t len = 0;
+    assert_int_equal(store_load_clusters(s, &after, &unbuilt, &got, &len), 1);
+    assert_int_equal(after, 5);
+    assert_int_equal(unbuilt, 2);
+    assert_int_equal(len, 3);
+    assert_memory_equal(got, "abc", 3);
+    free(got);
+    store_close(&s);
+    remove_db(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +495,8 @@ int main(void)
         cmocka_unit_test(test_retention_prunes_old_placed_reports),
         cmocka_unit_test(test_clean_sample_is_bounded_per_edge),
         cmocka_unit_test(test_an_old_store_is_migrated),
+        cmocka_unit_test(test_saved_clusters_keep_their_names_past_retention),
+        cmocka_unit_test(test_a_failed_save_keeps_the_last_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
