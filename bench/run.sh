@@ -49,10 +49,11 @@ for shape in fields all; do
   done
 done
 # the command line end to end over users1000.pcap (106,695 messages), output discarded: JSON
-# Lines from score (global only, so the output and the parse dominate) and libsvm from embed
+# Lines from score (global only, so the output and the parse dominate), libsvm and JSON from embed
 $S train -q -o cli.model users100.pcap
 for i in 1 2 3; do secs $PIN $S score -q --no-local -m cli.model users1000.pcap; done | median3 | sed 's/^/cli_score_no_local_users1000_seconds /'
 for i in 1 2 3; do secs $PIN $S embed -q --format libsvm users1000.pcap; done | median3 | sed 's/^/cli_embed_libsvm_users1000_seconds /'
+for i in 1 2 3; do secs $PIN $S embed -q --format json users1000.pcap; done | median3 | sed 's/^/cli_embed_json_users1000_seconds /'
 # TCP from a capture with many connections open at once (messages read, skips, msg/s)
 $PIN "$B/bench/tcp_bench"
 # embedding throughput (bench_core's embed figures do not depend on the model)

@@ -48,6 +48,14 @@ for norm in none l2; do
     "$S" embed --format json --norm $norm normal.pcap | head -200 | grep -o ',[-0-9.e+]*\]' | tr -d ',]' > vals.json
     check "libsvm and JSON agree on every value (--norm $norm)" sh -c 'test "$(wc -l < vals.svm)" -gt 10000 && test "$(wc -l < vals.svm)" -eq "$(wc -l < vals.json)" && paste vals.svm vals.json | awk "{d = \$1 - \$2; if (d < 0) d = -d; if (d > 1e-9 * \$2) bad++} END {exit bad > 0}"'
 done
+# values below 1e-4 take an exponent: JSON writes it as jansson does (no "+", no leading zero)
+{ printf 'MESSAGE sip:a@b SIP/2.0\r\n\r\n'; seq 1 6000 | tr '\n' ' '; } > l1.sip
+"$S" embed --format libsvm --norm l1 l1.sip | tr ' ' '\n' | grep : | cut -d: -f2 > l1.svm
+"$S" embed --format json --norm l1 l1.sip | grep -o ',[-0-9.e+]*\]' | tr -d ',]' > l1.json
+check "JSON writes small values with an exponent as jansson does, the numbers libsvm writes" sh -c 'grep -q "^[0-9.]*e-5$" l1.json && ! grep -q "e-0\|e+" l1.json && test "$(wc -l < l1.svm)" -gt 5000 && test "$(wc -l < l1.svm)" -eq "$(wc -l < l1.json)" && paste l1.svm l1.json | awk "{d = \$1 - \$2; if (d < 0) d = -d; if (d > 1e-9 * \$2) bad++} END {exit bad > 0}"'
+# the input's name as a JSON string: quotes and a backslash escaped, UTF-8 as \u escapes
+printf 'OPTIONS sip:a SIP/2.0\r\n\r\n' > 'we"ird\né.sip'
+check "the input's name is escaped in JSON" grep -q '"input":"we\\"ird\\\\n\\u00E9.sip"' <("$S" embed --format json 'we"ird\né.sip')
 printf 'OPTIONS sip:a SIP/2.0\r\nX: %s\r\n\r\n' "$(printf 'a%.0s' $(seq 84))" > rep.sip
 check "a count of 81 is written as the integer" grep -q ' 1633771874:81 ' <("$S" embed --format libsvm rep.sip)
 "$S" score -q -m m.model -o /dev/full normal.pcap 2> full.err; rc=$?

@@ -19,3 +19,4 @@ mkdir -p "$frames"
 "$bin/fuzz_json_replay" $(regress json)
 "$bin/fuzz_config_replay" $(regress config)
 "$bin/fuzz_knn_replay" $(regress knn)
+"$bin/fuzz_cluster_replay" $(regress cluster)
