@@ -446,7 +446,7 @@ static void accept_bytes(tcpstream_t *t, stream_t *s, uint32_t seq, const uint8_
     }
     const char *failed = append(t, s, data, len);
     if (failed) {
-        skips_add(t->skips, failed);
+        skips_add(t->skips, "%s", failed);
         return;
     }
     s->next_seq += (uint32_t)len;

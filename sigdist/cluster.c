@@ -769,7 +769,9 @@ static int get_cluster(clusterer_t *c, rbuf_t *r, clusterer_embed_fn embed, void
     k->founded = get_u64(r);
     k->touched = get_u64(r);
     k->changed = get_u64(r) != 0;
-    if (r->bad || k->members < n || get_sum(r, k->sum) != 0 ||
+    /* the reservoir keeps every member until it is full: join relies on it */
+    size_t full = k->members < c->o.per_cluster ? k->members : c->o.per_cluster;
+    if (r->bad || n == 0 || n != full || get_sum(r, k->sum) != 0 ||
         !(k->m = calloc(n ? n : 1, sizeof *k->m)))
         return -1;
     k->cap = n ? n : 1;

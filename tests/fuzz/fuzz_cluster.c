@@ -13,12 +13,8 @@
 #include "cluster.h"
 #include "embed.h"
 
-static const cluster_opts_t opts = {.linkage = LINK_AVERAGE,
-                                    .cut = 0.6,
-                                    .k = 8,
-                                    .per_cluster = 8,
-                                    .max_kept = 64,
-                                    .small = 3};
+static const cluster_opts_t opts = {
+    .linkage = LINK_AVERAGE, .cut = 0.6, .k = 8, .per_cluster = 8, .max_kept = 64, .small = 3};
 
 static embed_t *embedder(void)
 {
@@ -49,8 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t sum = XXH3_64bits(data, size);
     memcpy(state + size, &sum, 8);
     char err[600] = "";
-    clusterer_t *c = clusterer_load(&opts, "fuzz", state, size + 8, embed_again, NULL, err,
-                                    sizeof err);
+    clusterer_t *c =
+        clusterer_load(&opts, "fuzz", state, size + 8, embed_again, NULL, err, sizeof err);
     free(state);
     if (!c) {
         if (!err[0])
