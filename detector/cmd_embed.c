@@ -1,6 +1,7 @@
 /* sipguard embed: write the sparse vector of every message (libsvm or JSON Lines). */
 #include <inttypes.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,10 @@ static char *put_json_real(char *p, double x)
         p = put_u64(p, (uint64_t)x);
         memcpy(p, ".0", 2);
         return p + 2;
+    }
+    if (!isfinite(x)) { /* not JSON (jansson refused it); no embedding makes one */
+        memcpy(p, "null", 4);
+        return p + 4;
     }
     char b[JSON_REAL_MAX];
     int n = snprintf(b, sizeof b, "%.10g", x);
