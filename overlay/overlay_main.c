@@ -459,6 +459,26 @@ static enum MHD_Result list_anomalies(struct MHD_Connection *conn)
                                     : json_null()));
 }
 
+/* GET /v1/clusters?min_members=&limit=: the live clusters, most members first. */
+static enum MHD_Result list_clusters(struct MHD_Connection *conn)
+{
+    int64_t min_members = query_int(conn, "min_members", 1, 1, INT64_MAX);
+    int64_t limit = query_int(conn, "limit", 100, 1, 10000);
+    if (min_members < 0)
+        return api_error(conn, 400, "min_members: expected a whole number, 1 or more");
+    if (limit < 0)
+        return api_error(conn, 400, "limit: expected a whole number from 1 to 10000");
+    if (!g_sigman)
+        return api_error(conn, 503, "no model: set [signatures] model to the edges' model");
+    json_t *list = sigman_list_clusters(g_sigman, g_store, (size_t)min_members, (size_t)limit);
+    if (!list)
+        return api_error(conn, 500, "out of memory");
+    return json_reply(conn, 200,
+                      json_pack("{s:o, s:I, s:I}", "clusters", list, "live",
+                                (json_int_t)sigman_clusters(g_sigman), "placed_up_to",
+                                (json_int_t)sigman_last_placed(g_sigman)));
+}
+
 /* /v1/...: the review API (docs/overlay-api.yaml). */
 static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const char *method,
                            post_t *body)
@@ -482,6 +502,8 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
                            json_pack("{s:o}", "signatures", store_list_signatures(g_store, state)));
     } else if (!strcmp(url, "/v1/anomalies") && get) {
         r = list_anomalies(conn);
+    } else if (!strcmp(url, "/v1/clusters") && get) {
+        r = list_clusters(conn);
     } else if (!strcmp(url, "/v1/signatures/active.json") && get) {
         char err[300];
         json_t *doc = sigman_active(g_store, &g_config->sig, err, sizeof err);

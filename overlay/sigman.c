@@ -222,6 +222,60 @@ bool sigman_unsaved(const sigman_t *sm)
     return sm->unsaved;
 }
 
+static int by_members_desc(const void *a, const void *b)
+{
+    const cluster_t *x = *(const cluster_t *const *)a, *y = *(const cluster_t *const *)b;
+    if (x->members != y->members)
+        return x->members < y->members ? 1 : -1;
+    return x->founded < y->founded ? -1 : x->founded > y->founded; /* older first */
+}
+
+static json_t *strings(const char (*s)[64], size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(s[i]));
+    return a;
+}
+
+/* A cluster as the API lists it, with its newest signature from the store. */
+static json_t *cluster_json(const cluster_t *k, store_t *s)
+{
+    json_t *sig = store_cluster_signature(s, k->key), *brief = json_null();
+    if (sig)
+        brief =
+            json_pack("{s:O, s:O, s:O}", "id", json_object_get(sig, "id"), "state",
+                      json_object_get(sig, "state"), "version", json_object_get(sig, "version"));
+    json_decref(sig);
+    return json_pack("{s:s, s:I, s:I, s:o, s:f, s:f, s:f, s:o, s:b, s:o}", "key", k->key, "members",
+                     (json_int_t)k->members, "kept", (json_int_t)k->n, "edges",
+                     strings(k->edges, k->n_edges), "first_seen", k->first, "last_seen", k->last,
+                     "last_arrival", k->arrived, "absorbed", strings(k->absorbed, k->n_absorbed),
+                     "grown_since_build", k->changed, "signature", brief ? brief : json_null());
+}
+
+json_t *sigman_list_clusters(const sigman_t *sm, store_t *s, size_t min_members, size_t limit)
+{
+    size_t n = siggen_clusters(sm->gen), m = 0;
+    const cluster_t **all = malloc((n ? n : 1) * sizeof *all);
+    json_t *list = json_array();
+    if (!all || !list) {
+        free(all);
+        json_decref(list);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cluster_t *k = siggen_cluster(sm->gen, i);
+        if (k->members >= min_members)
+            all[m++] = k;
+    }
+    qsort(all, m, sizeof *all, by_members_desc);
+    for (size_t i = 0; i < m && i < limit; i++)
+        json_array_append_new(list, cluster_json(all[i], s));
+    free(all);
+    return list;
+}
+
 static void content_hash(json_t *sig, char out[17])
 {
     char *feats = json_dumps(json_object_get(sig, "features"), JSON_COMPACT | JSON_SORT_KEYS);

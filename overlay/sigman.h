@@ -70,6 +70,12 @@ int64_t sigman_saved(const sigman_t *sm);
 /* Whether anything was placed or built since the last save (or start). */
 bool sigman_unsaved(const sigman_t *sm);
 
+/* The live clusters, most members first (at most limit, and only those with min_members or
+ * more): key, members counted and kept, edges, first and last message time, newest arrival,
+ * absorbed keys, whether it grew since the last build, and its newest signature's id, state
+ * and version (null when none). NULL when out of memory. */
+json_t *sigman_list_clusters(const sigman_t *sm, store_t *s, size_t min_members, size_t limit);
+
 /* Places what is left, then builds the signatures of the clusters that grew. Returns how many
  * new signature versions, or -1 with err. */
 int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen);

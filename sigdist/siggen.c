@@ -168,6 +168,11 @@ size_t siggen_clusters(const siggen_t *g)
     return clusterer_count(g->clusters);
 }
 
+const cluster_t *siggen_cluster(const siggen_t *g, size_t i)
+{
+    return clusterer_get(g->clusters, i);
+}
+
 /* What a saved state's members were embedded with: loading makes their vectors again, so the
  * embedding must be the same. */
 static void embedding_tag(const siggen_t *g, char *tag, size_t cap)

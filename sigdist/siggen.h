@@ -65,8 +65,9 @@ int siggen_add_report(siggen_t *g, const uint8_t *data, size_t len, const char *
 /* Adds one clean message; siggen_clear_clean empties the clean sample (to load it afresh). */
 int siggen_add_clean(siggen_t *g, const uint8_t *data, size_t len);
 void siggen_clear_clean(siggen_t *g);
-/* Live clusters. */
+/* Live clusters, and the i-th of them (0 <= i < siggen_clusters, in founding order). */
 size_t siggen_clusters(const siggen_t *g);
+const cluster_t *siggen_cluster(const siggen_t *g, size_t i);
 /* The clusters as bytes (malloc'd; NULL when out of memory), and back: load replaces the
  * clusters with the saved ones, or returns -1 with the reason (another embedding or other
  * clustering settings, corrupt, truncated) and keeps them as they were. */

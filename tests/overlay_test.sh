@@ -94,6 +94,12 @@ check "the next page starts after the last" \
     "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?after=5&limit=1') = 200 ] && grep -q '\"n\":6' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?edge=nobody') = 200 ] && grep -q '\"anomalies\":\[\]' api.out"
 check "a bad limit or since: 400 with the reason" \
     "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?limit=0') = 400 ] && grep -q 'limit' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/anomalies?since=soon') = 400 ]"
+# the live clusters, most members first, each with its newest signature
+api "http://127.0.0.1:$OV_HTTP/v1/clusters?limit=1000" >/dev/null; cp api.out clusters.json
+check "GET /v1/clusters lists the clusters by size, with their signatures" \
+    "grep -q '\"live\":[1-9]' clusters.json && grep -o '\"members\":[0-9]*' clusters.json | cut -d: -f2 | awk 'NR > 1 && \$1 > prev {bad = 1} {prev = \$1} END {exit bad || NR < 2}' && grep -q '\"signature\":{\"id\":\"sig-' clusters.json && grep -q '\"signature\":null' clusters.json"
+check "GET /v1/clusters?min_members=N leaves the smaller ones out; a bad one is 400" \
+    "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=5') = 200 ] && ! grep -q '\"members\":[1-4],' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=0') = 400 ] && grep -q 'min_members' api.out"
 # distribution: the approved signature reaches both edges; the one that never saw the attack
 # now stops it by signature
 SECOND=$(api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; grep -o '"id":"sig-[0-9]*"' api.out | head -1 | cut -d'"' -f4)
