@@ -51,6 +51,8 @@ check "their strings are marked in sample messages" "grep -q '<mark>' dom.html"
 check "each has approve and reject buttons and its verification" \
     "grep -q 'class=\"approve\" data-id=\"$FIRST\"' dom.html && grep -q 'verification: passed' dom.html"
 check "edges are listed" "grep -q '<td>edge1</td>' dom.html"
+check "the largest clusters are listed with their signatures" \
+    "grep -q '<td>edge1/[0-9]*</td><td>[0-9]*</td><td>edge1</td>' dom.html && grep -q '<td>sig-[0-9]* v1 pending</td>' dom.html"
 browse "http://127.0.0.1:$OH/#token=webtok&click=approve:$FIRST" > dom2.html
 STATE=$(curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/signatures/$FIRST | grep -o '"state":"[a-z]*"')
 check "the approve button makes it active ($STATE)" "grep -q 'data-clicked=\"yes\"' dom2.html && [ '$STATE' = '\"state\":\"active\"' ]"
