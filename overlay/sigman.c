@@ -40,6 +40,7 @@ struct sigman {
     uint64_t placed;  /* reports placed since start */
     int64_t saved;    /* the last report placed when the clusters were last saved */
     bool unsaved;     /* placed or built since the last save */
+    json_t *outcomes; /* cluster key -> its last build's result, for the API (since start) */
 };
 
 /* Places one stored report in its cluster, keyed by the edge and sequence that sent it. */
@@ -123,9 +124,14 @@ sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen)
     if (sm) {
         sm->o = *o;
         sm->gen = siggen_new(&model_options(m)->embed, &go);
+        sm->outcomes = json_object();
     }
-    if (!sm || !sm->gen) {
+    if (!sm || !sm->gen || !sm->outcomes) {
         snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);
+        if (sm) {
+            siggen_destroy(&sm->gen);
+            json_decref(sm->outcomes);
+        }
         free(sm);
         sm = NULL;
     }
@@ -138,6 +144,7 @@ void sigman_destroy(sigman_t **self)
     if (!*self)
         return;
     siggen_destroy(&(*self)->gen);
+    json_decref((*self)->outcomes);
     free(*self);
     *self = NULL;
 }
@@ -239,7 +246,7 @@ static json_t *strings(const char (*s)[64], size_t n)
 }
 
 /* A cluster as the API lists it, with its newest signature from the store. */
-static json_t *cluster_json(const cluster_t *k, store_t *s)
+static json_t *cluster_json(const cluster_t *k, store_t *s, json_t *outcome)
 {
     json_t *sig = store_cluster_signature(s, k->key), *brief = json_null();
     if (sig)
@@ -247,11 +254,12 @@ static json_t *cluster_json(const cluster_t *k, store_t *s)
             json_pack("{s:O, s:O, s:O}", "id", json_object_get(sig, "id"), "state",
                       json_object_get(sig, "state"), "version", json_object_get(sig, "version"));
     json_decref(sig);
-    return json_pack("{s:s, s:I, s:I, s:o, s:f, s:f, s:f, s:o, s:b, s:o}", "key", k->key, "members",
-                     (json_int_t)k->members, "kept", (json_int_t)k->n, "edges",
+    return json_pack("{s:s, s:I, s:I, s:o, s:f, s:f, s:f, s:o, s:b, s:o, s:o}", "key", k->key,
+                     "members", (json_int_t)k->members, "kept", (json_int_t)k->n, "edges",
                      strings(k->edges, k->n_edges), "first_seen", k->first, "last_seen", k->last,
                      "last_arrival", k->arrived, "absorbed", strings(k->absorbed, k->n_absorbed),
-                     "grown_since_build", k->changed, "signature", brief ? brief : json_null());
+                     "grown_since_build", k->changed, "signature", brief ? brief : json_null(),
+                     "last_build", outcome ? json_incref(outcome) : json_null());
 }
 
 json_t *sigman_list_clusters(const sigman_t *sm, store_t *s, size_t min_members, size_t limit)
@@ -271,7 +279,8 @@ json_t *sigman_list_clusters(const sigman_t *sm, store_t *s, size_t min_members,
     }
     qsort(all, m, sizeof *all, by_members_desc);
     for (size_t i = 0; i < m && i < limit; i++)
-        json_array_append_new(list, cluster_json(all[i], s));
+        json_array_append_new(list,
+                              cluster_json(all[i], s, json_object_get(sm->outcomes, all[i]->key)));
     free(all);
     return list;
 }
@@ -380,6 +389,37 @@ static int place_signature(const sigman_t *sm, store_t *s, json_t *sig, double n
     return rc;
 }
 
+/* Keeps each built cluster's result (passed, or rejected with its verification facts) for
+ * the API, and forgets those of clusters no longer live. */
+static void note_outcomes(sigman_t *sm, json_t *doc, double now)
+{
+    static const char *const lists[] = {"signatures", "rejected"};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *sig;
+        json_array_foreach(json_object_get(doc, lists[l]), i, sig)
+        {
+            const char *key =
+                json_string_value(json_object_get(json_object_get(sig, "cluster"), "key"));
+            json_t *v = json_object_get(sig, "verification");
+            if (key && v)
+                json_object_set_new(sm->outcomes, key,
+                                    json_pack("{s:f, s:O}", "at", now, "verification", v));
+        }
+    }
+    json_t *live = json_object();
+    for (size_t c = 0; live && c < siggen_clusters(sm->gen); c++) {
+        const char *key = siggen_cluster(sm->gen, c)->key;
+        json_t *o = json_object_get(sm->outcomes, key);
+        if (o)
+            json_object_set(live, key, o);
+    }
+    if (live) {
+        json_decref(sm->outcomes);
+        sm->outcomes = live;
+    }
+}
+
 int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen)
 {
     if (sigman_ingest(sm, s, 0) < 0) {
@@ -392,6 +432,7 @@ int sigman_build(sigman_t *sm, store_t *s, double now, char *err, size_t errlen)
     sm->unbuilt = 0;
     sm->unsaved = true; /* the clusters' marks of growth are cleared */
     json_t *doc = siggen_build(sm->gen, 0, "cand", true);
+    note_outcomes(sm, doc, now);
     size_t i;
     json_t *sig;
     bool activated = false;

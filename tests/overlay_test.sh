@@ -98,6 +98,8 @@ check "a bad limit or since: 400 with the reason" \
 api "http://127.0.0.1:$OV_HTTP/v1/clusters?limit=1000" >/dev/null; cp api.out clusters.json
 check "GET /v1/clusters lists the clusters by size, with their signatures" \
     "grep -q '\"live\":[1-9]' clusters.json && grep -o '\"members\":[0-9]*' clusters.json | cut -d: -f2 | awk 'NR > 1 && \$1 > prev {bad = 1} {prev = \$1} END {exit bad || NR < 2}' && grep -q '\"signature\":{\"id\":\"sig-' clusters.json && grep -q '\"signature\":null' clusters.json"
+check "a cluster built since start says how its verification went, passed or rejected and why" \
+    "grep -q '\"last_build\":{\"at\":[0-9.]*,\"verification\":{\"clean_messages\":[0-9]*,\"false_positives\":[0-9]*,.*\"result\":\"passed\"' clusters.json && grep -q '\"false_positives\":[1-9][0-9]*,[^}]*\"result\":\"rejected\"' clusters.json"
 check "GET /v1/clusters?min_members=N leaves the smaller ones out; a bad one is 400" \
     "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=5') = 200 ] && ! grep -q '\"members\":[1-4],' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=0') = 400 ] && grep -q 'min_members' api.out"
 # distribution: the approved signature reaches both edges; the one that never saw the attack

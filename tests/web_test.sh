@@ -9,7 +9,7 @@ CHROME=$(command -v chromium || command -v chromium-browser || command -v google
 HERE=$(dirname "$(realpath "$0")")
 T=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 cd "$T"
 . "$HERE/checks.sh"
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
@@ -53,6 +53,12 @@ check "each has approve and reject buttons and its verification" \
 check "edges are listed" "grep -q '<td>edge1</td>' dom.html"
 check "the largest clusters are listed with their signatures" \
     "grep -q '<td>edge1/[0-9]*</td><td>[0-9]*</td><td>edge1</td>' dom.html && grep -q '<td>sig-[0-9]* v1 pending</td>' dom.html"
+# a cluster whose last candidate failed verification says so, with the clean matches (as many
+# as the API lists among the same clusters)
+REJ=$(curl -s -H "Authorization: Bearer webtok" "http://127.0.0.1:$OH/v1/clusters?min_members=2&limit=20" |
+    grep -o '"result":"rejected"' | wc -l)
+check "clusters whose last candidate was rejected say how many clean messages it matched ($REJ)" \
+    "[ \$(grep -o 'last candidate rejected: [0-9]* of [0-9]* clean messages matched' dom.html | wc -l) = $REJ ]"
 browse "http://127.0.0.1:$OH/#token=webtok&click=approve:$FIRST" > dom2.html
 STATE=$(curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/signatures/$FIRST | grep -o '"state":"[a-z]*"')
 check "the approve button makes it active ($STATE)" "grep -q 'data-clicked=\"yes\"' dom2.html && [ '$STATE' = '\"state\":\"active\"' ]"
