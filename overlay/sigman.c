@@ -127,7 +127,10 @@ sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen)
         sm->outcomes = json_object();
     }
     if (!sm || !sm->gen || !sm->outcomes) {
-        snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);
+        if (sm && !sm->gen && model_options(m)->embed.kind != EMBED_NGRAM)
+            snprintf(err, errlen, "%s embeds tokens; signatures need byte n-grams", o->model);
+        else
+            snprintf(err, errlen, "out of memory");
         if (sm) {
             siggen_destroy(&sm->gen);
             json_decref(sm->outcomes);
@@ -237,14 +240,6 @@ static int by_members_desc(const void *a, const void *b)
     return x->founded < y->founded ? -1 : x->founded > y->founded; /* older first */
 }
 
-static json_t *strings(const char (*s)[64], size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_string(s[i]));
-    return a;
-}
-
 /* A cluster as the API lists it, with its newest signature from the store. */
 static json_t *cluster_json(const cluster_t *k, store_t *s, json_t *outcome)
 {
@@ -256,8 +251,8 @@ static json_t *cluster_json(const cluster_t *k, store_t *s, json_t *outcome)
     json_decref(sig);
     return json_pack("{s:s, s:I, s:I, s:o, s:f, s:f, s:f, s:o, s:b, s:o, s:o}", "key", k->key,
                      "members", (json_int_t)k->members, "kept", (json_int_t)k->n, "edges",
-                     strings(k->edges, k->n_edges), "first_seen", k->first, "last_seen", k->last,
-                     "last_arrival", k->arrived, "absorbed", strings(k->absorbed, k->n_absorbed),
+                     siggen_cluster_edges(k), "first_seen", k->first, "last_seen", k->last,
+                     "last_arrival", k->arrived, "absorbed", siggen_cluster_absorbed(k),
                      "grown_since_build", k->changed, "signature", brief ? brief : json_null(),
                      "last_build", outcome ? json_incref(outcome) : json_null());
 }

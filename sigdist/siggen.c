@@ -451,12 +451,22 @@ static verdict_t verify(const siggen_t *g, const feat_t *f, size_t nf, const clu
     return v;
 }
 
-static json_t *cluster_edges(const cluster_t *k)
+static json_t *names_json(const char (*names)[64], size_t n)
 {
-    json_t *edges = json_array();
-    for (size_t i = 0; i < k->n_edges; i++)
-        json_array_append_new(edges, json_string(k->edges[i]));
-    return edges;
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+json_t *siggen_cluster_edges(const cluster_t *k)
+{
+    return names_json(k->edges, k->n_edges);
+}
+
+json_t *siggen_cluster_absorbed(const cluster_t *k)
+{
+    return names_json(k->absorbed, k->n_absorbed);
 }
 
 /* One cluster's signature document (verified; "result" says whether it passed). */
@@ -486,11 +496,8 @@ static json_t *cluster_signature(const siggen_t *g, const cluster_t *k, const ch
         isfinite(v.max_clean) ? v.max_clean : 0.0, "members_matched", (json_int_t)v.matched,
         "tightened", v.tightened, "result", *ok ? "passed" : "rejected", "yara",
         *ok ? yara_form(g, f, nf, k) : json_null(), "samples", samples);
-    json_object_set_new(sig, "edges", cluster_edges(k));
-    json_t *absorbed = json_array();
-    for (size_t i = 0; i < k->n_absorbed; i++)
-        json_array_append_new(absorbed, json_string(k->absorbed[i]));
-    json_object_set_new(json_object_get(sig, "cluster"), "absorbed", absorbed);
+    json_object_set_new(sig, "edges", siggen_cluster_edges(k));
+    json_object_set_new(json_object_get(sig, "cluster"), "absorbed", siggen_cluster_absorbed(k));
     if (k->arrived > 0)
         json_object_set_new(json_object_get(sig, "cluster"), "last_arrival", json_real(k->arrived));
     json_object_set_new(sig, "first_seen", k->first > 0 ? json_real(k->first) : json_null());

@@ -68,6 +68,9 @@ void siggen_clear_clean(siggen_t *g);
 /* Live clusters, and the i-th of them (0 <= i < siggen_clusters, in founding order). */
 size_t siggen_clusters(const siggen_t *g);
 const cluster_t *siggen_cluster(const siggen_t *g, size_t i);
+/* A cluster's edges and the keys of the clusters merged into it, as JSON arrays of strings. */
+json_t *siggen_cluster_edges(const cluster_t *k);
+json_t *siggen_cluster_absorbed(const cluster_t *k);
 /* The clusters as bytes (malloc'd; NULL when out of memory), and back: load replaces the
  * clusters with the saved ones, or returns -1 with the reason (another embedding or other
  * clustering settings, corrupt, truncated) and keeps them as they were. */
