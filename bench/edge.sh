@@ -13,7 +13,7 @@ B="$(cd "$BUILD" && pwd)"
 S="$B/cli/sipguard" E="$B/detector/sipguard-edge"
 T=$(mktemp -d)
 EDGE=""
-trap '[ -n "$EDGE" ] && kill $EDGE 2>/dev/null; rm -rf "$T"' EXIT
+trap '[ -z "$EDGE" ] || kill $EDGE 2>/dev/null || true; rm -rf "$T"' EXIT
 cd "$T"
 PIN0="" PIN1=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN0="taskset -c 0" PIN1="taskset -c 1"; fi

@@ -11,7 +11,7 @@ B="$(cd "$BUILD" && pwd)"
 S="$B/cli/sipguard" E="$B/detector/sipguard-edge" O="$B/overlay/sipguard-overlay"
 T=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
 cd "$T"
 now_ms() { date +%s%3N; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
