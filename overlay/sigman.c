@@ -40,7 +40,7 @@ struct sigman {
     uint64_t placed;  /* reports placed since start */
     int64_t saved;    /* the last report placed when the clusters were last saved */
     bool unsaved;     /* placed or built since the last save */
-    json_t *outcomes; /* cluster key -> its last build's result, for the API (since start) */
+    json_t *outcomes; /* cluster key -> its last build's result, for the API (saved too) */
 };
 
 /* Places one stored report in its cluster, keyed by the edge and sequence that sent it. */
@@ -182,8 +182,9 @@ int sigman_resume(sigman_t *sm, store_t *s, size_t *clusters, char *err, size_t 
     int64_t after = 0;
     uint64_t unbuilt = 0;
     uint8_t *state = NULL;
+    char *notes = NULL;
     size_t len = 0;
-    int rc = store_load_clusters(s, &after, &unbuilt, &state, &len);
+    int rc = store_load_clusters(s, &after, &unbuilt, &state, &len, &notes);
     if (rc <= 0) {
         if (rc < 0)
             snprintf(err, errlen, "store: %s", store_error(s));
@@ -197,8 +198,17 @@ int sigman_resume(sigman_t *sm, store_t *s, size_t *clusters, char *err, size_t 
         sm->after = sm->saved = after;
         sm->unbuilt = unbuilt;
         *clusters = siggen_clusters(sm->gen);
+        /* the last build results, when they read back as an object (else none: the API
+         * then says null until the next build) */
+        json_t *o = notes ? json_loads(notes, 0, NULL) : NULL;
+        if (json_is_object(o)) {
+            json_decref(sm->outcomes);
+            sm->outcomes = json_incref(o);
+        }
+        json_decref(o);
     }
     free(state);
+    free(notes);
     return rc;
 }
 
@@ -210,7 +220,9 @@ int sigman_save(sigman_t *sm, store_t *s, double now, size_t *bytes, char *err, 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int rc = store_save_clusters(s, sm->after, sm->unbuilt, now, state, len);
+    char *notes = json_dumps(sm->outcomes, JSON_COMPACT);
+    int rc = store_save_clusters(s, sm->after, sm->unbuilt, now, state, len, notes);
+    free(notes);
     free(state);
     if (rc != 0) {
         snprintf(err, errlen, "store: %s", store_error(s));

@@ -73,8 +73,9 @@ bool sigman_unsaved(const sigman_t *sm);
 /* The live clusters, most members first (at most limit, and only those with min_members or
  * more): key, members counted and kept, edges, first and last message time, newest arrival,
  * absorbed keys, whether it grew since the last build, its newest signature's id, state and
- * version (null when none), and its last build since start (when, and the verification:
- * passed, or rejected and why; null when not built since start). NULL when out of memory. */
+ * version (null when none), and its last build (when, and the verification: passed, or
+ * rejected and why; null when never built; saved and resumed with the clusters). NULL when
+ * out of memory. */
 json_t *sigman_list_clusters(const sigman_t *sm, store_t *s, size_t min_members, size_t limit);
 
 /* Places what is left, then builds the signatures of the clusters that grew. Returns how many

@@ -30,7 +30,7 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS clusters (id INTEGER PRIMARY KEY CHECK (id = 1), "
     "  after INTEGER NOT NULL, unbuilt INTEGER NOT NULL, saved REAL NOT NULL, "
-    "  state BLOB NOT NULL);"
+    "  state BLOB NOT NULL, notes TEXT);"
     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
 
 /* Databases made before reports were numbered in arrival order (the clustering reads them on
@@ -431,28 +431,34 @@ int store_set_state(store_t *s, const char *id, const char *from, const char *to
 }
 
 int store_save_clusters(store_t *s, int64_t after, uint64_t unbuilt, double now, const void *state,
-                        size_t len)
+                        size_t len, const char *notes)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR REPLACE INTO clusters (id, after, unbuilt, saved, state) "
-                           "VALUES (1, ?, ?, ?, ?)",
+                           "INSERT OR REPLACE INTO clusters (id, after, unbuilt, saved, state, "
+                           "notes) VALUES (1, ?, ?, ?, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)unbuilt);
     sqlite3_bind_double(st, 3, now);
     sqlite3_bind_blob64(st, 4, state, len, SQLITE_STATIC);
+    if (notes)
+        sqlite3_bind_text(st, 5, notes, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     return rc;
 }
 
-int store_load_clusters(store_t *s, int64_t *after, uint64_t *unbuilt, uint8_t **state, size_t *len)
+int store_load_clusters(store_t *s, int64_t *after, uint64_t *unbuilt, uint8_t **state, size_t *len,
+                        char **notes)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT after, unbuilt, state FROM clusters WHERE id = 1", -1,
-                           &st, NULL) != SQLITE_OK)
+    *notes = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT after, unbuilt, state, notes FROM clusters WHERE id = 1",
+                           -1, &st, NULL) != SQLITE_OK)
         return -1;
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -466,6 +472,11 @@ int store_load_clusters(store_t *s, int64_t *after, uint64_t *unbuilt, uint8_t *
     *state = malloc(*len ? *len : 1);
     if (*state && *len)
         memcpy(*state, blob, *len);
+    const char *text = (const char *)sqlite3_column_text(st, 3);
+    if (text && !(*notes = strdup(text))) {
+        free(*state);
+        *state = NULL;
+    }
     sqlite3_finalize(st);
     return *state ? 1 : -1;
 }

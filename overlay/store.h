@@ -57,12 +57,14 @@ uint64_t store_count_rejected(store_t *s);
  */
 long store_prune(store_t *s, double before, int64_t placed, size_t limit, long *rejected);
 /* The clustering's saved state: the last report it had placed, reports placed since the last
- * build, and the clusters (siggen_save_clusters). One row, replaced by each save. Load returns
- * 1 and a malloc'd copy of the state, 0 when none was saved, -1 on a store error. */
+ * build, the clusters (siggen_save_clusters), and notes (text, or NULL: sigman keeps the
+ * clusters' last build results there). One row, replaced by each save. Load returns 1 and
+ * malloc'd copies of the state and the notes (NULL when none), 0 when nothing was saved, -1 on
+ * a store error. */
 int store_save_clusters(store_t *s, int64_t after, uint64_t unbuilt, double now, const void *state,
-                        size_t len);
-int store_load_clusters(store_t *s, int64_t *after, uint64_t *unbuilt, uint8_t **state,
-                        size_t *len);
+                        size_t len, const char *notes);
+int store_load_clusters(store_t *s, int64_t *after, uint64_t *unbuilt, uint8_t **state, size_t *len,
+                        char **notes);
 /* ---- signatures (see sigman.h) ---- */
 
 /* Calls fn for the JSON of every stored report (in storage order). Returns 0 or -1. */

@@ -407,6 +407,16 @@ static void test_saved_clusters_keep_their_names_past_retention(void **state)
     sm = sigman_new(&o, err, sizeof err);
     assert_int_equal(sigman_resume(sm, s, &clusters, err, sizeof err), 1);
     assert_int_equal(clusters, live);
+    /* the clusters' last build results came back with them */
+    json_t *list = sigman_list_clusters(sm, s, 1, 10);
+    json_t *first_cluster = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(first_cluster, "key")), "e1/1");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(first_cluster, "last_build"), "verification"),
+            "result")),
+        "passed");
+    json_decref(list);
     assert_int_equal(sigman_ingest(sm, s, 0), 20); /* 21-40: after the saved state only */
     assert_int_equal(sigman_build(sm, s, 9500, err, sizeof err), 1);
     newest_signature(s, later, sizeof later, &version);
@@ -428,7 +438,7 @@ static void test_saved_clusters_keep_their_names_past_retention(void **state)
     sigman_destroy(&sm);
 
     /* a corrupt state is refused with the reason, and the clustering starts afresh */
-    assert_int_equal(store_save_clusters(s, 40, 0, 1, "junk", 4), 0);
+    assert_int_equal(store_save_clusters(s, 40, 0, 1, "junk", 4, NULL), 0);
     sm = sigman_new(&o, err, sizeof err);
     assert_int_equal(sigman_resume(sm, s, &clusters, err, sizeof err), -1);
     assert_non_null(strstr(err, "truncated"));
@@ -455,7 +465,7 @@ static void test_a_failed_save_keeps_the_last_state(void **state)
     snprintf(wal, sizeof wal, "%s-wal", path);
     store_t *s = store_open(path, err, sizeof err);
     assert_non_null(s);
-    assert_int_equal(store_save_clusters(s, 5, 2, 1, "abc", 3), 0);
+    assert_int_equal(store_save_clusters(s, 5, 2, 1, "abc", 3, "{\"n\":1}"), 0);
     size_t big = 8u << 20;
     uint8_t *blob = calloc(1, big);
     assert_non_null(blob);
@@ -466,7 +476,7 @@ static void test_a_failed_save_keeps_the_last_state(void **state)
     lim.rlim_cur = (rlim_t)most + 65536;
     signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    assert_int_equal(store_save_clusters(s, 9, 0, 2, blob, big), -1);
+    assert_int_equal(store_save_clusters(s, 9, 0, 2, blob, big, NULL), -1);
     assert_non_null(strstr(store_error(s), "disk")); /* "disk I/O error" here; "full" on ENOSPC */
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, SIG_DFL);
@@ -474,8 +484,11 @@ static void test_a_failed_save_keeps_the_last_state(void **state)
     int64_t after = 0;
     uint64_t unbuilt = 0;
     uint8_t *got = NULL;
+    char *notes = NULL;
     size_t len = 0;
-    assert_int_equal(store_load_clusters(s, &after, &unbuilt, &got, &len), 1);
+    assert_int_equal(store_load_clusters(s, &after, &unbuilt, &got, &len, &notes), 1);
+    assert_string_equal(notes, "{\"n\":1}");
+    free(notes);
     assert_int_equal(after, 5);
     assert_int_equal(unbuilt, 2);
     assert_int_equal(len, 3);
