@@ -463,11 +463,11 @@ static enum MHD_Result list_anomalies(struct MHD_Connection *conn)
 static enum MHD_Result list_clusters(struct MHD_Connection *conn)
 {
     int64_t min_members = query_int(conn, "min_members", 1, 1, INT64_MAX);
-    int64_t limit = query_int(conn, "limit", 100, 1, 10000);
+    int64_t limit = query_int(conn, "limit", 100, 1, 1000);
     if (min_members < 0)
         return api_error(conn, 400, "min_members: expected a whole number, 1 or more");
     if (limit < 0)
-        return api_error(conn, 400, "limit: expected a whole number from 1 to 10000");
+        return api_error(conn, 400, "limit: expected a whole number from 1 to 1000");
     if (!g_sigman)
         return api_error(conn, 503, "no model: set [signatures] model to the edges' model");
     json_t *list = sigman_list_clusters(g_sigman, g_store, (size_t)min_members, (size_t)limit);

@@ -101,7 +101,7 @@ check "GET /v1/clusters lists the clusters by size, with their signatures" \
 check "a cluster built since start says how its verification went, passed or rejected and why" \
     "grep -q '\"last_build\":{\"at\":[0-9.]*,\"verification\":{\"clean_messages\":[0-9]*,\"false_positives\":[0-9]*,.*\"result\":\"passed\"' clusters.json && grep -q '\"false_positives\":[1-9][0-9]*,[^}]*\"result\":\"rejected\"' clusters.json"
 check "GET /v1/clusters?min_members=N leaves the smaller ones out; a bad one is 400" \
-    "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=5') = 200 ] && ! grep -q '\"members\":[1-4],' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=0') = 400 ] && grep -q 'min_members' api.out"
+    "[ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=5') = 200 ] && ! grep -q '\"members\":[1-4],' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?min_members=0') = 400 ] && grep -q 'min_members' api.out && [ \$(api 'http://127.0.0.1:$OV_HTTP/v1/clusters?limit=1001') = 400 ] && grep -q 'from 1 to 1000' api.out"
 # distribution: the approved signature reaches both edges; the one that never saw the attack
 # now stops it by signature
 SECOND=$(api "http://127.0.0.1:$OV_HTTP/v1/signatures?state=pending" >/dev/null; grep -o '"id":"sig-[0-9]*"' api.out | head -1 | cut -d'"' -f4)
