@@ -57,7 +57,8 @@ static int number_reports(sqlite3 *db)
                : -1;
 }
 
-/* Databases made before signatures had clusters and versions gain the columns. */
+/* Databases made before signatures had clusters and versions, or before the saved clusters
+ * had notes, gain the columns. */
 static int migrate(sqlite3 *db)
 {
     if (number_reports(db) != 0)
@@ -65,7 +66,8 @@ static int migrate(sqlite3 *db)
     static const char *const add[] = {
         "ALTER TABLE signatures ADD COLUMN cluster TEXT",
         "ALTER TABLE signatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
-        "ALTER TABLE edges ADD COLUMN signature_sequence INTEGER"};
+        "ALTER TABLE edges ADD COLUMN signature_sequence INTEGER",
+        "ALTER TABLE clusters ADD COLUMN notes TEXT"};
     for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
         char *msg = NULL;
         int rc = sqlite3_exec(db, add[i], NULL, NULL, &msg);

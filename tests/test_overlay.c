@@ -220,7 +220,10 @@ static void test_an_old_store_is_migrated(void **state)
                      "('a', 2, 20, 'B');"
                      "CREATE TABLE signatures (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
                      "state TEXT NOT NULL, reason TEXT, created REAL NOT NULL, updated REAL NOT "
-                     "NULL, doc TEXT NOT NULL);",
+                     "NULL, doc TEXT NOT NULL);"
+                     "CREATE TABLE clusters (id INTEGER PRIMARY KEY CHECK (id = 1), after "
+                     "INTEGER NOT NULL, unbuilt INTEGER NOT NULL, saved REAL NOT NULL, state "
+                     "BLOB NOT NULL);",
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
@@ -251,6 +254,17 @@ static void test_an_old_store_is_migrated(void **state)
     page = store_list_reports(s, NULL, 25, 0, 10); /* received since 25 */
     assert_int_equal(json_array_size(page), 2);
     json_decref(page);
+    /* saved clusters from before they had notes gain the column */
+    assert_int_equal(store_save_clusters(s, 3, 0, 1, "x", 1, "{}"), 0);
+    int64_t saved_after = 0;
+    uint64_t unbuilt = 0;
+    uint8_t *blob = NULL;
+    char *notes = NULL;
+    size_t len = 0;
+    assert_int_equal(store_load_clusters(s, &saved_after, &unbuilt, &blob, &len, &notes), 1);
+    assert_string_equal(notes, "{}");
+    free(blob);
+    free(notes);
     store_close(&s);
     remove_db(path);
 }
