@@ -18,7 +18,9 @@ browse() { "$CHROME" --headless=new --no-sandbox --disable-gpu --user-data-dir="
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
 "$S" gen -o test --seed 4 --population-seed 3 --attack-scale 0.3 2>/dev/null
-"$S" gen -o clean --attacks none --seed 5 --population-seed 3 2>/dev/null
+# the clean sample holds some scanner traffic, so that the scan clusters' candidates match
+# clean messages and are rejected while the other families' pass
+"$S" gen -o clean --attacks scan --seed 5 --population-seed 3 2>/dev/null
 "$S" train -q -o edge.model train.pcap
 OVA=(--set overlay.db=o.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
      --set signatures.model=edge.model --set signatures.clean=clean.pcap
@@ -58,7 +60,7 @@ check "the largest clusters are listed with their signatures" \
 REJ=$(curl -s -H "Authorization: Bearer webtok" "http://127.0.0.1:$OH/v1/clusters?min_members=2&limit=20" |
     grep -o '"result":"rejected"' | wc -l)
 check "clusters whose last candidate was rejected say how many clean messages it matched ($REJ)" \
-    "[ \$(grep -o 'last candidate rejected: [0-9]* of [0-9]* clean messages matched' dom.html | wc -l) = $REJ ]"
+    "[ $REJ -ge 1 ] && [ \$(grep -o 'last candidate rejected: [0-9]* of [0-9]* clean messages matched' dom.html | wc -l) = $REJ ]"
 browse "http://127.0.0.1:$OH/#token=webtok&click=approve:$FIRST" > dom2.html
 STATE=$(curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/signatures/$FIRST | grep -o '"state":"[a-z]*"')
 check "the approve button makes it active ($STATE)" "grep -q 'data-clicked=\"yes\"' dom2.html && [ '$STATE' = '\"state\":\"active\"' ]"
