@@ -2,8 +2,9 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+PREFIX ?= /usr/local
 
-.PHONY: all deps build build-asan test test-normal test-asan demo bench fuzz clean format
+.PHONY: all deps build build-asan test test-normal test-asan demo bench fuzz install clean format
 
 all: build
 
@@ -11,11 +12,15 @@ deps:
 	@./scripts/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPGUARD_WERROR=ON >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPGUARD_WERROR=ON \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSIPGUARD_WERROR=ON -DSIPGUARD_SANITIZE=ON >/dev/null
+	@# another prefix than the normal build's, so that the install test sees the units and
+	@# man pages name the paths the build was given, not ones written into them
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSIPGUARD_WERROR=ON -DSIPGUARD_SANITIZE=ON \
+	    -DCMAKE_INSTALL_PREFIX=/opt/sipguard >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 test-normal: build
@@ -36,6 +41,11 @@ bench: build
 	@./bench/run.sh $(BUILD)
 	@./bench/edge.sh $(BUILD)
 	@./bench/overlay.sh $(BUILD)
+
+# programs, man pages, docs and systemd units under PREFIX; configuration in /etc/sipguard,
+# kept when it is already there; DESTDIR stages the whole tree (for packaging)
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 fuzz: deps
 	@./scripts/fuzz.sh

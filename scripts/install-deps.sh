@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(cmake make gcc pkg-config
       libpcap-dev libosip2-dev libjansson-dev libxxhash-dev libcmocka-dev
       libinih-dev zlib1g-dev libsqlite3-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
-      curl time)
+      curl time help2man)
 # Integration-test peers: their tests skip when these are missing, so failing to install them
 # is a warning, not an error.
 OPTIONAL=(kamailio sip-tester yara chromium tshark)
