@@ -79,6 +79,14 @@ static const setting_t settings[] = {
       "context model from `sipguard context train`: the flood and dialog detectors; empty: off"),
     S("signatures", "file", signatures_file, "",
       "JSON file of signatures to match inline (sipguard sig format); empty: none"),
+    S("verdict", "allow_file", allow_file, "",
+      "sources never answered with a blocking verdict (your PBXs, trunks, proxies): a file of "
+      "addresses and CIDR prefixes, IPv4 or IPv6, one a line, # comments; their messages are "
+      "judged and counted (sipguard_verdicts_waived_total) but not reported; reloaded by SIGHUP; "
+      "empty: none"),
+    B("verdict", "monitor", monitor, "no",
+      "a dry run: judge, count and report every message as usual, but answer every caller "
+      "(POST /v1/score) normal, with the judgement in its \"judged\" field"),
     S("report", "jsonl", jsonl, "",
       "also write reports as JSON Lines to this file, or - for standard output; empty: off"),
     B("report", "anomalies_only", anomalies_only, "yes",

@@ -52,6 +52,9 @@ typedef struct {
     char context_model[512];
     /* [signatures] */
     char signatures_file[512];
+    /* [verdict] */
+    char allow_file[512]; /* sources never answered with a blocking verdict */
+    bool monitor;         /* a dry run: every caller is answered normal */
     /* [report] */
     char jsonl[512];
     bool anomalies_only;

@@ -116,7 +116,7 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
     pthread_mutex_lock(&h->lock);
     m.index = h->index++;
     int rc = pipeline_run(h->pipe, &m, &r);
-    if (rc == 0 && (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only) &&
+    if (rc == 0 && !r.allowed && (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only) &&
         h->allowed(h->report_ctx))
         report = pipeline_report(h->pipe, &m, &r);
     pthread_mutex_unlock(&h->lock);
@@ -138,9 +138,14 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
         json_array_append_new(fired, json_string("dialog"));
     if (r.ctx.binding.anomaly)
         json_array_append_new(fired, json_string("binding"));
-    json_t *o = json_pack("{s:s, s:b, s:o, s:f, s:o, s:f, s:f, s:o, s:b}", "verdict",
-                          edge_verdict_name(r.verdict), "anomaly", r.verdict != VERDICT_NORMAL,
-                          "detector", fired, "global", r.score.global, "local",
+    /* verdict and anomaly are the answer, which a waived judgement turns normal; judged and
+     * waived say what was judged and why it does not count */
+    const char *waived = edge_waived_name(r.waived);
+    json_t *o = json_pack("{s:s, s:b, s:s, s:o, s:o, s:f, s:o, s:f, s:f, s:o, s:b}", "verdict",
+                          edge_verdict_name(edge_answer(&r)), "anomaly",
+                          edge_answer(&r) != VERDICT_NORMAL, "judged", edge_verdict_name(r.verdict),
+                          "waived", waived ? json_string(waived) : json_null(), "detector", fired,
+                          "global", r.score.global, "local",
                           r.score.local_done ? json_real(r.score.local) : json_null(),
                           "threshold_global", r.thr_global, "threshold_local", r.thr_local,
                           "signatures", sigs, "parse_ok", r.info.parse_ok);

@@ -64,8 +64,11 @@ static const clicmd_t edge_cmd = {
     "and local content models, and gets a verdict; anomalies are reported as JSON to the\n"
     "overlay over ZeroMQ (CURVE, acknowledged, spooled on disk until acknowledged) and/or as\n"
     "JSON Lines. GET /metrics serves Prometheus metrics, GET /healthz a health check.\n"
-    "Signals: SIGHUP reloads model and signatures without dropping traffic; SIGTERM and\n"
-    "SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
+    "Sources in [verdict] allow_file (your own PBXs, trunks, proxies) are never answered\n"
+    "with a blocking verdict; [verdict] monitor = yes answers every caller normal (a dry\n"
+    "run) while judging, counting and reporting as usual.\n"
+    "Signals: SIGHUP reloads model, signatures and allowed sources without dropping\n"
+    "traffic; SIGTERM and SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
     edge_opts,
     "exit status: 0 clean stop, 1 failure (bad model, cannot listen, ...), 2 usage or\n"
     "configuration error.\n\n"
@@ -260,7 +263,9 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         return;
     }
     metrics_message(&e->metrics, src, &r);
-    if ((r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e)) && report_allowed(e))
+    /* an allowed source's traffic is neither attack nor clean material for the overlay */
+    if (!r.allowed && (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e)) &&
+        report_allowed(e))
         sink_report(e, pipeline_report(e->pipe, m, &r));
 }
 
@@ -270,22 +275,24 @@ static void reload(edge_t *e)
     edge_assets_t *a = edge_assets_load(&e->c, err, sizeof err);
     if (!a) {
         atomic_fetch_add(&e->metrics.reload_failures, 1);
-        error("reload refused, the previous model and signatures stay in use: %s", err);
+        error("reload refused, the previous model, signatures and allowed sources stay in use: %s",
+              err);
         return;
     }
     edge_assets_publish(e->slot, a);
     atomic_fetch_add(&e->metrics.reloads, 1);
-    info("reloaded %s%s%s", e->c.model, e->c.signatures_file[0] ? " and " : "",
-         e->c.signatures_file);
+    info("reloaded %s%s%s%s%s", e->c.model, e->c.signatures_file[0] ? " and " : "",
+         e->c.signatures_file, e->c.allow_file[0] ? " and " : "", e->c.allow_file);
 }
 
 static void update_gauges(edge_t *e)
 {
-    size_t nsig;
+    size_t nsig, allowed;
     uint64_t sigseq;
     model_stats_t st;
-    edge_assets_info(e->slot, &nsig, &sigseq, &st);
+    edge_assets_info(e->slot, &nsig, &sigseq, &st, &allowed);
     atomic_store(&e->metrics.signatures, nsig);
+    atomic_store(&e->metrics.allowlist_entries, allowed);
     if (atomic_exchange(&e->metrics.signature_sequence, sigseq) != sigseq) {
         struct timespec now; /* when this set took effect (for the overlay's latency figures) */
         clock_gettime(CLOCK_REALTIME, &now);
@@ -405,6 +412,13 @@ static int setup(edge_t *e, const char *ports_file)
          ingest_hep_port(e->ingest), ingest_udp_port(e->ingest),
          e->http ? edge_http_port(e->http) : 0, e->c.pcap_file[0] ? ", replaying " : "",
          e->c.pcap_file);
+    if (e->c.allow_file[0])
+        info("allowed sources: %llu addresses and prefixes from %s are never answered with a "
+             "blocking verdict",
+             (unsigned long long)atomic_load(&e->metrics.allowlist_entries), e->c.allow_file);
+    if (e->c.monitor)
+        warning("monitor mode: every caller is answered normal; judgements are counted and "
+                "reported only");
     if (ports_file && write_ports_file(e, ports_file) != 0) {
         error("--ports-file %s: %s", ports_file, strerror(errno));
         return -1;
@@ -615,6 +629,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     log_parse_level(e.c.log_level);
+    atomic_store(&e.metrics.monitor, e.c.monitor);
     if (e.c.syslog)
         log_set_syslog(1);
     if (check) {

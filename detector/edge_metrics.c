@@ -23,6 +23,8 @@ void metrics_init(edge_metrics_t *m)
 void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
 {
     atomic_fetch_add(&m->messages[src][r->verdict], 1);
+    if (r->waived)
+        atomic_fetch_add(&m->waived[r->waived][r->verdict], 1);
     if (!r->info.parse_ok)
         atomic_fetch_add(&m->parse_failures, 1);
     if (r->score.local_done)
@@ -95,6 +97,18 @@ char *metrics_render(edge_metrics_t *m)
             put(&s, "sipguard_messages_total{source=\"%s\",verdict=\"%s\"} %llu\n",
                 metrics_source_name((source_t)src), edge_verdict_name((verdict_t)v),
                 (unsigned long long)atomic_load(&m->messages[src][v]));
+    put(&s, "# HELP sipguard_verdicts_waived_total Messages judged anomalous but answered normal: "
+            "from an allowed source, or in monitor mode.\n"
+            "# TYPE sipguard_verdicts_waived_total counter\n");
+    for (int w = WAIVED_ALLOWED; w < WAIVED_COUNT; w++)
+        for (int v = VERDICT_ANOMALY; v < VERDICT_COUNT; v++)
+            put(&s, "sipguard_verdicts_waived_total{reason=\"%s\",judged=\"%s\"} %llu\n",
+                edge_waived_name((waived_t)w), edge_verdict_name((verdict_t)v),
+                (unsigned long long)atomic_load(&m->waived[w][v]));
+    gauge(&s, "allowlist_entries", "Addresses and prefixes in [verdict] allow_file.",
+          (double)atomic_load(&m->allowlist_entries));
+    gauge(&s, "monitor_mode", "1 when [verdict] monitor answers every caller normal (a dry run).",
+          atomic_load(&m->monitor) ? 1 : 0);
     static const char *detectors[] = {"signature", "global", "local", "flood", "dialog", "binding"};
     put(&s, "# HELP sipguard_detector_fired_total Messages each detector flagged.\n"
             "# TYPE sipguard_detector_fired_total counter\n");

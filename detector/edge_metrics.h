@@ -21,6 +21,9 @@ typedef enum { SRC_HEP = 0, SRC_UDP, SRC_PCAP, SRC_LIVE, SRC_HTTP, SRC_COUNT } s
 
 typedef struct {
     atomic_uint_fast64_t messages[SRC_COUNT][VERDICT_COUNT];
+    atomic_uint_fast64_t waived[WAIVED_COUNT][VERDICT_COUNT]; /* answered normal, by why */
+    atomic_uint_fast64_t allowlist_entries;
+    atomic_bool monitor;
     atomic_uint_fast64_t parse_failures;
     atomic_uint_fast64_t skipped;         /* datagrams/packets a reader passed over */
     atomic_uint_fast64_t hep_rejected;    /* bad HEP, wrong auth key */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "allowlist.h"
 #include "report.h"
 
 struct edge_assets {
@@ -14,6 +15,7 @@ struct edge_assets {
     sigdb_t *sigs;           /* NULL: no signature file */
     context_model_t *cmodel; /* NULL: no context detectors */
     context_t *ctx;
+    allowlist_t *allow; /* NULL: none */
     pthread_mutex_t ctx_lock;
     model_stats_t st;
     atomic_int refs; /* the slot's and each pipeline's */
@@ -43,6 +45,7 @@ static void assets_release(edge_assets_t *a)
         sigdb_destroy(&a->sigs);
         context_destroy(&a->ctx);
         context_model_destroy(&a->cmodel);
+        allowlist_destroy(&a->allow);
         pthread_mutex_destroy(&a->ctx_lock);
         free(a);
     }
@@ -86,6 +89,10 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
             assets_release(a);
             return NULL;
         }
+    }
+    if (c->allow_file[0] && !(a->allow = allowlist_load(c->allow_file, err, errlen))) {
+        assets_release(a);
+        return NULL;
     }
     return a;
 }
@@ -134,13 +141,14 @@ static edge_assets_t *assets_acquire(edge_assets_slot_t *slot, uint64_t *gen)
 }
 
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
-                      model_stats_t *st)
+                      model_stats_t *st, size_t *allowed)
 {
     uint64_t gen;
     edge_assets_t *a = assets_acquire(slot, &gen);
     *signatures = a->sigs ? sigdb_count(a->sigs) : 0;
     *sig_sequence = a->sigs ? sigdb_sequence(a->sigs) : 0;
     *st = a->st;
+    *allowed = allowlist_size(a->allow);
     assets_release(a);
 }
 
@@ -148,6 +156,12 @@ const char *edge_verdict_name(verdict_t v)
 {
     static const char *names[] = {"normal", "anomaly", "signature"};
     return (unsigned)v < VERDICT_COUNT ? names[v] : "?";
+}
+
+const char *edge_waived_name(waived_t w)
+{
+    static const char *names[] = {NULL, "allowed", "monitor"};
+    return (unsigned)w < WAIVED_COUNT ? names[w] : NULL;
 }
 
 /* Moves the pipeline to the current assets when a new set was published. */
@@ -288,6 +302,9 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         out->verdict = VERDICT_ANOMALY;
     else
         out->verdict = VERDICT_NORMAL;
+    out->allowed = allowlist_contains(p->a->allow, &m->src);
+    if (out->verdict != VERDICT_NORMAL)
+        out->waived = out->allowed ? WAIVED_ALLOWED : p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
     out->seconds = mono_seconds() - t0;
     return 0;
 }

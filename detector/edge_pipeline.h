@@ -30,7 +30,8 @@
 
 typedef struct edge_assets edge_assets_t;
 
-/* Loads the model and the signature file named in the config. NULL with err on failure. */
+/* Loads the model, the signature file and the allowlist named in the config. NULL with err on
+ * failure. */
 edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen);
 
 /* The shared slot holding the current assets. */
@@ -39,15 +40,22 @@ edge_assets_slot_t *edge_assets_slot_new(edge_assets_t *initial);
 /* Publishes new assets (takes ownership); users move over before their next message. */
 void edge_assets_publish(edge_assets_slot_t *slot, edge_assets_t *a);
 void edge_assets_slot_destroy(edge_assets_slot_t **slot);
-/* The current assets' model, signature count and signature sequence (for metrics). */
+/* The current assets' model, signature count, signature sequence and allowlist entries (for
+ * metrics). */
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
-                      model_stats_t *st);
+                      model_stats_t *st, size_t *allowed);
 
 typedef enum { VERDICT_NORMAL = 0, VERDICT_ANOMALY, VERDICT_SIGNATURE, VERDICT_COUNT } verdict_t;
 const char *edge_verdict_name(verdict_t v);
 
+/* Why a message judged anomalous is answered normal anyway. */
+typedef enum { WAIVED_NO = 0, WAIVED_ALLOWED, WAIVED_MONITOR, WAIVED_COUNT } waived_t;
+const char *edge_waived_name(waived_t w); /* NULL, "allowed", "monitor" */
+
 typedef struct {
-    verdict_t verdict;
+    verdict_t verdict; /* the judgement */
+    bool allowed;      /* the source is in [verdict] allow_file: never reported */
+    waived_t waived;   /* set when a judgement other than normal is answered normal */
     sipinfo_t info;
     model_score_t score;
     double thr_global, thr_local;
@@ -56,6 +64,12 @@ typedef struct {
     const char *sig_ids[SIGDB_MAX_MATCHES];
     double seconds; /* time spent on this message */
 } edge_result_t;
+
+/* What a caller is answered: the judgement, or normal when it is waived. */
+static inline verdict_t edge_answer(const edge_result_t *r)
+{
+    return r->waived ? VERDICT_NORMAL : r->verdict;
+}
 
 typedef struct pipeline pipeline_t;
 

@@ -1,4 +1,5 @@
-/* Tests of the edge's modules: the report spool, the configuration, and signature matching. */
+/* Tests of the edge's modules: the report spool, the configuration, signature matching, and
+ * the allowed sources. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "allowlist.h"
 #include "edge_config.h"
 #include "edge_spool.h"
 #include "log.h"
@@ -394,6 +397,168 @@ static void test_wire_frames_round_trip_and_reject_malformed(void **state)
     assert_int_equal(wire_encode(buf, WIRE_ACK, "", 1, NULL, 0), 0);
 }
 
+static endpoint_t ep(const char *addr)
+{
+    endpoint_t e = {0};
+    if (inet_pton(AF_INET, addr, e.addr) == 1)
+        e.family = 4;
+    else if (inet_pton(AF_INET6, addr, e.addr) == 1)
+        e.family = 6;
+    return e;
+}
+
+static allowlist_t *parse_list(const char *text, char *err, size_t errlen)
+{
+    return allowlist_parse(text, strlen(text), "allow.txt", err, errlen);
+}
+
+static bool allowed(const allowlist_t *a, const char *addr)
+{
+    endpoint_t e = ep(addr);
+    assert_int_not_equal(e.family, 0);
+    return allowlist_contains(a, &e);
+}
+
+/* Addresses and prefixes of both families, comments and repeats; lookups at the edges of
+ * each prefix, IPv4-mapped sources, and a prefix ending inside the second half of an IPv6
+ * address. */
+static void test_allowlist_matches_addresses_and_prefixes(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    allowlist_t *a = parse_list("# our infrastructure\n10.0.0.0/8\n192.0.2.10\n"
+                                "  2001:db8::/32   # the trunk\n\n198.51.100.0/24\r\n"
+                                "2001:db8::/32\n::1\n2001:db8:1:0:8000::/65",
+                                err, sizeof err);
+    assert_non_null(a);
+    assert_int_equal(allowlist_size(a), 6); /* the repeat once */
+    assert_true(allowed(a, "10.0.0.0"));
+    assert_true(allowed(a, "10.255.255.255"));
+    assert_false(allowed(a, "9.255.255.255"));
+    assert_false(allowed(a, "11.0.0.0"));
+    assert_true(allowed(a, "192.0.2.10"));
+    assert_false(allowed(a, "192.0.2.11"));
+    assert_true(allowed(a, "198.51.100.255"));
+    assert_false(allowed(a, "198.51.101.0"));
+    assert_true(allowed(a, "2001:db8:ffff:ffff::1"));
+    assert_false(allowed(a, "2001:db9::"));
+    assert_true(allowed(a, "::1"));
+    assert_false(allowed(a, "::2"));
+    assert_true(allowed(a, "::ffff:10.1.2.3"));
+    assert_false(allowed(a, "::ffff:11.1.2.3"));
+    assert_true(allowed(a, "2001:db8:1:0:8000::1"));
+    assert_true(allowed(a, "2001:db8:1:0:ffff:ffff:ffff:ffff"));
+    endpoint_t unknown = {0};
+    assert_false(allowlist_contains(a, &unknown));
+    assert_false(allowlist_contains(NULL, &unknown));
+    allowlist_destroy(&a);
+    assert_null(a);
+
+    a = parse_list("0.0.0.0/0\n", err, sizeof err);
+    assert_non_null(a);
+    assert_true(allowed(a, "255.255.255.255"));
+    assert_false(allowed(a, "2001:db8::1")); /* IPv4's /0 is not IPv6's */
+    allowlist_destroy(&a);
+    a = parse_list("", err, sizeof err);
+    assert_non_null(a);
+    assert_int_equal(allowlist_size(a), 0);
+    assert_false(allowed(a, "10.0.0.1"));
+    allowlist_destroy(&a);
+}
+
+/* Each mistake is refused with the file, the line and what is wrong. */
+static void test_allowlist_errors_name_the_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"10.0.0.1/8", "allow.txt:1: 10.0.0.1/8 has host bits set (the prefix is 10.0.0.0/8)"},
+        {"2001:db8::1/64",
+         "allow.txt:1: 2001:db8::1/64 has host bits set (the prefix is 2001:db8::/64)"},
+        {"# x\n\nfoo\n", "allow.txt:3: 'foo' is not an IPv4 or IPv6 address"},
+        {"10.0.0.0/33", "allow.txt:1: '/33' is not a prefix length of 0 to 32"},
+        {"2001:db8::/129", "allow.txt:1: '/129' is not a prefix length of 0 to 128"},
+        {"10.0.0.0/", "allow.txt:1: '/' is not a prefix length of 0 to 32"},
+        {"10.0.0.0/8x", "allow.txt:1: '/8x' is not a prefix length of 0 to 32"},
+        {"10.0.0.0/-1", "allow.txt:1: '/-1' is not a prefix length of 0 to 32"},
+        {"10.0.0.0 8", "allow.txt:1: '10.0.0.0 8' is not an IPv4 or IPv6 address"},
+        {"10.0.0.0/8\n10.1.0.0/16/2", "allow.txt:2: '/16/2' is not a prefix length of 0 to 32"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "";
+        allowlist_t *a = parse_list(bad[i].text, err, sizeof err);
+        assert_null(a);
+        assert_string_equal(err, bad[i].want);
+    }
+    char line[400], err[256] = "";
+    memset(line, '1', sizeof line - 1);
+    line[sizeof line - 1] = '\0';
+    assert_null(parse_list(line, err, sizeof err));
+    assert_string_equal(err, "allow.txt:1: line longer than 256 bytes");
+    assert_null(allowlist_parse("10.0.0.0/8\n1\0.2", 14, "allow.txt", err, sizeof err));
+    assert_string_equal(err, "allow.txt:2: a NUL byte (not a text file?)");
+    assert_null(allowlist_load("/nonexistent/allow.txt", err, sizeof err));
+    assert_string_equal(err, "/nonexistent/allow.txt: No such file or directory");
+}
+
+/* Random prefixes of both families against a scan of every entry, over addresses drawn
+ * inside and around them. */
+static bool in_prefix(const uint8_t *addr, const uint8_t *net, int len)
+{
+    for (int b = 0; b < len; b++)
+        if (((addr[b / 8] ^ net[b / 8]) >> (7 - b % 8)) & 1)
+            return false;
+    return true;
+}
+
+static void test_allowlist_agrees_with_a_scan(void **state)
+{
+    (void)state;
+    enum { N = 300, Q = 20000 };
+    static uint8_t net[N][16];
+    static int fam[N], len[N];
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    char *text = malloc(N * 64), *t = text;
+    for (int i = 0; i < N; i++) {
+        fam[i] = NEXT() % 3 ? 4 : 6;
+        int bits = fam[i] == 4 ? 32 : 128;
+        len[i] = (int)(bits / 4 + NEXT() % (uint64_t)(bits - bits / 4 + 1));
+        for (int k = 0; k < 16; k++)
+            net[i][k] = (uint8_t)NEXT();
+        if (i % 10 == 0) /* some share a short common prefix, so lengths nest */
+            memcpy(net[i], net[i / 2], 2);
+        for (int b = len[i]; b < bits; b++)
+            net[i][b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(fam[i] == 4 ? AF_INET : AF_INET6, net[i], a, sizeof a);
+        t += sprintf(t, "%s/%d\n", a, len[i]);
+    }
+    char err[256] = "";
+    allowlist_t *a = allowlist_parse(text, (size_t)(t - text), "random", err, sizeof err);
+    assert_non_null(a);
+    size_t in = 0;
+    for (int q = 0; q < Q; q++) {
+        endpoint_t e = {0};
+        int i = (int)(NEXT() % N);
+        e.family = fam[i];
+        memcpy(e.addr, net[i], 16);
+        /* flip a random bit: inside the prefix when past its length, outside when before */
+        int bits = e.family == 4 ? 32 : 128, b = (int)(NEXT() % (uint64_t)bits);
+        e.addr[b / 8] ^= (uint8_t)(0x80 >> (b % 8));
+        bool want = false;
+        for (int j = 0; j < N && !want; j++)
+            want = fam[j] == e.family && in_prefix(e.addr, net[j], len[j]);
+        in += want;
+        assert_int_equal(allowlist_contains(a, &e), want);
+    }
+#undef NEXT
+    assert_true(in > Q / 10 && in < Q - Q / 10); /* both answers well represented */
+    allowlist_destroy(&a);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +575,9 @@ int main(void)
         cmocka_unit_test(test_signature_score_is_the_linear_score_over_the_embedding),
         cmocka_unit_test(test_bad_signature_files_are_refused_with_the_reason),
         cmocka_unit_test(test_wire_frames_round_trip_and_reject_malformed),
+        cmocka_unit_test(test_allowlist_matches_addresses_and_prefixes),
+        cmocka_unit_test(test_allowlist_errors_name_the_line),
+        cmocka_unit_test(test_allowlist_agrees_with_a_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * fuzz_config: the edge's settings from any text, one "section.key=value" per line as
  * --set and the INI loader apply them, then the cross-checks and the printout; and each
- * line as a HOST:PORT. A value must be taken or refused with a reason, never crash. A
+ * line as a HOST:PORT; and the whole text as a [verdict] allow_file, looked up with addresses
+ * taken from its bytes. A value must be taken or refused with a reason, never crash. A
  * libFuzzer target (SIPGUARD_FUZZ=ON with clang), replayed over tests/fuzz/regress/config.
  */
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allowlist.h"
 #include "edge_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,6 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         edge_config_print(&c, null, true);
         fclose(null);
     }
+    err[0] = '\0';
+    allowlist_t *a = allowlist_parse((const char *)data, size, "fuzz", err, sizeof err);
+    if (!a && !err[0])
+        abort();
+    for (size_t at = 0; a && at + 17 <= size; at += 17) {
+        endpoint_t ep = {.family = data[at] & 1 ? 6 : 4};
+        memcpy(ep.addr, data + at + 1, 16);
+        allowlist_contains(a, &ep);
+    }
+    allowlist_destroy(&a);
     free(text);
     return 0;
 }
