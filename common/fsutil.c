@@ -1,8 +1,13 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int mkdir_p(const char *dir, mode_t mode)
 {
@@ -19,4 +24,87 @@ int mkdir_p(const char *dir, mode_t mode)
             *p = '/';
         }
     return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Where path's bytes go: itself, or the regular file a symbolic link leads to. False when
+ * they are to be written in place (path exists and is no regular file, or a link leads
+ * somewhere that is not an ordinary path, as /dev/stdout on a pipe does). */
+static bool renamed_over(const char *path, char *target, size_t cap)
+{
+    struct stat st, lst;
+    if (lstat(path, &lst) != 0) {
+        snprintf(target, cap, "%s", path); /* a new file */
+        return true;
+    }
+    if (!S_ISLNK(lst.st_mode)) {
+        snprintf(target, cap, "%s", path);
+        return S_ISREG(lst.st_mode);
+    }
+    char real[PATH_MAX];
+    struct stat rst;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || !realpath(path, real) ||
+        stat(real, &rst) != 0 || rst.st_dev != st.st_dev || rst.st_ino != st.st_ino ||
+        strlen(real) >= cap) {
+        snprintf(target, cap, "%s", path);
+        return false;
+    }
+    memcpy(target, real, strlen(real) + 1);
+    return true;
+}
+
+FILE *wholefile_open(wholefile_t *w, const char *path, char *err, size_t errlen)
+{
+    w->tmp[0] = '\0';
+    w->f = NULL;
+    if (!renamed_over(path, w->target, sizeof w->target)) {
+        if (!(w->f = fopen(path, "wb")))
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return w->f;
+    }
+    /* the process id keeps two writers of one target apart */
+    if (snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", w->target, (long)getpid()) >=
+        (int)sizeof w->tmp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(ENAMETOOLONG));
+        w->tmp[0] = '\0';
+        return NULL;
+    }
+    if (!(w->f = fopen(w->tmp, "wb")))
+        snprintf(err, errlen, "%s: %s", w->tmp, strerror(errno));
+    return w->f;
+}
+
+int wholefile_commit(wholefile_t *w, const char *path, char *err, size_t errlen)
+{
+    int bad = ferror(w->f) || fflush(w->f) != 0, saved = errno;
+    /* a device or a pipe need not support fsync */
+    if (!bad && w->tmp[0] && fsync(fileno(w->f)) != 0) {
+        bad = 1;
+        saved = errno;
+    }
+    if (fclose(w->f) != 0 && !bad) {
+        bad = 1;
+        saved = errno;
+    }
+    w->f = NULL;
+    if (bad) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(saved ? saved : EIO));
+        wholefile_abort(w);
+        return -1;
+    }
+    if (w->tmp[0] && rename(w->tmp, w->target) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        wholefile_abort(w);
+        return -1;
+    }
+    return 0;
+}
+
+void wholefile_abort(wholefile_t *w)
+{
+    if (w->f)
+        fclose(w->f);
+    w->f = NULL;
+    if (w->tmp[0])
+        unlink(w->tmp);
+    w->tmp[0] = '\0';
 }

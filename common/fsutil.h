@@ -4,10 +4,36 @@
 #ifndef SIPGUARD_FSUTIL_H
 #define SIPGUARD_FSUTIL_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Creates a directory and its missing parents (mode for the ones it makes). Returns 0, or -1
  * with errno set. */
 int mkdir_p(const char *dir, mode_t mode);
+
+/*
+ * A file written whole (a model, a signature set, a context model): into a temporary file
+ * beside the target that wholefile_commit syncs and renames over it, so that a reader (an
+ * edge reloading on SIGHUP) never sees half of one and a failed write leaves the old one. A
+ * symbolic link to a regular file is followed, so the link stays and its target is replaced.
+ * When the target exists and is not a regular file (/dev/stdout on a pipe or a terminal, a
+ * FIFO, /dev/full), it is written in place: a rename would put a file where the device or
+ * pipe was, and a write error (a full device) must be seen.
+ */
+typedef struct {
+    FILE *f;
+    char target[4096]; /* the file renamed over */
+    char tmp[4200];    /* "" when writing in place */
+} wholefile_t;
+
+/* Opens the file to write. Returns its stream, or NULL with "PATH: why" in err. */
+FILE *wholefile_open(wholefile_t *w, const char *path, char *err, size_t errlen);
+
+/* Flushes, syncs and closes the stream and puts the file in place. Returns 0, or -1 with
+ * "PATH: why" in err and the temporary file removed. */
+int wholefile_commit(wholefile_t *w, const char *path, char *err, size_t errlen);
+
+/* Gives up: closes the stream and removes the temporary file. */
+void wholefile_abort(wholefile_t *w);
 
 #endif

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fsutil.h"
+
 struct context {
     flood_t *flood;
     dialog_t *dialog;
@@ -56,16 +58,20 @@ int context_model_save(const context_model_t *m, const char *path, char *err, si
         json_object_set_new(root, "dialog", dialog_model_to_json(m->dialog));
     if (m->has_binding)
         json_object_set_new(root, "binding", binding_model_to_json(&m->binding));
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(root, tmp, JSON_INDENT(1) | JSON_COMPACT);
-    json_decref(root);
-    if (rc != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
+    wholefile_t w;
+    FILE *f = wholefile_open(&w, path, err, errlen);
+    if (!f) {
+        json_decref(root);
         return -1;
     }
-    return 0;
+    int rc = json_dumpf(root, f, JSON_INDENT(1) | JSON_COMPACT);
+    json_decref(root);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        wholefile_abort(&w);
+        return -1;
+    }
+    return wholefile_commit(&w, path, err, errlen);
 }
 
 void context_model_destroy(context_model_t **self)

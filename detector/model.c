@@ -12,6 +12,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "fsutil.h"
 #include "svdd.h"
 
 #define MODEL_MAGIC "SIPGMDL1"
@@ -560,32 +561,16 @@ static uint64_t image_checksum(const uint8_t *base, size_t size)
 int model_save(const model_t *m, const char *path, char *err, size_t len)
 {
     m->h->checksum = image_checksum(m->base, m->size);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, len, "%s: %s", tmp, strerror(errno));
+    wholefile_t w;
+    FILE *f = wholefile_open(&w, path, err, len);
+    if (!f)
+        return -1;
+    if (fwrite(m->base, 1, m->size, f) != m->size) {
+        snprintf(err, len, "%s: write failed: %s", path, strerror(errno));
+        wholefile_abort(&w);
         return -1;
     }
-    size_t w = fwrite(m->base, 1, m->size, f);
-    int bad = w != m->size || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int saved_errno = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        saved_errno = errno;
-    }
-    if (bad) {
-        snprintf(err, len, "%s: write failed: %s", path, strerror(saved_errno));
-        unlink(tmp);
-        return -1;
-    }
-    /* Rename into place so a reader never sees half a model. */
-    if (rename(tmp, path) != 0) {
-        snprintf(err, len, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return wholefile_commit(&w, path, err, len); /* a reader never sees half a model */
 }
 
 static bool section_ok(const model_header_t *h, uint64_t off, uint64_t bytes)

@@ -7,12 +7,14 @@
  */
 #include "cmd_sig.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmdutil.h"
+#include "fsutil.h"
 #include "model.h"
 #include "report.h"
 #include "sigdb.h"
@@ -123,6 +125,22 @@ static int build_one(void *p, const msg_t *m)
     return siggen_add_anomaly(c->g, m->data, m->len);
 }
 
+/* Writes a signature set whole: an edge reloading it never reads half of one, and a failed
+ * write leaves the previous set. */
+static int write_signatures(json_t *doc, const char *path, char *err, size_t errlen)
+{
+    wholefile_t w;
+    FILE *f = wholefile_open(&w, path, err, errlen);
+    if (!f)
+        return -1;
+    if (json_dumpf(doc, f, JSON_INDENT(1)) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        wholefile_abort(&w);
+        return -1;
+    }
+    return wholefile_commit(&w, path, err, errlen);
+}
+
 static int sig_build(int argc, char **argv)
 {
     decode_opts_t dopts;
@@ -226,8 +244,9 @@ static int sig_build(int argc, char **argv)
     if (cmd_for_each_message(clean, nclean, &dopts, quiet, build_one, &c, &failed) != 0)
         goto done;
     json_t *doc = siggen_build(c.g, (uint64_t)seq, prefix, false);
-    if (json_dump_file(doc, out, JSON_INDENT(1)) != 0) {
-        fprintf(stderr, "sipguard sig build: %s: cannot write\n", out);
+    char werr[4400];
+    if (write_signatures(doc, out, werr, sizeof werr) != 0) {
+        fprintf(stderr, "sipguard sig build: %s\n", werr);
         json_decref(doc);
         goto done;
     }

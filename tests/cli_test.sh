@@ -60,6 +60,24 @@ printf 'OPTIONS sip:a SIP/2.0\r\nX: %s\r\n\r\n' "$(printf 'a%.0s' $(seq 84))" > 
 check "a count of 81 is written as the integer" grep -q ' 1633771874:81 ' <("$S" embed --format libsvm rep.sip)
 "$S" score -q -m m.model -o /dev/full normal.pcap 2> full.err; rc=$?
 check "score on a full disk exits 1 and says so" sh -c "test $rc -eq 1 && grep -q 'writing the results failed' full.err"
+"$S" train -q -o /dev/full normal.pcap 2> full2.err; rc=$?
+check "train to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '^sipguard train: /dev/full: write failed: No space left on device' full2.err"
+check "and the device is still there (no temporary file renamed over it)" test -c /dev/full
+"$S" eval -m m.model --normal normal.pcap --attack attack.pcap --roc /dev/full > /dev/null 2> full3.err; rc=$?
+check "eval --roc to a full device exits 1" sh -c "test $rc -eq 1 && grep -q '/dev/full: write failed' full3.err"
+"$S" train -q -o /dev/stdout normal.pcap > piped.model
+"$S" train -q -o /dev/stdout normal.pcap | cat > piped2.model
+check "train -o /dev/stdout writes a model to a file or through a pipe, and /dev/stdout stays" \
+    sh -c "'$S' score -q -m piped.model normal.pcap && cmp -s piped.model piped2.model && test -L /dev/stdout"
+cp m.model target.model && ln -s target.model link.model
+"$S" train -q -o link.model normal.pcap
+check "a model written to a symbolic link replaces its target and keeps the link" \
+    sh -c "test -L link.model && cmp -s target.model piped.model && ! ls target.model.tmp.* link.model.tmp.* 2>/dev/null"
+# a write that fails part-way (a file-size limit, as a full disk) leaves the previous model
+cp m.model before.model
+(trap '' XFSZ; ulimit -f 64; exec "$S" train -q -o m.model train.pcap) 2> fsize.err; rc=$?
+check "a model write cut short exits 1, keeps the previous model and no temporary file" \
+    sh -c "test $rc -eq 1 && grep -q 'm.model: write failed: File too large' fsize.err && cmp -s m.model before.model && ! ls m.model.tmp.* 2>/dev/null"
 # bad input: clear errors, right exit codes, no crash
 "$S" score -m m.model /nonexistent.pcap 2>err.txt; rc=$?
 check "missing input exits 3" test $rc -eq 3
@@ -101,6 +119,8 @@ check "truncated capture reported" grep -q "capture truncated" err.txt
 "$S" gen -o ctxall --seed 13 --population-seed 5 2>/dev/null
 "$S" context train -q -o ctx.json ctxtrain.pcap
 check "context train writes a model with both detectors" grep -q '"dialog"' ctx.json
+"$S" context train -q -o /dev/full ctxtrain.pcap 2> ctxfull.err; rc=$?
+check "context train to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '/dev/full: write failed: No space left on device' ctxfull.err && test -c /dev/full"
 "$S" context eval flood --json -m ctx.json -l ctxflood.labels.csv ctxflood.pcap > flood.json
 FPR=$(grep -o '"all":{[^}]*' flood.json | grep -o '"fpr":[0-9.]*' | cut -d: -f2)
 FNR=$(grep -o '"all":{[^}]*' flood.json | grep -o '"fnr":[0-9.]*' | cut -d: -f2)
@@ -138,6 +158,8 @@ check "eval refuses it with the reason" sh -c "test $rc -eq 1 && grep -q 'score 
 "$S" gen -o sigclean2 --attacks none --seed 23 --population-seed 5 2>/dev/null
 "$S" train -q -o sig.model ctxtrain.pcap
 "$S" sig build -q -m sig.model --clean sigclean.pcap -o sigs.json sigatt.pcap
+"$S" sig build -q -m sig.model --clean sigclean.pcap -o /dev/full sigatt.pcap 2> sigfull.err; rc=$?
+check "sig build to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '/dev/full: write failed: No space left on device' sigfull.err && test -c /dev/full"
 NSIG=$(grep -c '"result": "passed"' sigs.json)
 check "sig build makes verified signatures ($NSIG)" test "$NSIG" -ge 1
 MA=$("$S" sig match -s sigs.json -m sig.model sigatt.pcap | awk 'NR==1{print $4}')
