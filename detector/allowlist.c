@@ -81,7 +81,8 @@ static key_t128 key_of(const uint8_t *addr, int bits)
 static int build_table(table_t *t, entry_t *e, size_t n, int bits)
 {
     t->bits = bits;
-    qsort(e, n, sizeof *e, entry_cmp);
+    if (n)
+        qsort(e, n, sizeof *e, entry_cmp); /* e is NULL when there are none */
     t->keys = malloc((n ? n : 1) * sizeof *t->keys);
     if (!t->keys)
         return -1;
