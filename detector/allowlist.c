@@ -35,6 +35,8 @@ struct allowlist {
 
 #define MAX_LINE 256
 
+static void key_bytes(key_t128 k, int bits, uint8_t *out);
+
 static key_t128 mask_key(key_t128 k, int len, int bits)
 {
     if (bits == 32) {
@@ -149,15 +151,7 @@ static int parse_entry(char *s, entry_t *out, int *bits, char *why, size_t whyle
     out->key = mask_key(key_of(addr, *bits), len, *bits);
     if (key_cmp(out->key, key_of(addr, *bits)) != 0) {
         uint8_t net[16] = {0};
-        if (*bits == 32) {
-            for (int i = 0; i < 4; i++)
-                net[i] = (uint8_t)(out->key.lo >> (24 - 8 * i));
-        } else {
-            for (int i = 0; i < 8; i++) {
-                net[i] = (uint8_t)(out->key.hi >> (56 - 8 * i));
-                net[8 + i] = (uint8_t)(out->key.lo >> (56 - 8 * i));
-            }
-        }
+        key_bytes(out->key, *bits, net);
         char text[INET6_ADDRSTRLEN];
         inet_ntop(*bits == 32 ? AF_INET : AF_INET6, net, text, sizeof text);
         snprintf(why, whylen, "%s/%d has host bits set (the prefix is %s/%d)", s, len, text, len);
@@ -308,6 +302,82 @@ bool allowlist_contains(const allowlist_t *a, const endpoint_t *ep)
 size_t allowlist_size(const allowlist_t *a)
 {
     return a ? a->n : 0;
+}
+
+/* The address bytes of a key (4 or 16) */
+static void key_bytes(key_t128 k, int bits, uint8_t *out)
+{
+    if (bits == 32) {
+        for (int i = 0; i < 4; i++)
+            out[i] = (uint8_t)(k.lo >> (24 - 8 * i));
+        return;
+    }
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(k.hi >> (56 - 8 * i));
+        out[8 + i] = (uint8_t)(k.lo >> (56 - 8 * i));
+    }
+}
+
+/* Entry i of one family's table, with its length. */
+static key_t128 table_entry(const table_t *t, size_t i, int *len)
+{
+    int j = 0;
+    while (i >= t->end[j])
+        j++;
+    *len = t->lens[j];
+    return t->keys[i];
+}
+
+char *allowlist_entry_text(const allowlist_t *a, size_t i, char *buf, size_t cap)
+{
+    const table_t *t = i < a->v4.n ? &a->v4 : &a->v6;
+    int len;
+    key_t128 k = table_entry(t, i < a->v4.n ? i : i - a->v4.n, &len);
+    uint8_t bytes[16];
+    key_bytes(k, t->bits, bytes);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(t->bits == 32 ? AF_INET : AF_INET6, bytes, text, sizeof text);
+    snprintf(buf, cap, "%s/%d", text, len);
+    return buf;
+}
+
+/* Appends a table's entries to a list of pending ones. */
+static int add_table(entry_t **e, size_t *n, const table_t *t)
+{
+    if (!t->n)
+        return 0;
+    entry_t *grown = realloc(*e, (*n + t->n) * sizeof **e);
+    if (!grown)
+        return -1;
+    *e = grown;
+    for (size_t i = 0; i < t->n; i++) {
+        grown[*n].key = table_entry(t, i, &grown[*n].len);
+        (*n)++;
+    }
+    return 0;
+}
+
+allowlist_t *allowlist_union(const allowlist_t *a, const allowlist_t *b)
+{
+    entry_t *e[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    allowlist_t *u = calloc(1, sizeof *u);
+    bool ok = u != NULL;
+    for (int k = 0; k < 2 && ok; k++) {
+        const allowlist_t *src = k ? b : a;
+        ok = !src ||
+             (add_table(&e[0], &n[0], &src->v4) == 0 && add_table(&e[1], &n[1], &src->v6) == 0);
+    }
+    ok =
+        ok && build_table(&u->v4, e[0], n[0], 32) == 0 && build_table(&u->v6, e[1], n[1], 128) == 0;
+    free(e[0]);
+    free(e[1]);
+    if (!ok) {
+        allowlist_destroy(&u);
+        return NULL;
+    }
+    u->n = u->v4.n + u->v6.n;
+    return u;
 }
 
 void allowlist_destroy(allowlist_t **a)

@@ -35,6 +35,14 @@ bool allowlist_contains(const allowlist_t *a, const endpoint_t *ep);
 /* Number of entries. */
 size_t allowlist_size(const allowlist_t *a);
 
+/* Entry i (0 .. size - 1; IPv4 ones first) as "ADDR/LEN", the form every entry is kept in:
+ * the list an overlay hands its edges. Returns buf. */
+char *allowlist_entry_text(const allowlist_t *a, size_t i, char *buf, size_t cap);
+
+/* Every entry of a and of b (either may be NULL): an edge's own list and the overlay's.
+ * NULL when out of memory. */
+allowlist_t *allowlist_union(const allowlist_t *a, const allowlist_t *b);
+
 void allowlist_destroy(allowlist_t **a);
 
 #endif

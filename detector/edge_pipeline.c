@@ -51,6 +51,68 @@ static void assets_release(edge_assets_t *a)
     }
 }
 
+/* The allowed sources a signature set carries ("allow": the overlay's list for the whole
+ * domain), or NULL in *allow when it has none. Returns -1 with the reason in err when they
+ * are not a list of addresses and prefixes. */
+static int set_allowlist(const json_t *root, const char *path, allowlist_t **allow, char *err,
+                         size_t errlen)
+{
+    json_t *list = json_object_get(root, "allow"), *v;
+    *allow = NULL;
+    if (!list)
+        return 0;
+    if (!json_is_array(list)) {
+        snprintf(err, errlen, "%s: \"allow\" must be an array of addresses and prefixes", path);
+        return -1;
+    }
+    size_t n = 0, i;
+    json_array_foreach(list, i, v)
+    {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "%s: allow[%zu] must be a string", path, i);
+            return -1;
+        }
+        n += json_string_length(v) + 1;
+    }
+    char *text = malloc(n + 1), *t = text;
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    json_array_foreach(list, i, v)
+    {
+        /* one entry a line, so a wrong one is named by its place (line k is allow[k - 1]) */
+        memcpy(t, json_string_value(v), json_string_length(v));
+        t += json_string_length(v);
+        *t++ = '\n';
+    }
+    char name[600];
+    snprintf(name, sizeof name, "%s: allow", path);
+    *allow = allowlist_parse(text, (size_t)(t - text), name, err, errlen);
+    free(text);
+    return *allow ? 0 : -1;
+}
+
+/* A signature file, and the allowed sources it carries. */
+static sigdb_t *load_signatures(const char *path, const embed_opts_t *eo, allowlist_t **allow,
+                                char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return NULL;
+    }
+    char why[400];
+    sigdb_t *db = sigdb_from_json(root, eo, why, sizeof why);
+    if (!db)
+        snprintf(err, errlen, "%s: %s", path, why);
+    else if (set_allowlist(root, path, allow, err, errlen) != 0)
+        sigdb_destroy(&db);
+    json_decref(root);
+    return db;
+}
+
 edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen)
 {
     edge_assets_t *a = calloc(1, sizeof *a);
@@ -66,8 +128,10 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
         return NULL;
     }
     model_stats(a->model, &a->st);
+    allowlist_t *domain = NULL; /* the overlay's, which come with its signature set */
     if (c->signatures_file[0]) {
-        a->sigs = sigdb_load(c->signatures_file, &model_options(a->model)->embed, err, errlen);
+        a->sigs = load_signatures(c->signatures_file, &model_options(a->model)->embed, &domain, err,
+                                  errlen);
         if (!a->sigs) {
             assets_release(a);
             return NULL;
@@ -90,9 +154,23 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
             return NULL;
         }
     }
-    if (c->allow_file[0] && !(a->allow = allowlist_load(c->allow_file, err, errlen))) {
+    allowlist_t *own = NULL;
+    if (c->allow_file[0] && !(own = allowlist_load(c->allow_file, err, errlen))) {
+        allowlist_destroy(&domain);
         assets_release(a);
         return NULL;
+    }
+    if (own && domain) {
+        a->allow = allowlist_union(own, domain);
+        allowlist_destroy(&own);
+        allowlist_destroy(&domain);
+        if (!a->allow) {
+            snprintf(err, errlen, "out of memory");
+            assets_release(a);
+            return NULL;
+        }
+    } else {
+        a->allow = own ? own : domain;
     }
     return a;
 }

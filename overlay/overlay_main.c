@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "allowlist.h"
 #include "cliopt.h"
 #include "collector.h"
 #include "edge_config.h"
@@ -410,10 +411,14 @@ static double wall_now(void)
 
 static enum MHD_Result metrics_reply(struct MHD_Connection *conn);
 
+/* A request's body: the allowed sources may run to many lines, the rest is a small JSON
+ * object. */
+#define BODY_MAX (1u << 20)
+#define SMALL_BODY_MAX 4096
 typedef struct {
-    char body[4096];
-    size_t len;
-    bool too_big;
+    char *body;
+    size_t len, cap;
+    bool too_big; /* over BODY_MAX: the rest was not kept */
 } post_t;
 
 /* A whole-number query argument in [lo, hi] (def when absent); -1 when it is not one. */
@@ -479,6 +484,44 @@ static enum MHD_Result list_clusters(struct MHD_Connection *conn)
                                 (json_int_t)sigman_last_placed(g_sigman)));
 }
 
+/* GET /v1/allowlist: the domain's allowed sources, as every edge gets them. */
+static enum MHD_Result get_allowlist(struct MHD_Connection *conn)
+{
+    char err[300];
+    double updated;
+    json_t *entries = sigman_allowlist(g_store, &updated, err, sizeof err);
+    if (!entries)
+        return api_error(conn, 500, err);
+    return json_reply(conn, 200,
+                      json_pack("{s:o, s:o, s:I}", "entries", entries, "updated",
+                                updated > 0 ? json_real(updated) : json_null(),
+                                "signature_sequence", (json_int_t)store_sequence(g_store)));
+}
+
+/* PUT /v1/allowlist: replaces them with the body, an allow file (one address or CIDR prefix
+ * a line, '#' comments); refused whole, with the line, when one entry is wrong. The set is
+ * published again with them. */
+static enum MHD_Result put_allowlist(struct MHD_Connection *conn, post_t *body)
+{
+    if (body->too_big)
+        return api_error(conn, 413, "body larger than 1 MiB");
+    char err[300];
+    allowlist_t *a =
+        allowlist_parse(body->body ? body->body : "", body->len, "body", err, sizeof err);
+    if (!a)
+        return api_error(conn, 400, err);
+    allowlist_destroy(&a);
+    char *text = strndup(body->body ? body->body : "", body->len);
+    int rc = text ? store_set_allowlist(g_store, text, wall_now()) : -1;
+    free(text);
+    if (rc != 0)
+        return api_error(conn, 500, store_error(g_store));
+    if (write(sig_pipe[1], "w", 1) < 0) {
+        /* the loop is already awake */
+    }
+    return get_allowlist(conn);
+}
+
 /* /v1/...: the review API (docs/overlay-api.yaml). */
 static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const char *method,
                            post_t *body)
@@ -511,7 +554,7 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
     } else if (sscanf(url, "/v1/signatures/%63[^/]/%15s", id, action) == 2) {
         if (!post) {
             r = api_error(conn, 405, "use POST");
-        } else if (body->too_big) {
+        } else if (body->too_big || body->len > SMALL_BODY_MAX) {
             r = api_error(conn, 413, "body larger than 4 KiB");
         } else {
             json_error_t je;
@@ -543,6 +586,10 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
         r = json_reply(conn, 200,
                        json_pack("{s:o, s:I}", "edges", store_list_edges(g_store),
                                  "signature_sequence", (json_int_t)store_sequence(g_store)));
+    } else if (!strcmp(url, "/v1/allowlist")) {
+        r = !strcmp(method, "PUT") ? put_allowlist(conn, body)
+            : get                  ? get_allowlist(conn)
+                                   : api_error(conn, 405, "use GET or PUT");
     } else if (!strcmp(url, "/v1/build") && post) {
         char err[600] = "no model: set [signatures] model to the edges' model";
         int added = g_sigman ? sigman_build(g_sigman, g_store, wall_now(), err, sizeof err) : -1;
@@ -571,9 +618,19 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
             return MHD_YES;
         }
         if (*data_len) {
-            if (p->len + *data_len > sizeof p->body)
+            if (p->len + *data_len > BODY_MAX) {
                 p->too_big = true;
-            else {
+            } else if (!p->too_big) {
+                if (p->len + *data_len > p->cap) {
+                    size_t cap = p->cap ? p->cap : 4096;
+                    while (cap < p->len + *data_len)
+                        cap *= 2;
+                    char *grown = realloc(p->body, cap);
+                    if (!grown)
+                        return MHD_NO;
+                    p->body = grown;
+                    p->cap = cap;
+                }
                 memcpy(p->body + p->len, data, *data_len);
                 p->len += *data_len;
             }
@@ -599,7 +656,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls, (void)conn, (void)toe;
-    free(*con_cls);
+    post_t *p = *con_cls;
+    if (p)
+        free(p->body);
+    free(p);
     *con_cls = NULL;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "allowlist.h"
 #include "input.h"
 #include "model.h"
 #include "report.h"
@@ -521,6 +522,28 @@ int sigman_expire_due(store_t *s, double now)
     return n;
 }
 
+json_t *sigman_allowlist(store_t *s, double *updated, char *err, size_t errlen)
+{
+    double when;
+    char *text = store_get_allowlist(s, &when);
+    if (!text) {
+        snprintf(err, errlen, "allowlist: %s", store_error(s));
+        return NULL;
+    }
+    if (updated)
+        *updated = when;
+    allowlist_t *a = allowlist_parse(text, strlen(text), "allowlist", err, errlen);
+    free(text);
+    json_t *entries = a ? json_array() : NULL;
+    for (size_t i = 0; entries && i < allowlist_size(a); i++) {
+        char entry[64];
+        json_array_append_new(entries,
+                              json_string(allowlist_entry_text(a, i, entry, sizeof entry)));
+    }
+    allowlist_destroy(&a);
+    return entries;
+}
+
 json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errlen)
 {
     model_t *m = o->model[0] ? model_load(o->model, err, errlen) : NULL;
@@ -541,5 +564,13 @@ json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errl
     json_array_foreach(list, i, row)
         json_array_append(json_object_get(doc, "signatures"), json_object_get(row, "signature"));
     json_decref(list);
+    json_t *allow = sigman_allowlist(s, NULL, err, errlen);
+    if (!allow) {
+        json_decref(doc);
+        return NULL;
+    }
+    if (json_array_size(allow)) /* older edges ignore the member; newer ones allow these too */
+        json_object_set(doc, "allow", allow);
+    json_decref(allow);
     return doc;
 }

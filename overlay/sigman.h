@@ -89,7 +89,13 @@ int sigman_expire_due(store_t *s, double now);
 int sigman_transition(store_t *s, const char *id, const char *action, const char *reason,
                       double now);
 
-/* The active set as a sipguard-signatures document (what edges load). */
+/* The domain's allowed sources (stored by PUT /v1/allowlist) as canonical "ADDR/LEN"
+ * strings, with when they were set in *updated (when not NULL; 0 if never). A new array, or
+ * NULL with the reason in err. */
+json_t *sigman_allowlist(store_t *s, double *updated, char *err, size_t errlen);
+
+/* The active set as a sipguard-signatures document (what edges load), with the allowed
+ * sources under "allow" when there are any. */
 json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errlen);
 
 #endif

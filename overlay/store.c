@@ -31,6 +31,8 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS clusters (id INTEGER PRIMARY KEY CHECK (id = 1), "
     "  after INTEGER NOT NULL, unbuilt INTEGER NOT NULL, saved REAL NOT NULL, "
     "  state BLOB NOT NULL, notes TEXT);"
+    "CREATE TABLE IF NOT EXISTS allowlist (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "  text TEXT NOT NULL, updated REAL NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
 
 /* Databases made before reports were numbered in arrival order (the clustering reads them on
@@ -517,6 +519,46 @@ uint64_t store_sequence(store_t *s)
 int store_bump_sequence(store_t *s)
 {
     return meta_bump(s, "sequence");
+}
+
+char *store_get_allowlist(store_t *s, double *updated)
+{
+    sqlite3_stmt *st;
+    *updated = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT text, updated FROM allowlist WHERE id = 1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return NULL;
+    int rc = sqlite3_step(st);
+    char *text = NULL;
+    if (rc == SQLITE_ROW) {
+        text = strdup((const char *)sqlite3_column_text(st, 0));
+        *updated = sqlite3_column_double(st, 1);
+    } else if (rc == SQLITE_DONE) {
+        text = strdup("");
+    }
+    sqlite3_finalize(st);
+    return text;
+}
+
+int store_set_allowlist(store_t *s, const char *text, double now)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO allowlist (id, text, updated) VALUES (1, ?, ?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 2, now);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    if (rc == 0)
+        rc = meta_bump(s, "sequence");
+    if (sqlite3_exec(s->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    return rc;
 }
 
 uint64_t store_next_signature_number(store_t *s)

@@ -98,6 +98,12 @@ int store_set_state(store_t *s, const char *id, const char *from, const char *to
 /* The signature-set sequence number, bumped on every change of the active set. */
 uint64_t store_sequence(store_t *s);
 int store_bump_sequence(store_t *s);
+/* The domain's allowed sources as an analyst last put them (the allow-file text), with when
+ * (*updated, 0 if never). A new string ("" when none), or NULL on an error. */
+char *store_get_allowlist(store_t *s, double *updated);
+/* Replaces them and bumps the signature-set sequence, at once, so that every edge takes the
+ * set that carries them. Returns 0 or -1. */
+int store_set_allowlist(store_t *s, const char *text, double now);
 /* The next free signature number (for ids). */
 uint64_t store_next_signature_number(store_t *s);
 /* Notes that an edge was heard (at received) and, when sigseq >= 0, the signature set it

@@ -121,6 +121,22 @@ check "a restarted edge keeps the set it had (cached) before the overlay answers
     "grep -q '\"sequence\":2' spool2/signatures.json"
 check "expire: active -> expired, and the set's sequence moves on" "[ \$(api -X POST http://127.0.0.1:$OV_HTTP/v1/signatures/$FIRST/expire) = 200 ] && api http://127.0.0.1:$OV_HTTP/v1/edges >/dev/null && grep -q '\"signature_sequence\":3' api.out"
 
+# the domain's allowed sources: put once on the overlay, taken by every edge with the set
+check "PUT /v1/allowlist with a wrong entry is refused whole, naming its line (400)" \
+    "[ \$(api -X PUT --data-binary \$'100.64.7.0/24\\n10.0.0.1/8\\n' http://127.0.0.1:$OV_HTTP/v1/allowlist) = 400 ] && grep -q 'body:2: 10.0.0.1/8 has host bits set' api.out"
+printf '# the carrier-grade NAT of our own PBXs\n100.64.7.0/24\n2001:db8:77::/48  # trunk\n' > domain-allow.txt
+check "PUT /v1/allowlist: its entries back, and the set's sequence moves on" \
+    "[ \$(api -X PUT --data-binary @domain-allow.txt http://127.0.0.1:$OV_HTTP/v1/allowlist) = 200 ] && grep -q '\"entries\":\[\"100.64.7.0/24\",\"2001:db8:77::/48\"\]' api.out && grep -q '\"signature_sequence\":4' api.out"
+wait_for 10 "[ \"\$(seq_of $EHTTP)\" = 4 ]"
+check "an edge takes them with the set" \
+    "[ \"\$(seq_of $EHTTP)\" = 4 ] && [ \"\$(metric $EHTTP sipguard_allowlist_entries)\" = 2 ] && grep -q '\"allow\":\[\"100.64.7.0/24\"' spool/signatures.json"
+head -c 3000 /dev/zero | tr '\0' 'A' > scan.sip # far from anything normal: the global model flags it
+curl -s -H 'X-SIP-Source: [2001:db8:77::9]:5060' --data-binary @scan.sip http://127.0.0.1:$EHTTP/v1/score > allowed.json
+curl -s -H 'X-SIP-Source: [2001:db8:78::9]:5060' --data-binary @scan.sip http://127.0.0.1:$EHTTP/v1/score > judged.json
+HTTP_REPORTS=1 # the judged one is reported; the allowed one is not
+check "the edge answers the domain's allowed source normal, and others as judged" \
+    "grep -q '\"verdict\":\"normal\".*\"waived\":\"allowed\"' allowed.json && grep -q '\"judged\":\"anomaly\"' allowed.json && grep -q '\"verdict\":\"anomaly\".*\"waived\":null' judged.json"
+
 # the overlay SIGKILLed mid-stream, then restarted on the same store
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap &
 REPLAY=$!
@@ -128,8 +144,10 @@ sleep 0.4
 kill -9 $OV_PID; wait $OV_PID 2>/dev/null
 sleep 1
 start_overlay ov3 "${OVSET[@]}"
+check "the allowed sources outlive a restart" \
+    "[ \$(api http://127.0.0.1:$OV_HTTP/v1/allowlist) = 200 ] && grep -q '\"entries\":\[\"100.64.7.0/24\",\"2001:db8:77::/48\"\]' api.out"
 wait $REPLAY
-wait_for 60 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ] && [ \"\$(metric $EHTTP sipguard_reports_total)\" = $((2 * N)) ]"
+wait_for 60 "[ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" = 0 ] && [ \"\$(metric $EHTTP sipguard_reports_total)\" = $((2 * N + HTTP_REPORTS)) ]"
 SENT=$(metric $EHTTP sipguard_reports_total)
 # clustering lags intake: let it catch up, so that the state saved on the way out holds all
 settled() {
@@ -145,7 +163,7 @@ STORED=$(metric $OV_HTTP sipguard_overlay_reports_in_store)
 # (edge, sequence) is the store's primary key: a count equal to what the edge made is every
 # report, once
 check "overlay killed mid-stream: the store holds every report the edge made, once ($STORED of $SENT)" \
-    "[ \"$STORED\" = \"$SENT\" ] && [ \"$SENT\" = $((2 * N)) ]"
+    "[ \"$STORED\" = \"$SENT\" ] && [ \"$SENT\" = $((2 * N + HTTP_REPORTS)) ]"
 
 # incremental clustering: the overlay SIGKILLed above started again from the clusters it had
 # saved and placed the reports after them; stopped by SIGTERM, it saved them all, so this one

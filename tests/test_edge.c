@@ -559,6 +559,46 @@ static void test_allowlist_agrees_with_a_scan(void **state)
     free(text);
 }
 
+/* Entries come back in the one form the overlay hands its edges, and a union holds both
+ * lists' entries once each. */
+static void test_allowlist_entries_and_union(void **state)
+{
+    (void)state;
+    char err[256] = "", buf[64];
+    allowlist_t *own = parse_list("2001:DB8:0::/32\n192.0.2.10\n10.0.0.0/8\n", err, sizeof err);
+    allowlist_t *domain = parse_list("10.0.0.0/8\n::ffff:0:0/96\n", err, sizeof err);
+    assert_non_null(own);
+    assert_non_null(domain);
+    const char *want[] = {"192.0.2.10/32", "10.0.0.0/8", "2001:db8::/32"};
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(allowlist_entry_text(own, i, buf, sizeof buf), want[i]);
+    allowlist_t *u = allowlist_union(own, domain);
+    assert_non_null(u);
+    assert_int_equal(allowlist_size(u), 4);
+    assert_true(allowed(u, "192.0.2.10") && allowed(u, "10.9.9.9") && allowed(u, "2001:db8::5"));
+    assert_true(allowed(u, "::ffff:0:1"));
+    assert_false(allowed(u, "192.0.2.11"));
+    /* the entries as text make the same list again */
+    char text[512] = "";
+    for (size_t i = 0; i < allowlist_size(u); i++)
+        strcat(strcat(text, allowlist_entry_text(u, i, buf, sizeof buf)), "\n");
+    allowlist_t *again = parse_list(text, err, sizeof err);
+    assert_non_null(again);
+    assert_int_equal(allowlist_size(again), 4);
+    for (size_t i = 0; i < 4; i++) {
+        char b2[64];
+        assert_string_equal(allowlist_entry_text(again, i, b2, sizeof b2),
+                            allowlist_entry_text(u, i, buf, sizeof buf));
+    }
+    allowlist_t *only = allowlist_union(NULL, domain);
+    assert_int_equal(allowlist_size(only), 2);
+    allowlist_destroy(&only);
+    allowlist_destroy(&again);
+    allowlist_destroy(&u);
+    allowlist_destroy(&own);
+    allowlist_destroy(&domain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_allowlist_matches_addresses_and_prefixes),
         cmocka_unit_test(test_allowlist_errors_name_the_line),
         cmocka_unit_test(test_allowlist_agrees_with_a_scan),
+        cmocka_unit_test(test_allowlist_entries_and_union),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
