@@ -490,12 +490,17 @@ static enum MHD_Result get_allowlist(struct MHD_Connection *conn)
     char err[300];
     double updated;
     json_t *entries = sigman_allowlist(g_store, &updated, err, sizeof err);
-    if (!entries)
-        return api_error(conn, 500, err);
-    return json_reply(conn, 200,
-                      json_pack("{s:o, s:o, s:I}", "entries", entries, "updated",
-                                updated > 0 ? json_real(updated) : json_null(),
-                                "signature_sequence", (json_int_t)store_sequence(g_store)));
+    char *text = entries ? store_get_allowlist(g_store, &updated) : NULL;
+    if (!text) {
+        json_decref(entries);
+        return api_error(conn, 500, entries ? store_error(g_store) : err);
+    }
+    /* the text as it was put, comments and all, for editing; the entries as edges get them */
+    json_t *o = json_pack("{s:o, s:s, s:o, s:I}", "entries", entries, "text", text, "updated",
+                          updated > 0 ? json_real(updated) : json_null(), "signature_sequence",
+                          (json_int_t)store_sequence(g_store));
+    free(text);
+    return o ? json_reply(conn, 200, o) : api_error(conn, 500, "out of memory");
 }
 
 /* PUT /v1/allowlist: replaces them with the body, an allow file (one address or CIDR prefix
@@ -511,6 +516,10 @@ static enum MHD_Result put_allowlist(struct MHD_Connection *conn, post_t *body)
     if (!a)
         return api_error(conn, 400, err);
     allowlist_destroy(&a);
+    json_t *utf8 = json_stringn(body->body ? body->body : "", body->len);
+    if (!utf8) /* GET hands the text back as a JSON string */
+        return api_error(conn, 400, "body: not UTF-8 text");
+    json_decref(utf8);
     char *text = strndup(body->body ? body->body : "", body->len);
     int rc = text ? store_set_allowlist(g_store, text, wall_now()) : -1;
     free(text);

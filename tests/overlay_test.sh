@@ -127,6 +127,10 @@ check "PUT /v1/allowlist with a wrong entry is refused whole, naming its line (4
 printf '# the carrier-grade NAT of our own PBXs\n100.64.7.0/24\n2001:db8:77::/48  # trunk\n' > domain-allow.txt
 check "PUT /v1/allowlist: its entries back, and the set's sequence moves on" \
     "[ \$(api -X PUT --data-binary @domain-allow.txt http://127.0.0.1:$OV_HTTP/v1/allowlist) = 200 ] && grep -q '\"entries\":\[\"100.64.7.0/24\",\"2001:db8:77::/48\"\]' api.out && grep -q '\"signature_sequence\":4' api.out"
+check "GET /v1/allowlist: the entries, and the text as put, comments and all" \
+    "[ \$(api http://127.0.0.1:$OV_HTTP/v1/allowlist) = 200 ] && grep -q '\"text\":\"# the carrier-grade NAT' api.out && grep -q '\"updated\":[0-9]' api.out"
+check "PUT /v1/allowlist: a body that is not UTF-8 is refused (400)" \
+    "[ \$(api -X PUT --data-binary \$'# caf\\xe9\\n10.0.0.0/8\\n' http://127.0.0.1:$OV_HTTP/v1/allowlist) = 400 ] && grep -q 'not UTF-8' api.out"
 wait_for 10 "[ \"\$(seq_of $EHTTP)\" = 4 ]"
 check "an edge takes them with the set" \
     "[ \"\$(seq_of $EHTTP)\" = 4 ] && [ \"\$(metric $EHTTP sipguard_allowlist_entries)\" = 2 ] && grep -q '\"allow\":\[\"100.64.7.0/24\"' spool/signatures.json"

@@ -65,5 +65,13 @@ browse "http://127.0.0.1:$OH/#token=webtok&click=approve:$FIRST" > dom2.html
 STATE=$(curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/signatures/$FIRST | grep -o '"state":"[a-z]*"')
 check "the approve button makes it active ($STATE)" "grep -q 'data-clicked=\"yes\"' dom2.html && [ '$STATE' = '\"state\":\"active\"' ]"
 check "the page then shows it among the active ones" "grep -q 'class=\"expire\" data-id=\"$FIRST\"' dom2.html"
+# the domain's allowed sources: saved from the page, a wrong entry refused with its line
+browse "http://127.0.0.1:$OH/#token=webtok&click=save-allow&allow=%23%20the%20PBX%0A100.64.7.0%2F24%0A2001%3Adb8%3A77%3A%3A%2F48" > dom3.html
+curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/allowlist > allow.json
+check "the page saves the allowed sources ($(cat allow.json))" \
+    "grep -q 'data-clicked=\"yes\"' dom3.html && grep -q '\"entries\":\[\"100.64.7.0/24\",\"2001:db8:77::/48\"\]' allow.json && grep -q '\"text\":\"# the PBX' allow.json && grep -q 'entries: 2' dom3.html"
+browse "http://127.0.0.1:$OH/#token=webtok&click=save-allow&allow=10.0.0.1%2F8" > dom4.html
+check "a wrong entry is refused, and the page says which line and why" \
+    "grep -q 'body:1: 10.0.0.1/8 has host bits set' dom4.html && curl -s -H 'Authorization: Bearer webtok' http://127.0.0.1:$OH/v1/allowlist | grep -q '100.64.7.0/24'"
 echo "$checks checks, $fails failed"
 [ $fails = 0 ]
