@@ -292,6 +292,25 @@ check "only the sources not allowed were reported" "[ \$(grep -c 'friendly-scann
 "$E" -m edge.model --set verdict.allow_file=nowhere.txt --check-config > /dev/null 2> allow_err; rc=$?
 check "--check-config names a missing allow file (exit $rc, as for a bad model)" "[ $rc = 1 ] && grep -q 'nowhere.txt: No such file or directory' allow_err"
 
+# the overlay's list for the domain comes inside a signature set; a wrong one refuses the set
+set_with_allow() { sed "s|\"signatures\": \[|\"allow\": $1, \"signatures\": [|" sigs.json > "$2"; }
+set_with_allow '["100.64.7.0/24", "2001:db8:77::/48"]' domain.json
+set_with_allow '["100.64.7.1/24"]' domain_bad.json
+set_with_allow '"100.64.7.0/24"' domain_notarray.json
+set_with_allow '[7]' domain_notstring.json
+check "a signature set's allowed sources are taken, with the edge's own" \
+    "'$E' -m edge.model --set signatures.file=domain.json --set verdict.allow_file=allow.txt --check-config >/dev/null 2>&1"
+for bad in "domain_bad.json: allow:1: 100.64.7.1/24 has host bits set" \
+           "domain_notarray.json: \"allow\" must be an array" "domain_notstring.json: allow\[0\] must be a string"; do
+    "$E" -m edge.model --set signatures.file="${bad%%:*}" --check-config >/dev/null 2>set_err
+    check "a set with a wrong allow list is refused: ${bad%%:*}" "grep -q '$bad' set_err"
+done
+start_edge domain "${COMMON[@]}" --set signatures.file=domain.json || exit 1
+score_from '[2001:db8:77::1]:5060' d1.json
+check "a source in the set's list is answered normal" \
+    "answered d1.json normal '\"allowed\"' && [ \"\$(metric $HTTP sipguard_allowlist_entries)\" = 2 ]"
+stop_edge $EDGE_PID
+
 # --- monitor mode: a dry run, judged, counted and reported, every caller answered normal ---
 start_edge monitor "${COMMON[@]}" --set signatures.file=sigs.json --set verdict.monitor=yes \
     --set report.jsonl=monitor.jsonl || exit 1
