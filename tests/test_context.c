@@ -164,6 +164,45 @@ static void test_flood_single_source_constant_rate_flagged_within_a_few_messages
     flood_destroy(&c.f);
 }
 
+/* A stranger taking a new IPv6 address in its /64 for every request is one source; strangers
+ * in as many /64s each are not. */
+static void test_flood_ipv6_strangers_count_by_their_64(void **state)
+{
+    (void)state;
+    flood_model_t *fm = trained_flood();
+    for (int spread = 0; spread < 2; spread++) {
+        flood_t *f = flood_new(fm, NULL);
+        flood_count_t c = {f, 0};
+        normal_traffic(90000, 60, feed_flood, &c, 5);
+        msg_t m;
+        sipinfo_t in;
+        flood_verdict_t v;
+        int first_by_source = -1;
+        for (int i = 0; i < 100; i++) { /* 25 INVITEs/s to many victims, From changing too */
+            char cid[32], from[16], to[16];
+            snprintf(cid, sizeof cid, "v6-%d-%d", spread, i);
+            snprintf(from, sizeof from, "x%d", i);
+            snprintf(to, sizeof to, "u%d", i % 20);
+            make(&m, &in, 90030 + i / 25.0, 1005, 1, "INVITE", 0, "INVITE", cid, from, to);
+            m.src.family = 6;
+            static const uint8_t net[8] = {0x20, 0x01, 0x0d, 0xb8, 0x0b, 0xad, 0, 1};
+            memcpy(m.src.addr, net, 8);
+            if (spread) /* each in a /64 of its own */
+                m.src.addr[6] = (uint8_t)(i >> 8), m.src.addr[7] = (uint8_t)(2 + i);
+            for (int k = 8; k < 16; k++) /* a new interface id every time */
+                m.src.addr[k] = (uint8_t)(i * 37 + k * 11);
+            flood_observe(f, &m, &in, &v);
+            if (v.flood && v.key == FLOOD_KEY_SOURCE && first_by_source < 0)
+                first_by_source = i;
+        }
+        if (spread)
+            assert_int_equal(first_by_source, -1);
+        else
+            assert_true(first_by_source >= 1 && first_by_source <= 4);
+        flood_destroy(&f);
+    }
+}
+
 static void test_flood_distributed_flagged_but_registered_users_still_call(void **state)
 {
     (void)state;
@@ -496,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_flood_quiet_on_normal_traffic_of_another_day),
         cmocka_unit_test(test_flood_single_source_constant_rate_flagged_within_a_few_messages),
         cmocka_unit_test(test_flood_distributed_flagged_but_registered_users_still_call),
+        cmocka_unit_test(test_flood_ipv6_strangers_count_by_their_64),
         cmocka_unit_test(test_flood_half_open_sessions_flagged),
         cmocka_unit_test(test_flood_model_json_round_trip_and_bad_models),
         cmocka_unit_test(
