@@ -285,11 +285,12 @@ static double halfopen_of(flood_t *f, uint64_t src_hash, double now)
  * The source count of a request. A stranger's IPv6 requests count by the /64 they come from:
  * a /64 is one subscriber's or one site's (RIPE-690), and a tool that takes a new address in
  * it for every request would otherwise never pass a count kept per address. Infrastructure
- * and registered sources keep their own count per address.
+ * and registered sources keep their own count per address, and so do REGISTERs: every phone
+ * of a site that restarts at once registers as a stranger, from one /64.
  */
-static uint64_t source_count_key(const endpoint_t *src, uint64_t addr_key, bool vouched)
+static uint64_t source_count_key(const endpoint_t *src, uint64_t addr_key, int cls, bool vouched)
 {
-    if (src->family != 6 || vouched)
+    if (src->family != 6 || vouched || cls == FLOOD_REGISTER)
         return addr_key;
     return XXH3_64bits_withSeed(src->addr, 8, 64); /* seed 64: apart from whole addresses */
 }
@@ -323,7 +324,8 @@ void flood_observe(flood_t *f, const msg_t *m, const sipinfo_t *info, flood_verd
     for (int k = 0; k < FLOOD_KEYS; k++) {
         if (!hs[k])
             continue;
-        uint64_t key = k == FLOOD_KEY_SOURCE ? source_count_key(&m->src, hs[k], vouched) : hs[k];
+        uint64_t key =
+            k == FLOOD_KEY_SOURCE ? source_count_key(&m->src, hs[k], cls, vouched) : hs[k];
         double c = bump(f, counter_key(k, cls, key), now, f->o.tau);
         f->last[k] = c;
         if ((k == FLOOD_KEY_GLOBAL || k == FLOOD_KEY_TARGET) && vouched)

@@ -201,6 +201,25 @@ static void test_flood_ipv6_strangers_count_by_their_64(void **state)
             assert_true(first_by_source >= 1 && first_by_source <= 4);
         flood_destroy(&f);
     }
+    /* but 30 phones of one site's /64 registering within a second, after a power cut, are 30
+     * sources */
+    flood_t *f = flood_new(fm, NULL);
+    msg_t m;
+    sipinfo_t in;
+    flood_verdict_t v;
+    for (int i = 0; i < 30; i++) {
+        char cid[32], user[16];
+        snprintf(cid, sizeof cid, "boot-%d", i);
+        snprintf(user, sizeof user, "site%d", i);
+        make(&m, &in, 90030 + i / 30.0, 1005, 1, "REGISTER", 0, "REGISTER", cid, user, user);
+        m.src.family = 6;
+        static const uint8_t site[8] = {0x20, 0x01, 0x0d, 0xb8, 0x51, 0x7e, 0, 1};
+        memcpy(m.src.addr, site, 8);
+        m.src.addr[15] = (uint8_t)(10 + i);
+        flood_observe(f, &m, &in, &v);
+        assert_false(v.flood && v.key == FLOOD_KEY_SOURCE);
+    }
+    flood_destroy(&f);
 }
 
 static void test_flood_distributed_flagged_but_registered_users_still_call(void **state)
