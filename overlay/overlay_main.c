@@ -382,6 +382,7 @@ static uint64_t stored_at_start;       /* reports the store held when the overla
 static uint64_t shared_pruned, shared_pruned_rejected; /* by retention, under stats_lock */
 static size_t shared_state_bytes; /* the clusters' saved state, under stats_lock */
 static uint64_t shared_save_failures;
+static double shared_set_published; /* when the current set first went out, under stats_lock */
 
 static enum MHD_Result json_reply(struct MHD_Connection *conn, unsigned status, json_t *o)
 {
@@ -672,6 +673,69 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* The signatures' part of /metrics, into b (cap bytes): how many in each state, the time from
+ * detection (the founding report of a signature's cluster) to the signature going active,
+ * the set in use and when it went out (edges' sipguard_signature_set_applied_seconds minus
+ * this is the propagation), and the edges behind it. Returns the length written. */
+static int signature_metrics(char *b, size_t cap)
+{
+    store_signature_stats_t ss;
+    pthread_mutex_lock(&store_lock);
+    int rc = store_signature_stats(g_store, &ss);
+    uint64_t seq = store_sequence(g_store);
+    pthread_mutex_unlock(&store_lock);
+    pthread_mutex_lock(&stats_lock);
+    double published = shared_set_published;
+    pthread_mutex_unlock(&stats_lock);
+    if (rc != 0)
+        return 0;
+    static const char *const states[STORE_STATES] = {"pending", "active", "rejected", "expired"};
+    int n = snprintf(b, cap,
+                     "# HELP sipguard_overlay_signatures Signatures in the store, by state.\n"
+                     "# TYPE sipguard_overlay_signatures gauge\n");
+    for (int k = 0; k < STORE_STATES && (size_t)n < cap; k++)
+        n += snprintf(b + n, cap - (size_t)n, "sipguard_overlay_signatures{state=\"%s\"} %llu\n",
+                      states[k], (unsigned long long)ss.by_state[k]);
+    if ((size_t)n < cap)
+        n += snprintf(b + n, cap - (size_t)n,
+                      "# HELP sipguard_overlay_detection_to_active_seconds From the first report "
+                      "of a signature's cluster to the signature going active (approved, or by "
+                      "the auto_approve policy).\n"
+                      "# TYPE sipguard_overlay_detection_to_active_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int k = 0; k <= STORE_LATENCY_BUCKETS && (size_t)n < cap; k++) {
+        cum += ss.to_active[k];
+        if (k < STORE_LATENCY_BUCKETS)
+            n += snprintf(b + n, cap - (size_t)n,
+                          "sipguard_overlay_detection_to_active_seconds_bucket{le=\"%g\"} %llu\n",
+                          store_latency_bounds[k], (unsigned long long)cum);
+        else
+            n += snprintf(b + n, cap - (size_t)n,
+                          "sipguard_overlay_detection_to_active_seconds_bucket{le=\"+Inf\"} "
+                          "%llu\n",
+                          (unsigned long long)cum);
+    }
+    if ((size_t)n < cap)
+        n += snprintf(
+            b + n, cap - (size_t)n,
+            "sipguard_overlay_detection_to_active_seconds_sum %.3f\n"
+            "sipguard_overlay_detection_to_active_seconds_count %llu\n"
+            "# HELP sipguard_overlay_signature_sequence Sequence of the active signature set.\n"
+            "# TYPE sipguard_overlay_signature_sequence gauge\n"
+            "sipguard_overlay_signature_sequence %llu\n"
+            "# HELP sipguard_overlay_signature_set_published_seconds Unix time the current set "
+            "first went out to the edges (0: not since start).\n"
+            "# TYPE sipguard_overlay_signature_set_published_seconds gauge\n"
+            "sipguard_overlay_signature_set_published_seconds %.3f\n"
+            "# HELP sipguard_overlay_edges_behind Edges whose latest report named an older "
+            "signature set than the current one.\n"
+            "# TYPE sipguard_overlay_edges_behind gauge\n"
+            "sipguard_overlay_edges_behind %llu\n",
+            ss.to_active_sum, (unsigned long long)ss.to_active_count, (unsigned long long)seq,
+            published, (unsigned long long)ss.edges_behind);
+    return (size_t)n < cap ? n : (int)cap - 1;
+}
+
 static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
 {
     collector_stats_t st;
@@ -682,7 +746,7 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
              pruned_rejected = shared_pruned_rejected, save_failures = shared_save_failures;
     size_t state_bytes = shared_state_bytes;
     pthread_mutex_unlock(&stats_lock);
-    enum { METRICS_MAX = 8192 };
+    enum { METRICS_MAX = 16384 };
     char *b = malloc(METRICS_MAX);
     if (!b)
         return MHD_NO;
@@ -739,6 +803,7 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
         (unsigned long long)st.zap_denied, (unsigned long long)st.commit_failures, clusters,
         (unsigned long long)clustered, (unsigned long long)pruned,
         (unsigned long long)pruned_rejected);
+    n += signature_metrics(b + n, METRICS_MAX - (size_t)n);
     snprintf(b + n, METRICS_MAX - (size_t)n,
              "# HELP sipguard_overlay_cluster_state_bytes Size of the clusters' state as last "
              "saved to the store (0: not saved since start).\n"
@@ -904,8 +969,14 @@ static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, 
     pthread_mutex_unlock(&store_lock);
     double t = now_s();
     if (*json && t - *published_at >= 5.0) {
+        bool first = *published_at == 0; /* a new set */
         publisher_publish(p, *seq, *json, strlen(*json));
         *published_at = t;
+        if (first) {
+            pthread_mutex_lock(&stats_lock);
+            shared_set_published = wall_now();
+            pthread_mutex_unlock(&stats_lock);
+        }
     }
 }
 

@@ -24,7 +24,7 @@ static const char *schema =
     "  reports INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS signatures (id TEXT PRIMARY KEY, hash TEXT UNIQUE NOT NULL, "
     "  state TEXT NOT NULL, reason TEXT, created REAL NOT NULL, updated REAL NOT NULL, "
-    "  doc TEXT NOT NULL, cluster TEXT, version INTEGER NOT NULL DEFAULT 1);"
+    "  doc TEXT NOT NULL, cluster TEXT, version INTEGER NOT NULL DEFAULT 1, activated REAL);"
     "CREATE TABLE IF NOT EXISTS clean (edge TEXT NOT NULL, seq INTEGER NOT NULL, "
     "  received REAL NOT NULL, json TEXT NOT NULL, PRIMARY KEY (edge, seq));"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -59,8 +59,8 @@ static int number_reports(sqlite3 *db)
                : -1;
 }
 
-/* Databases made before signatures had clusters and versions, or before the saved clusters
- * had notes, gain the columns. */
+/* Databases made before signatures had clusters, versions and activation times, or before
+ * the saved clusters had notes, gain the columns. */
 static int migrate(sqlite3 *db)
 {
     if (number_reports(db) != 0)
@@ -69,7 +69,8 @@ static int migrate(sqlite3 *db)
         "ALTER TABLE signatures ADD COLUMN cluster TEXT",
         "ALTER TABLE signatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE edges ADD COLUMN signature_sequence INTEGER",
-        "ALTER TABLE clusters ADD COLUMN notes TEXT"};
+        "ALTER TABLE clusters ADD COLUMN notes TEXT",
+        "ALTER TABLE signatures ADD COLUMN activated REAL"};
     for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
         char *msg = NULL;
         int rc = sqlite3_exec(db, add[i], NULL, NULL, &msg);
@@ -311,7 +312,8 @@ int store_add_signature(store_t *s, const char *id, const char *hash, const char
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT OR IGNORE INTO signatures (id, hash, state, created, updated, "
-                           "doc, cluster, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           "doc, cluster, version, activated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                           "CASE ?3 WHEN 'active' THEN ?4 END)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     if (cluster)
@@ -419,7 +421,9 @@ int store_set_state(store_t *s, const char *id, const char *from, const char *to
         return -2;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
-                           "UPDATE signatures SET state = ?, reason = ?, updated = ? WHERE id = ?",
+                           "UPDATE signatures SET state = ?1, reason = ?2, updated = ?3, "
+                           "activated = coalesce(activated, CASE ?1 WHEN 'active' THEN ?3 END) "
+                           "WHERE id = ?4",
                            -1, &st, NULL) != SQLITE_OK)
         return -3;
     sqlite3_bind_text(st, 1, to, -1, SQLITE_TRANSIENT);
@@ -519,6 +523,52 @@ uint64_t store_sequence(store_t *s)
 int store_bump_sequence(store_t *s)
 {
     return meta_bump(s, "sequence");
+}
+
+const double store_latency_bounds[STORE_LATENCY_BUCKETS] = {1,   5,    15,    60,    300,
+                                                            900, 3600, 14400, 86400, 604800};
+
+int store_signature_stats(store_t *s, store_signature_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    static const char *const states[STORE_STATES] = {"pending", "active", "rejected", "expired"};
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT state, count(*) FROM signatures GROUP BY state", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        for (int k = 0; k < STORE_STATES; k++)
+            if (!strcmp((const char *)sqlite3_column_text(st, 0), states[k]))
+                out->by_state[k] = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    /* from the founding report of the signature's cluster to the signature going active */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT activated - json_extract(doc, '$.first_seen') FROM signatures "
+                           "WHERE activated IS NOT NULL AND json_extract(doc, '$.first_seen') IS "
+                           "NOT NULL",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        double d = sqlite3_column_double(st, 0);
+        if (d < 0)
+            d = 0; /* a report's clock ahead of the overlay's */
+        int b = 0;
+        while (b < STORE_LATENCY_BUCKETS && d > store_latency_bounds[b])
+            b++;
+        out->to_active[b]++;
+        out->to_active_sum += d;
+        out->to_active_count++;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM edges WHERE signature_sequence < (SELECT value "
+                           "FROM meta WHERE key = 'sequence')",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out->edges_behind = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return 0;
 }
 
 char *store_get_allowlist(store_t *s, double *updated)

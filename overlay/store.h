@@ -98,6 +98,23 @@ int store_set_state(store_t *s, const char *id, const char *from, const char *to
 /* The signature-set sequence number, bumped on every change of the active set. */
 uint64_t store_sequence(store_t *s);
 int store_bump_sequence(store_t *s);
+/* Signatures by state (pending, active, rejected, expired), the times from each activated
+ * signature's founding report (its cluster's first_seen) to its going active as histogram
+ * counts (one per bound of store_latency_bounds, then past the last), and the edges whose
+ * last report named an older set than the current one. */
+#define STORE_STATES 4
+#define STORE_LATENCY_BUCKETS 10
+extern const double store_latency_bounds[STORE_LATENCY_BUCKETS];
+typedef struct {
+    uint64_t by_state[STORE_STATES];
+    uint64_t to_active[STORE_LATENCY_BUCKETS + 1];
+    uint64_t to_active_count;
+    double to_active_sum;
+    uint64_t edges_behind;
+} store_signature_stats_t;
+/* Returns 0, or -1 on a database error. */
+int store_signature_stats(store_t *s, store_signature_stats_t *out);
+
 /* The domain's allowed sources as an analyst last put them (the allow-file text), with when
  * (*updated, 0 if never). A new string ("" when none), or NULL on an error. */
 char *store_get_allowlist(store_t *s, double *updated);

@@ -112,6 +112,11 @@ wait_for 10 "[ \"\$(seq_of $EHTTP)\" = 2 ] && [ \"\$(seq_of $EHTTP2)\" = 2 ]"
 T1=$(date +%s%N)
 check "approval reaches both edges (sequence 2 on each, after $(((T1 - T0) / 1000000)) ms with polling)" \
     "[ \"\$(seq_of $EHTTP)\" = 2 ] && [ \"\$(seq_of $EHTTP2)\" = 2 ] && [ \"\$(metric $EHTTP2 sipguard_signatures_active)\" = 2 ]"
+curl -s http://127.0.0.1:$OV_HTTP/metrics > sigmetrics.txt
+PUBLISHED=$(awk '$1=="sipguard_overlay_signature_set_published_seconds"{print $2}' sigmetrics.txt)
+APPLIED=$(metric $EHTTP2 sipguard_signature_set_applied_seconds)
+check "signature metrics: two active, detection-to-active times, set 2 and when it went out (edge2 applied it $(awk -v a=$APPLIED -v p=$PUBLISHED 'BEGIN{printf "%.0f", (a - p) * 1000}') ms after)" \
+    "grep -q '^sipguard_overlay_signatures{state=\"active\"} 2$' sigmetrics.txt && grep -q '^sipguard_overlay_detection_to_active_seconds_count 2$' sigmetrics.txt && grep -q '^sipguard_overlay_detection_to_active_seconds_bucket{le=\"+Inf\"} 2$' sigmetrics.txt && grep -q '^sipguard_overlay_signature_sequence 2$' sigmetrics.txt && awk -v a=$APPLIED -v p=$PUBLISHED 'BEGIN{exit !(p > 0 && a >= p - 1 && a - p < 10)}'"
 "$S" replay -q --hep 127.0.0.1:$HEP2 --rate 4000 test.pcap
 wait_for 30 "[ \$(curl -s http://127.0.0.1:$EHTTP2/metrics | awk '/^sipguard_messages_total/{s+=\$2} END{print s+0}') -ge $N ]"
 HITS=$(curl -s http://127.0.0.1:$EHTTP2/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"signature\"}"{print $2}')

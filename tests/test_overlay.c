@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,10 @@ static void test_an_old_store_is_migrated(void **state)
     assert_string_equal(seen, "ABC"); /* by arrival */
     assert_int_equal(store_each_report_after(s, &after, 0, collect, seen), 0);
     assert_int_equal(store_add_signature(s, "sig-1", "h1", "pending", 1, "{}", "a/1", 2), 1);
+    assert_int_equal(store_set_state(s, "sig-1", "pending", "active", NULL, 3), 0);
+    store_signature_stats_t ss;
+    assert_int_equal(store_signature_stats(s, &ss), 0); /* the activation column is there */
+    assert_int_equal(ss.by_state[1], 1);
     json_t *latest = store_cluster_signature(s, "a/1");
     assert_non_null(latest);
     assert_int_equal(json_integer_value(json_object_get(latest, "version")), 2);
@@ -512,6 +517,45 @@ static void test_a_failed_save_keeps_the_last_state(void **state)
     remove_db(path);
 }
 
+/* Signatures by state, and the time from the founding report of each one's cluster to its
+ * going active: set once, when it first goes active (approved or auto-approved), and kept
+ * through expiry. */
+static void test_signature_stats_time_detection_to_active(void **state)
+{
+    (void)state;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/sipguard-sigstats-%d.db", (int)getpid());
+    remove_db(path);
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    /* founded at 100: approved at 103 (3 s); active at once at 1000 (900 s); pending; one
+     * without a first_seen (not counted) */
+    assert_int_equal(
+        store_add_signature(s, "sig-1", "h1", "pending", 101, "{\"first_seen\":100}", "a/1", 1), 1);
+    assert_int_equal(
+        store_add_signature(s, "sig-2", "h2", "active", 1000, "{\"first_seen\":100}", "a/2", 1), 1);
+    assert_int_equal(
+        store_add_signature(s, "sig-3", "h3", "pending", 50, "{\"first_seen\":40}", "a/3", 1), 1);
+    assert_int_equal(store_add_signature(s, "sig-4", "h4", "active", 60, "{}", "a/4", 1), 1);
+    assert_int_equal(store_set_state(s, "sig-1", "pending", "active", NULL, 103), 0);
+    assert_int_equal(store_set_state(s, "sig-1", "active", "expired", "old", 5000), 0);
+    store_edge_state(s, "e1", 10, 0);
+    store_edge_state(s, "e2", 10, (int64_t)store_sequence(s));
+    store_bump_sequence(s);
+    store_signature_stats_t ss;
+    assert_int_equal(store_signature_stats(s, &ss), 0);
+    assert_int_equal(ss.by_state[0], 1); /* pending */
+    assert_int_equal(ss.by_state[1], 2); /* active */
+    assert_int_equal(ss.by_state[3], 1); /* expired */
+    assert_int_equal(ss.to_active_count, 2);
+    assert_true(fabs(ss.to_active_sum - 903) < 1e-9);
+    assert_int_equal(ss.to_active[1], 1); /* 3 s: in (1, 5] */
+    assert_int_equal(ss.to_active[5], 1); /* 900 s: in (300, 900] */
+    assert_int_equal(ss.edges_behind, 2);
+    store_close(&s);
+    remove_db(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_an_old_store_is_migrated),
         cmocka_unit_test(test_saved_clusters_keep_their_names_past_retention),
         cmocka_unit_test(test_a_failed_save_keeps_the_last_state),
+        cmocka_unit_test(test_signature_stats_time_detection_to_active),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
