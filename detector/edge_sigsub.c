@@ -18,7 +18,14 @@ struct sigsub {
     uint64_t seq;
     bool have_snapshot;
     double asked_at;
+    bool heard;      /* an update came since the last tick */
+    double heard_at; /* when an update last came */
 };
+
+/* The overlay sends its set again every 5 s: this long without one, the subscription is
+ * taken for dead (a handshake refused by an overlay that has since been replaced, which
+ * libzmq does not retry) and made anew, with a snapshot. */
+#define UPDATE_SILENCE 15.0
 
 static int curve_client(void *s, const char *server_key, const char *pub, const char *sec)
 {
@@ -131,6 +138,20 @@ void sigsub_tick(sigsub_t *s, double now)
         s->opened_at = now;
         s->asked_at = 0;
     }
+    if (s->heard) {
+        s->heard = false;
+        s->heard_at = now;
+    }
+    double quiet_since = s->heard_at > s->opened_at ? s->heard_at : s->opened_at;
+    if (s->have_snapshot && now - quiet_since > UPDATE_SILENCE) {
+        debug("no signature update for %.0f s: subscribing again", UPDATE_SILENCE);
+        close_sockets(s);
+        if (open_sockets(s) != 0)
+            warning("cannot reopen the signature subscription: %s", zmq_strerror(errno));
+        s->opened_at = now;
+        s->asked_at = 0;
+        s->have_snapshot = false;
+    }
     if (s->have_snapshot || now - s->asked_at < 3.0)
         return;
     s->asked_at = now;
@@ -177,6 +198,8 @@ bool sigsub_on_messages(sigsub_t *s)
                 bool newer = take_set(s, seq, json, len);
                 if (k == 0)
                     s->have_snapshot = true;
+                else
+                    s->heard = true;
                 changed = changed || newer;
             }
             while (zmq_msg_more(&m)) {

@@ -15,9 +15,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "allowlist.h"
 #include "edge_config.h"
+#include "edge_sigsub.h"
 #include "edge_spool.h"
 #include "log.h"
 #include "sigdb.h"
@@ -599,6 +601,84 @@ static void test_allowlist_entries_and_union(void **state)
     allowlist_destroy(&domain);
 }
 
+/* A server socket with CURVE for the subscription test, bound to a free loopback port. */
+static void *curve_server_socket(void *ctx, int type, const char *secret, char *endpoint)
+{
+    void *sock = zmq_socket(ctx, type);
+    int one = 1, zero = 0;
+    assert_non_null(sock);
+    assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, 40), 0);
+    assert_int_equal(zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_bind(sock, "tcp://127.0.0.1:*"), 0);
+    size_t len = 256;
+    assert_int_equal(zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &len), 0);
+    return sock;
+}
+
+/* Whether a snapshot request reaches the router within ms; answers it with set seq. */
+static bool snapshot_asked(void *router, int ms, uint64_t seq)
+{
+    zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, ms) <= 0)
+        return false;
+    char id[256], req[16];
+    int idlen = zmq_recv(router, id, sizeof id, 0);
+    int rlen = zmq_recv(router, req, sizeof req, 0);
+    assert_true(idlen > 0 && rlen == WIRE_TAG_LEN && !memcmp(req, WIRE_SNAPSHOT_REQ, 4));
+    static const char json[] =
+        "{\"format\":\"sipguard-signatures\",\"version\":1,\"signatures\":[]}";
+    uint8_t frame[WIRE_TAG_LEN + 8 + sizeof json];
+    size_t n = wire_encode_set(frame, WIRE_SNAPSHOT, seq, json, sizeof json - 1);
+    assert_int_equal(zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE), idlen);
+    assert_int_equal(zmq_send(router, frame, n, 0), (int)n);
+    return true;
+}
+
+/* Ticks the subscription (its clock moving on 3.5 s a turn: a request sent before the new
+ * connection is up is dropped, and asked again 3 s later) until the router gets a snapshot
+ * request, answers it with set seq, and the subscription takes it. */
+static bool snapshot_taken(sigsub_t *s, void *router, double *now, uint64_t seq)
+{
+    for (int turn = 0; turn < 12; turn++, *now += 3.5) {
+        sigsub_tick(s, *now);
+        if (!snapshot_asked(router, 500, seq))
+            continue;
+        zmq_pollitem_t item = {sigsub_snapshot_socket(s), 0, ZMQ_POLLIN, 0};
+        return zmq_poll(&item, 1, 5000) == 1 && sigsub_on_messages(s) && sigsub_sequence(s) == seq;
+    }
+    return false;
+}
+
+/* The overlay sends its set again every 5 s; an edge that hears nothing for 15 s takes its
+ * subscription for dead (a half-open connection, or a handshake refused by an overlay since
+ * replaced, which libzmq does not retry), makes it anew and asks for a snapshot again. */
+static void test_a_silent_subscription_is_made_anew(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    char spub[41], ssec[41], cpub[41], csec[41], snap_ep[256], upd_ep[256], err[256];
+    assert_int_equal(zmq_curve_keypair(spub, ssec), 0);
+    assert_int_equal(zmq_curve_keypair(cpub, csec), 0);
+    void *router = curve_server_socket(ctx, ZMQ_ROUTER, ssec, snap_ep);
+    void *pub = curve_server_socket(ctx, ZMQ_PUB, ssec, upd_ep);
+    char cache[sizeof dir + 32];
+    snprintf(cache, sizeof cache, "%s/signatures.json", dir);
+    sigsub_t *s = sigsub_new(ctx, snap_ep, upd_ep, spub, cpub, csec, cache, err, sizeof err);
+    assert_non_null(s);
+    double now = 1000;
+    assert_true(snapshot_taken(s, router, &now, 1));
+    sigsub_tick(s, now + 10); /* quiet, but not for long */
+    assert_false(snapshot_asked(router, 300, 1));
+    now += 16; /* 16 s without an update: subscribed again, and asks */
+    assert_true(snapshot_taken(s, router, &now, 2));
+    assert_int_equal(sigsub_sequence(s), 2);
+    sigsub_destroy(&s);
+    zmq_close(router);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +699,8 @@ int main(void)
         cmocka_unit_test(test_allowlist_errors_name_the_line),
         cmocka_unit_test(test_allowlist_agrees_with_a_scan),
         cmocka_unit_test(test_allowlist_entries_and_union),
+        cmocka_unit_test_setup_teardown(test_a_silent_subscription_is_made_anew, make_dir,
+                                        remove_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
