@@ -16,7 +16,7 @@ PIDS=()
 TAG=$$
 NS=no
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    kill_ours 9 "${PIDS[@]}"
     wait 2>/dev/null
     if [ $NS = yes ]; then
         for n in o e1 e2 e3; do ip netns del sg$n$TAG 2>/dev/null; done

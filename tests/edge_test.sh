@@ -10,21 +10,12 @@ S=$1 E=$2 STUB=$3
 T=$(mktemp -d)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    kill_ours 9 "${PIDS[@]}"
     rm -rf "$T"
 }
 trap cleanup EXIT
+. "$(dirname "$(realpath "$0")")/checks.sh" # check, wait_for, kill_ours
 cd "$T"
-fails=0 checks=0
-ok() { checks=$((checks + 1)); echo "ok   $1"; }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-# wait_for SECONDS CONDITION: polls every 0.1 s
-wait_for() {
-    local end=$((SECONDS + $1))
-    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
-    return 1
-}
 port() { awk -v k="$1" '$1==k{print $2}' "$2"; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 msgs_total() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
@@ -370,7 +361,7 @@ check "overlay killed mid-stream: every report arrives exactly once ($UNIQUE uni
 check "the overlay stub did see the edge before it was killed" "[ -s ov/reports.log ]"
 
 # the edge SIGKILLed with reports in its spool: they are sent after the restart
-kill -TERM $STUB_PID; wait $STUB_PID
+kill_ours TERM $STUB_PID; wait $STUB_PID
 start_edge ov2 "${COMMON[@]}" "${OVERLAY[@]}" --set scoring.local_policy=never \
     --set report.anomalies_only=no || exit 1
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap

@@ -15,14 +15,10 @@ MODS=$(dirname "$(find /usr/lib -name siptrace.so -path '*kamailio*' 2>/dev/null
 [ -d "$MODS" ] || { echo "skip: kamailio's siptrace module not found"; exit 77; }
 T=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+trap 'kill_ours 9 "${PIDS[@]}"; rm -rf "$T"' EXIT
+. "$(dirname "$(realpath "$0")")/checks.sh" # wait_for, kill_ours
 cd "$T"
 CALLS=20
-wait_for() {
-    local end=$((SECONDS + $1))
-    while ((SECONDS < end)); do eval "$2" && return 0; sleep 0.1; done
-    return 1
-}
 msgs_total() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
