@@ -97,17 +97,9 @@ static int set_allowlist(const json_t *root, const char *path, allowlist_t **all
 static sigdb_t *load_signatures(const char *path, const embed_opts_t *eo, allowlist_t **allow,
                                 char *err, size_t errlen)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-        return NULL;
-    }
-    char why[400];
-    sigdb_t *db = sigdb_from_json(root, eo, why, sizeof why);
-    if (!db)
-        snprintf(err, errlen, "%s: %s", path, why);
-    else if (set_allowlist(root, path, allow, err, errlen) != 0)
+    json_t *root = NULL;
+    sigdb_t *db = sigdb_load_doc(path, eo, &root, err, errlen);
+    if (db && set_allowlist(root, path, allow, err, errlen) != 0)
         sigdb_destroy(&db);
     json_decref(root);
     return db;

@@ -224,7 +224,8 @@ sigdb_t *sigdb_from_json(json_t *root, const embed_opts_t *eo, char *err, size_t
     return db;
 }
 
-sigdb_t *sigdb_load(const char *path, const embed_opts_t *eo, char *err, size_t errlen)
+sigdb_t *sigdb_load_doc(const char *path, const embed_opts_t *eo, json_t **doc, char *err,
+                        size_t errlen)
 {
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -234,10 +235,18 @@ sigdb_t *sigdb_load(const char *path, const embed_opts_t *eo, char *err, size_t 
     }
     char why[400];
     sigdb_t *db = sigdb_from_json(root, eo, why, sizeof why);
-    json_decref(root);
     if (!db)
         snprintf(err, errlen, "%s: %s", path, why);
+    if (db && doc)
+        *doc = root;
+    else
+        json_decref(root);
     return db;
+}
+
+sigdb_t *sigdb_load(const char *path, const embed_opts_t *eo, char *err, size_t errlen)
+{
+    return sigdb_load_doc(path, eo, NULL, err, errlen);
 }
 
 void sigdb_destroy(sigdb_t **self)

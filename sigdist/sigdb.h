@@ -47,6 +47,10 @@ typedef struct {
 sigdb_t *sigdb_from_json(json_t *root, const embed_opts_t *eo, char *err, size_t errlen);
 /* The same from a file. */
 sigdb_t *sigdb_load(const char *path, const embed_opts_t *eo, char *err, size_t errlen);
+/* The same, handing the parsed document to *doc (a new reference) when it loads, for members
+ * the database does not read (an edge reads the domain's allowed sources there). */
+sigdb_t *sigdb_load_doc(const char *path, const embed_opts_t *eo, json_t **doc, char *err,
+                        size_t errlen);
 void sigdb_destroy(sigdb_t **self);
 
 size_t sigdb_count(const sigdb_t *db);
