@@ -99,6 +99,21 @@ int wholefile_commit(wholefile_t *w, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+int wholefile_write_json(const json_t *doc, const char *path, size_t flags, char *err,
+                         size_t errlen)
+{
+    wholefile_t w;
+    FILE *f = wholefile_open(&w, path, err, errlen);
+    if (!f)
+        return -1;
+    if (json_dumpf(doc, f, flags) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        wholefile_abort(&w);
+        return -1;
+    }
+    return wholefile_commit(&w, path, err, errlen);
+}
+
 void wholefile_abort(wholefile_t *w)
 {
     if (w->f)

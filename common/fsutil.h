@@ -4,6 +4,7 @@
 #ifndef SIPGUARD_FSUTIL_H
 #define SIPGUARD_FSUTIL_H
 
+#include <jansson.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -35,5 +36,9 @@ int wholefile_commit(wholefile_t *w, const char *path, char *err, size_t errlen)
 
 /* Gives up: closes the stream and removes the temporary file. */
 void wholefile_abort(wholefile_t *w);
+
+/* A JSON document written whole (json_dumpf flags). Returns 0, or -1 with "PATH: why". */
+int wholefile_write_json(const json_t *doc, const char *path, size_t flags, char *err,
+                         size_t errlen);
 
 #endif

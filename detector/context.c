@@ -58,20 +58,9 @@ int context_model_save(const context_model_t *m, const char *path, char *err, si
         json_object_set_new(root, "dialog", dialog_model_to_json(m->dialog));
     if (m->has_binding)
         json_object_set_new(root, "binding", binding_model_to_json(&m->binding));
-    wholefile_t w;
-    FILE *f = wholefile_open(&w, path, err, errlen);
-    if (!f) {
-        json_decref(root);
-        return -1;
-    }
-    int rc = json_dumpf(root, f, JSON_INDENT(1) | JSON_COMPACT);
+    int rc = wholefile_write_json(root, path, JSON_INDENT(1) | JSON_COMPACT, err, errlen);
     json_decref(root);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        wholefile_abort(&w);
-        return -1;
-    }
-    return wholefile_commit(&w, path, err, errlen);
+    return rc;
 }
 
 void context_model_destroy(context_model_t **self)

@@ -7,7 +7,6 @@
  */
 #include "cmd_sig.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,22 +124,6 @@ static int build_one(void *p, const msg_t *m)
     return siggen_add_anomaly(c->g, m->data, m->len);
 }
 
-/* Writes a signature set whole: an edge reloading it never reads half of one, and a failed
- * write leaves the previous set. */
-static int write_signatures(json_t *doc, const char *path, char *err, size_t errlen)
-{
-    wholefile_t w;
-    FILE *f = wholefile_open(&w, path, err, errlen);
-    if (!f)
-        return -1;
-    if (json_dumpf(doc, f, JSON_INDENT(1)) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        wholefile_abort(&w);
-        return -1;
-    }
-    return wholefile_commit(&w, path, err, errlen);
-}
-
 static int sig_build(int argc, char **argv)
 {
     decode_opts_t dopts;
@@ -245,7 +228,9 @@ static int sig_build(int argc, char **argv)
         goto done;
     json_t *doc = siggen_build(c.g, (uint64_t)seq, prefix, false);
     char werr[4400];
-    if (write_signatures(doc, out, werr, sizeof werr) != 0) {
+    /* whole: an edge reloading the file never reads half a set, and a failed write leaves
+     * the previous one */
+    if (wholefile_write_json(doc, out, JSON_INDENT(1), werr, sizeof werr) != 0) {
         fprintf(stderr, "sipguard sig build: %s\n", werr);
         json_decref(doc);
         goto done;
