@@ -120,10 +120,9 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
         return NULL;
     }
     model_stats(a->model, &a->st);
-    allowlist_t *domain = NULL; /* the overlay's, which come with its signature set */
-    if (c->signatures_file[0]) {
-        a->sigs = load_signatures(c->signatures_file, &model_options(a->model)->embed, &domain, err,
-                                  errlen);
+    if (c->signatures_file[0]) { /* the overlay's allowed sources come with its set */
+        a->sigs = load_signatures(c->signatures_file, &model_options(a->model)->embed, &a->allow,
+                                  err, errlen);
         if (!a->sigs) {
             assets_release(a);
             return NULL;
@@ -146,23 +145,20 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
             return NULL;
         }
     }
-    allowlist_t *own = NULL;
-    if (c->allow_file[0] && !(own = allowlist_load(c->allow_file, err, errlen))) {
-        allowlist_destroy(&domain);
-        assets_release(a);
-        return NULL;
-    }
-    if (own && domain) {
-        a->allow = allowlist_union(own, domain);
-        allowlist_destroy(&own);
-        allowlist_destroy(&domain);
-        if (!a->allow) {
+    if (c->allow_file[0]) {
+        allowlist_t *own = allowlist_load(c->allow_file, err, errlen), *both = NULL;
+        if (own && a->allow && !(both = allowlist_union(own, a->allow)))
             snprintf(err, errlen, "out of memory");
+        if (!own || (a->allow && !both)) {
+            allowlist_destroy(&own);
             assets_release(a);
             return NULL;
         }
-    } else {
-        a->allow = own ? own : domain;
+        if (both) {
+            allowlist_destroy(&own);
+            allowlist_destroy(&a->allow);
+        }
+        a->allow = both ? both : own;
     }
     return a;
 }
