@@ -698,9 +698,9 @@ static int signature_metrics(char *b, size_t cap)
                       states[k], (unsigned long long)ss.by_state[k]);
     if ((size_t)n < cap)
         n += snprintf(b + n, cap - (size_t)n,
-                      "# HELP sipguard_overlay_detection_to_active_seconds From the first report "
-                      "of a signature's cluster to the signature going active (approved, or by "
-                      "the auto_approve policy).\n"
+                      "# HELP sipguard_overlay_detection_to_active_seconds Per cluster, from its "
+                      "first report to the first of its signatures going active (approved, or "
+                      "by the auto_approve policy).\n"
                       "# TYPE sipguard_overlay_detection_to_active_seconds histogram\n");
     uint64_t cum = 0;
     for (int k = 0; k <= STORE_LATENCY_BUCKETS && (size_t)n < cap; k++) {

@@ -541,11 +541,12 @@ int store_signature_stats(store_t *s, store_signature_stats_t *out)
             if (!strcmp((const char *)sqlite3_column_text(st, 0), states[k]))
                 out->by_state[k] = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
-    /* from the founding report of the signature's cluster to the signature going active */
+    /* per cluster, from its founding report to the first of its signatures going active: when
+     * enforcement began; later versions refine a signature already enforced */
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT activated - json_extract(doc, '$.first_seen') FROM signatures "
-                           "WHERE activated IS NOT NULL AND json_extract(doc, '$.first_seen') IS "
-                           "NOT NULL",
+                           "SELECT min(activated) - min(json_extract(doc, '$.first_seen')) FROM "
+                           "signatures WHERE activated IS NOT NULL AND json_extract(doc, "
+                           "'$.first_seen') IS NOT NULL GROUP BY coalesce(cluster, id)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {

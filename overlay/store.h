@@ -98,10 +98,11 @@ int store_set_state(store_t *s, const char *id, const char *from, const char *to
 /* The signature-set sequence number, bumped on every change of the active set. */
 uint64_t store_sequence(store_t *s);
 int store_bump_sequence(store_t *s);
-/* Signatures by state (pending, active, rejected, expired), the times from each activated
- * signature's founding report (its cluster's first_seen) to its going active as histogram
- * counts (one per bound of store_latency_bounds, then past the last), and the edges whose
- * last report named an older set than the current one. */
+/* Signatures by state (pending, active, rejected, expired); for each cluster with a
+ * signature that went active, the time from its founding report (first_seen) to the first of
+ * its signatures going active, as histogram counts (one per bound of store_latency_bounds,
+ * then past the last); and the edges whose last report named an older set than the current
+ * one. */
 #define STORE_STATES 4
 #define STORE_LATENCY_BUCKETS 10
 extern const double store_latency_bounds[STORE_LATENCY_BUCKETS];

@@ -539,13 +539,16 @@ static void test_signature_stats_time_detection_to_active(void **state)
     assert_int_equal(store_add_signature(s, "sig-4", "h4", "active", 60, "{}", "a/4", 1), 1);
     assert_int_equal(store_set_state(s, "sig-1", "pending", "active", NULL, 103), 0);
     assert_int_equal(store_set_state(s, "sig-1", "active", "expired", "old", 5000), 0);
+    /* the cluster's second version, active later: enforcement had begun with the first */
+    assert_int_equal(
+        store_add_signature(s, "sig-5", "h5", "active", 9000, "{\"first_seen\":100}", "a/1", 2), 1);
     store_edge_state(s, "e1", 10, 0);
     store_edge_state(s, "e2", 10, (int64_t)store_sequence(s));
     store_bump_sequence(s);
     store_signature_stats_t ss;
     assert_int_equal(store_signature_stats(s, &ss), 0);
     assert_int_equal(ss.by_state[0], 1); /* pending */
-    assert_int_equal(ss.by_state[1], 2); /* active */
+    assert_int_equal(ss.by_state[1], 3); /* active */
     assert_int_equal(ss.by_state[3], 1); /* expired */
     assert_int_equal(ss.to_active_count, 2);
     assert_true(fabs(ss.to_active_sum - 903) < 1e-9);
