@@ -86,6 +86,17 @@ missing=""
 for k in $REQUIRED; do head -1 hep.jsonl | grep -q "\"$k\":" || missing="$missing $k"; done
 check "reports hold every field docs/report-schema.json requires (${REQUIRED:0:40}...)${missing:+ missing:$missing}" "[ -z '$missing' ] && [ -n '$REQUIRED' ]"
 check "HEP: reports carry the inner addresses and a sequence" "head -1 hep.jsonl | grep -q '\"seq\":1' && ! grep -q '\"src\":\"127.0.0.1' hep.jsonl"
+# every source allowed: the same messages judged anomalous, none reported, each counted waived
+printf '0.0.0.0/0\n::/0\n' > allow_all.txt
+start_edge hepallow "${COMMON[@]}" --set scoring.local_policy=never --set report.jsonl=hepallow.jsonl \
+    --set verdict.allow_file=allow_all.txt || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+WAIVED=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '/^sipguard_verdicts_waived_total\{reason="allowed"/{s+=$2} END{print s+0}')
+JUDGED=$(metric $HTTP 'sipguard_messages_total{source="hep",verdict="anomaly"}')
+stop_edge $EDGE_PID
+check "HEP from allowed sources: $JUDGED judged anomalous as before, $WAIVED waived, $(wc -l < hepallow.jsonl) reported" \
+    "[ '$JUDGED' = $REF_G ] && [ '$WAIVED' = $REF_G ] && [ ! -s hepallow.jsonl ]"
 # global-only scoring writes no vector; a report's explanation counts the message again
 features_by_call() {
     while IFS= read -r l; do
