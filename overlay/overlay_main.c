@@ -84,8 +84,9 @@ static const clicmd_t cmd = {
     "without new reports. The active set goes to every edge: snapshots on\n"
     "snapshot_listen, updates on updates_listen (CURVE, configured edges only).\n\n"
     "On [overlay] http_listen: the review page (GET /), the REST API under /v1/ (bearer\n"
-    "token api_token; signatures, anomalies, clusters, edges, build; docs/overlay-api.yaml),\n"
-    "GET /metrics and /healthz; HTTPS when tls_cert and tls_key are set.",
+    "token api_token; signatures, anomalies, clusters, edges, the domain's allowed\n"
+    "sources that every edge gets with the set, build; docs/overlay-api.yaml), GET /metrics\n"
+    "and /healthz; HTTPS when tls_cert and tls_key are set.",
     opts,
     "exit status: 0 clean stop, 1 failure (cannot listen, store unusable), 2 usage or\n"
     "configuration error.\n\n"
