@@ -308,6 +308,7 @@ static void extract_osip(osip_message_t *m, sipinfo_t *out)
         if (m->to->url)
             copy_str(out->to_user, sizeof out->to_user, m->to->url->username);
     }
+    out->vias = osip_list_size(&m->vias);
     osip_via_t *via = osip_list_get(&m->vias, 0);
     if (via) {
         copy_str(out->branch, sizeof out->branch, param(&via->via_params, "branch"));

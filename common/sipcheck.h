@@ -29,6 +29,7 @@ typedef struct {
     char user_agent[128];
     char from_user[64], to_user[64], ruri_user[64];
     char contact_host[64], via_host[64];
+    int vias;      /* Via header values (more than one: the request was forwarded); 0 unparsed */
     int expires;   /* Expires header or -1 */
     bool has_auth; /* Authorization or Proxy-Authorization present */
     char auth_user[64], auth_nonce[96], auth_response[48]; /* its digest fields, unquoted */

@@ -87,6 +87,24 @@ static const setting_t settings[] = {
     B("verdict", "monitor", monitor, "no",
       "a dry run: judge, count and report every message as usual, but answer every caller "
       "(POST /v1/score) normal, with the judgement in its \"judged\" field"),
+    L("ban", "after", ban_after, 0, 1000000, "0",
+      "ban a source after this many blocking judgements (anomaly or signature) within window: "
+      "its messages are then answered \"banned\" without being scored; allowed sources are never "
+      "banned; 0: no bans"),
+    D("ban", "window", ban_window, 0.001, 86400, "60", "seconds the judgements must fall within"),
+    D("ban", "seconds", ban_seconds, 0.001, 1e8, "600",
+      "length of a source's first ban; each later one is twice the one before"),
+    D("ban", "max_seconds", ban_max_seconds, 0.001, 1e9, "86400",
+      "longest ban, and how long a source's past bans count after its last one ended"),
+    L("ban", "ipv6_prefix", ban_ipv6_prefix, 1, 128, "64",
+      "IPv6 sources are banned by this prefix (a tool rotating addresses in its /64 is one "
+      "source); IPv4 sources by address"),
+    L("ban", "max_sources", ban_max_sources, 16, 1 << 24, "65536",
+      "sources tracked at once (banned, striking or remembered); past it new strikes are "
+      "counted in sipguard_ban_untracked_total, not kept"),
+    S("ban", "file", ban_file, "",
+      "where bans are kept across restarts (JSON, saved within a second of a change); empty: "
+      "bans.json in [overlay] spool_dir"),
     S("report", "jsonl", jsonl, "",
       "also write reports as JSON Lines to this file, or - for standard output; empty: off"),
     B("report", "anomalies_only", anomalies_only, "yes",
@@ -360,6 +378,11 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "[overlay] signatures_snapshot and signatures_updates go together, "
                  "with server_key");
+        return -1;
+    }
+    if (c->ban_after > 0 && c->ban_max_seconds < c->ban_seconds) {
+        snprintf(err, errlen, "[ban] max_seconds (%g) is shorter than seconds (%g)",
+                 c->ban_max_seconds, c->ban_seconds);
         return -1;
     }
     unsigned lo, hi;

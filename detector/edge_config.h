@@ -55,6 +55,11 @@ typedef struct {
     /* [verdict] */
     char allow_file[512]; /* sources never answered with a blocking verdict */
     bool monitor;         /* a dry run: every caller is answered normal */
+    /* [ban] */
+    long ban_after; /* blocking judgements within ban_window that ban a source; 0: off */
+    double ban_window, ban_seconds, ban_max_seconds;
+    long ban_ipv6_prefix, ban_max_sources;
+    char ban_file[512]; /* empty: spool_dir/bans.json */
     /* [report] */
     char jsonl[512];
     bool anomalies_only;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -18,6 +19,7 @@ struct edge_http {
     edge_report_allowed_fn allowed;
     void *report_ctx;
     pipeline_t *pipe;
+    bantable_t *bans;     /* NULL: bans are off */
     pthread_mutex_t lock; /* one pipeline; requests are handled one at a time anyway */
     uint64_t index;
     unsigned port;
@@ -116,8 +118,8 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
     pthread_mutex_lock(&h->lock);
     m.index = h->index++;
     int rc = pipeline_run(h->pipe, &m, &r);
-    if (rc == 0 && !r.allowed && (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only) &&
-        h->allowed(h->report_ctx))
+    if (rc == 0 && !r.allowed && r.verdict != VERDICT_BANNED &&
+        (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only) && h->allowed(h->report_ctx))
         report = pipeline_report(h->pipe, &m, &r);
     pthread_mutex_unlock(&h->lock);
     if (rc != 0)
@@ -138,17 +140,21 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
         json_array_append_new(fired, json_string("dialog"));
     if (r.ctx.binding.anomaly)
         json_array_append_new(fired, json_string("binding"));
+    if (r.verdict == VERDICT_BANNED)
+        json_array_append_new(fired, json_string("ban"));
+    bool scored = r.verdict != VERDICT_BANNED;
     /* verdict and anomaly are the answer, which a waived judgement turns normal; judged and
      * waived say what was judged and why it does not count */
     const char *waived = edge_waived_name(r.waived);
-    json_t *o = json_pack("{s:s, s:b, s:s, s:o, s:o, s:f, s:o, s:f, s:f, s:o, s:b}", "verdict",
-                          edge_verdict_name(edge_answer(&r)), "anomaly",
-                          edge_answer(&r) != VERDICT_NORMAL, "judged", edge_verdict_name(r.verdict),
-                          "waived", waived ? json_string(waived) : json_null(), "detector", fired,
-                          "global", r.score.global, "local",
-                          r.score.local_done ? json_real(r.score.local) : json_null(),
-                          "threshold_global", r.thr_global, "threshold_local", r.thr_local,
-                          "signatures", sigs, "parse_ok", r.info.parse_ok);
+    json_t *o = json_pack(
+        "{s:s, s:b, s:s, s:o, s:o, s:o, s:o, s:f, s:f, s:o, s:o, s:o}", "verdict",
+        edge_verdict_name(edge_answer(&r)), "anomaly", edge_answer(&r) != VERDICT_NORMAL, "judged",
+        edge_verdict_name(r.verdict), "waived", waived ? json_string(waived) : json_null(),
+        "detector", fired, "global", scored ? json_real(r.score.global) : json_null(), "local",
+        r.score.local_done ? json_real(r.score.local) : json_null(), "threshold_global",
+        r.thr_global, "threshold_local", r.thr_local, "signatures", sigs, "parse_ok",
+        scored ? json_boolean(r.info.parse_ok) : json_null(), "banned_for",
+        r.banned_for > 0 ? json_real(r.banned_for) : json_null());
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (report)
@@ -157,6 +163,49 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
     char *b = realloc(s, n + 2);
     memcpy(b + n, "\n", 2);
     return reply(conn, MHD_HTTP_OK, "application/json", b);
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return MHD_NO;
+    size_t n = strlen(s);
+    char *b = realloc(s, n + 2);
+    if (!b) {
+        free(s);
+        return MHD_NO;
+    }
+    memcpy(b + n, "\n", 2);
+    return reply(conn, status, "application/json", b);
+}
+
+/* GET /v1/bans lists the bans; DELETE /v1/bans/SOURCE lifts one (source NULL: none named). */
+static enum MHD_Result bans(edge_http_t *h, struct MHD_Connection *conn, const char *method,
+                            const char *source)
+{
+    if (!h->bans)
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "bans are off ([ban] after = 0)");
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double t = (double)now.tv_sec + now.tv_nsec * 1e-9;
+    if (!source) {
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+            return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                               "use GET, or DELETE /v1/bans/SOURCE");
+        return reply_json(conn, MHD_HTTP_OK, json_pack("{s:o}", "bans", bantable_list(h->bans, t)));
+    }
+    if (strcmp(method, "DELETE"))
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use DELETE");
+    int lifted = bantable_lift(h->bans, source);
+    if (lifted < 0)
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST,
+                           "expected an address: /v1/bans/203.0.113.7 or /v1/bans/2001:db8::1");
+    if (lifted == 0)
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not banned");
+    info("ban on %s lifted over HTTP", source);
+    return reply_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "lifted", source));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -197,6 +246,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return score(h, conn, u);
     }
+    if (!strncmp(url, "/v1/bans", 8) && (url[8] == 0 || url[8] == '/'))
+        return bans(h, conn, method, url[8] ? url + 9 : NULL);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
     if (!strcmp(url, "/metrics")) {
@@ -208,7 +259,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!strcmp(url, "/healthz"))
         return reply(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
     return reply_error(conn, MHD_HTTP_NOT_FOUND,
-                       "unknown path; try POST /v1/score, GET /metrics or GET /healthz");
+                       "unknown path; try POST /v1/score, GET /v1/bans, GET /metrics or GET "
+                       "/healthz");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -224,7 +276,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, edge_report_fn report,
+                             edge_metrics_t *metrics, bantable_t *bans, edge_report_fn report,
                              edge_report_allowed_fn allowed, void *report_ctx, char *err,
                              size_t errlen)
 {
@@ -267,6 +319,8 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
         edge_http_stop(&h);
         return NULL;
     }
+    h->bans = bans;
+    pipeline_set_bans(h->pipe, bans);
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,

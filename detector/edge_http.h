@@ -7,6 +7,8 @@
  *                    Answers JSON: verdict, anomaly, detector, scores,
  *                    thresholds, matched signature ids, parse_ok. For
  *                    inline use by a proxy (Kamailio http_async_client).
+ *   GET /v1/bans     the sources banned now ([ban]); DELETE /v1/bans/SOURCE
+ *                    lifts one.
  *   GET /metrics     Prometheus text exposition.
  *   GET /healthz     "ok" while the edge runs with a model.
  *
@@ -30,8 +32,9 @@ typedef void (*edge_report_fn)(void *ctx, json_t *report);
  * Asked before the report is built, which is most of what a report costs. */
 typedef bool (*edge_report_allowed_fn)(void *ctx);
 
+/* bans: the edge's ban table, or NULL when bans are off. */
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, edge_report_fn report,
+                             edge_metrics_t *metrics, bantable_t *bans, edge_report_fn report,
                              edge_report_allowed_fn allowed, void *report_ctx, char *err,
                              size_t errlen);
 /* The port it listens on (useful when the config asked for port 0). */

@@ -66,7 +66,10 @@ static const clicmd_t edge_cmd = {
     "JSON Lines. GET /metrics serves Prometheus metrics, GET /healthz a health check.\n"
     "Sources in [verdict] allow_file (your own PBXs, trunks, proxies) are never answered\n"
     "with a blocking verdict; [verdict] monitor = yes answers every caller normal (a dry\n"
-    "run) while judging, counting and reporting as usual.\n"
+    "run) while judging, counting and reporting as usual. With [ban] after = N, a source\n"
+    "whose requests draw N blocking judgements within [ban] window is banned (its messages\n"
+    "answered banned, unscored; longer each time; kept across restarts; GET /v1/bans lists\n"
+    "them, DELETE /v1/bans/SOURCE lifts one).\n"
     "Signals: SIGHUP reloads model, signatures and allowed sources without dropping\n"
     "traffic; SIGTERM and SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
     edge_opts,
@@ -93,6 +96,8 @@ typedef struct {
     spool_t *spool;
     uplink_t *uplink;
     sigsub_t *sigsub;
+    bantable_t *bans; /* NULL: [ban] after = 0 */
+    char ban_file[600];
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
@@ -263,9 +268,10 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         return;
     }
     metrics_message(&e->metrics, src, &r);
-    /* an allowed source's traffic is neither attack nor clean material for the overlay */
-    if (!r.allowed && (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e)) &&
-        report_allowed(e))
+    /* an allowed source's traffic is neither attack nor clean material for the overlay; a
+     * banned source's messages were not judged, and the ban was reported with what started it */
+    if (!r.allowed && r.verdict != VERDICT_BANNED &&
+        (r.verdict != VERDICT_NORMAL || !e->c.anomalies_only || sampled(e)) && report_allowed(e))
         sink_report(e, pipeline_report(e->pipe, m, &r));
 }
 
@@ -353,6 +359,70 @@ static int write_ports_file(const edge_t *e, const char *path)
     return rename(tmp, path); /* readers never see half a file */
 }
 
+static double wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* The ban table, with the bans a previous run saved. A saved file that cannot be read is moved
+ * aside (FILE.bad) rather than overwritten, and the edge starts without its bans. */
+static int open_bans(edge_t *e)
+{
+    ban_opts_t o = {(unsigned)e->c.ban_after,
+                    e->c.ban_window,
+                    e->c.ban_seconds,
+                    e->c.ban_max_seconds,
+                    (unsigned)e->c.ban_ipv6_prefix,
+                    (size_t)e->c.ban_max_sources};
+    if (e->c.ban_file[0])
+        snprintf(e->ban_file, sizeof e->ban_file, "%s", e->c.ban_file);
+    else if (snprintf(e->ban_file, sizeof e->ban_file, "%s/bans.json", e->c.spool_dir) >=
+             (int)sizeof e->ban_file) {
+        error("[overlay] spool_dir is too long");
+        return -1;
+    }
+    if (!e->c.ban_file[0] && mkdir_p(e->c.spool_dir, 0750) != 0) {
+        error("spool directory %s: %s", e->c.spool_dir, strerror(errno));
+        return -1;
+    }
+    if (!(e->bans = bantable_new(&o))) {
+        error("out of memory");
+        return -1;
+    }
+    char err[700], aside[620];
+    long n = bantable_load(e->bans, e->ban_file, wall_now(), err, sizeof err);
+    if (n < 0) {
+        snprintf(aside, sizeof aside, "%s.bad", e->ban_file);
+        error("bans not restored, starting without them: %s (the file is kept as %s)", err,
+              rename(e->ban_file, aside) == 0 ? aside : e->ban_file);
+    } else if (n > 0) {
+        info("%ld banned or remembered sources restored from %s", n, e->ban_file);
+    }
+    info("bans: a source is banned after %ld blocking judgements within %g s, for %g s doubling "
+         "to %g s; kept in %s",
+         e->c.ban_after, e->c.ban_window, e->c.ban_seconds, e->c.ban_max_seconds, e->ban_file);
+    return 0;
+}
+
+/* Once a second: the ban gauges, and the table saved when it changed. */
+static void tick_bans(edge_t *e)
+{
+    if (!e->bans)
+        return;
+    ban_stats_t st;
+    double now = wall_now();
+    bantable_tick(e->bans, now, &st);
+    atomic_store(&e->metrics.bans_active, st.active);
+    atomic_store(&e->metrics.bans_tracked, st.tracked);
+    atomic_store(&e->metrics.bans, st.bans);
+    atomic_store(&e->metrics.ban_untracked, st.untracked);
+    char err[700];
+    if (bantable_dirty(e->bans) && bantable_save(e->bans, e->ban_file, now, err, sizeof err) != 0)
+        error("bans not saved (kept in memory, tried again in a second): %s", err);
+}
+
 static int setup(edge_t *e, const char *ports_file)
 {
     char err[600];
@@ -381,6 +451,9 @@ static int setup(edge_t *e, const char *ports_file)
         error("out of memory");
         return -1;
     }
+    if (e->c.ban_after > 0 && open_bans(e) != 0)
+        return -1;
+    pipeline_set_bans(e->pipe, e->bans);
     e->zctx = zmq_ctx_new();
     if (e->c.jsonl[0]) {
         e->jsonl = strcmp(e->c.jsonl, "-") ? fopen(e->c.jsonl, "a") : stdout;
@@ -395,8 +468,8 @@ static int setup(edge_t *e, const char *ports_file)
     }
     atomic_store(&e->metrics.overlay_configured, e->uplink != NULL);
     if (e->c.http_listen[0]) {
-        e->http = edge_http_start(&e->c, e->slot, &e->metrics, queue_report, report_allowed, e, err,
-                                  sizeof err);
+        e->http = edge_http_start(&e->c, e->slot, &e->metrics, e->bans, queue_report,
+                                  report_allowed, e, err, sizeof err);
         if (!e->http) {
             error("%s", err);
             return -1;
@@ -518,6 +591,7 @@ static void run(edge_t *e)
             if (e->spool)
                 spool_sync(e->spool);
             jsonl_flush(e);
+            tick_bans(e);
         }
         if (e->c.pcap_exit && ingest_replay_done(e->ingest) && e->c.pcap_file[0])
             break;
@@ -541,6 +615,8 @@ static void teardown(edge_t *e)
         fclose(e->jsonl);
     pipeline_destroy(&e->pipe);
     edge_assets_slot_destroy(&e->slot);
+    tick_bans(e); /* the last changes saved */
+    bantable_destroy(&e->bans);
 }
 
 static int install_signals(void)

@@ -25,7 +25,7 @@ void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
     atomic_fetch_add(&m->messages[src][r->verdict], 1);
     if (r->waived)
         atomic_fetch_add(&m->waived[r->waived][r->verdict], 1);
-    if (!r->info.parse_ok)
+    if (!r->info.parse_ok && r->verdict != VERDICT_BANNED) /* a banned one is not parsed */
         atomic_fetch_add(&m->parse_failures, 1);
     if (r->score.local_done)
         atomic_fetch_add(&m->local_runs, 1);
@@ -109,6 +109,16 @@ char *metrics_render(edge_metrics_t *m)
           (double)atomic_load(&m->allowlist_entries));
     gauge(&s, "monitor_mode", "1 when [verdict] monitor answers every caller normal (a dry run).",
           atomic_load(&m->monitor) ? 1 : 0);
+    gauge(&s, "bans_active", "Sources banned now ([ban]): their messages are answered banned.",
+          (double)atomic_load(&m->bans_active));
+    gauge(&s, "bans_tracked",
+          "Sources the ban table holds (banned, striking or remembered); at most [ban] "
+          "max_sources.",
+          (double)atomic_load(&m->bans_tracked));
+    counter(&s, "bans_total", "Bans started.", atomic_load(&m->bans));
+    counter(&s, "ban_untracked_total",
+            "Blocking judgements not counted against their source: the ban table was full.",
+            atomic_load(&m->ban_untracked));
     static const char *detectors[] = {"signature", "global", "local", "flood", "dialog", "binding"};
     put(&s, "# HELP sipguard_detector_fired_total Messages each detector flagged.\n"
             "# TYPE sipguard_detector_fired_total counter\n");

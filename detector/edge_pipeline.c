@@ -1,5 +1,6 @@
 #include "edge_pipeline.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "allowlist.h"
+#include "log.h"
 #include "report.h"
 
 struct edge_assets {
@@ -36,6 +38,7 @@ struct pipeline {
     model_scorer_t *scorer;
     sigscratch_t *sigscratch;
     uint64_t rng;
+    bantable_t *bans; /* NULL: no bans */
 };
 
 static void assets_release(edge_assets_t *a)
@@ -220,7 +223,7 @@ void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *si
 
 const char *edge_verdict_name(verdict_t v)
 {
-    static const char *names[] = {"normal", "anomaly", "signature"};
+    static const char *names[] = {"normal", "anomaly", "signature", "banned"};
     return (unsigned)v < VERDICT_COUNT ? names[v] : "?";
 }
 
@@ -269,6 +272,11 @@ pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint6
         return NULL;
     }
     return p;
+}
+
+void pipeline_set_bans(pipeline_t *p, bantable_t *bans)
+{
+    p->bans = bans;
 }
 
 void pipeline_destroy(pipeline_t **self)
@@ -328,20 +336,51 @@ static double mono_seconds(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+static double wall_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Counts a blocking judgement against the message's source, and logs the ban it may start. */
+static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t *out)
+{
+    double len = bantable_strike(p->bans, &m->src, now);
+    if (len <= 0)
+        return;
+    out->banned_for = len;
+    char src[INET6_ADDRSTRLEN + 8];
+    bantable_source_text(p->bans, &m->src, src, sizeof src);
+    warning("banned %s for %.0f s: %ld blocking judgements within %g s (the last: %s%s)", src, len,
+            p->c->ban_after, p->c->ban_window, edge_verdict_name(out->verdict),
+            p->c->monitor ? "; monitor mode: not enforced" : "");
+}
+
 int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
 {
     double t0 = mono_seconds();
     if (follow_assets(p) != 0)
         return -1;
     memset(out, 0, sizeof *out);
+    out->allowed = allowlist_contains(p->a->allow, &m->src);
+    out->thr_global = p->a->st.thr_global;
+    out->thr_local = p->a->st.thr_local;
+    double now = p->bans ? wall_seconds() : 0;
+    if (p->bans && !out->allowed && (out->banned_for = bantable_banned(p->bans, &m->src, now))) {
+        /* not checked, scored or shown to the context detectors: the point of a ban is that
+         * the source costs nothing more */
+        out->verdict = VERDICT_BANNED;
+        out->waived = p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
+        out->seconds = mono_seconds() - t0;
+        return 0;
+    }
     sipcheck_message(m->data, m->len, &out->info);
     if (p->a->ctx) {
         pthread_mutex_lock(&p->a->ctx_lock);
         context_observe(p->a->ctx, m, &out->info, &out->ctx);
         pthread_mutex_unlock(&p->a->ctx_lock);
     }
-    out->thr_global = p->a->st.thr_global;
-    out->thr_local = p->a->st.thr_local;
     embed_t *e = model_scorer_embed(p->scorer);
     const uint8_t *data = m->data;
     size_t len = m->len, n;
@@ -368,9 +407,13 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         out->verdict = VERDICT_ANOMALY;
     else
         out->verdict = VERDICT_NORMAL;
-    out->allowed = allowlist_contains(p->a->allow, &m->src);
     if (out->verdict != VERDICT_NORMAL)
         out->waived = out->allowed ? WAIVED_ALLOWED : p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
+    /* only a request its source made counts: a server answering an attacker, or a proxy
+     * forwarding an attacker's request (its Via on top of the sender's), is not the attacker */
+    if (p->bans && !out->allowed && out->verdict != VERDICT_NORMAL && out->info.status == 0 &&
+        out->info.vias <= 1)
+        note_strike(p, m, now, out);
     out->seconds = mono_seconds() - t0;
     return 0;
 }

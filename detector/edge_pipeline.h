@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ban.h"
 #include "context.h"
 #include "edge_config.h"
 #include "model.h"
@@ -45,7 +46,14 @@ void edge_assets_slot_destroy(edge_assets_slot_t **slot);
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
                       model_stats_t *st, size_t *allowed);
 
-typedef enum { VERDICT_NORMAL = 0, VERDICT_ANOMALY, VERDICT_SIGNATURE, VERDICT_COUNT } verdict_t;
+/* banned: the source is banned ([ban]); its message was not scored */
+typedef enum {
+    VERDICT_NORMAL = 0,
+    VERDICT_ANOMALY,
+    VERDICT_SIGNATURE,
+    VERDICT_BANNED,
+    VERDICT_COUNT
+} verdict_t;
 const char *edge_verdict_name(verdict_t v);
 
 /* Why a message judged anomalous is answered normal anyway. */
@@ -62,7 +70,8 @@ typedef struct {
     sig_matches_t sigs;
     context_verdict_t ctx; /* flood and dialog detectors, when configured */
     const char *sig_ids[SIGDB_MAX_MATCHES];
-    double seconds; /* time spent on this message */
+    double banned_for; /* seconds the source stays banned after this message; 0: not banned */
+    double seconds;    /* time spent on this message */
 } edge_result_t;
 
 /* What a caller is answered: the judgement, or normal when it is waived. */
@@ -74,6 +83,8 @@ static inline verdict_t edge_answer(const edge_result_t *r)
 typedef struct pipeline pipeline_t;
 
 pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint64_t seed);
+/* The ban table the pipeline consults and feeds (shared; NULL: no bans). */
+void pipeline_set_bans(pipeline_t *p, bantable_t *bans);
 void pipeline_destroy(pipeline_t **self);
 
 /* Runs one message through. Returns 0, or -1 when out of memory. */

@@ -325,6 +325,69 @@ check "monitor mode is a metric, and so are the verdicts it waived" \
 stop_edge $EDGE_PID
 check "monitor mode still reports, with the judgement, and says so in its log" \
     "grep -q '\"verdict\":\"signature\"' monitor.jsonl && grep -q 'monitor mode' monitor.log"
+# --- bans: a source that keeps drawing blocking judgements is banned, saved, listed, lifted ---
+# a normal message: the first one of the training capture (Ethernet, IPv4, UDP: 42 header bytes)
+LEN=$(od -An -tu4 -j32 -N4 train.pcap | tr -d ' ')
+dd if=train.pcap bs=1 skip=$((24 + 16 + 42)) count=$((LEN - 42)) status=none > normal.sip
+normal_from() { curl -s -H "X-SIP-Source: $1" --data-binary @normal.sip http://127.0.0.1:$HTTP/v1/score > "$2"; }
+"$E" -m edge.model --set ban.after=2 --set ban.seconds=60 --set ban.max_seconds=30 --check-config >/dev/null 2>ban_err; rc=$?
+check "[ban] max_seconds shorter than seconds: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_seconds (30) is shorter than seconds (60)' ban_err"
+BANS=(--set signatures.file=sigs.json --set verdict.allow_file=allow.txt --set ban.after=2
+      --set ban.seconds=300 --set ban.file=bans.json --set report.jsonl=ban.jsonl)
+printf '203.0.113.0/28\n' > allow.txt
+start_edge ban "${COMMON[@]}" "${BANS[@]}" || exit 1
+normal_from 198.51.100.20:5060 b0.json
+score_from 198.51.100.20:5060 b1.json
+score_from 198.51.100.20:5060 b2.json
+normal_from 198.51.100.20:5060 b3.json
+normal_from 198.51.100.21:5060 b4.json
+check "a normal message is answered normal before any strike ($(cat b0.json))" "grep -q '\"verdict\":\"normal\"' b0.json"
+check "the second blocking judgement bans its source: still answered as judged, with banned_for" \
+    "answered b1.json signature null && grep -q '\"banned_for\":null' b1.json && answered b2.json signature null && grep -q '\"banned_for\":300' b2.json"
+check "a banned source's normal message is answered banned, unscored ($(cat b3.json))" \
+    "grep -q '\"verdict\":\"banned\"' b3.json && grep -q '\"anomaly\":true' b3.json && grep -q '\"detector\":\[\"ban\"\]' b3.json && grep -q '\"global\":null' b3.json"
+check "the next address is not banned" "grep -q '\"verdict\":\"normal\"' b4.json"
+score_from '[2001:db8:9:1::1]:5060' b5.json
+score_from '[2001:db8:9:1::2]:5060' b6.json
+normal_from '[2001:db8:9:1:ffff::7]:5060' b7.json
+normal_from '[2001:db8:9:2::1]:5060' b8.json
+check "IPv6 sources are banned by their /64" \
+    "grep -q '\"verdict\":\"banned\"' b7.json && grep -q '\"verdict\":\"normal\"' b8.json"
+for i in 1 2 3; do score_from 203.0.113.9:5070 b9.json; done
+check "an allowed source is never banned" "answered b9.json normal '\"allowed\"'"
+curl -s http://127.0.0.1:$HTTP/v1/bans > bans_list.json
+check "GET /v1/bans lists the two bans ($(cat bans_list.json))" \
+    "grep -q '\"source\":\"198.51.100.20\"' bans_list.json && grep -q '\"source\":\"2001:db8:9:1::/64\"' bans_list.json && [ \$(grep -o '\"source\"' bans_list.json | wc -l) = 2 ]"
+wait_for 10 "[ \"\$(metric $HTTP sipguard_bans_active)\" = 2 ] && [ -s bans.json ]"
+check "bans are metrics, and their messages are counted by verdict" \
+    "[ \"\$(metric $HTTP sipguard_bans_total)\" = 2 ] && curl -s http://127.0.0.1:$HTTP/metrics | grep -q '^sipguard_messages_total{source=\"http\",verdict=\"banned\"} 2$'"
+stop_edge $EDGE_PID
+check "the ban was logged; the banned messages were not reported" \
+    "grep -q 'banned 198.51.100.20 for 300 s: 2 blocking judgements' ban.log && [ \$(grep -c '\"src\":\"198.51.100.20:5060\"' ban.jsonl) = 2 ]"
+start_edge ban2 "${COMMON[@]}" "${BANS[@]}" || exit 1
+normal_from 198.51.100.20:5060 b10.json
+check "bans outlive a restart" "grep -q '\"verdict\":\"banned\"' b10.json && grep -q '2 banned or remembered sources restored' ban2.log"
+check "DELETE /v1/bans/SOURCE lifts a ban" "[ \$(code -X DELETE http://127.0.0.1:$HTTP/v1/bans/198.51.100.20) = 200 ]"
+normal_from 198.51.100.20:5060 b11.json
+check "the lifted source is answered as judged again" "grep -q '\"verdict\":\"normal\"' b11.json"
+check "lifting what is not banned: 404; not an address: 400; a list by DELETE: 405" \
+    "[ \$(code -X DELETE http://127.0.0.1:$HTTP/v1/bans/198.51.100.20) = 404 ] && [ \$(code -X DELETE http://127.0.0.1:$HTTP/v1/bans/nonsense) = 400 ] && [ \$(code -X DELETE http://127.0.0.1:$HTTP/v1/bans) = 405 ]"
+stop_edge $EDGE_PID
+printf '{"version": 1, "bans": [{"source": "10.0.0.1", "until": "soon", "bans": 1}]}' > bans.json
+start_edge ban3 "${COMMON[@]}" "${BANS[@]}" --set verdict.monitor=yes || exit 1
+check "an unreadable ban file is set aside, not overwritten, and the edge starts without it" \
+    "grep -q 'bans.json: ban 1: \"until\" is not a time' ban3.log && grep -q 'soon' bans.json.bad"
+score_from 198.51.100.30:5060 b12.json
+score_from 198.51.100.30:5060 b13.json
+normal_from 198.51.100.30:5060 b14.json
+check "monitor mode: bans are judged and logged, every caller answered normal" \
+    "grep -q '\"judged\":\"banned\"' b14.json && grep -q '\"verdict\":\"normal\"' b14.json && grep -q '\"waived\":\"monitor\"' b14.json && grep -q 'monitor mode: not enforced' ban3.log"
+stop_edge $EDGE_PID
+start_edge noban "${COMMON[@]}" || exit 1
+check "GET /v1/bans without bans: 404 saying so" \
+    "[ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ] && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 'bans are off'"
+stop_edge $EDGE_PID
+
 # the loop closed by hand: signatures built from the anomalies of one day, enforced inline
 "$S" gen -o clean2 --attacks none --seed 5 --population-seed 3 2>/dev/null
 "$S" sig build -q -m edge.model --clean clean2.pcap -o built.json test.pcap

@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "allowlist.h"
+#include "ban.h"
 #include "edge_config.h"
 #include "edge_sigsub.h"
 #include "edge_spool.h"
@@ -679,6 +680,293 @@ static void test_a_silent_subscription_is_made_anew(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* ---------------------------------------------------------------- bans */
+
+static uint32_t next_rand(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static ban_opts_t ban_opts(unsigned after, double window, double seconds, double max_seconds)
+{
+    return (ban_opts_t){after, window, seconds, max_seconds, 64, 1000};
+}
+
+static double strike(bantable_t *t, const char *addr, double now)
+{
+    endpoint_t e = ep(addr);
+    assert_int_not_equal(e.family, 0);
+    return bantable_strike(t, &e, now);
+}
+
+static double banned(bantable_t *t, const char *addr, double now)
+{
+    endpoint_t e = ep(addr);
+    return bantable_banned(t, &e, now);
+}
+
+/* `after` strikes within the window ban a source; strikes spread wider start the count again;
+ * other sources and unknown addresses are untouched. */
+static void test_ban_after_strikes_within_the_window(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(3, 10, 60, 1000);
+    bantable_t *t = bantable_new(&o);
+    assert_true(strike(t, "198.51.100.7", 0) == 0);
+    assert_true(strike(t, "198.51.100.7", 5) == 0);
+    assert_true(strike(t, "198.51.100.7", 12) == 0); /* the window from 0 has closed */
+    assert_true(strike(t, "198.51.100.7", 13) == 0);
+    assert_true(banned(t, "198.51.100.7", 13) == 0);
+    assert_true(strike(t, "198.51.100.7", 14) == 60); /* three within 10 s of 12 */
+    assert_true(fabs(banned(t, "198.51.100.7", 14.5) - 59.5) < 1e-9);
+    assert_true(banned(t, "198.51.100.8", 14.5) == 0);
+    assert_true(banned(t, "198.51.100.7", 74) == 0); /* over */
+    endpoint_t unknown = {0};
+    assert_true(bantable_strike(t, &unknown, 20) == 0);
+    assert_true(bantable_banned(t, &unknown, 20) == 0);
+    ban_stats_t st;
+    bantable_tick(t, 20, &st);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.bans, 1);
+    bantable_destroy(&t);
+}
+
+/* Each later ban of a source is twice the one before, up to max_seconds; max_seconds after
+ * its last ban ended the source starts again from the first length. */
+static void test_ban_escalates_to_the_cap_and_is_forgotten(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(1, 10, 10, 35);
+    bantable_t *t = bantable_new(&o);
+    double now = 100;
+    static const double want[] = {10, 20, 35, 35};
+    for (int i = 0; i < 4; i++) {
+        double len = strike(t, "203.0.113.1", now);
+        assert_true(len == want[i]);
+        now += len + 1; /* a strike after the ban ended */
+    }
+    now += 33; /* 34 s after the last ban ended: one second short of forgotten */
+    assert_true(strike(t, "203.0.113.1", now) == 35);
+    now += 35 + 35; /* ended at now + 35, and 35 s more */
+    assert_true(strike(t, "203.0.113.1", now) == 10);
+    bantable_destroy(&t);
+}
+
+/* IPv6 sources by their /64 (or by address with a prefix of 128); an IPv4-mapped source is
+ * the IPv4 address. */
+static void test_ban_ipv6_by_prefix_and_mapped_ipv4(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(2, 10, 60, 600);
+    bantable_t *t = bantable_new(&o);
+    assert_true(strike(t, "2001:db8:1:2::1", 0) == 0);
+    assert_true(strike(t, "2001:db8:1:2:ffff::9", 1) == 60); /* the same /64 */
+    assert_true(banned(t, "2001:db8:1:2:abcd::", 2) > 0);
+    assert_true(banned(t, "2001:db8:1:3::1", 2) == 0);
+    endpoint_t e = ep("2001:db8:1:2:ffff::9");
+    char text[64];
+    bantable_source_text(t, &e, text, sizeof text);
+    assert_string_equal(text, "2001:db8:1:2::/64");
+    assert_true(strike(t, "::ffff:198.51.100.7", 0) == 0);
+    assert_true(strike(t, "198.51.100.7", 1) == 60);
+    assert_true(banned(t, "::ffff:198.51.100.7", 2) > 0);
+    e = ep("::ffff:198.51.100.7");
+    bantable_source_text(t, &e, text, sizeof text);
+    assert_string_equal(text, "198.51.100.7");
+    bantable_destroy(&t);
+    o.prefix6 = 128;
+    t = bantable_new(&o);
+    assert_true(strike(t, "2001:db8:1:2::1", 0) == 0);
+    assert_true(strike(t, "2001:db8:1:2::2", 1) == 0);
+    assert_true(strike(t, "2001:db8:1:2::1", 1) == 60);
+    assert_true(banned(t, "2001:db8:1:2::2", 2) == 0);
+    bantable_destroy(&t);
+}
+
+/* Spoofed sources cannot grow the table past max_sources: strikes that find no room are
+ * counted; a banned source is never pushed out; room comes back as strikes age. */
+static void test_ban_table_is_bounded(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(2, 10, 600, 6000);
+    o.max_sources = 16;
+    bantable_t *t = bantable_new(&o);
+    strike(t, "192.0.2.1", 0);
+    assert_true(strike(t, "192.0.2.1", 0) == 600);
+    char a[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(a, sizeof a, "10.0.%d.%d", i / 250, i % 250);
+        strike(t, a, 1 + i * 1e-3);
+    }
+    ban_stats_t st;
+    bantable_tick(t, 2, &st);
+    assert_int_equal(st.tracked, 16);
+    assert_int_equal(st.untracked, 1000 - 15);
+    assert_true(banned(t, "192.0.2.1", 2) > 0);
+    /* the strikes' window closes: their sources are dropped, new ones fit */
+    assert_true(strike(t, "172.16.0.1", 20) == 0);
+    assert_true(strike(t, "172.16.0.1", 21) == 600);
+    bantable_tick(t, 22, &st);
+    assert_int_equal(st.tracked, 2);
+    assert_int_equal(st.untracked, 1000 - 15);
+    assert_true(banned(t, "192.0.2.1", 22) > 0);
+    bantable_destroy(&t);
+}
+
+/* Strikes, lifts and the passing of time at random, against a table kept the obvious way:
+ * both agree on every source's ban at every step. Small tables (8 sources in 16 slots) and many
+ * sets of addresses, so that probe runs wrap around the table's end, where removal must move
+ * entries back across it. */
+static void test_ban_table_agrees_with_a_plain_model(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    uint32_t x = 77;
+    for (int round = 0; round < 200; round++) {
+        ban_opts_t o = ban_opts(2, 5, 4, 20);
+        o.max_sources = N;
+        bantable_t *t = bantable_new(&o);
+        struct {
+            unsigned strikes, level;
+            double start, until;
+        } ref[N] = {{0}};
+        char addr[N][32];
+        for (int i = 0; i < N; i++)
+            snprintf(addr[i], sizeof addr[i], "10.%u.%u.%d", next_rand(&x) % 256,
+                     next_rand(&x) % 256, i);
+        double now = 1000;
+        for (int step = 0; step < 400; step++) {
+            int i = (int)(next_rand(&x) % N), what = (int)(next_rand(&x) % 10);
+            now += (double)(next_rand(&x) % 100) / 50.0;
+            if (what < 6 && !(ref[i].until > now)) {
+                double want = 0;
+                if (ref[i].strikes == 0 || now >= ref[i].start + o.window) {
+                    ref[i].start = now;
+                    ref[i].strikes = 0;
+                }
+                if (++ref[i].strikes >= o.after) {
+                    if (ref[i].until > 0 && now >= ref[i].until + o.max_seconds)
+                        ref[i].level = 0;
+                    want = o.seconds * (1 << (ref[i].level < 4 ? ref[i].level : 4));
+                    want = want < o.max_seconds ? want : o.max_seconds;
+                    ref[i].until = now + want;
+                    ref[i].level++;
+                    ref[i].strikes = 0;
+                }
+                assert_true(strike(t, addr[i], now) == want);
+            } else if (what < 9) {
+                int lifted = bantable_lift(t, addr[i]);
+                /* a ban whose memory has run out may linger until swept: either answer then */
+                if (ref[i].until > 0 && now < ref[i].until + o.max_seconds)
+                    assert_int_equal(lifted, 1);
+                else if (ref[i].until == 0)
+                    assert_int_equal(lifted, 0);
+                memset(&ref[i], 0, sizeof ref[i]);
+            } else if (next_rand(&x) % 8 == 0) {
+                bantable_tick(t, now, NULL);
+            }
+            for (int j = 0; j < N; j++) {
+                double left = banned(t, addr[j], now);
+                double want = ref[j].until > now ? ref[j].until - now : 0;
+                assert_true(fabs(left - want) < 1e-9);
+            }
+        }
+        bantable_destroy(&t);
+    }
+}
+
+/* A lifted source is unbanned and its past forgotten; lifting what is not banned, or text that
+ * is not an address, says so. */
+static void test_ban_lift(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(1, 10, 10, 100);
+    bantable_t *t = bantable_new(&o);
+    assert_true(strike(t, "2001:db8::5", 0) == 10);
+    assert_true(strike(t, "2001:db8::5", 11) == 20);
+    assert_int_equal(bantable_lift(t, "2001:db8::77"), 1); /* the same /64 */
+    assert_true(banned(t, "2001:db8::5", 12) == 0);
+    assert_true(strike(t, "2001:db8::5", 12) == 10); /* a first ban again */
+    assert_int_equal(bantable_lift(t, "192.0.2.9"), 0);
+    assert_int_equal(bantable_lift(t, "not-an-address"), -1);
+    assert_int_equal(bantable_lift(t, "192.0.2.9/xx"), -1);
+    assert_int_equal(bantable_lift(t, ""), -1);
+    bantable_destroy(&t);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Bans and what is remembered of past ones are saved and read back; a file that is not one
+ * of ours, or holds a wrong ban, is refused with the file and the reason, leaving the table
+ * as it was; no file is no bans. */
+static void test_bans_survive_a_save_and_bad_files_are_refused(void **state)
+{
+    (void)state;
+    char path[sizeof dir + 32], err[512];
+    snprintf(path, sizeof path, "%s/bans.json", dir);
+    ban_opts_t o = ban_opts(1, 10, 100, 1000);
+    bantable_t *t = bantable_new(&o);
+    assert_int_equal(bantable_load(t, path, 0, err, sizeof err), 0); /* no file yet */
+    assert_true(strike(t, "198.51.100.1", 1000) == 100);
+    assert_true(strike(t, "198.51.100.1", 1101) == 200); /* a second ban */
+    assert_true(strike(t, "2001:db8:5::1", 1200) == 100);
+    assert_true(strike(t, "198.51.100.2", 0) == 100); /* ended at 100, forgotten at 1100 */
+    assert_true(bantable_dirty(t));
+    assert_int_equal(bantable_save(t, path, 1250, err, sizeof err), 0);
+    assert_false(bantable_dirty(t));
+    bantable_destroy(&t);
+
+    t = bantable_new(&o);
+    assert_int_equal(bantable_load(t, path, 1260, err, sizeof err), 2);
+    assert_true(fabs(banned(t, "198.51.100.1", 1260) - 41) < 1e-6);
+    assert_true(fabs(banned(t, "2001:db8:5::42", 1260) - 40) < 1e-6);
+    assert_true(banned(t, "198.51.100.2", 1260) == 0);
+    assert_true(strike(t, "198.51.100.1", 1400) == 400); /* its third ban */
+    json_t *list = bantable_list(t, 1400);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "source")),
+                        "198.51.100.1");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "bans")), 3);
+    json_decref(list);
+
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"{\"version\": 1, \"bans\": [", "bans.json:1:"},
+        {"[1, 2]", "not a ban file"},
+        {"{\"version\": 2, \"bans\": []}", "another version"},
+        {"{\"version\": 1, \"bans\": {}}", "\"bans\" is not an array"},
+        {"{\"version\": 1, \"bans\": [7]}", "ban 1: a ban is not an object"},
+        {"{\"version\": 1, \"bans\": [{\"source\": \"10.0.0.300\", \"until\": 5, \"bans\": 1}]}",
+         "ban 1: \"source\" is not an address"},
+        {"{\"version\": 1, \"bans\": [{\"source\": \"10.0.0.3\", \"until\": \"soon\", \"bans\": "
+         "1}]}",
+         "ban 1: \"until\" is not a time"},
+        {"{\"version\": 1, \"bans\": [{\"source\": \"10.0.0.3\", \"until\": 5, \"bans\": 0}]}",
+         "ban 1: \"bans\" is not a count"},
+        {"\x01\x02garbage", "bans.json:1:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_text(path, bad[i].text);
+        err[0] = 0;
+        assert_int_equal(bantable_load(t, path, 1400, err, sizeof err), -1);
+        if (!strstr(err, bad[i].why) || !strstr(err, path))
+            fail_msg("case %zu: %s", i, err);
+        assert_true(banned(t, "198.51.100.1", 1400) > 0); /* the table as it was */
+    }
+    bantable_destroy(&t);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +989,14 @@ int main(void)
         cmocka_unit_test(test_allowlist_entries_and_union),
         cmocka_unit_test_setup_teardown(test_a_silent_subscription_is_made_anew, make_dir,
                                         remove_dir),
+        cmocka_unit_test(test_ban_after_strikes_within_the_window),
+        cmocka_unit_test(test_ban_escalates_to_the_cap_and_is_forgotten),
+        cmocka_unit_test(test_ban_ipv6_by_prefix_and_mapped_ipv4),
+        cmocka_unit_test(test_ban_table_is_bounded),
+        cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
+        cmocka_unit_test(test_ban_lift),
+        cmocka_unit_test_setup_teardown(test_bans_survive_a_save_and_bad_files_are_refused,
+                                        make_dir, remove_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,474 @@
+#include "ban.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "fsutil.h"
+
+#define BAN_FILE_VERSION 1
+#define MAX_LEVEL 30 /* doublings: far past any max_seconds */
+
+/* One source. IPv4 addresses are kept IPv4-mapped, so one key type serves both families. */
+typedef struct {
+    uint8_t key[16]; /* the address, masked to the ban prefix */
+    uint8_t used;
+    uint8_t bits;         /* prefix length of the key, in IPv6 terms (128 for IPv4) */
+    uint16_t level;       /* bans so far */
+    uint32_t strikes;     /* blocking judgements in the current window */
+    double window_start;  /* when the current window began */
+    double until;         /* end of the current or last ban; 0: never banned */
+} entry_t;
+
+struct bantable {
+    ban_opts_t o;
+    pthread_mutex_t lock;
+    entry_t *slots;
+    size_t mask, count;
+    entry_t *scratch; /* room for max_sources entries, for rebuilding the table */
+    double swept;     /* when the table was last swept to make room */
+    uint64_t bans, untracked;
+    bool dirty;
+};
+
+static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+bantable_t *bantable_new(const ban_opts_t *o)
+{
+    bantable_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->o = *o;
+    if (t->o.after < 1)
+        t->o.after = 1;
+    if (t->o.prefix6 < 1 || t->o.prefix6 > 128)
+        t->o.prefix6 = 64;
+    if (t->o.max_sources < 1)
+        t->o.max_sources = 1;
+    size_t cap = 16;
+    while (cap < 2 * t->o.max_sources) /* at most half full: short probes */
+        cap *= 2;
+    t->slots = calloc(cap, sizeof *t->slots);
+    t->scratch = malloc(t->o.max_sources * sizeof *t->scratch);
+    if (!t->slots || !t->scratch) {
+        free(t->slots);
+        free(t->scratch);
+        free(t);
+        return NULL;
+    }
+    t->mask = cap - 1;
+    pthread_mutex_init(&t->lock, NULL);
+    return t;
+}
+
+void bantable_destroy(bantable_t **self)
+{
+    bantable_t *t = *self;
+    if (!t)
+        return;
+    pthread_mutex_destroy(&t->lock);
+    free(t->slots);
+    free(t->scratch);
+    free(t);
+    *self = NULL;
+}
+
+/* Clears the bits of addr past the first bits. */
+static void mask_to(uint8_t addr[16], unsigned bits)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * i : 0;
+        addr[i] &= (uint8_t)(keep ? 0xff << (8 - keep) : 0);
+    }
+}
+
+/* The key of an address: IPv4 (or IPv4-mapped IPv6) whole, IPv6 to the ban prefix. False for
+ * an unknown address. */
+static bool key_of(const bantable_t *t, int family, const uint8_t *addr, uint8_t key[16],
+                   uint8_t *bits)
+{
+    if (family == 4 || (family == 6 && !memcmp(addr, v4_mapped, 12))) {
+        memcpy(key, v4_mapped, 12);
+        memcpy(key + 12, family == 4 ? addr : addr + 12, 4);
+        *bits = 128;
+        return true;
+    }
+    if (family != 6)
+        return false;
+    memcpy(key, addr, 16);
+    mask_to(key, t->o.prefix6);
+    *bits = (uint8_t)t->o.prefix6;
+    return true;
+}
+
+static size_t slot_of(const bantable_t *t, const uint8_t key[16])
+{
+    return (size_t)XXH3_64bits(key, 16) & t->mask;
+}
+
+static entry_t *find(bantable_t *t, const uint8_t key[16])
+{
+    for (size_t h = slot_of(t, key);; h = (h + 1) & t->mask) {
+        entry_t *e = &t->slots[h];
+        if (!e->used)
+            return NULL;
+        if (!memcmp(e->key, key, 16))
+            return e;
+    }
+}
+
+/* An entry for key, new and empty if there was none; NULL when the table is full. */
+static entry_t *find_or_add(bantable_t *t, const uint8_t key[16], uint8_t bits)
+{
+    size_t h = slot_of(t, key);
+    for (;; h = (h + 1) & t->mask) {
+        entry_t *e = &t->slots[h];
+        if (!e->used)
+            break;
+        if (!memcmp(e->key, key, 16))
+            return e;
+    }
+    if (t->count >= t->o.max_sources)
+        return NULL;
+    entry_t *e = &t->slots[h];
+    memset(e, 0, sizeof *e);
+    memcpy(e->key, key, 16);
+    e->bits = bits;
+    e->used = 1;
+    t->count++;
+    return e;
+}
+
+/* Whether a source has anything left to remember at now: a ban, the memory of one, or strikes
+ * in an open window. */
+static bool remembered(const bantable_t *t, const entry_t *e, double now)
+{
+    if (e->until > 0 && now < e->until + t->o.max_seconds)
+        return true;
+    return e->strikes > 0 && now < e->window_start + t->o.window;
+}
+
+/* Rebuilds the table with only the sources still remembered. */
+static void sweep(bantable_t *t, double now)
+{
+    size_t n = 0;
+    for (size_t h = 0; h <= t->mask; h++)
+        if (t->slots[h].used && remembered(t, &t->slots[h], now))
+            t->scratch[n++] = t->slots[h];
+    if (n == t->count)
+        return;
+    memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
+    t->count = 0;
+    for (size_t i = 0; i < n; i++)
+        *find_or_add(t, t->scratch[i].key, t->scratch[i].bits) = t->scratch[i];
+    t->swept = now;
+}
+
+double bantable_banned(bantable_t *t, const endpoint_t *src, double now)
+{
+    uint8_t key[16], bits;
+    if (!t || !key_of(t, src->family, src->addr, key, &bits))
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    const entry_t *e = find(t, key);
+    double left = e && e->until > now ? e->until - now : 0;
+    pthread_mutex_unlock(&t->lock);
+    return left;
+}
+
+/* The length of a source's next ban, which has had level bans before. */
+static double ban_length(const bantable_t *t, unsigned level)
+{
+    double len = ldexp(t->o.seconds, (int)(level < MAX_LEVEL ? level : MAX_LEVEL));
+    return len < t->o.max_seconds ? len : t->o.max_seconds;
+}
+
+double bantable_strike(bantable_t *t, const endpoint_t *src, double now)
+{
+    uint8_t key[16], bits;
+    if (!t || !key_of(t, src->family, src->addr, key, &bits))
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    entry_t *e = find_or_add(t, key, bits);
+    if (!e && now - t->swept >= 1) { /* full: make room, at most once a second */
+        sweep(t, now);
+        t->swept = now;
+        e = find_or_add(t, key, bits);
+    }
+    double len = 0;
+    if (!e) {
+        t->untracked++;
+    } else if (e->until <= now) { /* a banned source's messages are not judged; a race is */
+        if (e->strikes == 0 || now >= e->window_start + t->o.window) {
+            e->window_start = now;
+            e->strikes = 0;
+        }
+        if (++e->strikes >= t->o.after) {
+            if (e->until > 0 && now >= e->until + t->o.max_seconds)
+                e->level = 0; /* its past bans are forgotten */
+            len = ban_length(t, e->level);
+            e->until = now + len;
+            e->level += e->level < UINT16_MAX;
+            e->strikes = 0;
+            t->bans++;
+            t->dirty = true;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return len;
+}
+
+/* Reads "ADDR" or "ADDR/LEN" into a key (an IPv6 one to the ban prefix). */
+static bool parse_source(const bantable_t *t, const char *text, uint8_t key[16], uint8_t *bits)
+{
+    char s[INET6_ADDRSTRLEN + 8];
+    if (strlen(text) >= sizeof s)
+        return false;
+    strcpy(s, text);
+    char *slash = strchr(s, '/');
+    if (slash) {
+        char *end;
+        errno = 0;
+        long len = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || *end || errno || len < 0 || len > 128)
+            return false;
+        *slash = 0;
+    }
+    uint8_t addr[16];
+    if (inet_pton(AF_INET, s, addr) == 1)
+        return key_of(t, 4, addr, key, bits);
+    if (inet_pton(AF_INET6, s, addr) == 1)
+        return key_of(t, 6, addr, key, bits);
+    return false;
+}
+
+/* Removes the entry at slot h, moving later entries of its probe run back. */
+static void remove_at(bantable_t *t, size_t h)
+{
+    t->slots[h].used = 0;
+    t->count--;
+    for (size_t j = (h + 1) & t->mask; t->slots[j].used; j = (j + 1) & t->mask) {
+        size_t home = slot_of(t, t->slots[j].key);
+        /* the entry at j may move to h when h lies on its way from home to j */
+        bool on_way = h <= j ? (home <= h || home > j) : (home <= h && home > j);
+        if (on_way) {
+            t->slots[h] = t->slots[j];
+            t->slots[j].used = 0;
+            h = j;
+        }
+    }
+}
+
+int bantable_lift(bantable_t *t, const char *source)
+{
+    uint8_t key[16], bits;
+    if (!parse_source(t, source, key, &bits))
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    entry_t *e = find(t, key);
+    int lifted = 0;
+    if (e) {
+        lifted = e->until > 0; /* whether or not it has run out: the source is forgiven */
+        remove_at(t, (size_t)(e - t->slots));
+        t->dirty = true;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return lifted;
+}
+
+void bantable_tick(bantable_t *t, double now, ban_stats_t *st)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->count > 0) /* an empty table is not walked */
+        sweep(t, now);
+    if (st) {
+        st->active = 0;
+        for (size_t h = 0; t->count > 0 && h <= t->mask; h++)
+            st->active += t->slots[h].used && t->slots[h].until > now;
+        st->tracked = t->count;
+        st->bans = t->bans;
+        st->untracked = t->untracked;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void entry_text(const entry_t *e, char *buf, size_t cap)
+{
+    char a[INET6_ADDRSTRLEN];
+    if (!memcmp(e->key, v4_mapped, 12)) {
+        inet_ntop(AF_INET, e->key + 12, a, sizeof a);
+        snprintf(buf, cap, "%s", a);
+    } else {
+        inet_ntop(AF_INET6, e->key, a, sizeof a);
+        if (e->bits == 128)
+            snprintf(buf, cap, "%s", a);
+        else
+            snprintf(buf, cap, "%s/%u", a, e->bits);
+    }
+}
+
+void bantable_source_text(const bantable_t *t, const endpoint_t *src, char *buf, size_t cap)
+{
+    entry_t e = {0};
+    if (!key_of(t, src->family, src->addr, e.key, &e.bits)) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    entry_text(&e, buf, cap);
+}
+
+static int by_until_desc(const void *a, const void *b)
+{
+    double x = ((const entry_t *)a)->until, y = ((const entry_t *)b)->until;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Copies the entries that pass keep into t->scratch; returns how many. */
+static size_t gather(bantable_t *t, double now, bool active_only)
+{
+    size_t n = 0;
+    for (size_t h = 0; h <= t->mask; h++) {
+        const entry_t *e = &t->slots[h];
+        if (e->used && e->until > 0 && (active_only ? e->until > now : remembered(t, e, now)))
+            t->scratch[n++] = *e;
+    }
+    qsort(t->scratch, n, sizeof *t->scratch, by_until_desc);
+    return n;
+}
+
+json_t *bantable_list(bantable_t *t, double now)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&t->lock);
+    size_t n = gather(t, now, true);
+    for (size_t i = 0; i < n; i++) {
+        char s[INET6_ADDRSTRLEN + 8];
+        entry_text(&t->scratch[i], s, sizeof s);
+        json_array_append_new(a, json_pack("{s:s, s:f, s:f, s:i}", "source", s, "until",
+                                           t->scratch[i].until, "seconds_left",
+                                           t->scratch[i].until - now, "bans",
+                                           (int)t->scratch[i].level));
+    }
+    pthread_mutex_unlock(&t->lock);
+    return a;
+}
+
+bool bantable_dirty(bantable_t *t)
+{
+    pthread_mutex_lock(&t->lock);
+    bool d = t->dirty;
+    pthread_mutex_unlock(&t->lock);
+    return d;
+}
+
+int bantable_save(bantable_t *t, const char *path, double now, char *err, size_t errlen)
+{
+    json_t *list = json_array();
+    pthread_mutex_lock(&t->lock);
+    size_t n = gather(t, now, false);
+    for (size_t i = 0; i < n; i++) {
+        char s[INET6_ADDRSTRLEN + 8];
+        entry_text(&t->scratch[i], s, sizeof s);
+        json_array_append_new(list, json_pack("{s:s, s:f, s:i}", "source", s, "until",
+                                              t->scratch[i].until, "bans",
+                                              (int)t->scratch[i].level));
+    }
+    t->dirty = false;
+    pthread_mutex_unlock(&t->lock);
+    json_t *doc = json_pack("{s:i, s:f, s:o}", "version", BAN_FILE_VERSION, "saved", now, "bans",
+                            list);
+    int rc = doc ? wholefile_write_json(doc, path, JSON_INDENT(1), err, errlen) : -1;
+    if (!doc)
+        snprintf(err, errlen, "%s: out of memory", path);
+    json_decref(doc);
+    if (rc != 0) {
+        pthread_mutex_lock(&t->lock);
+        t->dirty = true; /* try again at the next save */
+        pthread_mutex_unlock(&t->lock);
+    }
+    return rc;
+}
+
+/* Checks one saved ban and puts it in e. NULL, or what is wrong with it. */
+static const char *read_ban(bantable_t *t, const json_t *b, entry_t *e)
+{
+    const json_t *src = json_object_get(b, "source"), *until = json_object_get(b, "until"),
+                 *bans = json_object_get(b, "bans");
+    if (!json_is_object(b))
+        return "a ban is not an object";
+    if (!json_is_string(src) || !parse_source(t, json_string_value(src), e->key, &e->bits))
+        return "\"source\" is not an address";
+    if (!json_is_number(until) || !isfinite(json_number_value(until)) ||
+        json_number_value(until) <= 0)
+        return "\"until\" is not a time";
+    if (!json_is_integer(bans) || json_integer_value(bans) < 1 ||
+        json_integer_value(bans) > UINT16_MAX)
+        return "\"bans\" is not a count of at least 1";
+    e->until = json_number_value(until);
+    e->level = (uint16_t)json_integer_value(bans);
+    e->used = 1;
+    return NULL;
+}
+
+long bantable_load(bantable_t *t, const char *path, double now, char *err, size_t errlen)
+{
+    json_error_t je;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!doc) {
+        snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
+        return -1;
+    }
+    const json_t *version = json_object_get(doc, "version"), *bans = json_object_get(doc, "bans");
+    const char *why = NULL;
+    pthread_mutex_lock(&t->lock); /* scratch is the table's */
+    if (!json_is_object(doc) || !json_is_integer(version))
+        why = "not a ban file (no \"version\")";
+    else if (json_integer_value(version) != BAN_FILE_VERSION)
+        why = "a ban file of another version";
+    else if (!json_is_array(bans))
+        why = "\"bans\" is not an array";
+    size_t n = 0;
+    for (size_t i = 0; !why && i < json_array_size(bans); i++) {
+        entry_t e = {0};
+        if ((why = read_ban(t, json_array_get(bans, i), &e)) != NULL) {
+            snprintf(err, errlen, "%s: ban %zu: %s", path, i + 1, why);
+            pthread_mutex_unlock(&t->lock);
+            json_decref(doc);
+            return -1;
+        }
+        if (remembered(t, &e, now) && n < t->o.max_sources)
+            t->scratch[n++] = e;
+    }
+    json_decref(doc);
+    if (why) {
+        pthread_mutex_unlock(&t->lock);
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    long added = 0;
+    for (size_t i = 0; i < n; i++) {
+        entry_t *e = find_or_add(t, t->scratch[i].key, t->scratch[i].bits);
+        if (!e)
+            break;
+        if (e->until < t->scratch[i].until) {
+            e->until = t->scratch[i].until;
+            e->level = t->scratch[i].level;
+        }
+        added++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return added;
+}

@@ -1,0 +1,89 @@
+/*
+ * ban: sources that keep drawing blocking judgements, blocked for a while.
+ *
+ * The content models judge one message at a time, but a scanner or a password
+ * guesser sends many, and some of them look normal on their own (a well-formed
+ * REGISTER with a guessed password). Operators pair a per-message check with a
+ * ban list (Kamailio's pike and an htable with autoexpire, fail2ban): after
+ * `after` blocking judgements within `window` seconds a source is banned, and
+ * its messages are answered "banned" without being scored, which also spares
+ * the edge during a flood. A source banned again is banned twice as long as
+ * the time before, up to max_seconds; what it did is remembered for
+ * max_seconds after its last ban ended. IPv6 sources are banned by prefix
+ * (/64 by default: a tool that rotates addresses within its prefix is one
+ * source). Bans survive restarts: the table is saved as JSON.
+ *
+ * The table holds at most max_sources sources, so spoofed sources cannot grow
+ * it without bound: when it is full, sources with nothing to remember are
+ * dropped, and a strike that still finds no room is counted, not kept. One
+ * lock guards it: the ingest loop, the HTTP thread and the HTTP API use it.
+ * Times are Unix seconds (wall clock), so that a saved ban ends when it would
+ * have ended.
+ */
+#ifndef SIPGUARD_BAN_H
+#define SIPGUARD_BAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+typedef struct {
+    unsigned after;     /* blocking judgements within window that start a ban (>= 1) */
+    double window;      /* seconds */
+    double seconds;     /* length of a source's first ban */
+    double max_seconds; /* longest ban, and how long a source's bans are remembered */
+    unsigned prefix6;   /* IPv6 sources are banned by this prefix length (1..128) */
+    size_t max_sources; /* sources tracked at once */
+} ban_opts_t;
+
+typedef struct bantable bantable_t;
+
+/* NULL when out of memory. */
+bantable_t *bantable_new(const ban_opts_t *o);
+void bantable_destroy(bantable_t **t);
+
+/* Seconds left of a ban on the source at now, or 0 (not banned, or an unknown address). */
+double bantable_banned(bantable_t *t, const endpoint_t *src, double now);
+
+/* Counts one blocking judgement of the source's at now. Returns the length of the ban it
+ * starts, or 0 when it starts none. */
+double bantable_strike(bantable_t *t, const endpoint_t *src, double now);
+
+/* Lifts the ban on a source written as an address or ADDR/LEN (an IPv6 one is taken to its
+ * prefix) and forgets its past bans. 1 when it was banned, 0 when not, -1 when the text is
+ * not an address. */
+int bantable_lift(bantable_t *t, const char *source);
+
+typedef struct {
+    size_t active;       /* sources banned now */
+    size_t tracked;      /* sources held: banned, striking, or remembered */
+    uint64_t bans;       /* bans started since the table was made */
+    uint64_t untracked;  /* strikes not counted: the table was full */
+} ban_stats_t;
+
+/* Drops the sources with nothing left to remember and fills st (either may be skipped:
+ * st NULL). Called about once a second; it walks the whole table. */
+void bantable_tick(bantable_t *t, double now, ban_stats_t *st);
+
+/* The active bans: [{"source", "until", "seconds_left", "bans"}], longest first. */
+json_t *bantable_list(bantable_t *t, double now);
+
+/* Whether something changed since the last save. */
+bool bantable_dirty(bantable_t *t);
+
+/* Writes every remembered source to path, whole (temporary file, sync, rename). 0, or -1 with
+ * "PATH: why" in err. */
+int bantable_save(bantable_t *t, const char *path, double now, char *err, size_t errlen);
+
+/* Reads a file bantable_save wrote; sources whose memory has run out by now are skipped.
+ * Returns the sources read, 0 when the file does not exist, or -1 with "PATH: why" in err
+ * (the table is then left as it was). */
+long bantable_load(bantable_t *t, const char *path, double now, char *err, size_t errlen);
+
+/* The text bans are listed and saved under: "203.0.113.7", "2001:db8:1:2::/64". */
+void bantable_source_text(const bantable_t *t, const endpoint_t *src, char *buf, size_t cap);
+
+#endif
