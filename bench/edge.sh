@@ -4,8 +4,8 @@
 #     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does
 #   - verdict endpoint latency (p50/p99) over one keep-alive connection
 #   - peak RSS of the edge with a 10,000-message model
-#   - a flood (every message an anomaly, local model never) with every report made, and with
-#     [report] max_rate = 100
+#   - a flood (every message an anomaly, local model never) with every report made, with
+#     [report] max_rate = 100, and with that and bans ([ban] after = 3)
 # Fixed inputs from fixed seeds. Prints "name value" lines. usage: bench/edge.sh [BUILD]
 set -euo pipefail
 BUILD=${1:-build}
@@ -66,3 +66,9 @@ for cap in 0 100; do
     echo "edge_flood_anomaly_share_max_rate_$cap $(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2; if ($1 ~ /verdict="normal"/) n+=$2} END{printf "%.3f", s ? 1 - n/s : 0}')"
     kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 done
+# the same flood with bans: a source's third blocking judgement within a minute bans it, and
+# its later messages are answered by a lookup (the capture is sent again and again)
+start_edge_and_flood edge_flood_msgs_per_s_banned_max_rate_100 flood.pcap \
+    --set scoring.local_policy=never --set report.max_rate=100 --set ban.after=3 --set ban.file=bans.json
+echo "edge_flood_banned_share $(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2; if ($1 ~ /verdict="banned"/) b+=$2} END{printf "%.3f", s ? b/s : 0}')"
+kill -TERM $EDGE; wait $EDGE || true; EDGE=""
