@@ -6,9 +6,10 @@ PKGS=(cmake make gcc pkg-config
       libpcap-dev libosip2-dev libjansson-dev libxxhash-dev libcmocka-dev
       libinih-dev zlib1g-dev libsqlite3-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
       curl time help2man)
-# Integration-test peers: their tests skip when these are missing, so failing to install them
+# Integration-test peers (Kamailio's http_client and jansson modules come in its utils and
+# extra modules): their tests skip when these are missing, so failing to install them
 # is a warning, not an error.
-OPTIONAL=(kamailio sip-tester yara chromium tshark)
+OPTIONAL=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester yara chromium tshark)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() optional=()
 for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
