@@ -18,11 +18,11 @@
 typedef struct {
     uint8_t key[16]; /* the address, masked to the ban prefix */
     uint8_t used;
-    uint8_t bits;         /* prefix length of the key, in IPv6 terms (128 for IPv4) */
-    uint16_t level;       /* bans so far */
-    uint32_t strikes;     /* blocking judgements in the current window */
-    double window_start;  /* when the current window began */
-    double until;         /* end of the current or last ban; 0: never banned */
+    uint8_t bits;        /* prefix length of the key, in IPv6 terms (128 for IPv4) */
+    uint16_t level;      /* bans so far */
+    uint32_t strikes;    /* blocking judgements in the current window */
+    double window_start; /* when the current window began */
+    double until;        /* end of the current or last ban; 0: never banned */
 } entry_t;
 
 struct bantable {
@@ -374,14 +374,14 @@ int bantable_save(bantable_t *t, const char *path, double now, char *err, size_t
     for (size_t i = 0; i < n; i++) {
         char s[INET6_ADDRSTRLEN + 8];
         entry_text(&t->scratch[i], s, sizeof s);
-        json_array_append_new(list, json_pack("{s:s, s:f, s:i}", "source", s, "until",
-                                              t->scratch[i].until, "bans",
-                                              (int)t->scratch[i].level));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:f, s:i}", "source", s, "until",
+                                        t->scratch[i].until, "bans", (int)t->scratch[i].level));
     }
     t->dirty = false;
     pthread_mutex_unlock(&t->lock);
-    json_t *doc = json_pack("{s:i, s:f, s:o}", "version", BAN_FILE_VERSION, "saved", now, "bans",
-                            list);
+    json_t *doc =
+        json_pack("{s:i, s:f, s:o}", "version", BAN_FILE_VERSION, "saved", now, "bans", list);
     int rc = doc ? wholefile_write_json(doc, path, JSON_INDENT(1), err, errlen) : -1;
     if (!doc)
         snprintf(err, errlen, "%s: out of memory", path);

@@ -58,10 +58,10 @@ double bantable_strike(bantable_t *t, const endpoint_t *src, double now);
 int bantable_lift(bantable_t *t, const char *source);
 
 typedef struct {
-    size_t active;       /* sources banned now */
-    size_t tracked;      /* sources held: banned, striking, or remembered */
-    uint64_t bans;       /* bans started since the table was made */
-    uint64_t untracked;  /* strikes not counted: the table was full */
+    size_t active;      /* sources banned now */
+    size_t tracked;     /* sources held: banned, striking, or remembered */
+    uint64_t bans;      /* bans started since the table was made */
+    uint64_t untracked; /* strikes not counted: the table was full */
 } ban_stats_t;
 
 /* Drops the sources with nothing left to remember and fills st (either may be skipped:
