@@ -83,7 +83,10 @@ void cliopt_help(const clicmd_t *cmd, FILE *out)
             snprintf(text, sizeof text, "%s (default: %s)", o->help, o->def);
         else
             snprintf(text, sizeof text, "%s", o->help);
-        fprintf(out, "  %-28s ", lhs);
+        if (strlen(lhs) > 27) /* its help on the next line, as help2man and getopt tools expect */
+            fprintf(out, "  %s\n%31s", lhs, "");
+        else
+            fprintf(out, "  %-28s ", lhs);
         print_wrapped(out, text, 31, 100);
     }
     if (cmd->epilog)

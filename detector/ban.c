@@ -297,6 +297,11 @@ void bantable_tick(bantable_t *t, double now, ban_stats_t *st)
     pthread_mutex_unlock(&t->lock);
 }
 
+bool ban_counts(const sipinfo_t *info)
+{
+    return info->status == 0 && info->vias <= 1;
+}
+
 static void entry_text(const entry_t *e, char *buf, size_t cap)
 {
     char a[INET6_ADDRSTRLEN];

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "sipcheck.h"
 
 typedef struct {
     unsigned after;     /* blocking judgements within window that start a ban (>= 1) */
@@ -82,6 +83,11 @@ int bantable_save(bantable_t *t, const char *path, double now, char *err, size_t
  * Returns the sources read, 0 when the file does not exist, or -1 with "PATH: why" in err
  * (the table is then left as it was). */
 long bantable_load(bantable_t *t, const char *path, double now, char *err, size_t errlen);
+
+/* Whether a blocking judgement of this message counts against its source: only a request the
+ * source made itself does. A response is a server answering (perhaps an attacker), and a
+ * request with more than one Via was forwarded by a proxy, whose own address it comes from. */
+bool ban_counts(const sipinfo_t *info);
 
 /* The text bans are listed and saved under: "203.0.113.7", "2001:db8:1:2::/64". */
 void bantable_source_text(const bantable_t *t, const endpoint_t *src, char *buf, size_t cap);

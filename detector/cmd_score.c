@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allowlist.h"
+#include "ban.h"
 #include "cmdutil.h"
 #include "commands.h"
 #include "context.h"
@@ -17,7 +19,19 @@ static const cliopt_t score_opts[] = {
     {"no-local", 0, NULL, "skip the local (k-NN) model: global score only", NULL},
     {"context", 'c', "CONTEXT",
      "also run the flood and dialog detectors of this model from sipguard context train", NULL},
-    {"anomalies", 'a', NULL, "print anomalous messages only", NULL},
+    {"anomalies", 'a', NULL, "print anomalous messages only (and, with --ban, banned ones)", NULL},
+    {"ban", 0, "N",
+     "replay the edge's bans ([ban] after = N) in capture time: a source whose requests draw N "
+     "anomalous judgements within the window is banned, and its later messages are marked "
+     "\"banned\"",
+     NULL},
+    {"ban-window", 0, "SECONDS", "with --ban: the window ([ban] window)", "60"},
+    {"ban-seconds", 0, "SECONDS", "with --ban: the first ban's length ([ban] seconds)", "600"},
+    {"ban-max-seconds", 0, "SECONDS", "with --ban: the longest ban ([ban] max_seconds)", "86400"},
+    {"allow", 0, "FILE",
+     "with --ban: sources never banned, the edge's [verdict] allow_file (their messages are "
+     "marked \"allowed\")",
+     NULL},
     {"output", 'o', "FILE", "write JSON Lines here instead of standard output", NULL},
     CMD_INPUT_OPTIONS,
     {"quiet", 'q', NULL, "print no summary and no skip table", NULL},
@@ -33,7 +47,11 @@ static const clicmd_t score_cmd = {
     "the thresholds, and with --explain the features that pushed each score up. With\n"
     "--context, the flood and dialog detectors judge each message by the traffic before it\n"
     "(inputs in time order) and add \"flood\" and \"dialog\" to `detector` when they fire.\n"
-    "A summary goes to standard error.",
+    "With --ban, the edge's bans are replayed by the messages' capture times (IPv6 sources by\n"
+    "their /64), so that [ban] settings can be tried on past traffic: each message gets\n"
+    "\"banned\" (its source was banned when it came: the edge would have answered it banned\n"
+    "without judging it, and it starts no ban; its scores are shown all the same) and, for the\n"
+    "one that starts a ban, \"banned_for\" (seconds). A summary goes to standard error.",
     score_opts,
     "exit status: 0 success, 1 failure (model unreadable, write error), 2 usage error,\n"
     "3 an input could not be read (the others were scored).\n\n"
@@ -49,6 +67,9 @@ typedef struct {
     bool explain, local, anomalies_only;
     FILE *out;
     size_t messages, anomalies, parse_fail, write_errors;
+    bantable_t *bans;   /* --ban: NULL without */
+    allowlist_t *allow; /* --allow */
+    size_t banned, bans_started;
 } score_ctx_t;
 
 static json_t *explain_array(const model_feature_t *f, int n)
@@ -68,8 +89,12 @@ static int score_one(void *p, const msg_t *m)
     score_ctx_t *c = p;
     sipinfo_t info;
     sipcheck_message(m->data, m->len, &info);
+    /* the edge's order: a banned source's message is answered without any detector */
+    double ts = (double)m->ts_sec + m->ts_usec * 1e-6, ban_len = 0;
+    bool allowed = c->allow && allowlist_contains(c->allow, &m->src);
+    bool banned = c->bans && !allowed && bantable_banned(c->bans, &m->src, ts) > 0;
     context_verdict_t cv = {0};
-    if (c->ctx)
+    if (c->ctx && !banned)
         context_observe(c->ctx, m, &info, &cv);
     const uint8_t *data = m->data;
     size_t len = m->len, n;
@@ -83,10 +108,14 @@ static int score_one(void *p, const msg_t *m)
         return -1;
     }
     bool anomaly = sc.global_anomaly || sc.local_anomaly || cv.anomaly;
+    if (c->bans && !banned && !allowed && anomaly && ban_counts(&info) &&
+        (ban_len = bantable_strike(c->bans, &m->src, ts)) > 0)
+        c->bans_started++;
     c->messages++;
     c->anomalies += anomaly;
+    c->banned += banned;
     c->parse_fail += !info.parse_ok;
-    if (c->anomalies_only && !anomaly)
+    if (c->anomalies_only && !anomaly && !banned)
         return 0;
     json_t *o = report_message_fields(m, &info);
     json_object_set_new(o, "global", json_real(sc.global));
@@ -101,6 +130,13 @@ static int score_one(void *p, const msg_t *m)
     json_object_set_new(o, "detector", fired);
     json_object_set_new(o, "threshold_global", json_real(c->st.thr_global));
     json_object_set_new(o, "threshold_local", json_real(c->st.thr_local));
+    if (c->bans) {
+        json_object_set_new(o, "banned", json_boolean(banned));
+        if (ban_len > 0)
+            json_object_set_new(o, "banned_for", json_real(ban_len));
+    }
+    if (c->allow)
+        json_object_set_new(o, "allowed", json_boolean(allowed));
     if (c->explain) {
         model_explain_t ex;
         model_explain(c->scorer, &sc, &ex);
@@ -124,6 +160,9 @@ int cmd_score(int argc, char **argv)
     score_ctx_t c = {0};
     c.local = true;
     bool quiet = false;
+    const char *allow_path = NULL;
+    ban_opts_t bo = {0, 60, 600, 86400, 64, (size_t)1 << 20};
+    long l;
     int i;
     while ((i = cliopt_next(&score_cmd, argc, argv, &arg)) != -1) {
         if (i == -2)
@@ -149,6 +188,21 @@ int cmd_score(int argc, char **argv)
             c.anomalies_only = true;
         } else if (!strcmp(name, "output")) {
             out_path = arg;
+        } else if (!strcmp(name, "ban")) {
+            if (cliopt_int(name, arg, 1, 1000000, &l))
+                return EXIT_USAGE;
+            bo.after = (unsigned)l;
+        } else if (!strcmp(name, "ban-window")) {
+            if (cliopt_double(name, arg, 0.001, 86400, &bo.window))
+                return EXIT_USAGE;
+        } else if (!strcmp(name, "ban-seconds")) {
+            if (cliopt_double(name, arg, 0.001, 1e8, &bo.seconds))
+                return EXIT_USAGE;
+        } else if (!strcmp(name, "ban-max-seconds")) {
+            if (cliopt_double(name, arg, 0.001, 1e9, &bo.max_seconds))
+                return EXIT_USAGE;
+        } else if (!strcmp(name, "allow")) {
+            allow_path = arg;
         } else if (!strcmp(name, "quiet")) {
             quiet = true;
         }
@@ -158,10 +212,32 @@ int cmd_score(int argc, char **argv)
                 model_path ? "no INPUT given" : "-m MODEL is required", score_cmd.usage);
         return EXIT_USAGE;
     }
+    if (bo.after > 0 && bo.max_seconds < bo.seconds) {
+        fprintf(stderr,
+                "sipguard score: --ban-max-seconds (%g) is shorter than --ban-seconds (%g)\n",
+                bo.max_seconds, bo.seconds);
+        return EXIT_USAGE;
+    }
+    if ((allow_path || bo.window != 60 || bo.seconds != 600 || bo.max_seconds != 86400) &&
+        bo.after == 0) {
+        fprintf(stderr, "sipguard score: --allow and --ban-* go with --ban N\nusage: %s\n",
+                score_cmd.usage);
+        return EXIT_USAGE;
+    }
     char err[600];
+    if (allow_path && !(c.allow = allowlist_load(allow_path, err, sizeof err))) {
+        fprintf(stderr, "sipguard score: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (bo.after > 0 && !(c.bans = bantable_new(&bo))) {
+        allowlist_destroy(&c.allow);
+        return EXIT_FAIL;
+    }
     model_t *m = model_load(model_path, err, sizeof err);
     if (!m) {
         fprintf(stderr, "sipguard score: %s\n", err);
+        bantable_destroy(&c.bans);
+        allowlist_destroy(&c.allow);
         return EXIT_FAIL;
     }
     context_model_t *cm = NULL;
@@ -172,10 +248,14 @@ int cmd_score(int argc, char **argv)
                 "--context with the context model it was trained with\n",
                 model_path);
         model_destroy(&m);
+        bantable_destroy(&c.bans);
+        allowlist_destroy(&c.allow);
         return EXIT_USAGE;
     }
     if (c.augment && !(c.aug = malloc(CONTEXT_AUG_MAX))) {
         model_destroy(&m);
+        bantable_destroy(&c.bans);
+        allowlist_destroy(&c.allow);
         return EXIT_FAIL;
     }
     if (context_path) {
@@ -185,6 +265,8 @@ int cmd_score(int argc, char **argv)
             context_model_destroy(&cm);
             model_destroy(&m);
             free(c.aug);
+            bantable_destroy(&c.bans);
+            allowlist_destroy(&c.allow);
             return EXIT_FAIL;
         }
     }
@@ -208,6 +290,9 @@ int cmd_score(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "scored %zu messages: %zu anomalous, %zu failed to parse\n", c.messages,
                 c.anomalies, c.parse_fail);
+    if (!quiet && c.bans)
+        fprintf(stderr, "bans: %zu started, %zu messages from banned sources\n", c.bans_started,
+                c.banned);
     rc = failed ? EXIT_INPUT : EXIT_OK;
 out:
     if (c.out && c.out != stdout)
@@ -217,5 +302,7 @@ out:
     context_destroy(&c.ctx);
     context_model_destroy(&cm);
     free(c.aug);
+    bantable_destroy(&c.bans);
+    allowlist_destroy(&c.allow);
     return rc;
 }

@@ -409,10 +409,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         out->verdict = VERDICT_NORMAL;
     if (out->verdict != VERDICT_NORMAL)
         out->waived = out->allowed ? WAIVED_ALLOWED : p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
-    /* only a request its source made counts: a server answering an attacker, or a proxy
-     * forwarding an attacker's request (its Via on top of the sender's), is not the attacker */
-    if (p->bans && !out->allowed && out->verdict != VERDICT_NORMAL && out->info.status == 0 &&
-        out->info.vias <= 1)
+    if (p->bans && !out->allowed && out->verdict != VERDICT_NORMAL && ban_counts(&out->info))
         note_strike(p, m, now, out);
     out->seconds = mono_seconds() - t0;
     return 0;

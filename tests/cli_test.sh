@@ -60,6 +60,29 @@ printf 'OPTIONS sip:a SIP/2.0\r\nX: %s\r\n\r\n' "$(printf 'a%.0s' $(seq 84))" > 
 check "a count of 81 is written as the integer" grep -q ' 1633771874:81 ' <("$S" embed --format libsvm rep.sip)
 "$S" score -q -m m.model -o /dev/full normal.pcap 2> full.err; rc=$?
 check "score on a full disk exits 1 and says so" sh -c "test $rc -eq 1 && grep -q 'writing the results failed' full.err"
+# the edge's bans replayed in capture time: a source is marked banned only after the message
+# that banned it, and a banned message starts no ban
+"$S" score -q -m m.model --ban 2 all.pcap > ban.jsonl
+"$S" score -m m.model --ban 2 -a all.pcap 2>&1 >/dev/null | grep '^bans:' > ban.sum
+check "score --ban marks messages of banned sources ($(cat ban.sum))" \
+    sh -c "grep -q '\"banned\":true' ban.jsonl && grep -q '\"banned_for\":' ban.jsonl && grep -q \"^bans: [1-9][0-9]* started, \$(grep -c '\"banned\":true' ban.jsonl) messages\" ban.sum"
+awk '{ match($0, /"src":"[0-9.]+:/); src = substr($0, RSTART + 7, RLENGTH - 8)
+       if (src == "") next
+       if ($0 ~ /"banned":true/ && !(src in started)) bad++
+       if ($0 ~ /"banned":true/ && $0 ~ /"banned_for"/) bad++
+       if ($0 ~ /"banned_for"/) started[src] = 1 }
+     END { exit bad > 0 }' ban.jsonl
+check "no source is banned before the message that banned it, and banned messages start none" test $? -eq 0
+printf '0.0.0.0/0\n::/0\n' > allow_all.txt
+"$S" score -m m.model --ban 2 --allow allow_all.txt all.pcap 2>ban_allow.err > ban_allow.jsonl
+check "score --ban --allow: allowed sources are never banned" \
+    sh -c "grep -q '^bans: 0 started, 0 messages' ban_allow.err && test \$(grep -c '\"allowed\":true' ban_allow.jsonl) -eq \$(wc -l < ban_allow.jsonl)"
+"$S" score -m m.model --ban-window 30 all.pcap > /dev/null 2> ban_e1.err; rc1=$?
+"$S" score -m m.model --ban 0 all.pcap > /dev/null 2> ban_e2.err; rc2=$?
+"$S" score -m m.model --ban 2 --ban-seconds 20 --ban-max-seconds 10 all.pcap > /dev/null 2> ban_e3.err; rc3=$?
+"$S" score -m m.model --ban 2 --allow nowhere.txt all.pcap > /dev/null 2> ban_e4.err; rc4=$?
+check "score --ban's usage errors exit 2 and say why; a missing allow file exits 1 naming it" \
+    sh -c "test $rc1 -eq 2 && grep -q 'go with --ban N' ban_e1.err && test $rc2 -eq 2 && test $rc3 -eq 2 && grep -q 'shorter than --ban-seconds' ban_e3.err && test $rc4 -eq 1 && grep -q 'nowhere.txt' ban_e4.err"
 "$S" train -q -o /dev/full normal.pcap 2> full2.err; rc=$?
 check "train to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '^sipguard train: /dev/full: write failed: No space left on device' full2.err"
 check "and the device is still there (no temporary file renamed over it)" test -c /dev/full
