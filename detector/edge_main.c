@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -98,6 +99,7 @@ typedef struct {
     sigsub_t *sigsub;
     bantable_t *bans; /* NULL: [ban] after = 0 */
     char ban_file[600];
+    bool ban_save_failing; /* the last save failed (logged once) */
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
@@ -392,8 +394,13 @@ static int open_bans(edge_t *e)
         return -1;
     }
     char err[700], aside[620];
-    long n = bantable_load(e->bans, e->ban_file, wall_now(), err, sizeof err);
-    if (n < 0) {
+    struct stat st;
+    /* a device (/dev/null, to keep none) has nothing to read back and is never renamed */
+    bool regular = stat(e->ban_file, &st) != 0 || S_ISREG(st.st_mode);
+    long n = regular ? bantable_load(e->bans, e->ban_file, wall_now(), err, sizeof err) : 0;
+    if (!regular) {
+        info("bans are not restored from %s, which is not a regular file", e->ban_file);
+    } else if (n < 0) {
         snprintf(aside, sizeof aside, "%s.bad", e->ban_file);
         error("bans not restored, starting without them: %s (the file is kept as %s)", err,
               rename(e->ban_file, aside) == 0 ? aside : e->ban_file);
@@ -419,8 +426,14 @@ static void tick_bans(edge_t *e)
     atomic_store(&e->metrics.bans, st.bans);
     atomic_store(&e->metrics.ban_untracked, st.untracked);
     char err[700];
-    if (bantable_dirty(e->bans) && bantable_save(e->bans, e->ban_file, now, err, sizeof err) != 0)
-        error("bans not saved (kept in memory, tried again in a second): %s", err);
+    if (!bantable_dirty(e->bans))
+        return;
+    bool failed = bantable_save(e->bans, e->ban_file, now, err, sizeof err) != 0;
+    if (failed && !e->ban_save_failing) /* once, not every second of a full disk */
+        error("bans not saved (kept in memory, tried again every second): %s", err);
+    else if (!failed && e->ban_save_failing)
+        info("bans saved again to %s", e->ban_file);
+    e->ban_save_failing = failed;
 }
 
 static int setup(edge_t *e, const char *ports_file)
