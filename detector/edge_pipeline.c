@@ -433,6 +433,8 @@ json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r)
     json_object_set_new(o, "reported_at",
                         json_real((double)now.tv_sec + (double)now.tv_nsec * 1e-9));
     json_object_set_new(o, "verdict", json_string(edge_verdict_name(r->verdict)));
+    if (r->banned_for > 0) /* this judgement banned the source (a banned one is not reported) */
+        json_object_set_new(o, "banned_for", json_real(r->banned_for));
     /* the signature set this edge enforced, so the overlay can show which edges lag */
     json_object_set_new(
         o, "signature_sequence",

@@ -365,8 +365,8 @@ curl -s http://127.0.0.1:$HTTP/metrics | grep -E '^sipguard_bans|verdict="banned
 check "bans are metrics, and their messages are counted by verdict (wait $WAITED; $(grep -v ' 0$' ban_metrics.txt | tr '\n' ' '))" \
     "grep -q '^sipguard_bans_total 2$' ban_metrics.txt && grep -q '^sipguard_messages_total{source=\"http\",verdict=\"banned\"} 2$' ban_metrics.txt"
 stop_edge $EDGE_PID
-check "the ban was logged; the banned messages were not reported" \
-    "grep -q 'banned 198.51.100.20 for 300 s: 2 blocking judgements' ban.log && [ \$(grep -c '\"src\":\"198.51.100.20:5060\"' ban.jsonl) = 2 ]"
+check "the ban was logged; the banned messages were not reported; the report of the one that banned it says so" \
+    "grep -q 'banned 198.51.100.20 for 300 s: 2 blocking judgements' ban.log && [ \$(grep -c '\"src\":\"198.51.100.20:5060\"' ban.jsonl) = 2 ] && [ \$(grep '\"src\":\"198.51.100.20:5060\"' ban.jsonl | grep -c '\"banned_for\":300') = 1 ]"
 start_edge ban2 "${COMMON[@]}" "${BANS[@]}" || exit 1
 normal_from 198.51.100.20:5060 b10.json
 check "bans outlive a restart" "grep -q '\"verdict\":\"banned\"' b10.json && grep -q '2 banned or remembered sources restored' ban2.log"

@@ -40,7 +40,15 @@ wait_for 20 "[ -s ekeys/edge.pub ]" || exit 1
 P=$!; PIDS+=($P)
 wait_for 20 "[ -s o2.ports ]" || exit 1
 OH=$(awk '$1=="http"{print $2}' o2.ports)
-wait_for 60 "[ \"\$(metric $OH sipguard_overlay_reports_in_store)\" -gt 1000 ]"
+# every report in before the build, so that the clusters the page shows are the ones the API
+# lists afterwards (reports still coming in reorder the largest clusters)
+settled() {
+    local a b
+    a=$(metric $OH sipguard_overlay_reports_in_store); sleep 1
+    b=$(metric $OH sipguard_overlay_reports_in_store)
+    [ "${a:-0}" -gt 1000 ] && [ "$a" = "$b" ]
+}
+wait_for 90 settled
 curl -s -X POST -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/build > build.json
 check "signatures to review ($(cat build.json))" "grep -q '\"added\":[1-9]' build.json"
 
