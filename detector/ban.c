@@ -346,19 +346,28 @@ static size_t gather(bantable_t *t, double now, bool active_only)
     return n;
 }
 
-json_t *bantable_list(bantable_t *t, double now)
+/* The first n entries of t->scratch as [{"source", "until", "bans"}], with "seconds_left"
+ * (until now) when listed rather than saved. Under the lock. */
+static json_t *entries_json(const bantable_t *t, size_t n, double now, bool listed)
 {
     json_t *a = json_array();
-    pthread_mutex_lock(&t->lock);
-    size_t n = gather(t, now, true);
     for (size_t i = 0; i < n; i++) {
+        const entry_t *e = &t->scratch[i];
         char s[INET6_ADDRSTRLEN + 8];
-        entry_text(&t->scratch[i], s, sizeof s);
-        json_array_append_new(a, json_pack("{s:s, s:f, s:f, s:i}", "source", s, "until",
-                                           t->scratch[i].until, "seconds_left",
-                                           t->scratch[i].until - now, "bans",
-                                           (int)t->scratch[i].level));
+        entry_text(e, s, sizeof s);
+        json_t *o =
+            json_pack("{s:s, s:f, s:i}", "source", s, "until", e->until, "bans", (int)e->level);
+        if (listed)
+            json_object_set_new(o, "seconds_left", json_real(e->until - now));
+        json_array_append_new(a, o);
     }
+    return a;
+}
+
+json_t *bantable_list(bantable_t *t, double now)
+{
+    pthread_mutex_lock(&t->lock);
+    json_t *a = entries_json(t, gather(t, now, true), now, true);
     pthread_mutex_unlock(&t->lock);
     return a;
 }
@@ -373,16 +382,8 @@ bool bantable_dirty(bantable_t *t)
 
 int bantable_save(bantable_t *t, const char *path, double now, char *err, size_t errlen)
 {
-    json_t *list = json_array();
     pthread_mutex_lock(&t->lock);
-    size_t n = gather(t, now, false);
-    for (size_t i = 0; i < n; i++) {
-        char s[INET6_ADDRSTRLEN + 8];
-        entry_text(&t->scratch[i], s, sizeof s);
-        json_array_append_new(list,
-                              json_pack("{s:s, s:f, s:i}", "source", s, "until",
-                                        t->scratch[i].until, "bans", (int)t->scratch[i].level));
-    }
+    json_t *list = entries_json(t, gather(t, now, false), now, false);
     t->dirty = false;
     pthread_mutex_unlock(&t->lock);
     json_t *doc =

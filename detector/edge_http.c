@@ -59,17 +59,26 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     return ret;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *why)
+/* A JSON body and a newline (takes the reference). */
+static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *o)
 {
-    json_t *o = json_pack("{s:s}", "error", why);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    if (!s)
+        return MHD_NO;
     size_t n = strlen(s);
-    char *b = malloc(n + 2);
-    memcpy(b, s, n);
+    char *b = realloc(s, n + 2);
+    if (!b) {
+        free(s);
+        return MHD_NO;
+    }
     memcpy(b + n, "\n", 2);
-    free(s);
     return reply(conn, status, "application/json", b);
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return reply_json(conn, status, json_pack("{s:s}", "error", why));
 }
 
 /* Fills a message record from the request's optional X-SIP-* headers. */
@@ -155,30 +164,9 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
         r.thr_global, "threshold_local", r.thr_local, "signatures", sigs, "parse_ok",
         scored ? json_boolean(r.info.parse_ok) : json_null(), "banned_for",
         r.banned_for > 0 ? json_real(r.banned_for) : json_null());
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
     if (report)
         h->report(h->report_ctx, report);
-    size_t n = strlen(s);
-    char *b = realloc(s, n + 2);
-    memcpy(b + n, "\n", 2);
-    return reply(conn, MHD_HTTP_OK, "application/json", b);
-}
-
-static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *o)
-{
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!s)
-        return MHD_NO;
-    size_t n = strlen(s);
-    char *b = realloc(s, n + 2);
-    if (!b) {
-        free(s);
-        return MHD_NO;
-    }
-    memcpy(b + n, "\n", 2);
-    return reply(conn, status, "application/json", b);
+    return reply_json(conn, MHD_HTTP_OK, o);
 }
 
 /* GET /v1/bans lists the bans; DELETE /v1/bans/SOURCE lifts one (source NULL: none named). */

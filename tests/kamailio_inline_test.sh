@@ -21,49 +21,21 @@ T=$(mktemp -d)
 PIDS=()
 trap 'kill_ours 9 "${PIDS[@]}"; rm -rf "$T"' EXIT
 . "$(dirname "$(realpath "$0")")/checks.sh" # check, wait_for, kill_ours
+. "$(dirname "$(realpath "$0")")/kamailio.sh" # kamailio_cfg
 cd "$T"
 metric() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk -v m="$1" '$1==m{print $2}'; }
 
 # ports for Kamailio and the sipp ends: random in a high range, one attempt each
 BASE=$((25000 + (RANDOM % 400) * 10))
 KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2)) SCAN=$((BASE + 3))
-# kamailio.cfg with GATE as the first thing its request route does: the edge is asked about
-# the message as it came (mf_process_maxfwd_header rewrites Max-Forwards in $mb)
-kamailio_cfg() { # GATE
-    cat <<EOF
-#!KAMAILIO
-debug=1
-log_stderror=yes
-children=1
-listen=udp:127.0.0.1:$KPORT
-mpath="$MODS/"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "maxfwd.so"
-loadmodule "siputils.so"
-loadmodule "http_client.so"
+# the gate goes first in the request route: the edge is asked about the message as it came
+# (mf_process_maxfwd_header rewrites Max-Forwards in $mb)
+EXTRA='loadmodule "http_client.so"
 loadmodule "jansson.so"
 loadmodule "xlog.so"
-modparam("http_client", "connection_timeout", 1)
-request_route {
-    $1
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (has_totag()) {
-        if (loose_route()) { t_relay(); exit; }
-        if (is_method("ACK") && t_check_trans()) { t_relay(); }
-        exit;
-    }
-    record_route();
-    \$du = "sip:127.0.0.1:$UAS";
-    t_relay();
-}
-EOF
-}
+modparam("http_client", "connection_timeout", 1)'
 start_kamailio() { # NAME GATE
-    kamailio_cfg "$2" > "$1.cfg"
+    kamailio_cfg "$MODS" $KPORT $UAS "$EXTRA" "$2" > "$1.cfg"
     "$KAM" -f "$1.cfg" -DD -E -w "$T" 2>"$1.log" &
     KPID=$!; PIDS+=("$KPID")
     sleep 1

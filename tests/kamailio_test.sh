@@ -17,6 +17,7 @@ T=$(mktemp -d)
 PIDS=()
 trap 'kill_ours 9 "${PIDS[@]}"; rm -rf "$T"' EXIT
 . "$(dirname "$(realpath "$0")")/checks.sh" # wait_for, kill_ours
+. "$(dirname "$(realpath "$0")")/kamailio.sh" # kamailio_cfg
 cd "$T"
 CALLS=20
 msgs_total() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
@@ -33,39 +34,13 @@ HEP=$(awk '$1=="hep"{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
 # ports for Kamailio and the two sipp ends: random in a high range, one attempt each
 BASE=$((21000 + (RANDOM % 400) * 10))
 KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
-cat > kamailio.cfg <<EOF
-#!KAMAILIO
-debug=1
-log_stderror=yes
-children=1
-listen=udp:127.0.0.1:$KPORT
-mpath="$MODS/"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "maxfwd.so"
-loadmodule "siputils.so"
-loadmodule "siptrace.so"
-modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:$HEP")
+kamailio_cfg "$MODS" $KPORT $UAS 'loadmodule "siptrace.so"
+modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP'")
 modparam("siptrace", "trace_to_database", 0)
 modparam("siptrace", "hep_mode_on", 1)
 modparam("siptrace", "hep_version", 3)
 modparam("siptrace", "trace_mode", 1)
-modparam("siptrace", "trace_on", 1)
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (has_totag()) {
-        if (loose_route()) { t_relay(); exit; }
-        if (is_method("ACK") && t_check_trans()) { t_relay(); }
-        exit;
-    }
-    record_route();
-    \$du = "sip:127.0.0.1:$UAS";
-    t_relay();
-}
-EOF
+modparam("siptrace", "trace_on", 1)' "" > kamailio.cfg
 # the ground truth, when this machine lets us capture: a second edge watching Kamailio's port on
 # the loopback interface sees on the wire every message Kamailio receives or sends (not the
 # HEP datagrams, which Kamailio sends from its SIP port)
