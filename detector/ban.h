@@ -42,6 +42,9 @@ typedef struct {
 
 typedef struct bantable bantable_t;
 
+/* The time bans are kept in: the wall clock, in Unix seconds. */
+double ban_clock(void);
+
 /* NULL when out of memory. */
 bantable_t *bantable_new(const ban_opts_t *o);
 void bantable_destroy(bantable_t **t);

@@ -175,9 +175,7 @@ static enum MHD_Result bans(edge_http_t *h, struct MHD_Connection *conn, const c
 {
     if (!h->bans)
         return reply_error(conn, MHD_HTTP_NOT_FOUND, "bans are off ([ban] after = 0)");
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    double t = (double)now.tv_sec + now.tv_nsec * 1e-9;
+    double t = ban_clock();
     if (!source) {
         if (strcmp(method, "GET") && strcmp(method, "HEAD"))
             return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,

@@ -361,13 +361,6 @@ static int write_ports_file(const edge_t *e, const char *path)
     return rename(tmp, path); /* readers never see half a file */
 }
 
-static double wall_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* The ban table, with the bans a previous run saved. A saved file that cannot be read is moved
  * aside (FILE.bad) rather than overwritten, and the edge starts without its bans. */
 static int open_bans(edge_t *e)
@@ -397,7 +390,7 @@ static int open_bans(edge_t *e)
     struct stat st;
     /* a device (/dev/null, to keep none) has nothing to read back and is never renamed */
     bool regular = stat(e->ban_file, &st) != 0 || S_ISREG(st.st_mode);
-    long n = regular ? bantable_load(e->bans, e->ban_file, wall_now(), err, sizeof err) : 0;
+    long n = regular ? bantable_load(e->bans, e->ban_file, ban_clock(), err, sizeof err) : 0;
     if (!regular) {
         info("bans are not restored from %s, which is not a regular file", e->ban_file);
     } else if (n < 0) {
@@ -419,7 +412,7 @@ static void tick_bans(edge_t *e)
     if (!e->bans)
         return;
     ban_stats_t st;
-    double now = wall_now();
+    double now = ban_clock();
     bantable_tick(e->bans, now, &st);
     atomic_store(&e->metrics.bans_active, st.active);
     atomic_store(&e->metrics.bans_tracked, st.tracked);

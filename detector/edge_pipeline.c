@@ -336,13 +336,6 @@ static double mono_seconds(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static double wall_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* Counts a blocking judgement against the message's source, and logs the ban it may start. */
 static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t *out)
 {
@@ -366,7 +359,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
     out->allowed = allowlist_contains(p->a->allow, &m->src);
     out->thr_global = p->a->st.thr_global;
     out->thr_local = p->a->st.thr_local;
-    double now = p->bans ? wall_seconds() : 0;
+    double now = p->bans ? ban_clock() : 0;
     if (p->bans && !out->allowed && (out->banned_for = bantable_banned(p->bans, &m->src, now))) {
         /* not checked, scored or shown to the context detectors: the point of a ban is that
          * the source costs nothing more */
