@@ -29,8 +29,8 @@ static const cliopt_t score_opts[] = {
     {"ban-seconds", 0, "SECONDS", "with --ban: the first ban's length ([ban] seconds)", "600"},
     {"ban-max-seconds", 0, "SECONDS", "with --ban: the longest ban ([ban] max_seconds)", "86400"},
     {"allow", 0, "FILE",
-     "with --ban: sources never banned, the edge's [verdict] allow_file (their messages are "
-     "marked \"allowed\")",
+     "the edge's [verdict] allow_file: its sources' messages are marked \"allowed\" (the edge "
+     "answers them normal), and with --ban they are never banned",
      NULL},
     {"output", 'o', "FILE", "write JSON Lines here instead of standard output", NULL},
     CMD_INPUT_OPTIONS,
@@ -218,10 +218,8 @@ int cmd_score(int argc, char **argv)
                 bo.max_seconds, bo.seconds);
         return EXIT_USAGE;
     }
-    if ((allow_path || bo.window != 60 || bo.seconds != 600 || bo.max_seconds != 86400) &&
-        bo.after == 0) {
-        fprintf(stderr, "sipguard score: --allow and --ban-* go with --ban N\nusage: %s\n",
-                score_cmd.usage);
+    if ((bo.window != 60 || bo.seconds != 600 || bo.max_seconds != 86400) && bo.after == 0) {
+        fprintf(stderr, "sipguard score: --ban-* go with --ban N\nusage: %s\n", score_cmd.usage);
         return EXIT_USAGE;
     }
     char err[600];

@@ -77,12 +77,15 @@ printf '0.0.0.0/0\n::/0\n' > allow_all.txt
 "$S" score -m m.model --ban 2 --allow allow_all.txt all.pcap 2>ban_allow.err > ban_allow.jsonl
 check "score --ban --allow: allowed sources are never banned" \
     sh -c "grep -q '^bans: 0 started, 0 messages' ban_allow.err && test \$(grep -c '\"allowed\":true' ban_allow.jsonl) -eq \$(wc -l < ban_allow.jsonl)"
+"$S" score -q -m m.model --allow allow_all.txt all.pcap > allow_only.jsonl
+check "score --allow alone marks the allowed sources' messages" \
+    test "$(grep -c '"allowed":true' allow_only.jsonl)" -eq "$(wc -l < allow_only.jsonl)"
 "$S" score -m m.model --ban-window 30 all.pcap > /dev/null 2> ban_e1.err; rc1=$?
 "$S" score -m m.model --ban 0 all.pcap > /dev/null 2> ban_e2.err; rc2=$?
 "$S" score -m m.model --ban 2 --ban-seconds 20 --ban-max-seconds 10 all.pcap > /dev/null 2> ban_e3.err; rc3=$?
 "$S" score -m m.model --ban 2 --allow nowhere.txt all.pcap > /dev/null 2> ban_e4.err; rc4=$?
 check "score --ban's usage errors exit 2 and say why; a missing allow file exits 1 naming it" \
-    sh -c "test $rc1 -eq 2 && grep -q 'go with --ban N' ban_e1.err && test $rc2 -eq 2 && test $rc3 -eq 2 && grep -q 'shorter than --ban-seconds' ban_e3.err && test $rc4 -eq 1 && grep -q 'nowhere.txt' ban_e4.err"
+    sh -c "test $rc1 -eq 2 && grep -q -- '--ban-\* go with --ban N' ban_e1.err && test $rc2 -eq 2 && test $rc3 -eq 2 && grep -q 'shorter than --ban-seconds' ban_e3.err && test $rc4 -eq 1 && grep -q 'nowhere.txt' ban_e4.err"
 "$S" train -q -o /dev/full normal.pcap 2> full2.err; rc=$?
 check "train to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '^sipguard train: /dev/full: write failed: No space left on device' full2.err"
 check "and the device is still there (no temporary file renamed over it)" test -c /dev/full
