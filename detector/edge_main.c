@@ -6,7 +6,7 @@
  * the sink: the spool and uplink to the overlay, and/or JSON Lines. The HTTP
  * endpoint runs in libmicrohttpd's thread with its own pipeline and queues
  * its reports to the loop, which alone touches the spool and ZeroMQ.
- * SIGHUP reloads model and signatures without stopping; SIGTERM/SIGINT stop
+ * SIGHUP reloads signatures (and the model where it changed) without stopping; SIGTERM/SIGINT stop
  * taking input, flush, wait briefly for the overlay's last acks, and exit.
  */
 #include <errno.h>
@@ -71,8 +71,10 @@ static const clicmd_t edge_cmd = {
     "whose requests draw N blocking judgements within [ban] window is banned (its messages\n"
     "answered banned, unscored; longer each time; kept across restarts; GET /v1/bans lists\n"
     "them, DELETE /v1/bans/SOURCE lifts one).\n"
-    "Signals: SIGHUP reloads model, signatures and allowed sources without dropping\n"
-    "traffic; SIGTERM and SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
+    "Signals: SIGHUP reloads signatures and allowed sources, and the model and context\n"
+    "model where their files changed (an unchanged context model keeps the flood, dialog\n"
+    "and binding state), without dropping traffic; SIGTERM and SIGINT drain and exit. Settings: "
+    "docs/edge.md, or --print-config.",
     edge_opts,
     "exit status: 0 clean stop, 1 failure (bad model, cannot listen, ...), 2 usage or\n"
     "configuration error.\n\n"
@@ -277,10 +279,13 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         sink_report(e, pipeline_report(e->pipe, m, &r));
 }
 
+/* Reads the signatures and the allowed sources again, and the model and the context model
+ * where their files changed (SIGHUP, and each signature set from the overlay). */
 static void reload(edge_t *e)
 {
     char err[600];
-    edge_assets_t *a = edge_assets_load(&e->c, err, sizeof err);
+    edge_reload_t what;
+    edge_assets_t *a = edge_assets_reload(e->slot, &e->c, &what, err, sizeof err);
     if (!a) {
         atomic_fetch_add(&e->metrics.reload_failures, 1);
         error("reload refused, the previous model, signatures and allowed sources stay in use: %s",
@@ -289,8 +294,11 @@ static void reload(edge_t *e)
     }
     edge_assets_publish(e->slot, a);
     atomic_fetch_add(&e->metrics.reloads, 1);
-    info("reloaded %s%s%s%s%s", e->c.model, e->c.signatures_file[0] ? " and " : "",
-         e->c.signatures_file, e->c.allow_file[0] ? " and " : "", e->c.allow_file);
+    info("reloaded: model %s %s%s%s%s%s%s", e->c.model,
+         what.model ? "read anew" : "unchanged, kept",
+         e->c.signatures_file[0] ? ", signatures " : "", e->c.signatures_file,
+         e->c.allow_file[0] ? ", allowed sources " : "", e->c.allow_file,
+         what.context ? "; the context model changed: its detectors' state starts afresh" : "");
 }
 
 static void update_gauges(edge_t *e)

@@ -6,21 +6,69 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "allowlist.h"
 #include "log.h"
 #include "report.h"
 
-struct edge_assets {
+/* Which file a part was loaded from: the same path holding the same file (device, inode, size,
+ * modification time) is not read again. `sipguard train -o` writes a new file and renames it
+ * over the old one, so a retrained model is a new inode. */
+typedef struct {
+    bool known;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char path[512];
+} file_id_t;
+
+static file_id_t file_id(const char *path)
+{
+    file_id_t id = {0};
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return id; /* unknown: read again, and the read says what is wrong */
+    id = (file_id_t){true, st.st_dev, st.st_ino, st.st_size, st.st_mtim, {0}};
+    snprintf(id.path, sizeof id.path, "%s", path);
+    return id;
+}
+
+static bool same_file(const file_id_t *a, const file_id_t *b)
+{
+    return a->known && b->known && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           !strcmp(a->path, b->path);
+}
+
+/* The content model, shared by the asset sets that use the same file: loading one builds its
+ * search index (0.7 s at 107k training messages), which a new signature set has no need of. */
+typedef struct {
     model_t *model;
-    sigdb_t *sigs;           /* NULL: no signature file */
-    context_model_t *cmodel; /* NULL: no context detectors */
-    context_t *ctx;
-    allowlist_t *allow; /* NULL: none */
-    pthread_mutex_t ctx_lock;
     model_stats_t st;
-    atomic_int refs; /* the slot's and each pipeline's */
+    file_id_t id;
+    atomic_int refs;
+} model_part_t;
+
+/* The context detectors' model and their state (the traffic seen so far), shared likewise:
+ * a new signature set must not make the dialog detector forget the calls in progress, which
+ * it would then flag at their next message, nor the flood detector its counts. */
+typedef struct {
+    context_model_t *cmodel;
+    context_t *ctx;
+    pthread_mutex_t lock;
+    file_id_t id;
+    atomic_int refs;
+} context_part_t;
+
+struct edge_assets {
+    model_part_t *m;
+    context_part_t *cx; /* NULL: no context detectors */
+    sigdb_t *sigs;      /* NULL: no signature file */
+    allowlist_t *allow; /* NULL: none */
+    atomic_int refs;    /* the slot's and each pipeline's */
 };
 
 struct edge_assets_slot {
@@ -41,17 +89,71 @@ struct pipeline {
     bantable_t *bans; /* NULL: no bans */
 };
 
+static void model_part_release(model_part_t *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        model_destroy(&m->model);
+        free(m);
+    }
+}
+
+static void context_part_release(context_part_t *cx)
+{
+    if (cx && atomic_fetch_sub(&cx->refs, 1) == 1) {
+        context_destroy(&cx->ctx);
+        context_model_destroy(&cx->cmodel);
+        pthread_mutex_destroy(&cx->lock);
+        free(cx);
+    }
+}
+
 static void assets_release(edge_assets_t *a)
 {
     if (a && atomic_fetch_sub(&a->refs, 1) == 1) {
-        model_destroy(&a->model);
+        model_part_release(a->m);
+        context_part_release(a->cx);
         sigdb_destroy(&a->sigs);
-        context_destroy(&a->ctx);
-        context_model_destroy(&a->cmodel);
         allowlist_destroy(&a->allow);
-        pthread_mutex_destroy(&a->ctx_lock);
         free(a);
     }
+}
+
+static model_part_t *model_part_load(const char *path, char *err, size_t errlen)
+{
+    model_part_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->id = file_id(path); /* before reading: a file replaced meanwhile is read again later */
+    if (!(m->model = model_load(path, err, errlen))) {
+        free(m);
+        return NULL;
+    }
+    model_stats(m->model, &m->st);
+    atomic_init(&m->refs, 1);
+    return m;
+}
+
+static context_part_t *context_part_load(const char *path, char *err, size_t errlen)
+{
+    context_part_t *cx = calloc(1, sizeof *cx);
+    if (!cx) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cx->id = file_id(path);
+    if (!(cx->cmodel = context_model_load(path, err, errlen)) ||
+        !(cx->ctx = context_new(cx->cmodel))) {
+        if (cx->cmodel)
+            snprintf(err, errlen, "out of memory");
+        context_model_destroy(&cx->cmodel);
+        free(cx);
+        return NULL;
+    }
+    pthread_mutex_init(&cx->lock, NULL);
+    atomic_init(&cx->refs, 1);
+    return cx;
 }
 
 /* The allowed sources a signature set carries ("allow": the overlay's list for the whole
@@ -108,7 +210,41 @@ static sigdb_t *load_signatures(const char *path, const embed_opts_t *eo, allowl
     return db;
 }
 
-edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen)
+/* The allowed sources: the edge's own file, and the signature set's (already in *allow). */
+static int add_allow_file(const edge_config_t *c, allowlist_t **allow, char *err, size_t errlen)
+{
+    if (!c->allow_file[0])
+        return 0;
+    allowlist_t *own = allowlist_load(c->allow_file, err, errlen), *both = NULL;
+    if (own && *allow && !(both = allowlist_union(own, *allow)))
+        snprintf(err, errlen, "out of memory");
+    if (!own || (*allow && !both)) {
+        allowlist_destroy(&own);
+        return -1;
+    }
+    if (both) {
+        allowlist_destroy(&own);
+        allowlist_destroy(allow);
+    }
+    *allow = both ? both : own;
+    return 0;
+}
+
+/* Takes a reference to the current assets. */
+static edge_assets_t *assets_acquire(edge_assets_slot_t *slot, uint64_t *gen)
+{
+    pthread_mutex_lock(&slot->lock);
+    edge_assets_t *a = slot->cur;
+    atomic_fetch_add(&a->refs, 1);
+    *gen = atomic_load(&slot->gen);
+    pthread_mutex_unlock(&slot->lock);
+    return a;
+}
+
+/* The assets of the config, taking the model and the context part of prev (NULL: none) where
+ * their files are the same ones. */
+static edge_assets_t *assets_load(const edge_config_t *c, const edge_assets_t *prev, char *err,
+                                  size_t errlen)
 {
     edge_assets_t *a = calloc(1, sizeof *a);
     if (!a) {
@@ -116,22 +252,24 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
         return NULL;
     }
     atomic_init(&a->refs, 1);
-    pthread_mutex_init(&a->ctx_lock, NULL);
-    a->model = model_load(c->model, err, errlen);
-    if (!a->model) {
-        free(a);
+    file_id_t mid = file_id(c->model);
+    if (prev && same_file(&prev->m->id, &mid)) {
+        a->m = prev->m;
+        atomic_fetch_add(&a->m->refs, 1);
+    } else if (!(a->m = model_part_load(c->model, err, errlen))) {
+        assets_release(a);
         return NULL;
     }
-    model_stats(a->model, &a->st);
+    const model_t *model = a->m->model;
     if (c->signatures_file[0]) { /* the overlay's allowed sources come with its set */
-        a->sigs = load_signatures(c->signatures_file, &model_options(a->model)->embed, &a->allow,
-                                  err, errlen);
+        a->sigs = load_signatures(c->signatures_file, &model_options(model)->embed, &a->allow, err,
+                                  errlen);
         if (!a->sigs) {
             assets_release(a);
             return NULL;
         }
     }
-    if (model_options(a->model)->context_headers && !c->context_model[0]) {
+    if (model_options(model)->context_headers && !c->context_model[0]) {
         snprintf(err, errlen,
                  "%s was trained with context pseudo-headers: set [detectors] "
                  "context to the context model it was trained with",
@@ -140,29 +278,36 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
         return NULL;
     }
     if (c->context_model[0]) {
-        a->cmodel = context_model_load(c->context_model, err, errlen);
-        if (!a->cmodel || !(a->ctx = context_new(a->cmodel))) {
-            if (a->cmodel)
-                snprintf(err, errlen, "out of memory");
+        file_id_t cid = file_id(c->context_model);
+        if (prev && prev->cx && same_file(&prev->cx->id, &cid)) {
+            a->cx = prev->cx;
+            atomic_fetch_add(&a->cx->refs, 1);
+        } else if (!(a->cx = context_part_load(c->context_model, err, errlen))) {
             assets_release(a);
             return NULL;
         }
     }
-    if (c->allow_file[0]) {
-        allowlist_t *own = allowlist_load(c->allow_file, err, errlen), *both = NULL;
-        if (own && a->allow && !(both = allowlist_union(own, a->allow)))
-            snprintf(err, errlen, "out of memory");
-        if (!own || (a->allow && !both)) {
-            allowlist_destroy(&own);
-            assets_release(a);
-            return NULL;
-        }
-        if (both) {
-            allowlist_destroy(&own);
-            allowlist_destroy(&a->allow);
-        }
-        a->allow = both ? both : own;
+    if (add_allow_file(c, &a->allow, err, errlen) != 0) {
+        assets_release(a);
+        return NULL;
     }
+    return a;
+}
+
+edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen)
+{
+    return assets_load(c, NULL, err, errlen);
+}
+
+edge_assets_t *edge_assets_reload(edge_assets_slot_t *slot, const edge_config_t *c,
+                                  edge_reload_t *what, char *err, size_t errlen)
+{
+    uint64_t gen;
+    edge_assets_t *cur = assets_acquire(slot, &gen);
+    edge_assets_t *a = assets_load(c, cur, err, errlen);
+    if (a && what)
+        *what = (edge_reload_t){a->m != cur->m, a->cx && a->cx != cur->cx};
+    assets_release(cur);
     return a;
 }
 
@@ -198,17 +343,6 @@ void edge_assets_slot_destroy(edge_assets_slot_t **self)
     *self = NULL;
 }
 
-/* Takes a reference to the current assets. */
-static edge_assets_t *assets_acquire(edge_assets_slot_t *slot, uint64_t *gen)
-{
-    pthread_mutex_lock(&slot->lock);
-    edge_assets_t *a = slot->cur;
-    atomic_fetch_add(&a->refs, 1);
-    *gen = atomic_load(&slot->gen);
-    pthread_mutex_unlock(&slot->lock);
-    return a;
-}
-
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
                       model_stats_t *st, size_t *allowed)
 {
@@ -216,7 +350,7 @@ void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *si
     edge_assets_t *a = assets_acquire(slot, &gen);
     *signatures = a->sigs ? sigdb_count(a->sigs) : 0;
     *sig_sequence = a->sigs ? sigdb_sequence(a->sigs) : 0;
-    *st = a->st;
+    *st = a->m->st;
     *allowed = allowlist_size(a->allow);
     assets_release(a);
 }
@@ -240,15 +374,20 @@ static int follow_assets(pipeline_t *p)
         return 0;
     uint64_t gen;
     edge_assets_t *a = assets_acquire(p->slot, &gen);
-    model_scorer_t *scorer = model_scorer_new(a->model, p->c->top_features > 0);
+    /* the same model keeps its scorer (whose searcher is sized by the training set) */
+    bool same_model = p->a && p->a->m == a->m;
+    model_scorer_t *scorer =
+        same_model ? p->scorer : model_scorer_new(a->m->model, p->c->top_features > 0);
     sigscratch_t *ss = a->sigs ? sigdb_scratch_new(a->sigs) : NULL;
     if (!scorer || (a->sigs && !ss)) {
-        model_scorer_destroy(&scorer);
+        if (!same_model)
+            model_scorer_destroy(&scorer);
         sigdb_scratch_destroy(&ss);
         assets_release(a);
         return -1;
     }
-    model_scorer_destroy(&p->scorer);
+    if (!same_model)
+        model_scorer_destroy(&p->scorer);
     sigdb_scratch_destroy(&p->sigscratch);
     assets_release(p->a);
     p->a = a;
@@ -357,8 +496,8 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         return -1;
     memset(out, 0, sizeof *out);
     out->allowed = allowlist_contains(p->a->allow, &m->src);
-    out->thr_global = p->a->st.thr_global;
-    out->thr_local = p->a->st.thr_local;
+    out->thr_global = p->a->m->st.thr_global;
+    out->thr_local = p->a->m->st.thr_local;
     double now = p->bans ? ban_clock() : 0;
     if (p->bans && !out->allowed && (out->banned_for = bantable_banned(p->bans, &m->src, now))) {
         /* not checked, scored or shown to the context detectors: the point of a ban is that
@@ -369,15 +508,15 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         return 0;
     }
     sipcheck_message(m->data, m->len, &out->info);
-    if (p->a->ctx) {
-        pthread_mutex_lock(&p->a->ctx_lock);
-        context_observe(p->a->ctx, m, &out->info, &out->ctx);
-        pthread_mutex_unlock(&p->a->ctx_lock);
+    if (p->a->cx) {
+        pthread_mutex_lock(&p->a->cx->lock);
+        context_observe(p->a->cx->ctx, m, &out->info, &out->ctx);
+        pthread_mutex_unlock(&p->a->cx->lock);
     }
     embed_t *e = model_scorer_embed(p->scorer);
     const uint8_t *data = m->data;
     size_t len = m->len, n;
-    if (model_options(p->a->model)->context_headers &&
+    if (model_options(p->a->m->model)->context_headers &&
         (n = context_augment(&out->ctx, m->data, m->len, p->aug, CONTEXT_AUG_MAX))) {
         data = p->aug;
         len = n;

@@ -38,6 +38,19 @@ edge_assets_t *edge_assets_load(const edge_config_t *c, char *err, size_t errlen
 /* The shared slot holding the current assets. */
 typedef struct edge_assets_slot edge_assets_slot_t;
 edge_assets_slot_t *edge_assets_slot_new(edge_assets_t *initial);
+/* What a reload read anew: the model, the context detectors' model (whose state, the
+ * traffic seen so far, then starts afresh). */
+typedef struct {
+    bool model;
+    bool context;
+} edge_reload_t;
+/* The assets of the config again: the signature file and the allowed sources are read anew;
+ * the model and the context part are kept from the current assets where their files are the
+ * same (path, device, inode, size and modification time), and with the context part its
+ * detectors' state. What was read anew goes to *what (may be NULL). NULL with err on
+ * failure. */
+edge_assets_t *edge_assets_reload(edge_assets_slot_t *slot, const edge_config_t *c,
+                                  edge_reload_t *what, char *err, size_t errlen);
 /* Publishes new assets (takes ownership); users move over before their next message. */
 void edge_assets_publish(edge_assets_slot_t *slot, edge_assets_t *a);
 void edge_assets_slot_destroy(edge_assets_slot_t **slot);

@@ -169,6 +169,40 @@ echo '{"format":"sipguard-context","version":1}' > empty.context.json
 "$E" -m edge.model --set detectors.context=empty.context.json --check-config >/dev/null 2>err10; rc=$?
 check "a context model without detectors is refused" "[ $rc = 1 ] && grep -q 'neither' err10"
 
+# --- reloads keep the context detectors' state: a call begun before one ends normally after it
+call_msg() { # first line, CSeq: a message of call $CALL
+    printf '%s\r\nVia: SIP/2.0/UDP 10.1.2.2:5060;branch=z9hG4bK%s\r\nFrom: <sip:1000@example.net>;tag=60886\r\nTo: <sip:2000@example.net>;tag=24602\r\nCall-ID: reload-%s@10.1.2.2\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n' \
+        "$1" "$RANDOM" "$CALL" "$2"
+}
+say() { # source, destination, first line, CSeq: prints the edge's answer
+    call_msg "$3" "$4" > call.sip
+    curl -s -H "X-SIP-Source: $1" -H "X-SIP-Destination: $2" --data-binary @call.sip http://127.0.0.1:$HTTP/v1/score
+}
+CALLER=10.1.2.2:5060 PROXY=10.0.0.1:5060
+call_answered() { # INVITE to ACK of call $CALL
+    say $CALLER $PROXY 'INVITE sip:2000@example.net SIP/2.0' '1 INVITE' >/dev/null
+    for status in '100 Trying' '180 Ringing' '200 OK'; do say $PROXY $CALLER "SIP/2.0 $status" '1 INVITE' >/dev/null; done
+    say $CALLER $PROXY 'ACK sip:2000@example.net SIP/2.0' '1 ACK' >/dev/null
+}
+hang_up() { say $CALLER $PROXY 'BYE sip:2000@example.net SIP/2.0' '2 BYE' > "$1"; }
+start_edge ctxreload "${COMMON[@]}" --set detectors.context=edge.context.json --set scoring.local_policy=never || exit 1
+CALL=1; call_answered; hang_up bye1.json
+CALL=2; call_answered
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
+hang_up bye2.json
+CALL=3; call_answered
+cp edge.context.json ctx.tmp && mv ctx.tmp edge.context.json # the same content, a new file
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 2 ]"
+hang_up bye3.json
+stop_edge $EDGE_PID
+check "a call's BYE is no dialog anomaly ($(cat bye1.json))" "! grep -q '\"dialog\"' bye1.json"
+check "SIGHUP keeps the model and the dialog state: a call answered before it hangs up normally after it ($(cat bye2.json))" \
+    "! grep -q '\"dialog\"' bye2.json && grep -q 'model edge.model unchanged, kept' ctxreload.log"
+check "a new context model file starts the detectors' state afresh: that BYE opens a leg the model never saw begin so ($(cat bye3.json))" \
+    "grep -q '\"dialog\"' bye3.json && grep -q 'state starts afresh' ctxreload.log"
+
 # --- plain UDP mirror ---
 start_edge udp -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
     --set ingest.udp_listen=127.0.0.1:0 --set scoring.local_policy=never || exit 1
@@ -222,7 +256,7 @@ check "/metrics: the TCP reassembly gauge" "grep -q '^# TYPE sipguard_tcp_reasse
 "$S" train -q --shape all -o edge.model train.pcap
 kill -HUP $EDGE_PID
 wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
-check "SIGHUP reloads the model" "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
+check "SIGHUP reloads the model, which changed" "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ] && grep -q 'model edge.model read anew' http.log"
 cp broken.model edge.model
 kill -HUP $EDGE_PID
 wait_for 10 "[ \"\$(metric $HTTP sipguard_reload_failures_total)\" = 1 ]"
