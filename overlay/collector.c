@@ -97,6 +97,28 @@ const char *collector_endpoint(const collector_t *c)
 void collector_stats(const collector_t *c, collector_stats_t *out)
 {
     *out = c->st;
+    out->edges = c->n_edges;
+}
+
+int collector_set_edges(collector_t *c, const edge_key_t *edges, size_t n_edges)
+{
+    edge_key_t *e = malloc((n_edges ? n_edges : 1) * sizeof *e);
+    if (!e)
+        return -1;
+    memcpy(e, edges, n_edges * sizeof *edges);
+    free(c->edges);
+    c->edges = e;
+    c->n_edges = n_edges;
+    return 0;
+}
+
+/* Whether an edge of this id is admitted now */
+static bool admitted(const collector_t *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_edges; i++)
+        if (!strcmp(c->edges[i].id, id))
+            return true;
+    return false;
 }
 
 /* Receives every frame of one message (up to n kept). Returns the frame count, or -1. */
@@ -280,6 +302,9 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
     if (!user || strcmp(user, edge)) {
         reason = REJ_IDENTITY;
         why = "the edge id is not the one its key belongs to";
+    } else if (!admitted(c, edge)) { /* taken off [edges] since its connection was made */
+        reason = REJ_IDENTITY;
+        why = "the edge is no longer admitted";
     } else if (w.json_len > c->max_report) {
         reason = REJ_OVERSIZE;
         why = "report larger than max_report_bytes";

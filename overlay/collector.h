@@ -3,7 +3,8 @@
  *
  * Only edges whose public keys are configured get in: a ZAP handler (RFC 27)
  * answers the CURVE handshakes and names the edge, and a report whose edge id
- * is not the one its key belongs to is refused. Each report is checked
+ * is not the one its key belongs to is refused. The admitted keys can be
+ * replaced while running (the overlay's SIGHUP). Each report is checked
  * (frame, size, JSON, the fields and types of docs/report-schema.json) before
  * anything is stored; a batch of reports is written in one transaction and
  * acknowledged only after it committed. Refused reports are recorded with
@@ -40,6 +41,7 @@ enum {
 typedef struct {
     uint64_t received, stored, duplicates, rejected[REJ_REASONS], zap_denied, commit_failures;
     uint64_t clean; /* of stored: normal messages edges sampled (the clean sample) */
+    size_t edges;   /* admitted now */
 } collector_stats_t;
 
 const char *collector_reason_name(int reason);
@@ -56,6 +58,11 @@ void collector_destroy(collector_t **self);
 /* Sockets to poll: the ROUTER and the ZAP handler. */
 void *collector_socket(collector_t *c);
 void *collector_zap(collector_t *c);
+
+/* Admits these edges from now on instead (the configuration read again): handshakes are
+ * answered by the new list, and reports from a connection whose edge is no longer admitted
+ * are refused (REJ_IDENTITY). 0, or -1 when out of memory (the old list stays). */
+int collector_set_edges(collector_t *c, const edge_key_t *edges, size_t n_edges);
 
 /* Answers waiting handshakes. */
 void collector_on_zap(collector_t *c);

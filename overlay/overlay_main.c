@@ -86,7 +86,10 @@ static const clicmd_t cmd = {
     "On [overlay] http_listen: the review page (GET /), the REST API under /v1/ (bearer\n"
     "token api_token; signatures, anomalies, clusters, edges, the domain's allowed\n"
     "sources that every edge gets with the set, build; docs/overlay-api.yaml), GET /metrics\n"
-    "and /healthz; HTTPS when tls_cert and tls_key are set.",
+    "and /healthz; HTTPS when tls_cert and tls_key are set.\n\n"
+    "Signals: SIGHUP reads the configuration again and admits its [edges] (and --edge)\n"
+    "from then on; other settings take effect at the next start. SIGTERM and SIGINT\n"
+    "finish the batch at hand, save the clusters and exit.",
     opts,
     "exit status: 0 clean stop, 1 failure (cannot listen, store unusable), 2 usage or\n"
     "configuration error.\n\n"
@@ -383,6 +386,7 @@ static uint64_t stored_at_start;       /* reports the store held when the overla
 static uint64_t shared_pruned, shared_pruned_rejected; /* by retention, under stats_lock */
 static size_t shared_state_bytes; /* the clusters' saved state, under stats_lock */
 static uint64_t shared_save_failures;
+static uint64_t shared_reloads, shared_reload_failures; /* SIGHUP */
 static double shared_set_published; /* when the current set first went out, under stats_lock */
 
 static enum MHD_Result json_reply(struct MHD_Connection *conn, unsigned status, json_t *o)
@@ -746,6 +750,7 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
     uint64_t clustered = shared_clustered, pruned = shared_pruned,
              pruned_rejected = shared_pruned_rejected, save_failures = shared_save_failures;
     size_t state_bytes = shared_state_bytes;
+    uint64_t reloads = shared_reloads, reload_failures = shared_reload_failures;
     pthread_mutex_unlock(&stats_lock);
     enum { METRICS_MAX = 16384 };
     char *b = malloc(METRICS_MAX);
@@ -813,8 +818,19 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
              "# HELP sipguard_overlay_cluster_save_failures_total Saves of the clusters' state "
              "that failed (retention then keeps the reports a restart would need).\n"
              "# TYPE sipguard_overlay_cluster_save_failures_total counter\n"
-             "sipguard_overlay_cluster_save_failures_total %llu\n",
-             state_bytes, (unsigned long long)save_failures);
+             "sipguard_overlay_cluster_save_failures_total %llu\n"
+             "# HELP sipguard_overlay_edges_admitted Edges whose keys the configuration admits.\n"
+             "# TYPE sipguard_overlay_edges_admitted gauge\n"
+             "sipguard_overlay_edges_admitted %zu\n"
+             "# HELP sipguard_overlay_reloads_total SIGHUP reloads of the admitted edges.\n"
+             "# TYPE sipguard_overlay_reloads_total counter\n"
+             "sipguard_overlay_reloads_total %llu\n"
+             "# HELP sipguard_overlay_reload_failures_total SIGHUP reloads refused (the "
+             "configuration did not read).\n"
+             "# TYPE sipguard_overlay_reload_failures_total counter\n"
+             "sipguard_overlay_reload_failures_total %llu\n",
+             state_bytes, (unsigned long long)save_failures, st.edges, (unsigned long long)reloads,
+             (unsigned long long)reload_failures);
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
@@ -885,13 +901,15 @@ static struct MHD_Daemon *start_http(const overlay_config_t *c, unsigned *port, 
 
 /* ------------------------------------------------------------------ main */
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reload_wanted;
 
 static void on_signal(int s)
 {
-    (void)s;
     int saved = errno;
-    stop = 1;
+    if (s == SIGHUP)
+        reload_wanted = 1;
+    else
+        stop = 1;
     if (write(sig_pipe[1], "x", 1) < 0) {
         /* a wake-up is already pending */
     }
@@ -1155,6 +1173,71 @@ static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
     return -1;
 }
 
+/* Names the edges of a that b does not admit (by id and key) into buf; how many. */
+static size_t edges_missing(const overlay_config_t *a, const overlay_config_t *b, char *buf,
+                            size_t cap)
+{
+    size_t n = 0, o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < a->n_edges; i++) {
+        size_t j = 0;
+        while (j < b->n_edges &&
+               (strcmp(a->edges[i].id, b->edges[j].id) || strcmp(a->edges[i].key, b->edges[j].key)))
+            j++;
+        if (j < b->n_edges)
+            continue;
+        if (o < cap)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", n ? ", " : "", a->edges[i].id);
+        n++;
+    }
+    return n;
+}
+
+/*
+ * SIGHUP: the configuration (file, --set and --edge as given at start) is read again and its
+ * [edges] taken, so that an edge is admitted or turned away without a restart. Other settings
+ * (sockets, store, signature building) take effect at the next start; a change to them is
+ * logged as such. A configuration that no longer reads is refused whole.
+ */
+static void reload_edges(overlay_config_t *c, collector_t *col, int argc, char **argv)
+{
+    static overlay_config_t fresh;
+    config_default(&fresh);
+    bool check = false;
+    const char *ports_file = NULL;
+    optind = 0; /* getopt from the start again */
+    if (parse_args(&fresh, argc, argv, &check, &ports_file) >= 0) {
+        error("SIGHUP: the configuration does not read (above); the admitted edges stay as they "
+              "were");
+        pthread_mutex_lock(&stats_lock);
+        shared_reload_failures++;
+        pthread_mutex_unlock(&stats_lock);
+        return;
+    }
+    if (collector_set_edges(col, fresh.edges, fresh.n_edges) != 0) {
+        error("SIGHUP: out of memory; the admitted edges stay as they were");
+        pthread_mutex_lock(&stats_lock);
+        shared_reload_failures++;
+        pthread_mutex_unlock(&stats_lock);
+        return;
+    }
+    char added[512], removed[512];
+    size_t na = edges_missing(&fresh, c, added, sizeof added);
+    size_t nr = edges_missing(c, &fresh, removed, sizeof removed);
+    info("SIGHUP: %zu edges admitted; %zu added or with a new key%s%s, %zu removed or with a new "
+         "key%s%s",
+         fresh.n_edges, na, na ? ": " : "", added, nr, nr ? ": " : "", removed);
+    /* the rest compared as a whole: both were made by config_default (zeroed) and the same
+     * parse, so equal settings are equal bytes */
+    memcpy(c->edges, fresh.edges, sizeof c->edges);
+    c->n_edges = fresh.n_edges;
+    if (memcmp(&fresh, c, sizeof fresh) != 0)
+        warning("SIGHUP: settings other than [edges] changed; they take effect at the next start");
+    pthread_mutex_lock(&stats_lock);
+    shared_reloads++;
+    pthread_mutex_unlock(&stats_lock);
+}
+
 int main(int argc, char **argv)
 {
     static overlay_config_t c;
@@ -1205,6 +1288,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     void *zctx = zmq_ctx_new();
     collector_t *col = collector_new(zctx, c.listen, sec, c.edges, c.n_edges, (size_t)c.max_report,
@@ -1257,6 +1341,10 @@ int main(int argc, char **argv)
             char buf[64];
             while (read(sig_pipe[0], buf, sizeof buf) > 0)
                 ;
+        }
+        if (reload_wanted) {
+            reload_wanted = 0;
+            reload_edges(&c, col, argc, argv);
         }
         refresh_set(pubr, &c, &set_json, &set_seq, &published_at);
         if (items[3].revents & ZMQ_POLLIN)

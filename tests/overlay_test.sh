@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The overlay's collector with a real edge on loopback: an edge whose key is not configured is
-# refused; once admitted, every report is committed and acknowledged; the overlay SIGKILLed
+# refused, and admitted by a SIGHUP once it is; once admitted, every report is committed and acknowledged; the overlay SIGKILLed
 # mid-stream and restarted loses no report and stores none twice.
 # usage: overlay_test.sh SIPGUARD SIPGUARD_EDGE SIPGUARD_OVERLAY
 set -uo pipefail
@@ -29,7 +29,8 @@ start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
 "$S" train -q -o edge.model train.pcap
 N=$(($(wc -l < test.labels.csv) - 1))
 
-start_overlay ov1 --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+printf '[edges]\n' > ov1.conf
+start_overlay ov1 -c ov1.conf --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
     --set 'overlay.updates_listen=tcp://127.0.0.1:*'
 OV=$(awk '$1=="reports"{print $2}' ov1.ports) KEY=$(awk '$1=="key"{print $2}' ov1.ports)
 SNAP=$(awk '$1=="snapshot"{print $2}' ov1.ports) UPD=$(awk '$1=="updates"{print $2}' ov1.ports)
@@ -53,6 +54,25 @@ wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\"
 check "an edge whose key is not configured is refused" \
     "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -ge 1 ] && grep -q 'not a configured edge' ov1.log"
 check "the edge says so" "wait_for 10 \"grep -q 'CURVE handshake with the overlay failed' edge.log\""
+# SIGHUP: the configuration is read again and its edges admitted, without a restart
+printf '[edges]\nedge1 = %s\nedge2 = %s\n' "$(cat ekeys/edge.pub)" "$(cat ekeys2/edge.pub)" > ov1.conf
+kill -HUP $OV_PID
+wait_for 30 "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ]"
+check "SIGHUP admits the edges added to the configuration: the refused edge gets in" \
+    "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ] && [ \"\$(metric $OV_HTTP sipguard_overlay_edges_admitted)\" = 2 ] && grep -q 'SIGHUP: 2 edges admitted; 2 added or with a new key: edge1, edge2' ov1.log"
+printf '[edges]\nedge2 = %s\n' "$(cat ekeys2/edge.pub)" > ov1.conf
+kill -HUP $OV_PID
+wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_reloads_total)\" = 2 ]"
+printf 'OPTIONS sip:100@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\nFrom: <sip:a@192.0.2.9>;tag=1\r\nTo: <sip:100@192.0.2.1>\r\nCall-ID: 1@192.0.2.9\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' > one.sip
+curl -s -H 'X-SIP-Source: 192.0.2.9:5060' --data-binary @one.sip http://127.0.0.1:$EHTTP/v1/score >/dev/null
+wait_for 20 "[ \"\$(metric $OV_HTTP 'sipguard_overlay_reports_refused_total{reason=\"identity\"}')\" -ge 1 ]"
+check "an edge taken off the configuration: the reports of its open connection are refused" \
+    "[ \"\$(metric $OV_HTTP 'sipguard_overlay_reports_refused_total{reason=\"identity\"}')\" -ge 1 ] && grep -q '1 removed or with a new key: edge1' ov1.log && grep -q 'no longer admitted' ov1.log"
+echo 'edges are these' > ov1.conf
+kill -HUP $OV_PID
+wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_reload_failures_total)\" = 1 ]"
+check "SIGHUP with a configuration that does not read: refused, the admitted edges kept" \
+    "[ \"\$(metric $OV_HTTP sipguard_overlay_reload_failures_total)\" = 1 ] && [ \"\$(metric $OV_HTTP sipguard_overlay_edges_admitted)\" = 1 ] && [ \"\$(curl -s http://127.0.0.1:$OV_HTTP/healthz)\" = ok ]"
 kill -TERM $OV_PID; wait $OV_PID
 
 # admitted: everything arrives, once
