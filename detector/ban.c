@@ -24,6 +24,8 @@ typedef struct {
     uint32_t strikes;    /* blocking judgements in the current window */
     double window_start; /* when the current window began */
     double until;        /* end of the current or last ban; 0: never banned */
+    double domain_until; /* end of the ban the domain's list imposes (bantable_set_domain); 0:
+                          * none. Not saved: the list comes back with the cached signature set */
 } entry_t;
 
 struct bantable {
@@ -152,11 +154,19 @@ static entry_t *find_or_add(bantable_t *t, const uint8_t key[16], uint8_t bits)
     return e;
 }
 
-/* Whether a source has anything left to remember at now: a ban, the memory of one, or strikes
- * in an open window. */
+/* When a source's ban ends: its own, or the domain's, whichever ends later. */
+static double ban_end(const entry_t *e)
+{
+    return e->until > e->domain_until ? e->until : e->domain_until;
+}
+
+/* Whether a source has anything left to remember at now: a ban, the memory of one, strikes
+ * in an open window, or a ban of the domain's. */
 static bool remembered(const bantable_t *t, const entry_t *e, double now)
 {
     if (e->until > 0 && now < e->until + t->o.max_seconds)
+        return true;
+    if (e->domain_until > now)
         return true;
     return e->strikes > 0 && now < e->window_start + t->o.window;
 }
@@ -184,7 +194,7 @@ double bantable_banned(bantable_t *t, const endpoint_t *src, double now)
         return 0;
     pthread_mutex_lock(&t->lock);
     const entry_t *e = find(t, key);
-    double left = e && e->until > now ? e->until - now : 0;
+    double left = e && ban_end(e) > now ? ban_end(e) - now : 0;
     pthread_mutex_unlock(&t->lock);
     return left;
 }
@@ -211,7 +221,7 @@ double bantable_strike(bantable_t *t, const endpoint_t *src, double now)
     double len = 0;
     if (!e) {
         t->untracked++;
-    } else if (e->until <= now) { /* a banned source's messages are not judged; a race is */
+    } else if (ban_end(e) <= now) { /* a banned source's messages are not judged; a race is */
         if (e->strikes == 0 || now >= e->window_start + t->o.window) {
             e->window_start = now;
             e->strikes = 0;
@@ -295,9 +305,12 @@ void bantable_tick(bantable_t *t, double now, ban_stats_t *st)
     if (t->count > 0) /* an empty table is not walked */
         sweep(t, now);
     if (st) {
-        st->active = 0;
-        for (size_t h = 0; t->count > 0 && h <= t->mask; h++)
-            st->active += t->slots[h].used && t->slots[h].until > now;
+        st->active = st->domain = 0;
+        for (size_t h = 0; t->count > 0 && h <= t->mask; h++) {
+            const entry_t *e = &t->slots[h];
+            st->active += e->used && ban_end(e) > now;
+            st->domain += e->used && e->domain_until > now;
+        }
         st->tracked = t->count;
         st->bans = t->bans;
         st->untracked = t->untracked;
@@ -337,17 +350,18 @@ void bantable_source_text(const bantable_t *t, const endpoint_t *src, char *buf,
 
 static int by_until_desc(const void *a, const void *b)
 {
-    double x = ((const entry_t *)a)->until, y = ((const entry_t *)b)->until;
+    double x = ban_end(a), y = ban_end(b);
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Copies the entries that pass keep into t->scratch; returns how many. */
+/* Copies into t->scratch the sources banned now (active_only), or else the ones to save:
+ * those with a ban of their own to remember. Returns how many. */
 static size_t gather(bantable_t *t, double now, bool active_only)
 {
     size_t n = 0;
     for (size_t h = 0; h <= t->mask; h++) {
         const entry_t *e = &t->slots[h];
-        if (e->used && e->until > 0 && (active_only ? e->until > now : remembered(t, e, now)))
+        if (e->used && (active_only ? ban_end(e) > now : e->until > 0 && remembered(t, e, now)))
             t->scratch[n++] = *e;
     }
     qsort(t->scratch, n, sizeof *t->scratch, by_until_desc);
@@ -355,7 +369,8 @@ static size_t gather(bantable_t *t, double now, bool active_only)
 }
 
 /* The first n entries of t->scratch as [{"source", "until", "bans"}], with "seconds_left"
- * (until now) when listed rather than saved. Under the lock. */
+ * (until now) and "domain" (the domain's list bans it too) when listed rather than saved, the
+ * listed "until" then being the later end. Under the lock. */
 static json_t *entries_json(const bantable_t *t, size_t n, double now, bool listed)
 {
     json_t *a = json_array();
@@ -363,13 +378,45 @@ static json_t *entries_json(const bantable_t *t, size_t n, double now, bool list
         const entry_t *e = &t->scratch[i];
         char s[INET6_ADDRSTRLEN + 8];
         entry_text(e, s, sizeof s);
+        double until = listed ? ban_end(e) : e->until;
         json_t *o =
-            json_pack("{s:s, s:f, s:i}", "source", s, "until", e->until, "bans", (int)e->level);
-        if (listed)
-            json_object_set_new(o, "seconds_left", json_real(e->until - now));
+            json_pack("{s:s, s:f, s:i}", "source", s, "until", until, "bans", (int)e->level);
+        if (listed) {
+            json_object_set_new(o, "seconds_left", json_real(until - now));
+            json_object_set_new(o, "domain", json_boolean(e->domain_until > now));
+        }
         json_array_append_new(a, o);
     }
     return a;
+}
+
+long bantable_set_domain(bantable_t *t, const char *const *sources, const double *until, size_t n,
+                         double now)
+{
+    pthread_mutex_lock(&t->lock);
+    for (size_t h = 0; h <= t->mask; h++)
+        t->slots[h].domain_until = 0;
+    long applied = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t key[16], bits;
+        if (until[i] <= now || !parse_source(t, sources[i], key, &bits))
+            continue; /* over, or not an address (the set's loader checked them) */
+        entry_t *e = find_or_add(t, key, bits);
+        if (!e && now - t->swept >= 1) {
+            sweep(t, now);
+            t->swept = now;
+            e = find_or_add(t, key, bits);
+        }
+        if (!e) {
+            t->untracked++;
+            continue;
+        }
+        if (e->domain_until < until[i])
+            e->domain_until = until[i];
+        applied++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return applied;
 }
 
 json_t *bantable_list(bantable_t *t, double now)

@@ -18,7 +18,8 @@
  * dropped, and a strike that still finds no room is counted, not kept. One
  * lock guards it: the ingest loop, the HTTP thread and the HTTP API use it.
  * Times are Unix seconds (wall clock), so that a saved ban ends when it would
- * have ended.
+ * have ended. The overlay's list of the domain's bans is imposed on top
+ * (bantable_set_domain), so that a source one edge banned is banned at all.
  */
 #ifndef SIPGUARD_BAN_H
 #define SIPGUARD_BAN_H
@@ -61,8 +62,17 @@ double bantable_strike(bantable_t *t, const endpoint_t *src, double now);
  * not an address. */
 int bantable_lift(bantable_t *t, const char *source);
 
+/* Imposes the domain's bans (the overlay's list, which comes with its signature set): each
+ * source is banned until its until, on top of what the table holds of its own, and sources
+ * the previous list banned that this one does not are no longer banned by the domain.
+ * Sources are "ADDR" or "ADDR/LEN" (an IPv6 one is taken to the table's prefix). Returns the
+ * bans imposed (those still running, whose source has room in the table). */
+long bantable_set_domain(bantable_t *t, const char *const *sources, const double *until, size_t n,
+                         double now);
+
 typedef struct {
-    size_t active;      /* sources banned now */
+    size_t active;      /* sources banned now (by themselves or the domain) */
+    size_t domain;      /* of them, sources the domain's list bans */
     size_t tracked;     /* sources held: banned, striking, or remembered */
     uint64_t bans;      /* bans started since the table was made */
     uint64_t untracked; /* strikes not counted: the table was full */
@@ -72,7 +82,7 @@ typedef struct {
  * st NULL). Called about once a second; it walks the whole table. */
 void bantable_tick(bantable_t *t, double now, ban_stats_t *st);
 
-/* The active bans: [{"source", "until", "seconds_left", "bans"}], longest first. */
+/* The active bans: [{"source", "until", "seconds_left", "bans", "domain"}], longest first. */
 json_t *bantable_list(bantable_t *t, double now);
 
 /* Whether something changed since the last save. */

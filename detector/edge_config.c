@@ -105,6 +105,9 @@ static const setting_t settings[] = {
     S("ban", "file", ban_file, "",
       "where bans are kept across restarts (JSON, saved within a second of a change); empty: "
       "bans.json in [overlay] spool_dir"),
+    B("ban", "domain", ban_domain, "no",
+      "also ban the sources other edges of the domain banned: the overlay's list, which comes "
+      "with its signature set (needs [overlay] signatures_snapshot; works with after = 0 too)"),
     S("report", "jsonl", jsonl, "",
       "also write reports as JSON Lines to this file, or - for standard output; empty: off"),
     B("report", "anomalies_only", anomalies_only, "yes",

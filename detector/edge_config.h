@@ -60,6 +60,7 @@ typedef struct {
     double ban_window, ban_seconds, ban_max_seconds;
     long ban_ipv6_prefix, ban_max_sources;
     char ban_file[512]; /* empty: spool_dir/bans.json */
+    bool ban_domain;    /* impose the overlay's list of the domain's bans */
     /* [report] */
     char jsonl[512];
     bool anomalies_only;

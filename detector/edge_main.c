@@ -279,6 +279,8 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         sink_report(e, pipeline_report(e->pipe, m, &r));
 }
 
+static void impose_domain_bans(edge_t *e);
+
 /* Reads the signatures and the allowed sources again, and the model and the context model
  * where their files changed (SIGHUP, and each signature set from the overlay). */
 static void reload(edge_t *e)
@@ -293,6 +295,7 @@ static void reload(edge_t *e)
         return;
     }
     edge_assets_publish(e->slot, a);
+    impose_domain_bans(e);
     atomic_fetch_add(&e->metrics.reloads, 1);
     info("reloaded: model %s %s%s%s%s%s%s", e->c.model,
          what.model ? "read anew" : "unchanged, kept",
@@ -408,10 +411,23 @@ static int open_bans(edge_t *e)
     } else if (n > 0) {
         info("%ld banned or remembered sources restored from %s", n, e->ban_file);
     }
-    info("bans: a source is banned after %ld blocking judgements within %g s, for %g s doubling "
-         "to %g s; kept in %s",
-         e->c.ban_after, e->c.ban_window, e->c.ban_seconds, e->c.ban_max_seconds, e->ban_file);
+    if (e->c.ban_after > 0)
+        info("bans: a source is banned after %ld blocking judgements within %g s, for %g s "
+             "doubling to %g s; kept in %s",
+             e->c.ban_after, e->c.ban_window, e->c.ban_seconds, e->c.ban_max_seconds, e->ban_file);
+    if (e->c.ban_domain)
+        info("bans: the domain's bans that come with the signature set are imposed too");
     return 0;
+}
+
+/* The domain's bans of the signature set now in use, imposed ([ban] domain). */
+static void impose_domain_bans(edge_t *e)
+{
+    if (!e->bans || !e->c.ban_domain)
+        return;
+    long n = edge_assets_impose_bans(e->slot, e->bans, ban_clock());
+    if (n > 0)
+        info("%ld of the domain's bans imposed", n);
 }
 
 /* Once a second: the ban gauges, and the table saved when it changed. */
@@ -423,6 +439,7 @@ static void tick_bans(edge_t *e)
     double now = ban_clock();
     bantable_tick(e->bans, now, &st);
     atomic_store(&e->metrics.bans_active, st.active);
+    atomic_store(&e->metrics.bans_domain, st.domain);
     atomic_store(&e->metrics.bans_tracked, st.tracked);
     atomic_store(&e->metrics.bans, st.bans);
     atomic_store(&e->metrics.ban_untracked, st.untracked);
@@ -465,9 +482,10 @@ static int setup(edge_t *e, const char *ports_file)
         error("out of memory");
         return -1;
     }
-    if (e->c.ban_after > 0 && open_bans(e) != 0)
+    if ((e->c.ban_after > 0 || e->c.ban_domain) && open_bans(e) != 0)
         return -1;
     pipeline_set_bans(e->pipe, e->bans);
+    impose_domain_bans(e); /* those of the set the edge starts with (the overlay's, cached) */
     e->zctx = zmq_ctx_new();
     if (e->c.jsonl[0]) {
         e->jsonl = strcmp(e->c.jsonl, "-") ? fopen(e->c.jsonl, "a") : stdout;

@@ -111,6 +111,10 @@ char *metrics_render(edge_metrics_t *m)
           atomic_load(&m->monitor) ? 1 : 0);
     gauge(&s, "bans_active", "Sources banned now ([ban]): their messages are answered banned.",
           (double)atomic_load(&m->bans_active));
+    gauge(&s, "bans_domain",
+          "Of the sources banned now, those the domain's list bans ([ban] domain: another edge "
+          "banned them).",
+          (double)atomic_load(&m->bans_domain));
     gauge(&s, "bans_tracked",
           "Sources the ban table holds (banned, striking or remembered); at most [ban] "
           "max_sources.",

@@ -24,7 +24,7 @@ typedef struct {
     atomic_uint_fast64_t waived[WAIVED_COUNT][VERDICT_COUNT]; /* answered normal, by why */
     atomic_uint_fast64_t allowlist_entries;
     atomic_bool monitor;
-    atomic_uint_fast64_t bans_active, bans_tracked, bans, ban_untracked; /* [ban] */
+    atomic_uint_fast64_t bans_active, bans_domain, bans_tracked, bans, ban_untracked; /* [ban] */
     atomic_uint_fast64_t parse_failures;
     atomic_uint_fast64_t skipped;         /* datagrams/packets a reader passed over */
     atomic_uint_fast64_t hep_rejected;    /* bad HEP, wrong auth key */

@@ -1,6 +1,7 @@
 #include "edge_pipeline.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,12 +64,21 @@ typedef struct {
     atomic_int refs;
 } context_part_t;
 
+/* The domain's bans a signature set carries ("bans": the overlay's list of the sources its
+ * edges banned), imposed on the edge's ban table when the set is taken ([ban] domain). */
+typedef struct {
+    char **source; /* "ADDR" or "ADDR/LEN" */
+    double *until; /* Unix seconds */
+    size_t n;
+} domain_bans_t;
+
 struct edge_assets {
     model_part_t *m;
     context_part_t *cx; /* NULL: no context detectors */
     sigdb_t *sigs;      /* NULL: no signature file */
     allowlist_t *allow; /* NULL: none */
-    atomic_int refs;    /* the slot's and each pipeline's */
+    domain_bans_t bans;
+    atomic_int refs; /* the slot's and each pipeline's */
 };
 
 struct edge_assets_slot {
@@ -107,6 +117,15 @@ static void context_part_release(context_part_t *cx)
     }
 }
 
+static void domain_bans_free(domain_bans_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->source[i]);
+    free(b->source);
+    free(b->until);
+    *b = (domain_bans_t){NULL, NULL, 0};
+}
+
 static void assets_release(edge_assets_t *a)
 {
     if (a && atomic_fetch_sub(&a->refs, 1) == 1) {
@@ -114,6 +133,7 @@ static void assets_release(edge_assets_t *a)
         context_part_release(a->cx);
         sigdb_destroy(&a->sigs);
         allowlist_destroy(&a->allow);
+        domain_bans_free(&a->bans);
         free(a);
     }
 }
@@ -198,13 +218,75 @@ static int set_allowlist(const json_t *root, const char *path, allowlist_t **all
     return *allow ? 0 : -1;
 }
 
-/* A signature file, and the allowed sources it carries. */
+/* Checks one of a set's bans; NULL, or what is wrong with it. */
+static const char *check_domain_ban(const json_t *b)
+{
+    const json_t *src = json_object_get(b, "source"), *until = json_object_get(b, "until");
+    if (!json_is_object(b))
+        return "is not an object";
+    if (!json_is_string(src))
+        return "\"source\" must be a string";
+    if (!json_is_number(until) || !isfinite(json_number_value(until)) ||
+        json_number_value(until) <= 0)
+        return "\"until\" must be a Unix time";
+    char text[INET6_ADDRSTRLEN + 8], e[200];
+    if (json_string_length(src) >= sizeof text || strchr(json_string_value(src), '\n') ||
+        strchr(json_string_value(src), '#'))
+        return "\"source\" is not an address or prefix";
+    snprintf(text, sizeof text, "%s", json_string_value(src));
+    allowlist_t *one = allowlist_parse(text, strlen(text), "source", e, sizeof e);
+    bool ok = one && allowlist_size(one) == 1;
+    allowlist_destroy(&one);
+    return ok ? NULL : "\"source\" is not an address or prefix";
+}
+
+/* The domain's bans a signature set carries ("bans": [{"source", "until"}]), none when it has
+ * none. Returns -1 with the reason in err when they are not such a list. */
+static int set_domain_bans(const json_t *root, const char *path, domain_bans_t *out, char *err,
+                           size_t errlen)
+{
+    const json_t *list = json_object_get(root, "bans"), *b;
+    *out = (domain_bans_t){NULL, NULL, 0};
+    if (!list)
+        return 0;
+    if (!json_is_array(list)) {
+        snprintf(err, errlen, "%s: \"bans\" must be an array of {\"source\", \"until\"}", path);
+        return -1;
+    }
+    size_t n = json_array_size(list), i;
+    out->source = calloc(n ? n : 1, sizeof *out->source);
+    out->until = malloc((n ? n : 1) * sizeof *out->until);
+    if (!out->source || !out->until) {
+        domain_bans_free(out);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    json_array_foreach(list, i, b)
+    {
+        const char *why = check_domain_ban(b);
+        if (why) {
+            snprintf(err, errlen, "%s: bans[%zu] %s", path, i, why);
+            domain_bans_free(out);
+            return -1;
+        }
+        if (!(out->source[out->n] = strdup(json_string_value(json_object_get(b, "source"))))) {
+            snprintf(err, errlen, "out of memory");
+            domain_bans_free(out);
+            return -1;
+        }
+        out->until[out->n++] = json_number_value(json_object_get(b, "until"));
+    }
+    return 0;
+}
+
+/* A signature file, and the allowed sources and the domain's bans it carries. */
 static sigdb_t *load_signatures(const char *path, const embed_opts_t *eo, allowlist_t **allow,
-                                char *err, size_t errlen)
+                                domain_bans_t *bans, char *err, size_t errlen)
 {
     json_t *root = NULL;
     sigdb_t *db = sigdb_load_doc(path, eo, &root, err, errlen);
-    if (db && set_allowlist(root, path, allow, err, errlen) != 0)
+    if (db && (set_allowlist(root, path, allow, err, errlen) != 0 ||
+               set_domain_bans(root, path, bans, err, errlen) != 0))
         sigdb_destroy(&db);
     json_decref(root);
     return db;
@@ -262,8 +344,8 @@ static edge_assets_t *assets_load(const edge_config_t *c, const edge_assets_t *p
     }
     const model_t *model = a->m->model;
     if (c->signatures_file[0]) { /* the overlay's allowed sources come with its set */
-        a->sigs = load_signatures(c->signatures_file, &model_options(model)->embed, &a->allow, err,
-                                  errlen);
+        a->sigs = load_signatures(c->signatures_file, &model_options(model)->embed, &a->allow,
+                                  &a->bans, err, errlen);
         if (!a->sigs) {
             assets_release(a);
             return NULL;
@@ -341,6 +423,16 @@ void edge_assets_slot_destroy(edge_assets_slot_t **self)
     pthread_mutex_destroy(&s->lock);
     free(s);
     *self = NULL;
+}
+
+long edge_assets_impose_bans(edge_assets_slot_t *slot, bantable_t *t, double now)
+{
+    uint64_t gen;
+    edge_assets_t *a = assets_acquire(slot, &gen);
+    long n =
+        bantable_set_domain(t, (const char *const *)a->bans.source, a->bans.until, a->bans.n, now);
+    assets_release(a);
+    return n;
 }
 
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
@@ -541,7 +633,8 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         out->verdict = VERDICT_NORMAL;
     if (out->verdict != VERDICT_NORMAL)
         out->waived = out->allowed ? WAIVED_ALLOWED : p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
-    if (p->bans && !out->allowed && out->verdict != VERDICT_NORMAL && ban_counts(&out->info))
+    if (p->bans && p->c->ban_after > 0 && !out->allowed && out->verdict != VERDICT_NORMAL &&
+        ban_counts(&out->info))
         note_strike(p, m, now, out);
     out->seconds = mono_seconds() - t0;
     return 0;
@@ -565,8 +658,14 @@ json_t *pipeline_report(pipeline_t *p, const msg_t *m, const edge_result_t *r)
     json_object_set_new(o, "reported_at",
                         json_real((double)now.tv_sec + (double)now.tv_nsec * 1e-9));
     json_object_set_new(o, "verdict", json_string(edge_verdict_name(r->verdict)));
-    if (r->banned_for > 0) /* this judgement banned the source (a banned one is not reported) */
+    if (r->banned_for > 0 && p->bans) {
+        /* this judgement banned the source (a banned one is not reported); the overlay shares
+         * the ban under the source's text (an IPv6 one as its prefix) */
+        char src[INET6_ADDRSTRLEN + 8];
+        bantable_source_text(p->bans, &m->src, src, sizeof src);
         json_object_set_new(o, "banned_for", json_real(r->banned_for));
+        json_object_set_new(o, "ban_source", json_string(src));
+    }
     /* the signature set this edge enforced, so the overlay can show which edges lag */
     json_object_set_new(
         o, "signature_sequence",

@@ -54,6 +54,9 @@ edge_assets_t *edge_assets_reload(edge_assets_slot_t *slot, const edge_config_t 
 /* Publishes new assets (takes ownership); users move over before their next message. */
 void edge_assets_publish(edge_assets_slot_t *slot, edge_assets_t *a);
 void edge_assets_slot_destroy(edge_assets_slot_t **slot);
+/* Imposes the current signature set's list of the domain's bans on t (bantable_set_domain);
+ * returns how many. */
+long edge_assets_impose_bans(edge_assets_slot_t *slot, bantable_t *t, double now);
 /* The current assets' model, signature count, signature sequence and allowlist entries (for
  * metrics). */
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,

@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "allowlist.h"
 #include "log.h"
 #include "wire.h"
 
@@ -21,6 +23,7 @@ struct collector {
     store_t *store;
     char endpoint[256];
     collector_stats_t st;
+    bool bans_changed; /* a report changed the domain's bans since collector_take_bans_changed */
 };
 
 const char *collector_reason_name(int reason)
@@ -98,6 +101,13 @@ void collector_stats(const collector_t *c, collector_stats_t *out)
 {
     *out = c->st;
     out->edges = c->n_edges;
+}
+
+bool collector_take_bans_changed(collector_t *c)
+{
+    bool changed = c->bans_changed;
+    c->bans_changed = false;
+    return changed;
 }
 
 int collector_set_edges(collector_t *c, const edge_key_t *edges, size_t n_edges)
@@ -276,6 +286,39 @@ typedef struct {
     size_t ack_len;
 } pending_ack_t;
 
+/* The ban a report says its judgement started ("banned_for", "ban_source"), recorded as one of
+ * the domain's (in the open batch). A report without one, or with one that does not read, is
+ * stored all the same. Returns 0, or -1 on a store error. */
+static int note_ban(collector_t *c, const char *edge, const char *json, size_t len, double now)
+{
+    if (!memmem(json, len, "\"ban_source\"", 12))
+        return 0; /* most reports: not parsed again */
+    json_error_t je;
+    json_t *r = json_loadb(json, len, JSON_ALLOW_NUL, &je);
+    const json_t *src = json_object_get(r, "ban_source"), *secs = json_object_get(r, "banned_for"),
+                 *at = json_object_get(r, "reported_at");
+    char e[200];
+    allowlist_t *one = NULL;
+    int rc = 0;
+    /* the ban runs from when the edge reported it, by the edge's clock, as edges keep bans */
+    double from = json_is_number(at) ? json_number_value(at) : now;
+    if (json_is_string(src) && json_string_length(src) < 64 && json_is_number(secs) &&
+        json_number_value(secs) > 0 && isfinite(json_number_value(secs)) && isfinite(from) &&
+        !strpbrk(json_string_value(src), "#\n") &&
+        (one = allowlist_parse(json_string_value(src), json_string_length(src), "ban_source", e,
+                               sizeof e)) &&
+        allowlist_size(one) == 1) {
+        int changed = store_put_ban(c->store, json_string_value(src),
+                                    from + json_number_value(secs), edge, now);
+        if (changed < 0)
+            rc = -1;
+        c->bans_changed |= changed > 0;
+    }
+    allowlist_destroy(&one);
+    json_decref(r);
+    return rc;
+}
+
 /* Checks one received report and adds it to the open batch. Returns 0, or -1 on a store error
  * (the batch is then rolled back). Fills the ack to send after the commit (ack_len 0: none). */
 static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double now,
@@ -328,6 +371,8 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
         c->st.stored++;
         c->st.clean += normal;
         if (store_edge_state(c->store, edge, now, sigseq) != 0)
+            return -1;
+        if (!normal && note_ban(c, edge, w.json, w.json_len, now) != 0)
             return -1;
     } else
         c->st.duplicates++;

@@ -64,6 +64,10 @@ void *collector_zap(collector_t *c);
  * are refused (REJ_IDENTITY). 0, or -1 when out of memory (the old list stays). */
 int collector_set_edges(collector_t *c, const edge_key_t *edges, size_t n_edges);
 
+/* Whether reports changed the domain's bans (store_put_ban) since the last call. A report
+ * whose judgement banned its source ("banned_for", "ban_source") records the ban. */
+bool collector_take_bans_changed(collector_t *c);
+
 /* Answers waiting handshakes. */
 void collector_on_zap(collector_t *c);
 /* Takes up to a batch of waiting reports: checks, stores, commits, acks. */

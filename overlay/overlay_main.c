@@ -231,6 +231,15 @@ static const char *set_signatures(overlay_config_t *c, const char *key, const ch
         if (!*v || *end || n < 1 || n > 10000)
             return "expected a whole number from 1 to 10000";
         c->sig.gen.k = (size_t)n;
+    } else if (!strcasecmp(key, "share_bans")) {
+        if (strcmp(v, "yes") && strcmp(v, "no"))
+            return "expected yes or no";
+        c->sig.share_bans = !strcmp(v, "yes");
+    } else if (!strcasecmp(key, "max_shared_bans")) {
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 1000000)
+            return "expected a whole number from 1 to 1000000";
+        c->sig.max_bans = (size_t)n;
     } else if (!strcasecmp(key, "min_members") || !strcasecmp(key, "auto_approve") ||
                !strcasecmp(key, "auto_approve_edges") || !strcasecmp(key, "build_interval") ||
                !strcasecmp(key, "lifetime")) {
@@ -344,9 +353,14 @@ static void print_config(const overlay_config_t *c, bool comments)
                "# only POST /v1/build); seconds an active signature lives after the newest report\n"
                "# of its cluster arrived (0: until expired by hand)\n");
     printf("min_members = %zu\nauto_approve = %zu\nauto_approve_edges = %zu\n"
-           "build_interval = %ld\nlifetime = %ld\n\n[edges]\n",
+           "build_interval = %ld\nlifetime = %ld\n",
            c->sig.gen.min_members, c->sig.auto_approve, c->sig.auto_edges ? c->sig.auto_edges : 1,
            c->build_interval, c->sig.lifetime);
+    if (comments)
+        printf("# the sources edges banned ([ban]: a report says so) go out with the set, the\n"
+               "# longest max_shared_bans of them, for edges with [ban] domain = yes to ban too\n");
+    printf("share_bans = %s\nmax_shared_bans = %zu\n\n[edges]\n", c->sig.share_bans ? "yes" : "no",
+           c->sig.max_bans);
     if (comments)
         printf("# one line per admitted edge: its id = its CURVE public key (edge.pub)\n");
     for (size_t i = 0; i < c->n_edges; i++)
@@ -605,6 +619,20 @@ static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const c
         r = !strcmp(method, "PUT") ? put_allowlist(conn, body)
             : get                  ? get_allowlist(conn)
                                    : api_error(conn, 405, "use GET or PUT");
+    } else if (!strcmp(url, "/v1/bans") && get) {
+        json_t *list = store_list_bans(g_store, wall_now(), 0);
+        r = list ? json_reply(conn, 200,
+                              json_pack("{s:o, s:b, s:I}", "bans", list, "shared",
+                                        g_config->sig.share_bans, "signature_sequence",
+                                        (json_int_t)store_sequence(g_store)))
+                 : api_error(conn, 500, store_error(g_store));
+    } else if (!strncmp(url, "/v1/bans/", 9)) {
+        int lifted = strcmp(method, "DELETE") ? -2 : store_delete_ban(g_store, url + 9);
+        r = lifted == -2 ? api_error(conn, 405, "use DELETE")
+            : lifted < 0 ? api_error(conn, 500, store_error(g_store))
+            : lifted == 0
+                ? api_error(conn, 404, "no such ban (the source as GET /v1/bans lists it)")
+                : json_reply(conn, 200, json_pack("{s:s, s:b}", "source", url + 9, "lifted", 1));
     } else if (!strcmp(url, "/v1/build") && post) {
         char err[600] = "no model: set [signatures] model to the edges' model";
         int added = g_sigman ? sigman_build(g_sigman, g_store, wall_now(), err, sizeof err) : -1;
@@ -688,7 +716,10 @@ static int signature_metrics(char *b, size_t cap)
     pthread_mutex_lock(&store_lock);
     int rc = store_signature_stats(g_store, &ss);
     uint64_t seq = store_sequence(g_store);
+    json_t *bans = store_list_bans(g_store, wall_now(), 0);
     pthread_mutex_unlock(&store_lock);
+    size_t nbans = json_array_size(bans);
+    json_decref(bans);
     pthread_mutex_lock(&stats_lock);
     double published = shared_set_published;
     pthread_mutex_unlock(&stats_lock);
@@ -735,9 +766,13 @@ static int signature_metrics(char *b, size_t cap)
             "# HELP sipguard_overlay_edges_behind Edges whose latest report named an older "
             "signature set than the current one.\n"
             "# TYPE sipguard_overlay_edges_behind gauge\n"
-            "sipguard_overlay_edges_behind %llu\n",
+            "sipguard_overlay_edges_behind %llu\n"
+            "# HELP sipguard_overlay_bans_active Sources edges of the domain banned, their bans "
+            "running (GET /v1/bans).\n"
+            "# TYPE sipguard_overlay_bans_active gauge\n"
+            "sipguard_overlay_bans_active %zu\n",
             ss.to_active_sum, (unsigned long long)ss.to_active_count, (unsigned long long)seq,
-            published, (unsigned long long)ss.edges_behind);
+            published, (unsigned long long)ss.edges_behind, nbans);
     return (size_t)n < cap ? n : (int)cap - 1;
 }
 
@@ -997,6 +1032,25 @@ static void refresh_set(publisher_t *p, const overlay_config_t *c, char **json, 
             pthread_mutex_unlock(&stats_lock);
         }
     }
+}
+
+/* When reports changed the domain's bans, the set's sequence moves on, so that every edge
+ * takes the set with them; at most once a second, so that a scan wave of new bans does not
+ * make every edge take a new set for each. */
+static void share_bans(const overlay_config_t *c, collector_t *col)
+{
+    static bool pending;
+    static double last;
+    pending |= collector_take_bans_changed(col);
+    double now = now_s();
+    if (!pending || !c->sig.share_bans || !c->sig.model[0] || now - last < 1.0)
+        return;
+    pthread_mutex_lock(&store_lock);
+    if (store_bump_sequence(g_store) == 0) {
+        pending = false;
+        last = now;
+    }
+    pthread_mutex_unlock(&store_lock);
 }
 
 /* Places newly stored anomalies in their clusters (a short slice per turn of the loop, so
@@ -1357,6 +1411,7 @@ int main(int argc, char **argv)
             collector_on_reports(col, now_s());
             pthread_mutex_unlock(&store_lock);
         }
+        share_bans(&c, col);
         backlog = keep_signatures(&c, items[1].revents & ZMQ_POLLIN);
         old_reports = prune_reports(&c, old_reports);
         backlog = backlog || old_reports;

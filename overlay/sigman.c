@@ -3,7 +3,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "allowlist.h"
@@ -16,6 +19,8 @@ void sigman_opts_default(sigman_opts_t *o)
     memset(o, 0, sizeof *o);
     siggen_opts_default(&o->gen);
     o->lifetime = 7 * 24 * 3600;
+    o->share_bans = true;
+    o->max_bans = 10000;
 }
 
 /* The raw message of a report's JSON, as bytes (malloc'd), or NULL; fills the report. */
@@ -544,21 +549,61 @@ json_t *sigman_allowlist(store_t *s, double *updated, char *err, size_t errlen)
     return entries;
 }
 
+static double wall_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* The feature and shape names of the model's embedding, which every set carries: read once
+ * per model file, since loading a model builds its search index (0.7 s at 107k training
+ * messages), too slow for each new set now that bans move the set on. */
+static int set_header(const char *model, char feature[32], char shape[32], char *err, size_t errlen)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static char path[512], feat[32], shp[32];
+    static struct stat id;
+    struct stat st;
+    pthread_mutex_lock(&lock);
+    bool same = path[0] && !strcmp(path, model) && stat(model, &st) == 0 &&
+                st.st_dev == id.st_dev && st.st_ino == id.st_ino && st.st_size == id.st_size &&
+                st.st_mtim.tv_sec == id.st_mtim.tv_sec && st.st_mtim.tv_nsec == id.st_mtim.tv_nsec;
+    if (!same) {
+        path[0] = 0;
+        struct stat before;
+        bool known = stat(model, &before) == 0;
+        model_t *m = model_load(model, err, errlen);
+        if (!m) {
+            pthread_mutex_unlock(&lock);
+            return -1;
+        }
+        embed_opts_feature_name(&model_options(m)->embed, feat, sizeof feat);
+        snprintf(shp, sizeof shp, "%s", embed_shape_name(model_options(m)->embed.shape));
+        model_destroy(&m);
+        if (known) {
+            id = before;
+            snprintf(path, sizeof path, "%s", model);
+        }
+    }
+    memcpy(feature, feat, 32);
+    memcpy(shape, shp, 32);
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
 json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errlen)
 {
-    model_t *m = o->model[0] ? model_load(o->model, err, errlen) : NULL;
-    if (!m) {
-        if (!o->model[0])
-            snprintf(err, errlen, "no model configured");
+    char feature[32], shape[32];
+    if (!o->model[0]) {
+        snprintf(err, errlen, "no model configured");
         return NULL;
     }
-    char feature[32];
-    embed_opts_feature_name(&model_options(m)->embed, feature, sizeof feature);
-    json_t *doc =
-        json_pack("{s:s, s:i, s:I, s:s, s:s, s:o}", "format", "sipguard-signatures", "version", 1,
-                  "sequence", (json_int_t)store_sequence(s), "feature", feature, "shape",
-                  embed_shape_name(model_options(m)->embed.shape), "signatures", json_array());
-    model_destroy(&m);
+    if (set_header(o->model, feature, shape, err, errlen) != 0)
+        return NULL;
+    json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s, s:o}", "format", "sipguard-signatures",
+                            "version", 1, "sequence", (json_int_t)store_sequence(s), "feature",
+                            feature, "shape", shape, "signatures", json_array());
     json_t *list = store_list_signatures(s, "active"), *row;
     size_t i;
     json_array_foreach(list, i, row)
@@ -572,5 +617,14 @@ json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errl
     if (json_array_size(allow)) /* older edges ignore the member; newer ones allow these too */
         json_object_set(doc, "allow", allow);
     json_decref(allow);
+    json_t *bans = o->share_bans ? store_list_bans(s, wall_clock(), o->max_bans) : NULL;
+    if (json_array_size(bans)) { /* what an edge needs of each: the source, and until when */
+        json_t *out = json_array(), *b;
+        json_array_foreach(bans, i, b) json_array_append_new(
+            out, json_pack("{s:O, s:O}", "source", json_object_get(b, "source"), "until",
+                           json_object_get(b, "until")));
+        json_object_set_new(doc, "bans", out);
+    }
+    json_decref(bans);
     return doc;
 }

@@ -34,6 +34,8 @@ typedef struct {
     size_t auto_approve; /* active at once when a cluster has this many members; 0: never */
     size_t auto_edges;   /* ... and was reported by at least this many edges (default 1) */
     long lifetime;       /* an active signature expires this long after its cluster last grew */
+    bool share_bans;     /* the domain's bans go out with the set (default yes) */
+    size_t max_bans;     /* at most this many, the longest (default 10000) */
 } sigman_opts_t;
 
 void sigman_opts_default(sigman_opts_t *o);
@@ -95,7 +97,8 @@ int sigman_transition(store_t *s, const char *id, const char *action, const char
 json_t *sigman_allowlist(store_t *s, double *updated, char *err, size_t errlen);
 
 /* The active set as a sipguard-signatures document (what edges load), with the allowed
- * sources under "allow" when there are any. */
+ * sources under "allow" when there are any, and with share_bans the domain's running bans
+ * under "bans" ([{"source", "until"}], longest first, at most max_bans). */
 json_t *sigman_active(store_t *s, const sigman_opts_t *o, char *err, size_t errlen);
 
 #endif

@@ -33,6 +33,8 @@ static const char *schema =
     "  state BLOB NOT NULL, notes TEXT);"
     "CREATE TABLE IF NOT EXISTS allowlist (id INTEGER PRIMARY KEY CHECK (id = 1), "
     "  text TEXT NOT NULL, updated REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS bans (source TEXT PRIMARY KEY, until REAL NOT NULL, "
+    "  edge TEXT NOT NULL, first REAL NOT NULL, updated REAL NOT NULL, count INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES ('sequence', 0), ('next_signature', 1);";
 
 /* Databases made before reports were numbered in arrival order (the clustering reads them on
@@ -232,6 +234,10 @@ long store_prune(store_t *s, double before, int64_t placed, size_t limit, long *
                                              "DELETE FROM rejected WHERE id IN (SELECT id FROM "
                                              "rejected WHERE received < ?1 ORDER BY id LIMIT ?3)",
                                              before, placed, limit);
+    /* bans that ended before the retention window are history too */
+    if (refused >= 0 &&
+        delete_rows(s, "DELETE FROM bans WHERE until < ?1", before, placed, limit) < 0)
+        refused = -1;
     if (refused < 0 || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
@@ -608,6 +614,78 @@ int store_set_allowlist(store_t *s, const char *text, double now)
     if (rc == 0)
         rc = meta_bump(s, "sequence");
     if (sqlite3_exec(s->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    return rc;
+}
+
+int store_put_ban(store_t *s, const char *source, double until, const char *edge, double now)
+{
+    sqlite3_stmt *st;
+    /* a ban another edge made, or one made longer; a shorter one changes nothing the edges
+     * hear, so the count alone goes up */
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO bans (source, until, edge, first, updated, count) "
+                           "VALUES (?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT (source) DO UPDATE SET "
+                           "count = count + 1, updated = ?4, "
+                           "edge = CASE WHEN ?2 > until THEN ?3 ELSE edge END, "
+                           "until = max(until, ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    double before = -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "SELECT until FROM bans WHERE source = ?", -1, &q, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(q, 1, source, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            before = sqlite3_column_double(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, until);
+    sqlite3_bind_text(st, 3, edge, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, now);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc < 0 ? -1 : until > before;
+}
+
+json_t *store_list_bans(store_t *s, double now, size_t limit)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT source, until, edge, first, count FROM bans WHERE until > ? "
+                           "ORDER BY until DESC, source LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_double(st, 1, now);
+    sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(a, json_pack("{s:s, s:f, s:s, s:f, s:I}", "source",
+                                           (const char *)sqlite3_column_text(st, 0), "until",
+                                           sqlite3_column_double(st, 1), "edge",
+                                           (const char *)sqlite3_column_text(st, 2), "first",
+                                           sqlite3_column_double(st, 3), "count",
+                                           (json_int_t)sqlite3_column_int64(st, 4)));
+    sqlite3_finalize(st);
+    return a;
+}
+
+int store_delete_ban(store_t *s, const char *source)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM bans WHERE source = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) > 0 : -1;
+    }
+    sqlite3_finalize(st);
+    if (rc == 1 && meta_bump(s, "sequence") != 0)
+        rc = -1;
+    if (sqlite3_exec(s->db, rc >= 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
         rc = -1;
     return rc;
 }

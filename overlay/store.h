@@ -122,6 +122,18 @@ char *store_get_allowlist(store_t *s, double *updated);
 /* Replaces them and bumps the signature-set sequence, at once, so that every edge takes the
  * set that carries them. Returns 0 or -1. */
 int store_set_allowlist(store_t *s, const char *text, double now);
+/* The domain's bans: the sources its edges banned ([ban]), shared with every edge in the
+ * signature set. Records that an edge banned source (an address, or an IPv6 prefix as
+ * ADDR/LEN) until then, in the open batch: 1 when the domain's list changed (a new source,
+ * or a ban that ends later), 0 when not, -1 on an error. */
+int store_put_ban(store_t *s, const char *source, double until, const char *edge, double now);
+/* The bans running at now, longest first, at most limit (0: all), as a JSON array of
+ * {source, until, edge (whose ban ends last), first (when first reported), count (reports)};
+ * NULL on an error. */
+json_t *store_list_bans(store_t *s, double now, size_t limit);
+/* Lifts a ban for the whole domain, and bumps the signature-set sequence so that every edge
+ * hears it. 1 lifted, 0 unknown, -1 error. */
+int store_delete_ban(store_t *s, const char *source);
 /* The next free signature number (for ids). */
 uint64_t store_next_signature_number(store_t *s);
 /* Notes that an edge was heard (at received) and, when sigseq >= 0, the signature set it

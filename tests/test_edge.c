@@ -734,6 +734,51 @@ static void test_ban_after_strikes_within_the_window(void **state)
     bantable_destroy(&t);
 }
 
+/* The domain's list bans on top of the table's own: each source until its until (an IPv6 one
+ * by the table's prefix); the next list replaces the last, so a source it leaves out is no
+ * longer banned by the domain, while a ban of the edge's own stays; the domain's bans are
+ * listed as such and not saved (they come back with the cached set). */
+static void test_ban_domain_list_is_imposed_and_replaced(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(2, 10, 60, 1000);
+    bantable_t *t = bantable_new(&o);
+    const char *src[] = {"203.0.113.9", "2001:db8:5:6::/64", "198.51.100.1", "nonsense"};
+    double until[] = {500, 400, 50, 500}; /* 198.51.100.1's ran out before 100 */
+    assert_int_equal(bantable_set_domain(t, src, until, 4, 100), 2);
+    assert_true(banned(t, "203.0.113.9", 100) == 400);
+    assert_true(banned(t, "2001:db8:5:6:aaaa::1", 100) == 300); /* in the /64 */
+    assert_true(banned(t, "2001:db8:5:7::1", 100) == 0);
+    assert_true(banned(t, "198.51.100.1", 100) == 0);
+    /* a source the edge bans itself as well: the later end counts */
+    assert_true(strike(t, "198.51.100.7", 100) == 0 && strike(t, "198.51.100.7", 101) == 60);
+    const char *src2[] = {"198.51.100.7"};
+    double until2[] = {1000};
+    assert_int_equal(bantable_set_domain(t, src2, until2, 1, 110), 1);
+    assert_true(banned(t, "198.51.100.7", 110) == 890);
+    assert_true(banned(t, "203.0.113.9", 110) == 0); /* left out of the new list */
+    ban_stats_t st;
+    bantable_tick(t, 110, &st);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.domain, 1);
+    json_t *list = bantable_list(t, 110);
+    assert_int_equal(json_array_size(list), 1);
+    assert_true(json_is_true(json_object_get(json_array_get(list, 0), "domain")));
+    assert_true(json_number_value(json_object_get(json_array_get(list, 0), "until")) == 1000);
+    json_decref(list);
+    /* the domain's list emptied: the edge's own ban is left, and only it is saved */
+    assert_int_equal(bantable_set_domain(t, NULL, NULL, 0, 120), 0);
+    assert_true(banned(t, "198.51.100.7", 120) == 41);
+    char path[300], err[300];
+    snprintf(path, sizeof path, "%s/domain-bans.json", dir);
+    assert_int_equal(bantable_save(t, path, 120, err, sizeof err), 0);
+    bantable_t *back = bantable_new(&o);
+    assert_int_equal(bantable_load(back, path, 120, err, sizeof err), 1);
+    assert_true(banned(back, "198.51.100.7", 120) == 41);
+    bantable_destroy(&back);
+    bantable_destroy(&t);
+}
+
 /* Each later ban of a source is twice the one before, up to max_seconds; max_seconds after
  * its last ban ended the source starts again from the first length. */
 static void test_ban_escalates_to_the_cap_and_is_forgotten(void **state)
@@ -991,6 +1036,8 @@ int main(void)
                                         remove_dir),
         cmocka_unit_test(test_ban_after_strikes_within_the_window),
         cmocka_unit_test(test_ban_escalates_to_the_cap_and_is_forgotten),
+        cmocka_unit_test_setup_teardown(test_ban_domain_list_is_imposed_and_replaced, make_dir,
+                                        remove_dir),
         cmocka_unit_test(test_ban_ipv6_by_prefix_and_mapped_ipv4),
         cmocka_unit_test(test_ban_table_is_bounded),
         cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
