@@ -244,6 +244,17 @@ fail:
     return NULL;
 }
 
+bool allowlist_entry_valid(const char *text)
+{
+    char s[MAX_LINE + 1], why[200];
+    entry_t e;
+    int bits;
+    if (strlen(text) > MAX_LINE)
+        return false;
+    strcpy(s, text); /* parse_entry cuts it at the slash */
+    return parse_entry(s, &e, &bits, why, sizeof why) == 0;
+}
+
 allowlist_t *allowlist_load(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");

@@ -29,6 +29,10 @@ allowlist_t *allowlist_load(const char *path, char *err, size_t errlen);
 allowlist_t *allowlist_parse(const char *text, size_t len, const char *name, char *err,
                              size_t errlen);
 
+/* Whether text is exactly one entry as a list would take it: "ADDR" or "ADDR/LEN", no host
+ * bits set past the prefix, nothing else (no blanks, no comment). */
+bool allowlist_entry_valid(const char *text);
+
 /* Whether the endpoint's address falls in an entry (NULL or an unknown address: no). */
 bool allowlist_contains(const allowlist_t *a, const endpoint_t *ep);
 

@@ -297,24 +297,18 @@ static int note_ban(collector_t *c, const char *edge, const char *json, size_t l
     json_t *r = json_loadb(json, len, JSON_ALLOW_NUL, &je);
     const json_t *src = json_object_get(r, "ban_source"), *secs = json_object_get(r, "banned_for"),
                  *at = json_object_get(r, "reported_at");
-    char e[200];
-    allowlist_t *one = NULL;
     int rc = 0;
     /* the ban runs from when the edge reported it, by the edge's clock, as edges keep bans */
     double from = json_is_number(at) ? json_number_value(at) : now;
-    if (json_is_string(src) && json_string_length(src) < 64 && json_is_number(secs) &&
-        json_number_value(secs) > 0 && isfinite(json_number_value(secs)) && isfinite(from) &&
-        !strpbrk(json_string_value(src), "#\n") &&
-        (one = allowlist_parse(json_string_value(src), json_string_length(src), "ban_source", e,
-                               sizeof e)) &&
-        allowlist_size(one) == 1) {
+    if (json_is_string(src) && json_string_length(src) == strlen(json_string_value(src)) &&
+        allowlist_entry_valid(json_string_value(src)) && json_is_number(secs) &&
+        json_number_value(secs) > 0 && isfinite(json_number_value(secs)) && isfinite(from)) {
         int changed = store_put_ban(c->store, json_string_value(src),
                                     from + json_number_value(secs), edge, now);
         if (changed < 0)
             rc = -1;
         c->bans_changed |= changed > 0;
     }
-    allowlist_destroy(&one);
     json_decref(r);
     return rc;
 }

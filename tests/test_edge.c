@@ -564,6 +564,20 @@ static void test_allowlist_agrees_with_a_scan(void **state)
 
 /* Entries come back in the one form the overlay hands its edges, and a union holds both
  * lists' entries once each. */
+/* One entry exactly, as a domain ban's source must be: an address or a prefix without host
+ * bits, and nothing around it. */
+static void test_allowlist_entry_valid(void **state)
+{
+    (void)state;
+    const char *good[] = {"203.0.113.9", "2001:db8:1:2::/64", "10.0.0.0/8", "::1", "0.0.0.0/0"};
+    const char *bad[] = {"10.0.0.1/8", " 203.0.113.9", "203.0.113.9 # us", "203.0.113.9\n",
+                         "1.2.3.4/33", "2001:db8::/129", "not-an-address", "", "1.2.3.4/"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(allowlist_entry_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(allowlist_entry_valid(bad[i]));
+}
+
 static void test_allowlist_entries_and_union(void **state)
 {
     (void)state;
@@ -1032,6 +1046,7 @@ int main(void)
         cmocka_unit_test(test_allowlist_errors_name_the_line),
         cmocka_unit_test(test_allowlist_agrees_with_a_scan),
         cmocka_unit_test(test_allowlist_entries_and_union),
+        cmocka_unit_test(test_allowlist_entry_valid),
         cmocka_unit_test_setup_teardown(test_a_silent_subscription_is_made_anew, make_dir,
                                         remove_dir),
         cmocka_unit_test(test_ban_after_strikes_within_the_window),
