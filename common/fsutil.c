@@ -123,3 +123,20 @@ void wholefile_abort(wholefile_t *w)
         unlink(w->tmp);
     w->tmp[0] = '\0';
 }
+
+file_id_t file_id_of(const char *path)
+{
+    file_id_t id = {0};
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return id;
+    id = (file_id_t){
+        1, st.st_dev, st.st_ino, st.st_size, (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+    return id;
+}
+
+int file_id_same(const file_id_t *a, const file_id_t *b)
+{
+    return a->known && b->known && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+}

@@ -41,4 +41,22 @@ void wholefile_abort(wholefile_t *w);
 int wholefile_write_json(const json_t *doc, const char *path, size_t flags, char *err,
                          size_t errlen);
 
+/*
+ * Which file a path names now (device, inode, size, modification time), to tell whether a file
+ * read before is the same one: a model is not loaded again for a reload or a new signature
+ * set when its file did not change. `sipguard train -o` writes a new file and renames it over
+ * the old (wholefile_commit), so a retrained model is another inode.
+ */
+typedef struct {
+    int known; /* 0: the path could not be read (stat failed); never the same as anything */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    long mtime_sec, mtime_nsec;
+} file_id_t;
+
+file_id_t file_id_of(const char *path);
+/* Whether both are known and name the same file in the same state */
+int file_id_same(const file_id_t *a, const file_id_t *b);
+
 #endif

@@ -7,41 +7,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "allowlist.h"
+#include "fsutil.h"
 #include "log.h"
 #include "report.h"
 
-/* Which file a part was loaded from: the same path holding the same file (device, inode, size,
- * modification time) is not read again. `sipguard train -o` writes a new file and renames it
- * over the old one, so a retrained model is a new inode. */
+/* Which file a part was loaded from: the same path naming the same file (common/fsutil) is
+ * not read again. */
 typedef struct {
-    bool known;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
+    file_id_t file;
     char path[512];
-} file_id_t;
+} part_id_t;
 
-static file_id_t file_id(const char *path)
+static part_id_t part_id(const char *path)
 {
-    file_id_t id = {0};
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return id; /* unknown: read again, and the read says what is wrong */
-    id = (file_id_t){true, st.st_dev, st.st_ino, st.st_size, st.st_mtim, {0}};
+    part_id_t id = {file_id_of(path), {0}};
     snprintf(id.path, sizeof id.path, "%s", path);
     return id;
 }
 
-static bool same_file(const file_id_t *a, const file_id_t *b)
+static bool same_part(const part_id_t *a, const part_id_t *b)
 {
-    return a->known && b->known && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-           !strcmp(a->path, b->path);
+    return file_id_same(&a->file, &b->file) && !strcmp(a->path, b->path);
 }
 
 /* The content model, shared by the asset sets that use the same file: loading one builds its
@@ -49,7 +38,7 @@ static bool same_file(const file_id_t *a, const file_id_t *b)
 typedef struct {
     model_t *model;
     model_stats_t st;
-    file_id_t id;
+    part_id_t id;
     atomic_int refs;
 } model_part_t;
 
@@ -60,7 +49,7 @@ typedef struct {
     context_model_t *cmodel;
     context_t *ctx;
     pthread_mutex_t lock;
-    file_id_t id;
+    part_id_t id;
     atomic_int refs;
 } context_part_t;
 
@@ -145,7 +134,7 @@ static model_part_t *model_part_load(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    m->id = file_id(path); /* before reading: a file replaced meanwhile is read again later */
+    m->id = part_id(path); /* before reading: a file replaced meanwhile is read again later */
     if (!(m->model = model_load(path, err, errlen))) {
         free(m);
         return NULL;
@@ -162,7 +151,7 @@ static context_part_t *context_part_load(const char *path, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    cx->id = file_id(path);
+    cx->id = part_id(path);
     if (!(cx->cmodel = context_model_load(path, err, errlen)) ||
         !(cx->ctx = context_new(cx->cmodel))) {
         if (cx->cmodel)
@@ -329,8 +318,8 @@ static edge_assets_t *assets_load(const edge_config_t *c, const edge_assets_t *p
         return NULL;
     }
     atomic_init(&a->refs, 1);
-    file_id_t mid = file_id(c->model);
-    if (prev && same_file(&prev->m->id, &mid)) {
+    part_id_t mid = part_id(c->model);
+    if (prev && same_part(&prev->m->id, &mid)) {
         a->m = prev->m;
         atomic_fetch_add(&a->m->refs, 1);
     } else if (!(a->m = model_part_load(c->model, err, errlen))) {
@@ -355,8 +344,8 @@ static edge_assets_t *assets_load(const edge_config_t *c, const edge_assets_t *p
         return NULL;
     }
     if (c->context_model[0]) {
-        file_id_t cid = file_id(c->context_model);
-        if (prev && prev->cx && same_file(&prev->cx->id, &cid)) {
+        part_id_t cid = part_id(c->context_model);
+        if (prev && prev->cx && same_part(&prev->cx->id, &cid)) {
             a->cx = prev->cx;
             atomic_fetch_add(&a->cx->refs, 1);
         } else if (!(a->cx = context_part_load(c->context_model, err, errlen))) {

@@ -716,10 +716,8 @@ static int signature_metrics(char *b, size_t cap)
     pthread_mutex_lock(&store_lock);
     int rc = store_signature_stats(g_store, &ss);
     uint64_t seq = store_sequence(g_store);
-    json_t *bans = store_list_bans(g_store, wall_now(), 0);
+    size_t nbans = (size_t)store_count_bans(g_store, wall_now());
     pthread_mutex_unlock(&store_lock);
-    size_t nbans = json_array_size(bans);
-    json_decref(bans);
     pthread_mutex_lock(&stats_lock);
     double published = shared_set_published;
     pthread_mutex_unlock(&stats_lock);

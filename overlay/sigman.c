@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <xxhash.h>
 
 #include "allowlist.h"
+#include "fsutil.h"
 #include "input.h"
 #include "model.h"
 #include "report.h"
@@ -563,16 +563,11 @@ static int set_header(const char *model, char feature[32], char shape[32], char 
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static char path[512], feat[32], shp[32];
-    static struct stat id;
-    struct stat st;
+    static file_id_t id;
     pthread_mutex_lock(&lock);
-    bool same = path[0] && !strcmp(path, model) && stat(model, &st) == 0 &&
-                st.st_dev == id.st_dev && st.st_ino == id.st_ino && st.st_size == id.st_size &&
-                st.st_mtim.tv_sec == id.st_mtim.tv_sec && st.st_mtim.tv_nsec == id.st_mtim.tv_nsec;
-    if (!same) {
+    file_id_t now = file_id_of(model);
+    if (!path[0] || strcmp(path, model) || !file_id_same(&id, &now)) {
         path[0] = 0;
-        struct stat before;
-        bool known = stat(model, &before) == 0;
         model_t *m = model_load(model, err, errlen);
         if (!m) {
             pthread_mutex_unlock(&lock);
@@ -581,10 +576,8 @@ static int set_header(const char *model, char feature[32], char shape[32], char 
         embed_opts_feature_name(&model_options(m)->embed, feat, sizeof feat);
         snprintf(shp, sizeof shp, "%s", embed_shape_name(model_options(m)->embed.shape));
         model_destroy(&m);
-        if (known) {
-            id = before;
-            snprintf(path, sizeof path, "%s", model);
-        }
+        id = now; /* as it was before the read: a file replaced meanwhile is read again */
+        snprintf(path, sizeof path, "%s", model);
     }
     memcpy(feature, feat, 32);
     memcpy(shape, shp, 32);

@@ -671,6 +671,20 @@ json_t *store_list_bans(store_t *s, double now, size_t limit)
     return a;
 }
 
+uint64_t store_count_bans(store_t *s, double now)
+{
+    sqlite3_stmt *st;
+    uint64_t n = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM bans WHERE until > ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return 0;
+    sqlite3_bind_double(st, 1, now);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
 int store_delete_ban(store_t *s, const char *source)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)

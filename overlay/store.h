@@ -131,6 +131,8 @@ int store_put_ban(store_t *s, const char *source, double until, const char *edge
  * {source, until, edge (whose ban ends last), first (when first reported), count (reports)};
  * NULL on an error. */
 json_t *store_list_bans(store_t *s, double now, size_t limit);
+/* How many bans are running at now (0 on an error too). */
+uint64_t store_count_bans(store_t *s, double now);
 /* Lifts a ban for the whole domain, and bumps the signature-set sequence so that every edge
  * hears it. 1 lifted, 0 unknown, -1 error. */
 int store_delete_ban(store_t *s, const char *source);

@@ -570,8 +570,9 @@ static void test_allowlist_entry_valid(void **state)
 {
     (void)state;
     const char *good[] = {"203.0.113.9", "2001:db8:1:2::/64", "10.0.0.0/8", "::1", "0.0.0.0/0"};
-    const char *bad[] = {"10.0.0.1/8", " 203.0.113.9", "203.0.113.9 # us", "203.0.113.9\n",
-                         "1.2.3.4/33", "2001:db8::/129", "not-an-address", "", "1.2.3.4/"};
+    const char *bad[] = {"10.0.0.1/8", " 203.0.113.9",   "203.0.113.9 # us", "203.0.113.9\n",
+                         "1.2.3.4/33", "2001:db8::/129", "not-an-address",   "",
+                         "1.2.3.4/"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         assert_true(allowlist_entry_valid(good[i]));
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
