@@ -110,6 +110,11 @@ check "a set with a ban that is not an address is refused, naming it" "[ $rc = 1
 echo '{"format": "sipguard-signatures", "version": 1, "feature": "ngram:4", "shape": "fields", "signatures": [], "bans": {"source": "203.0.113.9"}}' > badbans2.json
 "$E" -m edge.model --set signatures.file=badbans2.json --set http.listen=127.0.0.1:0 --set ingest.hep_listen= --check-config >/dev/null 2>err2; rc=$?
 check "a set whose bans are not a list is refused" "[ $rc = 1 ] && grep -q '\"bans\" must be an array' err2"
+echo '{"format": "sipguard-signatures", "version": 1, "feature": "ngram:4", "shape": "fields", "signatures": [], "bans": [{"source": "10.0.0.0/8", "until": "soon"}]}' > badbans3.json
+"$E" -m edge.model --set signatures.file=badbans3.json --set http.listen=127.0.0.1:0 --set ingest.hep_listen= --check-config >/dev/null 2>err3; rc=$?
+check "a set with a ban whose until is not a time is refused" "[ $rc = 1 ] && grep -q 'bans\[0\] \"until\" must be a Unix time' err3"
+check "the overlay's /v1/bans/SOURCE takes DELETE only (405)" \
+    "[ \$(code wrong.json http://127.0.0.1:$OV_HTTP/v1/bans/203.0.113.9) = 405 ]"
 
 for i in 1 2; do kill -TERM ${EPID[$i]}; wait ${EPID[$i]}; done
 kill -TERM $OV_PID; wait $OV_PID; rc=$?

@@ -128,6 +128,52 @@ static void test_store_keeps_each_report_once(void **state)
     remove_db(path);
 }
 
+/* The domain's bans: a new source or a later end changes the list (what moves the set on), a
+ * shorter ban of a banned source only counts; the running ones are listed longest first and
+ * counted; a lift deletes one and bumps the sequence; retention forgets long-ended ones. */
+static void test_store_keeps_the_domains_bans(void **state)
+{
+    (void)state;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/sipguard-bans-%d.db", (int)getpid());
+    remove_db(path);
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_put_ban(s, "203.0.113.9", 700, "e1", 100), 1);
+    assert_int_equal(store_put_ban(s, "203.0.113.9", 650, "e2", 110), 0); /* ends sooner */
+    assert_int_equal(store_put_ban(s, "2001:db8:1:2::/64", 400, "e2", 120), 1);
+    assert_int_equal(store_put_ban(s, "203.0.113.9", 900, "e2", 130), 1); /* ends later */
+    assert_int_equal(store_put_ban(s, "198.51.100.1", 150, "e1", 140), 1);
+    assert_int_equal(store_commit(s), 0);
+    json_t *list = store_list_bans(s, 200, 0); /* 198.51.100.1's ended at 150 */
+    assert_int_equal(json_array_size(list), 2);
+    json_t *first = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "source")), "203.0.113.9");
+    assert_true(json_number_value(json_object_get(first, "until")) == 900);
+    assert_string_equal(json_string_value(json_object_get(first, "edge")), "e2");
+    assert_int_equal(json_integer_value(json_object_get(first, "count")), 3);
+    assert_true(json_number_value(json_object_get(first, "first")) == 100);
+    json_decref(list);
+    list = store_list_bans(s, 200, 1); /* at most one: the longest */
+    assert_int_equal(json_array_size(list), 1);
+    json_decref(list);
+    assert_int_equal(store_count_bans(s, 200), 2);
+    uint64_t seq = store_sequence(s);
+    assert_int_equal(store_delete_ban(s, "203.0.113.9"), 1);
+    assert_int_equal(store_sequence(s), seq + 1);
+    assert_int_equal(store_delete_ban(s, "203.0.113.9"), 0); /* gone: unknown */
+    assert_int_equal(store_sequence(s), seq + 1);
+    assert_int_equal(store_count_bans(s, 200), 1);
+    long refused = 0;
+    assert_true(store_prune(s, 500, 0, 100, &refused) >= 0); /* the /64's ended at 400 */
+    list = store_list_bans(s, 0, 0);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    store_close(&s);
+    remove_db(path);
+}
+
 /* Counts the reports store_each_report_after hands on after number *after. */
 static int count_one(void *ctx, const char *json, size_t len, double received)
 {
@@ -566,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_raw_messages_survive_the_report),
         cmocka_unit_test(test_report_signature_sequence),
         cmocka_unit_test(test_store_keeps_each_report_once),
+        cmocka_unit_test(test_store_keeps_the_domains_bans),
         cmocka_unit_test(test_retention_prunes_old_placed_reports),
         cmocka_unit_test(test_clean_sample_is_bounded_per_edge),
         cmocka_unit_test(test_an_old_store_is_migrated),
