@@ -80,6 +80,45 @@ static void ban_file(const uint8_t *data, size_t size)
     unlink(again);
 }
 
+/* Each line as a domain ban's source: a line allowlist_entry_valid takes is exactly one entry
+ * to allowlist_parse, and every line goes to bantable_set_domain, which skips what does not
+ * read and may impose no more bans than it was given. */
+static void domain_bans(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    const char *lines[64];
+    double until[64];
+    size_t n = 0;
+    if (!text)
+        abort();
+    memcpy(text, data, size);
+    text[size] = '\0';
+    for (char *line = text, *next; line && n < 64; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char err[300];
+        if (allowlist_entry_valid(line)) {
+            allowlist_t *one = allowlist_parse(line, strlen(line), "fuzz", err, sizeof err);
+            if (!one || allowlist_size(one) != 1)
+                abort();
+            allowlist_destroy(&one);
+        }
+        until[n] = (double)(n % 3) * 100; /* over, running, running */
+        lines[n++] = line;
+    }
+    ban_opts_t o = {2, 60, 600, 86400, 64, 16};
+    bantable_t *t = bantable_new(&o);
+    if (!t)
+        abort();
+    if (bantable_set_domain(t, lines, until, n, 50) > (long)n)
+        abort();
+    bantable_set_domain(t, lines, until, n / 2, 60);
+    json_decref(bantable_list(t, 60));
+    bantable_destroy(&t);
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -118,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     allowlist_destroy(&a);
     ban_file(data, size);
+    domain_bans(data, size);
     free(text);
     return 0;
 }
