@@ -6,6 +6,7 @@
 #   - peak RSS of the edge with a 10,000-message model
 #   - a flood (every message an anomaly, local model never) with every report made, with
 #     [report] max_rate = 100, and with that and bans ([ban] after = 3)
+#   - a reload (SIGHUP) with the model file unchanged (kept) and with a new one (loaded)
 # Fixed inputs from fixed seeds. Prints "name value" lines. usage: bench/edge.sh [BUILD]
 set -euo pipefail
 BUILD=${1:-build}
@@ -71,4 +72,25 @@ done
 start_edge_and_flood edge_flood_msgs_per_s_banned_max_rate_100 flood.pcap \
     --set scoring.local_policy=never --set report.max_rate=100 --set ban.after=3 --set ban.file=bans.json
 echo "edge_flood_banned_share $(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2; if ($1 ~ /verdict="banned"/) b+=$2} END{printf "%.3f", s ? b/s : 0}')"
+kill -TERM $EDGE; wait $EDGE || true; EDGE=""
+
+# reloads (SIGHUP; a signature set from the overlay is taken the same way) with the model file
+# unchanged, which is kept, and with a new file, which is loaded: median of five, ms from the
+# signal until sipguard_reloads_total moves
+$PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
+    --ports-file ports 2>/dev/null &
+EDGE=$!
+rm -f ports
+for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
+HTTP=$(awk '$1=="http"{print $2}' ports)
+for kind in unchanged new; do
+    for i in 1 2 3 4 5; do
+        [ $kind = new ] && cp m.model m.tmp && mv m.tmp m.model
+        before=$(metric $HTTP sipguard_reloads_total)
+        t0=$(date +%s%N)
+        kill -HUP $EDGE
+        for _ in $(seq 2000); do [ "$(metric $HTTP sipguard_reloads_total)" -gt "$before" ] && break; sleep 0.005; done
+        echo $(( ($(date +%s%N) - t0) / 1000000 ))
+    done | sort -n | sed -n 3p | sed "s/^/edge_reload_ms_model_$kind /"
+done
 kill -TERM $EDGE; wait $EDGE || true; EDGE=""
