@@ -35,8 +35,14 @@ kill -TERM $P; wait $P
     --set "overlay.endpoint=$EP" --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys \
     --set overlay.spool_dir=spool 2>edge.log &
 EDGE=$!; PIDS+=($EDGE)
-wait_for 20 "[ -s ekeys/edge.pub ]" || exit 1
-"$O" "${OVA[@]}" --set "overlay.listen=$EP" --edge "edge1=$(cat ekeys/edge.pub)" --ports-file o2.ports 2>o2.log &
+# a second edge that bans a scanner at its first anomaly, for the page's banned sources
+"$E" -m edge.model --set edge.id=edge2 --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+    --set "overlay.endpoint=$EP" --set "overlay.server_key=$KEY" --set overlay.key_dir=ekeys2 \
+    --set overlay.spool_dir=spool2 --set ban.after=1 --ports-file e2.ports 2>edge2.log &
+PIDS+=($!)
+wait_for 20 "[ -s ekeys/edge.pub ] && [ -s e2.ports ] && [ -s ekeys2/edge.pub ]" || exit 1
+"$O" "${OVA[@]}" --set "overlay.listen=$EP" --edge "edge1=$(cat ekeys/edge.pub)" \
+    --edge "edge2=$(cat ekeys2/edge.pub)" --ports-file o2.ports 2>o2.log &
 P=$!; PIDS+=($P)
 wait_for 20 "[ -s o2.ports ]" || exit 1
 OH=$(awk '$1=="http"{print $2}' o2.ports)
@@ -49,6 +55,10 @@ settled() {
     [ "${a:-0}" -gt 1000 ] && [ "$a" = "$b" ]
 }
 wait_for 90 settled
+printf 'OPTIONS sip:100@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5070;branch=z9hG4bK-1\r\nFrom: "sipvicious"<sip:100@1.1.1.1>;tag=6438\r\nTo: "sipvicious"<sip:100@1.1.1.1>\r\nCall-ID: 1'"'"' OR 1=1--\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n' > scan.sip
+curl -s -H 'X-SIP-Source: 203.0.113.9:5070' --data-binary @scan.sip \
+    "http://127.0.0.1:$(awk '$1=="http"{print $2}' e2.ports)/v1/score" > scan.json
+wait_for 30 "[ \"\$(metric $OH sipguard_overlay_bans_active)\" = 1 ]"
 curl -s -X POST -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/build > build.json
 check "signatures to review ($(cat build.json))" "grep -q '\"added\":[1-9]' build.json"
 
@@ -73,6 +83,11 @@ browse "http://127.0.0.1:$OH/#token=webtok&click=approve:$FIRST" > dom2.html
 STATE=$(curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/signatures/$FIRST | grep -o '"state":"[a-z]*"')
 check "the approve button makes it active ($STATE)" "grep -q 'data-clicked=\"yes\"' dom2.html && [ '$STATE' = '\"state\":\"active\"' ]"
 check "the page then shows it among the active ones" "grep -q 'class=\"expire\" data-id=\"$FIRST\"' dom2.html"
+check "the domain's banned sources are listed, each with a lift button ($(cat scan.json))" \
+    "grep -q '<td>203.0.113.9</td>' dom.html && grep -q 'class=\"lift\" data-source=\"203.0.113.9\"' dom.html && grep -q '<td>edge2</td><td>1</td>' dom.html"
+browse "http://127.0.0.1:$OH/#token=webtok&click=lift:203.0.113.9" > domlift.html
+check "the lift button lifts it for the domain" \
+    "grep -q 'data-clicked=\"yes\"' domlift.html && [ \"\$(metric $OH sipguard_overlay_bans_active)\" = 0 ] && grep -q '<div id=\"bans\">none</div>' domlift.html"
 # the domain's allowed sources: saved from the page, a wrong entry refused with its line
 browse "http://127.0.0.1:$OH/#token=webtok&click=save-allow&allow=%23%20the%20PBX%0A100.64.7.0%2F24%0A2001%3Adb8%3A77%3A%3A%2F48" > dom3.html
 curl -s -H "Authorization: Bearer webtok" http://127.0.0.1:$OH/v1/allowlist > allow.json
