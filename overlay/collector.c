@@ -302,7 +302,8 @@ static int note_ban(collector_t *c, const char *edge, const char *json, size_t l
     double from = json_is_number(at) ? json_number_value(at) : now;
     if (json_is_string(src) && json_string_length(src) == strlen(json_string_value(src)) &&
         allowlist_entry_valid(json_string_value(src)) && json_is_number(secs) &&
-        json_number_value(secs) > 0 && isfinite(json_number_value(secs)) && isfinite(from)) {
+        json_number_value(secs) > 0 && isfinite(json_number_value(secs)) && isfinite(from) &&
+        from + json_number_value(secs) > now) { /* a report spooled past its ban's end: over */
         int changed = store_put_ban(c->store, json_string_value(src),
                                     from + json_number_value(secs), edge, now);
         if (changed < 0)
