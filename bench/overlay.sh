@@ -3,7 +3,8 @@
 # replaying a capture (end to end) and from 1, 4 and 16 simulated edges (bench/ingest_bench);
 # the time of POST /v1/build over everything stored; a restart on 48,000 stored anomalies with
 # and without saved clusters; from the first report of a new attack to a verified candidate
-# signature; from an approval to three edges enforcing it (median of three).
+# signature; from an approval to three edges enforcing it (median of three); from one edge's
+# ban to two others answering the source banned (median of three).
 # Fixed seeds; prints "name value" lines. usage: bench/overlay.sh [BUILD]
 set -euo pipefail
 BUILD=${1:-build}
@@ -75,6 +76,7 @@ for k in 1 2 3; do
 done
 echo "overlay_approval_to_all_3_edges_ms_median $(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)"
 
+
 # Many edges at once: ingest_bench plays K edges (a CURVE key pair each) sending anomaly
 # reports with 256 unacknowledged at most; the overlay commits, acknowledges and clusters them.
 IB="$B/bench/ingest_bench"
@@ -133,4 +135,40 @@ for _ in $(seq 300); do
 done
 t1=$(now_ms)
 echo "overlay_first_anomaly_to_candidate_ms $((t1 - t0))"
+kill $OP; wait $OP 2>/dev/null || true
+
+# A ban shared across the domain: on an overlay of its own, an edge that bans at the first
+# anomaly and two that take the domain's list ([ban] domain), admitted by a SIGHUP once their
+# keys exist; from the banning request until both others answer the source banned (polled by
+# scoring its message on each), median of three sources
+printf '[edges]\n' > bans.conf
+fresh_overlay bans -c bans.conf --set signatures.build_interval=0
+BSN=$(awk '$1=="snapshot"{print $2}' bans.ports) BUP=$(awk '$1=="updates"{print $2}' bans.ports)
+for i in 4 5 6; do
+    role=(--set ban.domain=yes)
+    [ $i = 4 ] && role=(--set ban.after=1)
+    "$E" -m m.model --set edge.id=edge$i --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
+        --set "overlay.endpoint=$OEP" --set "overlay.server_key=$OKEY" --set overlay.key_dir=bkeys$i \
+        --set overlay.spool_dir=bspool$i --set "overlay.signatures_snapshot=$BSN" \
+        --set "overlay.signatures_updates=$BUP" "${role[@]}" --ports-file e$i 2>/dev/null & PIDS+=($!)
+done
+for i in 4 5 6; do for _ in $(seq 100); do [ -s e$i ] && [ -s bkeys$i/edge.pub ] && break; sleep 0.1; done; done
+for i in 4 5 6; do echo "edge$i = $(cat bkeys$i/edge.pub)"; done >> bans.conf
+kill -HUP $OP
+EH4=$(awk '$1=="http"{print $2}' e4) EH5=$(awk '$1=="http"{print $2}' e5) EH6=$(awk '$1=="http"{print $2}' e6)
+for _ in $(seq 300); do [ "$(metric $EH4 sipguard_overlay_connected)" = 1 ] &&
+    [ "$(metric $EH5 sipguard_overlay_connected)" = 1 ] && [ "$(metric $EH6 sipguard_overlay_connected)" = 1 ] &&
+    [ "$(metric $OHTTP sipguard_overlay_reloads_total)" = 1 ] && break; sleep 0.1; done
+sleep 11 # a subscription the overlay refused is made anew after 10 s
+printf 'OPTIONS sip:100@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5070;branch=z9hG4bK-1\r\nFrom: "sipvicious"<sip:100@1.1.1.1>;tag=6438\r\nTo: "sipvicious"<sip:100@1.1.1.1>\r\nCall-ID: 1'"'"' OR 1=1--\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n' > scan.sip
+banned_at() { curl -s -H "X-SIP-Source: $2:5070" --data-binary @scan.sip "127.0.0.1:$1/v1/score" | grep -q '"verdict":"banned"'; }
+lat=()
+for src in 203.0.113.1 203.0.113.2 203.0.113.3; do
+    sleep 1.1 # the overlay moves the set on for bans at most once a second
+    t0=$(now_ms)
+    curl -s -o /dev/null -H "X-SIP-Source: $src:5070" --data-binary @scan.sip "127.0.0.1:$EH4/v1/score"
+    for _ in $(seq 1000); do banned_at $EH5 $src && banned_at $EH6 $src && break; sleep 0.005; done
+    lat+=($(($(now_ms) - t0)))
+done
+echo "overlay_ban_to_2_other_edges_ms_median $(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)"
 kill $OP; wait $OP 2>/dev/null || true
