@@ -85,8 +85,9 @@ static const clicmd_t cmd = {
     "snapshot_listen, updates on updates_listen (CURVE, configured edges only).\n\n"
     "On [overlay] http_listen: the review page (GET /), the REST API under /v1/ (bearer\n"
     "token api_token; signatures, anomalies, clusters, edges, the domain's allowed\n"
-    "sources that every edge gets with the set, build; docs/overlay-api.yaml), GET /metrics\n"
-    "and /healthz; HTTPS when tls_cert and tls_key are set.\n\n"
+    "sources that every edge gets with the set, the domain's bans (learned from the edges'\n"
+    "reports, sent with the set: [signatures] share_bans), build; docs/overlay-api.yaml),\n"
+    "GET /metrics and /healthz; HTTPS when tls_cert and tls_key are set.\n\n"
     "Signals: SIGHUP reads the configuration again and admits its [edges] (and --edge)\n"
     "from then on; other settings take effect at the next start. SIGTERM and SIGINT\n"
     "finish the batch at hand, save the clusters and exit.",
