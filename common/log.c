@@ -1,12 +1,14 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
 static const char *program = "sipguard";
-static log_level_t max_level = LOG_LEVEL_WARNING;
+/* atomic: a daemon's SIGHUP sets it while its other threads log */
+static atomic_int max_level = LOG_LEVEL_WARNING;
 static int use_syslog;
 
 void log_set_syslog(int on)
@@ -25,12 +27,12 @@ void log_set_program(const char *name)
 
 void log_set_level(log_level_t level)
 {
-    max_level = level;
+    atomic_store_explicit(&max_level, (int)level, memory_order_relaxed);
 }
 
 log_level_t log_get_level(void)
 {
-    return max_level;
+    return (log_level_t)atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
 int log_parse_level(const char *name)
@@ -38,7 +40,7 @@ int log_parse_level(const char *name)
     static const char *names[] = {"error", "warning", "info", "debug"};
     for (int i = 0; i < 4; i++) {
         if (strcmp(name, names[i]) == 0) {
-            max_level = (log_level_t)i;
+            log_set_level((log_level_t)i);
             return 0;
         }
     }
@@ -48,7 +50,8 @@ int log_parse_level(const char *name)
 void log_write(log_level_t level, const char *func, const char *fmt, ...)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};
-    if (level > max_level)
+    log_level_t max = log_get_level();
+    if (level > max)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -59,7 +62,7 @@ void log_write(log_level_t level, const char *func, const char *fmt, ...)
         return;
     }
     flockfile(stderr); /* one line per message, whichever thread writes */
-    if (max_level >= LOG_LEVEL_DEBUG)
+    if (max >= LOG_LEVEL_DEBUG)
         fprintf(stderr, "%s: %s: %s: ", program, names[level], func);
     else
         fprintf(stderr, "%s: %s: ", program, names[level]);

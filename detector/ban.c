@@ -76,6 +76,16 @@ bantable_t *bantable_new(const ban_opts_t *o)
     return t;
 }
 
+void bantable_set_opts(bantable_t *t, const ban_opts_t *o)
+{
+    pthread_mutex_lock(&t->lock);
+    t->o.after = o->after < 1 ? 1 : o->after;
+    t->o.window = o->window;
+    t->o.seconds = o->seconds;
+    t->o.max_seconds = o->max_seconds;
+    pthread_mutex_unlock(&t->lock);
+}
+
 void bantable_destroy(bantable_t **self)
 {
     bantable_t *t = *self;

@@ -50,6 +50,11 @@ double ban_clock(void);
 bantable_t *bantable_new(const ban_opts_t *o);
 void bantable_destroy(bantable_t **t);
 
+/* Takes o's after, window, seconds and max_seconds (a SIGHUP's new [ban] settings) for the
+ * strikes and bans from now on; bans already running keep their ends. The IPv6 prefix and
+ * max_sources stay those the table was made with. */
+void bantable_set_opts(bantable_t *t, const ban_opts_t *o);
+
 /* Seconds left of a ban on the source at now, or 0 (not banned, or an unknown address). */
 double bantable_banned(bantable_t *t, const endpoint_t *src, double now);
 

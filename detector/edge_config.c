@@ -15,31 +15,34 @@ typedef struct {
     double lo, hi;    /* bounds of numbers */
     const char *def;
     const char *help;
+    bool live; /* a SIGHUP applies a change (edge_config_take_live); else the next start */
 } setting_t;
 
-#define S(sec, k, field, d, h)                                                                     \
+/* S, B, L and D declare a string, yes/no, whole-number and real setting that takes effect at
+ * the next start; SH, BH, LH and DH one that a SIGHUP applies too. */
+#define SETTING_STR(sec, k, field, d, h, hup)                                                      \
     {                                                                                              \
         sec, k, T_STR, offsetof(edge_config_t, field), sizeof(((edge_config_t *)0)->field), 0, 0,  \
-            d, h                                                                                   \
+            d, h, hup                                                                              \
     }
-#define B(sec, k, field, d, h)                                                                     \
+#define SETTING_NUM(type, sec, k, field, lo, hi, d, h, hup)                                        \
     {                                                                                              \
-        sec, k, T_BOOL, offsetof(edge_config_t, field), 0, 0, 0, d, h                              \
+        sec, k, type, offsetof(edge_config_t, field), 0, lo, hi, d, h, hup                         \
     }
-#define L(sec, k, field, lo, hi, d, h)                                                             \
-    {                                                                                              \
-        sec, k, T_LONG, offsetof(edge_config_t, field), 0, lo, hi, d, h                            \
-    }
-#define D(sec, k, field, lo, hi, d, h)                                                             \
-    {                                                                                              \
-        sec, k, T_DOUBLE, offsetof(edge_config_t, field), 0, lo, hi, d, h                          \
-    }
+#define S(sec, k, field, d, h) SETTING_STR(sec, k, field, d, h, false)
+#define SH(sec, k, field, d, h) SETTING_STR(sec, k, field, d, h, true)
+#define B(sec, k, field, d, h) SETTING_NUM(T_BOOL, sec, k, field, 0, 0, d, h, false)
+#define BH(sec, k, field, d, h) SETTING_NUM(T_BOOL, sec, k, field, 0, 0, d, h, true)
+#define L(sec, k, field, lo, hi, d, h) SETTING_NUM(T_LONG, sec, k, field, lo, hi, d, h, false)
+#define LH(sec, k, field, lo, hi, d, h) SETTING_NUM(T_LONG, sec, k, field, lo, hi, d, h, true)
+#define D(sec, k, field, lo, hi, d, h) SETTING_NUM(T_DOUBLE, sec, k, field, lo, hi, d, h, false)
+#define DH(sec, k, field, lo, hi, d, h) SETTING_NUM(T_DOUBLE, sec, k, field, lo, hi, d, h, true)
 
 static const setting_t settings[] = {
     S("edge", "id", id, "edge1",
       "name of this edge in reports and on the overlay (unique per domain)"),
-    S("edge", "model", model, "", "model file from `sipguard train` (required)"),
-    S("edge", "log_level", log_level, "info", "error, warning, info or debug"),
+    SH("edge", "model", model, "", "model file from `sipguard train` (required)"),
+    SH("edge", "log_level", log_level, "info", "error, warning, info or debug"),
     B("edge", "syslog", syslog, "no", "log to syslog (daemon facility) instead of standard error"),
     S("ingest", "hep_listen", hep_listen, "127.0.0.1:9060",
       "UDP address for HEPv3 from Kamailio siptrace, OpenSIPS, FreeSWITCH, Asterisk; empty: off"),
@@ -72,30 +75,31 @@ static const setting_t settings[] = {
     {"scoring", "local_policy", T_POLICY, offsetof(edge_config_t, local_policy), 0, 0, 0, "always",
      "when the local k-NN model runs: always; near (only when the global score reaches "
      "(1 - local_margin) x its threshold); sample (a local_sample fraction, plus every global "
-     "anomaly); never"},
-    D("scoring", "local_margin", local_margin, 0, 1, "0.5", "margin of the near policy"),
-    D("scoring", "local_sample", local_sample, 0, 1, "0.1", "fraction of the sample policy"),
-    S("detectors", "context", context_model, "",
-      "context model from `sipguard context train`: the flood and dialog detectors; empty: off"),
-    S("signatures", "file", signatures_file, "",
-      "JSON file of signatures to match inline (sipguard sig format); empty: none"),
-    S("verdict", "allow_file", allow_file, "",
-      "sources never answered with a blocking verdict (your PBXs, trunks, proxies): a file of "
-      "addresses and CIDR prefixes, IPv4 or IPv6, one a line, # comments; their messages are "
-      "judged and counted (sipguard_verdicts_waived_total) but not reported; reloaded by SIGHUP; "
-      "empty: none"),
-    B("verdict", "monitor", monitor, "no",
-      "a dry run: judge, count and report every message as usual, but answer every caller "
-      "(POST /v1/score) normal, with the judgement in its \"judged\" field"),
-    L("ban", "after", ban_after, 0, 1000000, "0",
-      "ban a source after this many blocking judgements (anomaly or signature) within window: "
-      "its messages are then answered \"banned\" without being scored; allowed sources are never "
-      "banned; 0: no bans"),
-    D("ban", "window", ban_window, 0.001, 86400, "60", "seconds the judgements must fall within"),
-    D("ban", "seconds", ban_seconds, 0.001, 1e8, "600",
-      "length of a source's first ban; each later one is twice the one before"),
-    D("ban", "max_seconds", ban_max_seconds, 0.001, 1e9, "86400",
-      "longest ban, and how long a source's past bans count after its last one ended"),
+     "anomaly); never",
+     true},
+    DH("scoring", "local_margin", local_margin, 0, 1, "0.5", "margin of the near policy"),
+    DH("scoring", "local_sample", local_sample, 0, 1, "0.1", "fraction of the sample policy"),
+    SH("detectors", "context", context_model, "",
+       "context model from `sipguard context train`: the flood and dialog detectors; empty: off"),
+    SH("signatures", "file", signatures_file, "",
+       "JSON file of signatures to match inline (sipguard sig format); empty: none"),
+    SH("verdict", "allow_file", allow_file, "",
+       "sources never answered with a blocking verdict (your PBXs, trunks, proxies): a file of "
+       "addresses and CIDR prefixes, IPv4 or IPv6, one a line, # comments; their messages are "
+       "judged and counted (sipguard_verdicts_waived_total) but not reported; a SIGHUP reads "
+       "it again; empty: none"),
+    BH("verdict", "monitor", monitor, "no",
+       "a dry run: judge, count and report every message as usual, but answer every caller "
+       "(POST /v1/score) normal, with the judgement in its \"judged\" field"),
+    LH("ban", "after", ban_after, 0, 1000000, "0",
+       "ban a source after this many blocking judgements (anomaly or signature) within window: "
+       "its messages are then answered \"banned\" without being scored; allowed sources are never "
+       "banned; 0: no bans"),
+    DH("ban", "window", ban_window, 0.001, 86400, "60", "seconds the judgements must fall within"),
+    DH("ban", "seconds", ban_seconds, 0.001, 1e8, "600",
+       "length of a source's first ban; each later one is twice the one before"),
+    DH("ban", "max_seconds", ban_max_seconds, 0.001, 1e9, "86400",
+       "longest ban, and how long a source's past bans count after its last one ended"),
     L("ban", "ipv6_prefix", ban_ipv6_prefix, 1, 128, "64",
       "IPv6 sources are banned by this prefix (a tool rotating addresses in its /64 is one "
       "source); IPv4 sources by address"),
@@ -105,23 +109,24 @@ static const setting_t settings[] = {
     S("ban", "file", ban_file, "",
       "where bans are kept across restarts (JSON, saved within a second of a change); empty: "
       "bans.json in [overlay] spool_dir"),
-    B("ban", "domain", ban_domain, "no",
-      "also ban the sources other edges of the domain banned: the overlay's list, which comes "
-      "with its signature set (needs [overlay] signatures_snapshot; works with after = 0 too)"),
-    S("report", "jsonl", jsonl, "",
-      "also write reports as JSON Lines to this file, or - for standard output; empty: off"),
-    B("report", "anomalies_only", anomalies_only, "yes",
-      "report anomalies only (no): every message is reported"),
-    D("report", "normal_sample", normal_sample, 0, 1, "0",
-      "fraction of normal messages also reported (verdict normal): the overlay keeps them as "
-      "its clean sample for building and verifying signatures"),
-    L("report", "top_features", top_features, 0, 5, "5",
-      "how many top contributing features each report names"),
-    B("report", "raw", raw, "yes", "include the raw message in reports"),
-    D("report", "max_rate", max_rate, 0, 1e7, "0",
-      "most reports a second (bursts up to as many); past it messages are still judged and "
-      "counted, but not reported (sipguard_reports_rate_limited_total), which spares the "
-      "edge, the link and the overlay during a flood; 0: no limit"),
+    BH("ban", "domain", ban_domain, "no",
+       "also ban the sources other edges of the domain banned: the overlay's list, which comes "
+       "with its signature set (needs [overlay] signatures_snapshot; works with after = 0 too)"),
+    SH("report", "jsonl", jsonl, "",
+       "also write reports as JSON Lines to this file, or - for standard output; a SIGHUP "
+       "reopens it (after logrotate moved it away); empty: off"),
+    BH("report", "anomalies_only", anomalies_only, "yes",
+       "report anomalies only (no): every message is reported"),
+    DH("report", "normal_sample", normal_sample, 0, 1, "0",
+       "fraction of normal messages also reported (verdict normal): the overlay keeps them as "
+       "its clean sample for building and verifying signatures"),
+    LH("report", "top_features", top_features, 0, 5, "5",
+       "how many top contributing features each report names"),
+    BH("report", "raw", raw, "yes", "include the raw message in reports"),
+    DH("report", "max_rate", max_rate, 0, 1e7, "0",
+       "most reports a second (bursts up to as many); past it messages are still judged and "
+       "counted, but not reported (sipguard_reports_rate_limited_total), which spares the "
+       "edge, the link and the overlay during a flood; 0: no limit"),
     S("overlay", "endpoint", overlay_endpoint, "",
       "the overlay's report socket, e.g. tcp://overlay.example.net:7070; empty: no overlay"),
     S("overlay", "server_key", overlay_server_key, "",
@@ -383,6 +388,15 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
                  "with server_key");
         return -1;
     }
+    static const char *levels[] = {"error", "warning", "info", "debug"};
+    bool level_known = false;
+    for (int i = 0; i < 4; i++)
+        level_known |= !strcmp(c->log_level, levels[i]);
+    if (!level_known) {
+        snprintf(err, errlen, "[edge] log_level = %s: expected error, warning, info or debug",
+                 c->log_level);
+        return -1;
+    }
     if (c->ban_after > 0 && c->ban_max_seconds < c->ban_seconds) {
         snprintf(err, errlen, "[ban] max_seconds (%g) is shorter than seconds (%g)",
                  c->ban_max_seconds, c->ban_seconds);
@@ -419,11 +433,61 @@ static void print_value(const edge_config_t *c, const setting_t *s, FILE *out)
     }
 }
 
+/* Bytes of a setting's field in edge_config_t. */
+static size_t field_size(const setting_t *s)
+{
+    switch (s->type) {
+    case T_STR:
+        return s->size;
+    case T_BOOL:
+        return sizeof(bool);
+    case T_LONG:
+        return sizeof(long);
+    case T_DOUBLE:
+        return sizeof(double);
+    case T_POLICY:
+        return sizeof(local_policy_t);
+    }
+    return 0;
+}
+
+static bool setting_differs(const edge_config_t *a, const edge_config_t *b, const setting_t *s)
+{
+    const char *x = (const char *)a + s->off, *y = (const char *)b + s->off;
+    return s->type == T_STR ? strcmp(x, y) != 0 : memcmp(x, y, field_size(s)) != 0;
+}
+
+size_t edge_config_changes(const edge_config_t *from, const edge_config_t *to, bool live, char *buf,
+                           size_t cap)
+{
+    size_t n = 0, o = 0;
+    if (cap)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        if (s->live != live || !setting_differs(from, to, s))
+            continue;
+        if (o < cap)
+            o += (size_t)snprintf(buf + o, cap - o, "%s[%s] %s", n ? ", " : "", s->section, s->key);
+        n++;
+    }
+    return n;
+}
+
+void edge_config_take_live(edge_config_t *dst, const edge_config_t *src)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].live && setting_differs(dst, src, &settings[i]))
+            memcpy((char *)dst + settings[i].off, (const char *)src + settings[i].off,
+                   field_size(&settings[i]));
+}
+
 /* The help text as "# " lines of at most 90 columns (inih reads lines of up to 200). */
 static void print_comment(FILE *out, const setting_t *s)
 {
     char text[600];
-    snprintf(text, sizeof text, "%s (default: %s)", s->help, *s->def ? s->def : "empty");
+    snprintf(text, sizeof text, "%s (default: %s%s)", s->help, *s->def ? s->def : "empty",
+             s->live ? "; a SIGHUP applies a change" : "");
     const char *p = text;
     while (*p) {
         size_t n = strlen(p);

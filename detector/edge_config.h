@@ -92,6 +92,16 @@ int edge_config_set(edge_config_t *c, const char *assignment, char *err, size_t 
  * a key for the overlay. Returns 0, or -1 with the reason in err. */
 int edge_config_validate(const edge_config_t *c, char *err, size_t errlen);
 
+/* The settings whose values differ between from and to, among those a SIGHUP applies (live)
+ * or those that take effect at the next start (!live): their count, and "[section] key"
+ * names, comma-separated, in buf. */
+size_t edge_config_changes(const edge_config_t *from, const edge_config_t *to, bool live, char *buf,
+                           size_t cap);
+
+/* Copies into dst the settings of src that a SIGHUP applies; the others stay. Only the fields
+ * that differ are written, so a thread reading another field of dst is not disturbed. */
+void edge_config_take_live(edge_config_t *dst, const edge_config_t *src);
+
 /* Writes every setting as INI. With comments, each is preceded by its help text. */
 void edge_config_print(const edge_config_t *c, FILE *out, bool comments);
 

@@ -19,7 +19,7 @@ struct edge_http {
     edge_report_allowed_fn allowed;
     void *report_ctx;
     pipeline_t *pipe;
-    bantable_t *bans;     /* NULL: bans are off */
+    bantable_t *bans;     /* NULL: none (bans are on while [ban] after > 0 or domain = yes) */
     pthread_mutex_t lock; /* one pipeline; requests are handled one at a time anyway */
     uint64_t index;
     unsigned port;
@@ -128,7 +128,8 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
     m.index = h->index++;
     int rc = pipeline_run(h->pipe, &m, &r);
     if (rc == 0 && !r.allowed && r.verdict != VERDICT_BANNED &&
-        (r.verdict != VERDICT_NORMAL || !h->c->anomalies_only) && h->allowed(h->report_ctx))
+        (r.verdict != VERDICT_NORMAL || !pipeline_config(h->pipe)->anomalies_only) &&
+        h->allowed(h->report_ctx))
         report = pipeline_report(h->pipe, &m, &r);
     pthread_mutex_unlock(&h->lock);
     if (rc != 0)
@@ -173,8 +174,12 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
 static enum MHD_Result bans(edge_http_t *h, struct MHD_Connection *conn, const char *method,
                             const char *source)
 {
-    if (!h->bans)
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "bans are off ([ban] after = 0)");
+    pthread_mutex_lock(&h->lock); /* the pipeline's, whose settings a SIGHUP may have changed */
+    const edge_config_t *c = pipeline_config(h->pipe);
+    bool on = h->bans && (c->ban_after > 0 || c->ban_domain);
+    pthread_mutex_unlock(&h->lock);
+    if (!on)
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "bans are off ([ban] after = 0, domain = no)");
     double t = ban_clock();
     if (!source) {
         if (strcmp(method, "GET") && strcmp(method, "HEAD"))
@@ -299,7 +304,7 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
     h->allowed = allowed;
     h->report_ctx = report_ctx;
     pthread_mutex_init(&h->lock, NULL);
-    h->pipe = pipeline_new(slot, c, 0x9e3779b97f4a7c15ULL);
+    h->pipe = pipeline_new(slot, 0x9e3779b97f4a7c15ULL);
     if (!h->pipe) {
         snprintf(err, errlen, "out of memory");
         edge_http_stop(&h);

@@ -6,8 +6,10 @@
  * the sink: the spool and uplink to the overlay, and/or JSON Lines. The HTTP
  * endpoint runs in libmicrohttpd's thread with its own pipeline and queues
  * its reports to the loop, which alone touches the spool and ZeroMQ.
- * SIGHUP reloads signatures (and the model where it changed) without stopping; SIGTERM/SIGINT stop
- * taking input, flush, wait briefly for the overlay's last acks, and exit.
+ * SIGHUP reads the configuration again and applies the settings that can change while running
+ * (edge_config's live ones), reloads signatures and allowed sources (and the model where it
+ * changed) and reopens the JSON Lines file, without stopping; SIGTERM/SIGINT stop taking
+ * input, flush, wait briefly for the overlay's last acks, and exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,10 +74,13 @@ static const clicmd_t edge_cmd = {
     "answered banned, unscored; longer each time; kept across restarts; GET /v1/bans lists\n"
     "them, DELETE /v1/bans/SOURCE lifts one). With [ban] domain = yes it also bans the\n"
     "sources the domain's other edges banned, which the overlay sends with its set.\n"
-    "Signals: SIGHUP reloads signatures and allowed sources, and the model and context\n"
-    "model where their files changed (an unchanged context model keeps the flood, dialog\n"
-    "and binding state), without dropping traffic; SIGTERM and SIGINT drain and exit. Settings: "
-    "docs/edge.md, or --print-config.",
+    "Signals: SIGHUP reads the configuration again and applies the settings --print-config\n"
+    "marks (model, scoring, signatures, allowed sources, monitor, bans, reports, log level;\n"
+    "the others wait for the next start, and a file that does not read is refused whole),\n"
+    "reloads signatures and allowed sources, and the model and context model where their\n"
+    "files changed (an unchanged context model keeps the flood, dialog and binding state),\n"
+    "and reopens the JSON Lines file, without dropping traffic; SIGTERM and SIGINT drain and\n"
+    "exit. Settings: docs/edge.md, or --print-config.",
     edge_opts,
     "exit status: 0 clean stop, 1 failure (bad model, cannot listen, ...), 2 usage or\n"
     "configuration error.\n\n"
@@ -91,6 +96,8 @@ typedef struct report_node {
 
 typedef struct {
     edge_config_t c;
+    int argc; /* the command line, read again by a SIGHUP */
+    char **argv;
     edge_metrics_t metrics;
     edge_assets_slot_t *slot;
     pipeline_t *pipe;
@@ -100,8 +107,8 @@ typedef struct {
     spool_t *spool;
     uplink_t *uplink;
     sigsub_t *sigsub;
-    bantable_t *bans; /* NULL: [ban] after = 0 */
-    char ban_file[600];
+    bantable_t *bans;      /* made at start, used while [ban] after > 0 or domain = yes */
+    char ban_file[600];    /* empty until bans are first on: then read back, and saved */
     bool ban_save_failing; /* the last save failed (logged once) */
     char sig_cache[512];
     FILE *jsonl;
@@ -281,28 +288,43 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
 }
 
 static void impose_domain_bans(edge_t *e);
+static void reload_config(edge_t *e);
 
-/* Reads the signatures and the allowed sources again, and the model and the context model
- * where their files changed (SIGHUP, and each signature set from the overlay). */
-static void reload(edge_t *e)
+/* The assets of c: the signatures and the allowed sources read again, and the model and the
+ * context model where their files changed. NULL when one does not read (logged and counted). */
+static edge_assets_t *reload_assets(edge_t *e, const edge_config_t *c, edge_reload_t *what)
 {
     char err[600];
-    edge_reload_t what;
-    edge_assets_t *a = edge_assets_reload(e->slot, &e->c, &what, err, sizeof err);
+    edge_assets_t *a = edge_assets_reload(e->slot, c, what, err, sizeof err);
     if (!a) {
         atomic_fetch_add(&e->metrics.reload_failures, 1);
-        error("reload refused, the previous model, signatures and allowed sources stay in use: %s",
+        error("reload refused, the previous settings, model, signatures and allowed sources stay "
+              "in use: %s",
               err);
-        return;
     }
+    return a;
+}
+
+/* Puts assets that reload_assets made in use. */
+static void publish_assets(edge_t *e, edge_assets_t *a, const edge_reload_t *what)
+{
     edge_assets_publish(e->slot, a);
     impose_domain_bans(e);
     atomic_fetch_add(&e->metrics.reloads, 1);
     info("reloaded: model %s %s%s%s%s%s%s", e->c.model,
-         what.model ? "read anew" : "unchanged, kept",
+         what->model ? "read anew" : "unchanged, kept",
          e->c.signatures_file[0] ? ", signatures " : "", e->c.signatures_file,
          e->c.allow_file[0] ? ", allowed sources " : "", e->c.allow_file,
-         what.context ? "; the context model changed: its detectors' state starts afresh" : "");
+         what->context ? "; the context model changed: its detectors' state starts afresh" : "");
+}
+
+/* A signature set from the overlay: the assets again, with the settings in use. */
+static void reload(edge_t *e)
+{
+    edge_reload_t what;
+    edge_assets_t *a = reload_assets(e, &e->c, &what);
+    if (a)
+        publish_assets(e, a, &what);
 }
 
 static void update_gauges(edge_t *e)
@@ -373,20 +395,52 @@ static int write_ports_file(const edge_t *e, const char *path)
     return rename(tmp, path); /* readers never see half a file */
 }
 
-/* The ban table, with the bans a previous run saved. A saved file that cannot be read is moved
- * aside (FILE.bad) rather than overwritten, and the edge starts without its bans. */
-static int open_bans(edge_t *e)
+static bool bans_wanted(const edge_config_t *c)
 {
-    ban_opts_t o = {(unsigned)e->c.ban_after,
-                    e->c.ban_window,
-                    e->c.ban_seconds,
-                    e->c.ban_max_seconds,
-                    (unsigned)e->c.ban_ipv6_prefix,
-                    (size_t)e->c.ban_max_sources};
+    return c->ban_after > 0 || c->ban_domain;
+}
+
+static ban_opts_t ban_opts_of(const edge_config_t *c)
+{
+    return (ban_opts_t){(unsigned)c->ban_after,
+                        c->ban_window,
+                        c->ban_seconds,
+                        c->ban_max_seconds,
+                        (unsigned)c->ban_ipv6_prefix,
+                        (size_t)c->ban_max_sources};
+}
+
+static void log_ban_settings(const edge_t *e)
+{
+    if (e->c.ban_after > 0)
+        info("bans: a source is banned after %ld blocking judgements within %g s, for %g s "
+             "doubling to %g s; kept in %s",
+             e->c.ban_after, e->c.ban_window, e->c.ban_seconds, e->c.ban_max_seconds, e->ban_file);
+    if (e->c.ban_domain)
+        info("bans: the domain's bans that come with the signature set are imposed too");
+}
+
+/* The ban table is made at start whatever [ban] says (its room is reserved, not touched), so
+ * that a SIGHUP can turn bans on for the pipelines of both threads. */
+static int make_bans(edge_t *e)
+{
+    ban_opts_t o = ban_opts_of(&e->c);
+    if (!(e->bans = bantable_new(&o))) {
+        error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Bans are on for the first time: the file they are kept in, with the bans a previous run saved
+ * there. A saved file that cannot be read is moved aside (FILE.bad) rather than overwritten,
+ * and the edge goes on without its bans. */
+static int open_ban_file(edge_t *e)
+{
+    char path[sizeof e->ban_file];
     if (e->c.ban_file[0])
-        snprintf(e->ban_file, sizeof e->ban_file, "%s", e->c.ban_file);
-    else if (snprintf(e->ban_file, sizeof e->ban_file, "%s/bans.json", e->c.spool_dir) >=
-             (int)sizeof e->ban_file) {
+        snprintf(path, sizeof path, "%s", e->c.ban_file);
+    else if (snprintf(path, sizeof path, "%s/bans.json", e->c.spool_dir) >= (int)sizeof path) {
         error("[overlay] spool_dir is too long");
         return -1;
     }
@@ -394,10 +448,7 @@ static int open_bans(edge_t *e)
         error("spool directory %s: %s", e->c.spool_dir, strerror(errno));
         return -1;
     }
-    if (!(e->bans = bantable_new(&o))) {
-        error("out of memory");
-        return -1;
-    }
+    snprintf(e->ban_file, sizeof e->ban_file, "%s", path);
     char err[700], aside[620];
     struct stat st;
     /* a device (/dev/null, to keep none) has nothing to read back and is never renamed */
@@ -412,19 +463,13 @@ static int open_bans(edge_t *e)
     } else if (n > 0) {
         info("%ld banned or remembered sources restored from %s", n, e->ban_file);
     }
-    if (e->c.ban_after > 0)
-        info("bans: a source is banned after %ld blocking judgements within %g s, for %g s "
-             "doubling to %g s; kept in %s",
-             e->c.ban_after, e->c.ban_window, e->c.ban_seconds, e->c.ban_max_seconds, e->ban_file);
-    if (e->c.ban_domain)
-        info("bans: the domain's bans that come with the signature set are imposed too");
     return 0;
 }
 
 /* The domain's bans of the signature set now in use, imposed ([ban] domain). */
 static void impose_domain_bans(edge_t *e)
 {
-    if (!e->bans || !e->c.ban_domain)
+    if (!e->c.ban_domain)
         return;
     long n = edge_assets_impose_bans(e->slot, e->bans, ban_clock());
     if (n > 0)
@@ -434,7 +479,7 @@ static void impose_domain_bans(edge_t *e)
 /* Once a second: the ban gauges, and the table saved when it changed. */
 static void tick_bans(edge_t *e)
 {
-    if (!e->bans)
+    if (!e->bans || !e->ban_file[0])
         return;
     ban_stats_t st;
     double now = ban_clock();
@@ -478,13 +523,14 @@ static int setup(edge_t *e, const char *ports_file)
         return -1;
     }
     e->slot = edge_assets_slot_new(a);
-    e->pipe = pipeline_new(e->slot, &e->c, (uint64_t)time(NULL));
+    e->pipe = pipeline_new(e->slot, (uint64_t)time(NULL));
     if (!e->slot || !e->pipe) {
         error("out of memory");
         return -1;
     }
-    if ((e->c.ban_after > 0 || e->c.ban_domain) && open_bans(e) != 0)
+    if (make_bans(e) != 0 || (bans_wanted(&e->c) && open_ban_file(e) != 0))
         return -1;
+    log_ban_settings(e);
     pipeline_set_bans(e->pipe, e->bans);
     impose_domain_bans(e); /* those of the set the edge starts with (the overlay's, cached) */
     e->zctx = zmq_ctx_new();
@@ -562,7 +608,7 @@ static void run(edge_t *e)
     while (!got_term) {
         if (got_hup) {
             got_hup = 0;
-            reload(e);
+            reload_config(e);
         }
         zmq_pollitem_t items[10];
         int n = 0, fds[4];
@@ -666,12 +712,14 @@ static int install_signals(void)
     return 0;
 }
 
-/* Reads the command line into the config. Returns -1 to go on, or an exit code. */
-static int parse_args(edge_t *e, int argc, char **argv, bool *check, const char **ports_file)
+/* Reads the command line (and the file it names) into c. Returns -1 to go on, or an exit code:
+ * 0 after --help and the like, 2 with the reason in err (empty when cliopt printed it). */
+static int parse_args(edge_config_t *c, int argc, char **argv, bool *check, const char **ports_file,
+                      char *err, size_t errlen)
 {
     const char *arg, *config = NULL;
-    char err[600];
     int i;
+    err[0] = '\0';
     /* the file first, then the overrides in order: collect them in one pass */
     const char *sets[64];
     int nsets = 0;
@@ -686,7 +734,7 @@ static int parse_args(edge_t *e, int argc, char **argv, bool *check, const char 
             printf("sipguard-edge %s\n", SIPGUARD_VERSION);
             return 0;
         } else if (!strcmp(name, "print-config")) {
-            edge_config_print(&e->c, stdout, true);
+            edge_config_print(c, stdout, true);
             return 0;
         } else if (!strcmp(name, "config")) {
             config = arg;
@@ -704,24 +752,96 @@ static int parse_args(edge_t *e, int argc, char **argv, bool *check, const char 
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "sipguard-edge: unexpected argument %s\nusage: %s\n", argv[optind],
-                edge_cmd.usage);
+        snprintf(err, errlen, "unexpected argument %s\nusage: %s", argv[optind], edge_cmd.usage);
         return 2;
     }
-    if (config && edge_config_load(&e->c, config, err, sizeof err) != 0) {
-        fprintf(stderr, "sipguard-edge: %s\n", err);
+    if (config && edge_config_load(c, config, err, errlen) != 0)
         return 2;
-    }
     for (int k = 0; k < nsets; k++)
-        if (edge_config_set(&e->c, sets[k], err, sizeof err) != 0) {
-            fprintf(stderr, "sipguard-edge: %s\n", err);
+        if (edge_config_set(c, sets[k], err, errlen) != 0)
             return 2;
-        }
-    if (edge_config_validate(&e->c, err, sizeof err) != 0) {
-        fprintf(stderr, "sipguard-edge: %s\n", err);
-        return 2;
+    return edge_config_validate(c, err, errlen) != 0 ? 2 : -1;
+}
+
+/* Reopens the JSON Lines file at [report] jsonl (after logrotate moved it, or at a new path);
+ * when the new one cannot be opened, reports go on to the old one. */
+static void reopen_jsonl(edge_t *e)
+{
+    jsonl_flush(e);
+    FILE *f = NULL;
+    if (e->c.jsonl[0] && !(f = strcmp(e->c.jsonl, "-") ? fopen(e->c.jsonl, "a") : stdout)) {
+        error("[report] jsonl = %s: %s; reports go on to the file open before", e->c.jsonl,
+              strerror(errno));
+        return;
     }
-    return -1;
+    if (e->jsonl && e->jsonl != stdout && e->jsonl != f)
+        fclose(e->jsonl);
+    e->jsonl = f;
+}
+
+/* The new [ban] settings (e->c; before: those they replace) for the table; bans turned on for
+ * the first time read back what a previous run saved, and the domain's bans stop when [ban]
+ * domain is turned off. */
+static void apply_ban_settings(edge_t *e, const edge_config_t *before)
+{
+    const edge_config_t *c = &e->c;
+    if (c->ban_after == before->ban_after && c->ban_window == before->ban_window &&
+        c->ban_seconds == before->ban_seconds && c->ban_max_seconds == before->ban_max_seconds &&
+        c->ban_domain == before->ban_domain)
+        return;
+    ban_opts_t o = ban_opts_of(c);
+    bantable_set_opts(e->bans, &o);
+    if (bans_wanted(c) && !e->ban_file[0] && open_ban_file(e) != 0)
+        error("bans are on, but not kept across restarts");
+    if (before->ban_domain && !c->ban_domain)
+        bantable_set_domain(e->bans, NULL, NULL, 0, ban_clock());
+    if (!bans_wanted(c))
+        info("bans: off; the table is kept for when they are on again");
+    log_ban_settings(e);
+}
+
+/*
+ * SIGHUP: the command line and the file it names are read again. The settings a SIGHUP applies
+ * (edge_config's live ones: the model and asset files, scoring, verdicts, bans, reports, the
+ * log level) are taken together with the assets they name; the others (sockets, capture,
+ * overlay, identity) are logged as waiting for the next start. A configuration that does not
+ * read, or an asset that does not load, is refused whole: nothing changes.
+ */
+static void reload_config(edge_t *e)
+{
+    static edge_config_t fresh, next, before; /* large */
+    char err[600], names[1024];
+    bool check = false;
+    const char *ports_file = NULL;
+    edge_config_default(&fresh);
+    optind = 0; /* getopt from the start again */
+    if (parse_args(&fresh, e->argc, e->argv, &check, &ports_file, err, sizeof err) >= 0) {
+        atomic_fetch_add(&e->metrics.reload_failures, 1);
+        error("SIGHUP: the configuration does not read, nothing changes: %s", err);
+        return;
+    }
+    if (e->c.sig_snapshot[0]) /* the overlay's signatures, not a file of the configuration */
+        snprintf(fresh.signatures_file, sizeof fresh.signatures_file, "%s", e->c.signatures_file);
+    if (edge_config_changes(&e->c, &fresh, false, names, sizeof names))
+        warning("SIGHUP: %s changed; taking effect at the next start", names);
+    next = e->c;
+    edge_config_take_live(&next, &fresh);
+    edge_reload_t what;
+    edge_assets_t *a = reload_assets(e, &next, &what);
+    if (!a)
+        return;
+    size_t changed = edge_config_changes(&e->c, &next, true, names, sizeof names);
+    before = e->c;
+    pthread_mutex_lock(&e->rate_lock); /* max_rate is read under it by the HTTP thread */
+    edge_config_take_live(&e->c, &next);
+    pthread_mutex_unlock(&e->rate_lock);
+    if (changed)
+        info("SIGHUP: applying %s", names);
+    log_parse_level(e->c.log_level);
+    atomic_store(&e->metrics.monitor, e->c.monitor);
+    reopen_jsonl(e);
+    apply_ban_settings(e, &before);
+    publish_assets(e, a, &what);
 }
 
 int main(int argc, char **argv)
@@ -734,15 +854,20 @@ int main(int argc, char **argv)
     log_set_program("sipguard-edge");
     bool check = false;
     const char *ports_file = NULL;
-    int rc = parse_args(&e, argc, argv, &check, &ports_file);
-    if (rc >= 0)
+    char err[600];
+    e.argc = argc;
+    e.argv = argv;
+    int rc = parse_args(&e.c, argc, argv, &check, &ports_file, err, sizeof err);
+    if (rc >= 0) {
+        if (err[0])
+            fprintf(stderr, "sipguard-edge: %s\n", err);
         return rc;
+    }
     log_parse_level(e.c.log_level);
     atomic_store(&e.metrics.monitor, e.c.monitor);
     if (e.c.syslog)
         log_set_syslog(1);
     if (check) {
-        char err[600];
         edge_assets_t *a = edge_assets_load(&e.c, err, sizeof err);
         if (!a) {
             fprintf(stderr, "sipguard-edge: %s\n", err);

@@ -67,6 +67,10 @@ struct edge_assets {
     sigdb_t *sigs;      /* NULL: no signature file */
     allowlist_t *allow; /* NULL: none */
     domain_bans_t bans;
+    /* the settings they were loaded with: a SIGHUP can change those that shape judgements
+     * (monitor, the local policy, reports), and each pipeline takes them with the assets,
+     * between two messages, never while another thread writes them */
+    edge_config_t c;
     atomic_int refs; /* the slot's and each pipeline's */
 };
 
@@ -79,7 +83,7 @@ struct edge_assets_slot {
 struct pipeline {
     uint8_t *aug; /* the message with context pseudo-headers, when the model wants them */
     edge_assets_slot_t *slot;
-    const edge_config_t *c;
+    const edge_config_t *c; /* the settings of the assets in use (&a->c) */
     uint64_t gen;
     edge_assets_t *a;
     model_scorer_t *scorer;
@@ -318,6 +322,7 @@ static edge_assets_t *assets_load(const edge_config_t *c, const edge_assets_t *p
         return NULL;
     }
     atomic_init(&a->refs, 1);
+    a->c = *c;
     part_id_t mid = part_id(c->model);
     if (prev && same_part(&prev->m->id, &mid)) {
         a->m = prev->m;
@@ -450,10 +455,11 @@ static int follow_assets(pipeline_t *p)
         return 0;
     uint64_t gen;
     edge_assets_t *a = assets_acquire(p->slot, &gen);
-    /* the same model keeps its scorer (whose searcher is sized by the training set) */
-    bool same_model = p->a && p->a->m == a->m;
-    model_scorer_t *scorer =
-        same_model ? p->scorer : model_scorer_new(a->m->model, p->c->top_features > 0);
+    /* the same model keeps its scorer (whose searcher is sized by the training set), unless
+     * reports now name top features and it was made without explanations, or the reverse */
+    bool explain = a->c.top_features > 0;
+    bool same_model = p->a && p->a->m == a->m && (p->a->c.top_features > 0) == explain;
+    model_scorer_t *scorer = same_model ? p->scorer : model_scorer_new(a->m->model, explain);
     sigscratch_t *ss = a->sigs ? sigdb_scratch_new(a->sigs) : NULL;
     if (!scorer || (a->sigs && !ss)) {
         if (!same_model)
@@ -467,19 +473,19 @@ static int follow_assets(pipeline_t *p)
     sigdb_scratch_destroy(&p->sigscratch);
     assets_release(p->a);
     p->a = a;
+    p->c = &a->c;
     p->gen = gen;
     p->scorer = scorer;
     p->sigscratch = ss;
     return 0;
 }
 
-pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint64_t seed)
+pipeline_t *pipeline_new(edge_assets_slot_t *slot, uint64_t seed)
 {
     pipeline_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->slot = slot;
-    p->c = c;
     p->rng = seed | 1;
     p->aug = malloc(CONTEXT_AUG_MAX);
     if (!p->aug || follow_assets(p) != 0) {
@@ -492,6 +498,12 @@ pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint6
 void pipeline_set_bans(pipeline_t *p, bantable_t *bans)
 {
     p->bans = bans;
+}
+
+const edge_config_t *pipeline_config(pipeline_t *p)
+{
+    follow_assets(p); /* out of memory: the settings in use stay */
+    return p->c;
 }
 
 void pipeline_destroy(pipeline_t **self)
@@ -574,8 +586,10 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
     out->allowed = allowlist_contains(p->a->allow, &m->src);
     out->thr_global = p->a->m->st.thr_global;
     out->thr_local = p->a->m->st.thr_local;
-    double now = p->bans ? ban_clock() : 0;
-    if (p->bans && !out->allowed && (out->banned_for = bantable_banned(p->bans, &m->src, now))) {
+    /* a SIGHUP may have turned bans off ([ban] after = 0, domain = no): the table stays, unused */
+    bool bans_on = p->bans && (p->c->ban_after > 0 || p->c->ban_domain);
+    double now = bans_on ? ban_clock() : 0;
+    if (bans_on && !out->allowed && (out->banned_for = bantable_banned(p->bans, &m->src, now))) {
         /* not checked, scored or shown to the context detectors: the point of a ban is that
          * the source costs nothing more */
         out->verdict = VERDICT_BANNED;
@@ -617,7 +631,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
         out->verdict = VERDICT_NORMAL;
     if (out->verdict != VERDICT_NORMAL)
         out->waived = out->allowed ? WAIVED_ALLOWED : p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
-    if (p->bans && p->c->ban_after > 0 && !out->allowed && out->verdict != VERDICT_NORMAL &&
+    if (bans_on && p->c->ban_after > 0 && !out->allowed && out->verdict != VERDICT_NORMAL &&
         ban_counts(&out->info))
         note_strike(p, m, now, out);
     out->seconds = mono_seconds() - t0;

@@ -98,10 +98,14 @@ static inline verdict_t edge_answer(const edge_result_t *r)
 
 typedef struct pipeline pipeline_t;
 
-pipeline_t *pipeline_new(edge_assets_slot_t *slot, const edge_config_t *c, uint64_t seed);
+/* A pipeline judging with the slot's assets and the settings they were loaded with. */
+pipeline_t *pipeline_new(edge_assets_slot_t *slot, uint64_t seed);
 /* The ban table the pipeline consults and feeds (shared; NULL: no bans). */
 void pipeline_set_bans(pipeline_t *p, bantable_t *bans);
 void pipeline_destroy(pipeline_t **self);
+/* The settings of the newest assets (those a SIGHUP changes included), which the pipeline
+ * moves to: for its own thread. */
+const edge_config_t *pipeline_config(pipeline_t *p);
 
 /* Runs one message through. Returns 0, or -1 when out of memory. */
 int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out);

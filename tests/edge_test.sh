@@ -436,6 +436,51 @@ check "GET /v1/bans without bans: 404 saying so" \
     "[ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ] && curl -s http://127.0.0.1:$HTTP/v1/bans > nobans.json && grep -q 'bans are off' nobans.json"
 stop_edge $EDGE_PID
 
+# --- SIGHUP reads the configuration again: monitor off, bans on, the JSON Lines file reopened,
+# a restart-only change named, a broken file refused whole, bans off again
+live_conf() { # monitor, ban after, extra line for [report]
+    printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen = 127.0.0.1:0\n[scoring]\nlocal_policy = never\n[signatures]\nfile = sigs.json\n' > live.conf
+    printf '[verdict]\nmonitor = %s\n[ban]\nafter = %s\nfile = live_bans.json\n' "$1" "$2" >> live.conf
+    printf '[report]\njsonl = live.jsonl\n%s\n[http]\nlisten = %s\n' "$3" "${4:-127.0.0.1:0}" >> live.conf
+}
+hup_and_wait() { # the reloads_total and reload_failures_total to wait for
+    kill -HUP $EDGE_PID
+    wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = $1 ] && [ \"\$(metric $HTTP sipguard_reload_failures_total)\" = $2 ]"
+}
+live_conf yes 0 ''
+start_edge live -c live.conf || exit 1
+score_from 198.51.100.50:5060 l1.json
+check "monitor mode from the file: the attack judged a signature match, answered normal; bans off: 404" \
+    "grep -q '\"verdict\":\"normal\"' l1.json && grep -q '\"judged\":\"signature\"' l1.json && [ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ]"
+live_conf no 2 '' 127.0.0.1:1
+hup_and_wait 1 0
+score_from 198.51.100.50:5060 l2.json
+score_from 198.51.100.50:5060 l3.json
+score_from 198.51.100.50:5060 l4.json
+check "SIGHUP applies monitor = no and [ban] after = 2: the attack is answered as judged, then banned ($(cat l4.json))" \
+    "grep -q '\"verdict\":\"signature\"' l2.json && grep -q '\"verdict\":\"banned\"' l4.json && [ \"\$(metric $HTTP sipguard_monitor_mode)\" = 0 ] && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 198.51.100.50"
+check "the log names what was applied, and the restart-only [http] listen as waiting for the next start" \
+    "grep -q 'SIGHUP: applying \[verdict\] monitor, \[ban\] after' live.log && grep -q 'SIGHUP: \[http\] listen changed; taking effect at the next start' live.log"
+wait_for 5 "grep -q 198.51.100.50 live_bans.json"
+check "bans turned on by a SIGHUP are kept in [ban] file" "grep -q 198.51.100.50 live_bans.json"
+mv live.jsonl live.jsonl.1 # as logrotate does
+hup_and_wait 2 0
+score_from 198.51.100.51:5060 l5.json
+wait_for 5 "[ -s live.jsonl ]"
+check "SIGHUP reopens the JSON Lines file: reports after it go to a new file, those before stay in the old" \
+    "grep -q '198.51.100.51' live.jsonl && ! grep -q '198.51.100.51' live.jsonl.1 && grep -q '198.51.100.50' live.jsonl.1"
+live_conf yes 0 'bogus = 1'
+hup_and_wait 2 1
+score_from 198.51.100.52:5060 l6.json
+check "a configuration that does not read is refused whole, naming the line: monitor stays off" \
+    "grep -q 'SIGHUP: the configuration does not read, nothing changes: live.conf:16: \[report\] bogus: unknown key' live.log && grep -q '\"verdict\":\"signature\"' l6.json"
+live_conf no 0 '' 127.0.0.1:1
+hup_and_wait 3 1
+score_from 198.51.100.50:5060 l7.json
+check "SIGHUP turning bans off: the banned source is judged again, GET /v1/bans 404 ($(cat l7.json))" \
+    "grep -q '\"verdict\":\"signature\"' l7.json && [ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ]"
+stop_edge $EDGE_PID
+
 # the loop closed by hand: signatures built from the anomalies of one day, enforced inline
 "$S" gen -o clean2 --attacks none --seed 5 --population-seed 3 2>/dev/null
 "$S" sig build -q -m edge.model --clean clean2.pcap -o built.json test.pcap

@@ -251,9 +251,52 @@ static void test_config_types_ranges_and_names(void **state)
     assert_int_equal(edge_config_validate(&c, err, sizeof err), -1);
     edge_config_set(&c, "edge.model=x.model", err, sizeof err);
     assert_int_equal(edge_config_validate(&c, err, sizeof err), 0);
+    edge_config_set(&c, "edge.log_level=verbose", err, sizeof err);
+    assert_int_equal(edge_config_validate(&c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "log_level = verbose"));
+    edge_config_set(&c, "edge.log_level=debug", err, sizeof err);
+    assert_int_equal(edge_config_validate(&c, err, sizeof err), 0);
     edge_config_set(&c, "overlay.endpoint=tcp://127.0.0.1:7070", err, sizeof err);
     assert_int_equal(edge_config_validate(&c, err, sizeof err), -1);
     assert_non_null(strstr(err, "server_key"));
+}
+
+/* A SIGHUP takes the settings that can change while running and names the others: the
+ * changes are listed by kind, and taking them leaves every restart-only field as it was. */
+static void test_config_live_settings_are_taken_and_the_rest_named(void **state)
+{
+    (void)state;
+    char err[256], names[512];
+    static edge_config_t running, fresh, before;
+    edge_config_default(&running);
+    edge_config_default(&fresh);
+    assert_int_equal(edge_config_changes(&running, &fresh, true, names, sizeof names), 0);
+    assert_int_equal(edge_config_changes(&running, &fresh, false, names, sizeof names), 0);
+    assert_string_equal(names, "");
+    const char *sets[] = {"verdict.monitor=yes",      "ban.after=4",
+                          "report.max_rate=50",       "edge.model=new.model",
+                          "http.listen=127.0.0.1:1",  "ban.ipv6_prefix=48",
+                          "scoring.local_policy=near"};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        assert_int_equal(edge_config_set(&fresh, sets[i], err, sizeof err), 0);
+    assert_int_equal(edge_config_changes(&running, &fresh, true, names, sizeof names), 5);
+    assert_string_equal(names, "[edge] model, [scoring] local_policy, [verdict] monitor, "
+                               "[ban] after, [report] max_rate");
+    assert_int_equal(edge_config_changes(&running, &fresh, false, names, sizeof names), 2);
+    assert_string_equal(names, "[ban] ipv6_prefix, [http] listen");
+    before = running;
+    edge_config_take_live(&running, &fresh);
+    assert_true(running.monitor);
+    assert_int_equal(running.ban_after, 4);
+    assert_true(running.max_rate == 50);
+    assert_string_equal(running.model, "new.model");
+    assert_int_equal(running.local_policy, LOCAL_NEAR);
+    assert_string_equal(running.http_listen, before.http_listen); /* the next start's */
+    assert_int_equal(running.ban_ipv6_prefix, 64);
+    assert_int_equal(edge_config_changes(&running, &fresh, true, names, sizeof names), 0);
+    /* a short buffer holds what fits; the count is still every change */
+    assert_int_equal(edge_config_changes(&before, &fresh, true, names, 12), 5);
+    assert_true(strlen(names) < 12);
 }
 
 static sigdb_t *load_sigs(const char *text, embed_opts_t *eo, char *err, size_t errlen)
@@ -749,6 +792,22 @@ static void test_ban_after_strikes_within_the_window(void **state)
     bantable_destroy(&t);
 }
 
+/* New [ban] settings (a SIGHUP) count strikes from then on; a running ban keeps its end. */
+static void test_ban_opts_change_for_later_strikes(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(3, 10, 60, 1000);
+    bantable_t *t = bantable_new(&o);
+    assert_true(strike(t, "198.51.100.7", 0) == 0);
+    assert_true(strike(t, "198.51.100.7", 1) == 0);
+    assert_true(strike(t, "198.51.100.7", 2) == 60);
+    ban_opts_t o2 = ban_opts(1, 10, 30, 1000);
+    bantable_set_opts(t, &o2);
+    assert_true(fabs(banned(t, "198.51.100.7", 3) - 59) < 1e-9); /* its end stays */
+    assert_true(strike(t, "198.51.100.9", 3) == 30);             /* one strike bans now */
+    bantable_destroy(&t);
+}
+
 /* The domain's list bans on top of the table's own: each source until its until (an IPv6 one
  * by the table's prefix); the next list replaces the last, so a source it leaves out is no
  * longer banned by the domain, while a ban of the edge's own stays; the domain's bans are
@@ -1040,6 +1099,7 @@ int main(void)
                                         remove_dir),
         cmocka_unit_test(test_unwritable_spool_directory_is_refused),
         cmocka_unit_test(test_config_types_ranges_and_names),
+        cmocka_unit_test(test_config_live_settings_are_taken_and_the_rest_named),
         cmocka_unit_test(test_signature_score_is_the_linear_score_over_the_embedding),
         cmocka_unit_test(test_bad_signature_files_are_refused_with_the_reason),
         cmocka_unit_test(test_wire_frames_round_trip_and_reject_malformed),
@@ -1051,6 +1111,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_silent_subscription_is_made_anew, make_dir,
                                         remove_dir),
         cmocka_unit_test(test_ban_after_strikes_within_the_window),
+        cmocka_unit_test(test_ban_opts_change_for_later_strikes),
         cmocka_unit_test(test_ban_escalates_to_the_cap_and_is_forgotten),
         cmocka_unit_test_setup_teardown(test_ban_domain_list_is_imposed_and_replaced, make_dir,
                                         remove_dir),
