@@ -1248,11 +1248,14 @@ static size_t edges_missing(const overlay_config_t *a, const overlay_config_t *b
 
 /*
  * SIGHUP: the configuration (file, --set and --edge as given at start) is read again and its
- * [edges] taken, so that an edge is admitted or turned away without a restart. Other settings
+ * [edges] taken, so that an edge is admitted or turned away without a restart; when one is
+ * turned away (or its key changed), every signature connection is closed and made again, so
+ * that it stops hearing signature sets, which CURVE checks only at the handshake. Other settings
  * (sockets, store, signature building) take effect at the next start; a change to them is
  * logged as such. A configuration that no longer reads is refused whole.
  */
-static void reload_edges(overlay_config_t *c, collector_t *col, int argc, char **argv)
+static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pubr, int argc,
+                         char **argv)
 {
     static overlay_config_t fresh;
     config_default(&fresh);
@@ -1280,6 +1283,11 @@ static void reload_edges(overlay_config_t *c, collector_t *col, int argc, char *
     info("SIGHUP: %zu edges admitted; %zu added or with a new key%s%s, %zu removed or with a new "
          "key%s%s",
          fresh.n_edges, na, na ? ": " : "", added, nr, nr ? ": " : "", removed);
+    char err[512];
+    if (nr && publisher_drop_peers(pubr, err, sizeof err) != 0)
+        error("SIGHUP: %s; edges cannot fetch signature sets until the overlay restarts", err);
+    else if (nr)
+        info("SIGHUP: signature connections closed; the edges still admitted connect again");
     /* the rest compared as a whole: both were made by config_default (zeroed) and the same
      * parse, so equal settings are equal bytes */
     memcpy(c->edges, fresh.edges, sizeof c->edges);
@@ -1397,7 +1405,7 @@ int main(int argc, char **argv)
         }
         if (reload_wanted) {
             reload_wanted = 0;
-            reload_edges(&c, col, argc, argv);
+            reload_edges(&c, col, pubr, argc, argv);
         }
         refresh_set(pubr, &c, &set_json, &set_seq, &published_at);
         if (items[3].revents & ZMQ_POLLIN)

@@ -25,6 +25,11 @@ void *publisher_snapshot_socket(publisher_t *p);
 void publisher_on_requests(publisher_t *p, uint64_t seq, const char *json, size_t len);
 /* Publishes a set. */
 void publisher_publish(publisher_t *p, uint64_t seq, const char *json, size_t len);
+/* Closes every edge's connection to both sockets, which stay bound to the same endpoints: each
+ * edge connects again and passes the ZAP allowlist anew, so an edge no longer configured (or
+ * whose key changed) stops hearing signature sets, which CURVE alone checks only at the
+ * handshake. 0, or -1 with the reason in err (a socket that could not bind again). */
+int publisher_drop_peers(publisher_t *p, char *err, size_t errlen);
 const char *publisher_snapshot_endpoint(const publisher_t *p);
 const char *publisher_updates_endpoint(const publisher_t *p);
 

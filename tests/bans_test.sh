@@ -116,6 +116,22 @@ check "a set with a ban whose until is not a time is refused" "[ $rc = 1 ] && gr
 check "the overlay's /v1/bans/SOURCE takes DELETE only (405)" \
     "[ \$(code wrong.json http://127.0.0.1:$OV_HTTP/v1/bans/203.0.113.9) = 405 ]"
 
+# edge1 taken off the overlay's configuration: its open signature connections are closed, so it
+# hears no later set (CURVE checks keys only at the handshake), while edge2 does
+printf '[edges]\nedge2 = %s\n' "$(cat keys2/edge.pub)" > ov.conf
+REFUSED0=$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)
+kill -HUP $OV_PID
+wait_for 10 "grep -q 'signature connections closed' ov.log"
+kill -TERM ${EPID[2]}; wait ${EPID[2]}
+start_edge 2 --set ban.domain=yes --set ban.after=2
+SEQ1=$(metric $HTTP1 sipguard_signature_sequence)
+score 2 198.51.100.77:5060 s8.json
+score 2 198.51.100.77:5060 s9.json
+wait_for 30 "[ \"\$(metric $HTTP2 sipguard_signature_sequence)\" -gt $SEQ1 ]"
+sleep 6 # past the overlay's 5-s republishing of its set
+check "an edge taken off the configuration hears no later set (sequence $(metric $HTTP1 sipguard_signature_sequence), edge2 $(metric $HTTP2 sipguard_signature_sequence)); its reconnection is refused" \
+    "[ \"\$(metric $HTTP2 sipguard_signature_sequence)\" -gt $SEQ1 ] && [ \"\$(metric $HTTP1 sipguard_signature_sequence)\" = $SEQ1 ] && [ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -gt ${REFUSED0:-0} ]"
+
 for i in 1 2; do kill -TERM ${EPID[$i]}; wait ${EPID[$i]}; done
 kill -TERM $OV_PID; wait $OV_PID; rc=$?
 check "SIGTERM: the overlay exits 0" "[ $rc = 0 ]"
