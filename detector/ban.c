@@ -216,7 +216,7 @@ static double ban_length(const bantable_t *t, unsigned level)
     return len < t->o.max_seconds ? len : t->o.max_seconds;
 }
 
-double bantable_strike(bantable_t *t, const endpoint_t *src, double now)
+double bantable_strike(bantable_t *t, const endpoint_t *src, unsigned strikes, double now)
 {
     uint8_t key[16], bits;
     if (!t || !key_of(t, src->family, src->addr, key, &bits))
@@ -236,7 +236,9 @@ double bantable_strike(bantable_t *t, const endpoint_t *src, double now)
             e->window_start = now;
             e->strikes = 0;
         }
-        if (++e->strikes >= t->o.after) {
+        /* both below a million (the settings' bound): no overflow */
+        e->strikes += strikes ? strikes : 1;
+        if (e->strikes >= t->o.after) {
             if (e->until > 0 && now >= e->until + t->o.max_seconds)
                 e->level = 0; /* its past bans are forgotten */
             len = ban_length(t, e->level);

@@ -58,9 +58,10 @@ void bantable_set_opts(bantable_t *t, const ban_opts_t *o);
 /* Seconds left of a ban on the source at now, or 0 (not banned, or an unknown address). */
 double bantable_banned(bantable_t *t, const endpoint_t *src, double now);
 
-/* Counts one blocking judgement of the source's at now. Returns the length of the ban it
- * starts, or 0 when it starts none. */
-double bantable_strike(bantable_t *t, const endpoint_t *src, double now);
+/* Counts a blocking judgement of the source's at now as strikes (at least 1) of the after that
+ * ban it: a signature match may weigh more than an anomaly ([ban] signature_strikes). Returns
+ * the length of the ban it starts, or 0 when it starts none. */
+double bantable_strike(bantable_t *t, const endpoint_t *src, unsigned strikes, double now);
 
 /* Lifts the ban on a source written as an address or ADDR/LEN (an IPv6 one is taken to its
  * prefix) and forgets its past bans. 1 when it was banned, 0 when not, -1 when the text is

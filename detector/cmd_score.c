@@ -109,7 +109,7 @@ static int score_one(void *p, const msg_t *m)
     }
     bool anomaly = sc.global_anomaly || sc.local_anomaly || cv.anomaly;
     if (c->bans && !banned && !allowed && anomaly && ban_counts(&info) &&
-        (ban_len = bantable_strike(c->bans, &m->src, ts)) > 0)
+        (ban_len = bantable_strike(c->bans, &m->src, 1, ts)) > 0)
         c->bans_started++;
     c->messages++;
     c->anomalies += anomaly;

@@ -95,6 +95,10 @@ static const setting_t settings[] = {
        "ban a source after this many blocking judgements (anomaly or signature) within window: "
        "its messages are then answered \"banned\" without being scored; allowed sources are never "
        "banned; 0: no bans"),
+    LH("ban", "signature_strikes", ban_signature_strikes, 1, 1000000, "1",
+       "how many of after a signature match counts for (an anomaly counts for one): with "
+       "signature_strikes = after, a known attack tool is banned at its first match while an "
+       "anomaly needs after of them within window"),
     DH("ban", "window", ban_window, 0.001, 86400, "60", "seconds the judgements must fall within"),
     DH("ban", "seconds", ban_seconds, 0.001, 1e8, "600",
        "length of a source's first ban; each later one is twice the one before"),

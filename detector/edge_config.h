@@ -58,6 +58,7 @@ typedef struct {
     /* [ban] */
     long ban_after; /* blocking judgements within ban_window that ban a source; 0: off */
     double ban_window, ban_seconds, ban_max_seconds;
+    long ban_signature_strikes; /* a signature match counts as this many judgements */
     long ban_ipv6_prefix, ban_max_sources;
     char ban_file[512]; /* empty: spool_dir/bans.json */
     bool ban_domain;    /* impose the overlay's list of the domain's bans */

@@ -413,9 +413,10 @@ static ban_opts_t ban_opts_of(const edge_config_t *c)
 static void log_ban_settings(const edge_t *e)
 {
     if (e->c.ban_after > 0)
-        info("bans: a source is banned after %ld blocking judgements within %g s, for %g s "
-             "doubling to %g s; kept in %s",
-             e->c.ban_after, e->c.ban_window, e->c.ban_seconds, e->c.ban_max_seconds, e->ban_file);
+        info("bans: a source is banned after %ld blocking judgements within %g s (a signature "
+             "match counting for %ld), for %g s doubling to %g s; kept in %s",
+             e->c.ban_after, e->c.ban_window, e->c.ban_signature_strikes, e->c.ban_seconds,
+             e->c.ban_max_seconds, e->ban_file);
     if (e->c.ban_domain)
         info("bans: the domain's bans that come with the signature set are imposed too");
 }
@@ -786,6 +787,7 @@ static void apply_ban_settings(edge_t *e, const edge_config_t *before)
 {
     const edge_config_t *c = &e->c;
     if (c->ban_after == before->ban_after && c->ban_window == before->ban_window &&
+        c->ban_signature_strikes == before->ban_signature_strikes &&
         c->ban_seconds == before->ban_seconds && c->ban_max_seconds == before->ban_max_seconds &&
         c->ban_domain == before->ban_domain)
         return;

@@ -566,14 +566,19 @@ static double mono_seconds(void)
 /* Counts a blocking judgement against the message's source, and logs the ban it may start. */
 static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t *out)
 {
-    double len = bantable_strike(p->bans, &m->src, now);
+    unsigned strikes =
+        out->verdict == VERDICT_SIGNATURE ? (unsigned)p->c->ban_signature_strikes : 1;
+    double len = bantable_strike(p->bans, &m->src, strikes, now);
     if (len <= 0)
         return;
     out->banned_for = len;
     char src[INET6_ADDRSTRLEN + 8];
     bantable_source_text(p->bans, &m->src, src, sizeof src);
-    warning("banned %s for %.0f s: %ld blocking judgements within %g s (the last: %s%s)", src, len,
-            p->c->ban_after, p->c->ban_window, edge_verdict_name(out->verdict),
+    char weight[48] = "";
+    if (strikes > 1)
+        snprintf(weight, sizeof weight, ", counting for %u", strikes);
+    warning("banned %s for %.0f s: %ld blocking judgements within %g s (the last: %s%s%s)", src,
+            len, p->c->ban_after, p->c->ban_window, edge_verdict_name(out->verdict), weight,
             p->c->monitor ? "; monitor mode: not enforced" : "");
 }
 

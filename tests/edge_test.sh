@@ -438,9 +438,9 @@ stop_edge $EDGE_PID
 
 # --- SIGHUP reads the configuration again: monitor off, bans on, the JSON Lines file reopened,
 # a restart-only change named, a broken file refused whole, bans off again
-live_conf() { # monitor, ban after, extra line for [report]
+live_conf() { # monitor, ban after, extra line for [report], [http] listen, extra line for [ban]
     printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen = 127.0.0.1:0\n[scoring]\nlocal_policy = never\n[signatures]\nfile = sigs.json\n' > live.conf
-    printf '[verdict]\nmonitor = %s\n[ban]\nafter = %s\nfile = live_bans.json\n' "$1" "$2" >> live.conf
+    printf '[verdict]\nmonitor = %s\n[ban]\nafter = %s\nfile = live_bans.json\n%s\n' "$1" "$2" "${5:-}" >> live.conf
     printf '[report]\njsonl = live.jsonl\n%s\n[http]\nlisten = %s\n' "$3" "${4:-127.0.0.1:0}" >> live.conf
 }
 hup_and_wait() { # the reloads_total and reload_failures_total to wait for
@@ -452,15 +452,15 @@ start_edge live -c live.conf || exit 1
 score_from 198.51.100.50:5060 l1.json
 check "monitor mode from the file: the attack judged a signature match, answered normal; bans off: 404" \
     "grep -q '\"verdict\":\"normal\"' l1.json && grep -q '\"judged\":\"signature\"' l1.json && [ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ]"
-live_conf no 2 '' 127.0.0.1:1
+live_conf no 2 '' 127.0.0.1:1 'signature_strikes = 2'
 hup_and_wait 1 0
 score_from 198.51.100.50:5060 l2.json
 score_from 198.51.100.50:5060 l3.json
 score_from 198.51.100.50:5060 l4.json
-check "SIGHUP applies monitor = no and [ban] after = 2: the attack is answered as judged, then banned ($(cat l4.json))" \
-    "grep -q '\"verdict\":\"signature\"' l2.json && grep -q '\"verdict\":\"banned\"' l4.json && [ \"\$(metric $HTTP sipguard_monitor_mode)\" = 0 ] && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 198.51.100.50"
+check "SIGHUP applies monitor = no and [ban] after = 2 with signature_strikes = 2: the attack is answered as judged and banned at once ($(cat l2.json))" \
+    "grep -q '\"verdict\":\"signature\"' l2.json && grep -q '\"banned_for\":600' l2.json && grep -q '\"verdict\":\"banned\"' l3.json && grep -q '\"verdict\":\"banned\"' l4.json && [ \"\$(metric $HTTP sipguard_monitor_mode)\" = 0 ] && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 198.51.100.50"
 check "the log names what was applied, and the restart-only [http] listen as waiting for the next start" \
-    "grep -q 'SIGHUP: applying \[verdict\] monitor, \[ban\] after' live.log && grep -q 'SIGHUP: \[http\] listen changed; taking effect at the next start' live.log"
+    "grep -q 'SIGHUP: applying \[verdict\] monitor, \[ban\] after, \[ban\] signature_strikes' live.log && grep -q 'counting for 2' live.log && grep -q 'SIGHUP: \[http\] listen changed; taking effect at the next start' live.log"
 wait_for 5 "grep -q 198.51.100.50 live_bans.json"
 check "bans turned on by a SIGHUP are kept in [ban] file" "grep -q 198.51.100.50 live_bans.json"
 mv live.jsonl live.jsonl.1 # as logrotate does
@@ -473,7 +473,7 @@ live_conf yes 0 'bogus = 1'
 hup_and_wait 2 1
 score_from 198.51.100.52:5060 l6.json
 check "a configuration that does not read is refused whole, naming the line: monitor stays off" \
-    "grep -q 'SIGHUP: the configuration does not read, nothing changes: live.conf:16: \[report\] bogus: unknown key' live.log && grep -q '\"verdict\":\"signature\"' l6.json"
+    "grep -q 'SIGHUP: the configuration does not read, nothing changes: live.conf:17: \[report\] bogus: unknown key' live.log && grep -q '\"verdict\":\"signature\"' l6.json"
 live_conf no 0 '' 127.0.0.1:1
 hup_and_wait 3 1
 score_from 198.51.100.50:5060 l7.json

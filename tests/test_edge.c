@@ -757,7 +757,7 @@ static double strike(bantable_t *t, const char *addr, double now)
 {
     endpoint_t e = ep(addr);
     assert_int_not_equal(e.family, 0);
-    return bantable_strike(t, &e, now);
+    return bantable_strike(t, &e, 1, now);
 }
 
 static double banned(bantable_t *t, const char *addr, double now)
@@ -783,7 +783,7 @@ static void test_ban_after_strikes_within_the_window(void **state)
     assert_true(banned(t, "198.51.100.8", 14.5) == 0);
     assert_true(banned(t, "198.51.100.7", 74) == 0); /* over */
     endpoint_t unknown = {0};
-    assert_true(bantable_strike(t, &unknown, 20) == 0);
+    assert_true(bantable_strike(t, &unknown, 1, 20) == 0);
     assert_true(bantable_banned(t, &unknown, 20) == 0);
     ban_stats_t st;
     bantable_tick(t, 20, &st);
@@ -805,6 +805,14 @@ static void test_ban_opts_change_for_later_strikes(void **state)
     bantable_set_opts(t, &o2);
     assert_true(fabs(banned(t, "198.51.100.7", 3) - 59) < 1e-9); /* its end stays */
     assert_true(strike(t, "198.51.100.9", 3) == 30);             /* one strike bans now */
+    bantable_destroy(&t);
+    /* a weighted strike: a signature match counting for after bans at once; an anomaly after
+     * it adds to the same window */
+    t = bantable_new(&o);
+    endpoint_t sig = ep("198.51.100.10"), mixed = ep("198.51.100.11");
+    assert_true(bantable_strike(t, &sig, 3, 0) == 60);
+    assert_true(bantable_strike(t, &mixed, 2, 0) == 0);
+    assert_true(bantable_strike(t, &mixed, 1, 1) == 60);
     bantable_destroy(&t);
 }
 
