@@ -89,8 +89,10 @@ static const clicmd_t cmd = {
     "reports, sent with the set: [signatures] share_bans), build; docs/overlay-api.yaml),\n"
     "GET /metrics and /healthz; HTTPS when tls_cert and tls_key are set.\n\n"
     "Signals: SIGHUP reads the configuration again and admits its [edges] (and --edge)\n"
-    "from then on; other settings take effect at the next start. SIGTERM and SIGINT\n"
-    "finish the batch at hand, save the clusters and exit.",
+    "from then on, closing the signature connections when an edge is taken off; it also\n"
+    "applies api_token, log_level, retention_days and build_interval; other settings take\n"
+    "effect at the next start. SIGTERM and SIGINT finish the batch at hand, save the\n"
+    "clusters and exit.",
     opts,
     "exit status: 0 clean stop, 1 failure (cannot listen, store unusable), 2 usage or\n"
     "configuration error.\n\n"
@@ -552,15 +554,25 @@ static enum MHD_Result put_allowlist(struct MHD_Connection *conn, post_t *body)
     return get_allowlist(conn);
 }
 
+/* api_token: a SIGHUP may replace it while the HTTP thread compares */
+static pthread_mutex_t token_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether an Authorization header (NULL: none) passes [overlay] api_token (empty: no token). */
+static bool token_accepted(const char *auth)
+{
+    pthread_mutex_lock(&token_lock);
+    bool ok = !g_config->api_token[0] ||
+              (auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, g_config->api_token));
+    pthread_mutex_unlock(&token_lock);
+    return ok;
+}
+
 /* /v1/...: the review API (docs/overlay-api.yaml). */
 static enum MHD_Result api(struct MHD_Connection *conn, const char *url, const char *method,
                            post_t *body)
 {
-    if (g_config->api_token[0]) {
-        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-        if (!auth || strncmp(auth, "Bearer ", 7) || strcmp(auth + 7, g_config->api_token))
-            return api_error(conn, 401, "missing or wrong bearer token");
-    }
+    if (!token_accepted(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
+        return api_error(conn, 401, "missing or wrong bearer token");
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     char id[64], action[16];
     enum MHD_Result r;
@@ -1246,9 +1258,41 @@ static size_t edges_missing(const overlay_config_t *a, const overlay_config_t *b
     return n;
 }
 
+/* Takes the settings a SIGHUP applies from fresh into c, naming those that changed. */
+static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fresh)
+{
+    char names[160] = "";
+    size_t o = 0;
+#define CHANGED(name)                                                                              \
+    o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", name)
+    if (strcmp(c->api_token, fresh->api_token)) {
+        pthread_mutex_lock(&token_lock);
+        memcpy(c->api_token, fresh->api_token, sizeof c->api_token);
+        pthread_mutex_unlock(&token_lock);
+        CHANGED("api_token");
+    }
+    if (strcmp(c->log_level, fresh->log_level)) {
+        memcpy(c->log_level, fresh->log_level, sizeof c->log_level);
+        CHANGED("log_level");
+    }
+    if (c->retention_days != fresh->retention_days) {
+        c->retention_days = fresh->retention_days;
+        CHANGED("retention_days");
+    }
+    if (c->build_interval != fresh->build_interval) {
+        c->build_interval = fresh->build_interval;
+        CHANGED("build_interval");
+    }
+#undef CHANGED
+    if (o)
+        info("SIGHUP: applying %s", names);
+}
+
 /*
  * SIGHUP: the configuration (file, --set and --edge as given at start) is read again and its
- * [edges] taken, so that an edge is admitted or turned away without a restart; when one is
+ * [edges] taken, so that an edge is admitted or turned away without a restart, with the
+ * settings that can change while running: api_token (so a token is replaced without a
+ * restart), log_level, retention_days and build_interval. When an edge is
  * turned away (or its key changed), every signature connection is closed and made again, so
  * that it stops hearing signature sets, which CURVE checks only at the handshake. Other settings
  * (sockets, store, signature building) take effect at the next start; a change to them is
@@ -1292,8 +1336,10 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
      * parse, so equal settings are equal bytes */
     memcpy(c->edges, fresh.edges, sizeof c->edges);
     c->n_edges = fresh.n_edges;
+    apply_live_settings(c, &fresh); /* log_level: parse_args has set it */
     if (memcmp(&fresh, c, sizeof fresh) != 0)
-        warning("SIGHUP: settings other than [edges] changed; they take effect at the next start");
+        warning("SIGHUP: settings other than [edges], api_token, log_level, retention_days and "
+                "build_interval changed; they take effect at the next start");
     pthread_mutex_lock(&stats_lock);
     shared_reloads++;
     pthread_mutex_unlock(&stats_lock);

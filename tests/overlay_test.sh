@@ -15,7 +15,7 @@ start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
     rm -f "$1.ports"
     "$O" --set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0 \
         --set signatures.model=edge.model --set signatures.clean=clean.pcap \
-        --set signatures.build_interval=0 --set overlay.api_token=s3cret \
+        --set signatures.build_interval=0 ${OV_TOKEN_SET:---set overlay.api_token=s3cret} \
         --ports-file "$1.ports" "${@:2}" 2>"$1.log" &
     OV_PID=$!
     PIDS+=("$OV_PID")
@@ -29,8 +29,9 @@ start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
 "$S" train -q -o edge.model train.pcap
 N=$(($(wc -l < test.labels.csv) - 1))
 
-printf '[edges]\n' > ov1.conf
-start_overlay ov1 -c ov1.conf --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+# ov1 takes its API token from its file, where a SIGHUP replaces it
+printf '[overlay]\napi_token = s3cret\n[edges]\n' > ov1.conf
+OV_TOKEN_SET=" " start_overlay ov1 -c ov1.conf --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
     --set 'overlay.updates_listen=tcp://127.0.0.1:*'
 OV=$(awk '$1=="reports"{print $2}' ov1.ports) KEY=$(awk '$1=="key"{print $2}' ov1.ports)
 SNAP=$(awk '$1=="snapshot"{print $2}' ov1.ports) UPD=$(awk '$1=="updates"{print $2}' ov1.ports)
@@ -55,14 +56,17 @@ check "an edge whose key is not configured is refused" \
     "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -ge 1 ] && grep -q 'not a configured edge' ov1.log"
 check "the edge says so" "wait_for 10 \"grep -q 'CURVE handshake with the overlay failed' edge.log\""
 # SIGHUP: the configuration is read again and its edges admitted, without a restart
-printf '[edges]\nedge1 = %s\nedge2 = %s\n' "$(cat ekeys/edge.pub)" "$(cat ekeys2/edge.pub)" > ov1.conf
+printf '[overlay]\napi_token = s3cret\n[edges]\nedge1 = %s\nedge2 = %s\n' "$(cat ekeys/edge.pub)" "$(cat ekeys2/edge.pub)" > ov1.conf
 kill -HUP $OV_PID
 wait_for 30 "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ]"
 check "SIGHUP admits the edges added to the configuration: the refused edge gets in" \
     "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ] && [ \"\$(metric $OV_HTTP sipguard_overlay_edges_admitted)\" = 2 ] && grep -q 'SIGHUP: 2 edges admitted; 2 added or with a new key: edge1, edge2' ov1.log"
-printf '[edges]\nedge2 = %s\n' "$(cat ekeys2/edge.pub)" > ov1.conf
+printf '[overlay]\napi_token = n3w\n[edges]\nedge2 = %s\n' "$(cat ekeys2/edge.pub)" > ov1.conf
 kill -HUP $OV_PID
 wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_reloads_total)\" = 2 ]"
+tok() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" http://127.0.0.1:$OV_HTTP/v1/signatures; }
+check "SIGHUP replaces the API token: the old one is refused (401), the new one taken" \
+    "[ \$(tok s3cret) = 401 ] && [ \$(tok n3w) = 200 ] && grep -q 'SIGHUP: applying api_token' ov1.log"
 printf 'OPTIONS sip:100@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\nFrom: <sip:a@192.0.2.9>;tag=1\r\nTo: <sip:100@192.0.2.1>\r\nCall-ID: 1@192.0.2.9\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' > one.sip
 curl -s -H 'X-SIP-Source: 192.0.2.9:5060' --data-binary @one.sip http://127.0.0.1:$EHTTP/v1/score >/dev/null
 REFUSED_REPORTS=1 # that report, which the store keeps among the refused ones
