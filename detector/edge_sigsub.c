@@ -130,8 +130,10 @@ void sigsub_tick(sigsub_t *s, double now)
 {
     if (s->opened_at == 0)
         s->opened_at = now;
-    if (!s->have_snapshot && now - s->opened_at > 10.0) {
-        /* no answer in 10 s: perhaps a refused handshake, after which libzmq does not retry */
+    if (!s->have_snapshot && now - s->opened_at > 5.0) {
+        /* no answer in 5 s (the request went out twice): perhaps a refused handshake, after
+         * which libzmq does not retry; every 5 s, as the uplink remakes its socket, so an edge
+         * a SIGHUP admits on the overlay hears its set within seconds */
         close_sockets(s);
         if (open_sockets(s) != 0)
             warning("cannot reopen the signature subscription: %s", zmq_strerror(errno));
