@@ -477,10 +477,11 @@ static void impose_domain_bans(edge_t *e)
         info("%ld of the domain's bans imposed", n);
 }
 
-/* Once a second: the ban gauges, and the table saved when it changed. */
+/* Once a second: the ban gauges, and the table saved when it changed (a table never used is
+ * left alone: the walk costs a millisecond at the default max_sources). */
 static void tick_bans(edge_t *e)
 {
-    if (!e->bans || !e->ban_file[0])
+    if (!e->bans || (!bans_wanted(&e->c) && !e->ban_file[0]))
         return;
     ban_stats_t st;
     double now = ban_clock();
@@ -491,7 +492,7 @@ static void tick_bans(edge_t *e)
     atomic_store(&e->metrics.bans, st.bans);
     atomic_store(&e->metrics.ban_untracked, st.untracked);
     char err[700];
-    if (!bantable_dirty(e->bans))
+    if (!e->ban_file[0] || !bantable_dirty(e->bans)) /* no file: it could not be opened */
         return;
     bool failed = bantable_save(e->bans, e->ban_file, now, err, sizeof err) != 0;
     if (failed && !e->ban_save_failing) /* once, not every second of a full disk */
