@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -135,4 +136,22 @@ int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], 
         return -1;
     }
     return 0;
+}
+
+/* Unbinding closes every connection accepted on the endpoint; binding again takes the port
+ * back. The old listener is closed by libzmq's I/O thread, so the bind is retried for up to a
+ * second while the port is still taken. */
+int wire_rebind(void *sock, const char *ep)
+{
+    if (zmq_unbind(sock, ep) != 0)
+        return -1;
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    for (int tries = 0; tries < 100; tries++) {
+        if (zmq_bind(sock, ep) == 0)
+            return 0;
+        if (errno != EADDRINUSE)
+            return -1;
+        nanosleep(&pause, NULL);
+    }
+    return -1;
 }

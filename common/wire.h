@@ -54,6 +54,12 @@ size_t wire_encode_set(uint8_t *out, const char *tag, uint64_t seq, const char *
 int wire_decode_set(const void *frame, size_t len, const char *tag, uint64_t *seq,
                     const char **json, size_t *json_len);
 
+/* Unbinds a socket from endpoint (a concrete one, as ZMQ_LAST_ENDPOINT gives it) and binds it
+ * there again: every connection accepted on it is closed, so each peer connects anew and
+ * passes the ZAP allowlist again (CURVE checks a key only at the handshake). Returns 0, or
+ * -1 with errno set. */
+int wire_rebind(void *sock, const char *endpoint);
+
 /* Makes a CURVE key pair (Z85, 40 characters each) in dir/NAME.key and dir/NAME.pub, or reads
  * the existing one. Returns 0, or -1 with the reason in err. */
 int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], char *err,

@@ -82,6 +82,15 @@ void collector_destroy(collector_t **self)
     *self = NULL;
 }
 
+int collector_drop_peers(collector_t *c, char *err, size_t errlen)
+{
+    if (wire_rebind(c->router, c->endpoint) != 0) {
+        snprintf(err, errlen, "report socket %s: %s", c->endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 void *collector_socket(collector_t *c)
 {
     return c->router;

@@ -64,6 +64,12 @@ void *collector_zap(collector_t *c);
  * are refused (REJ_IDENTITY). 0, or -1 when out of memory (the old list stays). */
 int collector_set_edges(collector_t *c, const edge_key_t *edges, size_t n_edges);
 
+/* Closes every edge's connection to the report socket, which stays bound: each edge connects
+ * again and passes the new list at its handshake, so an edge taken off is refused there and
+ * its reports wait in its spool, unacknowledged, instead of being refused one by one. 0, or
+ * -1 with the reason in err. */
+int collector_drop_peers(collector_t *c, char *err, size_t errlen);
+
 /* Whether reports changed the domain's bans (store_put_ban) since the last call. A report
  * whose judgement banned its source ("banned_for", "ban_source") records the ban. */
 bool collector_take_bans_changed(collector_t *c);

@@ -1293,8 +1293,9 @@ static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fre
  * [edges] taken, so that an edge is admitted or turned away without a restart, with the
  * settings that can change while running: api_token (so a token is replaced without a
  * restart), log_level, retention_days and build_interval. When an edge is
- * turned away (or its key changed), every signature connection is closed and made again, so
- * that it stops hearing signature sets, which CURVE checks only at the handshake. Other settings
+ * turned away (or its key changed), every report and signature connection is closed and made
+ * again, so that it stops reporting and hearing signature sets, which CURVE checks only at the
+ * handshake. Other settings
  * (sockets, store, signature building) take effect at the next start; a change to them is
  * logged as such. A configuration that no longer reads is refused whole.
  */
@@ -1328,10 +1329,13 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
          "key%s%s",
          fresh.n_edges, na, na ? ": " : "", added, nr, nr ? ": " : "", removed);
     char err[512];
-    if (nr && publisher_drop_peers(pubr, err, sizeof err) != 0)
+    if (nr && collector_drop_peers(col, err, sizeof err) != 0)
+        error("SIGHUP: %s; edges cannot report until the overlay restarts", err);
+    else if (nr && publisher_drop_peers(pubr, err, sizeof err) != 0)
         error("SIGHUP: %s; edges cannot fetch signature sets until the overlay restarts", err);
     else if (nr)
-        info("SIGHUP: signature connections closed; the edges still admitted connect again");
+        info("SIGHUP: report and signature connections closed; the edges still admitted connect "
+             "again");
     /* the rest compared as a whole: both were made by config_default (zeroed) and the same
      * parse, so equal settings are equal bytes */
     memcpy(c->edges, fresh.edges, sizeof c->edges);

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 #include "log.h"
@@ -63,30 +62,12 @@ void publisher_destroy(publisher_t **self)
     *self = NULL;
 }
 
-/* Unbinding closes every connection accepted on the endpoint; binding again takes the port
- * back. The old listener is closed by libzmq's I/O thread, so the bind is retried for up to a
- * second while the port is still taken. */
-static int rebind(void *sock, const char *ep)
-{
-    if (zmq_unbind(sock, ep) != 0)
-        return -1;
-    struct timespec pause = {0, 10 * 1000 * 1000};
-    for (int tries = 0; tries < 100; tries++) {
-        if (zmq_bind(sock, ep) == 0)
-            return 0;
-        if (errno != EADDRINUSE)
-            return -1;
-        nanosleep(&pause, NULL);
-    }
-    return -1;
-}
-
 int publisher_drop_peers(publisher_t *p, char *err, size_t errlen)
 {
     const char *eps[2] = {p->snap_ep, p->pub_ep};
     void *socks[2] = {p->snap, p->pub};
     for (int i = 0; i < 2; i++)
-        if (rebind(socks[i], eps[i]) != 0) {
+        if (wire_rebind(socks[i], eps[i]) != 0) {
             snprintf(err, errlen, "signature socket %s: %s", eps[i], zmq_strerror(errno));
             return -1;
         }
