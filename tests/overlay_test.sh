@@ -61,6 +61,8 @@ kill -HUP $OV_PID
 wait_for 30 "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ]"
 check "SIGHUP admits the edges added to the configuration: the refused edge gets in" \
     "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ] && [ \"\$(metric $OV_HTTP sipguard_overlay_edges_admitted)\" = 2 ] && grep -q 'SIGHUP: 2 edges admitted; 2 added or with a new key: edge1, edge2' ov1.log"
+# (the handshakes refused so far: edge1's next one is refused within moments of the SIGHUP)
+REFUSED0=$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)
 printf '[overlay]\napi_token = n3w\n[edges]\nedge2 = %s\n' "$(cat ekeys2/edge.pub)" > ov1.conf
 kill -HUP $OV_PID
 wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_reloads_total)\" = 2 ]"
@@ -68,10 +70,9 @@ tok() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" htt
 check "SIGHUP replaces the API token: the old one is refused (401), the new one taken" \
     "[ \$(tok s3cret) = 401 ] && [ \$(tok n3w) = 200 ] && grep -q 'SIGHUP: applying api_token' ov1.log"
 printf 'OPTIONS sip:100@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\nFrom: <sip:a@192.0.2.9>;tag=1\r\nTo: <sip:100@192.0.2.1>\r\nCall-ID: 1@192.0.2.9\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' > one.sip
-REFUSED0=$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)
 curl -s -H 'X-SIP-Source: 192.0.2.9:5060' --data-binary @one.sip http://127.0.0.1:$EHTTP/v1/score >/dev/null
 LATE_REPORTS=1 # that report: it waits in the edge's spool, and the next overlay stores it
-wait_for 20 "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -gt $REFUSED0 ]"
+wait_for 20 "[ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -gt $REFUSED0 ] && [ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" -ge 1 ]"
 check "an edge taken off the configuration: its connection is closed, its new one refused, its report waits in its spool" \
     "grep -q '1 removed or with a new key: edge1' ov1.log && grep -q 'report and signature connections closed' ov1.log && [ \"\$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)\" -gt $REFUSED0 ] && [ \"\$(metric $EHTTP sipguard_spool_pending_reports)\" -ge 1 ] && [ \"\$(metric $OV_HTTP 'sipguard_overlay_reports_refused_total{reason=\"identity\"}')\" = 0 ]"
 echo 'edges are these' > ov1.conf
