@@ -67,7 +67,7 @@ struct knn_searcher {
     knn_cand_t *cand;
     uint32_t *rows; /* rows touched (their positions in the index), nrows of them */
     size_t nrows;
-    uint32_t *runs; /* the open leaves' positions, [runs[2i], runs[2i + 1]) (open_leaves) */
+    uint32_t *runs; /* the open leaves, [runs[2i], runs[2i + 1]) as leaf numbers (open_leaves) */
     size_t nruns, runs_cap;
     bool runs_set;    /* the runs are known (else walks take whole lists) */
     uint32_t *qorder; /* the query's rare features, rarest first */
@@ -465,7 +465,13 @@ struct knn_index {
     uint64_t *off; /* dim + 1 offsets into row/val; common features have empty lists */
     uint32_t *row; /* the rows holding a feature, as positions (row_at), ascending */
     float *val;
-    float *same;    /* the value every entry of a feature's list has, else 0 (add_posting) */
+    float *same; /* the value every entry of a feature's list has, else 0 (add_posting) */
+    /* Where each leaf begins in a long list: for a lead feature j whose list has at least
+     * 2 (nleaf + 1) entries, leaf_dir[leaf_dir_at[j] + l] is the offset in the list of its
+     * first entry at or past leaf l's first position (l = 0..nleaf), so a walk finds where an
+     * open leaf's rows start without a binary search (add_list); other lists have none. */
+    uint64_t *leaf_dir_at;
+    uint32_t *leaf_dir;
     int32_t *col;   /* column of a common feature in the dense block, else -1 */
     uint32_t *lead; /* the lowest feature whose posting list equals this one's (rows and
                      * values): a search walks such a list once for all of them */
@@ -575,6 +581,36 @@ static int index_postings(knn_index_t *ix, const trainset_t *t)
         while (e < end && ix->val[e] == ix->val[ix->off[j]])
             e++;
         ix->same[j] = e == end && end > ix->off[j] ? ix->val[ix->off[j]] : 0;
+    }
+    return 0;
+}
+
+/* The leaf directories of the long lists (knn_index_t leaf_dir); after index_list_leads. */
+static int index_leaf_dirs(knn_index_t *ix)
+{
+    uint64_t total = 0, per = ix->nleaf + 1;
+    ix->leaf_dir_at = malloc((ix->dim + 1) * sizeof *ix->leaf_dir_at);
+    if (!ix->leaf_dir_at)
+        return -1;
+    for (size_t j = 0; j < ix->dim; j++) {
+        ix->leaf_dir_at[j] = total;
+        if (ix->lead[j] == j && ix->off[j + 1] - ix->off[j] >= 2 * per)
+            total += per;
+    }
+    ix->leaf_dir_at[ix->dim] = total;
+    ix->leaf_dir = malloc((total ? total : 1) * sizeof *ix->leaf_dir);
+    if (!ix->leaf_dir)
+        return -1;
+    for (size_t j = 0; j < ix->dim; j++) {
+        if (ix->leaf_dir_at[j + 1] == ix->leaf_dir_at[j])
+            continue;
+        uint64_t a = ix->off[j], e = a, end = ix->off[j + 1];
+        uint32_t *dir = ix->leaf_dir + ix->leaf_dir_at[j];
+        for (size_t l = 0; l < per; l++) {
+            while (e < end && ix->row[e] < ix->leaf_start[l])
+                e++;
+            dir[l] = (uint32_t)(e - a);
+        }
     }
     return 0;
 }
@@ -1012,7 +1048,8 @@ knn_index_t *knn_index_new_sized(const trainset_t *t, size_t leaf_rows)
         ix->df[t->ids[i]]++;
     /* the leaves come from the common parts, and the posting lists list positions */
     if (index_dense_block(ix, t) != 0 || index_leaves(ix, t) != 0 || index_positions(ix, t) != 0 ||
-        index_postings(ix, t) != 0 || index_list_leads(ix) != 0 || index_hashes(ix, t) != 0)
+        index_postings(ix, t) != 0 || index_list_leads(ix) != 0 || index_leaf_dirs(ix) != 0 ||
+        index_hashes(ix, t) != 0)
         knn_index_destroy(&ix);
     return ix;
 }
@@ -1040,6 +1077,8 @@ void knn_index_destroy(knn_index_t **self)
     free(ix->row);
     free(ix->val);
     free(ix->same);
+    free(ix->leaf_dir_at);
+    free(ix->leaf_dir);
     free(ix->col);
     free(ix->lead);
     free(ix->dense);
@@ -1419,12 +1458,16 @@ static void add_list(knn_searcher_t *s, const knn_index_t *ix, const qlist_t *l,
     }
     /* the rows worth skipping: skip * (b - a) >= KNN_SKIP_ENTRIES * n */
     uint64_t skip = (KNN_SKIP_ENTRIES * (uint64_t)s->t->n + (b - a) - 1) / (b - a);
+    const uint32_t *leaf = ix->leaf_start, *dir = NULL;
+    if (ix->leaf_dir_at[l->j + 1] > ix->leaf_dir_at[l->j])
+        dir = ix->leaf_dir + ix->leaf_dir_at[l->j];
+    uint64_t list = a;
     for (size_t i = 0; i < s->nruns && a < b;) {
         uint32_t from = s->runs[2 * i], to = s->runs[2 * i + 1];
-        for (i++; i < s->nruns && s->runs[2 * i] - to < skip; i++)
+        for (i++; i < s->nruns && leaf[s->runs[2 * i]] - leaf[to] < skip; i++)
             to = s->runs[2 * i + 1];
-        uint64_t first = first_entry_from(ix->row, a, b, from);
-        a = first_entry_from(ix->row, first, b, to);
+        uint64_t first = dir ? list + dir[from] : first_entry_from(ix->row, a, b, leaf[from]);
+        a = dir ? list + dir[to] : first_entry_from(ix->row, first, b, leaf[to]);
         add_entries(s, ix, l, first, a, dot_only);
     }
 }
@@ -1705,7 +1748,7 @@ static size_t bound_every_row(knn_searcher_t *s, const knn_index_t *ix, const qu
     size_t n = s->t->n, m = 0, done = 0;
     pass_t p = pass_terms(s, q, sp);
     for (size_t i = 0; i < s->nruns; i++) {
-        size_t from = s->runs[2 * i], to = s->runs[2 * i + 1];
+        size_t from = ix->leaf_start[s->runs[2 * i]], to = ix->leaf_start[s->runs[2 * i + 1]];
         memset(s->acc + done, 0, (from - done) * sizeof *s->acc);
         m = bound_run(s, ix, q, sp, &p, from, to, m);
         done = to;
@@ -1784,7 +1827,7 @@ static double leaf_bound(const knn_index_t *ix, const double *x, size_t l)
     return lb;
 }
 
-/* Lists the positions of the leaves that may hold a row nearer than t, as runs (s->runs);
+/* Lists the leaves that may hold a row nearer than t, as runs of leaf numbers (s->runs);
  * every leaf while t is infinite. The slack is a hundred times the rows' (slack()): the
  * coordinates are sums of products with the directions, rounded. */
 static void open_leaves(knn_searcher_t *s, const knn_index_t *ix, const query_t *q,
@@ -1802,12 +1845,12 @@ static void open_leaves(knn_searcher_t *s, const knn_index_t *ix, const query_t 
             leaf_bound(ix, x, l) > t2 + 1e-7 * (1.0 + q->norm2 + ix->leaf_norm2[l] + t2))
             continue;
         open += ix->leaf_start[l + 1] - ix->leaf_start[l];
-        if (s->nruns && s->runs[2 * s->nruns - 1] == ix->leaf_start[l]) {
-            s->runs[2 * s->nruns - 1] = ix->leaf_start[l + 1];
+        if (s->nruns && s->runs[2 * s->nruns - 1] == l) {
+            s->runs[2 * s->nruns - 1] = (uint32_t)(l + 1);
             continue;
         }
-        s->runs[2 * s->nruns] = ix->leaf_start[l];
-        s->runs[2 * s->nruns + 1] = ix->leaf_start[l + 1];
+        s->runs[2 * s->nruns] = (uint32_t)l;
+        s->runs[2 * s->nruns + 1] = (uint32_t)(l + 1);
         s->nruns++;
     }
     s->closed = s->t->n - open;
