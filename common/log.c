@@ -35,16 +35,31 @@ log_level_t log_get_level(void)
     return (log_level_t)atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
-int log_parse_level(const char *name)
+int log_level_of(const char *name)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(name, names[i]) == 0) {
-            log_set_level((log_level_t)i);
-            return 0;
-        }
-    }
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
     return -1;
+}
+
+int log_parse_level(const char *name)
+{
+    int level = log_level_of(name);
+    if (level < 0)
+        return -1;
+    log_set_level((log_level_t)level);
+    return 0;
+}
+
+void log_list_add(char *buf, size_t cap, size_t *len, const char *item)
+{
+    if (cap == 0 || *len >= cap - 1)
+        return;
+    int n = snprintf(buf + *len, cap - *len, "%s%s", *len ? ", " : "", item);
+    if (n > 0)
+        *len = *len + (size_t)n < cap - 1 ? *len + (size_t)n : cap - 1;
 }
 
 void log_write(log_level_t level, const char *func, const char *fmt, ...)

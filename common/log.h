@@ -9,6 +9,8 @@
 #ifndef SIPGUARD_LOG_H
 #define SIPGUARD_LOG_H
 
+#include <stddef.h>
+
 typedef enum {
     LOG_LEVEL_ERROR = 0,
     LOG_LEVEL_WARNING,
@@ -26,6 +28,12 @@ log_level_t log_get_level(void);
 /* Sets the level from its name ("error", "warning", "info", "debug"); returns 0, or -1 when
  * the name is unknown (the level is then unchanged). */
 int log_parse_level(const char *name);
+/* The level a name stands for ("error" ... "debug"), or -1 when it is none. */
+int log_level_of(const char *name);
+
+/* Appends item to the comma-separated list a log line names in buf (cap bytes, *len of them
+ * written so far): what does not fit is cut, and buf stays a string. */
+void log_list_add(char *buf, size_t cap, size_t *len, const char *item);
 
 /* Prints one message at a level; prefer the macros below. */
 void log_write(log_level_t level, const char *func, const char *fmt, ...)

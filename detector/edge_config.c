@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+
 typedef enum { T_STR, T_BOOL, T_LONG, T_DOUBLE, T_POLICY } ctype_t;
 
 typedef struct {
@@ -392,11 +394,7 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
                  "with server_key");
         return -1;
     }
-    static const char *levels[] = {"error", "warning", "info", "debug"};
-    bool level_known = false;
-    for (int i = 0; i < 4; i++)
-        level_known |= !strcmp(c->log_level, levels[i]);
-    if (!level_known) {
+    if (log_level_of(c->log_level) < 0) {
         snprintf(err, errlen, "[edge] log_level = %s: expected error, warning, info or debug",
                  c->log_level);
         return -1;
@@ -464,15 +462,16 @@ static bool setting_differs(const edge_config_t *a, const edge_config_t *b, cons
 size_t edge_config_changes(const edge_config_t *from, const edge_config_t *to, bool live, char *buf,
                            size_t cap)
 {
-    size_t n = 0, o = 0;
+    size_t n = 0, len = 0;
     if (cap)
         buf[0] = '\0';
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *s = &settings[i];
         if (s->live != live || !setting_differs(from, to, s))
             continue;
-        if (o < cap)
-            o += (size_t)snprintf(buf + o, cap - o, "%s[%s] %s", n ? ", " : "", s->section, s->key);
+        char name[96];
+        snprintf(name, sizeof name, "[%s] %s", s->section, s->key);
+        log_list_add(buf, cap, &len, name);
         n++;
     }
     return n;

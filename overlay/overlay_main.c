@@ -1242,7 +1242,7 @@ static int parse_args(overlay_config_t *c, int argc, char **argv, bool *check,
 static size_t edges_missing(const overlay_config_t *a, const overlay_config_t *b, char *buf,
                             size_t cap)
 {
-    size_t n = 0, o = 0;
+    size_t n = 0, len = 0;
     buf[0] = 0;
     for (size_t i = 0; i < a->n_edges; i++) {
         size_t j = 0;
@@ -1251,8 +1251,7 @@ static size_t edges_missing(const overlay_config_t *a, const overlay_config_t *b
             j++;
         if (j < b->n_edges)
             continue;
-        if (o < cap)
-            o += (size_t)snprintf(buf + o, cap - o, "%s%s", n ? ", " : "", a->edges[i].id);
+        log_list_add(buf, cap, &len, a->edges[i].id);
         n++;
     }
     return n;
@@ -1263,8 +1262,7 @@ static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fre
 {
     char names[160] = "";
     size_t o = 0;
-#define CHANGED(name)                                                                              \
-    o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", name)
+#define CHANGED(name) log_list_add(names, sizeof names, &o, name)
     if (strcmp(c->api_token, fresh->api_token)) {
         pthread_mutex_lock(&token_lock);
         memcpy(c->api_token, fresh->api_token, sizeof c->api_token);
