@@ -71,16 +71,21 @@ rm -rf loop && mkdir -p loop && cd loop
 OVA=(--set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
      --set signatures.model=../edge.model --set signatures.clean=clean.pcap
      --set signatures.build_interval=2 --set signatures.auto_approve=5)
-# edges make their key pairs first; then the overlay starts knowing all three
-"$O" "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
-    --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file o.ports 2>/dev/null &
-P=$!
-for _ in $(seq 100); do [ -s o.ports ] && break; sleep 0.1; done
-OEP=$(awk '$1=="reports"{print $2}' o.ports) SN=$(awk '$1=="snapshot"{print $2}' o.ports)
-UP=$(awk '$1=="updates"{print $2}' o.ports) KEY=$(awk '$1=="key"{print $2}' o.ports)
-kill $P; wait $P 2>/dev/null || true
+# the overlay starts admitting no edge; the edges make their key pairs at their first start, and
+# a SIGHUP admits them from the overlay's configuration file (its ports stay bound throughout:
+# stopping an overlay and starting another on ports taken by chance raced with the edges'
+# own connections for them)
+printf '[edges]\n' > overlay.conf
+"$O" -c overlay.conf "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' \
+    --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' --set 'overlay.updates_listen=tcp://127.0.0.1:*' \
+    --ports-file o.ports 2>overlay.log &
+OVP=$!
 EDGES=()
 trap 'kill ${EDGES[*]} $OVP 2>/dev/null' EXIT
+for _ in $(seq 100); do [ -s o.ports ] && break; sleep 0.1; done
+port() { awk -v k=$1 '$1==k{print $2}' $2; }
+OEP=$(port reports o.ports) SN=$(port snapshot o.ports) UP=$(port updates o.ports) KEY=$(port key o.ports)
+OH=$(port http o.ports)
 for i in 1 2 3; do
     "$E" -m ../edge.model --set edge.id=edge$i --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
         --set "overlay.endpoint=$OEP" --set "overlay.server_key=$KEY" --set overlay.key_dir=keys$i \
@@ -90,16 +95,18 @@ for i in 1 2 3; do
     EDGES+=($!)
 done
 for i in 1 2 3; do for _ in $(seq 100); do [ -s e$i.ports ] && [ -s keys$i/edge.pub ] && break; sleep 0.1; done; done
-"$O" "${OVA[@]}" --set "overlay.listen=$OEP" --set "overlay.snapshot_listen=$SN" --set "overlay.updates_listen=$UP" \
-    --edge "edge1=$(cat keys1/edge.pub)" --edge "edge2=$(cat keys2/edge.pub)" --edge "edge3=$(cat keys3/edge.pub)" \
-    --ports-file o2.ports 2>overlay.log &
-OVP=$!
-for _ in $(seq 100); do [ -s o2.ports ] && break; sleep 0.1; done
-OH=$(awk '$1=="http"{print $2}' o2.ports)
-port() { awk -v k=$1 '$1==k{print $2}' $2; }
+printf '[edges]\nedge1 = %s\nedge2 = %s\nedge3 = %s\n' "$(cat keys1/edge.pub)" "$(cat keys2/edge.pub)" \
+    "$(cat keys3/edge.pub)" > overlay.conf
+kill -HUP $OVP
 seq_of() { curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk '$1=="sipguard_signature_sequence"{print $2}'; }
 sig_hits() { curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk '$1=="sipguard_detector_fired_total{detector=\"signature\"}"{print $2}'; }
-sleep 6 # edges retry the handshake the first overlay refused
+admitted() { # reporting to the overlay and holding its set, all three
+    for i in 1 2 3; do
+        [ "$(curl -s "http://127.0.0.1:$(port http e$i.ports)/metrics" | awk '$1=="sipguard_overlay_connected"{print $2}')" = 1 ] &&
+            grep -q 'signature set 0 from the overlay' e$i.log || return 1
+    done
+}
+for _ in $(seq 150); do admitted && break; sleep 0.1; done # edges retry the refused handshake every 5 s
 T0=$(date +%s.%N)
 echo "edge1 alone sees the attack (SIPVicious scans and password guessing):"
 "$S" replay -q --hep 127.0.0.1:$(port hep e1.ports) --rate 2000 attack.pcap
