@@ -12,6 +12,7 @@ B="$(cd "$BUILD" && pwd)"
 S="$B/cli/sipguard" E="$B/detector/sipguard-edge" O="$B/overlay/sipguard-overlay"
 T=$(mktemp -d)
 PIDS=()
+. "$(dirname "$(realpath "$0")")/../tests/checks.sh" # pick_ports
 trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
 cd "$T"
 now_ms() { date +%s%3N; }
@@ -23,8 +24,10 @@ metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2
 N=$(($(wc -l < test.labels.csv) - 1))
 OVA=(--set overlay.db=ov.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
      --set signatures.model=m.model --set signatures.clean=clean.pcap --set signatures.build_interval=0)
-"$O" "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
-    --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file o1 2>/dev/null & P=$!
+# the next overlay starts on this one's ports: picked outside the ephemeral range
+pick_ports P_REP P_SNAP P_UPD
+"$O" "${OVA[@]}" --set "overlay.listen=tcp://127.0.0.1:$P_REP" --set "overlay.snapshot_listen=tcp://127.0.0.1:$P_SNAP" \
+    --set "overlay.updates_listen=tcp://127.0.0.1:$P_UPD" --ports-file o1 2>/dev/null & P=$!
 for _ in $(seq 100); do [ -s o1 ] && break; sleep 0.1; done
 EP=$(awk '$1=="reports"{print $2}' o1) SN=$(awk '$1=="snapshot"{print $2}' o1)
 UP=$(awk '$1=="updates"{print $2}' o1) KEY=$(awk '$1=="key"{print $2}' o1)

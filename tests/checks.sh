@@ -22,3 +22,23 @@ kill_ours() {
     done
     return 0
 }
+# pick_ports VAR...: sets each VAR to a TCP/UDP port no socket on this machine uses, from
+# 20000-32767, below the kernel's ephemeral range (32768-60999 by default). A test that stops a
+# server and starts another on the same port needs this: a port the kernel handed out (bind to
+# port 0) goes back to the pool once it is closed, where any outgoing connection, or a
+# connection to it looping back onto itself while nothing listens, may take it meanwhile.
+PICKED=" "
+pick_ports() {
+    local used v p
+    used=$(cat /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null |
+        awk '$2 ~ /:/ {n = split($2, a, ":"); print a[n]}')
+    for v in "$@"; do
+        while :; do
+            p=$((20000 + RANDOM % 12768))
+            [[ $PICKED == *" $p "* ]] && continue
+            grep -qx "$(printf '%04X' "$p")" <<<"$used" || break
+        done
+        PICKED+="$p "
+        printf -v "$v" '%s' "$p"
+    done
+}

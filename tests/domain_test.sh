@@ -90,8 +90,10 @@ OVA=(--set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_
      --set "overlay.listen=tcp://$OADDR:7070" --set "overlay.snapshot_listen=tcp://$OADDR:7071"
      --set "overlay.updates_listen=tcp://$OADDR:7072")
 if [ $NS = no ]; then # loopback: free ports
-    OVA+=(--set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*'
-          --set 'overlay.updates_listen=tcp://127.0.0.1:*')
+    # the overlay starts on these ports again: picked outside the ephemeral range (checks.sh)
+    pick_ports P_REP P_SNAP P_UPD
+    OVA+=(--set "overlay.listen=tcp://127.0.0.1:$P_REP" --set "overlay.snapshot_listen=tcp://127.0.0.1:$P_SNAP"
+          --set "overlay.updates_listen=tcp://127.0.0.1:$P_UPD")
 fi
 "${ON_O[@]}" "$O" "${OVA[@]}" --ports-file o0.ports 2>o0.log & P=$!
 wait_for 10 "[ -s o0.ports ]"

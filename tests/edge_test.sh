@@ -502,7 +502,8 @@ check "truncated signature JSON is refused with line and column" "[ $rc = 1 ] &&
 
 # --- reports to the overlay: stub killed and restarted mid-stream, then the edge SIGKILLed ---
 mkdir -p ov
-"$STUB" ov 'tcp://127.0.0.1:*' 120 2>stub1.log &
+pick_ports P_OV # the stub starts on it again: outside the ephemeral range (checks.sh)
+"$STUB" ov "tcp://127.0.0.1:$P_OV" 120 2>stub1.log &
 STUB_PID=$!; PIDS+=("$STUB_PID")
 wait_for 10 "[ -s ov/endpoint ] && [ -s ov/server.pub ]"
 OV=$(cat ov/endpoint) KEY=$(cat ov/server.pub)

@@ -31,8 +31,10 @@ N=$(($(wc -l < test.labels.csv) - 1))
 
 # ov1 takes its API token from its file, where a SIGHUP replaces it
 printf '[overlay]\napi_token = s3cret\n[edges]\n' > ov1.conf
-OV_TOKEN_SET=" " start_overlay ov1 -c ov1.conf --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
-    --set 'overlay.updates_listen=tcp://127.0.0.1:*'
+# the overlays below start on ov1's ports again: picked outside the ephemeral range (checks.sh)
+pick_ports P_REP P_SNAP P_UPD
+OV_TOKEN_SET=" " start_overlay ov1 -c ov1.conf --set "overlay.listen=tcp://127.0.0.1:$P_REP" \
+    --set "overlay.snapshot_listen=tcp://127.0.0.1:$P_SNAP" --set "overlay.updates_listen=tcp://127.0.0.1:$P_UPD"
 OV=$(awk '$1=="reports"{print $2}' ov1.ports) KEY=$(awk '$1=="key"{print $2}' ov1.ports)
 SNAP=$(awk '$1=="snapshot"{print $2}' ov1.ports) UPD=$(awk '$1=="updates"{print $2}' ov1.ports)
 SIGS=(--set "overlay.signatures_snapshot=$SNAP" --set "overlay.signatures_updates=$UPD")

@@ -25,8 +25,10 @@ browse() { "$CHROME" --headless=new --no-sandbox --disable-gpu --user-data-dir="
 OVA=(--set overlay.db=o.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0
      --set signatures.model=edge.model --set signatures.clean=clean.pcap
      --set signatures.build_interval=0 --set overlay.api_token=webtok)
-"$O" "${OVA[@]}" --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
-    --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file o1.ports 2>o1.log &
+# the second overlay starts on the first one's ports: picked outside the ephemeral range
+pick_ports P_REP P_SNAP P_UPD
+OVA+=(--set "overlay.snapshot_listen=tcp://127.0.0.1:$P_SNAP" --set "overlay.updates_listen=tcp://127.0.0.1:$P_UPD")
+"$O" "${OVA[@]}" --set "overlay.listen=tcp://127.0.0.1:$P_REP" --ports-file o1.ports 2>o1.log &
 P=$!; PIDS+=($P)
 wait_for 20 "[ -s o1.ports ]" || exit 1
 EP=$(awk '$1=="reports"{print $2}' o1.ports) KEY=$(awk '$1=="key"{print $2}' o1.ports)
