@@ -711,6 +711,9 @@ static int install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* a file size limit (LimitFSIZE=) then fails a write as a full disk does, which is
+     * handled, instead of killing the daemon */
+    signal(SIGXFSZ, SIG_IGN);
     return 0;
 }
 

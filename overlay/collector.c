@@ -24,6 +24,7 @@ struct collector {
     char endpoint[256];
     collector_stats_t st;
     bool bans_changed; /* a report changed the domain's bans since collector_take_bans_changed */
+    uint64_t failing;  /* batches failed in a row (a full disk fails every one) */
 };
 
 const char *collector_reason_name(int reason)
@@ -383,10 +384,32 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
     return 0;
 }
 
+/* A batch rolled back: the counts go back to before it, as the store did (the edges send its
+ * reports again, and they must count once when they are stored), but for the frames received.
+ * Logged on the first failure and every thousandth: a full disk fails every batch. */
+static void undo_batch(collector_t *c, const collector_stats_t *before, bool bans_changed, int n)
+{
+    uint64_t received = c->st.received;
+    c->st = *before;
+    c->st.received = received;
+    c->st.commit_failures++;
+    c->bans_changed = bans_changed;
+    const char *why = store_error(c->store);
+    if (c->failing++ == 0)
+        error("cannot store %d reports: %s; they stay with their edges, which send them again "
+              "(said again every 1000th batch that fails)",
+              n, why);
+    else if (c->failing % 1000 == 0)
+        error("cannot store %d reports: %s (%" PRIu64 " batches failed in a row)", n, why,
+              c->failing);
+}
+
 void collector_on_reports(collector_t *c, double now)
 {
     static pending_ack_t acks[BATCH];
     int n = 0;
+    collector_stats_t before = c->st;
+    bool bans_before = c->bans_changed;
     bool failed = store_begin(c->store) != 0;
     for (; n < BATCH && !failed; n++) {
         zmq_msg_t f[2];
@@ -403,9 +426,12 @@ void collector_on_reports(collector_t *c, double now)
     if (failed || store_commit(c->store) != 0) {
         /* nothing acknowledged: the edges send it all again later */
         store_rollback(c->store);
-        c->st.commit_failures++;
-        error("cannot store %d reports: %s; they stay with their edges", n, store_error(c->store));
+        undo_batch(c, &before, bans_before, n);
         return;
+    }
+    if (c->failing && n > 0) { /* a batch with nothing in it writes nothing: no sign */
+        info("storing reports again after %" PRIu64 " failed batches", c->failing);
+        c->failing = 0;
     }
     for (int i = 0; i < n; i++) {
         if (!acks[i].ack_len)

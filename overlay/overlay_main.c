@@ -1399,6 +1399,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* a file size limit (LimitFSIZE=) then fails a write as a full disk does, which is
+     * handled, instead of killing the daemon */
+    signal(SIGXFSZ, SIG_IGN);
     void *zctx = zmq_ctx_new();
     collector_t *col = collector_new(zctx, c.listen, sec, c.edges, c.n_edges, (size_t)c.max_report,
                                      store, err, sizeof err);

@@ -11,6 +11,8 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *ins, *rej, *edge;
     unsigned clean_since_prune;
+    char
+        failure[256]; /* why the batch rolled back: the ROLLBACK itself replaces SQLite's message */
 };
 
 static const char *schema =
@@ -135,6 +137,7 @@ void store_close(store_t **self)
 
 int store_begin(store_t *s)
 {
+    s->failure[0] = 0;
     return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
@@ -181,6 +184,8 @@ int store_commit(store_t *s)
 
 void store_rollback(store_t *s)
 {
+    if (!s->failure[0])
+        snprintf(s->failure, sizeof s->failure, "%s", sqlite3_errmsg(s->db));
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -248,7 +253,13 @@ long store_prune(store_t *s, double before, int64_t placed, size_t limit, long *
 
 const char *store_error(store_t *s)
 {
-    return sqlite3_errmsg(s->db);
+    if (!s->failure[0])
+        return sqlite3_errmsg(s->db);
+    /* once: a later error outside a batch is SQLite's own again */
+    static _Thread_local char once[sizeof s->failure];
+    memcpy(once, s->failure, sizeof once);
+    s->failure[0] = 0;
+    return once;
 }
 
 int store_each_report(store_t *s, int (*fn)(void *ctx, const char *json, size_t len), void *ctx)

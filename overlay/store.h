@@ -145,7 +145,7 @@ int store_edge_state(store_t *s, const char *edge, double received, int64_t sigs
  * a JSON array. */
 json_t *store_list_edges(store_t *s);
 
-/* The last error message of the database. */
+/* The last error message of the database; after a batch rolled back, why it did (once). */
 const char *store_error(store_t *s);
 
 #endif
