@@ -36,6 +36,19 @@ int hep_is_hep3(const uint8_t *buf, size_t len)
     return len >= 6 && memcmp(buf, "HEP3", 4) == 0;
 }
 
+long hep_stream_packet(const uint8_t *buf, size_t len)
+{
+    size_t magic = len < 4 ? len : 4;
+    if (memcmp(buf, "HEP3", magic) != 0)
+        return -1;
+    if (len < 6)
+        return 0;
+    size_t total = (size_t)buf[4] << 8 | buf[5];
+    if (total < 6)
+        return -1; /* shorter than its own header: no next packet to find after it */
+    return total <= len ? (long)total : 0;
+}
+
 /* The body size a generic chunk type must have, or 0 when it varies. */
 static size_t fixed_body_size(uint16_t type)
 {

@@ -1,5 +1,6 @@
 /*
- * hep: decoder for HEPv3 (Homer Encapsulation Protocol) datagrams.
+ * hep: decoder for HEPv3 (Homer Encapsulation Protocol) datagrams, and the framing of
+ * HEPv3 over TCP.
  *
  * Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH, Asterisk res_hep and
  * heplify mirror SIP in HEPv3: "HEP3", a 16-bit total length, then chunks of
@@ -34,6 +35,14 @@ typedef struct {
 
 /* True when buf starts with the HEPv3 magic. */
 int hep_is_hep3(const uint8_t *buf, size_t len);
+
+/*
+ * HEPv3 over a byte stream (TCP, as OpenSIPS proto_hep, heplify and Kamailio siptrace with
+ * transport=tcp send it): the length of the packet that starts buf, when all of it is within
+ * the len bytes there; 0 when more bytes are needed to tell; -1 when buf starts no HEPv3
+ * packet (a stream out of step, which has no marker to find the next packet by).
+ */
+long hep_stream_packet(const uint8_t *buf, size_t len);
 
 /*
  * Decodes one datagram. scratch (of scratch_len bytes) receives an inflated

@@ -1,7 +1,9 @@
 /*
  * sipguard replay: send the SIP messages of captures to a live edge, as HEPv3
- * datagrams (what Kamailio siptrace sends) or as plain UDP (a mirror port),
- * at a bounded rate. For trying an edge out, load tests and integration tests.
+ * datagrams (what Kamailio siptrace sends), as HEPv3 over one TCP connection
+ * (what OpenSIPS proto_hep and heplify can send), or as plain UDP (a mirror
+ * port), at a bounded rate. For trying an edge out, load tests and
+ * integration tests.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 
 static const cliopt_t replay_opts[] = {
     {"hep", 0, "HOST:PORT", "send HEPv3 datagrams here", NULL},
+    {"hep-tcp", 0, "HOST:PORT", "send HEPv3 packets over one TCP connection to here", NULL},
     {"udp", 0, "HOST:PORT", "send the bare SIP messages as UDP datagrams here", NULL},
     {"rate", 'r', "N", "messages per second; 0 = as fast as possible", "10000"},
     {"auth-key", 0, "KEY", "HEPv3 auth key to put in every datagram", NULL},
@@ -30,11 +33,13 @@ static const cliopt_t replay_opts[] = {
 };
 
 static const clicmd_t replay_cmd = {
-    "sipguard replay (--hep HOST:PORT | --udp HOST:PORT) [OPTIONS] INPUT...",
+    "sipguard replay (--hep HOST:PORT | --hep-tcp HOST:PORT | --udp HOST:PORT) [OPTIONS] "
+    "INPUT...",
     "Sends every SIP message of the inputs to a running sipguard-edge, either wrapped in\n"
     "HEPv3 with the original addresses and timestamps (as Kamailio siptrace and heplify do),\n"
-    "or bare as UDP datagrams (as a mirror port receives them), at a bounded rate. Messages\n"
-    "longer than a datagram can carry are counted and left out.",
+    "in datagrams or over one TCP connection, or bare as UDP datagrams (as a mirror port\n"
+    "receives them), at a bounded rate. Messages longer than a HEP packet or a datagram can\n"
+    "carry are counted and left out.",
     replay_opts,
     "exit status: 0 success, 1 failure (cannot send), 2 usage error, 3 an input could not\n"
     "be read.\n\n"
@@ -45,7 +50,7 @@ typedef struct {
     int fd;
     struct sockaddr_storage to;
     socklen_t tolen;
-    bool hep;
+    bool hep, tcp;
     const char *auth_key;
     uint32_t capture_id;
     double rate, t0;
@@ -72,14 +77,31 @@ static int resolve(const char *hostport, replay_ctx_t *c)
         host[strlen(host) - 1] = '\0';
     }
     struct addrinfo hints = {0}, *ai;
-    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_socktype = c->tcp ? SOCK_STREAM : SOCK_DGRAM;
     if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
         return -1;
     memcpy(&c->to, ai->ai_addr, ai->ai_addrlen);
     c->tolen = ai->ai_addrlen;
-    c->fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+    c->fd = socket(ai->ai_family, hints.ai_socktype, 0);
     freeaddrinfo(ai);
     return c->fd < 0 ? -1 : 0;
+}
+
+/* Writes all of a packet to the TCP connection; 0 or -1. */
+static int send_stream(replay_ctx_t *c, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "sipguard replay: send: %s\n", strerror(errno));
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 static int send_one(void *p, const msg_t *m)
@@ -88,10 +110,13 @@ static int send_one(void *p, const msg_t *m)
     const void *data = m->data;
     size_t len = m->len;
     if (c->hep) {
-        len = hep_encode(m, c->capture_id, c->auth_key, c->buf, sizeof c->buf);
+        msg_t a = *m;
+        if (a.src.family != 4 && a.src.family != 6) /* a raw message file: no addresses */
+            a.src.family = a.dst.family = 4;        /* so 0.0.0.0, which HEP can carry */
+        len = hep_encode(&a, c->capture_id, c->auth_key, c->buf, sizeof c->buf);
         data = c->buf;
     }
-    if (len == 0 || len > 65507) {
+    if (len == 0 || len > (c->tcp ? 65535 : 65507)) {
         c->too_long++;
         return 0;
     }
@@ -101,6 +126,12 @@ static int send_one(void *p, const msg_t *m)
             struct timespec ts = {0, (long)((due - t) * 1e9)};
             nanosleep(&ts, NULL);
         }
+    }
+    if (c->tcp) {
+        if (send_stream(c, data, len) != 0)
+            return -1;
+        c->sent++;
+        return 0;
     }
     while (sendto(c->fd, data, len, 0, (struct sockaddr *)&c->to, c->tolen) < 0) {
         if (errno == ENOBUFS || errno == EAGAIN) {
@@ -143,13 +174,14 @@ int cmd_replay(int argc, char **argv)
         if (!strcmp(name, "help")) {
             cliopt_help(&replay_cmd, stdout);
             return EXIT_OK;
-        } else if (!strcmp(name, "hep") || !strcmp(name, "udp")) {
+        } else if (!strcmp(name, "hep") || !strcmp(name, "hep-tcp") || !strcmp(name, "udp")) {
             if (target) {
-                fprintf(stderr, "sipguard replay: give one of --hep and --udp\n");
+                fprintf(stderr, "sipguard replay: give one of --hep, --hep-tcp and --udp\n");
                 return EXIT_USAGE;
             }
             target = arg;
-            c.hep = !strcmp(name, "hep");
+            c.hep = strcmp(name, "udp") != 0;
+            c.tcp = !strcmp(name, "hep-tcp");
         } else if (!strcmp(name, "rate")) {
             if (cliopt_double("--rate", arg, 0, 1e9, &c.rate) != 0)
                 return EXIT_USAGE;
@@ -165,12 +197,18 @@ int cmd_replay(int argc, char **argv)
     }
     if (!target || optind >= argc) {
         fprintf(stderr, "sipguard replay: %s\nusage: %s\n",
-                target ? "no INPUT given" : "--hep or --udp is required", replay_cmd.usage);
+                target ? "no INPUT given" : "--hep, --hep-tcp or --udp is required",
+                replay_cmd.usage);
         return EXIT_USAGE;
     }
     if (resolve(target, &c) != 0) {
         fprintf(stderr, "sipguard replay: %s: cannot resolve or open a socket\n", target);
         return EXIT_USAGE;
+    }
+    if (c.tcp && connect(c.fd, (struct sockaddr *)&c.to, c.tolen) != 0) {
+        fprintf(stderr, "sipguard replay: %s: cannot connect: %s\n", target, strerror(errno));
+        close(c.fd);
+        return EXIT_FAIL;
     }
     c.t0 = now();
     int failed = 0;
@@ -181,7 +219,7 @@ int cmd_replay(int argc, char **argv)
         fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent, now() - c.t0,
                 c.too_long || c.errors ? "" : "\n");
     if (!quiet && (c.too_long || c.errors))
-        fprintf(stderr, "; %llu too long for a datagram, %llu refused by the receiver\n",
+        fprintf(stderr, "; %llu too long to send, %llu refused by the receiver\n",
                 (unsigned long long)c.too_long, (unsigned long long)c.errors);
     if (loop != 0)
         return EXIT_FAIL;

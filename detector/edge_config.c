@@ -48,8 +48,11 @@ static const setting_t settings[] = {
     B("edge", "syslog", syslog, "no", "log to syslog (daemon facility) instead of standard error"),
     S("ingest", "hep_listen", hep_listen, "127.0.0.1:9060",
       "UDP address for HEPv3 from Kamailio siptrace, OpenSIPS, FreeSWITCH, Asterisk; empty: off"),
+    S("ingest", "hep_tcp_listen", hep_tcp_listen, "",
+      "TCP address for HEPv3 streams (OpenSIPS proto_hep, heplify -nt tcp, Kamailio siptrace "
+      "with transport=tcp), up to 64 senders at once; empty: off"),
     S("ingest", "hep_auth_key", hep_auth_key, "",
-      "when set, HEPv3 datagrams must carry this auth key (chunk 0x0e); others are counted and "
+      "when set, HEPv3 packets must carry this auth key (chunk 0x0e); others are counted and "
       "dropped"),
     S("ingest", "udp_listen", udp_listen, "",
       "UDP address for plain SIP datagrams mirrored to the edge; empty: off"),
@@ -371,14 +374,15 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
         return -1;
     }
     if (check_listen("[ingest] hep_listen", c->hep_listen, err, errlen) ||
+        check_listen("[ingest] hep_tcp_listen", c->hep_tcp_listen, err, errlen) ||
         check_listen("[ingest] udp_listen", c->udp_listen, err, errlen) ||
         check_listen("[http] listen", c->http_listen, err, errlen))
         return -1;
-    if (!c->hep_listen[0] && !c->udp_listen[0] && !c->pcap_file[0] && !c->interface[0] &&
-        !c->http_listen[0]) {
+    if (!c->hep_listen[0] && !c->hep_tcp_listen[0] && !c->udp_listen[0] && !c->pcap_file[0] &&
+        !c->interface[0] && !c->http_listen[0]) {
         snprintf(err, errlen,
-                 "no input: set one of [ingest] hep_listen, udp_listen, pcap_file, "
-                 "interface or [http] listen");
+                 "no input: set one of [ingest] hep_listen, hep_tcp_listen, udp_listen, "
+                 "pcap_file, interface or [http] listen");
         return -1;
     }
     if (c->overlay_endpoint[0] && strlen(c->overlay_server_key) != 40) {

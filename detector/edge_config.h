@@ -32,6 +32,7 @@ typedef struct {
     bool syslog;
     /* [ingest] */
     char hep_listen[128];
+    char hep_tcp_listen[128];
     char hep_auth_key[128];
     char udp_listen[128];
     char pcap_file[512];

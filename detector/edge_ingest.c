@@ -20,6 +20,16 @@
 #define DGRAM_MAX 65536
 #define VLEN 32 /* datagrams per recvmmsg() */
 
+/* One HEPv3 TCP sender: what it sent of a packet not yet whole */
+typedef struct {
+    int fd; /* -1: a free slot */
+    endpoint_t peer;
+    uint8_t *buf; /* HEP_PACKET_MAX bytes */
+    size_t have;
+} hep_conn_t;
+
+#define HEP_PACKET_MAX 65535 /* a 16-bit total length */
+
 typedef struct {
     source_t src;
     decode_t *dec;
@@ -34,8 +44,10 @@ struct ingest {
     edge_metrics_t *metrics;
     ingest_emit_fn emit;
     void *ctx;
-    int hep_fd, udp_fd;
-    endpoint_t hep_local, udp_local;
+    int hep_fd, udp_fd, hep_tcp_fd;
+    endpoint_t hep_local, udp_local, hep_tcp_local;
+    hep_conn_t conns[INGEST_HEP_TCP_MAX];
+    size_t nconns;
     pcap_t *live, *file;
     int live_fd, live_link, file_link;
     feed_t hep, udp, live_feed, file_feed;
@@ -83,11 +95,14 @@ static int feed_init(feed_t *f, ingest_t *in, source_t src, const char *name, bo
     return f->dec ? 0 : -1;
 }
 
+/* Closes a feed; a network feed names what it skipped and why (a replay did at its end). */
 static void feed_close(feed_t *f)
 {
     if (f->dec) {
         decode_flush(f->dec);
         decode_destroy(&f->dec);
+        if (f->src != SRC_PCAP)
+            skips_print(&f->skips, f->name, stderr);
     }
     skips_free(&f->skips);
 }
@@ -108,32 +123,41 @@ static void sockaddr_to_endpoint(const struct sockaddr_storage *ss, endpoint_t *
     }
 }
 
+/* The socket address of a numeric HOST:PORT; its length, or 0 with the reason in err. */
+static socklen_t listen_address(const char *what, const char *hostport, struct sockaddr_storage *ss,
+                                char *err, size_t errlen)
+{
+    char host[128];
+    unsigned port;
+    memset(ss, 0, sizeof *ss);
+    if (edge_split_hostport(hostport, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "%s = %s: expected HOST:PORT", what, hostport);
+        return 0;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        return sizeof *a4;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        return sizeof *a6;
+    }
+    snprintf(err, errlen, "%s = %s: the host must be a numeric address", what, hostport);
+    return 0;
+}
+
 /* Binds a non-blocking UDP socket to HOST:PORT; fills the bound endpoint. */
 static int bind_udp(const char *what, const char *hostport, endpoint_t *local, char *err,
                     size_t errlen)
 {
-    char host[128];
-    unsigned port;
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    if (edge_split_hostport(hostport, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "%s = %s: expected HOST:PORT", what, hostport);
+    struct sockaddr_storage ss;
+    socklen_t sl = listen_address(what, hostport, &ss, err, errlen);
+    if (!sl)
         return -1;
-    }
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        sl = sizeof *a4;
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        sl = sizeof *a6;
-    } else {
-        snprintf(err, errlen, "%s = %s: the host must be a numeric address", what, hostport);
-        return -1;
-    }
     int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rcvbuf = 8 << 20, one = 1;
     if (fd >= 0) {
@@ -142,6 +166,29 @@ static int bind_udp(const char *what, const char *hostport, endpoint_t *local, c
         setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
     }
     if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(err, errlen, "%s = %s: %s", what, hostport, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    sockaddr_to_endpoint(&ss, local);
+    return fd;
+}
+
+/* A non-blocking TCP socket listening on HOST:PORT; fills the bound endpoint. */
+static int listen_tcp(const char *what, const char *hostport, endpoint_t *local, char *err,
+                      size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = listen_address(what, hostport, &ss, err, errlen);
+    if (!sl)
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* a restart rebinds */
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 64) != 0) {
         snprintf(err, errlen, "%s = %s: %s", what, hostport, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -196,15 +243,26 @@ ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emi
     in->metrics = metrics;
     in->emit = emit;
     in->ctx = ctx;
-    in->hep_fd = in->udp_fd = in->live_fd = -1;
+    in->hep_fd = in->udp_fd = in->live_fd = in->hep_tcp_fd = -1;
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
+        in->conns[i].fd = -1;
     in->replay_done = true;
     in->scratch = malloc(DGRAM_MAX * 4);
     in->bufs = malloc((size_t)VLEN * DGRAM_MAX);
     if (!in->scratch || !in->bufs)
         goto fail_oom;
+    if ((c->hep_listen[0] || c->hep_tcp_listen[0]) &&
+        feed_init(&in->hep, in, SRC_HEP, "hep", false) != 0)
+        goto fail_oom;
     if (c->hep_listen[0]) {
         in->hep_fd = bind_udp("[ingest] hep_listen", c->hep_listen, &in->hep_local, err, errlen);
-        if (in->hep_fd < 0 || feed_init(&in->hep, in, SRC_HEP, "hep", false) != 0)
+        if (in->hep_fd < 0)
+            goto fail;
+    }
+    if (c->hep_tcp_listen[0]) {
+        in->hep_tcp_fd = listen_tcp("[ingest] hep_tcp_listen", c->hep_tcp_listen,
+                                    &in->hep_tcp_local, err, errlen);
+        if (in->hep_tcp_fd < 0)
             goto fail;
     }
     if (c->udp_listen[0]) {
@@ -248,6 +306,13 @@ void ingest_destroy(ingest_t **self)
     feed_close(&in->file_feed);
     if (in->hep_fd >= 0)
         close(in->hep_fd);
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
+        if (in->conns[i].fd >= 0) {
+            close(in->conns[i].fd);
+            free(in->conns[i].buf);
+        }
+    if (in->hep_tcp_fd >= 0)
+        close(in->hep_tcp_fd);
     if (in->udp_fd >= 0)
         close(in->udp_fd);
     if (in->live)
@@ -269,6 +334,11 @@ int ingest_fds(const ingest_t *in, int *fds, int max)
         fds[n++] = in->udp_fd;
     if (in->live_fd >= 0 && n < max)
         fds[n++] = in->live_fd;
+    if (in->hep_tcp_fd >= 0 && n < max)
+        fds[n++] = in->hep_tcp_fd;
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX && n < max; i++)
+        if (in->conns[i].fd >= 0)
+            fds[n++] = in->conns[i].fd;
     return n;
 }
 
@@ -361,6 +431,105 @@ static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *lo
     atomic_store(&in->metrics->skipped, all_skips(in));
 }
 
+/* --- HEPv3 over TCP --- */
+
+static void close_conn(ingest_t *in, hep_conn_t *c)
+{
+    close(c->fd);
+    free(c->buf);
+    *c = (hep_conn_t){.fd = -1};
+    in->nconns--;
+    atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
+}
+
+/* Takes the senders waiting to connect; one past INGEST_HEP_TCP_MAX is closed at once. */
+static void accept_senders(ingest_t *in)
+{
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(in->hep_tcp_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                warning("[ingest] hep_tcp_listen: accept: %s", strerror(errno));
+            if (errno == ECONNABORTED || errno == EINTR)
+                continue;
+            return;
+        }
+        hep_conn_t *c = NULL;
+        for (size_t i = 0; i < INGEST_HEP_TCP_MAX && !c; i++)
+            if (in->conns[i].fd < 0)
+                c = &in->conns[i];
+        uint8_t *buf = c ? malloc(HEP_PACKET_MAX) : NULL;
+        if (!buf) {
+            close(fd);
+            if (atomic_fetch_add(&in->metrics->hep_tcp_refused, 1) % 1000 == 0)
+                warning("a HEP sender over TCP refused: %s (%d at most)",
+                        c ? "out of memory" : "too many connections", INGEST_HEP_TCP_MAX);
+            continue;
+        }
+        *c = (hep_conn_t){.fd = fd, .buf = buf};
+        sockaddr_to_endpoint(&ss, &c->peer);
+        in->nconns++;
+        atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
+    }
+}
+
+/* Decodes the whole packets at the start of c's buffer and keeps the rest; false when the
+ * bytes there start no HEPv3 packet (the stream cannot be read on). */
+static bool take_stream_packets(ingest_t *in, hep_conn_t *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    size_t off = 0;
+    long plen;
+    while (off < c->have && (plen = hep_stream_packet(c->buf + off, c->have - off)) > 0) {
+        const uint8_t *p = c->buf + off;
+        off += (size_t)plen;
+        if (!hep_admitted(in, p, (size_t)plen))
+            continue;
+        msg_t t = {0};
+        t.src = c->peer;
+        t.dst = in->hep_tcp_local;
+        t.transport = TRANSPORT_TCP;
+        t.ts_sec = now.tv_sec;
+        t.ts_usec = (int32_t)(now.tv_nsec / 1000);
+        decode_udp_payload(in->hep.dec, &t, p, (size_t)plen);
+    }
+    if (off < c->have && hep_stream_packet(c->buf + off, c->have - off) < 0)
+        return false;
+    memmove(c->buf, c->buf + off, c->have - off);
+    c->have -= off;
+    return true;
+}
+
+/* Reads what a sender sent, a bounded amount a turn. A stream that starts no HEPv3 packet
+ * where one should start is closed: HEP has no marker to find the next packet by. */
+static void read_stream(ingest_t *in, hep_conn_t *c)
+{
+    for (int turn = 0; turn < 16; turn++) {
+        ssize_t n = read(c->fd, c->buf + c->have, HEP_PACKET_MAX - c->have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) { /* the sender closed, or the connection broke */
+            if (c->have)
+                skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
+            close_conn(in, c);
+            break;
+        }
+        c->have += (size_t)n;
+        if (!take_stream_packets(in, c)) {
+            skips_add(&in->hep.skips, "hep: TCP stream not HEPv3 (connection closed)");
+            atomic_fetch_add(&in->metrics->hep_rejected, 1);
+            close_conn(in, c);
+            break;
+        }
+    }
+    atomic_store(&in->metrics->skipped, all_skips(in));
+}
+
 static void on_live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
     ingest_t *in = (ingest_t *)user;
@@ -372,6 +541,8 @@ void ingest_on_readable(ingest_t *in, int fd)
 {
     if (fd == in->hep_fd)
         read_datagrams(in, fd, &in->hep, &in->hep_local);
+    else if (fd == in->hep_tcp_fd)
+        accept_senders(in);
     else if (fd == in->udp_fd)
         read_datagrams(in, fd, &in->udp, &in->udp_local);
     else if (fd == in->live_fd) {
@@ -382,6 +553,12 @@ void ingest_on_readable(ingest_t *in, int fd)
             atomic_store(&in->metrics->capture_dropped, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
         atomic_store(&in->metrics->skipped, all_skips(in));
         note_tcp_held(in);
+    } else {
+        for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
+            if (in->conns[i].fd == fd) {
+                read_stream(in, &in->conns[i]);
+                break;
+            }
     }
 }
 
@@ -441,6 +618,11 @@ bool ingest_replay_done(const ingest_t *in)
 unsigned ingest_hep_port(const ingest_t *in)
 {
     return in->hep_fd >= 0 ? in->hep_local.port : 0;
+}
+
+unsigned ingest_hep_tcp_port(const ingest_t *in)
+{
+    return in->hep_tcp_fd >= 0 ? in->hep_tcp_local.port : 0;
 }
 
 unsigned ingest_udp_port(const ingest_t *in)

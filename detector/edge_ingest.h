@@ -3,6 +3,9 @@
  *
  *   - HEPv3 over UDP (Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH,
  *     Asterisk res_hep, heplify), with an optional shared auth key;
+ *   - HEPv3 over TCP (OpenSIPS proto_hep, heplify, Kamailio siptrace with
+ *     transport=tcp): packets framed by their own length, from up to
+ *     INGEST_HEP_TCP_MAX senders at once;
  *   - plain SIP datagrams mirrored to a UDP port;
  *   - a live interface through libpcap (BPF filter), non-blocking;
  *   - a pcap/pcapng file replayed as fast as possible or at its own pace.
@@ -19,6 +22,11 @@
 #include "edge_config.h"
 #include "edge_metrics.h"
 #include "msg.h"
+
+/* HEPv3 TCP connections held at once; a sender past them is closed and counted */
+#define INGEST_HEP_TCP_MAX 64
+/* The most file descriptors ingest_fds lists */
+#define INGEST_MAX_FDS (4 + INGEST_HEP_TCP_MAX)
 
 typedef void (*ingest_emit_fn)(void *ctx, source_t src, const msg_t *m);
 
@@ -41,8 +49,9 @@ void ingest_on_readable(ingest_t *in, int fd);
 double ingest_replay(ingest_t *in, double now);
 bool ingest_replay_done(const ingest_t *in);
 
-/* Bound UDP ports (0 when the source is off); useful when the config asked for port 0. */
+/* Bound ports (0 when the source is off); useful when the config asked for port 0. */
 unsigned ingest_hep_port(const ingest_t *in);
+unsigned ingest_hep_tcp_port(const ingest_t *in);
 unsigned ingest_udp_port(const ingest_t *in);
 
 #endif

@@ -52,7 +52,9 @@ static const cliopt_t edge_opts[] = {
      "read the configuration, load model and signatures, print the effective settings, exit", NULL},
     {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
     {"ports-file", 0, "FILE",
-     "write the bound ports (hep, udp, http) to FILE once listening, for scripts and tests", NULL},
+     "write the bound ports (hep, udp, http, hep_tcp) to FILE once listening, for scripts and "
+     "tests",
+     NULL},
     {"version", 'V', NULL, "print the version", NULL},
     {"help", 'h', NULL, "show this help", NULL},
     {0},
@@ -61,26 +63,26 @@ static const cliopt_t edge_opts[] = {
 static const clicmd_t edge_cmd = {
     "sipguard-edge [-c FILE] [--set SECTION.KEY=VALUE]... [OPTIONS]",
     "Scores every SIP message seen at a border node in real time. Messages come from HEPv3\n"
-    "(Kamailio siptrace, OpenSIPS, FreeSWITCH, Asterisk), a UDP mirror port, a live interface,\n"
-    "a pcap file replay, or one at a time over HTTP (POST /v1/score, for inline use by a\n"
-    "proxy). Each goes through the conformance check, inline signature matching, the global\n"
-    "and local content models, and gets a verdict; anomalies are reported as JSON to the\n"
-    "overlay over ZeroMQ (CURVE, acknowledged, spooled on disk until acknowledged) and/or as\n"
-    "JSON Lines. GET /metrics serves Prometheus metrics, GET /healthz a health check.\n"
-    "Sources in [verdict] allow_file (your own PBXs, trunks, proxies) are never answered\n"
-    "with a blocking verdict; [verdict] monitor = yes answers every caller normal (a dry\n"
-    "run) while judging, counting and reporting as usual. With [ban] after = N, a source\n"
-    "whose requests draw N blocking judgements within [ban] window is banned (its messages\n"
-    "answered banned, unscored; longer each time; kept across restarts; GET /v1/bans lists\n"
-    "them, DELETE /v1/bans/SOURCE lifts one). With [ban] domain = yes it also bans the\n"
-    "sources the domain's other edges banned, which the overlay sends with its set.\n"
-    "Signals: SIGHUP reads the configuration again and applies the settings --print-config\n"
-    "marks (model, scoring, signatures, allowed sources, monitor, bans, reports, log level;\n"
-    "the others wait for the next start, and a file that does not read is refused whole),\n"
-    "reloads signatures and allowed sources, and the model and context model where their\n"
-    "files changed (an unchanged context model keeps the flood, dialog and binding state),\n"
-    "and reopens the JSON Lines file, without dropping traffic; SIGTERM and SIGINT drain and\n"
-    "exit. Settings: docs/edge.md, or --print-config.",
+    "over UDP or TCP (Kamailio siptrace, OpenSIPS, FreeSWITCH, Asterisk, heplify), a UDP\n"
+    "mirror port, a live interface, a pcap file replay, or one at a time over HTTP (POST\n"
+    "/v1/score, for inline use by a proxy). Each goes through the conformance check, inline\n"
+    "signature matching, the global and local content models, and gets a verdict; anomalies\n"
+    "are reported as JSON to the overlay over ZeroMQ (CURVE, acknowledged, spooled on disk\n"
+    "until acknowledged) and/or as JSON Lines. GET /metrics serves Prometheus metrics, GET\n"
+    "/healthz a health check. Sources in [verdict] allow_file (your own PBXs, trunks,\n"
+    "proxies) are never answered with a blocking verdict; [verdict] monitor = yes answers\n"
+    "every caller normal (a dry run) while judging, counting and reporting as usual. With\n"
+    "[ban] after = N, a source whose requests draw N blocking judgements within [ban] window\n"
+    "is banned (its messages answered banned, unscored; longer each time; kept across\n"
+    "restarts; GET /v1/bans lists them, DELETE /v1/bans/SOURCE lifts one). With [ban] domain\n"
+    "= yes it also bans the sources the domain's other edges banned, which the overlay sends\n"
+    "with its set. Signals: SIGHUP reads the configuration again and applies the settings\n"
+    "--print-config marks (model, scoring, signatures, allowed sources, monitor, bans,\n"
+    "reports, log level; the others wait for the next start, and a file that does not read is\n"
+    "refused whole), reloads signatures and allowed sources, and the model and context model\n"
+    "where their files changed (an unchanged context model keeps the flood, dialog and\n"
+    "binding state), and reopens the JSON Lines file, without dropping traffic; SIGTERM and\n"
+    "SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
     edge_opts,
     "exit status: 0 clean stop, 1 failure (bad model, cannot listen, ...), 2 usage or\n"
     "configuration error.\n\n"
@@ -388,8 +390,9 @@ static int write_ports_file(const edge_t *e, const char *path)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "hep %u\nudp %u\nhttp %u\n", ingest_hep_port(e->ingest), ingest_udp_port(e->ingest),
-            e->http ? edge_http_port(e->http) : 0);
+    fprintf(f, "hep %u\nudp %u\nhttp %u\nhep_tcp %u\n", ingest_hep_port(e->ingest),
+            ingest_udp_port(e->ingest), e->http ? edge_http_port(e->http) : 0,
+            ingest_hep_tcp_port(e->ingest));
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path); /* readers never see half a file */
@@ -562,8 +565,8 @@ static int setup(edge_t *e, const char *ports_file)
         return -1;
     }
     update_gauges(e);
-    info("edge %s up: hep port %u, udp port %u, http port %u%s%s", e->c.id,
-         ingest_hep_port(e->ingest), ingest_udp_port(e->ingest),
+    info("edge %s up: hep port %u (udp), %u (tcp), udp port %u, http port %u%s%s", e->c.id,
+         ingest_hep_port(e->ingest), ingest_hep_tcp_port(e->ingest), ingest_udp_port(e->ingest),
          e->http ? edge_http_port(e->http) : 0, e->c.pcap_file[0] ? ", replaying " : "",
          e->c.pcap_file);
     if (e->c.allow_file[0])
@@ -612,9 +615,9 @@ static void run(edge_t *e)
             got_hup = 0;
             reload_config(e);
         }
-        zmq_pollitem_t items[10];
-        int n = 0, fds[4];
-        int nf = ingest_fds(e->ingest, fds, 4);
+        zmq_pollitem_t items[INGEST_MAX_FDS + 8];
+        int n = 0, fds[INGEST_MAX_FDS];
+        int nf = ingest_fds(e->ingest, fds, INGEST_MAX_FDS);
         for (int i = 0; i < nf; i++)
             items[n++] = (zmq_pollitem_t){NULL, fds[i], ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, sig_pipe[0], ZMQ_POLLIN, 0};
@@ -639,8 +642,8 @@ static void run(edge_t *e)
             error("poll: %s", zmq_strerror(errno));
             break;
         }
-        for (int i = 0; i < nf; i++)
-            if (items[i].revents & ZMQ_POLLIN)
+        for (int i = 0; i < nf; i++) /* an error too: a broken connection reads as one */
+            if (items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
                 ingest_on_readable(e->ingest, fds[i]);
         if (items[nf].revents & ZMQ_POLLIN) {
             char buf[64];

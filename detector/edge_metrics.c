@@ -133,8 +133,15 @@ char *metrics_render(edge_metrics_t *m)
             atomic_load(&m->parse_failures));
     counter(&s, "skipped_total", "Packets or datagrams a reader passed over (not SIP, broken).",
             atomic_load(&m->skipped));
-    counter(&s, "hep_rejected_total", "HEPv3 datagrams refused (malformed or wrong auth key).",
+    counter(&s, "hep_rejected_total",
+            "HEPv3 packets refused (malformed or wrong auth key), and TCP streams that are not "
+            "HEPv3.",
             atomic_load(&m->hep_rejected));
+    gauge(&s, "hep_tcp_connections", "HEPv3 senders connected over TCP ([ingest] hep_tcp_listen).",
+          (double)atomic_load(&m->hep_tcp_connections));
+    counter(&s, "hep_tcp_refused_total",
+            "HEPv3 senders over TCP closed at once: 64 were connected already.",
+            atomic_load(&m->hep_tcp_refused));
     put(&s,
         "# HELP sipguard_udp_dropped_total Datagrams the kernel dropped before the edge read "
         "them (receive buffer full).\n# TYPE sipguard_udp_dropped_total counter\n"

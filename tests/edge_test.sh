@@ -129,6 +129,55 @@ check "HEP auth key: only the right key is scored ($(msgs_total $HTTP) of $N)" "
 check "HEP auth key: the wrong ones are counted" "[ \$(metric $HTTP sipguard_hep_rejected_total) = $N ]"
 stop_edge $EDGE_PID
 
+# --- HEP over TCP: the same verdicts; packets split across writes, streams that are not HEP,
+# a connection closed inside a packet, and more senders than the edge holds ---
+be16() { printf "\\x$(printf %02x $(($1 >> 8)))\\x$(printf %02x $(($1 & 255)))"; }
+hep_packet() { # a HEPv3 packet (IPv4, payload type SIP, the payload) around the bytes of file $1
+    local n
+    n=$(stat -c %s "$1")
+    printf 'HEP3'; be16 $((6 + 7 + 7 + 6 + n))
+    printf '\x00\x00\x00\x01\x00\x07\x02\x00\x00\x00\x0b\x00\x07\x01\x00\x00\x00\x0f'; be16 $((6 + n)); cat "$1"
+}
+start_edge heptcp "${COMMON[@]}" --set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0 \
+    --set scoring.local_policy=never --set report.jsonl=heptcp.jsonl || exit 1
+HEPT=$(port hep_tcp heptcp.ports)
+"$S" replay -q --hep-tcp 127.0.0.1:$HEPT --rate 0 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ] && [ \$(wc -l < heptcp.jsonl) -ge $REF_G ]"
+check "HEP over TCP: every message scored, the anomalies the offline scorer's ($(msgs_total $HTTP) of $N, $(wc -l < heptcp.jsonl) vs $REF_G)" \
+    "[ \$(msgs_total $HTTP) = $N ] && [ \$(wc -l < heptcp.jsonl) = $REF_G ] && [ \"\$(metric $HTTP sipguard_skipped_total)\" = 0 ]"
+printf 'OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK1\r\nCall-ID: tcp1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' > opt.sip
+hep_packet opt.sip > opt.hep
+exec {HT}<>/dev/tcp/127.0.0.1/$HEPT
+head -c 9 opt.hep >&$HT; sleep 0.3; tail -c +10 opt.hep >&$HT; sleep 0.3
+cat opt.hep opt.hep >&$HT # two in one write
+wait_for 10 "[ \$(msgs_total $HTTP) = $((N + 3)) ]"
+check "HEP over TCP: a packet split across writes, and two in one, are each scored once ($(($(msgs_total $HTTP) - N)) of 3)" \
+    "[ \$(msgs_total $HTTP) = $((N + 3)) ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 1 ]"
+head -c 20 opt.hep >&$HT
+exec {HT}>&-
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ]"
+check "HEP over TCP: a sender gone inside a packet is counted, the part not scored" \
+    "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ] && [ \"\$(metric $HTTP sipguard_skipped_total)\" = 1 ] && [ \$(msgs_total $HTTP) = $((N + 3)) ]"
+exec {HT}<>/dev/tcp/127.0.0.1/$HEPT
+head -c 3000 /dev/urandom | tr 'H' 'h' >&$HT
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ]"
+exec {HT}>&-
+check "HEP over TCP: a stream that is not HEP is closed and counted ($(metric $HTTP sipguard_hep_rejected_total) refused), not scored" \
+    "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ] && [ \"\$(metric $HTTP sipguard_hep_rejected_total)\" = 1 ] && [ \$(msgs_total $HTTP) = $((N + 3)) ]"
+CONNS=()
+for i in $(seq 65); do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; CONNS+=($c); done
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
+check "HEP over TCP: 64 senders held at once, the 65th closed and counted" \
+    "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 64 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
+for c in "${CONNS[@]}"; do exec {c}>&-; done
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ]"
+"$S" replay -q --hep-tcp 127.0.0.1:$HEPT opt.sip 2>/dev/null
+wait_for 10 "[ \$(msgs_total $HTTP) = $((N + 4)) ]"
+check "HEP over TCP: once they are gone a new sender is served" "[ \$(msgs_total $HTTP) = $((N + 4)) ]"
+stop_edge $EDGE_PID
+check "HEP over TCP: the skips are named at the stop" \
+    "grep -q 'hep: TCP connection closed inside a packet' heptcp.log && grep -q 'hep: TCP stream not HEPv3' heptcp.log"
+
 # --- pcap replay with the local model on every message: the same anomalies as offline ---
 start_edge replay -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
     --set ingest.pcap_file=test.pcap --set report.jsonl=replay.jsonl || exit 1

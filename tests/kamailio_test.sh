@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kamailio beside the edge: Kamailio on loopback proxies sipp calls to a sipp UAS and mirrors
 # every SIP message it receives or sends to the edge as HEPv3 (siptrace, trace_mode 1), the
-# way an operator would run it. The edge must see every one of them.
+# way an operator would run it: once over UDP, once over TCP (duplicate_uri with
+# transport=tcp, to the edge's hep_tcp_listen). The edge must see every one of them.
 # Skips (exit 77) when kamailio or sipp (package sip-tester) is not installed.
 # usage: kamailio_test.sh SIPGUARD SIPGUARD_EDGE
 set -uo pipefail
@@ -24,71 +25,85 @@ msgs_total() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messag
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
 "$S" train -q -o edge.model train.pcap
-"$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
-    --set report.anomalies_only=no --set report.jsonl=seen.jsonl --set scoring.local_policy=never \
-    --ports-file ports 2>edge.log &
-EDGE=$!; PIDS+=("$EDGE")
-wait_for 20 "[ -s ports ]" || { cat edge.log; exit 1; }
-HEP=$(awk '$1=="hep"{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
+trace_run() { # udp or tcp: HEP over that transport
+    local TR=$1 IN HEP
+    WIRE_HTTP=""
+    [ $TR = udp ] && IN=(--set ingest.hep_listen=127.0.0.1:0) || IN=(--set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0)
+    rm -f ports seen.jsonl
+    "$E" -m edge.model "${IN[@]}" --set http.listen=127.0.0.1:0 \
+        --set report.anomalies_only=no --set report.jsonl=seen.jsonl --set scoring.local_policy=never \
+        --ports-file ports 2>edge-$TR.log &
+    EDGE=$!; PIDS+=("$EDGE")
+    wait_for 20 "[ -s ports ]" || { cat edge-$TR.log; exit 1; }
+    HEP=$(awk -v k=$([ $TR = udp ] && echo hep || echo hep_tcp) '$1==k{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
 
-# ports for Kamailio and the two sipp ends: random in a high range, one attempt each
-BASE=$((21000 + (RANDOM % 400) * 10))
-KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
-kamailio_cfg "$MODS" $KPORT $UAS 'loadmodule "siptrace.so"
-modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP'")
-modparam("siptrace", "trace_to_database", 0)
-modparam("siptrace", "hep_mode_on", 1)
-modparam("siptrace", "hep_version", 3)
-modparam("siptrace", "trace_mode", 1)
-modparam("siptrace", "trace_on", 1)' "" > kamailio.cfg
-# the ground truth, when this machine lets us capture: a second edge watching Kamailio's port on
-# the loopback interface sees on the wire every message Kamailio receives or sends (not the
-# HEP datagrams, which Kamailio sends from its SIP port)
-if "$E" -m edge.model --set http.listen= --set ingest.hep_listen= --set ingest.interface=lo \
-    --set ingest.pcap_file=train.pcap --set ingest.pcap_exit=yes >/dev/null 2>&1; then
-    "$E" -m edge.model --set ingest.hep_listen= --set http.listen=127.0.0.1:0 \
-        --set ingest.interface=lo --set "ingest.bpf=udp port $KPORT and not udp dst port $HEP" \
-        --set "ingest.sip_ports=$KPORT-$KPORT" --set scoring.local_policy=never \
-        --ports-file wire.ports 2>wire.log &
-    WIRE_EDGE=$!; PIDS+=("$WIRE_EDGE")
-    wait_for 20 "[ -s wire.ports ]" && WIRE_HTTP=$(awk '$1=="http"{print $2}' wire.ports)
-fi
-"$KAM" -f kamailio.cfg -DD -E -w "$T" 2>kamailio.log &
-KPID=$!; PIDS+=("$KPID")
-sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -timeout 60s >/dev/null 2>uas.log &
-UPID=$!; PIDS+=("$UPID")
-sleep 1
-if ! kill -0 $KPID 2>/dev/null; then echo "kamailio did not start:"; tail -20 kamailio.log; exit 1; fi
-sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m $CALLS -r 10 -d 200 -nostdin \
-    -timeout 60s -trace_stat >/dev/null 2>uac.log
-UAC_RC=$?
-# per call: INVITE, ACK, BYE in and out (6); 180, 200, 200 from the UAS (3); 100, 180, 200,
-# 200 to the caller (4)
-EXPECT=$((CALLS * 13))
-wait_for 20 "[ \$(msgs_total) -ge $EXPECT ]"
-SEEN=$(msgs_total)
-WIRE=""
-if [ -n "${WIRE_HTTP:-}" ]; then
-    WIRE=$(HTTP=$WIRE_HTTP msgs_total)
-    kill -TERM $WIRE_EDGE; wait $WIRE_EDGE
-fi
-kill -TERM $EDGE; wait $EDGE; ERC=$?
-kill -TERM $KPID $UPID 2>/dev/null
+    # ports for Kamailio and the two sipp ends: random in a high range, one attempt each
+    BASE=$((21000 + (RANDOM % 400) * 10))
+    KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
+    # over TCP Kamailio needs a TCP socket of its own to send from
+    TCP_LISTEN=""; URI_TR=""
+    [ $TR = tcp ] && TCP_LISTEN="listen=tcp:127.0.0.1:$KPORT" URI_TR=";transport=tcp"
+    kamailio_cfg "$MODS" $KPORT $UAS "$TCP_LISTEN"'
+    loadmodule "siptrace.so"
+    modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP$URI_TR'")
+    modparam("siptrace", "trace_to_database", 0)
+    modparam("siptrace", "hep_mode_on", 1)
+    modparam("siptrace", "hep_version", 3)
+    modparam("siptrace", "trace_mode", 1)
+    modparam("siptrace", "trace_on", 1)' "" > kamailio.cfg
+    # the ground truth, when this machine lets us capture: a second edge watching Kamailio's port on
+    # the loopback interface sees on the wire every message Kamailio receives or sends (not the
+    # HEP datagrams, which Kamailio sends from its SIP port)
+    if "$E" -m edge.model --set http.listen= --set ingest.hep_listen= --set ingest.interface=lo \
+        --set ingest.pcap_file=train.pcap --set ingest.pcap_exit=yes >/dev/null 2>&1; then
+        "$E" -m edge.model --set ingest.hep_listen= --set http.listen=127.0.0.1:0 \
+            --set ingest.interface=lo --set "ingest.bpf=udp port $KPORT and not udp dst port $HEP" \
+            --set "ingest.sip_ports=$KPORT-$KPORT" --set scoring.local_policy=never \
+            --ports-file wire.ports 2>wire-$TR.log &
+        WIRE_EDGE=$!; PIDS+=("$WIRE_EDGE")
+        wait_for 20 "[ -s wire.ports ]" && WIRE_HTTP=$(awk '$1=="http"{print $2}' wire.ports)
+        rm -f wire.ports
+    fi
+    "$KAM" -f kamailio.cfg -DD -E -w "$T" 2>kamailio-$TR.log &
+    KPID=$!; PIDS+=("$KPID")
+    sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -timeout 60s >/dev/null 2>uas.log &
+    UPID=$!; PIDS+=("$UPID")
+    sleep 1
+    if ! kill -0 $KPID 2>/dev/null; then echo "kamailio did not start:"; tail -20 kamailio-$TR.log; exit 1; fi
+    sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m $CALLS -r 10 -d 200 -nostdin \
+        -timeout 60s -trace_stat >/dev/null 2>uac.log
+    UAC_RC=$?
+    # per call: INVITE, ACK, BYE in and out (6); 180, 200, 200 from the UAS (3); 100, 180, 200,
+    # 200 to the caller (4)
+    EXPECT=$((CALLS * 13))
+    wait_for 20 "[ \$(msgs_total) -ge $EXPECT ]"
+    SEEN=$(msgs_total)
+    WIRE=""
+    if [ -n "${WIRE_HTTP:-}" ]; then
+        WIRE=$(HTTP=$WIRE_HTTP msgs_total)
+        kill -TERM $WIRE_EDGE; wait $WIRE_EDGE
+    fi
+    kill -TERM $EDGE; wait $EDGE; ERC=$?
+    kill -TERM $KPID $UPID 2>/dev/null
+    wait $KPID $UPID 2>/dev/null
+    say "$TR: sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
+    if [ -n "$WIRE" ]; then
+        # tm's timer retransmissions go on the wire but siptrace does not mirror them, so the wire
+        # may carry a few more than HEP when a reply was slow (seen: 262 for 260 on a busy machine)
+        say "$TR: the edge saw through HEP every message of the calls, as the wire did ($SEEN; $EXPECT in the flows; $WIRE on the wire, retransmissions included)" \
+            "[ $SEEN -ge $EXPECT ] && [ $SEEN -le $WIRE ] && [ $((WIRE - SEEN)) -le $((CALLS / 2)) ]"
+    else
+        echo "no live capture here: checking against the expected call flows only"
+        say "$TR: the edge saw at least every message of the call flows ($SEEN, at least $EXPECT)" "[ $SEEN -ge $EXPECT ]"
+    fi
+    # retransmissions can add messages to a call, never take them away
+    CIDS=$(grep -o '"call_id":"[^"]*"' seen.jsonl | sort | uniq -c | awk '$1>=13' | wc -l)
+    say "$TR: every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
+    say "$TR: HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
+    say "$TR: the edge stopped cleanly" "[ $ERC = 0 ]"
+}
 fails=0
 say() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
-say "sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
-if [ -n "$WIRE" ]; then
-    # tm's timer retransmissions go on the wire but siptrace does not mirror them, so the wire
-    # may carry a few more than HEP when a reply was slow (seen: 262 for 260 on a busy machine)
-    say "the edge saw through HEP every message of the calls, as the wire did ($SEEN; $EXPECT in the flows; $WIRE on the wire, retransmissions included)" \
-        "[ $SEEN -ge $EXPECT ] && [ $SEEN -le $WIRE ] && [ $((WIRE - SEEN)) -le $((CALLS / 2)) ]"
-else
-    echo "no live capture here: checking against the expected call flows only"
-    say "the edge saw at least every message of the call flows ($SEEN, at least $EXPECT)" "[ $SEEN -ge $EXPECT ]"
-fi
-# retransmissions can add messages to a call, never take them away
-CIDS=$(grep -o '"call_id":"[^"]*"' seen.jsonl | sort | uniq -c | awk '$1>=13' | wc -l)
-say "every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
-say "HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
-say "the edge stopped cleanly" "[ $ERC = 0 ]"
+trace_run udp
+trace_run tcp
 [ $fails = 0 ]

@@ -266,6 +266,33 @@ static void test_hep_rejects_bad_lengths(void **state)
     assert_string_equal(why, "hep: fixed-size chunk has wrong length");
 }
 
+/* HEPv3 over TCP: a packet is found whole only once all of its bytes are there, two packets
+ * back to back are found one after the other, and bytes that start no packet stop the stream */
+static void test_hep_stream_packets_are_framed_by_their_length(void **state)
+{
+    (void)state;
+    msg_t inner = msg_between(5070, 5080, TRANSPORT_TCP, INV, strlen(INV));
+    uint8_t two[8192];
+    size_t hl = hep_encode(&inner, 1, NULL, two, sizeof two);
+    assert_true(hl > 6 && 2 * hl <= sizeof two);
+    memcpy(two + hl, two, hl);
+    for (size_t have = 0; have < hl; have++)
+        assert_int_equal(hep_stream_packet(two, have), 0);
+    assert_int_equal(hep_stream_packet(two, hl), (long)hl);
+    assert_int_equal(hep_stream_packet(two, 2 * hl), (long)hl);
+    assert_int_equal(hep_stream_packet(two + hl, hl), (long)hl);
+    assert_int_equal(hep_stream_packet(two + hl, 3), 0); /* "HEP": more needed */
+    assert_int_equal(hep_stream_packet((const uint8_t *)"HEX3", 4), -1);
+    assert_int_equal(hep_stream_packet((const uint8_t *)"INVITE sip:", 11), -1);
+    assert_int_equal(hep_stream_packet((const uint8_t *)"H\0", 2), -1);
+    assert_int_equal(hep_stream_packet((const uint8_t *)"HEP2\0\x10", 6), -1); /* HEPv2 */
+    /* a length shorter than the header itself cannot lead to a next packet */
+    uint8_t tiny[6] = {'H', 'E', 'P', '3', 0, 5};
+    assert_int_equal(hep_stream_packet(tiny, sizeof tiny), -1);
+    tiny[5] = 6;
+    assert_int_equal(hep_stream_packet(tiny, sizeof tiny), 6);
+}
+
 static void test_ipv4_fragments_reassemble_in_any_order(void **state)
 {
     (void)state;
@@ -722,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read_and_says_so),
         cmocka_unit_test(test_hep_datagram_is_decapsulated_with_inner_addresses),
         cmocka_unit_test(test_hep_rejects_bad_lengths),
+        cmocka_unit_test(test_hep_stream_packets_are_framed_by_their_length),
         cmocka_unit_test(test_ipv4_fragments_reassemble_in_any_order),
         cmocka_unit_test(test_raw_files_zero_length_and_200k_message),
     };
