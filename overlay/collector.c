@@ -24,7 +24,11 @@ struct collector {
     char endpoint[256];
     collector_stats_t st;
     bool bans_changed; /* a report changed the domain's bans since collector_take_bans_changed */
-    uint64_t failing;  /* batches failed in a row (a full disk fails every one) */
+    /* failed batches since the last message about them: a full disk fails nearly every one,
+     * and small batches may still fit now and then */
+    uint64_t failing;
+    double failure_said; /* when the last one was logged (0: never) */
+    bool failure_open;   /* a failure was logged and no batch has committed since */
 };
 
 const char *collector_reason_name(int reason)
@@ -386,8 +390,9 @@ static int take_report(collector_t *c, zmq_msg_t *id, zmq_msg_t *frame, double n
 
 /* A batch rolled back: the counts go back to before it, as the store did (the edges send its
  * reports again, and they must count once when they are stored), but for the frames received.
- * Logged on the first failure and every thousandth: a full disk fails every batch. */
-static void undo_batch(collector_t *c, const collector_stats_t *before, bool bans_changed, int n)
+ * Logged at most once a minute, with the batches that failed in between. */
+static void undo_batch(collector_t *c, const collector_stats_t *before, bool bans_changed, int n,
+                       double now)
 {
     uint64_t received = c->st.received;
     c->st = *before;
@@ -395,13 +400,15 @@ static void undo_batch(collector_t *c, const collector_stats_t *before, bool ban
     c->st.commit_failures++;
     c->bans_changed = bans_changed;
     const char *why = store_error(c->store);
-    if (c->failing++ == 0)
-        error("cannot store %d reports: %s; they stay with their edges, which send them again "
-              "(said again every 1000th batch that fails)",
-              n, why);
-    else if (c->failing % 1000 == 0)
-        error("cannot store %d reports: %s (%" PRIu64 " batches failed in a row)", n, why,
-              c->failing);
+    c->failing++;
+    if (c->failure_said > 0 && now - c->failure_said < 60)
+        return;
+    error("cannot store %d reports: %s; they stay with their edges, which send them again "
+          "(%" PRIu64 " failed batches since the last such message; said at most once a minute)",
+          n, why, c->failing);
+    c->failing = 0;
+    c->failure_said = now;
+    c->failure_open = true;
 }
 
 void collector_on_reports(collector_t *c, double now)
@@ -426,12 +433,12 @@ void collector_on_reports(collector_t *c, double now)
     if (failed || store_commit(c->store) != 0) {
         /* nothing acknowledged: the edges send it all again later */
         store_rollback(c->store);
-        undo_batch(c, &before, bans_before, n);
+        undo_batch(c, &before, bans_before, n, now);
         return;
     }
-    if (c->failing && n > 0) { /* a batch with nothing in it writes nothing: no sign */
-        info("storing reports again after %" PRIu64 " failed batches", c->failing);
-        c->failing = 0;
+    if (c->failure_open && n > 0) { /* a batch with nothing in it writes nothing: no sign */
+        info("storing reports again");
+        c->failure_open = false;
     }
     for (int i = 0; i < n; i++) {
         if (!acks[i].ack_len)
