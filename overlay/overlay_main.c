@@ -90,7 +90,8 @@ static const clicmd_t cmd = {
     "GET /metrics and /healthz; HTTPS when tls_cert and tls_key are set.\n\n"
     "Signals: SIGHUP reads the configuration again and admits its [edges] (and --edge)\n"
     "from then on, closing the signature connections when an edge is taken off; it also\n"
-    "applies api_token, log_level, retention_days and build_interval; other settings take\n"
+    "applies api_token, log_level, retention_days and build_interval, and reads tls_cert\n"
+    "and tls_key again (a renewed certificate, on the same port); other settings take\n"
     "effect at the next start. SIGTERM and SIGINT finish the batch at hand, save the\n"
     "clusters and exit.",
     opts,
@@ -894,55 +895,181 @@ static char *slurp_text(const char *path)
     return b;
 }
 
-static struct MHD_Daemon *start_http(const overlay_config_t *c, unsigned *port, char *err,
-                                     size_t errlen)
+/* The certificate and key the HTTPS daemon runs with (NULL: plain HTTP); libmicrohttpd keeps
+ * pointers to them for the daemon's lifetime. */
+static char *https_cert, *https_key;
+
+/* Reads the certificate and key c names into *cert and *key (both NULL when TLS is off);
+ * 0, or -1 with the reason in err. */
+static int read_tls_pair(const overlay_config_t *c, char **cert, char **key, char *err,
+                         size_t errlen)
 {
-    const char *listen = c->http_listen;
+    *cert = *key = NULL;
+    if (!!c->tls_cert[0] != !!c->tls_key[0]) {
+        snprintf(err, errlen, "[overlay] tls_cert and tls_key go together");
+        return -1;
+    }
+    if (!c->tls_cert[0])
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "this libmicrohttpd has no TLS support");
+        return -1;
+    }
+    *cert = slurp_text(c->tls_cert);
+    *key = slurp_text(c->tls_key);
+    if (!*cert || !*key) {
+        snprintf(err, errlen, "cannot read %s", !*cert ? c->tls_cert : c->tls_key);
+        free(*cert);
+        free(*key);
+        *cert = *key = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* A listening TCP socket on http_listen, made here rather than by libmicrohttpd so that a
+ * daemon started again (a new certificate) takes the same one; -1 with the reason in err. */
+static int http_socket(const overlay_config_t *c, unsigned *port, char *err, size_t errlen)
+{
     char host[128];
     unsigned p;
     struct sockaddr_in a = {0};
-    static char *cert, *key; /* kept for the daemon's lifetime */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (!!c->tls_cert[0] != !!c->tls_key[0]) {
-        snprintf(err, errlen, "[overlay] tls_cert and tls_key go together");
-        return NULL;
-    }
-    if (c->tls_cert[0]) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-            snprintf(err, errlen, "this libmicrohttpd has no TLS support");
-            return NULL;
-        }
-        cert = slurp_text(c->tls_cert);
-        key = slurp_text(c->tls_key);
-        if (!cert || !key) {
-            snprintf(err, errlen, "cannot read %s", !cert ? c->tls_cert : c->tls_key);
-            return NULL;
-        }
-        flags |= MHD_USE_TLS;
-    }
-    if (edge_split_hostport(listen, host, sizeof host, &p) != 0 ||
+    if (edge_split_hostport(c->http_listen, host, sizeof host, &p) != 0 ||
         inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-        snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT", listen);
-        return NULL;
+        snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT", c->http_listen);
+        return -1;
     }
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)p);
-    struct MHD_Daemon *d =
-        cert ? MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                NULL, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY,
-                                key, MHD_OPTION_END)
-             : MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                NULL, MHD_OPTION_END);
-    if (!d) {
-        snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen%s", listen,
-                 cert ? " (or the certificate and key do not fit together)" : "");
-        return NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t sl = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &sl) != 0) {
+        snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen: %s", c->http_listen,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    *port = info ? info->port : p;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The HTTP daemon (HTTPS with cert and key) on the listening socket fd, with ITC so that it
+ * can be quiesced and started again on it; NULL with the reason in err. */
+static struct MHD_Daemon *http_daemon(const overlay_config_t *c, int fd, char *cert, char *key,
+                                      char *err, size_t errlen)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    struct MHD_Daemon *d =
+        cert ? MHD_start_daemon(
+                   flags | MHD_USE_TLS, 0, NULL, NULL, on_http, NULL, MHD_OPTION_LISTEN_SOCKET,
+                   (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                   MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END)
+             : MHD_start_daemon(flags, 0, NULL, NULL, on_http, NULL, MHD_OPTION_LISTEN_SOCKET,
+                                (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                MHD_OPTION_END);
+    if (!d)
+        snprintf(err, errlen, "[overlay] http_listen = %s: the HTTP daemon does not start%s",
+                 c->http_listen, cert ? " (the certificate and key do not fit together?)" : "");
     return d;
+}
+
+static struct MHD_Daemon *start_http(const overlay_config_t *c, unsigned *port, char *err,
+                                     size_t errlen)
+{
+    if (read_tls_pair(c, &https_cert, &https_key, err, errlen) != 0)
+        return NULL;
+    int fd = http_socket(c, port, err, errlen);
+    if (fd < 0)
+        return NULL;
+    struct MHD_Daemon *d = http_daemon(c, fd, https_cert, https_key, err, errlen);
+    if (!d)
+        close(fd);
+    return d;
+}
+
+/* Whether libmicrohttpd takes the pair (a daemon without a socket, stopped at once): checked
+ * before the running daemon lets go of its socket for one with the new pair. */
+static bool tls_pair_loads(char *cert, char *key)
+{
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET | MHD_USE_TLS, 0, NULL, NULL,
+                                            on_http, NULL, MHD_OPTION_HTTPS_MEM_CERT, cert,
+                                            MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+    if (d)
+        MHD_stop_daemon(d);
+    return d != NULL;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/*
+ * SIGHUP: the HTTPS certificate and key are read again, so that a renewed certificate needs
+ * no restart (and tls_cert, tls_key may name other files, or turn HTTPS on or off). When they
+ * changed, the daemon stops taking connections, finishes (requests in flight are cut; their
+ * clients retry) and starts again on the same listening socket, where connections made
+ * meanwhile wait: the port is never closed. A pair that does not read or load leaves the
+ * running one.
+ */
+static void reload_https(overlay_config_t *c, const overlay_config_t *fresh,
+                         struct MHD_Daemon **http)
+{
+    if (!*http)
+        return; /* no HTTP at all: http_listen takes a restart */
+    char err[600], *cert, *key;
+    if (read_tls_pair(fresh, &cert, &key, err, sizeof err) != 0) {
+        error("SIGHUP: %s; HTTPS goes on with the certificate it has", err);
+        return;
+    }
+    if (cert && !tls_pair_loads(cert, key)) {
+        error("SIGHUP: %s and %s do not load as a certificate and its key; HTTPS goes on with "
+              "the certificate it has",
+              fresh->tls_cert, fresh->tls_key);
+        free(cert);
+        free(key);
+        return;
+    }
+    if (same_text(cert, https_cert) && same_text(key, https_key)) {
+        free(cert);
+        free(key);
+        memcpy(c->tls_cert, fresh->tls_cert, sizeof c->tls_cert);
+        memcpy(c->tls_key, fresh->tls_key, sizeof c->tls_key);
+        return;
+    }
+    MHD_socket fd = MHD_quiesce_daemon(*http);
+    if (fd == MHD_INVALID_SOCKET) {
+        error("SIGHUP: the HTTP daemon cannot hand over its socket; the certificate changes at "
+              "the next start");
+        free(cert);
+        free(key);
+        return;
+    }
+    MHD_stop_daemon(*http);
+    *http = http_daemon(c, (int)fd, cert, key, err, sizeof err);
+    if (!*http) { /* the new pair does not fit: the old one on the same socket */
+        error("SIGHUP: %s; HTTPS goes on with the certificate it had", err);
+        free(cert);
+        free(key);
+        *http = http_daemon(c, (int)fd, https_cert, https_key, err, sizeof err);
+        if (!*http) {
+            error("SIGHUP: %s; the API is down until the next start", err);
+            close(fd);
+        }
+        return;
+    }
+    free(https_cert);
+    free(https_key);
+    https_cert = cert;
+    https_key = key;
+    memcpy(c->tls_cert, fresh->tls_cert, sizeof c->tls_cert);
+    memcpy(c->tls_key, fresh->tls_key, sizeof c->tls_key);
+    info("SIGHUP: the API now speaks %s%s", cert ? "HTTPS with " : "plain HTTP",
+         cert ? c->tls_cert : "");
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1290,15 +1417,16 @@ static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fre
  * SIGHUP: the configuration (file, --set and --edge as given at start) is read again and its
  * [edges] taken, so that an edge is admitted or turned away without a restart, with the
  * settings that can change while running: api_token (so a token is replaced without a
- * restart), log_level, retention_days and build_interval. When an edge is
+ * restart), log_level, retention_days and build_interval; the HTTPS certificate and key are
+ * read again (reload_https). When an edge is
  * turned away (or its key changed), every report and signature connection is closed and made
  * again, so that it stops reporting and hearing signature sets, which CURVE checks only at the
  * handshake. Other settings
  * (sockets, store, signature building) take effect at the next start; a change to them is
  * logged as such. A configuration that no longer reads is refused whole.
  */
-static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pubr, int argc,
-                         char **argv)
+static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pubr,
+                         struct MHD_Daemon **http, int argc, char **argv)
 {
     static overlay_config_t fresh;
     config_default(&fresh);
@@ -1339,9 +1467,11 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
     memcpy(c->edges, fresh.edges, sizeof c->edges);
     c->n_edges = fresh.n_edges;
     apply_live_settings(c, &fresh); /* log_level: parse_args has set it */
+    reload_https(c, &fresh, http);
     if (memcmp(&fresh, c, sizeof fresh) != 0)
-        warning("SIGHUP: settings other than [edges], api_token, log_level, retention_days and "
-                "build_interval changed; they take effect at the next start");
+        warning("SIGHUP: settings other than [edges], api_token, log_level, retention_days, "
+                "build_interval, tls_cert and tls_key changed; they take effect at the next "
+                "start");
     pthread_mutex_lock(&stats_lock);
     shared_reloads++;
     pthread_mutex_unlock(&stats_lock);
@@ -1456,7 +1586,7 @@ int main(int argc, char **argv)
         }
         if (reload_wanted) {
             reload_wanted = 0;
-            reload_edges(&c, col, pubr, argc, argv);
+            reload_edges(&c, col, pubr, &http, argc, argv);
         }
         refresh_set(pubr, &c, &set_json, &set_seq, &published_at);
         if (items[3].revents & ZMQ_POLLIN)

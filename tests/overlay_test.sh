@@ -247,6 +247,19 @@ if command -v openssl >/dev/null; then
         --set overlay.tls_cert=tls.crt --set overlay.tls_key=tls.key
     check "with tls_cert and tls_key the API speaks HTTPS only" \
         "[ \"\$(curl -s --cacert tls.crt https://127.0.0.1:$OV_HTTP/healthz)\" = ok ] && ! curl -s http://127.0.0.1:$OV_HTTP/healthz >/dev/null"
+    # a renewed certificate: put in place of the old one, taken by a SIGHUP on the same port
+    cp tls.crt old.crt; cp tls.key old.key
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout new.key -out new.crt -days 1 -subj /CN=127.0.0.1 2>/dev/null
+    cp new.crt tls.crt; cp new.key tls.key
+    kill -HUP $OV_PID
+    wait_for 10 "[ \"\$(curl -s --cacert new.crt https://127.0.0.1:$OV_HTTP/healthz)\" = ok ]"
+    check "a SIGHUP takes a renewed certificate on the same port" \
+        "[ \"\$(curl -s --cacert new.crt https://127.0.0.1:$OV_HTTP/healthz)\" = ok ] && ! curl -s --cacert old.crt https://127.0.0.1:$OV_HTTP/healthz >/dev/null && grep -q 'the API now speaks HTTPS with tls.crt' tls.log"
+    cp old.key tls.key # a key that is not the certificate's
+    kill -HUP $OV_PID
+    wait_for 10 "grep -q 'do not load as a certificate and its key' tls.log"
+    check "a certificate and key that do not fit are refused, and the running pair stays" \
+        "grep -q 'HTTPS goes on with the certificate it has' tls.log && [ \"\$(curl -s --cacert new.crt https://127.0.0.1:$OV_HTTP/healthz)\" = ok ]"
     kill -TERM $OV_PID; wait $OV_PID
     "$O" --set overlay.tls_cert=tls.crt --check-config 2>/dev/null >/dev/null
     "$O" --set overlay.db=x.db --set overlay.tls_cert=tls.crt --set overlay.http_listen=127.0.0.1:0 \
