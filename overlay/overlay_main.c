@@ -88,11 +88,12 @@ static const clicmd_t cmd = {
     "sources that every edge gets with the set, the domain's bans (learned from the edges'\n"
     "reports, sent with the set: [signatures] share_bans), build; docs/overlay-api.yaml),\n"
     "GET /metrics and /healthz; HTTPS when tls_cert and tls_key are set.\n\n"
-    "Signals: SIGHUP reads the configuration again and admits its [edges] (and --edge)\n"
-    "from then on, closing the signature connections when an edge is taken off; it also\n"
-    "applies api_token, log_level, retention_days and build_interval, and reads tls_cert\n"
-    "and tls_key again (a renewed certificate, on the same port); other settings take\n"
-    "effect at the next start. SIGTERM and SIGINT finish the batch at hand, save the\n"
+    "Signals: SIGHUP reads the configuration again and admits its [edges] (and --edge) from\n"
+    "then on, closing the signature connections when an edge is taken off; it also applies\n"
+    "api_token, log_level, retention_days, build_interval and the [signatures] settings that\n"
+    "leave the clusters alone (all but model, linkage, k, cut, min_members), and reads\n"
+    "tls_cert and tls_key again (a renewed certificate, on the same port); other settings\n"
+    "take effect at the next start. SIGTERM and SIGINT finish the batch at hand, save the\n"
     "clusters and exit.",
     opts,
     "exit status: 0 clean stop, 1 failure (cannot listen, store unusable), 2 usage or\n"
@@ -1384,10 +1385,60 @@ static size_t edges_missing(const overlay_config_t *a, const overlay_config_t *b
     return n;
 }
 
+/* The [signatures] settings a SIGHUP applies, those that leave the clusters as they are (not
+ * model, linkage, k, cut and min_members, which also picks the clusters to drop when memory
+ * is short, and is saved with them): they shape the next builds (sigman_set_policy). A change to
+ * the shared bans sends the set again when there are bans, so that edges drop or take them now. */
+static void apply_signature_policy(overlay_config_t *c, const overlay_config_t *fresh, char *names,
+                                   size_t cap, size_t *o)
+{
+    sigman_opts_t *a = &c->sig;
+    const sigman_opts_t *b = &fresh->sig;
+    bool bans = a->share_bans != b->share_bans || a->max_bans != b->max_bans, any = bans;
+#define POLICY(changed, name)                                                                      \
+    do {                                                                                           \
+        if (changed) {                                                                             \
+            log_list_add(names, cap, o, name);                                                     \
+            any = true;                                                                            \
+        }                                                                                          \
+    } while (0)
+    POLICY(strcmp(a->clean, b->clean) != 0, "clean");
+    POLICY(a->gen.presence != b->gen.presence, "presence");
+    POLICY(a->gen.max_strings != b->gen.max_strings, "max_strings");
+    POLICY(a->gen.bilateral != b->gen.bilateral, "kind");
+    POLICY(a->gen.tighten != b->gen.tighten, "tighten");
+    POLICY(a->auto_approve != b->auto_approve, "auto_approve");
+    POLICY(a->auto_edges != b->auto_edges, "auto_approve_edges");
+    POLICY(a->lifetime != b->lifetime, "lifetime");
+    POLICY(a->share_bans != b->share_bans, "share_bans");
+    POLICY(a->max_bans != b->max_bans, "max_shared_bans");
+#undef POLICY
+    if (!any)
+        return;
+    pthread_mutex_lock(&store_lock); /* the API reads them, and builds with them */
+    memcpy(a->clean, b->clean, sizeof a->clean);
+    a->gen.presence = b->gen.presence;
+    a->gen.max_strings = b->gen.max_strings;
+    a->gen.bilateral = b->gen.bilateral;
+    a->gen.tighten = b->gen.tighten;
+    a->auto_approve = b->auto_approve;
+    a->auto_edges = b->auto_edges;
+    a->lifetime = b->lifetime;
+    a->share_bans = b->share_bans;
+    a->max_bans = b->max_bans;
+    if (g_sigman)
+        sigman_set_policy(g_sigman, a);
+    if (bans && a->model[0] && store_count_bans(g_store, wall_now()) > 0 &&
+        store_bump_sequence(g_store) != 0)
+        error("SIGHUP: the shared bans changed, but the set could not be sent again: %s",
+              store_error(g_store));
+    pthread_mutex_unlock(&store_lock);
+}
+
 /* Takes the settings a SIGHUP applies from fresh into c, naming those that changed. */
 static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fresh)
 {
-    char names[160] = "";
+    char names[400] = "";
     size_t o = 0;
 #define CHANGED(name) log_list_add(names, sizeof names, &o, name)
     if (strcmp(c->api_token, fresh->api_token)) {
@@ -1408,6 +1459,7 @@ static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fre
         c->build_interval = fresh->build_interval;
         CHANGED("build_interval");
     }
+    apply_signature_policy(c, fresh, names, sizeof names, &o);
 #undef CHANGED
     if (o)
         info("SIGHUP: applying %s", names);
@@ -1417,8 +1469,9 @@ static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fre
  * SIGHUP: the configuration (file, --set and --edge as given at start) is read again and its
  * [edges] taken, so that an edge is admitted or turned away without a restart, with the
  * settings that can change while running: api_token (so a token is replaced without a
- * restart), log_level, retention_days and build_interval; the HTTPS certificate and key are
- * read again (reload_https). When an edge is
+ * restart), log_level, retention_days, build_interval and the [signatures] settings that
+ * leave the clusters alone (apply_signature_policy); the HTTPS certificate and key are read
+ * again (reload_https). When an edge is
  * turned away (or its key changed), every report and signature connection is closed and made
  * again, so that it stops reporting and hearing signature sets, which CURVE checks only at the
  * handshake. Other settings
@@ -1469,9 +1522,9 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
     apply_live_settings(c, &fresh); /* log_level: parse_args has set it */
     reload_https(c, &fresh, http);
     if (memcmp(&fresh, c, sizeof fresh) != 0)
-        warning("SIGHUP: settings other than [edges], api_token, log_level, retention_days, "
-                "build_interval, tls_cert and tls_key changed; they take effect at the next "
-                "start");
+        warning("SIGHUP: settings that a SIGHUP does not apply changed (the listening addresses, "
+                "db, key_dir, max_report_bytes, http_listen, syslog, and [signatures] model, "
+                "linkage, k, cut, min_members); they take effect at the next start");
     pthread_mutex_lock(&stats_lock);
     shared_reloads++;
     pthread_mutex_unlock(&stats_lock);

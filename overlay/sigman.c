@@ -114,6 +114,31 @@ static int add_clean(siggen_t *g, store_t *s, const char *paths, char *err, size
     return 0;
 }
 
+/* The builder's settings from the overlay's: the approval policy rides with them */
+static siggen_opts_t builder_opts(const sigman_opts_t *o)
+{
+    siggen_opts_t go = o->gen;
+    go.auto_members = o->auto_approve;
+    go.auto_edges = o->auto_edges ? o->auto_edges : 1;
+    return go;
+}
+
+void sigman_set_policy(sigman_t *sm, const sigman_opts_t *o)
+{
+    siggen_opts_t go = builder_opts(o);
+    siggen_set_policy(sm->gen, &go);
+    memcpy(sm->o.clean, o->clean, sizeof sm->o.clean);
+    sm->o.auto_approve = o->auto_approve;
+    sm->o.auto_edges = o->auto_edges;
+    sm->o.lifetime = o->lifetime;
+    sm->o.share_bans = o->share_bans;
+    sm->o.max_bans = o->max_bans;
+    sm->o.gen.presence = o->gen.presence;
+    sm->o.gen.max_strings = o->gen.max_strings;
+    sm->o.gen.bilateral = o->gen.bilateral;
+    sm->o.gen.tighten = o->gen.tighten;
+}
+
 sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen)
 {
     if (!o->model[0]) {
@@ -124,9 +149,7 @@ sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen)
     if (!m)
         return NULL;
     sigman_t *sm = calloc(1, sizeof *sm);
-    siggen_opts_t go = o->gen;
-    go.auto_members = o->auto_approve;
-    go.auto_edges = o->auto_edges ? o->auto_edges : 1;
+    siggen_opts_t go = builder_opts(o);
     if (sm) {
         sm->o = *o;
         sm->gen = siggen_new(&model_options(m)->embed, &go);

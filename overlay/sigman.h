@@ -45,6 +45,11 @@ typedef struct sigman sigman_t;
 /* Loads the model's embedding. NULL with err when there is no model or it embeds tokens. */
 sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen);
 void sigman_destroy(sigman_t **self);
+/* Takes o's settings that do not touch the clusters for what comes next: the clean captures,
+ * the settings of signature making (siggen_set_policy), auto_approve, auto_edges, lifetime
+ * (for signatures placed from then on), share_bans and max_bans. model and the clustering
+ * settings (linkage, k, cut, min_members) stay as they were. */
+void sigman_set_policy(sigman_t *sm, const sigman_opts_t *o);
 
 /* Places the reports stored since the last call (at most max; 0: all) in their clusters.
  * Returns how many, or -1 on a store error. */

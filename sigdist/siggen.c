@@ -42,6 +42,16 @@ void siggen_opts_default(siggen_opts_t *o)
     o->auto_edges = 1;
 }
 
+void siggen_set_policy(siggen_t *g, const siggen_opts_t *o)
+{
+    g->o.presence = o->presence;
+    g->o.max_strings = o->max_strings;
+    g->o.bilateral = o->bilateral;
+    g->o.tighten = o->tighten;
+    g->o.auto_members = o->auto_members;
+    g->o.auto_edges = o->auto_edges;
+}
+
 int siggen_parse_linkage(const char *s, linkage_t *out)
 {
     static const char *n[] = {"single", "complete", "average", "kmeans"};

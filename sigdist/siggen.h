@@ -53,6 +53,11 @@ typedef struct siggen siggen_t;
 /* A builder for an embedding (byte n-grams only: the strings must be recoverable). NULL when
  * the embedding is of tokens. */
 siggen_t *siggen_new(const embed_opts_t *eo, const siggen_opts_t *o);
+/* Takes o's settings for making signatures (presence, max_strings, bilateral, tighten,
+ * auto_members, auto_edges) for the next builds; the clustering ones (linkage, k, cut,
+ * max_anomalies, min_members, which also picks the clusters dropped when memory is short)
+ * stay, since the clusters were made under them. */
+void siggen_set_policy(siggen_t *g, const siggen_opts_t *o);
 void siggen_destroy(siggen_t **self);
 
 /* Adds one anomalous message (the bytes; embedded and placed in its cluster here). */

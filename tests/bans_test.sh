@@ -80,6 +80,19 @@ curl -s "http://127.0.0.1:$HTTP2/v1/bans" > e2bans.json
 check "edge2's GET /v1/bans marks it as the domain's" \
     "grep -q '\"source\":\"203.0.113.9\"' e2bans.json && grep -q '\"domain\":true' e2bans.json"
 
+# sharing turned off and on again by a SIGHUP: the set goes out again at once, without the
+# domain's bans and then with them
+EDGES_CONF=$(printf '[edges]\nedge1 = %s\nedge2 = %s\n' "$(cat keys1/edge.pub)" "$(cat keys2/edge.pub)")
+printf '%s\n[signatures]\nshare_bans = no\n' "$EDGES_CONF" > ov.conf
+kill -HUP $OV_PID
+wait_for 20 "[ \"\$(metric $HTTP2 sipguard_bans_domain)\" = 0 ]"
+check "share_bans = no by a SIGHUP: edge2 drops the domain's ban with the next set" \
+    "[ \"\$(metric $HTTP2 sipguard_bans_domain)\" = 0 ] && grep -q 'SIGHUP: applying share_bans' ov.log"
+printf '%s\n' "$EDGES_CONF" > ov.conf
+kill -HUP $OV_PID
+wait_for 20 "[ \"\$(metric $HTTP2 sipguard_bans_domain)\" = 1 ]"
+check "and share_bans = yes again: edge2 takes it back" "[ \"\$(metric $HTTP2 sipguard_bans_domain)\" = 1 ]"
+
 # a restart keeps it: the edge starts with the set it cached
 kill -TERM ${EPID[2]}; wait ${EPID[2]}
 start_edge 2 --set ban.domain=yes --set overlay.signatures_snapshot=tcp://127.0.0.1:9 \

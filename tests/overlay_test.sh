@@ -65,12 +65,17 @@ check "SIGHUP admits the edges added to the configuration: the refused edge gets
     "[ \"\$(metric $EHTTP sipguard_overlay_connected)\" = 1 ] && [ \"\$(metric $OV_HTTP sipguard_overlay_edges_admitted)\" = 2 ] && grep -q 'SIGHUP: 2 edges admitted; 2 added or with a new key: edge1, edge2' ov1.log"
 # (the handshakes refused so far: edge1's next one is refused within moments of the SIGHUP)
 REFUSED0=$(metric $OV_HTTP sipguard_overlay_handshakes_refused_total)
-printf '[overlay]\napi_token = n3w\n[edges]\nedge2 = %s\n' "$(cat ekeys2/edge.pub)" > ov1.conf
+seq_in() { grep -o '"signature_sequence":[0-9]*' "$1" | cut -d: -f2; }
+curl -s -H 'Authorization: Bearer s3cret' http://127.0.0.1:$OV_HTTP/v1/bans > bans0.json
+printf '[overlay]\napi_token = n3w\n[signatures]\nshare_bans = no\nmax_strings = 16\n[edges]\nedge2 = %s\n' "$(cat ekeys2/edge.pub)" > ov1.conf
 kill -HUP $OV_PID
 wait_for 10 "[ \"\$(metric $OV_HTTP sipguard_overlay_reloads_total)\" = 2 ]"
 tok() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" http://127.0.0.1:$OV_HTTP/v1/signatures; }
 check "SIGHUP replaces the API token: the old one is refused (401), the new one taken" \
     "[ \$(tok s3cret) = 401 ] && [ \$(tok n3w) = 200 ] && grep -q 'SIGHUP: applying api_token' ov1.log"
+curl -s -H 'Authorization: Bearer n3w' http://127.0.0.1:$OV_HTTP/v1/bans > bans1.json
+check "SIGHUP applies [signatures] settings that leave the clusters alone: bans no longer shared (with no ban, the set stays at $(seq_in bans1.json))" \
+    "grep -q 'SIGHUP: applying api_token, max_strings, share_bans' ov1.log && grep -q '\"shared\":false' bans1.json && [ \"\$(seq_in bans1.json)\" = \"\$(seq_in bans0.json)\" ]"
 printf 'OPTIONS sip:100@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\nFrom: <sip:a@192.0.2.9>;tag=1\r\nTo: <sip:100@192.0.2.1>\r\nCall-ID: 1@192.0.2.9\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' > one.sip
 curl -s -H 'X-SIP-Source: 192.0.2.9:5060' --data-binary @one.sip http://127.0.0.1:$EHTTP/v1/score >/dev/null
 LATE_REPORTS=1 # that report: it waits in the edge's spool, and the next overlay stores it
