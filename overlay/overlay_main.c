@@ -293,6 +293,12 @@ static int on_ini(void *user, const char *section, const char *key, const char *
 
 static void print_config(const overlay_config_t *c, bool comments)
 {
+    if (comments)
+        printf(
+            "# A SIGHUP reads this file again: it admits the [edges] and applies retention_days,\n"
+            "# log_level, api_token, tls_cert, tls_key and build_interval, and the\n"
+            "# [signatures] settings but model, linkage, cut, k and min_members; a change to\n"
+            "# the others is logged and waits for the next start.\n\n");
     printf("[overlay]\n");
     if (comments)
         printf("# where edges send reports (ZeroMQ endpoint; tcp://*:7070 for all addresses)\n");
