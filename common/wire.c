@@ -138,6 +138,19 @@ int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], 
     return 0;
 }
 
+void *wire_socket(void *zctx, int type)
+{
+    void *sock = zmq_socket(zctx, type);
+    int one = 1;
+    if (sock && zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof one) != 0) {
+        int saved = errno;
+        zmq_close(sock);
+        errno = saved;
+        return NULL;
+    }
+    return sock;
+}
+
 /* Unbinding closes every connection accepted on the endpoint; binding again takes the port
  * back. The old listener is closed by libzmq's I/O thread, so the bind is retried for up to a
  * second while the port is still taken. */

@@ -934,33 +934,52 @@ static int read_tls_pair(const overlay_config_t *c, char **cert, char **key, cha
     return 0;
 }
 
-/* A listening TCP socket on http_listen, made here rather than by libmicrohttpd so that a
- * daemon started again (a new certificate) takes the same one; -1 with the reason in err. */
+/* The family of the HTTP socket (AF_INET6 wants MHD_USE_IPv6) */
+static int http_family = AF_INET;
+
+/* A listening TCP socket on http_listen (IPV4:PORT or [IPV6]:PORT; [::] takes both families),
+ * made here rather than by libmicrohttpd so that a daemon started again (a new certificate)
+ * takes the same one; -1 with the reason in err. */
 static int http_socket(const overlay_config_t *c, unsigned *port, char *err, size_t errlen)
 {
     char host[128];
     unsigned p;
-    struct sockaddr_in a = {0};
-    if (edge_split_hostport(c->http_listen, host, sizeof host, &p) != 0 ||
-        inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-        snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT", c->http_listen);
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    socklen_t sl = 0;
+    if (edge_split_hostport(c->http_listen, host, sizeof host, &p) == 0) {
+        if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+            a4->sin_family = AF_INET;
+            a4->sin_port = htons((uint16_t)p);
+            sl = sizeof *a4;
+        } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+            a6->sin6_family = AF_INET6;
+            a6->sin6_port = htons((uint16_t)p);
+            sl = sizeof *a6;
+        }
+    }
+    if (!sl) {
+        snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT or [IPV6]:PORT",
+                 c->http_listen);
         return -1;
     }
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)p);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd >= 0)
+    http_family = ss.ss_family;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, zero = 0;
+    if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t sl = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &sl) != 0) {
+        if (ss.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
         snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen: %s", c->http_listen,
                  strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    *port = ntohs(a.sin_port);
+    *port = ntohs(ss.ss_family == AF_INET6 ? a6->sin6_port : a4->sin_port);
     return fd;
 }
 
@@ -969,7 +988,8 @@ static int http_socket(const overlay_config_t *c, unsigned *port, char *err, siz
 static struct MHD_Daemon *http_daemon(const overlay_config_t *c, int fd, char *cert, char *key,
                                       char *err, size_t errlen)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                     (http_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     struct MHD_Daemon *d =
         cert ? MHD_start_daemon(
                    flags | MHD_USE_TLS, 0, NULL, NULL, on_http, NULL, MHD_OPTION_LISTEN_SOCKET,

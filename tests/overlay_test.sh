@@ -244,6 +244,32 @@ check "the state is saved once the store is clustered again" \
 kill -TERM $OV_PID; wait $OV_PID
 check "no sanitizer report in any log" "! grep -l 'Sanitizer\\|runtime error' *.log"
 
+# IPv6 (IMS cores often have no IPv4): an overlay on [::1] for reports, signatures and its API,
+# an edge reporting to it and taking its set, where this machine has IPv6 loopback
+if grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+    start_overlay v6 --set 'overlay.listen=tcp://[::1]:*' --set 'overlay.snapshot_listen=tcp://[::1]:*' \
+        --set 'overlay.updates_listen=tcp://[::1]:*' --set 'overlay.http_listen=[::1]:0' \
+        --set overlay.db=v6.db --edge "edge1=$(cat ekeys/edge.pub)"
+    v6metric() { curl -s "http://[::1]:$OV_HTTP/metrics" | awk -v m="$1" '$1==m{print $2}'; }
+    "$E" -m edge.model --set ingest.hep_listen= --set 'http.listen=[::1]:0' \
+        --set "overlay.endpoint=$(awk '$1=="reports"{print $2}' v6.ports)" --set "overlay.server_key=$KEY" \
+        --set overlay.key_dir=ekeys --set overlay.spool_dir=spool6 \
+        --set "overlay.signatures_snapshot=$(awk '$1=="snapshot"{print $2}' v6.ports)" \
+        --set "overlay.signatures_updates=$(awk '$1=="updates"{print $2}' v6.ports)" \
+        --ports-file e6.ports 2>edge6.log &
+    EDGE6=$!; PIDS+=("$EDGE6")
+    wait_for 20 "[ -s e6.ports ]" || cat edge6.log
+    E6HTTP=$(awk '$1=="http"{print $2}' e6.ports)
+    curl -s -H 'X-SIP-Source: [2001:db8::9]:5060' --data-binary @scan.sip "http://[::1]:$E6HTTP/v1/score" > v6.json
+    wait_for 20 "[ \"\$(v6metric sipguard_overlay_reports_stored_total)\" = 1 ] && grep -q 'signature set [0-9]* from the overlay' edge6.log"
+    check "over IPv6: the edge's report is stored, and it takes the overlay's set ($(v6metric sipguard_overlay_reports_stored_total) stored)" \
+        "[ \"\$(v6metric sipguard_overlay_reports_stored_total)\" = 1 ] && grep -q 'signature set [0-9]* from the overlay' edge6.log && grep -q '\"verdict\":\"anomaly\"' v6.json"
+    kill -TERM $EDGE6; wait $EDGE6
+    kill -TERM $OV_PID; wait $OV_PID
+else
+    echo "skip: no IPv6 loopback here"
+fi
+
 # HTTPS when a certificate is configured (openssl makes a throw-away one)
 if command -v openssl >/dev/null; then
     openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.crt -days 1 -subj /CN=127.0.0.1 2>/dev/null
