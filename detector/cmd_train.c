@@ -1,5 +1,6 @@
 /* sipguard train: learn normal traffic into a model file. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,25 @@ static int train_one(void *p, const msg_t *m)
     }
     c->messages++;
     return 0;
+}
+
+/* Thresholds a user should know are shaky, said even with --quiet: a held-out sample too
+ * small to resolve --fpr (the threshold is then its highest score), and a local threshold of 0
+ * (every held-out message equals a training one, so any message unlike all of training is an
+ * anomaly: a capture of one tool's identical calls does this). */
+static void warn_about_calibration(const model_stats_t *st, const model_opts_t *mo)
+{
+    double needed = ceil(1.0 / mo->fpr);
+    if (st->holdout > 0 && (double)st->holdout < needed)
+        fprintf(stderr,
+                "sipguard train: warning: %zu messages held out for calibration cannot resolve "
+                "--fpr %g (that takes %.0f); the thresholds are their highest scores\n",
+                st->holdout, mo->fpr, needed);
+    if (mo->k > 0 && st->thr_local <= 0)
+        fprintf(stderr,
+                "sipguard train: warning: the local threshold is 0: every held-out message "
+                "equals a training message, so every message unlike all of training will be an "
+                "anomaly; train on a longer and more varied capture\n");
 }
 
 int cmd_train(int argc, char **argv)
@@ -202,6 +222,7 @@ int cmd_train(int argc, char **argv)
                 st.svdd_gap, st.thr_global, mo.k, mo.local_norm ? ", divided by |m(z)|" : "",
                 st.thr_local, mo.fpr);
     }
+    warn_about_calibration(&st, &mo);
     model_destroy(&m);
     rc = failed ? EXIT_INPUT : EXIT_OK;
 out:

@@ -86,6 +86,17 @@ check "score --allow alone marks the allowed sources' messages" \
 "$S" score -m m.model --ban 2 --allow nowhere.txt all.pcap > /dev/null 2> ban_e4.err; rc4=$?
 check "score --ban's usage errors exit 2 and say why; a missing allow file exits 1 naming it" \
     sh -c "test $rc1 -eq 2 && grep -q -- '--ban-\* go with --ban N' ban_e1.err && test $rc2 -eq 2 && test $rc3 -eq 2 && grep -q 'shorter than --ban-seconds' ban_e3.err && test $rc4 -eq 1 && grep -q 'nowhere.txt' ban_e4.err"
+# one tool's identical messages: every held-out one equals a training one, so the local
+# threshold is 0; and 12 held out cannot resolve --fpr 0.001
+mkdir -p same
+for i in $(seq 60); do
+    printf 'OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK%d\r\nCall-ID: c%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' $i $i > same/m$i.sip
+done
+"$S" train -q -o same.model same 2> same.err; rc=$?
+check "train warns, even with -q, of a local threshold of 0 and of too few held out for --fpr" \
+    sh -c "test $rc -eq 0 && grep -q 'warning: the local threshold is 0' same.err && grep -q 'warning: [0-9]* messages held out for calibration cannot resolve --fpr 0.001 (that takes 1000)' same.err"
+"$S" train -q --fpr 0.05 -o varied.model all.pcap 2> varied.err
+check "and not when the held-out messages resolve --fpr and vary" sh -c "! grep -q warning varied.err"
 "$S" train -q -o /dev/full normal.pcap 2> full2.err; rc=$?
 check "train to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '^sipguard train: /dev/full: write failed: No space left on device' full2.err"
 check "and the device is still there (no temporary file renamed over it)" test -c /dev/full
