@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,6 +443,17 @@ static void close_conn(ingest_t *in, hep_conn_t *c)
     atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
 }
 
+/* A sender whose host died without closing would hold its slot for good: TCP keep-alive
+ * probes after a minute of silence find it gone within about 90 s, and the read fails. */
+static void keep_alive(int fd)
+{
+    int on = 1, idle = 60, interval = 10, count = 3;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
 /* Takes the senders waiting to connect; one past INGEST_HEP_TCP_MAX is closed at once. */
 static void accept_senders(ingest_t *in)
 {
@@ -468,6 +480,7 @@ static void accept_senders(ingest_t *in)
                         c ? "out of memory" : "too many connections", INGEST_HEP_TCP_MAX);
             continue;
         }
+        keep_alive(fd);
         *c = (hep_conn_t){.fd = fd, .buf = buf};
         sockaddr_to_endpoint(&ss, &c->peer);
         in->nconns++;
