@@ -155,6 +155,9 @@ static const setting_t settings[] = {
       "seconds without an acknowledgement before a report is sent again"),
     S("http", "listen", http_listen, "127.0.0.1:8080",
       "address of the HTTP endpoint (POST /v1/score, GET /metrics, GET /healthz); empty: off"),
+    SH("http", "api_token", http_token, "",
+       "bearer token every /v1/ request must carry (Authorization: Bearer TOKEN), when the "
+       "endpoint listens beyond loopback; /metrics and /healthz stay open; empty: none"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

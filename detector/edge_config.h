@@ -80,6 +80,7 @@ typedef struct {
     double ack_timeout;
     /* [http] */
     char http_listen[128];
+    char http_token[128]; /* bearer token /v1/ requests must carry; empty: none */
 } edge_config_t;
 
 void edge_config_default(edge_config_t *c);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "bearer.h"
 #include "log.h"
 
 struct edge_http {
@@ -199,6 +200,16 @@ static enum MHD_Result bans(edge_http_t *h, struct MHD_Connection *conn, const c
     return reply_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "lifted", source));
 }
 
+/* [http] api_token, as the newest settings have it (a SIGHUP may replace it) */
+static bool token_accepted(edge_http_t *h, struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    pthread_mutex_lock(&h->lock);
+    bool ok = bearer_accepted(auth, pipeline_config(h->pipe)->http_token);
+    pthread_mutex_unlock(&h->lock);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_len, void **con_cls)
@@ -206,6 +217,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     edge_http_t *h = cls;
     bool post = !strcmp(method, "POST");
+    if (!strncmp(url, "/v1/", 4) && !*con_cls && !token_accepted(h, conn))
+        return reply_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
     if (!strcmp(url, "/v1/score")) {
         if (!post)
             return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");

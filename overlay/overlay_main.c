@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "allowlist.h"
+#include "bearer.h"
 #include "cliopt.h"
 #include "collector.h"
 #include "edge_config.h"
@@ -569,8 +570,7 @@ static pthread_mutex_t token_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool token_accepted(const char *auth)
 {
     pthread_mutex_lock(&token_lock);
-    bool ok = !g_config->api_token[0] ||
-              (auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, g_config->api_token));
+    bool ok = bearer_accepted(auth, g_config->api_token);
     pthread_mutex_unlock(&token_lock);
     return ok;
 }

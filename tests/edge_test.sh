@@ -530,6 +530,22 @@ check "SIGHUP turning bans off: the banned source is judged again, GET /v1/bans 
     "grep -q '\"verdict\":\"signature\"' l7.json && [ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ]"
 stop_edge $EDGE_PID
 
+# --- [http] api_token: /v1/ needs the bearer token, /metrics and /healthz do not; a SIGHUP
+# replaces it ---
+printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen =\n[ban]\nafter = 1\n[http]\nlisten = 127.0.0.1:0\napi_token = t0k\n' > tok.conf
+start_edge tok -c tok.conf || exit 1
+bearer() { code -H "Authorization: Bearer $1" "${@:2}"; }
+check "with [http] api_token, /v1/ refuses a request without the token or with a wrong one (401)" \
+    "[ \$(code --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 401 ] && [ \$(bearer t0 --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 401 ] && [ \$(bearer t0kk http://127.0.0.1:$HTTP/v1/bans) = 401 ] && [ \$(code -X DELETE http://127.0.0.1:$HTTP/v1/bans/192.0.2.1) = 401 ]"
+check "and answers the right one; /metrics and /healthz stay open" \
+    "[ \$(bearer t0k --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 200 ] && [ \$(bearer t0k http://127.0.0.1:$HTTP/v1/bans) = 200 ] && [ \$(code http://127.0.0.1:$HTTP/metrics) = 200 ] && [ \$(code http://127.0.0.1:$HTTP/healthz) = 200 ]"
+sed -i 's/^api_token = t0k$/api_token = n3w/' tok.conf
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
+check "a SIGHUP replaces the token: the old one is refused, the new one taken" \
+    "[ \$(bearer t0k http://127.0.0.1:$HTTP/v1/bans) = 401 ] && [ \$(bearer n3w http://127.0.0.1:$HTTP/v1/bans) = 200 ] && grep -q 'SIGHUP: applying \[http\] api_token' tok.log"
+stop_edge $EDGE_PID
+
 # the loop closed by hand: signatures built from the anomalies of one day, enforced inline
 "$S" gen -o clean2 --attacks none --seed 5 --population-seed 3 2>/dev/null
 "$S" sig build -q -m edge.model --clean clean2.pcap -o built.json test.pcap

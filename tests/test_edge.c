@@ -19,6 +19,7 @@
 
 #include "allowlist.h"
 #include "ban.h"
+#include "bearer.h"
 #include "edge_config.h"
 #include "edge_sigsub.h"
 #include "edge_spool.h"
@@ -1007,6 +1008,24 @@ static void test_ban_table_agrees_with_a_plain_model(void **state)
 
 /* A lifted source is unbanned and its past forgotten; lifting what is not banned, or text that
  * is not an address, says so. */
+/* The bearer check both HTTP endpoints use: only the exact token passes, whatever differs */
+static void test_bearer_token_must_match_exactly(void **state)
+{
+    (void)state;
+    assert_true(bearer_accepted(NULL, ""));
+    assert_true(bearer_accepted("Bearer anything", ""));
+    assert_true(bearer_accepted("Bearer s3cret", "s3cret"));
+    assert_false(bearer_accepted(NULL, "s3cret"));
+    assert_false(bearer_accepted("", "s3cret"));
+    assert_false(bearer_accepted("s3cret", "s3cret"));         /* no scheme */
+    assert_false(bearer_accepted("Basic s3cret", "s3cret"));   /* another scheme */
+    assert_false(bearer_accepted("Bearer s3cre", "s3cret"));   /* a prefix */
+    assert_false(bearer_accepted("Bearer s3cret2", "s3cret")); /* longer */
+    assert_false(bearer_accepted("Bearer S3cret", "s3cret"));  /* case */
+    assert_false(bearer_accepted("Bearer ", "s3cret"));
+    assert_false(bearer_accepted("Bearer s3cre\xff", "s3cret"));
+}
+
 static void test_ban_lift(void **state)
 {
     (void)state;
@@ -1127,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_ban_table_is_bounded),
         cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
         cmocka_unit_test(test_ban_lift),
+        cmocka_unit_test(test_bearer_token_must_match_exactly),
         cmocka_unit_test_setup_teardown(test_bans_survive_a_save_and_bad_files_are_refused,
                                         make_dir, remove_dir),
     };
