@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of sipguard-edge, one core for the edge (taskset), the sender on another:
 #   - end-to-end messages/s, HEPv3 datagrams in -> verdict, for each local-model policy: the
-#     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does
+#     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does;
+#     and HEPv3 over one TCP connection, local model never
 #   - verdict endpoint latency (p50/p99) over one keep-alive connection
 #   - peak RSS of the edge with a 10,000-message model
 #   - a flood (every message an anomaly, local model never) with every report made, with
@@ -33,12 +34,14 @@ start_edge_and_flood() { # NAME CAPTURE SETTING...
     shift 2
     for i in $(seq 300); do inputs+=("$capture"); done
     rm -f ports
+    local tcp=${HEP_TCP:-no} # yes: HEP over one TCP connection
     $PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
+        --set ingest.hep_tcp_listen=$([ $tcp = yes ] && echo 127.0.0.1:0) \
         --set report.jsonl=/dev/null "$@" --ports-file ports 2>/dev/null &
     EDGE=$!
     for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
-    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk '$1=="hep"{print $2}' ports)
-    $PIN1 "$S" replay -q --hep 127.0.0.1:$HEP --rate 300000 "${inputs[@]}" &
+    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk -v k=$([ $tcp = yes ] && echo hep_tcp || echo hep) '$1==k{print $2}' ports)
+    $PIN1 "$S" replay -q $([ $tcp = yes ] && echo --hep-tcp || echo --hep) 127.0.0.1:$HEP --rate 300000 "${inputs[@]}" &
     local sender=$!
     sleep 1
     local a ta b tb
@@ -59,6 +62,11 @@ for policy in never near always; do
         sed "s/^/edge_local_${policy}_/"
     kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 done
+# the same over one TCP connection ([ingest] hep_tcp_listen): TCP's flow control paces the
+# sender to what the edge takes
+HEP_TCP=yes start_edge_and_flood edge_hep_tcp_msgs_per_s_local_never normal.pcap \
+    --set scoring.local_policy=never
+kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 
 "$S" gen -o flood --no-normal --attacks flood --attack-scale 4 --seed 9 --population-seed 7 2>/dev/null
 for cap in 0 100; do
