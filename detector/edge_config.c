@@ -513,6 +513,15 @@ static void print_comment(FILE *out, const setting_t *s)
     }
 }
 
+/* Secrets are not printed: --check-config runs before every start of the unit, and its output
+ * goes to the journal. A set one is shown as a comment, so the output still reads as a file. */
+static bool secret_set(const edge_config_t *c, const setting_t *s)
+{
+    bool secret = (!strcmp(s->section, "ingest") && !strcmp(s->key, "hep_auth_key")) ||
+                  (!strcmp(s->section, "http") && !strcmp(s->key, "api_token"));
+    return secret && ((const char *)c + s->off)[0];
+}
+
 void edge_config_print(const edge_config_t *c, FILE *out, bool comments)
 {
     const char *section = "";
@@ -524,6 +533,10 @@ void edge_config_print(const edge_config_t *c, FILE *out, bool comments)
         }
         if (comments)
             print_comment(out, s);
+        if (secret_set(c, s)) {
+            fprintf(out, "# %s = (set; not shown)\n", s->key);
+            continue;
+        }
         fprintf(out, "%s = ", s->key);
         print_value(c, s, out);
         fputc('\n', out);

@@ -330,7 +330,10 @@ static void print_config(const overlay_config_t *c, bool comments)
     printf("log_level = %s\nsyslog = %s\n", c->log_level, c->syslog ? "yes" : "no");
     if (comments)
         printf("# bearer token the REST API (/v1/...) requires; empty: none (loopback only!)\n");
-    printf("api_token = %s\n", c->api_token);
+    if (c->api_token[0]) /* not shown: --check-config's output goes to the journal */
+        printf("# api_token = (set; not shown)\n");
+    else
+        printf("api_token = \n");
     if (comments)
         printf("# PEM certificate and key: the HTTP endpoint speaks HTTPS (both, or neither)\n");
     printf("tls_cert = %s\ntls_key = %s\n\n[signatures]\n", c->tls_cert, c->tls_key);

@@ -56,6 +56,9 @@ check "etc/sipguard-edge.conf is what --print-config writes (docs cannot drift)"
     "grep -v '^# sipguard-edge configuration\|^# Copy to\|^# when an overlay' '$SRC/etc/sipguard-edge.conf' | sed '1{/^$/d}' | diff -q - full.conf >/dev/null"
 check "--print-config writes a config that --check-config accepts" \
     "'$E' -c full.conf --set edge.model=edge.model --check-config >/dev/null 2>&1"
+"$E" -m edge.model --set http.api_token=t0ps3cret --set ingest.hep_auth_key=h3ps3cret --check-config > shown.conf 2>/dev/null
+check "--check-config (which the unit runs before every start, into the journal) names secrets but does not show them" \
+    "grep -q '^# api_token = (set; not shown)' shown.conf && grep -q '^# hep_auth_key = (set; not shown)' shown.conf && ! grep -q 's3cret' shown.conf"
 printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen = 127.0.0.1:0\nbogus = 1\n' > bad1.conf
 "$E" -c bad1.conf --check-config > /dev/null 2> err1; rc=$?
 check "unknown key: exit 2 naming file, line and key" "[ $rc = 2 ] && grep -q 'bad1.conf:5: \[ingest\] bogus: unknown key' err1"

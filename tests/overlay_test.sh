@@ -304,6 +304,9 @@ fi
 # configuration errors
 check "etc/sipguard-overlay.conf is what --print-config writes (docs cannot drift)" \
     "\"\$O\" --print-config | diff -q - '$HERE/../etc/sipguard-overlay.conf' >/dev/null"
+"$O" --set overlay.db=x.db --set overlay.api_token=t0ps3cret --check-config 2>/dev/null > shown.conf
+check "--check-config does not show the API token" \
+    "grep -q '^# api_token = (set; not shown)' shown.conf && ! grep -q 't0ps3cret' shown.conf"
 "$O" --set overlay.max_report_bytes=12 --check-config 2>err1 >/dev/null; rc=$?
 check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
 "$O" --set overlay.retention_days=-1 --check-config 2>err6 >/dev/null; rc=$?
