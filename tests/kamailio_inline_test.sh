@@ -71,7 +71,9 @@ check "the recorded requests: $(ls train | wc -l) (INVITE, ACK, BYE of each call
 "$S" train -q -o sipp.model train 2>train.err
 check "a model of sipp's calls" "[ -s sipp.model ]" || { cat train.err; exit 1; }
 
-"$E" -m sipp.model --set ingest.hep_listen= --set http.listen=127.0.0.1:0 \
+# the edge's API behind a token, as when Kamailio runs on another host: a gate that did not
+# send it would be answered 401 and fail open, and the scanner below would get through
+"$E" -m sipp.model --set ingest.hep_listen= --set http.listen=127.0.0.1:0 --set http.api_token=k4m \
     --set ban.after=2 --set ban.file=bans.json --set report.jsonl=reports.jsonl \
     --ports-file ports 2>edge.log &
 EDGE=$!; PIDS+=("$EDGE")
@@ -81,7 +83,7 @@ HTTP=$(awk '$1=="http"{print $2}' ports)
 # --- the gate: docs/edge.md's Debian configuration; an edge that does not answer lets the
 # request through (fail open) ---
 GATE='$var(verdict) = "normal";
-    http_client_query("http://127.0.0.1:'$HTTP'/v1/score", "$mb", "X-SIP-Source: $si:$sp", "$var(answer)");
+    http_client_query("http://127.0.0.1:'$HTTP'/v1/score", "$mb", "X-SIP-Source: $si:$sp\r\nAuthorization: Bearer k4m", "$var(answer)");
     if ($rc == 200) {
         jansson_get("verdict", "$var(answer)", "$var(verdict)");
     }
@@ -165,7 +167,7 @@ check "as banned, by the edge" \
 sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m 5 -r 10 -d 100 -nostdin \
     -timeout 60s >/dev/null 2>uac2.log
 check "other callers' calls still go through" "[ $? = 0 ]"
-curl -s "http://127.0.0.1:$HTTP/v1/bans" > bans.txt
+curl -s -H "Authorization: Bearer k4m" "http://127.0.0.1:$HTTP/v1/bans" > bans.txt
 check "GET /v1/bans names the scanner ($(cat bans.txt))" \
     "grep -q '\"source\":\"127.0.0.2\"' bans.txt && [ \$(grep -o '\"source\"' bans.txt | wc -l) = 1 ]"
 stop_kamailio
