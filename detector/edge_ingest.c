@@ -151,6 +151,24 @@ static socklen_t listen_address(const char *what, const char *hostport, struct s
     return 0;
 }
 
+/* Binds the socket fd (-1: it could not be made) to ss, and listens on it when it is a
+ * stream; returns it with the bound endpoint in local, or -1 with the reason in err. */
+static int bind_socket(int fd, bool stream, struct sockaddr_storage *ss, socklen_t sl,
+                       const char *what, const char *hostport, endpoint_t *local, char *err,
+                       size_t errlen)
+{
+    if (fd < 0 || bind(fd, (struct sockaddr *)ss, sl) != 0 || (stream && listen(fd, 64) != 0)) {
+        snprintf(err, errlen, "%s = %s: %s", what, hostport, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    sl = sizeof *ss;
+    getsockname(fd, (struct sockaddr *)ss, &sl);
+    sockaddr_to_endpoint(ss, local);
+    return fd;
+}
+
 /* Binds a non-blocking UDP socket to HOST:PORT; fills the bound endpoint. */
 static int bind_udp(const char *what, const char *hostport, endpoint_t *local, char *err,
                     size_t errlen)
@@ -166,16 +184,7 @@ static int bind_udp(const char *what, const char *hostport, endpoint_t *local, c
         /* the kernel tells how many datagrams it dropped for want of buffer space */
         setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
     }
-    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-        snprintf(err, errlen, "%s = %s: %s", what, hostport, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    sockaddr_to_endpoint(&ss, local);
-    return fd;
+    return bind_socket(fd, false, &ss, sl, what, hostport, local, err, errlen);
 }
 
 /* A non-blocking TCP socket listening on HOST:PORT; fills the bound endpoint. */
@@ -189,16 +198,7 @@ static int listen_tcp(const char *what, const char *hostport, endpoint_t *local,
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* a restart rebinds */
-    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 64) != 0) {
-        snprintf(err, errlen, "%s = %s: %s", what, hostport, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    sockaddr_to_endpoint(&ss, local);
-    return fd;
+    return bind_socket(fd, true, &ss, sl, what, hostport, local, err, errlen);
 }
 
 static int open_live(ingest_t *in, char *err, size_t errlen)

@@ -23,16 +23,20 @@ N=$(($(wc -l < test.labels.csv) - 1))
 
 # the overlay, its files limited to 1 MB (a soft limit, which it may raise again): the schema
 # fits, and some hundreds of reports
+start_overlay() { # name, then the command's first words and extra settings; sets OV_PID, OV_HTTP
+    local name=$1
+    shift
+    "$@" -c ov.conf --set overlay.db=overlay.db --set overlay.key_dir=okeys \
+        --set overlay.http_listen=127.0.0.1:0 --set signatures.build_interval=0 \
+        --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
+        --set 'overlay.updates_listen=tcp://127.0.0.1:*' --ports-file $name.ports 2>$name.log &
+    OV_PID=$!
+    PIDS+=($OV_PID)
+    wait_for 20 "[ -s $name.ports ]" || { cat $name.log; exit 1; }
+    OV_HTTP=$(port http $name.ports)
+}
 printf '[edges]\n' > ov.conf
-prlimit --fsize=1048576:unlimited "$O" -c ov.conf --set overlay.db=overlay.db --set overlay.key_dir=okeys \
-    --set overlay.http_listen=127.0.0.1:0 --set signatures.model=edge.model \
-    --set signatures.build_interval=0 --set 'overlay.listen=tcp://127.0.0.1:*' \
-    --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' --set 'overlay.updates_listen=tcp://127.0.0.1:*' \
-    --ports-file ov.ports 2>ov.log &
-OV_PID=$!
-PIDS+=($OV_PID)
-wait_for 20 "[ -s ov.ports ]" || { cat ov.log; exit 1; }
-OV_HTTP=$(port http ov.ports)
+start_overlay ov prlimit --fsize=1048576:unlimited "$O" --set signatures.model=edge.model
 "$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
     --set "overlay.endpoint=$(port reports ov.ports)" --set "overlay.server_key=$(port key ov.ports)" \
     --set overlay.key_dir=keys --set overlay.spool_dir=spool --set overlay.ack_timeout=1 \
@@ -67,14 +71,8 @@ kill -TERM $EDGE; wait $EDGE
 kill -TERM $OV_PID; wait $OV_PID; rc=$?
 check "the overlay stops cleanly (exit $rc)" "[ $rc = 0 ]"
 # the store's own count: an overlay started on it counts its rows
-"$O" -c ov.conf --set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0 \
-    --set signatures.build_interval=0 --set 'overlay.listen=tcp://127.0.0.1:*' \
-    --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' --set 'overlay.updates_listen=tcp://127.0.0.1:*' \
-    --ports-file ov2.ports 2>ov2.log &
-OV_PID=$!
-PIDS+=($OV_PID)
-wait_for 20 "[ -s ov2.ports ]" || { cat ov2.log; exit 1; }
-IN_STORE=$(metric $(port http ov2.ports) sipguard_overlay_reports_in_store)
+start_overlay ov2 "$O"
+IN_STORE=$(metric $OV_HTTP sipguard_overlay_reports_in_store)
 check "the store holds every report once ($IN_STORE rows of $N)" "[ \"$IN_STORE\" = $N ]"
 kill -TERM $OV_PID; wait $OV_PID
 check "no sanitizer report in any log" "! grep -l 'Sanitizer\\|runtime error' *.log"
