@@ -894,14 +894,20 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
 /* A whole small file in memory, or NULL. */
 static char *slurp_text(const char *path)
 {
+    enum { MOST = 1 << 20 }; /* a certificate chain is some KB; a larger file is not one */
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
-    char *b = malloc(1 << 16);
-    size_t n = b ? fread(b, 1, (1 << 16) - 1, f) : 0;
+    char *b = malloc(MOST + 1);
+    size_t n = b ? fread(b, 1, MOST + 1, f) : 0;
+    bool whole = b && !ferror(f) && n <= MOST;
     fclose(f);
-    if (b)
-        b[n] = '\0';
+    if (!whole) { /* cut short, it would not load, and say so less plainly */
+        free(b);
+        errno = EFBIG;
+        return NULL;
+    }
+    b[n] = '\0';
     return b;
 }
 
@@ -925,13 +931,14 @@ static int read_tls_pair(const overlay_config_t *c, char **cert, char **key, cha
         snprintf(err, errlen, "this libmicrohttpd has no TLS support");
         return -1;
     }
-    *cert = slurp_text(c->tls_cert);
-    *key = slurp_text(c->tls_key);
-    if (!*cert || !*key) {
-        snprintf(err, errlen, "cannot read %s", !*cert ? c->tls_cert : c->tls_key);
+    const char *failed = !(*cert = slurp_text(c->tls_cert)) ? c->tls_cert
+                         : !(*key = slurp_text(c->tls_key)) ? c->tls_key
+                                                            : NULL;
+    if (failed) {
+        snprintf(err, errlen, "cannot read %s: %s", failed,
+                 errno == EFBIG ? "larger than 1 MB, no certificate or key" : strerror(errno));
         free(*cert);
-        free(*key);
-        *cert = *key = NULL;
+        *cert = NULL;
         return -1;
     }
     return 0;
@@ -1550,6 +1557,9 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
     c->n_edges = fresh.n_edges;
     apply_live_settings(c, &fresh); /* log_level: parse_args has set it */
     reload_https(c, &fresh, http);
+    /* the certificate's outcome is logged above, taken or not */
+    memcpy(fresh.tls_cert, c->tls_cert, sizeof fresh.tls_cert);
+    memcpy(fresh.tls_key, c->tls_key, sizeof fresh.tls_key);
     if (memcmp(&fresh, c, sizeof fresh) != 0)
         warning("SIGHUP: settings that a SIGHUP does not apply changed (the listening addresses, "
                 "db, key_dir, max_report_bytes, http_listen, syslog, and [signatures] model, "

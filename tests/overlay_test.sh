@@ -297,6 +297,12 @@ if command -v openssl >/dev/null; then
         --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
         --set 'overlay.updates_listen=tcp://127.0.0.1:*' --set overlay.key_dir=okeys 2>err4 >/dev/null; rc=$?
     check "a certificate without its key is refused" "[ $rc = 1 ] && grep -q 'tls_cert and tls_key go together' err4"
+    head -c 2000000 /dev/zero > huge.crt
+    "$O" --set overlay.db=x.db --set overlay.tls_cert=huge.crt --set overlay.tls_key=tls.key \
+        --set overlay.http_listen=127.0.0.1:0 --set 'overlay.listen=tcp://127.0.0.1:*' \
+        --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' --set 'overlay.updates_listen=tcp://127.0.0.1:*' \
+        --set overlay.key_dir=okeys 2>err5 >/dev/null; rc=$?
+    check "a certificate file of 2 MB is refused, saying why" "[ $rc = 1 ] && grep -q 'huge.crt: larger than 1 MB' err5"
 else
     echo "skip: no openssl to make a test certificate"
 fi
