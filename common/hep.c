@@ -1,5 +1,6 @@
 #include "hep.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -47,6 +48,37 @@ long hep_stream_packet(const uint8_t *buf, size_t len)
     if (total < 6)
         return -1; /* shorter than its own header: no next packet to find after it */
     return total <= len ? (long)total : 0;
+}
+
+int hep_stream_init(hep_stream_t *s)
+{
+    s->have = 0;
+    s->buf = malloc(HEP_STREAM_MAX);
+    return s->buf ? 0 : -1;
+}
+
+void hep_stream_free(hep_stream_t *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+    s->have = 0;
+}
+
+int hep_stream_take(hep_stream_t *s, size_t n,
+                    void (*fn)(void *ctx, const uint8_t *packet, size_t len), void *ctx)
+{
+    s->have += n;
+    size_t off = 0;
+    long plen;
+    while (off < s->have && (plen = hep_stream_packet(s->buf + off, s->have - off)) > 0) {
+        fn(ctx, s->buf + off, (size_t)plen);
+        off += (size_t)plen;
+    }
+    if (off < s->have && hep_stream_packet(s->buf + off, s->have - off) < 0)
+        return -1;
+    memmove(s->buf, s->buf + off, s->have - off);
+    s->have -= off;
+    return 0;
 }
 
 /* The body size a generic chunk type must have, or 0 when it varies. */

@@ -45,6 +45,35 @@ int hep_is_hep3(const uint8_t *buf, size_t len);
 long hep_stream_packet(const uint8_t *buf, size_t len);
 
 /*
+ * A HEPv3 TCP stream's bytes not yet taken: a packet begun and not yet whole. The reader reads
+ * into hep_stream_tail (hep_stream_room bytes there), then hep_stream_take hands on each whole
+ * packet and keeps the rest.
+ */
+#define HEP_STREAM_MAX 65535 /* the largest packet: a 16-bit total length */
+typedef struct {
+    uint8_t *buf; /* HEP_STREAM_MAX bytes */
+    size_t have;
+} hep_stream_t;
+
+/* 0, or -1 when out of memory. */
+int hep_stream_init(hep_stream_t *s);
+void hep_stream_free(hep_stream_t *s);
+static inline uint8_t *hep_stream_tail(hep_stream_t *s)
+{
+    return s->buf + s->have;
+}
+/* Never 0 between two takes: what is kept is less than a packet. */
+static inline size_t hep_stream_room(const hep_stream_t *s)
+{
+    return HEP_STREAM_MAX - s->have;
+}
+/* Takes n more bytes (read into the tail): calls fn for each whole packet, in order, and keeps
+ * the part of the next one. 0, or -1 when the bytes where a packet should start start none
+ * (fn has had the packets before them). */
+int hep_stream_take(hep_stream_t *s, size_t n,
+                    void (*fn)(void *ctx, const uint8_t *packet, size_t len), void *ctx);
+
+/*
  * Decodes one datagram. scratch (of scratch_len bytes) receives an inflated
  * compressed payload. Returns 0 and fills out, or -1 and sets *why to a
  * static reason.

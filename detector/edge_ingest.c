@@ -21,15 +21,12 @@
 #define DGRAM_MAX 65536
 #define VLEN 32 /* datagrams per recvmmsg() */
 
-/* One HEPv3 TCP sender: what it sent of a packet not yet whole */
+/* One HEPv3 TCP sender, with what it sent of a packet not yet whole */
 typedef struct {
     int fd; /* -1: a free slot */
     endpoint_t peer;
-    uint8_t *buf; /* HEP_PACKET_MAX bytes */
-    size_t have;
+    hep_stream_t stream;
 } hep_conn_t;
-
-#define HEP_PACKET_MAX 65535 /* a 16-bit total length */
 
 typedef struct {
     source_t src;
@@ -310,7 +307,7 @@ void ingest_destroy(ingest_t **self)
     for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
         if (in->conns[i].fd >= 0) {
             close(in->conns[i].fd);
-            free(in->conns[i].buf);
+            hep_stream_free(&in->conns[i].stream);
         }
     if (in->hep_tcp_fd >= 0)
         close(in->hep_tcp_fd);
@@ -437,7 +434,7 @@ static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *lo
 static void close_conn(ingest_t *in, hep_conn_t *c)
 {
     close(c->fd);
-    free(c->buf);
+    hep_stream_free(&c->stream);
     *c = (hep_conn_t){.fd = -1};
     in->nconns--;
     atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
@@ -472,8 +469,8 @@ static void accept_senders(ingest_t *in)
         for (size_t i = 0; i < INGEST_HEP_TCP_MAX && !c; i++)
             if (in->conns[i].fd < 0)
                 c = &in->conns[i];
-        uint8_t *buf = c ? malloc(HEP_PACKET_MAX) : NULL;
-        if (!buf) {
+        hep_stream_t stream = {0};
+        if (!c || hep_stream_init(&stream) != 0) {
             close(fd);
             if (atomic_fetch_add(&in->metrics->hep_tcp_refused, 1) % 1000 == 0)
                 warning("a HEP sender over TCP refused: %s (%d at most)",
@@ -481,59 +478,53 @@ static void accept_senders(ingest_t *in)
             continue;
         }
         keep_alive(fd);
-        *c = (hep_conn_t){.fd = fd, .buf = buf};
+        *c = (hep_conn_t){.fd = fd, .stream = stream};
         sockaddr_to_endpoint(&ss, &c->peer);
         in->nconns++;
         atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
     }
 }
 
-/* Decodes the whole packets at the start of c's buffer and keeps the rest; false when the
- * bytes there start no HEPv3 packet (the stream cannot be read on). */
-static bool take_stream_packets(ingest_t *in, hep_conn_t *c)
-{
+/* A whole packet from a sender, read as a datagram is */
+typedef struct {
+    ingest_t *in;
+    const hep_conn_t *c;
     struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    size_t off = 0;
-    long plen;
-    while (off < c->have && (plen = hep_stream_packet(c->buf + off, c->have - off)) > 0) {
-        const uint8_t *p = c->buf + off;
-        off += (size_t)plen;
-        if (!hep_admitted(in, p, (size_t)plen))
-            continue;
-        msg_t t = {0};
-        t.src = c->peer;
-        t.dst = in->hep_tcp_local;
-        t.transport = TRANSPORT_TCP;
-        t.ts_sec = now.tv_sec;
-        t.ts_usec = (int32_t)(now.tv_nsec / 1000);
-        decode_udp_payload(in->hep.dec, &t, p, (size_t)plen);
-    }
-    if (off < c->have && hep_stream_packet(c->buf + off, c->have - off) < 0)
-        return false;
-    memmove(c->buf, c->buf + off, c->have - off);
-    c->have -= off;
-    return true;
+} stream_read_t;
+
+static void on_stream_packet(void *ctx, const uint8_t *p, size_t len)
+{
+    stream_read_t *r = ctx;
+    if (!hep_admitted(r->in, p, len))
+        return;
+    msg_t t = {0};
+    t.src = r->c->peer;
+    t.dst = r->in->hep_tcp_local;
+    t.transport = TRANSPORT_TCP;
+    t.ts_sec = r->now.tv_sec;
+    t.ts_usec = (int32_t)(r->now.tv_nsec / 1000);
+    decode_udp_payload(r->in->hep.dec, &t, p, len);
 }
 
 /* Reads what a sender sent, a bounded amount a turn. A stream that starts no HEPv3 packet
  * where one should start is closed: HEP has no marker to find the next packet by. */
 static void read_stream(ingest_t *in, hep_conn_t *c)
 {
+    stream_read_t r = {in, c, {0, 0}};
     for (int turn = 0; turn < 16; turn++) {
-        ssize_t n = read(c->fd, c->buf + c->have, HEP_PACKET_MAX - c->have);
+        ssize_t n = read(c->fd, hep_stream_tail(&c->stream), hep_stream_room(&c->stream));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n <= 0) { /* the sender closed, or the connection broke */
-            if (c->have)
+            if (c->stream.have)
                 skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
             close_conn(in, c);
             break;
         }
-        c->have += (size_t)n;
-        if (!take_stream_packets(in, c)) {
+        clock_gettime(CLOCK_REALTIME, &r.now);
+        if (hep_stream_take(&c->stream, (size_t)n, on_stream_packet, &r) != 0) {
             skips_add(&in->hep.skips, "hep: TCP stream not HEPv3 (connection closed)");
             atomic_fetch_add(&in->metrics->hep_rejected, 1);
             close_conn(in, c);

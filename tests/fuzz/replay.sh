@@ -20,3 +20,4 @@ mkdir -p "$frames"
 "$bin/fuzz_config_replay" $(regress config)
 "$bin/fuzz_knn_replay" $(regress knn)
 "$bin/fuzz_cluster_replay" $(regress cluster)
+"$bin/fuzz_hep_stream_replay" $(regress hep_stream)
