@@ -24,7 +24,7 @@ static const cliopt_t replay_opts[] = {
     {"hep-tcp", 0, "HOST:PORT", "send HEPv3 packets over one TCP connection to here", NULL},
     {"udp", 0, "HOST:PORT", "send the bare SIP messages as UDP datagrams here", NULL},
     {"rate", 'r', "N", "messages per second; 0 = as fast as possible", "10000"},
-    {"auth-key", 0, "KEY", "HEPv3 auth key to put in every datagram", NULL},
+    {"auth-key", 0, "KEY", "HEPv3 auth key to put in every packet", NULL},
     {"capture-id", 0, "N", "HEPv3 capture agent id", "1"},
     CMD_INPUT_OPTIONS,
     {"quiet", 'q', NULL, "print no summary", NULL},
