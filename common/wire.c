@@ -3,6 +3,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,11 +139,18 @@ int wire_keypair(const char *dir, const char *name, char pub[41], char sec[41], 
     return 0;
 }
 
-void *wire_socket(void *zctx, int type)
+/* Whether a tcp:// endpoint's host is an IPv6 address in brackets, which libzmq refuses
+ * without its IPv6 option (wire_socket) */
+static bool endpoint_wants_ipv6(const char *endpoint)
+{
+    return !strncmp(endpoint, "tcp://[", 7);
+}
+
+void *wire_socket(void *zctx, int type, const char *endpoint)
 {
     void *sock = zmq_socket(zctx, type);
-    int one = 1;
-    if (sock && zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof one) != 0) {
+    int on = endpoint_wants_ipv6(endpoint);
+    if (sock && on && zmq_setsockopt(sock, ZMQ_IPV6, &on, sizeof on) != 0) {
         int saved = errno;
         zmq_close(sock);
         errno = saved;

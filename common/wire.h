@@ -54,10 +54,12 @@ size_t wire_encode_set(uint8_t *out, const char *tag, uint64_t seq, const char *
 int wire_decode_set(const void *frame, size_t len, const char *tag, uint64_t *seq,
                     const char **json, size_t *json_len);
 
-/* A ZeroMQ socket of the type for TCP endpoints, with IPv6 on, so that tcp://[2001:db8::1]:7070
- * binds and connects (libzmq takes IPv4 only by default) and a bind to every address (*)
- * listens on both families; NULL with errno set. */
-void *wire_socket(void *zctx, int type);
+/* A ZeroMQ socket of the type, to bind or connect to endpoint, with IPv6 on when the endpoint
+ * is an IPv6 address in brackets (tcp://[2001:db8::7]:7070, tcp://[::]:7070 for both
+ * families), which libzmq refuses otherwise. Other endpoints keep IPv4 as before: with IPv6
+ * on, libzmq would prefer the IPv6 address of a name or an interface, and resolving names
+ * here would block the caller. NULL with errno set. */
+void *wire_socket(void *zctx, int type, const char *endpoint);
 
 /* Unbinds a socket from endpoint (a concrete one, as ZMQ_LAST_ENDPOINT gives it) and binds it
  * there again: every connection accepted on it is closed, so each peer connects anew and

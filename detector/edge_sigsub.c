@@ -55,8 +55,8 @@ static uint64_t cached_sequence(const char *path)
 static int open_sockets(sigsub_t *s)
 {
     int hwm = 100;
-    s->sub = wire_socket(s->zctx, ZMQ_SUB);
-    s->snap = wire_socket(s->zctx, ZMQ_DEALER);
+    s->sub = wire_socket(s->zctx, ZMQ_SUB, s->upd_ep);
+    s->snap = wire_socket(s->zctx, ZMQ_DEALER, s->snap_ep);
     return !s->sub || !s->snap || curve_client(s->sub, s->server_key, s->pub, s->sec) ||
                    curve_client(s->snap, s->server_key, s->pub, s->sec) ||
                    zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, WIRE_UPDATE, WIRE_TAG_LEN) ||

@@ -56,7 +56,7 @@ static void close_socket(uplink_t *u)
 static int open_socket(uplink_t *u, char *err, size_t errlen)
 {
     u->generation++;
-    u->sock = wire_socket(u->zctx, ZMQ_DEALER);
+    u->sock = wire_socket(u->zctx, ZMQ_DEALER, u->endpoint);
     char monaddr[80];
     snprintf(monaddr, sizeof monaddr, "inproc://uplink-monitor-%p-%u", (void *)u, u->generation);
     if (!u->sock || set_opt(u->sock, ZMQ_CURVE_SERVERKEY, u->server_key, 40) ||

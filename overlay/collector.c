@@ -53,7 +53,7 @@ collector_t *collector_new(void *zctx, const char *endpoint, const char *secret_
     c->store = store;
     /* the ZAP handler must be bound before any CURVE socket accepts a handshake */
     c->zap = zmq_socket(zctx, ZMQ_REP);
-    c->router = wire_socket(zctx, ZMQ_ROUTER);
+    c->router = wire_socket(zctx, ZMQ_ROUTER, endpoint);
     int one = 1, zero = 0, hwm = 100000;
     if (!c->zap || zmq_bind(c->zap, "inproc://zeromq.zap.01") != 0 || !c->router ||
         zmq_setsockopt(c->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||

@@ -32,8 +32,8 @@ publisher_t *publisher_new(void *zctx, const char *snapshot_endpoint, const char
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    p->snap = wire_socket(zctx, ZMQ_ROUTER);
-    p->pub = wire_socket(zctx, ZMQ_PUB);
+    p->snap = wire_socket(zctx, ZMQ_ROUTER, snapshot_endpoint);
+    p->pub = wire_socket(zctx, ZMQ_PUB, updates_endpoint);
     if (!p->snap || !p->pub || curve_server(p->snap, secret_key) ||
         curve_server(p->pub, secret_key) || zmq_bind(p->snap, snapshot_endpoint) != 0 ||
         zmq_bind(p->pub, updates_endpoint) != 0) {
