@@ -1,5 +1,6 @@
 #include "edge_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
@@ -352,6 +353,28 @@ int edge_split_hostport(const char *s, char *host, size_t hostlen, unsigned *por
     if (!colon[1] || *end || p < 0 || p > 65535)
         return -1;
     *port = (unsigned)p;
+    return 0;
+}
+
+socklen_t edge_hostport_sockaddr(const char *s, struct sockaddr_storage *ss)
+{
+    char host[128];
+    unsigned port;
+    memset(ss, 0, sizeof *ss);
+    if (edge_split_hostport(s, host, sizeof host, &port) != 0)
+        return 0;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        return sizeof *a4;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        return sizeof *a6;
+    }
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 /* When the local (k-NN) model runs. */
 typedef enum {
@@ -113,5 +114,8 @@ const char *edge_local_policy_name(local_policy_t p);
 
 /* Splits "HOST:PORT" or "[V6]:PORT" into host and port. Returns 0 or -1. */
 int edge_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port);
+/* The socket address of "IPV4:PORT" or "[IPV6]:PORT" (numeric hosts only, for binding);
+ * its length, or 0 when s is not one. */
+socklen_t edge_hostport_sockaddr(const char *s, struct sockaddr_storage *ss);
 
 #endif

@@ -284,28 +284,15 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
                              edge_report_allowed_fn allowed, void *report_ctx, char *err,
                              size_t errlen)
 {
-    char host[128];
-    unsigned port;
-    struct sockaddr_storage ss = {0};
+    struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (edge_split_hostport(c->http_listen, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "[http] listen = %s: expected HOST:PORT", c->http_listen);
-        return NULL;
-    }
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        snprintf(err, errlen, "[http] listen = %s: the host must be a numeric address",
+    if (!edge_hostport_sockaddr(c->http_listen, &ss)) {
+        snprintf(err, errlen, "[http] listen = %s: expected a numeric IPV4:PORT or [IPV6]:PORT",
                  c->http_listen);
         return NULL;
     }
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     edge_http_t *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -325,7 +312,9 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
     }
     h->bans = bans;
     pipeline_set_bans(h->pipe, bans);
-    h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    h->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);

@@ -125,27 +125,11 @@ static void sockaddr_to_endpoint(const struct sockaddr_storage *ss, endpoint_t *
 static socklen_t listen_address(const char *what, const char *hostport, struct sockaddr_storage *ss,
                                 char *err, size_t errlen)
 {
-    char host[128];
-    unsigned port;
-    memset(ss, 0, sizeof *ss);
-    if (edge_split_hostport(hostport, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "%s = %s: expected HOST:PORT", what, hostport);
-        return 0;
-    }
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        return sizeof *a4;
-    }
-    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        return sizeof *a6;
-    }
-    snprintf(err, errlen, "%s = %s: the host must be a numeric address", what, hostport);
-    return 0;
+    socklen_t sl = edge_hostport_sockaddr(hostport, ss);
+    if (!sl)
+        snprintf(err, errlen, "%s = %s: expected a numeric IPV4:PORT or [IPV6]:PORT", what,
+                 hostport);
+    return sl;
 }
 
 /* Binds the socket fd (-1: it could not be made) to ss, and listens on it when it is a

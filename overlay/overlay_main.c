@@ -952,23 +952,10 @@ static int http_family = AF_INET;
  * takes the same one; -1 with the reason in err. */
 static int http_socket(const overlay_config_t *c, unsigned *port, char *err, size_t errlen)
 {
-    char host[128];
-    unsigned p;
-    struct sockaddr_storage ss = {0};
+    struct sockaddr_storage ss;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    socklen_t sl = 0;
-    if (edge_split_hostport(c->http_listen, host, sizeof host, &p) == 0) {
-        if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-            a4->sin_family = AF_INET;
-            a4->sin_port = htons((uint16_t)p);
-            sl = sizeof *a4;
-        } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-            a6->sin6_family = AF_INET6;
-            a6->sin6_port = htons((uint16_t)p);
-            sl = sizeof *a6;
-        }
-    }
+    socklen_t sl = edge_hostport_sockaddr(c->http_listen, &ss);
     if (!sl) {
         snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT or [IPV6]:PORT",
                  c->http_listen);
