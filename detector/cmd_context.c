@@ -190,21 +190,11 @@ static int context_train(int argc, char **argv)
     binding_opts_default(&bo);
     const char *out = NULL, *arg;
     bool quiet = false, flood = true, dialog = true, binding = true;
-    int i;
+    const char *name;
+    int status;
     long n;
-    while ((i = cliopt_next(&train_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = train_opts[i].name;
-        int r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&train_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "output")) {
+    while ((name = cmd_next_option(&train_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
+        if (!strcmp(name, "output")) {
             out = arg;
         } else if (!strcmp(name, "tau")) {
             if (cliopt_double("--tau", arg, 0.001, 3600, &fo.tau))
@@ -245,6 +235,8 @@ static int context_train(int argc, char **argv)
             quiet = true;
         }
     }
+    if (status >= 0)
+        return status;
     if (!out || optind >= argc || (!flood && !dialog && !binding)) {
         fprintf(stderr, "sipguard context train: %s\nusage: %s\n",
                 !out ? "-o FILE is required"
@@ -789,20 +781,10 @@ static int context_eval(int argc, char **argv)
     const char *model = NULL, *labels = NULL, *train_labels = NULL, *arg;
     long window = 10, step = 2, min_attack = 2;
     bool json = false, misses = false;
-    int i;
-    while ((i = cliopt_next(&eval_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = eval_opts[i].name;
-        int r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&eval_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "model")) {
+    const char *name;
+    int status;
+    while ((name = cmd_next_option(&eval_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
+        if (!strcmp(name, "model")) {
             model = arg;
         } else if (!strcmp(name, "labels")) {
             labels = arg;
@@ -823,6 +805,8 @@ static int context_eval(int argc, char **argv)
             misses = true;
         }
     }
+    if (status >= 0)
+        return status;
     bool dialog = !flood && !binding;
     if (!model || !labels || optind != argc - 1 || (dialog && !train_labels)) {
         fprintf(stderr, "sipguard context eval: %s\nusage: %s\n",

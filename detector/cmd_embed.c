@@ -267,22 +267,10 @@ int cmd_embed(int argc, char **argv)
     c.out = stdout;
     bool quiet = false;
     const char *arg;
-    int i;
-    while ((i = cliopt_next(&embed_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = embed_cmd_opts[i].name;
-        int r = cmd_embed_option(name, arg, &eo);
-        if (r == 0)
-            r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&embed_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "format")) {
+    const char *name;
+    int status;
+    while ((name = cmd_next_option(&embed_cmd, argc, argv, &arg, &dopts, &eo, &status))) {
+        if (!strcmp(name, "format")) {
             if (strcmp(arg, "libsvm") && strcmp(arg, "json")) {
                 fprintf(stderr, "sipguard embed: --format: expected libsvm or json, got '%s'\n",
                         arg);
@@ -296,6 +284,8 @@ int cmd_embed(int argc, char **argv)
             quiet = true;
         }
     }
+    if (status >= 0)
+        return status;
     if (optind >= argc) {
         fprintf(stderr, "sipguard embed: no INPUT given\nusage: %s\n", embed_cmd.usage);
         return EXIT_USAGE;

@@ -136,21 +136,10 @@ int cmd_eval(int argc, char **argv)
     if (!opts || !normal || !attack ||
         split_args(argc, argv, opts, &nopts, normal, &nn, attack, &na) != 0)
         goto out;
-    int i;
-    while ((i = cliopt_next(&eval_cmd, nopts, opts, &arg)) != -1) {
-        if (i == -2)
-            goto out;
-        const char *name = eval_opts[i].name;
-        int r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            goto out;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&eval_cmd, stdout);
-            rc = EXIT_OK;
-            goto out;
-        } else if (!strcmp(name, "model")) {
+    const char *name;
+    int status;
+    while ((name = cmd_next_option(&eval_cmd, nopts, opts, &arg, &dopts, NULL, &status))) {
+        if (!strcmp(name, "model")) {
             model_path = arg;
         } else if (!strcmp(name, "roc")) {
             roc = arg;
@@ -159,6 +148,10 @@ int cmd_eval(int argc, char **argv)
         } else if (!strcmp(name, "json")) {
             json = true;
         }
+    }
+    if (status >= 0) {
+        rc = status;
+        goto out;
     }
     if (!model_path || !nn || !na) {
         fprintf(stderr, "sipguard eval: needs -m MODEL, --normal INPUT... and --attack INPUT...\n");

@@ -160,21 +160,11 @@ int cmd_replay(int argc, char **argv)
     c.capture_id = 1;
     const char *target = NULL, *arg;
     bool quiet = false;
-    int i;
-    while ((i = cliopt_next(&replay_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = replay_opts[i].name;
-        int r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
+    const char *name;
+    int status;
+    while ((name = cmd_next_option(&replay_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
         long n;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&replay_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "hep") || !strcmp(name, "hep-tcp") || !strcmp(name, "udp")) {
+        if (!strcmp(name, "hep") || !strcmp(name, "hep-tcp") || !strcmp(name, "udp")) {
             if (target) {
                 fprintf(stderr, "sipguard replay: give one of --hep, --hep-tcp and --udp\n");
                 return EXIT_USAGE;
@@ -195,6 +185,8 @@ int cmd_replay(int argc, char **argv)
             quiet = true;
         }
     }
+    if (status >= 0)
+        return status;
     if (!target || optind >= argc) {
         fprintf(stderr, "sipguard replay: %s\nusage: %s\n",
                 target ? "no INPUT given" : "--hep, --hep-tcp or --udp is required",

@@ -163,20 +163,10 @@ int cmd_score(int argc, char **argv)
     const char *allow_path = NULL;
     ban_opts_t bo = {0, 60, 600, 86400, 64, (size_t)1 << 20};
     long l;
-    int i;
-    while ((i = cliopt_next(&score_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = score_opts[i].name;
-        int r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&score_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "model")) {
+    const char *name;
+    int status;
+    while ((name = cmd_next_option(&score_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
+        if (!strcmp(name, "model")) {
             model_path = arg;
         } else if (!strcmp(name, "explain")) {
             c.explain = true;
@@ -207,6 +197,8 @@ int cmd_score(int argc, char **argv)
             quiet = true;
         }
     }
+    if (status >= 0)
+        return status;
     if (!model_path || optind >= argc) {
         fprintf(stderr, "sipguard score: %s\nusage: %s\n",
                 model_path ? "no INPUT given" : "-m MODEL is required", score_cmd.usage);

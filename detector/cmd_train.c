@@ -119,24 +119,12 @@ int cmd_train(int argc, char **argv)
     decode_opts_default(&dopts);
     const char *out = NULL, *context_path = NULL, *arg;
     bool quiet = false;
-    int i;
-    while ((i = cliopt_next(&train_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = train_opts[i].name;
+    const char *name;
+    int status;
+    while ((name = cmd_next_option(&train_cmd, argc, argv, &arg, &dopts, &mo.embed, &status))) {
         double d;
         long l;
-        int r = cmd_embed_option(name, arg, &mo.embed);
-        if (r == 0)
-            r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&train_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "output")) {
+        if (!strcmp(name, "output")) {
             out = arg;
         } else if (!strcmp(name, "nu")) {
             if (cliopt_double(name, arg, 1e-6, 1, &d))
@@ -166,6 +154,8 @@ int cmd_train(int argc, char **argv)
             quiet = true;
         }
     }
+    if (status >= 0)
+        return status;
     if (!out || optind >= argc) {
         fprintf(stderr, "sipguard train: %s\nusage: %s\n",
                 out ? "no INPUT given" : "-o MODEL is required", train_cmd.usage);

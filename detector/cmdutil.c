@@ -75,6 +75,30 @@ int cmd_input_option(const char *name, const char *arg, decode_opts_t *o)
     return 1;
 }
 
+const char *cmd_next_option(const clicmd_t *cmd, int argc, char **argv, const char **arg,
+                            decode_opts_t *dopts, embed_opts_t *eo, int *status)
+{
+    for (;;) {
+        int i = cliopt_next(cmd, argc, argv, arg);
+        *status = i == -1 ? -1 : EXIT_USAGE;
+        if (i < 0)
+            return NULL;
+        const char *name = cmd->opts[i].name;
+        if (!strcmp(name, "help")) {
+            cliopt_help(cmd, stdout);
+            *status = EXIT_OK;
+            return NULL;
+        }
+        int r = eo ? cmd_embed_option(name, *arg, eo) : 0;
+        if (r == 0)
+            r = cmd_input_option(name, *arg, dopts);
+        if (r < 0)
+            return NULL;
+        if (r == 0)
+            return name;
+    }
+}
+
 int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet, cmd_message_fn fn,
                          void *ctx, int *failed_inputs)
 {

@@ -53,6 +53,17 @@ int cmd_embed_option(const char *name, const char *arg, embed_opts_t *o);
 /* Applies an input option by name; 1 when handled, 0 when not its option, -1 invalid. */
 int cmd_input_option(const char *name, const char *arg, decode_opts_t *o);
 
+/*
+ * The next option of a command that the command handles itself. What every command does alike
+ * is done here: an unknown or incomplete option, --help, the input options and, when eo is
+ * not NULL, the embedding options. Returns the option's name (its argument in *arg), or NULL
+ * when the command stops reading options: *status is then -1 at the end of the options
+ * (optind is at the first operand), EXIT_OK after printing the help, or EXIT_USAGE after
+ * printing an error.
+ */
+const char *cmd_next_option(const clicmd_t *cmd, int argc, char **argv, const char **arg,
+                            decode_opts_t *dopts, embed_opts_t *eo, int *status);
+
 typedef int (*cmd_message_fn)(void *ctx, const msg_t *m);
 
 /*

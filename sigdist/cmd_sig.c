@@ -132,22 +132,12 @@ static int sig_build(int argc, char **argv)
     siggen_opts_default(&so);
     const char *model = NULL, *out = NULL, *prefix = "sig", *arg;
     char *clean[64], *reports[64];
-    int nclean = 0, nreports = 0, i;
+    int nclean = 0, nreports = 0, status;
+    const char *name;
     bool all = false, quiet = false;
     long n, seq = 1;
-    while ((i = cliopt_next(&build_cmd, argc, argv, &arg)) != -1) {
-        if (i == -2)
-            return EXIT_USAGE;
-        const char *name = build_opts[i].name;
-        int r = cmd_input_option(name, arg, &dopts);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (!strcmp(name, "help")) {
-            cliopt_help(&build_cmd, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(name, "model")) {
+    while ((name = cmd_next_option(&build_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
+        if (!strcmp(name, "model")) {
             model = arg;
         } else if (!strcmp(name, "clean") && nclean < 64) {
             clean[nclean++] = (char *)arg;
@@ -194,6 +184,8 @@ static int sig_build(int argc, char **argv)
             quiet = true;
         }
     }
+    if (status >= 0)
+        return status;
     if (!model || !out || !nclean || (optind >= argc && !nreports)) {
         fprintf(stderr, "sipguard sig build: %s\nusage: %s\n",
                 !model    ? "-m MODEL is required"
