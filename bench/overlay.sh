@@ -16,7 +16,6 @@ PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$T"' EXIT
 cd "$T"
 now_ms() { date +%s%3N; }
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 "$S" gen -o train --preset demo --attacks none --seed 1 --population-seed 7 2>/dev/null
 "$S" gen -o clean --preset demo --attacks none --seed 3 --population-seed 7 2>/dev/null
 "$S" gen -o test --preset demo --seed 2 --population-seed 7 2>/dev/null

@@ -42,3 +42,15 @@ pick_ports() {
         printf -v "$v" '%s' "$p"
     done
 }
+# in_scratch_dir: makes the test's scratch directory $T and goes there; at exit the test's own
+# processes (listed in PIDS) are killed and $T is removed (KEEP=1 keeps it and says where).
+in_scratch_dir() {
+    T=$(mktemp -d)
+    PIDS=()
+    trap 'kill_ours 9 "${PIDS[@]}"; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
+    cd "$T" || exit 1
+}
+# port KEY FILE: a port a daemon wrote to its --ports-file; metric PORT NAME: a value from the
+# /metrics of a daemon on loopback
+port() { awk -v k="$1" '$1==k{print $2}' "$2"; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }

@@ -71,7 +71,6 @@ in_e() {
 on_e() { # the prefix of edge $1, into the array PFX
     case $1 in 1) PFX=("${ON_E1[@]}") ;; 2) PFX=("${ON_E2[@]}") ;; 3) PFX=("${ON_E3[@]}") ;; esac
 }
-port() { awk -v k=$1 '$1==k{print $2}' $2; }
 o_metric() { in_o curl -s "http://127.0.0.1:$(port http o.ports)/metrics" | awk -v m="$1" '$1==m{print $2}'; }
 e_metric() { in_e $1 curl -s "http://127.0.0.1:$(port http e$1.ports)/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 

@@ -14,10 +14,8 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-. "$(dirname "$(realpath "$0")")/checks.sh" # check, wait_for, kill_ours
+. "$(dirname "$(realpath "$0")")/checks.sh" # check, wait_for, kill_ours, port, metric
 cd "$T"
-port() { awk -v k="$1" '$1==k{print $2}' "$2"; }
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 msgs_total() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
 start_edge() { # name, then edge arguments; sets EDGE_PID, HTTP, HEP, UDP
     local name=$1; shift

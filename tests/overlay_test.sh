@@ -5,12 +5,8 @@
 # usage: overlay_test.sh SIPGUARD SIPGUARD_EDGE SIPGUARD_OVERLAY
 set -uo pipefail
 S=$(realpath "$1") E=$(realpath "$2") O=$(realpath "$3") HERE=$(dirname "$(realpath "$0")")
-T=$(mktemp -d)
-PIDS=()
-trap 'kill_ours 9 "${PIDS[@]}"; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
-cd "$T"
-. "$HERE/checks.sh"
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+. "$HERE/checks.sh" # check, wait_for, kill_ours, pick_ports, port, metric
+in_scratch_dir
 start_overlay() { # name, then arguments; sets OV_PID, OV_HTTP
     rm -f "$1.ports"
     "$O" --set overlay.db=overlay.db --set overlay.key_dir=okeys --set overlay.http_listen=127.0.0.1:0 \

@@ -8,13 +8,8 @@
 set -uo pipefail
 S=$(realpath "$1") E=$(realpath "$2") O=$(realpath "$3") HERE=$(dirname "$(realpath "$0")")
 command -v prlimit >/dev/null || { echo "SKIP: prlimit (util-linux) not found"; exit 77; }
-T=$(mktemp -d)
-PIDS=()
-trap 'kill_ours 9 "${PIDS[@]}"; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
-cd "$T"
-. "$HERE/checks.sh"
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
-port() { awk -v k=$1 '$1==k{print $2}' $2; }
+. "$HERE/checks.sh" # check, wait_for, kill_ours, pick_ports, port, metric
+in_scratch_dir
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
 "$S" gen -o test --seed 4 --population-seed 3 --attack-scale 0.3 2>/dev/null

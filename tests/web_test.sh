@@ -7,12 +7,8 @@ S=$1 E=$2 O=$3
 CHROME=$(command -v chromium || command -v chromium-browser || command -v google-chrome) || {
     echo "skip: no chromium (apt-get install chromium)"; exit 77; }
 HERE=$(dirname "$(realpath "$0")")
-T=$(mktemp -d)
-PIDS=()
-trap 'kill_ours 9 "${PIDS[@]}"; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
-cd "$T"
-. "$HERE/checks.sh"
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
+. "$HERE/checks.sh" # check, wait_for, kill_ours, pick_ports, port, metric
+in_scratch_dir
 browse() { "$CHROME" --headless=new --no-sandbox --disable-gpu --user-data-dir="$T/chrome" \
     --virtual-time-budget=10000 --dump-dom "$1" 2>/dev/null; }
 
