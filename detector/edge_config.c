@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "edge_record.h"
 #include "log.h"
 
 typedef enum { T_STR, T_BOOL, T_LONG, T_DOUBLE, T_POLICY } ctype_t;
@@ -137,6 +138,19 @@ static const setting_t settings[] = {
        "most reports a second (bursts up to as many); past it messages are still judged and "
        "counted, but not reported (sipguard_reports_rate_limited_total), which spares the "
        "edge, the link and the overlay during a flood; 0: no limit"),
+    SH("record", "dir", record_dir, "",
+       "keep the messages judged as pcap files in this directory, to train the next model on "
+       "(sipguard train -o new.model DIR/*.pcap) or as evidence; a file is written as "
+       "NAME.pcap.part and renamed to NAME.pcap when finished; empty: off"),
+    SH("record", "verdicts", record_verdicts, "normal",
+       "which messages: normal (judged normal, the training material), anomalies (judged "
+       "anomalous or matching a signature) or all"),
+    LH("record", "file_mb", record_file_mb, 1, 1 << 20, "64",
+       "a file is finished past this many MiB"),
+    DH("record", "file_seconds", record_file_seconds, 1, 604800, "3600",
+       "or once it has been open this long; a SIGHUP finishes it too"),
+    LH("record", "max_mb", record_max_mb, 1, 1L << 30, "1024",
+       "the finished files kept, in all (at least file_mb); past it the oldest are removed"),
     S("overlay", "endpoint", overlay_endpoint, "",
       "the overlay's report socket, e.g. tcp://overlay.example.net:7070; empty: no overlay"),
     S("overlay", "server_key", overlay_server_key, "",
@@ -422,6 +436,17 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "[overlay] signatures_snapshot and signatures_updates go together, "
                  "with server_key");
+        return -1;
+    }
+    record_which_t which;
+    if (record_which_parse(c->record_verdicts, &which) != 0) {
+        snprintf(err, errlen, "[record] verdicts = %s: expected normal, anomalies or all",
+                 c->record_verdicts);
+        return -1;
+    }
+    if (c->record_max_mb < c->record_file_mb) {
+        snprintf(err, errlen, "[record] max_mb (%ld) must be at least file_mb (%ld)",
+                 c->record_max_mb, c->record_file_mb);
         return -1;
     }
     if (log_level_of(c->log_level) < 0) {

@@ -71,6 +71,11 @@ typedef struct {
     double max_rate;      /* reports a second at most (token bucket); 0: no limit */
     long top_features;
     bool raw;
+    /* [record] */
+    char record_dir[512];     /* empty: no recording */
+    char record_verdicts[16]; /* normal, anomalies or all */
+    long record_file_mb, record_max_mb;
+    double record_file_seconds;
     /* [overlay] */
     char overlay_endpoint[256];
     char overlay_server_key[128];

@@ -20,8 +20,9 @@ struct edge_http {
     edge_report_allowed_fn allowed;
     void *report_ctx;
     pipeline_t *pipe;
-    bantable_t *bans;     /* NULL: none (bans are on while [ban] after > 0 or domain = yes) */
-    pthread_mutex_t lock; /* one pipeline; requests are handled one at a time anyway */
+    bantable_t *bans;      /* NULL: none (bans are on while [ban] after > 0 or domain = yes) */
+    edge_record_t *record; /* NULL: none */
+    pthread_mutex_t lock;  /* one pipeline; requests are handled one at a time anyway */
     uint64_t index;
     unsigned port;
 };
@@ -136,6 +137,7 @@ static enum MHD_Result score(edge_http_t *h, struct MHD_Connection *conn, upload
     if (rc != 0)
         return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     metrics_message(h->metrics, SRC_HTTP, &r);
+    record_message(h->record, &m, &r);
     json_t *sigs = json_array(), *fired = json_array();
     for (int i = 0; i < r.sigs.n; i++)
         json_array_append_new(sigs, json_string(r.sig_ids[i]));
@@ -280,9 +282,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, bantable_t *bans, edge_report_fn report,
-                             edge_report_allowed_fn allowed, void *report_ctx, char *err,
-                             size_t errlen)
+                             edge_metrics_t *metrics, bantable_t *bans, edge_record_t *record,
+                             edge_report_fn report, edge_report_allowed_fn allowed,
+                             void *report_ctx, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
@@ -311,6 +313,7 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
         return NULL;
     }
     h->bans = bans;
+    h->record = record;
     pipeline_set_bans(h->pipe, bans);
     uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);

@@ -23,6 +23,7 @@
 #include "edge_config.h"
 #include "edge_metrics.h"
 #include "edge_pipeline.h"
+#include "edge_record.h"
 
 typedef struct edge_http edge_http_t;
 
@@ -32,11 +33,12 @@ typedef void (*edge_report_fn)(void *ctx, json_t *report);
  * Asked before the report is built, which is most of what a report costs. */
 typedef bool (*edge_report_allowed_fn)(void *ctx);
 
-/* bans: the edge's ban table, or NULL when bans are off. */
+/* bans: the edge's ban table, or NULL when bans are off; record: where the messages judged are
+ * kept ([record]), or NULL. */
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, bantable_t *bans, edge_report_fn report,
-                             edge_report_allowed_fn allowed, void *report_ctx, char *err,
-                             size_t errlen);
+                             edge_metrics_t *metrics, bantable_t *bans, edge_record_t *record,
+                             edge_report_fn report, edge_report_allowed_fn allowed,
+                             void *report_ctx, char *err, size_t errlen);
 /* The port it listens on (useful when the config asked for port 0). */
 unsigned edge_http_port(const edge_http_t *h);
 void edge_http_stop(edge_http_t **self);

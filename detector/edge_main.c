@@ -32,6 +32,7 @@
 #include "edge_ingest.h"
 #include "edge_metrics.h"
 #include "edge_pipeline.h"
+#include "edge_record.h"
 #include "edge_sigsub.h"
 #include "edge_spool.h"
 #include "edge_uplink.h"
@@ -76,13 +77,15 @@ static const clicmd_t edge_cmd = {
     "is banned (its messages answered banned, unscored; longer each time; kept across\n"
     "restarts; GET /v1/bans lists them, DELETE /v1/bans/SOURCE lifts one). With [ban] domain\n"
     "= yes it also bans the sources the domain's other edges banned, which the overlay sends\n"
-    "with its set. Signals: SIGHUP reads the configuration again and applies the settings\n"
-    "--print-config marks (model, scoring, signatures, allowed sources, monitor, bans,\n"
-    "reports, log level; the others wait for the next start, and a file that does not read is\n"
-    "refused whole), reloads signatures and allowed sources, and the model and context model\n"
-    "where their files changed (an unchanged context model keeps the flood, dialog and\n"
-    "binding state), and reopens the JSON Lines file, without dropping traffic; SIGTERM and\n"
-    "SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
+    "with its set. With [record] dir set, the messages judged normal (or anomalous, or all)\n"
+    "are kept as rotated pcap files to train the next model on. Signals: SIGHUP reads the\n"
+    "configuration again and applies the settings --print-config marks (model, scoring,\n"
+    "signatures, allowed sources, monitor, bans, reports, recording, log level; the others\n"
+    "wait for the next start, and a file that does not read is refused whole), reloads\n"
+    "signatures and allowed sources, and the model and context model where their files\n"
+    "changed (an unchanged context model keeps the flood, dialog and binding state), reopens\n"
+    "the JSON Lines file and finishes the recorded file, without dropping traffic; SIGTERM\n"
+    "and SIGINT drain and exit. Settings: docs/edge.md, or --print-config.",
     edge_opts,
     "exit status: 0 clean stop, 1 failure (bad model, cannot listen, ...), 2 usage or\n"
     "configuration error.\n\n"
@@ -109,6 +112,7 @@ typedef struct {
     spool_t *spool;
     uplink_t *uplink;
     sigsub_t *sigsub;
+    edge_record_t *record; /* [record]: made at start, writing while dir is set */
     bantable_t *bans;      /* made at start, used while [ban] after > 0 or domain = yes */
     char ban_file[600];    /* empty until bans are first on: then read back, and saved */
     bool ban_save_failing; /* the last save failed (logged once) */
@@ -282,6 +286,7 @@ static void on_message(void *ctx, source_t src, const msg_t *m)
         return;
     }
     metrics_message(&e->metrics, src, &r);
+    record_message(e->record, m, &r);
     /* an allowed source's traffic is neither attack nor clean material for the overlay; a
      * banned source's messages were not judged, and the ban was reported with what started it */
     if (!r.allowed && r.verdict != VERDICT_BANNED &&
@@ -424,6 +429,30 @@ static void log_ban_settings(const edge_t *e)
         info("bans: the domain's bans that come with the signature set are imposed too");
 }
 
+/* [record] as e->c says: the file being written is finished (at start there is none). */
+static void configure_record(edge_t *e)
+{
+    const edge_config_t *c = &e->c;
+    record_opts_t o = {c->record_dir,          c->id,           RECORD_NORMAL, c->record_file_mb,
+                       c->record_file_seconds, c->record_max_mb};
+    record_which_parse(c->record_verdicts, &o.which); /* edge_config_validate checked it */
+    record_configure(e->record, &o);
+    if (c->record_dir[0])
+        info("recording messages judged %s to %s (files of %ld MiB or %g s, %ld MiB in all)",
+             c->record_verdicts, c->record_dir, c->record_file_mb, c->record_file_seconds,
+             c->record_max_mb);
+}
+
+static int make_record(edge_t *e)
+{
+    if (!(e->record = record_new(&e->metrics))) {
+        error("out of memory");
+        return -1;
+    }
+    configure_record(e);
+    return 0;
+}
+
 /* The ban table is made at start whatever [ban] says (its room is reserved, not touched), so
  * that a SIGHUP can turn bans on for the pipelines of both threads. */
 static int make_bans(edge_t *e)
@@ -533,7 +562,7 @@ static int setup(edge_t *e, const char *ports_file)
         error("out of memory");
         return -1;
     }
-    if (make_bans(e) != 0 || (bans_wanted(&e->c) && open_ban_file(e) != 0))
+    if (make_bans(e) != 0 || (bans_wanted(&e->c) && open_ban_file(e) != 0) || make_record(e) != 0)
         return -1;
     log_ban_settings(e);
     pipeline_set_bans(e->pipe, e->bans);
@@ -552,7 +581,7 @@ static int setup(edge_t *e, const char *ports_file)
     }
     atomic_store(&e->metrics.overlay_configured, e->uplink != NULL);
     if (e->c.http_listen[0]) {
-        e->http = edge_http_start(&e->c, e->slot, &e->metrics, e->bans, queue_report,
+        e->http = edge_http_start(&e->c, e->slot, &e->metrics, e->bans, e->record, queue_report,
                                   report_allowed, e, err, sizeof err);
         if (!e->http) {
             error("%s", err);
@@ -676,6 +705,7 @@ static void run(edge_t *e)
                 spool_sync(e->spool);
             jsonl_flush(e);
             tick_bans(e);
+            record_tick(e->record);
         }
         if (e->c.pcap_exit && ingest_replay_done(e->ingest) && e->c.pcap_file[0])
             break;
@@ -701,6 +731,7 @@ static void teardown(edge_t *e)
     edge_assets_slot_destroy(&e->slot);
     tick_bans(e); /* the last changes saved */
     bantable_destroy(&e->bans);
+    record_destroy(&e->record); /* after the last message: the file it was writing finished */
 }
 
 static int install_signals(void)
@@ -849,6 +880,7 @@ static void reload_config(edge_t *e)
     log_parse_level(e->c.log_level);
     atomic_store(&e->metrics.monitor, e->c.monitor);
     reopen_jsonl(e);
+    configure_record(e);
     apply_ban_settings(e, &before);
     publish_assets(e, a, &what);
 }

@@ -123,6 +123,14 @@ char *metrics_render(edge_metrics_t *m)
     counter(&s, "ban_untracked_total",
             "Blocking judgements not counted against their source: the ban table was full.",
             atomic_load(&m->ban_untracked));
+    counter(&s, "record_messages_total", "Messages written to the pcap files of [record] dir.",
+            atomic_load(&m->record_messages));
+    counter(&s, "record_dropped_total",
+            "Messages [record] should have kept but could not write (a write failed, the "
+            "directory was missing, or longer than a frame holds).",
+            atomic_load(&m->record_dropped));
+    counter(&s, "record_files_total", "Recorded pcap files finished (renamed from .pcap.part).",
+            atomic_load(&m->record_files));
     static const char *detectors[] = {"signature", "global", "local", "flood", "dialog", "binding"};
     put(&s, "# HELP sipguard_detector_fired_total Messages each detector flagged.\n"
             "# TYPE sipguard_detector_fired_total counter\n");

@@ -45,6 +45,7 @@ typedef struct {
     atomic_uint_fast64_t reloads, reload_failures;
     atomic_bool overlay_connected, overlay_configured;
     atomic_uint_fast64_t acks;
+    atomic_uint_fast64_t record_messages, record_dropped, record_files; /* [record] */
 } edge_metrics_t;
 
 void metrics_init(edge_metrics_t *m);

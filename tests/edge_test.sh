@@ -644,6 +644,68 @@ stop_edge $EDGE_PID
 check "spool bound: oldest reports dropped and counted ($DROP), spool within bound ($SPOOLB)" \
     "[ \"$DROP\" -gt 0 ] && [ \"$SPOOLB\" -le 65536 ] && grep -q 'dropped the oldest segment' bound.log"
 
+# --- [record]: the messages judged normal kept as pcap files to train on; anomalies kept as
+# evidence; files finished by size and by SIGHUP, old ones removed past max_mb; a file a crash
+# left finished at the next start; a full disk counted, logged once, and recovered from ---
+verdict_total() { curl -s "http://127.0.0.1:$1/metrics" | awk -v v="verdict=\"$2\"" 'index($1, v) && /^sipguard_messages_total/{s+=$2} END{print s+0}'; }
+mkdir rec
+cp test.pcap rec/edge1-20200101-000000.pcap.part # what a killed edge leaves
+start_edge record "${COMMON[@]}" --set record.dir=rec --set record.file_mb=1 || exit 1
+check "record: a .pcap.part file an earlier run left is finished at start" \
+    "[ -f rec/edge1-20200101-000000.pcap ] && [ ! -e rec/edge1-20200101-000000.pcap.part ] && grep -q 'left by an earlier run, finished' record.log"
+rm rec/edge1-20200101-000000.pcap
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+curl -s --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score >/dev/null # judged anomalous: not kept
+wait_for 60 "[ \$(msgs_total $HTTP) -ge $((N + 1)) ]"
+NORMAL=$(verdict_total $HTTP normal)
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_record_files_total)\" -ge 1 ] && ! ls rec/*.part >/dev/null 2>&1"
+check "record: every message judged normal written ($(metric $HTTP sipguard_record_messages_total) of $NORMAL), nothing dropped" \
+    "[ \"\$(metric $HTTP sipguard_record_messages_total)\" = $NORMAL ] && [ \"\$(metric $HTTP sipguard_record_dropped_total)\" = 0 ]"
+check "record: a SIGHUP finishes the file being written (no .part left)" "! ls rec/*.part >/dev/null 2>&1 && ls rec/edge1-*.pcap >/dev/null 2>&1"
+stop_edge $EDGE_PID
+REC_READ=$("$S" score -q -m edge.model rec/*.pcap | wc -l)
+REC_ANOM=$("$S" score -q -a -m edge.model rec/*.pcap | wc -l)
+check "record: the files read back as the messages kept ($REC_READ of $NORMAL), none of them an anomaly offline ($REC_ANOM)" \
+    "[ $REC_READ = $NORMAL ] && [ $REC_ANOM = 0 ]"
+check "record: sipguard train takes the recorded files" "'$S' train -q -o rec.model rec/*.pcap 2>/dev/null && [ -s rec.model ]"
+if command -v tshark >/dev/null; then
+    check "record: tshark reads every recorded message as SIP" \
+        "[ \$(tshark -r \"\$(ls rec/*.pcap | head -1)\" -Y sip 2>/dev/null | wc -l) = \$('$S' embed -q --format libsvm \"\$(ls rec/*.pcap | head -1)\" | wc -l) ]"
+fi
+start_edge record2 "${COMMON[@]}" --set record.dir=rec2 --set record.verdicts=anomalies --set record.file_mb=1 --set record.max_mb=1 --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 60 "[ \$(msgs_total $HTTP) -ge $N ]"
+FLAGGED=$(($(verdict_total $HTTP anomaly) + $(verdict_total $HTTP signature)))
+wait_for 10 "[ \"\$(metric $HTTP sipguard_record_messages_total)\" = $FLAGGED ]"
+check "record: verdicts = anomalies keeps what was judged anomalous ($(metric $HTTP sipguard_record_messages_total) of $FLAGGED)" \
+    "[ \"\$(metric $HTTP sipguard_record_messages_total)\" = $FLAGGED ]"
+FINISHED=$(($(metric $HTTP sipguard_record_files_total) + 1)) # and the one the stop finishes
+stop_edge $EDGE_PID
+check "record: finished files past max_mb are removed ($(ls rec2 | wc -l) of $FINISHED left, $(du -cb rec2/*.pcap | tail -1 | cut -f1) bytes)" \
+    "[ \$(du -cb rec2/*.pcap | tail -1 | cut -f1) -le 1048576 ] && [ \$(ls rec2 | wc -l) -ge 1 ] && [ \$(ls rec2 | wc -l) -lt $FINISHED ]"
+if command -v prlimit >/dev/null; then
+    # a file size limit fails the writes as a full disk does (the edge ignores SIGXFSZ)
+    prlimit --fsize=200000 "$E" --ports-file full.ports "${COMMON[@]}" --set record.dir=rec3 \
+        --set record.verdicts=all --set scoring.local_policy=never 2>recfull.log &
+    EDGE_PID=$!; PIDS+=("$EDGE_PID")
+    wait_for 20 "[ -s full.ports ]" || cat recfull.log
+    HTTP=$(port http full.ports) HEP=$(port hep full.ports)
+    "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+    wait_for 60 "[ \$(msgs_total $HTTP) -ge $N ]"
+    check "record on a full disk: messages not written are counted ($(metric $HTTP sipguard_record_dropped_total)), logged once, the edge goes on" \
+        "[ \"\$(metric $HTTP sipguard_record_dropped_total)\" -gt 0 ] && [ \$(grep -c 'recording: writing' recfull.log) = 1 ] && [ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
+    BEFORE=$(metric $HTTP sipguard_record_messages_total)
+    prlimit --pid $EDGE_PID --fsize=unlimited
+    kill -HUP $EDGE_PID # tries again at once
+    wait_for 10 "grep -q 'reloaded:' recfull.log"
+    curl -s --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score >/dev/null
+    wait_for 10 "[ \"\$(metric $HTTP sipguard_record_messages_total)\" -gt $BEFORE ]"
+    check "record: once there is room again, recording goes on and says so" \
+        "[ \"\$(metric $HTTP sipguard_record_messages_total)\" -gt $BEFORE ] && grep -q 'recording again' recfull.log"
+    stop_edge $EDGE_PID
+fi
+
 check "every edge stopped by SIGTERM exited 0 ($BAD_EXITS did not)" "[ $BAD_EXITS = 0 ]"
 check "no sanitizer report in any edge or stub log" "! grep -l 'Sanitizer\|runtime error' *.log"
 echo "$checks checks, $fails failed"
