@@ -22,6 +22,7 @@ static const command_t commands[] = {
     {"train", cmd_train, "learn normal traffic into a model file"},
     {"score", cmd_score, "score every message against a model (JSON Lines)"},
     {"eval", cmd_eval, "AUC and detection rates of a model on normal and attack inputs"},
+    {"info", cmd_info, "what a model file holds: embedding, training, thresholds, its centre"},
     {"embed", cmd_embed, "write the sparse vector of every message (libsvm or JSON)"},
     {"gen", gen_command, "generate labelled SIP traffic (pcap + labels CSV)"},
     {"replay", cmd_replay, "send the messages of captures to a running edge (HEPv3 or UDP)"},

@@ -198,20 +198,8 @@ int cmd_train(int argc, char **argv)
         model_destroy(&m);
         goto out;
     }
-    if (!quiet) {
-        char feat[32];
-        embed_opts_feature_name(&mo.embed, feat, sizeof feat);
-        fprintf(stderr,
-                "trained %s: %zu messages (%zu held out for calibration), %zu distinct vectors, "
-                "%zu features (%s%s%s)\n"
-                "global: SVDD nu=%g, %d solver iterations, duality gap %.3g; threshold %.6g\n"
-                "local: k=%d%s; threshold %.6g (target FPR %g)\n",
-                out, st.messages + st.holdout, st.holdout, st.distinct, st.dim, feat,
-                mo.embed.shape ? ", shaped: " : "",
-                mo.embed.shape ? embed_shape_name(mo.embed.shape) : "", mo.nu, st.svdd_iterations,
-                st.svdd_gap, st.thr_global, mo.k, mo.local_norm ? ", divided by |m(z)|" : "",
-                st.thr_local, mo.fpr);
-    }
+    if (!quiet)
+        cmd_print_model_summary(stderr, "trained", out, &mo, &st);
     warn_about_calibration(&st, &mo);
     model_destroy(&m);
     rc = failed ? EXIT_INPUT : EXIT_OK;

@@ -90,13 +90,30 @@ const char *cmd_next_option(const clicmd_t *cmd, int argc, char **argv, const ch
             return NULL;
         }
         int r = eo ? cmd_embed_option(name, *arg, eo) : 0;
-        if (r == 0)
+        if (r == 0 && dopts)
             r = cmd_input_option(name, *arg, dopts);
         if (r < 0)
             return NULL;
         if (r == 0)
             return name;
     }
+}
+
+void cmd_print_model_summary(FILE *out, const char *lead, const char *name, const model_opts_t *mo,
+                             const model_stats_t *st)
+{
+    char feat[32];
+    embed_opts_feature_name(&mo->embed, feat, sizeof feat);
+    fprintf(out,
+            "%s%s%s: %zu messages (%zu held out for calibration), %zu distinct vectors, "
+            "%zu features (%s%s%s)\n"
+            "global: SVDD nu=%g, %d solver iterations, duality gap %.3g; threshold %.6g\n"
+            "local: k=%d%s; threshold %.6g (target FPR %g)\n",
+            lead ? lead : "", lead ? " " : "", name, st->messages + st->holdout, st->holdout,
+            st->distinct, st->dim, feat, mo->embed.shape ? ", shaped: " : "",
+            mo->embed.shape ? embed_shape_name(mo->embed.shape) : "", mo->nu, st->svdd_iterations,
+            st->svdd_gap, st->thr_global, mo->k, mo->local_norm ? ", divided by |m(z)|" : "",
+            st->thr_local, mo->fpr);
 }
 
 int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet, cmd_message_fn fn,

@@ -12,6 +12,7 @@
 #include "cliopt.h"
 #include "decode.h"
 #include "embed.h"
+#include "model.h"
 #include "msg.h"
 
 /* Exit codes of every sipguard command. */
@@ -55,14 +56,19 @@ int cmd_input_option(const char *name, const char *arg, decode_opts_t *o);
 
 /*
  * The next option of a command that the command handles itself. What every command does alike
- * is done here: an unknown or incomplete option, --help, the input options and, when eo is
- * not NULL, the embedding options. Returns the option's name (its argument in *arg), or NULL
- * when the command stops reading options: *status is then -1 at the end of the options
- * (optind is at the first operand), EXIT_OK after printing the help, or EXIT_USAGE after
- * printing an error.
+ * is done here: an unknown or incomplete option, --help and, when dopts and eo are not NULL,
+ * the input options and the embedding options. Returns the option's name (its argument in *arg), or
+ * NULL when the command stops reading options: *status is then -1 at the end of the options (optind
+ * is at the first operand), EXIT_OK after printing the help, or EXIT_USAGE after printing an error.
  */
 const char *cmd_next_option(const clicmd_t *cmd, int argc, char **argv, const char **arg,
                             decode_opts_t *dopts, embed_opts_t *eo, int *status);
+
+/* What train says of the model it made and info of a model file: "LEAD NAME: messages,
+ * vectors, features (embedding)", then the global and the local model, a line each. lead may
+ * be NULL. */
+void cmd_print_model_summary(FILE *out, const char *lead, const char *name, const model_opts_t *mo,
+                             const model_stats_t *st);
 
 typedef int (*cmd_message_fn)(void *ctx, const msg_t *m);
 

@@ -12,5 +12,6 @@ int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_context(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

@@ -734,6 +734,39 @@ void model_stats(const model_t *m, model_stats_t *s)
     s->thr_local = m->h->thr_local;
 }
 
+int model_centre_features(const model_t *m, int n, model_feature_t *out)
+{
+    if (n <= 0)
+        return 0;
+    uint64_t *keys = malloc((size_t)n * sizeof *keys);
+    embed_t *e = embed_new(&m->opts.embed);
+    if (!e || !keys) {
+        free(keys);
+        embed_destroy(&e);
+        return -1;
+    }
+    int got = 0;
+    for (size_t d = 0; d < m->h->dict_cap; d++) {
+        if (!m->dict[d].used)
+            continue;
+        double w = m->mu[m->dict[d].id];
+        if (w <= 0 || (got == n && w <= out[n - 1].contribution))
+            continue;
+        int at = got < n ? got++ : n - 1; /* insertion into the n kept, largest first */
+        for (; at > 0 && out[at - 1].contribution < w; at--) {
+            out[at] = out[at - 1];
+            keys[at] = keys[at - 1];
+        }
+        out[at].contribution = w;
+        keys[at] = m->dict[d].key;
+    }
+    for (int i = 0; i < got; i++)
+        embed_feature_name(e, keys[i], out[i].feature, sizeof out[i].feature);
+    free(keys);
+    embed_destroy(&e);
+    return got;
+}
+
 /* ---------------------------------------------------------------- scoring */
 
 struct model_scorer {

@@ -109,6 +109,12 @@ typedef struct {
     model_feature_t global[MODEL_EXPLAIN_TOP], local[MODEL_EXPLAIN_TOP];
 } model_explain_t;
 
+/* The n features with the largest weights in the global model's centre (the SVDD's weighted
+ * mean of the normal training vectors: what normal traffic holds most), largest first, named
+ * as --explain names them (a token model keeps no token strings: "token:KEY"); the weight is
+ * in contribution. Returns how many (fewer when the model has fewer), or -1 out of memory. */
+int model_centre_features(const model_t *m, int n, model_feature_t *out);
+
 typedef struct model_scorer model_scorer_t;
 
 model_scorer_t *model_scorer_new(const model_t *m, bool explain);

@@ -123,6 +123,28 @@ head -c 100 m.model > bad.model
 "$S" score -m bad.model normal.pcap 2>err.txt; rc=$?
 check "truncated model exits 1" test $rc -eq 1
 check "truncated model error" grep -q "bad.model" err.txt
+# info: what a model file holds, in text and JSON, from the file alone
+"$S" info m.model > info.txt; rc=$?
+"$S" info --json --top 5 m.model > info.json
+THR=$(grep -o '"threshold_global":[0-9.]*' normal.jsonl | head -1 | cut -d: -f2)
+check "info describes the model: training, both models, the file, the embedding, the centre" \
+    sh -c "test $rc -eq 0 && grep -q '^m.model: [0-9]* messages ([0-9]* held out for calibration)' info.txt && grep -q '^global: SVDD nu=0.05' info.txt && grep -q '^local: k=1, divided by |m(z)|' info.txt && grep -q '^file: [0-9]* bytes, written 20' info.txt && grep -q '^embedding: counts, no normalisation, header names normalised' info.txt && test \$(grep -c '^  \"' info.txt) -eq 10"
+check "info --json: the thresholds score uses, five features heaviest first" python3 -c "
+import json, sys
+o = json.loads(open('info.json').read())
+w = [f['weight'] for f in o['top_features']]
+assert abs(o['thresholds']['global'] - $THR) <= 1e-6 * $THR, (o['thresholds'], $THR)
+assert len(w) == 5 and w == sorted(w, reverse=True) and w[-1] > 0, w
+assert o['embedding'] == {'feature': 'ngram:4', 'binary': False, 'norm': 'none', 'shape': 'fields', 'header_norm': True}
+assert o['training']['messages'] == o['training']['trained_on'] + o['training']['held_out']
+"
+"$S" info --top 0 m.model > info0.txt; rc=$?
+check "info --top 0 lists no feature" sh -c "test $rc -eq 0 && ! grep -q '^  \"' info0.txt && grep -q '^global:' info0.txt"
+"$S" info m.model bad.model normal.pcap > /dev/null 2>err.txt; rc=$?
+check "info on a truncated model and a capture exits 1 and names both" \
+    sh -c "test $rc -eq 1 && grep -q 'bad.model' err.txt && grep -q 'normal.pcap: not a sipguard model' err.txt"
+"$S" info --top 101 m.model 2>err.txt; rc=$?
+check "info --top past 100 exits 2" sh -c "test $rc -eq 2 && grep -q 'top: expected an integer in \[0, 100\]' err.txt"
 "$S" train -o x.model --nu 7 train.pcap 2>err.txt; rc=$?
 check "bad option value exits 2" test $rc -eq 2
 check "bad option value explained" grep -q "expected a number" err.txt

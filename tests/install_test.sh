@@ -59,7 +59,7 @@ done
 # man pages, made from --help
 if [ "$MAN" = 1 ]; then
     PAGES="man1/sipguard.1 man8/sipguard-edge.8 man8/sipguard-overlay.8"
-    for c in train score eval embed gen replay context sig; do PAGES="$PAGES man1/sipguard-$c.1"; done
+    for c in train score eval info embed gen replay context sig; do PAGES="$PAGES man1/sipguard-$c.1"; done
     for p in $PAGES; do
         check "$p renders without a warning" \
             "[ -s '$R$MANDIR/$p' ] && [ -z \"\$(groff -man -Tutf8 -ww -z '$R$MANDIR/$p' 2>&1)\" ]"
