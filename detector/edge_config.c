@@ -145,6 +145,9 @@ static const setting_t settings[] = {
     SH("record", "verdicts", record_verdicts, "normal",
        "which messages: normal (judged normal, the training material), anomalies (judged "
        "anomalous or matching a signature) or all"),
+    DH("record", "sample", record_sample, 0.000001, 1, "1",
+       "fraction of those messages written (one in 1/sample, evenly spread), so that max_mb "
+       "holds days of a busy edge's traffic rather than hours"),
     LH("record", "file_mb", record_file_mb, 1, 1 << 20, "64",
        "a file is finished past this many MiB"),
     DH("record", "file_seconds", record_file_seconds, 1, 604800, "3600",

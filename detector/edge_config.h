@@ -75,7 +75,7 @@ typedef struct {
     char record_dir[512];     /* empty: no recording */
     char record_verdicts[16]; /* normal, anomalies or all */
     long record_file_mb, record_max_mb;
-    double record_file_seconds;
+    double record_file_seconds, record_sample;
     /* [overlay] */
     char overlay_endpoint[256];
     char overlay_server_key[128];

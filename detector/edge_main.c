@@ -433,13 +433,21 @@ static void log_ban_settings(const edge_t *e)
 static void configure_record(edge_t *e)
 {
     const edge_config_t *c = &e->c;
-    record_opts_t o = {c->record_dir,          c->id,           RECORD_NORMAL, c->record_file_mb,
-                       c->record_file_seconds, c->record_max_mb};
+    record_opts_t o = {.dir = c->record_dir,
+                       .prefix = c->id,
+                       .sample = c->record_sample,
+                       .file_mb = c->record_file_mb,
+                       .file_seconds = c->record_file_seconds,
+                       .max_mb = c->record_max_mb};
     record_which_parse(c->record_verdicts, &o.which); /* edge_config_validate checked it */
     record_configure(e->record, &o);
+    char share[48] = "";
+    if (c->record_sample < 1)
+        snprintf(share, sizeof share, ", one in %.4g,", 1 / c->record_sample);
     if (c->record_dir[0])
-        info("recording messages judged %s to %s (files of %ld MiB or %g s, %ld MiB in all)",
-             c->record_verdicts, c->record_dir, c->record_file_mb, c->record_file_seconds,
+        info("recording the messages judged %s%s to %s (files of %ld MiB or %g s, %ld MiB in "
+             "all)",
+             c->record_verdicts, share, c->record_dir, c->record_file_mb, c->record_file_seconds,
              c->record_max_mb);
 }
 

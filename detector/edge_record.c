@@ -27,6 +27,7 @@ struct edge_record {
     pthread_mutex_t lock;
     atomic_bool on; /* read without the lock, so that a message not kept costs no lock */
     record_which_t which;
+    double sample, sample_acc; /* the stride: a message is written when the sum passes 1 */
     char dir[512], prefix[80];
     long file_mb, max_mb;
     double file_seconds;
@@ -282,6 +283,7 @@ void record_configure(edge_record_t *r, const record_opts_t *o)
     snprintf(r->dir, sizeof r->dir, "%s", o->dir ? o->dir : "");
     set_prefix(r, o->prefix ? o->prefix : "");
     r->which = o->which;
+    r->sample = o->sample > 0 && o->sample < 1 ? o->sample : 1;
     r->file_mb = o->file_mb > 0 ? o->file_mb : 1;
     r->max_mb = o->max_mb > r->file_mb ? o->max_mb : r->file_mb;
     r->file_seconds = o->file_seconds > 0 ? o->file_seconds : 3600;
@@ -296,6 +298,16 @@ void record_configure(edge_record_t *r, const record_opts_t *o)
     }
     atomic_store(&r->on, r->dir[0] != 0);
     pthread_mutex_unlock(&r->lock);
+}
+
+/* Whether this message of the kind kept is one of the sample (every one at sample 1). */
+static bool sampled(edge_record_t *r)
+{
+    r->sample_acc += r->sample;
+    if (r->sample_acc < 1)
+        return false;
+    r->sample_acc -= 1;
+    return true;
 }
 
 static bool kept_kind(record_which_t which, const edge_result_t *res)
@@ -334,7 +346,7 @@ void record_message(edge_record_t *r, const msg_t *m, const edge_result_t *res)
     if (!r || !atomic_load_explicit(&r->on, memory_order_relaxed))
         return;
     pthread_mutex_lock(&r->lock);
-    if (!r->dir[0] || !kept_kind(r->which, res)) {
+    if (!r->dir[0] || !kept_kind(r->which, res) || !sampled(r)) {
         pthread_mutex_unlock(&r->lock);
         return;
     }

@@ -4,13 +4,14 @@
  * then a SIGHUP) and an anomaly's messages stay at hand as evidence.
  *
  * The messages kept are those judged normal (training material), those judged anomalous or
- * matching a signature (evidence), or all of them. Each is written as it arrived (its bytes,
- * endpoints, transport and timestamp) through pcapw, so every reader of ours and tshark take
- * the files. A file is written as NAME.pcap.part and renamed to NAME.pcap once it is finished
- * (past file_mb, past file_seconds, at a SIGHUP or at the end), so a .pcap file is always
- * whole; a .part file left by a crash is finished at the next start. Finished files past
- * max_mb in all go, oldest first. Names are PREFIX-YYYYMMDD-HHMMSS.pcap (UTC of the first
- * message), so they sort by time.
+ * matching a signature (evidence), or all of them; a fraction of them when a busy edge should
+ * cover days of traffic within max_mb (one in 1 / sample, by a stride rather than a coin). Each is
+ * written as it arrived (its bytes, endpoints, transport and timestamp) through pcapw, so every
+ * reader of ours and tshark take the files. A file is written as NAME.pcap.part and renamed to
+ * NAME.pcap once it is finished (past file_mb, past file_seconds, at a SIGHUP or at the end), so a
+ * .pcap file is always whole; a .part file left by a crash is finished at the next start. Finished
+ * files past max_mb in all go, oldest first. Names are PREFIX-YYYYMMDD-HHMMSS.pcap (UTC of the
+ * first message), so they sort by time.
  *
  * Recording is best effort and never holds up a verdict: a write that fails (a full disk)
  * finishes the file, is logged once and counted with every message not kept until the next
@@ -35,6 +36,7 @@ typedef struct {
     const char *dir;    /* empty: off */
     const char *prefix; /* the start of every file name (the edge's id) */
     record_which_t which;
+    double sample;       /* fraction of those messages written: a deterministic stride */
     long file_mb;        /* a file is finished past this many MiB */
     double file_seconds; /* or once it has been open this long */
     long max_mb;         /* the finished files kept, in all */

@@ -684,6 +684,15 @@ FINISHED=$(($(metric $HTTP sipguard_record_files_total) + 1)) # and the one the 
 stop_edge $EDGE_PID
 check "record: finished files past max_mb are removed ($(ls rec2 | wc -l) of $FINISHED left, $(du -cb rec2/*.pcap | tail -1 | cut -f1) bytes)" \
     "[ \$(du -cb rec2/*.pcap | tail -1 | cut -f1) -le 1048576 ] && [ \$(ls rec2 | wc -l) -ge 1 ] && [ \$(ls rec2 | wc -l) -lt $FINISHED ]"
+start_edge record3 "${COMMON[@]}" --set record.dir=rec4 --set record.sample=0.25 --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 60 "[ \$(msgs_total $HTTP) -ge $N ]"
+NORMAL=$(verdict_total $HTTP normal)
+wait_for 5 "[ \"\$(metric $HTTP sipguard_record_messages_total)\" -ge $((NORMAL / 4 - 1)) ]"
+KEPT=$(metric $HTTP sipguard_record_messages_total)
+stop_edge $EDGE_PID
+check "record: sample = 0.25 writes one in four of the messages judged normal ($KEPT of $NORMAL)" \
+    "[ $KEPT -ge $((NORMAL / 4 - 1)) ] && [ $KEPT -le $((NORMAL / 4 + 1)) ] && [ \$('$S' embed -q --format libsvm rec4/*.pcap | wc -l) = $KEPT ]"
 if command -v prlimit >/dev/null; then
     # a file size limit fails the writes as a full disk does (the edge ignores SIGXFSZ)
     prlimit --fsize=200000 "$E" --ports-file full.ports "${COMMON[@]}" --set record.dir=rec3 \
