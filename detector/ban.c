@@ -48,6 +48,24 @@ double ban_clock(void)
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+/* Slots for max_sources sources, at most half full (short probes), and the scratch room to
+ * rebuild them. False when out of memory (nothing allocated). */
+static bool alloc_slots(size_t max_sources, entry_t **slots, size_t *mask, entry_t **scratch)
+{
+    size_t cap = 16;
+    while (cap < 2 * max_sources)
+        cap *= 2;
+    *slots = calloc(cap, sizeof **slots);
+    *scratch = malloc(max_sources * sizeof **scratch);
+    if (!*slots || !*scratch) {
+        free(*slots);
+        free(*scratch);
+        return false;
+    }
+    *mask = cap - 1;
+    return true;
+}
+
 bantable_t *bantable_new(const ban_opts_t *o)
 {
     bantable_t *t = calloc(1, sizeof *t);
@@ -60,18 +78,10 @@ bantable_t *bantable_new(const ban_opts_t *o)
         t->o.prefix6 = 64;
     if (t->o.max_sources < 1)
         t->o.max_sources = 1;
-    size_t cap = 16;
-    while (cap < 2 * t->o.max_sources) /* at most half full: short probes */
-        cap *= 2;
-    t->slots = calloc(cap, sizeof *t->slots);
-    t->scratch = malloc(t->o.max_sources * sizeof *t->scratch);
-    if (!t->slots || !t->scratch) {
-        free(t->slots);
-        free(t->scratch);
+    if (!alloc_slots(t->o.max_sources, &t->slots, &t->mask, &t->scratch)) {
         free(t);
         return NULL;
     }
-    t->mask = cap - 1;
     pthread_mutex_init(&t->lock, NULL);
     return t;
 }
@@ -195,6 +205,46 @@ static void sweep(bantable_t *t, double now)
     for (size_t i = 0; i < n; i++)
         *find_or_add(t, t->scratch[i].key, t->scratch[i].bits) = t->scratch[i];
     t->swept = now;
+}
+
+static int by_until_desc(const void *a, const void *b);
+
+long bantable_set_capacity(bantable_t *t, size_t max_sources, double now)
+{
+    if (max_sources < 1)
+        max_sources = 1;
+    pthread_mutex_lock(&t->lock);
+    if (max_sources == t->o.max_sources) {
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
+    entry_t *slots, *scratch;
+    size_t mask;
+    if (!alloc_slots(max_sources, &slots, &mask, &scratch)) {
+        pthread_mutex_unlock(&t->lock);
+        return -1;
+    }
+    /* the old scratch holds every source the old table holds */
+    size_t n = 0, held = t->count;
+    for (size_t h = 0; h <= t->mask; h++)
+        if (t->slots[h].used && (held <= max_sources || remembered(t, &t->slots[h], now)))
+            t->scratch[n++] = t->slots[h];
+    if (n > max_sources) { /* the bans that end last stay */
+        qsort(t->scratch, n, sizeof *t->scratch, by_until_desc);
+        n = max_sources;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = mask;
+    t->count = 0;
+    t->o.max_sources = max_sources;
+    for (size_t i = 0; i < n; i++)
+        *find_or_add(t, t->scratch[i].key, t->scratch[i].bits) = t->scratch[i];
+    free(t->scratch);
+    t->scratch = scratch;
+    t->dirty |= n < held;
+    pthread_mutex_unlock(&t->lock);
+    return (long)(held - n);
 }
 
 double bantable_banned(bantable_t *t, const endpoint_t *src, double now)

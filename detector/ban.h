@@ -51,9 +51,16 @@ bantable_t *bantable_new(const ban_opts_t *o);
 void bantable_destroy(bantable_t **t);
 
 /* Takes o's after, window, seconds and max_seconds (a SIGHUP's new [ban] settings) for the
- * strikes and bans from now on; bans already running keep their ends. The IPv6 prefix and
- * max_sources stay those the table was made with. */
+ * strikes and bans from now on; bans already running keep their ends. The IPv6 prefix stays
+ * the one the table was made with (its keys are masked to it); max_sources changes through
+ * bantable_set_capacity. */
 void bantable_set_opts(bantable_t *t, const ban_opts_t *o);
+
+/* Gives the table room for max_sources sources (a SIGHUP's new [ban] max_sources; at least 1).
+ * When it holds more than that, the sources with nothing left to remember at now go first,
+ * then those whose ban ends soonest. Returns how many sources it dropped, or -1 when out of
+ * memory (the table is then kept as it was). */
+long bantable_set_capacity(bantable_t *t, size_t max_sources, double now);
 
 /* Seconds left of a ban on the source at now, or 0 (not banned, or an unknown address). */
 double bantable_banned(bantable_t *t, const endpoint_t *src, double now);

@@ -114,12 +114,13 @@ static const setting_t settings[] = {
     L("ban", "ipv6_prefix", ban_ipv6_prefix, 1, 128, "64",
       "IPv6 sources are banned by this prefix (a tool rotating addresses in its /64 is one "
       "source); IPv4 sources by address"),
-    L("ban", "max_sources", ban_max_sources, 16, 1 << 24, "65536",
-      "sources tracked at once (banned, striking or remembered); past it new strikes are "
-      "counted in sipguard_ban_untracked_total, not kept"),
-    S("ban", "file", ban_file, "",
-      "where bans are kept across restarts (JSON, saved within a second of a change); empty: "
-      "bans.json in [overlay] spool_dir"),
+    LH("ban", "max_sources", ban_max_sources, 16, 1 << 24, "65536",
+       "sources tracked at once (banned, striking or remembered); past it new strikes are "
+       "counted in sipguard_ban_untracked_total, not kept"),
+    SH("ban", "file", ban_file, "",
+       "where bans are kept across restarts (JSON, saved within a second of a change); empty: "
+       "bans.json in [overlay] spool_dir; moved by a SIGHUP, the table takes in what the new "
+       "file holds and is saved there"),
     BH("ban", "domain", ban_domain, "no",
        "also ban the sources other edges of the domain banned: the overlay's list, which comes "
        "with its signature set (needs [overlay] signatures_snapshot; works with after = 0 too)"),

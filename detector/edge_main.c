@@ -826,20 +826,59 @@ static void reopen_jsonl(edge_t *e)
     e->jsonl = f;
 }
 
+/* A SIGHUP's new [ban] max_sources for the table; what no longer fits is dropped and said. */
+static void resize_bans(edge_t *e, const edge_config_t *before)
+{
+    if (e->c.ban_max_sources == before->ban_max_sources)
+        return;
+    long dropped = bantable_set_capacity(e->bans, (size_t)e->c.ban_max_sources, ban_clock());
+    if (dropped < 0)
+        error("[ban] max_sources = %ld: out of memory; the table keeps room for %ld",
+              e->c.ban_max_sources, before->ban_max_sources);
+    else if (dropped > 0)
+        warning("[ban] max_sources = %ld: %ld sources did not fit and were dropped (those with "
+                "nothing left to remember, then the bans ending soonest)",
+                e->c.ban_max_sources, dropped);
+}
+
+/* A SIGHUP moved [ban] file: the table takes in what the new file holds (open_ban_file) and is
+ * saved there at once, so that the next start finds every ban; the old file is left as it is. */
+static void move_ban_file(edge_t *e)
+{
+    char old[sizeof e->ban_file];
+    snprintf(old, sizeof old, "%s", e->ban_file);
+    e->ban_file[0] = 0;
+    if (open_ban_file(e) != 0) {
+        snprintf(e->ban_file, sizeof e->ban_file, "%s", old);
+        error("[ban] file: bans stay kept in %s", old);
+        return;
+    }
+    char err[700];
+    if (bantable_save(e->bans, e->ban_file, ban_clock(), err, sizeof err) != 0)
+        error("bans not saved (kept in memory, tried again every second): %s", err);
+    else
+        info("bans are kept in %s now (was %s)", e->ban_file, old);
+}
+
 /* The new [ban] settings (e->c; before: those they replace) for the table; bans turned on for
  * the first time read back what a previous run saved, and the domain's bans stop when [ban]
  * domain is turned off. */
 static void apply_ban_settings(edge_t *e, const edge_config_t *before)
 {
     const edge_config_t *c = &e->c;
+    bool moved = strcmp(c->ban_file, before->ban_file) != 0;
     if (c->ban_after == before->ban_after && c->ban_window == before->ban_window &&
         c->ban_signature_strikes == before->ban_signature_strikes &&
         c->ban_seconds == before->ban_seconds && c->ban_max_seconds == before->ban_max_seconds &&
-        c->ban_domain == before->ban_domain)
+        c->ban_domain == before->ban_domain && c->ban_max_sources == before->ban_max_sources &&
+        !moved)
         return;
     ban_opts_t o = ban_opts_of(c);
     bantable_set_opts(e->bans, &o);
-    if (bans_wanted(c) && !e->ban_file[0] && open_ban_file(e) != 0)
+    resize_bans(e, before);
+    if (moved && e->ban_file[0]) /* opened before: the bans go along to the new file */
+        move_ban_file(e);
+    else if (bans_wanted(c) && !e->ban_file[0] && open_ban_file(e) != 0)
         error("bans are on, but not kept across restarts");
     if (before->ban_domain && !c->ban_domain)
         bantable_set_domain(e->bans, NULL, NULL, 0, ban_clock());

@@ -488,9 +488,9 @@ stop_edge $EDGE_PID
 
 # --- SIGHUP reads the configuration again: monitor off, bans on, the JSON Lines file reopened,
 # a restart-only change named, a broken file refused whole, bans off again
-live_conf() { # monitor, ban after, extra line for [report], [http] listen, extra line for [ban]
+live_conf() { # monitor, ban after, extra line for [report], [http] listen, extra line for [ban], ban file
     printf '[edge]\nmodel = edge.model\n[ingest]\nhep_listen = 127.0.0.1:0\n[scoring]\nlocal_policy = never\n[signatures]\nfile = sigs.json\n' > live.conf
-    printf '[verdict]\nmonitor = %s\n[ban]\nafter = %s\nfile = live_bans.json\n%s\n' "$1" "$2" "${5:-}" >> live.conf
+    printf '[verdict]\nmonitor = %s\n[ban]\nafter = %s\nfile = %s\n%s\n' "$1" "$2" "${6:-live_bans.json}" "${5:-}" >> live.conf
     printf '[report]\njsonl = live.jsonl\n%s\n[http]\nlisten = %s\n' "$3" "${4:-127.0.0.1:0}" >> live.conf
 }
 hup_and_wait() { # the reloads_total and reload_failures_total to wait for
@@ -513,19 +513,25 @@ check "the log names what was applied, and the restart-only [http] listen as wai
     "grep -q 'SIGHUP: applying \[verdict\] monitor, \[ban\] after, \[ban\] signature_strikes' live.log && grep -q 'counting for 2' live.log && grep -q 'SIGHUP: \[http\] listen changed; taking effect at the next start' live.log"
 wait_for 5 "grep -q 198.51.100.50 live_bans.json"
 check "bans turned on by a SIGHUP are kept in [ban] file" "grep -q 198.51.100.50 live_bans.json"
-mv live.jsonl live.jsonl.1 # as logrotate does
+printf '{"version": 1, "saved": 1, "bans": [{"source": "198.51.100.77", "until": %s, "bans": 1}]}\n' \
+    "$(($(date +%s) + 3600))" > moved_bans.json
+live_conf no 2 '' 127.0.0.1:1 $'signature_strikes = 2\nmax_sources = 16' moved_bans.json
 hup_and_wait 2 0
+check "SIGHUP moving [ban] file and shrinking max_sources: the bans go along, the new file's are taken in" \
+    "grep -q 'SIGHUP: applying \[ban\] max_sources, \[ban\] file' live.log && grep -q 'bans are kept in moved_bans.json now (was live_bans.json)' live.log && grep -q 198.51.100.50 moved_bans.json && grep -q 198.51.100.77 moved_bans.json && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 198.51.100.77 && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 198.51.100.50"
+mv live.jsonl live.jsonl.1 # as logrotate does
+hup_and_wait 3 0
 score_from 198.51.100.51:5060 l5.json
 wait_for 5 "[ -s live.jsonl ]"
 check "SIGHUP reopens the JSON Lines file: reports after it go to a new file, those before stay in the old" \
     "grep -q '198.51.100.51' live.jsonl && ! grep -q '198.51.100.51' live.jsonl.1 && grep -q '198.51.100.50' live.jsonl.1"
 live_conf yes 0 'bogus = 1'
-hup_and_wait 2 1
+hup_and_wait 3 1
 score_from 198.51.100.52:5060 l6.json
 check "a configuration that does not read is refused whole, naming the line: monitor stays off" \
     "grep -q 'SIGHUP: the configuration does not read, nothing changes: live.conf:17: \[report\] bogus: unknown key' live.log && grep -q '\"verdict\":\"signature\"' l6.json"
 live_conf no 0 '' 127.0.0.1:1
-hup_and_wait 3 1
+hup_and_wait 4 1
 score_from 198.51.100.50:5060 l7.json
 check "SIGHUP turning bans off: the banned source is judged again, GET /v1/bans 404 ($(cat l7.json))" \
     "grep -q '\"verdict\":\"signature\"' l7.json && [ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ]"

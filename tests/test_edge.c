@@ -944,6 +944,55 @@ static void test_ban_table_is_bounded(void **state)
     bantable_destroy(&t);
 }
 
+/* A SIGHUP's new max_sources: shrunk, the table drops what it has nothing to remember of
+ * first, then the bans that end soonest; grown, it keeps everything and takes more. */
+static void test_ban_capacity_changes_keep_the_longest_bans(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(1, 10, 100, 100000);
+    o.max_sources = 64;
+    bantable_t *t = bantable_new(&o);
+    char a[32];
+    for (int i = 0; i < 10; i++) { /* banned at 0..9 for 100 s: the later, the longer left */
+        snprintf(a, sizeof a, "192.0.2.%d", i);
+        assert_true(strike(t, a, i) == 100);
+    }
+    o.after = 5;
+    bantable_set_opts(t, &o);
+    for (int i = 0; i < 30; i++) { /* strikes that ban nothing: remembered for their window */
+        snprintf(a, sizeof a, "10.0.0.%d", i);
+        strike(t, a, 10);
+    }
+    ban_stats_t st;
+    bantable_tick(t, 15, &st);
+    assert_int_equal(st.tracked, 40);
+    assert_int_equal(bantable_set_capacity(t, 64, 15), 0);  /* the same: nothing happens */
+    assert_int_equal(bantable_set_capacity(t, 12, 30), 30); /* the strikes' window closed */
+    bantable_tick(t, 30, &st);
+    assert_int_equal(st.tracked, 10);
+    assert_int_equal(st.active, 10);
+    assert_int_equal(bantable_set_capacity(t, 5, 30), 5);
+    for (int i = 0; i < 10; i++) {
+        snprintf(a, sizeof a, "192.0.2.%d", i);
+        assert_true((banned(t, a, 30) > 0) == (i >= 5));
+    }
+    assert_int_equal(bantable_set_capacity(t, 100, 30), 0);
+    o.after = 1;
+    bantable_set_opts(t, &o);
+    for (int i = 0; i < 90; i++) {
+        snprintf(a, sizeof a, "10.1.0.%d", i);
+        strike(t, a, 31);
+    }
+    bantable_tick(t, 31, &st);
+    assert_int_equal(st.tracked, 95);
+    assert_int_equal(st.untracked, 0);
+    for (int i = 5; i < 10; i++) {
+        snprintf(a, sizeof a, "192.0.2.%d", i);
+        assert_true(banned(t, a, 31) > 0);
+    }
+    bantable_destroy(&t);
+}
+
 /* Strikes, lifts and the passing of time at random, against a table kept the obvious way:
  * both agree on every source's ban at every step. Small tables (8 sources in 16 slots) and many
  * sets of addresses, so that probe runs wrap around the table's end, where removal must move
@@ -1144,6 +1193,7 @@ int main(void)
                                         remove_dir),
         cmocka_unit_test(test_ban_ipv6_by_prefix_and_mapped_ipv4),
         cmocka_unit_test(test_ban_table_is_bounded),
+        cmocka_unit_test(test_ban_capacity_changes_keep_the_longest_bans),
         cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
         cmocka_unit_test(test_ban_lift),
         cmocka_unit_test(test_bearer_token_must_match_exactly),
