@@ -15,6 +15,11 @@
 
 static const cliopt_t train_opts[] = {
     {"output", 'o', "MODEL", "write the model to this file (required)", NULL},
+    {"like", 0, "MODEL",
+     "start from the options MODEL was trained with (embedding, nu, k, fpr, holdout, local "
+     "norm, seed), wherever --like stands; the other options given change them. To retrain "
+     "an edge's model on newer traffic ([record] dir) the same way",
+     NULL},
     CMD_EMBED_OPTIONS,
     {"nu", 0, "X", "global model: fraction of training messages allowed outside the ball", "0.05"},
     {"k", 'k', "K", "local model: number of nearest neighbours (1..64)", "1"},
@@ -111,6 +116,33 @@ static void warn_about_calibration(const model_stats_t *st, const model_opts_t *
                 "anomaly; train on a longer and more varied capture\n");
 }
 
+/* --like MODEL (or --like=MODEL) anywhere before a lone "--": that model's options in *mo,
+ * before the other options are read, so that those change them whatever their order. Returns
+ * -1 to go on, or an exit code. */
+static int take_options_like(int argc, char **argv, model_opts_t *mo)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        const char *path = !strncmp(argv[i], "--like=", 7)              ? argv[i] + 7
+                           : !strcmp(argv[i], "--like") && i + 1 < argc ? argv[i + 1]
+                                                                        : NULL;
+        if (!path)
+            continue;
+        char err[600];
+        model_t *m = model_load(path, err, sizeof err);
+        if (!m) {
+            fprintf(stderr, "sipguard train: --like: %s\n", err);
+            return EXIT_FAIL;
+        }
+        *mo = *model_options(m);
+        mo->context_headers = false; /* set again by --context-headers, which must be given */
+        bool needs_context = model_options(m)->context_headers;
+        model_destroy(&m);
+        if (needs_context)
+            return -2;
+    }
+    return -1;
+}
+
 int cmd_train(int argc, char **argv)
 {
     model_opts_t mo;
@@ -120,7 +152,10 @@ int cmd_train(int argc, char **argv)
     const char *out = NULL, *context_path = NULL, *arg;
     bool quiet = false;
     const char *name;
-    int status;
+    int status = take_options_like(argc, argv, &mo);
+    if (status >= 0)
+        return status;
+    bool like_needs_context = status == -2;
     while ((name = cmd_next_option(&train_cmd, argc, argv, &arg, &dopts, &mo.embed, &status))) {
         double d;
         long l;
@@ -150,6 +185,8 @@ int cmd_train(int argc, char **argv)
             mo.seed = (uint64_t)l;
         } else if (!strcmp(name, "context-headers")) {
             context_path = arg;
+        } else if (!strcmp(name, "like")) {
+            /* taken before the other options (take_options_like) */
         } else if (!strcmp(name, "quiet")) {
             quiet = true;
         }
@@ -159,6 +196,11 @@ int cmd_train(int argc, char **argv)
     if (!out || optind >= argc) {
         fprintf(stderr, "sipguard train: %s\nusage: %s\n",
                 out ? "no INPUT given" : "-o MODEL is required", train_cmd.usage);
+        return EXIT_USAGE;
+    }
+    if (like_needs_context && !context_path) {
+        fprintf(stderr, "sipguard train: --like names a model trained with --context-headers: "
+                        "give --context-headers CONTEXT too\n");
         return EXIT_USAGE;
     }
     train_ctx_t c = {0};

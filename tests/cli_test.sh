@@ -211,6 +211,22 @@ check "and scores every message with it" test "$(wc -l < ctxh.jsonl)" -eq "$(($(
 "$S" eval -m ctxh.model --normal ctxtrain.pcap --attack ctxall.pcap >/dev/null 2>err.txt; rc=$?
 check "eval refuses it with the reason" sh -c "test $rc -eq 1 && grep -q 'score --context' err.txt"
 
+"$S" train -q --like ctxh.model -o ctxh2.model ctxtrain.pcap 2>err.txt; rc=$?
+check "train --like a context-header model asks for --context-headers" sh -c "test $rc -eq 2 && grep -q 'give --context-headers CONTEXT too' err.txt"
+"$S" train -q --context-headers ctx.json --like ctxh.model -o ctxh2.model ctxtrain.pcap
+check "and takes it with the file" sh -c "'$S' info --json --top 0 ctxh2.model | grep -q '\"context_headers\":true'"
+
+# train --like: another model's options, changed by the options given, in any order
+"$S" train -q -k 3 --nu 0.1 --shape all --holdout 0.3 -o base.model normal.pcap
+"$S" train -q --like base.model -o like.model train.pcap
+"$S" train -q -k 7 --like=base.model -o like7.model train.pcap
+opts() { "$S" info --json --top 0 "$1" | python3 -c "import json,sys; o=json.load(sys.stdin); print(o['embedding'], o['global']['nu'], o['local']['k'], o['training']['holdout_fraction'])"; }
+check "train --like takes the model's options ($(opts like.model))" sh -c "test \"$(opts like.model)\" = \"$(opts base.model)\""
+check "an option given with --like changes it, before or after ($(opts like7.model))" \
+    sh -c "test \"$(opts like7.model)\" = \"$(opts base.model | sed 's/ 3 0.3$/ 7 0.3/')\" && '$S' info like7.model | grep -q '^local: k=7'"
+"$S" train -q --like normal.pcap -o x.model train.pcap 2>err.txt; rc=$?
+check "train --like a capture exits 1 naming it" sh -c "test $rc -eq 1 && grep -q -- '--like: normal.pcap: not a sipguard model' err.txt"
+
 # signatures from anomalies: build, verify, match, export (YARA when the tool is here)
 "$S" gen -o sigatt --attacker-only --attacks scan,guess,spit --seed 21 --population-seed 5 2>/dev/null
 "$S" gen -o sigclean --attacks none --seed 22 --population-seed 5 2>/dev/null
