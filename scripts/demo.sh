@@ -38,10 +38,10 @@ grep -m5 '"anomaly":true' scores.jsonl || true
 
 echo
 echo "== 4. the same capture through a running edge daemon: HEPv3 in, reports out"
-rm -f edge.ports edge-reports.jsonl
+rm -rf edge.ports edge-reports.jsonl record
 "$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
     --set report.jsonl=edge-reports.jsonl --set scoring.local_policy=always \
-    --ports-file edge.ports 2> edge.log &
+    --set record.dir=record --ports-file edge.ports 2> edge.log &
 EDGE=$!
 trap 'kill $EDGE 2>/dev/null' EXIT
 for _ in $(seq 100); do [ -s edge.ports ] && break; sleep 0.1; done
@@ -60,6 +60,10 @@ printf 'OPTIONS sip:100@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:5070;br
 kill -TERM $EDGE; wait $EDGE || true
 trap - EXIT
 echo "the edge wrote $(wc -l < edge-reports.jsonl) anomaly reports to $OUT/edge-reports.jsonl"
+echo "and kept the messages it judged normal in $OUT/record ([record] dir) to train the next"
+echo "model on; retrained the same way (sipguard train --like edge.model), then described:"
+"$S" train -q --like edge.model -o retrained.model record/*.pcap 2>/dev/null
+"$S" info --top 3 retrained.model | sed 's/^/  /'
 
 echo
 echo "== 5. the whole loop: one overlay, three edges; an attack only edge1 sees becomes a signature"
