@@ -2,7 +2,8 @@
 # Benchmarks of sipguard-edge, one core for the edge (taskset), the sender on another:
 #   - end-to-end messages/s, HEPv3 datagrams in -> verdict, for each local-model policy: the
 #     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does;
-#     and HEPv3 over one TCP connection, local model never
+#     and HEPv3 over one TCP connection, local model never; and with every message recorded
+#     ([record] verdicts = all)
 #   - verdict endpoint latency (p50/p99) over one keep-alive connection
 #   - peak RSS of the edge with a 10,000-message model
 #   - a flood (every message an anomaly, local model never) with every report made, with
@@ -66,6 +67,12 @@ done
 # sender to what the edge takes
 HEP_TCP=yes start_edge_and_flood edge_hep_tcp_msgs_per_s_local_never normal.pcap \
     --set scoring.local_policy=never
+kill -TERM $EDGE; wait $EDGE || true; EDGE=""
+# the same datagrams with every message written to pcap files ([record] dir, verdicts all),
+# and what that writes a second
+start_edge_and_flood edge_hep_msgs_per_s_local_never_record_all normal.pcap \
+    --set scoring.local_policy=never --set record.dir=rec --set record.verdicts=all
+echo "edge_record_dropped $(metric $HTTP sipguard_record_dropped_total)"
 kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 
 "$S" gen -o flood --no-normal --attacks flood --attack-scale 4 --seed 9 --population-seed 7 2>/dev/null
