@@ -7,9 +7,10 @@ PKGS=(cmake make gcc pkg-config
       libinih-dev zlib1g-dev libsqlite3-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
       curl time help2man)
 # Integration-test peers (Kamailio's http_client and jansson modules come in its utils and
-# extra modules): their tests skip when these are missing, so failing to install them
-# is a warning, not an error.
-OPTIONAL=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester yara chromium tshark)
+# extra modules; prometheus brings promtool, which checks the alerting rules): their tests
+# skip when these are missing, so failing to install them is a warning, not an error.
+OPTIONAL=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester yara chromium tshark
+          prometheus)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() optional=()
 for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
@@ -18,7 +19,7 @@ install_optional() {
     [ ${#optional[@]} -eq 0 ] || [ "$(id -u)" -ne 0 ] && return 0
     echo "sipguard: installing test peers ${optional[*]}" >&2
     [ -n "${UPDATED:-}" ] || apt-get update -qq >/dev/null 2>&1 || true
-    # policy-rc.d 101: do not start the kamailio service the package ships
+    # policy-rc.d 101: do not start the kamailio and prometheus services the packages ship
     printf '#!/bin/sh\nexit 101\n' > /tmp/sipguard-policy-rc.d
     chmod +x /tmp/sipguard-policy-rc.d
     [ -e /usr/sbin/policy-rc.d ] || cp /tmp/sipguard-policy-rc.d /usr/sbin/policy-rc.d
