@@ -932,6 +932,20 @@ static void reload_config(edge_t *e)
     publish_assets(e, a, &what);
 }
 
+/* What --check-config loaded, so that the journal of a reload says which model is in use. */
+static void describe_assets(const edge_config_t *c, edge_assets_slot_t *slot)
+{
+    size_t sigs = 0, allowed = 0;
+    uint64_t seq = 0;
+    model_stats_t st;
+    edge_assets_info(slot, &sigs, &seq, &st, &allowed);
+    fprintf(stderr,
+            "sipguard-edge: model %s: %zu messages (%zu held out), %zu distinct vectors, "
+            "thresholds %.6g (global) and %.6g (local); %zu signatures; %zu allowed sources\n",
+            c->model, st.messages + st.holdout, st.holdout, st.distinct, st.thr_global,
+            st.thr_local, sigs, allowed);
+}
+
 int main(int argc, char **argv)
 {
     static edge_t e; /* large; and signal handlers may outlive main's frame */
@@ -963,6 +977,7 @@ int main(int argc, char **argv)
         }
         edge_assets_slot_t *slot = edge_assets_slot_new(a);
         edge_config_print(&e.c, stdout, false);
+        describe_assets(&e.c, slot);
         edge_assets_slot_destroy(&slot);
         fprintf(stderr, "sipguard-edge: configuration OK\n");
         return 0;
