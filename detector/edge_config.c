@@ -118,7 +118,8 @@ static const setting_t settings[] = {
        "sources tracked at once (banned, striking or remembered); past it new strikes are "
        "counted in sipguard_ban_untracked_total, not kept"),
     SH("ban", "file", ban_file, "",
-       "where bans are kept across restarts (JSON, saved within a second of a change); empty: "
+       "where bans are kept across restarts (JSON, saved within a second of a change, at most "
+       "every 5 seconds while changes go on); empty: "
        "bans.json in [overlay] spool_dir; moved by a SIGHUP, the table takes in what the new "
        "file holds and is saved there"),
     BH("ban", "domain", ban_domain, "no",

@@ -116,6 +116,7 @@ typedef struct {
     bantable_t *bans;      /* made at start, used while [ban] after > 0 or domain = yes */
     char ban_file[600];    /* empty until bans are first on: then read back, and saved */
     bool ban_save_failing; /* the last save failed (logged once) */
+    double ban_saved_at;   /* when the table was last written (ban_clock) */
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
@@ -517,9 +518,15 @@ static void impose_domain_bans(edge_t *e)
         info("%ld of the domain's bans imposed", n);
 }
 
+/* Seconds between two writes of the ban file while bans keep changing: under a flood every
+ * second brings new bans, and a table of tens of thousands of sources is megabytes written
+ * and synced; a change after a quiet spell is written within a second. */
+#define BAN_SAVE_SECONDS 5.0
+
 /* Once a second: the ban gauges, and the table saved when it changed (a table never used is
- * left alone: the walk costs a millisecond at the default max_sources). */
-static void tick_bans(edge_t *e)
+ * left alone: the walk costs a millisecond at the default max_sources); at the end (final)
+ * whatever changed since the last write. */
+static void tick_bans(edge_t *e, bool final)
 {
     if (!e->bans || (!bans_wanted(&e->c) && !e->ban_file[0]))
         return;
@@ -534,9 +541,13 @@ static void tick_bans(edge_t *e)
     char err[700];
     if (!e->ban_file[0] || !bantable_dirty(e->bans)) /* no file: it could not be opened */
         return;
+    if (!final && now - e->ban_saved_at < BAN_SAVE_SECONDS)
+        return;
+    e->ban_saved_at = now;
     bool failed = bantable_save(e->bans, e->ban_file, now, err, sizeof err) != 0;
     if (failed && !e->ban_save_failing) /* once, not every second of a full disk */
-        error("bans not saved (kept in memory, tried again every second): %s", err);
+        error("bans not saved (kept in memory, tried again every %g seconds): %s", BAN_SAVE_SECONDS,
+              err);
     else if (!failed && e->ban_save_failing)
         info("bans saved again to %s", e->ban_file);
     e->ban_save_failing = failed;
@@ -712,7 +723,7 @@ static void run(edge_t *e)
             if (e->spool)
                 spool_sync(e->spool);
             jsonl_flush(e);
-            tick_bans(e);
+            tick_bans(e, false);
             record_tick(e->record);
         }
         if (e->c.pcap_exit && ingest_replay_done(e->ingest) && e->c.pcap_file[0])
@@ -737,7 +748,7 @@ static void teardown(edge_t *e)
         fclose(e->jsonl);
     pipeline_destroy(&e->pipe);
     edge_assets_slot_destroy(&e->slot);
-    tick_bans(e); /* the last changes saved */
+    tick_bans(e, true); /* the last changes saved */
     bantable_destroy(&e->bans);
     record_destroy(&e->record); /* after the last message: the file it was writing finished */
 }
@@ -855,7 +866,8 @@ static void move_ban_file(edge_t *e)
     }
     char err[700];
     if (bantable_save(e->bans, e->ban_file, ban_clock(), err, sizeof err) != 0)
-        error("bans not saved (kept in memory, tried again every second): %s", err);
+        error("bans not saved (kept in memory, tried again every %g seconds): %s", BAN_SAVE_SECONDS,
+              err);
     else
         info("bans are kept in %s now (was %s)", e->ban_file, old);
 }
