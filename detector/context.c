@@ -22,7 +22,18 @@ context_model_t *context_model_load(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
         return NULL;
     }
+    context_model_t *m = context_model_from_json(root, path, err, errlen);
+    json_decref(root);
+    return m;
+}
+
+context_model_t *context_model_from_json(json_t *root, const char *path, char *err, size_t errlen)
+{
     context_model_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
     char why[300] = "";
     const char *format = json_string_value(json_object_get(root, "format"));
     json_t *fl = json_object_get(root, "flood"), *dl = json_object_get(root, "dialog"),
@@ -40,7 +51,6 @@ context_model_t *context_model_load(const char *path, char *err, size_t errlen)
     }
     m->has_flood = fl != NULL;
     m->has_binding = bl != NULL;
-    json_decref(root);
     if (why[0]) {
         snprintf(err, errlen, "%s: %s", path, why);
         context_model_destroy(&m);

@@ -28,6 +28,8 @@ typedef struct {
 } context_model_t;
 
 context_model_t *context_model_load(const char *path, char *err, size_t errlen);
+/* The same from a parsed document; path is what errors call it. */
+context_model_t *context_model_from_json(json_t *root, const char *path, char *err, size_t errlen);
 /* Writes to a temporary name and renames. Returns 0, or -1 with the reason in err. */
 int context_model_save(const context_model_t *m, const char *path, char *err, size_t errlen);
 void context_model_destroy(context_model_t **self);

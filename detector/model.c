@@ -573,35 +573,89 @@ int model_save(const model_t *m, const char *path, char *err, size_t len)
     return wholefile_commit(&w, path, err, len); /* a reader never sees half a model */
 }
 
-static bool section_ok(const model_header_t *h, uint64_t off, uint64_t bytes)
+static int64_t lookup(const model_t *m, uint64_t key);
+
+/* Whether count elements of size bytes each fit in the file from off (compared by division:
+ * a crafted count times the size could wrap around to a small number). */
+static bool section_ok(const model_header_t *h, uint64_t off, uint64_t count, uint64_t size)
 {
     return off % 8 == 0 && off >= h->header_size && off <= h->file_size &&
-           bytes <= h->file_size - off;
+           count <= (h->file_size - off) / size;
 }
 
-/* Checks that every offset and index in the image is in range. */
+/* The dictionary holds dim keys, each id once, each found from its own hash before an empty
+ * slot (so a lookup always ends, and finds what training put there). */
+static const char *validate_dictionary(const model_t *m)
+{
+    const model_header_t *h = m->h;
+    uint8_t *seen = calloc(h->dim / 8 + 1, 1);
+    if (!seen)
+        return "out of memory";
+    size_t used = 0;
+    const char *why = NULL;
+    for (size_t s = 0; s < h->dict_cap && !why; s++) {
+        const dict_slot_t *d = &m->dict[s];
+        if (!d->used)
+            continue;
+        if (d->used != 1 || d->id >= h->dim || (seen[d->id / 8] & (1u << (d->id % 8))))
+            why = "dictionary entry invalid or repeated";
+        else if (++used > h->dim || lookup(m, d->key) != d->id)
+            why = "dictionary inconsistent";
+        else
+            seen[d->id / 8] |= (uint8_t)(1u << (d->id % 8));
+    }
+    if (!why && used != h->dim)
+        why = "dictionary inconsistent";
+    free(seen);
+    return why;
+}
+
+/* A value no count or normalised value of a message can exceed (counts are of bytes) */
+#define MODEL_VALUE_MAX 4294967296.0
+
+static bool finite_at_least_zero(double x)
+{
+    return x >= 0 && isfinite(x);
+}
+
+/* Checks the header's parameters, and that every section lies inside the file (before
+ * anything points into them). */
+static const char *validate_layout(const model_header_t *h)
+{
+    if (h->kind > EMBED_TOKEN || h->n < 1 || h->n > 8 || h->norm > EMBED_NORM_L2 || h->k < 1 ||
+        h->k > KNN_MAX_K || h->shape > EMBED_SHAPE_FIELDS || h->binary > 1 || h->header_norm > 1 ||
+        h->local_norm > 1 || h->context_headers > 1)
+        return "invalid embedding or model parameters";
+    if (!(h->nu > 0 && h->nu <= 1) || !(h->fpr >= 0 && h->fpr <= 1) ||
+        !(h->holdout >= 0 && h->holdout < 1))
+        return "invalid training parameters";
+    if (!finite_at_least_zero(h->thr_global) || !finite_at_least_zero(h->thr_local) ||
+        !finite_at_least_zero(h->mu_norm2))
+        return "invalid thresholds or centre";
+    /* the dictionary keeps an empty slot, so that looking up an unseen key ends */
+    if (h->dim > UINT32_MAX || h->nrows > UINT32_MAX || h->dict_cap <= h->dim ||
+        (h->dict_cap & (h->dict_cap - 1)))
+        return "invalid sizes";
+    if (!section_ok(h, h->off_dict, h->dict_cap, sizeof(dict_slot_t)) ||
+        !section_ok(h, h->off_mu, h->dim, sizeof(double)) ||
+        !section_ok(h, h->off_rowptr, h->nrows + 1, sizeof(uint64_t)) ||
+        !section_ok(h, h->off_ids, h->nnz, sizeof(uint32_t)) ||
+        !section_ok(h, h->off_vals, h->nnz, sizeof(float)) ||
+        !section_ok(h, h->off_norm2, h->nrows, sizeof(double)) ||
+        !section_ok(h, h->off_count, h->nrows, sizeof(uint32_t)) ||
+        !section_ok(h, h->off_nodes, h->nrows, sizeof(knn_node_t)) ||
+        !section_ok(h, h->off_seeds, KNN_BANDS * h->nrows, sizeof(knn_seed_t)) ||
+        !section_ok(h, h->off_row_dist, h->nrows * h->k, sizeof(double)) ||
+        !section_ok(h, h->off_row_point, h->nrows * h->k, sizeof(uint32_t)) ||
+        !section_ok(h, h->off_row_spread, h->nrows, sizeof(double)))
+        return "a section lies outside the file";
+    return NULL;
+}
+
+/* Checks that every index in the sections is in range. */
 static const char *validate(const model_t *m)
 {
     const model_header_t *h = m->h;
-    if (h->kind > EMBED_TOKEN || h->n < 1 || h->n > 8 || h->norm > EMBED_NORM_L2 || h->k < 1 ||
-        h->k > KNN_MAX_K)
-        return "invalid embedding or model parameters";
-    if (h->dim > UINT32_MAX || h->nrows > UINT32_MAX || h->dict_cap < h->dim ||
-        (h->dict_cap & (h->dict_cap - 1)))
-        return "invalid sizes";
-    if (!section_ok(h, h->off_dict, h->dict_cap * sizeof(dict_slot_t)) ||
-        !section_ok(h, h->off_mu, h->dim * sizeof(double)) ||
-        !section_ok(h, h->off_rowptr, (h->nrows + 1) * sizeof(uint64_t)) ||
-        !section_ok(h, h->off_ids, h->nnz * sizeof(uint32_t)) ||
-        !section_ok(h, h->off_vals, h->nnz * sizeof(float)) ||
-        !section_ok(h, h->off_norm2, h->nrows * sizeof(double)) ||
-        !section_ok(h, h->off_count, h->nrows * sizeof(uint32_t)) ||
-        !section_ok(h, h->off_nodes, h->nrows * sizeof(knn_node_t)) ||
-        !section_ok(h, h->off_seeds, KNN_BANDS * h->nrows * sizeof(knn_seed_t)) ||
-        !section_ok(h, h->off_row_dist, h->nrows * h->k * sizeof(double)) ||
-        !section_ok(h, h->off_row_point, h->nrows * h->k * sizeof(uint32_t)) ||
-        !section_ok(h, h->off_row_spread, h->nrows * sizeof(double)))
-        return "a section lies outside the file";
     const trainset_t *t = &m->t;
     if (t->rowptr[0] != 0 || t->rowptr[t->n] != h->nnz)
         return "row offsets inconsistent";
@@ -615,18 +669,24 @@ static const char *validate(const model_t *m)
             if (m->seeds[(size_t)b * t->n + r].row >= t->n)
                 return "seed row out of range";
         for (size_t i = r * h->k; i < (r + 1) * h->k; i++)
-            if (m->row_point[i] >= t->n || !(m->row_dist[i] >= 0 || m->row_dist[i] == -1))
+            if (m->row_point[i] >= t->n ||
+                !(finite_at_least_zero(m->row_dist[i]) || m->row_dist[i] == -1))
                 return "stored neighbour out of range";
-        if (!(m->row_spread[r] >= 0 && isfinite(m->row_spread[r])))
+        if (!finite_at_least_zero(m->row_spread[r]))
             return "stored neighbour spread invalid";
+        if (!finite_at_least_zero(t->norm2[r]))
+            return "row norm invalid";
     }
+    for (size_t d = 0; d < h->dim; d++)
+        if (!(fabs(m->mu[d]) <= MODEL_VALUE_MAX))
+            return "centre value invalid";
+    for (size_t i = 0; i < h->nnz; i++)
+        if (!(fabsf(t->vals[i]) <= (float)MODEL_VALUE_MAX))
+            return "row value invalid";
     for (size_t i = 0; i < h->nnz; i++)
         if (t->ids[i] >= h->dim)
             return "feature id out of range";
-    for (size_t s = 0; s < h->dict_cap; s++)
-        if (m->dict[s].used && m->dict[s].id >= h->dim)
-            return "dictionary id out of range";
-    return NULL;
+    return validate_dictionary(m);
 }
 
 model_t *model_load(const char *path, char *err, size_t len)
@@ -660,6 +720,16 @@ model_t *model_load(const char *path, char *err, size_t len)
         free(img);
         return NULL;
     }
+    return model_load_image(img, size, path, err, len);
+}
+
+model_t *model_load_image(uint8_t *img, size_t size, const char *path, char *err, size_t len)
+{
+    if (size < sizeof(model_header_t)) {
+        snprintf(err, len, "%s: not a sipguard model (file too short: %zu bytes)", path, size);
+        free(img);
+        return NULL;
+    }
     model_t *m = calloc(1, sizeof *m);
     if (!m) {
         free(img);
@@ -686,8 +756,11 @@ model_t *model_load(const char *path, char *err, size_t len)
     } else if (image_checksum(m->base, m->size) != m->h->checksum) {
         why = "checksum mismatch (file corrupt)";
     } else {
-        model_bind(m);
-        why = validate(m);
+        why = validate_layout(m->h);
+        if (!why) {
+            model_bind(m);
+            why = validate(m);
+        }
         if (!why)
             bind_search(m);
     }

@@ -71,6 +71,9 @@ model_t *model_builder_finish(model_builder_t *self, model_stats_t *stats, char 
 
 int model_save(const model_t *m, const char *path, char *err, size_t len);
 model_t *model_load(const char *path, char *err, size_t len);
+/* The same for a file's bytes already in memory (malloc'd; the model takes them, and frees
+ * them if it refuses them); path is what errors call it. */
+model_t *model_load_image(uint8_t *img, size_t size, const char *path, char *err, size_t len);
 void model_destroy(model_t **self);
 
 const model_opts_t *model_options(const model_t *m);

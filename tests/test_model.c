@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <math.h>
+#include <xxhash.h>
 
 #include "model.h"
 
@@ -308,11 +309,129 @@ static void test_corrupt_truncated_and_foreign_models_are_refused(void **state)
     expect_load_error("too short");
 }
 
+/* Where model.c's header keeps the fields the next test changes (docs/cli.md, the model
+ * file); the test first checks them against what the model says of itself. */
+enum {
+    AT_CHECKSUM = 24,
+    AT_DIM = 136,
+    AT_DICT_CAP = 144,
+    AT_NNZ = 160,
+    AT_MU_NORM2 = 184,
+    AT_THR_GLOBAL = 192,
+    AT_OFF_DICT = 224,
+    AT_OFF_MU = 232
+};
+
+typedef struct {
+    uint8_t *img;
+    size_t size;
+} image_t;
+
+static uint64_t u64_at(const image_t *im, size_t at)
+{
+    uint64_t v;
+    memcpy(&v, im->img + at, 8);
+    return v;
+}
+
+static void set_u64(image_t *im, size_t at, uint64_t v)
+{
+    memcpy(im->img + at, &v, 8);
+}
+
+static void set_double(image_t *im, size_t at, double v)
+{
+    memcpy(im->img + at, &v, 8);
+}
+
+/* A copy of the saved model's bytes */
+static image_t saved_image(void)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    image_t im = {NULL, (size_t)ftell(f)};
+    rewind(f);
+    im.img = malloc(im.size);
+    assert_non_null(im.img);
+    assert_int_equal(fread(im.img, 1, im.size, f), im.size);
+    fclose(f);
+    return im;
+}
+
+/* Loads the changed image with its checksum made right again: refused, saying why. */
+static void expect_image_refused(image_t *im, const char *needle)
+{
+    memset(im->img + AT_CHECKSUM, 0, 8);
+    set_u64(im, AT_CHECKSUM, XXH3_64bits(im->img, im->size));
+    char err[256] = "";
+    model_t *m = model_load_image(im->img, im->size, "changed.model", err, sizeof err);
+    if (m || !strstr(err, needle))
+        fail_msg("expected \"%s\", got \"%s\"", needle, m ? "(loaded)" : err);
+    im->img = NULL; /* the loader took it */
+}
+
+/*
+ * A changed file whose checksum was made right again (a crafted file, or a tool that rewrote
+ * it) is refused by what stands behind the checksum: sizes whose byte counts would wrap
+ * around to a small number, a dictionary with no empty slot (a lookup of an unseen feature
+ * would never end) or an id twice, and values that are not numbers (a NaN threshold would
+ * flag nothing). tests/fuzz/fuzz_model looks for more.
+ */
+static void test_changed_models_with_a_right_checksum_are_refused(void **state)
+{
+    (void)state;
+    model_t *m = train(200);
+    model_stats_t st;
+    model_stats(m, &st);
+    char err[256];
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    image_t im = saved_image();
+    assert_int_equal(u64_at(&im, AT_DIM), st.dim);
+    assert_int_equal(u64_at(&im, AT_NNZ), st.nnz);
+    uint64_t cap = u64_at(&im, AT_DICT_CAP);
+    assert_true(cap > st.dim && (cap & (cap - 1)) == 0);
+    free(im.img);
+
+    im = saved_image(); /* the unchanged image loads */
+    m = model_load_image(im.img, im.size, "same.model", err, sizeof err);
+    assert_non_null(m);
+    model_destroy(&m);
+
+    im = saved_image();
+    set_u64(&im, AT_NNZ, (UINT64_MAX / 4) + 1); /* times 4 bytes: 0 */
+    expect_image_refused(&im, "a section lies outside the file");
+    im = saved_image();
+    set_u64(&im, AT_DICT_CAP, 1ULL << 60); /* times 16 bytes: 0 */
+    expect_image_refused(&im, "a section lies outside the file");
+
+    im = saved_image();
+    uint64_t off_dict = u64_at(&im, AT_OFF_DICT);
+    for (uint64_t slot = 0; slot < cap; slot++) /* every slot used: no empty one */
+        memcpy(im.img + off_dict + slot * 16 + 12, &(uint32_t){1}, 4);
+    expect_image_refused(&im, "dictionary");
+    im = saved_image();
+    set_u64(&im, AT_DICT_CAP, st.dim); /* no room for an empty slot */
+    expect_image_refused(&im, "invalid sizes");
+
+    im = saved_image();
+    set_double(&im, AT_THR_GLOBAL, NAN);
+    expect_image_refused(&im, "invalid thresholds");
+    im = saved_image();
+    set_double(&im, AT_MU_NORM2, INFINITY);
+    expect_image_refused(&im, "invalid thresholds or centre");
+    im = saved_image();
+    set_double(&im, u64_at(&im, AT_OFF_MU), NAN);
+    expect_image_refused(&im, "centre value invalid");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attack_scores_above_thresholds_normal_below),
         cmocka_unit_test(test_corrupt_truncated_and_foreign_models_are_refused),
+        cmocka_unit_test(test_changed_models_with_a_right_checksum_are_refused),
         cmocka_unit_test(test_local_scores_equal_brute_force),
         cmocka_unit_test(test_verdicts_do_not_depend_on_the_scoring_path),
     };

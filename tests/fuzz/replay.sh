@@ -21,3 +21,5 @@ mkdir -p "$frames"
 "$bin/fuzz_knn_replay" $(regress knn)
 "$bin/fuzz_cluster_replay" $(regress cluster)
 "$bin/fuzz_hep_stream_replay" $(regress hep_stream)
+"$bin/fuzz_model_replay" $(regress model)
+"$bin/fuzz_context_replay" $(regress context)
