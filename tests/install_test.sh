@@ -22,7 +22,7 @@ done
 check "edge.conf and overlay.conf in $CONFDIR, as shipped" \
     "cmp -s '$R$CONFDIR/edge.conf' '$SRC/etc/sipguard-edge.conf' && cmp -s '$R$CONFDIR/overlay.conf' '$SRC/etc/sipguard-overlay.conf'"
 check "and among the examples" \
-    "[ -s '$R$DOCDIR/examples/sipguard-edge.conf' ] && [ -s '$R$DOCDIR/examples/sipguard-overlay.conf' ] && cmp -s '$R$DOCDIR/examples/sipguard-alerts.yml' '$SRC/etc/prometheus/sipguard-alerts.yml'"
+    "[ -s '$R$DOCDIR/examples/sipguard-edge.conf' ] && [ -s '$R$DOCDIR/examples/sipguard-overlay.conf' ] && cmp -s '$R$DOCDIR/examples/sipguard-alerts.yml' '$SRC/etc/prometheus/sipguard-alerts.yml' && cmp -s '$R$DOCDIR/examples/sipguard-dashboard.json' '$SRC/etc/grafana/sipguard-dashboard.json'"
 cd "$T"
 "$R$PREFIX/bin/sipguard" gen -o train --attacks none 2>/dev/null &&
     "$R$PREFIX/bin/sipguard" train -q -o edge.model train.pcap
