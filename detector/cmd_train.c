@@ -26,7 +26,12 @@ static const cliopt_t train_opts[] = {
     {"fpr", 0, "X", "target false-positive rate of the calibrated thresholds", "0.001"},
     {"holdout", 0, "X", "fraction of messages held back to calibrate thresholds", "0.2"},
     {"no-local-norm", 0, NULL, "do not divide the local score by the message vector's norm", NULL},
-    {"seed", 0, "N", "seed for the hold-out draw and the tree", "1"},
+    {"seed", 0, "N", "seed for the hold-out draw, the sample and the tree", "1"},
+    {"max-messages", 0, "N",
+     "train on at most N messages: a uniform random sample of all the inputs' messages, "
+     "taken in their order, so that memory and time stay bounded on long captures (they grow "
+     "with the distinct messages: 2.9 GB and 6 minutes of one core for 840,000 messages)",
+     NULL},
     {"context-headers", 0, "CONTEXT",
      "add the flood, dialog and binding detectors' state of each message as pseudo-header lines "
      "before embedding (a context model from sipguard context train; score then needs "
@@ -53,6 +58,14 @@ static const clicmd_t train_cmd = {
     "example: sipguard train -o edge.model normal-week.pcap",
 };
 
+/* A message kept by --max-messages: its place in the inputs and its bytes (with context
+ * pseudo-headers already added). */
+typedef struct {
+    uint64_t index;
+    uint8_t *data;
+    size_t len;
+} kept_t;
+
 typedef struct {
     embed_t *embed;
     sparse_t *v;
@@ -62,6 +75,11 @@ typedef struct {
     double holdout;
     uint64_t rng;
     size_t messages;
+    size_t max;          /* --max-messages; 0: every message */
+    uint64_t read;       /* messages the inputs held */
+    uint64_t sample_rng; /* the reservoir's draws, apart from the hold-out's */
+    kept_t *kept;        /* the reservoir: min(read, max) messages */
+    size_t nkept, cap;
 } train_ctx_t;
 
 static double uniform(uint64_t *s)
@@ -70,6 +88,74 @@ static double uniform(uint64_t *s)
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return (double)(*s >> 11) / 9007199254740992.0;
+}
+
+/* Embeds a message and hands it to the builder, held out or not. */
+static int learn(train_ctx_t *c, const uint8_t *data, size_t len)
+{
+    if (embed_message(c->embed, data, len, c->v) != 0 ||
+        model_builder_add(c->b, c->v, uniform(&c->rng) < c->holdout) != 0) {
+        fprintf(stderr, "sipguard: train: out of memory after %zu messages\n", c->messages);
+        return -1;
+    }
+    c->messages++;
+    return 0;
+}
+
+/* Reservoir sampling (Vitter's algorithm R): after n messages, each of them is kept with
+ * probability max / n, whatever the inputs' length, in one pass and max messages of memory. */
+static int keep_sampled(train_ctx_t *c, const uint8_t *data, size_t len)
+{
+    uint64_t n = ++c->read;
+    size_t slot = c->nkept;
+    if (c->nkept == c->max) {
+        uint64_t j = (uint64_t)(uniform(&c->sample_rng) * (double)n);
+        if (j >= c->max)
+            return 0;
+        slot = (size_t)j;
+    }
+    if (slot == c->cap) { /* grown as messages come: a short capture allocates little */
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        cap = cap < c->max ? cap : c->max;
+        kept_t *k = realloc(c->kept, cap * sizeof *k);
+        if (!k)
+            goto no_memory;
+        c->kept = k;
+        c->cap = cap;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        goto no_memory;
+    memcpy(copy, data, len);
+    if (slot == c->nkept)
+        c->nkept++;
+    else
+        free(c->kept[slot].data);
+    c->kept[slot] = (kept_t){n - 1, copy, len};
+    return 0;
+no_memory:
+    fprintf(stderr, "sipguard: train: out of memory keeping a sample of %zu messages\n", c->max);
+    return -1;
+}
+
+static int by_index(const void *a, const void *b)
+{
+    const kept_t *x = a, *y = b;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Trains on the sample in the inputs' order, freeing each message once learned. */
+static int learn_sample(train_ctx_t *c)
+{
+    qsort(c->kept, c->nkept, sizeof *c->kept, by_index);
+    int rc = 0;
+    for (size_t i = 0; i < c->nkept; i++) {
+        if (rc == 0)
+            rc = learn(c, c->kept[i].data, c->kept[i].len);
+        free(c->kept[i].data);
+    }
+    c->nkept = 0;
+    return rc;
 }
 
 static int train_one(void *p, const msg_t *m)
@@ -88,13 +174,7 @@ static int train_one(void *p, const msg_t *m)
             len = n;
         }
     }
-    if (embed_message(c->embed, data, len, c->v) != 0 ||
-        model_builder_add(c->b, c->v, uniform(&c->rng) < c->holdout) != 0) {
-        fprintf(stderr, "sipguard: train: out of memory after %zu messages\n", c->messages);
-        return -1;
-    }
-    c->messages++;
-    return 0;
+    return c->max ? keep_sampled(c, data, len) : learn(c, data, len);
 }
 
 /* Thresholds a user should know are shaky, said even with --quiet: a held-out sample too
@@ -151,6 +231,7 @@ int cmd_train(int argc, char **argv)
     decode_opts_default(&dopts);
     const char *out = NULL, *context_path = NULL, *arg;
     bool quiet = false;
+    long max_messages = 0;
     const char *name;
     int status = take_options_like(argc, argv, &mo);
     if (status >= 0)
@@ -183,6 +264,10 @@ int cmd_train(int argc, char **argv)
             if (cliopt_int(name, arg, 0, 1L << 62, &l))
                 return EXIT_USAGE;
             mo.seed = (uint64_t)l;
+        } else if (!strcmp(name, "max-messages")) {
+            if (cliopt_int(name, arg, 1, 1L << 40, &l))
+                return EXIT_USAGE;
+            max_messages = l;
         } else if (!strcmp(name, "context-headers")) {
             context_path = arg;
         } else if (!strcmp(name, "like")) {
@@ -222,12 +307,23 @@ int cmd_train(int argc, char **argv)
     c.b = model_builder_new(&mo);
     c.holdout = mo.holdout;
     c.rng = mo.seed * 0x9e3779b97f4a7c15ULL + 1;
+    c.sample_rng = mo.seed * 0xbf58476d1ce4e5b9ULL + 1;
+    c.max = (size_t)max_messages;
     int failed = 0, rc = EXIT_FAIL;
     if (!c.embed || !c.v || !c.b || (cm && (!c.ctx || !c.aug)))
         goto out;
     if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed) !=
         0)
         goto out;
+    if (c.max) {
+        if (learn_sample(&c) != 0)
+            goto out;
+        if (!quiet)
+            fprintf(stderr,
+                    "sipguard train: a sample of %zu of the %llu messages read "
+                    "(--max-messages %zu)\n",
+                    c.messages, (unsigned long long)c.read, c.max);
+    }
     model_stats_t st;
     char err[512];
     model_t *m = model_builder_finish(c.b, &st, err, sizeof err);
@@ -252,5 +348,8 @@ out:
     context_destroy(&c.ctx);
     context_model_destroy(&cm);
     free(c.aug);
+    for (size_t i = 0; i < c.nkept; i++)
+        free(c.kept[i].data);
+    free(c.kept);
     return rc;
 }

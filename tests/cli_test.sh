@@ -227,6 +227,20 @@ check "an option given with --like changes it, before or after ($(opts like7.mod
 "$S" train -q --like normal.pcap -o x.model train.pcap 2>err.txt; rc=$?
 check "train --like a capture exits 1 naming it" sh -c "test $rc -eq 1 && grep -q -- '--like: normal.pcap: not a sipguard model' err.txt"
 
+# train --max-messages: a sample of the inputs, seeded; all of them when they hold fewer
+NTRAIN=$("$S" score -q -m m.model train.pcap | wc -l)
+"$S" train -q --max-messages "$NTRAIN" -o all.model train.pcap
+check "train --max-messages at least the $NTRAIN messages read trains on every one (the same model bytes)" cmp -s all.model m.model
+"$S" train --max-messages 500 -o s1.model train.pcap 2>s1.err
+"$S" train -q --max-messages 500 -o s1b.model train.pcap
+"$S" train -q --max-messages 500 --seed 2 -o s2.model train.pcap
+trained() { "$S" info --json --top 0 "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['training']['messages'])"; }
+check "train --max-messages 500 trains on 500 of the $NTRAIN ($(trained s1.model)) and says so" \
+    sh -c "test $(trained s1.model) -eq 500 && grep -q 'a sample of 500 of the $NTRAIN messages read' s1.err"
+check "the sample is the seed's: the same again, another with --seed 2" sh -c "cmp -s s1.model s1b.model && ! cmp -s s1.model s2.model"
+"$S" train -q --max-messages 0 -o x.model train.pcap 2>err.txt; rc=$?
+check "train --max-messages 0 exits 2 naming the option" sh -c "test $rc -eq 2 && grep -q -- '--max-messages' err.txt"
+
 # signatures from anomalies: build, verify, match, export (YARA when the tool is here)
 "$S" gen -o sigatt --attacker-only --attacks scan,guess,spit --seed 21 --population-seed 5 2>/dev/null
 "$S" gen -o sigclean --attacks none --seed 22 --population-seed 5 2>/dev/null
