@@ -652,7 +652,8 @@ static const char *validate_layout(const model_header_t *h)
     return NULL;
 }
 
-/* Checks that every index in the sections is in range. */
+/* Checks that every index in the sections is in range and every value a finite number that
+ * a model can hold. */
 static const char *validate(const model_t *m)
 {
     const model_header_t *h = m->h;
@@ -697,7 +698,12 @@ model_t *model_load(const char *path, char *err, size_t len)
         return NULL;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(model_header_t)) {
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, len, "%s: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (st.st_size < (off_t)sizeof(model_header_t)) {
         snprintf(err, len, "%s: not a sipguard model (file too short: %lld bytes)", path,
                  (long long)st.st_size);
         close(fd);
