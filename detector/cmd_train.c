@@ -223,133 +223,156 @@ static int take_options_like(int argc, char **argv, model_opts_t *mo)
     return -1;
 }
 
-int cmd_train(int argc, char **argv)
-{
+/* What the command line asks for. */
+typedef struct {
     model_opts_t mo;
-    model_opts_default(&mo);
     decode_opts_t dopts;
-    decode_opts_default(&dopts);
-    const char *out = NULL, *context_path = NULL, *arg;
-    bool quiet = false;
-    long max_messages = 0;
-    const char *name;
-    int status = take_options_like(argc, argv, &mo);
+    const char *out, *context_path;
+    bool quiet;
+    size_t max_messages; /* 0: every message */
+} train_args_t;
+
+/* Reads the options into a; returns -1 to go on, or the exit code. */
+static int parse_train_args(int argc, char **argv, train_args_t *a)
+{
+    model_opts_default(&a->mo);
+    decode_opts_default(&a->dopts);
+    const char *arg, *name;
+    int status = take_options_like(argc, argv, &a->mo);
     if (status >= 0)
         return status;
     bool like_needs_context = status == -2;
-    while ((name = cmd_next_option(&train_cmd, argc, argv, &arg, &dopts, &mo.embed, &status))) {
+    while (
+        (name = cmd_next_option(&train_cmd, argc, argv, &arg, &a->dopts, &a->mo.embed, &status))) {
         double d;
         long l;
         if (!strcmp(name, "output")) {
-            out = arg;
+            a->out = arg;
         } else if (!strcmp(name, "nu")) {
             if (cliopt_double(name, arg, 1e-6, 1, &d))
                 return EXIT_USAGE;
-            mo.nu = d;
+            a->mo.nu = d;
         } else if (!strcmp(name, "k")) {
             if (cliopt_int(name, arg, 1, KNN_MAX_K, &l))
                 return EXIT_USAGE;
-            mo.k = (int)l;
+            a->mo.k = (int)l;
         } else if (!strcmp(name, "fpr")) {
             if (cliopt_double(name, arg, 0, 0.5, &d))
                 return EXIT_USAGE;
-            mo.fpr = d;
+            a->mo.fpr = d;
         } else if (!strcmp(name, "holdout")) {
             if (cliopt_double(name, arg, 0, 0.9, &d))
                 return EXIT_USAGE;
-            mo.holdout = d;
+            a->mo.holdout = d;
         } else if (!strcmp(name, "no-local-norm")) {
-            mo.local_norm = false;
+            a->mo.local_norm = false;
         } else if (!strcmp(name, "seed")) {
             if (cliopt_int(name, arg, 0, 1L << 62, &l))
                 return EXIT_USAGE;
-            mo.seed = (uint64_t)l;
+            a->mo.seed = (uint64_t)l;
         } else if (!strcmp(name, "max-messages")) {
             if (cliopt_int(name, arg, 1, 1L << 40, &l))
                 return EXIT_USAGE;
-            max_messages = l;
+            a->max_messages = (size_t)l;
         } else if (!strcmp(name, "context-headers")) {
-            context_path = arg;
+            a->context_path = arg;
         } else if (!strcmp(name, "like")) {
             /* taken before the other options (take_options_like) */
         } else if (!strcmp(name, "quiet")) {
-            quiet = true;
+            a->quiet = true;
         }
     }
     if (status >= 0)
         return status;
-    if (!out || optind >= argc) {
+    if (!a->out || optind >= argc) {
         fprintf(stderr, "sipguard train: %s\nusage: %s\n",
-                out ? "no INPUT given" : "-o MODEL is required", train_cmd.usage);
+                a->out ? "no INPUT given" : "-o MODEL is required", train_cmd.usage);
         return EXIT_USAGE;
     }
-    if (like_needs_context && !context_path) {
+    if (like_needs_context && !a->context_path) {
         fprintf(stderr, "sipguard train: --like names a model trained with --context-headers: "
                         "give --context-headers CONTEXT too\n");
         return EXIT_USAGE;
     }
+    return -1;
+}
+
+/* Fits the models to what c learned, writes the model file and says what it holds; returns
+ * 0 or -1. */
+static int write_model(train_ctx_t *c, const train_args_t *a)
+{
+    model_stats_t st;
+    char err[512];
+    model_t *m = model_builder_finish(c->b, &st, err, sizeof err);
+    if (!m || model_save(m, a->out, err, sizeof err) != 0) {
+        fprintf(stderr, "sipguard train: %s\n", err);
+        model_destroy(&m);
+        return -1;
+    }
+    if (!a->quiet)
+        cmd_print_model_summary(stderr, "trained", a->out, &a->mo, &st);
+    warn_about_calibration(&st, &a->mo);
+    model_destroy(&m);
+    return 0;
+}
+
+static void train_ctx_free(train_ctx_t *c)
+{
+    embed_destroy(&c->embed);
+    sparse_destroy(&c->v);
+    model_builder_destroy(&c->b);
+    context_destroy(&c->ctx);
+    free(c->aug);
+    for (size_t i = 0; i < c->nkept; i++)
+        free(c->kept[i].data);
+    free(c->kept);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args_t a = {0};
+    int status = parse_train_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
     train_ctx_t c = {0};
     context_model_t *cm = NULL;
-    if (context_path) {
+    if (a.context_path) {
         char cerr[600];
-        cm = context_model_load(context_path, cerr, sizeof cerr);
+        cm = context_model_load(a.context_path, cerr, sizeof cerr);
         if (!cm) {
             fprintf(stderr, "sipguard train: %s\n", cerr);
             return EXIT_FAIL;
         }
         c.ctx = context_new(cm);
         c.aug = malloc(CONTEXT_AUG_MAX);
-        mo.context_headers = true;
+        a.mo.context_headers = true;
         sipcheck_init();
     }
-    c.embed = embed_new(&mo.embed);
+    c.embed = embed_new(&a.mo.embed);
     c.v = sparse_new();
-    c.b = model_builder_new(&mo);
-    c.holdout = mo.holdout;
-    c.rng = mo.seed * 0x9e3779b97f4a7c15ULL + 1;
-    c.sample_rng = mo.seed * 0xbf58476d1ce4e5b9ULL + 1;
-    c.max = (size_t)max_messages;
+    c.b = model_builder_new(&a.mo);
+    c.holdout = a.mo.holdout;
+    c.rng = a.mo.seed * 0x9e3779b97f4a7c15ULL + 1;
+    c.sample_rng = a.mo.seed * 0xbf58476d1ce4e5b9ULL + 1;
+    c.max = a.max_messages;
     int failed = 0, rc = EXIT_FAIL;
-    if (!c.embed || !c.v || !c.b || (cm && (!c.ctx || !c.aug)))
-        goto out;
-    if (cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed) !=
-        0)
+    if (!c.embed || !c.v || !c.b || (cm && (!c.ctx || !c.aug)) ||
+        cmd_for_each_message(argv + optind, argc - optind, &a.dopts, a.quiet, train_one, &c,
+                             &failed) != 0)
         goto out;
     if (c.max) {
         if (learn_sample(&c) != 0)
             goto out;
-        if (!quiet)
+        if (!a.quiet)
             fprintf(stderr,
                     "sipguard train: a sample of %zu of the %llu messages read "
                     "(--max-messages %zu)\n",
                     c.messages, (unsigned long long)c.read, c.max);
     }
-    model_stats_t st;
-    char err[512];
-    model_t *m = model_builder_finish(c.b, &st, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "sipguard train: %s\n", err);
-        goto out;
-    }
-    if (model_save(m, out, err, sizeof err) != 0) {
-        fprintf(stderr, "sipguard train: %s\n", err);
-        model_destroy(&m);
-        goto out;
-    }
-    if (!quiet)
-        cmd_print_model_summary(stderr, "trained", out, &mo, &st);
-    warn_about_calibration(&st, &mo);
-    model_destroy(&m);
-    rc = failed ? EXIT_INPUT : EXIT_OK;
+    if (write_model(&c, &a) == 0)
+        rc = failed ? EXIT_INPUT : EXIT_OK;
 out:
-    embed_destroy(&c.embed);
-    sparse_destroy(&c.v);
-    model_builder_destroy(&c.b);
-    context_destroy(&c.ctx);
+    train_ctx_free(&c);
     context_model_destroy(&cm);
-    free(c.aug);
-    for (size_t i = 0; i < c.nkept; i++)
-        free(c.kept[i].data);
-    free(c.kept);
     return rc;
 }
