@@ -68,8 +68,8 @@ FILE *wholefile_open(wholefile_t *w, const char *path, char *err, size_t errlen)
         w->tmp[0] = '\0';
         return NULL;
     }
-    if (!(w->f = fopen(w->tmp, "wb")))
-        snprintf(err, errlen, "%s: %s", w->tmp, strerror(errno));
+    if (!(w->f = fopen(w->tmp, "wb"))) /* named as the user named it, the temporary after */
+        snprintf(err, errlen, "%s: %s (writing %s first)", path, strerror(errno), w->tmp);
     return w->f;
 }
 

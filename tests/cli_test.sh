@@ -115,6 +115,9 @@ cp m.model before.model
 (trap '' XFSZ; ulimit -f 64; exec "$S" train -q -o m.model train.pcap) 2> fsize.err; rc=$?
 check "a model write cut short exits 1, keeps the previous model and no temporary file" \
     sh -c "test $rc -eq 1 && grep -q 'm.model: write failed: File too large' fsize.err && cmp -s m.model before.model && ! ls m.model.tmp.* 2>/dev/null"
+"$S" train -q -o nodir/x.model train.pcap 2> nodir.err; rc=$?
+check "a model into a missing directory exits 1 naming the path given" \
+    sh -c "test $rc -eq 1 && grep -q '^sipguard train: nodir/x.model: No such file or directory' nodir.err"
 # bad input: clear errors, right exit codes, no crash
 "$S" score -m m.model /nonexistent.pcap 2>err.txt; rc=$?
 check "missing input exits 3" test $rc -eq 3
