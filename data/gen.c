@@ -1,5 +1,6 @@
 #include "gen.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <osipparser2/osip_md5.h>
@@ -1405,16 +1406,29 @@ static const char *sender_of(const endpoint_t *src)
     return "attacker";
 }
 
+/* Says that a file could not be written whole (a full disk, a size limit); returns -1. */
+static int write_failed(const char *path)
+{
+    fprintf(stderr, "sipguard gen: %s: write failed: %s\n", path, strerror(errno ? errno : EIO));
+    return -1;
+}
+
 static int write_output(const gen_opts_t *o, size_t *n_attack, size_t *n_written)
 {
     char path[4096];
     qsort(events, n_events, sizeof *events, by_time);
+    char lab_path[4096];
     snprintf(path, sizeof path, "%s.pcap", o->prefix);
+    snprintf(lab_path, sizeof lab_path, "%s.labels.csv", o->prefix);
     pcapw_t *w = pcapw_open(path);
-    snprintf(path, sizeof path, "%s.labels.csv", o->prefix);
-    FILE *lab = fopen(path, "w");
-    if (!w || !lab) {
-        fprintf(stderr, "sipguard gen: cannot write %s.*\n", o->prefix);
+    if (!w) {
+        fprintf(stderr, "sipguard gen: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    FILE *lab = fopen(lab_path, "w");
+    if (!lab) {
+        fprintf(stderr, "sipguard gen: %s: %s\n", lab_path, strerror(errno));
+        pcapw_close(&w);
         return -1;
     }
     fprintf(lab, "index,ts,label,family,scenario,call_id,sender\n");
@@ -1445,9 +1459,11 @@ static int write_output(const gen_opts_t *o, size_t *n_attack, size_t *n_written
         free(e->data);
     }
     *n_written = written;
-    int rc = pcapw_close(&w);
-    if (fclose(lab) != 0)
-        rc = -1;
+    int rc = 0;
+    if (pcapw_close(&w) != 0)
+        rc = write_failed(path);
+    if (ferror(lab) | fclose(lab)) /* both: fclose must run */
+        rc = write_failed(lab_path);
     return rc;
 }
 
@@ -1658,8 +1674,12 @@ int gen_command(int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof path, "%s.cdr.csv", o.prefix);
     FILE *cdr = fopen(path, "w");
-    if (cdr)
-        fprintf(cdr, "caller,callee,start,answer,end,cause\n");
+    if (!cdr) {
+        fprintf(stderr, "sipguard gen: %s: %s\n", path, strerror(errno));
+        free(users_v);
+        return 1;
+    }
+    fprintf(cdr, "caller,callee,start,answer,end,cause\n");
     if (o.normal)
         gen_normal(&o, users_v, cdr);
     double t = o.normal ? 60 + uni() * (o.duration / 2) : 0;
@@ -1687,12 +1707,13 @@ int gen_command(int argc, char **argv)
         atk_refer(&o, users_v, t + 510);
     if (o.attacks[ATK_REPLAY])
         atk_replay(&o, users_v, t + 550);
-    if (cdr)
-        fclose(cdr);
+    int rc = ferror(cdr) | fclose(cdr) ? write_failed(path) : 0;
     size_t n_attack = 0, n_written = 0;
-    int rc = write_output(&o, &n_attack, &n_written);
-    fprintf(stderr, "generated %zu messages (%zu normal, %zu attack) into %s.pcap\n", n_written,
-            n_written - n_attack, n_attack, o.prefix);
+    if (write_output(&o, &n_attack, &n_written) != 0)
+        rc = -1;
+    else if (rc == 0)
+        fprintf(stderr, "generated %zu messages (%zu normal, %zu attack) into %s.pcap\n", n_written,
+                n_written - n_attack, n_attack, o.prefix);
     free(events);
     events = NULL;
     cap_events = 0;

@@ -115,6 +115,12 @@ cp m.model before.model
 (trap '' XFSZ; ulimit -f 64; exec "$S" train -q -o m.model train.pcap) 2> fsize.err; rc=$?
 check "a model write cut short exits 1, keeps the previous model and no temporary file" \
     sh -c "test $rc -eq 1 && grep -q 'm.model: write failed: File too large' fsize.err && cmp -s m.model before.model && ! ls m.model.tmp.* 2>/dev/null"
+(trap '' XFSZ; ulimit -f 16; exec "$S" gen -o gfull --preset demo) 2> gfull.err; rc=$?
+check "gen cut short by a full disk exits 1 naming the file, and claims nothing generated" \
+    sh -c "test $rc -eq 1 && grep -q '^sipguard gen: gfull.pcap: write failed: File too large' gfull.err && ! grep -q generated gfull.err"
+"$S" gen -o nodir/x 2> gnodir.err; rc=$?
+check "gen into a missing directory exits 1 naming the file" \
+    sh -c "test $rc -eq 1 && grep -q '^sipguard gen: nodir/x.cdr.csv: No such file or directory' gnodir.err"
 "$S" train -q -o nodir/x.model train.pcap 2> nodir.err; rc=$?
 check "a model into a missing directory exits 1 naming the path given" \
     sh -c "test $rc -eq 1 && grep -q '^sipguard train: nodir/x.model: No such file or directory' nodir.err"
