@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cliopt.h"
 #include "cmd_sig.h"
 #include "commands.h"
 #include "gen.h"
@@ -44,7 +45,7 @@ static void usage(FILE *out)
             "standard error (default warning; debug includes libosip2's parse diagnostics).\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     log_set_program("sipguard");
     const char *level = getenv("SIPGUARD_LOG");
@@ -75,4 +76,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "sipguard: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    return cliopt_finish_stdout("sipguard", run(argc, argv));
 }

@@ -120,3 +120,15 @@ int cliopt_int(const char *opt, const char *s, long lo, long hi, long *out)
     *out = v;
     return 0;
 }
+
+int cliopt_finish_stdout(const char *program, int status)
+{
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && (status == 0 || status == 3)) {
+        /* errno is the flush's; an earlier write that failed left only the error flag */
+        fprintf(stderr, "%s: writing standard output failed%s%s\n", program, errno ? ": " : "",
+                errno ? strerror(errno) : "");
+        return 1;
+    }
+    return status;
+}

@@ -42,4 +42,10 @@ void cliopt_help(const clicmd_t *cmd, FILE *out);
 int cliopt_double(const char *opt, const char *s, double lo, double hi, double *out);
 int cliopt_int(const char *opt, const char *s, long lo, long hi, long *out);
 
+/* A program's exit status once what it printed on standard output has been flushed: a run
+ * that succeeded (0, or 3: some inputs unread) but whose output was lost (a full disk under a
+ * redirection) becomes 1, said on standard error as "PROGRAM: writing standard output
+ * failed", as the GNU tools do. Commands that check their own writes have said it already. */
+int cliopt_finish_stdout(const char *program, int status);
+
 #endif

@@ -958,7 +958,7 @@ static void describe_assets(const edge_config_t *c, edge_assets_slot_t *slot)
             st.thr_local, sigs, allowed);
 }
 
-int main(int argc, char **argv)
+static int edge_run(int argc, char **argv)
 {
     static edge_t e; /* large; and signal handlers may outlive main's frame */
     edge_config_default(&e.c);
@@ -1004,4 +1004,9 @@ int main(int argc, char **argv)
         run(&e);
     teardown(&e);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return cliopt_finish_stdout("sipguard-edge", edge_run(argc, argv));
 }

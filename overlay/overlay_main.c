@@ -1555,7 +1555,7 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
     pthread_mutex_unlock(&stats_lock);
 }
 
-int main(int argc, char **argv)
+static int overlay_run(int argc, char **argv)
 {
     static overlay_config_t c;
     config_default(&c);
@@ -1702,4 +1702,9 @@ out:
     sigman_destroy(&g_sigman);
     store_close(&store);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    return cliopt_finish_stdout("sipguard-overlay", overlay_run(argc, argv));
 }

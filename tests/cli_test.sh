@@ -121,6 +121,11 @@ check "gen cut short by a full disk exits 1 naming the file, and claims nothing 
 "$S" gen -o nodir/x 2> gnodir.err; rc=$?
 check "gen into a missing directory exits 1 naming the file" \
     sh -c "test $rc -eq 1 && grep -q '^sipguard gen: nodir/x.cdr.csv: No such file or directory' gnodir.err"
+"$S" eval -m m.model --normal normal.pcap --attack attack.pcap > /dev/full 2> evfull.err; rc=$?
+check "eval onto a full disk exits 1 and says so (its figures were lost with exit 0)" \
+    sh -c "test $rc -eq 1 && grep -q '^sipguard: writing standard output failed: No space left on device' evfull.err"
+"$S" score --help > /dev/full 2> helpfull.err; rc=$?
+check "and --help" sh -c "test $rc -eq 1 && grep -q 'writing standard output failed' helpfull.err"
 "$S" train -q -o nodir/x.model train.pcap 2> nodir.err; rc=$?
 check "a model into a missing directory exits 1 naming the path given" \
     sh -c "test $rc -eq 1 && grep -q '^sipguard train: nodir/x.model: No such file or directory' nodir.err"

@@ -54,6 +54,8 @@ check "etc/sipguard-edge.conf is what --print-config writes (docs cannot drift)"
     "grep -v '^# sipguard-edge configuration\|^# Copy to\|^# when an overlay' '$SRC/etc/sipguard-edge.conf' | sed '1{/^$/d}' | diff -q - full.conf >/dev/null"
 check "--print-config writes a config that --check-config accepts" \
     "'$E' -c full.conf --set edge.model=edge.model --check-config >/dev/null 2>&1"
+check "--print-config onto a full disk exits 1 and says so (a config written half would pass unnoticed)" \
+    "! '$E' --print-config >/dev/full 2>pcfull.err && grep -q 'sipguard-edge: writing standard output failed: No space left on device' pcfull.err"
 # (into a file, not a pipe: grep -q leaving early would end the edge by SIGPIPE, which pipefail
 # counts as a failure)
 "$E" -m edge.model --check-config 2>checked.err >/dev/null

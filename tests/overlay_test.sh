@@ -306,6 +306,8 @@ fi
 # configuration errors
 check "etc/sipguard-overlay.conf is what --print-config writes (docs cannot drift)" \
     "\"\$O\" --print-config | diff -q - '$HERE/../etc/sipguard-overlay.conf' >/dev/null"
+check "--print-config onto a full disk exits 1 and says so" \
+    "! \"\$O\" --print-config >/dev/full 2>pcfull.err && grep -q 'sipguard-overlay: writing standard output failed' pcfull.err"
 "$O" --set overlay.db=x.db --set overlay.api_token=t0ps3cret --check-config 2>/dev/null > shown.conf
 check "--check-config does not show the API token" \
     "grep -q '^# api_token = (set; not shown)' shown.conf && ! grep -q 't0ps3cret' shown.conf"
