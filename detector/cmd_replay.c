@@ -6,6 +6,7 @@
  * integration tests.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -65,12 +66,19 @@ static double now(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static int resolve(const char *hostport, replay_ctx_t *c)
+/* The destination HOST:PORT (or [IPV6]:PORT) resolved, and a socket for it in c; 0, or -1 with
+ * the reason in err (the port is checked here: getaddrinfo takes 70000 as 4464). */
+static int resolve(const char *hostport, replay_ctx_t *c, char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host)
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host ||
+        !isdigit((unsigned char)colon[1]) || *end || port < 1 || port > 65535) {
+        snprintf(err, errlen, "expected HOST:PORT or [IPV6]:PORT with a port from 1 to 65535");
         return -1;
+    }
     snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
     if (host[0] == '[') { /* [v6] */
         memmove(host, host + 1, strlen(host));
@@ -78,12 +86,17 @@ static int resolve(const char *hostport, replay_ctx_t *c)
     }
     struct addrinfo hints = {0}, *ai;
     hints.ai_socktype = c->tcp ? SOCK_STREAM : SOCK_DGRAM;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
         return -1;
+    }
     memcpy(&c->to, ai->ai_addr, ai->ai_addrlen);
     c->tolen = ai->ai_addrlen;
     c->fd = socket(ai->ai_family, hints.ai_socktype, 0);
     freeaddrinfo(ai);
+    if (c->fd < 0)
+        snprintf(err, errlen, "socket: %s", strerror(errno));
     return c->fd < 0 ? -1 : 0;
 }
 
@@ -193,8 +206,9 @@ int cmd_replay(int argc, char **argv)
                 replay_cmd.usage);
         return EXIT_USAGE;
     }
-    if (resolve(target, &c) != 0) {
-        fprintf(stderr, "sipguard replay: %s: cannot resolve or open a socket\n", target);
+    char err[400];
+    if (resolve(target, &c, err, sizeof err) != 0) {
+        fprintf(stderr, "sipguard replay: %s: %s\n", target, err);
         return EXIT_USAGE;
     }
     if (c.tcp && connect(c.fd, (struct sockaddr *)&c.to, c.tolen) != 0) {

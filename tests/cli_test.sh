@@ -126,6 +126,9 @@ check "eval onto a full disk exits 1 and says so (its figures were lost with exi
     sh -c "test $rc -eq 1 && grep -q '^sipguard: writing standard output failed: No space left on device' evfull.err"
 "$S" score --help > /dev/full 2> helpfull.err; rc=$?
 check "and --help" sh -c "test $rc -eq 1 && grep -q 'writing standard output failed' helpfull.err"
+"$S" replay --hep 127.0.0.1:70000 -q train.pcap 2> rport.err; rc=$?
+check "replay to port 70000 is a usage error (getaddrinfo would send to 4464)" \
+    sh -c "test $rc -eq 2 && grep -q '127.0.0.1:70000: expected HOST:PORT or \[IPV6\]:PORT with a port from 1 to 65535' rport.err"
 "$S" train -q -o nodir/x.model train.pcap 2> nodir.err; rc=$?
 check "a model into a missing directory exits 1 naming the path given" \
     sh -c "test $rc -eq 1 && grep -q '^sipguard train: nodir/x.model: No such file or directory' nodir.err"
