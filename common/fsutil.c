@@ -26,6 +26,55 @@ int mkdir_p(const char *dir, mode_t mode)
     return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+int fs_dir_would_be_writable(const char *dir)
+{
+    char tmp[512];
+    if (snprintf(tmp, sizeof tmp, "%s", dir[0] ? dir : ".") >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    struct stat st;
+    while (stat(tmp, &st) != 0) { /* up to the part that exists */
+        char *slash = strrchr(tmp, '/');
+        if (errno != ENOENT || !slash)
+            return errno == ENOENT ? access(".", W_OK | X_OK) : -1;
+        if (slash == tmp)
+            slash[1] = '\0'; /* "/" */
+        else
+            *slash = '\0';
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return access(tmp, W_OK | X_OK);
+}
+
+int fs_file_would_be_writable(const char *path)
+{
+    if (access(path, F_OK) == 0)
+        return access(path, W_OK);
+    if (errno != ENOENT)
+        return -1;
+    char dir[512];
+    const char *slash = strrchr(path, '/');
+    int n = !slash          ? snprintf(dir, sizeof dir, ".")
+            : slash == path ? snprintf(dir, sizeof dir, "/")
+                            : snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (n >= (int)sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return access(dir, W_OK | X_OK);
+}
+
 /* Where path's bytes go: itself, or the regular file a symbolic link leads to. False when
  * they are to be written in place (path exists and is no regular file, or a link leads
  * somewhere that is not an ordinary path, as /dev/stdout on a pipe does). */

@@ -12,6 +12,15 @@
  * with errno set. */
 int mkdir_p(const char *dir, mode_t mode);
 
+/* Whether mkdir_p(dir) would leave a directory this process can write in: dir is one, or its
+ * nearest existing ancestor is. For --check-config, which must not create anything. Returns 0,
+ * or -1 with errno set (ENOTDIR when that ancestor is a file). */
+int fs_dir_would_be_writable(const char *dir);
+
+/* Whether a file could be opened for writing at path: it exists and is writable (a device
+ * such as /dev/null too), or it does not and its directory is writable. 0, or -1 with errno. */
+int fs_file_would_be_writable(const char *path);
+
 /*
  * A file written whole (a model, a signature set, a context model): into a temporary file
  * beside the target that wholefile_commit syncs and renames over it, so that a reader (an

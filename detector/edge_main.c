@@ -50,7 +50,9 @@ static const cliopt_t edge_opts[] = {
     {"model", 'm', "MODEL", "model file; the same as --set edge.model=MODEL", NULL},
     {"set", 's', "SECTION.KEY=VALUE", "override one setting of the file (repeatable)", NULL},
     {"check-config", 0, NULL,
-     "read the configuration, load model and signatures, print the effective settings, exit", NULL},
+     "read the configuration, load model and signatures, check that the files and directories "
+     "the edge writes can be written, print the effective settings, exit",
+     NULL},
     {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
     {"ports-file", 0, "FILE",
      "write the bound ports (hep, udp, http, hep_tcp) to FILE once listening, for scripts and "
@@ -488,6 +490,11 @@ static int open_ban_file(edge_t *e)
     }
     if (!e->c.ban_file[0] && mkdir_p(e->c.spool_dir, 0750) != 0) {
         error("spool directory %s: %s", e->c.spool_dir, strerror(errno));
+        return -1;
+    }
+    /* refused now rather than found at the first ban that cannot be saved */
+    if (e->c.ban_file[0] && fs_file_would_be_writable(path) != 0) {
+        error("[ban] file = %s: %s", path, strerror(errno));
         return -1;
     }
     snprintf(e->ban_file, sizeof e->ban_file, "%s", path);
@@ -944,6 +951,39 @@ static void reload_config(edge_t *e)
     publish_assets(e, a, &what);
 }
 
+/*
+ * What --check-config can tell of the files and directories the edge will write, without
+ * making any: the JSON Lines file, the key pair, the spool and the ban file, without which
+ * the edge refuses to start (-1, the reason in err); and the recording directory, where it
+ * would start and only say that nothing is recorded (a warning here too).
+ */
+static int check_output_paths(const edge_config_t *c, char *err, size_t errlen)
+{
+    bool overlay = c->overlay_endpoint[0] || c->sig_snapshot[0];
+    char edge_key[600];
+    snprintf(edge_key, sizeof edge_key, "%s/edge.key", c->key_dir);
+    const char *what = NULL, *path = NULL;
+    if (c->jsonl[0] && strcmp(c->jsonl, "-") && fs_file_would_be_writable(c->jsonl) != 0)
+        what = "[report] jsonl", path = c->jsonl;
+    else if (overlay && access(edge_key, F_OK) != 0 && fs_dir_would_be_writable(c->key_dir) != 0)
+        what = "[overlay] key_dir", path = c->key_dir;
+    else if ((overlay || (bans_wanted(c) && !c->ban_file[0])) &&
+             fs_dir_would_be_writable(c->spool_dir) != 0)
+        what = "[overlay] spool_dir", path = c->spool_dir;
+    else if (bans_wanted(c) && c->ban_file[0] && fs_file_would_be_writable(c->ban_file) != 0)
+        what = "[ban] file", path = c->ban_file;
+    if (what) {
+        snprintf(err, errlen, "%s = %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    if (c->record_dir[0] && fs_dir_would_be_writable(c->record_dir) != 0)
+        fprintf(stderr,
+                "sipguard-edge: warning: [record] dir = %s: %s; the edge would start and "
+                "record nothing until it can\n",
+                c->record_dir, strerror(errno));
+    return 0;
+}
+
 /* What --check-config loaded, so that the journal of a reload says which model is in use. */
 static void describe_assets(const edge_config_t *c, edge_assets_slot_t *slot)
 {
@@ -982,7 +1022,9 @@ static int edge_run(int argc, char **argv)
     if (e.c.syslog)
         log_set_syslog(1);
     if (check) {
-        edge_assets_t *a = edge_assets_load(&e.c, err, sizeof err);
+        edge_assets_t *a = check_output_paths(&e.c, err, sizeof err) == 0
+                               ? edge_assets_load(&e.c, err, sizeof err)
+                               : NULL;
         if (!a) {
             fprintf(stderr, "sipguard-edge: %s\n", err);
             return 1;

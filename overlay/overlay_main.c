@@ -28,6 +28,7 @@
 #include "cliopt.h"
 #include "collector.h"
 #include "edge_config.h"
+#include "fsutil.h"
 #include "log.h"
 #include "publisher.h"
 #include "sigman.h"
@@ -56,7 +57,10 @@ static const cliopt_t opts[] = {
     {"set", 's', "SECTION.KEY=VALUE", "override one [overlay] or [signatures] setting (repeatable)",
      NULL},
     {"edge", 'e', "ID=KEY", "admit an edge: its id and its CURVE public key (repeatable)", NULL},
-    {"check-config", 0, NULL, "read the configuration, open the store, print the settings, exit",
+    {"check-config", 0, NULL,
+     "read the configuration, open the store if there is one (creating nothing: a new store or key "
+     "pair needs a directory that can be written), load the signature model, print the settings, "
+     "exit",
      NULL},
     {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
     {"ports-file", 0, "FILE", "write where it listens (reports, http) once listening", NULL},
@@ -1555,6 +1559,42 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
     pthread_mutex_unlock(&stats_lock);
 }
 
+/*
+ * --check-config: the store, the signature model and the key directory as the overlay will
+ * use them, creating nothing: an existing store is opened (so that a file that is no database
+ * is named), a missing one only needs a writable directory, and so does a missing key pair.
+ * Prints the effective settings; 0, or 1 naming what would stop the start.
+ */
+static int check_overlay_config(const overlay_config_t *c)
+{
+    char err[600], key[600];
+    if (access(c->db, F_OK) == 0) {
+        store_t *store = store_open(c->db, err, sizeof err);
+        if (!store) {
+            error("%s", err);
+            return 1;
+        }
+        store_close(&store);
+    } else if (fs_file_would_be_writable(c->db) != 0) {
+        error("[overlay] db = %s: %s", c->db, strerror(errno));
+        return 1;
+    }
+    snprintf(key, sizeof key, "%s/server.key", c->key_dir);
+    if (access(key, F_OK) != 0 && fs_dir_would_be_writable(c->key_dir) != 0) {
+        error("[overlay] key_dir = %s: %s", c->key_dir, strerror(errno));
+        return 1;
+    }
+    sigman_t *sm = NULL;
+    if (c->sig.model[0] && !(sm = sigman_new(&c->sig, err, sizeof err))) {
+        error("[signatures] model: %s", err);
+        return 1;
+    }
+    sigman_destroy(&sm);
+    print_config(c, false);
+    fprintf(stderr, "sipguard-overlay: configuration OK\n");
+    return 0;
+}
+
 static int overlay_run(int argc, char **argv)
 {
     static overlay_config_t c;
@@ -1568,6 +1608,8 @@ static int overlay_run(int argc, char **argv)
         return rc;
     if (c.syslog)
         log_set_syslog(1);
+    if (check)
+        return check_overlay_config(&c);
     char err[600], pub[41], sec[41];
     store_t *store = store_open(c.db, err, sizeof err);
     if (!store) {
@@ -1578,13 +1620,6 @@ static int overlay_run(int argc, char **argv)
         error("[signatures] model: %s", err);
         store_close(&store);
         return 1;
-    }
-    if (check) {
-        print_config(&c, false);
-        sigman_destroy(&g_sigman);
-        store_close(&store);
-        fprintf(stderr, "sipguard-overlay: configuration OK\n");
-        return 0;
     }
     if (wire_keypair(c.key_dir, "server", pub, sec, err, sizeof err) != 0) {
         error("%s", err);

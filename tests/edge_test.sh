@@ -384,6 +384,27 @@ stop_edge $EDGE_PID
 check "only the sources not allowed were reported" "[ \$(grep -c 'friendly-scanner' allow.jsonl) = 2 ]"
 "$E" -m edge.model --set verdict.allow_file=nowhere.txt --check-config > /dev/null 2> allow_err; rc=$?
 check "--check-config names a missing allow file (exit $rc, as for a bad model)" "[ $rc = 1 ] && grep -q 'nowhere.txt: No such file or directory' allow_err"
+# what the edge will write: refused by --check-config where the edge would refuse to start
+"$E" -m edge.model --set report.jsonl=nodir/r.jsonl --check-config > /dev/null 2> paths_err; rc=$?
+check "--check-config: a JSON Lines file in a missing directory (exit $rc)" \
+    "[ $rc = 1 ] && grep -q '\[report\] jsonl = nodir/r.jsonl: No such file or directory' paths_err"
+"$E" -m edge.model --set ban.after=3 --set ban.file=nodir/bans.json --check-config > /dev/null 2> paths_err; rc=$?
+check "--check-config: a ban file in a missing directory (exit $rc)" \
+    "[ $rc = 1 ] && grep -q '\[ban\] file = nodir/bans.json: No such file or directory' paths_err"
+"$E" -m edge.model --set ban.after=3 --set ban.file=nodir/bans.json --set http.listen=127.0.0.1:0 \
+    --set ingest.hep_listen=127.0.0.1:0 > /dev/null 2> paths_err & P=$!
+wait_for 10 "! kill -0 $P 2>/dev/null"
+wait $P; rc=$?
+check "and the edge refuses to start with it (exit $rc), where it used to find out at the first ban" \
+    "[ $rc = 1 ] && grep -q '\[ban\] file = nodir/bans.json: No such file or directory' paths_err"
+touch afile
+"$E" -m edge.model --set overlay.endpoint=tcp://127.0.0.1:1 --set "overlay.server_key=$(printf '%040d' 0)" \
+    --set overlay.key_dir=newkeys/a --set overlay.spool_dir=afile/spool --check-config > /dev/null 2> paths_err; rc=$?
+check "--check-config: a spool directory under a file (exit $rc), and nothing made on the way" \
+    "[ $rc = 1 ] && grep -q '\[overlay\] spool_dir = afile/spool: Not a directory' paths_err && [ ! -e newkeys ]"
+"$E" -m edge.model --set record.dir=afile/rec --check-config > /dev/null 2> paths_err; rc=$?
+check "--check-config: a recording directory under a file is a warning (exit $rc), as the edge would run" \
+    "[ $rc = 0 ] && grep -q 'warning: \[record\] dir = afile/rec: Not a directory' paths_err"
 
 # the overlay's list for the domain comes inside a signature set; a wrong one refuses the set
 set_with_allow() { sed "s|\"signatures\": \[|\"allow\": $1, \"signatures\": [|" sigs.json > "$2"; }

@@ -311,6 +311,15 @@ check "--print-config onto a full disk exits 1 and says so" \
 "$O" --set overlay.db=x.db --set overlay.api_token=t0ps3cret --check-config 2>/dev/null > shown.conf
 check "--check-config does not show the API token" \
     "grep -q '^# api_token = (set; not shown)' shown.conf && ! grep -q 't0ps3cret' shown.conf"
+"$O" --set overlay.db=fresh.db --set overlay.key_dir=freshkeys --check-config 2>/dev/null >/dev/null
+check "--check-config makes neither store nor keys" "[ ! -e fresh.db ] && [ ! -e freshkeys ]"
+"$O" --set overlay.db=nodir/o.db --check-config 2>err7 >/dev/null; rc=$?
+check "--check-config: a store in a missing directory, exit 1 naming it" \
+    "[ $rc = 1 ] && grep -q '\[overlay\] db = nodir/o.db: No such file or directory' err7"
+touch afile
+"$O" --set overlay.db=y.db --set overlay.key_dir=afile/keys --check-config 2>err8 >/dev/null; rc=$?
+check "--check-config: a key directory under a file, exit 1 naming it" \
+    "[ $rc = 1 ] && grep -q '\[overlay\] key_dir = afile/keys: Not a directory' err8 && [ ! -e y.db ]"
 "$O" --set overlay.max_report_bytes=12 --check-config 2>err1 >/dev/null; rc=$?
 check "a bad setting: exit 2 with the reason" "[ $rc = 2 ] && grep -q 'max_report_bytes' err1"
 "$O" --set overlay.retention_days=-1 --check-config 2>err6 >/dev/null; rc=$?
