@@ -189,3 +189,11 @@ int file_id_same(const file_id_t *a, const file_id_t *b)
     return a->known && b->known && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
 }
+
+void json_file_error(char *buf, size_t len, const char *path, const json_error_t *je)
+{
+    if (je->line > 0)
+        snprintf(buf, len, "%s:%d:%d: %s", path, je->line, je->column, je->text);
+    else
+        snprintf(buf, len, "%s", je->text);
+}

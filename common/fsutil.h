@@ -46,6 +46,10 @@ int wholefile_commit(wholefile_t *w, const char *path, char *err, size_t errlen)
 /* Gives up: closes the stream and removes the temporary file. */
 void wholefile_abort(wholefile_t *w);
 
+/* Why jansson could not read the JSON file at path: "PATH:LINE:COLUMN: what", or jansson's own
+ * "unable to open PATH: why" when the file could not be opened (no line to name then). */
+void json_file_error(char *buf, size_t len, const char *path, const json_error_t *je);
+
 /* A JSON document written whole (json_dumpf flags). Returns 0, or -1 with "PATH: why". */
 int wholefile_write_json(const json_t *doc, const char *path, size_t flags, char *err,
                          size_t errlen);

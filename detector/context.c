@@ -19,7 +19,7 @@ context_model_t *context_model_load(const char *path, char *err, size_t errlen)
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        json_file_error(err, errlen, path, &je);
         return NULL;
     }
     context_model_t *m = context_model_from_json(root, path, err, errlen);

@@ -244,30 +244,45 @@ done:
 
 /* ------------------------------------------------------------------ export, match */
 
+static const cliopt_t export_opts[] = {
+    {"format", 'f', "FORMAT", "json (what edges load) or yara", "json"},
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t export_cmd = {
+    "sipguard sig export [--format json|yara] SIGS.json",
+    "Writes the verified signatures of a signature file to standard output, as JSON (what\n"
+    "edges load) or as YARA rules (the strings of each signature that occur in raw messages;\n"
+    "a rule matches when a message holds more of them than any clean message did).",
+    export_opts,
+    "exit status: 0 success, 1 failure (the file cannot be read or holds no signature set),\n"
+    "2 usage error.\n\n"
+    "example: sipguard sig export --format yara sigs.json > sipguard.yar",
+};
+
 static int sig_export(int argc, char **argv)
 {
-    const char *format = "json", *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--format") && i + 1 < argc)
-            format = argv[++i];
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: sipguard sig export [--format json|yara] SIGS.json\n\n"
-                   "Writes the verified signatures of a signature file to standard output, as\n"
-                   "JSON (what edges load) or as YARA rules (the strings of each signature that\n"
-                   "occur in raw messages; a rule matches when a message holds more of them\n"
-                   "than any clean message did).\n");
-            return EXIT_OK;
-        } else
-            path = argv[i];
-    }
-    if (!path || (strcmp(format, "json") && strcmp(format, "yara"))) {
-        fprintf(stderr, "usage: sipguard sig export [--format json|yara] SIGS.json\n");
+    const char *format = "json", *arg, *name;
+    int status;
+    while ((name = cmd_next_option(&export_cmd, argc, argv, &arg, NULL, NULL, &status)))
+        if (!strcmp(name, "format"))
+            format = arg;
+    if (status >= 0)
+        return status;
+    if (optind + 1 != argc || (strcmp(format, "json") && strcmp(format, "yara"))) {
+        fprintf(stderr, "sipguard sig export: %s\nusage: %s\n",
+                optind + 1 != argc ? "give one SIGS.json" : "--format: expected json or yara",
+                export_cmd.usage);
         return EXIT_USAGE;
     }
+    const char *path = argv[optind];
     json_error_t je;
     json_t *doc = json_load_file(path, 0, &je);
     if (!doc) {
-        fprintf(stderr, "sipguard sig export: %s:%d:%d: %s\n", path, je.line, je.column, je.text);
+        char why[600];
+        json_file_error(why, sizeof why, path, &je);
+        fprintf(stderr, "sipguard sig export: %s\n", why);
         return EXIT_FAIL;
     }
     char err[300];
@@ -324,31 +339,50 @@ static int match_one(void *p, const msg_t *m)
     return 0;
 }
 
+static const cliopt_t match_opts[] = {
+    {"sigs", 's', "SIGS.json", "signature file (required)", NULL},
+    {"model", 'm', "MODEL", "model whose embedding the signatures use (required)", NULL},
+    {"write", 0, "DIR",
+     "also write each message to DIR/NNNNNN-match.sip or -none.sip (for other tools, e.g. yara)",
+     NULL},
+    CMD_INPUT_OPTIONS,
+    {"help", 'h', NULL, "show this help", NULL},
+    {0},
+};
+
+static const clicmd_t match_cmd = {
+    "sipguard sig match -s SIGS.json -m MODEL [--write DIR] INPUT...",
+    "Counts the messages each signature matches, as an edge matches them inline. Prints\n"
+    "\"messages N matched M\" and one line per signature: its id and how many messages it\n"
+    "matched.",
+    match_opts,
+    "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n\n"
+    "example: sipguard sig match -s sigs.json -m edge.model attack.pcap",
+};
+
 static int sig_match(int argc, char **argv)
 {
-    const char *sigs = NULL, *model = NULL, *write_dir = NULL;
-    int first = 0;
-    for (int i = 1; i < argc && !first; i++) {
-        if (!strcmp(argv[i], "--write") && i + 1 < argc)
-            write_dir = argv[++i];
-        else if (!strcmp(argv[i], "-s") && i + 1 < argc)
-            sigs = argv[++i];
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: sipguard sig match -s SIGS.json -m MODEL [--write DIR] INPUT...\n\n"
-                   "Counts the messages each signature matches, as an edge matches them "
-                   "inline.\nPrints \"messages N matched M\" and one line per signature. "
-                   "--write DIR also writes\neach message to DIR/NNNNNN-match.sip or "
-                   "-none.sip (for other tools, e.g. yara).\n");
-            return EXIT_OK;
-        } else
-            first = i;
+    const char *sigs = NULL, *model = NULL, *write_dir = NULL, *arg, *name;
+    decode_opts_t dopts;
+    decode_opts_default(&dopts);
+    int status;
+    while ((name = cmd_next_option(&match_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
+        if (!strcmp(name, "sigs"))
+            sigs = arg;
+        else if (!strcmp(name, "model"))
+            model = arg;
+        else if (!strcmp(name, "write"))
+            write_dir = arg;
     }
-    if (!sigs || !model || !first) {
-        fprintf(stderr, "usage: sipguard sig match -s SIGS.json -m MODEL INPUT...\n");
+    if (status >= 0)
+        return status;
+    if (!sigs || !model || optind >= argc) {
+        fprintf(stderr, "sipguard sig match: %s\nusage: %s\n",
+                !sigs || !model ? "-s SIGS.json and -m MODEL are required" : "no INPUT given",
+                match_cmd.usage);
         return EXIT_USAGE;
     }
+    int first = optind;
     char err[600];
     model_t *m = model_load(model, err, sizeof err);
     if (!m) {
@@ -364,8 +398,6 @@ static int sig_match(int argc, char **argv)
     }
     c.sc = sigdb_scratch_new(c.db);
     c.per_sig = calloc(sigdb_count(c.db) + 1, sizeof *c.per_sig);
-    decode_opts_t dopts;
-    decode_opts_default(&dopts);
     if (cmd_for_each_message(argv + first, argc - first, &dopts, true, match_one, &c, &failed) != 0)
         goto done;
     printf("messages %zu matched %zu\n", c.messages, c.matched);

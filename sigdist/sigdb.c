@@ -1,5 +1,6 @@
 #include "sigdb.h"
 
+#include "fsutil.h"
 #include "report.h"
 
 #include <hs/hs.h>
@@ -230,7 +231,7 @@ sigdb_t *sigdb_load_doc(const char *path, const embed_opts_t *eo, json_t **doc, 
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        json_file_error(err, errlen, path, &je);
         return NULL;
     }
     char why[400];

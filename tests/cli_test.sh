@@ -297,6 +297,13 @@ check "sig build refuses a token model" sh -c "test $rc -eq 1 && grep -q 'n-gram
 echo '{"format": ' > broken.json
 "$S" sig export --format yara broken.json 2>err.txt >/dev/null; rc=$?
 check "sig export refuses broken JSON with line and column" sh -c "test $rc -eq 1 && grep -q 'broken.json:' err.txt"
+"$S" sig export -s sigs.json 2>err.txt >/dev/null; rc=$?
+check "sig export takes no -s (an unknown option was read as the file)" sh -c "test $rc -eq 2 && grep -q 'unknown option' err.txt"
+"$S" sig match -s missing.json -m sig.model sigatt.pcap 2>err.txt >/dev/null; rc=$?
+check "sig match names a missing signature file without a line -1" \
+    sh -c "test $rc -eq 1 && grep -q '^sipguard sig match: unable to open missing.json: No such file or directory' err.txt"
+"$S" sig match -s sigs.json -m sig.model --bogus sigatt.pcap 2>err.txt >/dev/null; rc=$?
+check "sig match refuses an unknown option" sh -c "test $rc -eq 2 && grep -q -- '--bogus' err.txt"
 
 echo "$pass passed, $fail failed"
 test $fail -eq 0
