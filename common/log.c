@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -85,4 +86,68 @@ void log_write(log_level_t level, const char *func, const char *fmt, ...)
     fputc('\n', stderr);
     funlockfile(stderr);
     va_end(ap);
+}
+
+void log_limit_init(log_limit_t *l, unsigned burst, double window, const char *what)
+{
+    pthread_mutex_init(&l->lock, NULL);
+    l->burst = burst;
+    l->window = window;
+    l->what = what;
+    l->started = -1;
+    l->used = 0;
+    l->held = 0;
+}
+
+void log_limit_destroy(log_limit_t *l)
+{
+    pthread_mutex_destroy(&l->lock);
+}
+
+void log_limit_set_burst(log_limit_t *l, unsigned burst)
+{
+    pthread_mutex_lock(&l->lock);
+    l->burst = burst;
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Under the lock: the summary of the window that ended, and none open. */
+static uint64_t sum_up_held(log_limit_t *l, double now)
+{
+    uint64_t held = l->held;
+    if (held)
+        log_write(LOG_LEVEL_WARNING, "log_limit",
+                  "%" PRIu64 " more %s in the last %.0f s, not "
+                  "logged one by one (at most %u a %.0f s window are)",
+                  held, l->what, now - l->started, l->burst, l->window);
+    l->started = -1;
+    l->used = 0;
+    l->held = 0;
+    return held;
+}
+
+bool log_limit_take(log_limit_t *l, double now)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->started >= 0 && (now - l->started >= l->window || now < l->started))
+        sum_up_held(l, now);
+    if (l->started < 0)
+        l->started = now;
+    bool take = l->burst == 0 || l->used < l->burst;
+    if (take)
+        l->used++;
+    else
+        l->held++;
+    pthread_mutex_unlock(&l->lock);
+    return take;
+}
+
+uint64_t log_limit_flush(log_limit_t *l, double now, bool final)
+{
+    uint64_t held = 0;
+    pthread_mutex_lock(&l->lock);
+    if (l->started >= 0 && (final || now - l->started >= l->window || now < l->started))
+        held = sum_up_held(l, now);
+    pthread_mutex_unlock(&l->lock);
+    return held;
 }

@@ -122,6 +122,10 @@ static const setting_t settings[] = {
        "every 5 seconds while changes go on); empty: "
        "bans.json in [overlay] spool_dir; moved by a SIGHUP, the table takes in what the new "
        "file holds and is saved there"),
+    LH("ban", "log_max", ban_log_max, 0, 1000000, "20",
+       "bans logged one by one a minute (a warning each); the rest are summed up in one line a "
+       "minute, since a scan from thousands of sources would flood the log (sipguard_bans_total "
+       "and GET /v1/bans have them all); 0: log every ban"),
     BH("ban", "domain", ban_domain, "no",
        "also ban the sources other edges of the domain banned: the overlay's list, which comes "
        "with its signature set (needs [overlay] signatures_snapshot; works with after = 0 too)"),

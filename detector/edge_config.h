@@ -62,6 +62,7 @@ typedef struct {
     double ban_window, ban_seconds, ban_max_seconds;
     long ban_signature_strikes; /* a signature match counts as this many judgements */
     long ban_ipv6_prefix, ban_max_sources;
+    long ban_log_max;   /* bans logged one by one a minute, the rest summed up; 0: every one */
     char ban_file[512]; /* empty: spool_dir/bans.json */
     bool ban_domain;    /* impose the overlay's list of the domain's bans */
     /* [report] */

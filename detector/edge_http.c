@@ -282,9 +282,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, bantable_t *bans, edge_record_t *record,
-                             edge_report_fn report, edge_report_allowed_fn allowed,
-                             void *report_ctx, char *err, size_t errlen)
+                             edge_metrics_t *metrics, bantable_t *bans, log_limit_t *ban_log,
+                             edge_record_t *record, edge_report_fn report,
+                             edge_report_allowed_fn allowed, void *report_ctx, char *err,
+                             size_t errlen)
 {
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
@@ -314,7 +315,7 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
     }
     h->bans = bans;
     h->record = record;
-    pipeline_set_bans(h->pipe, bans);
+    pipeline_set_bans(h->pipe, bans, ban_log);
     uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
     h->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,

@@ -33,12 +33,14 @@ typedef void (*edge_report_fn)(void *ctx, json_t *report);
  * Asked before the report is built, which is most of what a report costs. */
 typedef bool (*edge_report_allowed_fn)(void *ctx);
 
-/* bans: the edge's ban table, or NULL when bans are off; record: where the messages judged are
- * kept ([record]), or NULL. */
+/* bans: the edge's ban table, or NULL when bans are off, and ban_log the budget of the lines
+ * naming bans (pipeline_set_bans); record: where the messages judged are kept ([record]), or
+ * NULL. */
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
-                             edge_metrics_t *metrics, bantable_t *bans, edge_record_t *record,
-                             edge_report_fn report, edge_report_allowed_fn allowed,
-                             void *report_ctx, char *err, size_t errlen);
+                             edge_metrics_t *metrics, bantable_t *bans, log_limit_t *ban_log,
+                             edge_record_t *record, edge_report_fn report,
+                             edge_report_allowed_fn allowed, void *report_ctx, char *err,
+                             size_t errlen);
 /* The port it listens on (useful when the config asked for port 0). */
 unsigned edge_http_port(const edge_http_t *h);
 void edge_http_stop(edge_http_t **self);

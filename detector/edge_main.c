@@ -119,6 +119,7 @@ typedef struct {
     char ban_file[600];    /* empty until bans are first on: then read back, and saved */
     bool ban_save_failing; /* the last save failed (logged once) */
     double ban_saved_at;   /* when the table was last written (ban_clock) */
+    log_limit_t ban_log;   /* [ban] log_max: the lines naming bans, shared by both pipelines */
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
@@ -537,6 +538,7 @@ static void tick_bans(edge_t *e, bool final)
 {
     if (!e->bans || (!bans_wanted(&e->c) && !e->ban_file[0]))
         return;
+    log_limit_flush(&e->ban_log, mono_now(), final);
     ban_stats_t st;
     double now = ban_clock();
     bantable_tick(e->bans, now, &st);
@@ -591,7 +593,7 @@ static int setup(edge_t *e, const char *ports_file)
     if (make_bans(e) != 0 || (bans_wanted(&e->c) && open_ban_file(e) != 0) || make_record(e) != 0)
         return -1;
     log_ban_settings(e);
-    pipeline_set_bans(e->pipe, e->bans);
+    pipeline_set_bans(e->pipe, e->bans, &e->ban_log);
     impose_domain_bans(e); /* those of the set the edge starts with (the overlay's, cached) */
     e->zctx = zmq_ctx_new();
     if (e->c.jsonl[0]) {
@@ -607,8 +609,8 @@ static int setup(edge_t *e, const char *ports_file)
     }
     atomic_store(&e->metrics.overlay_configured, e->uplink != NULL);
     if (e->c.http_listen[0]) {
-        e->http = edge_http_start(&e->c, e->slot, &e->metrics, e->bans, e->record, queue_report,
-                                  report_allowed, e, err, sizeof err);
+        e->http = edge_http_start(&e->c, e->slot, &e->metrics, e->bans, &e->ban_log, e->record,
+                                  queue_report, report_allowed, e, err, sizeof err);
         if (!e->http) {
             error("%s", err);
             return -1;
@@ -756,6 +758,7 @@ static void teardown(edge_t *e)
     pipeline_destroy(&e->pipe);
     edge_assets_slot_destroy(&e->slot);
     tick_bans(e, true); /* the last changes saved */
+    log_limit_flush(&e->ban_log, mono_now(), true);
     bantable_destroy(&e->bans);
     record_destroy(&e->record); /* after the last message: the file it was writing finished */
 }
@@ -885,6 +888,7 @@ static void move_ban_file(edge_t *e)
 static void apply_ban_settings(edge_t *e, const edge_config_t *before)
 {
     const edge_config_t *c = &e->c;
+    log_limit_set_burst(&e->ban_log, (unsigned)c->ban_log_max);
     bool moved = strcmp(c->ban_file, before->ban_file) != 0;
     if (c->ban_after == before->ban_after && c->ban_window == before->ban_window &&
         c->ban_signature_strikes == before->ban_signature_strikes &&
@@ -1018,6 +1022,7 @@ static int edge_run(int argc, char **argv)
         return rc;
     }
     log_parse_level(e.c.log_level);
+    log_limit_init(&e.ban_log, (unsigned)e.c.ban_log_max, 60, "bans");
     atomic_store(&e.metrics.monitor, e.c.monitor);
     if (e.c.syslog)
         log_set_syslog(1);
@@ -1045,6 +1050,7 @@ static int edge_run(int argc, char **argv)
     if (rc == 0)
         run(&e);
     teardown(&e);
+    log_limit_destroy(&e.ban_log);
     return rc;
 }
 

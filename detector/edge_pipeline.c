@@ -89,7 +89,8 @@ struct pipeline {
     model_scorer_t *scorer;
     sigscratch_t *sigscratch;
     uint64_t rng;
-    bantable_t *bans; /* NULL: no bans */
+    bantable_t *bans;     /* NULL: no bans */
+    log_limit_t *ban_log; /* NULL: every ban logged */
 };
 
 static void model_part_release(model_part_t *m)
@@ -495,9 +496,10 @@ pipeline_t *pipeline_new(edge_assets_slot_t *slot, uint64_t seed)
     return p;
 }
 
-void pipeline_set_bans(pipeline_t *p, bantable_t *bans)
+void pipeline_set_bans(pipeline_t *p, bantable_t *bans, log_limit_t *ban_log)
 {
     p->bans = bans;
+    p->ban_log = ban_log;
 }
 
 const edge_config_t *pipeline_config(pipeline_t *p)
@@ -572,6 +574,8 @@ static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t
     if (len <= 0)
         return;
     out->banned_for = len;
+    if (p->ban_log && !log_limit_take(p->ban_log, mono_seconds()))
+        return;
     char src[INET6_ADDRSTRLEN + 8];
     bantable_source_text(p->bans, &m->src, src, sizeof src);
     char weight[48] = "";

@@ -24,6 +24,7 @@
 #include "ban.h"
 #include "context.h"
 #include "edge_config.h"
+#include "log.h"
 #include "model.h"
 #include "msg.h"
 #include "sigdb.h"
@@ -100,8 +101,9 @@ typedef struct pipeline pipeline_t;
 
 /* A pipeline judging with the slot's assets and the settings they were loaded with. */
 pipeline_t *pipeline_new(edge_assets_slot_t *slot, uint64_t seed);
-/* The ban table the pipeline consults and feeds (shared; NULL: no bans). */
-void pipeline_set_bans(pipeline_t *p, bantable_t *bans);
+/* The ban table the pipeline consults and feeds (shared; NULL: no bans), and the budget of
+ * the log lines naming the bans it starts (shared too; NULL: every one logged). */
+void pipeline_set_bans(pipeline_t *p, bantable_t *bans, log_limit_t *ban_log);
 void pipeline_destroy(pipeline_t **self);
 /* The settings of the newest assets (those a SIGHUP changes included), which the pipeline
  * moves to: for its own thread. */

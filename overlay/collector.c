@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "allowlist.h"
@@ -29,7 +30,20 @@ struct collector {
     uint64_t failing;
     double failure_said; /* when the last one was logged (0: never) */
     bool failure_open;   /* a failure was logged and no batch has committed since */
+    /* refused CURVE clients: an edge whose key is not in [edges] retries every 100 ms, a line
+     * each time */
+    log_limit_t zap_log;
 };
+
+/* Refused clients named in the log a minute; the rest are summed up. */
+#define ZAP_LOG_BURST 10
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 const char *collector_reason_name(int reason)
 {
@@ -46,7 +60,13 @@ collector_t *collector_new(void *zctx, const char *endpoint, const char *secret_
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    log_limit_init(&c->zap_log, ZAP_LOG_BURST, 60, "refused CURVE clients");
     c->edges = malloc((n_edges ? n_edges : 1) * sizeof *c->edges);
+    if (!c->edges) {
+        snprintf(err, errlen, "out of memory");
+        collector_destroy(&c);
+        return NULL;
+    }
     memcpy(c->edges, edges, n_edges * sizeof *edges);
     c->n_edges = n_edges;
     c->max_report = max_report;
@@ -82,6 +102,8 @@ void collector_destroy(collector_t **self)
         zmq_close(c->router);
     if (c->zap)
         zmq_close(c->zap);
+    log_limit_flush(&c->zap_log, mono_now(), true);
+    log_limit_destroy(&c->zap_log);
     free(c->edges);
     free(c);
     *self = NULL;
@@ -174,6 +196,11 @@ static const edge_key_t *edge_of_key(const collector_t *c, const char *z85)
     return NULL;
 }
 
+void collector_tick(collector_t *c)
+{
+    log_limit_flush(&c->zap_log, mono_now(), false);
+}
+
 void collector_on_zap(collector_t *c)
 {
     zmq_msg_t f[7];
@@ -187,7 +214,8 @@ void collector_on_zap(collector_t *c)
             e = edge_of_key(c, z85);
             if (!e) {
                 c->st.zap_denied++;
-                warning("refused a CURVE client whose key %s is not a configured edge", z85);
+                if (log_limit_take(&c->zap_log, mono_now()))
+                    warning("refused a CURVE client whose key %s is not a configured edge", z85);
             }
         }
         /* version, request id, status code, status text, user id, metadata */

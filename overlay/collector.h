@@ -76,6 +76,9 @@ bool collector_take_bans_changed(collector_t *c);
 
 /* Answers waiting handshakes. */
 void collector_on_zap(collector_t *c);
+/* Now and then (each turn of the loop): sums up in the log the refused clients it did not name
+ * one by one. */
+void collector_tick(collector_t *c);
 /* Takes up to a batch of waiting reports: checks, stores, commits, acks. */
 void collector_on_reports(collector_t *c, double now);
 

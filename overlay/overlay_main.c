@@ -1707,6 +1707,7 @@ static int overlay_run(int argc, char **argv)
                                   set_json ? strlen(set_json) : 0);
         if (items[0].revents & ZMQ_POLLIN)
             collector_on_zap(col);
+        collector_tick(col);
         if (items[1].revents & ZMQ_POLLIN) {
             pthread_mutex_lock(&store_lock);
             collector_on_reports(col, now_s());

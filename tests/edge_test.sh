@@ -509,6 +509,16 @@ check "a ban file on a full disk: the error logged once in 3 s, the ban enforced
     "[ \$(grep -c 'bans not saved' banfull.log) = 1 ] && grep -q '/dev/full: write failed' banfull.log && grep -q '\"verdict\":\"banned\"' f2.json"
 stop_edge $EDGE_PID
 check "and /dev/full is still the device" "[ -c /dev/full ] && [ ! -e /dev/full.bad ]"
+# a scan from many sources: [ban] log_max bans a minute are named one by one, the rest summed up
+# (here at the stop, which sums up what the minute held so far)
+start_edge banlog "${COMMON[@]}" --set signatures.file=sigs.json --set ban.after=1 \
+    --set ban.file=/dev/null --set ban.log_max=2 || exit 1
+for i in 1 2 3 4 5 6 7; do score_from 198.51.100.$((50 + i)):5060 bl.json; done
+wait_for 10 "[ \"\$(metric $HTTP sipguard_bans_total)\" = 7 ]"
+BANNED_N=$(metric $HTTP sipguard_bans_total)
+stop_edge $EDGE_PID
+check "seven bans: two named, five summed up in one line ($BANNED_N bans; $(grep -c 'banned 198' banlog.log) named)" \
+    "[ '$BANNED_N' = 7 ] && [ \$(grep -c 'banned 198.51.100.5[1-7] for' banlog.log) = 2 ] && grep -q '5 more bans in the last [0-9]* s, not logged one by one' banlog.log"
 start_edge noban "${COMMON[@]}" || exit 1
 check "GET /v1/bans without bans: 404 saying so" \
     "[ \$(code http://127.0.0.1:$HTTP/v1/bans) = 404 ] && curl -s http://127.0.0.1:$HTTP/v1/bans > nobans.json && grep -q 'bans are off' nobans.json"
@@ -539,7 +549,7 @@ check "SIGHUP applies monitor = no and [ban] after = 2 with signature_strikes = 
     "grep -q '\"verdict\":\"signature\"' l2.json && grep -q '\"banned_for\":600' l2.json && grep -q '\"verdict\":\"banned\"' l3.json && grep -q '\"verdict\":\"banned\"' l4.json && [ \"\$(metric $HTTP sipguard_monitor_mode)\" = 0 ] && curl -s http://127.0.0.1:$HTTP/v1/bans | grep -q 198.51.100.50"
 check "the log names what was applied, and the restart-only [http] listen as waiting for the next start" \
     "grep -q 'SIGHUP: applying \[verdict\] monitor, \[ban\] after, \[ban\] signature_strikes' live.log && grep -q 'counting for 2' live.log && grep -q 'SIGHUP: \[http\] listen changed; taking effect at the next start' live.log"
-wait_for 5 "grep -q 198.51.100.50 live_bans.json"
+wait_for 5 "grep -qs 198.51.100.50 live_bans.json"
 check "bans turned on by a SIGHUP are kept in [ban] file" "grep -q 198.51.100.50 live_bans.json"
 printf '{"version": 1, "saved": 1, "bans": [{"source": "198.51.100.77", "until": %s, "bans": 1}]}\n' \
     "$(($(date +%s) + 3600))" > moved_bans.json

@@ -1055,8 +1055,61 @@ static void test_ban_table_agrees_with_a_plain_model(void **state)
     }
 }
 
-/* A lifted source is unbanned and its past forgotten; lifting what is not banned, or text that
- * is not an address, says so. */
+/* The log's budget for lines a peer can repeat (bans): burst lines a window, the rest held and
+ * summed up once the window is over, by the next line or a flush; 0 is no limit. The summary
+ * goes to standard error, read back here. */
+static void test_log_limit_names_a_burst_and_sums_up_the_rest(void **state)
+{
+    (void)state;
+    char path[64], line[512], summary[512] = "";
+    snprintf(path, sizeof path, "/tmp/sipguard-loglimit-%d.log", (int)getpid());
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    dup2(fileno(f), 2);
+    log_level_t level = log_get_level(); /* an earlier test may have quietened the log */
+    log_set_level(LOG_LEVEL_WARNING);
+    log_limit_t l;
+    log_limit_init(&l, 3, 60, "bans");
+    for (int i = 0; i < 3; i++)
+        assert_true(log_limit_take(&l, 100 + i));
+    assert_false(log_limit_take(&l, 103));
+    assert_false(log_limit_take(&l, 150));
+    assert_int_equal(log_limit_flush(&l, 159, false), 0); /* the window is not over */
+    assert_int_equal(log_limit_flush(&l, 161, false), 2);
+    assert_int_equal(log_limit_flush(&l, 300, false), 0); /* summed up once */
+    assert_true(log_limit_take(&l, 400));                 /* a new window */
+    for (int i = 0; i < 2; i++)
+        assert_true(log_limit_take(&l, 401));
+    assert_false(log_limit_take(&l, 402));
+    assert_true(log_limit_take(&l, 470)); /* the next window sums up the last one first */
+    assert_int_equal(log_limit_flush(&l, 471, false), 0);
+    assert_true(log_limit_take(&l, 40)); /* the clock went back: a new window */
+    assert_int_equal(log_limit_flush(&l, 41, true), 0);
+    log_limit_set_burst(&l, 1);
+    assert_true(log_limit_take(&l, 1000));
+    assert_false(log_limit_take(&l, 1001));
+    assert_int_equal(log_limit_flush(&l, 1002, true), 1); /* at the end, whatever is held */
+    log_limit_set_burst(&l, 0);
+    for (int i = 0; i < 1000; i++)
+        assert_true(log_limit_take(&l, 2000));
+    log_limit_destroy(&l);
+    log_set_level(level);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    int summaries = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "not logged one by one") && ++summaries == 1)
+            snprintf(summary, sizeof summary, "%s", line);
+    fclose(f);
+    unlink(path);
+    assert_int_equal(summaries, 3);
+    assert_non_null(strstr(summary, "2 more bans in the last 61 s, not logged one by one"));
+}
+
 /* The bearer check both HTTP endpoints use: only the exact token passes, whatever differs */
 static void test_bearer_token_must_match_exactly(void **state)
 {
@@ -1075,6 +1128,8 @@ static void test_bearer_token_must_match_exactly(void **state)
     assert_false(bearer_accepted("Bearer s3cre\xff", "s3cret"));
 }
 
+/* A lifted source is unbanned and its past forgotten; lifting what is not banned, or text that
+ * is not an address, says so. */
 static void test_ban_lift(void **state)
 {
     (void)state;
@@ -1196,6 +1251,7 @@ int main(void)
         cmocka_unit_test(test_ban_capacity_changes_keep_the_longest_bans),
         cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
         cmocka_unit_test(test_ban_lift),
+        cmocka_unit_test(test_log_limit_names_a_burst_and_sums_up_the_rest),
         cmocka_unit_test(test_bearer_token_must_match_exactly),
         cmocka_unit_test_setup_teardown(test_bans_survive_a_save_and_bad_files_are_refused,
                                         make_dir, remove_dir),

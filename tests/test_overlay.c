@@ -10,8 +10,11 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zmq.h>
 
 #include <sqlite3.h>
 
@@ -605,6 +608,101 @@ static void test_signature_stats_time_detection_to_active(void **state)
     remove_db(path);
 }
 
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Sends standard error to path until stderr_restore(the returned descriptor). */
+static int stderr_to(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    return saved;
+}
+
+static void stderr_restore(int saved)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static size_t count_in_file(const char *path, const char *needle, char *last_line, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle)) {
+            n++;
+            snprintf(last_line, cap, "%s", line);
+        }
+    fclose(f);
+    return n;
+}
+
+/* A client whose key is not a configured edge is refused and named in the log: ten a minute,
+ * the rest summed up, since an unknown client can retry as often as it likes. */
+static void test_refused_clients_are_named_ten_a_minute_and_summed_up(void **state)
+{
+    (void)state;
+    enum { CLIENTS = 25 };
+    char path[64], log[64], err[256], pub[41], sec[41], epub[41], esec[41], said[512] = "";
+    snprintf(path, sizeof path, "/tmp/sipguard-zap-%d.db", (int)getpid());
+    snprintf(log, sizeof log, "/tmp/sipguard-zap-%d.log", (int)getpid());
+    store_t *s = store_open(path, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    assert_int_equal(zmq_curve_keypair(epub, esec), 0);
+    edge_key_t edge = {.id = "e1"};
+    memcpy(edge.key, epub, sizeof edge.key);
+    void *z = zmq_ctx_new();
+    collector_t *c =
+        collector_new(z, "tcp://127.0.0.1:*", sec, &edge, 1, 65536, s, err, sizeof err);
+    assert_non_null(c);
+    int saved = stderr_to(log);
+    void *client[CLIENTS];
+    int zero = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        char cpub[41], csec[41];
+        zmq_curve_keypair(cpub, csec);
+        client[i] = zmq_socket(z, ZMQ_DEALER);
+        zmq_setsockopt(client[i], ZMQ_CURVE_SERVERKEY, pub, 40);
+        zmq_setsockopt(client[i], ZMQ_CURVE_PUBLICKEY, cpub, 40);
+        zmq_setsockopt(client[i], ZMQ_CURVE_SECRETKEY, csec, 40);
+        zmq_setsockopt(client[i], ZMQ_LINGER, &zero, sizeof zero);
+        zmq_connect(client[i], collector_endpoint(c));
+    }
+    collector_stats_t st;
+    double t0 = mono_now();
+    do { /* bounded: 20 s */
+        zmq_pollitem_t it = {collector_zap(c), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 100);
+        collector_on_zap(c);
+        collector_tick(c);
+        collector_stats(c, &st);
+    } while (st.zap_denied < CLIENTS && mono_now() - t0 < 20);
+    for (int i = 0; i < CLIENTS; i++)
+        zmq_close(client[i]);
+    collector_destroy(&c); /* sums up what it held */
+    stderr_restore(saved);
+    zmq_ctx_term(z);
+    store_close(&s);
+    remove_db(path);
+    assert_int_equal(st.zap_denied, CLIENTS);
+    assert_int_equal(count_in_file(log, "not a configured edge", said, sizeof said), 10);
+    assert_int_equal(count_in_file(log, "more refused CURVE clients", said, sizeof said), 1);
+    assert_non_null(strstr(said, "15 more refused CURVE clients in the last"));
+    unlink(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_saved_clusters_keep_their_names_past_retention),
         cmocka_unit_test(test_a_failed_save_keeps_the_last_state),
         cmocka_unit_test(test_signature_stats_time_detection_to_active),
+        cmocka_unit_test(test_refused_clients_are_named_ten_a_minute_and_summed_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
