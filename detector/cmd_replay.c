@@ -1,8 +1,8 @@
 /*
  * sipguard replay: send the SIP messages of captures to a live edge, as HEPv3
  * datagrams (what Kamailio siptrace sends), as HEPv3 over one TCP connection
- * (what OpenSIPS proto_hep and heplify can send), or as plain UDP (a mirror
- * port), at a bounded rate. For trying an edge out, load tests and
+ * (what OpenSIPS proto_hep and heplify can send), plain or in TLS, or as plain
+ * UDP (a mirror port), at a bounded rate. For trying an edge out, load tests and
  * integration tests.
  */
 #include <arpa/inet.h>
@@ -19,10 +19,19 @@
 #include "cmdutil.h"
 #include "commands.h"
 #include "hep.h"
+#include "tlsconn.h"
 
 static const cliopt_t replay_opts[] = {
     {"hep", 0, "HOST:PORT", "send HEPv3 datagrams here", NULL},
     {"hep-tcp", 0, "HOST:PORT", "send HEPv3 packets over one TCP connection to here", NULL},
+    {"hep-tls", 0, "HOST:PORT",
+     "send HEPv3 packets over one TLS connection to here; the edge's certificate must be "
+     "issued to HOST",
+     NULL},
+    {"tls-ca", 0, "FILE", "PEM CAs the edge's certificate must chain to (--hep-tls)",
+     "the system's"},
+    {"tls-cert", 0, "FILE", "PEM certificate to present (--hep-tls; with --tls-key)", NULL},
+    {"tls-key", 0, "FILE", "PEM private key of --tls-cert", NULL},
     {"udp", 0, "HOST:PORT", "send the bare SIP messages as UDP datagrams here", NULL},
     {"rate", 'r', "N", "messages per second; 0 = as fast as possible", "10000"},
     {"auth-key", 0, "KEY", "HEPv3 auth key to put in every packet", NULL},
@@ -34,11 +43,11 @@ static const cliopt_t replay_opts[] = {
 };
 
 static const clicmd_t replay_cmd = {
-    "sipguard replay (--hep HOST:PORT | --hep-tcp HOST:PORT | --udp HOST:PORT) [OPTIONS] "
-    "INPUT...",
+    "sipguard replay (--hep | --hep-tcp | --hep-tls | --udp HOST:PORT) [OPTIONS] INPUT...",
     "Sends every SIP message of the inputs to a running sipguard-edge, either wrapped in\n"
     "HEPv3 with the original addresses and timestamps (as Kamailio siptrace and heplify do),\n"
-    "in datagrams or over one TCP connection, or bare as UDP datagrams (as a mirror port\n"
+    "in datagrams or over one TCP connection (plain or TLS), or bare as UDP datagrams (as a\n"
+    "mirror port\n"
     "receives them), at a bounded rate. Messages longer than a HEP packet or a datagram can\n"
     "carry are counted and left out.",
     replay_opts,
@@ -52,6 +61,9 @@ typedef struct {
     struct sockaddr_storage to;
     socklen_t tolen;
     bool hep, tcp;
+    tls_creds_t *creds; /* --hep-tls: the CAs and certificate, which must outlive the session */
+    tls_conn_t *tls;    /* the session over the TCP connection */
+    char host[256];     /* the destination's host, which its certificate must name */
     const char *auth_key;
     uint32_t capture_id;
     double rate, t0;
@@ -70,16 +82,16 @@ static double now(void)
  * the reason in err (the port is checked here: getaddrinfo takes 70000 as 4464). */
 static int resolve(const char *hostport, replay_ctx_t *c, char *err, size_t errlen)
 {
-    char host[256];
+    char *host = c->host;
     const char *colon = strrchr(hostport, ':');
     char *end;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host ||
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof c->host ||
         !isdigit((unsigned char)colon[1]) || *end || port < 1 || port > 65535) {
         snprintf(err, errlen, "expected HOST:PORT or [IPV6]:PORT with a port from 1 to 65535");
         return -1;
     }
-    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+    snprintf(host, sizeof c->host, "%.*s", (int)(colon - hostport), hostport);
     if (host[0] == '[') { /* [v6] */
         memmove(host, host + 1, strlen(host));
         host[strlen(host) - 1] = '\0';
@@ -103,7 +115,12 @@ static int resolve(const char *hostport, replay_ctx_t *c, char *err, size_t errl
 /* Writes all of a packet to the TCP connection; 0 or -1. */
 static int send_stream(replay_ctx_t *c, const uint8_t *p, size_t len)
 {
-    while (len > 0) {
+    const char *why;
+    if (c->tls && tls_conn_write(c->tls, p, len, &why) != 0) {
+        fprintf(stderr, "sipguard replay: send: %s\n", why);
+        return -1;
+    }
+    while (!c->tls && len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
@@ -163,6 +180,17 @@ static int send_one(void *p, const msg_t *m)
     return 0;
 }
 
+/* --hep-tls: a TLS session on the connected socket, the edge's certificate checked against the
+ * CAs (the system's when none is given) and the host; 0, or -1 with the reason. */
+static int start_tls(replay_ctx_t *c, const char *ca, const char *cert, const char *key, char *err,
+                     size_t errlen)
+{
+    if (!(c->creds = tls_client_creds(ca, cert, key, err, errlen)))
+        return -1;
+    c->tls = tls_client_session(c->creds, c->fd, c->host, 10000, err, errlen);
+    return c->tls ? 0 : -1;
+}
+
 int cmd_replay(int argc, char **argv)
 {
     decode_opts_t dopts;
@@ -171,20 +199,30 @@ int cmd_replay(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.rate = 10000;
     c.capture_id = 1;
-    const char *target = NULL, *arg;
+    const char *target = NULL, *arg, *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    bool tls = false;
     bool quiet = false;
     const char *name;
     int status;
     while ((name = cmd_next_option(&replay_cmd, argc, argv, &arg, &dopts, NULL, &status))) {
         long n;
-        if (!strcmp(name, "hep") || !strcmp(name, "hep-tcp") || !strcmp(name, "udp")) {
+        if (!strcmp(name, "hep") || !strcmp(name, "hep-tcp") || !strcmp(name, "hep-tls") ||
+            !strcmp(name, "udp")) {
             if (target) {
-                fprintf(stderr, "sipguard replay: give one of --hep, --hep-tcp and --udp\n");
+                fprintf(stderr,
+                        "sipguard replay: give one of --hep, --hep-tcp, --hep-tls and --udp\n");
                 return EXIT_USAGE;
             }
             target = arg;
             c.hep = strcmp(name, "udp") != 0;
-            c.tcp = !strcmp(name, "hep-tcp");
+            tls = !strcmp(name, "hep-tls");
+            c.tcp = tls || !strcmp(name, "hep-tcp");
+        } else if (!strcmp(name, "tls-ca")) {
+            tls_ca = arg;
+        } else if (!strcmp(name, "tls-cert")) {
+            tls_cert = arg;
+        } else if (!strcmp(name, "tls-key")) {
+            tls_key = arg;
         } else if (!strcmp(name, "rate")) {
             if (cliopt_double("--rate", arg, 0, 1e9, &c.rate) != 0)
                 return EXIT_USAGE;
@@ -202,11 +240,19 @@ int cmd_replay(int argc, char **argv)
         return status;
     if (!target || optind >= argc) {
         fprintf(stderr, "sipguard replay: %s\nusage: %s\n",
-                target ? "no INPUT given" : "--hep, --hep-tcp or --udp is required",
+                target ? "no INPUT given" : "--hep, --hep-tcp, --hep-tls or --udp is required",
                 replay_cmd.usage);
         return EXIT_USAGE;
     }
-    char err[400];
+    if ((tls_ca || tls_cert || tls_key) && !tls) {
+        fprintf(stderr, "sipguard replay: --tls-ca, --tls-cert and --tls-key go with --hep-tls\n");
+        return EXIT_USAGE;
+    }
+    if (!tls_cert != !tls_key) {
+        fprintf(stderr, "sipguard replay: --tls-cert and --tls-key go together\n");
+        return EXIT_USAGE;
+    }
+    char err[1200];
     if (resolve(target, &c, err, sizeof err) != 0) {
         fprintf(stderr, "sipguard replay: %s: %s\n", target, err);
         return EXIT_USAGE;
@@ -216,10 +262,18 @@ int cmd_replay(int argc, char **argv)
         close(c.fd);
         return EXIT_FAIL;
     }
+    if (tls && start_tls(&c, tls_ca, tls_cert, tls_key, err, sizeof err) != 0) {
+        fprintf(stderr, "sipguard replay: %s: %s\n", target, err);
+        tls_creds_free(&c.creds);
+        close(c.fd);
+        return EXIT_FAIL;
+    }
     c.t0 = now();
     int failed = 0;
     int loop =
         cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, send_one, &c, &failed);
+    tls_conn_free(&c.tls, true);
+    tls_creds_free(&c.creds);
     close(c.fd);
     if (!quiet)
         fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent, now() - c.t0,

@@ -53,6 +53,17 @@ static const setting_t settings[] = {
     S("ingest", "hep_tcp_listen", hep_tcp_listen, "",
       "TCP address for HEPv3 streams (OpenSIPS proto_hep, heplify -nt tcp, Kamailio siptrace "
       "with transport=tcp), up to 64 senders at once; empty: off"),
+    S("ingest", "hep_tls_listen", hep_tls_listen, "",
+      "TCP address for HEPv3 streams over TLS (heplify -nt tls, a proxy in another site), "
+      "with hep_tls_cert and hep_tls_key; its senders count in the 64 of hep_tcp_listen; "
+      "empty: off"),
+    SH("ingest", "hep_tls_cert", hep_tls_cert, "",
+       "PEM certificate the TLS listener presents (the chain after it); a SIGHUP reads it and "
+       "the two below again, for the senders that connect after it (a renewed certificate)"),
+    SH("ingest", "hep_tls_key", hep_tls_key, "", "PEM private key of hep_tls_cert"),
+    SH("ingest", "hep_tls_client_ca", hep_tls_client_ca, "",
+       "PEM CA certificates: when set, a TLS sender must present a certificate issued by one of "
+       "them (mutual TLS), or it is refused; empty: any sender (see hep_auth_key)"),
     S("ingest", "hep_auth_key", hep_auth_key, "",
       "when set, HEPv3 packets must carry this auth key (chunk 0x0e); others are counted and "
       "dropped"),
@@ -424,14 +435,19 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
     }
     if (check_listen("[ingest] hep_listen", c->hep_listen, err, errlen) ||
         check_listen("[ingest] hep_tcp_listen", c->hep_tcp_listen, err, errlen) ||
+        check_listen("[ingest] hep_tls_listen", c->hep_tls_listen, err, errlen) ||
         check_listen("[ingest] udp_listen", c->udp_listen, err, errlen) ||
         check_listen("[http] listen", c->http_listen, err, errlen))
         return -1;
-    if (!c->hep_listen[0] && !c->hep_tcp_listen[0] && !c->udp_listen[0] && !c->pcap_file[0] &&
-        !c->interface[0] && !c->http_listen[0]) {
+    if (!c->hep_listen[0] && !c->hep_tcp_listen[0] && !c->hep_tls_listen[0] && !c->udp_listen[0] &&
+        !c->pcap_file[0] && !c->interface[0] && !c->http_listen[0]) {
         snprintf(err, errlen,
-                 "no input: set one of [ingest] hep_listen, hep_tcp_listen, udp_listen, "
-                 "pcap_file, interface or [http] listen");
+                 "no input: set one of [ingest] hep_listen, hep_tcp_listen, hep_tls_listen, "
+                 "udp_listen, pcap_file, interface or [http] listen");
+        return -1;
+    }
+    if (c->hep_tls_listen[0] && (!c->hep_tls_cert[0] || !c->hep_tls_key[0])) {
+        snprintf(err, errlen, "[ingest] hep_tls_listen needs hep_tls_cert and hep_tls_key");
         return -1;
     }
     if (c->overlay_endpoint[0] && strlen(c->overlay_server_key) != 40) {

@@ -34,6 +34,8 @@ typedef struct {
     /* [ingest] */
     char hep_listen[128];
     char hep_tcp_listen[128];
+    char hep_tls_listen[128];
+    char hep_tls_cert[512], hep_tls_key[512], hep_tls_client_ca[512];
     char hep_auth_key[128];
     char udp_listen[128];
     char pcap_file[512];

@@ -16,6 +16,7 @@
 #include "decode.h"
 #include "hep.h"
 #include "log.h"
+#include "tlsconn.h"
 
 #define BATCH 512
 #define DGRAM_MAX 65536
@@ -26,7 +27,13 @@ typedef struct {
     int fd; /* -1: a free slot */
     endpoint_t peer;
     hep_stream_t stream;
+    tls_conn_t *tls; /* a sender to hep_tls_listen; NULL: plain TCP */
+    double since;    /* when it connected (monotonic) */
 } hep_conn_t;
+
+/* A TLS sender that has not finished its handshake by then is closed: connections that never
+ * start one would otherwise hold the 64 slots, and an open TLS port is reachable by anyone. */
+#define TLS_HANDSHAKE_SECONDS 10.0
 
 typedef struct {
     source_t src;
@@ -42,9 +49,11 @@ struct ingest {
     edge_metrics_t *metrics;
     ingest_emit_fn emit;
     void *ctx;
-    int hep_fd, udp_fd, hep_tcp_fd;
-    endpoint_t hep_local, udp_local, hep_tcp_local;
-    hep_conn_t conns[INGEST_HEP_TCP_MAX];
+    int hep_fd, udp_fd, hep_tcp_fd, hep_tls_fd;
+    endpoint_t hep_local, udp_local, hep_tcp_local, hep_tls_local;
+    tls_creds_t *tls;                     /* hep_tls_listen's certificate, and client CAs */
+    log_limit_t tls_log;                  /* senders whose TLS failed, named ten a minute */
+    hep_conn_t conns[INGEST_HEP_TCP_MAX]; /* plain and TLS senders alike */
     size_t nconns;
     pcap_t *live, *file;
     int live_fd, live_link, file_link;
@@ -63,6 +72,13 @@ struct ingest {
         struct cmsghdr align;
     } ctl[VLEN];
 };
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 static void on_message(void *p, const msg_t *m)
 {
@@ -213,6 +229,38 @@ static int open_live(ingest_t *in, char *err, size_t errlen)
     return 0;
 }
 
+tls_creds_t *ingest_tls_creds(const edge_config_t *c, char *err, size_t errlen)
+{
+    char why[1200];
+    tls_creds_t *t =
+        tls_server_creds(c->hep_tls_cert, c->hep_tls_key, c->hep_tls_client_ca, why, sizeof why);
+    if (!t)
+        snprintf(err, errlen, "[ingest] hep_tls_listen: %s", why);
+    return t;
+}
+
+bool ingest_takes_tls(const ingest_t *in)
+{
+    return in->tls != NULL;
+}
+
+void ingest_replace_tls(ingest_t *in, tls_creds_t *creds)
+{
+    tls_creds_free(&in->tls); /* the senders connected keep them through their sessions */
+    in->tls = creds;
+}
+
+/* hep_tls_listen: the certificate first, so that a bad one is named before a port is taken. */
+static int open_tls(ingest_t *in, char *err, size_t errlen)
+{
+    const edge_config_t *c = in->c;
+    if (!(in->tls = ingest_tls_creds(c, err, errlen)))
+        return -1;
+    in->hep_tls_fd =
+        listen_tcp("[ingest] hep_tls_listen", c->hep_tls_listen, &in->hep_tls_local, err, errlen);
+    return in->hep_tls_fd < 0 ? -1 : 0;
+}
+
 ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emit_fn emit,
                      void *ctx, char *err, size_t errlen)
 {
@@ -225,7 +273,8 @@ ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emi
     in->metrics = metrics;
     in->emit = emit;
     in->ctx = ctx;
-    in->hep_fd = in->udp_fd = in->live_fd = in->hep_tcp_fd = -1;
+    in->hep_fd = in->udp_fd = in->live_fd = in->hep_tcp_fd = in->hep_tls_fd = -1;
+    log_limit_init(&in->tls_log, 10, 60, "HEP senders whose TLS failed");
     for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
         in->conns[i].fd = -1;
     in->replay_done = true;
@@ -233,7 +282,7 @@ ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emi
     in->bufs = malloc((size_t)VLEN * DGRAM_MAX);
     if (!in->scratch || !in->bufs)
         goto fail_oom;
-    if ((c->hep_listen[0] || c->hep_tcp_listen[0]) &&
+    if ((c->hep_listen[0] || c->hep_tcp_listen[0] || c->hep_tls_listen[0]) &&
         feed_init(&in->hep, in, SRC_HEP, "hep", false) != 0)
         goto fail_oom;
     if (c->hep_listen[0]) {
@@ -247,6 +296,8 @@ ingest_t *ingest_new(const edge_config_t *c, edge_metrics_t *metrics, ingest_emi
         if (in->hep_tcp_fd < 0)
             goto fail;
     }
+    if (c->hep_tls_listen[0] && open_tls(in, err, errlen) != 0)
+        goto fail;
     if (c->udp_listen[0]) {
         in->udp_fd = bind_udp("[ingest] udp_listen", c->udp_listen, &in->udp_local, err, errlen);
         if (in->udp_fd < 0 || feed_init(&in->udp, in, SRC_UDP, "udp", true) != 0)
@@ -290,11 +341,17 @@ void ingest_destroy(ingest_t **self)
         close(in->hep_fd);
     for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
         if (in->conns[i].fd >= 0) {
+            tls_conn_free(&in->conns[i].tls, false);
             close(in->conns[i].fd);
             hep_stream_free(&in->conns[i].stream);
         }
     if (in->hep_tcp_fd >= 0)
         close(in->hep_tcp_fd);
+    if (in->hep_tls_fd >= 0)
+        close(in->hep_tls_fd);
+    tls_creds_free(&in->tls);
+    log_limit_flush(&in->tls_log, mono_now(), true);
+    log_limit_destroy(&in->tls_log);
     if (in->udp_fd >= 0)
         close(in->udp_fd);
     if (in->live)
@@ -318,6 +375,8 @@ int ingest_fds(const ingest_t *in, int *fds, int max)
         fds[n++] = in->live_fd;
     if (in->hep_tcp_fd >= 0 && n < max)
         fds[n++] = in->hep_tcp_fd;
+    if (in->hep_tls_fd >= 0 && n < max)
+        fds[n++] = in->hep_tls_fd;
     for (size_t i = 0; i < INGEST_HEP_TCP_MAX && n < max; i++)
         if (in->conns[i].fd >= 0)
             fds[n++] = in->conns[i].fd;
@@ -417,6 +476,7 @@ static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *lo
 
 static void close_conn(ingest_t *in, hep_conn_t *c)
 {
+    tls_conn_free(&c->tls, false);
     close(c->fd);
     hep_stream_free(&c->stream);
     *c = (hep_conn_t){.fd = -1};
@@ -435,16 +495,19 @@ static void keep_alive(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
-/* Takes the senders waiting to connect; one past INGEST_HEP_TCP_MAX is closed at once. */
-static void accept_senders(ingest_t *in)
+/* Takes the senders waiting to connect to listen_fd (hep_tcp_listen's or hep_tls_listen's,
+ * whose senders start a TLS session); one past INGEST_HEP_TCP_MAX in all is closed at once. */
+static void accept_senders(ingest_t *in, int listen_fd)
 {
+    bool tls = listen_fd == in->hep_tls_fd;
+    const char *what = tls ? "hep_tls_listen" : "hep_tcp_listen";
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int fd = accept4(in->hep_tcp_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                warning("[ingest] hep_tcp_listen: accept: %s", strerror(errno));
+                warning("[ingest] %s: accept: %s", what, strerror(errno));
             if (errno == ECONNABORTED || errno == EINTR)
                 continue;
             return;
@@ -454,7 +517,9 @@ static void accept_senders(ingest_t *in)
             if (in->conns[i].fd < 0)
                 c = &in->conns[i];
         hep_stream_t stream = {0};
-        if (!c || hep_stream_init(&stream) != 0) {
+        tls_conn_t *session = c && tls ? tls_server_session(in->tls, fd) : NULL;
+        if (!c || (tls && !session) || hep_stream_init(&stream) != 0) {
+            tls_conn_free(&session, false);
             close(fd);
             if (atomic_fetch_add(&in->metrics->hep_tcp_refused, 1) % 1000 == 0)
                 warning("a HEP sender over TCP refused: %s (%d at most)",
@@ -462,7 +527,7 @@ static void accept_senders(ingest_t *in)
             continue;
         }
         keep_alive(fd);
-        *c = (hep_conn_t){.fd = fd, .stream = stream};
+        *c = (hep_conn_t){.fd = fd, .stream = stream, .tls = session, .since = mono_now()};
         sockaddr_to_endpoint(&ss, &c->peer);
         in->nconns++;
         atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
@@ -483,11 +548,26 @@ static void on_stream_packet(void *ctx, const uint8_t *p, size_t len)
         return;
     msg_t t = {0};
     t.src = r->c->peer;
-    t.dst = r->in->hep_tcp_local;
+    t.dst = r->c->tls ? r->in->hep_tls_local : r->in->hep_tcp_local;
     t.transport = TRANSPORT_TCP;
     t.ts_sec = r->now.tv_sec;
     t.ts_usec = (int32_t)(r->now.tv_nsec / 1000);
     decode_udp_payload(r->in->hep.dec, &t, p, len);
+}
+
+/* A TLS sender whose handshake or session failed (no certificate, one no client CA issued, not
+ * TLS at all): counted, named within the log's budget, closed. */
+static void tls_failed(ingest_t *in, hep_conn_t *c, const char *why)
+{
+    atomic_fetch_add(&in->metrics->hep_tls_failed, 1);
+    if (log_limit_take(&in->tls_log, mono_now())) {
+        char peer[MSG_ENDPOINT_STRLEN];
+        msg_endpoint_format(&c->peer, peer);
+        warning("HEP sender %s over TLS: %s (connection closed)", peer, why);
+    }
+    if (c->stream.have)
+        skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
+    close_conn(in, c);
 }
 
 /* Reads what a sender sent, a bounded amount a turn. A stream that starts no HEPv3 packet
@@ -495,12 +575,27 @@ static void on_stream_packet(void *ctx, const uint8_t *p, size_t len)
 static void read_stream(ingest_t *in, hep_conn_t *c)
 {
     stream_read_t r = {in, c, {0, 0}};
-    for (int turn = 0; turn < 16; turn++) {
-        ssize_t n = read(c->fd, hep_stream_tail(&c->stream), hep_stream_room(&c->stream));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
+    /* what a TLS session decrypted and holds, poll() cannot announce: it is read now, and it
+     * is at most a record */
+    for (int turn = 0; c->fd >= 0 && (turn < 16 || (c->tls && tls_conn_pending(c->tls))); turn++) {
+        ssize_t n;
+        if (c->tls) {
+            const char *why;
+            n = tls_conn_read(c->tls, hep_stream_tail(&c->stream), hep_stream_room(&c->stream),
+                              &why);
+            if (n == TLS_AGAIN)
+                break;
+            if (n < 0) {
+                tls_failed(in, c, why);
+                break;
+            }
+        } else {
+            n = read(c->fd, hep_stream_tail(&c->stream), hep_stream_room(&c->stream));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+        }
         if (n <= 0) { /* the sender closed, or the connection broke */
             if (c->stream.have)
                 skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
@@ -529,8 +624,8 @@ void ingest_on_readable(ingest_t *in, int fd)
 {
     if (fd == in->hep_fd)
         read_datagrams(in, fd, &in->hep, &in->hep_local);
-    else if (fd == in->hep_tcp_fd)
-        accept_senders(in);
+    else if (fd == in->hep_tcp_fd || fd == in->hep_tls_fd)
+        accept_senders(in, fd);
     else if (fd == in->udp_fd)
         read_datagrams(in, fd, &in->udp, &in->udp_local);
     else if (fd == in->live_fd) {
@@ -606,6 +701,22 @@ bool ingest_replay_done(const ingest_t *in)
 unsigned ingest_hep_port(const ingest_t *in)
 {
     return in->hep_fd >= 0 ? in->hep_local.port : 0;
+}
+
+void ingest_tick(ingest_t *in, double now)
+{
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++) {
+        hep_conn_t *c = &in->conns[i];
+        if (c->fd >= 0 && c->tls && !tls_conn_handshaken(c->tls) &&
+            now - c->since >= TLS_HANDSHAKE_SECONDS)
+            tls_failed(in, c, "no TLS handshake within 10 s");
+    }
+    log_limit_flush(&in->tls_log, now, false);
+}
+
+unsigned ingest_hep_tls_port(const ingest_t *in)
+{
+    return in->hep_tls_fd >= 0 ? in->hep_tls_local.port : 0;
 }
 
 unsigned ingest_hep_tcp_port(const ingest_t *in)

@@ -5,7 +5,8 @@
  *     Asterisk res_hep, heplify), with an optional shared auth key;
  *   - HEPv3 over TCP (OpenSIPS proto_hep, heplify, Kamailio siptrace with
  *     transport=tcp): packets framed by their own length, from up to
- *     INGEST_HEP_TCP_MAX senders at once;
+ *     INGEST_HEP_TCP_MAX senders at once; and the same over TLS (common/tlsconn,
+ *     optionally with client certificates), whose senders share those slots;
  *   - plain SIP datagrams mirrored to a UDP port;
  *   - a live interface through libpcap (BPF filter), non-blocking;
  *   - a pcap/pcapng file replayed as fast as possible or at its own pace.
@@ -22,11 +23,12 @@
 #include "edge_config.h"
 #include "edge_metrics.h"
 #include "msg.h"
+#include "tlsconn.h"
 
 /* HEPv3 TCP connections held at once; a sender past them is closed and counted */
 #define INGEST_HEP_TCP_MAX 64
 /* The most file descriptors ingest_fds lists */
-#define INGEST_MAX_FDS (4 + INGEST_HEP_TCP_MAX)
+#define INGEST_MAX_FDS (5 + INGEST_HEP_TCP_MAX)
 
 typedef void (*ingest_emit_fn)(void *ctx, source_t src, const msg_t *m);
 
@@ -49,9 +51,22 @@ void ingest_on_readable(ingest_t *in, int fd);
 double ingest_replay(ingest_t *in, double now);
 bool ingest_replay_done(const ingest_t *in);
 
+/* The credentials [ingest] hep_tls_cert, hep_tls_key and hep_tls_client_ca name; NULL with the
+ * reason in err (naming the setting and the file). */
+tls_creds_t *ingest_tls_creds(const edge_config_t *c, char *err, size_t errlen);
+/* Whether hep_tls_listen is open. */
+bool ingest_takes_tls(const ingest_t *in);
+/* New credentials (a SIGHUP's) for the TLS senders that connect from now on; takes them. */
+void ingest_replace_tls(ingest_t *in, tls_creds_t *creds);
+
+/* Once a second (now: a monotonic clock): TLS senders that have not finished their handshake
+ * within 10 s are closed, and the log sums up the failures it did not name. */
+void ingest_tick(ingest_t *in, double now);
+
 /* Bound ports (0 when the source is off); useful when the config asked for port 0. */
 unsigned ingest_hep_port(const ingest_t *in);
 unsigned ingest_hep_tcp_port(const ingest_t *in);
+unsigned ingest_hep_tls_port(const ingest_t *in);
 unsigned ingest_udp_port(const ingest_t *in);
 
 #endif

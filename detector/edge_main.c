@@ -37,6 +37,7 @@
 #include "edge_spool.h"
 #include "edge_uplink.h"
 #include "log.h"
+#include "tlsconn.h"
 #include "wire.h"
 
 #ifndef SIPGUARD_VERSION
@@ -55,7 +56,8 @@ static const cliopt_t edge_opts[] = {
      NULL},
     {"print-config", 0, NULL, "print a commented configuration with every setting, exit", NULL},
     {"ports-file", 0, "FILE",
-     "write the bound ports (hep, udp, http, hep_tcp) to FILE once listening, for scripts and "
+     "write the bound ports (hep, udp, http, hep_tcp, hep_tls) to FILE once listening, for scripts "
+     "and "
      "tests",
      NULL},
     {"version", 'V', NULL, "print the version", NULL},
@@ -399,9 +401,9 @@ static int write_ports_file(const edge_t *e, const char *path)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "hep %u\nudp %u\nhttp %u\nhep_tcp %u\n", ingest_hep_port(e->ingest),
+    fprintf(f, "hep %u\nudp %u\nhttp %u\nhep_tcp %u\nhep_tls %u\n", ingest_hep_port(e->ingest),
             ingest_udp_port(e->ingest), e->http ? edge_http_port(e->http) : 0,
-            ingest_hep_tcp_port(e->ingest));
+            ingest_hep_tcp_port(e->ingest), ingest_hep_tls_port(e->ingest));
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path); /* readers never see half a file */
@@ -622,10 +624,11 @@ static int setup(edge_t *e, const char *ports_file)
         return -1;
     }
     update_gauges(e);
-    info("edge %s up: hep port %u (udp), %u (tcp), udp port %u, http port %u%s%s", e->c.id,
-         ingest_hep_port(e->ingest), ingest_hep_tcp_port(e->ingest), ingest_udp_port(e->ingest),
-         e->http ? edge_http_port(e->http) : 0, e->c.pcap_file[0] ? ", replaying " : "",
-         e->c.pcap_file);
+    info("edge %s up: hep port %u (udp), %u (tcp), %u (tls%s), udp port %u, http port %u%s%s",
+         e->c.id, ingest_hep_port(e->ingest), ingest_hep_tcp_port(e->ingest),
+         ingest_hep_tls_port(e->ingest), e->c.hep_tls_client_ca[0] ? ", client certificates" : "",
+         ingest_udp_port(e->ingest), e->http ? edge_http_port(e->http) : 0,
+         e->c.pcap_file[0] ? ", replaying " : "", e->c.pcap_file);
     if (e->c.allow_file[0])
         info("allowed sources: %llu addresses and prefixes from %s are never answered with a "
              "blocking verdict",
@@ -734,6 +737,7 @@ static void run(edge_t *e)
             jsonl_flush(e);
             tick_bans(e, false);
             record_tick(e->record);
+            ingest_tick(e->ingest, last_sync);
         }
         if (e->c.pcap_exit && ingest_replay_done(e->ingest) && e->c.pcap_file[0])
             break;
@@ -936,10 +940,21 @@ static void reload_config(edge_t *e)
         warning("SIGHUP: %s changed; taking effect at the next start", names);
     next = e->c;
     edge_config_take_live(&next, &fresh);
+    /* the TLS files are read again whether or not their names changed: a renewed certificate
+     * is written over the old one */
+    char tls_err[1400];
+    tls_creds_t *tls = NULL;
+    if (ingest_takes_tls(e->ingest) && !(tls = ingest_tls_creds(&next, tls_err, sizeof tls_err))) {
+        atomic_fetch_add(&e->metrics.reload_failures, 1);
+        error("reload refused, the previous settings stay in use: %s", tls_err);
+        return;
+    }
     edge_reload_t what;
     edge_assets_t *a = reload_assets(e, &next, &what);
-    if (!a)
+    if (!a) {
+        tls_creds_free(&tls);
         return;
+    }
     size_t changed = edge_config_changes(&e->c, &next, true, names, sizeof names);
     before = e->c;
     pthread_mutex_lock(&e->rate_lock); /* max_rate is read under it by the HTTP thread */
@@ -952,6 +967,11 @@ static void reload_config(edge_t *e)
     reopen_jsonl(e);
     configure_record(e);
     apply_ban_settings(e, &before);
+    if (tls) {
+        ingest_replace_tls(e->ingest, tls);
+        info("HEP over TLS: certificate %s read again, for senders that connect from now on",
+             e->c.hep_tls_cert);
+    }
     publish_assets(e, a, &what);
 }
 
@@ -985,6 +1005,19 @@ static int check_output_paths(const edge_config_t *c, char *err, size_t errlen)
                 "sipguard-edge: warning: [record] dir = %s: %s; the edge would start and "
                 "record nothing until it can\n",
                 c->record_dir, strerror(errno));
+    return 0;
+}
+
+/* --check-config: the TLS listener's certificate, key and client CAs load (the edge reads them
+ * at start). */
+static int check_tls_files(const edge_config_t *c, char *err, size_t errlen)
+{
+    if (!c->hep_tls_listen[0])
+        return 0;
+    tls_creds_t *t = ingest_tls_creds(c, err, errlen);
+    if (!t)
+        return -1;
+    tls_creds_free(&t);
     return 0;
 }
 
@@ -1027,7 +1060,8 @@ static int edge_run(int argc, char **argv)
     if (e.c.syslog)
         log_set_syslog(1);
     if (check) {
-        edge_assets_t *a = check_output_paths(&e.c, err, sizeof err) == 0
+        edge_assets_t *a = check_output_paths(&e.c, err, sizeof err) == 0 &&
+                                   check_tls_files(&e.c, err, sizeof err) == 0
                                ? edge_assets_load(&e.c, err, sizeof err)
                                : NULL;
         if (!a) {

@@ -145,11 +145,17 @@ char *metrics_render(edge_metrics_t *m)
             "HEPv3 packets refused (malformed or wrong auth key), and TCP streams that are not "
             "HEPv3.",
             atomic_load(&m->hep_rejected));
-    gauge(&s, "hep_tcp_connections", "HEPv3 senders connected over TCP ([ingest] hep_tcp_listen).",
+    gauge(&s, "hep_tcp_connections",
+          "HEPv3 senders connected over TCP, TLS included ([ingest] hep_tcp_listen, "
+          "hep_tls_listen).",
           (double)atomic_load(&m->hep_tcp_connections));
     counter(&s, "hep_tcp_refused_total",
-            "HEPv3 senders over TCP closed at once: 64 were connected already.",
+            "HEPv3 senders over TCP or TLS closed at once: 64 were connected already.",
             atomic_load(&m->hep_tcp_refused));
+    counter(&s, "hep_tls_failures_total",
+            "HEPv3 senders over TLS closed because their handshake or session failed (no "
+            "certificate, or one no client CA issued; not TLS at all).",
+            atomic_load(&m->hep_tls_failed));
     put(&s,
         "# HELP sipguard_udp_dropped_total Datagrams the kernel dropped before the edge read "
         "them (receive buffer full).\n# TYPE sipguard_udp_dropped_total counter\n"

@@ -186,6 +186,83 @@ stop_edge $EDGE_PID
 check "HEP over TCP: the skips are named at the stop" \
     "grep -q 'hep: TCP connection closed inside a packet' heptcp.log && grep -q 'hep: TCP stream not HEPv3' heptcp.log"
 
+# --- HEPv3 over TLS: a CA of the test's own issues the edge's certificate (for 127.0.0.1) and a
+# sender's; another CA a stranger's ---
+new_key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=sipguard test CA" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout stranger.key -out stranger.pem -days 2 -subj "/CN=stranger" 2>/dev/null
+new_key tlsedge && printf 'subjectAltName=IP:127.0.0.1\n' > san.ext && \
+    openssl x509 -req -in tlsedge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tlsedge.pem -days 2 -extfile san.ext 2>/dev/null
+new_key sender && openssl x509 -req -in sender.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out sender.pem -days 2 2>/dev/null
+TLS=(--set ingest.hep_listen= --set ingest.hep_tls_listen=127.0.0.1:0 --set ingest.hep_tls_cert=tlsedge.pem
+     --set ingest.hep_tls_key=tlsedge.key --set scoring.local_policy=never)
+"$E" "${COMMON[@]}" --set ingest.hep_tls_listen=127.0.0.1:0 --check-config >/dev/null 2>tls_err; rc=$?
+check "HEP over TLS without a certificate: exit 2 naming what is missing" \
+    "[ $rc = 2 ] && grep -q 'hep_tls_listen needs hep_tls_cert and hep_tls_key' tls_err"
+"$E" "${COMMON[@]}" "${TLS[@]}" --set ingest.hep_tls_key=nokey.pem --check-config >/dev/null 2>tls_err; rc=$?
+check "HEP over TLS: --check-config names a key that cannot be read (exit $rc: $(cat tls_err))" \
+    "[ $rc = 1 ] && grep -q 'hep_tls_listen: certificate tlsedge.pem with key nokey.pem' tls_err"
+start_edge heptls "${COMMON[@]}" "${TLS[@]}" --set report.jsonl=heptls.jsonl || exit 1
+HTLS=$(port hep_tls heptls.ports)
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 test.pcap; rc=$?
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ] && [ \$(wc -l < heptls.jsonl) -ge $REF_G ]"
+check "HEP over TLS: every message scored, the anomalies the offline scorer's (exit $rc; $(msgs_total $HTTP) of $N, $(wc -l < heptls.jsonl) vs $REF_G)" \
+    "[ $rc = 0 ] && [ \$(msgs_total $HTTP) = $N ] && [ \$(wc -l < heptls.jsonl) = $REF_G ]"
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --rate 0 opt.sip 2>tls_err; rc=$?
+check "a sender that does not trust the edge's certificate stops before sending (exit $rc: $(cat tls_err))" \
+    "[ $rc = 1 ] && grep -q 'TLS handshake: Error in the certificate verification' tls_err"
+"$S" replay -q --hep-tcp 127.0.0.1:$HTLS --rate 0 opt.sip 2>/dev/null
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 2 ]"
+check "plain HEP on the TLS port is refused and named; nothing more scored ($(metric $HTTP sipguard_hep_tls_failures_total) failures)" \
+    "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 2 ] && grep -q 'over TLS: plain HEPv3, not TLS' heptls.log && grep -q 'closed the connection during the handshake' heptls.log && [ \$(msgs_total $HTTP) = $N ]"
+exec {SILENT}<>/dev/tcp/127.0.0.1/$HTLS # connects, never starts a handshake
+wait_for 5 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 1 ]"
+wait_for 20 "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ]"
+check "a sender that starts no handshake loses its slot after 10 s ($(metric $HTTP sipguard_hep_tcp_connections) connected)" \
+    "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ] && grep -q 'no TLS handshake within 10 s' heptls.log"
+exec {SILENT}>&-
+# a renewed certificate (here from another CA) written over the old one: a SIGHUP reads it for
+# the senders that connect after it, while one connected before goes on with its session
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca2.key -out ca2.pem -days 2 -subj "/CN=sipguard test CA 2" 2>/dev/null
+new_key tlsedge2 && openssl x509 -req -in tlsedge2.csr -CA ca2.pem -CAkey ca2.key -CAcreateserial -out tlsedge2.pem -days 2 -extfile san.ext 2>/dev/null
+cp tlsedge.pem tlsedge1.pem; cp tlsedge.key tlsedge1.key
+for i in $(seq 30); do echo opt.sip; done > thirty.txt
+BEFORE=$(msgs_total $HTTP)
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 15 $(cat thirty.txt) & SLOW=$!
+sleep 0.5
+cp tlsedge2.pem tlsedge.pem; cp tlsedge2.key tlsedge.key
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reloads_total)\" = 1 ]"
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca2.pem --rate 0 opt.sip; rc2=$?
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 opt.sip 2>/dev/null; rc1=$?
+wait $SLOW; rcs=$?
+wait_for 10 "[ \$(msgs_total $HTTP) = $((BEFORE + 31)) ]"
+check "SIGHUP reads the certificate again (new CA: exit $rc2, old CA: exit $rc1); the sender connected before keeps its session (exit $rcs; $(($(msgs_total $HTTP) - BEFORE)) of 31 scored)" \
+    "[ $rc2 = 0 ] && [ $rc1 = 1 ] && [ $rcs = 0 ] && [ \$(msgs_total $HTTP) = $((BEFORE + 31)) ] && grep -q 'certificate tlsedge.pem read again' heptls.log"
+printf 'not a key\n' > tlsedge.key
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(metric $HTTP sipguard_reload_failures_total)\" = 1 ]"
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca2.pem --rate 0 opt.sip; rc=$?
+check "a SIGHUP with a key that does not load is refused whole; the certificate in use stays (exit $rc)" \
+    "[ $rc = 0 ] && grep -q 'reload refused, the previous settings stay in use: \[ingest\] hep_tls_listen: certificate tlsedge.pem with key tlsedge.key' heptls.log"
+cp tlsedge1.pem tlsedge.pem; cp tlsedge1.key tlsedge.key
+stop_edge $EDGE_PID
+start_edge heptlsca "${COMMON[@]}" "${TLS[@]}" --set ingest.hep_tls_client_ca=ca.pem || exit 1
+HTLS=$(port hep_tls heptlsca.ports)
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 opt.sip 2>/dev/null
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --tls-cert stranger.pem --tls-key stranger.key --rate 0 opt.sip 2>/dev/null
+printf 'HEP3' | timeout 10 openssl s_client -connect 127.0.0.1:$HTLS -cert stranger.pem -key stranger.key -CAfile ca.pem -quiet >/dev/null 2>&1
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ]"
+check "client certificates: none, or one another CA issued, is refused and named ($(metric $HTTP sipguard_hep_tls_failures_total) failures, $(msgs_total $HTTP) scored)" \
+    "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ] && [ \$(grep -c 'no certificate issued by a CA of hep_tls_client_ca' heptlsca.log) = 2 ] && grep -q 'certificate was not issued by a CA of hep_tls_client_ca' heptlsca.log && [ \$(msgs_total $HTTP) = 0 ]"
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --tls-cert sender.pem --tls-key sender.key --rate 0 test.pcap; rc=$?
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+check "client certificates: a sender whose certificate the CA issued is served (exit $rc; $(msgs_total $HTTP) of $N)" \
+    "[ $rc = 0 ] && [ \$(msgs_total $HTTP) = $N ] && [ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ]"
+stop_edge $EDGE_PID
+"$S" replay --tls-ca ca.pem --hep-tcp 127.0.0.1:1 opt.sip 2>tls_err; rc=$?
+check "replay: --tls-ca without --hep-tls is a usage error" "[ $rc = 2 ] && grep -q 'go with --hep-tls' tls_err"
+
 # --- pcap replay with the local model on every message: the same anomalies as offline ---
 start_edge replay -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
     --set ingest.pcap_file=test.pcap --set report.jsonl=replay.jsonl || exit 1
