@@ -2,7 +2,8 @@
 # Benchmarks of sipguard-edge, one core for the edge (taskset), the sender on another:
 #   - end-to-end messages/s, HEPv3 datagrams in -> verdict, for each local-model policy: the
 #     sender outruns the edge, and the rate is read from /metrics over a 2 s window while it does;
-#     and HEPv3 over one TCP connection, local model never; and with every message recorded
+#     and HEPv3 over one TCP connection and over one TLS connection, local model never; and
+#     with every message recorded
 #     ([record] verdicts = all)
 #   - verdict endpoint latency (p50/p99) over one keep-alive connection
 #   - peak RSS of the edge with a 10,000-message model
@@ -35,14 +36,19 @@ start_edge_and_flood() { # NAME CAPTURE SETTING...
     shift 2
     for i in $(seq 300); do inputs+=("$capture"); done
     rm -f ports
-    local tcp=${HEP_TCP:-no} # yes: HEP over one TCP connection
+    local tr=${HEP_OVER:-udp} # tcp, tls: HEP over one connection of that kind
+    local listen=(--set ingest.hep_tcp_listen=$([ $tr = tcp ] && echo 127.0.0.1:0))
+    [ $tr != tls ] || listen=(--set ingest.hep_tls_listen=127.0.0.1:0 --set ingest.hep_tls_cert=edge.pem
+                              --set ingest.hep_tls_key=edge.key)
     $PIN0 "$E" -m m.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen=127.0.0.1:0 \
-        --set ingest.hep_tcp_listen=$([ $tcp = yes ] && echo 127.0.0.1:0) \
-        --set report.jsonl=/dev/null "$@" --ports-file ports 2>/dev/null &
+        "${listen[@]}" --set report.jsonl=/dev/null "$@" --ports-file ports 2>/dev/null &
     EDGE=$!
     for _ in $(seq 100); do [ -s ports ] && break; sleep 0.1; done
-    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk -v k=$([ $tcp = yes ] && echo hep_tcp || echo hep) '$1==k{print $2}' ports)
-    $PIN1 "$S" replay -q $([ $tcp = yes ] && echo --hep-tcp || echo --hep) 127.0.0.1:$HEP --rate 300000 "${inputs[@]}" &
+    HTTP=$(awk '$1=="http"{print $2}' ports) HEP=$(awk -v k=$([ $tr = udp ] && echo hep || echo hep_$tr) '$1==k{print $2}' ports)
+    local ca=()
+    [ $tr != tls ] || ca=(--tls-ca ca.pem)
+    $PIN1 "$S" replay -q "${ca[@]}" $([ $tr = udp ] && echo --hep || echo --hep-$tr) 127.0.0.1:$HEP \
+        --rate 300000 "${inputs[@]}" &
     local sender=$!
     sleep 1
     local a ta b tb
@@ -65,7 +71,16 @@ for policy in never near always; do
 done
 # the same over one TCP connection ([ingest] hep_tcp_listen): TCP's flow control paces the
 # sender to what the edge takes
-HEP_TCP=yes start_edge_and_flood edge_hep_tcp_msgs_per_s_local_never normal.pcap \
+HEP_OVER=tcp start_edge_and_flood edge_hep_tcp_msgs_per_s_local_never normal.pcap \
+    --set scoring.local_policy=never
+kill -TERM $EDGE; wait $EDGE || true; EDGE=""
+# and over TLS ([ingest] hep_tls_listen; the certificate made here by openssl)
+K="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj "/CN=bench CA" 2>/dev/null
+openssl req $K -keyout edge.key -out edge.csr -subj "/CN=edge" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
+openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out edge.pem -days 2 -extfile san.ext 2>/dev/null
+HEP_OVER=tls start_edge_and_flood edge_hep_tls_msgs_per_s_local_never normal.pcap \
     --set scoring.local_policy=never
 kill -TERM $EDGE; wait $EDGE || true; EDGE=""
 # the same datagrams with every message written to pcap files ([record] dir, verdicts all),

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct tls_creds {
     gnutls_certificate_credentials_t cred;
@@ -26,11 +27,15 @@ struct tls_conn {
  * one: GnuTLS would take it and then trust nothing). */
 static int load_cas(tls_creds_t *c, const char *what, const char *file, char *err, size_t errlen)
 {
+    if (access(file, R_OK) != 0) {
+        snprintf(err, errlen, "%s %s: %s", what, file, strerror(errno));
+        return -1;
+    }
     int n = gnutls_certificate_set_x509_trust_file(c->cred, file, GNUTLS_X509_FMT_PEM);
     if (n < 0)
-        snprintf(err, errlen, "%s = %s: %s", what, file, gnutls_strerror(n));
+        snprintf(err, errlen, "%s %s: %s", what, file, gnutls_strerror(n));
     else if (n == 0)
-        snprintf(err, errlen, "%s = %s: no PEM certificate in it", what, file);
+        snprintf(err, errlen, "%s %s: no PEM certificate in it", what, file);
     return n > 0 ? 0 : -1;
 }
 
@@ -46,26 +51,34 @@ static tls_creds_t *creds_new(char *err, size_t errlen)
     return c;
 }
 
+/* Loads a PEM certificate and its key into c; 0, or -1 with the reason. GnuTLS says only "Error
+ * while reading file" for either file, so a file that cannot be opened is named first. */
+static int load_key_pair(tls_creds_t *c, const char *cert, const char *key, char *err,
+                         size_t errlen)
+{
+    const char *what = access(cert, R_OK) != 0  ? "certificate"
+                       : access(key, R_OK) != 0 ? "key"
+                                                : NULL;
+    if (what) {
+        snprintf(err, errlen, "%s %s: %s", what, what[0] == 'c' ? cert : key, strerror(errno));
+        return -1;
+    }
+    int rc = gnutls_certificate_set_x509_key_file(c->cred, cert, key, GNUTLS_X509_FMT_PEM);
+    if (rc < 0)
+        snprintf(err, errlen, "certificate %s with key %s: %s", cert, key, gnutls_strerror(rc));
+    return rc < 0 ? -1 : 0;
+}
+
 tls_creds_t *tls_server_creds(const char *cert, const char *key, const char *client_ca, char *err,
                               size_t errlen)
 {
     tls_creds_t *c = creds_new(err, errlen);
     if (!c)
         return NULL;
-    int rc = gnutls_certificate_set_x509_key_file(c->cred, cert, key, GNUTLS_X509_FMT_PEM);
-    if (rc < 0) {
-        /* GnuTLS does not say which of the two it could not use */
-        snprintf(err, errlen, "certificate %s with key %s: %s", cert, key, gnutls_strerror(rc));
+    c->verify_peer = client_ca && client_ca[0];
+    if (load_key_pair(c, cert, key, err, errlen) != 0 ||
+        (c->verify_peer && load_cas(c, "client CA", client_ca, err, errlen) != 0))
         tls_creds_free(&c);
-        return NULL;
-    }
-    if (client_ca && client_ca[0]) {
-        if (load_cas(c, "client CA", client_ca, err, errlen) != 0) {
-            tls_creds_free(&c);
-            return NULL;
-        }
-        c->verify_peer = true;
-    }
     return c;
 }
 
@@ -82,11 +95,8 @@ tls_creds_t *tls_client_creds(const char *ca, const char *cert, const char *key,
         snprintf(err, errlen, "the system's trusted CAs: %s", gnutls_strerror(rc));
         rc = -1;
     }
-    if (rc == 0 && cert && cert[0] &&
-        (rc = gnutls_certificate_set_x509_key_file(c->cred, cert, key, GNUTLS_X509_FMT_PEM)) < 0) {
-        snprintf(err, errlen, "certificate %s with key %s: %s", cert, key, gnutls_strerror(rc));
-        rc = -1;
-    }
+    if (rc == 0 && cert && cert[0])
+        rc = load_key_pair(c, cert, key, err, errlen);
     if (rc < 0)
         tls_creds_free(&c);
     return c;

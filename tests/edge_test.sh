@@ -201,7 +201,11 @@ check "HEP over TLS without a certificate: exit 2 naming what is missing" \
     "[ $rc = 2 ] && grep -q 'hep_tls_listen needs hep_tls_cert and hep_tls_key' tls_err"
 "$E" "${COMMON[@]}" "${TLS[@]}" --set ingest.hep_tls_key=nokey.pem --check-config >/dev/null 2>tls_err; rc=$?
 check "HEP over TLS: --check-config names a key that cannot be read (exit $rc: $(cat tls_err))" \
-    "[ $rc = 1 ] && grep -q 'hep_tls_listen: certificate tlsedge.pem with key nokey.pem' tls_err"
+    "[ $rc = 1 ] && grep -q 'hep_tls_listen: key nokey.pem: No such file or directory' tls_err"
+: > empty.pem
+"$E" "${COMMON[@]}" "${TLS[@]}" --set ingest.hep_tls_client_ca=empty.pem --check-config >/dev/null 2>tls_err; rc=$?
+check "HEP over TLS: a client CA file without a certificate is refused, not taken as trusting nobody (exit $rc)" \
+    "[ $rc = 1 ] && grep -q 'hep_tls_listen: client CA empty.pem: no PEM certificate in it' tls_err"
 start_edge heptls "${COMMON[@]}" "${TLS[@]}" --set report.jsonl=heptls.jsonl || exit 1
 HTLS=$(port hep_tls heptls.ports)
 "$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 test.pcap; rc=$?

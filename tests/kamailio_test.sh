@@ -2,7 +2,9 @@
 # Kamailio beside the edge: Kamailio on loopback proxies sipp calls to a sipp UAS and mirrors
 # every SIP message it receives or sends to the edge as HEPv3 (siptrace, trace_mode 1), the
 # way an operator would run it: once over UDP, once over TCP (duplicate_uri with
-# transport=tcp, to the edge's hep_tcp_listen). The edge must see every one of them.
+# transport=tcp, to the edge's hep_tcp_listen), and once over TLS with certificates both ways
+# (Kamailio's tls module, to hep_tls_listen with hep_tls_client_ca; skipped without the module,
+# package kamailio-tls-modules). The edge must see every one of them.
 # Skips (exit 77) when kamailio or sipp (package sip-tester) is not installed.
 # usage: kamailio_test.sh SIPGUARD SIPGUARD_EDGE
 set -uo pipefail
@@ -25,25 +27,49 @@ msgs_total() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messag
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
 "$S" train -q -o edge.model train.pcap
-trace_run() { # udp or tcp: HEP over that transport
+# for TLS: a CA of the test's own, the edge's certificate (for 127.0.0.1) and Kamailio's
+make_certs() {
+    local k="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    openssl req -x509 $k -keyout ca.key -out ca.pem -days 2 -subj "/CN=HEP CA" 2>/dev/null &&
+        printf 'subjectAltName=IP:127.0.0.1\n' > san.ext &&
+        openssl req $k -keyout edge.key -out edge.csr -subj "/CN=edge" 2>/dev/null &&
+        openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out edge.pem -days 2 -extfile san.ext 2>/dev/null &&
+        openssl req $k -keyout kam.key -out kam.csr -subj "/CN=kamailio" 2>/dev/null &&
+        openssl x509 -req -in kam.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out kam.pem -days 2 2>/dev/null
+}
+trace_run() { # udp, tcp or tls: HEP over that transport
     local TR=$1 IN HEP
     WIRE_HTTP=""
-    [ $TR = udp ] && IN=(--set ingest.hep_listen=127.0.0.1:0) || IN=(--set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0)
+    case $TR in
+    udp) IN=(--set ingest.hep_listen=127.0.0.1:0) ;;
+    tcp) IN=(--set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0) ;;
+    tls) IN=(--set ingest.hep_listen= --set ingest.hep_tls_listen=127.0.0.1:0 --set ingest.hep_tls_cert=edge.pem
+             --set ingest.hep_tls_key=edge.key --set ingest.hep_tls_client_ca=ca.pem) ;;
+    esac
     rm -f ports seen.jsonl
     "$E" -m edge.model "${IN[@]}" --set http.listen=127.0.0.1:0 \
         --set report.anomalies_only=no --set report.jsonl=seen.jsonl --set scoring.local_policy=never \
         --ports-file ports 2>edge-$TR.log &
     EDGE=$!; PIDS+=("$EDGE")
     wait_for 20 "[ -s ports ]" || { cat edge-$TR.log; exit 1; }
-    HEP=$(awk -v k=$([ $TR = udp ] && echo hep || echo hep_tcp) '$1==k{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
+    HEP=$(awk -v k=$([ $TR = udp ] && echo hep || echo hep_$TR) '$1==k{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
 
     # ports for Kamailio and the two sipp ends: random in a high range, one attempt each
     BASE=$((21000 + (RANDOM % 400) * 10))
     KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
-    # over TCP Kamailio needs a TCP socket of its own to send from
-    TCP_LISTEN=""; URI_TR=""
+    # over TCP or TLS Kamailio needs a socket of its own to send from; over TLS a certificate to
+    # show (client) and the CA to check the edge's against, and one for its listener (server)
+    TCP_LISTEN=""; URI_TR=""; TLS_MOD=""
     [ $TR = tcp ] && TCP_LISTEN="listen=tcp:127.0.0.1:$KPORT" URI_TR=";transport=tcp"
+    if [ $TR = tls ]; then
+        TCP_LISTEN="enable_tls=yes
+listen=tls:127.0.0.1:$((KPORT + 5))" URI_TR=";transport=tls"
+        TLS_MOD='loadmodule "tls.so"
+    modparam("tls", "config", "'$T'/tls.cfg")'
+        printf '[server:default]\nmethod = TLSv1.2+\ncertificate = %s/kam.pem\nprivate_key = %s/kam.key\n[client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\nca_list = %s/ca.pem\ncertificate = %s/kam.pem\nprivate_key = %s/kam.key\n' "$T" "$T" "$T" "$T" "$T" > tls.cfg
+    fi
     kamailio_cfg "$MODS" $KPORT $UAS "$TCP_LISTEN"'
+    '"$TLS_MOD"'
     loadmodule "siptrace.so"
     modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP$URI_TR'")
     modparam("siptrace", "trace_to_database", 0)
@@ -100,10 +126,17 @@ trace_run() { # udp or tcp: HEP over that transport
     CIDS=$(grep -o '"call_id":"[^"]*"' seen.jsonl | sort | uniq -c | awk '$1>=13' | wc -l)
     say "$TR: every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
     say "$TR: HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
+    [ $TR = tls ] && say "tls: Kamailio's certificate was taken, no session failed" \
+        "grep -q 'tls, client certificates' edge-tls.log && ! grep -q 'over TLS:' edge-tls.log"
     say "$TR: the edge stopped cleanly" "[ $ERC = 0 ]"
 }
 fails=0
 say() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 trace_run udp
 trace_run tcp
+if [ -f "$MODS/tls.so" ] && command -v openssl >/dev/null && make_certs; then
+    trace_run tls
+else
+    echo "skip: HEP over TLS from Kamailio (its tls module, package kamailio-tls-modules, or openssl missing)"
+fi
 [ $fails = 0 ]
