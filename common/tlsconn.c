@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,19 @@ void tls_creds_free(tls_creds_t **self)
 static ssize_t push_nosignal(gnutls_transport_ptr_t fd, const void *data, size_t len)
 {
     return send((int)(intptr_t)fd, data, len, MSG_NOSIGNAL);
+}
+
+long long tls_creds_expiry(const tls_creds_t *c)
+{
+    gnutls_datum_t der; /* GnuTLS's own copy: not freed here */
+    gnutls_x509_crt_t crt;
+    if (gnutls_certificate_get_crt_raw(c->cred, 0, 0, &der) < 0 || gnutls_x509_crt_init(&crt) < 0)
+        return -1;
+    long long t = gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) < 0
+                      ? -1
+                      : (long long)gnutls_x509_crt_get_expiration_time(crt);
+    gnutls_x509_crt_deinit(crt);
+    return t;
 }
 
 /* A session of the given end on fd with c's credentials and GnuTLS's default priorities. */

@@ -33,6 +33,10 @@ tls_creds_t *tls_client_creds(const char *ca, const char *cert, const char *key,
  * sharing between threads. */
 void tls_creds_free(tls_creds_t **self);
 
+/* When the certificate a server's credentials present stops being valid (Unix seconds), or -1
+ * when there is none or it cannot be read. */
+long long tls_creds_expiry(const tls_creds_t *c);
+
 /* A server session on an accepted non-blocking socket (the caller's); its handshake happens in
  * tls_conn_read. NULL when out of memory. */
 tls_conn_t *tls_server_session(tls_creds_t *creds, int fd);

@@ -239,6 +239,11 @@ tls_creds_t *ingest_tls_creds(const edge_config_t *c, char *err, size_t errlen)
     return t;
 }
 
+long long ingest_tls_expiry(const ingest_t *in)
+{
+    return in->tls ? tls_creds_expiry(in->tls) : -1;
+}
+
 bool ingest_takes_tls(const ingest_t *in)
 {
     return in->tls != NULL;

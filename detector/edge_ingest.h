@@ -56,6 +56,8 @@ bool ingest_replay_done(const ingest_t *in);
 tls_creds_t *ingest_tls_creds(const edge_config_t *c, char *err, size_t errlen);
 /* Whether hep_tls_listen is open. */
 bool ingest_takes_tls(const ingest_t *in);
+/* When hep_tls_listen's certificate expires (Unix seconds); -1 when TLS is off. */
+long long ingest_tls_expiry(const ingest_t *in);
 /* New credentials (a SIGHUP's) for the TLS senders that connect from now on; takes them. */
 void ingest_replace_tls(ingest_t *in, tls_creds_t *creds);
 

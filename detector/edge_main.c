@@ -467,6 +467,27 @@ static int make_record(edge_t *e)
     return 0;
 }
 
+/* Senders that check the edge's certificate refuse it once it has expired, and the mirror stops
+ * without a word from the edge: the log says so at start and at every SIGHUP, two weeks
+ * ahead, and the expiry is a metric (an alert watches it). */
+#define TLS_EXPIRY_WARN_DAYS 14
+
+static void note_tls_expiry(edge_t *e)
+{
+    long long expiry = ingest_tls_expiry(e->ingest);
+    atomic_store(&e->metrics.hep_tls_expiry, expiry > 0 ? expiry : 0);
+    if (expiry <= 0)
+        return;
+    double days = ((double)expiry - (double)time(NULL)) / 86400;
+    if (days < 0)
+        error("[ingest] hep_tls_cert = %s expired %.1f days ago: senders that check it refuse "
+              "to connect",
+              e->c.hep_tls_cert, -days);
+    else if (days < TLS_EXPIRY_WARN_DAYS)
+        warning("[ingest] hep_tls_cert = %s expires in %.1f days: renew it, then send a SIGHUP",
+                e->c.hep_tls_cert, days);
+}
+
 /* The ban table is made at start whatever [ban] says (its room is reserved, not touched), so
  * that a SIGHUP can turn bans on for the pipelines of both threads. */
 static int make_bans(edge_t *e)
@@ -624,6 +645,7 @@ static int setup(edge_t *e, const char *ports_file)
         return -1;
     }
     update_gauges(e);
+    note_tls_expiry(e);
     info("edge %s up: hep port %u (udp), %u (tcp), %u (tls%s), udp port %u, http port %u%s%s",
          e->c.id, ingest_hep_port(e->ingest), ingest_hep_tcp_port(e->ingest),
          ingest_hep_tls_port(e->ingest), e->c.hep_tls_client_ca[0] ? ", client certificates" : "",
@@ -971,6 +993,7 @@ static void reload_config(edge_t *e)
         ingest_replace_tls(e->ingest, tls);
         info("HEP over TLS: certificate %s read again, for senders that connect from now on",
              e->c.hep_tls_cert);
+        note_tls_expiry(e);
     }
     publish_assets(e, a, &what);
 }

@@ -208,6 +208,9 @@ check "HEP over TLS: a client CA file without a certificate is refused, not take
     "[ $rc = 1 ] && grep -q 'hep_tls_listen: client CA empty.pem: no PEM certificate in it' tls_err"
 start_edge heptls "${COMMON[@]}" "${TLS[@]}" --set report.jsonl=heptls.jsonl || exit 1
 HTLS=$(port hep_tls heptls.ports)
+EXPIRY=$(metric $HTTP sipguard_hep_tls_certificate_expiry_timestamp_seconds)
+check "the certificate's expiry is a metric, and two days ahead is a warning ($EXPIRY; $(grep -o 'expires in [0-9.]* days' heptls.log))" \
+    "awk -v x='$EXPIRY' -v now=$(date +%s) 'BEGIN{exit !(x > now + 86400 && x < now + 3 * 86400)}' && grep -q 'hep_tls_cert = tlsedge.pem expires in [12]\.[0-9] days: renew it' heptls.log"
 "$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 test.pcap; rc=$?
 wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ] && [ \$(wc -l < heptls.jsonl) -ge $REF_G ]"
 check "HEP over TLS: every message scored, the anomalies the offline scorer's (exit $rc; $(msgs_total $HTTP) of $N, $(wc -l < heptls.jsonl) vs $REF_G)" \
