@@ -193,6 +193,10 @@ static const setting_t settings[] = {
     SH("http", "api_token", http_token, "",
        "bearer token every /v1/ request must carry (Authorization: Bearer TOKEN), when the "
        "endpoint listens beyond loopback; /metrics and /healthz stay open; empty: none"),
+    SH("http", "tls_cert", http_tls_cert, "",
+       "PEM certificate (its chain after it): the endpoint speaks HTTPS only, with tls_key; a "
+       "SIGHUP reads both again (a renewed certificate) on the same port; empty: plain HTTP"),
+    SH("http", "tls_key", http_tls_key, "", "PEM private key of tls_cert"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -444,6 +448,10 @@ int edge_config_validate(const edge_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen,
                  "no input: set one of [ingest] hep_listen, hep_tcp_listen, hep_tls_listen, "
                  "udp_listen, pcap_file, interface or [http] listen");
+        return -1;
+    }
+    if (!c->http_tls_cert[0] != !c->http_tls_key[0]) {
+        snprintf(err, errlen, "[http] tls_cert and tls_key go together");
         return -1;
     }
     if (c->hep_tls_listen[0] && (!c->hep_tls_cert[0] || !c->hep_tls_key[0])) {

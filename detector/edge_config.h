@@ -90,6 +90,7 @@ typedef struct {
     /* [http] */
     char http_listen[128];
     char http_token[128]; /* bearer token /v1/ requests must carry; empty: none */
+    char http_tls_cert[512], http_tls_key[512]; /* HTTPS; both empty: plain HTTP */
 } edge_config_t;
 
 void edge_config_default(edge_config_t *c);

@@ -10,10 +10,11 @@
 #include <time.h>
 
 #include "bearer.h"
+#include "httpd.h"
 #include "log.h"
 
 struct edge_http {
-    struct MHD_Daemon *d;
+    httpd_t *d;
     const edge_config_t *c;
     edge_metrics_t *metrics;
     edge_report_fn report;
@@ -24,7 +25,6 @@ struct edge_http {
     edge_record_t *record; /* NULL: none */
     pthread_mutex_t lock;  /* one pipeline; requests are handled one at a time anyway */
     uint64_t index;
-    unsigned port;
 };
 
 typedef struct {
@@ -281,6 +281,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* The endpoint's daemon: an idle connection closed after 10 s, 256 at most at once. */
+static httpd_opts_t http_opts(edge_http_t *h)
+{
+    return (httpd_opts_t){.listen_name = "[http] listen",
+                          .section = "[http]",
+                          .handler = on_request,
+                          .handler_cls = h,
+                          .completed = on_completed,
+                          .completed_cls = h,
+                          .timeout_s = 10,
+                          .max_connections = 256};
+}
+
 edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
                              edge_metrics_t *metrics, bantable_t *bans, log_limit_t *ban_log,
                              edge_record_t *record, edge_report_fn report,
@@ -288,14 +301,12 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
                              size_t errlen)
 {
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (!edge_hostport_sockaddr(c->http_listen, &ss)) {
+    socklen_t sl = edge_hostport_sockaddr(c->http_listen, &ss);
+    if (!sl) {
         snprintf(err, errlen, "[http] listen = %s: expected a numeric IPV4:PORT or [IPV6]:PORT",
                  c->http_listen);
         return NULL;
     }
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
     edge_http_t *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -316,26 +327,30 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
     h->bans = bans;
     h->record = record;
     pipeline_set_bans(h->pipe, bans, ban_log);
-    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-    h->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
-    if (!h->d) {
-        snprintf(err, errlen, "[http] listen = %s: cannot listen (address in use?)",
-                 c->http_listen);
+    httpd_opts_t o = http_opts(h);
+    if (!(h->d = httpd_start(&o, c->http_listen, &ss, sl, c->http_tls_cert, c->http_tls_key, err,
+                             errlen))) {
         edge_http_stop(&h);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : port;
     return h;
 }
 
 unsigned edge_http_port(const edge_http_t *h)
 {
-    return h->port;
+    return httpd_port(h->d);
+}
+
+int edge_http_check_tls(const edge_config_t *c, char *err, size_t errlen)
+{
+    httpd_opts_t o = http_opts(NULL);
+    return c->http_listen[0] ? httpd_check_tls(&o, c->http_tls_cert, c->http_tls_key, err, errlen)
+                             : 0;
+}
+
+int edge_http_reload_tls(edge_http_t *h, const edge_config_t *c, char *err, size_t errlen)
+{
+    return httpd_reload_tls(h->d, c->http_tls_cert, c->http_tls_key, err, errlen);
 }
 
 void edge_http_stop(edge_http_t **self)
@@ -343,8 +358,7 @@ void edge_http_stop(edge_http_t **self)
     edge_http_t *h = *self;
     if (!h)
         return;
-    if (h->d)
-        MHD_stop_daemon(h->d);
+    httpd_stop(&h->d);
     pipeline_destroy(&h->pipe);
     pthread_mutex_destroy(&h->lock);
     free(h);

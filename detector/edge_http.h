@@ -41,6 +41,12 @@ edge_http_t *edge_http_start(const edge_config_t *c, edge_assets_slot_t *slot,
                              edge_record_t *record, edge_report_fn report,
                              edge_report_allowed_fn allowed, void *report_ctx, char *err,
                              size_t errlen);
+/* --check-config: [http] tls_cert and tls_key go together, read and load. 0, or -1 with the
+ * reason in err. */
+int edge_http_check_tls(const edge_config_t *c, char *err, size_t errlen);
+/* A SIGHUP: [http] tls_cert and tls_key read again (httpd_reload_tls: 1 taken, 0 unchanged, -1
+ * refused with the running pair kept, -2 the endpoint down until the next start). */
+int edge_http_reload_tls(edge_http_t *h, const edge_config_t *c, char *err, size_t errlen);
 /* The port it listens on (useful when the config asked for port 0). */
 unsigned edge_http_port(const edge_http_t *h);
 void edge_http_stop(edge_http_t **self);

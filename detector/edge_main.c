@@ -936,6 +936,19 @@ static void apply_ban_settings(edge_t *e, const edge_config_t *before)
     log_ban_settings(e);
 }
 
+/* SIGHUP: [http] tls_cert and tls_key read again (checked before anything was applied); the
+ * endpoint starts again on its socket when they changed. */
+static void reload_https(edge_t *e)
+{
+    char err[1400];
+    int rc = e->http ? edge_http_reload_tls(e->http, &e->c, err, sizeof err) : 0;
+    if (rc == 1)
+        info("SIGHUP: the HTTP endpoint now speaks %s%s",
+             e->c.http_tls_cert[0] ? "HTTPS with " : "plain HTTP", e->c.http_tls_cert);
+    else if (rc < 0)
+        error("SIGHUP: %s%s", err, rc == -1 ? "; HTTPS goes on with the certificate it has" : "");
+}
+
 /*
  * SIGHUP: the command line and the file it names are read again. The settings a SIGHUP applies
  * (edge_config's live ones: the model and asset files, scoring, verdicts, bans, reports, the
@@ -966,9 +979,12 @@ static void reload_config(edge_t *e)
      * is written over the old one */
     char tls_err[1400];
     tls_creds_t *tls = NULL;
-    if (ingest_takes_tls(e->ingest) && !(tls = ingest_tls_creds(&next, tls_err, sizeof tls_err))) {
+    if ((ingest_takes_tls(e->ingest) &&
+         !(tls = ingest_tls_creds(&next, tls_err, sizeof tls_err))) ||
+        (e->http && edge_http_check_tls(&next, tls_err, sizeof tls_err) != 0)) {
         atomic_fetch_add(&e->metrics.reload_failures, 1);
         error("reload refused, the previous settings stay in use: %s", tls_err);
+        tls_creds_free(&tls);
         return;
     }
     edge_reload_t what;
@@ -995,6 +1011,7 @@ static void reload_config(edge_t *e)
              e->c.hep_tls_cert);
         note_tls_expiry(e);
     }
+    reload_https(e);
     publish_assets(e, a, &what);
 }
 
@@ -1031,10 +1048,12 @@ static int check_output_paths(const edge_config_t *c, char *err, size_t errlen)
     return 0;
 }
 
-/* --check-config: the TLS listener's certificate, key and client CAs load (the edge reads them
- * at start). */
+/* --check-config: the HTTPS pair of [http], and the HEP TLS listener's certificate, key and
+ * client CAs, load (the edge reads them at start). */
 static int check_tls_files(const edge_config_t *c, char *err, size_t errlen)
 {
+    if (edge_http_check_tls(c, err, errlen) != 0)
+        return -1;
     if (!c->hep_tls_listen[0])
         return 0;
     tls_creds_t *t = ingest_tls_creds(c, err, errlen);

@@ -29,6 +29,7 @@
 #include "collector.h"
 #include "edge_config.h"
 #include "fsutil.h"
+#include "httpd.h"
 #include "log.h"
 #include "publisher.h"
 #include "sigman.h"
@@ -894,209 +895,53 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn)
     return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
-/* A whole small file in memory, or NULL. */
-static char *slurp_text(const char *path)
+/* The API's listener (common/httpd), or NULL when http_listen is empty. */
+static httpd_opts_t http_opts(void)
 {
-    enum { MOST = 1 << 20 }; /* a certificate chain is some KB; a larger file is not one */
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *b = malloc(MOST + 1);
-    size_t n = b ? fread(b, 1, MOST + 1, f) : 0;
-    bool whole = b && !ferror(f) && n <= MOST;
-    fclose(f);
-    if (!whole) { /* cut short, it would not load, and say so less plainly */
-        free(b);
-        errno = EFBIG;
-        return NULL;
-    }
-    b[n] = '\0';
-    return b;
+    return (httpd_opts_t){.listen_name = "[overlay] http_listen",
+                          .section = "[overlay]",
+                          .handler = on_http,
+                          .completed = on_completed};
 }
 
-/* The certificate and key the HTTPS daemon runs with (NULL: plain HTTP); libmicrohttpd keeps
- * pointers to them for the daemon's lifetime. */
-static char *https_cert, *https_key;
-
-/* Reads the certificate and key c names into *cert and *key (both NULL when TLS is off);
- * 0, or -1 with the reason in err. */
-static int read_tls_pair(const overlay_config_t *c, char **cert, char **key, char *err,
-                         size_t errlen)
-{
-    *cert = *key = NULL;
-    if (!!c->tls_cert[0] != !!c->tls_key[0]) {
-        snprintf(err, errlen, "[overlay] tls_cert and tls_key go together");
-        return -1;
-    }
-    if (!c->tls_cert[0])
-        return 0;
-    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-        snprintf(err, errlen, "this libmicrohttpd has no TLS support");
-        return -1;
-    }
-    const char *failed = !(*cert = slurp_text(c->tls_cert)) ? c->tls_cert
-                         : !(*key = slurp_text(c->tls_key)) ? c->tls_key
-                                                            : NULL;
-    if (failed) {
-        snprintf(err, errlen, "cannot read %s: %s", failed,
-                 errno == EFBIG ? "larger than 1 MB, no certificate or key" : strerror(errno));
-        free(*cert);
-        *cert = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/* The family of the HTTP socket (AF_INET6 wants MHD_USE_IPv6) */
-static int http_family = AF_INET;
-
-/* A listening TCP socket on http_listen (IPV4:PORT or [IPV6]:PORT; [::] takes both families),
- * made here rather than by libmicrohttpd so that a daemon started again (a new certificate)
- * takes the same one; -1 with the reason in err. */
-static int http_socket(const overlay_config_t *c, unsigned *port, char *err, size_t errlen)
+static httpd_t *start_http(const overlay_config_t *c, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     socklen_t sl = edge_hostport_sockaddr(c->http_listen, &ss);
     if (!sl) {
         snprintf(err, errlen, "[overlay] http_listen = %s: expected IPV4:PORT or [IPV6]:PORT",
                  c->http_listen);
-        return -1;
-    }
-    http_family = ss.ss_family;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, zero = 0;
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ss.ss_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    }
-    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-        snprintf(err, errlen, "[overlay] http_listen = %s: cannot listen: %s", c->http_listen,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    *port = ntohs(ss.ss_family == AF_INET6 ? a6->sin6_port : a4->sin_port);
-    return fd;
-}
-
-/* The HTTP daemon (HTTPS with cert and key) on the listening socket fd, with ITC so that it
- * can be quiesced and started again on it; NULL with the reason in err. */
-static struct MHD_Daemon *http_daemon(const overlay_config_t *c, int fd, char *cert, char *key,
-                                      char *err, size_t errlen)
-{
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-                     (http_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    struct MHD_Daemon *d =
-        cert ? MHD_start_daemon(
-                   flags | MHD_USE_TLS, 0, NULL, NULL, on_http, NULL, MHD_OPTION_LISTEN_SOCKET,
-                   (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                   MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END)
-             : MHD_start_daemon(flags, 0, NULL, NULL, on_http, NULL, MHD_OPTION_LISTEN_SOCKET,
-                                (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                MHD_OPTION_END);
-    if (!d)
-        snprintf(err, errlen, "[overlay] http_listen = %s: the HTTP daemon does not start%s",
-                 c->http_listen, cert ? " (the certificate and key do not fit together?)" : "");
-    return d;
-}
-
-static struct MHD_Daemon *start_http(const overlay_config_t *c, unsigned *port, char *err,
-                                     size_t errlen)
-{
-    if (read_tls_pair(c, &https_cert, &https_key, err, errlen) != 0)
         return NULL;
-    int fd = http_socket(c, port, err, errlen);
-    if (fd < 0)
-        return NULL;
-    struct MHD_Daemon *d = http_daemon(c, fd, https_cert, https_key, err, errlen);
-    if (!d)
-        close(fd);
-    return d;
-}
-
-/* Whether libmicrohttpd takes the pair (a daemon without a socket, stopped at once): checked
- * before the running daemon lets go of its socket for one with the new pair. */
-static bool tls_pair_loads(char *cert, char *key)
-{
-    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET | MHD_USE_TLS, 0, NULL, NULL,
-                                            on_http, NULL, MHD_OPTION_HTTPS_MEM_CERT, cert,
-                                            MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
-    if (d)
-        MHD_stop_daemon(d);
-    return d != NULL;
-}
-
-static bool same_text(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && !strcmp(a, b));
+    }
+    httpd_opts_t o = http_opts();
+    return httpd_start(&o, c->http_listen, &ss, sl, c->tls_cert, c->tls_key, err, errlen);
 }
 
 /*
  * SIGHUP: the HTTPS certificate and key are read again, so that a renewed certificate needs
  * no restart (and tls_cert, tls_key may name other files, or turn HTTPS on or off). When they
- * changed, the daemon stops taking connections, finishes (requests in flight are cut; their
- * clients retry) and starts again on the same listening socket, where connections made
- * meanwhile wait: the port is never closed. A pair that does not read or load leaves the
- * running one.
+ * changed, the daemon starts again on the same listening socket (httpd_reload_tls). A pair
+ * that does not read or load leaves the running one.
  */
-static void reload_https(overlay_config_t *c, const overlay_config_t *fresh,
-                         struct MHD_Daemon **http)
+static void reload_https(overlay_config_t *c, const overlay_config_t *fresh, httpd_t *http)
 {
-    if (!*http)
+    if (!http)
         return; /* no HTTP at all: http_listen takes a restart */
-    char err[600], *cert, *key;
-    if (read_tls_pair(fresh, &cert, &key, err, sizeof err) != 0) {
+    char err[1200];
+    int rc = httpd_reload_tls(http, fresh->tls_cert, fresh->tls_key, err, sizeof err);
+    if (rc == -1) {
         error("SIGHUP: %s; HTTPS goes on with the certificate it has", err);
         return;
     }
-    if (cert && !tls_pair_loads(cert, key)) {
-        error("SIGHUP: %s and %s do not load as a certificate and its key; HTTPS goes on with "
-              "the certificate it has",
-              fresh->tls_cert, fresh->tls_key);
-        free(cert);
-        free(key);
+    if (rc == -2) {
+        error("SIGHUP: %s", err);
         return;
     }
-    if (same_text(cert, https_cert) && same_text(key, https_key)) {
-        free(cert);
-        free(key);
-        memcpy(c->tls_cert, fresh->tls_cert, sizeof c->tls_cert);
-        memcpy(c->tls_key, fresh->tls_key, sizeof c->tls_key);
-        return;
-    }
-    MHD_socket fd = MHD_quiesce_daemon(*http);
-    if (fd == MHD_INVALID_SOCKET) {
-        error("SIGHUP: the HTTP daemon cannot hand over its socket; the certificate changes at "
-              "the next start");
-        free(cert);
-        free(key);
-        return;
-    }
-    MHD_stop_daemon(*http);
-    *http = http_daemon(c, (int)fd, cert, key, err, sizeof err);
-    if (!*http) { /* the new pair does not fit: the old one on the same socket */
-        error("SIGHUP: %s; HTTPS goes on with the certificate it had", err);
-        free(cert);
-        free(key);
-        *http = http_daemon(c, (int)fd, https_cert, https_key, err, sizeof err);
-        if (!*http) {
-            error("SIGHUP: %s; the API is down until the next start", err);
-            close(fd);
-        }
-        return;
-    }
-    free(https_cert);
-    free(https_key);
-    https_cert = cert;
-    https_key = key;
     memcpy(c->tls_cert, fresh->tls_cert, sizeof c->tls_cert);
     memcpy(c->tls_key, fresh->tls_key, sizeof c->tls_key);
-    info("SIGHUP: the API now speaks %s%s", cert ? "HTTPS with " : "plain HTTP",
-         cert ? c->tls_cert : "");
+    if (rc == 1)
+        info("SIGHUP: the API now speaks %s%s", c->tls_cert[0] ? "HTTPS with " : "plain HTTP",
+             c->tls_cert);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1504,8 +1349,8 @@ static void apply_live_settings(overlay_config_t *c, const overlay_config_t *fre
  * (sockets, store, signature building) take effect at the next start; a change to them is
  * logged as such. A configuration that no longer reads is refused whole.
  */
-static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pubr,
-                         struct MHD_Daemon **http, int argc, char **argv)
+static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pubr, httpd_t *http,
+                         int argc, char **argv)
 {
     static overlay_config_t fresh;
     config_default(&fresh);
@@ -1567,7 +1412,12 @@ static void reload_edges(overlay_config_t *c, collector_t *col, publisher_t *pub
  */
 static int check_overlay_config(const overlay_config_t *c)
 {
-    char err[600], key[600];
+    char err[1200], key[600];
+    httpd_opts_t http = http_opts();
+    if (c->http_listen[0] && httpd_check_tls(&http, c->tls_cert, c->tls_key, err, sizeof err)) {
+        error("%s", err);
+        return 1;
+    }
     if (access(c->db, F_OK) == 0) {
         store_t *store = store_open(c->db, err, sizeof err);
         if (!store) {
@@ -1649,7 +1499,7 @@ static int overlay_run(int argc, char **argv)
     collector_t *col = collector_new(zctx, c.listen, sec, c.edges, c.n_edges, (size_t)c.max_report,
                                      store, err, sizeof err);
     unsigned http_port = 0;
-    struct MHD_Daemon *http = NULL;
+    httpd_t *http = NULL;
     publisher_t *pubr = NULL;
     rc = 1;
     if (!col) {
@@ -1661,10 +1511,11 @@ static int overlay_run(int argc, char **argv)
         error("%s", err);
         goto out;
     }
-    if (c.http_listen[0] && !(http = start_http(&c, &http_port, err, sizeof err))) {
+    if (c.http_listen[0] && !(http = start_http(&c, err, sizeof err))) {
         error("%s", err);
         goto out;
     }
+    http_port = http ? httpd_port(http) : 0;
     info("collecting reports at %s (server key %s) for %zu edges; http port %u",
          collector_endpoint(col), pub, c.n_edges, http_port);
     if (ports_file) {
@@ -1699,7 +1550,7 @@ static int overlay_run(int argc, char **argv)
         }
         if (reload_wanted) {
             reload_wanted = 0;
-            reload_edges(&c, col, pubr, &http, argc, argv);
+            reload_edges(&c, col, pubr, http, argc, argv);
         }
         refresh_set(pubr, &c, &set_json, &set_seq, &published_at);
         if (items[3].revents & ZMQ_POLLIN)
@@ -1731,8 +1582,7 @@ static int overlay_run(int argc, char **argv)
     rc = 0;
 out:
     publisher_destroy(&pubr);
-    if (http)
-        MHD_stop_daemon(http);
+    httpd_stop(&http);
     collector_destroy(&col);
     zmq_ctx_term(zctx);
     sigman_destroy(&g_sigman);

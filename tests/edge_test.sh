@@ -267,6 +267,27 @@ wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
 check "client certificates: a sender whose certificate the CA issued is served (exit $rc; $(msgs_total $HTTP) of $N)" \
     "[ $rc = 0 ] && [ \$(msgs_total $HTTP) = $N ] && [ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ]"
 stop_edge $EDGE_PID
+# the HTTP endpoint over HTTPS ([http] tls_cert, tls_key), a renewed certificate by a SIGHUP
+"$E" "${COMMON[@]}" --set http.tls_cert=tlsedge.pem --check-config >/dev/null 2>tls_err; rc=$?
+check "[http] tls_cert without tls_key: exit 2" "[ $rc = 2 ] && grep -q 'tls_cert and tls_key go together' tls_err"
+"$E" "${COMMON[@]}" --set http.tls_cert=tlsedge.pem --set http.tls_key=tlsedge2.key --check-config >/dev/null 2>tls_err; rc=$?
+check "--check-config loads the HTTPS pair: a key that is not the certificate's is named (exit $rc)" \
+    "[ $rc = 1 ] && grep -q 'tlsedge.pem and tlsedge2.key do not load as a certificate and its key' tls_err"
+cp tlsedge1.pem https.pem; cp tlsedge1.key https.key
+start_edge https "${COMMON[@]}" --set http.tls_cert=https.pem --set http.tls_key=https.key || exit 1
+check "with [http] tls_cert and tls_key the endpoint speaks HTTPS only" \
+    "[ \"\$(curl -s --cacert ca.pem https://127.0.0.1:$HTTP/healthz)\" = ok ] && ! curl -s http://127.0.0.1:$HTTP/healthz >/dev/null && curl -s --cacert ca.pem https://127.0.0.1:$HTTP/metrics | grep -q '^sipguard_messages_total'"
+cp tlsedge2.pem https.pem; cp tlsedge2.key https.key
+kill -HUP $EDGE_PID
+wait_for 10 "[ \"\$(curl -s --cacert ca2.pem https://127.0.0.1:$HTTP/healthz)\" = ok ]"
+check "a SIGHUP takes a renewed certificate on the same port" \
+    "[ \"\$(curl -s --cacert ca2.pem https://127.0.0.1:$HTTP/healthz)\" = ok ] && ! curl -s --cacert ca.pem https://127.0.0.1:$HTTP/healthz >/dev/null && grep -q 'the HTTP endpoint now speaks HTTPS with https.pem' https.log"
+cp tlsedge1.key https.key # not the certificate's key
+kill -HUP $EDGE_PID
+wait_for 10 "grep -q 'reload refused' https.log"
+check "a pair that does not load refuses the reload; the running certificate stays" \
+    "grep -q 'reload refused, the previous settings stay in use: https.pem and https.key do not load' https.log && [ \"\$(curl -s --cacert ca2.pem https://127.0.0.1:$HTTP/healthz)\" = ok ]"
+stop_edge $EDGE_PID
 "$S" replay --tls-ca ca.pem --hep-tcp 127.0.0.1:1 opt.sip 2>tls_err; rc=$?
 check "replay: --tls-ca without --hep-tls is a usage error" "[ $rc = 2 ] && grep -q 'go with --hep-tls' tls_err"
 

@@ -288,7 +288,9 @@ if command -v openssl >/dev/null; then
     check "a certificate and key that do not fit are refused, and the running pair stays" \
         "grep -q 'HTTPS goes on with the certificate it has' tls.log && [ \"\$(curl -s --cacert new.crt https://127.0.0.1:$OV_HTTP/healthz)\" = ok ]"
     kill -TERM $OV_PID; wait $OV_PID
-    "$O" --set overlay.tls_cert=tls.crt --check-config 2>/dev/null >/dev/null
+    "$O" --set overlay.tls_cert=tls.crt --set overlay.tls_key=old.key --check-config 2>err3 >/dev/null; rc=$?
+    check "--check-config loads the certificate and key: a key that is not the certificate's is named (exit $rc)" \
+        "[ $rc = 1 ] && grep -q 'tls.crt and old.key do not load as a certificate and its key' err3"
     "$O" --set overlay.db=x.db --set overlay.tls_cert=tls.crt --set overlay.http_listen=127.0.0.1:0 \
         --set 'overlay.listen=tcp://127.0.0.1:*' --set 'overlay.snapshot_listen=tcp://127.0.0.1:*' \
         --set 'overlay.updates_listen=tcp://127.0.0.1:*' --set overlay.key_dir=okeys 2>err4 >/dev/null; rc=$?
