@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 struct httpd {
     httpd_opts_t o;
     struct MHD_Daemon *d;
@@ -115,8 +114,8 @@ static struct MHD_Daemon *daemon_on_socket(const httpd_t *h, char *cert, char *k
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, h->fd, NULL};
     if (h->o.completed) /* a function and its closure: the function as an integer, as the
                          * option arrays of libmicrohttpd want */
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
-                                            (intptr_t)h->o.completed, h->o.completed_cls};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)h->o.completed,
+                                            h->o.completed_cls};
     if (h->o.timeout_s)
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, h->o.timeout_s, NULL};
     if (h->o.max_connections)
@@ -127,8 +126,8 @@ static struct MHD_Daemon *daemon_on_socket(const httpd_t *h, char *cert, char *k
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
     }
     opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    return MHD_start_daemon(flags, 0, NULL, NULL, h->o.handler, h->o.handler_cls,
-                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, NULL, NULL, h->o.handler, h->o.handler_cls, MHD_OPTION_ARRAY,
+                            opts, MHD_OPTION_END);
 }
 
 httpd_t *httpd_start(const httpd_opts_t *o, const char *hostport,
@@ -148,8 +147,8 @@ httpd_t *httpd_start(const httpd_opts_t *o, const char *hostport,
         return NULL;
     }
     if (!(h->d = daemon_on_socket(h, h->cert, h->key))) {
-        snprintf(err, errlen, "%s = %s: the HTTP daemon does not start%s", o->listen_name,
-                 hostport, h->cert ? " (the certificate and key do not fit together?)" : "");
+        snprintf(err, errlen, "%s = %s: the HTTP daemon does not start%s", o->listen_name, hostport,
+                 h->cert ? " (the certificate and key do not fit together?)" : "");
         httpd_stop(&h);
         return NULL;
     }
@@ -207,8 +206,9 @@ int httpd_reload_tls(httpd_t *h, const char *cert, const char *key, char *err, s
     } else if (!same_text(c, h->cert) || !same_text(k, h->key)) {
         MHD_socket fd = MHD_quiesce_daemon(h->d);
         if (fd == MHD_INVALID_SOCKET) {
-            snprintf(err, errlen, "the HTTP daemon cannot hand over its socket; the certificate "
-                                  "changes at the next start");
+            snprintf(err, errlen,
+                     "the HTTP daemon cannot hand over its socket; the certificate "
+                     "changes at the next start");
             rc = -1;
         } else {
             MHD_stop_daemon(h->d);
@@ -221,8 +221,9 @@ int httpd_reload_tls(httpd_t *h, const char *cert, const char *key, char *err, s
                 snprintf(err, errlen, "the HTTP daemon does not start with %s and %s", cert, key);
                 rc = -1;
             } else {
-                snprintf(err, errlen, "the HTTP daemon does not start again; the API is down "
-                                      "until the next start");
+                snprintf(err, errlen,
+                         "the HTTP daemon does not start again; the API is down "
+                         "until the next start");
                 close(h->fd);
                 h->fd = -1;
                 rc = -2;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,11 +17,18 @@ struct tls_creds {
     unsigned refs;    /* the owner's, and one per session using them */
 };
 
+/* Bytes read from the socket ahead of what GnuTLS asked for: it asks for a record's header and
+ * then its body, a system call each, where plain TCP reads 64 KB at once; a HEP sender puts
+ * each packet in a record of its own. */
+#define TLS_READ_AHEAD 32768
+
 struct tls_conn {
     gnutls_session_t s;
     tls_creds_t *creds;
     int fd;
     bool handshaken, peeked;
+    uint8_t *in; /* TLS_READ_AHEAD bytes: in[in_off..in_len) not yet given to GnuTLS */
+    size_t in_off, in_len;
     char why[160]; /* a failure's reason, when GnuTLS's own says too little */
 };
 
@@ -115,9 +123,45 @@ void tls_creds_free(tls_creds_t **self)
 
 /* GnuTLS writes with send() and no flags: a peer gone would raise SIGPIPE in a program that
  * does not ignore it (`sipguard replay`), and kill it without a word. */
-static ssize_t push_nosignal(gnutls_transport_ptr_t fd, const void *data, size_t len)
+static ssize_t push_nosignal(gnutls_transport_ptr_t p, const void *data, size_t len)
 {
-    return send((int)(intptr_t)fd, data, len, MSG_NOSIGNAL);
+    tls_conn_t *t = p;
+    ssize_t n = send(t->fd, data, len, MSG_NOSIGNAL);
+    if (n < 0)
+        gnutls_transport_set_errno(t->s, errno);
+    return n;
+}
+
+/* GnuTLS's reads, from what was read ahead, and when that is used up one read of up to
+ * TLS_READ_AHEAD bytes. */
+static ssize_t pull_ahead(gnutls_transport_ptr_t p, void *data, size_t len)
+{
+    tls_conn_t *t = p;
+    if (t->in_off == t->in_len) {
+        ssize_t n = recv(t->fd, t->in, TLS_READ_AHEAD, 0);
+        if (n <= 0) {
+            if (n < 0)
+                gnutls_transport_set_errno(t->s, errno);
+            return n;
+        }
+        t->in_off = 0;
+        t->in_len = (size_t)n;
+    }
+    size_t k = len < t->in_len - t->in_off ? len : t->in_len - t->in_off;
+    memcpy(data, t->in + t->in_off, k);
+    t->in_off += k;
+    return (ssize_t)k;
+}
+
+/* Whether a read would find bytes within ms (the client's handshake timeout): those read ahead
+ * count, which poll() on the socket cannot see. */
+static int pull_ahead_timeout(gnutls_transport_ptr_t p, unsigned int ms)
+{
+    tls_conn_t *t = p;
+    if (t->in_off < t->in_len)
+        return 1;
+    struct pollfd pfd = {t->fd, POLLIN, 0};
+    return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
 long long tls_creds_expiry(const tls_creds_t *c)
@@ -137,9 +181,9 @@ long long tls_creds_expiry(const tls_creds_t *c)
 static tls_conn_t *session_new(tls_creds_t *c, unsigned end, int fd)
 {
     tls_conn_t *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    if (gnutls_init(&t->s, end) < 0) {
+    if (!t || !(t->in = malloc(TLS_READ_AHEAD)) || gnutls_init(&t->s, end) < 0) {
+        if (t)
+            free(t->in);
         free(t);
         return NULL;
     }
@@ -150,9 +194,11 @@ static tls_conn_t *session_new(tls_creds_t *c, unsigned end, int fd)
     }
     t->creds = c; /* GnuTLS reads them for as long as the session lives */
     c->refs++;
-    gnutls_transport_set_int(t->s, fd);
-    gnutls_transport_set_push_function(t->s, push_nosignal);
     t->fd = fd;
+    gnutls_transport_set_ptr(t->s, t);
+    gnutls_transport_set_push_function(t->s, push_nosignal);
+    gnutls_transport_set_pull_function(t->s, pull_ahead);
+    gnutls_transport_set_pull_timeout_function(t->s, pull_ahead_timeout);
     return t;
 }
 
@@ -264,7 +310,7 @@ bool tls_conn_handshaken(const tls_conn_t *t)
 
 bool tls_conn_pending(const tls_conn_t *t)
 {
-    return t->handshaken && gnutls_record_check_pending(t->s) > 0;
+    return t->handshaken && (gnutls_record_check_pending(t->s) > 0 || t->in_off < t->in_len);
 }
 
 int tls_conn_write(tls_conn_t *t, const void *p, size_t len, const char **why)
@@ -293,6 +339,7 @@ void tls_conn_free(tls_conn_t **self, bool bye)
         gnutls_bye(t->s, GNUTLS_SHUT_WR);
     gnutls_deinit(t->s);
     tls_creds_free(&t->creds);
+    free(t->in);
     free(t);
     *self = NULL;
 }
