@@ -18,6 +18,7 @@
 #include "cmdutil.h"
 #include "commands.h"
 #include "context.h"
+#include "monotime.h"
 
 static const cliopt_t train_opts[] = {
     {"output", 'o', "FILE", "context model to write (required)", NULL},
@@ -296,13 +297,6 @@ out:
 
 /* ------------------------------------------------------------------ eval */
 
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 typedef struct {
     bool attack, flagged;
     int rate;   /* rate class of a flood attack message, else 0 */
@@ -453,10 +447,10 @@ static void account(eval_ctx_t *c, const sipinfo_t *info, const context_verdict_
  * all its detectors would spend it. */
 static void run_batch(eval_ctx_t *c)
 {
-    double t0 = mono();
+    double t0 = mono_now();
     for (size_t i = 0; i < c->nbatch; i++)
         context_observe(c->ctx, &c->batch[i], &c->infos[i], &c->verdicts[i]);
-    double per = c->nbatch ? (mono() - t0) / (double)c->nbatch : 0;
+    double per = c->nbatch ? (mono_now() - t0) / (double)c->nbatch : 0;
     for (size_t i = 0; i < c->nbatch; i++)
         account(c, &c->infos[i], &c->verdicts[i], per);
     c->nbatch = 0;

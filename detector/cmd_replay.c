@@ -19,6 +19,7 @@
 #include "cmdutil.h"
 #include "commands.h"
 #include "hep.h"
+#include "monotime.h"
 #include "tlsconn.h"
 
 static const cliopt_t replay_opts[] = {
@@ -70,13 +71,6 @@ typedef struct {
     uint64_t sent, too_long, errors;
     uint8_t buf[65536];
 } replay_ctx_t;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* The destination HOST:PORT (or [IPV6]:PORT) resolved, and a socket for it in c; 0, or -1 with
  * the reason in err (the port is checked here: getaddrinfo takes 70000 as 4464). */
@@ -152,7 +146,7 @@ static int send_one(void *p, const msg_t *m)
     }
     if (c->rate > 0) { /* pace: never ahead of sent / rate */
         double due = c->t0 + (double)c->sent / c->rate;
-        for (double t = now(); t < due; t = now()) {
+        for (double t = mono_now(); t < due; t = mono_now()) {
             struct timespec ts = {0, (long)((due - t) * 1e9)};
             nanosleep(&ts, NULL);
         }
@@ -268,7 +262,7 @@ int cmd_replay(int argc, char **argv)
         close(c.fd);
         return EXIT_FAIL;
     }
-    c.t0 = now();
+    c.t0 = mono_now();
     int failed = 0;
     int loop =
         cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, send_one, &c, &failed);
@@ -276,8 +270,8 @@ int cmd_replay(int argc, char **argv)
     tls_creds_free(&c.creds);
     close(c.fd);
     if (!quiet)
-        fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent, now() - c.t0,
-                c.too_long || c.errors ? "" : "\n");
+        fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent,
+                mono_now() - c.t0, c.too_long || c.errors ? "" : "\n");
     if (!quiet && (c.too_long || c.errors))
         fprintf(stderr, "; %llu too long to send, %llu refused by the receiver\n",
                 (unsigned long long)c.too_long, (unsigned long long)c.errors);

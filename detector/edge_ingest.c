@@ -16,6 +16,7 @@
 #include "decode.h"
 #include "hep.h"
 #include "log.h"
+#include "monotime.h"
 #include "tlsconn.h"
 
 #define BATCH 512
@@ -72,13 +73,6 @@ struct ingest {
         struct cmsghdr align;
     } ctl[VLEN];
 };
-
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static void on_message(void *p, const msg_t *m)
 {

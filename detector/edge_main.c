@@ -37,6 +37,7 @@
 #include "edge_spool.h"
 #include "edge_uplink.h"
 #include "log.h"
+#include "monotime.h"
 #include "tlsconn.h"
 #include "wire.h"
 
@@ -149,13 +150,6 @@ static void on_signal(int sig)
         /* the pipe is full: a wake-up is already pending */
     }
     errno = saved;
-}
-
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 /* Counts reports the JSON Lines file did not take. A full disk fails every write: the error is

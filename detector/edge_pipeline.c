@@ -12,6 +12,7 @@
 #include "allowlist.h"
 #include "fsutil.h"
 #include "log.h"
+#include "monotime.h"
 #include "report.h"
 
 /* Which file a part was loaded from: the same path naming the same file (common/fsutil) is
@@ -558,13 +559,6 @@ static void match_signatures(pipeline_t *p, embed_t *e, const sparse_t *v, edge_
         out->sig_ids[i] = sigdb_id(p->a->sigs, out->sigs.index[i]);
 }
 
-static double mono_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* Counts a blocking judgement against the message's source, and logs the ban it may start. */
 static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t *out)
 {
@@ -574,7 +568,7 @@ static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t
     if (len <= 0)
         return;
     out->banned_for = len;
-    if (p->ban_log && !log_limit_take(p->ban_log, mono_seconds()))
+    if (p->ban_log && !log_limit_take(p->ban_log, mono_now()))
         return;
     char src[INET6_ADDRSTRLEN + 8];
     bantable_source_text(p->bans, &m->src, src, sizeof src);
@@ -588,7 +582,7 @@ static void note_strike(pipeline_t *p, const msg_t *m, double now, edge_result_t
 
 int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
 {
-    double t0 = mono_seconds();
+    double t0 = mono_now();
     if (follow_assets(p) != 0)
         return -1;
     memset(out, 0, sizeof *out);
@@ -603,7 +597,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
          * the source costs nothing more */
         out->verdict = VERDICT_BANNED;
         out->waived = p->c->monitor ? WAIVED_MONITOR : WAIVED_NO;
-        out->seconds = mono_seconds() - t0;
+        out->seconds = mono_now() - t0;
         return 0;
     }
     sipcheck_message(m->data, m->len, &out->info);
@@ -643,7 +637,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
     if (bans_on && p->c->ban_after > 0 && !out->allowed && out->verdict != VERDICT_NORMAL &&
         ban_counts(&out->info))
         note_strike(p, m, now, out);
-    out->seconds = mono_seconds() - t0;
+    out->seconds = mono_now() - t0;
     return 0;
 }
 

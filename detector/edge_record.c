@@ -13,6 +13,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "monotime.h"
 #include "pcapw.h"
 
 #define RECORD_RETRY_SECONDS 60
@@ -51,13 +52,6 @@ int record_which_parse(const char *s, record_which_t *out)
             return 0;
         }
     return -1;
-}
-
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 edge_record_t *record_new(edge_metrics_t *metrics)

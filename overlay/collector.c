@@ -12,6 +12,7 @@
 
 #include "allowlist.h"
 #include "log.h"
+#include "monotime.h"
 #include "wire.h"
 
 #define BATCH 512
@@ -37,13 +38,6 @@ struct collector {
 
 /* Refused clients named in the log a minute; the rest are summed up. */
 #define ZAP_LOG_BURST 10
-
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 const char *collector_reason_name(int reason)
 {

@@ -21,6 +21,7 @@
 #include "collector.h"
 #include "embed.h"
 #include "model.h"
+#include "monotime.h"
 #include "report.h"
 #include "sigman.h"
 #include "store.h"
@@ -606,13 +607,6 @@ static void test_signature_stats_time_detection_to_active(void **state)
     assert_int_equal(ss.edges_behind, 2);
     store_close(&s);
     remove_db(path);
-}
-
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 /* Sends standard error to path until stderr_restore(the returned descriptor). */
