@@ -30,7 +30,14 @@ typedef struct {
     hep_stream_t stream;
     tls_conn_t *tls; /* a sender to hep_tls_listen; NULL: plain TCP */
     double since;    /* when it connected (monotonic) */
+    double last;     /* when it last sent anything */
 } hep_conn_t;
+
+/* When every slot is taken, a new sender takes the slot of the one silent longest, if that one
+ * has been silent this long: connections that send nothing (a scan, a host gone without a word
+ * that keep-alive has not found yet) cannot keep senders out. One evicted so connects again
+ * when it next has something to send, as HEP senders do. */
+#define HEP_IDLE_EVICT_SECONDS 10.0
 
 /* A TLS sender that has not finished its handshake by then is closed: connections that never
  * start one would otherwise hold the 64 slots, and an open TLS port is reachable by anyone. */
@@ -494,6 +501,25 @@ static void keep_alive(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
+/* The slot of the sender silent longest, closed for a new one, when it has been silent
+ * HEP_IDLE_EVICT_SECONDS; NULL when none has. */
+static hep_conn_t *evict_idlest(ingest_t *in, double now)
+{
+    hep_conn_t *idlest = NULL;
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
+        if (in->conns[i].fd >= 0 && (!idlest || in->conns[i].last < idlest->last))
+            idlest = &in->conns[i];
+    if (!idlest || now - idlest->last < HEP_IDLE_EVICT_SECONDS)
+        return NULL;
+    if (idlest->stream.have)
+        skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
+    if (atomic_fetch_add(&in->metrics->hep_tcp_evicted, 1) % 1000 == 0)
+        info("a HEP sender silent for %.0f s closed for a new one (%d connections at most)",
+             now - idlest->last, INGEST_HEP_TCP_MAX);
+    close_conn(in, idlest);
+    return idlest;
+}
+
 /* Takes the senders waiting to connect to listen_fd (hep_tcp_listen's or hep_tls_listen's,
  * whose senders start a TLS session); one past INGEST_HEP_TCP_MAX in all is closed at once. */
 static void accept_senders(ingest_t *in, int listen_fd)
@@ -512,9 +538,12 @@ static void accept_senders(ingest_t *in, int listen_fd)
             return;
         }
         hep_conn_t *c = NULL;
+        double now = mono_now();
         for (size_t i = 0; i < INGEST_HEP_TCP_MAX && !c; i++)
             if (in->conns[i].fd < 0)
                 c = &in->conns[i];
+        if (!c)
+            c = evict_idlest(in, now);
         hep_stream_t stream = {0};
         tls_conn_t *session = c && tls ? tls_server_session(in->tls, fd) : NULL;
         if (!c || (tls && !session) || hep_stream_init(&stream) != 0) {
@@ -526,7 +555,7 @@ static void accept_senders(ingest_t *in, int listen_fd)
             continue;
         }
         keep_alive(fd);
-        *c = (hep_conn_t){.fd = fd, .stream = stream, .tls = session, .since = mono_now()};
+        *c = (hep_conn_t){.fd = fd, .stream = stream, .tls = session, .since = now, .last = now};
         sockaddr_to_endpoint(&ss, &c->peer);
         in->nconns++;
         atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
@@ -602,6 +631,7 @@ static void read_stream(ingest_t *in, hep_conn_t *c)
             break;
         }
         clock_gettime(CLOCK_REALTIME, &r.now);
+        c->last = mono_now();
         if (hep_stream_take(&c->stream, (size_t)n, on_stream_packet, &r) != 0) {
             skips_add(&in->hep.skips, "hep: TCP stream not HEPv3 (connection closed)");
             atomic_fetch_add(&in->metrics->hep_rejected, 1);

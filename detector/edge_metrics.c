@@ -150,12 +150,17 @@ char *metrics_render(edge_metrics_t *m)
           "hep_tls_listen).",
           (double)atomic_load(&m->hep_tcp_connections));
     counter(&s, "hep_tcp_refused_total",
-            "HEPv3 senders over TCP or TLS closed at once: 64 were connected already.",
+            "HEPv3 senders over TCP or TLS closed at once: 64 were connected already, none "
+            "silent for 10 s.",
             atomic_load(&m->hep_tcp_refused));
     gauge(&s, "hep_tls_certificate_expiry_timestamp_seconds",
           "When the certificate of [ingest] hep_tls_listen stops being valid (Unix time); 0 "
           "without TLS.",
           (double)atomic_load(&m->hep_tls_expiry));
+    counter(&s, "hep_tcp_evicted_total",
+            "HEPv3 senders over TCP or TLS closed for a new one when all 64 slots were taken: "
+            "the one silent longest, after 10 s of silence.",
+            atomic_load(&m->hep_tcp_evicted));
     counter(&s, "hep_tls_failures_total",
             "HEPv3 senders over TLS closed because their handshake or session failed (no "
             "certificate, or one no client CA issued; not TLS at all).",

@@ -177,11 +177,16 @@ for i in $(seq 65); do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; CONNS+=($c); done
 wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
 check "HEP over TCP: 64 senders held at once, the 65th closed and counted" \
     "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 64 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
+sleep 10.5 # the 64 have been silent for 10 s: a new sender takes the slot of the one silent longest
+"$S" replay -q --hep-tcp 127.0.0.1:$HEPT opt.sip 2>/dev/null
+wait_for 10 "[ \$(msgs_total $HTTP) = $((N + 4)) ]"
+check "HEP over TCP: with all 64 silent for 10 s, a new sender takes the slot of one ($(metric $HTTP sipguard_hep_tcp_evicted_total) evicted, $(metric $HTTP sipguard_hep_tcp_refused_total) refused)" \
+    "[ \$(msgs_total $HTTP) = $((N + 4)) ] && [ \"\$(metric $HTTP sipguard_hep_tcp_evicted_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
 for c in "${CONNS[@]}"; do exec {c}>&-; done
 wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 0 ]"
 "$S" replay -q --hep-tcp 127.0.0.1:$HEPT opt.sip 2>/dev/null
-wait_for 10 "[ \$(msgs_total $HTTP) = $((N + 4)) ]"
-check "HEP over TCP: once they are gone a new sender is served" "[ \$(msgs_total $HTTP) = $((N + 4)) ]"
+wait_for 10 "[ \$(msgs_total $HTTP) = $((N + 5)) ]"
+check "HEP over TCP: once they are gone a new sender is served" "[ \$(msgs_total $HTTP) = $((N + 5)) ]"
 stop_edge $EDGE_PID
 check "HEP over TCP: the skips are named at the stop" \
     "grep -q 'hep: TCP connection closed inside a packet' heptcp.log && grep -q 'hep: TCP stream not HEPv3' heptcp.log"
