@@ -57,6 +57,10 @@ static const setting_t settings[] = {
       "TCP address for HEPv3 streams over TLS (heplify -nt tls, a proxy in another site), "
       "with hep_tls_cert and hep_tls_key; its senders count in the 64 of hep_tcp_listen; "
       "empty: off"),
+    LH("ingest", "hep_tcp_per_source", hep_tcp_per_source, 0, 64, "16",
+       "HEP connections (TCP and TLS) one source may hold of the 64: an IPv4 address, or an IPv6 "
+       "/64; past it, the source's own connection that has sent no whole packet for longest "
+       "gives its slot if that was 10 s ago, else the new one is closed; 0: no limit"),
     SH("ingest", "hep_tls_cert", hep_tls_cert, "",
        "PEM certificate the TLS listener presents (the chain after it); a SIGHUP reads it and "
        "the two below again, for the senders that connect after it (a renewed certificate)"),

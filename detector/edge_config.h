@@ -37,6 +37,7 @@ typedef struct {
     char hep_tls_listen[128];
     char hep_tls_cert[512], hep_tls_key[512], hep_tls_client_ca[512];
     char hep_auth_key[128];
+    long hep_tcp_per_source; /* HEP TCP/TLS connections one source may hold; 0: any */
     char udp_listen[128];
     char pcap_file[512];
     bool pcap_pace; /* replay at the capture's own pace instead of as fast as possible */

@@ -30,13 +30,15 @@ typedef struct {
     hep_stream_t stream;
     tls_conn_t *tls; /* a sender to hep_tls_listen; NULL: plain TCP */
     double since;    /* when it connected (monotonic) */
-    double last;     /* when it last sent anything */
+    double last;     /* when it last completed a packet, or connected */
 } hep_conn_t;
 
 /* When every slot is taken, a new sender takes the slot of the one silent longest, if that one
  * has been silent this long: connections that send nothing (a scan, a host gone without a word
- * that keep-alive has not found yet) cannot keep senders out. One evicted so connects again
- * when it next has something to send, as HEP senders do. */
+ * that keep-alive has not found yet) cannot keep senders out. Silent means no whole packet, not
+ * no byte: a stranger trickling a byte every few seconds into each connection holds none of
+ * them. One evicted so connects again when it next has something to send, as HEP senders do.
+ * The same rule frees a slot of a source at its [ingest] hep_tcp_per_source. */
 #define HEP_IDLE_EVICT_SECONDS 10.0
 
 /* A TLS sender that has not finished its handshake by then is closed: connections that never
@@ -501,27 +503,74 @@ static void keep_alive(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
-/* The slot of the sender silent longest, closed for a new one, when it has been silent
- * HEP_IDLE_EVICT_SECONDS; NULL when none has. */
-static hep_conn_t *evict_idlest(ingest_t *in, double now)
+/* Whether two senders are one source for [ingest] hep_tcp_per_source: the same IPv4 address,
+ * or the same IPv6 /64, since one host is given a whole /64 as easily as one address. An IPv4
+ * address seen through an IPv6 socket (::ffff:a.b.c.d) is compared whole. */
+static bool same_source(const endpoint_t *a, const endpoint_t *b)
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (a->family != b->family)
+        return false;
+    size_t n = a->family == 4 ? 4 : !memcmp(a->addr, v4_mapped, 12) ? 16 : 8;
+    return !memcmp(a->addr, b->addr, n);
+}
+
+static size_t source_connections(const ingest_t *in, const endpoint_t *peer)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
+        n += in->conns[i].fd >= 0 && same_source(&in->conns[i].peer, peer);
+    return n;
+}
+
+/* The slot of the sender silent longest (of source's, unless NULL), closed for a new one, when
+ * it has been silent HEP_IDLE_EVICT_SECONDS; NULL when none has. */
+static hep_conn_t *evict_idlest(ingest_t *in, double now, const endpoint_t *source)
 {
     hep_conn_t *idlest = NULL;
-    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
-        if (in->conns[i].fd >= 0 && (!idlest || in->conns[i].last < idlest->last))
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++) {
+        const hep_conn_t *c = &in->conns[i];
+        if (c->fd >= 0 && (!source || same_source(&c->peer, source)) &&
+            (!idlest || c->last < idlest->last))
             idlest = &in->conns[i];
+    }
     if (!idlest || now - idlest->last < HEP_IDLE_EVICT_SECONDS)
         return NULL;
     if (idlest->stream.have)
         skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
     if (atomic_fetch_add(&in->metrics->hep_tcp_evicted, 1) % 1000 == 0)
-        info("a HEP sender silent for %.0f s closed for a new one (%d connections at most)",
-             now - idlest->last, INGEST_HEP_TCP_MAX);
+        info("a HEP sender with no whole packet for %.0f s closed for a new one (%d "
+             "connections at most, hep_tcp_per_source %ld; logged once a thousand)",
+             now - idlest->last, INGEST_HEP_TCP_MAX, in->c->hep_tcp_per_source);
     close_conn(in, idlest);
     return idlest;
 }
 
+/* A slot for a new sender from peer: a free one, else one a silent sender gives up (its own
+ * source's when that source is at its limit); NULL: the sender is refused, and why. */
+static hep_conn_t *slot_for(ingest_t *in, const endpoint_t *peer, double now, const char **why)
+{
+    long per_source = in->c->hep_tcp_per_source;
+    if (per_source > 0 && source_connections(in, peer) >= (size_t)per_source) {
+        hep_conn_t *c = evict_idlest(in, now, peer);
+        if (!c) {
+            atomic_fetch_add(&in->metrics->hep_tcp_source_limited, 1);
+            *why = "its source holds [ingest] hep_tcp_per_source connections already";
+        }
+        return c;
+    }
+    for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
+        if (in->conns[i].fd < 0)
+            return &in->conns[i];
+    hep_conn_t *c = evict_idlest(in, now, NULL);
+    if (!c)
+        *why = "too many connections";
+    return c;
+}
+
 /* Takes the senders waiting to connect to listen_fd (hep_tcp_listen's or hep_tls_listen's,
- * whose senders start a TLS session); one past INGEST_HEP_TCP_MAX in all is closed at once. */
+ * whose senders start a TLS session); one past INGEST_HEP_TCP_MAX in all, or past
+ * hep_tcp_per_source from one source, is closed at once unless a silent one gives its slot. */
 static void accept_senders(ingest_t *in, int listen_fd)
 {
     bool tls = listen_fd == in->hep_tls_fd;
@@ -537,26 +586,28 @@ static void accept_senders(ingest_t *in, int listen_fd)
                 continue;
             return;
         }
-        hep_conn_t *c = NULL;
         double now = mono_now();
-        for (size_t i = 0; i < INGEST_HEP_TCP_MAX && !c; i++)
-            if (in->conns[i].fd < 0)
-                c = &in->conns[i];
-        if (!c)
-            c = evict_idlest(in, now);
+        endpoint_t peer;
+        sockaddr_to_endpoint(&ss, &peer);
+        const char *why = "out of memory";
+        hep_conn_t *c = slot_for(in, &peer, now, &why);
         hep_stream_t stream = {0};
         tls_conn_t *session = c && tls ? tls_server_session(in->tls, fd) : NULL;
         if (!c || (tls && !session) || hep_stream_init(&stream) != 0) {
             tls_conn_free(&session, false);
             close(fd);
-            if (atomic_fetch_add(&in->metrics->hep_tcp_refused, 1) % 1000 == 0)
-                warning("a HEP sender over TCP refused: %s (%d at most)",
-                        c ? "out of memory" : "too many connections", INGEST_HEP_TCP_MAX);
+            if (atomic_fetch_add(&in->metrics->hep_tcp_refused, 1) % 1000 == 0) {
+                char name[MSG_ENDPOINT_STRLEN];
+                msg_endpoint_format(&peer, name);
+                warning("HEP sender %s over TCP refused: %s (%d in all at most; this is logged "
+                        "once a thousand)",
+                        name, why, INGEST_HEP_TCP_MAX);
+            }
             continue;
         }
         keep_alive(fd);
         *c = (hep_conn_t){.fd = fd, .stream = stream, .tls = session, .since = now, .last = now};
-        sockaddr_to_endpoint(&ss, &c->peer);
+        c->peer = peer;
         in->nconns++;
         atomic_store(&in->metrics->hep_tcp_connections, in->nconns);
     }
@@ -567,11 +618,13 @@ typedef struct {
     ingest_t *in;
     const hep_conn_t *c;
     struct timespec now;
+    size_t packets; /* whole packets taken */
 } stream_read_t;
 
 static void on_stream_packet(void *ctx, const uint8_t *p, size_t len)
 {
     stream_read_t *r = ctx;
+    r->packets++;
     if (!hep_admitted(r->in, p, len))
         return;
     msg_t t = {0};
@@ -602,7 +655,7 @@ static void tls_failed(ingest_t *in, hep_conn_t *c, const char *why)
  * where one should start is closed: HEP has no marker to find the next packet by. */
 static void read_stream(ingest_t *in, hep_conn_t *c)
 {
-    stream_read_t r = {in, c, {0, 0}};
+    stream_read_t r = {in, c, {0, 0}, 0};
     /* what a TLS session decrypted and holds, poll() cannot announce: it is read now, and it
      * is at most a record */
     for (int turn = 0; c->fd >= 0 && (turn < 16 || (c->tls && tls_conn_pending(c->tls))); turn++) {
@@ -631,13 +684,15 @@ static void read_stream(ingest_t *in, hep_conn_t *c)
             break;
         }
         clock_gettime(CLOCK_REALTIME, &r.now);
-        c->last = mono_now();
+        size_t before = r.packets;
         if (hep_stream_take(&c->stream, (size_t)n, on_stream_packet, &r) != 0) {
             skips_add(&in->hep.skips, "hep: TCP stream not HEPv3 (connection closed)");
             atomic_fetch_add(&in->metrics->hep_rejected, 1);
             close_conn(in, c);
             break;
         }
+        if (r.packets != before)
+            c->last = mono_now();
     }
     atomic_store(&in->metrics->skipped, all_skips(in));
 }

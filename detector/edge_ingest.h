@@ -5,7 +5,8 @@
  *     Asterisk res_hep, heplify), with an optional shared auth key;
  *   - HEPv3 over TCP (OpenSIPS proto_hep, heplify, Kamailio siptrace with
  *     transport=tcp): packets framed by their own length, from up to
- *     INGEST_HEP_TCP_MAX senders at once; and the same over TLS (common/tlsconn,
+ *     INGEST_HEP_TCP_MAX senders at once ([ingest] hep_tcp_per_source from one
+ *     source); and the same over TLS (common/tlsconn,
  *     optionally with client certificates), whose senders share those slots;
  *   - plain SIP datagrams mirrored to a UDP port;
  *   - a live interface through libpcap (BPF filter), non-blocking;

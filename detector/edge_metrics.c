@@ -150,16 +150,21 @@ char *metrics_render(edge_metrics_t *m)
           "hep_tls_listen).",
           (double)atomic_load(&m->hep_tcp_connections));
     counter(&s, "hep_tcp_refused_total",
-            "HEPv3 senders over TCP or TLS closed at once: 64 were connected already, none "
-            "silent for 10 s.",
+            "HEPv3 senders over TCP or TLS closed at once: 64 were connected already, or as "
+            "many as [ingest] hep_tcp_per_source from the same source, none silent for 10 s.",
             atomic_load(&m->hep_tcp_refused));
+    counter(&s, "hep_tcp_source_limited_total",
+            "Of sipguard_hep_tcp_refused_total, the senders closed because their source held "
+            "[ingest] hep_tcp_per_source connections already.",
+            atomic_load(&m->hep_tcp_source_limited));
     gauge(&s, "hep_tls_certificate_expiry_timestamp_seconds",
           "When the certificate of [ingest] hep_tls_listen stops being valid (Unix time); 0 "
           "without TLS.",
           (double)atomic_load(&m->hep_tls_expiry));
     counter(&s, "hep_tcp_evicted_total",
-            "HEPv3 senders over TCP or TLS closed for a new one when all 64 slots were taken: "
-            "the one silent longest, after 10 s of silence.",
+            "HEPv3 senders over TCP or TLS closed for a new one when all 64 slots (or their "
+            "source's hep_tcp_per_source) were taken: the one that sent no whole packet for "
+            "longest, after 10 s.",
             atomic_load(&m->hep_tcp_evicted));
     counter(&s, "hep_tls_failures_total",
             "HEPv3 senders over TLS closed because their handshake or session failed (no "

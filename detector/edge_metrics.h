@@ -29,8 +29,9 @@ typedef struct {
     atomic_uint_fast64_t skipped;      /* datagrams/packets a reader passed over */
     atomic_uint_fast64_t hep_rejected; /* bad HEP, wrong auth key */
     atomic_uint_fast64_t hep_tcp_connections, hep_tcp_refused; /* HEPv3 senders over TCP */
-    atomic_uint_fast64_t hep_tcp_evicted; /* silent senders closed for new ones */
-    atomic_uint_fast64_t hep_tls_failed;  /* TLS senders whose handshake or session failed */
+    atomic_uint_fast64_t hep_tcp_evicted;        /* silent senders closed for new ones */
+    atomic_uint_fast64_t hep_tcp_source_limited; /* of the refused, by hep_tcp_per_source */
+    atomic_uint_fast64_t hep_tls_failed;         /* TLS senders whose handshake or session failed */
     atomic_int_fast64_t hep_tls_expiry;   /* when the TLS certificate expires (Unix s); 0: no TLS */
     atomic_uint_fast64_t capture_dropped; /* live capture: ring full or interface drops */
     atomic_uint_fast64_t tcp_held;        /* bytes TCP reassembly holds (live, replay) */

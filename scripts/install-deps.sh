@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(cmake make gcc pkg-config
       libpcap-dev libosip2-dev libjansson-dev libxxhash-dev libcmocka-dev
       libinih-dev zlib1g-dev libsqlite3-dev libzmq3-dev libmicrohttpd-dev libvectorscan-dev
-      libgnutls28-dev curl time help2man openssl)
+      libgnutls28-dev curl time help2man openssl python3)
 # Integration-test peers (Kamailio's http_client and jansson modules come in its utils and
 # extra modules; prometheus brings promtool, which checks the alerting rules): their tests
 # skip when these are missing, so failing to install them is a warning, not an error.

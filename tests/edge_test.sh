@@ -146,7 +146,10 @@ hep_packet() { # a HEPv3 packet (IPv4, payload type SIP, the payload) around the
     printf 'HEP3'; be16 $((6 + 7 + 7 + 6 + n))
     printf '\x00\x00\x00\x01\x00\x07\x02\x00\x00\x00\x0b\x00\x07\x01\x00\x00\x00\x0f'; be16 $((6 + n)); cat "$1"
 }
+# (no per-source limit here: every connection of this part comes from 127.0.0.1; the next part
+# tests the limit)
 start_edge heptcp "${COMMON[@]}" --set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0 \
+    --set ingest.hep_tcp_per_source=0 \
     --set scoring.local_policy=never --set report.jsonl=heptcp.jsonl || exit 1
 HEPT=$(port hep_tcp heptcp.ports)
 "$S" replay -q --hep-tcp 127.0.0.1:$HEPT --rate 0 test.pcap
@@ -190,6 +193,41 @@ check "HEP over TCP: once they are gone a new sender is served" "[ \$(msgs_total
 stop_edge $EDGE_PID
 check "HEP over TCP: the skips are named at the stop" \
     "grep -q 'hep: TCP connection closed inside a packet' heptcp.log && grep -q 'hep: TCP stream not HEPv3' heptcp.log"
+
+# --- HEP over TCP, one source's share: four connections from 127.0.0.1 that trickle bytes of a
+# packet they never finish hold that source's limit, not the edge; another address (127.0.0.2)
+# is served; after 10 s with no whole packet, a new sender from 127.0.0.1 takes one's slot ---
+start_edge hepsrc "${COMMON[@]}" --set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0 \
+    --set ingest.hep_tcp_per_source=4 --set scoring.local_policy=never || exit 1
+HEPT=$(port hep_tcp hepsrc.ports)
+TRICKLE=()
+for i in 1 2 3 4; do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; TRICKLE+=($c); head -c 4 opt.hep >&$c; done
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
+exec {c}<>/dev/tcp/127.0.0.1/$HEPT
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_source_limited_total)\" = 1 ]"
+exec {c}>&-
+check "HEP over TCP: a fifth connection from one source is refused at hep_tcp_per_source = 4 ($(metric $HTTP sipguard_hep_tcp_source_limited_total) limited, $(metric $HTTP sipguard_hep_tcp_refused_total) refused)" \
+    "[ \"\$(metric $HTTP sipguard_hep_tcp_source_limited_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
+python3 -c "
+import socket, sys, time
+s = socket.socket()
+s.bind(('127.0.0.2', 0))
+s.connect(('127.0.0.1', $HEPT))
+s.sendall(open('opt.hep', 'rb').read())
+time.sleep(0.5)
+s.close()" 2>py.err || cat py.err
+wait_for 10 "[ \$(msgs_total $HTTP) = 1 ]"
+check "HEP over TCP: another source is served while one holds its limit ($(msgs_total $HTTP) of 1 scored)" \
+    "[ \$(msgs_total $HTTP) = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
+for t in 1 2 3 4 5; do sleep 2.1; for c in "${TRICKLE[@]}"; do head -c $((4 + t)) opt.hep | tail -c 1 >&$c; done; done
+"$S" replay -q --hep-tcp 127.0.0.1:$HEPT opt.sip 2>/dev/null
+wait_for 10 "[ \$(msgs_total $HTTP) = 2 ]"
+check "HEP over TCP: bytes without a whole packet for 10 s do not keep a slot; a new sender from that source takes one ($(metric $HTTP sipguard_hep_tcp_evicted_total) evicted, $(msgs_total $HTTP) of 2 scored)" \
+    "[ \$(msgs_total $HTTP) = 2 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_evicted_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
+for c in "${TRICKLE[@]}"; do exec {c}>&-; done
+stop_edge $EDGE_PID
+check "HEP over TCP: the refusal names the source and the setting" \
+    "grep -q 'HEP sender 127.0.0.1:[0-9]* over TCP refused: its source holds \\[ingest\\] hep_tcp_per_source' hepsrc.log"
 
 # --- HEPv3 over TLS: a CA of the test's own issues the edge's certificate (for 127.0.0.1) and a
 # sender's; another CA a stranger's ---
