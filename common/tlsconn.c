@@ -235,8 +235,38 @@ tls_conn_t *tls_client_session(tls_creds_t *creds, int fd, const char *host, uns
         tls_conn_free(&t, false);
         return NULL;
     }
+    /* Under TLS 1.3 the server judges the client's certificate after the client's last flight,
+     * so the handshake "succeeds" here and a refusal shows only at a later write, as a
+     * connection ended without a word. GnuTLS sends a certificate only when one of ours was
+     * issued by a CA the server named; with none sent to a server that asked (the edge asks
+     * only when it requires one), say so now. */
+    if (gnutls_certificate_client_get_request_status(t->s) && !gnutls_certificate_get_ours(t->s)) {
+        snprintf(err, errlen,
+                 "TLS: the server requires a client certificate, and none was given that one of "
+                 "its CAs issued");
+        tls_conn_free(&t, false);
+        return NULL;
+    }
     t->handshaken = true;
     return t;
+}
+
+/* Why a write failed: a server that ended the session sent an alert first (under TLS 1.3, a
+ * refused client certificate), which a read within a short wait finds. */
+static const char *write_failure(tls_conn_t *t, ssize_t rc)
+{
+    char byte;
+    gnutls_record_set_timeout(t->s, 500);
+    ssize_t n;
+    do
+        n = gnutls_record_recv(t->s, &byte, 1);
+    while (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN || n > 0);
+    if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+        snprintf(t->why, sizeof t->why, "the server ended the session: %s",
+                 gnutls_alert_get_name(gnutls_alert_get(t->s)));
+        return t->why;
+    }
+    return gnutls_strerror((int)rc);
 }
 
 /* Whether the first bytes a sender sent are a plain HEPv3 packet's: a sender set up for TCP
@@ -261,10 +291,35 @@ static const char *handshake_failure(tls_conn_t *t, int rc)
                "certificate?)";
     if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED)
         return "the sender presented no certificate issued by a CA of hep_tls_client_ca";
-    if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
-        return "the sender's certificate was not issued by a CA of hep_tls_client_ca (or has "
-               "expired)";
+    if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+        unsigned status = gnutls_session_get_verify_cert_status(t->s);
+        if (status & GNUTLS_CERT_EXPIRED)
+            return "the sender's certificate has expired";
+        if (status & GNUTLS_CERT_NOT_ACTIVATED)
+            return "the sender's certificate is not valid yet (is its clock or this one's "
+                   "wrong?)";
+        if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
+            return "the sender's certificate was not issued by a CA of hep_tls_client_ca";
+        gnutls_datum_t text = {NULL, 0};
+        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+            snprintf(t->why, sizeof t->why, "the sender's certificate: %s", (char *)text.data);
+            gnutls_free(text.data);
+            return t->why;
+        }
+        return "the sender's certificate did not verify against hep_tls_client_ca";
+    }
     return gnutls_strerror(rc);
+}
+
+/* The alert that tells a sender why its handshake failed: GnuTLS's choice, but for a client
+ * certificate that has expired, which it would call merely "bad". */
+static void send_failure_alert(tls_conn_t *t, int rc)
+{
+    if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+        (gnutls_session_get_verify_cert_status(t->s) & GNUTLS_CERT_EXPIRED))
+        gnutls_alert_send(t->s, GNUTLS_AL_FATAL, GNUTLS_A_CERTIFICATE_EXPIRED);
+    else
+        gnutls_alert_send_appropriate(t->s, rc);
 }
 
 ssize_t tls_conn_read(tls_conn_t *t, void *buf, size_t len, const char **why)
@@ -284,6 +339,10 @@ ssize_t tls_conn_read(tls_conn_t *t, void *buf, size_t len, const char **why)
             return TLS_AGAIN; /* a warning alert: go on when more comes */
         if (rc < 0) {
             *why = handshake_failure(t, rc);
+            /* tell the sender why too (its log can then say more than "connection closed");
+             * best effort, on a socket that does not wait */
+            if (rc != GNUTLS_E_FATAL_ALERT_RECEIVED)
+                send_failure_alert(t, rc);
             return -1;
         }
         t->handshaken = true;
@@ -321,7 +380,7 @@ int tls_conn_write(tls_conn_t *t, const void *p, size_t len, const char **why)
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             continue;
         if (n < 0) {
-            *why = gnutls_strerror((int)n);
+            *why = write_failure(t, n);
             return -1;
         }
         at += n;

@@ -269,9 +269,14 @@ int cmd_replay(int argc, char **argv)
     tls_conn_free(&c.tls, true);
     tls_creds_free(&c.creds);
     close(c.fd);
+    /* over TCP "sent" means written: a connection that failed may have lost the last ones */
+    bool broken = loop != 0 && c.tcp;
     if (!quiet)
-        fprintf(stderr, "sent %llu messages in %.2f s%s", (unsigned long long)c.sent,
-                mono_now() - c.t0, c.too_long || c.errors ? "" : "\n");
+        fprintf(stderr, "sent %llu messages in %.2f s%s%s", (unsigned long long)c.sent,
+                mono_now() - c.t0,
+                broken ? " (then the connection failed: the receiver may not have taken them all)"
+                       : "",
+                c.too_long || c.errors ? "" : "\n");
     if (!quiet && (c.too_long || c.errors))
         fprintf(stderr, "; %llu too long to send, %llu refused by the receiver\n",
                 (unsigned long long)c.too_long, (unsigned long long)c.errors);

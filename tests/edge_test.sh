@@ -237,6 +237,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout str
 new_key tlsedge && printf 'subjectAltName=IP:127.0.0.1\n' > san.ext && \
     openssl x509 -req -in tlsedge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tlsedge.pem -days 2 -extfile san.ext 2>/dev/null
 new_key sender && openssl x509 -req -in sender.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out sender.pem -days 2 2>/dev/null
+# valid for no time at all (not after = not before = now): expired by the time it is used
+new_key expired && openssl x509 -req -in expired.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out expired.pem -days 0 2>/dev/null
 TLS=(--set ingest.hep_listen= --set ingest.hep_tls_listen=127.0.0.1:0 --set ingest.hep_tls_cert=tlsedge.pem
      --set ingest.hep_tls_key=tlsedge.key --set scoring.local_policy=never)
 "$E" "${COMMON[@]}" --set ingest.hep_tls_listen=127.0.0.1:0 --check-config >/dev/null 2>tls_err; rc=$?
@@ -299,16 +301,22 @@ cp tlsedge1.pem tlsedge.pem; cp tlsedge1.key tlsedge.key
 stop_edge $EDGE_PID
 start_edge heptlsca "${COMMON[@]}" "${TLS[@]}" --set ingest.hep_tls_client_ca=ca.pem || exit 1
 HTLS=$(port hep_tls heptlsca.ports)
-"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 opt.sip 2>/dev/null
+"$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --rate 0 opt.sip 2>nocert.err; rc_none=$?
 "$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --tls-cert stranger.pem --tls-key stranger.key --rate 0 opt.sip 2>/dev/null
 printf 'HEP3' | timeout 10 openssl s_client -connect 127.0.0.1:$HTLS -cert stranger.pem -key stranger.key -CAfile ca.pem -quiet >/dev/null 2>&1
 wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ]"
 check "client certificates: none, or one another CA issued, is refused and named ($(metric $HTTP sipguard_hep_tls_failures_total) failures, $(msgs_total $HTTP) scored)" \
     "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ] && [ \$(grep -c 'no certificate issued by a CA of hep_tls_client_ca' heptlsca.log) = 2 ] && grep -q 'certificate was not issued by a CA of hep_tls_client_ca' heptlsca.log && [ \$(msgs_total $HTTP) = 0 ]"
+check "client certificates: replay without one says the edge requires one, before sending (exit $rc_none: $(head -c 200 nocert.err))" \
+    "[ $rc_none = 1 ] && grep -q 'the server requires a client certificate' nocert.err"
+"$S" replay --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --tls-cert expired.pem --tls-key expired.key --rate 0 test.pcap 2>expired.err; rc=$?
+wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 4 ]"
+check "client certificates: an expired one is named so on both ends (exit $rc: $(grep -m1 'ended the session' expired.err))" \
+    "[ $rc = 1 ] && grep -q \"the sender's certificate has expired\" heptlsca.log && grep -q 'the server ended the session: Certificate is expired' expired.err && grep -q 'the receiver may not have taken them all' expired.err && [ \$(msgs_total $HTTP) = 0 ]"
 "$S" replay -q --hep-tls 127.0.0.1:$HTLS --tls-ca ca.pem --tls-cert sender.pem --tls-key sender.key --rate 0 test.pcap; rc=$?
 wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
 check "client certificates: a sender whose certificate the CA issued is served (exit $rc; $(msgs_total $HTTP) of $N)" \
-    "[ $rc = 0 ] && [ \$(msgs_total $HTTP) = $N ] && [ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 3 ]"
+    "[ $rc = 0 ] && [ \$(msgs_total $HTTP) = $N ] && [ \"\$(metric $HTTP sipguard_hep_tls_failures_total)\" = 4 ]"
 stop_edge $EDGE_PID
 # the HTTP endpoint over HTTPS ([http] tls_cert, tls_key), a renewed certificate by a SIGHUP
 "$E" "${COMMON[@]}" --set http.tls_cert=tlsedge.pem --check-config >/dev/null 2>tls_err; rc=$?
