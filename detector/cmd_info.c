@@ -29,7 +29,8 @@ static const clicmd_t info_cmd = {
     "the global model (SVDD: nu, solver iterations and duality gap, threshold) and the local\n"
     "model (k, normalisation, threshold); whether they need the context pseudo-headers; and\n"
     "the features the global model's centre weighs most, which is what normal traffic at that\n"
-    "edge holds most (a token model keeps no token strings: those show as token:KEY). Each\n"
+    "edge holds most (the tokens themselves in a token model; token:KEY in one trained\n"
+    "before model format 7, which kept no token strings). Each\n"
     "file is read and checked whole, as the edge loads it.",
     info_opts,
     "exit status: 0 every model read, 1 a file is not a model sipguard reads (named, with why),\n"

@@ -355,6 +355,10 @@ int cmd_train(int argc, char **argv)
     c.rng = a.mo.seed * 0x9e3779b97f4a7c15ULL + 1;
     c.sample_rng = a.mo.seed * 0xbf58476d1ce4e5b9ULL + 1;
     c.max = a.max_messages;
+    if (c.embed && c.b && a.mo.embed.kind == EMBED_TOKEN) { /* the model keeps their names */
+        embed_keep_dictionary(c.embed, true);
+        model_builder_name_tokens(c.b, c.embed);
+    }
     int failed = 0, rc = EXIT_FAIL;
     if (!c.embed || !c.v || !c.b || (cm && (!c.ctx || !c.aug)) ||
         cmd_for_each_message(argv + optind, argc - optind, &a.dopts, a.quiet, train_one, &c,

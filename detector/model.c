@@ -29,7 +29,8 @@ typedef struct {
     /* parameters */
     double nu, fpr, holdout;
     uint32_t k, local_norm;
-    uint32_t context_headers, reserved; /* version 5 */
+    uint32_t context_headers; /* version 5 */
+    uint32_t names;           /* version 7: 1 when a section of feature names ends the file */
     uint64_t seed;
     /* sizes */
     uint64_t dim, dict_cap, nrows, nnz, n_train, n_holdout;
@@ -61,6 +62,9 @@ struct model {
     const double *row_dist;
     const uint32_t *row_point;
     const double *row_spread;
+    const uint32_t *name_off; /* feature id -> its name at names[name_off[id]..name_off[id+1]);
+                               * NULL: the model keeps no names */
+    const char *names;
     knn_index_t *ix; /* built at load; NULL (tree search only) if memory ran out */
     knn_parts_t parts;
 };
@@ -205,6 +209,7 @@ struct model_builder {
     vecset_t train, held;
     float *tmp;
     size_t tmp_cap;
+    const embed_t *namer; /* token models: whose dictionary names the features */
 };
 
 model_builder_t *model_builder_new(const model_opts_t *opts)
@@ -213,6 +218,11 @@ model_builder_t *model_builder_new(const model_opts_t *opts)
     if (b)
         b->o = *opts;
     return b;
+}
+
+void model_builder_name_tokens(model_builder_t *b, const embed_t *e)
+{
+    b->namer = e;
 }
 
 void model_builder_destroy(model_builder_t **self)
@@ -283,6 +293,12 @@ static uint64_t dict_hash(uint64_t key)
     return key;
 }
 
+/* Where the names section starts: right after the last fixed section. */
+static uint64_t names_offset(const model_header_t *h)
+{
+    return align8(h->off_row_spread + h->nrows * sizeof(double));
+}
+
 static void model_bind(model_t *m)
 {
     model_header_t *h = m->h;
@@ -300,6 +316,8 @@ static void model_bind(model_t *m)
     m->row_dist = (const double *)(m->base + h->off_row_dist);
     m->row_point = (const uint32_t *)(m->base + h->off_row_point);
     m->row_spread = (const double *)(m->base + h->off_row_spread);
+    m->name_off = h->names ? (const uint32_t *)(m->base + names_offset(h)) : NULL;
+    m->names = h->names ? (const char *)(m->name_off + h->dim + 1) : NULL;
     embed_opts_default(&m->opts.embed);
     m->opts.embed.kind = (embed_kind_t)h->kind;
     m->opts.embed.n = (int)h->n;
@@ -315,6 +333,43 @@ static void model_bind(model_t *m)
     m->opts.local_norm = h->local_norm;
     m->opts.context_headers = h->context_headers;
     m->opts.seed = h->seed;
+}
+
+static bool e_kind_is_token(const embed_opts_t *o)
+{
+    return o->kind == EMBED_TOKEN;
+}
+
+/* Each feature's name as --explain writes it (from the training embedder's dictionary), by id
+ * (keys[id]); their lengths, and in *total their sum. NULL when out of memory. */
+static uint32_t *feature_name_lengths(const embed_t *e, const uint64_t *keys, size_t dim,
+                                      size_t *total)
+{
+    uint32_t *len = malloc((dim ? dim : 1) * sizeof *len);
+    if (!len)
+        return NULL;
+    char name[sizeof(((model_feature_t *)0)->feature)];
+    *total = 0;
+    for (size_t id = 0; id < dim; id++) {
+        embed_feature_name(e, keys[id], name, sizeof name);
+        len[id] = (uint32_t)strlen(name);
+        *total += len[id];
+    }
+    return len;
+}
+
+/* Fills the names section laid out for the lengths feature_name_lengths gave. */
+static void write_feature_names(model_t *m, const embed_t *e, const uint64_t *keys,
+                                const uint32_t *len)
+{
+    uint32_t *off = (uint32_t *)m->name_off;
+    char *at = (char *)m->names, name[sizeof(((model_feature_t *)0)->feature)];
+    off[0] = 0;
+    for (size_t id = 0; id < m->h->dim; id++) {
+        embed_feature_name(e, keys[id], name, sizeof name);
+        memcpy(at + off[id], name, len[id]);
+        off[id + 1] = off[id] + len[id];
+    }
 }
 
 /* Lays out the file image and fills header, dictionary and rows from the training set. */
@@ -348,12 +403,21 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     off = align8(off + v->rows * (size_t)b->o.k * sizeof(uint32_t));
     h.off_row_spread = off;
     off = align8(off + v->rows * sizeof(double));
+    size_t names_bytes = 0;
+    uint32_t *name_len = NULL;
+    if (b->namer && e_kind_is_token(&b->o.embed)) {
+        if (!(name_len = feature_name_lengths(b->namer, keys, dim, &names_bytes)))
+            return NULL;
+        h.names = 1;
+        off = align8(off + (dim + 1) * sizeof(uint32_t) + names_bytes);
+    }
     model_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    m->base = calloc(1, off);
-    if (!m->base) {
+    if (m && !(m->base = calloc(1, off))) {
         free(m);
+        m = NULL;
+    }
+    if (!m) {
+        free(name_len);
         return NULL;
     }
     m->size = off;
@@ -385,6 +449,9 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     memcpy(m->base, &h, sizeof h);
     m->h = (model_header_t *)m->base;
     model_bind(m);
+    if (name_len)
+        write_feature_names(m, b->namer, keys, name_len);
+    free(name_len);
 
     dict_slot_t *dict = (dict_slot_t *)(m->base + h.off_dict);
     for (size_t id = 0; id < dim; id++) {
@@ -649,6 +716,30 @@ static const char *validate_layout(const model_header_t *h)
         !section_ok(h, h->off_row_point, h->nrows * h->k, sizeof(uint32_t)) ||
         !section_ok(h, h->off_row_spread, h->nrows, sizeof(double)))
         return "a section lies outside the file";
+    if (h->names > 1 || (h->names && (h->version < 7 || h->kind != EMBED_TOKEN)))
+        return "invalid names flag";
+    if (h->names && !section_ok(h, names_offset(h), h->dim + 1, sizeof(uint32_t)))
+        return "the names section lies outside the file";
+    return NULL;
+}
+
+/* The names: in order, each at most as long as --explain writes one, printable ASCII (they
+ * go to terminals and JSON as they are), all inside the file. */
+static const char *validate_names(const model_t *m)
+{
+    const model_header_t *h = m->h;
+    if (!m->name_off)
+        return NULL;
+    size_t room = h->file_size - (size_t)((const uint8_t *)m->names - m->base);
+    if (m->name_off[0] != 0 || m->name_off[h->dim] > room)
+        return "names section inconsistent";
+    for (size_t id = 0; id < h->dim; id++)
+        if (m->name_off[id + 1] < m->name_off[id] ||
+            m->name_off[id + 1] - m->name_off[id] >= sizeof(((model_feature_t *)0)->feature))
+            return "names section inconsistent";
+    for (size_t i = 0; i < m->name_off[h->dim]; i++)
+        if (m->names[i] < 0x20 || m->names[i] > 0x7e)
+            return "a feature name is not printable";
     return NULL;
 }
 
@@ -687,7 +778,8 @@ static const char *validate(const model_t *m)
     for (size_t i = 0; i < h->nnz; i++)
         if (t->ids[i] >= h->dim)
             return "feature id out of range";
-    return validate_dictionary(m);
+    const char *why = validate_names(m);
+    return why ? why : validate_dictionary(m);
 }
 
 model_t *model_load(const char *path, char *err, size_t len)
@@ -749,8 +841,10 @@ model_t *model_load_image(uint8_t *img, size_t size, const char *path, char *err
     char buf[160];
     if (memcmp(m->h->magic, MODEL_MAGIC, 7) != 0) {
         why = "not a sipguard model (bad magic)";
-    } else if (m->h->version != MODEL_VERSION || m->h->magic[7] != MODEL_MAGIC[7]) {
-        snprintf(buf, sizeof buf, "model format version %u; this build reads version %d",
+    } else if ((m->h->version != MODEL_VERSION && m->h->version != 6) ||
+               m->h->magic[7] != MODEL_MAGIC[7]) {
+        /* version 6 is version 7 without names: read as it is */
+        snprintf(buf, sizeof buf, "model format version %u; this build reads versions 6 and %d",
                  m->h->version, MODEL_VERSION);
         why = buf;
     } else if (m->h->header_size != sizeof(model_header_t)) {
@@ -818,9 +912,11 @@ int model_centre_features(const model_t *m, int n, model_feature_t *out)
     if (n <= 0)
         return 0;
     uint64_t *keys = malloc((size_t)n * sizeof *keys);
+    uint32_t *ids = malloc((size_t)n * sizeof *ids);
     embed_t *e = embed_new(&m->opts.embed);
-    if (!e || !keys) {
+    if (!e || !keys || !ids) {
         free(keys);
+        free(ids);
         embed_destroy(&e);
         return -1;
     }
@@ -835,13 +931,23 @@ int model_centre_features(const model_t *m, int n, model_feature_t *out)
         for (; at > 0 && out[at - 1].contribution < w; at--) {
             out[at] = out[at - 1];
             keys[at] = keys[at - 1];
+            ids[at] = ids[at - 1];
         }
         out[at].contribution = w;
         keys[at] = m->dict[d].key;
+        ids[at] = m->dict[d].id;
     }
-    for (int i = 0; i < got; i++)
-        embed_feature_name(e, keys[i], out[i].feature, sizeof out[i].feature);
+    for (int i = 0; i < got; i++) {
+        if (m->name_off) { /* validated: shorter than the field */
+            uint32_t a = m->name_off[ids[i]], b = m->name_off[ids[i] + 1];
+            memcpy(out[i].feature, m->names + a, b - a);
+            out[i].feature[b - a] = '\0';
+        } else {
+            embed_feature_name(e, keys[i], out[i].feature, sizeof out[i].feature);
+        }
+    }
     free(keys);
+    free(ids);
     embed_destroy(&e);
     return got;
 }

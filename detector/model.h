@@ -5,13 +5,16 @@
  * normal traffic, saved to one file. The local model's search index (see
  * knn.h) is built from the rows when the file is loaded.
  *
- * File format (version 6): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 7): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
  * id), training rows (CSR: row offsets, ids, float values), squared norms,
  * counts, VP-tree nodes, MinHash seed bands, each row's k neighbours
- * (distances, then rows; version 6). Loading reads the file into one
+ * (distances, then rows; version 6), and for token models trained by
+ * `sipguard train` the features' names (version 7: offsets by feature id,
+ * then the printable names; a header flag says whether they are there).
+ * Version 6 files, which are version 7 without names, load too. Loading reads the file into one
  * private buffer (not a mapping: a daemon's model must not change when someone
  * copies over the file), checks size, magic, version, checksum and every
  * offset, then points into the buffer: no parsing, no per-row allocation.
@@ -31,7 +34,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 6
+#define MODEL_VERSION 7
 
 typedef struct {
     embed_opts_t embed;
@@ -61,6 +64,10 @@ typedef struct {
 typedef struct model_builder model_builder_t;
 
 model_builder_t *model_builder_new(const model_opts_t *opts);
+/* Token models: e's dictionary (embed_keep_dictionary, on before the first message) names the
+ * features, and the model keeps the names, so that `info` shows tokens rather than their keys
+ * (a key is a hash of the token). e must live until model_builder_finish. */
+void model_builder_name_tokens(model_builder_t *b, const embed_t *e);
 void model_builder_destroy(model_builder_t **self);
 /* Adds one embedded training message; held-out messages only calibrate thresholds. */
 int model_builder_add(model_builder_t *self, const sparse_t *v, bool holdout);
@@ -114,7 +121,8 @@ typedef struct {
 
 /* The n features with the largest weights in the global model's centre (the SVDD's weighted
  * mean of the normal training vectors: what normal traffic holds most), largest first, named
- * as --explain names them (a token model keeps no token strings: "token:KEY"); the weight is
+ * as --explain names them (a token model without names, trained before version 7, as
+ * "token:KEY"); the weight is
  * in contribution. Returns how many (fewer when the model has fewer), or -1 out of memory. */
 int model_centre_features(const model_t *m, int n, model_feature_t *out);
 

@@ -294,6 +294,9 @@ check "sig build without a clean sample exits 2" sh -c "test $rc -eq 2 && grep -
 "$S" train -q -f token -o tok.model ctxtrain.pcap
 "$S" sig build -m tok.model --clean sigclean.pcap -o x.json sigatt.pcap 2>err.txt; rc=$?
 check "sig build refuses a token model" sh -c "test $rc -eq 1 && grep -q 'n-grams' err.txt"
+"$S" info --top 5 tok.model > toksinfo.txt
+check "info names a token model's features by their tokens, not their keys" \
+    sh -c "test \$(grep -c '^  \"' toksinfo.txt) -eq 5 && ! grep -q 'token:' toksinfo.txt && grep -q '^  \"sip\" ' toksinfo.txt"
 echo '{"format": ' > broken.json
 "$S" sig export --format yara broken.json 2>err.txt >/dev/null; rc=$?
 check "sig export refuses broken JSON with line and column" sh -c "test $rc -eq 1 && grep -q 'broken.json:' err.txt"

@@ -319,7 +319,11 @@ enum {
     AT_MU_NORM2 = 184,
     AT_THR_GLOBAL = 192,
     AT_OFF_DICT = 224,
-    AT_OFF_MU = 232
+    AT_OFF_MU = 232,
+    AT_VERSION = 8,
+    AT_NAMES = 124,
+    AT_NROWS = 152,
+    AT_OFF_ROW_SPREAD = 312
 };
 
 typedef struct {
@@ -426,12 +430,117 @@ static void test_changed_models_with_a_right_checksum_are_refused(void **state)
     expect_image_refused(&im, "centre value invalid");
 }
 
+/* A token model trained with its embedder's dictionary, as `sipguard train -f token` does;
+ * with names false, as one trained before model format 7 (no names kept). */
+static model_t *train_tokens(int n, bool names)
+{
+    model_opts_t o;
+    model_opts_default(&o);
+    o.embed.kind = EMBED_TOKEN;
+    model_builder_t *b = model_builder_new(&o);
+    embed_t *e = embed_new(&o.embed);
+    sparse_t *v = sparse_new();
+    if (names) {
+        embed_keep_dictionary(e, true);
+        model_builder_name_tokens(b, e);
+    }
+    char buf[1024], err[256];
+    for (int i = 0; i < n; i++) {
+        make_varied(buf, sizeof buf, i);
+        embed_message(e, (const uint8_t *)buf, strlen(buf), v);
+        model_builder_add(b, v, i % 5 == 0);
+    }
+    model_stats_t st;
+    model_t *m = model_builder_finish(b, &st, err, sizeof err);
+    assert_non_null(m);
+    embed_destroy(&e);
+    sparse_destroy(&v);
+    model_builder_destroy(&b);
+    return m;
+}
+
+/* Whether the centre's ten heaviest features are named by their tokens (none "token:KEY"),
+ * "example.net" among them (every message holds it twice). */
+static bool centre_named(const model_t *m)
+{
+    model_feature_t top[10];
+    int got = model_centre_features(m, 10, top);
+    assert_int_equal(got, 10);
+    bool domain = false;
+    for (int i = 0; i < got; i++) {
+        if (!strncmp(top[i].feature, "token:", 6))
+            return false;
+        domain |= !strcmp(top[i].feature, "example.net");
+    }
+    return domain;
+}
+
+/* The names section of a saved image: offsets by feature id, then the names */
+static uint32_t *name_offsets(image_t *im)
+{
+    uint64_t at = u64_at(im, AT_OFF_ROW_SPREAD) + u64_at(im, AT_NROWS) * 8;
+    return (uint32_t *)(void *)(im->img + ((at + 7) & ~7ULL));
+}
+
+/*
+ * A token model keeps its features' names (format 7), so `info` shows the tokens: in memory,
+ * and saved and loaded. A model without them (an older file, format 6) still loads and names
+ * its features by key. Names that are not printable, or offsets past the file, are refused.
+ */
+static void test_token_models_keep_their_feature_names(void **state)
+{
+    (void)state;
+    char err[256];
+    model_t *m = train_tokens(300, true);
+    assert_true(centre_named(m));
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    m = model_load(path, err, sizeof err);
+    assert_non_null(m);
+    assert_true(centre_named(m));
+    model_destroy(&m);
+
+    image_t im = saved_image();
+    assert_int_equal(im.img[AT_NAMES], 1);
+    uint64_t dim = u64_at(&im, AT_DIM);
+    uint32_t *off = name_offsets(&im);
+    char *names = (char *)(off + dim + 1);
+    char *domain = memmem(names, off[dim], "example.net", 11);
+    assert_non_null(domain);
+    domain[7] = 0x1b; /* an escape character, which would go to a terminal as it is */
+    expect_image_refused(&im, "a feature name is not printable");
+    im = saved_image();
+    off = name_offsets(&im);
+    off[dim] = 1u << 30;
+    expect_image_refused(&im, "names section inconsistent");
+    im = saved_image();
+    im.img[AT_VERSION] = 6; /* names in a format that has none */
+    expect_image_refused(&im, "invalid names flag");
+
+    m = train_tokens(300, false);
+    assert_false(centre_named(m));
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    im = saved_image();
+    assert_int_equal(im.img[AT_NAMES], 0);
+    im.img[AT_VERSION] = 6; /* format 6 is format 7 without names: it loads */
+    memset(im.img + AT_CHECKSUM, 0, 8);
+    set_u64(&im, AT_CHECKSUM, XXH3_64bits(im.img, im.size));
+    m = model_load_image(im.img, im.size, "v6.model", err, sizeof err);
+    assert_non_null(m);
+    model_feature_t top[1];
+    assert_int_equal(model_centre_features(m, 1, top), 1);
+    assert_memory_equal(top[0].feature, "token:", 6);
+    model_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attack_scores_above_thresholds_normal_below),
         cmocka_unit_test(test_corrupt_truncated_and_foreign_models_are_refused),
         cmocka_unit_test(test_changed_models_with_a_right_checksum_are_refused),
+        cmocka_unit_test(test_token_models_keep_their_feature_names),
         cmocka_unit_test(test_local_scores_equal_brute_force),
         cmocka_unit_test(test_verdicts_do_not_depend_on_the_scoring_path),
     };
