@@ -33,6 +33,11 @@ struct bantable {
     pthread_mutex_t lock;
     entry_t *slots;
     size_t mask, count;
+    /* IPv6 entries by prefix length: a lookup tries each length some entry has, since entries
+     * made under an earlier ipv6_prefix, or listed by the domain with their own, keep theirs */
+    uint32_t v6_bits[129];
+    uint8_t v6_lens[129]; /* the lengths with entries, longest first */
+    unsigned n_v6_lens;
     entry_t *scratch; /* room for max_sources entries, for rebuilding the table */
     double swept;     /* when the table was last swept to make room */
     uint64_t bans, untracked;
@@ -93,6 +98,8 @@ void bantable_set_opts(bantable_t *t, const ban_opts_t *o)
     t->o.window = o->window;
     t->o.seconds = o->seconds;
     t->o.max_seconds = o->max_seconds;
+    if (o->prefix6 >= 1 && o->prefix6 <= 128)
+        t->o.prefix6 = o->prefix6;
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -136,18 +143,46 @@ static bool key_of(const bantable_t *t, int family, const uint8_t *addr, uint8_t
     return true;
 }
 
-static size_t slot_of(const bantable_t *t, const uint8_t key[16])
+/* A source is its masked address and its prefix length: 2001:db8:1::/48 and the /64 that
+ * starts it have the same bytes. */
+static size_t slot_of(const bantable_t *t, const uint8_t key[16], uint8_t bits)
 {
-    return (size_t)XXH3_64bits(key, 16) & t->mask;
+    return (size_t)(XXH3_64bits(key, 16) ^ (bits * 0x9E3779B97F4A7C15ULL)) & t->mask;
 }
 
-static entry_t *find(bantable_t *t, const uint8_t key[16])
+static bool is_v6_key(const uint8_t key[16])
 {
-    for (size_t h = slot_of(t, key);; h = (h + 1) & t->mask) {
+    return memcmp(key, v4_mapped, 12) != 0;
+}
+
+/* Counts an IPv6 entry of bits in or out of the lengths a lookup tries. */
+static void count_v6_len(bantable_t *t, const uint8_t key[16], uint8_t bits, int by)
+{
+    if (!is_v6_key(key))
+        return;
+    bool was = t->v6_bits[bits] > 0;
+    t->v6_bits[bits] = (uint32_t)((int)t->v6_bits[bits] + by);
+    if (was == (t->v6_bits[bits] > 0))
+        return;
+    t->n_v6_lens = 0;
+    for (int len = 128; len >= 0; len--)
+        if (t->v6_bits[len])
+            t->v6_lens[t->n_v6_lens++] = (uint8_t)len;
+}
+
+static void clear_v6_lens(bantable_t *t)
+{
+    memset(t->v6_bits, 0, sizeof t->v6_bits);
+    t->n_v6_lens = 0;
+}
+
+static entry_t *find(bantable_t *t, const uint8_t key[16], uint8_t bits)
+{
+    for (size_t h = slot_of(t, key, bits);; h = (h + 1) & t->mask) {
         entry_t *e = &t->slots[h];
         if (!e->used)
             return NULL;
-        if (!memcmp(e->key, key, 16))
+        if (e->bits == bits && !memcmp(e->key, key, 16))
             return e;
     }
 }
@@ -155,12 +190,12 @@ static entry_t *find(bantable_t *t, const uint8_t key[16])
 /* An entry for key, new and empty if there was none; NULL when the table is full. */
 static entry_t *find_or_add(bantable_t *t, const uint8_t key[16], uint8_t bits)
 {
-    size_t h = slot_of(t, key);
+    size_t h = slot_of(t, key, bits);
     for (;; h = (h + 1) & t->mask) {
         entry_t *e = &t->slots[h];
         if (!e->used)
             break;
-        if (!memcmp(e->key, key, 16))
+        if (e->bits == bits && !memcmp(e->key, key, 16))
             return e;
     }
     if (t->count >= t->o.max_sources)
@@ -171,6 +206,7 @@ static entry_t *find_or_add(bantable_t *t, const uint8_t key[16], uint8_t bits)
     e->bits = bits;
     e->used = 1;
     t->count++;
+    count_v6_len(t, key, bits, 1);
     return e;
 }
 
@@ -202,6 +238,7 @@ static void sweep(bantable_t *t, double now)
         return;
     memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
     t->count = 0;
+    clear_v6_lens(t);
     for (size_t i = 0; i < n; i++)
         *find_or_add(t, t->scratch[i].key, t->scratch[i].bits) = t->scratch[i];
     t->swept = now;
@@ -237,6 +274,7 @@ long bantable_set_capacity(bantable_t *t, size_t max_sources, double now)
     t->slots = slots;
     t->mask = mask;
     t->count = 0;
+    clear_v6_lens(t);
     t->o.max_sources = max_sources;
     for (size_t i = 0; i < n; i++)
         *find_or_add(t, t->scratch[i].key, t->scratch[i].bits) = t->scratch[i];
@@ -247,14 +285,30 @@ long bantable_set_capacity(bantable_t *t, size_t max_sources, double now)
     return (long)(held - n);
 }
 
+/* How long the entry of key and bits is still banned at now; 0 when it is not. */
+static double left_of(bantable_t *t, const uint8_t key[16], uint8_t bits, double now)
+{
+    const entry_t *e = find(t, key, bits);
+    return e && ban_end(e) > now ? ban_end(e) - now : 0;
+}
+
 double bantable_banned(bantable_t *t, const endpoint_t *src, double now)
 {
     uint8_t key[16], bits;
     if (!t || !key_of(t, src->family, src->addr, key, &bits))
         return 0;
     pthread_mutex_lock(&t->lock);
-    const entry_t *e = find(t, key);
-    double left = e && ban_end(e) > now ? ban_end(e) - now : 0;
+    double left = 0;
+    if (!is_v6_key(key)) {
+        left = left_of(t, key, bits, now);
+    } else { /* every prefix length the table holds (usually the one of ipv6_prefix) */
+        for (unsigned i = 0; i < t->n_v6_lens; i++) {
+            memcpy(key, src->addr, 16);
+            mask_to(key, t->v6_lens[i]);
+            double l = left_of(t, key, t->v6_lens[i], now);
+            left = l > left ? l : left;
+        }
+    }
     pthread_mutex_unlock(&t->lock);
     return left;
 }
@@ -303,7 +357,8 @@ double bantable_strike(bantable_t *t, const endpoint_t *src, unsigned strikes, d
     return len;
 }
 
-/* Reads "ADDR" or "ADDR/LEN" into a key (an IPv6 one to the ban prefix). */
+/* Reads "ADDR" or "ADDR/LEN" into a key: an IPv6 one to its own LEN (how a saved ban or the
+ * domain's list names a prefix), or without one to the ban prefix; an IPv4 one whole. */
 static bool parse_source(const bantable_t *t, const char *text, uint8_t key[16], uint8_t *bits)
 {
     char s[INET6_ADDRSTRLEN + 8];
@@ -311,10 +366,11 @@ static bool parse_source(const bantable_t *t, const char *text, uint8_t key[16],
         return false;
     strcpy(s, text);
     char *slash = strchr(s, '/');
+    long len = -1;
     if (slash) {
         char *end;
         errno = 0;
-        long len = strtol(slash + 1, &end, 10);
+        len = strtol(slash + 1, &end, 10);
         if (end == slash + 1 || *end || errno || len < 0 || len > 128)
             return false;
         *slash = 0;
@@ -322,9 +378,14 @@ static bool parse_source(const bantable_t *t, const char *text, uint8_t key[16],
     uint8_t addr[16];
     if (inet_pton(AF_INET, s, addr) == 1)
         return key_of(t, 4, addr, key, bits);
-    if (inet_pton(AF_INET6, s, addr) == 1)
-        return key_of(t, 6, addr, key, bits);
-    return false;
+    if (inet_pton(AF_INET6, s, addr) != 1 || !key_of(t, 6, addr, key, bits))
+        return false;
+    if (len >= 1 && is_v6_key(key)) { /* a prefix of its own (/0 would be every address) */
+        memcpy(key, addr, 16);
+        mask_to(key, (unsigned)len);
+        *bits = (uint8_t)len;
+    }
+    return true;
 }
 
 /* Removes the entry at slot h, moving later entries of its probe run back. */
@@ -332,8 +393,9 @@ static void remove_at(bantable_t *t, size_t h)
 {
     t->slots[h].used = 0;
     t->count--;
+    count_v6_len(t, t->slots[h].key, t->slots[h].bits, -1);
     for (size_t j = (h + 1) & t->mask; t->slots[j].used; j = (j + 1) & t->mask) {
-        size_t home = slot_of(t, t->slots[j].key);
+        size_t home = slot_of(t, t->slots[j].key, t->slots[j].bits);
         /* the entry at j may move to h when h lies on its way from home to j */
         bool on_way = h <= j ? (home <= h || home > j) : (home <= h && home > j);
         if (on_way) {
@@ -350,7 +412,7 @@ int bantable_lift(bantable_t *t, const char *source)
     if (!parse_source(t, source, key, &bits))
         return -1;
     pthread_mutex_lock(&t->lock);
-    entry_t *e = find(t, key);
+    entry_t *e = find(t, key, bits);
     int lifted = 0;
     if (e) {
         lifted = e->until > 0; /* whether or not it has run out: the source is forgiven */

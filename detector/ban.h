@@ -11,7 +11,9 @@
  * the time before, up to max_seconds; what it did is remembered for
  * max_seconds after its last ban ended. IPv6 sources are banned by prefix
  * (/64 by default: a tool that rotates addresses within its prefix is one
- * source). Bans survive restarts: the table is saved as JSON.
+ * source); an entry keeps the prefix it was made with, so a new prefix (a
+ * SIGHUP) or the domain's list with another one mix in one table, and a
+ * lookup tries each length the table holds. Bans survive restarts: the table is saved as JSON.
  *
  * The table holds at most max_sources sources, so spoofed sources cannot grow
  * it without bound: when it is full, sources with nothing to remember are
@@ -50,10 +52,10 @@ double ban_clock(void);
 bantable_t *bantable_new(const ban_opts_t *o);
 void bantable_destroy(bantable_t **t);
 
-/* Takes o's after, window, seconds and max_seconds (a SIGHUP's new [ban] settings) for the
- * strikes and bans from now on; bans already running keep their ends. The IPv6 prefix stays
- * the one the table was made with (its keys are masked to it); max_sources changes through
- * bantable_set_capacity. */
+/* Takes o's after, window, seconds, max_seconds and prefix6 (a SIGHUP's new [ban] settings)
+ * for the strikes and bans from now on; bans already running keep their ends, and IPv6 ones
+ * their prefix (a lookup tries every prefix length the table holds); max_sources changes
+ * through bantable_set_capacity. */
 void bantable_set_opts(bantable_t *t, const ban_opts_t *o);
 
 /* Gives the table room for max_sources sources (a SIGHUP's new [ban] max_sources; at least 1).
@@ -70,15 +72,16 @@ double bantable_banned(bantable_t *t, const endpoint_t *src, double now);
  * the length of the ban it starts, or 0 when it starts none. */
 double bantable_strike(bantable_t *t, const endpoint_t *src, unsigned strikes, double now);
 
-/* Lifts the ban on a source written as an address or ADDR/LEN (an IPv6 one is taken to its
- * prefix) and forgets its past bans. 1 when it was banned, 0 when not, -1 when the text is
- * not an address. */
+/* Lifts the ban on a source written as an address (an IPv6 one taken to the ban prefix) or as
+ * ADDR/LEN (an IPv6 prefix as listed) and forgets its past bans. 1 when it was banned, 0 when not,
+ * -1 when the text is not an address. */
 int bantable_lift(bantable_t *t, const char *source);
 
 /* Imposes the domain's bans (the overlay's list, which comes with its signature set): each
  * source is banned until its until, on top of what the table holds of its own, and sources
  * the previous list banned that this one does not are no longer banned by the domain.
- * Sources are "ADDR" or "ADDR/LEN" (an IPv6 one is taken to the table's prefix). Returns the
+ * Sources are "ADDR" or "ADDR/LEN" (an IPv6 prefix is banned as listed, whatever the table's
+ * own prefix). Returns the
  * bans imposed (those still running, whose source has room in the table). */
 long bantable_set_domain(bantable_t *t, const char *const *sources, const double *until, size_t n,
                          double now);

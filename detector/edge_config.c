@@ -126,9 +126,9 @@ static const setting_t settings[] = {
        "length of a source's first ban; each later one is twice the one before"),
     DH("ban", "max_seconds", ban_max_seconds, 0.001, 1e9, "86400",
        "longest ban, and how long a source's past bans count after its last one ended"),
-    L("ban", "ipv6_prefix", ban_ipv6_prefix, 1, 128, "64",
-      "IPv6 sources are banned by this prefix (a tool rotating addresses in its /64 is one "
-      "source); IPv4 sources by address"),
+    LH("ban", "ipv6_prefix", ban_ipv6_prefix, 1, 128, "64",
+       "IPv6 sources are banned by this prefix (a tool rotating addresses in its /64 is one "
+       "source); IPv4 sources by address; bans made under an earlier prefix keep theirs"),
     LH("ban", "max_sources", ban_max_sources, 16, 1 << 24, "65536",
        "sources tracked at once (banned, striking or remembered); past it new strikes are "
        "counted in sipguard_ban_untracked_total, not kept"),

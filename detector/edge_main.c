@@ -422,9 +422,9 @@ static void log_ban_settings(const edge_t *e)
 {
     if (e->c.ban_after > 0)
         info("bans: a source is banned after %ld blocking judgements within %g s (a signature "
-             "match counting for %ld), for %g s doubling to %g s; kept in %s",
+             "match counting for %ld), for %g s doubling to %g s, IPv6 by its /%ld; kept in %s",
              e->c.ban_after, e->c.ban_window, e->c.ban_signature_strikes, e->c.ban_seconds,
-             e->c.ban_max_seconds, e->ban_file);
+             e->c.ban_max_seconds, e->c.ban_ipv6_prefix, e->ban_file);
     if (e->c.ban_domain)
         info("bans: the domain's bans that come with the signature set are imposed too");
 }
@@ -914,7 +914,7 @@ static void apply_ban_settings(edge_t *e, const edge_config_t *before)
         c->ban_signature_strikes == before->ban_signature_strikes &&
         c->ban_seconds == before->ban_seconds && c->ban_max_seconds == before->ban_max_seconds &&
         c->ban_domain == before->ban_domain && c->ban_max_sources == before->ban_max_sources &&
-        !moved)
+        c->ban_ipv6_prefix == before->ban_ipv6_prefix && !moved)
         return;
     ban_opts_t o = ban_opts_of(c);
     bantable_set_opts(e->bans, &o);

@@ -276,7 +276,7 @@ static void test_config_live_settings_are_taken_and_the_rest_named(void **state)
     assert_string_equal(names, "");
     const char *sets[] = {"verdict.monitor=yes",      "ban.after=4",
                           "report.max_rate=50",       "edge.model=new.model",
-                          "http.listen=127.0.0.1:1",  "ban.ipv6_prefix=48",
+                          "http.listen=127.0.0.1:1",  "ingest.capture_mb=32",
                           "scoring.local_policy=near"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         assert_int_equal(edge_config_set(&fresh, sets[i], err, sizeof err), 0);
@@ -284,7 +284,7 @@ static void test_config_live_settings_are_taken_and_the_rest_named(void **state)
     assert_string_equal(names, "[edge] model, [scoring] local_policy, [verdict] monitor, "
                                "[ban] after, [report] max_rate");
     assert_int_equal(edge_config_changes(&running, &fresh, false, names, sizeof names), 2);
-    assert_string_equal(names, "[ban] ipv6_prefix, [http] listen");
+    assert_string_equal(names, "[ingest] capture_mb, [http] listen");
     before = running;
     edge_config_take_live(&running, &fresh);
     assert_true(running.monitor);
@@ -293,7 +293,7 @@ static void test_config_live_settings_are_taken_and_the_rest_named(void **state)
     assert_string_equal(running.model, "new.model");
     assert_int_equal(running.local_policy, LOCAL_NEAR);
     assert_string_equal(running.http_listen, before.http_listen); /* the next start's */
-    assert_int_equal(running.ban_ipv6_prefix, 64);
+    assert_int_equal(running.capture_mb, 64);
     assert_int_equal(edge_config_changes(&running, &fresh, true, names, sizeof names), 0);
     /* a short buffer holds what fits; the count is still every change */
     assert_int_equal(edge_config_changes(&before, &fresh, true, names, 12), 5);
@@ -914,6 +914,56 @@ static void test_ban_ipv6_by_prefix_and_mapped_ipv4(void **state)
     bantable_destroy(&t);
 }
 
+/* A new ipv6_prefix (a SIGHUP) bans by it from then on, while the bans made by the old one
+ * run on; the domain's list bans an IPv6 prefix as listed, whatever the table's own; a saved
+ * table keeps each ban's prefix. */
+static void test_ban_prefixes_of_other_lengths_are_kept(void **state)
+{
+    (void)state;
+    ban_opts_t o = ban_opts(1, 10, 60, 600);
+    bantable_t *t = bantable_new(&o);
+    assert_true(strike(t, "2001:db8:1:2::1", 0) == 60); /* its /64 */
+    o.prefix6 = 48;
+    bantable_set_opts(t, &o);
+    assert_true(banned(t, "2001:db8:1:2::5", 1) == 59); /* the /64's ban runs on */
+    assert_true(banned(t, "2001:db8:1:3::1", 1) == 0);  /* outside it, no /48 banned yet */
+    assert_true(strike(t, "2001:db8:2:3::1", 1) == 60); /* now its /48 */
+    assert_true(banned(t, "2001:db8:2:ffff::1", 2) == 59);
+    endpoint_t e = ep("2001:db8:2:3::1");
+    char text[64];
+    bantable_source_text(t, &e, text, sizeof text);
+    assert_string_equal(text, "2001:db8:2::/48");
+    /* a /40 from the domain: all of it, not the /48 at its start */
+    const char *src[] = {"2001:db8:900::/40"};
+    double until[] = {500};
+    assert_int_equal(bantable_set_domain(t, src, until, 1, 2), 1);
+    assert_true(banned(t, "2001:db8:9ff:1::1", 2) == 498);
+    assert_true(banned(t, "2001:db8:a00::1", 2) == 0);
+    /* the same bytes at two lengths are two sources: lifting the /64 leaves the /48 */
+    assert_true(strike(t, "2001:db8:1::9", 3) == 60); /* 2001:db8:1::/48 */
+    assert_int_equal(bantable_lift(t, "2001:db8:1:2::/64"), 1);
+    assert_true(banned(t, "2001:db8:1:2::5", 4) == 59); /* by the /48 now */
+    assert_int_equal(bantable_lift(t, "2001:db8:1::/48"), 1);
+    assert_true(banned(t, "2001:db8:1:2::5", 4) == 0);
+    /* saved and read back into a table of another prefix: each ban as it was */
+    char path[300], err[300];
+    snprintf(path, sizeof path, "%s/prefix-bans.json", dir);
+    assert_true(strike(t, "2001:db8:3:4::1", 5) == 60);
+    o.prefix6 = 64;
+    bantable_set_opts(t, &o);
+    assert_true(strike(t, "2001:db8:5:6::1", 5) == 60);
+    assert_int_equal(bantable_save(t, path, 6, err, sizeof err), 0);
+    o.prefix6 = 56;
+    bantable_t *back = bantable_new(&o);
+    assert_int_equal(bantable_load(back, path, 6, err, sizeof err), 3);
+    assert_true(banned(back, "2001:db8:3:ffff::1", 6) == 59); /* the /48 */
+    assert_true(banned(back, "2001:db8:5:6:1::1", 6) == 59);  /* the /64 */
+    assert_true(banned(back, "2001:db8:5:7::1", 6) == 0);     /* not its /56 */
+    assert_true(banned(back, "2001:db8:2:1::1", 6) == 55);    /* the /48 banned at 1 */
+    bantable_destroy(&back);
+    bantable_destroy(&t);
+}
+
 /* Spoofed sources cannot grow the table past max_sources: strikes that find no room are
  * counted; a banned source is never pushed out; room comes back as strikes age. */
 static void test_ban_table_is_bounded(void **state)
@@ -1247,6 +1297,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ban_domain_list_is_imposed_and_replaced, make_dir,
                                         remove_dir),
         cmocka_unit_test(test_ban_ipv6_by_prefix_and_mapped_ipv4),
+        cmocka_unit_test_setup_teardown(test_ban_prefixes_of_other_lengths_are_kept, make_dir,
+                                        remove_dir),
         cmocka_unit_test(test_ban_table_is_bounded),
         cmocka_unit_test(test_ban_capacity_changes_keep_the_longest_bans),
         cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
