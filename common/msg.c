@@ -40,6 +40,13 @@ const char *msg_transport_name(transport_t t)
     }
 }
 
+const uint8_t msg_v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+bool msg_is_v4_mapped(const uint8_t addr[16])
+{
+    return !memcmp(addr, msg_v4_mapped_prefix, sizeof msg_v4_mapped_prefix);
+}
+
 bool msg_endpoint_equal(const endpoint_t *a, const endpoint_t *b, bool with_port)
 {
     return a->family == b->family && (!with_port || a->port == b->port) &&

@@ -50,6 +50,11 @@ void msg_endpoint_format(const endpoint_t *ep, char buf[MSG_ENDPOINT_STRLEN]);
 void msg_address_format(const endpoint_t *ep, char buf[46]);
 /* Same family and address (and port, when with_port). */
 bool msg_endpoint_equal(const endpoint_t *a, const endpoint_t *b, bool with_port);
+/* The 12 bytes that start an IPv4 address written as IPv6 (::ffff:a.b.c.d), as a socket
+ * bound to [::] sees IPv4 peers. */
+extern const uint8_t msg_v4_mapped_prefix[12];
+/* Whether a 16-byte address is an IPv4 one written as IPv6. */
+bool msg_is_v4_mapped(const uint8_t addr[16]);
 /* "udp", "tcp", "sctp" or "none". */
 const char *msg_transport_name(transport_t t);
 

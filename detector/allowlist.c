@@ -303,9 +303,7 @@ bool allowlist_contains(const allowlist_t *a, const endpoint_t *ep)
         return table_contains(&a->v4, key_of(ep->addr, 32));
     if (ep->family != 6)
         return false;
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(ep->addr, mapped, sizeof mapped) == 0 &&
-        table_contains(&a->v4, key_of(ep->addr + 12, 32)))
+    if (msg_is_v4_mapped(ep->addr) && table_contains(&a->v4, key_of(ep->addr + 12, 32)))
         return true;
     return table_contains(&a->v6, key_of(ep->addr, 128));
 }

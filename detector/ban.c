@@ -51,8 +51,6 @@ double ban_clock(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 /* Slots for max_sources sources, at most half full (short probes), and the scratch room to
  * rebuild them. False when out of memory (nothing allocated). */
 static bool alloc_slots(size_t max_sources, entry_t **slots, size_t *mask, entry_t **scratch)
@@ -129,8 +127,8 @@ static void mask_to(uint8_t addr[16], unsigned bits)
 static bool key_of(const bantable_t *t, int family, const uint8_t *addr, uint8_t key[16],
                    uint8_t *bits)
 {
-    if (family == 4 || (family == 6 && !memcmp(addr, v4_mapped, 12))) {
-        memcpy(key, v4_mapped, 12);
+    if (family == 4 || (family == 6 && msg_is_v4_mapped(addr))) {
+        memcpy(key, msg_v4_mapped_prefix, 12);
         memcpy(key + 12, family == 4 ? addr : addr + 12, 4);
         *bits = 128;
         return true;
@@ -152,7 +150,7 @@ static size_t slot_of(const bantable_t *t, const uint8_t key[16], uint8_t bits)
 
 static bool is_v6_key(const uint8_t key[16])
 {
-    return memcmp(key, v4_mapped, 12) != 0;
+    return !msg_is_v4_mapped(key);
 }
 
 /* Counts an IPv6 entry of bits in or out of the lengths a lookup tries. */
@@ -450,7 +448,7 @@ bool ban_counts(const sipinfo_t *info)
 static void entry_text(const entry_t *e, char *buf, size_t cap)
 {
     char a[INET6_ADDRSTRLEN];
-    if (!memcmp(e->key, v4_mapped, 12)) {
+    if (msg_is_v4_mapped(e->key)) {
         inet_ntop(AF_INET, e->key + 12, a, sizeof a);
         snprintf(buf, cap, "%s", a);
     } else {

@@ -508,10 +508,9 @@ static void keep_alive(int fd)
  * address seen through an IPv6 socket (::ffff:a.b.c.d) is compared whole. */
 static bool same_source(const endpoint_t *a, const endpoint_t *b)
 {
-    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (a->family != b->family)
         return false;
-    size_t n = a->family == 4 ? 4 : !memcmp(a->addr, v4_mapped, 12) ? 16 : 8;
+    size_t n = a->family == 4 ? 4 : msg_is_v4_mapped(a->addr) ? 16 : 8;
     return !memcmp(a->addr, b->addr, n);
 }
 
