@@ -257,10 +257,11 @@ static const char *write_failure(tls_conn_t *t, ssize_t rc)
 {
     char byte;
     gnutls_record_set_timeout(t->s, 500);
-    ssize_t n;
-    do
+    ssize_t n = 0;
+    /* a few reads past whatever else the server sent first; never a wait without end */
+    for (int i = 0; i < 16 && (i == 0 || n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN || n > 0);
+         i++)
         n = gnutls_record_recv(t->s, &byte, 1);
-    while (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN || n > 0);
     if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
         snprintf(t->why, sizeof t->why, "the server ended the session: %s",
                  gnutls_alert_get_name(gnutls_alert_get(t->s)));
