@@ -335,11 +335,6 @@ static void model_bind(model_t *m)
     m->opts.seed = h->seed;
 }
 
-static bool e_kind_is_token(const embed_opts_t *o)
-{
-    return o->kind == EMBED_TOKEN;
-}
-
 /* Each feature's name as --explain writes it (from the training embedder's dictionary), by id
  * (keys[id]); their lengths, and in *total their sum. NULL when out of memory. */
 static uint32_t *feature_name_lengths(const embed_t *e, const uint64_t *keys, size_t dim,
@@ -405,7 +400,7 @@ static model_t *layout_model(const model_builder_t *b, const uint64_t *keys, siz
     off = align8(off + v->rows * sizeof(double));
     size_t names_bytes = 0;
     uint32_t *name_len = NULL;
-    if (b->namer && e_kind_is_token(&b->o.embed)) {
+    if (b->namer && b->o.embed.kind == EMBED_TOKEN) {
         if (!(name_len = feature_name_lengths(b->namer, keys, dim, &names_bytes)))
             return NULL;
         h.names = 1;
