@@ -28,6 +28,8 @@ static const cliopt_t score_opts[] = {
     {"ban-window", 0, "SECONDS", "with --ban: the window ([ban] window)", "60"},
     {"ban-seconds", 0, "SECONDS", "with --ban: the first ban's length ([ban] seconds)", "600"},
     {"ban-max-seconds", 0, "SECONDS", "with --ban: the longest ban ([ban] max_seconds)", "86400"},
+    {"ban-ipv6-prefix", 0, "LEN",
+     "with --ban: IPv6 sources are banned by this prefix ([ban] ipv6_prefix)", "64"},
     {"allow", 0, "FILE",
      "the edge's [verdict] allow_file: its sources' messages are marked \"allowed\" (the edge "
      "answers them normal), and with --ban they are never banned",
@@ -48,7 +50,8 @@ static const clicmd_t score_cmd = {
     "--context, the flood and dialog detectors judge each message by the traffic before it\n"
     "(inputs in time order) and add \"flood\" and \"dialog\" to `detector` when they fire.\n"
     "With --ban, the edge's bans are replayed by the messages' capture times (IPv6 sources by\n"
-    "their /64), so that [ban] settings can be tried on past traffic: each message gets\n"
+    "their --ban-ipv6-prefix), so that [ban] settings can be tried on past traffic: each message "
+    "gets\n"
     "\"banned\" (its source was banned when it came: the edge would have answered it banned\n"
     "without judging it, and it starts no ban; its scores are shown all the same) and, for the\n"
     "one that starts a ban, \"banned_for\" (seconds). A summary goes to standard error.",
@@ -191,6 +194,10 @@ int cmd_score(int argc, char **argv)
         } else if (!strcmp(name, "ban-max-seconds")) {
             if (cliopt_double(name, arg, 0.001, 1e9, &bo.max_seconds))
                 return EXIT_USAGE;
+        } else if (!strcmp(name, "ban-ipv6-prefix")) {
+            if (cliopt_int(name, arg, 1, 128, &l))
+                return EXIT_USAGE;
+            bo.prefix6 = (unsigned)l;
         } else if (!strcmp(name, "allow")) {
             allow_path = arg;
         } else if (!strcmp(name, "quiet")) {
@@ -210,7 +217,8 @@ int cmd_score(int argc, char **argv)
                 bo.max_seconds, bo.seconds);
         return EXIT_USAGE;
     }
-    if ((bo.window != 60 || bo.seconds != 600 || bo.max_seconds != 86400) && bo.after == 0) {
+    if ((bo.window != 60 || bo.seconds != 600 || bo.max_seconds != 86400 || bo.prefix6 != 64) &&
+        bo.after == 0) {
         fprintf(stderr, "sipguard score: --ban-* go with --ban N\nusage: %s\n", score_cmd.usage);
         return EXIT_USAGE;
     }

@@ -84,8 +84,39 @@ check "score --allow alone marks the allowed sources' messages" \
 "$S" score -m m.model --ban 0 all.pcap > /dev/null 2> ban_e2.err; rc2=$?
 "$S" score -m m.model --ban 2 --ban-seconds 20 --ban-max-seconds 10 all.pcap > /dev/null 2> ban_e3.err; rc3=$?
 "$S" score -m m.model --ban 2 --allow nowhere.txt all.pcap > /dev/null 2> ban_e4.err; rc4=$?
+"$S" score -m m.model --ban-ipv6-prefix 48 all.pcap > /dev/null 2> ban_e5.err; rc5=$?
+"$S" score -m m.model --ban 2 --ban-ipv6-prefix 129 all.pcap > /dev/null 2> ban_e6.err; rc6=$?
 check "score --ban's usage errors exit 2 and say why; a missing allow file exits 1 naming it" \
-    sh -c "test $rc1 -eq 2 && grep -q -- '--ban-\* go with --ban N' ban_e1.err && test $rc2 -eq 2 && test $rc3 -eq 2 && grep -q 'shorter than --ban-seconds' ban_e3.err && test $rc4 -eq 1 && grep -q 'nowhere.txt' ban_e4.err"
+    sh -c "test $rc1 -eq 2 && grep -q -- '--ban-\* go with --ban N' ban_e1.err && test $rc2 -eq 2 && test $rc3 -eq 2 && grep -q 'shorter than --ban-seconds' ban_e3.err && test $rc4 -eq 1 && grep -q 'nowhere.txt' ban_e4.err && test $rc5 -eq 2 && grep -q -- '--ban-\* go with --ban N' ban_e5.err && test $rc6 -eq 2 && grep -q 'ban-ipv6-prefix' ban_e6.err"
+# a scanner that takes a new IPv6 /64 of its /48 for every message: by /64 (the default) no
+# source strikes twice; by /48 the second message bans the rest
+python3 - <<'PY'
+import struct
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+out = open('v6scan.pcap', 'wb')
+out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+dst = bytes.fromhex('20010db8000100000000000000000001')
+for i in range(10):
+    src = bytes.fromhex('20010db80007%04x0000000000000009' % (i + 1))
+    sip = ('OPTIONS sip:100@[2001:db8:1::1] SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8:7:%x::9]:5060;branch=z9hG4bK-%d\r\n'
+           'From: "sipvicious"<sip:100@1.1.1.1>;tag=6134%d\r\nTo: "sipvicious"<sip:100@1.1.1.1>\r\n'
+           'Call-ID: 9%d1234\r\nCSeq: 1 OPTIONS\r\nContact: <sip:100@1.1.1.1>\r\nAccept: application/sdp\r\n'
+           'User-Agent: friendly-scanner\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n' % (i + 1, i, i, i)).encode()
+    udp = struct.pack('!HHHH', 5060, 5060, 8 + len(sip), 0) + sip
+    c = csum(src + dst + struct.pack('!IxxxB', len(udp), 17) + udp)
+    udp = udp[:6] + struct.pack('!H', c or 0xffff) + udp[8:]
+    ip6 = struct.pack('!IHBB', 6 << 28, len(udp), 17, 64) + src + dst + udp
+    eth = b'\x00\x11\x22\x33\x44\x55\x00\x66\x77\x88\x99\xaa\x86\xdd' + ip6
+    out.write(struct.pack('<IIII', 1767225600 + i, 0, len(eth), len(eth)) + eth)
+PY
+"$S" score -q -m m.model --ban 2 v6scan.pcap > v6ban64.jsonl
+"$S" score -q -m m.model --ban 2 --ban-ipv6-prefix 48 v6scan.pcap > v6ban48.jsonl
+check "score --ban: a scanner moving through the /64s of its /48 is banned by /48, not by /64 ($(grep -c '"anomaly":true' v6ban64.jsonl) of 10 anomalous; $(grep -c '"banned":true' v6ban64.jsonl) and $(grep -c '"banned":true' v6ban48.jsonl) banned)" \
+    sh -c "test \$(grep -c '\"anomaly\":true' v6ban64.jsonl) -eq 10 && test \$(grep -c '\"banned\":true' v6ban64.jsonl) -eq 0 && test \$(grep -c '\"banned\":true' v6ban48.jsonl) -eq 8"
 # one tool's identical messages: every held-out one equals a training one, so the local
 # threshold is 0; and 12 held out cannot resolve --fpr 0.001
 mkdir -p same
