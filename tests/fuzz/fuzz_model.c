@@ -6,11 +6,11 @@
  * this checks what stands behind it, the validation of every size, offset, index and value.
  *
  * Two small models are trained at start from fixed messages (4-grams with k = 3; tokens, l2,
- * k = 1) and saved. Input: a byte of options (bit 0: which model; bit 1: leave the checksum
- * as the changes make it), then changes of five bytes each: an operation, a 24-bit offset
- * (within the header's first 512 bytes when the operation's top bit is set) and a value
- * byte. Operations: xor a byte; set a 64-bit word, a 32-bit word or a double (aligned) to
- * one of a few values that make sizes, offsets and indices overflow or point out of range.
+ * k = 1, with their features' names) and saved. Input: a byte of options (bit 0: which model; bit
+ * 1: leave the checksum as the changes make it), then changes of five bytes each: an operation, a
+ * 24-bit offset (within the header's first 512 bytes when the operation's top bit is set) and a
+ * value byte. Operations: xor a byte; set a 64-bit word, a 32-bit word or a double (aligned) to one
+ * of a few values that make sizes, offsets and indices overflow or point out of range.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -71,6 +71,10 @@ static void train_image(image_t *out, const model_opts_t *o)
     char buf[1024], err[256];
     if (!b || !e || !v)
         abort();
+    if (o->embed.kind == EMBED_TOKEN) { /* its features' names, as sipguard train keeps them */
+        embed_keep_dictionary(e, true);
+        model_builder_name_tokens(b, e);
+    }
     for (int i = 0; i < 90; i++) {
         size_t n = make_message(buf, sizeof buf, i);
         if (embed_message(e, (const uint8_t *)buf, n, v) != 0 ||
@@ -229,7 +233,11 @@ static void use(const model_t *m)
         model_explain(s, &sc, &ex);
     }
     model_feature_t top[8];
-    model_centre_features(m, 8, top);
+    int got = model_centre_features(m, 8, top);
+    for (int i = 0; i < got; i++) /* names go to terminals and JSON as they are */
+        for (const char *c = top[i].feature; *c; c++)
+            if (*c < 0x20 || *c > 0x7e)
+                abort();
     model_stats_t st;
     model_stats(m, &st);
     check_score(st.thr_global); /* a threshold that is no number would flag nothing */
