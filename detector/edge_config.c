@@ -59,7 +59,7 @@ static const setting_t settings[] = {
       "empty: off"),
     LH("ingest", "hep_tcp_per_source", hep_tcp_per_source, 0, 64, "16",
        "HEP connections (TCP and TLS) one source may hold of the 64: an IPv4 address, or an IPv6 "
-       "/64; past it, the source's own connection that has sent no whole packet for longest "
+       "/64; past it, the source's own connection that has sent no message for longest "
        "gives its slot if that was 10 s ago, else the new one is closed; 0: no limit"),
     SH("ingest", "hep_tls_cert", hep_tls_cert, "",
        "PEM certificate the TLS listener presents (the chain after it); a SIGHUP reads it and "

@@ -30,15 +30,16 @@ typedef struct {
     hep_stream_t stream;
     tls_conn_t *tls; /* a sender to hep_tls_listen; NULL: plain TCP */
     double since;    /* when it connected (monotonic) */
-    double last;     /* when it last completed a packet, or connected */
+    double last;     /* when a packet of its last gave a message, or it connected */
 } hep_conn_t;
 
 /* When every slot is taken, a new sender takes the slot of the one silent longest, if that one
  * has been silent this long: connections that send nothing (a scan, a host gone without a word
- * that keep-alive has not found yet) cannot keep senders out. Silent means no whole packet, not
- * no byte: a stranger trickling a byte every few seconds into each connection holds none of
- * them. One evicted so connects again when it next has something to send, as HEP senders do.
- * The same rule frees a slot of a source at its [ingest] hep_tcp_per_source. */
+ * that keep-alive has not found yet) cannot keep senders out. Silent means no message, not no
+ * byte: a stranger trickling a byte every few seconds into each connection, or sending packets
+ * without the auth key or with nothing the decoder takes, holds none of them. One evicted so
+ * connects again when it next has something to send, as HEP senders do. The same rule frees a slot
+ * of a source at its [ingest] hep_tcp_per_source. */
 #define HEP_IDLE_EVICT_SECONDS 10.0
 
 /* A TLS sender that has not finished its handshake by then is closed: connections that never
@@ -538,7 +539,7 @@ static hep_conn_t *evict_idlest(ingest_t *in, double now, const endpoint_t *sour
     if (idlest->stream.have)
         skips_add(&in->hep.skips, "hep: TCP connection closed inside a packet");
     if (atomic_fetch_add(&in->metrics->hep_tcp_evicted, 1) % 1000 == 0)
-        info("a HEP sender with no whole packet for %.0f s closed for a new one (%d "
+        info("a HEP sender with no message for %.0f s closed for a new one (%d "
              "connections at most, hep_tcp_per_source %ld; logged once a thousand)",
              now - idlest->last, INGEST_HEP_TCP_MAX, in->c->hep_tcp_per_source);
     close_conn(in, idlest);
@@ -617,13 +618,11 @@ typedef struct {
     ingest_t *in;
     const hep_conn_t *c;
     struct timespec now;
-    size_t packets; /* whole packets taken */
 } stream_read_t;
 
 static void on_stream_packet(void *ctx, const uint8_t *p, size_t len)
 {
     stream_read_t *r = ctx;
-    r->packets++;
     if (!hep_admitted(r->in, p, len))
         return;
     msg_t t = {0};
@@ -654,7 +653,7 @@ static void tls_failed(ingest_t *in, hep_conn_t *c, const char *why)
  * where one should start is closed: HEP has no marker to find the next packet by. */
 static void read_stream(ingest_t *in, hep_conn_t *c)
 {
-    stream_read_t r = {in, c, {0, 0}, 0};
+    stream_read_t r = {in, c, {0, 0}};
     /* what a TLS session decrypted and holds, poll() cannot announce: it is read now, and it
      * is at most a record */
     for (int turn = 0; c->fd >= 0 && (turn < 16 || (c->tls && tls_conn_pending(c->tls))); turn++) {
@@ -683,14 +682,14 @@ static void read_stream(ingest_t *in, hep_conn_t *c)
             break;
         }
         clock_gettime(CLOCK_REALTIME, &r.now);
-        size_t before = r.packets;
+        uint64_t messages = in->hep.index; /* what the HEP feed has given so far */
         if (hep_stream_take(&c->stream, (size_t)n, on_stream_packet, &r) != 0) {
             skips_add(&in->hep.skips, "hep: TCP stream not HEPv3 (connection closed)");
             atomic_fetch_add(&in->metrics->hep_rejected, 1);
             close_conn(in, c);
             break;
         }
-        if (r.packets != before)
+        if (in->hep.index != messages)
             c->last = mono_now();
     }
     atomic_store(&in->metrics->skipped, all_skips(in));

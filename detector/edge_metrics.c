@@ -163,7 +163,7 @@ char *metrics_render(edge_metrics_t *m)
           (double)atomic_load(&m->hep_tls_expiry));
     counter(&s, "hep_tcp_evicted_total",
             "HEPv3 senders over TCP or TLS closed for a new one when all 64 slots (or their "
-            "source's hep_tcp_per_source) were taken: the one that sent no whole packet for "
+            "source's hep_tcp_per_source) were taken: the one that sent no message for "
             "longest, after 10 s.",
             atomic_load(&m->hep_tcp_evicted));
     counter(&s, "hep_tls_failures_total",

@@ -194,14 +194,16 @@ stop_edge $EDGE_PID
 check "HEP over TCP: the skips are named at the stop" \
     "grep -q 'hep: TCP connection closed inside a packet' heptcp.log && grep -q 'hep: TCP stream not HEPv3' heptcp.log"
 
-# --- HEP over TCP, one source's share: four connections from 127.0.0.1 that trickle bytes of a
-# packet they never finish hold that source's limit, not the edge; another address (127.0.0.2)
-# is served; after 10 s with no whole packet, a new sender from 127.0.0.1 takes one's slot ---
+# --- HEP over TCP, one source's share: four connections from 127.0.0.1 hold that source's
+# limit, not the edge's; another address (127.0.0.2) is served. Two trickle bytes of a packet
+# they never finish, two send whole packets with nothing in them: after 10 s without a message
+# each gives its slot to a new sender from 127.0.0.1 ---
 start_edge hepsrc "${COMMON[@]}" --set ingest.hep_listen= --set ingest.hep_tcp_listen=127.0.0.1:0 \
     --set ingest.hep_tcp_per_source=4 --set scoring.local_policy=never || exit 1
 HEPT=$(port hep_tcp hepsrc.ports)
 TRICKLE=()
-for i in 1 2 3 4; do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; TRICKLE+=($c); head -c 4 opt.hep >&$c; done
+for i in 1 2 3 4; do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; TRICKLE+=($c); done
+for c in "${TRICKLE[@]:0:2}"; do head -c 4 opt.hep >&$c; done
 wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
 exec {c}<>/dev/tcp/127.0.0.1/$HEPT
 wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_source_limited_total)\" = 1 ]"
@@ -219,12 +221,17 @@ s.close()" 2>py.err || cat py.err
 wait_for 10 "[ \$(msgs_total $HTTP) = 1 ]"
 check "HEP over TCP: another source is served while one holds its limit ($(msgs_total $HTTP) of 1 scored)" \
     "[ \$(msgs_total $HTTP) = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
-for t in 1 2 3 4 5; do sleep 2.1; for c in "${TRICKLE[@]}"; do head -c $((4 + t)) opt.hep | tail -c 1 >&$c; done; done
-"$S" replay -q --hep-tcp 127.0.0.1:$HEPT opt.sip 2>/dev/null
-wait_for 10 "[ \$(msgs_total $HTTP) = 2 ]"
-check "HEP over TCP: bytes without a whole packet for 10 s do not keep a slot; a new sender from that source takes one ($(metric $HTTP sipguard_hep_tcp_evicted_total) evicted, $(msgs_total $HTTP) of 2 scored)" \
-    "[ \$(msgs_total $HTTP) = 2 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_evicted_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
-for c in "${TRICKLE[@]}"; do exec {c}>&-; done
+for t in 1 2 3 4 5; do
+    sleep 2.1
+    for c in "${TRICKLE[@]:0:2}"; do head -c $((4 + t)) opt.hep | tail -c 1 >&$c; done
+    for c in "${TRICKLE[@]:2:2}"; do printf 'HEP3\x00\x06' >&$c; done # a packet, no chunks
+done
+NEW=()
+for i in 1 2 3; do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; NEW+=($c); cat opt.hep >&$c; sleep 0.3; done
+wait_for 10 "[ \$(msgs_total $HTTP) = 4 ]"
+check "HEP over TCP: bytes or empty packets for 10 s do not keep a slot; three new senders from that source take three ($(metric $HTTP sipguard_hep_tcp_evicted_total) evicted, $(msgs_total $HTTP) of 4 scored)" \
+    "[ \$(msgs_total $HTTP) = 4 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_evicted_total)\" = 3 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
+for c in "${TRICKLE[@]}" "${NEW[@]}"; do exec {c}>&-; done
 stop_edge $EDGE_PID
 check "HEP over TCP: the refusal names the source and the setting" \
     "grep -q 'HEP sender 127.0.0.1:[0-9]* over TCP refused: its source holds \\[ingest\\] hep_tcp_per_source' hepsrc.log"
