@@ -73,8 +73,10 @@ struct ingest {
     double replay_t0_wall, replay_t0_cap;
     struct pcap_pkthdr *pending_hdr; /* next replay packet, read ahead while pacing */
     const u_char *pending_data;
-    uint8_t *scratch; /* inflated HEP payloads */
-    uint8_t *bufs;    /* VLEN datagram buffers */
+    endpoint_t sender; /* the HEP feed's current packet came from here (outer address) */
+    double sender_now; /* and then (Unix seconds) */
+    uint8_t *scratch;  /* inflated HEP payloads */
+    uint8_t *bufs;     /* VLEN datagram buffers */
     struct mmsghdr mm[VLEN];
     struct iovec iov[VLEN];
     struct sockaddr_storage addrs[VLEN];
@@ -90,6 +92,8 @@ static void on_message(void *p, const msg_t *m)
     msg_t copy = *m;
     copy.input = f->name;
     copy.index = f->index++;
+    if (f == &f->owner->hep)
+        edge_senders_count(f->owner->metrics->senders, &f->owner->sender, f->owner->sender_now);
     f->owner->emit(f->owner->ctx, f->src, &copy);
 }
 
@@ -473,6 +477,8 @@ static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *lo
             t.transport = TRANSPORT_UDP;
             t.ts_sec = now.tv_sec;
             t.ts_usec = (int32_t)(now.tv_nsec / 1000);
+            in->sender = t.src;
+            in->sender_now = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
             decode_udp_payload(f->dec, &t, buf, n);
         }
         if (got < VLEN)
@@ -631,6 +637,8 @@ static void on_stream_packet(void *ctx, const uint8_t *p, size_t len)
     t.transport = TRANSPORT_TCP;
     t.ts_sec = r->now.tv_sec;
     t.ts_usec = (int32_t)(r->now.tv_nsec / 1000);
+    r->in->sender = r->c->peer;
+    r->in->sender_now = (double)r->now.tv_sec + (double)r->now.tv_nsec * 1e-9;
     decode_udp_payload(r->in->hep.dec, &t, p, len);
 }
 

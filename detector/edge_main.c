@@ -625,6 +625,7 @@ static int setup(edge_t *e, const char *ports_file)
         return -1;
     }
     atomic_store(&e->metrics.overlay_configured, e->uplink != NULL);
+    e->metrics.senders = edge_senders_new(); /* before the HTTP thread reads it; NULL: none kept */
     if (e->c.http_listen[0]) {
         e->http = edge_http_start(&e->c, e->slot, &e->metrics, e->bans, &e->ban_log, e->record,
                                   queue_report, report_allowed, e, err, sizeof err);
@@ -765,6 +766,7 @@ static void teardown(edge_t *e)
 {
     edge_http_stop(&e->http);   /* no more HTTP reports after this */
     ingest_destroy(&e->ingest); /* flushes what decoders hold, through on_message */
+    edge_senders_destroy(&e->metrics.senders);
     drain_queue(e);
     drain_uplink(e);
     uplink_destroy(&e->uplink);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* upper bounds of the score-latency histogram, seconds */
 static const double bounds[METRICS_BUCKETS] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 5e-5, 1e-4,
@@ -82,6 +83,38 @@ static void gauge(sbuf_t *s, const char *name, const char *help, double v)
 {
     put(s, "# HELP sipguard_%s %s\n# TYPE sipguard_%s gauge\nsipguard_%s %.17g\n", name, help, name,
         name, v);
+}
+
+/* Each HEP sender's messages and last message time, labelled by its address: at most
+ * EDGE_SENDERS_MAX of them (the table's bound keeps spoofed datagrams from growing the label
+ * set). The HELP and TYPE lines come even with none, so that rules can name the metrics. */
+static void hep_senders(sbuf_t *s, edge_senders_t *senders)
+{
+    static edge_sender_t list[EDGE_SENDERS_MAX]; /* the HTTP thread's alone */
+    size_t n = senders ? edge_senders_list(senders, list, (double)time(NULL)) : 0;
+    put(s,
+        "# HELP sipguard_hep_sender_messages_total Messages from each HEPv3 sender (its "
+        "address: the proxy that mirrors), of those heard within a day, %d at most.\n"
+        "# TYPE sipguard_hep_sender_messages_total counter\n",
+        EDGE_SENDERS_MAX);
+    char a[46];
+    for (size_t i = 0; i < n; i++) {
+        msg_address_format(&list[i].addr, a);
+        put(s, "sipguard_hep_sender_messages_total{sender=\"%s\"} %llu\n", a,
+            (unsigned long long)list[i].messages);
+    }
+    put(s, "# HELP sipguard_hep_sender_last_message_timestamp_seconds When each HEPv3 sender "
+           "last gave a message (Unix time).\n"
+           "# TYPE sipguard_hep_sender_last_message_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        msg_address_format(&list[i].addr, a);
+        put(s, "sipguard_hep_sender_last_message_timestamp_seconds{sender=\"%s\"} %.3f\n", a,
+            list[i].last);
+    }
+    counter(s, "hep_senders_untracked_total",
+            "Messages from HEPv3 senders past the 64 an edge keeps apart (spoofed datagrams, or "
+            "more proxies than that).",
+            edge_senders_untracked(senders));
 }
 
 char *metrics_render(edge_metrics_t *m)
@@ -170,6 +203,7 @@ char *metrics_render(edge_metrics_t *m)
             "HEPv3 senders over TLS closed because their handshake or session failed (no "
             "certificate, or one no client CA issued; not TLS at all).",
             atomic_load(&m->hep_tls_failed));
+    hep_senders(&s, m->senders);
     put(&s,
         "# HELP sipguard_udp_dropped_total Datagrams the kernel dropped before the edge read "
         "them (receive buffer full).\n# TYPE sipguard_udp_dropped_total counter\n"

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "edge_pipeline.h"
+#include "edge_senders.h"
 
 #define METRICS_BUCKETS 14
 
@@ -50,6 +51,7 @@ typedef struct {
     atomic_bool overlay_connected, overlay_configured;
     atomic_uint_fast64_t acks;
     atomic_uint_fast64_t record_messages, record_dropped, record_files; /* [record] */
+    edge_senders_t *senders; /* the HEP senders heard, by address; NULL: not kept */
 } edge_metrics_t;
 
 void metrics_init(edge_metrics_t *m);

@@ -231,6 +231,8 @@ for i in 1 2 3; do exec {c}<>/dev/tcp/127.0.0.1/$HEPT; NEW+=($c); cat opt.hep >&
 wait_for 10 "[ \$(msgs_total $HTTP) = 4 ]"
 check "HEP over TCP: bytes or empty packets for 10 s do not keep a slot; three new senders from that source take three ($(metric $HTTP sipguard_hep_tcp_evicted_total) evicted, $(msgs_total $HTTP) of 4 scored)" \
     "[ \$(msgs_total $HTTP) = 4 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_evicted_total)\" = 3 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
+check "HEP senders are counted apart by address ($(curl -s http://127.0.0.1:$HTTP/metrics | grep -c '^sipguard_hep_sender_messages_total{') listed)" \
+    "[ \"\$(metric $HTTP 'sipguard_hep_sender_messages_total{sender=\"127.0.0.1\"}')\" = 3 ] && [ \"\$(metric $HTTP 'sipguard_hep_sender_messages_total{sender=\"127.0.0.2\"}')\" = 1 ] && [ -n \"\$(metric $HTTP 'sipguard_hep_sender_last_message_timestamp_seconds{sender=\"127.0.0.2\"}')\" ]"
 for c in "${TRICKLE[@]}" "${NEW[@]}"; do exec {c}>&-; done
 stop_edge $EDGE_PID
 check "HEP over TCP: the refusal names the source and the setting" \

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "sigdb.h"
 #include "wire.h"
+#include "edge_senders.h"
 
 static char dir[128];
 
@@ -1267,6 +1268,57 @@ static void test_bans_survive_a_save_and_bad_files_are_refused(void **state)
     unlink(path);
 }
 
+/* HEP senders are kept apart by address (not port), listed first heard first; past the 64
+ * kept a new one is counted as untracked, until one of the 64 has been silent a day, whose
+ * place it then takes; one silent a day is no longer listed. */
+static void test_hep_senders_are_counted_by_address_and_bounded(void **state)
+{
+    (void)state;
+    edge_senders_t *s = edge_senders_new();
+    static edge_sender_t list[EDGE_SENDERS_MAX];
+    endpoint_t a = ep("192.0.2.1"), b = ep("2001:db8::5");
+    a.port = 5060;
+    edge_senders_count(s, &a, 1000);
+    edge_senders_count(s, &b, 1001);
+    a.port = 5061; /* another of the proxy's sockets */
+    edge_senders_count(s, &a, 1002);
+    assert_int_equal(edge_senders_list(s, list, 1003), 2);
+    assert_int_equal(list[0].addr.family, 4);
+    assert_int_equal(list[0].addr.port, 0);
+    assert_int_equal(list[0].messages, 2);
+    assert_true(list[0].last == 1002);
+    assert_int_equal(list[1].messages, 1);
+    char text[64];
+    for (int i = 0; i < EDGE_SENDERS_MAX; i++) { /* 62 more fill the table, 2 find no room */
+        snprintf(text, sizeof text, "10.0.0.%d", i + 1);
+        endpoint_t e = ep(text);
+        edge_senders_count(s, &e, 2000);
+    }
+    assert_int_equal(edge_senders_list(s, list, 2000), EDGE_SENDERS_MAX);
+    assert_int_equal(edge_senders_untracked(s), 2);
+    endpoint_t late = ep("198.51.100.9");
+    double day = EDGE_SENDERS_FORGET_SECONDS;
+    edge_senders_count(s, &late, 1001 + day - 1);
+    assert_int_equal(edge_senders_untracked(s), 3); /* none silent a day yet */
+    edge_senders_count(s, &late, 1001 + day);       /* 2001:db8::5 is: its place */
+    size_t n = edge_senders_list(s, list, 1001 + day);
+    assert_int_equal(n, EDGE_SENDERS_MAX);
+    bool found = false, old = false;
+    for (size_t i = 0; i < n; i++) {
+        msg_address_format(&list[i].addr, text);
+        assert_string_not_equal(text, "2001:db8::5");
+        found |= !strcmp(text, "198.51.100.9") && list[i].messages == 1;
+        old |= !strcmp(text, "192.0.2.1");
+    }
+    assert_true(found && old);
+    assert_int_equal(edge_senders_list(s, list, 1002 + day), EDGE_SENDERS_MAX - 1); /* 192.0.2.1
+                                                                                     * silent */
+    assert_int_equal(edge_senders_untracked(NULL), 0);
+    edge_senders_count(NULL, &a, 1); /* no table: nothing to do */
+    edge_senders_destroy(&s);
+    assert_null(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1304,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_ban_table_agrees_with_a_plain_model),
         cmocka_unit_test(test_ban_lift),
         cmocka_unit_test(test_log_limit_names_a_burst_and_sums_up_the_rest),
+        cmocka_unit_test(test_hep_senders_are_counted_by_address_and_bounded),
         cmocka_unit_test(test_bearer_token_must_match_exactly),
         cmocka_unit_test_setup_teardown(test_bans_survive_a_save_and_bad_files_are_refused,
                                         make_dir, remove_dir),

@@ -1,0 +1,129 @@
+#include "edge_senders.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    endpoint_t addr; /* written under the lock, by the ingest thread only */
+    bool used;
+    uint64_t order; /* when it was first heard, as a count: the listing's order */
+    atomic_uint_fast64_t messages;
+    _Atomic double last;
+} slot_t;
+
+struct edge_senders {
+    pthread_mutex_t lock;
+    slot_t slots[EDGE_SENDERS_MAX];
+    int hit; /* the slot of the last message's sender: most messages follow one of their own */
+    uint64_t added;
+    atomic_uint_fast64_t untracked;
+};
+
+edge_senders_t *edge_senders_new(void)
+{
+    edge_senders_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->hit = -1;
+    return s;
+}
+
+void edge_senders_destroy(edge_senders_t **self)
+{
+    if (!*self)
+        return;
+    pthread_mutex_destroy(&(*self)->lock);
+    free(*self);
+    *self = NULL;
+}
+
+static bool same_address(const endpoint_t *a, const endpoint_t *b)
+{
+    return a->family == b->family && !memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16);
+}
+
+/* The slot of addr; -1 when it has none. Read without the lock: only this thread writes. */
+static int find(const edge_senders_t *s, const endpoint_t *addr)
+{
+    for (int i = 0; i < EDGE_SENDERS_MAX; i++)
+        if (s->slots[i].used && same_address(&s->slots[i].addr, addr))
+            return i;
+    return -1;
+}
+
+/* A slot for a new sender: a free one, else the one silent longest if it has been silent
+ * EDGE_SENDERS_FORGET_SECONDS; -1 when there is none. */
+static int add(edge_senders_t *s, const endpoint_t *addr, double now)
+{
+    int at = -1;
+    for (int i = 0; i < EDGE_SENDERS_MAX && at < 0; i++)
+        if (!s->slots[i].used)
+            at = i;
+    for (int i = 0; i < EDGE_SENDERS_MAX && at < 0; i++)
+        if (now - atomic_load(&s->slots[i].last) >= EDGE_SENDERS_FORGET_SECONDS)
+            at = i;
+    if (at < 0)
+        return -1;
+    pthread_mutex_lock(&s->lock);
+    slot_t *e = &s->slots[at];
+    e->addr = (endpoint_t){.family = addr->family};
+    memcpy(e->addr.addr, addr->addr, sizeof e->addr.addr);
+    e->used = true;
+    e->order = s->added++;
+    atomic_store(&e->messages, 0);
+    atomic_store(&e->last, now);
+    pthread_mutex_unlock(&s->lock);
+    return at;
+}
+
+void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now)
+{
+    if (!s || (addr->family != 4 && addr->family != 6))
+        return;
+    int i = s->hit;
+    if (i < 0 || !same_address(&s->slots[i].addr, addr)) {
+        if ((i = find(s, addr)) < 0 && (i = add(s, addr, now)) < 0) {
+            atomic_fetch_add_explicit(&s->untracked, 1, memory_order_relaxed);
+            return;
+        }
+        s->hit = i;
+    }
+    atomic_fetch_add_explicit(&s->slots[i].messages, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->slots[i].last, now, memory_order_relaxed);
+}
+
+size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now)
+{
+    uint64_t order[EDGE_SENDERS_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < EDGE_SENDERS_MAX; i++) {
+        const slot_t *e = &s->slots[i];
+        double last = atomic_load(&e->last);
+        if (!e->used || now - last >= EDGE_SENDERS_FORGET_SECONDS)
+            continue;
+        out[n] = (edge_sender_t){e->addr, atomic_load(&e->messages), last};
+        order[n++] = e->order;
+    }
+    pthread_mutex_unlock(&s->lock);
+    /* first heard first: a few entries, so insertion */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && order[j - 1] > order[j]; j--) {
+            uint64_t o = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = o;
+            edge_sender_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+uint64_t edge_senders_untracked(const edge_senders_t *s)
+{
+    return s ? atomic_load(&s->untracked) : 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * edge_senders: the HEP senders an edge hears (the proxies that mirror to it, by the address
+ * their datagrams or connections come from), each with the messages it gave and when it last
+ * gave one, for /metrics. An edge fed by three proxies whose one stops mirroring still judges
+ * the other two's traffic, so the total cannot show it; a sender's own last-message time can,
+ * and an alert watches it.
+ *
+ * The table is bounded (EDGE_SENDERS_MAX), so spoofed HEP datagrams cannot grow it or the
+ * metrics' label set: a sender past it is counted in untracked, not kept, and a place is
+ * reused once its sender has been silent for EDGE_SENDERS_FORGET_SECONDS. Only the ingest
+ * thread counts; the HTTP thread lists. Counts and times are atomics, and the table's shape
+ * (which address is where) changes only under the lock, which a listing takes.
+ */
+#ifndef SIPGUARD_EDGE_SENDERS_H
+#define SIPGUARD_EDGE_SENDERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+#define EDGE_SENDERS_MAX 64
+#define EDGE_SENDERS_FORGET_SECONDS 86400.0
+
+typedef struct edge_senders edge_senders_t;
+
+typedef struct {
+    endpoint_t addr; /* port 0: a proxy may send from several */
+    uint64_t messages;
+    double last; /* Unix seconds of its last message */
+} edge_sender_t;
+
+/* NULL when out of memory. */
+edge_senders_t *edge_senders_new(void);
+void edge_senders_destroy(edge_senders_t **self);
+
+/* Counts a message from the sender at addr at now (Unix seconds); the ingest thread only. */
+void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now);
+
+/* Copies the senders heard within EDGE_SENDERS_FORGET_SECONDS of now into out (room for
+ * EDGE_SENDERS_MAX), in the order they were first heard; returns how many. */
+size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now);
+
+/* Messages from senders the table had no room for. */
+uint64_t edge_senders_untracked(const edge_senders_t *s);
+
+#endif
