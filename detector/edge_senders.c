@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 typedef struct {
     endpoint_t addr; /* written under the lock, by the ingest thread only */
     bool used;
@@ -77,6 +79,12 @@ static int add(edge_senders_t *s, const endpoint_t *addr, double now)
     atomic_store(&e->messages, 0);
     atomic_store(&e->last, now);
     pthread_mutex_unlock(&s->lock);
+    /* at most EDGE_SENDERS_MAX a day: a proxy starting to mirror is the news an operator
+     * setting one up waits for */
+    char a[46];
+    msg_address_format(addr, a);
+    info("HEP sender %s heard for the first time%s", a,
+         s->added > EDGE_SENDERS_MAX ? " (in the place of one silent for a day)" : "");
     return at;
 }
 
@@ -87,7 +95,11 @@ void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now)
     int i = s->hit;
     if (i < 0 || !same_address(&s->slots[i].addr, addr)) {
         if ((i = find(s, addr)) < 0 && (i = add(s, addr, now)) < 0) {
-            atomic_fetch_add_explicit(&s->untracked, 1, memory_order_relaxed);
+            if (atomic_fetch_add_explicit(&s->untracked, 1, memory_order_relaxed) == 0)
+                warning("HEP senders past the %d kept apart are counted together "
+                        "(sipguard_hep_senders_untracked_total): spoofed datagrams, or more "
+                        "proxies than that",
+                        EDGE_SENDERS_MAX);
             return;
         }
         s->hit = i;

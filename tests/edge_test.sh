@@ -237,6 +237,8 @@ for c in "${TRICKLE[@]}" "${NEW[@]}"; do exec {c}>&-; done
 stop_edge $EDGE_PID
 check "HEP over TCP: the refusal names the source and the setting" \
     "grep -q 'HEP sender 127.0.0.1:[0-9]* over TCP refused: its source holds \\[ingest\\] hep_tcp_per_source' hepsrc.log"
+check "a HEP sender's first message is logged, once per sender" \
+    "[ \$(grep -c 'HEP sender 127.0.0.2 heard for the first time' hepsrc.log) = 1 ] && [ \$(grep -c 'HEP sender 127.0.0.1 heard for the first time' hepsrc.log) = 1 ]"
 
 # --- HEPv3 over TLS: a CA of the test's own issues the edge's certificate (for 127.0.0.1) and a
 # sender's; another CA a stranger's ---
