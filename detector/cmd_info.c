@@ -132,7 +132,11 @@ static void info_text(const char *path, const struct stat *st, const model_t *m,
            mo->context_headers ? "yes (score with --context, or [detectors] context on the edge)"
                                : "no");
     if (ntop > 0)
-        printf("what the centre weighs most:\n");
+        printf("what the centre weighs most%s:\n",
+               mo->embed.kind == EMBED_TOKEN && !model_has_feature_names(m)
+                   ? " (by key: this model, of format 6, keeps no token strings; train it "
+                     "again to see them)"
+                   : "");
     for (int i = 0; i < ntop; i++)
         printf("  \"%s\"%*s %.4g\n", top[i].feature,
                (int)(strlen(top[i].feature) < 24 ? 24 - strlen(top[i].feature) : 0), "",

@@ -902,6 +902,11 @@ void model_stats(const model_t *m, model_stats_t *s)
     s->thr_local = m->h->thr_local;
 }
 
+bool model_has_feature_names(const model_t *m)
+{
+    return m->name_off != NULL;
+}
+
 int model_centre_features(const model_t *m, int n, model_feature_t *out)
 {
     if (n <= 0)

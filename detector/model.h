@@ -125,6 +125,8 @@ typedef struct {
  * "token:KEY"); the weight is
  * in contribution. Returns how many (fewer when the model has fewer), or -1 out of memory. */
 int model_centre_features(const model_t *m, int n, model_feature_t *out);
+/* Whether the file keeps its features' names (a token model trained with format 7 or later). */
+bool model_has_feature_names(const model_t *m);
 
 typedef struct model_scorer model_scorer_t;
 

@@ -493,6 +493,7 @@ static void test_token_models_keep_their_feature_names(void **state)
     char err[256];
     model_t *m = train_tokens(300, true);
     assert_true(centre_named(m));
+    assert_true(model_has_feature_names(m));
     assert_int_equal(model_save(m, path, err, sizeof err), 0);
     model_destroy(&m);
     m = model_load(path, err, sizeof err);
@@ -528,6 +529,7 @@ static void test_token_models_keep_their_feature_names(void **state)
     set_u64(&im, AT_CHECKSUM, XXH3_64bits(im.img, im.size));
     m = model_load_image(im.img, im.size, "v6.model", err, sizeof err);
     assert_non_null(m);
+    assert_false(model_has_feature_names(m));
     model_feature_t top[1];
     assert_int_equal(model_centre_features(m, 1, top), 1);
     assert_memory_equal(top[0].feature, "token:", 6);
