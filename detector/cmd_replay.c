@@ -34,6 +34,10 @@ static const cliopt_t replay_opts[] = {
     {"tls-cert", 0, "FILE", "PEM certificate to present (--hep-tls; with --tls-key)", NULL},
     {"tls-key", 0, "FILE", "PEM private key of --tls-cert", NULL},
     {"udp", 0, "HOST:PORT", "send the bare SIP messages as UDP datagrams here", NULL},
+    {"bind", 0, "ADDRESS",
+     "send from this local address (numeric; to try per-source limits, bans or allowed "
+     "sources, whose UDP mirror sees it as the messages' source)",
+     NULL},
     {"rate", 'r', "N", "messages per second; 0 = as fast as possible", "10000"},
     {"auth-key", 0, "KEY", "HEPv3 auth key to put in every packet", NULL},
     {"capture-id", 0, "N", "HEPv3 capture agent id", "1"},
@@ -71,6 +75,31 @@ typedef struct {
     uint64_t sent, too_long, errors;
     uint8_t buf[65536];
 } replay_ctx_t;
+
+/* Binds the socket to the numeric local address from; 0, or with the reason in err EXIT_USAGE
+ * (not an address of the destination's family) or EXIT_FAIL (not one of this host's). */
+static int bind_local(const replay_ctx_t *c, const char *from, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len = 0;
+    ss.ss_family = c->to.ss_family;
+    if (c->to.ss_family == AF_INET &&
+        inet_pton(AF_INET, from, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        len = sizeof(struct sockaddr_in);
+    else if (c->to.ss_family == AF_INET6 &&
+             inet_pton(AF_INET6, from, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        len = sizeof(struct sockaddr_in6);
+    if (!len) {
+        snprintf(err, errlen, "--bind %s: expected a numeric %s address, as the destination's",
+                 from, c->to.ss_family == AF_INET ? "IPv4" : "IPv6");
+        return EXIT_USAGE;
+    }
+    if (bind(c->fd, (struct sockaddr *)&ss, len) != 0) {
+        snprintf(err, errlen, "--bind %s: %s", from, strerror(errno));
+        return EXIT_FAIL;
+    }
+    return 0;
+}
 
 /* The destination HOST:PORT (or [IPV6]:PORT) resolved, and a socket for it in c; 0, or -1 with
  * the reason in err (the port is checked here: getaddrinfo takes 70000 as 4464). */
@@ -194,6 +223,7 @@ int cmd_replay(int argc, char **argv)
     c.rate = 10000;
     c.capture_id = 1;
     const char *target = NULL, *arg, *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    const char *from = NULL;
     bool tls = false;
     bool quiet = false;
     const char *name;
@@ -217,6 +247,8 @@ int cmd_replay(int argc, char **argv)
             tls_cert = arg;
         } else if (!strcmp(name, "tls-key")) {
             tls_key = arg;
+        } else if (!strcmp(name, "bind")) {
+            from = arg;
         } else if (!strcmp(name, "rate")) {
             if (cliopt_double("--rate", arg, 0, 1e9, &c.rate) != 0)
                 return EXIT_USAGE;
@@ -250,6 +282,12 @@ int cmd_replay(int argc, char **argv)
     if (resolve(target, &c, err, sizeof err) != 0) {
         fprintf(stderr, "sipguard replay: %s: %s\n", target, err);
         return EXIT_USAGE;
+    }
+    int bound = from ? bind_local(&c, from, err, sizeof err) : 0;
+    if (bound != 0) {
+        fprintf(stderr, "sipguard replay: %s\n", err);
+        close(c.fd);
+        return bound;
     }
     if (c.tcp && connect(c.fd, (struct sockaddr *)&c.to, c.tolen) != 0) {
         fprintf(stderr, "sipguard replay: %s: cannot connect: %s\n", target, strerror(errno));

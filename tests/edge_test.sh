@@ -210,14 +210,7 @@ wait_for 10 "[ \"\$(metric $HTTP sipguard_hep_tcp_source_limited_total)\" = 1 ]"
 exec {c}>&-
 check "HEP over TCP: a fifth connection from one source is refused at hep_tcp_per_source = 4 ($(metric $HTTP sipguard_hep_tcp_source_limited_total) limited, $(metric $HTTP sipguard_hep_tcp_refused_total) refused)" \
     "[ \"\$(metric $HTTP sipguard_hep_tcp_source_limited_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
-python3 -c "
-import socket, sys, time
-s = socket.socket()
-s.bind(('127.0.0.2', 0))
-s.connect(('127.0.0.1', $HEPT))
-s.sendall(open('opt.hep', 'rb').read())
-time.sleep(0.5)
-s.close()" 2>py.err || cat py.err
+"$S" replay -q --hep-tcp 127.0.0.1:$HEPT --bind 127.0.0.2 opt.sip
 wait_for 10 "[ \$(msgs_total $HTTP) = 1 ]"
 check "HEP over TCP: another source is served while one holds its limit ($(msgs_total $HTTP) of 1 scored)" \
     "[ \$(msgs_total $HTTP) = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ]"
@@ -237,6 +230,10 @@ for c in "${TRICKLE[@]}" "${NEW[@]}"; do exec {c}>&-; done
 stop_edge $EDGE_PID
 check "HEP over TCP: the refusal names the source and the setting" \
     "grep -q 'HEP sender 127.0.0.1:[0-9]* over TCP refused: its source holds \\[ingest\\] hep_tcp_per_source' hepsrc.log"
+"$S" replay --udp 127.0.0.1:9 --bind ::1 opt.sip 2>bind1.err; rc1=$?
+"$S" replay --udp 127.0.0.1:9 --bind 192.0.2.77 opt.sip 2>bind2.err; rc2=$?
+check "replay --bind: an address of the other family is a usage error, one not on this host a failure (exit $rc1, $rc2)" \
+    "[ $rc1 = 2 ] && grep -q 'expected a numeric IPv4 address' bind1.err && [ $rc2 = 1 ] && grep -q -- '--bind 192.0.2.77: Cannot assign requested address' bind2.err"
 check "a HEP sender's first message is logged, once per sender" \
     "[ \$(grep -c 'HEP sender 127.0.0.2 heard for the first time' hepsrc.log) = 1 ] && [ \$(grep -c 'HEP sender 127.0.0.1 heard for the first time' hepsrc.log) = 1 ]"
 
