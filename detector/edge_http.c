@@ -202,6 +202,56 @@ static enum MHD_Result bans(edge_http_t *h, struct MHD_Connection *conn, const c
     return reply_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "lifted", source));
 }
 
+/* A sender as JSON: its address, messages, last message (Unix time) and how long ago. */
+static json_t *sender_json(const edge_sender_t *e, double now)
+{
+    char a[46];
+    msg_address_format(&e->addr, a);
+    return json_pack("{s:s, s:I, s:f, s:f}", "sender", a, "messages", (json_int_t)e->messages,
+                     "last", e->last, "seconds_since", now - e->last);
+}
+
+/* GET /v1/senders lists the HEP senders heard (edge_senders); DELETE /v1/senders/ADDRESS
+ * forgets one, a proxy taken out of service, so that it no longer counts as gone silent. */
+static enum MHD_Result senders(edge_http_t *h, struct MHD_Connection *conn, const char *method,
+                               const char *address)
+{
+    edge_senders_t *s = h->metrics->senders;
+    if (!s)
+        return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory at start");
+    double now = ban_clock();
+    if (!address) {
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+            return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                               "use GET, or DELETE /v1/senders/ADDRESS");
+        static edge_sender_t list[EDGE_SENDERS_MAX];
+        static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&list_lock);
+        size_t n = edge_senders_list(s, list, now);
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, sender_json(&list[i], now));
+        pthread_mutex_unlock(&list_lock);
+        return reply_json(conn, MHD_HTTP_OK,
+                          json_pack("{s:o, s:I}", "senders", a, "untracked",
+                                    (json_int_t)edge_senders_untracked(s)));
+    }
+    if (strcmp(method, "DELETE"))
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use DELETE");
+    endpoint_t ep = {0};
+    if (inet_pton(AF_INET, address, ep.addr) == 1)
+        ep.family = 4;
+    else if (inet_pton(AF_INET6, address, ep.addr) == 1)
+        ep.family = 6;
+    else
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST,
+                           "expected an address: /v1/senders/10.0.0.5 or /v1/senders/2001:db8::5");
+    if (!edge_senders_forget(s, &ep))
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "no such sender");
+    info("HEP sender %s forgotten over HTTP", address);
+    return reply_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "forgotten", address));
+}
+
 /* [http] api_token, as the newest settings have it (a SIGHUP may replace it) */
 static bool token_accepted(edge_http_t *h, struct MHD_Connection *conn)
 {
@@ -254,6 +304,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!strncmp(url, "/v1/bans", 8) && (url[8] == 0 || url[8] == '/'))
         return bans(h, conn, method, url[8] ? url + 9 : NULL);
+    if (!strncmp(url, "/v1/senders", 11) && (url[11] == 0 || url[11] == '/'))
+        return senders(h, conn, method, url[11] ? url + 12 : NULL);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
     if (!strcmp(url, "/metrics")) {
@@ -265,8 +317,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!strcmp(url, "/healthz"))
         return reply(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
     return reply_error(conn, MHD_HTTP_NOT_FOUND,
-                       "unknown path; try POST /v1/score, GET /v1/bans, GET /metrics or GET "
-                       "/healthz");
+                       "unknown path; try POST /v1/score, GET /v1/bans, GET /v1/senders, GET "
+                       "/metrics or GET /healthz");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

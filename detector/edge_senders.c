@@ -1,5 +1,6 @@
 #include "edge_senders.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -133,6 +134,21 @@ size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now)
             out[j - 1] = t;
         }
     return n;
+}
+
+bool edge_senders_forget(edge_senders_t *s, const endpoint_t *addr)
+{
+    if (!s)
+        return false;
+    pthread_mutex_lock(&s->lock); /* the addresses stay where they are meanwhile */
+    int i = find(s, addr);
+    /* a last message at minus infinity lists it as silent for good and frees its place, and a
+     * store of the time is all the ingest thread's counting writes: no race with it */
+    bool listed = i >= 0 && atomic_load(&s->slots[i].last) > -INFINITY;
+    if (listed)
+        atomic_store(&s->slots[i].last, -INFINITY);
+    pthread_mutex_unlock(&s->lock);
+    return listed;
 }
 
 uint64_t edge_senders_untracked(const edge_senders_t *s)

@@ -14,6 +14,7 @@
 #ifndef SIPGUARD_EDGE_SENDERS_H
 #define SIPGUARD_EDGE_SENDERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,11 @@ void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now);
 /* Copies the senders heard within EDGE_SENDERS_FORGET_SECONDS of now into out (room for
  * EDGE_SENDERS_MAX), in the order they were first heard; returns how many. */
 size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now);
+
+/* Forgets the sender at addr (a proxy taken out of service): it is no longer listed, and its
+ * place may go to another, until it sends again; its message count goes on then. Returns
+ * whether the table held it (not forgotten already). Any thread. */
+bool edge_senders_forget(edge_senders_t *s, const endpoint_t *addr);
 
 /* Messages from senders the table had no room for. */
 uint64_t edge_senders_untracked(const edge_senders_t *s);

@@ -226,6 +226,24 @@ check "HEP over TCP: bytes or empty packets for 10 s do not keep a slot; three n
     "[ \$(msgs_total $HTTP) = 4 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_evicted_total)\" = 3 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_refused_total)\" = 1 ] && [ \"\$(metric $HTTP sipguard_hep_tcp_connections)\" = 4 ]"
 check "HEP senders are counted apart by address ($(curl -s http://127.0.0.1:$HTTP/metrics | grep -c '^sipguard_hep_sender_messages_total{') listed)" \
     "[ \"\$(metric $HTTP 'sipguard_hep_sender_messages_total{sender=\"127.0.0.1\"}')\" = 3 ] && [ \"\$(metric $HTTP 'sipguard_hep_sender_messages_total{sender=\"127.0.0.2\"}')\" = 1 ] && [ -n \"\$(metric $HTTP 'sipguard_hep_sender_last_message_timestamp_seconds{sender=\"127.0.0.2\"}')\" ]"
+curl -s http://127.0.0.1:$HTTP/v1/senders > senders.json
+curl -s -X DELETE -o forget1.json -w '%{http_code}' http://127.0.0.1:$HTTP/v1/senders/127.0.0.2 > forget1.code
+curl -s -X DELETE -o forget2.json -w '%{http_code}' http://127.0.0.1:$HTTP/v1/senders/127.0.0.2 > forget2.code
+curl -s -X DELETE -o forget3.json -w '%{http_code}' http://127.0.0.1:$HTTP/v1/senders/nonsense > forget3.code
+curl -s http://127.0.0.1:$HTTP/v1/senders > senders2.json
+curl -s http://127.0.0.1:$HTTP/metrics > senders.metrics
+check "GET /v1/senders lists both; DELETE forgets one (then 404), a non-address is 400 ($(cat forget1.code) $(cat forget2.code) $(cat forget3.code))" \
+    "python3 -c \"
+import json
+a = json.load(open('senders.json')); b = json.load(open('senders2.json'))
+assert sorted((x['sender'], x['messages']) for x in a['senders']) == [('127.0.0.1', 3), ('127.0.0.2', 1)], a
+assert a['untracked'] == 0 and all(x['seconds_since'] >= 0 for x in a['senders']), a
+assert [x['sender'] for x in b['senders']] == ['127.0.0.1'], b
+\" && [ \"\$(cat forget1.code)\" = 200 ] && [ \"\$(cat forget2.code)\" = 404 ] && [ \"\$(cat forget3.code)\" = 400 ] && ! grep -q 'sender=\"127.0.0.2\"' senders.metrics"
+"$S" replay -q --hep-tcp 127.0.0.1:$HEPT --bind 127.0.0.2 opt.sip
+wait_for 10 "[ \"\$(metric $HTTP 'sipguard_hep_sender_messages_total{sender=\"127.0.0.2\"}')\" = 2 ]"
+check "a forgotten sender that sends again is listed again, its count going on" \
+    "[ \"\$(metric $HTTP 'sipguard_hep_sender_messages_total{sender=\"127.0.0.2\"}')\" = 2 ]"
 for c in "${TRICKLE[@]}" "${NEW[@]}"; do exec {c}>&-; done
 stop_edge $EDGE_PID
 check "HEP over TCP: the refusal names the source and the setting" \

@@ -1313,7 +1313,23 @@ static void test_hep_senders_are_counted_by_address_and_bounded(void **state)
     assert_true(found && old);
     assert_int_equal(edge_senders_list(s, list, 1002 + day), EDGE_SENDERS_MAX - 1); /* 192.0.2.1
                                                                                      * silent */
+    /* forgotten (a proxy taken out of service): not listed, until it sends again */
+    endpoint_t e1 = ep("10.0.0.1");
+    assert_true(edge_senders_forget(s, &e1));
+    assert_false(edge_senders_forget(s, &e1));
+    assert_false(edge_senders_forget(s, &b)); /* not in the table any more */
+    n = edge_senders_list(s, list, 2001);
+    for (size_t i = 0; i < n; i++)
+        assert_false(list[i].addr.family == 4 && !memcmp(list[i].addr.addr, e1.addr, 4));
+    edge_senders_count(s, &e1, 2002);
+    n = edge_senders_list(s, list, 2002);
+    found = false;
+    for (size_t i = 0; i < n; i++)
+        found |= list[i].addr.family == 4 && !memcmp(list[i].addr.addr, e1.addr, 4) &&
+                 list[i].messages == 2;
+    assert_true(found);
     assert_int_equal(edge_senders_untracked(NULL), 0);
+    assert_false(edge_senders_forget(NULL, &a));
     edge_senders_count(NULL, &a, 1); /* no table: nothing to do */
     edge_senders_destroy(&s);
     assert_null(s);
