@@ -56,6 +56,8 @@ for i in 1 2 3; do secs $PIN $S embed -q --format libsvm users1000.pcap; done | 
 for i in 1 2 3; do secs $PIN $S embed -q --format json users1000.pcap; done | median3 | sed 's/^/cli_embed_json_users1000_seconds /'
 # TCP from a capture with many connections open at once (messages read, skips, msg/s)
 $PIN "$B/bench/tcp_bench"
+# counting each HEP message to its sender (the edge's /metrics per sender), ns a message
+$PIN "$B/bench/senders_bench"
 # embedding throughput (bench_core's embed figures do not depend on the model)
 $PIN "$B/bench/bench_core" normal.pcap m.model 2>/dev/null | grep -E "framing|embed|osip"
 

@@ -105,8 +105,14 @@ void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now)
         }
         s->hit = i;
     }
-    atomic_fetch_add_explicit(&s->slots[i].messages, 1, memory_order_relaxed);
-    atomic_store_explicit(&s->slots[i].last, now, memory_order_relaxed);
+    /* one writer: a load and a store, not a locked read-modify-write (6.2-9.1 against
+     * 10.9-15.1 ns a message in bench/senders_bench, three runs each); a reader sees the
+     * count before or after, whole */
+    slot_t *e = &s->slots[i];
+    atomic_store_explicit(&e->messages,
+                          atomic_load_explicit(&e->messages, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->last, now, memory_order_relaxed);
 }
 
 size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now)
