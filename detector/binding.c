@@ -152,6 +152,11 @@ uint64_t binding_refused(const binding_t *b)
     return b->refused;
 }
 
+size_t binding_capacity(const binding_t *b)
+{
+    return b->cap / 4 * 3; /* bind_identity keeps the table at most three quarters full */
+}
+
 /* The binding of an identity, or NULL; an expired one is removed on the way. */
 static bind_t *find(binding_t *b, uint64_t id, double now)
 {

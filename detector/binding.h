@@ -88,8 +88,10 @@ binding_t *binding_new(const binding_model_t *m);
 void binding_destroy(binding_t **self);
 /* Learns from registrations and checks requests, one message at a time in time order. */
 void binding_observe(binding_t *b, const msg_t *m, const sipinfo_t *info, binding_verdict_t *out);
-/* Bindings held now, and registrations refused because the table was full. */
+/* Bindings held now, registrations refused because the table was full, and the most the table
+ * holds (from expected_users). */
 size_t binding_count(const binding_t *b);
 uint64_t binding_refused(const binding_t *b);
+size_t binding_capacity(const binding_t *b);
 
 #endif

@@ -27,8 +27,15 @@ static const cliopt_t train_opts[] = {
     {"fpr", 0, "RATE", "flood: quantile of normal counts the thresholds start from", "0.001"},
     {"slack", 0, "X", "flood: thresholds are that quantile times 1 + X", "0.25"},
     {"floor", 0, "COUNT", "flood: no threshold below this decayed count", "2"},
+    {"flood-capacity", 0, "N",
+     "flood: counters kept at once (four a request: source, identity, target, all)", "16384"},
     {"order", 0, "N", "dialog: n-gram order (N - 1 messages of context)", "3"},
     {"min-count", 0, "N", "dialog: transitions seen fewer times in training are anomalies", "1"},
+    {"dialog-capacity", 0, "N",
+     "dialog: legs tracked at once (a call through a proxy holds two; each registration and "
+     "keep-alive ping one, until finished ones are given up for room)",
+     "65536"},
+    {"dialog-timeout", 0, "SECONDS", "dialog: idle time after which a leg is forgotten", "7200"},
     {"expected-users", 0, "N", "binding: users to size the Bloom filter and table for", "100000"},
     {"no-challenge", 0, NULL,
      "binding: bind on any 200 to a REGISTER, not only after a 401/407 challenge", NULL},
@@ -198,30 +205,41 @@ static int context_train(int argc, char **argv)
         if (!strcmp(name, "output")) {
             out = arg;
         } else if (!strcmp(name, "tau")) {
-            if (cliopt_double("--tau", arg, 0.001, 3600, &fo.tau))
+            if (cliopt_double(name, arg, 0.001, 3600, &fo.tau))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "ack-wait")) {
-            if (cliopt_double("--ack-wait", arg, 0.01, 3600, &fo.ack_wait))
+            if (cliopt_double(name, arg, 0.01, 3600, &fo.ack_wait))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "fpr")) {
-            if (cliopt_double("--fpr", arg, 0, 0.5, &fo.fpr))
+            if (cliopt_double(name, arg, 0, 0.5, &fo.fpr))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "slack")) {
-            if (cliopt_double("--slack", arg, 0, 100, &fo.slack))
+            if (cliopt_double(name, arg, 0, 100, &fo.slack))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "floor")) {
-            if (cliopt_double("--floor", arg, 1, 1e6, &fo.floor))
+            if (cliopt_double(name, arg, 1, 1e6, &fo.floor))
+                return EXIT_USAGE;
+        } else if (!strcmp(name, "flood-capacity")) {
+            if (cliopt_int(name, arg, 1024, 1 << 26, &n))
+                return EXIT_USAGE;
+            fo.capacity = (size_t)n;
+        } else if (!strcmp(name, "dialog-capacity")) {
+            if (cliopt_int(name, arg, 1024, 1 << 26, &n))
+                return EXIT_USAGE;
+            dl.capacity = (size_t)n;
+        } else if (!strcmp(name, "dialog-timeout")) {
+            if (cliopt_double(name, arg, 1, 30 * 86400, &dl.timeout))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "order")) {
-            if (cliopt_int("--order", arg, 1, DIALOG_MAX_ORDER, &n))
+            if (cliopt_int(name, arg, 1, DIALOG_MAX_ORDER, &n))
                 return EXIT_USAGE;
             dl.order = (int)n;
         } else if (!strcmp(name, "min-count")) {
-            if (cliopt_int("--min-count", arg, 1, 1000000, &n))
+            if (cliopt_int(name, arg, 1, 1000000, &n))
                 return EXIT_USAGE;
             dl.min_count = (uint32_t)n;
         } else if (!strcmp(name, "expected-users")) {
-            if (cliopt_int("--expected-users", arg, 1, 100000000, &n))
+            if (cliopt_int(name, arg, 1, 100000000, &n))
                 return EXIT_USAGE;
             bo.expected_users = (size_t)n;
         } else if (!strcmp(name, "no-challenge")) {
@@ -252,6 +270,14 @@ static int context_train(int argc, char **argv)
                      binding ? binding_trainer_new(&bo) : NULL, 0};
     int failed = 0, rc = EXIT_FAIL;
     cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, train_one, &c, &failed);
+    context_stats_t shortages = {0};
+    if (c.flood)
+        flood_trainer_shortage(c.flood, &shortages.flood_evicted, &shortages.flood_capacity);
+    if (c.dialog)
+        dialog_trainer_stats(c.dialog, &shortages.dialog);
+    /* in training too: counts cut short learn thresholds too low, legs cut short learn calls
+     * that start with a BYE */
+    context_warn_shortages(stderr, "sipguard context train", &shortages);
     context_model_t m = {0};
     char err[600];
     if (flood) {
@@ -785,13 +811,13 @@ static int context_eval(int argc, char **argv)
         } else if (!strcmp(name, "train-labels")) {
             train_labels = arg;
         } else if (!strcmp(name, "window")) {
-            if (cliopt_int("--window", arg, 1, 100000, &window))
+            if (cliopt_int(name, arg, 1, 100000, &window))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "step")) {
-            if (cliopt_int("--step", arg, 1, 100000, &step))
+            if (cliopt_int(name, arg, 1, 100000, &step))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "min-attack")) {
-            if (cliopt_int("--min-attack", arg, 1, 100000, &min_attack))
+            if (cliopt_int(name, arg, 1, 100000, &min_attack))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "json")) {
             json = true;

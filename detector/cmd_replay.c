@@ -250,12 +250,12 @@ int cmd_replay(int argc, char **argv)
         } else if (!strcmp(name, "bind")) {
             from = arg;
         } else if (!strcmp(name, "rate")) {
-            if (cliopt_double("--rate", arg, 0, 1e9, &c.rate) != 0)
+            if (cliopt_double("rate", arg, 0, 1e9, &c.rate) != 0)
                 return EXIT_USAGE;
         } else if (!strcmp(name, "auth-key")) {
             c.auth_key = arg;
         } else if (!strcmp(name, "capture-id")) {
-            if (cliopt_int("--capture-id", arg, 0, 0xffffffffL, &n) != 0)
+            if (cliopt_int("capture-id", arg, 0, 0xffffffffL, &n) != 0)
                 return EXIT_USAGE;
             c.capture_id = (uint32_t)n;
         } else if (!strcmp(name, "quiet")) {

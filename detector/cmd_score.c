@@ -288,6 +288,11 @@ int cmd_score(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "scored %zu messages: %zu anomalous, %zu failed to parse\n", c.messages,
                 c.anomalies, c.parse_fail);
+    if (c.ctx) { /* even with -q: the figures above are not to be trusted without it */
+        context_stats_t cst;
+        context_stats(c.ctx, &cst);
+        context_warn_shortages(stderr, "sipguard score", &cst);
+    }
     if (!quiet && c.bans)
         fprintf(stderr, "bans: %zu started, %zu messages from banned sources\n", c.bans_started,
                 c.banned);

@@ -112,13 +112,65 @@ void context_destroy(context_t **self)
 void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, context_verdict_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (c->flood)
+    if (c->flood) {
+        uint64_t before = flood_evicted(c->flood);
         flood_observe(c->flood, m, info, &out->flood);
+        out->flood_evicted = (uint32_t)(flood_evicted(c->flood) - before);
+    }
     if (c->dialog)
         dialog_observe(c->dialog, m, info, &out->dialog);
-    if (c->binding)
+    if (c->binding) {
+        uint64_t before = binding_refused(c->binding);
         binding_observe(c->binding, m, info, &out->binding);
+        out->binding_refused = binding_refused(c->binding) != before;
+    }
     out->anomaly = out->flood.flood || out->dialog.anomaly || out->binding.anomaly;
+}
+
+void context_stats(const context_t *c, context_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if ((out->has_flood = c->flood != NULL)) {
+        out->flood_capacity = flood_capacity(c->flood);
+        out->flood_evicted = flood_evicted(c->flood);
+    }
+    if ((out->has_dialog = c->dialog != NULL))
+        dialog_stats(c->dialog, &out->dialog);
+    if ((out->has_binding = c->binding != NULL)) {
+        out->bindings = binding_count(c->binding);
+        out->binding_capacity = binding_capacity(c->binding);
+        out->bindings_refused = binding_refused(c->binding);
+    }
+}
+
+int context_warn_shortages(FILE *f, const char *prog, const context_stats_t *st)
+{
+    int n = 0;
+    if (st->dialog.evicted) {
+        fprintf(f,
+                "%s: warning: the dialog detector gave up %llu open dialog legs for room before "
+                "their timeout (its table holds %zu): later messages of those calls may be "
+                "flagged; raise it with `sipguard context train --dialog-capacity`\n",
+                prog, (unsigned long long)st->dialog.evicted, st->dialog.capacity);
+        n++;
+    }
+    if (st->flood_evicted) {
+        fprintf(f,
+                "%s: warning: the flood detector reused %llu counters still counting (its table "
+                "holds %zu): those counts restarted; raise it with `sipguard context train "
+                "--flood-capacity`\n",
+                prog, (unsigned long long)st->flood_evicted, st->flood_capacity);
+        n++;
+    }
+    if (st->bindings_refused) {
+        fprintf(f,
+                "%s: warning: the binding detector's table was full for %llu registrations (it "
+                "holds %zu): those identities went unchecked; raise it with `sipguard context "
+                "train --expected-users`\n",
+                prog, (unsigned long long)st->bindings_refused, st->binding_capacity);
+        n++;
+    }
+    return n;
 }
 
 void context_report(const context_verdict_t *v, json_t *o, json_t *detectors)

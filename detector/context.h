@@ -14,6 +14,7 @@
 #define SIPGUARD_CONTEXT_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "binding.h"
 #include "dialog.h"
@@ -37,15 +38,33 @@ void context_model_destroy(context_model_t **self);
 typedef struct {
     bool anomaly; /* any of them fired */
     flood_verdict_t flood;
-    dialog_verdict_t dialog;
+    dialog_verdict_t dialog; /* dialog.evicted: an open leg given up for this message's */
     binding_verdict_t binding;
+    /* state this message cost for want of room (the edge counts them) */
+    uint32_t flood_evicted; /* counters still counting reused for its keys */
+    bool binding_refused;   /* its registration not bound: the table was full */
 } context_verdict_t;
+
+/* How full the detectors' tables are: what an operator sizes them by. */
+typedef struct {
+    bool has_flood, has_dialog, has_binding;
+    size_t flood_capacity;
+    uint64_t flood_evicted;
+    dialog_stats_t dialog;
+    size_t bindings, binding_capacity;
+    uint64_t bindings_refused;
+} context_stats_t;
 
 typedef struct context context_t;
 context_t *context_new(const context_model_t *m);
 void context_destroy(context_t **self);
 /* Runs every context detector the model has on one message (time order). */
 void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, context_verdict_t *out);
+
+void context_stats(const context_t *c, context_stats_t *out);
+/* Warns on f, after "prog: warning: ", of each table that ran out of room, naming what it cost
+ * and the `context train` option that sizes it. Returns how many it named. */
+int context_warn_shortages(FILE *f, const char *prog, const context_stats_t *st);
 
 /* The verdict's fields for a report: "flood", "dialog", "binding" objects added to o, and their
  * names appended to the detector array. */

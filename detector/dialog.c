@@ -27,6 +27,20 @@ struct dialog_model {
     size_t mapcap;
 };
 
+/* What a leg has been through, to tell a finished one (nothing more to come) from an open one */
+enum {
+    LEG_DIALOG = 1,      /* an INVITE, SUBSCRIBE or REFER: more requests may follow its answer */
+    LEG_ESTABLISHED = 2, /* a 2xx to an INVITE */
+    LEG_REFUSED = 4,     /* a final non-2xx to the INVITE before any 2xx: no call came of it */
+    LEG_FINISHED = 8,
+    LEG_REGISTER = 16, /* a REGISTER: its refresh, an hour on, may come on the same Call-ID */
+    LEG_ANSWERED = 32, /* a response seen */
+};
+
+/* RFC 3261's Timer B and F (64 T1): a request unanswered this long has timed out at its sender,
+ * so its leg will see nothing more (a scan, a flood the proxy does not answer). */
+#define TRANSACTION_TIMEOUT 32.0
+
 typedef struct {
     uint64_t key; /* 0: empty */
     double t;
@@ -34,13 +48,15 @@ typedef struct {
     int ntok;         /* tokens of context held (up to order - 1) */
     char tok[DIALOG_MAX_ORDER - 1][DIALOG_TOKEN_LEN];
     bool flagged;
+    uint8_t state; /* LEG_* */
 } leg_t;
 
 struct dialog {
     const dialog_model_t *m;
     dialog_opts_t o;
     leg_t *legs;
-    size_t cap, active;
+    size_t cap, active, finished;
+    uint64_t evicted;
 };
 
 void dialog_opts_default(dialog_opts_t *o)
@@ -195,9 +211,12 @@ void dialog_destroy(dialog_t **self)
     *self = NULL;
 }
 
-size_t dialog_active(const dialog_t *d)
+void dialog_stats(const dialog_t *d, dialog_stats_t *out)
 {
-    return d->active;
+    out->legs = d->active;
+    out->finished = d->finished;
+    out->capacity = d->cap;
+    out->evicted = d->evicted;
 }
 
 /* The leg of a message: its Call-ID between its two endpoints, whichever direction. */
@@ -223,11 +242,35 @@ static uint64_t leg_key(const msg_t *m, const sipinfo_t *info)
     return k ? k : 1;
 }
 
-/* The leg's entry; a new one takes an empty or expired slot, else the one idle longest. */
-static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh)
+/* How readily a leg gives up its slot to a new one: an expired leg first, then a finished one
+ * (an OPTIONS ping answered, a call hung up), then an answered registration (its refresh may
+ * reuse the Call-ID, answered without a challenge: as a new leg, a transition training never
+ * saw), and an open one only when the probed slots hold nothing else. Keep-alive pings open a
+ * leg each, many times the calls' number, so a table that gave up whichever leg was idle
+ * longest forgot calls on hold and flagged their BYE. */
+enum { GIVE_EXPIRED, GIVE_FINISHED, GIVE_DORMANT, GIVE_OPEN };
+
+static int give_rank(const dialog_t *d, const leg_t *l, double now)
+{
+    if (now - l->t > d->o.timeout)
+        return GIVE_EXPIRED;
+    if (!(l->state & (LEG_FINISHED | LEG_ANSWERED)) && now - l->t > TRANSACTION_TIMEOUT)
+        return GIVE_FINISHED;
+    if (!(l->state & LEG_FINISHED))
+        return GIVE_OPEN;
+    return l->state & LEG_REGISTER ? GIVE_DORMANT : GIVE_FINISHED;
+}
+
+/* The leg's entry; a new one takes an empty slot, else the probed one most readily given up
+ * (the one idle longest among equals). *evicted: an open leg was given up for it (a
+ * registration given up is not counted: its refresh mostly comes on a new Call-ID, or is
+ * challenged, as its first registration was). */
+static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh, bool *evicted)
 {
     size_t mask = d->cap - 1, h = key & mask, victim = h;
+    int best = GIVE_OPEN + 1;
     double oldest = INFINITY;
+    *evicted = false;
     for (int p = 0; p < PROBES; p++, h = (h + 1) & mask) {
         leg_t *l = &d->legs[h];
         if (l->key == key) {
@@ -236,26 +279,63 @@ static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh)
                 return l;
             }
             victim = h; /* expired: start it again */
+            best = GIVE_EXPIRED;
             break;
         }
         if (!l->key) {
             victim = h;
-            oldest = -INFINITY;
+            best = -1;
             break;
         }
-        double t = now - l->t > d->o.timeout ? -INFINITY : l->t;
-        if (t < oldest) {
-            oldest = t;
+        int r = give_rank(d, l, now);
+        if (r < best || (r == best && l->t < oldest)) {
+            best = r;
+            oldest = l->t;
             victim = h;
         }
     }
     leg_t *l = &d->legs[victim];
     if (!l->key)
         d->active++;
+    if (l->state & LEG_FINISHED)
+        d->finished--;
+    if (best == GIVE_OPEN) {
+        d->evicted++;
+        *evicted = true;
+    }
     memset(l, 0, sizeof *l);
     l->key = key;
     *fresh = true;
     return l;
+}
+
+/* Moves the leg's state on by one message: finished when a BYE is answered, when an INVITE is
+ * refused before any 2xx (busy, declined, cancelled: its ACK follows at once, and does not open
+ * the leg again), and when a request outside any dialog (OPTIONS, REGISTER, MESSAGE, PUBLISH)
+ * has its final answer; another request opens it again. */
+static void follow_state(dialog_t *d, leg_t *l, const sipinfo_t *info)
+{
+    bool was = l->state & LEG_FINISHED, now = false;
+    if (info->is_request) {
+        if (!strcmp(info->method, "INVITE") || !strcmp(info->method, "SUBSCRIBE") ||
+            !strcmp(info->method, "REFER"))
+            l->state |= LEG_DIALOG;
+        else if (!strcmp(info->method, "REGISTER"))
+            l->state |= LEG_REGISTER;
+        now = was && !strcmp(info->method, "ACK"); /* the ACK of a refusal */
+    } else if ((l->state |= LEG_ANSWERED) && info->status >= 200) {
+        bool invite = !strcmp(info->cseq_method, "INVITE");
+        if (invite && info->status < 300)
+            l->state |= LEG_ESTABLISHED;
+        else if (invite && !(l->state & LEG_ESTABLISHED))
+            l->state |= LEG_REFUSED;
+        now = !strcmp(info->cseq_method, "BYE") || (!invite && !(l->state & LEG_DIALOG)) ||
+              (invite && (l->state & LEG_REFUSED) && !(l->state & LEG_ESTABLISHED));
+    } else {
+        now = was; /* a provisional answer changes nothing */
+    }
+    l->state = (uint8_t)((l->state & ~LEG_FINISHED) | (now ? LEG_FINISHED : 0));
+    d->finished = d->finished - was + now;
 }
 
 static void make_token(const msg_t *m, const leg_t *l, const sipinfo_t *info, char *tok)
@@ -297,15 +377,16 @@ static void push_token(leg_t *l, int order, const char *tok)
 
 /* Moves a leg on by one message; fills the token and its context. Returns the leg or NULL. */
 static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *tok, char *ctx,
-                      bool *fresh)
+                      bool *fresh, bool *evicted)
 {
     if (!info->call_id[0] || (!info->is_request && info->status == 0))
         return NULL;
     double now = (double)m->ts_sec + m->ts_usec * 1e-6;
-    leg_t *l = find_leg(d, leg_key(m, info), now, fresh);
+    leg_t *l = find_leg(d, leg_key(m, info), now, fresh, evicted);
     if (*fresh)
         l->first = m->src;
     l->t = now;
+    follow_state(d, l, info);
     make_token(m, l, info, tok);
     context_of(l, d->o.order, ctx, DIALOG_TOKEN_LEN * 2);
     push_token(l, d->o.order, tok);
@@ -315,7 +396,7 @@ static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *
 void dialog_observe(dialog_t *d, const msg_t *m, const sipinfo_t *info, dialog_verdict_t *out)
 {
     memset(out, 0, sizeof *out);
-    leg_t *l = advance(d, m, info, out->token, out->context, &out->first_of_leg);
+    leg_t *l = advance(d, m, info, out->token, out->context, &out->first_of_leg, &out->evicted);
     if (!l)
         return;
     out->count = model_count(d->m, out->context, out->token);
@@ -351,9 +432,14 @@ dialog_trainer_t *dialog_trainer_new(const dialog_opts_t *o)
 void dialog_trainer_add(dialog_trainer_t *t, const msg_t *m, const sipinfo_t *info)
 {
     char tok[DIALOG_TOKEN_LEN], ctx[DIALOG_TOKEN_LEN * 2];
-    bool fresh;
-    if (advance(t->legs, m, info, tok, ctx, &fresh))
+    bool fresh, evicted;
+    if (advance(t->legs, m, info, tok, ctx, &fresh, &evicted))
         model_add(t->m, ctx, tok, 1);
+}
+
+void dialog_trainer_stats(const dialog_trainer_t *t, dialog_stats_t *out)
+{
+    dialog_stats(t->legs, out);
 }
 
 dialog_model_t *dialog_trainer_finish(dialog_trainer_t *t)

@@ -15,8 +15,13 @@
  * flagged at its first abnormal message, not when it ends. A leg is flagged
  * once; later messages of it are not reported again.
  *
- * Legs live in a bounded table: idle ones expire after `timeout` seconds, and
- * a full table gives up the leg idle longest.
+ * Legs live in a bounded table: idle ones expire after `timeout` seconds. A
+ * leg whose exchange is over (a BYE answered, an OPTIONS, REGISTER or MESSAGE
+ * answered outside any dialog, an INVITE refused before any 2xx) is finished. A
+ * table short of room gives up an expired leg, else a finished one, else an
+ * answered registration (its refresh may come on the same Call-ID), and an
+ * open one (a call in progress, whose next message would then look unseen)
+ * only when the slots probed hold nothing else, counted as evicted.
  */
 #ifndef SIPGUARD_DIALOG_H
 #define SIPGUARD_DIALOG_H
@@ -46,16 +51,26 @@ typedef struct dialog_model dialog_model_t;
 typedef struct {
     bool anomaly;
     bool first_of_leg;                  /* the message opened a new leg */
+    bool evicted;                       /* its new leg took the slot of an open one, not expired */
     char token[DIALOG_TOKEN_LEN];       /* the message's token */
     char context[DIALOG_TOKEN_LEN * 2]; /* the tokens before it, "|"-joined */
     uint32_t count;                     /* times training saw the transition */
 } dialog_verdict_t;
+
+typedef struct {
+    size_t legs;      /* held now (open, finished, or expired and not yet reused) */
+    size_t finished;  /* of those, the finished ones */
+    size_t capacity;  /* slots: the capacity option rounded up to a power of two, at least 1024 */
+    uint64_t evicted; /* open legs given up for new ones before their timeout */
+} dialog_stats_t;
 
 /* Training: feed normal traffic in time order, then finish into a model. */
 typedef struct dialog_trainer dialog_trainer_t;
 dialog_trainer_t *dialog_trainer_new(const dialog_opts_t *o);
 void dialog_trainer_add(dialog_trainer_t *t, const msg_t *m, const sipinfo_t *info);
 dialog_model_t *dialog_trainer_finish(dialog_trainer_t *t);
+/* The training table's stats: legs evicted in training taught transitions of calls cut in two. */
+void dialog_trainer_stats(const dialog_trainer_t *t, dialog_stats_t *out);
 void dialog_trainer_destroy(dialog_trainer_t **self);
 
 void dialog_model_destroy(dialog_model_t **self);
@@ -69,7 +84,6 @@ dialog_t *dialog_new(const dialog_model_t *m);
 void dialog_destroy(dialog_t **self);
 /* Judges one message (in time order). Messages without a Call-ID are never anomalies. */
 void dialog_observe(dialog_t *d, const msg_t *m, const sipinfo_t *info, dialog_verdict_t *out);
-/* Legs tracked now. */
-size_t dialog_active(const dialog_t *d);
+void dialog_stats(const dialog_t *d, dialog_stats_t *out);
 
 #endif

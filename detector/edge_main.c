@@ -362,6 +362,21 @@ static void update_gauges(edge_t *e)
     }
 }
 
+/* Once a second: how full the context detectors' tables are (a lock the pipeline takes per
+ * message, so not on every loop). */
+static void tick_context(edge_t *e)
+{
+    context_stats_t st;
+    if (!edge_assets_context_stats(e->slot, &st))
+        memset(&st, 0, sizeof st);
+    atomic_store(&e->metrics.flood_capacity, st.flood_capacity);
+    atomic_store(&e->metrics.dialog_open, st.dialog.legs - st.dialog.finished);
+    atomic_store(&e->metrics.dialog_finished, st.dialog.finished);
+    atomic_store(&e->metrics.dialog_capacity, st.dialog.capacity);
+    atomic_store(&e->metrics.bindings, st.bindings);
+    atomic_store(&e->metrics.binding_capacity, st.binding_capacity);
+}
+
 static int start_overlay(edge_t *e, char *err, size_t errlen)
 {
     char pub[41], sec[41];
@@ -754,6 +769,7 @@ static void run(edge_t *e)
                 spool_sync(e->spool);
             jsonl_flush(e);
             tick_bans(e, false);
+            tick_context(e);
             record_tick(e->record);
             ingest_tick(e->ingest, last_sync);
         }

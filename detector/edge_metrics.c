@@ -35,6 +35,12 @@ void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
     for (int i = 0; i < 6; i++)
         if (fired[i])
             atomic_fetch_add(&m->fired[i], 1);
+    if (r->ctx.flood_evicted)
+        atomic_fetch_add(&m->flood_evicted, r->ctx.flood_evicted);
+    if (r->ctx.dialog.evicted)
+        atomic_fetch_add(&m->dialog_evicted, 1);
+    if (r->ctx.binding_refused)
+        atomic_fetch_add(&m->bindings_refused, 1);
     int b = 0;
     while (b < METRICS_BUCKETS && r->seconds > bounds[b])
         b++;
@@ -117,6 +123,44 @@ static void hep_senders(sbuf_t *s, edge_senders_t *senders)
             edge_senders_untracked(senders));
 }
 
+/* The context detectors' tables ([detectors] context): how full, and what they gave up. */
+static void put_context_tables(sbuf_t *s, edge_metrics_t *m)
+{
+    put(s,
+        "# HELP sipguard_dialog_legs Dialog legs the dialog detector holds: open (a call or "
+        "transaction in progress, or idle) and finished (a BYE or a ping answered).\n"
+        "# TYPE sipguard_dialog_legs gauge\n"
+        "sipguard_dialog_legs{state=\"open\"} %llu\n"
+        "sipguard_dialog_legs{state=\"finished\"} %llu\n",
+        (unsigned long long)atomic_load(&m->dialog_open),
+        (unsigned long long)atomic_load(&m->dialog_finished));
+    gauge(s, "dialog_legs_capacity",
+          "Legs the dialog detector's table holds (its model's capacity); 0 without it.",
+          (double)atomic_load(&m->dialog_capacity));
+    counter(s, "dialog_legs_evicted_total",
+            "Open dialog legs given up for new ones before their timeout: the table was too "
+            "small, and a later message of such a call (its BYE) may be flagged as a transition "
+            "never seen.",
+            atomic_load(&m->dialog_evicted));
+    gauge(s, "bindings", "Registrations the binding detector holds.",
+          (double)atomic_load(&m->bindings));
+    gauge(s, "bindings_capacity",
+          "Registrations the binding detector's table holds (from its model's expected_users); 0 "
+          "without it.",
+          (double)atomic_load(&m->binding_capacity));
+    counter(s, "bindings_refused_total",
+            "Registrations not bound because the binding table was full: their identities go "
+            "unchecked.",
+            atomic_load(&m->bindings_refused));
+    gauge(s, "flood_counters_capacity",
+          "Decayed request counters the flood detector's table holds; 0 without it.",
+          (double)atomic_load(&m->flood_capacity));
+    counter(s, "flood_counters_evicted_total",
+            "Flood counters still holding a request's worth reused for another key: more "
+            "sources, identities and targets were counting at once than the table holds.",
+            atomic_load(&m->flood_evicted));
+}
+
 char *metrics_render(edge_metrics_t *m)
 {
     sbuf_t s = {malloc(8192), 0, 8192};
@@ -170,6 +214,7 @@ char *metrics_render(edge_metrics_t *m)
     for (int i = 0; i < 6; i++)
         put(&s, "sipguard_detector_fired_total{detector=\"%s\"} %llu\n", detectors[i],
             (unsigned long long)atomic_load(&m->fired[i]));
+    put_context_tables(&s, m);
     counter(&s, "parse_failures_total", "Messages libosip2 could not parse.",
             atomic_load(&m->parse_failures));
     counter(&s, "skipped_total", "Packets or datagrams a reader passed over (not SIP, broken).",

@@ -438,6 +438,20 @@ void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *si
     assets_release(a);
 }
 
+bool edge_assets_context_stats(edge_assets_slot_t *slot, context_stats_t *out)
+{
+    uint64_t gen;
+    edge_assets_t *a = assets_acquire(slot, &gen);
+    bool on = a->cx != NULL;
+    if (on) {
+        pthread_mutex_lock(&a->cx->lock);
+        context_stats(a->cx->ctx, out);
+        pthread_mutex_unlock(&a->cx->lock);
+    }
+    assets_release(a);
+    return on;
+}
+
 const char *edge_verdict_name(verdict_t v)
 {
     static const char *names[] = {"normal", "anomaly", "signature", "banned"};

@@ -63,6 +63,9 @@ long edge_assets_impose_bans(edge_assets_slot_t *slot, bantable_t *t, double now
 void edge_assets_info(edge_assets_slot_t *slot, size_t *signatures, uint64_t *sig_sequence,
                       model_stats_t *st, size_t *allowed);
 
+/* How full the context detectors' tables are; false without context detectors. */
+bool edge_assets_context_stats(edge_assets_slot_t *slot, context_stats_t *out);
+
 /* banned: the source is banned ([ban]); its message was not scored */
 typedef enum {
     VERDICT_NORMAL = 0,

@@ -49,6 +49,7 @@ struct flood {
     double last[FLOOD_KEYS];
     double last_halfopen;
     bool halfopen_event;
+    uint64_t evicted; /* counters still holding a request's worth reused for another key */
 };
 
 void flood_opts_default(flood_opts_t *o)
@@ -150,7 +151,9 @@ void flood_destroy(flood_t **self)
     *self = NULL;
 }
 
-/* c <- c * exp(-dt / tau) + 1 for one key; a full table reuses its most decayed entry. */
+/* c <- c * exp(-dt / tau) + 1 for one key; a full table reuses its most decayed entry, which
+ * counts as evicted when it still held a request's worth (more keys than the table holds are
+ * counting at once: the counts restart, and a flood by many of them goes unseen). */
 static double bump(flood_t *f, uint64_t key, double now, double tau)
 {
     size_t mask = f->cap - 1, h = key & mask, victim = h;
@@ -172,8 +175,21 @@ static double bump(flood_t *f, uint64_t key, double now, double tau)
             victim = h;
         }
     }
-    f->tab[victim] = (counter_t){key, 1, now};
+    counter_t *v = &f->tab[victim];
+    if (v->key && v->c * exp(-(now - v->t) / tau) >= 1)
+        f->evicted++;
+    *v = (counter_t){key, 1, now};
     return 1;
+}
+
+uint64_t flood_evicted(const flood_t *f)
+{
+    return f->evicted;
+}
+
+size_t flood_capacity(const flood_t *f)
+{
+    return f->cap;
 }
 
 static int method_class(const sipinfo_t *info)
@@ -461,6 +477,12 @@ static uint32_t source_index(flood_trainer_t *t, const endpoint_t *ep)
     s->family = ep->family;
     t->src_idx[h] = (uint32_t)++t->nsrc;
     return (uint32_t)(t->nsrc - 1);
+}
+
+void flood_trainer_shortage(const flood_trainer_t *t, uint64_t *evicted, size_t *capacity)
+{
+    *evicted = t->f->evicted;
+    *capacity = t->f->cap;
 }
 
 void flood_trainer_add(flood_trainer_t *t, const msg_t *m, const sipinfo_t *info)

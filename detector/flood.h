@@ -91,6 +91,11 @@ typedef struct flood flood_t;
 flood_t *flood_new(const flood_model_t *m, const flood_opts_t *o);
 void flood_destroy(flood_t **self);
 
+/* Counters reused for another key while they still held a request's worth (more keys were
+ * counting at once than the table holds), and the table's slots. */
+uint64_t flood_evicted(const flood_t *f);
+size_t flood_capacity(const flood_t *f);
+
 /* Updates the counters with one message (in time order) and judges it. */
 void flood_observe(flood_t *f, const msg_t *m, const sipinfo_t *info, flood_verdict_t *out);
 
@@ -98,6 +103,9 @@ void flood_observe(flood_t *f, const msg_t *m, const sipinfo_t *info, flood_verd
 typedef struct flood_trainer flood_trainer_t;
 flood_trainer_t *flood_trainer_new(const flood_opts_t *o);
 void flood_trainer_add(flood_trainer_t *t, const msg_t *m, const sipinfo_t *info);
+/* Counters evicted while training (flood_evicted): counts that restarted, so thresholds learned
+ * too low. */
+void flood_trainer_shortage(const flood_trainer_t *t, uint64_t *evicted, size_t *capacity);
 /* Learns the thresholds into out. Returns 0, or -1 when no request was seen. */
 int flood_trainer_finish(flood_trainer_t *t, flood_model_t *out);
 void flood_trainer_destroy(flood_trainer_t **self);

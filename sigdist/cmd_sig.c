@@ -154,21 +154,21 @@ static int sig_build(int argc, char **argv)
                 return EXIT_USAGE;
             }
         } else if (!strcmp(name, "k")) {
-            if (cliopt_int("--k", arg, 1, 10000, &n))
+            if (cliopt_int("k", arg, 1, 10000, &n))
                 return EXIT_USAGE;
             so.k = (size_t)n;
         } else if (!strcmp(name, "cut")) {
-            if (cliopt_double("--cut", arg, 0, 2, &so.cut))
+            if (cliopt_double("cut", arg, 0, 2, &so.cut))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "min-members")) {
-            if (cliopt_int("--min-members", arg, 1, 1000000, &n))
+            if (cliopt_int("min-members", arg, 1, 1000000, &n))
                 return EXIT_USAGE;
             so.min_members = (size_t)n;
         } else if (!strcmp(name, "presence")) {
-            if (cliopt_double("--presence", arg, 0, 1, &so.presence))
+            if (cliopt_double("presence", arg, 0, 1, &so.presence))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "max-strings")) {
-            if (cliopt_int("--max-strings", arg, 1, 1000, &n))
+            if (cliopt_int("max-strings", arg, 1, 1000, &n))
                 return EXIT_USAGE;
             so.max_strings = (size_t)n;
         } else if (!strcmp(name, "unilateral")) {
@@ -176,7 +176,7 @@ static int sig_build(int argc, char **argv)
         } else if (!strcmp(name, "tighten")) {
             so.tighten = true;
         } else if (!strcmp(name, "sequence")) {
-            if (cliopt_int("--sequence", arg, 1, 1L << 62, &seq))
+            if (cliopt_int("sequence", arg, 1, 1L << 62, &seq))
                 return EXIT_USAGE;
         } else if (!strcmp(name, "prefix")) {
             prefix = arg;

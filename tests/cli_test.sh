@@ -226,6 +226,10 @@ check "truncated capture reported" grep -q "capture truncated" err.txt
 "$S" gen -o ctxall --seed 13 --population-seed 5 2>/dev/null
 "$S" context train -q -o ctx.json ctxtrain.pcap
 check "context train writes a model with both detectors" grep -q '"dialog"' ctx.json
+"$S" context train -q -o ctxbig.json --dialog-capacity 200000 --dialog-timeout 600 --flood-capacity 50000 ctxtrain.pcap
+check "context train sizes the dialog and flood tables as asked" sh -c "grep -q '\"capacity\": *200000' ctxbig.json && grep -q '\"timeout\": *600' ctxbig.json && grep -q '\"capacity\": *50000' ctxbig.json"
+"$S" context train -q -o x.json --dialog-capacity 10 ctxtrain.pcap 2> err.txt; rc=$?
+check "a dialog table below 1024 legs is a usage error naming the option once" sh -c "test $rc -eq 2 && grep -q '^sipguard: --dialog-capacity: expected an integer in \[1024' err.txt"
 "$S" context train -q -o /dev/full ctxtrain.pcap 2> ctxfull.err; rc=$?
 check "context train to a full device exits 1 and says so" sh -c "test $rc -eq 1 && grep -q '/dev/full: write failed: No space left on device' ctxfull.err && test -c /dev/full"
 "$S" context eval flood --json -m ctx.json -l ctxflood.labels.csv ctxflood.pcap > flood.json

@@ -400,7 +400,26 @@ start_edge ctx "${COMMON[@]}" --set detectors.context=edge.context.json --set sc
 wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
 FLOODS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"flood\"}"{print $2}')
 DIALOGS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"dialog\"}"{print $2}')
+# the tables' gauges are read once a second
+wait_for 5 "[ \"\$(metric $HTTP sipguard_dialog_legs_capacity)\" = 65536 ]"
+curl -s http://127.0.0.1:$HTTP/metrics > ctx.metrics
 stop_edge $EDGE_PID
+LEGS_FIN=$(awk '$1=="sipguard_dialog_legs{state=\"finished\"}"{print $2}' ctx.metrics)
+LEGS_OPEN=$(awk '$1=="sipguard_dialog_legs{state=\"open\"}"{print $2}' ctx.metrics)
+check "edge: the dialog table's legs, open ($LEGS_OPEN) and finished ($LEGS_FIN), none given up at 65536" \
+    "[ \"\${LEGS_FIN:-0}\" -gt 100 ] && [ \"\${LEGS_OPEN:-0}\" -gt 0 ] && grep -qx 'sipguard_dialog_legs_evicted_total 0' ctx.metrics"
+check "edge: the flood and binding tables' sizes are exposed" \
+    "grep -qx 'sipguard_flood_counters_capacity 16384' ctx.metrics && grep -q '^sipguard_bindings_capacity [1-9]' ctx.metrics && grep -q '^sipguard_bindings [1-9]' ctx.metrics"
+# a table too small for the calls in progress: what it gave up is counted, as `score` counts it
+"$S" context train -q -o small.context.json --dialog-capacity 1024 train.pcap
+"$S" score -q -m edge.model --context small.context.json test.pcap > /dev/null 2> small.err
+start_edge ctxsmall "${COMMON[@]}" --set detectors.context=small.context.json --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
+EVICTED=$(metric $HTTP sipguard_dialog_legs_evicted_total)
+stop_edge $EDGE_PID
+check "edge: a dialog table of 1024 gives up open legs and counts them as score does ($EVICTED; score: $(grep -o 'gave up [0-9]*' small.err))" \
+    "[ \"\${EVICTED:-0}\" -gt 0 ] && grep -q \"warning: the dialog detector gave up \${EVICTED:-x} open dialog legs.*--dialog-capacity\" small.err"
 check "edge: the flood detector fires on the generated floods ($FLOODS messages)" "[ \"\${FLOODS:-0}\" -gt 100 ]"
 check "edge: the dialog detector fires ($DIALOGS messages)" "[ \"\${DIALOGS:-0}\" -gt 0 ]"
 check "edge: reports say which context detector fired and why" \

@@ -383,13 +383,177 @@ static void test_dialog_state_is_bounded(void **state)
     msg_t m;
     sipinfo_t in;
     dialog_verdict_t v;
-    for (int i = 0; i < 200000; i++) { /* more legs than the table holds */
+    for (int i = 0; i < 200000; i++) { /* more legs than the table holds, within 20 s */
         char cid[32];
         snprintf(cid, sizeof cid, "many-%d", i);
-        make(&m, &in, 70000 + i * 0.001, 10 + i % 20, 1, "OPTIONS", 0, "OPTIONS", cid, "u", "u");
+        make(&m, &in, 70000 + i * 0.0001, 10 + i % 20, 1, "OPTIONS", 0, "OPTIONS", cid, "u", "u");
         dialog_observe(d, &m, &in, &v);
     }
-    assert_true(dialog_active(d) <= 131072);
+    dialog_stats_t st;
+    dialog_stats(d, &st);
+    assert_int_equal(st.capacity, 65536);
+    assert_true(st.legs <= st.capacity && st.legs > 60000);
+    /* none answered, none expired nor unanswered for 32 s (a transaction's timeout): every new
+     * leg past the table's room gave up an open one */
+    assert_int_equal(st.evicted, 200000 - st.legs);
+    assert_int_equal(st.finished, 0);
+    dialog_destroy(&d);
+    dialog_model_destroy(&dm);
+}
+
+static dialog_model_t *trained_dialog_of(size_t capacity)
+{
+    dialog_opts_t o;
+    dialog_opts_default(&o);
+    o.capacity = capacity;
+    dialog_trainer_t *t = dialog_trainer_new(&o);
+    normal_traffic(1000, 600, feed_dialog_trainer, t, 1);
+    dialog_model_t *m = dialog_trainer_finish(t);
+    dialog_trainer_destroy(&t);
+    assert_non_null(m);
+    return m;
+}
+
+typedef struct {
+    double dt;
+    int src, dst;
+    const char *method;
+    int status;
+    const char *cseq;
+} step_t;
+
+/* Feeds steps of one Call-ID from t on; returns how many were flagged. */
+static int feed_steps(dialog_t *d, double t, const step_t *s, size_t n, const char *cid,
+                      dialog_verdict_t *last)
+{
+    msg_t m;
+    sipinfo_t in;
+    int flagged = 0;
+    for (size_t k = 0; k < n; k++) {
+        make(&m, &in, t + s[k].dt, s[k].src, s[k].dst, s[k].method, s[k].status, s[k].cseq, cid,
+             "u1", "u2");
+        dialog_observe(d, &m, &in, last);
+        flagged += last->anomaly;
+    }
+    return flagged;
+}
+
+/* Pings from the proxy, each on a Call-ID of its own, one every dt seconds: answered (finished
+ * legs) or not (open legs, until 32 s unanswered, as a scan that gets no answer leaves them). */
+static void ping_churn(dialog_t *d, double t0, int n, double dt, bool answered)
+{
+    msg_t m;
+    sipinfo_t in;
+    dialog_verdict_t v;
+    for (int i = 0; i < n; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "ping-%d", i);
+        double t = t0 + i * dt;
+        make(&m, &in, t, 1, 10 + i % 200, "OPTIONS", 0, "OPTIONS", cid, "proxy", "u");
+        dialog_observe(d, &m, &in, &v);
+        if (answered) {
+            make(&m, &in, t + 0.001, 10 + i % 200, 1, NULL, 200, "OPTIONS", cid, "proxy", "u");
+            dialog_observe(d, &m, &in, &v);
+        }
+    }
+}
+
+static void test_dialog_keeps_calls_on_hold_through_a_churn_of_pings(void **state)
+{
+    (void)state;
+    static const step_t setup[] = {
+        {0, 10, 1, "INVITE", 0, "INVITE"},     {0.002, 1, 10, NULL, 100, "INVITE"},
+        {0.003, 1, 11, "INVITE", 0, "INVITE"}, {0.05, 11, 1, NULL, 180, "INVITE"},
+        {0.052, 1, 10, NULL, 180, "INVITE"},   {1.0, 11, 1, NULL, 200, "INVITE"},
+        {1.002, 1, 10, NULL, 200, "INVITE"},   {1.05, 10, 1, "ACK", 0, "ACK"},
+        {1.052, 1, 11, "ACK", 0, "ACK"},
+    };
+    static const step_t hangup[] = {
+        {0, 10, 1, "BYE", 0, "BYE"},
+        {0.002, 1, 11, "BYE", 0, "BYE"},
+        {0.04, 11, 1, NULL, 200, "BYE"},
+        {0.042, 1, 10, NULL, 200, "BYE"},
+    };
+    size_t ns = sizeof setup / sizeof setup[0], nh = sizeof hangup / sizeof hangup[0];
+    /* 20 times the table's room in pings while the call is on hold, well inside the 7200 s
+     * timeout: answered, 1,000 a second; unanswered, as fast (a flood, whose open legs leave no
+     * room); unanswered, 10 a second (a scan: 320 legs within a transaction's 32 s timeout, so
+     * the timed-out ones make the room) */
+    static const struct {
+        double dt;
+        bool answered, call_kept;
+    } churn[] = {{0.001, true, true}, {0.001, false, false}, {0.1, false, true}};
+    dialog_model_t *dm = trained_dialog_of(1024);
+    for (size_t k = 0; k < sizeof churn / sizeof churn[0]; k++) {
+        dialog_t *d = dialog_new(dm);
+        dialog_verdict_t v;
+        dialog_stats_t st;
+        assert_int_equal(feed_steps(d, 5000, setup, ns, "held-call", &v), 0);
+        ping_churn(d, 5010, 20000, churn[k].dt, churn[k].answered);
+        int flagged = feed_steps(d, 5011 + 20000 * churn[k].dt, hangup, nh, "held-call", &v);
+        dialog_stats(d, &st);
+        assert_int_equal(st.capacity, 1024);
+        if (churn[k].call_kept) {
+            assert_int_equal(flagged, 0); /* the call's two legs were kept */
+            assert_int_equal(st.evicted, 0);
+        } else {
+            /* the giving up of open legs is what evicted counts: the BYE then opens a new leg,
+             * a transition training never saw */
+            assert_true(flagged >= 1);
+            assert_true(st.evicted >= 20000 - 1024);
+        }
+        if (churn[k].answered)
+            assert_int_equal(st.finished, st.legs); /* the pings answered, the call hung up */
+        dialog_destroy(&d);
+    }
+    dialog_model_destroy(&dm);
+}
+
+static void test_dialog_tells_finished_legs_from_open_ones(void **state)
+{
+    (void)state;
+    dialog_model_t *dm = trained_dialog();
+    dialog_t *d = dialog_new(dm);
+    dialog_verdict_t v;
+    dialog_stats_t st;
+    /* each exchange, and the finished legs after it */
+    static const step_t ping[] = {{0, 1, 10, "OPTIONS", 0, "OPTIONS"},
+                                  {0.01, 10, 1, NULL, 200, "OPTIONS"}};
+    static const step_t ping_again[] = {{0, 1, 10, "OPTIONS", 0, "OPTIONS"}};
+    static const step_t registered[] = {{0, 11, 1, "REGISTER", 0, "REGISTER"},
+                                        {0.01, 1, 11, NULL, 401, "REGISTER"},
+                                        {0.02, 11, 1, "REGISTER", 0, "REGISTER"},
+                                        {0.03, 1, 11, NULL, 200, "REGISTER"}};
+    static const step_t refused[] = {{0, 10, 1, "INVITE", 0, "INVITE"},
+                                     {0.01, 1, 10, NULL, 486, "INVITE"}};
+    static const step_t ack[] = {{0, 10, 1, "ACK", 0, "ACK"}};
+    static const step_t call[] = {
+        {0, 12, 1, "INVITE", 0, "INVITE"},  {0.01, 1, 12, NULL, 200, "INVITE"},
+        {0.02, 12, 1, "ACK", 0, "ACK"},     {1, 12, 1, "INFO", 0, "INFO"},
+        {1.01, 1, 12, NULL, 200, "INFO"},   {2, 12, 1, "INVITE", 0, "INVITE"},
+        {2.01, 1, 12, NULL, 491, "INVITE"}, {2.02, 12, 1, "ACK", 0, "ACK"}};
+    static const step_t bye[] = {{0, 12, 1, "BYE", 0, "BYE"}, {0.01, 1, 12, NULL, 200, "BYE"}};
+    struct {
+        const step_t *s;
+        size_t n;
+        const char *cid;
+        size_t finished;
+    } seq[] = {
+        {ping, 2, "ping", 1},
+        {registered, 4, "reg", 2}, /* given up after the pings, before calls */
+        {refused, 2, "busy", 3},
+        {ack, 1, "busy", 3},  /* its ACK does not open it again */
+        {call, 8, "talk", 3}, /* an INFO answered and a re-INVITE refused end no call */
+        {bye, 2, "talk", 4},
+        {ping_again, 1, "ping", 3}, /* a new request opens a leg again */
+    };
+    double t = 9000;
+    for (size_t k = 0; k < sizeof seq / sizeof seq[0]; k++, t += 10) {
+        feed_steps(d, t, seq[k].s, seq[k].n, seq[k].cid, &v);
+        dialog_stats(d, &st);
+        assert_int_equal(st.finished, seq[k].finished);
+    }
+    assert_int_equal(st.legs, 4);
     dialog_destroy(&d);
     dialog_model_destroy(&dm);
 }
@@ -560,6 +724,8 @@ int main(void)
         cmocka_unit_test(
             test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message),
         cmocka_unit_test(test_dialog_state_is_bounded),
+        cmocka_unit_test(test_dialog_keeps_calls_on_hold_through_a_churn_of_pings),
+        cmocka_unit_test(test_dialog_tells_finished_legs_from_open_ones),
         cmocka_unit_test(test_context_model_file_round_trip_and_refusals),
         cmocka_unit_test(test_binding_classifies_mismatches),
         cmocka_unit_test(test_binding_table_is_bounded),
