@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-asan test test-normal test-asan demo bench fuzz install clean format
+.PHONY: all deps build build-asan test test-normal test-asan demo bench soak fuzz install clean format
 
 all: build
 
@@ -41,6 +41,10 @@ bench: build
 	@./bench/run.sh $(BUILD)
 	@./bench/edge.sh $(BUILD)
 	@./bench/overlay.sh $(BUILD)
+
+# an edge's memory while its tables turn over (SOAK_SECONDS, default 180; SOAK_RATE, 5000)
+soak: build
+	@./bench/soak.sh $(BUILD)
 
 # programs, man pages, docs and systemd units under PREFIX; configuration in /etc/sipguard,
 # kept when it is already there; DESTDIR stages the whole tree (for packaging)

@@ -323,16 +323,18 @@ static void follow_state(dialog_t *d, leg_t *l, const sipinfo_t *info)
         else if (!strcmp(info->method, "REGISTER"))
             l->state |= LEG_REGISTER;
         now = was && !strcmp(info->method, "ACK"); /* the ACK of a refusal */
-    } else if ((l->state |= LEG_ANSWERED) && info->status >= 200) {
+    } else if (info->status < 200) {
+        l->state |= LEG_ANSWERED;
+        now = was; /* a provisional answer changes nothing else */
+    } else {
         bool invite = !strcmp(info->cseq_method, "INVITE");
+        l->state |= LEG_ANSWERED;
         if (invite && info->status < 300)
             l->state |= LEG_ESTABLISHED;
         else if (invite && !(l->state & LEG_ESTABLISHED))
-            l->state |= LEG_REFUSED;
+            l->state |= LEG_REFUSED; /* a challenge (407) too: a new INVITE opens it again */
         now = !strcmp(info->cseq_method, "BYE") || (!invite && !(l->state & LEG_DIALOG)) ||
               (invite && (l->state & LEG_REFUSED) && !(l->state & LEG_ESTABLISHED));
-    } else {
-        now = was; /* a provisional answer changes nothing */
     }
     l->state = (uint8_t)((l->state & ~LEG_FINISHED) | (now ? LEG_FINISHED : 0));
     d->finished = d->finished - was + now;

@@ -533,6 +533,10 @@ static void test_dialog_tells_finished_legs_from_open_ones(void **state)
         {1.01, 1, 12, NULL, 200, "INFO"},   {2, 12, 1, "INVITE", 0, "INVITE"},
         {2.01, 1, 12, NULL, 491, "INVITE"}, {2.02, 12, 1, "ACK", 0, "ACK"}};
     static const step_t bye[] = {{0, 12, 1, "BYE", 0, "BYE"}, {0.01, 1, 12, NULL, 200, "BYE"}};
+    static const step_t challenged[] = {
+        {0, 13, 1, "INVITE", 0, "INVITE"},  {0.01, 1, 13, NULL, 407, "INVITE"},
+        {0.02, 13, 1, "ACK", 0, "ACK"},     {0.03, 13, 1, "INVITE", 0, "INVITE"},
+        {0.04, 1, 13, NULL, 200, "INVITE"}, {0.05, 13, 1, "ACK", 0, "ACK"}};
     struct {
         const step_t *s;
         size_t n;
@@ -542,8 +546,9 @@ static void test_dialog_tells_finished_legs_from_open_ones(void **state)
         {ping, 2, "ping", 1},
         {registered, 4, "reg", 2}, /* given up after the pings, before calls */
         {refused, 2, "busy", 3},
-        {ack, 1, "busy", 3},  /* its ACK does not open it again */
-        {call, 8, "talk", 3}, /* an INFO answered and a re-INVITE refused end no call */
+        {ack, 1, "busy", 3},        /* its ACK does not open it again */
+        {call, 8, "talk", 3},       /* an INFO answered and a re-INVITE refused end no call */
+        {challenged, 6, "auth", 3}, /* the INVITE sent again with credentials opens it */
         {bye, 2, "talk", 4},
         {ping_again, 1, "ping", 3}, /* a new request opens a leg again */
     };
@@ -553,7 +558,7 @@ static void test_dialog_tells_finished_legs_from_open_ones(void **state)
         dialog_stats(d, &st);
         assert_int_equal(st.finished, seq[k].finished);
     }
-    assert_int_equal(st.legs, 4);
+    assert_int_equal(st.legs, 5);
     dialog_destroy(&d);
     dialog_model_destroy(&dm);
 }

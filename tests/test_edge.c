@@ -1209,6 +1209,55 @@ static void write_text(const char *path, const char *text)
 /* Bans and what is remembered of past ones are saved and read back; a file that is not one
  * of ours, or holds a wrong ban, is refused with the file and the reason, leaving the table
  * as it was; no file is no bans. */
+/* The file is written a ban at a time: it is still one JSON document, with every ban, and an
+ * empty table saves an empty list. */
+static void test_many_bans_saved_one_a_line_load_back_whole(void **state)
+{
+    (void)state;
+    char path[sizeof dir + 32], err[512];
+    snprintf(path, sizeof path, "%s/many-bans.json", dir);
+    ban_opts_t o = ban_opts(1, 10, 100, 1000);
+    o.max_sources = 8192;
+    bantable_t *t = bantable_new(&o);
+    assert_int_equal(bantable_save(t, path, 10, err, sizeof err), 0);
+    json_error_t je;
+    json_t *doc = json_load_file(path, 0, &je);
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(doc, "version")), 1);
+    assert_int_equal(json_array_size(json_object_get(doc, "bans")), 0);
+    json_decref(doc);
+    for (int i = 0; i < 3000; i++) {
+        char a[64];
+        if (i % 3)
+            snprintf(a, sizeof a, "198.%d.%d.%d", 18 + i / 65536, (i >> 8) & 255, i & 255);
+        else
+            snprintf(a, sizeof a, "2001:db8:%x::1", i);
+        assert_true(strike(t, a, 1000 + i * 0.01) == 100);
+    }
+    assert_int_equal(bantable_save(t, path, 1040, err, sizeof err), 0);
+    doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(doc);
+    assert_true(json_number_value(json_object_get(doc, "saved")) == 1040);
+    json_t *bans = json_object_get(doc, "bans");
+    assert_int_equal(json_array_size(bans), 3000);
+    size_t i;
+    json_t *b;
+    int v6 = 0;
+    json_array_foreach(bans, i, b)
+    {
+        assert_int_equal(json_object_size(b), 3);
+        assert_int_equal(json_integer_value(json_object_get(b, "bans")), 1);
+        v6 += strstr(json_string_value(json_object_get(b, "source")), "/64") != NULL;
+    }
+    assert_int_equal(v6, 1000);
+    json_decref(doc);
+    bantable_t *back = bantable_new(&o);
+    assert_int_equal(bantable_load(back, path, 1040, err, sizeof err), 3000);
+    assert_true(fabs(banned(back, "2001:db8:3::9", 1040) - (1000 + 3 * 0.01 + 100 - 1040)) < 1e-6);
+    bantable_destroy(&back);
+    bantable_destroy(&t);
+}
+
 static void test_bans_survive_a_save_and_bad_files_are_refused(void **state)
 {
     (void)state;
@@ -1360,6 +1409,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_silent_subscription_is_made_anew, make_dir,
                                         remove_dir),
         cmocka_unit_test(test_ban_after_strikes_within_the_window),
+        cmocka_unit_test_setup_teardown(test_many_bans_saved_one_a_line_load_back_whole, make_dir,
+                                        remove_dir),
         cmocka_unit_test(test_ban_opts_change_for_later_strikes),
         cmocka_unit_test(test_ban_escalates_to_the_cap_and_is_forgotten),
         cmocka_unit_test_setup_teardown(test_ban_domain_list_is_imposed_and_replaced, make_dir,
