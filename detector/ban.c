@@ -490,24 +490,35 @@ static size_t gather(bantable_t *t, double now, bool active_only)
     return n;
 }
 
-/* The first n entries of t->scratch as [{"source", "until", "bans"}], with "seconds_left"
- * (until now) and "domain" (the domain's list bans it too) when listed rather than saved, the
- * listed "until" then being the later end. Under the lock. */
-static json_t *entries_json(const bantable_t *t, size_t n, double now, bool listed)
+/* The entries gather() picks, copied out under the lock (48 bytes each), so that what is made
+ * of them (a listing, the ban file) does not hold up the pipelines' lookups. NULL with *n = 0
+ * when there are none; NULL with *n > 0 when out of memory. */
+static entry_t *copy_gathered(bantable_t *t, double now, bool active_only, size_t *n)
+{
+    pthread_mutex_lock(&t->lock);
+    *n = gather(t, now, active_only);
+    entry_t *copy = *n ? malloc(*n * sizeof *copy) : NULL;
+    if (copy)
+        memcpy(copy, t->scratch, *n * sizeof *copy);
+    if (!active_only)
+        t->dirty = false; /* what is saved is taken */
+    pthread_mutex_unlock(&t->lock);
+    return copy;
+}
+
+/* n entries as [{"source", "until", "bans", "seconds_left", "domain"}] ("domain": the domain's
+ * list bans it too; "until": the later of the two ends). */
+static json_t *entries_json(const entry_t *list, size_t n, double now)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
-        const entry_t *e = &t->scratch[i];
+        const entry_t *e = &list[i];
         char s[INET6_ADDRSTRLEN + 8];
         entry_text(e, s, sizeof s);
-        double until = listed ? ban_end(e) : e->until;
-        json_t *o =
-            json_pack("{s:s, s:f, s:i}", "source", s, "until", until, "bans", (int)e->level);
-        if (listed) {
-            json_object_set_new(o, "seconds_left", json_real(until - now));
-            json_object_set_new(o, "domain", json_boolean(e->domain_until > now));
-        }
-        json_array_append_new(a, o);
+        double until = ban_end(e);
+        json_array_append_new(a, json_pack("{s:s, s:f, s:i, s:f, s:b}", "source", s, "until", until,
+                                           "bans", (int)e->level, "seconds_left", until - now,
+                                           "domain", e->domain_until > now));
     }
     return a;
 }
@@ -543,9 +554,10 @@ long bantable_set_domain(bantable_t *t, const char *const *sources, const double
 
 json_t *bantable_list(bantable_t *t, double now)
 {
-    pthread_mutex_lock(&t->lock);
-    json_t *a = entries_json(t, gather(t, now, true), now, true);
-    pthread_mutex_unlock(&t->lock);
+    size_t n;
+    entry_t *list = copy_gathered(t, now, true, &n);
+    json_t *a = n && !list ? NULL : entries_json(list, n, now);
+    free(list);
     return a;
 }
 
@@ -600,13 +612,8 @@ static int write_bans(const entry_t *e, size_t n, const char *path, double now, 
 
 int bantable_save(bantable_t *t, const char *path, double now, char *err, size_t errlen)
 {
-    pthread_mutex_lock(&t->lock); /* the entries copied out: the writing is not under the lock */
-    size_t n = gather(t, now, false);
-    entry_t *copy = n ? malloc(n * sizeof *copy) : NULL;
-    if (copy)
-        memcpy(copy, t->scratch, n * sizeof *copy);
-    t->dirty = false;
-    pthread_mutex_unlock(&t->lock);
+    size_t n;
+    entry_t *copy = copy_gathered(t, now, false, &n);
     int rc = -1;
     if (n && !copy)
         snprintf(err, errlen, "%s: out of memory", path);
