@@ -48,6 +48,8 @@ struct binding {
     size_t cbf_size;
     bind_t *tab;
     size_t cap, n;
+    size_t tombs; /* slots of removed bindings, which probes pass over as if taken */
+    double swept; /* when the table was last rebuilt for room (binding time) */
     by_addr_t *rev;
     pending_t *pend;
     seen_auth_t *auth;
@@ -152,6 +154,11 @@ uint64_t binding_refused(const binding_t *b)
     return b->refused;
 }
 
+size_t binding_tombstones(const binding_t *b)
+{
+    return b->tombs;
+}
+
 size_t binding_capacity(const binding_t *b)
 {
     return b->cap / 4 * 3; /* bind_identity keeps the table at most three quarters full */
@@ -171,6 +178,7 @@ static bind_t *find(binding_t *b, uint64_t id, double now)
             cbf_add(b, id, -1);
             b->tab[h].id = ~0ULL;
             b->n--;
+            b->tombs++;
             return NULL;
         }
     return NULL;
@@ -185,6 +193,51 @@ static void unbind(binding_t *b, uint64_t id, double now)
     e->id = ~0ULL; /* tombstone */
     e->until = -1;
     b->n--;
+    b->tombs++;
+}
+
+/* The table laid out again without its tombstones and expired bindings (those leave the
+ * filter). Removals only ever leave tombstones, and an insertion reuses one only where its
+ * probe meets it first, so without this the empty slots would run out after enough
+ * registrations came and went, and every probe for an identity the filter lets through by
+ * mistake would walk the whole table; and a table full of bindings that expired unseen would
+ * refuse new ones. Keeps the old table when memory runs out. */
+static void rebuild(binding_t *b, double now)
+{
+    b->swept = now;
+    bind_t *t = calloc(b->cap, sizeof *t);
+    if (!t)
+        return;
+    size_t mask = b->cap - 1, n = 0;
+    for (size_t i = 0; i < b->cap; i++) {
+        const bind_t *e = &b->tab[i];
+        if (!e->id || e->id == ~0ULL)
+            continue;
+        if (e->until < now) {
+            cbf_add(b, e->id, -1);
+            continue;
+        }
+        size_t h = e->id & mask;
+        while (t[h].id)
+            h = (h + 1) & mask;
+        t[h] = *e;
+        n++;
+    }
+    free(b->tab);
+    b->tab = t;
+    b->n = n;
+    b->tombs = 0;
+}
+
+/* Room for one more binding: at most three quarters of the table bound; a quarter in
+ * tombstones, or the table full, makes it rebuild first (full: at most once a minute, since
+ * under a flood of registrations the walk would otherwise come with each of them). */
+static bool room_for_one(binding_t *b, double now)
+{
+    bool full = (b->n + 1) * 4 > b->cap * 3;
+    if (b->tombs * 4 > b->cap || (full && now - b->swept >= 60))
+        rebuild(b, now);
+    return (b->n + 1) * 4 <= b->cap * 3;
 }
 
 static void bind_identity(binding_t *b, const char *identity, const pending_t *p, double until,
@@ -193,7 +246,7 @@ static void bind_identity(binding_t *b, const char *identity, const pending_t *p
     uint64_t id = hash_str(identity, 1);
     bind_t *e = find(b, id, now);
     if (!e) {
-        if ((b->n + 1) * 4 > b->cap * 3) { /* full: the filter and table stay bounded */
+        if (!room_for_one(b, now)) { /* full: the filter and table stay bounded */
             b->refused++;
             return;
         }
@@ -201,6 +254,7 @@ static void bind_identity(binding_t *b, const char *identity, const pending_t *p
         while (b->tab[h].id && b->tab[h].id != ~0ULL)
             h = (h + 1) & mask;
         e = &b->tab[h];
+        b->tombs -= e->id == ~0ULL;
         cbf_add(b, id, +1);
         b->n++;
     }

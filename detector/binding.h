@@ -93,5 +93,7 @@ void binding_observe(binding_t *b, const msg_t *m, const sipinfo_t *info, bindin
 size_t binding_count(const binding_t *b);
 uint64_t binding_refused(const binding_t *b);
 size_t binding_capacity(const binding_t *b);
+/* Slots of removed bindings not yet reclaimed: the table is laid out again past a quarter. */
+size_t binding_tombstones(const binding_t *b);
 
 #endif

@@ -706,6 +706,36 @@ static void test_binding_table_is_bounded(void **state)
     assert_true(binding_count(b) <= 768);
     assert_true(binding_refused(b) >= 2000 - 768);
     binding_destroy(&b);
+
+    /* a table full of bindings that expired unseen makes room for new ones */
+    b = binding_new(&bm);
+    for (int i = 0; i < 768; i++) {
+        snprintf(user, sizeof user, "short%d", i);
+        register_user(b, 3000 + i * 0.01, 1000 + i, user, 600, "x", true);
+    }
+    assert_int_equal(binding_count(b), 768);
+    register_user(b, 3100, 1900, "late", 3600, "x", true); /* the others still bound */
+    assert_int_equal(binding_refused(b), 1);
+    register_user(b, 3700, 1901, "later", 3600, "x", true); /* they have expired */
+    assert_int_equal(binding_refused(b), 1);
+    assert_int_equal(binding_count(b), 1);
+    binding_destroy(&b);
+
+    /* registrations that come and go leave no more than a quarter of the table in tombstones,
+     * so probes still end at empty slots; those still bound are still found */
+    b = binding_new(&bm);
+    register_user(b, 4000, 1990, "stays", 86400, "keep", true);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(user, sizeof user, "churn%d", i);
+        register_user(b, 4001 + i * 0.1, 1000 + i % 900, user, 3600, "x", true);
+        register_user(b, 4001.05 + i * 0.1, 1000 + i % 900, user, 0, "x", true);
+    }
+    assert_int_equal(binding_count(b), 1);
+    assert_true(binding_tombstones(b) <= 1024 / 4);
+    assert_int_equal(binding_refused(b), 0);
+    binding_verdict_t v = request_from(b, 7000, 1991, "stays", "elsewhere", "c-stays");
+    assert_true(v.anomaly); /* its binding survived the rebuilds: a request from elsewhere */
+    binding_destroy(&b);
     json_t *j = binding_model_to_json(&bm);
     binding_model_t back;
     char err[200];
