@@ -82,6 +82,25 @@ static void host_text(const endpoint_t *e, char *buf, size_t cap)
     snprintf(buf, cap, e->family == 6 ? "[%s]" : "%s", a);
 }
 
+/* Sends len bytes of s->body from one endpoint to another, wrapped in HEPv3, stamped now. */
+static void send_body(sender_t *s, const endpoint_t *from, const endpoint_t *to, size_t len)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    msg_t m = {.src = *from,
+               .dst = *to,
+               .transport = TRANSPORT_UDP,
+               .ts_sec = now.tv_sec,
+               .ts_usec = (int32_t)(now.tv_nsec / 1000),
+               .data = (const uint8_t *)s->body,
+               .len = len};
+    size_t n = hep_encode(&m, 1, NULL, s->pkt, sizeof s->pkt);
+    if (n && send(s->fd, s->pkt, n, 0) == (ssize_t)n)
+        s->sent++;
+    else
+        s->failed++;
+}
+
 /* One message: the request line or status line, then the headers of a Call-ID. */
 static void send_sip(sender_t *s, const endpoint_t *from, const endpoint_t *to, const char *first,
                      const char *call, const char *user, const char *cseq, const char *extra)
@@ -94,20 +113,7 @@ static void send_sip(sender_t *s, const endpoint_t *from, const endpoint_t *to, 
                      "Call-ID: %s\r\nCSeq: %s\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n",
                      first, host, (unsigned long long)next_random(s), user,
                      (unsigned long long)(next_random(s) & 0xffffff), user, call, cseq, extra);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    msg_t m = {.src = *from,
-               .dst = *to,
-               .transport = TRANSPORT_UDP,
-               .ts_sec = now.tv_sec,
-               .ts_usec = (int32_t)(now.tv_nsec / 1000),
-               .data = (const uint8_t *)s->body,
-               .len = (size_t)n};
-    size_t len = hep_encode(&m, 1, NULL, s->pkt, sizeof s->pkt);
-    if (len && send(s->fd, s->pkt, len, 0) == (ssize_t)len)
-        s->sent++;
-    else
-        s->failed++;
+    send_body(s, from, to, (size_t)n);
 }
 
 /* One exchange of the mix; returns the messages it sent. */
@@ -152,19 +158,7 @@ static int one_exchange(sender_t *s)
     int n = 40 + (int)(next_random(s) % 400);
     for (int i = 0; i < n; i++)
         s->body[i] = (char)next_random(s);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    msg_t m = {.src = u,
-               .dst = p,
-               .transport = TRANSPORT_UDP,
-               .ts_sec = now.tv_sec,
-               .data = (const uint8_t *)s->body,
-               .len = (size_t)n};
-    size_t len = hep_encode(&m, 1, NULL, s->pkt, sizeof s->pkt);
-    if (len && send(s->fd, s->pkt, len, 0) == (ssize_t)len)
-        s->sent++;
-    else
-        s->failed++;
+    send_body(s, &u, &p, (size_t)n);
     return 1;
 }
 
