@@ -124,8 +124,11 @@ typedef struct {
     bantable_t *bans;      /* made at start, used while [ban] after > 0 or domain = yes */
     char ban_file[600];    /* empty until bans are first on: then read back, and saved */
     bool ban_save_failing; /* the last save failed (logged once) */
-    double ban_saved_at;   /* when the table was last written (ban_clock) */
-    log_limit_t ban_log;   /* [ban] log_max: the lines naming bans, shared by both pipelines */
+    /* the context tables' losses (dialog legs, bindings, flood counters) at the last warning */
+    uint64_t ctx_lost_logged[3];
+    double ctx_logged_at; /* mono_now of that warning; 0: none yet */
+    double ban_saved_at;  /* when the table was last written (ban_clock) */
+    log_limit_t ban_log;  /* [ban] log_max: the lines naming bans, shared by both pipelines */
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
@@ -364,6 +367,38 @@ static void update_gauges(edge_t *e)
     }
 }
 
+/* What the context tables gave up for room, in the log for those who read no metrics: the first
+ * time, then at most once an hour, with what was lost since the last warning. */
+#define CONTEXT_WARN_SECONDS 3600.0
+static void warn_context_losses(edge_t *e, const context_stats_t *st)
+{
+    uint64_t now_lost[3] = {atomic_load(&e->metrics.dialog_evicted),
+                            atomic_load(&e->metrics.bindings_refused),
+                            atomic_load(&e->metrics.flood_evicted)};
+    uint64_t *was = e->ctx_lost_logged;
+    bool more = now_lost[0] > was[0] || now_lost[1] > was[1] || now_lost[2] > was[2];
+    double t = mono_now();
+    if (!more || (e->ctx_logged_at > 0 && t - e->ctx_logged_at < CONTEXT_WARN_SECONDS))
+        return;
+    if (now_lost[0] > was[0])
+        warning("the dialog detector gave up %llu calls in progress for room (its table holds "
+                "%zu legs): their later messages may be flagged; raise it with `sipguard context "
+                "train --dialog-capacity` (sipguard_dialog_legs_evicted_total)",
+                (unsigned long long)(now_lost[0] - was[0]), st->dialog.capacity);
+    if (now_lost[1] > was[1])
+        warning("the binding detector's table was full for %llu registrations (it holds %zu): "
+                "those identities go unchecked; raise it with `sipguard context train "
+                "--expected-users` (sipguard_bindings_refused_total)",
+                (unsigned long long)(now_lost[1] - was[1]), st->binding_capacity);
+    if (now_lost[2] > was[2])
+        warning("the flood detector reused %llu counters still counting (its table holds %zu); "
+                "raise it with `sipguard context train --flood-capacity` if no flood of spoofed "
+                "sources is on (sipguard_flood_counters_evicted_total)",
+                (unsigned long long)(now_lost[2] - was[2]), st->flood_capacity);
+    memcpy(was, now_lost, sizeof now_lost);
+    e->ctx_logged_at = t;
+}
+
 /* Once a second: how full the context detectors' tables are (a lock the pipeline takes per
  * message, so not on every loop). */
 static void tick_context(edge_t *e)
@@ -377,6 +412,7 @@ static void tick_context(edge_t *e)
     atomic_store(&e->metrics.dialog_capacity, st.dialog.capacity);
     atomic_store(&e->metrics.bindings, st.bindings);
     atomic_store(&e->metrics.binding_capacity, st.binding_capacity);
+    warn_context_losses(e, &st);
 }
 
 static int start_overlay(edge_t *e, char *err, size_t errlen)

@@ -417,7 +417,10 @@ start_edge ctxsmall "${COMMON[@]}" --set detectors.context=small.context.json --
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
 wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
 EVICTED=$(metric $HTTP sipguard_dialog_legs_evicted_total)
+wait_for 5 "grep -q 'the dialog detector gave up [1-9][0-9]* calls in progress for room' ctxsmall.log"
 stop_edge $EDGE_PID
+check "edge: the log says the dialog table gave up calls, and what to raise ($(grep -o 'gave up [0-9]* calls in progress' ctxsmall.log))" \
+    "grep -q 'gave up [1-9][0-9]* calls in progress for room (its table holds 1024 legs).*--dialog-capacity' ctxsmall.log && [ \$(grep -c 'calls in progress for room' ctxsmall.log) = 1 ]"
 check "edge: a dialog table of 1024 gives up open legs and counts them as score does ($EVICTED; score: $(grep -o 'gave up [0-9]*' small.err))" \
     "[ \"\${EVICTED:-0}\" -gt 0 ] && grep -q \"warning: the dialog detector gave up \${EVICTED:-x} open dialog legs.*--dialog-capacity\" small.err"
 check "edge: the flood detector fires on the generated floods ($FLOODS messages)" "[ \"\${FLOODS:-0}\" -gt 100 ]"
