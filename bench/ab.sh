@@ -48,7 +48,7 @@ objcopy --redefine-syms="$T/renames" "$T/all.o" "$T/old.o"
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$SRC/common" -I"$SRC/detector" \
   -o "$T/twin" "$SRC/bench/twin.c" "$T/old.o" "$B/detector/libsgdetector.a" \
   "$B/common/libsgcommon.a" $(pkg-config --libs libpcap libosip2 jansson libxxhash zlib libzmq \
-  libmicrohttpd sqlite3 inih) -lm -lpthread
+  libmicrohttpd sqlite3 inih gnutls) -lm -lpthread
 
 if [ $# -ge 4 ]; then
   CAPTURE="$(cd "$(dirname "$3")" && pwd)/$(basename "$3")"
