@@ -2,7 +2,7 @@
 # Fuzzes sipguard's readers with libFuzzer: builds tests/fuzz with clang, AddressSanitizer and
 # UndefinedBehaviorSanitizer (SIPGUARD_FUZZ=ON) in build-fuzz, seeds each target from
 # ../shared/corpus, and runs them one after another, FUZZ_SECONDS each (default 60).
-#   usage: scripts/fuzz.sh [TARGET...]   (message capture packets json config knn cluster hep_stream model context; default all)
+#   usage: scripts/fuzz.sh [TARGET...]   (message capture packets json config knn cluster hep_stream model context traffic; default all)
 # A crash or hang stops with the input saved under build-fuzz/artifacts; copy it into
 # tests/fuzz/regress/TARGET/ once fixed, so that `make test` replays it from then on.
 set -euo pipefail
@@ -11,7 +11,7 @@ seconds=${FUZZ_SECONDS:-60}
 shared=${SIPGUARD_SHARED_DIR:-../shared}/corpus
 [ -d "$shared" ] || { echo "fuzz.sh: no corpus at $shared (set SIPGUARD_SHARED_DIR)" >&2; exit 1; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(message capture packets json config knn cluster hep_stream model context)
+[ ${#targets[@]} -gt 0 ] || targets=(message capture packets json config knn cluster hep_stream model context traffic)
 if ! command -v clang >/dev/null; then
     if [ "$(id -u)" -eq 0 ]; then
         apt-get update -qq >/dev/null
@@ -34,7 +34,7 @@ seed() { # TARGET: the directory of its seeds, filled the first time
         message) cp "$shared"/rfc4475-torture/*.sip "$shared"/protos-c07-sip/*.sip "$dir"/ ;;
         capture) find "$shared/real-captures" -type f -size -200k -exec cp {} "$dir"/ \; ;;
         packets) build-fuzz/tests/seed_packets "$dir" "$shared"/real-captures/* ;;
-        json | config | knn | cluster | hep_stream | model | context) ;; # their seeds are in tests/fuzz/regress
+        json | config | knn | cluster | hep_stream | model | context | traffic) ;; # their seeds are in tests/fuzz/regress
         esac
         cp tests/fuzz/regress/"$1"/* "$dir"/ 2>/dev/null || true
     fi

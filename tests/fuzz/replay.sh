@@ -23,3 +23,4 @@ mkdir -p "$frames"
 "$bin/fuzz_hep_stream_replay" $(regress hep_stream)
 "$bin/fuzz_model_replay" $(regress model)
 "$bin/fuzz_context_replay" $(regress context)
+"$bin/fuzz_traffic_replay" $(regress traffic)
