@@ -149,9 +149,11 @@ int context_warn_shortages(FILE *f, const char *prog, const context_stats_t *st)
     if (st->dialog.evicted) {
         fprintf(f,
                 "%s: warning: the dialog detector gave up %llu open dialog legs for room before "
-                "their timeout (its table holds %zu): later messages of those calls may be "
-                "flagged; raise it with `sipguard context train --dialog-capacity`\n",
-                prog, (unsigned long long)st->dialog.evicted, st->dialog.capacity);
+                "their timeout (its table holds %zu) and took %llu legs up again at a later "
+                "message; the later messages of calls it forgot may be flagged; raise it with "
+                "`sipguard context train --dialog-capacity`\n",
+                prog, (unsigned long long)st->dialog.evicted, st->dialog.capacity,
+                (unsigned long long)st->dialog.resumed);
         n++;
     }
     if (st->flood_evicted) {

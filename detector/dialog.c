@@ -48,15 +48,29 @@ typedef struct {
     int ntok;         /* tokens of context held (up to order - 1) */
     char tok[DIALOG_MAX_ORDER - 1][DIALOG_TOKEN_LEN];
     bool flagged;
-    uint8_t state; /* LEG_* */
+    uint8_t state;   /* LEG_* */
+    uint8_t unknown; /* messages still to come whose context reaches before a resumption */
 } leg_t;
+
+/* What is kept of an open leg given up for room, so that its next message takes it up again
+ * instead of looking like the start of a new leg (a BYE out of nowhere): who spoke first and
+ * what the leg had been through, not its tokens. Eight bytes, so that it can remember as many
+ * legs as the table holds for a thirty-sixth of the table's memory (a leg takes 288 bytes). */
+typedef struct {
+    uint32_t tag;   /* the leg key's high half (its low bits chose the place); 0: empty */
+    uint16_t first; /* endpoint_hash of who spoke first, its low half */
+    uint8_t state;
+    uint8_t flagged;
+} gone_t;
 
 struct dialog {
     const dialog_model_t *m;
     dialog_opts_t o;
     leg_t *legs;
     size_t cap, active, finished;
-    uint64_t evicted;
+    uint64_t evicted, resumed;
+    gone_t *gone; /* open legs given up, by key: a later one overwrites an earlier */
+    size_t gone_mask;
 };
 
 void dialog_opts_default(dialog_opts_t *o)
@@ -189,7 +203,11 @@ static dialog_t *tracker_new(const dialog_model_t *m, const dialog_opts_t *o)
     while (d->cap < d->o.capacity)
         d->cap *= 2;
     d->legs = calloc(d->cap, sizeof *d->legs);
-    if (!d->legs) {
+    d->gone_mask = d->cap - 1;
+    d->gone = calloc(d->gone_mask + 1, sizeof *d->gone);
+    if (!d->legs || !d->gone) {
+        free(d->legs);
+        free(d->gone);
         free(d);
         return NULL;
     }
@@ -207,6 +225,7 @@ void dialog_destroy(dialog_t **self)
     if (!d)
         return;
     free(d->legs);
+    free(d->gone);
     free(d);
     *self = NULL;
 }
@@ -217,6 +236,7 @@ void dialog_stats(const dialog_t *d, dialog_stats_t *out)
     out->finished = d->finished;
     out->capacity = d->cap;
     out->evicted = d->evicted;
+    out->resumed = d->resumed;
 }
 
 /* The leg of a message: its Call-ID between its two endpoints, whichever direction. */
@@ -261,10 +281,62 @@ static int give_rank(const dialog_t *d, const leg_t *l, double now)
     return l->state & LEG_REGISTER ? GIVE_DORMANT : GIVE_FINISHED;
 }
 
+static uint32_t endpoint_hash(const endpoint_t *ep)
+{
+    uint8_t buf[1 + sizeof ep->addr + 2];
+    buf[0] = (uint8_t)ep->family;
+    memcpy(buf + 1, ep->addr, sizeof ep->addr);
+    buf[17] = (uint8_t)(ep->port >> 8);
+    buf[18] = (uint8_t)ep->port;
+    return (uint32_t)XXH3_64bits(buf, sizeof buf);
+}
+
+/* A leg's place in the memory of given-up legs, by its key's low bits (as in the table); the
+ * high half, never 0 there, tells whose it is. */
+static gone_t *gone_slot(const dialog_t *d, uint64_t key)
+{
+    return &d->gone[key & d->gone_mask];
+}
+
+static uint32_t gone_tag(uint64_t key)
+{
+    uint32_t t = (uint32_t)(key >> 32);
+    return t ? t : 1;
+}
+
+static void remember_gone(dialog_t *d, const leg_t *l)
+{
+    gone_t *g = gone_slot(d, l->key);
+    g->tag = gone_tag(l->key);
+    g->first = (uint16_t)endpoint_hash(&l->first);
+    g->state = l->state;
+    g->flagged = l->flagged;
+}
+
+/* Takes up again a new leg l that was given up for room (open, or an answered registration):
+ * who spoke first and what it had been through come back, as an open leg (a registration
+ * finishes again at its answer), and this message and the order - 2 after it, whose context
+ * reaches back before it, are not judged. Whether it was. The memory keeps no time: a leg
+ * given up and silent past its timeout is taken up again too, which costs those few
+ * judgements only. */
+static bool take_up_again(dialog_t *d, leg_t *l, const msg_t *m)
+{
+    gone_t *g = gone_slot(d, l->key);
+    if (g->tag != gone_tag(l->key))
+        return false;
+    l->first = (uint16_t)endpoint_hash(&m->src) == g->first ? m->src : m->dst;
+    l->state = (uint8_t)(g->state & ~LEG_FINISHED); /* counted as finished when it is again */
+    l->flagged = g->flagged;
+    l->unknown = (uint8_t)(d->o.order - 1);
+    g->tag = 0;
+    d->resumed++;
+    return true;
+}
+
 /* The leg's entry; a new one takes an empty slot, else the probed one most readily given up
  * (the one idle longest among equals). *evicted: an open leg was given up for it (a
  * registration given up is not counted: its refresh mostly comes on a new Call-ID, or is
- * challenged, as its first registration was). */
+ * challenged, as its first registration was); that leg is remembered. */
 static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh, bool *evicted)
 {
     size_t mask = d->cap - 1, h = key & mask, victim = h;
@@ -303,6 +375,8 @@ static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh, bool 
         d->evicted++;
         *evicted = true;
     }
+    if (best == GIVE_OPEN || best == GIVE_DORMANT)
+        remember_gone(d, l);
     memset(l, 0, sizeof *l);
     l->key = key;
     *fresh = true;
@@ -377,29 +451,39 @@ static void push_token(leg_t *l, int order, const char *tok)
     snprintf(l->tok[l->ntok++], DIALOG_TOKEN_LEN, "%s", tok);
 }
 
-/* Moves a leg on by one message; fills the token and its context. Returns the leg or NULL. */
+/* Moves a leg on by one message; fills the token and its context, and *judged: whether that
+ * context is known (not from before a resumption). Returns the leg or NULL. */
 static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *tok, char *ctx,
-                      bool *fresh, bool *evicted)
+                      bool *fresh, bool *evicted, bool *resumed, bool *judged)
 {
     if (!info->call_id[0] || (!info->is_request && info->status == 0))
         return NULL;
     double now = (double)m->ts_sec + m->ts_usec * 1e-6;
     leg_t *l = find_leg(d, leg_key(m, info), now, fresh, evicted);
-    if (*fresh)
+    *resumed = *fresh && take_up_again(d, l, m);
+    if (*fresh && !*resumed)
         l->first = m->src;
     l->t = now;
     follow_state(d, l, info);
     make_token(m, l, info, tok);
     context_of(l, d->o.order, ctx, DIALOG_TOKEN_LEN * 2);
     push_token(l, d->o.order, tok);
+    *judged = l->unknown == 0;
+    if (l->unknown)
+        l->unknown--;
     return l;
 }
 
 void dialog_observe(dialog_t *d, const msg_t *m, const sipinfo_t *info, dialog_verdict_t *out)
 {
     memset(out, 0, sizeof *out);
-    leg_t *l = advance(d, m, info, out->token, out->context, &out->first_of_leg, &out->evicted);
+    bool fresh, judged;
+    leg_t *l = advance(d, m, info, out->token, out->context, &fresh, &out->evicted, &out->resumed,
+                       &judged);
     if (!l)
+        return;
+    out->first_of_leg = fresh && !out->resumed;
+    if (!judged)
         return;
     out->count = model_count(d->m, out->context, out->token);
     if (out->count < d->o.min_count && !l->flagged) {
@@ -434,8 +518,8 @@ dialog_trainer_t *dialog_trainer_new(const dialog_opts_t *o)
 void dialog_trainer_add(dialog_trainer_t *t, const msg_t *m, const sipinfo_t *info)
 {
     char tok[DIALOG_TOKEN_LEN], ctx[DIALOG_TOKEN_LEN * 2];
-    bool fresh, evicted;
-    if (advance(t->legs, m, info, tok, ctx, &fresh, &evicted))
+    bool fresh, evicted, resumed, judged;
+    if (advance(t->legs, m, info, tok, ctx, &fresh, &evicted, &resumed, &judged) && judged)
         model_add(t->m, ctx, tok, 1);
 }
 

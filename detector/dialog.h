@@ -21,7 +21,12 @@
  * table short of room gives up an expired leg, else a finished one, else an
  * answered registration (its refresh may come on the same Call-ID), and an
  * open one (a call in progress, whose next message would then look unseen)
- * only when the slots probed hold nothing else, counted as evicted.
+ * only when the slots probed hold nothing else, counted as evicted. Legs of
+ * those two kinds given up are remembered (who spoke first, what the leg went
+ * through: eight bytes, as many as the table has slots, a later one taking an
+ * earlier one's place), so that the next message takes the leg up again rather
+ * than starting one that training never saw start that way; the first messages
+ * after that, whose context reaches back before it, are not judged.
  */
 #ifndef SIPGUARD_DIALOG_H
 #define SIPGUARD_DIALOG_H
@@ -50,8 +55,11 @@ typedef struct dialog_model dialog_model_t;
 
 typedef struct {
     bool anomaly;
-    bool first_of_leg;                  /* the message opened a new leg */
-    bool evicted;                       /* its new leg took the slot of an open one, not expired */
+    bool first_of_leg; /* the message opened a new leg */
+    bool evicted;      /* its new leg took the slot of an open one, not expired */
+    bool resumed;      /* its leg had been given up for room (open, or an answered registration)
+                        * and this message took it up again: it and the order - 2 after it are not
+                        * judged, as their context reaches back before */
     char token[DIALOG_TOKEN_LEN];       /* the message's token */
     char context[DIALOG_TOKEN_LEN * 2]; /* the tokens before it, "|"-joined */
     uint32_t count;                     /* times training saw the transition */
@@ -62,6 +70,8 @@ typedef struct {
     size_t finished;  /* of those, the finished ones */
     size_t capacity;  /* slots: the capacity option rounded up to a power of two, at least 1024 */
     uint64_t evicted; /* open legs given up for new ones before their timeout */
+    uint64_t resumed; /* legs given up for room (open ones, and answered registrations) that a
+                       * later message took up again */
 } dialog_stats_t;
 
 /* Training: feed normal traffic in time order, then finish into a model. */

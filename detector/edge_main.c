@@ -382,8 +382,9 @@ static void warn_context_losses(edge_t *e, const context_stats_t *st)
         return;
     if (now_lost[0] > was[0])
         warning("the dialog detector gave up %llu calls in progress for room (its table holds "
-                "%zu legs): their later messages may be flagged; raise it with `sipguard context "
-                "train --dialog-capacity` (sipguard_dialog_legs_evicted_total)",
+                "%zu legs): a call's next message takes it up again while the detector remembers "
+                "it, else that message may be flagged; raise it with `sipguard context train "
+                "--dialog-capacity` (sipguard_dialog_legs_evicted_total)",
                 (unsigned long long)(now_lost[0] - was[0]), st->dialog.capacity);
     if (now_lost[1] > was[1])
         warning("the binding detector's table was full for %llu registrations (it holds %zu): "

@@ -39,6 +39,8 @@ void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
         atomic_fetch_add(&m->flood_evicted, r->ctx.flood_evicted);
     if (r->ctx.dialog.evicted)
         atomic_fetch_add(&m->dialog_evicted, 1);
+    if (r->ctx.dialog.resumed)
+        atomic_fetch_add(&m->dialog_resumed, 1);
     if (r->ctx.binding_refused)
         atomic_fetch_add(&m->bindings_refused, 1);
     int b = 0;
@@ -139,9 +141,14 @@ static void put_context_tables(sbuf_t *s, edge_metrics_t *m)
           (double)atomic_load(&m->dialog_capacity));
     counter(s, "dialog_legs_evicted_total",
             "Open dialog legs given up for new ones before their timeout: the table was too "
-            "small, and a later message of such a call (its BYE) may be flagged as a transition "
-            "never seen.",
+            "small. A later message of such a call (its BYE) takes it up again while the "
+            "detector remembers it, else it may be flagged as a transition never seen.",
             atomic_load(&m->dialog_evicted));
+    counter(s, "dialog_legs_resumed_total",
+            "Dialog legs given up for room (open ones, and answered registrations) that a later "
+            "message took up again: who spoke first and the leg's state came back, and its next "
+            "order - 1 messages went unjudged.",
+            atomic_load(&m->dialog_resumed));
     gauge(s, "bindings", "Registrations the binding detector holds.",
           (double)atomic_load(&m->bindings));
     gauge(s, "bindings_capacity",

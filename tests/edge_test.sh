@@ -407,7 +407,7 @@ stop_edge $EDGE_PID
 LEGS_FIN=$(awk '$1=="sipguard_dialog_legs{state=\"finished\"}"{print $2}' ctx.metrics)
 LEGS_OPEN=$(awk '$1=="sipguard_dialog_legs{state=\"open\"}"{print $2}' ctx.metrics)
 check "edge: the dialog table's legs, open ($LEGS_OPEN) and finished ($LEGS_FIN), none given up at 65536" \
-    "[ \"\${LEGS_FIN:-0}\" -gt 100 ] && [ \"\${LEGS_OPEN:-0}\" -gt 0 ] && grep -qx 'sipguard_dialog_legs_evicted_total 0' ctx.metrics"
+    "[ \"\${LEGS_FIN:-0}\" -gt 100 ] && [ \"\${LEGS_OPEN:-0}\" -gt 0 ] && grep -qx 'sipguard_dialog_legs_evicted_total 0' ctx.metrics && grep -qx 'sipguard_dialog_legs_resumed_total 0' ctx.metrics"
 check "edge: the flood and binding tables' sizes are exposed" \
     "grep -qx 'sipguard_flood_counters_capacity 16384' ctx.metrics && grep -q '^sipguard_bindings_capacity [1-9]' ctx.metrics && grep -q '^sipguard_bindings [1-9]' ctx.metrics"
 # a table too small for the calls in progress: what it gave up is counted, as `score` counts it
@@ -417,12 +417,13 @@ start_edge ctxsmall "${COMMON[@]}" --set detectors.context=small.context.json --
 "$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 test.pcap
 wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
 EVICTED=$(metric $HTTP sipguard_dialog_legs_evicted_total)
+RESUMED=$(metric $HTTP sipguard_dialog_legs_resumed_total)
 wait_for 5 "grep -q 'the dialog detector gave up [1-9][0-9]* calls in progress for room' ctxsmall.log"
 stop_edge $EDGE_PID
 check "edge: the log says the dialog table gave up calls, and what to raise ($(grep -o 'gave up [0-9]* calls in progress' ctxsmall.log))" \
     "grep -q 'gave up [1-9][0-9]* calls in progress for room (its table holds 1024 legs).*--dialog-capacity' ctxsmall.log && [ \$(grep -c 'calls in progress for room' ctxsmall.log) = 1 ]"
-check "edge: a dialog table of 1024 gives up open legs and counts them as score does ($EVICTED; score: $(grep -o 'gave up [0-9]*' small.err))" \
-    "[ \"\${EVICTED:-0}\" -gt 0 ] && grep -q \"warning: the dialog detector gave up \${EVICTED:-x} open dialog legs.*--dialog-capacity\" small.err"
+check "edge: a dialog table of 1024 gives up open legs and takes legs up again, counted as score counts them ($EVICTED, $RESUMED; score: $(grep -o 'gave up [0-9]*\|took [0-9]*' small.err | tr '\n' ' '))" \
+    "[ \"\${EVICTED:-0}\" -gt 0 ] && grep -q \"warning: the dialog detector gave up \${EVICTED:-x} open dialog legs.*took \${RESUMED:-x} legs up again.*--dialog-capacity\" small.err"
 check "edge: the flood detector fires on the generated floods ($FLOODS messages)" "[ \"\${FLOODS:-0}\" -gt 100 ]"
 check "edge: the dialog detector fires ($DIALOGS messages)" "[ \"\${DIALOGS:-0}\" -gt 0 ]"
 check "edge: reports say which context detector fired and why" \

@@ -506,6 +506,100 @@ static void test_dialog_keeps_calls_on_hold_through_a_churn_of_pings(void **stat
     dialog_model_destroy(&dm);
 }
 
+/* Open legs given up for room are remembered: a call's next message takes its leg up again,
+ * with who spoke first and what the leg went through, instead of opening a new leg whose BYE
+ * training never saw. 300 calls through the proxy, then a burst of unanswered pings (open legs)
+ * until a few hundred of the oldest open legs, mostly the calls', are given up; then, once the
+ * pings have timed out (32 s unanswered), every caller hangs up. */
+static void test_dialog_takes_up_given_up_calls_again(void **state)
+{
+    (void)state;
+    enum { CALLS = 300 };
+    dialog_model_t *dm = trained_dialog_of(1024);
+    dialog_t *d = dialog_new(dm);
+    dialog_verdict_t v;
+    dialog_stats_t st;
+    for (int k = 0; k < CALLS; k++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "held-%d", k);
+        int caller = 10 + k % 20, callee = 30 + k % 20;
+        const step_t setup[] = {
+            {0, caller, 1, "INVITE", 0, "INVITE"},     {0.002, 1, caller, NULL, 100, "INVITE"},
+            {0.003, 1, callee, "INVITE", 0, "INVITE"}, {0.05, callee, 1, NULL, 180, "INVITE"},
+            {0.052, 1, caller, NULL, 180, "INVITE"},   {1.0, callee, 1, NULL, 200, "INVITE"},
+            {1.002, 1, caller, NULL, 200, "INVITE"},   {1.05, caller, 1, "ACK", 0, "ACK"},
+            {1.052, 1, callee, "ACK", 0, "ACK"},
+        };
+        assert_int_equal(feed_steps(d, 5000 + k * 0.01, setup, 9, cid, &v), 0);
+    }
+    ping_churn(d, 5010, 1024 - 2 * CALLS + 300, 0.001, false);
+    dialog_stats(d, &st);
+    assert_true(st.evicted >= 300);
+    uint64_t evicted = st.evicted;
+    int resumed = 0, forgotten = 0, flagged = 0, flagged_kept = 0, forgotten_b = 0;
+    for (int k = 0; k < CALLS; k++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "held-%d", k);
+        int caller = 10 + k % 20, callee = 30 + k % 20;
+        /* even calls: the caller hangs up, so on each leg the BYE comes from who spoke first
+         * there (the caller; the proxy on the callee's leg), as in training; odd calls: the
+         * callee hangs up, so each BYE comes from who spoke second, which only a leg that knows
+         * its direction can tell */
+        bool callee_hangs_up = k % 2;
+        const step_t hangup[] = {
+            {0, caller, 1, "BYE", 0, "BYE"},
+            {0.002, 1, callee, "BYE", 0, "BYE"},
+            {0, callee, 1, "BYE", 0, "BYE"},
+            {0.002, 1, caller, "BYE", 0, "BYE"},
+        };
+        const char *token = callee_hangs_up ? "b:BYE" : "a:BYE";
+        for (int j = 0; j < 2; j++) {
+            int f = feed_steps(d, 5050 + k * 0.01, &hangup[2 * callee_hangs_up + j], 1, cid, &v);
+            flagged += f;
+            if (v.resumed) {
+                resumed++;
+                assert_string_equal(v.token, token); /* who spoke first came back */
+                assert_false(v.anomaly);             /* its context is unknown: not judged */
+                assert_false(v.first_of_leg);
+            } else if (v.first_of_leg) {
+                forgotten++; /* its memory taken by a later given-up leg */
+                forgotten_b += !callee_hangs_up && j == 1;
+                assert_string_equal(v.token, "a:BYE");
+                assert_true(v.anomaly);
+            } else { /* kept all along: a callee's BYE is a transition training never saw */
+                assert_string_equal(v.token, token);
+                assert_int_equal(v.anomaly, callee_hangs_up);
+                flagged_kept += f;
+            }
+        }
+    }
+    dialog_stats(d, &st);
+    assert_int_equal(st.evicted, evicted); /* the timed-out pings made the room */
+    assert_int_equal(st.resumed, (uint64_t)resumed);
+    assert_true(resumed + forgotten <= (int)evicted);
+    assert_true(resumed >= 200);
+    assert_true(forgotten * 4 <= resumed);
+    assert_int_equal(flagged, forgotten + flagged_kept);
+    /* once the context is known again (order - 1 = 2 messages after taking up), the leg is
+     * judged: on the callee's leg of an even call, an INFO from the callee after its answer to
+     * the BYE was never seen in training; a forgotten leg was flagged at its BYE already */
+    int judged = 0;
+    for (int k = 0; k < CALLS; k += 2) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "held-%d", k);
+        int callee = 30 + k % 20;
+        const step_t after[] = {
+            {0, callee, 1, NULL, 200, "BYE"},
+            {0.01, callee, 1, "INFO", 0, "INFO"},
+        };
+        judged += feed_steps(d, 5060 + k * 0.01, after, 2, cid, &v);
+        assert_string_equal(v.token, "b:INFO");
+    }
+    assert_int_equal(judged, CALLS / 2 - forgotten_b);
+    dialog_destroy(&d);
+    dialog_model_destroy(&dm);
+}
+
 static void test_dialog_tells_finished_legs_from_open_ones(void **state)
 {
     (void)state;
@@ -757,6 +851,7 @@ int main(void)
             test_dialog_known_flows_pass_and_a_new_one_is_flagged_at_its_first_odd_message),
         cmocka_unit_test(test_dialog_state_is_bounded),
         cmocka_unit_test(test_dialog_keeps_calls_on_hold_through_a_churn_of_pings),
+        cmocka_unit_test(test_dialog_takes_up_given_up_calls_again),
         cmocka_unit_test(test_dialog_tells_finished_legs_from_open_ones),
         cmocka_unit_test(test_context_model_file_round_trip_and_refusals),
         cmocka_unit_test(test_binding_classifies_mismatches),

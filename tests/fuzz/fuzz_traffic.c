@@ -140,6 +140,7 @@ static void check_stats(const context_t *c, context_stats_t *last)
     check(st.dialog.legs <= st.dialog.capacity, "more legs than slots");
     check(st.dialog.finished <= st.dialog.legs, "more finished legs than legs");
     check(st.dialog.evicted >= last->dialog.evicted, "evictions went down");
+    check(st.dialog.resumed >= last->dialog.resumed, "resumptions went down");
     check(st.flood_evicted >= last->flood_evicted, "flood evictions went down");
     check(st.bindings <= st.binding_capacity, "more bindings than places");
     check(st.bindings_refused >= last->bindings_refused, "refusals went down");
