@@ -13,7 +13,7 @@ int cliopt_next(const clicmd_t *cmd, int argc, char **argv, const char **arg)
     struct option longs[CLIOPT_MAX + 1];
     char shorts[CLIOPT_MAX * 2 + 2] = "";
     size_t n = 0, sl = 0;
-    for (; cmd->opts[n].name && n < CLIOPT_MAX; n++) {
+    for (; n < CLIOPT_MAX && cmd->opts[n].name; n++) {
         const cliopt_t *o = &cmd->opts[n];
         longs[n] =
             (struct option){o->name, o->arg ? required_argument : no_argument, NULL, 256 + (int)n};

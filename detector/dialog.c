@@ -69,7 +69,8 @@ struct dialog {
     leg_t *legs;
     size_t cap, active, finished;
     uint64_t evicted, resumed;
-    gone_t *gone; /* open legs given up, by key: a later one overwrites an earlier */
+    gone_t *gone; /* legs given up for room (open, answered registrations), by key: a later
+                   * one takes an earlier one's place */
     size_t gone_mask;
 };
 
@@ -239,6 +240,18 @@ void dialog_stats(const dialog_t *d, dialog_stats_t *out)
     out->resumed = d->resumed;
 }
 
+#define ENDPOINT_BYTES 19
+
+/* An endpoint as bytes to hash (its fields, not the struct's padding); returns how many. */
+static size_t endpoint_bytes(const endpoint_t *ep, uint8_t *buf)
+{
+    buf[0] = (uint8_t)ep->family;
+    memcpy(buf + 1, ep->addr, sizeof ep->addr);
+    buf[17] = (uint8_t)(ep->port >> 8);
+    buf[18] = (uint8_t)ep->port;
+    return ENDPOINT_BYTES;
+}
+
 /* The leg of a message: its Call-ID between its two endpoints, whichever direction. */
 static uint64_t leg_key(const msg_t *m, const sipinfo_t *info)
 {
@@ -247,17 +260,11 @@ static uint64_t leg_key(const msg_t *m, const sipinfo_t *info)
         lo = &m->dst;
         hi = &m->src;
     }
-    uint8_t buf[sizeof info->call_id + 2 * 20];
+    uint8_t buf[sizeof info->call_id + 2 * ENDPOINT_BYTES];
     size_t n = strlen(info->call_id);
     memcpy(buf, info->call_id, n);
-    const endpoint_t *ep[2] = {lo, hi};
-    for (int i = 0; i < 2; i++) {
-        buf[n++] = (uint8_t)ep[i]->family;
-        memcpy(buf + n, ep[i]->addr, 16);
-        n += 16;
-        buf[n++] = (uint8_t)(ep[i]->port >> 8);
-        buf[n++] = (uint8_t)ep[i]->port;
-    }
+    n += endpoint_bytes(lo, buf + n);
+    n += endpoint_bytes(hi, buf + n);
     uint64_t k = XXH3_64bits(buf, n);
     return k ? k : 1;
 }
@@ -283,12 +290,8 @@ static int give_rank(const dialog_t *d, const leg_t *l, double now)
 
 static uint32_t endpoint_hash(const endpoint_t *ep)
 {
-    uint8_t buf[1 + sizeof ep->addr + 2];
-    buf[0] = (uint8_t)ep->family;
-    memcpy(buf + 1, ep->addr, sizeof ep->addr);
-    buf[17] = (uint8_t)(ep->port >> 8);
-    buf[18] = (uint8_t)ep->port;
-    return (uint32_t)XXH3_64bits(buf, sizeof buf);
+    uint8_t buf[ENDPOINT_BYTES];
+    return (uint32_t)XXH3_64bits(buf, endpoint_bytes(ep, buf));
 }
 
 /* A leg's place in the memory of given-up legs, by its key's low bits (as in the table); the
