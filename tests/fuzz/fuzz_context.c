@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "fuzz_observe.h"
 #include "sipcheck.h"
 
 #define MESSAGES 96
@@ -81,26 +82,12 @@ static void watch(const context_model_t *m)
     for (int i = 0; i < MESSAGES; i++) {
         int src, dst;
         size_t len = message_text(buf, sizeof buf, i, &src, &dst);
-        msg_t msg;
-        memset(&msg, 0, sizeof msg);
         double t = 1700000000.0 + (i < 70 ? i * 0.4 : 28 + (i - 70) * 0.01);
-        msg.ts_sec = (int64_t)t;
-        msg.ts_usec = (int32_t)((t - (double)msg.ts_sec) * 1e6);
-        endpoint(&msg.src, src);
-        endpoint(&msg.dst, dst);
-        msg.transport = TRANSPORT_UDP;
-        msg.has_mac = src < 100;
-        msg.src_mac[5] = (uint8_t)src;
-        msg.data = (const uint8_t *)buf;
-        msg.len = len;
-        sipinfo_t info;
-        sipcheck_message(msg.data, msg.len, &info);
+        endpoint_t from, to;
+        endpoint(&from, src);
+        endpoint(&to, dst);
         context_verdict_t v;
-        context_observe(c, &msg, &info, &v);
-        json_t *o = json_object(), *detectors = json_array();
-        context_report(&v, o, detectors);
-        json_decref(o);
-        json_decref(detectors);
+        fuzz_observe(c, t, &from, &to, src < 100, (uint8_t)src, buf, len, &v);
     }
     context_destroy(&c);
 }

@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "context.h"
+#include "fuzz_observe.h"
 #include "sipcheck.h"
 
 #define EVENT_BYTES 5
@@ -152,27 +153,13 @@ static void observe(context_t *c, const char *text, size_t len, double t, const 
 {
     bool callee = ev[1] & 1, stranger = ev[1] & 4, v6 = ev[1] & 8;
     unsigned caller_host = 10 + ev[2] % 64;
-    msg_t msg;
-    memset(&msg, 0, sizeof msg);
-    msg.ts_sec = (int64_t)t;
-    msg.ts_usec = (int32_t)((t - (double)msg.ts_sec) * 1e6);
-    endpoint(&msg.src, callee ? 1 : (int)caller_host, !callee && stranger, v6);
-    endpoint(&msg.dst, callee ? (int)caller_host : 1, callee && stranger, v6);
-    msg.transport = TRANSPORT_UDP;
-    msg.has_mac = !stranger;
-    msg.src_mac[5] = (uint8_t)caller_host;
-    msg.data = (const uint8_t *)text;
-    msg.len = len;
-    sipinfo_t info;
-    sipcheck_message(msg.data, msg.len, &info);
+    endpoint_t from, to;
+    endpoint(&from, callee ? 1 : (int)caller_host, !callee && stranger, v6);
+    endpoint(&to, callee ? (int)caller_host : 1, callee && stranger, v6);
     context_verdict_t v;
-    context_observe(c, &msg, &info, &v);
+    fuzz_observe(c, t, &from, &to, !stranger, (uint8_t)caller_host, text, len, &v);
     check_verdict(&v);
     check_stats(c, last);
-    json_t *o = json_object(), *detectors = json_array();
-    context_report(&v, o, detectors);
-    json_decref(o);
-    json_decref(detectors);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
