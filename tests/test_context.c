@@ -437,22 +437,47 @@ static int feed_steps(dialog_t *d, double t, const step_t *s, size_t n, const ch
 
 /* Pings from the proxy, each on a Call-ID of its own, one every dt seconds: answered (finished
  * legs) or not (open legs, until 32 s unanswered, as a scan that gets no answer leaves them). */
-static void ping_churn(dialog_t *d, double t0, int n, double dt, bool answered)
+static void pings_to(sink_fn sink, void *ctx, double t0, int n, double dt, bool answered)
 {
     msg_t m;
     sipinfo_t in;
-    dialog_verdict_t v;
     for (int i = 0; i < n; i++) {
         char cid[32];
         snprintf(cid, sizeof cid, "ping-%d", i);
         double t = t0 + i * dt;
         make(&m, &in, t, 1, 10 + i % 200, "OPTIONS", 0, "OPTIONS", cid, "proxy", "u");
-        dialog_observe(d, &m, &in, &v);
+        sink(ctx, &m, &in);
         if (answered) {
             make(&m, &in, t + 0.001, 10 + i % 200, 1, NULL, 200, "OPTIONS", cid, "proxy", "u");
-            dialog_observe(d, &m, &in, &v);
+            sink(ctx, &m, &in);
         }
     }
+}
+
+static void observe_dialog(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    dialog_verdict_t v;
+    dialog_observe(ctx, m, in, &v);
+}
+
+static void ping_churn(dialog_t *d, double t0, int n, double dt, bool answered)
+{
+    pings_to(observe_dialog, d, t0, n, dt, answered);
+}
+
+/* The steps that set up a call from caller to callee through the proxy (host 1) and answer it:
+ * two legs, caller-proxy and proxy-callee. */
+enum { CALL_SETUP_STEPS = 9 };
+static void call_setup(int caller, int callee, step_t s[CALL_SETUP_STEPS])
+{
+    const step_t setup[CALL_SETUP_STEPS] = {
+        {0, caller, 1, "INVITE", 0, "INVITE"},     {0.002, 1, caller, NULL, 100, "INVITE"},
+        {0.003, 1, callee, "INVITE", 0, "INVITE"}, {0.05, callee, 1, NULL, 180, "INVITE"},
+        {0.052, 1, caller, NULL, 180, "INVITE"},   {1.0, callee, 1, NULL, 200, "INVITE"},
+        {1.002, 1, caller, NULL, 200, "INVITE"},   {1.05, caller, 1, "ACK", 0, "ACK"},
+        {1.052, 1, callee, "ACK", 0, "ACK"},
+    };
+    memcpy(s, setup, sizeof setup);
 }
 
 static void test_dialog_keeps_calls_on_hold_through_a_churn_of_pings(void **state)
@@ -522,15 +547,9 @@ static void test_dialog_takes_up_given_up_calls_again(void **state)
     for (int k = 0; k < CALLS; k++) {
         char cid[32];
         snprintf(cid, sizeof cid, "held-%d", k);
-        int caller = 10 + k % 20, callee = 30 + k % 20;
-        const step_t setup[] = {
-            {0, caller, 1, "INVITE", 0, "INVITE"},     {0.002, 1, caller, NULL, 100, "INVITE"},
-            {0.003, 1, callee, "INVITE", 0, "INVITE"}, {0.05, callee, 1, NULL, 180, "INVITE"},
-            {0.052, 1, caller, NULL, 180, "INVITE"},   {1.0, callee, 1, NULL, 200, "INVITE"},
-            {1.002, 1, caller, NULL, 200, "INVITE"},   {1.05, caller, 1, "ACK", 0, "ACK"},
-            {1.052, 1, callee, "ACK", 0, "ACK"},
-        };
-        assert_int_equal(feed_steps(d, 5000 + k * 0.01, setup, 9, cid, &v), 0);
+        step_t setup[CALL_SETUP_STEPS];
+        call_setup(10 + k % 20, 30 + k % 20, setup);
+        assert_int_equal(feed_steps(d, 5000 + k * 0.01, setup, CALL_SETUP_STEPS, cid, &v), 0);
     }
     ping_churn(d, 5010, 1024 - 2 * CALLS + 300, 0.001, false);
     dialog_stats(d, &st);
@@ -598,6 +617,78 @@ static void test_dialog_takes_up_given_up_calls_again(void **state)
     assert_int_equal(judged, CALLS / 2 - forgotten_b);
     dialog_destroy(&d);
     dialog_model_destroy(&dm);
+}
+
+/* Steps fed to a trainer from t on, on one Call-ID. */
+static void train_steps(dialog_trainer_t *t, double t0, const step_t *s, size_t n, const char *cid)
+{
+    msg_t m;
+    sipinfo_t in;
+    for (size_t k = 0; k < n; k++) {
+        make(&m, &in, t0 + s[k].dt, s[k].src, s[k].dst, s[k].method, s[k].status, s[k].cseq, cid,
+             "u1", "u2");
+        dialog_trainer_add(t, &m, &in);
+    }
+}
+
+/* Training takes given-up legs up again too, and learns no transition whose context reaches
+ * back before that: calls cut in two by a table too small for the training traffic no longer
+ * teach that a call may begin with its BYE, except those whose memory was lost too. */
+static void test_dialog_training_learns_nothing_from_before_a_leg_was_taken_up(void **state)
+{
+    (void)state;
+    enum { CALLS = 300 };
+    dialog_opts_t o;
+    dialog_opts_default(&o);
+    o.capacity = 1024;
+    dialog_trainer_t *t = dialog_trainer_new(&o);
+    assert_non_null(t);
+    for (int k = 0; k < CALLS; k++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "held-%d", k);
+        step_t setup[CALL_SETUP_STEPS];
+        call_setup(10 + k % 20, 30 + k % 20, setup);
+        train_steps(t, 5000 + k * 0.01, setup, CALL_SETUP_STEPS, cid);
+    }
+    pings_to(feed_dialog_trainer, t, 5010, 1024 - 2 * CALLS + 300, 0.001, false);
+    for (int k = 0; k < CALLS; k++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "held-%d", k);
+        int caller = 10 + k % 20, callee = 30 + k % 20;
+        const step_t hangup[] = {
+            {0, caller, 1, "BYE", 0, "BYE"},
+            {0.002, 1, callee, "BYE", 0, "BYE"},
+            {0.04, callee, 1, NULL, 200, "BYE"},
+            {0.042, 1, caller, NULL, 200, "BYE"},
+        };
+        train_steps(t, 5050 + k * 0.01, hangup, 4, cid);
+    }
+    dialog_stats_t st;
+    dialog_trainer_stats(t, &st);
+    dialog_model_t *m = dialog_trainer_finish(t);
+    dialog_trainer_destroy(&t);
+    assert_non_null(m);
+    json_t *j = dialog_model_to_json(m), *tr = json_object_get(j, "transitions"), *row;
+    size_t i;
+    json_int_t bye_first = 0, bye_answered = 0;
+    json_array_foreach(tr, i, row)
+    {
+        const char *ctx = json_string_value(json_array_get(row, 0)),
+                   *tok = json_string_value(json_array_get(row, 1));
+        json_int_t n = json_integer_value(json_array_get(row, 2));
+        if (!strcmp(ctx, "^|^") && !strcmp(tok, "a:BYE"))
+            bye_first = n;
+        if (!strcmp(ctx, "b:200/INVITE|a:ACK") && !strcmp(tok, "a:BYE"))
+            bye_answered = n;
+    }
+    assert_true(st.evicted >= 300);
+    assert_true(st.resumed >= 200);
+    /* a leg taken up again teaches nothing at its BYE and its answer; a leg forgotten teaches
+     * a BYE first; a leg kept all along teaches the BYE after the ACK */
+    assert_true(bye_first * 4 <= (json_int_t)st.resumed);
+    assert_int_equal(bye_first + bye_answered + (json_int_t)st.resumed, 2 * CALLS);
+    json_decref(j);
+    dialog_model_destroy(&m);
 }
 
 static void test_dialog_tells_finished_legs_from_open_ones(void **state)
@@ -852,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_dialog_state_is_bounded),
         cmocka_unit_test(test_dialog_keeps_calls_on_hold_through_a_churn_of_pings),
         cmocka_unit_test(test_dialog_takes_up_given_up_calls_again),
+        cmocka_unit_test(test_dialog_training_learns_nothing_from_before_a_leg_was_taken_up),
         cmocka_unit_test(test_dialog_tells_finished_legs_from_open_ones),
         cmocka_unit_test(test_context_model_file_round_trip_and_refusals),
         cmocka_unit_test(test_binding_classifies_mismatches),
