@@ -33,8 +33,9 @@ enum {
     LEG_ESTABLISHED = 2, /* a 2xx to an INVITE */
     LEG_REFUSED = 4,     /* a final non-2xx to the INVITE before any 2xx: no call came of it */
     LEG_FINISHED = 8,
-    LEG_REGISTER = 16, /* a REGISTER: its refresh, an hour on, may come on the same Call-ID */
-    LEG_ANSWERED = 32, /* a response seen */
+    LEG_REGISTER = 16,  /* a REGISTER: its refresh, an hour on, may come on the same Call-ID */
+    LEG_ANSWERED = 32,  /* a response seen */
+    LEG_CONFIRMED = 64, /* an ACK after the 2xx: a call both sides took up */
 };
 
 /* RFC 3261's Timer B and F (64 T1): a request unanswered this long has timed out at its sender,
@@ -59,9 +60,11 @@ typedef struct {
 typedef struct {
     uint32_t tag;   /* the leg key's high half (its low bits chose the place); 0: empty */
     uint16_t first; /* endpoint_hash of who spoke first, its low half */
-    uint8_t state;
-    uint8_t flagged;
+    uint8_t state;  /* LEG_*, and GONE_FLAGGED */
+    uint8_t hour;   /* of the leg's last message, modulo 256: the memory's age, coarsely */
 } gone_t;
+
+#define GONE_FLAGGED 128 /* the leg had been flagged */
 
 struct dialog {
     const dialog_model_t *m;
@@ -307,29 +310,50 @@ static uint32_t gone_tag(uint64_t key)
     return t ? t : 1;
 }
 
-static void remember_gone(dialog_t *d, const leg_t *l)
+static uint8_t hour_of(double t)
 {
-    gone_t *g = gone_slot(d, l->key);
-    g->tag = gone_tag(l->key);
-    g->first = (uint16_t)endpoint_hash(&l->first);
-    g->state = l->state;
-    g->flagged = l->flagged;
+    return t > 0 && t < 1e18 ? (uint8_t)(uint64_t)(t / 3600.0) : 0;
 }
 
-/* Takes up again a new leg l that was given up for room (open, or an answered registration):
- * who spoke first and what it had been through come back, as an open leg (a registration
- * finishes again at its answer), and this message and the order - 2 after it, whose context
- * reaches back before it, are not judged. Whether it was. The memory keeps no time: a leg
- * given up and silent past its timeout is taken up again too, which costs those few
- * judgements only. */
-static bool take_up_again(dialog_t *d, leg_t *l, const msg_t *m)
+/* Whether a memory is surely older than the legs' timeout: its age counts the hour boundaries
+ * crossed since it was made, one more than the whole hours gone by at most, so an hour is
+ * added; an age past 255 hours reads modulo 256. */
+static bool gone_stale(const dialog_t *d, const gone_t *g, double now)
+{
+    unsigned age = (uint8_t)(hour_of(now) - g->hour);
+    return age > d->o.timeout / 3600.0 + 1;
+}
+
+/* Remembers a leg given up at now. A call both sides took up (its ACK seen) keeps its place
+ * against a leg that is not one, until it is stale: a flood of INVITEs answered but never
+ * confirmed, which evicts open legs by the thousand, would otherwise overwrite the memory of
+ * every call it evicted before. */
+static void remember_gone(dialog_t *d, const leg_t *l, double now)
 {
     gone_t *g = gone_slot(d, l->key);
-    if (g->tag != gone_tag(l->key))
+    if (g->tag && (g->state & LEG_CONFIRMED) && !(l->state & LEG_CONFIRMED) &&
+        !gone_stale(d, g, now))
+        return;
+    g->tag = gone_tag(l->key);
+    g->first = (uint16_t)endpoint_hash(&l->first);
+    g->state = (uint8_t)(l->state | (l->flagged ? GONE_FLAGGED : 0));
+    g->hour = hour_of(l->t);
+}
+
+/* Takes up again a new leg l that was given up for room (open, or an answered registration),
+ * unless the memory of it is older than the legs' timeout: who spoke first and what it had
+ * been through come back, as an open leg (a registration finishes again at its answer), and
+ * this message and the order - 2 after it, whose context reaches back before it, are not
+ * judged. Whether it was. */
+static bool take_up_again(dialog_t *d, leg_t *l, const msg_t *m, double now)
+{
+    gone_t *g = gone_slot(d, l->key);
+    if (g->tag != gone_tag(l->key) || gone_stale(d, g, now))
         return false;
     l->first = (uint16_t)endpoint_hash(&m->src) == g->first ? m->src : m->dst;
-    l->state = (uint8_t)(g->state & ~LEG_FINISHED); /* counted as finished when it is again */
-    l->flagged = g->flagged;
+    /* counted as finished when it is again */
+    l->state = (uint8_t)(g->state & ~(LEG_FINISHED | GONE_FLAGGED));
+    l->flagged = g->state & GONE_FLAGGED;
     l->unknown = (uint8_t)(d->o.order - 1);
     g->tag = 0;
     d->resumed++;
@@ -379,7 +403,7 @@ static leg_t *find_leg(dialog_t *d, uint64_t key, double now, bool *fresh, bool 
         *evicted = true;
     }
     if (best == GIVE_OPEN || best == GIVE_DORMANT)
-        remember_gone(d, l);
+        remember_gone(d, l, now);
     memset(l, 0, sizeof *l);
     l->key = key;
     *fresh = true;
@@ -399,7 +423,10 @@ static void follow_state(dialog_t *d, leg_t *l, const sipinfo_t *info)
             l->state |= LEG_DIALOG;
         else if (!strcmp(info->method, "REGISTER"))
             l->state |= LEG_REGISTER;
-        now = was && !strcmp(info->method, "ACK"); /* the ACK of a refusal */
+        bool ack = !strcmp(info->method, "ACK");
+        if (ack && (l->state & LEG_ESTABLISHED))
+            l->state |= LEG_CONFIRMED;
+        now = was && ack; /* the ACK of a refusal */
     } else if (info->status < 200) {
         l->state |= LEG_ANSWERED;
         now = was; /* a provisional answer changes nothing else */
@@ -463,7 +490,7 @@ static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *
         return NULL;
     double now = (double)m->ts_sec + m->ts_usec * 1e-6;
     leg_t *l = find_leg(d, leg_key(m, info), now, fresh, evicted);
-    *resumed = *fresh && take_up_again(d, l, m);
+    *resumed = *fresh && take_up_again(d, l, m, now);
     if (*fresh && !*resumed)
         l->first = m->src;
     l->t = now;

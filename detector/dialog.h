@@ -24,9 +24,10 @@
  * only when the slots probed hold nothing else, counted as evicted. Legs of
  * those two kinds given up are remembered (who spoke first, what the leg went
  * through: eight bytes, as many as the table has slots, a later one taking an
- * earlier one's place), so that the next message takes the leg up again rather
- * than starting one that training never saw start that way; the first messages
- * after that, whose context reaches back before it, are not judged.
+ * earlier one's place unless that is a call both sides confirmed and the later
+ * one is not), so that the next message takes the leg up again rather than
+ * starting one that training never saw start that way; the first messages after
+ * that, whose context reaches back before it, are not judged.
  */
 #ifndef SIPGUARD_DIALOG_H
 #define SIPGUARD_DIALOG_H
