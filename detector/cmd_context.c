@@ -33,7 +33,8 @@ static const cliopt_t train_opts[] = {
     {"min-count", 0, "N", "dialog: transitions seen fewer times in training are anomalies", "1"},
     {"dialog-capacity", 0, "N",
      "dialog: legs tracked at once (a call through a proxy holds two; each registration and "
-     "keep-alive ping one, until finished ones are given up for room)",
+     "keep-alive ping one, until finished ones are given up for room); as many calls given up "
+     "are remembered, 8 bytes each, and taken up again at their next message",
      "65536"},
     {"dialog-timeout", 0, "SECONDS", "dialog: idle time after which a leg is forgotten", "7200"},
     {"expected-users", 0, "N", "binding: users to size the Bloom filter and table for", "100000"},
