@@ -882,6 +882,11 @@ static int context_eval(int argc, char **argv)
         report_binding(&c, json);
     else
         report_dialog(&c, &tlab, json);
+    if (c.ctx) { /* the figures above are not to be trusted without it */
+        context_stats_t cst;
+        context_stats(c.ctx, &cst);
+        context_warn_shortages(stderr, "sipguard context eval", &cst);
+    }
     context_destroy(&c.ctx);
     context_model_destroy(&m);
     free(lab.l);

@@ -236,10 +236,15 @@ check "context train to a full device exits 1 and says so" sh -c "test $rc -eq 1
 FPR=$(grep -o '"all":{[^}]*' flood.json | grep -o '"fpr":[0-9.]*' | cut -d: -f2)
 FNR=$(grep -o '"all":{[^}]*' flood.json | grep -o '"fnr":[0-9.]*' | cut -d: -f2)
 check "flood eval: FP rate $FPR <= 0.005 and FN rate $FNR <= 0.02" awk -v a="$FPR" -v b="$FNR" 'BEGIN{exit !(a <= 0.005 && b <= 0.02 && a != "")}'
-"$S" context eval dialog --json -m ctx.json -l ctxall.labels.csv --train-labels ctxtrain.labels.csv ctxall.pcap > dialog.json
+"$S" context eval dialog --json -m ctx.json -l ctxall.labels.csv --train-labels ctxtrain.labels.csv ctxall.pcap > dialog.json 2> dialog.err
 PD=$(grep -o '"detection_probability":[0-9.]*' dialog.json | cut -d: -f2)
 PFA=$(grep -o '"false_alarm_probability":[0-9.]*' dialog.json | cut -d: -f2)
 check "dialog eval: held-out dialogs detected ($PD >= 0.995), false alarms $PFA <= 0.01" awk -v a="$PD" -v b="$PFA" 'BEGIN{exit !(a >= 0.995 && b <= 0.01 && a != "")}'
+check "dialog eval at the default table size warns of nothing given up" sh -c "! grep -q warning dialog.err"
+"$S" context train -q -o ctxsmall.json --dialog-capacity 1024 ctxtrain.pcap
+"$S" context eval dialog --json -m ctxsmall.json -l ctxall.labels.csv --train-labels ctxtrain.labels.csv ctxall.pcap > /dev/null 2> small.err
+check "dialog eval with a table too small for the day says what it gave up and took up again" \
+    grep -q '^sipguard context eval: warning: the dialog detector gave up [1-9][0-9]* open dialog legs .*(its table holds 1024) and took [0-9]* legs up again.*--dialog-capacity' small.err
 "$S" context eval binding --json -m ctx.json -l ctxall.labels.csv ctxall.pcap > binding.json
 BFA=$(grep -o '"false_alarm_rate":[0-9.]*' binding.json | cut -d: -f2)
 check "binding eval: no normal request flagged ($BFA); spoofed Via/Contact classified" sh -c "awk -v a='$BFA' 'BEGIN{exit !(a == 0 && a != \"\")}' && grep -q '\"spoof-via\":{[^}]*\"spoofed-source\":[1-9]' binding.json"
