@@ -62,6 +62,7 @@ typedef struct {
     bool attacks[ATK_COUNT];
     bool normal;         /* emit normal traffic */
     bool attacker_only;  /* keep only what attackers send (content-model evaluations) */
+    bool requests_only;  /* keep only requests: a proxy that mirrors no replies */
     double attack_scale; /* multiplies attack volume */
     char flood_window;   /* a end, b start, c throughout, d start and end, e none */
     bool pareto;         /* generalised Pareto holding times instead of exponential */
@@ -1438,7 +1439,9 @@ static int write_output(const gen_opts_t *o, size_t *n_attack, size_t *n_written
     for (size_t i = 0; i < n_events; i++) {
         event_t *e = &events[i];
         const char *sender = sender_of(&e->src);
-        if (o->attacker_only && strcmp(sender, "attacker") != 0) {
+        bool response = e->len >= 8 && !memcmp(e->data, "SIP/2.0 ", 8);
+        if ((o->attacker_only && strcmp(sender, "attacker") != 0) ||
+            (o->requests_only && response)) {
             free(e->data);
             continue;
         }
@@ -1504,6 +1507,10 @@ static const cliopt_t gen_opts[] = {
     {"attacker-only", 0, NULL,
      "keep only messages sent by attackers (no proxy or victim "
      "answers): what a content model can be asked to flag",
+     NULL},
+    {"requests-only", 0, NULL,
+     "keep only requests: what a proxy that mirrors the requests it receives and not its "
+     "replies sends (Kamailio's sip_trace() without its \"t\" mode)",
      NULL},
     {"help", 'h', NULL, "show this help", NULL},
     {0},
@@ -1643,6 +1650,8 @@ int gen_command(int argc, char **argv)
                 return 2;
             }
             o.flood_window = arg[0];
+        } else if (!strcmp(name, "requests-only")) {
+            o.requests_only = true;
         } else if (!strcmp(name, "attacker-only")) {
             o.attacker_only = true;
             o.normal = false;

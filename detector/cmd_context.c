@@ -56,7 +56,10 @@ static const clicmd_t train_cmd = {
     "n-gram model of message sequences, and the binding detector's infrastructure (sources\n"
     "that speak for many identities) from normal traffic, into one JSON file for\n"
     "`sipguard score --context` and the edge. Inputs must be in time order (one capture, or\n"
-    "consecutive ones).",
+    "consecutive ones), and carry what the edge will see: the dialog detector of a model\n"
+    "trained with the responses stands aside on a feed that has none (a proxy that mirrors\n"
+    "requests alone), and that of one trained without them judges requests alone\n"
+    "(docs/dialog.md).",
     train_opts,
     "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n\n"
     "example: sipguard context train -o edge.context.json normal-week.pcap",
@@ -276,9 +279,6 @@ static int context_train(int argc, char **argv)
         flood_trainer_shortage(c.flood, &shortages.flood_evicted, &shortages.flood_capacity);
     if (c.dialog)
         dialog_trainer_stats(c.dialog, &shortages.dialog);
-    /* in training too: counts cut short learn thresholds too low, legs cut short learn calls
-     * that start with a BYE */
-    context_warn_shortages(stderr, "sipguard context train", &shortages);
     context_model_t m = {0};
     char err[600];
     if (flood) {
@@ -288,8 +288,13 @@ static int context_train(int argc, char **argv)
         }
         m.has_flood = true;
     }
-    if (dialog)
+    if (dialog) {
         m.dialog = dialog_trainer_finish(c.dialog);
+        shortages.dialog.requests_only = dialog_model_requests_only(m.dialog);
+    }
+    /* in training too: counts cut short learn thresholds too low, legs cut short learn calls
+     * that start with a BYE, and a feed of requests alone a model that judges requests alone */
+    context_warn(stderr, "sipguard context train", &shortages);
     if (binding) {
         binding_trainer_finish(c.binding, &m.binding);
         m.has_binding = true;
@@ -885,7 +890,7 @@ static int context_eval(int argc, char **argv)
     if (c.ctx) { /* the figures above are not to be trusted without it */
         context_stats_t cst;
         context_stats(c.ctx, &cst);
-        context_warn_shortages(stderr, "sipguard context eval", &cst);
+        context_warn(stderr, "sipguard context eval", &cst);
     }
     context_destroy(&c.ctx);
     context_model_destroy(&m);

@@ -291,7 +291,7 @@ int cmd_score(int argc, char **argv)
     if (c.ctx) { /* even with -q: the figures above are not to be trusted without it */
         context_stats_t cst;
         context_stats(c.ctx, &cst);
-        context_warn_shortages(stderr, "sipguard score", &cst);
+        context_warn(stderr, "sipguard score", &cst);
     }
     if (!quiet && c.bans)
         fprintf(stderr, "bans: %zu started, %zu messages from banned sources\n", c.bans_started,

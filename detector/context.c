@@ -143,9 +143,42 @@ void context_stats(const context_t *c, context_stats_t *out)
     }
 }
 
-int context_warn_shortages(FILE *f, const char *prog, const context_stats_t *st)
+/* What the dialog detector could not judge for what its feed carried (dialog.h). */
+static int warn_feed(FILE *f, const char *prog, const dialog_stats_t *st)
 {
     int n = 0;
+    if (st->quiet_spells) {
+        fprintf(f,
+                "%s: warning: the feed carried no SIP response for %.0f s or more while "
+                "requests that only follow one (ACKs, BYEs) kept coming (%llu times), so the "
+                "dialog detector, whose model learned "
+                "responses, stood aside and left %llu messages unjudged%s; mirror the proxy's "
+                "replies too (Kamailio: modparam(\"siptrace\", \"trace_mode\", 1), or "
+                "sip_trace() with its \"t\" mode), or train the context model on this feed as "
+                "it is (docs/dialog.md)\n",
+                prog, DIALOG_QUIET_SECONDS, (unsigned long long)st->quiet_spells,
+                (unsigned long long)st->unjudged,
+                st->no_responses ? ", and still stands aside" : "");
+        n++;
+    }
+    if (st->requests_only) {
+        char passed[64] = "";
+        if (st->passed_over)
+            snprintf(passed, sizeof passed, ", and passed over %llu responses",
+                     (unsigned long long)st->passed_over);
+        fprintf(f,
+                "%s: warning: the dialog model learned no SIP response (its training traffic "
+                "carried requests alone): it judges requests alone%s; train it on traffic with "
+                "the replies if the feed can carry them (docs/dialog.md)\n",
+                prog, passed);
+        n++;
+    }
+    return n;
+}
+
+int context_warn(FILE *f, const char *prog, const context_stats_t *st)
+{
+    int n = warn_feed(f, prog, &st->dialog);
     if (st->dialog.evicted) {
         fprintf(f,
                 "%s: warning: the dialog detector gave up %llu open dialog legs for room before "

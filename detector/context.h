@@ -63,8 +63,10 @@ void context_observe(context_t *c, const msg_t *m, const sipinfo_t *info, contex
 
 void context_stats(const context_t *c, context_stats_t *out);
 /* Warns on f, after "prog: warning: ", of each table that ran out of room, naming what it cost
- * and the `context train` option that sizes it. Returns how many it named. */
-int context_warn_shortages(FILE *f, const char *prog, const context_stats_t *st);
+ * and the `context train` option that sizes it, and of a feed the dialog detector could not
+ * judge as its model expects (no responses, or a model that learned none). Returns how many
+ * warnings it wrote. */
+int context_warn(FILE *f, const char *prog, const context_stats_t *st);
 
 /* The verdict's fields for a report: "flood", "dialog", "binding" objects added to o, and their
  * names appended to the detector array. */

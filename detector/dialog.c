@@ -25,6 +25,7 @@ struct dialog_model {
     size_t n, cap;
     slot_t *map;
     size_t mapcap;
+    size_t to_responses; /* transitions whose token is a response */
 };
 
 /* What a leg has been through, to tell a finished one (nothing more to come) from an open one */
@@ -51,6 +52,7 @@ typedef struct {
     bool flagged;
     uint8_t state;   /* LEG_* */
     uint8_t unknown; /* messages still to come whose context reaches before a resumption */
+    uint32_t cseq;   /* of its last request */
 } leg_t;
 
 /* What is kept of an open leg given up for room, so that its next message takes it up again
@@ -75,6 +77,15 @@ struct dialog {
     gone_t *gone; /* legs given up for room (open, answered registrations), by key: a later
                    * one takes an earlier one's place */
     size_t gone_mask;
+    /* the feed's watch (dialog.h): the last response (or the first message), and since then the
+     * requests that only follow a response (orphans), with their sources (up to
+     * DIALOG_QUIET_SOURCES) */
+    bool watching, no_responses, requests_only;
+    double last_response;
+    uint64_t orphans;
+    uint32_t quiet_src[DIALOG_QUIET_SOURCES];
+    int quiet_nsrc;
+    uint64_t unjudged, quiet_spells, passed_over;
 };
 
 void dialog_opts_default(dialog_opts_t *o)
@@ -157,6 +168,12 @@ static int grow_map(dialog_model_t *m)
     return 0;
 }
 
+/* A response's token is its direction, a colon and its status code ("b:180/INVITE"). */
+static bool is_response_token(const char *tok)
+{
+    return tok[0] && tok[1] == ':' && tok[2] >= '0' && tok[2] <= '9';
+}
+
 static int model_add(dialog_model_t *m, const char *ctx, const char *tok, uint32_t count)
 {
     if ((m->n + 1) * 2 > m->mapcap && grow_map(m) != 0)
@@ -181,12 +198,18 @@ static int model_add(dialog_model_t *m, const char *ctx, const char *tok, uint32
     t->count = count;
     s->key = key;
     s->idx = (uint32_t)m->n++;
+    m->to_responses += is_response_token(tok);
     return 0;
 }
 
 size_t dialog_model_transitions(const dialog_model_t *m)
 {
     return m->n;
+}
+
+bool dialog_model_requests_only(const dialog_model_t *m)
+{
+    return m->n > 0 && m->to_responses == 0;
 }
 
 const dialog_opts_t *dialog_model_opts(const dialog_model_t *m)
@@ -220,7 +243,10 @@ static dialog_t *tracker_new(const dialog_model_t *m, const dialog_opts_t *o)
 
 dialog_t *dialog_new(const dialog_model_t *m)
 {
-    return tracker_new(m, &m->o);
+    dialog_t *d = tracker_new(m, &m->o);
+    if (d)
+        d->requests_only = dialog_model_requests_only(m);
+    return d;
 }
 
 void dialog_destroy(dialog_t **self)
@@ -241,6 +267,11 @@ void dialog_stats(const dialog_t *d, dialog_stats_t *out)
     out->capacity = d->cap;
     out->evicted = d->evicted;
     out->resumed = d->resumed;
+    out->no_responses = d->no_responses;
+    out->unjudged = d->unjudged;
+    out->quiet_spells = d->quiet_spells;
+    out->requests_only = d->requests_only;
+    out->passed_over = d->passed_over;
 }
 
 #define ENDPOINT_BYTES 19
@@ -481,18 +512,42 @@ static void push_token(leg_t *l, int order, const char *tok)
     snprintf(l->tok[l->ntok++], DIALOG_TOKEN_LEN, "%s", tok);
 }
 
+/* Whether a message belongs to a leg (a Call-ID; a response with its status). */
+static bool has_leg(const sipinfo_t *info)
+{
+    return info->call_id[0] && (info->is_request || info->status != 0);
+}
+
+/* Whether a request can only have followed a response this leg never showed: an ACK or a BYE
+ * after an INVITE that nothing answered (an ACK answers a final response, and a BYE needs a
+ * dialog, which a response sets up), or a new request (a higher CSeq) within a transaction's
+ * timeout of one nothing answered (a REGISTER or an INVITE sent again with credentials after
+ * its challenge: RFC 3261 has a UA wait for the final answer, or the timeout, first). A feed
+ * without responses is full of them. */
+static bool follows_a_response_unseen(const leg_t *l, const sipinfo_t *info, double now)
+{
+    if (!info->is_request || (l->state & LEG_ANSWERED))
+        return false;
+    if ((l->state & LEG_DIALOG) && (!strcmp(info->method, "ACK") || !strcmp(info->method, "BYE")))
+        return true;
+    return l->cseq && info->cseq > l->cseq && now - l->t <= TRANSACTION_TIMEOUT;
+}
+
 /* Moves a leg on by one message; fills the token and its context, and *judged: whether that
  * context is known (not from before a resumption). Returns the leg or NULL. */
 static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *tok, char *ctx,
-                      bool *fresh, bool *evicted, bool *resumed, bool *judged)
+                      bool *fresh, bool *evicted, bool *resumed, bool *judged, bool *orphan)
 {
-    if (!info->call_id[0] || (!info->is_request && info->status == 0))
+    if (!has_leg(info))
         return NULL;
     double now = (double)m->ts_sec + m->ts_usec * 1e-6;
     leg_t *l = find_leg(d, leg_key(m, info), now, fresh, evicted);
     *resumed = *fresh && take_up_again(d, l, m, now);
     if (*fresh && !*resumed)
         l->first = m->src;
+    *orphan = follows_a_response_unseen(l, info, now);
+    if (info->is_request && info->cseq > l->cseq)
+        l->cseq = info->cseq;
     l->t = now;
     follow_state(d, l, info);
     make_token(m, l, info, tok);
@@ -504,17 +559,68 @@ static leg_t *advance(dialog_t *d, const msg_t *m, const sipinfo_t *info, char *
     return l;
 }
 
+/* Counts an orphan's source among those since the last response, up to DIALOG_QUIET_SOURCES. */
+static void note_quiet_source(dialog_t *d, const endpoint_t *src)
+{
+    uint32_t h = endpoint_hash(src) | 1;
+    for (int i = 0; i < d->quiet_nsrc; i++)
+        if (d->quiet_src[i] == h)
+            return;
+    if (d->quiet_nsrc < DIALOG_QUIET_SOURCES)
+        d->quiet_src[d->quiet_nsrc++] = h;
+}
+
+/* Follows whether the feed carries responses (dialog.h): stands aside when none has come for a
+ * while though requests that only follow one kept coming, and judges again at the next one.
+ * orphan: the message is such a request. */
+static void watch_feed(dialog_t *d, const msg_t *m, const sipinfo_t *info, bool orphan)
+{
+    double now = (double)m->ts_sec + m->ts_usec * 1e-6;
+    if (!d->watching) {
+        d->watching = true;
+        d->last_response = now;
+    }
+    if (!info->is_request) {
+        d->last_response = now;
+        d->orphans = 0;
+        d->quiet_nsrc = 0;
+        d->no_responses = false;
+        return;
+    }
+    if (orphan) {
+        d->orphans++;
+        note_quiet_source(d, &m->src);
+    }
+    if (!d->no_responses && d->orphans >= DIALOG_QUIET_ORPHANS &&
+        d->quiet_nsrc >= DIALOG_QUIET_SOURCES && now - d->last_response >= DIALOG_QUIET_SECONDS) {
+        d->no_responses = true;
+        d->quiet_spells++;
+    }
+}
+
 void dialog_observe(dialog_t *d, const msg_t *m, const sipinfo_t *info, dialog_verdict_t *out)
 {
     memset(out, 0, sizeof *out);
-    bool fresh, judged;
-    leg_t *l = advance(d, m, info, out->token, out->context, &fresh, &out->evicted, &out->resumed,
-                       &judged);
-    if (!l)
+    if (!has_leg(info))
         return;
+    if (d->requests_only && !info->is_request) {
+        d->passed_over++; /* the model knows no response: as if the feed had carried none */
+        out->passed_over = true;
+        return;
+    }
+    bool fresh, judged, orphan;
+    leg_t *l = advance(d, m, info, out->token, out->context, &fresh, &out->evicted, &out->resumed,
+                       &judged, &orphan);
+    if (!d->requests_only)
+        watch_feed(d, m, info, orphan);
     out->first_of_leg = fresh && !out->resumed;
     if (!judged)
         return;
+    if (d->no_responses) {
+        out->aside = true;
+        d->unjudged++;
+        return;
+    }
     out->count = model_count(d->m, out->context, out->token);
     if (out->count < d->o.min_count && !l->flagged) {
         out->anomaly = true;
@@ -548,8 +654,8 @@ dialog_trainer_t *dialog_trainer_new(const dialog_opts_t *o)
 void dialog_trainer_add(dialog_trainer_t *t, const msg_t *m, const sipinfo_t *info)
 {
     char tok[DIALOG_TOKEN_LEN], ctx[DIALOG_TOKEN_LEN * 2];
-    bool fresh, evicted, resumed, judged;
-    if (advance(t->legs, m, info, tok, ctx, &fresh, &evicted, &resumed, &judged) && judged)
+    bool fresh, evicted, resumed, judged, orphan;
+    if (advance(t->legs, m, info, tok, ctx, &fresh, &evicted, &resumed, &judged, &orphan) && judged)
         model_add(t->m, ctx, tok, 1);
 }
 

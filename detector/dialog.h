@@ -28,6 +28,18 @@
  * one is not), so that the next message takes the leg up again rather than
  * starting one that training never saw start that way; the first messages after
  * that, whose context reaches back before it, are not judged.
+ *
+ * The transitions need both sides of the conversation: a model trained on traffic with
+ * responses, fed traffic without (a proxy that mirrors the requests it receives and not the
+ * replies: Kamailio's sip_trace() without its "t" mode), would flag nearly every call. So the
+ * detector watches its feed: when no response has come for DIALOG_QUIET_SECONDS while
+ * requests that only follow a response kept coming (an ACK or a BYE after an INVITE nothing
+ * answered, a REGISTER sent again with credentials after a challenge never seen:
+ * DIALOG_QUIET_ORPHANS of them from DIALOG_QUIET_SOURCES sources or more), it stands aside
+ * (follows the legs, judges nothing) until a response comes. Such requests, and not just
+ * requests, so that neither a lull nor a scan or flood the proxy drops without an answer makes
+ * it stand aside. A model that learned no response at all (trained
+ * on such a feed) judges requests alone and passes over any response.
  */
 #ifndef SIPGUARD_DIALOG_H
 #define SIPGUARD_DIALOG_H
@@ -41,6 +53,12 @@
 #include "sipcheck.h"
 
 #define DIALOG_MAX_ORDER 6
+/* long enough that a feed that carries responses shows one (a proxy answers within
+ * milliseconds, and an INVITE with its 100 Trying within 200 ms), short enough to spare most
+ * calls of a busy feed's first seconds */
+#define DIALOG_QUIET_SECONDS 4.0
+#define DIALOG_QUIET_ORPHANS 4
+#define DIALOG_QUIET_SOURCES 2
 #define DIALOG_TOKEN_LEN 48
 
 typedef struct {
@@ -61,18 +79,26 @@ typedef struct {
     bool resumed;      /* its leg had been given up for room (open, or an answered registration)
                         * and this message took it up again: it and the order - 2 after it are not
                         * judged, as their context reaches back before */
+    bool aside; /* not judged: the feed has carried no response for a while (dialog_stats_t) */
+    bool passed_over;                   /* a response, passed over by a model that learned none */
     char token[DIALOG_TOKEN_LEN];       /* the message's token */
     char context[DIALOG_TOKEN_LEN * 2]; /* the tokens before it, "|"-joined */
     uint32_t count;                     /* times training saw the transition */
 } dialog_verdict_t;
 
 typedef struct {
-    size_t legs;      /* held now (open, finished, or expired and not yet reused) */
-    size_t finished;  /* of those, the finished ones */
-    size_t capacity;  /* slots: the capacity option rounded up to a power of two, at least 1024 */
-    uint64_t evicted; /* open legs given up for new ones before their timeout */
-    uint64_t resumed; /* legs given up for room (open ones, and answered registrations) that a
-                       * later message took up again */
+    size_t legs;       /* held now (open, finished, or expired and not yet reused) */
+    size_t finished;   /* of those, the finished ones */
+    size_t capacity;   /* slots: the capacity option rounded up to a power of two, at least 1024 */
+    uint64_t evicted;  /* open legs given up for new ones before their timeout */
+    uint64_t resumed;  /* legs given up for room (open ones, and answered registrations) that a
+                        * later message took up again */
+    bool no_responses; /* the feed has carried no response for a while (above) and the
+                        * model learned responses: the detector stands aside until one comes */
+    uint64_t unjudged; /* messages not judged while it stood aside */
+    uint64_t quiet_spells; /* times it began to stand aside */
+    bool requests_only;    /* the model learned no response: it judges requests alone */
+    uint64_t passed_over;  /* responses such a model passed over */
 } dialog_stats_t;
 
 /* Training: feed normal traffic in time order, then finish into a model. */
@@ -86,6 +112,8 @@ void dialog_trainer_destroy(dialog_trainer_t **self);
 
 void dialog_model_destroy(dialog_model_t **self);
 size_t dialog_model_transitions(const dialog_model_t *m);
+/* Whether the model learned transitions and none to a response: trained on a feed of requests. */
+bool dialog_model_requests_only(const dialog_model_t *m);
 const dialog_opts_t *dialog_model_opts(const dialog_model_t *m);
 json_t *dialog_model_to_json(const dialog_model_t *m);
 dialog_model_t *dialog_model_from_json(json_t *j, char *err, size_t errlen);

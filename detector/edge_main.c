@@ -127,8 +127,11 @@ typedef struct {
     /* the context tables' losses (dialog legs, bindings, flood counters) at the last warning */
     uint64_t ctx_lost_logged[3];
     double ctx_logged_at; /* mono_now of that warning; 0: none yet */
-    double ban_saved_at;  /* when the table was last written (ban_clock) */
-    log_limit_t ban_log;  /* [ban] log_max: the lines naming bans, shared by both pipelines */
+    /* what the log last said of the dialog detector's feed: standing aside for want of
+     * responses; a model of requests alone */
+    bool dialog_aside_logged, requests_only_logged;
+    double ban_saved_at; /* when the table was last written (ban_clock) */
+    log_limit_t ban_log; /* [ban] log_max: the lines naming bans, shared by both pipelines */
     char sig_cache[512];
     FILE *jsonl;
     uint64_t local_seq;
@@ -400,6 +403,29 @@ static void warn_context_losses(edge_t *e, const context_stats_t *st)
     e->ctx_logged_at = t;
 }
 
+/* Whether the dialog detector judges its feed as its model expects, in the log when that
+ * changes: a proxy that mirrors requests alone makes a model of traffic with responses stand
+ * aside (dialog.h), and a model trained on such a feed judges requests alone. */
+static void watch_dialog_feed(edge_t *e, const dialog_stats_t *st)
+{
+    atomic_store(&e->metrics.dialog_aside, st->no_responses);
+    if (st->no_responses && !e->dialog_aside_logged)
+        warning("the feed has carried no SIP response for %.0f s though requests that only "
+                "follow one (ACKs, BYEs) kept coming: the dialog detector, whose model learned "
+                "responses, "
+                "stands aside until responses come (sipguard_dialog_feed_without_responses). "
+                "Does the proxy mirror its replies? Kamailio: modparam(\"siptrace\", "
+                "\"trace_mode\", 1), or sip_trace() with its \"t\" mode",
+                DIALOG_QUIET_SECONDS);
+    else if (!st->no_responses && e->dialog_aside_logged)
+        info("responses on the feed again: the dialog detector judges again");
+    e->dialog_aside_logged = st->no_responses;
+    if (st->requests_only && !e->requests_only_logged)
+        info("the dialog model learned no SIP response (trained on a feed of requests alone): it "
+             "judges requests alone and passes over responses");
+    e->requests_only_logged = st->requests_only;
+}
+
 /* Once a second: how full the context detectors' tables are (a lock the pipeline takes per
  * message, so not on every loop). */
 static void tick_context(edge_t *e)
@@ -414,6 +440,7 @@ static void tick_context(edge_t *e)
     atomic_store(&e->metrics.bindings, st.bindings);
     atomic_store(&e->metrics.binding_capacity, st.binding_capacity);
     warn_context_losses(e, &st);
+    watch_dialog_feed(e, &st.dialog);
 }
 
 static int start_overlay(edge_t *e, char *err, size_t errlen)

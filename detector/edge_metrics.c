@@ -41,6 +41,10 @@ void metrics_message(edge_metrics_t *m, source_t src, const edge_result_t *r)
         atomic_fetch_add(&m->dialog_evicted, 1);
     if (r->ctx.dialog.resumed)
         atomic_fetch_add(&m->dialog_resumed, 1);
+    if (r->ctx.dialog.aside)
+        atomic_fetch_add(&m->dialog_unjudged, 1);
+    if (r->ctx.dialog.passed_over)
+        atomic_fetch_add(&m->dialog_passed_over, 1);
     if (r->ctx.binding_refused)
         atomic_fetch_add(&m->bindings_refused, 1);
     int b = 0;
@@ -149,6 +153,19 @@ static void put_context_tables(sbuf_t *s, edge_metrics_t *m)
             "message took up again: who spoke first and the leg's state came back, and its next "
             "order - 1 messages went unjudged.",
             atomic_load(&m->dialog_resumed));
+    gauge(s, "dialog_feed_without_responses",
+          "1 while the dialog detector stands aside because its feed has carried no SIP "
+          "response for 4 s though requests that follow one (ACKs, BYEs) kept coming (a proxy that "
+          "mirrors requests alone), and its model learned responses; 0 otherwise.",
+          (double)atomic_load(&m->dialog_aside));
+    counter(s, "dialog_messages_unjudged_total",
+            "Messages the dialog detector left unjudged while it stood aside for a feed without "
+            "responses.",
+            atomic_load(&m->dialog_unjudged));
+    counter(s, "dialog_responses_passed_over_total",
+            "Responses passed over by a dialog model that learned none (trained on a feed of "
+            "requests alone): it judges requests alone.",
+            atomic_load(&m->dialog_passed_over));
     gauge(s, "bindings", "Registrations the binding detector holds.",
           (double)atomic_load(&m->bindings));
     gauge(s, "bindings_capacity",

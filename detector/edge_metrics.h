@@ -53,6 +53,10 @@ typedef struct {
     atomic_uint_fast64_t record_messages, record_dropped, record_files; /* [record] */
     /* the context detectors' tables: state given up or refused for want of room, and gauges */
     atomic_uint_fast64_t flood_evicted, dialog_evicted, dialog_resumed, bindings_refused;
+    /* the dialog detector's feed: messages it left unjudged while the feed carried no
+     * responses, responses its model (trained on requests alone) passed over, and whether it
+     * stands aside now */
+    atomic_uint_fast64_t dialog_unjudged, dialog_passed_over, dialog_aside;
     atomic_uint_fast64_t flood_capacity, dialog_open, dialog_finished, dialog_capacity;
     atomic_uint_fast64_t bindings, binding_capacity;
     edge_senders_t *senders; /* the HEP senders heard, by address; NULL: not kept */

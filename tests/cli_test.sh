@@ -250,6 +250,18 @@ BFA=$(grep -o '"false_alarm_rate":[0-9.]*' binding.json | cut -d: -f2)
 check "binding eval: no normal request flagged ($BFA); spoofed Via/Contact classified" sh -c "awk -v a='$BFA' 'BEGIN{exit !(a == 0 && a != \"\")}' && grep -q '\"spoof-via\":{[^}]*\"spoofed-source\":[1-9]' binding.json"
 "$S" score -q -a --no-local -m m.model --context ctx.json ctxall.pcap > ctxscore.jsonl
 check "score --context names the flood, dialog and binding detectors" sh -c "grep -q '\"detector\":\[[^]]*\"flood\"' ctxscore.jsonl && grep -q '\"dialog\":{\"token\"' ctxscore.jsonl && grep -q '\"binding\":{\"class\"' ctxscore.jsonl"
+# a feed of requests alone (a proxy that mirrors no replies)
+"$S" gen -o ctxreq --attacks none --without hold,cancel,message,presence --seed 12 --population-seed 5 --requests-only 2>/dev/null
+check "gen --requests-only writes requests and no response" sh -c "'$S' score -q --no-local -m m.model ctxreq.pcap > ctxreq.jsonl && grep -q '\"method\":\"ACK\"' ctxreq.jsonl && ! grep -q '\"status\":' ctxreq.jsonl"
+"$S" score -q --no-local -m m.model --context ctx.json ctxreq.pcap > ctxreq.jsonl 2> req.err
+check "a model trained with replies stands aside on a feed without, and says so" \
+    grep -q "^sipguard score: warning: the feed carried no SIP response for 4 s or more.*stood aside and left [1-9][0-9]* messages unjudged.*trace_mode" req.err
+"$S" context train -q -o ctxreq.json ctxreq.pcap 2> reqtrain.err
+check "context train on requests alone warns that the dialog model judges requests alone" \
+    grep -q '^sipguard context train: warning: the dialog model learned no SIP response.*judges requests alone;' reqtrain.err
+"$S" score -q --no-local -m m.model --context ctxreq.json ctxtrain.pcap > ctxreq2.jsonl 2> req2.err
+check "such a model passes over the replies of a feed that carries them, and says so" \
+    sh -c "grep -q 'judges requests alone, and passed over [1-9][0-9]* responses' req2.err && ! grep -q '\"dialog\":{' ctxreq2.jsonl"
 printf 'not,a,labels,file\n' > bad.labels.csv
 "$S" context eval flood -m ctx.json -l bad.labels.csv ctxflood.pcap 2>err.txt >/dev/null; rc=$?
 check "context eval with a bad labels file exits 2 naming it" sh -c "test $rc -eq 2 && grep -q 'bad.labels.csv: not a labels file' err.txt"

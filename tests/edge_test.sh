@@ -424,6 +424,22 @@ check "edge: the log says the dialog table gave up calls, and what to raise ($(g
     "grep -q 'gave up [1-9][0-9]* calls in progress for room (its table holds 1024 legs).*--dialog-capacity' ctxsmall.log && [ \$(grep -c 'calls in progress for room' ctxsmall.log) = 1 ]"
 check "edge: a dialog table of 1024 gives up open legs and takes legs up again, counted as score counts them ($EVICTED, $RESUMED; score: $(grep -o 'gave up [0-9]*\|took [0-9]*' small.err | tr '\n' ' '))" \
     "[ \"\${EVICTED:-0}\" -gt 0 ] && grep -q \"warning: the dialog detector gave up \${EVICTED:-x} open dialog legs.*took \${RESUMED:-x} legs up again.*--dialog-capacity\" small.err"
+# a proxy that mirrors the requests it receives and not its replies: the dialog detector, whose
+# model learned replies, stands aside, says so, and leaves unjudged what `score` leaves
+"$S" gen -o reqonly --attacks none --seed 6 --population-seed 3 --requests-only 2>/dev/null
+"$S" score -q -m edge.model --context edge.context.json reqonly.pcap > /dev/null 2> reqonly.err
+NREQ=$("$S" score -q -m edge.model reqonly.pcap | wc -l)
+start_edge reqonly "${COMMON[@]}" --set detectors.context=edge.context.json --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 4000 reqonly.pcap
+wait_for 30 "[ \$(msgs_total $HTTP) -ge $NREQ ]"
+wait_for 5 "grep -q 'the feed has carried no SIP response' reqonly.log"
+ASIDE=$(metric $HTTP sipguard_dialog_feed_without_responses)
+UNJUDGED=$(metric $HTTP sipguard_dialog_messages_unjudged_total)
+stop_edge $EDGE_PID
+check "edge: a feed of requests alone: the dialog detector stands aside ($ASIDE) and says why in the log" \
+    "[ \"$ASIDE\" = 1 ] && grep -q 'stands aside until responses come.*trace_mode' reqonly.log"
+check "edge: it leaves as many messages unjudged as score does ($UNJUDGED; score: $(grep -o 'left [0-9]* messages unjudged' reqonly.err))" \
+    "[ \"\${UNJUDGED:-0}\" -gt 100 ] && grep -q \"stood aside and left \${UNJUDGED:-x} messages unjudged, and still stands aside\" reqonly.err"
 check "edge: the flood detector fires on the generated floods ($FLOODS messages)" "[ \"\${FLOODS:-0}\" -gt 100 ]"
 check "edge: the dialog detector fires ($DIALOGS messages)" "[ \"\${DIALOGS:-0}\" -gt 0 ]"
 check "edge: reports say which context detector fired and why" \

@@ -758,6 +758,192 @@ static void test_dialog_tells_finished_legs_from_open_ones(void **state)
     dialog_model_destroy(&dm);
 }
 
+/* A sink that passes requests on and drops responses: what a proxy that mirrors only the
+ * requests it receives sends. */
+typedef struct {
+    sink_fn sink;
+    void *ctx;
+} requests_only_t;
+
+static void requests_only(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    requests_only_t *r = ctx;
+    if (in->is_request)
+        r->sink(r->ctx, m, in);
+}
+
+typedef struct {
+    dialog_t *d;
+    int flagged, flagged_aside, aside;
+    double first_aside;
+} aside_count_t;
+
+static void observe_aside(void *ctx, const msg_t *m, const sipinfo_t *in)
+{
+    aside_count_t *c = ctx;
+    dialog_verdict_t v;
+    dialog_observe(c->d, m, in, &v);
+    c->flagged += v.anomaly;
+    if (v.aside && !c->aside++)
+        c->first_aside = (double)m->ts_sec + m->ts_usec * 1e-6;
+    c->flagged_aside += c->aside && v.anomaly;
+}
+
+/* A model trained with responses, fed the requests alone, flags calls until it sees that no
+ * response comes: then it stands aside, flags nothing more, and judges again at the next
+ * response. */
+static void test_dialog_stands_aside_while_the_feed_carries_no_responses(void **state)
+{
+    (void)state;
+    dialog_model_t *dm = trained_dialog();
+    assert_false(dialog_model_requests_only(dm));
+    aside_count_t c = {.d = dialog_new(dm)};
+    requests_only_t r = {observe_aside, &c};
+    normal_traffic(50000, 600, requests_only, &r, 7);
+    dialog_stats_t st;
+    dialog_stats(c.d, &st);
+    assert_true(st.no_responses);
+    assert_int_equal(st.quiet_spells, 1);
+    assert_int_equal(st.unjudged, (uint64_t)c.aside);
+    /* the registrations from 50,000 s on go unanswered, the calls from 50,012 s: it stands aside
+     * a transaction's timeout after the first, once a few calls have shown their ACKs */
+    assert_true(c.first_aside >= 50000 + DIALOG_QUIET_SECONDS);
+    assert_true(c.first_aside < 50000 + DIALOG_QUIET_SECONDS + 15);
+    assert_true(c.flagged > 0); /* before: every call's ACK after an INVITE nothing answered */
+    assert_int_equal(c.flagged_aside, 0);
+    assert_true(c.aside > 900); /* about 170 calls of six requests in 600 s */
+    /* the replies come back: judged again from the first of them */
+    int aside_before = c.aside;
+    c.flagged = 0;
+    normal_traffic(51000, 300, observe_aside, &c, 8);
+    dialog_stats(c.d, &st);
+    assert_false(st.no_responses);
+    assert_int_equal(c.aside, aside_before + 1); /* the first REGISTER, before its answer */
+    assert_int_equal(c.flagged, 0);
+    dialog_verdict_t v;
+    step_t bye = {0, 1009, 1, "BYE", 0, "BYE"}; /* a teardown out of nowhere */
+    assert_int_equal(feed_steps(c.d, 51400, &bye, 1, "spoofed", &v), 1);
+    dialog_destroy(&c.d);
+    dialog_model_destroy(&dm);
+}
+
+/* What must not make it stand aside: a lull, a flood the proxy drops without an answer (even of
+ * INVITEs and their ACKs, from one source), while the feed carries responses otherwise. */
+static void test_dialog_judges_through_lulls_and_unanswered_floods(void **state)
+{
+    (void)state;
+    dialog_model_t *dm = trained_dialog();
+    dialog_t *d = dialog_new(dm);
+    dialog_count_t c = {d, 0};
+    normal_traffic(50000, 300, feed_dialog, &c, 7);
+    msg_t m;
+    sipinfo_t in;
+    dialog_verdict_t v;
+    double t = 50400;
+    for (int i = 0; i < 20000; i++, t += 0.005) { /* 100 s: INVITEs from 50 sources */
+        char cid[32];
+        snprintf(cid, sizeof cid, "flood-%d", i);
+        make(&m, &in, t, 1000 + i % 50, 1, "INVITE", 0, "INVITE", cid, "x", "y");
+        dialog_observe(d, &m, &in, &v);
+        assert_false(v.aside);
+    }
+    for (int i = 0; i < 2000; i++, t += 0.05) { /* 100 s more: INVITE and ACK from one source */
+        char cid[32];
+        snprintf(cid, sizeof cid, "pairs-%d", i);
+        make(&m, &in, t, 1000, 1, "INVITE", 0, "INVITE", cid, "x", "y");
+        dialog_observe(d, &m, &in, &v);
+        make(&m, &in, t + 0.01, 1000, 1, "ACK", 0, "ACK", cid, "x", "y");
+        dialog_observe(d, &m, &in, &v);
+        assert_false(v.aside);
+    }
+    step_t bye = {0, 1009, 1, "BYE", 0, "BYE"};
+    assert_int_equal(feed_steps(d, t + 3600, &bye, 1, "spoofed-after-a-lull", &v), 1);
+    dialog_stats_t st;
+    dialog_stats(d, &st);
+    assert_int_equal(st.quiet_spells, 0);
+    assert_int_equal(st.unjudged, 0);
+    dialog_destroy(&d);
+    dialog_model_destroy(&dm);
+}
+
+/* Registrations sent again with credentials (a higher CSeq) after a challenge the feed never
+ * showed are requests that only follow a response too; sent again after a transaction's
+ * timeout they are not (the first one may simply have gone unanswered). */
+static void test_dialog_sees_challenges_the_feed_never_showed(void **state)
+{
+    (void)state;
+    dialog_model_t *dm = trained_dialog();
+    enum { UNSEEN, ANSWERED, AFTER_TIMEOUT };
+    for (int k = UNSEEN; k <= AFTER_TIMEOUT; k++) {
+        dialog_t *d = dialog_new(dm);
+        msg_t m;
+        sipinfo_t in;
+        dialog_verdict_t v;
+        for (int u = 0; u < 40; u++) {
+            char cid[32];
+            snprintf(cid, sizeof cid, "reg-%d", u);
+            double t = 100 + u * 0.5, again = k == AFTER_TIMEOUT ? 40 : 0.02;
+            make(&m, &in, t, 10 + u, 1, "REGISTER", 0, "REGISTER", cid, "u", "u");
+            in.cseq = 1;
+            dialog_observe(d, &m, &in, &v);
+            if (k == ANSWERED) {
+                make(&m, &in, t + 0.01, 1, 10 + u, NULL, 401, "REGISTER", cid, "u", "u");
+                in.cseq = 1;
+                dialog_observe(d, &m, &in, &v);
+            }
+            make(&m, &in, t + again, 10 + u, 1, "REGISTER", 0, "REGISTER", cid, "u", "u");
+            in.cseq = 2;
+            dialog_observe(d, &m, &in, &v);
+        }
+        dialog_stats_t st;
+        dialog_stats(d, &st);
+        assert_int_equal(st.quiet_spells, k == UNSEEN);
+        dialog_destroy(&d);
+    }
+    dialog_model_destroy(&dm);
+}
+
+/* A model trained on a feed of requests alone learns no response: it judges requests alone,
+ * passing over responses, so the same traffic with its replies passes as well as without. */
+static void test_dialog_model_of_requests_alone_passes_over_responses(void **state)
+{
+    (void)state;
+    dialog_opts_t o;
+    dialog_opts_default(&o);
+    dialog_trainer_t *t = dialog_trainer_new(&o);
+    requests_only_t tr = {feed_dialog_trainer, t};
+    normal_traffic(1000, 600, requests_only, &tr, 1);
+    dialog_model_t *dm = dialog_trainer_finish(t);
+    dialog_trainer_destroy(&t);
+    assert_true(dialog_model_requests_only(dm));
+    json_t *j = dialog_model_to_json(dm);
+    char err[256];
+    dialog_model_t *back = dialog_model_from_json(j, err, sizeof err);
+    json_decref(j);
+    assert_non_null(back);
+    assert_true(dialog_model_requests_only(back));
+    for (int with_replies = 0; with_replies < 2; with_replies++) {
+        dialog_count_t c = {dialog_new(back), 0};
+        requests_only_t r = {feed_dialog, &c};
+        if (with_replies)
+            normal_traffic(50000, 600, feed_dialog, &c, 7);
+        else
+            normal_traffic(50000, 600, requests_only, &r, 7);
+        dialog_stats_t st;
+        dialog_stats(c.d, &st);
+        assert_int_equal(c.flagged, 0);
+        assert_true(st.requests_only);
+        assert_int_equal(st.quiet_spells, 0);
+        assert_true(with_replies ? st.passed_over > 1000 : st.passed_over == 0);
+        dialog_verdict_t v;
+        step_t bye = {0, 1009, 1, "BYE", 0, "BYE"}; /* still a teardown out of nowhere */
+        assert_int_equal(feed_steps(c.d, 51000, &bye, 1, "spoofed", &v), 1);
+        dialog_destroy(&c.d);
+    }
+    dialog_model_destroy(&back);
+    dialog_model_destroy(&dm);
+}
+
 static void test_context_model_file_round_trip_and_refusals(void **state)
 {
     (void)state;
@@ -958,6 +1144,10 @@ int main(void)
         cmocka_unit_test(test_dialog_takes_up_given_up_calls_again),
         cmocka_unit_test(test_dialog_training_learns_nothing_from_before_a_leg_was_taken_up),
         cmocka_unit_test(test_dialog_tells_finished_legs_from_open_ones),
+        cmocka_unit_test(test_dialog_stands_aside_while_the_feed_carries_no_responses),
+        cmocka_unit_test(test_dialog_judges_through_lulls_and_unanswered_floods),
+        cmocka_unit_test(test_dialog_sees_challenges_the_feed_never_showed),
+        cmocka_unit_test(test_dialog_model_of_requests_alone_passes_over_responses),
         cmocka_unit_test(test_context_model_file_round_trip_and_refusals),
         cmocka_unit_test(test_binding_classifies_mismatches),
         cmocka_unit_test(test_binding_table_is_bounded),

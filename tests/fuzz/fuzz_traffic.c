@@ -8,7 +8,9 @@
  *
  * After every message the tables' own accounts must hold: no more legs than slots, no more
  * finished legs than legs, evictions and refusals that never go down, no more bindings than
- * places; and the verdict's strings end within their arrays. A violation aborts.
+ * places, nor unjudged messages that go down; no message flagged while the dialog detector stands
+ * aside, and none left unjudged unless it says it stands aside; and the verdict's strings end
+ * within their arrays. A violation aborts.
  *
  * Input: events of five bytes, each one message or a burst of them on consecutive Call-IDs:
  *   0  bits 0-4 the message type (a request, or a response with its status); bits 5-7 the
@@ -142,6 +144,8 @@ static void check_stats(const context_t *c, context_stats_t *last)
     check(st.dialog.finished <= st.dialog.legs, "more finished legs than legs");
     check(st.dialog.evicted >= last->dialog.evicted, "evictions went down");
     check(st.dialog.resumed >= last->dialog.resumed, "resumptions went down");
+    check(st.dialog.unjudged >= last->dialog.unjudged, "unjudged messages went down");
+    check(st.dialog.quiet_spells >= last->dialog.quiet_spells, "spells standing aside went down");
     check(st.flood_evicted >= last->flood_evicted, "flood evictions went down");
     check(st.bindings <= st.binding_capacity, "more bindings than places");
     check(st.bindings_refused >= last->bindings_refused, "refusals went down");
@@ -160,6 +164,8 @@ static void observe(context_t *c, const char *text, size_t len, double t, const 
     fuzz_observe(c, t, &from, &to, !stranger, (uint8_t)caller_host, text, len, &v);
     check_verdict(&v);
     check_stats(c, last);
+    check(!(v.dialog.aside && v.dialog.anomaly), "flagged while standing aside");
+    check(!v.dialog.aside || last->dialog.no_responses, "stood aside without saying so");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
