@@ -44,11 +44,12 @@ enum {
     ATK_HIJACK,
     ATK_REFER,
     ATK_REPLAY,
+    ATK_FRAUD,
     ATK_COUNT
 };
-static const char *attack_names[ATK_COUNT] = {"scan",  "guess",  "flood", "spit",
-                                              "bye",   "cancel", "dereg", "malformed",
-                                              "spoof", "hijack", "refer", "replay"};
+static const char *attack_names[ATK_COUNT] = {"scan",   "guess",  "flood",     "spit",  "bye",
+                                              "cancel", "dereg",  "malformed", "spoof", "hijack",
+                                              "refer",  "replay", "fraud"};
 
 typedef struct {
     uint64_t seed;
@@ -1207,6 +1208,52 @@ static void atk_replay(const gen_opts_t *o, user_t *users, double t0)
     }
 }
 
+/*
+ * Toll fraud from a stolen account: the attacker registers as a user, with the user's own
+ * password, from an address of its own (the registrar answers 200 OK, so to the flood detector
+ * the address is a registered source, judged by the thresholds of the site's own users), then
+ * dials premium-rate numbers abroad in bursts of 2, 5, 10 and 25 calls a second, 30 s apart.
+ * Each call is answered at once (premium lines pick up) and hung up 20-60 s on.
+ */
+static void atk_fraud(const gen_opts_t *o, user_t *users, double t0)
+{
+    static const int rates[] = {2, 5, 10, 25};
+    user_t v = users[rnd() % (uint64_t)o->users], gw = v;
+    v.ep = ep4(198, 51, 100, 77, 5060);
+    v.tcp = false;
+    memset(&v.wire, 0, sizeof v.wire);
+    gw.ep = ep4(192, 0, 2, 200, 5060); /* the carrier's gateway, in the answers' SDP */
+    label("fraud", "register-stolen-credentials");
+    do_register(t0, &v, 3600, v.pass);
+    double t = t0 + 5;
+    for (int r = 0; r < 4; r++) {
+        char scen[64];
+        /* not "rate-N": the flood evaluation's rate classes are the floods' */
+        snprintf(scen, sizeof scen, "calls-%d-a-second/registered-account", rates[r]);
+        label("fraud", intern(scen));
+        int n = (int)(rates[r] * 4 * o->attack_scale);
+        if (n < 20)
+            n = 20;
+        for (int i = 0; i < n; i++, t += 1.0 / rates[r]) {
+            dialog_t d;
+            new_dialog(&d, &v, NULL);
+            char number[24], body[1024], ans[1024];
+            snprintf(number, sizeof number, "00881%08u", (unsigned)(rnd() % 100000000u));
+            sdp(body, sizeof body, &v, "sendrecv");
+            sdp(ans, sizeof ans, &gw, "sendrecv");
+            request(t, &v, NULL, "INVITE", number, &d, NULL, NULL, body, "application/sdp", NULL);
+            response(t + 0.003, NULL, &v, 100, "Trying", "INVITE", &d, false, NULL, NULL, NULL);
+            response(t + 0.6, NULL, &v, 200, "OK", "INVITE", &d, true, NULL, NULL, ans);
+            request(t + 0.65, &v, NULL, "ACK", number, &d, NULL, NULL, NULL, NULL, NULL);
+            double hold = 20 + uni() * 40;
+            d.cseq++;
+            request(t + 0.6 + hold, &v, NULL, "BYE", number, &d, NULL, NULL, NULL, NULL, NULL);
+            response(t + 0.64 + hold, NULL, &v, 200, "OK", "BYE", &d, true, NULL, NULL, NULL);
+        }
+        t += 30;
+    }
+}
+
 static void atk_spit(const gen_opts_t *o, user_t *users, double t0)
 {
     user_t a = attacker(115, 7, "Asterisk PBX 1.6.0.10", 5060);
@@ -1492,7 +1539,7 @@ static const cliopt_t gen_opts[] = {
      NULL},
     {"attacks", 'a', "LIST",
      "attack families: all, none, or a list of scan, guess, flood, spit, "
-     "bye, cancel, dereg, malformed, spoof, hijack, refer, replay",
+     "bye, cancel, dereg, malformed, spoof, hijack, refer, replay, fraud",
      "all"},
     {"attack-scale", 0, "X", "multiply the number of attack messages", "1"},
     {"holding", 0, "DIST",
@@ -1716,6 +1763,8 @@ int gen_command(int argc, char **argv)
         atk_refer(&o, users_v, t + 510);
     if (o.attacks[ATK_REPLAY])
         atk_replay(&o, users_v, t + 550);
+    if (o.attacks[ATK_FRAUD])
+        atk_fraud(&o, users_v, t + 590);
     int rc = ferror(cdr) | fclose(cdr) ? write_failed(path) : 0;
     size_t n_attack = 0, n_written = 0;
     if (write_output(&o, &n_attack, &n_written) != 0)

@@ -250,6 +250,31 @@ BFA=$(grep -o '"false_alarm_rate":[0-9.]*' binding.json | cut -d: -f2)
 check "binding eval: no normal request flagged ($BFA); spoofed Via/Contact classified" sh -c "awk -v a='$BFA' 'BEGIN{exit !(a == 0 && a != \"\")}' && grep -q '\"spoof-via\":{[^}]*\"spoofed-source\":[1-9]' binding.json"
 "$S" score -q -a --no-local -m m.model --context ctx.json ctxall.pcap > ctxscore.jsonl
 check "score --context names the flood, dialog and binding detectors" sh -c "grep -q '\"detector\":\[[^]]*\"flood\"' ctxscore.jsonl && grep -q '\"dialog\":{\"token\"' ctxscore.jsonl && grep -q '\"binding\":{\"class\"' ctxscore.jsonl"
+# toll fraud from a stolen account (gen --attacks fraud, in all): a registered source's burst
+# of calls is caught by the flood detector from its first few INVITEs at every rate, and the
+# registration from the attacker's address by the binding detector
+check "fraud: the flood detector flags a registered account's call spree at 2-25 calls a second, the binding detector its registration" python3 - ctxall.labels.csv ctxscore.jsonl <<'PY'
+import csv, json, sys
+labels = {int(r["index"]): r for r in csv.DictReader(open(sys.argv[1]))}
+invites, flagged, stolen = {}, {}, 0
+for line in open(sys.argv[2]):
+    o = json.loads(line)
+    l = labels[o["index"]]
+    if l["family"] != "fraud":
+        continue
+    if l["scenario"] == "register-stolen-credentials" and "binding" in o["detector"]:
+        stolen += 1
+    if o.get("method") == "INVITE" and "flood" in o["detector"]:
+        flagged[l["scenario"]] = flagged.get(l["scenario"], 0) + 1
+for l in labels.values():
+    if l["family"] == "fraud" and l["scenario"].startswith("calls-") and l["call_id"]:
+        invites.setdefault(l["scenario"], set()).add(l["call_id"])
+rates = sorted(invites)
+ok = len(rates) == 4 and stolen >= 1 and all(flagged.get(r, 0) >= len(invites[r]) - 4 for r in rates)
+if not ok:
+    print({r: (flagged.get(r, 0), len(invites[r])) for r in rates}, "stolen registration:", stolen)
+sys.exit(0 if ok else 1)
+PY
 # a feed of requests alone (a proxy that mirrors no replies)
 "$S" gen -o ctxreq --attacks none --without hold,cancel,message,presence --seed 12 --population-seed 5 --requests-only 2>/dev/null
 check "gen --requests-only writes requests and no response" sh -c "'$S' score -q --no-local -m m.model ctxreq.pcap > ctxreq.jsonl && grep -q '\"method\":\"ACK\"' ctxreq.jsonl && ! grep -q '\"status\":' ctxreq.jsonl"
