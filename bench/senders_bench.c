@@ -41,7 +41,7 @@ static double measure(int nsenders, int run)
         double t0 = now_s(), when = 1e9;
         int k = 0, left = run; /* the sender, and its messages left in this run */
         for (long m = 0; m < MESSAGES; m++) {
-            edge_senders_count(s, &from[k], when);
+            edge_senders_count(s, &from[k], when, k % 2);
             when += 1e-5;
             if (--left == 0) {
                 left = run;

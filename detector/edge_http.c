@@ -207,8 +207,9 @@ static json_t *sender_json(const edge_sender_t *e, double now)
 {
     char a[46];
     msg_address_format(&e->addr, a);
-    return json_pack("{s:s, s:I, s:f, s:f}", "sender", a, "messages", (json_int_t)e->messages,
-                     "last", e->last, "seconds_since", now - e->last);
+    return json_pack("{s:s, s:I, s:I, s:f, s:f}", "sender", a, "messages", (json_int_t)e->messages,
+                     "responses", (json_int_t)e->responses, "last", e->last, "seconds_since",
+                     now - e->last);
 }
 
 /* GET /v1/senders lists the HEP senders heard (edge_senders); DELETE /v1/senders/ADDRESS

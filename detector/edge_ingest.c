@@ -93,7 +93,8 @@ static void on_message(void *p, const msg_t *m)
     copy.input = f->name;
     copy.index = f->index++;
     if (f == &f->owner->hep)
-        edge_senders_count(f->owner->metrics->senders, &f->owner->sender, f->owner->sender_now);
+        edge_senders_count(f->owner->metrics->senders, &f->owner->sender, f->owner->sender_now,
+                           m->len >= 8 && !memcmp(m->data, "SIP/2.0 ", 8));
     f->owner->emit(f->owner->ctx, f->src, &copy);
 }
 

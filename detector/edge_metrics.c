@@ -115,6 +115,14 @@ static void hep_senders(sbuf_t *s, edge_senders_t *senders)
         put(s, "sipguard_hep_sender_messages_total{sender=\"%s\"} %llu\n", a,
             (unsigned long long)list[i].messages);
     }
+    put(s, "# HELP sipguard_hep_sender_responses_total Of those, the SIP responses: none from a "
+           "sender that mirrors requests alone, whose calls the dialog detector sees half of.\n"
+           "# TYPE sipguard_hep_sender_responses_total counter\n");
+    for (size_t i = 0; i < n; i++) {
+        msg_address_format(&list[i].addr, a);
+        put(s, "sipguard_hep_sender_responses_total{sender=\"%s\"} %llu\n", a,
+            (unsigned long long)list[i].responses);
+    }
     put(s, "# HELP sipguard_hep_sender_last_message_timestamp_seconds When each HEPv3 sender "
            "last gave a message (Unix time).\n"
            "# TYPE sipguard_hep_sender_last_message_timestamp_seconds gauge\n");

@@ -13,7 +13,7 @@ typedef struct {
     endpoint_t addr; /* written under the lock, by the ingest thread only */
     bool used;
     uint64_t order; /* when it was first heard, as a count: the listing's order */
-    atomic_uint_fast64_t messages;
+    atomic_uint_fast64_t messages, responses;
     _Atomic double last;
 } slot_t;
 
@@ -78,6 +78,7 @@ static int add(edge_senders_t *s, const endpoint_t *addr, double now)
     e->used = true;
     e->order = s->added++;
     atomic_store(&e->messages, 0);
+    atomic_store(&e->responses, 0);
     atomic_store(&e->last, now);
     pthread_mutex_unlock(&s->lock);
     /* at most EDGE_SENDERS_MAX a day: a proxy starting to mirror is the news an operator
@@ -89,7 +90,16 @@ static int add(edge_senders_t *s, const endpoint_t *addr, double now)
     return at;
 }
 
-void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now)
+/* One writer: a load and a store, not a locked read-modify-write (6.2-9.1 against 10.9-15.1 ns
+ * a message in bench/senders_bench, three runs each); a reader sees the count before or after,
+ * whole. */
+static void bump(atomic_uint_fast64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now, bool response)
 {
     if (!s || (addr->family != 4 && addr->family != 6))
         return;
@@ -105,13 +115,10 @@ void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now)
         }
         s->hit = i;
     }
-    /* one writer: a load and a store, not a locked read-modify-write (6.2-9.1 against
-     * 10.9-15.1 ns a message in bench/senders_bench, three runs each); a reader sees the
-     * count before or after, whole */
     slot_t *e = &s->slots[i];
-    atomic_store_explicit(&e->messages,
-                          atomic_load_explicit(&e->messages, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    bump(&e->messages);
+    if (response)
+        bump(&e->responses);
     atomic_store_explicit(&e->last, now, memory_order_relaxed);
 }
 
@@ -125,7 +132,8 @@ size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now)
         double last = atomic_load(&e->last);
         if (!e->used || now - last >= EDGE_SENDERS_FORGET_SECONDS)
             continue;
-        out[n] = (edge_sender_t){e->addr, atomic_load(&e->messages), last};
+        out[n] =
+            (edge_sender_t){e->addr, atomic_load(&e->messages), atomic_load(&e->responses), last};
         order[n++] = e->order;
     }
     pthread_mutex_unlock(&s->lock);

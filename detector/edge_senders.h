@@ -3,7 +3,9 @@
  * their datagrams or connections come from), each with the messages it gave and when it last
  * gave one, for /metrics. An edge fed by three proxies whose one stops mirroring still judges
  * the other two's traffic, so the total cannot show it; a sender's own last-message time can,
- * and an alert watches it.
+ * and an alert watches it. Its responses are counted apart: a proxy that mirrors the requests
+ * it receives and not its replies leaves the dialog detector half of each conversation, and
+ * while the others' replies keep that detector judging, only this count shows which one.
  *
  * The table is bounded (EDGE_SENDERS_MAX), so spoofed HEP datagrams cannot grow it or the
  * metrics' label set: a sender past it is counted in untracked, not kept, and a place is
@@ -28,15 +30,17 @@ typedef struct edge_senders edge_senders_t;
 typedef struct {
     endpoint_t addr; /* port 0: a proxy may send from several */
     uint64_t messages;
-    double last; /* Unix seconds of its last message */
+    uint64_t responses; /* of the messages */
+    double last;        /* Unix seconds of its last message */
 } edge_sender_t;
 
 /* NULL when out of memory. */
 edge_senders_t *edge_senders_new(void);
 void edge_senders_destroy(edge_senders_t **self);
 
-/* Counts a message from the sender at addr at now (Unix seconds); the ingest thread only. */
-void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now);
+/* Counts a message (a response or not) from the sender at addr at now (Unix seconds); the
+ * ingest thread only. */
+void edge_senders_count(edge_senders_t *s, const endpoint_t *addr, double now, bool response);
 
 /* Copies the senders heard within EDGE_SENDERS_FORGET_SECONDS of now into out (room for
  * EDGE_SENDERS_MAX), in the order they were first heard; returns how many. */

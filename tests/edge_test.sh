@@ -238,6 +238,7 @@ import json
 a = json.load(open('senders.json')); b = json.load(open('senders2.json'))
 assert sorted((x['sender'], x['messages']) for x in a['senders']) == [('127.0.0.1', 3), ('127.0.0.2', 1)], a
 assert a['untracked'] == 0 and all(x['seconds_since'] >= 0 for x in a['senders']), a
+assert all(x['responses'] == 0 for x in a['senders']), a  # OPTIONS requests alone
 assert [x['sender'] for x in b['senders']] == ['127.0.0.1'], b
 \" && [ \"\$(cat forget1.code)\" = 200 ] && [ \"\$(cat forget2.code)\" = 404 ] && [ \"\$(cat forget3.code)\" = 400 ] && ! grep -q 'sender=\"127.0.0.2\"' senders.metrics"
 "$S" replay -q --hep-tcp 127.0.0.1:$HEPT --bind 127.0.0.2 opt.sip
@@ -404,6 +405,8 @@ DIALOGS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_f
 wait_for 5 "[ \"\$(metric $HTTP sipguard_dialog_legs_capacity)\" = 65536 ]"
 curl -s http://127.0.0.1:$HTTP/metrics > ctx.metrics
 stop_edge $EDGE_PID
+check "edge: a HEP sender that mirrors both ways has its responses counted ($(grep '^sipguard_hep_sender_responses_total' ctx.metrics))" \
+    "grep -q '^sipguard_hep_sender_responses_total{sender=\"127.0.0.1\"} [1-9]' ctx.metrics"
 LEGS_FIN=$(awk '$1=="sipguard_dialog_legs{state=\"finished\"}"{print $2}' ctx.metrics)
 LEGS_OPEN=$(awk '$1=="sipguard_dialog_legs{state=\"open\"}"{print $2}' ctx.metrics)
 check "edge: the dialog table's legs, open ($LEGS_OPEN) and finished ($LEGS_FIN), none given up at 65536" \
@@ -435,7 +438,11 @@ wait_for 30 "[ \$(msgs_total $HTTP) -ge $NREQ ]"
 wait_for 5 "grep -q 'the feed has carried no SIP response' reqonly.log"
 ASIDE=$(metric $HTTP sipguard_dialog_feed_without_responses)
 UNJUDGED=$(metric $HTTP sipguard_dialog_messages_unjudged_total)
+SENDER_MSGS=$(metric $HTTP 'sipguard_hep_sender_messages_total{sender="127.0.0.1"}')
+SENDER_RESP=$(metric $HTTP 'sipguard_hep_sender_responses_total{sender="127.0.0.1"}')
 stop_edge $EDGE_PID
+check "edge: the HEP sender that mirrors requests alone shows it ($SENDER_MSGS messages, $SENDER_RESP responses)" \
+    "[ \"\${SENDER_MSGS:-0}\" -ge $NREQ ] && [ \"$SENDER_RESP\" = 0 ]"
 check "edge: a feed of requests alone: the dialog detector stands aside ($ASIDE) and says why in the log" \
     "[ \"$ASIDE\" = 1 ] && grep -q 'stands aside until responses come.*trace_mode' reqonly.log"
 check "edge: it leaves as many messages unjudged as score does ($UNJUDGED; score: $(grep -o 'left [0-9]* messages unjudged' reqonly.err))" \

@@ -1327,29 +1327,31 @@ static void test_hep_senders_are_counted_by_address_and_bounded(void **state)
     static edge_sender_t list[EDGE_SENDERS_MAX];
     endpoint_t a = ep("192.0.2.1"), b = ep("2001:db8::5");
     a.port = 5060;
-    edge_senders_count(s, &a, 1000);
-    edge_senders_count(s, &b, 1001);
+    edge_senders_count(s, &a, 1000, false);
+    edge_senders_count(s, &b, 1001, false);
     a.port = 5061; /* another of the proxy's sockets */
-    edge_senders_count(s, &a, 1002);
+    edge_senders_count(s, &a, 1002, true);
     assert_int_equal(edge_senders_list(s, list, 1003), 2);
     assert_int_equal(list[0].addr.family, 4);
     assert_int_equal(list[0].addr.port, 0);
     assert_int_equal(list[0].messages, 2);
+    assert_int_equal(list[0].responses, 1); /* its answers counted apart */
     assert_true(list[0].last == 1002);
     assert_int_equal(list[1].messages, 1);
+    assert_int_equal(list[1].responses, 0);
     char text[64];
     for (int i = 0; i < EDGE_SENDERS_MAX; i++) { /* 62 more fill the table, 2 find no room */
         snprintf(text, sizeof text, "10.0.0.%d", i + 1);
         endpoint_t e = ep(text);
-        edge_senders_count(s, &e, 2000);
+        edge_senders_count(s, &e, 2000, false);
     }
     assert_int_equal(edge_senders_list(s, list, 2000), EDGE_SENDERS_MAX);
     assert_int_equal(edge_senders_untracked(s), 2);
     endpoint_t late = ep("198.51.100.9");
     double day = EDGE_SENDERS_FORGET_SECONDS;
-    edge_senders_count(s, &late, 1001 + day - 1);
-    assert_int_equal(edge_senders_untracked(s), 3); /* none silent a day yet */
-    edge_senders_count(s, &late, 1001 + day);       /* 2001:db8::5 is: its place */
+    edge_senders_count(s, &late, 1001 + day - 1, false);
+    assert_int_equal(edge_senders_untracked(s), 3);  /* none silent a day yet */
+    edge_senders_count(s, &late, 1001 + day, false); /* 2001:db8::5 is: its place */
     size_t n = edge_senders_list(s, list, 1001 + day);
     assert_int_equal(n, EDGE_SENDERS_MAX);
     bool found = false, old = false;
@@ -1370,7 +1372,7 @@ static void test_hep_senders_are_counted_by_address_and_bounded(void **state)
     n = edge_senders_list(s, list, 2001);
     for (size_t i = 0; i < n; i++)
         assert_false(list[i].addr.family == 4 && !memcmp(list[i].addr.addr, e1.addr, 4));
-    edge_senders_count(s, &e1, 2002);
+    edge_senders_count(s, &e1, 2002, false);
     n = edge_senders_list(s, list, 2002);
     found = false;
     for (size_t i = 0; i < n; i++)
@@ -1379,7 +1381,7 @@ static void test_hep_senders_are_counted_by_address_and_bounded(void **state)
     assert_true(found);
     assert_int_equal(edge_senders_untracked(NULL), 0);
     assert_false(edge_senders_forget(NULL, &a));
-    edge_senders_count(NULL, &a, 1); /* no table: nothing to do */
+    edge_senders_count(NULL, &a, 1, false); /* no table: nothing to do */
     edge_senders_destroy(&s);
     assert_null(s);
 }
