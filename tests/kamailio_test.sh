@@ -4,7 +4,9 @@
 # way an operator would run it: once over UDP, once over TCP (duplicate_uri with
 # transport=tcp, to the edge's hep_tcp_listen), and once over TLS with certificates both ways
 # (Kamailio's tls module, to hep_tls_listen with hep_tls_client_ca; skipped without the module,
-# package kamailio-tls-modules). The edge must see every one of them.
+# package kamailio-tls-modules). The edge must see every one of them, Kamailio's replies counted
+# apart; and once more with sip_trace() alone in the request route, which mirrors the requests
+# and no reply (the feed docs/dialog.md warns of), as the edge's per-sender count must show.
 # Skips (exit 77) when kamailio or sipp (package sip-tester) is not installed.
 # usage: kamailio_test.sh SIPGUARD SIPGUARD_EDGE
 set -uo pipefail
@@ -24,6 +26,9 @@ trap 'kill_ours 9 "${PIDS[@]}"; rm -rf "$T"' EXIT
 cd "$T"
 CALLS=20
 msgs_total() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
+sender_responses() { # Kamailio's (it sends HEP from 127.0.0.1)
+    curl -s "http://127.0.0.1:$HTTP/metrics" | awk '$1=="sipguard_hep_sender_responses_total{sender=\"127.0.0.1\"}"{print $2}'
+}
 
 "$S" gen -o train --attacks none --seed 3 2>/dev/null
 "$S" train -q -o edge.model train.pcap
@@ -104,6 +109,7 @@ listen=tls:127.0.0.1:$((KPORT + 5))" URI_TR=";transport=tls"
     EXPECT=$((CALLS * 13))
     wait_for 20 "[ \$(msgs_total) -ge $EXPECT ]"
     SEEN=$(msgs_total)
+    RESPONSES=$(sender_responses)
     WIRE=""
     if [ -n "${WIRE_HTTP:-}" ]; then
         WIRE=$(HTTP=$WIRE_HTTP msgs_total)
@@ -126,14 +132,57 @@ listen=tls:127.0.0.1:$((KPORT + 5))" URI_TR=";transport=tls"
     CIDS=$(grep -o '"call_id":"[^"]*"' seen.jsonl | sort | uniq -c | awk '$1>=13' | wc -l)
     say "$TR: every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
     say "$TR: HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
+    # per call, the 100, 180, 200 and 200 to the caller and the 180, 200 and 200 from the UAS
+    say "$TR: trace_mode 1 mirrors the replies too: Kamailio's responses counted ($RESPONSES, at least $((CALLS * 7)))" \
+        "[ \"\${RESPONSES:-0}\" -ge $((CALLS * 7)) ]"
     [ $TR = tls ] && say "tls: Kamailio's certificate was taken, no session failed" \
         "grep -q 'tls, client certificates' edge-tls.log && ! grep -q 'over TLS:' edge-tls.log"
     say "$TR: the edge stopped cleanly" "[ $ERC = 0 ]"
+}
+# Kamailio's sip_trace() called in the request route, without its "t" mode (and no trace_mode):
+# it mirrors the requests Kamailio receives and none of the replies, the feed docs/dialog.md
+# warns of; the edge must show it in the sender's response count
+reqonly_run() {
+    rm -f ports
+    "$E" -m edge.model --set ingest.hep_listen=127.0.0.1:0 --set http.listen=127.0.0.1:0 \
+        --set scoring.local_policy=never --ports-file ports 2>edge-reqonly.log &
+    EDGE=$!; PIDS+=("$EDGE")
+    wait_for 20 "[ -s ports ]" || { cat edge-reqonly.log; exit 1; }
+    HEP=$(awk '$1=="hep"{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
+    BASE=$((25000 + (RANDOM % 400) * 10))
+    KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
+    kamailio_cfg "$MODS" $KPORT $UAS '
+    loadmodule "siptrace.so"
+    modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP'")
+    modparam("siptrace", "trace_to_database", 0)
+    modparam("siptrace", "hep_mode_on", 1)
+    modparam("siptrace", "hep_version", 3)
+    modparam("siptrace", "trace_on", 1)' 'sip_trace();' > kamailio.cfg
+    "$KAM" -f kamailio.cfg -DD -E -w "$T" 2>kamailio-reqonly.log &
+    KPID=$!; PIDS+=("$KPID")
+    sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -timeout 60s >/dev/null 2>uas.log &
+    UPID=$!; PIDS+=("$UPID")
+    sleep 1
+    if ! kill -0 $KPID 2>/dev/null; then echo "kamailio did not start:"; tail -20 kamailio-reqonly.log; exit 1; fi
+    sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m $CALLS -r 10 -d 200 -nostdin \
+        -timeout 60s >/dev/null 2>uac.log
+    UAC_RC=$?
+    # per call, the INVITE, ACK and BYE Kamailio receives from the caller
+    wait_for 20 "[ \$(msgs_total) -ge $((CALLS * 3)) ]"
+    sleep 1 # anything more that comes
+    SEEN=$(msgs_total) RESPONSES=$(sender_responses)
+    kill -TERM $EDGE; wait $EDGE
+    kill -TERM $KPID $UPID 2>/dev/null
+    wait $KPID $UPID 2>/dev/null
+    say "sip_trace() alone: sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
+    say "sip_trace() alone mirrors the requests and no reply ($SEEN messages, ${RESPONSES:-none} responses from Kamailio)" \
+        "[ $SEEN -ge $((CALLS * 3)) ] && [ \"$RESPONSES\" = 0 ]"
 }
 fails=0
 say() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 trace_run udp
 trace_run tcp
+reqonly_run
 if [ -f "$MODS/tls.so" ] && command -v openssl >/dev/null && make_certs; then
     trace_run tls
 else
