@@ -89,12 +89,16 @@ struct ingest {
 static void on_message(void *p, const msg_t *m)
 {
     feed_t *f = p;
+    if (f == &f->owner->hep) {
+        edge_senders_t *s = f->owner->metrics->senders;
+        edge_senders_count(s, &f->owner->sender, f->owner->sender_now,
+                           m->len >= 8 && !memcmp(m->data, "SIP/2.0 ", 8));
+        if (edge_senders_copy(s, &f->owner->sender, m, f->owner->sender_now))
+            return; /* another sender's copy of a message judged already */
+    }
     msg_t copy = *m;
     copy.input = f->name;
     copy.index = f->index++;
-    if (f == &f->owner->hep)
-        edge_senders_count(f->owner->metrics->senders, &f->owner->sender, f->owner->sender_now,
-                           m->len >= 8 && !memcmp(m->data, "SIP/2.0 ", 8));
     f->owner->emit(f->owner->ctx, f->src, &copy);
 }
 

@@ -131,6 +131,10 @@ static void hep_senders(sbuf_t *s, edge_senders_t *senders)
         put(s, "sipguard_hep_sender_last_message_timestamp_seconds{sender=\"%s\"} %.3f\n", a,
             list[i].last);
     }
+    counter(s, "hep_copies_dropped_total",
+            "HEPv3 messages dropped as copies: the same bytes between the same endpoints that "
+            "another sender gave within a second (two capture agents mirroring one leg).",
+            edge_senders_copies(senders));
     counter(s, "hep_senders_untracked_total",
             "Messages from HEPv3 senders past the 64 an edge keeps apart (spoofed datagrams, or "
             "more proxies than that).",

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "log.h"
 
 typedef struct {
@@ -17,8 +19,17 @@ typedef struct {
     _Atomic double last;
 } slot_t;
 
+/* A message heard lately: a hash of its bytes and endpoints, its sender's, when it came. */
+typedef struct {
+    uint64_t key;
+    uint64_t sender;
+    double t;
+} heard_t;
+
 struct edge_senders {
     pthread_mutex_t lock;
+    heard_t heard[EDGE_SENDERS_COPY_SLOTS]; /* direct-mapped by key: the ingest thread's */
+    atomic_uint_fast64_t copies;
     slot_t slots[EDGE_SENDERS_MAX];
     int hit; /* the slot of the last message's sender: most messages follow one of their own */
     uint64_t added;
@@ -163,6 +174,50 @@ bool edge_senders_forget(edge_senders_t *s, const endpoint_t *addr)
         atomic_store(&s->slots[i].last, -INFINITY);
     pthread_mutex_unlock(&s->lock);
     return listed;
+}
+
+/* A hash of the endpoint's family and address (not its port: a proxy may send from several). */
+static uint64_t address_hash(const endpoint_t *a)
+{
+    uint8_t b[17];
+    b[0] = (uint8_t)a->family;
+    memcpy(b + 1, a->addr, 16);
+    return XXH3_64bits(b, sizeof b);
+}
+
+/* The message's bytes between its two endpoints (ports too), as one hash. */
+static uint64_t message_hash(const msg_t *m)
+{
+    uint8_t b[2 * 19];
+    const endpoint_t *e[2] = {&m->src, &m->dst};
+    for (int i = 0; i < 2; i++) {
+        b[19 * i] = (uint8_t)e[i]->family;
+        memcpy(b + 19 * i + 1, e[i]->addr, 16);
+        b[19 * i + 17] = (uint8_t)(e[i]->port >> 8);
+        b[19 * i + 18] = (uint8_t)e[i]->port;
+    }
+    return XXH3_64bits_withSeed(m->data, m->len, XXH3_64bits(b, sizeof b));
+}
+
+bool edge_senders_copy(edge_senders_t *s, const endpoint_t *addr, const msg_t *m, double now)
+{
+    if (!s)
+        return false;
+    uint64_t key = message_hash(m) | 1, sender = address_hash(addr);
+    heard_t *h = &s->heard[key % EDGE_SENDERS_COPY_SLOTS];
+    bool recent = h->key == key && now - h->t <= EDGE_SENDERS_COPY_SECONDS &&
+                  h->t - now <= EDGE_SENDERS_COPY_SECONDS;
+    if (recent && h->sender != sender) {
+        atomic_fetch_add_explicit(&s->copies, 1, memory_order_relaxed);
+        return true; /* the first sender's stays the one remembered */
+    }
+    *h = (heard_t){key, sender, now};
+    return false;
+}
+
+uint64_t edge_senders_copies(const edge_senders_t *s)
+{
+    return s ? atomic_load(&s->copies) : 0;
 }
 
 uint64_t edge_senders_untracked(const edge_senders_t *s)

@@ -7,6 +7,13 @@
  * it receives and not its replies leaves the dialog detector half of each conversation, and
  * while the others' replies keep that detector judging, only this count shows which one.
  *
+ * Two senders may mirror the same message (capture agents on both ends of a leg, as Homer
+ * setups run them): the later copy, the same bytes between the same endpoints from another
+ * sender within EDGE_SENDERS_COPY_SECONDS of arrival, is a copy, dropped and counted, not
+ * judged twice (it would look like a retransmission to the dialog detector, and count twice
+ * for the flood detector). The same bytes again from the same sender are a message of their
+ * own: a retransmission, or a flood of identical packets, which must count.
+ *
  * The table is bounded (EDGE_SENDERS_MAX), so spoofed HEP datagrams cannot grow it or the
  * metrics' label set: a sender past it is counted in untracked, not kept, and a place is
  * reused once its sender has been silent for EDGE_SENDERS_FORGET_SECONDS. Only the ingest
@@ -24,6 +31,8 @@
 
 #define EDGE_SENDERS_MAX 64
 #define EDGE_SENDERS_FORGET_SECONDS 86400.0
+#define EDGE_SENDERS_COPY_SECONDS 1.0 /* two agents' copies arrive within milliseconds */
+#define EDGE_SENDERS_COPY_SLOTS 16384 /* recent messages remembered, by a hash of each */
 
 typedef struct edge_senders edge_senders_t;
 
@@ -50,6 +59,14 @@ size_t edge_senders_list(edge_senders_t *s, edge_sender_t *out, double now);
  * place may go to another, until it sends again; its message count goes on then. Returns
  * whether the table held it (not forgotten already). Any thread. */
 bool edge_senders_forget(edge_senders_t *s, const endpoint_t *addr);
+
+/* Whether m, from the sender at addr at now (Unix seconds of arrival), is a copy of a message
+ * another sender gave within EDGE_SENDERS_COPY_SECONDS (above); counted when it is. The
+ * ingest thread only. */
+bool edge_senders_copy(edge_senders_t *s, const endpoint_t *addr, const msg_t *m, double now);
+
+/* Copies dropped so. */
+uint64_t edge_senders_copies(const edge_senders_t *s);
 
 /* Messages from senders the table had no room for. */
 uint64_t edge_senders_untracked(const edge_senders_t *s);

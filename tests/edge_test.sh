@@ -447,6 +447,21 @@ check "edge: a feed of requests alone: the dialog detector stands aside ($ASIDE)
     "[ \"$ASIDE\" = 1 ] && grep -q 'stands aside until responses come.*trace_mode' reqonly.log"
 check "edge: it leaves as many messages unjudged as score does ($UNJUDGED; score: $(grep -o 'left [0-9]* messages unjudged' reqonly.err))" \
     "[ \"\${UNJUDGED:-0}\" -gt 100 ] && grep -q \"stood aside and left \${UNJUDGED:-x} messages unjudged, and still stands aside\" reqonly.err"
+# two capture agents mirroring the same traffic (each from its own address): every message
+# judged once, the other's copy dropped and counted; the detectors fire as on one feed
+start_edge twice "${COMMON[@]}" --set detectors.context=edge.context.json --set scoring.local_policy=never || exit 1
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 2000 test.pcap & R1=$!
+"$S" replay -q --hep 127.0.0.1:$HEP --rate 2000 --bind 127.0.0.3 test.pcap & R2=$!
+wait $R1 $R2
+wait_for 30 "[ \$(( \$(msgs_total $HTTP) + \$(metric $HTTP sipguard_hep_copies_dropped_total) )) -ge $((2 * N)) ]"
+TWICE_MSGS=$(msgs_total $HTTP) COPIES=$(metric $HTTP sipguard_hep_copies_dropped_total)
+TWICE_DIALOGS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"dialog\"}"{print $2}')
+TWICE_FLOODS=$(curl -s http://127.0.0.1:$HTTP/metrics | awk '$1=="sipguard_detector_fired_total{detector=\"flood\"}"{print $2}')
+stop_edge $EDGE_PID
+check "edge: two senders' copies of one feed: each message judged once, $COPIES copies dropped ($TWICE_MSGS judged of $N)" \
+    "[ \"$TWICE_MSGS\" = $N ] && [ \"$COPIES\" = $N ]"
+check "edge: and the dialog and flood detectors fire as on one feed ($TWICE_DIALOGS and $TWICE_FLOODS, against $DIALOGS and $FLOODS)" \
+    "[ \"$TWICE_DIALOGS\" = \"$DIALOGS\" ] && [ \"$TWICE_FLOODS\" = \"$FLOODS\" ]"
 check "edge: the flood detector fires on the generated floods ($FLOODS messages)" "[ \"\${FLOODS:-0}\" -gt 100 ]"
 check "edge: the dialog detector fires ($DIALOGS messages)" "[ \"\${DIALOGS:-0}\" -gt 0 ]"
 check "edge: reports say which context detector fired and why" \

@@ -1320,6 +1320,34 @@ static void test_bans_survive_a_save_and_bad_files_are_refused(void **state)
 /* HEP senders are kept apart by address (not port), listed first heard first; past the 64
  * kept a new one is counted as untracked, until one of the 64 has been silent a day, whose
  * place it then takes; one silent a day is no longer listed. */
+/* Two senders' copies of one message: the later one, from another sender within a second, is
+ * a copy; the same bytes again from the same sender (a retransmission, a flood of identical
+ * packets) are not, nor from another sender later, nor between other endpoints. */
+static void test_hep_copies_from_another_sender_are_dropped(void **state)
+{
+    (void)state;
+    edge_senders_t *s = edge_senders_new();
+    endpoint_t a = ep("192.0.2.1"), b = ep("192.0.2.2");
+    static const char text[] = "OPTIONS sip:u@example.net SIP/2.0\r\nCall-ID: x\r\n\r\n";
+    msg_t m = {0};
+    m.src = ep("10.0.0.5");
+    m.src.port = 5060;
+    m.dst = ep("10.0.0.1");
+    m.dst.port = 5060;
+    m.data = (const uint8_t *)text;
+    m.len = sizeof text - 1;
+    assert_false(edge_senders_copy(s, &a, &m, 1000.0));
+    assert_true(edge_senders_copy(s, &b, &m, 1000.004));  /* b's copy of a's */
+    assert_false(edge_senders_copy(s, &a, &m, 1000.5));   /* a retransmission, from a */
+    assert_true(edge_senders_copy(s, &b, &m, 1000.504));  /* and b's copy of it */
+    assert_false(edge_senders_copy(s, &b, &m, 1003.0));   /* later: a message of its own */
+    m.src.port = 5062;                                    /* another sender's socket */
+    assert_false(edge_senders_copy(s, &a, &m, 1003.001)); /* other endpoints */
+    assert_int_equal(edge_senders_copies(s), 2);
+    assert_false(edge_senders_copy(NULL, &a, &m, 1)); /* no table: nothing dropped */
+    edge_senders_destroy(&s);
+}
+
 static void test_hep_senders_are_counted_by_address_and_bounded(void **state)
 {
     (void)state;
@@ -1426,6 +1454,7 @@ int main(void)
         cmocka_unit_test(test_ban_lift),
         cmocka_unit_test(test_log_limit_names_a_burst_and_sums_up_the_rest),
         cmocka_unit_test(test_hep_senders_are_counted_by_address_and_bounded),
+        cmocka_unit_test(test_hep_copies_from_another_sender_are_dropped),
         cmocka_unit_test(test_bearer_token_must_match_exactly),
         cmocka_unit_test_setup_teardown(test_bans_survive_a_save_and_bad_files_are_refused,
                                         make_dir, remove_dir),
