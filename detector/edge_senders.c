@@ -28,7 +28,7 @@ typedef struct {
 
 struct edge_senders {
     pthread_mutex_t lock;
-    heard_t heard[EDGE_SENDERS_COPY_SLOTS]; /* direct-mapped by key: the ingest thread's */
+    heard_t heard[EDGE_SENDERS_COPY_BUCKETS][EDGE_SENDERS_COPY_WAYS]; /* the ingest thread's */
     atomic_uint_fast64_t copies;
     slot_t slots[EDGE_SENDERS_MAX];
     int hit; /* the slot of the last message's sender: most messages follow one of their own */
@@ -204,7 +204,15 @@ bool edge_senders_copy(edge_senders_t *s, const endpoint_t *addr, const msg_t *m
     if (!s)
         return false;
     uint64_t key = message_hash(m) | 1, sender = address_hash(addr);
-    heard_t *h = &s->heard[key % EDGE_SENDERS_COPY_SLOTS];
+    heard_t *b = s->heard[key % EDGE_SENDERS_COPY_BUCKETS], *h = &b[0];
+    for (int w = 0; w < EDGE_SENDERS_COPY_WAYS; w++) {
+        if (b[w].key == key) {
+            h = &b[w];
+            break;
+        }
+        if (b[w].t < h->t) /* empty ones first (t 0), then the oldest */
+            h = &b[w];
+    }
     bool recent = h->key == key && now - h->t <= EDGE_SENDERS_COPY_SECONDS &&
                   h->t - now <= EDGE_SENDERS_COPY_SECONDS;
     if (recent && h->sender != sender) {

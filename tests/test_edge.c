@@ -1344,6 +1344,22 @@ static void test_hep_copies_from_another_sender_are_dropped(void **state)
     m.src.port = 5062;                                    /* another sender's socket */
     assert_false(edge_senders_copy(s, &a, &m, 1003.001)); /* other endpoints */
     assert_int_equal(edge_senders_copies(s), 2);
+    /* a copy is found though 5,000 other messages came between: 2,000 a second from a, the
+     * copy from b a quarter of a second behind */
+    static char texts[5001][64];
+    msg_t many[5001];
+    for (int i = 0; i <= 5000; i++) {
+        many[i] = m;
+        many[i].len =
+            (size_t)snprintf(texts[i], sizeof texts[i], "MESSAGE sip:u SIP/2.0\r\nX: %d", i);
+        many[i].data = (const uint8_t *)texts[i];
+    }
+    for (int i = 0; i <= 5000; i++) {
+        assert_false(edge_senders_copy(s, &a, &many[i], 2000 + i * 0.0005));
+        if (i >= 500)
+            assert_true(edge_senders_copy(s, &b, &many[i - 500], 2000 + i * 0.0005));
+    }
+    assert_int_equal(edge_senders_copies(s), 2 + 4501);
     assert_false(edge_senders_copy(NULL, &a, &m, 1)); /* no table: nothing dropped */
     edge_senders_destroy(&s);
 }
