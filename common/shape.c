@@ -293,6 +293,10 @@ typedef struct {
 static const field_t fields[] = {
     FIELD("branch=z9hG4bK", 0, STOP_PARAM),
     FIELD("tag=", 0, STOP_PARAM),
+    /* Kamailio's and OpenSIPS's Record-Route: the From tag again (rr), and the dialog
+     * module's id of the dialog; both are new with every dialog */
+    FIELD("ftag=", 0, STOP_PARAM),
+    FIELD("did=", 0, STOP_PARAM),
     FIELD("cnonce=\"", 0, STOP_QUOTED),
     FIELD("nonce=\"", 0, STOP_QUOTED),
     FIELD("response=\"", 0, STOP_QUOTED),
@@ -328,10 +332,11 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
  * everything between candidates is copied as it is.
  */
 #define SEPARATORS "; ,\t\n"
-#define FIRST_LETTERS "bcmnort" /* compared with bit 5 set, as field_at folds case */
+#define FIRST_LETTERS "bcdfmnort" /* compared with bit 5 set, as field_at folds case */
 static const bool separator_before[256] = {[';'] = true, [' '] = true, [','] = true, ['\t'] = true};
-static const bool first_letter[256] = {['b'] = true, ['c'] = true, ['m'] = true, ['n'] = true,
-                                       ['o'] = true, ['r'] = true, ['t'] = true};
+static const bool first_letter[256] = {
+    ['b'] = true, ['c'] = true, ['d'] = true, ['f'] = true, ['m'] = true,
+    ['n'] = true, ['o'] = true, ['r'] = true, ['t'] = true};
 
 static inline bool is_candidate(const uint8_t *in, size_t i)
 {

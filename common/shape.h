@@ -48,7 +48,8 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
 /*
  * Field shaping: only the values SIP makes random per message are replaced,
  * each by one token of its class and length: the Call-ID before any '@',
- * tag=, the part of branch= after the cookie, nonce, cnonce, response and
+ * tag=, the part of branch= after the cookie, ftag= and did= (the From tag and
+ * the dialog id that Kamailio and OpenSIPS put in their Record-Route), nonce, cnonce, response and
  * opaque of digest headers, the CSeq number, the Content-Length value (it
  * follows the lengths of random body values), and the session id, version and
  * media port of SDP. Everything else (addresses, ports, users, versions)

@@ -164,6 +164,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "sipguard eval: %s\n", err);
         goto out;
     }
+    if (model_advice(m))
+        fprintf(stderr, "sipguard eval: warning: %s: %s\n", model_path, model_advice(m));
     if (model_options(m)->context_headers) {
         /* the pseudo-headers need the traffic in one stream, in time order, and eval reads
          * normal and attack inputs apart */

@@ -157,6 +157,8 @@ static int describe(const char *path, bool json, int ntop)
         fprintf(stderr, "sipguard info: %s\n", err);
         return -1;
     }
+    if (model_advice(m))
+        fprintf(stderr, "sipguard info: warning: %s: %s\n", path, model_advice(m));
     model_feature_t top[INFO_MAX_TOP];
     int n = model_centre_features(m, ntop, top);
     if (n < 0) {

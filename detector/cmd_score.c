@@ -238,6 +238,8 @@ int cmd_score(int argc, char **argv)
         allowlist_destroy(&c.allow);
         return EXIT_FAIL;
     }
+    if (model_advice(m))
+        fprintf(stderr, "sipguard score: warning: %s: %s\n", model_path, model_advice(m));
     context_model_t *cm = NULL;
     c.augment = model_options(m)->context_headers;
     if (c.augment && !context_path) {

@@ -145,6 +145,8 @@ static model_part_t *model_part_load(const char *path, char *err, size_t errlen)
         free(m);
         return NULL;
     }
+    if (model_advice(m->model))
+        warning("model %s: %s", path, model_advice(m->model));
     model_stats(m->model, &m->st);
     atomic_init(&m->refs, 1);
     return m;

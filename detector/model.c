@@ -836,10 +836,11 @@ model_t *model_load_image(uint8_t *img, size_t size, const char *path, char *err
     char buf[160];
     if (memcmp(m->h->magic, MODEL_MAGIC, 7) != 0) {
         why = "not a sipguard model (bad magic)";
-    } else if ((m->h->version != MODEL_VERSION && m->h->version != 6) ||
+    } else if (m->h->version < 6 || m->h->version > MODEL_VERSION ||
                m->h->magic[7] != MODEL_MAGIC[7]) {
-        /* version 6 is version 7 without names: read as it is */
-        snprintf(buf, sizeof buf, "model format version %u; this build reads versions 6 and %d",
+        /* version 6 is version 7 without names, and 8 is 7 with ftag= and did= shaped: all
+         * three are read as they are (model_advice) */
+        snprintf(buf, sizeof buf, "model format version %u; this build reads versions 6 to %d",
                  m->h->version, MODEL_VERSION);
         why = buf;
     } else if (m->h->header_size != sizeof(model_header_t)) {
@@ -876,6 +877,15 @@ void model_destroy(model_t **self)
     free(m->base);
     free(m);
     *self = NULL;
+}
+
+const char *model_advice(const model_t *m)
+{
+    if (m->h->version < 8 && m->h->shape == EMBED_SHAPE_FIELDS)
+        return "trained by an older build, before field shaping took the ftag= and did= of "
+               "Record-Route (Kamailio, OpenSIPS): it scores, but train it again so that it "
+               "learns them as they are now shaped";
+    return NULL;
 }
 
 const model_opts_t *model_options(const model_t *m)

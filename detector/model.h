@@ -5,7 +5,7 @@
  * normal traffic, saved to one file. The local model's search index (see
  * knn.h) is built from the rows when the file is loaded.
  *
- * File format (version 7): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 8): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
@@ -14,7 +14,9 @@
  * (distances, then rows; version 6), and for token models trained by
  * `sipguard train` the features' names (version 7: offsets by feature id,
  * then the printable names; a header flag says whether they are there).
- * Version 6 files, which are version 7 without names, load too. Loading reads the file into one
+ * Version 8 has version 7's layout; the version says that field shaping took Record-Route's
+ * ftag= and did= values (shape.h) when the model was trained. Versions 6 (version 7 without
+ * names) and 7 load too; model_advice() says what that means. Loading reads the file into one
  * private buffer (not a mapping: a daemon's model must not change when someone
  * copies over the file), checks size, magic, version, checksum and every
  * offset, then points into the buffer: no parsing, no per-row allocation.
@@ -34,7 +36,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 7
+#define MODEL_VERSION 8
 
 typedef struct {
     embed_opts_t embed;
@@ -84,6 +86,15 @@ model_t *model_load_image(uint8_t *img, size_t size, const char *path, char *err
 void model_destroy(model_t **self);
 
 const model_opts_t *model_options(const model_t *m);
+
+/*
+ * What the user should know about a model that loaded but was made by an older build, as one
+ * sentence for a warning; NULL when nothing. A field-shaping model of format 6 or 7 was
+ * trained before shaping took Record-Route's ftag= and did=: it scores, but messages through
+ * a Kamailio or OpenSIPS that record-routes now embed without their random values, which
+ * the model learned as they were, so it should be trained again.
+ */
+const char *model_advice(const model_t *m);
 void model_stats(const model_t *m, model_stats_t *stats);
 const trainset_t *model_trainset(const model_t *m);
 

@@ -11,6 +11,7 @@
 #include "allowlist.h"
 #include "fsutil.h"
 #include "input.h"
+#include "log.h"
 #include "model.h"
 #include "report.h"
 
@@ -148,6 +149,8 @@ sigman_t *sigman_new(const sigman_opts_t *o, char *err, size_t errlen)
     model_t *m = model_load(o->model, err, errlen);
     if (!m)
         return NULL;
+    if (model_advice(m))
+        warning("signatures model %s: %s", o->model, model_advice(m));
     sigman_t *sm = calloc(1, sizeof *sm);
     siggen_opts_t go = builder_opts(o);
     if (sm) {

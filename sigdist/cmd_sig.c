@@ -7,6 +7,7 @@
  */
 #include "cmd_sig.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,8 @@ static int sig_build(int argc, char **argv)
         fprintf(stderr, "sipguard sig build: %s\n", err);
         return EXIT_FAIL;
     }
+    if (model_advice(m))
+        fprintf(stderr, "sipguard sig build: warning: %s: %s\n", model, model_advice(m));
     build_ctx_t c = {
         siggen_new(&model_options(m)->embed, &so), model_scorer_new(m, false), all, false, 0, 0};
     int rc = EXIT_FAIL, failed = 0;
@@ -343,7 +346,8 @@ static const cliopt_t match_opts[] = {
     {"sigs", 's', "SIGS.json", "signature file (required)", NULL},
     {"model", 'm', "MODEL", "model whose embedding the signatures use (required)", NULL},
     {"write", 0, "DIR",
-     "also write each message to DIR/NNNNNN-match.sip or -none.sip (for other tools, e.g. yara)",
+     "also write each message to DIR/NNNNNN-match.sip or -none.sip, in the order read (DIR is made "
+     "if missing), for other tools, e.g. yara",
      NULL},
     CMD_INPUT_OPTIONS,
     {"help", 'h', NULL, "show this help", NULL},
@@ -387,6 +391,14 @@ static int sig_match(int argc, char **argv)
     model_t *m = model_load(model, err, sizeof err);
     if (!m) {
         fprintf(stderr, "sipguard sig match: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (model_advice(m))
+        fprintf(stderr, "sipguard sig match: warning: %s: %s\n", model, model_advice(m));
+    if (write_dir && mkdir_p(write_dir, 0755) != 0) {
+        fprintf(stderr, "sipguard sig match: %s: cannot create the directory: %s\n", write_dir,
+                strerror(errno));
+        model_destroy(&m);
         return EXIT_FAIL;
     }
     match_ctx_t c = {model_scorer_new(m, false), NULL, NULL, 0, 0, NULL, write_dir};

@@ -197,6 +197,27 @@ static void test_field_shaping_replaces_only_per_message_random_values(void **st
     assert_memory_equal(out, expect, n);
 }
 
+/* Kamailio's and OpenSIPS's Record-Route carries the From tag (ftag) and the dialog module's id
+ * (did), new with every dialog: two calls of one flow through the proxy must shape alike, and a
+ * parameter that only ends in "tag" or "did" keeps its value. */
+static void test_field_shaping_takes_record_route_dialog_values(void **state)
+{
+    (void)state;
+    const char *a = "Record-Route: <sip:10.0.0.1;lr;ftag=8154SIPpTag001;did=151.58acf775>\r\n"
+                    "Route: <sip:10.0.0.1;lr;FTAG=as5f3e2a1b>\r\nX-Note: xftag=77;mydid=12\r\n";
+    const char *b = "Record-Route: <sip:10.0.0.1;lr;ftag=8877SIPpTag004;did=999.8931a38>\r\n"
+                    "Route: <sip:10.0.0.1;lr;FTAG=as6c01d2e4>\r\nX-Note: xftag=77;mydid=12\r\n";
+    const char *expect = "Record-Route: <sip:10.0.0.1;lr;ftag=\xc0;did=\xc0>\r\n"
+                         "Route: <sip:10.0.0.1;lr;FTAG=\xc0>\r\nX-Note: xftag=77;mydid=12\r\n";
+    uint8_t out[512];
+    for (int k = 0; k < 2; k++) {
+        const char *in = k ? b : a;
+        size_t n = shape_fields((const uint8_t *)in, strlen(in), out);
+        assert_int_equal(n, strlen(expect));
+        assert_memory_equal(out, expect, n);
+    }
+}
+
 static void test_same_flow_different_random_values_embed_identically(void **state)
 {
     (void)state;
@@ -1088,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_binary_and_norms),
         cmocka_unit_test(test_shape_replaces_random_values_by_class_and_length),
         cmocka_unit_test(test_field_shaping_replaces_only_per_message_random_values),
+        cmocka_unit_test(test_field_shaping_takes_record_route_dialog_values),
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),

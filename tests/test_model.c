@@ -375,6 +375,50 @@ static void expect_image_refused(image_t *im, const char *needle)
     im->img = NULL; /* the loader took it */
 }
 
+/* Loads the image with its checksum made right again, or fails the test. */
+static model_t *load_image_with_checksum(image_t *im)
+{
+    memset(im->img + AT_CHECKSUM, 0, 8);
+    set_u64(im, AT_CHECKSUM, XXH3_64bits(im->img, im->size));
+    char err[256] = "";
+    model_t *m = model_load_image(im->img, im->size, "older.model", err, sizeof err);
+    if (!m)
+        fail_msg("refused: %s", err);
+    im->img = NULL;
+    return m;
+}
+
+/* A field-shaping model of format 7 (trained before ftag= and did= were shaped) still loads,
+ * and says it should be trained again; one of this build's format says nothing, and a version
+ * past this build's is refused. */
+static void test_models_of_the_older_shaping_load_with_advice(void **state)
+{
+    (void)state;
+    model_t *m = train(200);
+    assert_int_equal(model_options(m)->embed.shape, EMBED_SHAPE_FIELDS);
+    assert_null(model_advice(m));
+    char err[256];
+    assert_int_equal(model_save(m, path, err, sizeof err), 0);
+    model_destroy(&m);
+    image_t im = saved_image();
+    uint32_t version;
+    memcpy(&version, im.img + AT_VERSION, 4);
+    assert_int_equal(version, MODEL_VERSION);
+    for (uint32_t older = 6; older < 8; older++) {
+        memcpy(im.img + AT_VERSION, &older, 4);
+        image_t copy = {malloc(im.size), im.size};
+        assert_non_null(copy.img);
+        memcpy(copy.img, im.img, im.size);
+        m = load_image_with_checksum(&copy);
+        assert_non_null(model_advice(m));
+        assert_non_null(strstr(model_advice(m), "ftag="));
+        model_destroy(&m);
+    }
+    uint32_t newer = MODEL_VERSION + 1;
+    memcpy(im.img + AT_VERSION, &newer, 4);
+    expect_image_refused(&im, "this build reads versions 6 to");
+}
+
 /*
  * A changed file whose checksum was made right again (a crafted file, or a tool that rewrote
  * it) is refused by what stands behind the checksum: sizes whose byte counts would wrap
@@ -542,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_attack_scores_above_thresholds_normal_below),
         cmocka_unit_test(test_corrupt_truncated_and_foreign_models_are_refused),
         cmocka_unit_test(test_changed_models_with_a_right_checksum_are_refused),
+        cmocka_unit_test(test_models_of_the_older_shaping_load_with_advice),
         cmocka_unit_test(test_token_models_keep_their_feature_names),
         cmocka_unit_test(test_local_scores_equal_brute_force),
         cmocka_unit_test(test_verdicts_do_not_depend_on_the_scoring_path),
