@@ -259,6 +259,55 @@ static int by_abs_weight(const void *a, const void *b)
 }
 
 /* A, N and B over the features present in enough members. Returns how many features. */
+/* The lowest score of a cluster's kept members over the features f[0..nf). */
+static double poorest_member(const cluster_t *cl, const feat_t *f, size_t nf)
+{
+    double low = INFINITY;
+    for (size_t m = 0; m < cl->n; m++) {
+        double s = score(f, nf, cl->m[m].v);
+        low = s < low ? s : low;
+    }
+    return low;
+}
+
+/*
+ * Keeps the first `max` of the features f[0..nf) (ordered by |weight|) at the front and returns
+ * how many are kept. When that leaves a member at a score of zero or below, the threshold would
+ * let a message with none of the strings match, and the signature would be rejected: that is
+ * what a short attack message gets, since it shares many strings with normal traffic but has
+ * each fewer times, so A - N is negative on them (SIPVicious's REGISTERs beside Kamailio's
+ * calls). The features are then chosen again in the same order, a negative one only while
+ * every member's score stays above zero; a member with no positive string still ends at zero.
+ */
+static size_t choose_features(const cluster_t *cl, feat_t *f, size_t nf, size_t max)
+{
+    size_t keep = nf < max ? nf : max;
+    if (keep == 0 || poorest_member(cl, f, keep) > 0)
+        return keep;
+    double *member = calloc(cl->n ? cl->n : 1, sizeof *member); /* each member's score so far */
+    feat_t *chosen = malloc(keep * sizeof *chosen);
+    if (!member || !chosen) {
+        free(member);
+        free(chosen);
+        return keep;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nf && n < keep; i++) {
+        bool fits = true;
+        for (size_t m = 0; m < cl->n && f[i].w < 0 && fits; m++)
+            fits = member[m] + f[i].w * value_at(cl->m[m].v, f[i].key) > 0;
+        if (!fits)
+            continue;
+        for (size_t m = 0; m < cl->n; m++)
+            member[m] += f[i].w * value_at(cl->m[m].v, f[i].key);
+        chosen[n++] = f[i];
+    }
+    memcpy(f, chosen, n * sizeof *f);
+    free(member);
+    free(chosen);
+    return n;
+}
+
 static size_t cluster_features(const siggen_t *g, const cluster_t *cl, feat_t **out)
 {
     size_t nm = cl->n;
@@ -293,10 +342,8 @@ static size_t cluster_features(const siggen_t *g, const cluster_t *cl, feat_t **
     }
     free(keys);
     qsort(f, nf, sizeof *f, by_abs_weight);
-    if (nf > g->o.max_strings)
-        nf = g->o.max_strings;
     *out = f;
-    return nf;
+    return choose_features(cl, f, nf, g->o.max_strings);
 }
 
 static json_t *feature_string(const siggen_t *g, uint64_t key)
@@ -444,6 +491,10 @@ static verdict_t verify(const siggen_t *g, const feat_t *f, size_t nf, const clu
         double s = score(f, nf, k->m[m].v);
         v.threshold = s < v.threshold ? s : v.threshold;
     }
+    /* A matcher sums the same products in another order (the edge by the message's features),
+     * and the poorest member, often several alike, must not fall short by a rounding. */
+    if (isfinite(v.threshold))
+        v.threshold -= 1e-9 * (1 + fabs(v.threshold));
     for (size_t m = 0; m < g->clean.n; m++) {
         double s = score(f, nf, g->clean.it[m].v);
         v.max_clean = s > v.max_clean ? s : v.max_clean;
