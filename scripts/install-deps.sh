@@ -10,7 +10,7 @@ PKGS=(cmake make gcc pkg-config
 # extra modules; prometheus brings promtool, which checks the alerting rules): their tests
 # skip when these are missing, so failing to install them is a warning, not an error.
 OPTIONAL=(kamailio kamailio-utils-modules kamailio-extra-modules kamailio-tls-modules sip-tester
-          yara chromium tshark prometheus)
+          sipvicious yara chromium tshark prometheus)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() optional=()
 for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
