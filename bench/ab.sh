@@ -36,7 +36,7 @@ TYPE_FLAGS="$OPT $(cached "CMAKE_C_FLAGS_${TYPE^^}" | sed 's/ *-O[0-3s]//')"
 git -C "$SRC" worktree add --detach -q "$T/base" "$REV"
 cmake -S "$T/base" -B "$T/base-build" -DCMAKE_BUILD_TYPE="$TYPE" \
   -DCMAKE_C_FLAGS="$(cached CMAKE_C_FLAGS)" "-DCMAKE_C_FLAGS_${TYPE^^}=$TYPE_FLAGS" >/dev/null
-cmake --build "$T/base-build" -j2 --target sgcommon sgdetector >/dev/null
+cmake --build "$T/base-build" -j2 --target sgcommon sgdetector sipguard >/dev/null
 flags() { sed -n 's/^C_FLAGS = //p' "$1/common/CMakeFiles/sgcommon.dir/flags.make"; }
 echo "base $REV: $(flags "$T/base-build")"
 echo "working tree: $(flags "$B")"
@@ -54,7 +54,8 @@ if [ $# -ge 4 ]; then
   CAPTURE="$(cd "$(dirname "$3")" && pwd)/$(basename "$3")"
   MODEL="$(cd "$(dirname "$4")" && pwd)/$(basename "$4")"
 else
-  S="$B/cli/sipguard"
+  # the base trains the model: a later build reads its format, an older one may not read ours
+  S="$T/base-build/cli/sipguard"
   $S gen -o "$T/normal" --preset demo --attacks none --seed 8 --population-seed 7 2>/dev/null
   $S gen -o "$T/users100" --attacks none --users 100 --duration 3600 --call-rate 4 --seed 7 2>/dev/null
   $S train -q -k 5 -o "$T/m.model" "$T/users100.pcap"

@@ -51,11 +51,11 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
  * tag=, the part of branch= after the cookie, ftag= and did= (the From tag and
  * the dialog id that Kamailio and OpenSIPS put in their Record-Route), nonce, cnonce, response and
  * opaque of digest headers, the CSeq number, the Content-Length value (it
- * follows the lengths of random body values), and the session id, version and
- * media port of SDP. Everything else (addresses, ports, users, versions)
- * stays as written: an edge knows its own hosts and users, and that is worth
- * keeping. Expects header names normalised (sipnorm). out needs room for len
- * bytes (it may be written up to there). Returns the shaped length (<= len).
+ * follows the lengths of random body values), IMS's icid-value when it opens a
+ * P-Charging-Vector, and the session id, version and media port of SDP. Everything else (addresses,
+ * ports, users, versions) stays as written: an edge knows its own hosts and users, and that is
+ * worth keeping. Expects header names normalised (sipnorm). out needs room for len bytes (it may be
+ * written up to there). Returns the shaped length (<= len).
  */
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out);
 

@@ -76,6 +76,7 @@ static const header_name_t known[] = {
     {NULL, "RAck"},
     {NULL, "P-Asserted-Identity"},
     {NULL, "P-Preferred-Identity"},
+    {NULL, "P-Charging-Vector"},
     {NULL, "Privacy"},
     {NULL, "Path"},
     {NULL, "Service-Route"},

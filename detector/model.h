@@ -15,9 +15,9 @@
  * `sipguard train` the features' names (version 7: offsets by feature id,
  * then the printable names; a header flag says whether they are there).
  * Version 8 has version 7's layout; the version says that field shaping took Record-Route's
- * ftag= and did= values (shape.h) when the model was trained. Versions 6 (version 7 without
- * names) and 7 load too; model_advice() says what that means. Loading reads the file into one
- * private buffer (not a mapping: a daemon's model must not change when someone
+ * ftag= and did= and P-Charging-Vector's icid-value= (shape.h) when the model was trained. Versions
+ * 6 (version 7 without names) and 7 load too; model_advice() says what that means. Loading reads
+ * the file into one private buffer (not a mapping: a daemon's model must not change when someone
  * copies over the file), checks size, magic, version, checksum and every
  * offset, then points into the buffer: no parsing, no per-row allocation.
  *
@@ -90,9 +90,9 @@ const model_opts_t *model_options(const model_t *m);
 /*
  * What the user should know about a model that loaded but was made by an older build, as one
  * sentence for a warning; NULL when nothing. A field-shaping model of format 6 or 7 was
- * trained before shaping took Record-Route's ftag= and did=: it scores, but messages through
- * a Kamailio or OpenSIPS that record-routes now embed without their random values, which
- * the model learned as they were, so it should be trained again.
+ * trained before shaping took Record-Route's ftag= and did= and P-Charging-Vector's
+ * icid-value=: it scores, but messages with them now embed without their random values,
+ * which the model learned as they were, so it should be trained again.
  */
 const char *model_advice(const model_t *m);
 void model_stats(const model_t *m, model_stats_t *stats);
