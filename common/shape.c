@@ -426,7 +426,8 @@ static struct {
     uint32_t field;
 } field_slot[16];
 static uint32_t field_mul;
-/* Each field's name with bit 5 set in every byte, zero-padded, for a compare of 16 bytes */
+/* Each field's name with bit 5 set in every byte, zero-padded, for a compare of 16 bytes (a
+ * longer name is compared byte by byte) */
 static uint8_t field_folded[sizeof fields / sizeof fields[0]][32];
 
 static inline uint32_t lower_four(const uint8_t *p)

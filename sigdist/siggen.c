@@ -258,7 +258,6 @@ static int by_abs_weight(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* A, N and B over the features present in enough members. Returns how many features. */
 /* The lowest score of a cluster's kept members over the features f[0..nf). */
 static double poorest_member(const cluster_t *cl, const feat_t *f, size_t nf)
 {
@@ -308,6 +307,8 @@ static size_t choose_features(const cluster_t *cl, feat_t *f, size_t nf, size_t 
     return n;
 }
 
+/* A, N and B over the features present in enough members, the strings of a signature chosen
+ * among them (choose_features). Returns how many features. */
 static size_t cluster_features(const siggen_t *g, const cluster_t *cl, feat_t **out)
 {
     size_t nm = cl->n;
