@@ -73,15 +73,9 @@ listen=tls:127.0.0.1:$((KPORT + 5))" URI_TR=";transport=tls"
     modparam("tls", "config", "'$T'/tls.cfg")'
         printf '[server:default]\nmethod = TLSv1.2+\ncertificate = %s/kam.pem\nprivate_key = %s/kam.key\n[client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\nca_list = %s/ca.pem\ncertificate = %s/kam.pem\nprivate_key = %s/kam.key\n' "$T" "$T" "$T" "$T" "$T" > tls.cfg
     fi
-    kamailio_cfg "$MODS" $KPORT $UAS "$TCP_LISTEN"'
-    '"$TLS_MOD"'
-    loadmodule "siptrace.so"
-    modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP$URI_TR'")
-    modparam("siptrace", "trace_to_database", 0)
-    modparam("siptrace", "hep_mode_on", 1)
-    modparam("siptrace", "hep_version", 3)
-    modparam("siptrace", "trace_mode", 1)
-    modparam("siptrace", "trace_on", 1)' "" > kamailio.cfg
+    kamailio_cfg "$MODS" $KPORT $UAS "$TCP_LISTEN
+    $TLS_MOD
+    $(siptrace_cfg "sip:127.0.0.1:$HEP$URI_TR" 1)" "" > kamailio.cfg
     # the ground truth, when this machine lets us capture: a second edge watching Kamailio's port on
     # the loopback interface sees on the wire every message Kamailio receives or sends (not the
     # HEP datagrams, which Kamailio sends from its SIP port)
@@ -151,13 +145,7 @@ reqonly_run() {
     HEP=$(awk '$1=="hep"{print $2}' ports) HTTP=$(awk '$1=="http"{print $2}' ports)
     BASE=$((25000 + (RANDOM % 400) * 10))
     KPORT=$BASE UAS=$((BASE + 1)) UAC=$((BASE + 2))
-    kamailio_cfg "$MODS" $KPORT $UAS '
-    loadmodule "siptrace.so"
-    modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$HEP'")
-    modparam("siptrace", "trace_to_database", 0)
-    modparam("siptrace", "hep_mode_on", 1)
-    modparam("siptrace", "hep_version", 3)
-    modparam("siptrace", "trace_on", 1)' 'sip_trace();' > kamailio.cfg
+    kamailio_cfg "$MODS" $KPORT $UAS "$(siptrace_cfg "sip:127.0.0.1:$HEP")" 'sip_trace();' > kamailio.cfg
     "$KAM" -f kamailio.cfg -DD -E -w "$T" 2>kamailio-reqonly.log &
     KPID=$!; PIDS+=("$KPID")
     sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -timeout 60s >/dev/null 2>uas.log &

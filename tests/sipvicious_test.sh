@@ -6,7 +6,9 @@
 # all), and a model trained on those files takes over. Then on a second day of the same
 # normal traffic (sipp calls through Kamailio to a sipp callee, and phones registering with
 # digest authentication) the tools scan, enumerate extensions and guess a password, each
-# from its own loopback address: their requests must be flagged and the normal traffic not;
+# from its own port: their requests must be flagged, and at most 2 % of the normal traffic
+# (0-4 of its 860 messages in practice; every forwarded INVITE, 7 %, before field shaping
+# took Record-Route's ftag=);
 # and a signature built from that day's anomalies must match the tools' requests and none of
 # the normal messages, exported to YARA as well.
 # Skips (exit 77) when kamailio, sipp (package sip-tester) or sipvicious are not installed.
@@ -28,16 +30,11 @@ export HOME=$T # sipvicious keeps its sessions under ~/.sipvicious
 pick_ports KPORT UAS UAC REG MAP WAR CRACK
 
 # Kamailio: a registrar for extensions 100-109 with digest authentication (password pw-N; 105
-# has a weak one), 404 for any other extension, 200 to OPTIONS, and a proxy for calls; siptrace mirrors what it receives and sends (trace_mode 1)
+# has a weak one), 404 for any other extension, 200 to OPTIONS, and a proxy for calls;
+# siptrace mirrors what it receives and sends (trace_mode 1)
 kamailio_conf() { # HEP_PORT
-    kamailio_cfg "$MODS" $KPORT $UAS 'loadmodule "auth.so"
-    loadmodule "siptrace.so"
-    modparam("siptrace", "duplicate_uri", "sip:127.0.0.1:'$1'")
-    modparam("siptrace", "trace_to_database", 0)
-    modparam("siptrace", "hep_mode_on", 1)
-    modparam("siptrace", "hep_version", 3)
-    modparam("siptrace", "trace_mode", 1)
-    modparam("siptrace", "trace_on", 1)' 'if (is_method("REGISTER")) {
+    kamailio_cfg "$MODS" $KPORT $UAS "loadmodule \"auth.so\"
+$(siptrace_cfg "sip:127.0.0.1:$1" 1)" 'if (is_method("REGISTER")) {
         if (!($tU =~ "^10[0-9]$")) { sl_send_reply("404", "Not Found"); exit; }
         $var(pw) = "pw-" + $tU;
         if ($tU == "105") { $var(pw) = "1234"; }
@@ -110,7 +107,7 @@ start_kamailio() { # NAME
 stop_kamailio() { kill -TERM "$KPID" "$UPID" 2>/dev/null; wait "$KPID" "$UPID" 2>/dev/null; }
 messages() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
 # a normal day: 60 calls and 10 phones registering twice each; what completed is in $DAY_OK
-CALLS=60
+CALLS=60 NORMAL_DAY=$((60 * 13 + 20 * 4))
 normal_day() {
     local ok=0 u
     sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m $CALLS -r 20 -d 100 -nostdin \
@@ -122,8 +119,8 @@ normal_day() {
             -ap $pw -nostdin -timeout 20s >/dev/null 2>reg.log && ok=$((ok + 1))
     done
     DAY_OK=$ok
-    # per call 13 messages (docs: kamailio_test.sh), per registration 8 (4 in, 4 out)
-    wait_for 20 "[ \$(messages) -ge $((CALLS * 13 + 20 * 8)) ]"
+    # per call 13 messages (kamailio_test.sh), per registration 4 (two requests, two replies)
+    wait_for 20 "[ \$(messages) -ge $NORMAL_DAY ]"
 }
 
 # --- day 1: the edge on a generated model records the site's traffic -------------------------
@@ -133,8 +130,9 @@ start_edge day1 boot.model --set record.dir=rec --set record.verdicts=all
 start_kamailio day1
 normal_day
 check "day 1: sipp completed its calls and 10 phones registered ($DAY_OK of 11 runs)" "[ $DAY_OK = 11 ]"
-DAY1=$(messages)
 stop_kamailio
+sleep 0.5 # a last retransmission's mirror
+DAY1=$(messages)
 stop_edge
 RECORDED=$("$S" embed --format libsvm rec/*.pcap 2>/dev/null | wc -l)
 check "day 1: the edge recorded every message it judged ($RECORDED of $DAY1)" "[ $RECORDED = $DAY1 ]"
@@ -185,7 +183,7 @@ check "svwar's requests were flagged ($WAR_F of $WAR_N)" "[ $WAR_N -ge 41 ] && [
 # each of the ten passwords after the first
 check "svcrack's requests were flagged ($CRACK_F of $CRACK_N)" "[ $CRACK_N -ge 11 ] && [ $CRACK_F = $CRACK_N ]"
 check "the normal day was not ($NORM_F of $NORM_N flagged)" \
-    "[ $NORM_N -ge $((CALLS * 13 + 20 * 8)) ] && [ $((NORM_F * 100)) -le $NORM_N ]"
+    "[ $NORM_N -ge $NORMAL_DAY ] && [ $((NORM_F * 50)) -le $NORM_N ]"
 
 # --- the overlay's step, offline: signatures from the day's anomaly reports -----------------
 # clean traffic is day 1's recording; the signatures are then matched over day 2's recording,
@@ -229,7 +227,7 @@ check "signatures were built from the day's anomalies and passed the clean day (
 check "sig match and score took the same messages of day 2 ($FILES and $ROWS)" "[ $FILES = $ROWS ] && [ $FILES -gt 0 ]"
 check "the signatures match svwar's and svcrack's requests ($TOOLS_SIG of $TOOLS_N)" \
     "[ $TOOLS_N -ge 53 ] && [ $TOOLS_SIG = $TOOLS_N ]"
-check "and none of the normal day's messages ($NORMAL_SIG of $NORMAL_N)" "[ $NORMAL_N -gt 1000 ] && [ $NORMAL_SIG = 0 ]"
+check "and none of the normal day's messages ($NORMAL_SIG of $NORMAL_N)" "[ $NORMAL_N -ge $NORMAL_DAY ] && [ $NORMAL_SIG = 0 ]"
 check "their YARA form matches the tools' requests ($TOOLS_YARA of $TOOLS_N) and no normal message ($NORMAL_YARA)" \
     "[ $((TOOLS_YARA * 10)) -ge $((TOOLS_N * 9)) ] && [ $NORMAL_YARA = 0 ]"
 
