@@ -107,7 +107,8 @@ start_kamailio() { # NAME
 stop_kamailio() { kill -TERM "$KPID" "$UPID" 2>/dev/null; wait "$KPID" "$UPID" 2>/dev/null; }
 messages() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^sipguard_messages_total/{s+=$2} END{print s+0}'; }
 # a normal day: 60 calls and 10 phones registering twice each; what completed is in $DAY_OK
-CALLS=60 NORMAL_DAY=$((60 * 13 + 20 * 4))
+CALLS=60
+NORMAL_DAY=$((CALLS * 13 + 20 * 4))
 normal_day() {
     local ok=0 u
     sipp -sn uac 127.0.0.1:$KPORT -s 100 -i 127.0.0.1 -p $UAC -m $CALLS -r 20 -d 100 -nostdin \
