@@ -3,6 +3,7 @@
 #include <pcap/dlt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "hep.h"
 #include "ipfrag.h"
@@ -10,6 +11,19 @@
 #include "tcpstream.h"
 
 #define MAX_DEPTH 8 /* nested tunnels before we give up: stops crafted loops */
+
+/* Recent first sightings of a cooked capture's packets, by hash: copies come microseconds
+ * apart, so few other packets pass between a packet and its copy to take its slot. */
+#define COPY_SLOTS 1024
+#define IFINDEX_UNKNOWN UINT32_MAX /* Linux cooked v1 does not name the interface */
+
+typedef struct {
+    uint64_t hash;
+    uint64_t first_us; /* capture time of the first sighting */
+    uint32_t len;
+    uint32_t ifindex;
+    uint32_t copies; /* sightings after the first */
+} copy_slot_t;
 
 struct decode {
     decode_opts_t o;
@@ -19,11 +33,16 @@ struct decode {
     ipfrag_t *frag;
     tcpstream_t *tcp;
     uint8_t *hep_scratch;
-    bool truncated; /* current frame cut by the snap length */
+    bool truncated;          /* current frame cut by the snap length */
+    copy_slot_t *copy_slots; /* allocated at the first cooked frame */
+    bool copy_check;         /* the current frame is cooked: check its first IP packet */
+    uint32_t frame_ifindex;
+    uint64_t frame_us;
 };
 
 void decode_opts_default(decode_opts_t *o)
 {
+    *o = (decode_opts_t){0}; /* every field a later one adds starts off */
     o->port_lo = 5060;
     o->port_hi = 5090;
     o->sniff = true;
@@ -66,6 +85,7 @@ void decode_destroy(decode_t **self)
     ipfrag_destroy(&(*self)->frag);
     tcpstream_destroy(&(*self)->tcp);
     free((*self)->hep_scratch);
+    free((*self)->copy_slots);
     free(*self);
     *self = NULL;
 }
@@ -356,6 +376,38 @@ static void handle_ipv6(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int
     handle_transport(d, m, next, q, left, depth);
 }
 
+/* The IP packet's own length, without the link layer's padding behind it. */
+static size_t ip_packet_len(const uint8_t *p, size_t len)
+{
+    size_t own = len;
+    if ((p[0] >> 4) == 4 && len >= 4)
+        own = rd16(p + 2);
+    else if ((p[0] >> 4) == 6 && len >= 6)
+        own = 40 + (size_t)rd16(p + 4);
+    return own < len ? own : len;
+}
+
+/* True when this IP packet is a copy of one the cooked capture showed on another interface
+ * (decode.h); a packet that is not becomes the slot's first sighting. */
+static bool is_copy(decode_t *d, const uint8_t *p, size_t len)
+{
+    if (!d->copy_slots && !(d->copy_slots = calloc(COPY_SLOTS, sizeof *d->copy_slots)))
+        return false; /* without memory, keep copies rather than lose packets */
+    size_t n = ip_packet_len(p, len);
+    uint64_t h = XXH3_64bits(p, n);
+    copy_slot_t *s = &d->copy_slots[h & (COPY_SLOTS - 1)];
+    uint64_t age = d->frame_us - s->first_us; /* wraps to huge when time went back */
+    bool other_interface = s->ifindex == IFINDEX_UNKNOWN || s->ifindex != d->frame_ifindex;
+    if (s->hash == h && s->len == n && age < COPY_WINDOW_US && other_interface &&
+        s->copies < COPY_MAX) {
+        s->copies++;
+        return true;
+    }
+    *s = (copy_slot_t){
+        .hash = h, .first_us = d->frame_us, .len = (uint32_t)n, .ifindex = d->frame_ifindex};
+    return false;
+}
+
 static void handle_ip(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth)
 {
     if (depth > MAX_DEPTH) {
@@ -365,6 +417,13 @@ static void handle_ip(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int d
     if (len < 1) {
         skips_add(d->skips, "ip: empty packet");
         return;
+    }
+    if (d->copy_check) { /* the frame's outermost IP packet only: a tunnel's copy is its own */
+        d->copy_check = false;
+        if (is_copy(d, p, len)) {
+            skips_add(d->skips, "%s", DECODE_COPY_REASON);
+            return;
+        }
     }
     switch (p[0] >> 4) {
     case 4:
@@ -546,6 +605,14 @@ void decode_packet(decode_t *d, int linktype, int64_t sec, int32_t usec, const u
     m.ts_sec = sec;
     m.ts_usec = usec;
     m.truncated = caplen < wirelen;
+    bool cooked = linktype == DLT_LINUX_SLL || linktype == DLT_LINUX_SLL2;
+    d->copy_check = cooked && !d->o.keep_copies;
+    if (d->copy_check) {
+        /* unsigned: a crafted timestamp wraps instead of overflowing */
+        d->frame_us = (uint64_t)sec * 1000000u + (uint64_t)(int64_t)usec;
+        d->frame_ifindex =
+            linktype == DLT_LINUX_SLL2 && caplen >= 8 ? rd32(p + 4) : IFINDEX_UNKNOWN;
+    }
     switch (linktype) {
     case DLT_EN10MB:
         handle_ethernet(d, &m, p, caplen, 0);

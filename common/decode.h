@@ -9,6 +9,12 @@
  * the SIP ports, or that start like SIP, are messages; HEPv3 datagrams are
  * decapsulated and their inner message used with the inner addresses and
  * timestamp. Everything passed over is counted in the skips table by name.
+ *
+ * A capture on Linux's "any" device (Linux cooked headers) shows a packet once for every
+ * interface it crosses: sent and received on loopback, on a bridge and the container's
+ * veth. Such copies are dropped (counted) unless keep_copies is set: a copy is the same
+ * network-layer bytes within COPY_WINDOW_US of their first sighting, on another interface
+ * where the header says which (SLL2), at most COPY_MAX of them a first sighting.
  */
 #ifndef SIPGUARD_DECODE_H
 #define SIPGUARD_DECODE_H
@@ -27,7 +33,20 @@ typedef struct {
     size_t max_msg;            /* longer messages are cut and marked truncated (default 65535) */
     int tcp_streams;           /* TCP connection directions followed at once (default 65536) */
     size_t tcp_memory;         /* bytes all TCP streams may hold together (default 512 MiB) */
+    bool keep_copies;          /* keep a cooked capture's copies of a packet (default false) */
 } decode_opts_t;
+
+/* The kernel hands the any device's copies on within microseconds; 5 ms leaves room for a
+ * loaded host. A retransmission comes 500 ms later at the earliest (T1), and a new send
+ * carries a new IPv4 identification, so neither is taken for a copy. */
+#define COPY_WINDOW_US 5000
+/* Sightings past the first that one packet may have: loopback, a bridge and its veth, a bond and
+ * its slave show a packet twice; a VLAN on a bond three times. Bounds what a flood of
+ * byte-identical packets faster than one per window (IPv6 datagrams from one socket, or a
+ * raw-socket tool that repeats its IPv4 identification) can lose: two in three at most. */
+#define COPY_MAX 2
+/* The skips table's name for a dropped copy. */
+#define DECODE_COPY_REASON "linux cooked: copy of a packet seen on another interface"
 
 void decode_opts_default(decode_opts_t *o);
 

@@ -52,9 +52,8 @@ static const clicmd_t replay_cmd = {
     "Sends every SIP message of the inputs to a running sipguard-edge, either wrapped in\n"
     "HEPv3 with the original addresses and timestamps (as Kamailio siptrace and heplify do),\n"
     "in datagrams or over one TCP connection (plain or TLS), or bare as UDP datagrams (as a\n"
-    "mirror port\n"
-    "receives them), at a bounded rate. Messages longer than a HEP packet or a datagram can\n"
-    "carry are counted and left out.",
+    "mirror port receives them), at a bounded rate. Messages longer than a HEP packet or a\n"
+    "datagram can carry are counted and left out.",
     replay_opts,
     "exit status: 0 success, 1 failure (cannot send), 2 usage error, 3 an input could not\n"
     "be read.\n\n"

@@ -53,6 +53,8 @@ int cmd_input_option(const char *name, const char *arg, decode_opts_t *o)
         o->port_hi = (uint16_t)hi;
     } else if (strcmp(name, "no-sniff") == 0) {
         o->sniff = false;
+    } else if (strcmp(name, "keep-copies") == 0) {
+        o->keep_copies = true;
     } else if (strcmp(name, "hep-port") == 0) {
         if (cliopt_int(name, arg, 1, 65535, &v) != 0)
             return -1;

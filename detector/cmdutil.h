@@ -37,6 +37,10 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
     {"sip-ports", 0, "LO-HI", "UDP/TCP ports that carry SIP", "5060-5090"},                        \
         {"no-sniff", 0, NULL, "do not take SIP-looking payloads on other ports", NULL},            \
         {"hep-port", 0, "PORT", "UDP port of HEPv3 datagrams", "9060"},                            \
+        {"keep-copies", 0, NULL,                                                                   \
+         "keep the copies of a packet that a capture on Linux's any device shows on every "        \
+         "interface it crossed (by default each packet is read once and its copies counted)",      \
+         NULL},                                                                                    \
         {"max-message", 0, "BYTES", "longer messages are cut and marked truncated", "65535"},      \
         {"tcp-streams", 0, "N",                                                                    \
          "TCP connection directions followed at once; past this the least recently used stream "   \

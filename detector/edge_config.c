@@ -85,6 +85,10 @@ static const setting_t settings[] = {
     L("ingest", "capture_mb", capture_mb, 1, 4096, "64",
       "size of the kernel's capture ring in MiB; packets that find it full are dropped and "
       "counted"),
+    B("ingest", "keep_copies", keep_copies, "no",
+      "keep the copies of a packet that a capture on Linux's any device shows once for every "
+      "interface it crosses (a bridge and a container's veth, a bond and its slave); no: "
+      "judge each packet once and count the copies"),
     S("ingest", "sip_ports", sip_ports, "5060-5090", "UDP/TCP ports that carry SIP (LO-HI)"),
     L("ingest", "max_message", max_message, 256, 1 << 20, "65535",
       "longer messages are cut and reported as truncated"),

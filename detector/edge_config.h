@@ -47,6 +47,7 @@ typedef struct {
     long snaplen;    /* bytes kept of each captured packet */
     long capture_mb; /* kernel capture ring, MiB */
     char sip_ports[32];
+    bool keep_copies; /* a cooked capture's copies of a packet on other interfaces */
     long max_message;
     long tcp_streams, tcp_memory_mb; /* TCP reassembly bounds */
     /* [scoring] */

@@ -114,6 +114,7 @@ static int feed_init(feed_t *f, ingest_t *in, source_t src, const char *name, bo
     o.max_msg = (size_t)in->c->max_message;
     o.tcp_streams = (int)in->c->tcp_streams;
     o.tcp_memory = (size_t)in->c->tcp_memory_mb << 20;
+    o.keep_copies = in->c->keep_copies;
     o.sniff = sniff || o.sniff;
     f->src = src;
     f->owner = in;
@@ -211,6 +212,22 @@ static int listen_tcp(const char *what, const char *hostport, endpoint_t *local,
     return bind_socket(fd, true, &ss, sl, what, hostport, local, err, errlen);
 }
 
+/* Linux's any device offers cooked headers v1 and v2; v2 names each packet's interface, so
+ * that decode tells the copies of a packet on several interfaces from a flood of identical
+ * packets on one (decode.h). Other devices keep their own link type. */
+static void prefer_cooked_v2(pcap_t *p)
+{
+    int *links = NULL;
+    int n = pcap_list_datalinks(p, &links);
+    bool v2 = false;
+    for (int i = 0; i < n; i++)
+        v2 = v2 || links[i] == DLT_LINUX_SLL2;
+    if (n > 0)
+        pcap_free_datalinks(links);
+    if (v2 && pcap_datalink(p) == DLT_LINUX_SLL)
+        pcap_set_datalink(p, DLT_LINUX_SLL2);
+}
+
 static int open_live(ingest_t *in, char *err, size_t errlen)
 {
     char perr[PCAP_ERRBUF_SIZE] = "";
@@ -225,7 +242,10 @@ static int open_live(ingest_t *in, char *err, size_t errlen)
     pcap_set_immediate_mode(p, 1);
     pcap_set_buffer_size(p, (int)(in->c->capture_mb << 20));
     struct bpf_program prog;
-    if (pcap_activate(p) < 0 || pcap_compile(p, &prog, in->c->bpf, 1, PCAP_NETMASK_UNKNOWN) != 0 ||
+    bool active = pcap_activate(p) >= 0;
+    if (active)
+        prefer_cooked_v2(p); /* before the filter, which is compiled for the link type */
+    if (!active || pcap_compile(p, &prog, in->c->bpf, 1, PCAP_NETMASK_UNKNOWN) != 0 ||
         pcap_setfilter(p, &prog) != 0 || pcap_setnonblock(p, 1, perr) != 0) {
         snprintf(err, errlen, "interface %s: %s", in->c->interface, pcap_geterr(p));
         pcap_close(p);
@@ -412,10 +432,25 @@ static void note_tcp_held(ingest_t *in)
     atomic_store(&in->metrics->tcp_held, held);
 }
 
+/* A cooked capture's copies are not broken input: counted apart from the skips. */
+static uint64_t capture_copies(const ingest_t *in)
+{
+    return skips_count(&in->live_feed.skips, DECODE_COPY_REASON) +
+           skips_count(&in->file_feed.skips, DECODE_COPY_REASON);
+}
+
 static uint64_t all_skips(const ingest_t *in)
 {
     return skips_total(&in->hep.skips) + skips_total(&in->udp.skips) +
-           skips_total(&in->live_feed.skips) + skips_total(&in->file_feed.skips);
+           skips_total(&in->live_feed.skips) + skips_total(&in->file_feed.skips) -
+           capture_copies(in);
+}
+
+/* Publishes what the readers passed over. */
+static void note_skips(ingest_t *in)
+{
+    atomic_store(&in->metrics->skipped, all_skips(in));
+    atomic_store(&in->metrics->capture_copies, capture_copies(in));
 }
 
 /* A HEP datagram with the wrong or no auth key, when one is required, goes no further. */
@@ -489,7 +524,7 @@ static void read_datagrams(ingest_t *in, int fd, feed_t *f, const endpoint_t *lo
         if (got < VLEN)
             break;
     }
-    atomic_store(&in->metrics->skipped, all_skips(in));
+    note_skips(in);
 }
 
 /* --- HEPv3 over TCP --- */
@@ -705,7 +740,7 @@ static void read_stream(ingest_t *in, hep_conn_t *c)
         if (in->hep.index != messages)
             c->last = mono_now();
     }
-    atomic_store(&in->metrics->skipped, all_skips(in));
+    note_skips(in);
 }
 
 static void on_live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
@@ -729,7 +764,7 @@ void ingest_on_readable(ingest_t *in, int fd)
         struct pcap_stat ps;
         if (pcap_stats(in->live, &ps) == 0)
             atomic_store(&in->metrics->capture_dropped, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
-        atomic_store(&in->metrics->skipped, all_skips(in));
+        note_skips(in);
         note_tcp_held(in);
     } else {
         for (size_t i = 0; i < INGEST_HEP_TCP_MAX; i++)
@@ -744,7 +779,7 @@ static void finish_replay(ingest_t *in)
 {
     in->replay_done = true;
     decode_flush(in->file_feed.dec);
-    atomic_store(&in->metrics->skipped, all_skips(in));
+    note_skips(in);
     note_tcp_held(in);
     skips_print(&in->file_feed.skips, in->c->pcap_file, stderr);
     info("replay of %s ended: %llu messages", in->c->pcap_file,
@@ -783,7 +818,7 @@ double ingest_replay(ingest_t *in, double now)
                       in->pending_hdr->caplen, in->pending_hdr->len);
         in->pending_hdr = NULL;
     }
-    atomic_store(&in->metrics->skipped, all_skips(in));
+    note_skips(in);
     note_tcp_held(in);
     return 0;
 }

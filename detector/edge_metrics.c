@@ -295,6 +295,11 @@ char *metrics_render(edge_metrics_t *m)
     counter(&s, "capture_dropped_total",
             "Packets the live capture lost (capture ring full, or dropped by the interface).",
             atomic_load(&m->capture_dropped));
+    counter(&s, "capture_copies_dropped_total",
+            "Copies of a packet that a capture on Linux's any device showed on another "
+            "interface it crossed (a bridge and its veth, a bond and its slave), dropped before "
+            "they were judged ([ingest] keep_copies = no).",
+            atomic_load(&m->capture_copies));
     gauge(&s, "tcp_reassembly_bytes",
           "Bytes TCP reassembly holds for open streams (live capture, pcap replay); at most "
           "[ingest] tcp_memory_mb.",

@@ -35,6 +35,7 @@ typedef struct {
     atomic_uint_fast64_t hep_tls_failed;         /* TLS senders whose handshake or session failed */
     atomic_int_fast64_t hep_tls_expiry;   /* when the TLS certificate expires (Unix s); 0: no TLS */
     atomic_uint_fast64_t capture_dropped; /* live capture: ring full or interface drops */
+    atomic_uint_fast64_t capture_copies;  /* cooked capture: a packet's copies, dropped */
     atomic_uint_fast64_t tcp_held;        /* bytes TCP reassembly holds (live, replay) */
     atomic_uint_fast64_t udp_dropped[2];  /* by the kernel, socket buffer full: hep, udp */
     atomic_uint_fast64_t local_runs;

@@ -385,5 +385,38 @@ check "sig match names a missing signature file without a line -1" \
 "$S" sig match -s sigs.json -m sig.model --bogus sigatt.pcap 2>err.txt >/dev/null; rc=$?
 check "sig match refuses an unknown option" sh -c "test $rc -eq 2 && grep -q -- '--bogus' err.txt"
 
+# a capture on Linux's any device of a host bridging a container: each frame of normal.pcap
+# shown twice, 3 us apart, with Linux cooked headers (as on the bridge and the veth)
+python3 - normal.pcap cooked.pcap > cooked.frames <<'PY'
+import struct, sys
+src = open(sys.argv[1], 'rb').read()
+out = [src[:20] + struct.pack('<I', 113)]  # LINKTYPE_LINUX_SLL
+off, frames = 24, 0
+while off + 16 <= len(src):
+    sec, usec, incl, orig = struct.unpack('<IIII', src[off:off + 16])
+    frame = src[off + 16:off + 16 + incl]
+    off += 16 + incl
+    frames += 1
+    sll = struct.pack('>HHH8sH', 4, 1, 6, frame[6:12] + b'\0\0', 0x0800)
+    for dt in (0, 3):
+        body = sll + frame[14:]
+        out.append(struct.pack('<IIII', sec, usec + dt, len(body), len(body)) + body)
+open(sys.argv[2], 'wb').write(b''.join(out))
+print(frames)
+PY
+"$S" score -q --no-local -m m.model normal.pcap > plain.jsonl
+"$S" score --no-local -m m.model cooked.pcap > cooked.jsonl 2> cooked.err
+check "a cooked capture's copies on another interface are read once" \
+    test "$(wc -l < cooked.jsonl)" -eq "$(wc -l < plain.jsonl)"
+check "and named among the skips, one for every frame" \
+    grep -q "^ *$(cat cooked.frames)  linux cooked: copy of a packet seen on another interface" cooked.err
+grep -o '"global":[^,]*' plain.jsonl > plain.global
+grep -o '"global":[^,]*' cooked.jsonl > cooked.global
+check "the same scores as the capture without copies" cmp -s plain.global cooked.global
+"$S" score -q --no-local --keep-copies -m m.model cooked.pcap > kept.jsonl
+# TCP's copies are retransmitted segments to the stream reassembly, which reads them once
+check "--keep-copies reads both sightings of every UDP message" \
+    test "$(wc -l < kept.jsonl)" -eq "$(($(wc -l < plain.jsonl) + $(grep -c '"transport":"udp"' plain.jsonl)))"
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0

@@ -180,12 +180,40 @@ static void test_every_real_capture_is_read_and_skips_are_named(void **state)
     skips_free(&sk);
 }
 
+/* A capture on the any device of a Docker host (the HEP test files of sipcapture's Wireshark
+ * dissector): each HEP datagram to the container shows on the bridge and on the veth. */
+static void test_a_docker_hosts_copies_are_read_once(void **state)
+{
+    (void)state;
+    char path[1200], err[1400];
+    snprintf(path, sizeof path,
+             "%s/real-captures/sipcapture__hep-wireshark__pcap__hep3_compressed.pcap.pcapng",
+             corpus);
+    for (int keep = 0; keep <= 1; keep++) {
+        decode_opts_t o;
+        decode_opts_default(&o);
+        o.keep_copies = keep;
+        input_t *in = input_open(path, &o, err, sizeof err);
+        if (!in)
+            skip();
+        msg_t m;
+        int n = 0;
+        while (input_next(in, &m) == 1)
+            n++;
+        /* 21 frames: 7 HEP datagrams to the LAN's broadcast address, 7 to the container twice */
+        assert_int_equal(n, keep ? 21 : 14);
+        assert_int_equal(skips_count(input_skips(in), DECODE_COPY_REASON), keep ? 0 : 7);
+        input_close(&in);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_torture_messages_parse),
         cmocka_unit_test(test_every_protos_case_is_read_and_scored),
         cmocka_unit_test(test_every_real_capture_is_read_and_skips_are_named),
+        cmocka_unit_test(test_a_docker_hosts_copies_are_read_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <pcap/dlt.h>
+
+#include "decode.h"
 #include "hep.h"
 #include "input.h"
 #include "ipfrag.h"
@@ -316,6 +319,138 @@ static void test_ipv4_fragments_reassemble_in_any_order(void **state)
     assert_int_equal(skips_count(&sk, "ip fragments: datagram incomplete at end of input"), 1);
     ipfrag_destroy(&f);
     skips_free(&sk);
+}
+
+/* --- copies of one packet in a capture on Linux's any device --- */
+
+typedef struct {
+    decode_t *d;
+    skips_t skips;
+    int messages;
+} cooked_t;
+
+static void count_message(void *ctx, const msg_t *m)
+{
+    (void)m;
+    ((cooked_t *)ctx)->messages++;
+}
+
+static void cooked_open(cooked_t *c, bool keep_copies)
+{
+    memset(c, 0, sizeof *c);
+    decode_opts_t o;
+    decode_opts_default(&o);
+    o.keep_copies = keep_copies;
+    c->d = decode_new(&o, &c->skips, count_message, c);
+    assert_non_null(c->d);
+}
+
+static void cooked_close(cooked_t *c)
+{
+    decode_destroy(&c->d);
+    skips_free(&c->skips);
+}
+
+/* A frame of the given link type carrying BYE from 10.0.0.2 to 10.0.0.1 over UDP with this IPv4
+ * identification; SLL2 frames name the interface; pad adds bytes behind the IP packet. */
+static size_t cooked_frame(uint8_t *f, int linktype, uint32_t ifindex, uint16_t ip_id, size_t pad)
+{
+    size_t hl = linktype == DLT_LINUX_SLL2 ? 20 : linktype == DLT_LINUX_SLL ? 16 : 14;
+    size_t plen = strlen(BYE), iplen = 20 + 8 + plen;
+    memset(f, 0, hl + iplen + pad);
+    if (linktype == DLT_LINUX_SLL2) {
+        f[0] = 0x08; /* protocol IPv4, then the interface index */
+        f[4] = (uint8_t)(ifindex >> 24), f[5] = (uint8_t)(ifindex >> 16);
+        f[6] = (uint8_t)(ifindex >> 8), f[7] = (uint8_t)ifindex;
+        f[9] = 1;
+    } else if (linktype == DLT_LINUX_SLL) {
+        f[3] = 1, f[14] = 0x08;
+    } else {
+        f[12] = 0x08;
+    }
+    uint8_t *ip = f + hl;
+    ip[0] = 0x45, ip[2] = (uint8_t)(iplen >> 8), ip[3] = (uint8_t)iplen;
+    ip[4] = (uint8_t)(ip_id >> 8), ip[5] = (uint8_t)ip_id, ip[6] = 0x40, ip[8] = 64, ip[9] = 17;
+    ip[12] = 10, ip[15] = 2, ip[16] = 10, ip[19] = 1;
+    uint8_t *udp = ip + 20;
+    udp[0] = 0x13, udp[1] = 0xc4, udp[2] = 0x13, udp[3] = 0xc4;
+    udp[4] = (uint8_t)((8 + plen) >> 8), udp[5] = (uint8_t)(8 + plen);
+    memcpy(udp + 8, BYE, plen);
+    return hl + iplen + pad;
+}
+
+static void cooked_packet(cooked_t *c, int linktype, uint32_t ifindex, uint16_t ip_id, int32_t usec,
+                          size_t pad)
+{
+    uint8_t f[1024];
+    size_t len = cooked_frame(f, linktype, ifindex, ip_id, pad);
+    decode_packet(c->d, linktype, 1700000000, usec, f, len, len);
+}
+
+static void test_cooked_copies_on_other_interfaces_are_read_once(void **state)
+{
+    (void)state;
+    cooked_t c;
+    cooked_open(&c, false);
+    /* a bridge and a container's veth: the same bytes 3 us apart, the veth's padded */
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 7, 100, 0);
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 7, 103, 6);
+    assert_int_equal(c.messages, 1);
+    assert_int_equal(skips_count(&c.skips, DECODE_COPY_REASON), 1);
+    /* a new send of the same message carries a new identification: a message of its own */
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 8, 150, 0);
+    assert_int_equal(c.messages, 2);
+    /* the same bytes again after the window (a retransmission from a raw socket) */
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 8, 150 + COPY_WINDOW_US, 0);
+    assert_int_equal(c.messages, 3);
+    /* time going back is no copy */
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 8, 140, 0);
+    assert_int_equal(c.messages, 4);
+    assert_int_equal(skips_count(&c.skips, DECODE_COPY_REASON), 1);
+    cooked_close(&c);
+}
+
+static void test_cooked_copies_are_bounded_so_a_flood_still_counts(void **state)
+{
+    (void)state;
+    cooked_t c;
+    cooked_open(&c, false);
+    /* 30 byte-identical packets 10 us apart with no interface named: at most COPY_MAX of
+     * every COPY_MAX + 1 are taken for copies */
+    for (int i = 0; i < 30; i++)
+        cooked_packet(&c, DLT_LINUX_SLL, 0, 9, 10 * i, 0);
+    assert_int_equal(c.messages, 30 / (COPY_MAX + 1) + (30 % (COPY_MAX + 1) != 0));
+    cooked_close(&c);
+    /* cooked v2 names the interface: a flood on one interface is all kept, and the copy of
+     * each packet on a second interface is dropped */
+    cooked_open(&c, false);
+    for (int i = 0; i < 30; i++) {
+        cooked_packet(&c, DLT_LINUX_SLL2, 3, 9, 10 * i, 0);
+        cooked_packet(&c, DLT_LINUX_SLL2, 5, 9, 10 * i + 2, 0);
+    }
+    assert_int_equal(c.messages, 30);
+    assert_int_equal(skips_count(&c.skips, DECODE_COPY_REASON), 30);
+    cooked_close(&c);
+}
+
+static void test_copies_are_kept_when_asked_and_outside_cooked_captures(void **state)
+{
+    (void)state;
+    cooked_t c;
+    cooked_open(&c, true);
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 7, 100, 0);
+    cooked_packet(&c, DLT_LINUX_SLL, 0, 7, 103, 0);
+    cooked_packet(&c, DLT_LINUX_SLL2, 1, 7, 104, 0);
+    cooked_packet(&c, DLT_LINUX_SLL2, 2, 7, 105, 0);
+    assert_int_equal(c.messages, 4);
+    cooked_close(&c);
+    /* one Ethernet interface shows each packet once: the same bytes twice are two sends */
+    cooked_open(&c, false);
+    cooked_packet(&c, DLT_EN10MB, 0, 7, 100, 0);
+    cooked_packet(&c, DLT_EN10MB, 0, 7, 103, 0);
+    assert_int_equal(c.messages, 2);
+    assert_int_equal(skips_total(&c.skips), 0);
+    cooked_close(&c);
 }
 
 static void test_raw_files_zero_length_and_200k_message(void **state)
@@ -752,6 +887,9 @@ int main(void)
         cmocka_unit_test(test_hep_stream_packets_are_framed_by_their_length),
         cmocka_unit_test(test_ipv4_fragments_reassemble_in_any_order),
         cmocka_unit_test(test_raw_files_zero_length_and_200k_message),
+        cmocka_unit_test(test_cooked_copies_on_other_interfaces_are_read_once),
+        cmocka_unit_test(test_cooked_copies_are_bounded_so_a_flood_still_counts),
+        cmocka_unit_test(test_copies_are_kept_when_asked_and_outside_cooked_captures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
