@@ -40,6 +40,8 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n'sipguard COMMAND --help' describes a command and its options.\n"
+            "An INPUT is a pcap or pcapng file, a raw message file, a directory of *.sip files,\n"
+            "or - for a capture on standard input (tcpdump -U -w - | sipguard score -a -m M -).\n"
             "exit status: 0 success, 1 failure, 2 usage error, 3 an input could not be read.\n"
             "environment: SIPGUARD_LOG=error|warning|info|debug sets how much is logged to\n"
             "standard error (default warning; debug includes libosip2's parse diagnostics).\n");

@@ -194,6 +194,8 @@ static int has_capture_extension(const char *path)
 /* Chooses the format of a path: pcap by magic, raw for directories and other files. */
 static const input_format_t *choose_format(const char *path, char *errbuf, size_t errlen)
 {
+    if (strcmp(path, INPUT_STDIN) == 0)
+        return &input_pcap_format; /* a pipe cannot be peeked at: captures only, as tcpdump -r - */
     struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));

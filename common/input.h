@@ -27,8 +27,12 @@ typedef struct {
     void (*close)(input_t *in);
 } input_format_t;
 
+/* The path that names standard input: a pcap or pcapng stream (tcpdump -w -), read as it
+ * comes, once a process. */
+#define INPUT_STDIN "-"
+
 /*
- * Opens a capture file, a raw message file or a directory of them. Returns
+ * Opens a capture file, a raw message file, a directory of them, or standard input. Returns
  * NULL on error, with a message saying which file and what is wrong in errbuf.
  */
 input_t *input_open(const char *path, const decode_opts_t *opts, char *errbuf, size_t errlen);

@@ -1,5 +1,6 @@
-/* input_pcap: pcap and pcapng files (and in-memory images) through libpcap. */
+/* input_pcap: pcap and pcapng files, standard input and in-memory images through libpcap. */
 #include <pcap/pcap.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,18 @@ static void on_message(void *ctx, const msg_t *m)
     input_enqueue(s->in, m);
 }
 
+/* pcap_close() closes standard input with the capture, so a second "-" would read a closed
+ * stream. */
+static bool stdin_taken;
+
 static int pcap_in_open(input_t *in, const char *path, const void *mem, size_t mem_len)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
+    bool from_stdin = !mem && strcmp(path, INPUT_STDIN) == 0;
+    if (from_stdin && stdin_taken) {
+        input_set_error(in, "-: standard input can be read once");
+        return -1;
+    }
     pcap_state_t *s = calloc(1, sizeof *s);
     if (!s) {
         input_set_error(in, "%s: out of memory", path);
@@ -33,6 +43,9 @@ static int pcap_in_open(input_t *in, const char *path, const void *mem, size_t m
         s->memfile = fmemopen((void *)mem, mem_len, "rb");
         if (s->memfile)
             s->pcap = pcap_fopen_offline(s->memfile, errbuf);
+    } else if (from_stdin) {
+        stdin_taken = true;
+        s->pcap = pcap_fopen_offline(stdin, errbuf);
     } else {
         s->pcap = pcap_open_offline(path, errbuf);
     }

@@ -294,6 +294,7 @@ int cmd_embed(int argc, char **argv)
     c.v = sparse_new();
     embed_keep_dictionary(c.e, c.json);
     int failed = 0;
+    cmd_lines_as_they_come(stdout, argv + optind, argc - optind);
     int loop =
         cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, embed_one, &c, &failed);
     int rc = failed ? EXIT_INPUT : EXIT_OK;

@@ -281,6 +281,7 @@ int cmd_score(int argc, char **argv)
     }
     if (!c.scorer)
         goto out;
+    cmd_lines_as_they_come(c.out, argv + optind, argc - optind);
     int loop =
         cmd_for_each_message(argv + optind, argc - optind, &dopts, quiet, score_one, &c, &failed);
     if (fflush(c.out) != 0 || c.write_errors || loop != 0) {

@@ -118,6 +118,15 @@ void cmd_print_model_summary(FILE *out, const char *lead, const char *name, cons
             st->thr_local, mo->fpr);
 }
 
+void cmd_lines_as_they_come(FILE *out, char **paths, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(paths[i], INPUT_STDIN) == 0) {
+            setvbuf(out, NULL, _IOLBF, 0);
+            return;
+        }
+}
+
 int cmd_for_each_message(char **paths, int n, const decode_opts_t *o, bool quiet, cmd_message_fn fn,
                          void *ctx, int *failed_inputs)
 {

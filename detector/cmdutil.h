@@ -76,6 +76,10 @@ void cmd_print_model_summary(FILE *out, const char *lead, const char *name, cons
 
 typedef int (*cmd_message_fn)(void *ctx, const msg_t *m);
 
+/* Line-buffers out when an input is standard input ("-", a live capture piped in), so that
+ * each result shows as its message comes rather than when a block fills. */
+void cmd_lines_as_they_come(FILE *out, char **paths, int n);
+
 /*
  * Reads every message of every path and calls fn. A path that cannot be
  * opened is reported and counted in *failed_inputs. Skips are printed to

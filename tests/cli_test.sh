@@ -418,5 +418,23 @@ check "the same scores as the capture without copies" cmp -s plain.global cooked
 check "--keep-copies reads both sightings of every UDP message" \
     test "$(wc -l < kept.jsonl)" -eq "$(($(wc -l < plain.jsonl) + $(grep -c '"transport":"udp"' plain.jsonl)))"
 
+# standard input: a capture piped in (tcpdump -w -), its results written as the messages come
+"$S" score -q --no-local -m m.model - < normal.pcap | grep -o '"global":[^,]*' > stdin.global
+check "score - reads a capture on standard input" cmp -s plain.global stdin.global
+"$S" score -q --no-local -m m.model - - < normal.pcap > /dev/null 2> twice.err; rc=$?
+check "- twice: the second is refused, by name" sh -c "test $rc -eq 3 && grep -q 'sipguard: -: standard input can be read once' twice.err"
+printf 'INVITE sip:x SIP/2.0\r\n\r\n' | "$S" score -q -m m.model - > /dev/null 2> notcap.err; rc=$?
+check "- that is no capture: exit 3 and why" sh -c "test $rc -eq 3 && grep -q '^sipguard: -: cannot read capture' notcap.err"
+mkfifo live.fifo
+"$S" score -q --no-local -m m.model - < live.fifo > live.jsonl &
+LIVE=$!
+exec 7> live.fifo
+cat normal.pcap >&7
+for _ in $(seq 100); do [ "$(wc -l < live.jsonl)" -ge "$(wc -l < plain.jsonl)" ] && break; sleep 0.1; done
+check "a pipe still open: every line is out already (line-buffered)" test "$(wc -l < live.jsonl)" -eq "$(wc -l < plain.jsonl)"
+exec 7>&-
+wait $LIVE
+check "and the score ends when the pipe does" test $? -eq 0
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0
