@@ -100,7 +100,18 @@ static int pcap_in_fill(input_t *in)
             return 0;
         }
         /* A truncated capture ends in a read error: keep what was read, name the problem. */
-        skips_add(input_skips_mut(in), "capture truncated or corrupt: %s", pcap_geterr(s->pcap));
+        const char *why = pcap_geterr(s->pcap);
+        if (strstr(why, "different from the type of the first interface")) {
+            /* libpcap reads one link type a file and stops at the block that brings another,
+             * often before the first packet (every interface is described first): the rest of
+             * the file cannot be read, which is a failed input, not a skip */
+            input_set_error(in,
+                            "pcapng mixes interfaces of different link types, which libpcap "
+                            "cannot read (%s): capture each interface to a file of its own",
+                            why);
+            return -1;
+        }
+        skips_add(input_skips_mut(in), "capture truncated or corrupt: %s", why);
         decode_flush(s->dec);
         return 0;
     }

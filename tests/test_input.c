@@ -453,6 +453,55 @@ static void test_copies_are_kept_when_asked_and_outside_cooked_captures(void **s
     cooked_close(&c);
 }
 
+/* Appends a pcapng block: type, total length, body (padded to 4 bytes), total length. */
+static size_t pcapng_block(uint8_t *out, uint32_t type, const void *body, size_t len)
+{
+    uint32_t total = (uint32_t)(12 + ((len + 3) & ~(size_t)3));
+    memset(out, 0, total);
+    memcpy(out, &type, 4);
+    memcpy(out + 4, &total, 4);
+    memcpy(out + 8, body, len);
+    memcpy(out + total - 4, &total, 4);
+    return total;
+}
+
+static size_t pcapng_interface(uint8_t *out, uint16_t linktype)
+{
+    uint8_t idb[8] = {0};
+    uint32_t snap = 65535;
+    memcpy(idb, &linktype, 2);
+    memcpy(idb + 4, &snap, 4);
+    return pcapng_block(out, 1, idb, sizeof idb);
+}
+
+static void test_pcapng_of_mixed_link_types_fails_by_name_after_what_it_read(void **state)
+{
+    (void)state;
+    static uint8_t file[4096];
+    size_t n = 0;
+    uint8_t shb[16] = {0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0};
+    memset(shb + 8, 0xff, 8); /* section length unknown */
+    n += pcapng_block(file + n, 0x0A0D0D0A, shb, sizeof shb);
+    n += pcapng_interface(file + n, 1); /* Ethernet */
+    uint8_t epb[20 + 1024];
+    memset(epb, 0, 20);
+    uint32_t caplen = (uint32_t)cooked_frame(epb + 20, DLT_EN10MB, 0, 7, 0);
+    memcpy(epb + 12, &caplen, 4);
+    memcpy(epb + 16, &caplen, 4);
+    n += pcapng_block(file + n, 6, epb, 20 + caplen);
+    n += pcapng_interface(file + n, 113); /* Linux cooked: libpcap stops here */
+    n += pcapng_block(file + n, 6, epb, 20 + caplen);
+    char err[256];
+    input_t *in = input_open_memory("mixed.pcapng", file, n, NULL, err, sizeof err);
+    assert_non_null(in);
+    msg_t m;
+    assert_int_equal(input_next(in, &m), 1); /* the packet before the second interface */
+    assert_int_equal(m.len, strlen(BYE));
+    assert_int_equal(input_next(in, &m), -1);
+    assert_non_null(strstr(input_error(in), "pcapng mixes interfaces of different link types"));
+    input_close(&in);
+}
+
 static void test_raw_files_zero_length_and_200k_message(void **state)
 {
     (void)state;
@@ -890,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_cooked_copies_on_other_interfaces_are_read_once),
         cmocka_unit_test(test_cooked_copies_are_bounded_so_a_flood_still_counts),
         cmocka_unit_test(test_copies_are_kept_when_asked_and_outside_cooked_captures),
+        cmocka_unit_test(test_pcapng_of_mixed_link_types_fails_by_name_after_what_it_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
