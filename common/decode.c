@@ -215,7 +215,12 @@ static void handle_tcp(decode_t *d, msg_t *m, const uint8_t *p, size_t len)
         flags |= TCP_FLAG_RST;
     size_t plen = len - hl;
     bool sip_port = is_sip_port(d, m->src.port) || is_sip_port(d, m->dst.port);
-    if (!sip_port && !(d->o.sniff && plen && sipframe_looks_like_sip(p + hl, plen))) {
+    /* elsewhere: a stream followed already, or one whose first bytes look like SIP or like
+     * the HTTP upgrade of SIP over WebSocket (WebRTC gateways listen on 80, 443, 8080...) */
+    bool sniffed =
+        d->o.sniff && plen &&
+        (sipframe_looks_like_sip(p + hl, plen) || tcpstream_starts_websocket(p + hl, plen));
+    if (!sip_port && !sniffed && !tcpstream_follows(d->tcp, &m->src, &m->dst)) {
         if (plen)
             skips_add(d->skips, "tcp: not SIP (port and payload)");
         return;

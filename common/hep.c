@@ -271,7 +271,9 @@ size_t hep_encode(const msg_t *m, uint32_t capture_id, const char *auth_key, uin
     memcpy(buf, "HEP3", 4);
     size_t off = 6;
     uint8_t fam = m->src.family == 4 ? 2 : 10;
-    uint8_t proto = m->transport == TRANSPORT_TCP ? 6 : m->transport == TRANSPORT_SCTP ? 132 : 17;
+    uint8_t proto = m->transport == TRANSPORT_TCP || m->transport == TRANSPORT_WS ? 6
+                    : m->transport == TRANSPORT_SCTP                              ? 132
+                                                                                  : 17;
     uint8_t sp[2] = {(uint8_t)(m->src.port >> 8), (uint8_t)m->src.port};
     uint8_t dp[2] = {(uint8_t)(m->dst.port >> 8), (uint8_t)m->dst.port};
     uint32_t s = (uint32_t)m->ts_sec, us = (uint32_t)m->ts_usec, id = capture_id;

@@ -35,6 +35,8 @@ const char *msg_transport_name(transport_t t)
         return "tcp";
     case TRANSPORT_SCTP:
         return "sctp";
+    case TRANSPORT_WS:
+        return "ws";
     default:
         return "none";
     }

@@ -18,6 +18,7 @@ typedef enum {
     TRANSPORT_UDP,
     TRANSPORT_TCP,
     TRANSPORT_SCTP,
+    TRANSPORT_WS, /* SIP over WebSocket (RFC 7118), over TCP */
 } transport_t;
 
 typedef struct {

@@ -249,7 +249,7 @@ static int write_frame(pcapw_t *w, const msg_t *m, int proto, const uint8_t *pay
 
 int pcapw_write(pcapw_t *w, const msg_t *m)
 {
-    if (m->transport != TRANSPORT_TCP)
+    if (m->transport != TRANSPORT_TCP && m->transport != TRANSPORT_WS) /* WS: bare, over TCP */
         return write_frame(w, m, 17, m->data, m->len, 0);
     int c1, c2;
     tcp_reserve(w);

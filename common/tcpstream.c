@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <xxhash.h>
 
 #include "sipframe.h"
@@ -23,6 +24,12 @@ typedef struct {
     uint32_t next_seq;
     bool not_sip; /* never produced SIP: ignore further bytes */
     bool saw_sip; /* produced at least one message */
+    /* SIP over WebSocket (RFC 7118): past the HTTP upgrade the bytes are frames */
+    bool ws;
+    bool ws_frag;     /* inside a message sent in several frames */
+    bool ws_discard;  /* the rest of a message already handed on cut at the size limit */
+    size_t ws_have;   /* bytes of the message gathered at the buffer's start */
+    uint64_t ws_skip; /* bytes of a frame still to pass over */
     uint8_t *buf;
     size_t len, cap;
     ooo_seg_t *ooo; /* OOO_MAX entries, allocated at the first early segment */
@@ -148,7 +155,7 @@ static void emit_bytes(tcpstream_t *t, stream_t *s, const msg_t *tmpl, size_t n,
     msg_t m = *tmpl;
     m.src = s->src;
     m.dst = s->dst;
-    m.transport = TRANSPORT_TCP;
+    m.transport = s->ws ? TRANSPORT_WS : TRANSPORT_TCP;
     m.data = s->buf;
     m.len = n;
     m.truncated = truncated;
@@ -195,10 +202,242 @@ static bool resync(tcpstream_t *t, stream_t *s, bool closing)
     return true;
 }
 
+/* --- SIP over WebSocket --- */
+
+#define WS_HEAD_MAX 8192 /* an HTTP upgrade's head; longer is not one */
+
+static bool starts_http(const uint8_t *b, size_t len)
+{
+    return (len >= 4 && memcmp(b, "GET ", 4) == 0) || (len >= 9 && memcmp(b, "HTTP/1.1 ", 9) == 0);
+}
+
+/* The header line of this name (lower case, with the colon) in an HTTP head, or NULL; *n is the
+ * length of its value. */
+static const uint8_t *http_header(const uint8_t *head, size_t len, const char *name, size_t *n)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (head[i] != '\n' || len - i - 1 < nl ||
+            strncasecmp((const char *)head + i + 1, name, nl))
+            continue;
+        const uint8_t *v = head + i + 1 + nl, *end = memchr(v, '\n', (size_t)(head + len - v));
+        *n = (size_t)((end ? end : head + len) - v);
+        return v;
+    }
+    return NULL;
+}
+
+static bool value_has(const uint8_t *v, size_t n, const char *word)
+{
+    size_t wl = strlen(word);
+    for (size_t i = 0; i + wl <= n; i++)
+        if (!strncasecmp((const char *)v + i, word, wl))
+            return true;
+    return false;
+}
+
+/* True for a head (up to its blank line) that upgrades to WebSocket for SIP: a GET asking for
+ * it, or the server's 101 granting it; both name the "sip" subprotocol (RFC 7118). */
+static bool is_sip_websocket_upgrade(const uint8_t *head, size_t len)
+{
+    bool request = memcmp(head, "GET ", 4) == 0;
+    if (!request && (len < 12 || memcmp(head + 9, "101", 3) != 0))
+        return false;
+    size_t un, pn;
+    const uint8_t *up = http_header(head, len, "upgrade:", &un);
+    const uint8_t *proto = http_header(head, len, "sec-websocket-protocol:", &pn);
+    return up && value_has(up, un, "websocket") && proto && value_has(proto, pn, "sip");
+}
+
+bool tcpstream_starts_websocket(const uint8_t *p, size_t len)
+{
+    /* a GET, or a 101 answer; searched within the head only, since every HTTP segment on a
+     * port that is not SIP's comes here */
+    bool get = len >= 4 && memcmp(p, "GET ", 4) == 0;
+    if (!get && !(len >= 12 && memcmp(p, "HTTP/1.1 101", 12) == 0))
+        return false;
+    size_t n = len < WS_HEAD_MAX ? len : WS_HEAD_MAX;
+    const uint8_t *end = memmem(p, n, "\r\n\r\n", 4);
+    return value_has(p, end ? (size_t)(end - p) : n, "websocket");
+}
+
+/* At a stream's start, takes an HTTP upgrade to SIP over WebSocket off the buffer: 1 when it
+ * did (the stream's bytes are frames from here on), 0 to wait for the rest of the head, -1
+ * when this is no such upgrade. */
+static int take_upgrade(stream_t *s, bool closing)
+{
+    const uint8_t *end = memmem(s->buf, s->len < WS_HEAD_MAX ? s->len : WS_HEAD_MAX, "\r\n\r\n", 4);
+    if (!end)
+        return closing || s->len >= WS_HEAD_MAX ? -1 : 0;
+    size_t head = (size_t)(end - s->buf) + 4;
+    if (!is_sip_websocket_upgrade(s->buf, head))
+        return -1;
+    consume(s, head);
+    s->ws = true;
+    return 1;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Reads the frame header at p (n bytes there): its length, or 0 while bytes are missing. */
+static size_t ws_frame_header(const uint8_t *p, size_t n, uint64_t *payload, uint8_t key[4],
+                              bool *masked)
+{
+    if (n < 2)
+        return 0;
+    size_t hl = 2;
+    uint64_t len = p[1] & 0x7f;
+    if (len == 126) {
+        if (n < 4)
+            return 0;
+        len = (uint64_t)p[2] << 8 | p[3];
+        hl = 4;
+    } else if (len == 127) {
+        if (n < 10)
+            return 0;
+        len = rd64(p + 2);
+        hl = 10;
+    }
+    *masked = p[1] & 0x80;
+    if (*masked) {
+        if (n < hl + 4)
+            return 0;
+        memcpy(key, p + hl, 4);
+        hl += 4;
+    }
+    *payload = len;
+    return hl;
+}
+
+/* Removes n bytes at offset at of the buffer. */
+static void cut(stream_t *s, size_t at, size_t n)
+{
+    memmove(s->buf + at, s->buf + at + n, s->len - at - n);
+    s->len -= n;
+}
+
+static void ws_bad_frame(tcpstream_t *t, stream_t *s, const char *why)
+{
+    skips_add(t->skips, "websocket: %s, rest of stream passed over", why);
+    s->not_sip = true;
+    s->len = 0;
+}
+
+/* Hands on the message gathered at the buffer's start. */
+static void ws_emit(tcpstream_t *t, stream_t *s, const msg_t *tmpl, bool truncated)
+{
+    if (s->ws_have == 0)
+        skips_add(t->skips, "websocket: empty message");
+    else
+        emit_bytes(t, s, tmpl, s->ws_have, truncated);
+    consume(s, s->ws_have);
+    s->ws_have = 0;
+}
+
+/*
+ * Cuts messages out of WebSocket frames. Each text or binary message (one frame, or a first
+ * frame and its continuations) is one SIP message; its payload is unmasked in place and
+ * gathered at the buffer's start, the frame headers cut out. Control frames (close, ping,
+ * pong) are passed over. A message longer than the limit is handed on cut (truncated) and the
+ * rest of it passed over as it comes, so a stream never holds more than one message's worth.
+ */
+static void drain_ws(tcpstream_t *t, stream_t *s, const msg_t *tmpl, bool closing)
+{
+    while (!s->not_sip) {
+        if (s->ws_skip) {
+            size_t there = s->len - s->ws_have;
+            size_t n = there < s->ws_skip ? there : (size_t)s->ws_skip;
+            cut(s, s->ws_have, n);
+            s->ws_skip -= n;
+            if (s->ws_skip)
+                return;
+        }
+        uint8_t *p = s->buf + s->ws_have, key[4];
+        size_t there = s->len - s->ws_have;
+        uint64_t plen;
+        bool masked;
+        size_t hl = ws_frame_header(p, there, &plen, key, &masked);
+        if (!hl)
+            break;
+        bool fin = p[0] & 0x80;
+        unsigned op = p[0] & 0x0f;
+        if (op >= 8) { /* control frames: short, and may come between a message's frames */
+            if (op > 10 || plen > 125 || !fin) {
+                ws_bad_frame(t, s, "bad control frame");
+                return;
+            }
+            if (there < hl + plen)
+                break;
+            cut(s, s->ws_have, hl + (size_t)plen);
+            continue;
+        }
+        if (op > 2 || (op == 0) != (s->ws_frag || s->ws_discard)) {
+            ws_bad_frame(t, s, "frame out of order or of unknown type");
+            return;
+        }
+        if (s->ws_discard) { /* a continuation of a message already cut */
+            cut(s, s->ws_have, hl);
+            s->ws_skip = plen;
+            s->ws_discard = !fin;
+            continue;
+        }
+        size_t room = t->max_msg - s->ws_have;
+        size_t take = plen < room ? (size_t)plen : room;
+        if (there - hl < take && !closing)
+            return; /* the payload, or as much as the limit keeps, has not all come */
+        if (there - hl < take)
+            take = there - hl;
+        cut(s, s->ws_have, hl);
+        if (masked)
+            for (size_t i = 0; i < take; i++)
+                s->buf[s->ws_have + i] ^= key[i & 3];
+        s->ws_have += take;
+        s->ws_frag = !fin;
+        if (take < plen) { /* over the limit, or the stream ends inside the frame */
+            skips_add(t->skips, closing && plen <= room
+                                    ? "websocket: message incomplete at end of stream (kept, "
+                                      "truncated)"
+                                    : "websocket: message longer than limit (kept, truncated)");
+            ws_emit(t, s, tmpl, true);
+            s->ws_skip = plen - take;
+            s->ws_frag = false;
+            s->ws_discard = !fin;
+            continue;
+        }
+        if (fin)
+            ws_emit(t, s, tmpl, false);
+    }
+    if (closing && s->len) {
+        skips_add(t->skips, s->ws_have
+                                ? "websocket: message incomplete at end of stream (kept, truncated)"
+                                : "websocket: frame incomplete at end of stream");
+        if (s->ws_have)
+            ws_emit(t, s, tmpl, true);
+        s->len = 0;
+    }
+}
+
 /* Cuts complete messages off the buffer; with closing, also what is left. */
 static void drain(tcpstream_t *t, stream_t *s, const msg_t *tmpl, bool closing)
 {
     while (s->len > 0 && !s->not_sip) {
+        if (s->ws) {
+            drain_ws(t, s, tmpl, closing);
+            return;
+        }
+        if (!s->saw_sip && starts_http(s->buf, s->len)) {
+            int r = take_upgrade(s, closing);
+            if (r == 0)
+                return;
+            if (r == 1)
+                continue; /* else not SIP: resync below says so */
+        }
         size_t skip = sipframe_skip_crlf(s->buf, s->len);
         if (skip) {
             consume(s, skip);
@@ -528,6 +767,17 @@ void tcpstream_segment(tcpstream_t *t, const msg_t *tmpl, uint32_t seq, uint8_t 
         drain(t, s, tmpl, true);
         stream_drop(t, s);
     }
+}
+
+bool tcpstream_follows(tcpstream_t *t, const endpoint_t *src, const endpoint_t *dst)
+{
+    uint64_t h = endpoints_hash(src, dst);
+    for (size_t at = h & t->index_mask; t->index[at]; at = (at + 1) & t->index_mask) {
+        const stream_t *s = &t->streams[t->index[at] - 1];
+        if (s->hash == h && endpoint_equal(&s->src, src) && endpoint_equal(&s->dst, dst))
+            return true;
+    }
+    return false;
 }
 
 void tcpstream_flush(tcpstream_t *t)

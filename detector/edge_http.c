@@ -99,8 +99,10 @@ static const char *request_msg(struct MHD_Connection *conn, msg_t *m)
         m->transport = TRANSPORT_TCP;
     else if (!strcasecmp(tr, "sctp"))
         m->transport = TRANSPORT_SCTP;
+    else if (!strcasecmp(tr, "ws") || !strcasecmp(tr, "wss"))
+        m->transport = TRANSPORT_WS;
     else
-        return "X-SIP-Transport: expected udp, tcp, tls or sctp";
+        return "X-SIP-Transport: expected udp, tcp, tls, sctp, ws or wss";
     return NULL;
 }
 

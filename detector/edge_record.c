@@ -330,6 +330,8 @@ static msg_t framed(const msg_t *m)
         f.dst.family = f.src.family;
         f.dst.port = 5060;
     }
+    if (f.transport == TRANSPORT_WS) /* written bare over TCP, as a pcap has no frames */
+        f.transport = TRANSPORT_TCP;
     if (f.transport != TRANSPORT_TCP)
         f.transport = TRANSPORT_UDP;
     return f;

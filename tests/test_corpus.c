@@ -207,6 +207,63 @@ static void test_a_docker_hosts_copies_are_read_once(void **state)
     }
 }
 
+/* heplify's WebSocket example: a WebRTC client calling through Kamailio on port 8080, the
+ * proxy's other legs over UDP. tshark dissects 39 SIP messages, 11 of them over WebSocket. */
+static void test_sip_over_websocket_in_a_real_capture(void **state)
+{
+    (void)state;
+    char path[1200], err[1400];
+    snprintf(path, sizeof path,
+             "%s/real-captures/sipcapture__heplify__example__pcap__sip_tcp_websocket.pcap", corpus);
+    input_t *in = input_open(path, NULL, err, sizeof err);
+    if (!in)
+        skip();
+    msg_t m;
+    int n = 0, ws = 0, parsed = 0;
+    while (input_next(in, &m) == 1) {
+        n++;
+        ws += m.transport == TRANSPORT_WS;
+        sipinfo_t info;
+        sipcheck_message(m.data, m.len, &info);
+        parsed += info.parse_ok;
+    }
+    assert_int_equal(n, 39);
+    assert_int_equal(ws, 11);
+    assert_int_equal(parsed, 39);
+    assert_int_equal(skips_total(input_skips(in)), 0);
+    input_close(&in);
+}
+
+/* heplify's fragmented-TCP example: SIP over TCP on port 6060, which is not a SIP port, so
+ * each stream is followed from a first segment that starts like SIP; its later segments do
+ * not, and were once dropped (135 messages read, 522 segments passed over). tshark, told that
+ * 6060 is SIP, dissects 406. */
+static void test_sip_over_tcp_on_another_port_keeps_its_streams(void **state)
+{
+    (void)state;
+    char path[1200], err[1400];
+    snprintf(path, sizeof path,
+             "%s/real-captures/sipcapture__heplify__example__pcap__sip_ipv4_tcp_fragmented.pcap",
+             corpus);
+    input_t *in = input_open(path, NULL, err, sizeof err);
+    if (!in)
+        skip();
+    msg_t m;
+    int n = 0, parsed = 0, truncated = 0;
+    while (input_next(in, &m) == 1) {
+        n++;
+        truncated += m.truncated;
+        sipinfo_t info;
+        sipcheck_message(m.data, m.len, &info);
+        parsed += info.parse_ok;
+    }
+    assert_int_equal(n, 406);
+    assert_int_equal(parsed, 406);
+    assert_int_equal(truncated, 0);
+    assert_int_equal(skips_total(input_skips(in)), 0);
+    input_close(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +271,8 @@ int main(void)
         cmocka_unit_test(test_every_protos_case_is_read_and_scored),
         cmocka_unit_test(test_every_real_capture_is_read_and_skips_are_named),
         cmocka_unit_test(test_a_docker_hosts_copies_are_read_once),
+        cmocka_unit_test(test_sip_over_websocket_in_a_real_capture),
+        cmocka_unit_test(test_sip_over_tcp_on_another_port_keeps_its_streams),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -502,6 +502,173 @@ static void test_pcapng_of_mixed_link_types_fails_by_name_after_what_it_read(voi
     input_close(&in);
 }
 
+/* --- SIP over WebSocket (RFC 7118) --- */
+
+static const char *WS_GET =
+    "GET /ws HTTP/1.1\r\nHost: proxy.example.net:8080\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Protocol: sip\r\nSec-WebSocket-Version: 13\r\n\r\n";
+static const char *WS_101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Protocol: sip\r\n\r\n";
+static const char *OK200 =
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK2\r\n"
+    "From: <sip:1000@example.net>;tag=1\r\nTo: <sip:1001@example.net>;tag=2\r\n"
+    "Call-ID: abc@10.1.2.3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+
+/* A frame: FIN and opcode, the payload masked with key when key is not NULL (a client's). */
+static size_t ws_frame(uint8_t *out, bool fin, int op, const uint8_t *key, const char *payload,
+                       size_t len)
+{
+    size_t h = 0;
+    out[h++] = (uint8_t)((fin ? 0x80 : 0) | op);
+    uint8_t m = key ? 0x80 : 0;
+    if (len < 126) {
+        out[h++] = (uint8_t)(m | len);
+    } else if (len < 65536) {
+        out[h++] = m | 126;
+        out[h++] = (uint8_t)(len >> 8);
+        out[h++] = (uint8_t)len;
+    } else {
+        out[h++] = m | 127;
+        for (int i = 7; i >= 0; i--)
+            out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    if (key) {
+        memcpy(out + h, key, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[h + i] = (uint8_t)payload[i] ^ (key ? key[i & 3] : 0);
+    return h + len;
+}
+
+/* One TCP segment between the WebRTC client 10.0.0.2:43380 and the proxy 10.0.0.1:8080. */
+static void ws_segment(cap_t *c, bool from_client, const void *data, size_t len)
+{
+    msg_t m = msg_between(43380, 8080, TRANSPORT_TCP, data, len);
+    if (!from_client) {
+        endpoint_t e = m.src;
+        m.src = m.dst;
+        m.dst = e;
+    }
+    assert_int_equal(pcapw_write(c->w, &m), 0);
+}
+
+static input_t *ws_reader(cap_t *c, size_t max_msg)
+{
+    assert_int_equal(pcapw_close(&c->w), 0);
+    fclose(c->f);
+    char err[256];
+    decode_opts_t o;
+    decode_opts_default(&o);
+    o.max_msg = max_msg;
+    input_t *in = input_open_memory("ws.pcap", c->buf, c->len, &o, err, sizeof err);
+    assert_non_null(in);
+    return in;
+}
+
+static void test_sip_over_websocket_on_any_port_is_read_frame_by_frame(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    static uint8_t f[8192];
+    size_t n, inv = strlen(INV), bye = strlen(BYE);
+    cap_t c;
+    cap_open(&c);
+    ws_segment(&c, true, WS_GET, strlen(WS_GET));
+    ws_segment(&c, false, WS_101, strlen(WS_101));
+    /* a masked INVITE (126-length form) cut across two segments */
+    n = ws_frame(f, true, 1, key, INV, inv);
+    ws_segment(&c, true, f, 7);
+    ws_segment(&c, true, f + 7, n - 7);
+    /* the proxy's unmasked answer */
+    n = ws_frame(f, true, 1, NULL, OK200, strlen(OK200));
+    ws_segment(&c, false, f, n);
+    /* a BYE in two frames with a ping between them, then a pong and a close in one segment */
+    n = ws_frame(f, false, 1, key, BYE, 10);
+    n += ws_frame(f + n, true, 9, key, "hi", 2);
+    n += ws_frame(f + n, true, 0, key, BYE + 10, bye - 10);
+    n += ws_frame(f + n, true, 10, key, "hi", 2);
+    n += ws_frame(f + n, true, 8, key, "\x03\xe8", 2);
+    ws_segment(&c, true, f, n);
+    input_t *in = ws_reader(&c, 65535);
+    msg_t m[8];
+    assert_int_equal(read_all(in, m, 8, copies), 3);
+    assert_int_equal(m[0].transport, TRANSPORT_WS);
+    assert_int_equal(m[0].len, inv);
+    assert_memory_equal(m[0].data, INV, inv);
+    assert_int_equal(m[0].dst.port, 8080);
+    assert_int_equal(m[1].len, strlen(OK200));
+    assert_memory_equal(m[1].data, OK200, strlen(OK200));
+    assert_int_equal(m[1].src.port, 8080);
+    assert_int_equal(m[2].len, bye);
+    assert_memory_equal(m[2].data, BYE, bye);
+    assert_false(m[0].truncated || m[1].truncated || m[2].truncated);
+    assert_int_equal(skips_total(input_skips(in)), 0);
+    input_close(&in);
+    free(c.buf);
+}
+
+static void test_websocket_bounds_and_other_subprotocols(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {1, 2, 3, 4};
+    static uint8_t f[8192];
+    static char big[3000];
+    memset(big, 'a', sizeof big);
+    memcpy(big, INV, strlen(INV));
+    cap_t c;
+    cap_open(&c);
+    ws_segment(&c, true, WS_GET, strlen(WS_GET));
+    /* longer than the 1024-byte limit: handed on cut, its rest passed over; a 64-bit length
+     * form, then a message in the frames that follow */
+    size_t n = ws_frame(f, true, 2, key, big, sizeof big);
+    n += ws_frame(f + n, true, 1, key, BYE, strlen(BYE));
+    ws_segment(&c, true, f, n / 2);
+    ws_segment(&c, true, f + n / 2, n - n / 2);
+    input_t *in = ws_reader(&c, 1024);
+    msg_t m[8];
+    assert_int_equal(read_all(in, m, 8, copies), 2);
+    assert_true(m[0].truncated);
+    assert_int_equal(m[0].len, 1024);
+    assert_memory_equal(m[0].data, INV, strlen(INV));
+    assert_false(m[1].truncated);
+    assert_memory_equal(m[1].data, BYE, strlen(BYE));
+    assert_int_equal(
+        skips_count(input_skips(in), "websocket: message longer than limit (kept, truncated)"), 1);
+    input_close(&in);
+    free(c.buf);
+
+    /* a WebSocket for something else than SIP is not read, and a continuation frame with no
+     * message begun ends a SIP one */
+    const char *chat = "GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Protocol: chat\r\n\r\n";
+    cap_open(&c);
+    ws_segment(&c, true, chat, strlen(chat));
+    n = ws_frame(f, true, 1, key, INV, strlen(INV));
+    ws_segment(&c, true, f, n);
+    in = ws_reader(&c, 65535);
+    assert_int_equal(read_all(in, m, 8, copies), 0);
+    assert_int_equal(
+        skips_count(input_skips(in), "tcp: stream is not SIP (TLS, WebSocket or other protocol)"),
+        1);
+    input_close(&in);
+    free(c.buf);
+    cap_open(&c);
+    ws_segment(&c, true, WS_GET, strlen(WS_GET));
+    n = ws_frame(f, true, 0, key, INV, strlen(INV));
+    n += ws_frame(f + n, true, 1, key, INV, strlen(INV));
+    ws_segment(&c, true, f, n);
+    in = ws_reader(&c, 65535);
+    assert_int_equal(read_all(in, m, 8, copies), 0);
+    assert_int_equal(
+        skips_count(input_skips(in),
+                    "websocket: frame out of order or of unknown type, rest of stream passed over"),
+        1);
+    input_close(&in);
+    free(c.buf);
+}
+
 static void test_raw_files_zero_length_and_200k_message(void **state)
 {
     (void)state;
@@ -940,6 +1107,8 @@ int main(void)
         cmocka_unit_test(test_cooked_copies_are_bounded_so_a_flood_still_counts),
         cmocka_unit_test(test_copies_are_kept_when_asked_and_outside_cooked_captures),
         cmocka_unit_test(test_pcapng_of_mixed_link_types_fails_by_name_after_what_it_read),
+        cmocka_unit_test(test_sip_over_websocket_on_any_port_is_read_frame_by_frame),
+        cmocka_unit_test(test_websocket_bounds_and_other_subprotocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
