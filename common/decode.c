@@ -175,7 +175,38 @@ void decode_udp_payload(decode_t *d, const msg_t *tmpl, const uint8_t *p, size_t
     emit_message(d, tmpl, p, len);
 }
 
-static void handle_udp(decode_t *d, msg_t *m, const uint8_t *p, size_t len)
+static void handle_ethernet(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth);
+static void handle_ethertype(decode_t *d, msg_t *m, uint16_t type, const uint8_t *p, size_t len,
+                             int depth);
+
+#define VXLAN_PORT 4789  /* IANA; AWS VPC Traffic Mirroring and Azure vTAP deliver mirrors so */
+#define GENEVE_PORT 6081 /* IANA; AWS Gateway Load Balancer, VMware NSX */
+
+/* Cloud mirrors tunnel the mirrored frames in UDP: VXLAN (RFC 7348) and GENEVE (RFC 8926).
+ * Returns true when the datagram was one and its inner frame was decoded. */
+static bool handle_udp_tunnel(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth)
+{
+    if (m->dst.port == VXLAN_PORT && len >= 8 && (p[0] & 0x08)) { /* I flag: a VNI follows */
+        handle_ethernet(d, m, p + 8, len - 8, depth + 1);
+        return true;
+    }
+    if (m->dst.port == GENEVE_PORT && len >= 8 && (p[0] >> 6) == 0) {
+        size_t hl = 8 + (size_t)(p[0] & 0x3f) * 4;
+        uint16_t proto = rd16(p + 2);
+        if (hl > len) {
+            skips_add(d->skips, "geneve: truncated header");
+            return true;
+        }
+        if (proto == 0x6558)
+            handle_ethernet(d, m, p + hl, len - hl, depth + 1);
+        else
+            handle_ethertype(d, m, proto, p + hl, len - hl, depth + 1);
+        return true;
+    }
+    return false;
+}
+
+static void handle_udp(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth)
 {
     if (len < 8) {
         skips_add(d->skips, "udp: truncated header");
@@ -193,6 +224,8 @@ static void handle_udp(decode_t *d, msg_t *m, const uint8_t *p, size_t len)
         m->truncated = true; /* snap length cut the datagram: keep what we have */
         ulen = len;
     }
+    if (!is_sip_port(d, m->dst.port) && handle_udp_tunnel(d, m, p + 8, ulen - 8, depth))
+        return;
     decode_udp_payload(d, m, p + 8, ulen - 8);
 }
 
@@ -262,15 +295,12 @@ static void handle_transport(decode_t *d, msg_t *m, int proto, const uint8_t *p,
 
 static void handle_gre(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth);
 
-static void handle_ethertype(decode_t *d, msg_t *m, uint16_t type, const uint8_t *p, size_t len,
-                             int depth);
-
 static void handle_transport(decode_t *d, msg_t *m, int proto, const uint8_t *p, size_t len,
                              int depth)
 {
     switch (proto) {
     case 17:
-        handle_udp(d, m, p, len);
+        handle_udp(d, m, p, len, depth);
         break;
     case 6:
         handle_tcp(d, m, p, len);

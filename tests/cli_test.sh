@@ -418,6 +418,30 @@ check "the same scores as the capture without copies" cmp -s plain.global cooked
 check "--keep-copies reads both sightings of every UDP message" \
     test "$(wc -l < kept.jsonl)" -eq "$(($(wc -l < plain.jsonl) + $(grep -c '"transport":"udp"' plain.jsonl)))"
 
+# a cloud traffic mirror: each frame of normal.pcap wrapped in VXLAN (UDP 4789), as AWS VPC
+# Traffic Mirroring delivers it, from the mirror source 192.0.2.1 to the collector 192.0.2.2
+python3 - normal.pcap vxlan.pcap <<'PY'
+import struct, sys
+src = open(sys.argv[1], 'rb').read()
+out = [src[:24]]
+off = 24
+while off + 16 <= len(src):
+    sec, usec, incl, orig = struct.unpack('<IIII', src[off:off + 16])
+    frame = src[off + 16:off + 16 + incl]
+    off += 16 + incl
+    vx = struct.pack('>BBBBI', 8, 0, 0, 0, 42 << 8) + frame
+    udp = struct.pack('>HHHH', 50000, 4789, 8 + len(vx), 0) + vx
+    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                     bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])) + udp
+    body = b'\x02' * 6 + b'\x04' * 6 + b'\x08\x00' + ip
+    out.append(struct.pack('<IIII', sec, usec, len(body), len(body)) + body)
+open(sys.argv[2], 'wb').write(b''.join(out))
+PY
+"$S" score -q --no-local -m m.model vxlan.pcap | grep -o '"global":[^,]*' > vxlan.global
+check "VXLAN: every mirrored message read, scored as the capture unwrapped" cmp -s plain.global vxlan.global
+"$S" score -q --no-local -m m.model vxlan.pcap | head -1 > vxlan.first
+check "VXLAN: the mirrored frame's addresses, not the tunnel's" sh -c "! grep -q '192.0.2' vxlan.first && grep -q '\"src\":\"10\.' vxlan.first"
+
 # standard input: a capture piped in (tcpdump -w -), its results written as the messages come
 "$S" score -q --no-local -m m.model - < normal.pcap | grep -o '"global":[^,]*' > stdin.global
 check "score - reads a capture on standard input" cmp -s plain.global stdin.global

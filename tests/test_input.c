@@ -327,12 +327,15 @@ typedef struct {
     decode_t *d;
     skips_t skips;
     int messages;
+    int byes_from_10_0_0_2; /* whole BYEs from the inner sender, not a tunnel's end */
 } cooked_t;
 
 static void count_message(void *ctx, const msg_t *m)
 {
-    (void)m;
-    ((cooked_t *)ctx)->messages++;
+    cooked_t *c = ctx;
+    c->messages++;
+    c->byes_from_10_0_0_2 += m->len == strlen(BYE) && !memcmp(m->data, BYE, m->len) &&
+                             m->src.addr[0] == 10 && m->src.addr[3] == 2 && m->src.port == 5060;
 }
 
 static void cooked_open(cooked_t *c, bool keep_copies)
@@ -450,6 +453,56 @@ static void test_copies_are_kept_when_asked_and_outside_cooked_captures(void **s
     cooked_packet(&c, DLT_EN10MB, 0, 7, 103, 0);
     assert_int_equal(c.messages, 2);
     assert_int_equal(skips_total(&c.skips), 0);
+    cooked_close(&c);
+}
+
+/* A mirror's frame from 192.0.2.1 to the collector 192.0.2.2: Ethernet, IPv4, UDP to dport,
+ * then the tunnel's header and the mirrored bytes. */
+static size_t udp_tunnel_frame(uint8_t *f, uint16_t dport, const uint8_t *hdr, size_t hl,
+                               const uint8_t *inner, size_t il)
+{
+    size_t udplen = 8 + hl + il, iplen = 20 + udplen;
+    memset(f, 0, 14 + 28);
+    f[12] = 0x08;
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45, ip[2] = (uint8_t)(iplen >> 8), ip[3] = (uint8_t)iplen, ip[8] = 64, ip[9] = 17;
+    ip[12] = 192, ip[14] = 2, ip[15] = 1, ip[16] = 192, ip[18] = 2, ip[19] = 2;
+    uint8_t *udp = ip + 20;
+    udp[0] = 0xc3, udp[1] = 0x50, udp[2] = (uint8_t)(dport >> 8), udp[3] = (uint8_t)dport;
+    udp[4] = (uint8_t)(udplen >> 8), udp[5] = (uint8_t)udplen;
+    memcpy(udp + 8, hdr, hl);
+    memcpy(udp + 8 + hl, inner, il);
+    return 14 + iplen;
+}
+
+static void test_cloud_mirrors_in_vxlan_and_geneve_are_unwrapped(void **state)
+{
+    (void)state;
+    uint8_t inner[1024], f[1200];
+    size_t il = cooked_frame(inner, DLT_EN10MB, 0, 7, 0); /* BYE 10.0.0.2 -> 10.0.0.1 */
+    cooked_t c;
+    cooked_open(&c, false);
+    /* VXLAN, as AWS VPC Traffic Mirroring sends: flags with I set, VNI 123 */
+    static const uint8_t vxlan[8] = {0x08, 0, 0, 0, 0, 0, 123, 0};
+    size_t n = udp_tunnel_frame(f, 4789, vxlan, 8, inner, il);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 0, f, n, n);
+    /* GENEVE with a 4-byte option around an Ethernet frame, as a gateway load balancer sends */
+    static const uint8_t geneve_eth[12] = {0x01, 0, 0x65, 0x58, 0, 0, 7, 0, 0x01, 0x08, 0x01, 0};
+    n = udp_tunnel_frame(f, 6081, geneve_eth, 12, inner, il);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 1, f, n, n);
+    /* GENEVE around the bare IP packet */
+    static const uint8_t geneve_ip[8] = {0x00, 0, 0x08, 0x00, 0, 0, 7, 0};
+    n = udp_tunnel_frame(f, 6081, geneve_ip, 8, inner + 14, il - 14);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 2, f, n, n);
+    assert_int_equal(c.messages, 3);
+    assert_int_equal(c.byes_from_10_0_0_2, 3);
+    assert_int_equal(skips_total(&c.skips), 0);
+    /* a header that claims more options than the datagram holds */
+    static const uint8_t geneve_bad[8] = {0x3f, 0, 0x65, 0x58, 0, 0, 7, 0};
+    n = udp_tunnel_frame(f, 6081, geneve_bad, 8, inner, 20);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 3, f, n, n);
+    assert_int_equal(c.messages, 3);
+    assert_int_equal(skips_count(&c.skips, "geneve: truncated header"), 1);
     cooked_close(&c);
 }
 
@@ -1108,6 +1161,7 @@ int main(void)
         cmocka_unit_test(test_copies_are_kept_when_asked_and_outside_cooked_captures),
         cmocka_unit_test(test_pcapng_of_mixed_link_types_fails_by_name_after_what_it_read),
         cmocka_unit_test(test_sip_over_websocket_on_any_port_is_read_frame_by_frame),
+        cmocka_unit_test(test_cloud_mirrors_in_vxlan_and_geneve_are_unwrapped),
         cmocka_unit_test(test_websocket_bounds_and_other_subprotocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
