@@ -543,6 +543,8 @@ check "empty body: 400" "[ \$(code -X POST http://127.0.0.1:$HTTP/v1/score) = 40
 head -c 70000 /dev/zero | tr '\0' 'A' > big.sip
 check "oversize message: 413" "[ \$(code --data-binary @big.sip http://127.0.0.1:$HTTP/v1/score) = 413 ]"
 check "bad X-SIP-Source: 400" "[ \$(code -H 'X-SIP-Source: nonsense' --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 400 ]"
+check "X-SIP-Transport: wss (a WebRTC client's message) judged; an unknown one 400" \
+    "[ \$(code -H 'X-SIP-Transport: wss' --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 200 ] && [ \$(code -H 'X-SIP-Transport: quic' --data-binary @attack.sip http://127.0.0.1:$HTTP/v1/score) = 400 ]"
 check "unknown path: 404" "[ \$(code http://127.0.0.1:$HTTP/nowhere) = 404 ]"
 head -c 3000 /dev/urandom > noise.bin
 curl -s --data-binary @noise.bin http://127.0.0.1:$HTTP/v1/score > v3.json
@@ -550,7 +552,7 @@ check "binary garbage: an anomaly that fails to parse, not a crash" "grep -q '\"
 check "/healthz" "[ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
 curl -s http://127.0.0.1:$HTTP/metrics > metrics.txt
 check "/metrics: Prometheus text with messages by verdict and the latency histogram" \
-    "grep -q '^# TYPE sipguard_messages_total counter' metrics.txt && grep -q 'sipguard_messages_total{source=\"http\",verdict=\"anomaly\"} 2' metrics.txt && grep -q '^sipguard_score_latency_seconds_bucket{le=\"+Inf\"}' metrics.txt"
+    "grep -q '^# TYPE sipguard_messages_total counter' metrics.txt && grep -q 'sipguard_messages_total{source=\"http\",verdict=\"anomaly\"} 3' metrics.txt && grep -q '^sipguard_score_latency_seconds_bucket{le=\"+Inf\"}' metrics.txt"
 check "/metrics: the TCP reassembly gauge" "grep -q '^# TYPE sipguard_tcp_reassembly_bytes gauge' metrics.txt && grep -q '^sipguard_tcp_reassembly_bytes 0$' metrics.txt"
 
 # --- SIGHUP: a new model is taken without a stop; a broken one is refused ---
@@ -567,6 +569,7 @@ stop_edge $EDGE_PID; rc=$?
 
 check "SIGTERM: clean exit 0" "[ $rc = 0 ]"
 check "the HTTP anomaly was reported" "grep -q 'friendly-scanner' http.jsonl"
+check "the message a WebSocket client sent was reported as such" "grep -q '\"transport\":\"ws\"' http.jsonl"
 "$S" train -q -o edge.model train.pcap
 
 # --- the report rate cap on /v1/score: asked before the report is built ---
