@@ -122,7 +122,9 @@ static void handle_hep(decode_t *d, const msg_t *outer, const uint8_t *p, size_t
 {
     hep_t h;
     const char *why = NULL;
-    if (hep_decode(p, len, d->hep_scratch, d->o.max_msg, &h, &why) != 0) {
+    int rc = hep_is_hep3(p, len) ? hep_decode(p, len, d->hep_scratch, d->o.max_msg, &h, &why)
+                                 : hep12_decode(p, len, &h, &why);
+    if (rc != 0) {
         skips_add(d->skips, "%s", why);
         return;
     }
@@ -156,8 +158,9 @@ void decode_udp_payload(decode_t *d, const msg_t *tmpl, const uint8_t *p, size_t
         return;
     }
     bool sip_port = is_sip_port(d, tmpl->src.port) || is_sip_port(d, tmpl->dst.port);
-    if (!sip_port && tmpl->dst.port == d->o.hep_port && len >= 4 && memcmp(p, "HEP", 3) == 0) {
-        skips_add(d->skips, "hep: versions 1 and 2 not supported");
+    /* HEPv1 and v2 have no magic: taken on the HEP port, or on a feed of HEP alone */
+    if ((d->o.hep_only || (!sip_port && tmpl->dst.port == d->o.hep_port)) && hep_is_hep12(p, len)) {
+        handle_hep(d, tmpl, p, len);
         return;
     }
     if (!sip_port && !(d->o.sniff && sipframe_looks_like_sip(p, len))) {

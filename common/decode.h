@@ -4,11 +4,11 @@
  * Peels the layers a SIP capture can have: link (Ethernet, Linux cooked v1
  * and v2, raw IP, BSD loopback/null), VLAN and QinQ tags, PPPoE, MPLS,
  * IPv4 and IPv6 (extension headers, fragments reassembled by ipfrag),
- * tunnels (IP-in-IP, GRE including ERSPAN and PPP), then UDP, TCP (streams
- * reassembled and split by tcpstream) and SCTP DATA chunks. UDP payloads on
- * the SIP ports, or that start like SIP, are messages; HEPv3 datagrams are
- * decapsulated and their inner message used with the inner addresses and
- * timestamp. Everything passed over is counted in the skips table by name.
+ * tunnels (IP-in-IP, GRE including ERSPAN and PPP, VXLAN, GENEVE), then UDP, TCP
+ * (streams reassembled and split by tcpstream) and SCTP DATA chunks. UDP payloads
+ * on the SIP ports, or that start like SIP, are messages; HEPv3 datagrams (and
+ * HEPv1/v2 on the HEP port) are decapsulated and their inner message used with
+ * the inner addresses and timestamp. Everything passed over is counted in the skips table by name.
  *
  * A capture on Linux's "any" device (Linux cooked headers) shows a packet once for every
  * interface it crosses: sent and received on loopback, on a bridge and the container's
@@ -34,6 +34,7 @@ typedef struct {
     int tcp_streams;           /* TCP connection directions followed at once (default 65536) */
     size_t tcp_memory;         /* bytes all TCP streams may hold together (default 512 MiB) */
     bool keep_copies;          /* keep a cooked capture's copies of a packet (default false) */
+    bool hep_only; /* every datagram is HEP (the edge's HEP listener): v1 and v2 on any port */
 } decode_opts_t;
 
 /* The kernel hands the any device's copies on within microseconds; 5 ms leaves room for a

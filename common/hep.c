@@ -1,5 +1,6 @@
 #include "hep.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -175,6 +176,73 @@ static void apply_chunk(hep_t *h, uint16_t type, const uint8_t *b, size_t blen)
     default:
         break; /* correlation id, VLAN, node name, vendor chunks: not needed */
     }
+}
+
+enum { HEP12_HEADER = 8, HEP12_TIME = 10, AF_INET_LINUX = 2, AF_INET6_LINUX = 10 };
+
+/* Bytes of the addresses after the header, by the family (Linux's numbers, which every HEPv1
+ * and HEPv2 sender we know writes); 0 for any other. */
+static size_t hep12_address_bytes(uint8_t family)
+{
+    return family == AF_INET_LINUX ? 8 : family == AF_INET6_LINUX ? 32 : 0;
+}
+
+int hep_is_hep12(const uint8_t *buf, size_t len)
+{
+    if (len < HEP12_HEADER || (buf[0] != 1 && buf[0] != 2))
+        return 0;
+    size_t addr = hep12_address_bytes(buf[2]);
+    size_t head = HEP12_HEADER + addr + (buf[0] == 2 ? HEP12_TIME : 0);
+    bool proto = buf[3] == 17 || buf[3] == 6 || buf[3] == 132;
+    /* the header length field counts the header and the addresses, never the time header */
+    return addr && proto && buf[1] == HEP12_HEADER + addr && len >= head;
+}
+
+/* The sender's host order is not in the datagram: little-endian (x86, ARM) first, big-endian
+ * when that gives no valid microseconds. */
+static bool hep12_time(const uint8_t *t, int64_t *sec, int32_t *usec)
+{
+    uint32_t le_s =
+                 (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24,
+             le_u =
+                 (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
+    if (le_u < 1000000) {
+        *sec = le_s;
+        *usec = (int32_t)le_u;
+        return true;
+    }
+    if (rd32(t + 4) < 1000000) {
+        *sec = rd32(t);
+        *usec = (int32_t)rd32(t + 4);
+        return true;
+    }
+    return false;
+}
+
+int hep12_decode(const uint8_t *buf, size_t len, hep_t *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    if (!hep_is_hep12(buf, len)) {
+        *why = "hep: not a HEPv1 or HEPv2 datagram";
+        return -1;
+    }
+    size_t addr = hep12_address_bytes(buf[2]), at = HEP12_HEADER;
+    out->src.family = out->dst.family = addr == 8 ? 4 : 6;
+    memcpy(out->src.addr, buf + at, addr / 2);
+    memcpy(out->dst.addr, buf + at + addr / 2, addr / 2);
+    out->src.port = rd16(buf + 4);
+    out->dst.port = rd16(buf + 6);
+    at += addr;
+    if (buf[0] == 2) {
+        out->has_ts = hep12_time(buf + at, &out->ts_sec, &out->ts_usec);
+        out->capture_id = (uint32_t)buf[at + 8] | (uint32_t)buf[at + 9] << 8;
+        at += HEP12_TIME;
+    }
+    out->ip_proto = buf[3];
+    out->proto_type = 1; /* these versions carry SIP only */
+    out->payload = buf + at;
+    out->payload_len = len - at;
+    return 0;
 }
 
 int hep_decode(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_len, hep_t *out,

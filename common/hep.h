@@ -1,6 +1,6 @@
 /*
  * hep: decoder for HEPv3 (Homer Encapsulation Protocol) datagrams, and the framing of
- * HEPv3 over TCP.
+ * HEPv3 over TCP; HEPv1 and HEPv2 datagrams too.
  *
  * Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH, Asterisk res_hep and
  * heplify mirror SIP in HEPv3: "HEP3", a 16-bit total length, then chunks of
@@ -80,6 +80,20 @@ int hep_stream_take(hep_stream_t *s, size_t n,
  */
 int hep_decode(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_len, hep_t *out,
                const char **why);
+
+/*
+ * HEPv1 and HEPv2, which Kamailio siptrace sends unless hep_version is set to 3 and older
+ * FreeSWITCH and captagent setups still do: no magic, an 8-byte header (version, header
+ * length, address family, IP protocol, source and destination port, big-endian), the two
+ * addresses (IPv4 or IPv6), in version 2 a 10-byte time header (seconds, microseconds and a
+ * 16-bit capture id, in the sender's byte order), then the SIP message. True when buf is
+ * shaped so, every length consistent; since there is no magic, callers look only at
+ * datagrams sent to a HEP port.
+ */
+int hep_is_hep12(const uint8_t *buf, size_t len);
+
+/* Decodes a HEPv1 or HEPv2 datagram into out (proto_type SIP); 0, or -1 with *why. */
+int hep12_decode(const uint8_t *buf, size_t len, hep_t *out, const char **why);
 
 /*
  * Writes a HEPv3 datagram for a message into buf (of cap bytes): the

@@ -69,8 +69,8 @@ static const setting_t settings[] = {
        "PEM CA certificates: when set, a TLS sender must present a certificate issued by one of "
        "them (mutual TLS), or it is refused; empty: any sender (see hep_auth_key)"),
     S("ingest", "hep_auth_key", hep_auth_key, "",
-      "when set, HEPv3 packets must carry this auth key (chunk 0x0e); others are counted and "
-      "dropped"),
+      "when set, HEPv3 packets must carry this auth key (chunk 0x0e); others, HEPv1 and v2 "
+      "(which cannot carry one) included, are counted and dropped"),
     S("ingest", "udp_listen", udp_listen, "",
       "UDP address for plain SIP datagrams mirrored to the edge; empty: off"),
     S("ingest", "pcap_file", pcap_file, "", "pcap or pcapng file to replay; empty: off"),

@@ -115,6 +115,7 @@ static int feed_init(feed_t *f, ingest_t *in, source_t src, const char *name, bo
     o.tcp_streams = (int)in->c->tcp_streams;
     o.tcp_memory = (size_t)in->c->tcp_memory_mb << 20;
     o.keep_copies = in->c->keep_copies;
+    o.hep_only = src == SRC_HEP; /* HEPv1 and v2 have no magic, but here every datagram is HEP */
     o.sniff = sniff || o.sniff;
     f->src = src;
     f->owner = in;
@@ -453,11 +454,18 @@ static void note_skips(ingest_t *in)
     atomic_store(&in->metrics->capture_copies, capture_copies(in));
 }
 
-/* A HEP datagram with the wrong or no auth key, when one is required, goes no further. */
+/* A HEP datagram with the wrong or no auth key, when one is required, goes no further; nor,
+ * then, does anything that is not HEPv3 (HEPv1 and v2 cannot carry a key, and would let any
+ * sender claim any addresses). */
 static bool hep_admitted(ingest_t *in, const uint8_t *p, size_t len)
 {
-    if (!in->c->hep_auth_key[0] || !hep_is_hep3(p, len))
+    if (!in->c->hep_auth_key[0])
         return true;
+    if (!hep_is_hep3(p, len)) {
+        atomic_fetch_add(&in->metrics->hep_rejected, 1);
+        debug("datagram on the HEP port that is not HEPv3 while an auth key is required: dropped");
+        return false;
+    }
     hep_t h;
     const char *why;
     if (hep_decode(p, len, in->scratch, DGRAM_MAX * 4, &h, &why) != 0)

@@ -126,6 +126,16 @@ head -c 1500 /dev/urandom > noise.sip
 wait_for 10 "[ \"\$(metric $HTTP sipguard_skipped_total)\" -ge 1 ]"
 check "HEP port: truncated HEP and noise are counted as skipped ($(metric $HTTP sipguard_skipped_total)), not scored" \
     "[ \"\$(metric $HTTP sipguard_skipped_total)\" -ge 1 ] && [ \$(msgs_total $HTTP) -le 1 ] && [ \"\$(curl -s http://127.0.0.1:$HTTP/healthz)\" = ok ]"
+# HEPv1 and HEPv2 (Kamailio siptrace sends version 1 unless hep_version is set), on a HEP port
+# that is not 9060: header, IPv4 192.0.2.7:5060 -> 192.0.2.1:5060, (v2) time and capture id
+OPT=$'OPTIONS sip:192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK77\r\nFrom: <sip:a@192.0.2.7>;tag=7\r\nTo: <sip:192.0.2.1>\r\nCall-ID: hep12@192.0.2.7\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n'
+{ printf '\x01\x10\x02\x11\x13\xc4\x13\xc4\xc0\x00\x02\x07\xc0\x00\x02\x01'; printf '%s' "$OPT"; } > hep1.sip
+{ printf '\x02\x10\x02\x11\x13\xc4\x13\xc4\xc0\x00\x02\x07\xc0\x00\x02\x01'
+  printf '\x00\xf1\x53\x65\x20\xa1\x07\x00\x07\x00'; printf '%s' "$OPT"; } > hep2.sip
+BEFORE=$(msgs_total $HTTP)
+"$S" replay -q --udp 127.0.0.1:$HEP hep1.sip hep2.sip 2>/dev/null
+wait_for 10 "[ \$(msgs_total $HTTP) -ge $((BEFORE + 2)) ]"
+check "HEPv1 and HEPv2 on the HEP port: both messages judged" "[ \$(msgs_total $HTTP) = $((BEFORE + 2)) ]"
 stop_edge $EDGE_PID
 
 # --- HEP auth key: datagrams without it are refused and counted ---
@@ -135,6 +145,10 @@ start_edge auth "${COMMON[@]}" --set ingest.hep_auth_key=s3cret --set scoring.lo
 wait_for 30 "[ \$(msgs_total $HTTP) -ge $N ]"
 check "HEP auth key: only the right key is scored ($(msgs_total $HTTP) of $N)" "[ \$(msgs_total $HTTP) = $N ]"
 check "HEP auth key: the wrong ones are counted" "[ \$(metric $HTTP sipguard_hep_rejected_total) = $N ]"
+"$S" replay -q --udp 127.0.0.1:$HEP hep1.sip hep2.sip 2>/dev/null
+wait_for 10 "[ \$(metric $HTTP sipguard_hep_rejected_total) = $((N + 2)) ]"
+check "HEP auth key: HEPv1 and v2, which cannot carry one, are refused too" \
+    "[ \$(metric $HTTP sipguard_hep_rejected_total) = $((N + 2)) ] && [ \$(msgs_total $HTTP) = $N ]"
 stop_edge $EDGE_PID
 
 # --- HEP over TCP: the same verdicts; packets split across writes, streams that are not HEP,

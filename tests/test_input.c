@@ -242,6 +242,79 @@ static void test_hep_datagram_is_decapsulated_with_inner_addresses(void **state)
     free(c.buf);
 }
 
+/* A HEPv1 or v2 datagram: header, addresses (IPv4 192.0.2.7 -> 192.0.2.1, or IPv6), in v2 the
+ * time header with the seconds and microseconds little-endian, then the message. */
+static size_t hep12(uint8_t *out, int version, bool v6, uint32_t sec, uint32_t usec)
+{
+    size_t addr = v6 ? 32 : 8, at = 8;
+    uint8_t head[8] = {(uint8_t)version,
+                       (uint8_t)(8 + addr),
+                       v6 ? 10 : 2,
+                       17,
+                       0x13,
+                       0xc6,
+                       0x13,
+                       0xc4}; /* 5062 -> 5060 */
+    memcpy(out, head, 8);
+    memset(out + at, 0, addr);
+    out[at + (v6 ? 15 : 3)] = 7;
+    out[at + addr / 2 + (v6 ? 15 : 3)] = 1;
+    out[at] = v6 ? 0x20 : 192, out[at + addr / 2] = v6 ? 0x20 : 192;
+    at += addr;
+    if (version == 2) {
+        for (int i = 0; i < 4; i++) {
+            out[at + i] = (uint8_t)(sec >> (8 * i));
+            out[at + 4 + i] = (uint8_t)(usec >> (8 * i));
+        }
+        out[at + 8] = 42, out[at + 9] = 0;
+        at += 10;
+    }
+    memcpy(out + at, INV, strlen(INV));
+    return at + strlen(INV);
+}
+
+static void test_hep_versions_1_and_2_are_read_on_the_hep_port(void **state)
+{
+    (void)state;
+    uint8_t d[4096];
+    cap_t c;
+    cap_open(&c);
+    msg_t outer = msg_between(40000, 9060, TRANSPORT_UDP, NULL, 0);
+    size_t n = hep12(d, 2, false, 1600000001, 250000);
+    assert_int_equal(pcapw_write_udp(c.w, &outer, d, n), 0);
+    n = hep12(d, 1, true, 0, 0);
+    assert_int_equal(pcapw_write_udp(c.w, &outer, d, n), 0);
+    /* a header length that does not match the family: no HEP, and no SIP either */
+    n = hep12(d, 1, false, 0, 0);
+    d[1] = 40;
+    assert_int_equal(pcapw_write_udp(c.w, &outer, d, n), 0);
+    /* the same datagram to another port is not taken for HEP (no magic to tell it by) */
+    msg_t other = msg_between(40000, 9999, TRANSPORT_UDP, NULL, 0);
+    n = hep12(d, 1, false, 0, 0);
+    assert_int_equal(pcapw_write_udp(c.w, &other, d, n), 0);
+    input_t *in = cap_reader(&c);
+    msg_t m[8];
+    assert_int_equal(read_all(in, m, 8, copies), 2);
+    assert_true(m[0].via_hep);
+    assert_int_equal(m[0].src.family, 4);
+    assert_int_equal(m[0].src.addr[0], 192);
+    assert_int_equal(m[0].src.addr[3], 7);
+    assert_int_equal(m[0].dst.addr[3], 1);
+    assert_int_equal(m[0].src.port, 5062);
+    assert_int_equal(m[0].dst.port, 5060);
+    assert_int_equal(m[0].ts_sec, 1600000001);
+    assert_int_equal(m[0].ts_usec, 250000);
+    assert_int_equal(m[0].len, strlen(INV));
+    assert_memory_equal(m[0].data, INV, strlen(INV));
+    assert_int_equal(m[1].src.family, 6);
+    assert_int_equal(m[1].src.addr[0], 0x20);
+    assert_int_equal(m[1].src.addr[15], 7);
+    assert_int_equal(m[1].ts_sec, 1700000000); /* v1 has no time: the capture's */
+    assert_int_equal(skips_count(input_skips(in), "udp: not SIP (port and payload)"), 2);
+    input_close(&in);
+    free(c.buf);
+}
+
 static void test_hep_rejects_bad_lengths(void **state)
 {
     (void)state;
@@ -1152,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_garbage_on_sip_port_is_a_message_that_fails_to_parse),
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read_and_says_so),
         cmocka_unit_test(test_hep_datagram_is_decapsulated_with_inner_addresses),
+        cmocka_unit_test(test_hep_versions_1_and_2_are_read_on_the_hep_port),
         cmocka_unit_test(test_hep_rejects_bad_lengths),
         cmocka_unit_test(test_hep_stream_packets_are_framed_by_their_length),
         cmocka_unit_test(test_ipv4_fragments_reassemble_in_any_order),
