@@ -237,6 +237,11 @@ int hep12_decode(const uint8_t *buf, size_t len, hep_t *out, const char **why)
         out->has_ts = hep12_time(buf + at, &out->ts_sec, &out->ts_usec);
         out->capture_id = (uint32_t)buf[at + 8] | (uint32_t)buf[at + 9] << 8;
         at += HEP12_TIME;
+        /* senders copy a C struct of 10 bytes' fields, padded to 12 (Kamailio, FreeSWITCH,
+         * captagent; seen from Kamailio 5.6), unless it is packed: a message never starts with
+         * a zero byte */
+        if (len - at >= 2 && buf[at] == 0 && buf[at + 1] == 0)
+            at += 2;
     }
     out->ip_proto = buf[3];
     out->proto_type = 1; /* these versions carry SIP only */

@@ -85,8 +85,9 @@ int hep_decode(const uint8_t *buf, size_t len, uint8_t *scratch, size_t scratch_
  * HEPv1 and HEPv2, which Kamailio siptrace sends unless hep_version is set to 3 and older
  * FreeSWITCH and captagent setups still do: no magic, an 8-byte header (version, header
  * length, address family, IP protocol, source and destination port, big-endian), the two
- * addresses (IPv4 or IPv6), in version 2 a 10-byte time header (seconds, microseconds and a
- * 16-bit capture id, in the sender's byte order), then the SIP message. True when buf is
+ * addresses (IPv4 or IPv6), in version 2 a time header (seconds, microseconds and a 16-bit
+ * capture id, in the sender's byte order: 10 bytes, which senders pad to 12), then the SIP
+ * message. True when buf is
  * shaped so, every length consistent; since there is no magic, callers look only at
  * datagrams sent to a HEP port.
  */

@@ -2,16 +2,16 @@
 # output the configuration of a Kamailio on 127.0.0.1:PORT (modules from MODS) that record-routes
 # every dialog to a UAS on 127.0.0.1:UAS: EXTRA is configuration added after the common modules
 # (more modules and their parameters), GATE the first thing its request route does.
-# siptrace_cfg URI [MODE] writes the siptrace module's configuration: HEPv3 to URI; with MODE 1
-# (trace_mode) every message Kamailio receives or sends, without it only what sip_trace() is
-# called on.
+# siptrace_cfg URI [MODE [VERSION]] writes the siptrace module's configuration: HEP (version 3,
+# or VERSION) to URI; with MODE 1 (trace_mode) every message Kamailio receives or sends, without
+# it only what sip_trace() is called on.
 siptrace_cfg() {
     cat <<CFG
 loadmodule "siptrace.so"
 modparam("siptrace", "duplicate_uri", "$1")
 modparam("siptrace", "trace_to_database", 0)
 modparam("siptrace", "hep_mode_on", 1)
-modparam("siptrace", "hep_version", 3)
+modparam("siptrace", "hep_version", ${3:-3})
 ${2:+modparam(\"siptrace\", \"trace_mode\", $2)}
 modparam("siptrace", "trace_on", 1)
 CFG

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kamailio beside the edge: Kamailio on loopback proxies sipp calls to a sipp UAS and mirrors
 # every SIP message it receives or sends to the edge as HEPv3 (siptrace, trace_mode 1), the
-# way an operator would run it: once over UDP, once over TCP (duplicate_uri with
+# way an operator would run it: once over UDP (and again in HEP versions 1 and 2, which
+# siptrace sends unless hep_version says 3), once over TCP (duplicate_uri with
 # transport=tcp, to the edge's hep_tcp_listen), and once over TLS with certificates both ways
 # (Kamailio's tls module, to hep_tls_listen with hep_tls_client_ca; skipped without the module,
 # package kamailio-tls-modules). The edge must see every one of them, Kamailio's replies counted
@@ -42,8 +43,9 @@ make_certs() {
         openssl req $k -keyout kam.key -out kam.csr -subj "/CN=kamailio" 2>/dev/null &&
         openssl x509 -req -in kam.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out kam.pem -days 2 2>/dev/null
 }
-trace_run() { # udp, tcp or tls: HEP over that transport
-    local TR=$1 IN HEP
+trace_run() { # udp, tcp or tls: HEP over that transport; then the HEP version (3)
+    local TR=$1 VER=${2:-3} IN HEP L=$1
+    [ "$VER" != 3 ] && L="$1, HEPv$VER"
     WIRE_HTTP=""
     case $TR in
     udp) IN=(--set ingest.hep_listen=127.0.0.1:0) ;;
@@ -75,7 +77,8 @@ listen=tls:127.0.0.1:$((KPORT + 5))" URI_TR=";transport=tls"
     fi
     kamailio_cfg "$MODS" $KPORT $UAS "$TCP_LISTEN
     $TLS_MOD
-    $(siptrace_cfg "sip:127.0.0.1:$HEP$URI_TR" 1)" "" > kamailio.cfg
+    $(siptrace_cfg "sip:127.0.0.1:$HEP$URI_TR" 1 $VER)" "" > kamailio.cfg
+    local STARTED=$(date +%s)
     # the ground truth, when this machine lets us capture: a second edge watching Kamailio's port on
     # the loopback interface sees on the wire every message Kamailio receives or sends (not the
     # HEP datagrams, which Kamailio sends from its SIP port)
@@ -112,26 +115,33 @@ listen=tls:127.0.0.1:$((KPORT + 5))" URI_TR=";transport=tls"
     kill -TERM $EDGE; wait $EDGE; ERC=$?
     kill -TERM $KPID $UPID 2>/dev/null
     wait $KPID $UPID 2>/dev/null
-    say "$TR: sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
+    say "$L: sipp completed $CALLS calls through Kamailio" "[ $UAC_RC = 0 ]"
     if [ -n "$WIRE" ]; then
         # tm's timer retransmissions go on the wire but siptrace does not mirror them, so the wire
         # may carry a few more than HEP when a reply was slow (seen: 262 for 260 on a busy machine)
-        say "$TR: the edge saw through HEP every message of the calls, as the wire did ($SEEN; $EXPECT in the flows; $WIRE on the wire, retransmissions included)" \
+        say "$L: the edge saw through HEP every message of the calls, as the wire did ($SEEN; $EXPECT in the flows; $WIRE on the wire, retransmissions included)" \
             "[ $SEEN -ge $EXPECT ] && [ $SEEN -le $WIRE ] && [ $((WIRE - SEEN)) -le $((CALLS / 2)) ]"
     else
         echo "no live capture here: checking against the expected call flows only"
-        say "$TR: the edge saw at least every message of the call flows ($SEEN, at least $EXPECT)" "[ $SEEN -ge $EXPECT ]"
+        say "$L: the edge saw at least every message of the call flows ($SEEN, at least $EXPECT)" "[ $SEEN -ge $EXPECT ]"
     fi
     # retransmissions can add messages to a call, never take them away
     CIDS=$(grep -o '"call_id":"[^"]*"' seen.jsonl | sort | uniq -c | awk '$1>=13' | wc -l)
-    say "$TR: every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
-    say "$TR: HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
+    say "$L: every call's messages, by Call-ID ($CIDS of $CALLS calls with all 13 or more)" "[ $CIDS = $CALLS ]"
+    say "$L: HEP carried the original addresses (Kamailio's port $KPORT in src or dst)" "grep -q '127.0.0.1:$KPORT' seen.jsonl"
+    say "$L: every message HEP carried parsed (its payload taken whole)" "! grep -q '\"parse_ok\":false' seen.jsonl"
     # per call, the 100, 180, 200 and 200 to the caller and the 180, 200 and 200 from the UAS
-    say "$TR: trace_mode 1 mirrors the replies too: Kamailio's responses counted ($RESPONSES, at least $((CALLS * 7)))" \
+    say "$L: trace_mode 1 mirrors the replies too: Kamailio's responses counted ($RESPONSES, at least $((CALLS * 7)))" \
         "[ \"\${RESPONSES:-0}\" -ge $((CALLS * 7)) ]"
     [ $TR = tls ] && say "tls: Kamailio's certificate was taken, no session failed" \
         "grep -q 'tls, client certificates' edge-tls.log && ! grep -q 'over TLS:' edge-tls.log"
-    say "$TR: the edge stopped cleanly" "[ $ERC = 0 ]"
+    say "$L: the edge stopped cleanly" "[ $ERC = 0 ]"
+    # HEPv2 carries the capture time in the sender's byte order: the messages' must be now's
+    if [ $VER = 2 ]; then
+        local TS=$(grep -o '"ts":[0-9]*' seen.jsonl | cut -d: -f2 | sort -n | sed -n '1p;$p' | tr '\n' ' ')
+        say "HEPv2: the capture times Kamailio sent are read as sent (first and last: $TS; started $STARTED)" \
+            "[ $(echo $TS | cut -d' ' -f1) -ge $((STARTED - 5)) ] && [ $(echo $TS | cut -d' ' -f2) -le $(($(date +%s) + 5)) ]"
+    fi
 }
 # Kamailio's sip_trace() called in the request route, without its "t" mode (and no trace_mode):
 # it mirrors the requests Kamailio receives and none of the replies, the feed docs/dialog.md
@@ -171,6 +181,9 @@ say() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails +
 trace_run udp
 trace_run tcp
 reqonly_run
+# the older HEP versions siptrace sends unless hep_version is set (docs/edge.md), over UDP
+trace_run udp 1
+trace_run udp 2
 if [ -f "$MODS/tls.so" ] && command -v openssl >/dev/null && make_certs; then
     trace_run tls
 else

@@ -243,7 +243,8 @@ static void test_hep_datagram_is_decapsulated_with_inner_addresses(void **state)
 }
 
 /* A HEPv1 or v2 datagram: header, addresses (IPv4 192.0.2.7 -> 192.0.2.1, or IPv6), in v2 the
- * time header with the seconds and microseconds little-endian, then the message. */
+ * time header with the seconds and microseconds little-endian, padded to 12 bytes as Kamailio
+ * sends it (tests/edge_test.sh sends one packed to 10), then the message. */
 static size_t hep12(uint8_t *out, int version, bool v6, uint32_t sec, uint32_t usec)
 {
     size_t addr = v6 ? 32 : 8, at = 8;
@@ -267,7 +268,8 @@ static size_t hep12(uint8_t *out, int version, bool v6, uint32_t sec, uint32_t u
             out[at + 4 + i] = (uint8_t)(usec >> (8 * i));
         }
         out[at + 8] = 42, out[at + 9] = 0;
-        at += 10;
+        out[at + 10] = out[at + 11] = 0; /* the padding Kamailio's struct has */
+        at += 12;
     }
     memcpy(out + at, INV, strlen(INV));
     return at + strlen(INV);
