@@ -207,31 +207,47 @@ static void test_a_docker_hosts_copies_are_read_once(void **state)
     }
 }
 
+/* What reading one of the real captures gives: messages, those over WebSocket, those that
+ * parse, those cut, and the skips; false when the corpus is not there. */
+typedef struct {
+    int messages, ws, parsed, truncated;
+    uint64_t skipped;
+} capture_counts_t;
+
+static bool count_capture(const char *name, capture_counts_t *c)
+{
+    char path[1200], err[1400];
+    snprintf(path, sizeof path, "%s/real-captures/%s", corpus, name);
+    input_t *in = input_open(path, NULL, err, sizeof err);
+    if (!in)
+        return false;
+    memset(c, 0, sizeof *c);
+    msg_t m;
+    while (input_next(in, &m) == 1) {
+        c->messages++;
+        c->ws += m.transport == TRANSPORT_WS;
+        c->truncated += m.truncated;
+        sipinfo_t info;
+        sipcheck_message(m.data, m.len, &info);
+        c->parsed += info.parse_ok;
+    }
+    c->skipped = skips_total(input_skips(in));
+    input_close(&in);
+    return true;
+}
+
 /* heplify's WebSocket example: a WebRTC client calling through Kamailio on port 8080, the
  * proxy's other legs over UDP. tshark dissects 39 SIP messages, 11 of them over WebSocket. */
 static void test_sip_over_websocket_in_a_real_capture(void **state)
 {
     (void)state;
-    char path[1200], err[1400];
-    snprintf(path, sizeof path,
-             "%s/real-captures/sipcapture__heplify__example__pcap__sip_tcp_websocket.pcap", corpus);
-    input_t *in = input_open(path, NULL, err, sizeof err);
-    if (!in)
+    capture_counts_t c;
+    if (!count_capture("sipcapture__heplify__example__pcap__sip_tcp_websocket.pcap", &c))
         skip();
-    msg_t m;
-    int n = 0, ws = 0, parsed = 0;
-    while (input_next(in, &m) == 1) {
-        n++;
-        ws += m.transport == TRANSPORT_WS;
-        sipinfo_t info;
-        sipcheck_message(m.data, m.len, &info);
-        parsed += info.parse_ok;
-    }
-    assert_int_equal(n, 39);
-    assert_int_equal(ws, 11);
-    assert_int_equal(parsed, 39);
-    assert_int_equal(skips_total(input_skips(in)), 0);
-    input_close(&in);
+    assert_int_equal(c.messages, 39);
+    assert_int_equal(c.ws, 11);
+    assert_int_equal(c.parsed, 39);
+    assert_int_equal(c.skipped, 0);
 }
 
 /* heplify's fragmented-TCP example: SIP over TCP on port 6060, which is not a SIP port, so
@@ -241,27 +257,13 @@ static void test_sip_over_websocket_in_a_real_capture(void **state)
 static void test_sip_over_tcp_on_another_port_keeps_its_streams(void **state)
 {
     (void)state;
-    char path[1200], err[1400];
-    snprintf(path, sizeof path,
-             "%s/real-captures/sipcapture__heplify__example__pcap__sip_ipv4_tcp_fragmented.pcap",
-             corpus);
-    input_t *in = input_open(path, NULL, err, sizeof err);
-    if (!in)
+    capture_counts_t c;
+    if (!count_capture("sipcapture__heplify__example__pcap__sip_ipv4_tcp_fragmented.pcap", &c))
         skip();
-    msg_t m;
-    int n = 0, parsed = 0, truncated = 0;
-    while (input_next(in, &m) == 1) {
-        n++;
-        truncated += m.truncated;
-        sipinfo_t info;
-        sipcheck_message(m.data, m.len, &info);
-        parsed += info.parse_ok;
-    }
-    assert_int_equal(n, 406);
-    assert_int_equal(parsed, 406);
-    assert_int_equal(truncated, 0);
-    assert_int_equal(skips_total(input_skips(in)), 0);
-    input_close(&in);
+    assert_int_equal(c.messages, 406);
+    assert_int_equal(c.parsed, 406);
+    assert_int_equal(c.truncated, 0);
+    assert_int_equal(c.skipped, 0);
 }
 
 int main(void)
