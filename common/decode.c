@@ -184,11 +184,40 @@ static void handle_ethertype(decode_t *d, msg_t *m, uint16_t type, const uint8_t
 
 #define VXLAN_PORT 4789  /* IANA; AWS VPC Traffic Mirroring and Azure vTAP deliver mirrors so */
 #define GENEVE_PORT 6081 /* IANA; AWS Gateway Load Balancer, VMware NSX */
+#define TZSP_PORT 37008  /* MikroTik RouterOS's packet sniffer streams to it */
 
-/* Cloud mirrors tunnel the mirrored frames in UDP: VXLAN (RFC 7348) and GENEVE (RFC 8926).
- * Returns true when the datagram was one and its inner frame was decoded. */
+/* TZSP: version 1, type, encapsulation, then tagged fields up to the END tag (1), PADDING (0)
+ * a byte alone, the others with a length byte; then the frame. Only Ethernet frames (1). */
+static void handle_tzsp(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth)
+{
+    if (len < 4 || p[0] != 1) {
+        skips_add(d->skips, "tzsp: truncated header or version not 1");
+        return;
+    }
+    uint16_t encap = rd16(p + 2);
+    size_t at = 4;
+    while (at < len && p[at] != 1)
+        at += p[at] == 0 ? 1 : (at + 1 < len ? 2 + (size_t)p[at + 1] : len);
+    if (at >= len) {
+        skips_add(d->skips, "tzsp: tags run past the datagram");
+        return;
+    }
+    if (encap != 1) {
+        skips_add(d->skips, "tzsp: encapsulation %u is not Ethernet", encap);
+        return;
+    }
+    handle_ethernet(d, m, p + at + 1, len - at - 1, depth + 1);
+}
+
+/* Mirrors that tunnel the mirrored frames in UDP: the clouds' VXLAN (RFC 7348) and GENEVE
+ * (RFC 8926), and MikroTik's TZSP. Returns true when the datagram was one of them, and its
+ * inner frame was decoded or its skip counted. */
 static bool handle_udp_tunnel(decode_t *d, msg_t *m, const uint8_t *p, size_t len, int depth)
 {
+    if (m->dst.port == TZSP_PORT) {
+        handle_tzsp(d, m, p, len, depth);
+        return true;
+    }
     if (m->dst.port == VXLAN_PORT && len >= 8 && (p[0] & 0x08)) { /* I flag: a VNI follows */
         handle_ethernet(d, m, p + 8, len - 8, depth + 1);
         return true;

@@ -4,7 +4,7 @@
  * Peels the layers a SIP capture can have: link (Ethernet, Linux cooked v1
  * and v2, raw IP, BSD loopback/null), VLAN and QinQ tags, PPPoE, MPLS,
  * IPv4 and IPv6 (extension headers, fragments reassembled by ipfrag),
- * tunnels (IP-in-IP, GRE including ERSPAN and PPP, VXLAN, GENEVE), then UDP, TCP
+ * tunnels (IP-in-IP, GRE including ERSPAN and PPP, VXLAN, GENEVE, TZSP), then UDP, TCP
  * (streams reassembled and split by tcpstream) and SCTP DATA chunks. UDP payloads
  * on the SIP ports, or that start like SIP, are messages; HEPv3 datagrams (and
  * HEPv1/v2 on the HEP port) are decapsulated and their inner message used with

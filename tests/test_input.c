@@ -546,11 +546,12 @@ static size_t udp_tunnel_frame(uint8_t *f, uint16_t dport, const uint8_t *hdr, s
     udp[0] = 0xc3, udp[1] = 0x50, udp[2] = (uint8_t)(dport >> 8), udp[3] = (uint8_t)dport;
     udp[4] = (uint8_t)(udplen >> 8), udp[5] = (uint8_t)udplen;
     memcpy(udp + 8, hdr, hl);
-    memcpy(udp + 8 + hl, inner, il);
+    if (il)
+        memcpy(udp + 8 + hl, inner, il);
     return 14 + iplen;
 }
 
-static void test_cloud_mirrors_in_vxlan_and_geneve_are_unwrapped(void **state)
+static void test_mirrors_in_vxlan_geneve_and_tzsp_are_unwrapped(void **state)
 {
     (void)state;
     uint8_t inner[1024], f[1200];
@@ -578,6 +579,24 @@ static void test_cloud_mirrors_in_vxlan_and_geneve_are_unwrapped(void **state)
     decode_packet(c.d, DLT_EN10MB, 1700000000, 3, f, n, n);
     assert_int_equal(c.messages, 3);
     assert_int_equal(skips_count(&c.skips, "geneve: truncated header"), 1);
+    /* MikroTik's sniffer stream: TZSP version 1, received, Ethernet, a padding and a 2-byte
+     * tag, END, the frame */
+    static const uint8_t tzsp[9] = {1, 0, 0, 1, 0, 0x0a, 2, 0x12, 0x34};
+    uint8_t tz[16];
+    memcpy(tz, tzsp, 9);
+    tz[9] = 1;
+    n = udp_tunnel_frame(f, 37008, tz, 10, inner, il);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 4, f, n, n);
+    assert_int_equal(c.byes_from_10_0_0_2, 4);
+    /* tags that never end, and 802.11 frames, are named skips */
+    n = udp_tunnel_frame(f, 37008, tzsp, 9, NULL, 0);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 5, f, n, n);
+    tz[3] = 18;
+    n = udp_tunnel_frame(f, 37008, tz, 10, inner, il);
+    decode_packet(c.d, DLT_EN10MB, 1700000000, 6, f, n, n);
+    assert_int_equal(c.messages, 4);
+    assert_int_equal(skips_count(&c.skips, "tzsp: tags run past the datagram"), 1);
+    assert_int_equal(skips_count(&c.skips, "tzsp: encapsulation 18 is not Ethernet"), 1);
     cooked_close(&c);
 }
 
@@ -1237,7 +1256,7 @@ int main(void)
         cmocka_unit_test(test_copies_are_kept_when_asked_and_outside_cooked_captures),
         cmocka_unit_test(test_pcapng_of_mixed_link_types_fails_by_name_after_what_it_read),
         cmocka_unit_test(test_sip_over_websocket_on_any_port_is_read_frame_by_frame),
-        cmocka_unit_test(test_cloud_mirrors_in_vxlan_and_geneve_are_unwrapped),
+        cmocka_unit_test(test_mirrors_in_vxlan_geneve_and_tzsp_are_unwrapped),
         cmocka_unit_test(test_websocket_bounds_and_other_subprotocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
