@@ -169,8 +169,9 @@ static inline unsigned class_of(uint8_t c)
 }
 
 /* The stop sets of field values, as tables (built once). */
-enum { STOP_PARAM, STOP_QUOTED, STOP_CALLID, STOP_WORD, STOP_SETS };
-static const char *stop_chars[STOP_SETS] = {";,\" \t\r\n>", "\"\r\n", "@\r\n", " \t\r\n"};
+enum { STOP_PARAM, STOP_QUOTED, STOP_CALLID, STOP_WORD, STOP_LINE, STOP_KEY, STOP_SETS };
+static const char *stop_chars[STOP_SETS] = {";,\" \t\r\n>", "\"\r\n", "@\r\n",
+                                            " \t\r\n",      "\r\n",   "| \t\r\n"};
 static bool stop_table[STOP_SETS][256];
 static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
 
@@ -236,6 +237,8 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
     static const char quoted[] = {'"', '\r', '\n', 0};
     static const char callid[] = {'@', '\r', '\n', 0};
     static const char word[] = {' ', '\t', '\r', '\n', 0};
+    static const char line[] = {'\r', '\n', 0};
+    static const char key[] = {'|', ' ', '\t', '\r', '\n', 0};
     unsigned seen;
     size_t n;
     switch (set) {
@@ -247,6 +250,12 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
         break;
     case STOP_CALLID:
         n = scan_value(v, left, callid, sizeof callid, stop_table[set], &seen);
+        break;
+    case STOP_LINE:
+        n = scan_value(v, left, line, sizeof line, stop_table[set], &seen);
+        break;
+    case STOP_KEY:
+        n = scan_value(v, left, key, sizeof key, stop_table[set], &seen);
         break;
     default:
         n = scan_value(v, left, word, sizeof word, stop_table[STOP_WORD], &seen);
@@ -312,6 +321,16 @@ static const field_t fields[] = {
     FIELD("Content-Length:", 1, STOP_WORD),
     /* IMS: the charging id of a session (RFC 3455), new with every one */
     FIELD_AFTER("P-Charging-Vector:", "icid-value=", STOP_PARAM),
+    /* the time of sending, as one token: a day's model would otherwise know its weekday,
+     * hours and minutes, and the next day's messages would be new in them */
+    FIELD("Date:", 1, STOP_LINE),
+    /* RFC 7989: the end-to-end session identifier, a UUID from each end, new every session */
+    FIELD("Session-ID:", 1, STOP_PARAM),
+    FIELD("remote=", 0, STOP_PARAM),
+    /* IMS (TS 33.203): the security associations' indexes in Security-Client, -Server and
+     * -Verify, chosen anew at every registration (the protected ports stay, as ports do) */
+    FIELD("spi-c=", 0, STOP_PARAM),
+    FIELD("spi-s=", 0, STOP_PARAM),
 };
 
 /* SDP o= line: username SP sess-id SP sess-version: shape the two numbers. */
@@ -332,6 +351,81 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
     return p;
 }
 
+/* Shapes the value at in[p] of stop set `stops` to one token; returns where the input goes on. */
+static size_t shape_token_at(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o,
+                             int stops)
+{
+    uint8_t token;
+    size_t n = shape_value(in + p, len - p, stops, &token);
+    if (n) {
+        out[(*o)++] = token;
+        p += n;
+    }
+    return p;
+}
+
+/* Copies the n bytes of word at in[p] when they are there; returns where the input goes on, or
+ * p when they are not. */
+static size_t copy_word(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o,
+                        const char *word, size_t n)
+{
+    if (len - p < n || memcmp(in + p, word, n) != 0)
+        return p;
+    memcpy(out + *o, in + p, n);
+    *o += n;
+    return p + n;
+}
+
+/* SDP m= line: media SP port: the port (of any media: audio, video, image for T.38 fax, ...) is
+ * chosen per call. */
+static size_t shape_sdp_media(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    size_t p = i + 2, end = p + 16 < len ? p + 16 : len; /* media names are short tokens */
+    while (p < end && in[p] != ' ' && in[p] != '\r' && in[p] != '\n')
+        p++;
+    if (p == end || in[p] != ' ' || p == i + 2)
+        return i;
+    memcpy(out + *o, in + i, p + 1 - i);
+    *o += p + 1 - i;
+    return shape_token_at(in, len, p + 1, out, o, STOP_WORD);
+}
+
+/*
+ * SDP a= lines whose values are chosen per call or per session: the RTCP port (RFC 3605, the
+ * media port's neighbour), the RTP source id and its CNAME (RFC 5576), ICE's credentials (RFC
+ * 8839) and an SDES key (RFC 4568, after inline:). Returns where the input goes on, or i when
+ * the line is none of those.
+ */
+static size_t shape_sdp_attribute(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } plain[] = {{"a=rtcp:", 7}, {"a=ice-ufrag:", 12}, {"a=ice-pwd:", 10}};
+    for (size_t k = 0; k < sizeof plain / sizeof *plain; k++) {
+        size_t p = copy_word(in, len, i, out, o, plain[k].name, plain[k].len);
+        if (p > i)
+            return shape_token_at(in, len, p, out, o, STOP_WORD);
+    }
+    size_t p = copy_word(in, len, i, out, o, "a=ssrc:", 7);
+    if (p > i) {
+        p = shape_token_at(in, len, p, out, o, STOP_WORD);
+        size_t q = copy_word(in, len, p, out, o, " cname:", 7);
+        return q > p ? shape_token_at(in, len, q, out, o, STOP_WORD) : p;
+    }
+    p = copy_word(in, len, i, out, o, "a=crypto:", 9);
+    if (p == i)
+        return i;
+    /* tag SP suite SP inline:KEY|lifetime|MKI: the suite stays */
+    while (p < len && in[p] != '\n') {
+        size_t q = copy_word(in, len, p, out, o, "inline:", 7);
+        if (q > p)
+            return shape_token_at(in, len, q, out, o, STOP_KEY);
+        out[(*o)++] = in[p++];
+    }
+    return p;
+}
+
 /*
  * Where shaping may have work: a field or an SDP line can only begin after one of these bytes
  * (or at the very start), and only with one of the letters below (case aside: the first
@@ -342,12 +436,12 @@ static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t 
 static const bool separator_before[256] = {[';'] = true, [' '] = true, [','] = true, ['\t'] = true};
 /* compared with bit 5 set, as field_at folds case */
 static const bool first_letter[256] = {
-    ['b'] = true, ['c'] = true, ['d'] = true, ['f'] = true, ['m'] = true,
-    ['n'] = true, ['o'] = true, ['p'] = true, ['r'] = true, ['t'] = true};
+    ['b'] = true, ['c'] = true, ['d'] = true, ['f'] = true, ['m'] = true, ['n'] = true,
+    ['o'] = true, ['p'] = true, ['r'] = true, ['s'] = true, ['t'] = true};
 
 #ifdef __SSE2__
 /* Bit k set when byte k of x, with bit 5 set, is one of the first letters above: the runs
- * b-d and m-p as ranges and f, r and t alone, 13 operations where a compare per letter took 19
+ * b-d, m-p and r-t as ranges and f alone, 13 operations where a compare per letter took 21
  * (bytes from 0x80 are negative to the signed compares, below every range). */
 static inline unsigned first_letters_in_block(__m128i x)
 {
@@ -356,17 +450,20 @@ static inline unsigned first_letters_in_block(__m128i x)
                                _mm_cmplt_epi8(l, _mm_set1_epi8('d' + 1)));
     __m128i mp = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('m' - 1)),
                                _mm_cmplt_epi8(l, _mm_set1_epi8('p' + 1)));
-    __m128i frt = _mm_or_si128(
-        _mm_cmpeq_epi8(l, _mm_set1_epi8('f')),
-        _mm_or_si128(_mm_cmpeq_epi8(l, _mm_set1_epi8('r')), _mm_cmpeq_epi8(l, _mm_set1_epi8('t'))));
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(bd, mp), frt));
+    __m128i rt = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('r' - 1)),
+                               _mm_cmplt_epi8(l, _mm_set1_epi8('t' + 1)));
+    __m128i f = _mm_cmpeq_epi8(l, _mm_set1_epi8('f'));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(bd, mp), _mm_or_si128(rt, f)));
 }
 #endif
 
+/* An SDP attribute line (a=) is a candidate at a line start only: 'a' begins too many words
+ * elsewhere. */
 static inline bool is_candidate(const uint8_t *in, size_t i)
 {
-    bool after = i == 0 || separator_before[in[i - 1]] || in[i - 1] == '\n';
-    return after && first_letter[in[i] | 0x20];
+    bool line_start = i == 0 || in[i - 1] == '\n';
+    bool after = line_start || separator_before[in[i - 1]];
+    return (after && first_letter[in[i] | 0x20]) || (line_start && in[i] == 'a');
 }
 
 /*
@@ -393,10 +490,13 @@ copy_to_candidate(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t 
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
         __m128i before = _mm_loadu_si128((const __m128i *)(const void *)(in + i - 1));
         _mm_storeu_si128((__m128i *)(void *)(out + to), x);
-        unsigned bits =
-            stops_in_block(before, SEPARATORS, sizeof SEPARATORS - 1) & first_letters_in_block(x);
+        unsigned line = stops_in_block(before, "\n", 1);
+        unsigned attr = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('a')));
+        unsigned bits = (stops_in_block(before, SEPARATORS, sizeof SEPARATORS - 1) &
+                         first_letters_in_block(x)) |
+                        (line & attr);
         if (or_line)
-            bits |= stops_in_block(before, "\n", 1);
+            bits |= line;
         if (bits) {
             size_t at = (size_t)__builtin_ctz(bits);
             *o = to + at;
@@ -416,15 +516,18 @@ copy_to_candidate(const uint8_t *in, size_t i, size_t len, uint8_t *out, size_t 
 
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
-/* The fields by the first four bytes of their names, lower-cased as starts_with_ci compares
- * (every name differs from the others there): a perfect hash into 16 slots, so that finding
- * whether a field starts at a separator is one load and one comparison, a branch that is
- * almost never taken. A compare tree here mispredicted about 20 times per message. Every
- * byte of a key has bit 5 set, so no key is 0, the empty slot. */
+/* The fields by the first four bytes of their names, lower-cased as starts_with_ci compares: a
+ * perfect hash of those keys into 32 slots, so that finding whether a field starts at a
+ * separator is one load and one comparison, a branch that is almost never taken. A compare tree
+ * here mispredicted about 20 times per message. Every byte of a key has bit 5 set, so no key is
+ * 0, the empty slot. Names that share their first four bytes (spi-c=, spi-s=) share a slot,
+ * the later ones chained from the first by same_key. */
+#define FIELD_SLOTS 32
 static struct {
     uint32_t key;
     uint32_t field;
-} field_slot[16];
+} field_slot[FIELD_SLOTS];
+static int8_t same_key[sizeof fields / sizeof fields[0]]; /* the next field of a key, or -1 */
 static uint32_t field_mul;
 /* Each field's name with bit 5 set in every byte, zero-padded, for a compare of 16 bytes (a
  * longer name is compared byte by byte) */
@@ -439,7 +542,7 @@ static inline uint32_t lower_four(const uint8_t *p)
 
 static inline uint32_t field_slot_of(uint32_t key)
 {
-    return (key * field_mul) >> 28;
+    return (key * field_mul) >> 27;
 }
 
 static void build_field_slots(void)
@@ -447,12 +550,20 @@ static void build_field_slots(void)
     for (size_t k = 0; k < NFIELDS; k++)
         for (size_t i = 0; i < fields[k].len; i++)
             field_folded[k][i] = (uint8_t)(fields[k].name[i] | 0x20);
-    /* odd multipliers from a fixed start until one separates the names (a few dozen tries) */
+    /* odd multipliers from a fixed start until one separates the keys (a few dozen tries) */
     for (field_mul = 0x9E3779B1u;; field_mul += 2) {
         memset(field_slot, 0, sizeof field_slot);
+        memset(same_key, -1, sizeof same_key);
         size_t k = 0;
         for (; k < NFIELDS; k++) {
             uint32_t key = lower_four((const uint8_t *)fields[k].name), h = field_slot_of(key);
+            if (field_slot[h].key == key) { /* a name sharing the key: at the chain's end */
+                uint32_t last = field_slot[h].field;
+                while (same_key[last] >= 0)
+                    last = (uint32_t)same_key[last];
+                same_key[last] = (int8_t)k;
+                continue;
+            }
             if (field_slot[h].key)
                 break;
             field_slot[h].key = key;
@@ -463,6 +574,22 @@ static void build_field_slots(void)
     }
 }
 
+/* Whether field f's whole name starts at p (left bytes; the first four are known to match). */
+static bool field_name_at(const field_t *f, const uint8_t *p, size_t left)
+{
+#ifdef __SSE2__
+    if (left >= 16 && f->len <= 16) { /* the whole name in one compare: no loop to mispredict */
+        __m128i x =
+            _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi8(0x20));
+        __m128i name = _mm_loadu_si128((const __m128i *)(const void *)field_folded[f - fields]);
+        unsigned same = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, name)),
+                 want = (1u << f->len) - 1;
+        return (same & want) == want;
+    }
+#endif
+    return starts_with_ci(p, left, f->name, f->len);
+}
+
 /* The field whose name starts at p, or NULL. */
 static const field_t *field_at(const uint8_t *p, size_t left, int line_start)
 {
@@ -471,20 +598,12 @@ static const field_t *field_at(const uint8_t *p, size_t left, int line_start)
     uint32_t key = lower_four(p), h = field_slot_of(key);
     if (field_slot[h].key != key)
         return NULL;
-    const field_t *f = &fields[field_slot[h].field];
-    if (f->line_start && !line_start)
-        return NULL;
-#ifdef __SSE2__
-    if (left >= 16 && f->len <= 16) { /* the whole name in one compare: no loop to mispredict */
-        __m128i x =
-            _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi8(0x20));
-        __m128i name = _mm_loadu_si128((const __m128i *)(const void *)field_folded[f - fields]);
-        unsigned same = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, name)),
-                 want = (1u << f->len) - 1;
-        return (same & want) == want ? f : NULL;
+    for (int k = (int)field_slot[h].field; k >= 0; k = same_key[k]) {
+        const field_t *f = &fields[k];
+        if ((line_start || !f->line_start) && field_name_at(f, p, left))
+            return f;
     }
-#endif
-    return starts_with_ci(p, left, f->name, f->len) ? f : NULL;
+    return NULL;
 }
 
 /* Copies whatever blanks follow a line field's name, then shapes its value at in[i]; returns
@@ -517,30 +636,22 @@ static size_t shape_field_value(const field_t *f, const uint8_t *in, size_t len,
 }
 
 /*
- * Shapes what starts at candidate i, a line start when line_start: an SDP o= or m=audio line,
+ * Shapes what starts at candidate i, a line start when line_start: an SDP o=, m= or a= line,
  * or a field. Returns where the input goes on, or i when nothing starts there.
  */
 static size_t shape_at(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o,
                        bool line_start)
 {
     bool sdp_line = line_start && i + 2 < len && in[i + 1] == '=';
-    uint8_t token;
     if (sdp_line && in[i] == 'o') {
         out[(*o)++] = in[i];
         out[(*o)++] = in[i + 1];
         return shape_sdp_origin(in, len, i, out, o);
     }
-    if (sdp_line && len - i > 8 && !memcmp(in + i, "m=audio ", 8)) {
-        memcpy(out + *o, in + i, 8);
-        *o += 8;
-        i += 8;
-        size_t n = shape_value(in + i, len - i, STOP_WORD, &token);
-        if (n) {
-            out[(*o)++] = token;
-            i += n;
-        }
-        return i;
-    }
+    if (sdp_line && in[i] == 'm')
+        return shape_sdp_media(in, len, i, out, o);
+    if (sdp_line && in[i] == 'a')
+        return shape_sdp_attribute(in, len, i, out, o);
     const field_t *f = field_at(in + i, len - i, line_start);
     if (!f)
         return i;

@@ -87,6 +87,10 @@ static const header_name_t known[] = {
     {NULL, "Diversion"},
     {NULL, "Remote-Party-ID"},
     {NULL, "Replaces"},
+    {NULL, "Session-ID"},
+    {NULL, "Security-Client"},
+    {NULL, "Security-Server"},
+    {NULL, "Security-Verify"},
 };
 
 #define KNOWN_COUNT (sizeof known / sizeof known[0])

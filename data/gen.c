@@ -171,6 +171,7 @@ typedef struct {
     const char *codecs;     /* payload types */
     const char *order;      /* header order letters */
     const char *extra_name, *extra_value; /* a header this family adds to INVITE and REGISTER */
+    bool rtcp_attr; /* names its RTCP port in SDP (a=rtcp:, RFC 3605), as PJSIP's phones do */
 } family_t;
 
 /* order letters: v Via, m Max-Forwards, f From, t To, i Call-ID, c CSeq, o Contact,
@@ -178,21 +179,22 @@ typedef struct {
  * Content-Length */
 static const family_t families[] = {
     {"Linphone/3.12.0 (belle-sip/1.6.3)", "Linphone/%d.%d.%d (belle-sip/1.6.3)", false, false, true,
-     "hex", "0 8 101", "vftiocmeaszuxyl", "Supported", "replaces, outbound, gruu"},
+     "hex", "0 8 101", "vftiocmeaszuxyl", "Supported", "replaces, outbound, gruu", false},
     {"PJSUA v2.10 Linux-5.4/x86_64/glibc", "PJSUA v2.%d Linux-5.%d/x86_64/glibc-2.%d", true, false,
-     false, "hex", "8 0 9 101", "vmotficzseauxyl", NULL, NULL},
+     false, "hex", "8 0 9 101", "vmotficzseauxyl", NULL, NULL, true},
     {"Yealink SIP-T46S 66.85.0.5", "Yealink SIP-T46S 66.%d.0.%d%d", false, false, true, "dig",
-     "9 0 8 18 101", "vfticmoazsueyxl", "Allow-Events", "talk,hold,conference,refer,check-sync"},
+     "9 0 8 18 101", "vfticmoazsueyxl", "Allow-Events", "talk,hold,conference,refer,check-sync",
+     false},
     {"Grandstream GXP2170 1.0.11.23", "Grandstream GXP2170 1.0.%d.%d%d", false, true, false, "dig",
-     "0 8 4 18 101", "vmftiocaezsuxyl", "Supported", "replaces, path, timer, eventlist"},
+     "0 8 4 18 101", "vmftiocaezsuxyl", "Supported", "replaces, path, timer, eventlist", false},
     {"Cisco/SPA504G-7.6.2c", "Cisco/SPA504G-7.%d.%dc%d", false, false, true, "alnum", "0 18 101",
-     "vftimcoeuazsxyl", "Remote-Party-ID", "<sip:anonymous@localhost>;screen=no"},
+     "vftimcoeuazsxyl", "Remote-Party-ID", "<sip:anonymous@localhost>;screen=no", false},
     {"PolycomVVX-VVX_411-UA/5.9.5.0614", "PolycomVVX-VVX_411-UA/5.%d.%d.%d", false, true, true,
-     "alnum", "9 0 8 101", "vfticomxaseuyzl", "Accept-Language", "en"},
+     "alnum", "9 0 8 101", "vfticomxaseuyzl", "Accept-Language", "en", false},
     {"Z 5.5.9 v2.10.16.2", "Z 5.%d.%d v2.10.16.%d", false, false, false, "hex", "0 8 3 101",
-     "vmotfiucxaesyzl", "Allow-Events", "presence, kpml, talk"},
+     "vmotfiucxaesyzl", "Allow-Events", "presence, kpml, talk", false},
     {"MicroSIP/3.21.3", "MicroSIP/3.%d.%d%d", true, false, true, "hex", "8 0 9 101",
-     "vmftiocuxaeszyl", NULL, NULL},
+     "vmftiocuxaeszyl", NULL, NULL, true},
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
@@ -388,6 +390,8 @@ static void sdp(char *out, size_t cap, const user_t *u, const char *mode)
                          "m=audio %d RTP/AVP %s\r\n",
                          u->fam->compact ? "-" : u->user, sess, sess, ipv, host,
                          u->fam->display ? "SIP Call" : "-", ipv, host, port, u->fam->codecs);
+    if (u->fam->rtcp_attr)
+        o += (size_t)snprintf(out + o, cap - o, "a=rtcp:%d IN %s %s\r\n", port + 1, ipv, host);
     char codecs[64];
     snprintf(codecs, sizeof codecs, "%s", u->fam->codecs);
     for (char *tok = strtok(codecs, " "); tok; tok = strtok(NULL, " ")) {

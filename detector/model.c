@@ -883,9 +883,15 @@ const char *model_advice(const model_t *m)
 {
     if (m->h->version < 8 && m->h->shape == EMBED_SHAPE_FIELDS)
         return "trained by an older build, before field shaping took the ftag= and did= of "
-               "Record-Route (Kamailio, OpenSIPS) and the icid-value= of P-Charging-Vector "
-               "(IMS): it scores, but train it again so that it learns them as they are now "
-               "shaped";
+               "Record-Route (Kamailio, OpenSIPS), the icid-value= of P-Charging-Vector "
+               "(IMS), Date, Session-ID, IMS's spi-c= and spi-s=, and SDP's media and RTCP "
+               "ports, SSRCs, ICE credentials and SDES keys: it scores, but train it again so "
+               "that it learns them as they are now shaped";
+    if (m->h->version < 9 && m->h->shape == EMBED_SHAPE_FIELDS)
+        return "trained by an older build, before field shaping took Date, Session-ID, IMS's "
+               "spi-c= and spi-s=, and SDP's media ports other than audio, RTCP ports, SSRCs, "
+               "ICE credentials and SDES keys: it scores, but train it again so that it learns "
+               "them as they are now shaped";
     return NULL;
 }
 

@@ -5,7 +5,7 @@
  * normal traffic, saved to one file. The local model's search index (see
  * knn.h) is built from the rows when the file is loaded.
  *
- * File format (version 8): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 9): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
@@ -14,9 +14,11 @@
  * (distances, then rows; version 6), and for token models trained by
  * `sipguard train` the features' names (version 7: offsets by feature id,
  * then the printable names; a header flag says whether they are there).
- * Version 8 has version 7's layout; the version says that field shaping took Record-Route's
- * ftag= and did= and P-Charging-Vector's icid-value= (shape.h) when the model was trained. Versions
- * 6 (version 7 without names) and 7 load too; model_advice() says what that means. Loading reads
+ * Versions 8 and 9 have version 7's layout; the version says which values field shaping took
+ * when the model was trained (shape.h): 8 added Record-Route's ftag= and did= and
+ * P-Charging-Vector's icid-value=, 9 the Date header, Session-ID, IMS's SPIs and the per-call
+ * values of SDP (every media port, RTCP port, SSRC, ICE credentials, SDES keys). Versions 6
+ * (version 7 without names), 7 and 8 load too; model_advice() says what that means. Loading reads
  * the file into one private buffer (not a mapping: a daemon's model must not change when someone
  * copies over the file), checks size, magic, version, checksum and every
  * offset, then points into the buffer: no parsing, no per-row allocation.
@@ -36,7 +38,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 8
+#define MODEL_VERSION 9
 
 typedef struct {
     embed_opts_t embed;
