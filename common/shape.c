@@ -333,24 +333,6 @@ static const field_t fields[] = {
     FIELD("spi-s=", 0, STOP_PARAM),
 };
 
-/* SDP o= line: username SP sess-id SP sess-version: shape the two numbers. */
-static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
-{
-    size_t p = i + 2;
-    while (p < len && in[p] != ' ' && in[p] != '\n') /* username stays */
-        out[(*o)++] = in[p++];
-    for (int field = 0; field < 2 && p < len && in[p] == ' '; field++) {
-        out[(*o)++] = in[p++];
-        uint8_t token;
-        size_t n = shape_value(in + p, len - p, STOP_WORD, &token);
-        if (n) {
-            out[(*o)++] = token;
-            p += n;
-        }
-    }
-    return p;
-}
-
 /* Shapes the value at in[p] of stop set `stops` to one token; returns where the input goes on. */
 static size_t shape_token_at(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o,
                              int stops)
@@ -360,6 +342,19 @@ static size_t shape_token_at(const uint8_t *in, size_t len, size_t p, uint8_t *o
     if (n) {
         out[(*o)++] = token;
         p += n;
+    }
+    return p;
+}
+
+/* SDP o= line: username SP sess-id SP sess-version: shape the two numbers. */
+static size_t shape_sdp_origin(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    size_t p = i + 2;
+    while (p < len && in[p] != ' ' && in[p] != '\n') /* username stays */
+        out[(*o)++] = in[p++];
+    for (int field = 0; field < 2 && p < len && in[p] == ' '; field++) {
+        out[(*o)++] = in[p++];
+        p = shape_token_at(in, len, p, out, o, STOP_WORD);
     }
     return p;
 }
