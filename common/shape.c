@@ -385,33 +385,103 @@ static size_t shape_sdp_media(const uint8_t *in, size_t len, size_t i, uint8_t *
     return shape_token_at(in, len, p + 1, out, o, STOP_WORD);
 }
 
-/*
- * SDP a= lines whose values are chosen per call or per session: the RTCP port (RFC 3605, the
- * media port's neighbour), the RTP source id and its CNAME (RFC 5576), ICE's credentials (RFC
- * 8839) and an SDES key (RFC 4568, after inline:). Returns where the input goes on, or i when
- * the line is none of those.
- */
-static size_t shape_sdp_attribute(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+static bool at_line_end(const uint8_t *in, size_t len, size_t p)
 {
-    static const struct {
-        const char *name;
-        size_t len;
-    } plain[] = {{"a=rtcp:", 7}, {"a=ice-ufrag:", 12}, {"a=ice-pwd:", 10}};
-    for (size_t k = 0; k < sizeof plain / sizeof *plain; k++) {
-        size_t p = copy_word(in, len, i, out, o, plain[k].name, plain[k].len);
-        if (p > i)
-            return shape_token_at(in, len, p, out, o, STOP_WORD);
+    return p >= len || in[p] == '\r' || in[p] == '\n';
+}
+
+/* Copies the blanks at in[p]; returns where the input goes on. */
+static size_t copy_blanks(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    while (p < len && (in[p] == ' ' || in[p] == '\t'))
+        out[(*o)++] = in[p++];
+    return p;
+}
+
+/* Where the word at in[p] ends (a blank, a line end or NUL). */
+static size_t word_end(const uint8_t *in, size_t len, size_t p)
+{
+    while (p < len && in[p] != ' ' && in[p] != '\t' && in[p] != '\r' && in[p] != '\n' && in[p])
+        p++;
+    return p;
+}
+
+/* Copies the word at in[p] and the blanks after it; returns where the input goes on. */
+static size_t copy_word_at(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    size_t end = word_end(in, len, p);
+    memcpy(out + *o, in + p, end - p);
+    *o += end - p;
+    return copy_blanks(in, len, end, out, o);
+}
+
+/* Shapes the word at in[p] (copies its first byte when it has no value, a NUL) and copies the
+ * blanks after it; returns where the input goes on, always past p. */
+static size_t shape_word_at(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    size_t q = shape_token_at(in, len, p, out, o, STOP_WORD);
+    if (q == p)
+        out[(*o)++] = in[q++];
+    return copy_blanks(in, len, q, out, o);
+}
+
+/* Shapes every word from in[p] to the line's end. */
+static size_t shape_words(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    p = copy_blanks(in, len, p, out, o);
+    while (!at_line_end(in, len, p))
+        p = shape_word_at(in, len, p, out, o);
+    return p;
+}
+
+/* a=ssrc:ID ATTRIBUTE:VALUE...: the source id, and every word of the value (a CNAME, a
+ * WebRTC msid's two ids, a label), all chosen per call (RFC 5576, RFC 8830). */
+static size_t shape_ssrc(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    p = shape_token_at(in, len, p, out, o, STOP_WORD);
+    if (p >= len || in[p] != ' ')
+        return p;
+    out[(*o)++] = in[p++];
+    size_t end = word_end(in, len, p), colon = p;
+    while (colon < end && in[colon] != ':')
+        colon++;
+    if (colon == end) /* no attribute:value */
+        return p;
+    memcpy(out + *o, in + p, colon + 1 - p);
+    *o += colon + 1 - p;
+    return shape_words(in, len, colon + 1, out, o);
+}
+
+/*
+ * a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE [NAME VALUE]...
+ * (RFC 8839): the foundation, the priority and the port change with every call and every
+ * network; so do a browser's mDNS host names (a UUID under .local) and the rport and ufrag
+ * values. The component, transport, type and a plain address stay, as addresses do.
+ */
+static size_t shape_candidate(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    bool shape_next = false; /* the word is the value of rport or ufrag */
+    for (int word = 1; !at_line_end(in, len, p); word++) {
+        size_t end = word_end(in, len, p);
+        bool mdns = word == 5 && end - p > 6 && memcmp(in + end - 6, ".local", 6) == 0;
+        if (word == 1 || word == 4 || word == 6 || mdns || shape_next) {
+            p = shape_word_at(in, len, p, out, o);
+            shape_next = false;
+            continue;
+        }
+        shape_next = word > 8 && word % 2 == 1 &&
+                     ((end - p == 5 && memcmp(in + p, "rport", 5) == 0) ||
+                      (end - p == 5 && memcmp(in + p, "ufrag", 5) == 0));
+        p = copy_word_at(in, len, p, out, o);
+        if (p == end && !at_line_end(in, len, p)) /* a NUL: copied as a byte */
+            out[(*o)++] = in[p++];
     }
-    size_t p = copy_word(in, len, i, out, o, "a=ssrc:", 7);
-    if (p > i) {
-        p = shape_token_at(in, len, p, out, o, STOP_WORD);
-        size_t q = copy_word(in, len, p, out, o, " cname:", 7);
-        return q > p ? shape_token_at(in, len, q, out, o, STOP_WORD) : p;
-    }
-    p = copy_word(in, len, i, out, o, "a=crypto:", 9);
-    if (p == i)
-        return i;
-    /* tag SP suite SP inline:KEY|lifetime|MKI: the suite stays */
+    return p;
+}
+
+/* a=crypto:TAG SUITE inline:KEY|LIFETIME|MKI (RFC 4568): the key; the suite stays. */
+static size_t shape_crypto(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
     while (p < len && in[p] != '\n') {
         size_t q = copy_word(in, len, p, out, o, "inline:", 7);
         if (q > p)
@@ -419,6 +489,64 @@ static size_t shape_sdp_attribute(const uint8_t *in, size_t len, size_t i, uint8
         out[(*o)++] = in[p++];
     }
     return p;
+}
+
+/*
+ * SDP a= lines whose values are chosen per call or per session: the RTCP port (RFC 3605, the
+ * media port's neighbour), ICE's credentials and candidates (RFC 8839), the RTP source ids
+ * with their attributes and groups (RFC 5576), WebRTC's media stream ids (RFC 8830), the DTLS
+ * certificate's fingerprint (RFC 8122: browsers make a certificate per connection) and an SDES
+ * key (RFC 4568). Returns where the input goes on, or i when the line is none of those.
+ */
+enum {
+    A_ONE,       /* one value */
+    A_WORDS,     /* every word */
+    A_AFTER_ONE, /* every word after the first (a hash name, a group's or a semantic's name) */
+    A_SSRC,
+    A_CANDIDATE,
+    A_CRYPTO
+};
+static size_t shape_sdp_attribute(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+        int kind;
+    } attrs[] = {
+        {"a=rtcp:", 7, A_ONE},
+        {"a=ice-ufrag:", 12, A_ONE},
+        {"a=ice-pwd:", 10, A_ONE},
+        {"a=candidate:", 12, A_CANDIDATE},
+        {"a=ssrc:", 7, A_SSRC},
+        {"a=ssrc-group:", 13, A_AFTER_ONE},
+        {"a=msid:", 7, A_WORDS},
+        {"a=msid-semantic:", 16, A_AFTER_ONE},
+        {"a=fingerprint:", 14, A_AFTER_ONE},
+        {"a=crypto:", 9, A_CRYPTO},
+    };
+    for (size_t k = 0; k < sizeof attrs / sizeof *attrs; k++) {
+        size_t p = copy_word(in, len, i, out, o, attrs[k].name, attrs[k].len);
+        if (p == i)
+            continue;
+        switch (attrs[k].kind) {
+        case A_ONE:
+            return shape_token_at(in, len, p, out, o, STOP_WORD);
+        case A_WORDS:
+            return shape_words(in, len, p, out, o);
+        case A_AFTER_ONE:
+            p = copy_blanks(in, len, p, out, o);
+            return at_line_end(in, len, p)
+                       ? p
+                       : shape_words(in, len, copy_word_at(in, len, p, out, o), out, o);
+        case A_SSRC:
+            return shape_ssrc(in, len, p, out, o);
+        case A_CANDIDATE:
+            return shape_candidate(in, len, p, out, o);
+        default:
+            return shape_crypto(in, len, p, out, o);
+        }
+    }
+    return i;
 }
 
 /*

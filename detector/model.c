@@ -879,19 +879,30 @@ void model_destroy(model_t **self)
     *self = NULL;
 }
 
+/* What field shaping took since each model version, newest last: a model's advice names all
+ * that came after it. */
+#define SHAPED_SINCE_9                                                                             \
+    "WebRTC's ICE candidates, media stream ids, SSRC groups and DTLS fingerprints"
+#define SHAPED_SINCE_8                                                                             \
+    "Date, Session-ID, IMS's spi-c= and spi-s=, SDP's media ports other than audio, RTCP "         \
+    "ports, SSRCs, ICE credentials and SDES keys, and " SHAPED_SINCE_9
+#define SHAPED_SINCE_7                                                                             \
+    "the ftag= and did= of Record-Route (Kamailio, OpenSIPS), the icid-value= of "                 \
+    "P-Charging-Vector (IMS), " SHAPED_SINCE_8
+#define RETRAIN_ADVICE(shaped)                                                                     \
+    "trained by an older build, before field shaping took " shaped ": it scores, but train it "    \
+    "again so that it learns them as they are now shaped"
+
 const char *model_advice(const model_t *m)
 {
-    if (m->h->version < 8 && m->h->shape == EMBED_SHAPE_FIELDS)
-        return "trained by an older build, before field shaping took the ftag= and did= of "
-               "Record-Route (Kamailio, OpenSIPS), the icid-value= of P-Charging-Vector "
-               "(IMS), Date, Session-ID, IMS's spi-c= and spi-s=, and SDP's media and RTCP "
-               "ports, SSRCs, ICE credentials and SDES keys: it scores, but train it again so "
-               "that it learns them as they are now shaped";
-    if (m->h->version < 9 && m->h->shape == EMBED_SHAPE_FIELDS)
-        return "trained by an older build, before field shaping took Date, Session-ID, IMS's "
-               "spi-c= and spi-s=, and SDP's media ports other than audio, RTCP ports, SSRCs, "
-               "ICE credentials and SDES keys: it scores, but train it again so that it learns "
-               "them as they are now shaped";
+    if (m->h->shape != EMBED_SHAPE_FIELDS)
+        return NULL;
+    if (m->h->version < 8)
+        return RETRAIN_ADVICE(SHAPED_SINCE_7);
+    if (m->h->version < 9)
+        return RETRAIN_ADVICE(SHAPED_SINCE_8);
+    if (m->h->version < 10)
+        return RETRAIN_ADVICE(SHAPED_SINCE_9);
     return NULL;
 }
 

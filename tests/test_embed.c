@@ -301,6 +301,93 @@ static void test_field_shaping_takes_dates_sessions_spis_and_sdp_values(void **s
     }
 }
 
+/* WebRTC's SDP, as a browser behind SIP over WebSocket writes it: ICE candidates (foundation,
+ * priority, port, an mDNS host name, rport and ufrag values), media stream ids, SSRC groups and
+ * attributes, and the DTLS fingerprint change with every call; the candidate's component,
+ * transport, address and type, the group's and the semantic's names and the hash's name stay.
+ * Two calls must shape alike in both shaping paths; a=mid and a=group, not per call, stay. */
+static void test_field_shaping_takes_webrtc_sdp_values(void **state)
+{
+    (void)state;
+    static const char *flow =
+        "INVITE sip:bob@example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+        "v=0\r\na=msid-semantic: WMS %s\r\na=group:BUNDLE 0\r\n"
+        "a=candidate:%s 1 udp %s 10.10.24.139 %s typ host generation 0 network-id 1\r\n"
+        "a=candidate:%s 1 udp %s 69.17.142.250 %s typ srflx raddr 10.10.24.139 rport %s ufrag "
+        "%s\r\n"
+        "a=candidate:%s 1 tcp %s %s.local %s typ host tcptype active\r\n"
+        "a=fingerprint:sha-256 %s\r\na=mid:0\r\na=msid:%s %s\r\na=ssrc-group:FID %s %s\r\n"
+        "a=ssrc:%s msid:%s %s\r\n";
+    static const char *values[2][20] = {
+        {"nY3lUME4QrrxqMSKV6s4pwefhY8pYo9GhrH9",
+         "3826373926",
+         "2122260223",
+         "55695",
+         "302099698",
+         "1686052607",
+         "55695",
+         "55695",
+         "BwhA",
+         "2861705686",
+         "1518280447",
+         "0a1b2c3d-1111-2222-3333-444455556666",
+         "9",
+         "21:B5:56:5A:47:9A:0C:A4:A4:AC:04:40:61:7A:AA:41:FE:6A:DE:84:15:9F:ED:A8:8D:4A:23:DB:5B:"
+         "E9:6F:45",
+         "nY3lUME4QrrxqMSKV6s4pwefhY8pYo9GhrH9",
+         "595224d1-ae9e-460e-9f93-e144d9f5dedd",
+         "497994907",
+         "1234567891",
+         "497994907",
+         "nY3lUME4QrrxqMSKV6s4pwefhY8pYo9GhrH9"},
+        {"FNCWLM1aSwTaD9l82PKhyrLF9Rsy8oEEqqqq",
+         "1004563915",
+         "2122194687",
+         "61234",
+         "842163049",
+         "1685987071",
+         "61234",
+         "61234",
+         "x9Qz",
+         "1197836123",
+         "1518214911",
+         "f0e1d2c3-aaaa-bbbb-cccc-ddddeeeeffff",
+         "9",
+         "22:7A:01:93:70:B4:F8:0E:08:84:F1:EE:DE:ED:B1:EE:5B:1A:FD:D3:8F:38:8D:60:B1:D6:42:12:61:"
+         "07:17:00",
+         "FNCWLM1aSwTaD9l82PKhyrLF9Rsy8oEEqqqq",
+         "a0b1c2d3-4e5f-4061-8293-a4b5c6d7e8f9",
+         "334768501",
+         "2147483647",
+         "334768501",
+         "FNCWLM1aSwTaD9l82PKhyrLF9Rsy8oEEqqqq"}};
+    const char *expect =
+        "INVITE sip:bob@example.com SIP/2.0\r\nContent-Length: \xf5\r\n\r\n"
+        "v=0\r\na=msid-semantic: WMS \xff\r\na=group:BUNDLE 0\r\n"
+        "a=candidate:\xf7 1 udp \xf7 10.10.24.139 \xf6 typ host generation 0 network-id 1\r\n"
+        "a=candidate:\xf7 1 udp \xf7 69.17.142.250 \xf6 typ srflx raddr 10.10.24.139 rport \xf6 "
+        "ufrag \xc0\r\n"
+        "a=candidate:\xf7 1 tcp \xf7 \xff \xf5 typ host tcptype active\r\n"
+        "a=fingerprint:sha-256 \xff\r\na=mid:0\r\na=msid:\xff \xff\r\na=ssrc-group:FID \xf7 "
+        "\xf7\r\n"
+        "a=ssrc:\xf7 msid:\xff \xff\r\n";
+    char in[2048];
+    uint8_t tmp[2048], out[2048];
+    for (int k = 0; k < 2; k++) {
+        const char *const *v = values[k];
+        int len = snprintf(in, sizeof in, flow, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+                           v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
+                           v[18], v[19], v[15]);
+        size_t n = shape_fields(
+            tmp, sipnorm_headers((const uint8_t *)in, (size_t)len, tmp, sizeof tmp), out);
+        assert_int_equal(n, strlen(expect));
+        assert_memory_equal(out, expect, n);
+        n = sipnorm_headers_shaped((const uint8_t *)in, (size_t)len, out, sizeof out);
+        assert_int_equal(n, strlen(expect));
+        assert_memory_equal(out, expect, n);
+    }
+}
+
 static void test_same_flow_different_random_values_embed_identically(void **state)
 {
     (void)state;
@@ -626,6 +713,16 @@ static void test_header_names_and_fields_in_one_pass_as_in_two(void **state)
                                    "a=ice-ufrag:",
                                    "a=ice-pwd:",
                                    "a=crypto:1 AES_CM inline:",
+                                   "a=candidate:",
+                                   " typ host",
+                                   " rport ",
+                                   " ufrag ",
+                                   ".local",
+                                   "a=msid:",
+                                   "a=msid-semantic: WMS ",
+                                   "a=ssrc-group:FID ",
+                                   " msid:",
+                                   "a=fingerprint:sha-256 ",
                                    "inline:",
                                    "|",
                                    "m=video ",
@@ -1224,6 +1321,7 @@ int main(void)
         cmocka_unit_test(test_field_shaping_takes_record_route_dialog_values),
         cmocka_unit_test(test_field_shaping_takes_the_ims_charging_id),
         cmocka_unit_test(test_field_shaping_takes_dates_sessions_spis_and_sdp_values),
+        cmocka_unit_test(test_field_shaping_takes_webrtc_sdp_values),
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
