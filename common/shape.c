@@ -749,13 +749,7 @@ static size_t shape_field_value(const field_t *f, const uint8_t *in, size_t len,
             stops = STOP_QUOTED;
         }
     }
-    uint8_t token;
-    size_t n = shape_value(in + i, len - i, stops, &token);
-    if (n) {
-        out[(*o)++] = token;
-        i += n;
-    }
-    return i;
+    return shape_token_at(in, len, i, out, o, stops);
 }
 
 /*
