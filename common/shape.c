@@ -169,9 +169,20 @@ static inline unsigned class_of(uint8_t c)
 }
 
 /* The stop sets of field values, as tables (built once). */
-enum { STOP_PARAM, STOP_QUOTED, STOP_CALLID, STOP_WORD, STOP_LINE, STOP_KEY, STOP_SETS };
-static const char *stop_chars[STOP_SETS] = {";,\" \t\r\n>", "\"\r\n", "@\r\n",
-                                            " \t\r\n",      "\r\n",   "| \t\r\n"};
+enum {
+    STOP_PARAM,
+    STOP_QUOTED,
+    STOP_CALLID,
+    STOP_WORD,
+    STOP_LINE,
+    STOP_KEY,
+    STOP_USER, /* a URI's user part, up to its '@' */
+    STOP_HOST, /* a URI's or a Via's host */
+    STOP_SETS
+};
+static const char *stop_chars[STOP_SETS] = {";,\" \t\r\n>",   "\"\r\n",       "@\r\n",
+                                            " \t\r\n",        "\r\n",         "| \t\r\n",
+                                            "@;:,>\" \t\r\n", ";:,>\" \t\r\n"};
 static bool stop_table[STOP_SETS][256];
 static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
 
@@ -239,6 +250,8 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
     static const char word[] = {' ', '\t', '\r', '\n', 0};
     static const char line[] = {'\r', '\n', 0};
     static const char key[] = {'|', ' ', '\t', '\r', '\n', 0};
+    static const char user[] = {'@', ';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
+    static const char host[] = {';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
     unsigned seen;
     size_t n;
     switch (set) {
@@ -257,11 +270,38 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
     case STOP_KEY:
         n = scan_value(v, left, key, sizeof key, stop_table[set], &seen);
         break;
+    case STOP_USER:
+        n = scan_value(v, left, user, sizeof user, stop_table[set], &seen);
+        break;
+    case STOP_HOST:
+        n = scan_value(v, left, host, sizeof host, stop_table[set], &seen);
+        break;
     default:
         n = scan_value(v, left, word, sizeof word, stop_table[STOP_WORD], &seen);
         break;
     }
     *token = token_of(seen, n);
+    return n;
+}
+
+/* Where the value of stop set STOP_USER or STOP_HOST at v ends: scan_value without the classes,
+ * for values shaped only when their end shows they must be (shape_contact_uri) */
+static size_t value_end(const uint8_t *v, size_t left, int set)
+{
+    static const char user[] = {'@', ';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
+    static const char host[] = {';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
+    size_t n = 0;
+#ifdef __SSE2__
+    for (; n + 16 <= left; n += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(v + n));
+        unsigned hit = set == STOP_USER ? stops_in_block(x, user, sizeof user)
+                                        : stops_in_block(x, host, sizeof host);
+        if (hit)
+            return n + (size_t)__builtin_ctz(hit);
+    }
+#endif
+    while (n < left && !stop_table[set][v[n]])
+        n++;
     return n;
 }
 
@@ -286,11 +326,14 @@ static int starts_with_ci(const uint8_t *p, size_t left, const char *word, size_
     return 1;
 }
 
+/* Values a function of their own shapes, named where a field's stop set would be */
+enum { VALUE_VIA_HOST = STOP_SETS, VALUE_CONTACT_URI };
+
 typedef struct {
     const char *name; /* what precedes the value */
     size_t len;       /* of name */
     int line_start;   /* only at the start of a line */
-    int stops;        /* STOP_* set that ends the value */
+    int stops;        /* STOP_* set that ends the value, or a VALUE_* */
     const char *lead; /* when set, the value is shaped only after this, kept as it is */
 } field_t;
 
@@ -331,6 +374,11 @@ static const field_t fields[] = {
      * -Verify, chosen anew at every registration (the protected ports stay, as ports do) */
     FIELD("spi-c=", 0, STOP_PARAM),
     FIELD("spi-s=", 0, STOP_PARAM),
+    /* RFC 7118: a WebSocket client, which cannot know its own address, writes a random host
+     * name under the reserved .invalid domain in its Via, and in its Contact with a random user
+     * (SIP.js and JsSIP: new with every page load) */
+    FIELD("Via:", 1, VALUE_VIA_HOST),
+    FIELD("Contact:", 1, VALUE_CONTACT_URI),
 };
 
 /* Shapes the value at in[p] of stop set `stops` to one token; returns where the input goes on. */
@@ -396,6 +444,112 @@ static size_t copy_blanks(const uint8_t *in, size_t len, size_t p, uint8_t *out,
     while (p < len && (in[p] == ' ' || in[p] == '\t'))
         out[(*o)++] = in[p++];
     return p;
+}
+
+/* Whether the host of n bytes at h is a name under the reserved .invalid domain (RFC 6761) */
+static bool under_invalid(const uint8_t *h, size_t n)
+{
+    return n > 8 && starts_with_ci(h + n - 8, 8, ".invalid", 8);
+}
+
+/* The host at in[p] when it is a name under .invalid: its label (what precedes the domain) one
+ * token, the domain kept. Returns where the input goes on, or p when the host is another. */
+static size_t shape_invalid_host(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+{
+    uint8_t token;
+    size_t n = shape_value(in + p, len - p, STOP_HOST, &token);
+    if (!under_invalid(in + p, n))
+        return p;
+    shape_value(in + p, n - 8, STOP_HOST, &token);
+    out[(*o)++] = token;
+    memcpy(out + *o, in + p + n - 8, 8);
+    *o += 8;
+    return p + n;
+}
+
+/* Via: SIP/2.0/WS[S] HOST...: a WebSocket client's .invalid host (other transports' hosts are
+ * real ones). Returns where the input goes on, or i. */
+static size_t shape_via_host(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    uint64_t proto, want;
+    if (len - i < 11)
+        return i;
+    /* SIP/2.0/ in one compare, case aside: each byte of "sip/2.0/" has bit 5 set */
+    memcpy(&proto, in + i, 8);
+    memcpy(&want, "sip/2.0/", 8);
+    if ((proto | 0x2020202020202020ULL) != want || (in[i + 8] | 0x20) != 'w' ||
+        (in[i + 9] | 0x20) != 's')
+        return i;
+    size_t p = i + 10;
+    if (p < len && (in[p] | 0x20) == 's')
+        p++;
+    if (p >= len || (in[p] != ' ' && in[p] != '\t'))
+        return i;
+    memcpy(out + *o, in + i, p - i);
+    *o += p - i;
+    return shape_invalid_host(in, len, copy_blanks(in, len, p, out, o), out, o);
+}
+
+/* Whether the URI parameters at in[q] (each ;NAME[=VALUE], up to the URI's end) hold
+ * transport=ws or transport=wss. */
+static bool websocket_transport(const uint8_t *in, size_t len, size_t q)
+{
+    while (q < len && in[q] == ';') {
+        q++;
+        if (starts_with_ci(in + q, len - q, "transport=ws", 12)) {
+            size_t e = q + 12;
+            e += e < len && (in[e] | 0x20) == 's';
+            return e >= len || stop_table[STOP_HOST][in[e]];
+        }
+        q += value_end(in + q, len - q, STOP_HOST);
+    }
+    return false;
+}
+
+/*
+ * Contact: [<]sip:USER@HOST[:PORT][;PARAMS]: what a WebSocket client draws for it (RFC 7118;
+ * SIP.js and JsSIP, at every page load): the user, and the host when it is made up under
+ * .invalid. A proxy that fixed the Contact for NAT (Kamailio's and OpenSIPS's
+ * fix_nated_contact) put the client's address and the port of its connection there instead,
+ * and kept the user and transport=ws: then the user and that port are shaped, and the
+ * address stays, as addresses do. Returns where the input goes on, or i.
+ */
+static size_t shape_contact_uri(const uint8_t *in, size_t len, size_t i, uint8_t *out, size_t *o)
+{
+    size_t p = i + (i < len && in[i] == '<');
+    size_t scheme = starts_with_ci(in + p, len - p, "sip:", 4)    ? 4
+                    : starts_with_ci(in + p, len - p, "sips:", 5) ? 5
+                                                                  : 0;
+    if (!scheme)
+        return i;
+    p += scheme;
+    size_t u = value_end(in + p, len - p, STOP_USER);
+    if (u == 0 || p + u >= len || in[p + u] != '@')
+        return i;
+    size_t h = p + u + 1, hn = value_end(in + h, len - h, STOP_HOST), port = 0;
+    bool invalid = under_invalid(in + h, hn);
+    if (!invalid) {
+        if (h + hn < len && in[h + hn] == ':')
+            while (h + hn + 1 + port < len && is_digit(in[h + hn + 1 + port]))
+                port++;
+        if (!websocket_transport(in, len, h + hn + (port ? 1 + port : 0)))
+            return i;
+    }
+    uint8_t user;
+    shape_value(in + p, u, STOP_USER, &user);
+    memcpy(out + *o, in + i, p - i);
+    *o += p - i;
+    out[(*o)++] = user;
+    out[(*o)++] = '@';
+    if (invalid)
+        return shape_invalid_host(in, len, h, out, o);
+    memcpy(out + *o, in + h, hn);
+    *o += hn;
+    if (!port)
+        return h + hn;
+    out[(*o)++] = ':';
+    out[(*o)++] = digit_token(port);
+    return h + hn + 1 + port;
 }
 
 /* Where the word at in[p] ends (a blank, a line end or NUL). */
@@ -560,11 +714,11 @@ static const bool separator_before[256] = {[';'] = true, [' '] = true, [','] = t
 /* compared with bit 5 set, as field_at folds case */
 static const bool first_letter[256] = {
     ['b'] = true, ['c'] = true, ['d'] = true, ['f'] = true, ['m'] = true, ['n'] = true,
-    ['o'] = true, ['p'] = true, ['r'] = true, ['s'] = true, ['t'] = true};
+    ['o'] = true, ['p'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['v'] = true};
 
 #ifdef __SSE2__
 /* Bit k set when byte k of x, with bit 5 set, is one of the first letters above: the runs
- * b-d, m-p and r-t as ranges and f alone, 13 operations where a compare per letter took 21
+ * b-d, m-p and r-t as ranges and f and v alone, 15 operations where a compare per letter took 23
  * (bytes from 0x80 are negative to the signed compares, below every range). */
 static inline unsigned first_letters_in_block(__m128i x)
 {
@@ -575,8 +729,9 @@ static inline unsigned first_letters_in_block(__m128i x)
                                _mm_cmplt_epi8(l, _mm_set1_epi8('p' + 1)));
     __m128i rt = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('r' - 1)),
                                _mm_cmplt_epi8(l, _mm_set1_epi8('t' + 1)));
-    __m128i f = _mm_cmpeq_epi8(l, _mm_set1_epi8('f'));
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(bd, mp), _mm_or_si128(rt, f)));
+    __m128i fv =
+        _mm_or_si128(_mm_cmpeq_epi8(l, _mm_set1_epi8('f')), _mm_cmpeq_epi8(l, _mm_set1_epi8('v')));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(bd, mp), _mm_or_si128(rt, fv)));
 }
 #endif
 
@@ -673,7 +828,8 @@ static void build_field_slots(void)
     for (size_t k = 0; k < NFIELDS; k++)
         for (size_t i = 0; i < fields[k].len; i++)
             field_folded[k][i] = (uint8_t)(fields[k].name[i] | 0x20);
-    /* odd multipliers from a fixed start until one separates the keys (a few dozen tries) */
+    /* odd multipliers from a fixed start until one separates the keys (550 tries for today's
+     * 17 keys: some microseconds, once) */
     for (field_mul = 0x9E3779B1u;; field_mul += 2) {
         memset(field_slot, 0, sizeof field_slot);
         memset(same_key, -1, sizeof same_key);
@@ -749,6 +905,10 @@ static size_t shape_field_value(const field_t *f, const uint8_t *in, size_t len,
             stops = STOP_QUOTED;
         }
     }
+    if (stops == VALUE_VIA_HOST)
+        return shape_via_host(in, len, i, out, o);
+    if (stops == VALUE_CONTACT_URI)
+        return shape_contact_uri(in, len, i, out, o);
     return shape_token_at(in, len, i, out, o, stops);
 }
 

@@ -881,11 +881,13 @@ void model_destroy(model_t **self)
 
 /* What field shaping took since each model version, newest last: a model's advice names all
  * that came after it. */
+#define SHAPED_SINCE_10 "the random Via host and Contact user of WebSocket clients (under .invalid)"
 #define SHAPED_SINCE_9                                                                             \
-    "WebRTC's ICE candidates, media stream ids, SSRC groups and DTLS fingerprints"
+    "WebRTC's ICE candidates, media stream ids, SSRC groups, DTLS fingerprints "                   \
+    "and " SHAPED_SINCE_10
 #define SHAPED_SINCE_8                                                                             \
     "Date, Session-ID, IMS's spi-c= and spi-s=, SDP's media ports other than audio, RTCP "         \
-    "ports, SSRCs, ICE credentials and SDES keys, and " SHAPED_SINCE_9
+    "ports, SSRCs, ICE credentials, SDES keys, " SHAPED_SINCE_9
 #define SHAPED_SINCE_7                                                                             \
     "the ftag= and did= of Record-Route (Kamailio, OpenSIPS), the icid-value= of "                 \
     "P-Charging-Vector (IMS), " SHAPED_SINCE_8
@@ -903,6 +905,8 @@ const char *model_advice(const model_t *m)
         return RETRAIN_ADVICE(SHAPED_SINCE_8);
     if (m->h->version < 10)
         return RETRAIN_ADVICE(SHAPED_SINCE_9);
+    if (m->h->version < 11)
+        return RETRAIN_ADVICE(SHAPED_SINCE_10);
     return NULL;
 }
 

@@ -381,6 +381,59 @@ static void test_field_shaping_takes_webrtc_sdp_values(void **state)
     }
 }
 
+/* A WebSocket client's Via host and Contact user and host under .invalid (RFC 7118), as SIP.js
+ * and JsSIP draw them at every page load, and the Contact's user and port after a proxy fixed
+ * it for NAT (transport=ws kept, the client's address and connection's port put in): two page
+ * loads must shape alike in both paths. A real host, a Via of another transport, a Contact
+ * without a user, a user with a password, a name that only ends in "invalid" and a Contact of
+ * another transport stay as written. */
+static void test_field_shaping_takes_websocket_clients_invalid_hosts(void **state)
+{
+    (void)state;
+    static const char *flow =
+        "REGISTER sip:example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/WSS %s.invalid;branch=z9hG4bK5699446\r\n"
+        "v: SIP/2.0/ws  %s.INVALID:5060\r\n"
+        "Via: SIP/2.0/UDP %s.invalid;rport\r\n"
+        "Via: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK77\r\n"
+        "Contact: <sip:%s@%s.invalid;transport=ws>;+sip.instance=\"<urn:uuid:x>\"\r\n"
+        "m: sips:%s@%s.invalid\r\n"
+        "Contact: <sip:alice@example.com>\r\nContact: <sip:%s.invalid>\r\n"
+        "Contact: <sip:bob:secret@%s.invalid>\r\nContact: <sip:carol@notinvalid>\r\n"
+        "Contact: <sip:%s@10.243.17.55:%s;transport=ws;ob>\r\n"
+        "Contact: <sip:%s@203.0.113.9;ob;Transport=WSS>;expires=600\r\n"
+        "Contact: <sip:dave@10.0.0.1:5060;transport=udp>\r\n"
+        "Contact: <sip:erin@10.0.0.1:5060;transport=wsx>\r\n"
+        "Content-Length: 0\r\n\r\n";
+    static const char *values[2][4] = {{"1jon8lkj09s0", "7keablct", "sdjfh", "43380"},
+                                       {"df7jal23ls0d", "k3l1s3ls", "q0e8r", "51234"}};
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "REGISTER sip:example.com SIP/2.0\r\n"
+             "Via: SIP/2.0/WSS \xc0.invalid;branch=z9hG4bK\xf6\r\n"
+             "Via: SIP/2.0/ws  \xc0.INVALID:5060\r\n"
+             "Via: SIP/2.0/UDP %s.invalid;rport\r\n"
+             "Via: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK\xf5\r\n"
+             "Contact: <sip:\xc0@\xc0.invalid;transport=ws>;+sip.instance=\"<urn:uuid:x>\"\r\n"
+             "Contact: sips:\xc0@\xc0.invalid\r\n"
+             "Contact: <sip:alice@example.com>\r\nContact: <sip:%s.invalid>\r\n"
+             "Contact: <sip:bob:secret@%s.invalid>\r\nContact: <sip:carol@notinvalid>\r\n"
+             "Contact: <sip:\xc0@10.243.17.55:\xf6;transport=ws;ob>\r\n"
+             "Contact: <sip:\xc0@203.0.113.9;ob;Transport=WSS>;expires=600\r\n"
+             "Contact: <sip:dave@10.0.0.1:5060;transport=udp>\r\n"
+             "Contact: <sip:erin@10.0.0.1:5060;transport=wsx>\r\n"
+             "Content-Length: \xf5\r\n\r\n",
+             "%s", "%s", "%s");
+    char in[1024], want[1024];
+    for (int k = 0; k < 2; k++) {
+        const char *host = values[k][0], *user = values[k][1], *other = values[k][2];
+        int len = snprintf(in, sizeof in, flow, host, host, other, user, host, user, host, other,
+                           host, user, values[k][3], user);
+        snprintf(want, sizeof want, expect, other, other, host);
+        assert_both_paths_shape(in, (size_t)len, want);
+    }
+}
+
 static void test_same_flow_different_random_values_embed_identically(void **state)
 {
     (void)state;
@@ -716,6 +769,21 @@ static void test_header_names_and_fields_in_one_pass_as_in_two(void **state)
                                    "a=ssrc-group:FID ",
                                    " msid:",
                                    "a=fingerprint:sha-256 ",
+                                   "Contact:",
+                                   "contact :",
+                                   "Contact: <sip:",
+                                   "Via: SIP/2.0/WSS ",
+                                   "v: sip/2.0/ws ",
+                                   "SIP/2.0/WS",
+                                   "sips:",
+                                   "k3l1s3ls@",
+                                   "df7jal23ls0d.invalid",
+                                   ".INVALID",
+                                   ".invalid",
+                                   ";transport=ws",
+                                   ";Transport=WSS>",
+                                   ";ob",
+                                   ":43380",
                                    "inline:",
                                    "|",
                                    "m=video ",
@@ -1315,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_field_shaping_takes_the_ims_charging_id),
         cmocka_unit_test(test_field_shaping_takes_dates_sessions_spis_and_sdp_values),
         cmocka_unit_test(test_field_shaping_takes_webrtc_sdp_values),
+        cmocka_unit_test(test_field_shaping_takes_websocket_clients_invalid_hosts),
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
