@@ -241,6 +241,10 @@ static inline __attribute__((always_inline)) size_t scan_value(const uint8_t *v,
     return n;
 }
 
+/* The stops of a URI's user part and of a host, as the SSE scans take them (NUL among them) */
+static const char user_stops[] = {'@', ';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
+static const char host_stops[] = {';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
+
 /* Length of the value of stop set `set` at v, and its token in *token when it has one. */
 static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token)
 {
@@ -250,8 +254,6 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
     static const char word[] = {' ', '\t', '\r', '\n', 0};
     static const char line[] = {'\r', '\n', 0};
     static const char key[] = {'|', ' ', '\t', '\r', '\n', 0};
-    static const char user[] = {'@', ';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
-    static const char host[] = {';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
     unsigned seen;
     size_t n;
     switch (set) {
@@ -270,11 +272,8 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
     case STOP_KEY:
         n = scan_value(v, left, key, sizeof key, stop_table[set], &seen);
         break;
-    case STOP_USER:
-        n = scan_value(v, left, user, sizeof user, stop_table[set], &seen);
-        break;
     case STOP_HOST:
-        n = scan_value(v, left, host, sizeof host, stop_table[set], &seen);
+        n = scan_value(v, left, host_stops, sizeof host_stops, stop_table[set], &seen);
         break;
     default:
         n = scan_value(v, left, word, sizeof word, stop_table[STOP_WORD], &seen);
@@ -288,14 +287,12 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
  * for values shaped only when their end shows they must be (shape_contact_uri) */
 static size_t value_end(const uint8_t *v, size_t left, int set)
 {
-    static const char user[] = {'@', ';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
-    static const char host[] = {';', ':', ',', '>', '"', ' ', '\t', '\r', '\n', 0};
     size_t n = 0;
 #ifdef __SSE2__
     for (; n + 16 <= left; n += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(v + n));
-        unsigned hit = set == STOP_USER ? stops_in_block(x, user, sizeof user)
-                                        : stops_in_block(x, host, sizeof host);
+        unsigned hit = set == STOP_USER ? stops_in_block(x, user_stops, sizeof user_stops)
+                                        : stops_in_block(x, host_stops, sizeof host_stops);
         if (hit)
             return n + (size_t)__builtin_ctz(hit);
     }
@@ -536,7 +533,7 @@ static size_t shape_contact_uri(const uint8_t *in, size_t len, size_t i, uint8_t
             return i;
     }
     uint8_t user;
-    shape_value(in + p, u, STOP_USER, &user);
+    shape_value(in + p, u, STOP_HOST, &user); /* the user's token: no stop lies within u */
     memcpy(out + *o, in + i, p - i);
     *o += p - i;
     out[(*o)++] = user;

@@ -54,14 +54,15 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
  * follows the lengths of random body values), IMS's icid-value when it opens a
  * P-Charging-Vector, the whole Date value, Session-ID's own and remote= UUIDs, IMS's
  * spi-c= and spi-s= security indexes, a WebSocket client's made-up host under .invalid in its Via
- * (after SIP/2.0/WS or WSS) and Contact, with the Contact's user (RFC 7118), and in SDP the session
- * id and version, every m= line's port, and the values of a=rtcp:, a=ssrc: (and its attribute's:
- * cname:, msid:, ...), a=ssrc-group:, a=msid:, a=msid-semantic:, a=ice-ufrag:, a=ice-pwd:,
- * a=fingerprint: (after the hash's name), an ICE a=candidate:'s foundation, priority, port, mDNS
- * host name and rport/ufrag values, and the key of a=crypto:'s inline:. Everything else (addresses,
- * ports, users, versions) stays as written: an edge knows its own hosts and users, and that is
- * worth keeping. Expects header names normalised (sipnorm). out needs room for len bytes (it may be
- * written up to there). Returns the shaped length (<= len).
+ * (after SIP/2.0/WS or WSS) and Contact, with the Contact's user (RFC 7118), the user and port of
+ * a transport=ws Contact whose host is an address (a proxy fixed it for NAT), and in SDP the
+ * session id and version, every m= line's port, and the values of a=rtcp:, a=ssrc: (and its
+ * attribute's: cname:, msid:, ...), a=ssrc-group:, a=msid:, a=msid-semantic:, a=ice-ufrag:,
+ * a=ice-pwd:, a=fingerprint: (after the hash's name), an ICE a=candidate:'s foundation, priority,
+ * port, mDNS host name and rport/ufrag values, and the key of a=crypto:'s inline:. Everything else
+ * (addresses, ports, users, versions) stays as written: an edge knows its own hosts and users, and
+ * that is worth keeping. Expects header names normalised (sipnorm). out needs room for len bytes
+ * (it may be written up to there). Returns the shaped length (<= len).
  */
 size_t shape_fields(const uint8_t *in, size_t len, uint8_t *out);
 

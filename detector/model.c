@@ -881,7 +881,8 @@ void model_destroy(model_t **self)
 
 /* What field shaping took since each model version, newest last: a model's advice names all
  * that came after it. */
-#define SHAPED_SINCE_10 "the random Via host and Contact user of WebSocket clients (under .invalid)"
+#define SHAPED_SINCE_10                                                                            \
+    "WebSocket clients' made-up Via hosts and Contact users (under .invalid) and connection ports"
 #define SHAPED_SINCE_9                                                                             \
     "WebRTC's ICE candidates, media stream ids, SSRC groups, DTLS fingerprints "                   \
     "and " SHAPED_SINCE_10
