@@ -105,6 +105,10 @@ static const setting_t settings[] = {
      true},
     DH("scoring", "local_margin", local_margin, 0, 1, "0.5", "margin of the near policy"),
     DH("scoring", "local_sample", local_sample, 0, 1, "0.1", "fraction of the sample policy"),
+    BH("scoring", "local_flagged", local_flagged, "yes",
+       "whether the local model also scores messages the global model or a signature flagged "
+       "already (their verdict stands either way): no spares an attack's messages, the slowest "
+       "to search, and their reports carry no local score"),
     SH("detectors", "context", context_model, "",
        "context model from `sipguard context train`: the flood and dialog detectors; empty: off"),
     SH("signatures", "file", signatures_file, "",

@@ -54,6 +54,8 @@ typedef struct {
     local_policy_t local_policy;
     double local_margin;
     double local_sample;
+    bool local_flagged; /* the local model also scores what the global model or a signature
+                         * flagged already */
     /* [detectors] */
     char context_model[512];
     /* [signatures] */

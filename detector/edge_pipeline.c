@@ -546,9 +546,13 @@ static double uniform(pipeline_t *p)
     return (double)(p->rng >> 11) / 9007199254740992.0;
 }
 
-/* The local-model policy of the config, given the global score. */
-static bool wants_local(pipeline_t *p, const model_score_t *g, double thr_global)
+/* The local-model policy of the config, given the global score and whether a signature matched.
+ * A message already flagged needs no local score for its verdict, and under attack such
+ * messages are most of the traffic and the slowest to search (local_flagged = no). */
+static bool wants_local(pipeline_t *p, const model_score_t *g, double thr_global, bool signature)
 {
+    if (!p->c->local_flagged && (g->global_anomaly || signature))
+        return false;
     switch (p->c->local_policy) {
     case LOCAL_ALWAYS:
         return true;
@@ -640,7 +644,7 @@ int pipeline_run(pipeline_t *p, const msg_t *m, edge_result_t *out)
     } else if (model_score_message(p->scorer, data, len, false, &out->score) != 0) {
         return -1;
     }
-    if (wants_local(p, &out->score, out->thr_global))
+    if (wants_local(p, &out->score, out->thr_global, out->sigs.n > 0))
         model_score_embedded(p->scorer, true, &out->score);
     if (out->sigs.n > 0)
         out->verdict = VERDICT_SIGNATURE;

@@ -395,6 +395,21 @@ check "replay: attacks are reported ($REF_GL anomalies for $ATTACKS attack messa
 check "replay: reports name the detector, top features and the raw message" \
     "head -1 replay.jsonl | grep -q '\"detector\":\[\"global\"\|\"detector\":\[\"local\"' && head -1 replay.jsonl | grep -q '\"top_features\"' && head -1 replay.jsonl | grep -q '\"raw\":\"'"
 
+# --- the same replay with local_flagged = no: what the global model flagged already is not
+# searched again, and the verdicts stay the offline scorer's ---
+start_edge unflagged -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \
+    --set ingest.pcap_file=test.pcap --set report.jsonl=unflagged.jsonl \
+    --set scoring.local_flagged=no || exit 1
+wait_for 120 "[ \$(msgs_total $HTTP) -ge $N ]"
+RUNS=$(metric "$HTTP" sipguard_local_model_runs_total)
+stop_edge $EDGE_PID
+check "local_flagged = no: the same anomalies as offline ($(wc -l < unflagged.jsonl) vs $REF_GL)" \
+    "[ \$(wc -l < unflagged.jsonl) = $REF_GL ]"
+check "local_flagged = no: the local model ran on the $((N - REF_G)) messages the global model passed ($RUNS)" \
+    "[ '$RUNS' = $((N - REF_G)) ]"
+check "local_flagged = no: the global model's reports carry no local score" \
+    "[ \$(grep -c '\"detector\":\[\"global\"' unflagged.jsonl) = $REF_G ] && ! grep '\"detector\":\[\"global\"' unflagged.jsonl | grep -qv '\"local\":null'"
+
 # --- the report rate cap: every message judged, only max_rate of their reports made ---
 T0=$(date +%s)
 start_edge capped -m edge.model --set http.listen=127.0.0.1:0 --set ingest.hep_listen= \

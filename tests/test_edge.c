@@ -227,6 +227,9 @@ static void test_config_types_ranges_and_names(void **state)
     assert_true(c.local_margin == 0.25);
     assert_int_equal(edge_config_set(&c, "scoring.local_margin=2", err, sizeof err), -1);
     assert_non_null(strstr(err, "from 0 to 1"));
+    assert_true(c.local_flagged);
+    assert_int_equal(edge_config_set(&c, "scoring.local_flagged=no", err, sizeof err), 0);
+    assert_false(c.local_flagged);
     assert_int_equal(edge_config_set(&c, "report.raw=maybe", err, sizeof err), -1);
     assert_non_null(strstr(err, "yes or no"));
     assert_int_equal(edge_config_set(&c, "report.raw=off", err, sizeof err), 0);
