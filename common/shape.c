@@ -272,9 +272,6 @@ static size_t shape_value(const uint8_t *v, size_t left, int set, uint8_t *token
     case STOP_KEY:
         n = scan_value(v, left, key, sizeof key, stop_table[set], &seen);
         break;
-    case STOP_HOST:
-        n = scan_value(v, left, host_stops, sizeof host_stops, stop_table[set], &seen);
-        break;
     default:
         n = scan_value(v, left, word, sizeof word, stop_table[STOP_WORD], &seen);
         break;
@@ -449,16 +446,19 @@ static bool under_invalid(const uint8_t *h, size_t n)
     return n > 8 && starts_with_ci(h + n - 8, 8, ".invalid", 8);
 }
 
-/* The host at in[p] when it is a name under .invalid: its label (what precedes the domain) one
- * token, the domain kept. Returns where the input goes on, or p when the host is another. */
-static size_t shape_invalid_host(const uint8_t *in, size_t len, size_t p, uint8_t *out, size_t *o)
+/* The token of the n bytes at v, none of them a stop of a host (so none of a word's) */
+static uint8_t token_within_host(const uint8_t *v, size_t n)
 {
     uint8_t token;
-    size_t n = shape_value(in + p, len - p, STOP_HOST, &token);
-    if (!under_invalid(in + p, n))
-        return p;
-    shape_value(in + p, n - 8, STOP_HOST, &token);
-    out[(*o)++] = token;
+    shape_value(v, n, STOP_WORD, &token);
+    return token;
+}
+
+/* Writes the host of n bytes at in[p], a name under .invalid: its label (what precedes the
+ * domain) one token, the domain kept. Returns where the input goes on. */
+static size_t shape_invalid_host(const uint8_t *in, size_t p, size_t n, uint8_t *out, size_t *o)
+{
+    out[(*o)++] = token_within_host(in + p, n - 8);
     memcpy(out + *o, in + p + n - 8, 8);
     *o += 8;
     return p + n;
@@ -482,9 +482,15 @@ static size_t shape_via_host(const uint8_t *in, size_t len, size_t i, uint8_t *o
         p++;
     if (p >= len || (in[p] != ' ' && in[p] != '\t'))
         return i;
-    memcpy(out + *o, in + i, p - i);
-    *o += p - i;
-    return shape_invalid_host(in, len, copy_blanks(in, len, p, out, o), out, o);
+    size_t h = p;
+    while (h < len && (in[h] == ' ' || in[h] == '\t'))
+        h++;
+    size_t n = value_end(in + h, len - h, STOP_HOST);
+    if (!under_invalid(in + h, n))
+        return i;
+    memcpy(out + *o, in + i, h - i);
+    *o += h - i;
+    return shape_invalid_host(in, h, n, out, o);
 }
 
 /* Whether the URI parameters at in[q] (each ;NAME[=VALUE], up to the URI's end) hold
@@ -532,14 +538,12 @@ static size_t shape_contact_uri(const uint8_t *in, size_t len, size_t i, uint8_t
         if (!websocket_transport(in, len, h + hn + (port ? 1 + port : 0)))
             return i;
     }
-    uint8_t user;
-    shape_value(in + p, u, STOP_HOST, &user); /* the user's token: no stop lies within u */
     memcpy(out + *o, in + i, p - i);
     *o += p - i;
-    out[(*o)++] = user;
+    out[(*o)++] = token_within_host(in + p, u); /* the user: no stop of a user within u */
     out[(*o)++] = '@';
     if (invalid)
-        return shape_invalid_host(in, len, h, out, o);
+        return shape_invalid_host(in, h, hn, out, o);
     memcpy(out + *o, in + h, hn);
     *o += hn;
     if (!port)
