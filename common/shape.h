@@ -55,7 +55,10 @@ size_t shape_apply(const uint8_t *in, size_t len, uint8_t *out);
  * P-Charging-Vector, the whole Date value, Session-ID's own and remote= UUIDs, IMS's
  * spi-c= and spi-s= security indexes, a WebSocket client's made-up host under .invalid in its Via
  * (after SIP/2.0/WS or WSS) and Contact, with the Contact's user (RFC 7118), the user and port of
- * a transport=ws Contact whose host is an address (a proxy fixed it for NAT), and in SDP the
+ * a transport=ws Contact whose host is an address (a proxy fixed it for NAT), the port of a Via
+ * over TCP, TLS, WS, WSS or SCTP (often the connection's own), a Via's rport= value (a NAT's
+ * mapping or a connection's port, RFC 3581), the port of a Contact that says transport=tcp, tls
+ * or sctp, and a request URI as a Contact (ports other than 5060 and 5061 only), and in SDP the
  * session id and version, every m= line's port, and the values of a=rtcp:, a=ssrc: (and its
  * attribute's: cname:, msid:, ...), a=ssrc-group:, a=msid:, a=msid-semantic:, a=ice-ufrag:,
  * a=ice-pwd:, a=fingerprint: (after the hash's name), an ICE a=candidate:'s foundation, priority,

@@ -881,8 +881,12 @@ void model_destroy(model_t **self)
 
 /* What field shaping took since each model version, newest last: a model's advice names all
  * that came after it. */
+#define SHAPED_SINCE_11                                                                            \
+    "the ports of Vias over TCP, TLS, WS, WSS and SCTP, Vias' rport= values, and the ports of "    \
+    "Contacts and request URIs over TCP, TLS and SCTP"
 #define SHAPED_SINCE_10                                                                            \
-    "WebSocket clients' made-up Via hosts and Contact users (under .invalid) and connection ports"
+    "WebSocket clients' made-up Via hosts and Contact users (under .invalid) and connection "      \
+    "ports, " SHAPED_SINCE_11
 #define SHAPED_SINCE_9                                                                             \
     "WebRTC's ICE candidates, media stream ids, SSRC groups, DTLS fingerprints "                   \
     "and " SHAPED_SINCE_10
@@ -908,6 +912,8 @@ const char *model_advice(const model_t *m)
         return RETRAIN_ADVICE(SHAPED_SINCE_9);
     if (m->h->version < 11)
         return RETRAIN_ADVICE(SHAPED_SINCE_10);
+    if (m->h->version < 12)
+        return RETRAIN_ADVICE(SHAPED_SINCE_11);
     return NULL;
 }
 

@@ -5,7 +5,7 @@
  * normal traffic, saved to one file. The local model's search index (see
  * knn.h) is built from the rows when the file is loaded.
  *
- * File format (version 11): a fixed header (magic "SIPGMDL1", version,
+ * File format (version 12): a fixed header (magic "SIPGMDL1", version,
  * sizes, parameters, thresholds, section offsets, XXH3-64 checksum of the
  * whole file with the checksum field zeroed), then 8-byte aligned sections:
  * feature dictionary (open-addressing table key -> id), centre (double per
@@ -14,12 +14,14 @@
  * (distances, then rows; version 6), and for token models trained by
  * `sipguard train` the features' names (version 7: offsets by feature id,
  * then the printable names; a header flag says whether they are there).
- * Versions 8 to 11 have version 7's layout; the version says which values field shaping took
+ * Versions 8 to 12 have version 7's layout; the version says which values field shaping took
  * when the model was trained (shape.h): 8 added Record-Route's ftag= and did= and
  * P-Charging-Vector's icid-value=, 9 the Date header, Session-ID, IMS's SPIs and the per-call
  * values of SDP (every media port, RTCP port, SSRC, ICE credentials, SDES keys), 10 WebRTC's
  * (ICE candidates, media stream ids, SSRC groups, DTLS fingerprints), 11 a WebSocket client's
- * Via host and Contact user under .invalid. Versions 6 (version 7 without names) to 10 load
+ * Via host and Contact user under .invalid, 12 the port in a Via over a connection (TCP, TLS,
+ * WS, WSS, SCTP), a Via's rport= value and the port of a Contact or request URI over TCP, TLS
+ * or SCTP. Versions 6 (version 7 without names) to 11 load
  * too; model_advice() says what that means. Loading reads
  * the file into one private buffer (not a mapping: a daemon's model must not change when someone
  * copies over the file), checks size, magic, version, checksum and every
@@ -40,7 +42,7 @@
 #include "knn.h"
 #include "sparse.h"
 
-#define MODEL_VERSION 11
+#define MODEL_VERSION 12
 
 typedef struct {
     embed_opts_t embed;

@@ -434,6 +434,114 @@ static void test_field_shaping_takes_websocket_clients_invalid_hosts(void **stat
     }
 }
 
+/* The ports a connection gives a client: its Via's port over TCP, TLS, WS, WSS or SCTP (PJSIP
+ * writes the connection's own), the rport= a proxy adds (RFC 3581: the source port it saw, a
+ * NAT's mapping or a connection's), and the port of a Contact that says transport=tcp, tls or
+ * sctp, with the URI of a request sent to it (the user, an account, stays). Two connections
+ * must shape alike in both paths, and their embeddings be equal. SIP's default ports (5060,
+ * 5061) wherever they stand, a UDP Via's port, an rport without a value, received=, an IPv6
+ * reference's colons, a transport that only starts like one, a Contact of UDP and a request to a
+ * plain address of record stay as written, or as their own fields shape them. */
+static void test_field_shaping_takes_the_ports_of_connections(void **state)
+{
+    (void)state;
+    static const char *flow =
+        "NOTIFY sip:635@10.21.1.132:%s;transport=TCP;ob SIP/2.0\r\n"
+        "Via: SIP/2.0/TCP 10.21.1.132:%s;rport=%s;received=10.21.1.132;alias\r\n"
+        "v: sip/2.0/tls\t[2001:db8::7]:%s;branch=z9hG4bK5\r\n"
+        "Via: SIP/2.0/WSS 203.0.113.9:%s\r\n"
+        "Via: SIP/2.0/SCTP pbx.example.com:%s;rport=%s\r\n"
+        "Via: SIP/2.0/TLS-SCTP 10.0.0.9:%s\r\n"
+        "Via: SIP/2.0/UDP 192.168.1.2:5062;received=80.230.219.70;rport=%s\r\n"
+        "Via: SIP/2.0/UDP 192.168.1.2:5060;rport;branch=z9hG4bK6\r\n"
+        "Via: SIP/2.0/TCPX 10.0.0.1:5060\r\n"
+        "Via: SIP/2.0/TCP [2001:db8::7\r\n"
+        "Via: SIP/2.0/TLS proxy.example.com\r\n"
+        "Via: SIP/2.0/TLS 10.0.0.2:5061;rport=5060;branch=z9hG4bK7\r\n"
+        "Via: SIP/2.0/WSS x.invalid:%s\r\n"
+        "Contact: \"635 \\\"Shipping\" <sip:635@10.21.1.132:%s;transport=TCP;ob>;reg-id=1\r\n"
+        "m: Front Desk <sip:10.0.0.1:%s;Transport=tls>\r\n"
+        "Contact: <sip:bob@[2001:db8::1]:%s;transport=sctp>\r\n"
+        "Contact: <sip:carol@10.0.0.1:5060;transport=udp>\r\n"
+        "Contact: <sip:erin@10.0.0.3:5061;transport=tls>\r\n"
+        "Contact: \"unclosed <sip:dave@10.0.0.1:5060;transport=tcp>\r\n"
+        "Content-Length: 0\r\n\r\n";
+    static const char *expect =
+        "NOTIFY sip:635@10.21.1.132:\xf6;transport=TCP;ob SIP/2.0\r\n"
+        "Via: SIP/2.0/TCP 10.21.1.132:\xf6;rport=\xf6;received=10.21.1.132;alias\r\n"
+        "Via: sip/2.0/tls\t[2001:db8::7]:\xf6;branch=z9hG4bK\xf5\r\n"
+        "Via: SIP/2.0/WSS 203.0.113.9:\xf6\r\n"
+        "Via: SIP/2.0/SCTP pbx.example.com:\xf6;rport=\xf6\r\n"
+        "Via: SIP/2.0/TLS-SCTP 10.0.0.9:\xf6\r\n"
+        "Via: SIP/2.0/UDP 192.168.1.2:5062;received=80.230.219.70;rport=\xf6\r\n"
+        "Via: SIP/2.0/UDP 192.168.1.2:5060;rport;branch=z9hG4bK\xf5\r\n"
+        "Via: SIP/2.0/TCPX 10.0.0.1:5060\r\n"
+        "Via: SIP/2.0/TCP [2001:db8::7\r\n"
+        "Via: SIP/2.0/TLS proxy.example.com\r\n"
+        "Via: SIP/2.0/TLS 10.0.0.2:5061;rport=5060;branch=z9hG4bK\xf5\r\n"
+        "Via: SIP/2.0/WSS \xc0.invalid:\xf6\r\n"
+        "Contact: \"635 \\\"Shipping\" <sip:635@10.21.1.132:\xf6;transport=TCP;ob>;reg-id=1\r\n"
+        "Contact: Front Desk <sip:10.0.0.1:\xf6;Transport=tls>\r\n"
+        "Contact: <sip:bob@[2001:db8::1]:\xf6;transport=sctp>\r\n"
+        "Contact: <sip:carol@10.0.0.1:5060;transport=udp>\r\n"
+        "Contact: <sip:erin@10.0.0.3:5061;transport=tls>\r\n"
+        "Contact: \"unclosed <sip:dave@10.0.0.1:5060;transport=tcp>\r\n"
+        "Content-Length: \xf5\r\n\r\n";
+    static const char *ports[2][2] = {{"49731", "5070"}, {"52795", "37016"}};
+    char in[2][1024];
+    int len[2];
+    for (int k = 0; k < 2; k++) {
+        const char *a = ports[k][0], *b = ports[k][1];
+        len[k] = snprintf(in[k], sizeof in[k], flow, a, a, a, b, a, b, a, b, a, b, a, b, b);
+        assert_both_paths_shape(in[k], (size_t)len[k], expect);
+    }
+    embed_opts_t o;
+    embed_opts_default(&o);
+    assert_int_equal(o.shape, EMBED_SHAPE_FIELDS);
+    embed_t *e = embed_new(&o);
+    sparse_t *va = sparse_new(), *vb = sparse_new();
+    embed_message(e, (const uint8_t *)in[0], (size_t)len[0], va);
+    embed_message(e, (const uint8_t *)in[1], (size_t)len[1], vb);
+    assert_true(va->n > 100);
+    assert_true(sparse_distance(va, vb) < 1e-12);
+    sparse_destroy(&va);
+    sparse_destroy(&vb);
+    embed_destroy(&e);
+}
+
+/* Requests sent to a client's Contact: its URI is shaped as the Contact is (a WebSocket
+ * client's user and connection port, a TCP client's port); other request lines, URIs without
+ * parameters, status lines and lines that only look like requests stay. */
+static void test_field_shaping_takes_request_uris_like_contacts(void **state)
+{
+    (void)state;
+    static const char *cases[][2] = {
+        {"BYE sip:10.21.1.132:49731;transport=TCP SIP/2.0\r\n\r\n",
+         "BYE sip:10.21.1.132:\xf6;transport=TCP SIP/2.0\r\n\r\n"},
+        {"INVITE sip:7keablct@10.243.17.55:43380;transport=ws SIP/2.0\r\n\r\n",
+         "INVITE sip:\xc0@10.243.17.55:\xf6;transport=ws SIP/2.0\r\n\r\n"},
+        {"MESSAGE sips:k3l1s3ls@df7jal23ls0d.invalid;transport=wss SIP/2.0\r\n\r\n",
+         "MESSAGE sips:\xc0@\xc0.invalid;transport=wss SIP/2.0\r\n\r\n"},
+        /* a URI without parameters is passed over (shape_request_uri) */
+        {"MESSAGE sips:k3l1s3ls@df7jal23ls0d.invalid SIP/2.0\r\n\r\n",
+         "MESSAGE sips:k3l1s3ls@df7jal23ls0d.invalid SIP/2.0\r\n\r\n"},
+        {"INVITE sip:+4930;npdi@10.0.0.1:4000 SIP/2.0\r\n\r\n",
+         "INVITE sip:+4930;npdi@10.0.0.1:4000 SIP/2.0\r\n\r\n"},
+        {"INVITE sip:bob@example.com:5060 SIP/2.0\r\nContact: <sip:a@b:5070>\r\n\r\n",
+         "INVITE sip:bob@example.com:5060 SIP/2.0\r\nContact: <sip:a@b:5070>\r\n\r\n"},
+        {"SIP/2.0 200 OK\r\nContact: <sip:a@1.2.3.4:6000;transport=tcp>\r\n\r\n",
+         "SIP/2.0 200 OK\r\nContact: <sip:a@1.2.3.4:\xf6;transport=tcp>\r\n\r\n"},
+        {"BYE  sip:10.0.0.1:4000;transport=tcp SIP/2.0\r\n\r\n",
+         "BYE  sip:10.0.0.1:4000;transport=tcp SIP/2.0\r\n\r\n"},
+        {"BYE sip:10.0.0.1:4000;transport=tcp", "BYE sip:10.0.0.1:\xf6;transport=tcp"},
+        {"BYE sip:10.0.0.1:", "BYE sip:10.0.0.1:"},
+        {"BYE ", "BYE "},
+        {" sip:10.0.0.1:4000;transport=tcp", " sip:10.0.0.1:4000;transport=tcp"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        assert_both_paths_shape(cases[k][0], strlen(cases[k][0]), cases[k][1]);
+}
+
 static void test_same_flow_different_random_values_embed_identically(void **state)
 {
     (void)state;
@@ -784,6 +892,24 @@ static void test_header_names_and_fields_in_one_pass_as_in_two(void **state)
                                    ";Transport=WSS>",
                                    ";ob",
                                    ":43380",
+                                   "Via: SIP/2.0/TCP ",
+                                   "v: sip/2.0/tls\t",
+                                   "SIP/2.0/SCTP ",
+                                   "SIP/2.0/TLS-",
+                                   "[2001:db8::7]",
+                                   "[",
+                                   "]",
+                                   ":5060",
+                                   ";rport=",
+                                   "RPORT=",
+                                   ";rport",
+                                   ";received=",
+                                   "NOTIFY sip:",
+                                   "BYE sip:10.0.0.1:4000",
+                                   ";transport=TCP",
+                                   ";Transport=tls>",
+                                   "\"635 \\\"x\" <",
+                                   "Front Desk <",
                                    "inline:",
                                    "|",
                                    "m=video ",
@@ -1384,6 +1510,8 @@ int main(void)
         cmocka_unit_test(test_field_shaping_takes_dates_sessions_spis_and_sdp_values),
         cmocka_unit_test(test_field_shaping_takes_webrtc_sdp_values),
         cmocka_unit_test(test_field_shaping_takes_websocket_clients_invalid_hosts),
+        cmocka_unit_test(test_field_shaping_takes_the_ports_of_connections),
+        cmocka_unit_test(test_field_shaping_takes_request_uris_like_contacts),
         cmocka_unit_test(test_same_flow_different_random_values_embed_identically),
         cmocka_unit_test(test_header_names_normalised),
         cmocka_unit_test(test_header_names_normalised_after_values_of_every_length),
